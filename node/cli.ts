@@ -1,0 +1,293 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { resolve } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import {
+  createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf
+} from '../consensus/index.js'
+import { ConfigError, readConfigFile, resolveConfig, type NodeConfig } from './config.js'
+import { runDevnet } from './devnet.js'
+import { loadModelDir, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
+import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
+import { PoiNode } from './poi-node.js'
+import { requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
+import { formatSummary } from './summary.js'
+
+const USAGE = `poi — proof-of-inference node
+
+Usage:
+  poi keys generate --dir <keystore> [--force]   create libp2p, BLS and Ethereum keys (files mode 0600)
+  poi keys show --dir <keystore>                 print peer id, BLS public key and address
+  poi genesis create --out <file> --keystore <dir> [--keystore <dir> …] [--stake <wei>] [--chain-id <id>]
+                                                 write an operator set from operators' keystores
+  poi operator   [node options] [--aggregate]    run models and attest results (optionally aggregate too)
+  poi aggregator [node options]                  build quorum certificates from attestations
+  poi bootstrap  [node options]                  relay gossip and answer DHT queries (peer discovery)
+  poi request --bootstrap <addr> --genesis <file> --input <json|@file> [--model <id|dir>]
+              [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
+                                                 announce a task, wait for its certificate, verify it
+  poi models                                     list the models this node knows
+  poi devnet [--operators <n>] [--keep] [--dir <dir>]
+                                                 launch a local network and run one task end to end
+
+Node options:
+  --config <file>       JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs)
+  --keystore <dir>      default ~/.poi/keys
+  --data-dir <dir>      default ~/.poi/data
+  --listen <addr>       multiaddr, repeatable; default /ip4/127.0.0.1/tcp/0
+  --bootstrap <addr>    multiaddr with /p2p/<peer id>, repeatable
+  --genesis <file>      operator set; default ~/.poi/genesis.json
+  --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model
+  --grace-ms <ms>       aggregation grace window after quorum (default 250)
+  --json                print machine-readable event lines on stdout
+
+Logs: quiet by default; DEBUG=poi:* for detail.`
+
+class UsageError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'UsageError'
+  }
+}
+
+const NODE_OPTIONS = {
+  config: { type: 'string' },
+  keystore: { type: 'string' },
+  'data-dir': { type: 'string' },
+  listen: { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  genesis: { type: 'string' },
+  'model-dir': { type: 'string', multiple: true },
+  'grace-ms': { type: 'string' },
+  json: { type: 'boolean' },
+  aggregate: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+} satisfies ParseArgsConfig['options']
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>> (args: string[], options: O): ReturnType<typeof parseArgs<{ args: string[], options: O, strict: true, allowPositionals: true }>> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+function num (value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`)
+  return n
+}
+
+async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig> {
+  const file = typeof values.config === 'string' ? await readConfigFile(values.config) : {}
+  const abs = (v: unknown): string | undefined => typeof v === 'string' ? resolve(v) : undefined
+  return resolveConfig(file, {
+    keystore: abs(values.keystore),
+    dataDir: abs(values['data-dir']),
+    listen: values.listen as string[] | undefined,
+    bootstrap: values.bootstrap as string[] | undefined,
+    genesis: abs(values.genesis),
+    modelDirs: (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
+    graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms')
+  })
+}
+
+function emit (json: boolean, event: Record<string, unknown>, human: string): void {
+  if (json) process.stdout.write(JSON.stringify(event, (_k, v) => typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? '0x' + Buffer.from(v).toString('hex') : v) + '\n')
+  else if (human !== '') console.log(human)
+}
+
+async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: string[]): Promise<void> {
+  const { values } = parse(args, NODE_OPTIONS)
+  if (values.help === true) { console.log(USAGE); return }
+  const config = await nodeConfig(values)
+  const keystore = await loadKeystore(config.keystore)
+  const operatorSet = await loadGenesis(config.genesis)
+  const node = await PoiNode.start({
+    operate: role === 'operator',
+    aggregate: role === 'aggregator' || values.aggregate === true,
+    light: false,
+    keystore,
+    config,
+    operatorSet
+  })
+  const json = values.json === true
+  const addrs = node.addresses()
+  emit(json, { event: 'ready', role, peerId: node.libp2p.peerId.toString(), addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
+    `poi ${node.roles().join('+')} ${node.libp2p.peerId.toString()}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
+    addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
+  node.addEventListener('attested', (e) => emit(json, { event: 'attested', taskId: e.detail.attestation.taskId, resultHash: e.detail.attestation.resultHash, inferenceMs: e.detail.inferenceMs },
+    `attested task 0x${Buffer.from(e.detail.attestation.taskId).toString('hex').slice(0, 16)}… result 0x${Buffer.from(e.detail.attestation.resultHash).toString('hex').slice(0, 16)}… (inference ${e.detail.inferenceMs.toFixed(1)} ms)`))
+  node.addEventListener('certificate', (e) => {
+    if (!e.detail.formedHere) return
+    emit(json, { event: 'certificate', taskId: e.detail.certificate.taskId, resultHash: e.detail.certificate.resultHash, signerBitmap: e.detail.certificate.signerBitmap },
+      `certificate formed for task 0x${Buffer.from(e.detail.certificate.taskId).toString('hex').slice(0, 16)}…`)
+  })
+  node.addEventListener('no-quorum', (e) => emit(json, { event: 'no-quorum', taskId: e.detail.taskId }, `task 0x${Buffer.from(e.detail.taskId).toString('hex').slice(0, 16)}… ended with NoQuorum`))
+  node.addEventListener('evidence', (e) => emit(json, { event: 'evidence', taskId: e.detail.taskId, operatorIndex: e.detail.operatorIndex }, `equivocation by operator ${e.detail.operatorIndex} on task 0x${Buffer.from(e.detail.taskId).toString('hex').slice(0, 16)}… stored as evidence`))
+  node.addEventListener('rejected', (e) => emit(json, { event: 'rejected', ...e.detail }, ''))
+  if (json) {
+    // Lets a launcher wait for gossip meshes instead of sleeping.
+    let last = ''
+    node.libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => {
+      const mesh = { tasks: node.meshPeers('tasks'), attestations: node.meshPeers('attestations'), certificates: node.meshPeers('certificates') }
+      const now = JSON.stringify(mesh)
+      if (now !== last) { last = now; emit(true, { event: 'mesh', ...mesh }, '') }
+    })
+  }
+  await new Promise<void>((resolve) => {
+    const shutdown = (): void => {
+      process.off('SIGINT', shutdown)
+      process.off('SIGTERM', shutdown)
+      node.stop().then(resolve, (err) => { console.error(`error while stopping: ${(err as Error).message}`); resolve() })
+    }
+    process.on('SIGINT', shutdown)
+    process.on('SIGTERM', shutdown)
+  })
+}
+
+/** `--model` takes a model id, a model directory or nothing (the shipped model). */
+async function resolveModelId (model: string | undefined): Promise<Uint8Array> {
+  if (model === undefined) return (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
+  const isDir = await stat(model).then(s => s.isDirectory(), () => false)
+  if (isDir) return (await loadModelDir(resolve(model))).modelId
+  try {
+    return parseModelId(model)
+  } catch (err) {
+    throw new UsageError(`--model ${model} is neither a model directory nor a model id: ${(err as Error).message}`)
+  }
+}
+
+async function readInput (input: string | undefined): Promise<Uint8Array> {
+  if (input === undefined) throw new UsageError('--input is required: a JSON object like {"x":{"data":[…]}} or @file.json')
+  const text = input.startsWith('@') ? await readFile(input.slice(1), 'utf8').catch((err) => { throw new UsageError(`cannot read input file ${input.slice(1)}: ${(err as Error).message}`) }) : input
+  try {
+    JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`--input is not valid JSON: ${(err as Error).message}`)
+  }
+  return new TextEncoder().encode(text)
+}
+
+async function ephemeralKeystore (): Promise<Keystore> {
+  const privateKey = await generateKeyPair('Ed25519')
+  const bls = generateBlsSecretKey()
+  return { dir: '(memory)', privateKey, peerId: peerIdFromPrivateKey(privateKey), blsSecretKey: bls, blsPublicKey: blsPublicKeyOf(bls), account: privateKeyToAccount(generatePrivateKey()) }
+}
+
+async function runRequest (args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    ...NODE_OPTIONS,
+    model: { type: 'string' },
+    input: { type: 'string' },
+    timeout: { type: 'string' },
+    quorum: { type: 'string' }
+  })
+  if (values.help === true) { console.log(USAGE); return }
+  const config = await nodeConfig(values)
+  if (config.bootstrap.length === 0) throw new UsageError('poi request needs --bootstrap <multiaddr> of a running node')
+  const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
+  const operatorSet = await loadGenesis(config.genesis)
+  const modelId = await resolveModelId(values.model)
+  const input = await readInput(values.input)
+  const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
+  const quorumBps = num(values.quorum, 'quorum')
+  const json = values.json === true
+  const log = (line: string): void => { if (!json) console.error(line) }
+  const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore, config, operatorSet })
+  try {
+    log(`connecting to ${config.bootstrap.join(', ')} …`)
+    await waitForNetwork(node)
+    const result = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps }, log)
+    if (json) emit(true, { event: 'result', taskId: result.taskId, resultHash: result.certificate.resultHash, output: result.output, signers: result.signers, signedStake: result.signedStake, totalStake: result.totalStake, latencyMs: result.certifiedAt - result.announcedAt }, '')
+    else console.log(formatSummary(result, operatorSet, modelIdToString(modelId)))
+  } finally {
+    await node.stop()
+  }
+}
+
+async function runKeys (args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values } = parse(rest, { dir: { type: 'string' }, force: { type: 'boolean' } })
+  if (values.dir === undefined) throw new UsageError(`poi keys ${sub ?? ''} needs --dir <keystore>`)
+  if (sub === 'generate') {
+    const pub = await generateKeystore(resolve(values.dir), { force: values.force })
+    console.log(`keystore written to ${resolve(values.dir)}\n  peer id        ${pub.peerId}\n  BLS public key ${pub.blsPublicKey}\n  address        ${pub.address}`)
+  } else if (sub === 'show') {
+    const pub = publicKeysOf(await loadKeystore(resolve(values.dir)))
+    console.log(`peer id        ${pub.peerId}\nBLS public key ${pub.blsPublicKey}\naddress        ${pub.address}`)
+  } else {
+    throw new UsageError('usage: poi keys generate|show --dir <keystore>')
+  }
+}
+
+/** Placeholder TaskManager address for networks without a chain yet (signing domain only). */
+export const OFFCHAIN_TASK_MANAGER = '0x00000000000000000000000000000000000005e1' as const
+export const DEVNET_CHAIN_ID = 31337n
+export const DEFAULT_STAKE_WEI = 32n * 10n ** 18n
+
+async function runGenesis (args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values } = parse(rest, { out: { type: 'string' }, keystore: { type: 'string', multiple: true }, stake: { type: 'string' }, 'chain-id': { type: 'string' } })
+  if (sub !== 'create' || values.out === undefined || values.keystore === undefined) throw new UsageError('usage: poi genesis create --out <file> --keystore <dir> [--keystore <dir> …]')
+  const stake = BigInt(values.stake ?? DEFAULT_STAKE_WEI)
+  const chainId = BigInt(values['chain-id'] ?? DEVNET_CHAIN_ID)
+  const stores = await Promise.all(values.keystore.map(async d => await loadKeystore(resolve(d))))
+  const set = createOperatorSet({
+    epoch: 0n,
+    domain: { chainId, taskManager: OFFCHAIN_TASK_MANAGER },
+    operators: stores.map(k => ({ address: k.account.address, blsPublicKey: k.blsPublicKey, stake, peerId: k.peerId.toString() }))
+  })
+  await writeGenesis(resolve(values.out), set, stores.map(k => signProofOfPossession(k.blsSecretKey, k.account.address)))
+  console.log(`genesis with ${stores.length} operators written to ${resolve(values.out)}`)
+}
+
+async function runModels (args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string' }, 'model-dir': { type: 'string', multiple: true } })
+  const config = await nodeConfig(values)
+  for (const dir of config.modelDirs) {
+    const m = await loadModelDir(dir)
+    console.log(`${modelIdToString(m.modelId)}  ${m.manifest.name}  ${m.manifest.size} bytes  rule ${m.manifest.agreement}  (${dir})`)
+  }
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  switch (cmd) {
+    case 'keys': await runKeys(rest); return 0
+    case 'genesis': await runGenesis(rest); return 0
+    case 'operator':
+    case 'aggregator':
+    case 'bootstrap': await runRole(cmd, rest); return 0
+    case 'request': await runRequest(rest); return 0
+    case 'models': await runModels(rest); return 0
+    case 'devnet': {
+      const { values } = parse(rest, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' } })
+      return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir })
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h': console.log(USAGE); return cmd === undefined ? 2 : 0
+    default: throw new UsageError(`unknown command "${cmd}"`)
+  }
+}
+
+// Run when executed (directly or through the npm bin symlink), not when imported by tests.
+const isMain = process.argv[1] != null && realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1])
+if (isMain) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
+    const e = err as Error
+    if (e instanceof UsageError) console.error(`poi: ${e.message}\n(run \`poi help\` for usage)`)
+    else if (e instanceof ConfigError || ['KeystoreError', 'GenesisError', 'StorageError', 'NoQuorumError', 'NotConnectedError', 'ManifestError', 'ModelHashMismatchError', 'InputError'].includes(e?.name)) console.error(`poi: ${e.message}`)
+    else console.error(`poi: ${e?.stack ?? String(err)}`)
+    process.exitCode = 1
+  })
+}
+

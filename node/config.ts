@@ -1,0 +1,124 @@
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { SHIPPED_MODEL_DIR } from './inference/index.js'
+
+/**
+ * Node configuration: a JSON file (`--config`), then command-line flags on top.
+ * Everything has a default that works on one machine, except the genesis file
+ * (which operator set to trust is never guessed).
+ */
+export interface NodeConfig {
+  /** Directory with peer.key, bls.key, eth.key (`poi keys generate`). */
+  keystore: string
+  /** LevelDB directory. */
+  dataDir: string
+  listen: string[]
+  bootstrap: string[]
+  /** Genesis operator set (JSON), until the registry moves on-chain. */
+  genesis: string
+  /** Directories holding <model>/manifest.json + model.onnx. */
+  modelDirs: string[]
+  /** How long an aggregator keeps collecting after quorum, for fewer non-signers. */
+  graceMs: number
+  /** Reject tasks whose deadline is further away than this (bounds the state a task holds). */
+  maxTaskTtlMs: number
+}
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+export const DEFAULT_HOME = join(homedir(), '.poi')
+export const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0'
+/**
+ * 250 ms: on loopback the last of 16 attestations arrives within ~50 ms of
+ * the quorum one; the window ends early when every operator has signed.
+ */
+export const DEFAULT_GRACE_MS = 250
+export const DEFAULT_MAX_TASK_TTL_MS = 10 * 60_000
+
+export function defaultConfig (): NodeConfig {
+  return {
+    keystore: join(DEFAULT_HOME, 'keys'),
+    dataDir: join(DEFAULT_HOME, 'data'),
+    listen: [DEFAULT_LISTEN],
+    bootstrap: [],
+    genesis: join(DEFAULT_HOME, 'genesis.json'),
+    modelDirs: [SHIPPED_MODEL_DIR],
+    graceMs: DEFAULT_GRACE_MS,
+    maxTaskTtlMs: DEFAULT_MAX_TASK_TTL_MS
+  }
+}
+
+const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs']
+
+/** Reads and validates a config file; relative paths in it are relative to the file. */
+export async function readConfigFile (path: string): Promise<Partial<NodeConfig>> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err: any) {
+    throw new ConfigError(`cannot read config file ${path}: ${err?.code === 'ENOENT' ? 'not found' : err?.message}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (json == null || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(`config file ${path} must hold a JSON object`)
+  const base = dirname(resolve(path))
+  const out: Partial<NodeConfig> = {}
+  for (const [key, value] of Object.entries(json)) {
+    if (!(KEYS as string[]).includes(key)) throw new ConfigError(`config file ${path}: unknown setting "${key}" (known: ${KEYS.join(', ')})`)
+    ;(out as Record<string, unknown>)[key] = value
+  }
+  for (const key of ['keystore', 'dataDir', 'genesis'] as const) {
+    if (typeof out[key] === 'string') out[key] = resolve(base, out[key])
+  }
+  if (Array.isArray(out.modelDirs)) out.modelDirs = out.modelDirs.map(d => typeof d === 'string' ? resolve(base, d) : d)
+  return out
+}
+
+/** Merges layers (defaults ← file ← flags) and validates the result. */
+export function resolveConfig (...layers: Array<Partial<NodeConfig>>): NodeConfig {
+  const cfg = defaultConfig()
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v
+    }
+  }
+  validateConfig(cfg)
+  return cfg
+}
+
+export function validateConfig (cfg: NodeConfig): void {
+  for (const key of ['keystore', 'dataDir', 'genesis'] as const) {
+    if (typeof cfg[key] !== 'string' || cfg[key].length === 0) throw new ConfigError(`setting ${key} must be a non-empty path`)
+  }
+  for (const key of ['listen', 'bootstrap'] as const) {
+    const list = cfg[key]
+    if (!Array.isArray(list)) throw new ConfigError(`setting ${key} must be a list of multiaddrs`)
+    for (const a of list) {
+      try {
+        if (typeof a !== 'string') throw new Error('not a string')
+        multiaddr(a)
+      } catch (err) {
+        throw new ConfigError(`setting ${key}: ${JSON.stringify(a)} is not a multiaddr (${(err as Error).message}); example: /ip4/127.0.0.1/tcp/4001`)
+      }
+    }
+  }
+  for (const a of cfg.bootstrap) {
+    if (!a.includes('/p2p/')) throw new ConfigError(`setting bootstrap: ${a} must end with /p2p/<peer id> so the connection can be authenticated`)
+  }
+  if (!Array.isArray(cfg.modelDirs) || cfg.modelDirs.some(d => typeof d !== 'string')) throw new ConfigError('setting modelDirs must be a list of directories')
+  for (const key of ['graceMs', 'maxTaskTtlMs'] as const) {
+    const v = cfg[key]
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`setting ${key} must be a non-negative number of milliseconds, got ${JSON.stringify(v)}`)
+  }
+}

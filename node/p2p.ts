@@ -1,0 +1,150 @@
+import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { identify, type Identify } from '@libp2p/identify'
+import type { Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { logger } from '@libp2p/logger'
+import { ping, type Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { gossipsubOptions } from '../protocols/index.js'
+
+const log = logger('poi:p2p')
+
+/** Our own DHT, apart from the public IPFS one, so poi nodes only find poi nodes. */
+export const DHT_PROTOCOL = '/poi/kad/1.0.0'
+
+/**
+ * A small network wants every node connected to most others (gossip meshes of
+ * D=6..12 need that many topic peers); past this many connections we stop
+ * dialing peers that discovery turns up.
+ */
+export const DEFAULT_TARGET_CONNECTIONS = 24
+const DIAL_TIMEOUT_MS = 5_000
+/**
+ * Many processes dial a fresh node at once on a devnet; libp2p's default of 5
+ * inbound connections per second per host would turn most of them away.
+ */
+const INBOUND_CONNECTION_THRESHOLD = 1_000
+
+export type PoiServices = {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+  dht: KadDHT
+}
+
+export type PoiLibp2p = Libp2p<PoiServices>
+
+export interface P2pOptions {
+  privateKey: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  /** Requesters are light peers: they query the DHT but do not serve it. */
+  dhtClientMode: boolean
+  targetConnections?: number
+}
+
+export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
+  for (const addr of [...opts.listen, ...opts.bootstrap]) {
+    try { multiaddr(addr) } catch (err) {
+      throw new Error(`invalid multiaddr ${JSON.stringify(addr)}: ${(err as Error).message}`)
+    }
+  }
+  const node: PoiLibp2p = await createLibp2p<PoiServices>({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
+    connectionManager: {
+      inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD,
+      maxConnections: Math.max(64, (opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS) * 2)
+    },
+    // A node busy running a model answers pings late; dropping the connection
+    // for that would cut it off exactly when its attestation is due.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub(gossipsubOptions()) as (components: any) => GossipSub,
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: opts.dhtClientMode,
+        // The default mapper drops private and loopback addresses, so on a
+        // LAN or a one-machine devnet the DHT would find nobody.
+        peerInfoMapper: passthroughMapper,
+        initialQuerySelfInterval: 200
+      })
+    }
+  })
+  const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
+  connector.start()
+  node.addEventListener('stop', () => connector.stop(), { once: true })
+  return node
+}
+
+/**
+ * libp2p 2 no longer dials the peers that discovery finds. This does, up to a
+ * target, so gossip has topic peers beyond the bootstrap node.
+ */
+class PeerConnector {
+  private readonly node: PoiLibp2p
+  private readonly target: number
+  private readonly dialing = new Set<string>()
+  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => { void this.maybeDial(evt.detail.id) }
+  private readonly onConnect = (): void => { void this.exploreOnce() }
+  private explored = false
+
+  constructor (node: PoiLibp2p, target: number) {
+    this.node = node
+    this.target = target
+  }
+
+  start (): void {
+    this.node.addEventListener('peer:discovery', this.onDiscovery)
+    this.node.addEventListener('peer:connect', this.onConnect)
+  }
+
+  stop (): void {
+    this.node.removeEventListener('peer:discovery', this.onDiscovery)
+    this.node.removeEventListener('peer:connect', this.onConnect)
+  }
+
+  /** After the first connection, ask the DHT for peers near us to learn the network. */
+  private async exploreOnce (): Promise<void> {
+    if (this.explored) return
+    this.explored = true
+    try {
+      for await (const _ of this.node.services.dht.getClosestPeers(this.node.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS * 2) })) {
+        // events are consumed for their side effect: discovered peers are dialed
+      }
+    } catch (err) {
+      log('initial peer exploration ended: %s', (err as Error).message)
+    }
+    for (const peer of await this.node.peerStore.all()) void this.maybeDial(peer.id)
+  }
+
+  private async maybeDial (peer: PeerId): Promise<void> {
+    if (this.node.status !== 'started') return
+    if (peer.equals(this.node.peerId)) return
+    const key = peer.toString()
+    if (this.dialing.has(key)) return
+    if (this.node.getConnections(peer).length > 0) return
+    if (this.node.getConnections().length >= this.target) return
+    this.dialing.add(key)
+    try {
+      await this.node.dial(peer, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+    } catch (err) {
+      log('dial %p failed: %s', peer, (err as Error).message)
+    } finally {
+      this.dialing.delete(key)
+    }
+  }
+}
+
+export { multiaddr }

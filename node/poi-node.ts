@@ -1,0 +1,484 @@
+import { TypedEventEmitter } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import { bytesToHex, keccak256 } from 'viem'
+import {
+  BufferedVerifier, TaskAggregation, attestationSignatureSet, signAttestation, verifyCertificate,
+  DEFAULT_QUORUM_BPS, type OperatorSet, type EquivocationEvidence
+} from '../consensus/index.js'
+import {
+  GossipRouter, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, encodeAttestation,
+  encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature, DecodeError,
+  type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict
+} from '../protocols/index.js'
+import { NodeStore } from '../storage/index.js'
+import type { NodeConfig } from './config.js'
+import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
+import type { Keystore } from './keys.js'
+import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
+
+const log = logger('poi:node')
+
+/**
+ * Attestations for a task may still arrive shortly after its deadline from
+ * operators whose clocks run slightly behind; they are kept for evidence but
+ * never counted toward a QC.
+ */
+const LATE_ATTESTATION_SLACK_MS = 2_000
+/** Forget a task's in-memory state this long after its deadline (it stays in storage). */
+const TASK_MEMORY_TTL_MS = 60_000
+
+export type NodeRole = 'operator' | 'aggregator' | 'bootstrap' | 'requester'
+
+export interface PoiNodeOptions {
+  /** Run models and sign results (needs the node's BLS key in the operator set). */
+  operate: boolean
+  /** Build certificates from attestations and gossip them. */
+  aggregate: boolean
+  /** Light peer: DHT client, no storage, only follows certificates. */
+  light: boolean
+  keystore: Keystore
+  config: NodeConfig
+  operatorSet: OperatorSet
+}
+
+export interface Rejection { topic: string, reason: string, from: string }
+
+export interface PoiNodeEvents {
+  task: CustomEvent<{ taskId: Uint8Array, task: TaskAnnouncement }>
+  attested: CustomEvent<{ attestation: Attestation, inferenceMs: number }>
+  attestation: CustomEvent<Attestation>
+  certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean }>
+  'no-quorum': CustomEvent<{ taskId: Uint8Array }>
+  evidence: CustomEvent<EquivocationEvidence>
+  rejected: CustomEvent<Rejection>
+}
+
+interface TaskState {
+  taskId: Uint8Array
+  task: TaskAnnouncement
+  deadline: number
+  aggregation?: TaskAggregation
+  graceTimer?: NodeJS.Timeout
+  deadlineTimer?: NodeJS.Timeout
+  certified: boolean
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+/**
+ * One poi node: a libp2p host, its gossip validation, and whichever roles it
+ * plays. All messages from the network are untrusted and checked here before
+ * they reach storage or consensus; what is in storage is trusted.
+ */
+export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
+  readonly libp2p: PoiLibp2p
+  readonly store: NodeStore | undefined
+  readonly operatorSet: OperatorSet
+  readonly operatorIndex: number | undefined
+  private readonly opts: PoiNodeOptions
+  private readonly router: GossipRouter
+  private readonly verifier: BufferedVerifier
+  private readonly models: Map<string, LoadedModel>
+  private readonly runners = new Map<string, Promise<InferenceRunner>>()
+  private readonly tasks = new Map<string, TaskState>()
+  /** `${taskId}/${operator}` → result hash hex of the first valid attestation seen. */
+  private readonly firstResult = new Map<string, { result: string, attestation: Attestation }>()
+  /** Attestations that arrived before their task. */
+  private readonly early = new Map<string, Attestation[]>()
+  private readonly sweeper: NodeJS.Timeout
+  private stopped = false
+
+  private constructor (opts: PoiNodeOptions, libp2p: PoiLibp2p, store: NodeStore | undefined, models: Map<string, LoadedModel>) {
+    super()
+    this.opts = opts
+    this.libp2p = libp2p
+    this.store = store
+    this.models = models
+    this.operatorSet = opts.operatorSet
+    const mine = hex(opts.keystore.blsPublicKey)
+    const me = opts.operatorSet.operators.find(o => hex(o.blsPublicKey) === mine)
+    this.operatorIndex = me?.index
+    this.verifier = new BufferedVerifier()
+    this.router = new GossipRouter(libp2p.services.pubsub)
+    this.sweeper = setInterval(() => { this.sweep() }, TASK_MEMORY_TTL_MS / 4)
+    this.sweeper.unref()
+  }
+
+  static async start (opts: PoiNodeOptions): Promise<PoiNode> {
+    if (opts.operate && opts.light) throw new Error('a light node cannot operate')
+    const mine = hex(opts.keystore.blsPublicKey)
+    if (opts.operate && !opts.operatorSet.operators.some(o => hex(o.blsPublicKey) === mine)) {
+      throw new Error(`this node's BLS key 0x${mine} is not in the operator set (epoch ${opts.operatorSet.epoch}); add it to the genesis file ${opts.config.genesis} or run without the operator role`)
+    }
+    const models = new Map<string, LoadedModel>()
+    if (!opts.light) {
+      for (const dir of opts.config.modelDirs) {
+        const m = await loadModelDir(dir)
+        models.set(hex(m.modelId), m)
+      }
+    }
+    const store = opts.light ? undefined : await NodeStore.open(opts.config.dataDir)
+    let libp2p: PoiLibp2p
+    try {
+      libp2p = await createPoiLibp2p({
+        privateKey: opts.keystore.privateKey,
+        listen: opts.light ? [] : opts.config.listen,
+        bootstrap: opts.config.bootstrap,
+        dhtClientMode: opts.light
+      })
+    } catch (err) {
+      await store?.close()
+      throw err
+    }
+    const node = new PoiNode(opts, libp2p, store, models)
+    node.subscribe()
+    await libp2p.start()
+    log('started %p as %s', libp2p.peerId, node.roles().join('+'))
+    return node
+  }
+
+  roles (): NodeRole[] {
+    if (this.opts.light) return ['requester']
+    const r: NodeRole[] = []
+    if (this.opts.operate) r.push('operator')
+    if (this.opts.aggregate) r.push('aggregator')
+    if (r.length === 0) r.push('bootstrap')
+    return r
+  }
+
+  get modelIds (): string[] {
+    return [...this.models.values()].map(m => modelIdToString(m.modelId))
+  }
+
+  addresses (): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  /** Peers known to subscribe to a topic: a requester waits for one before publishing. */
+  topicPeers (topic: 'tasks' | 'attestations' | 'certificates'): number {
+    return this.router.subscribers(topic)
+  }
+
+  meshPeers (topic: 'tasks' | 'attestations' | 'certificates'): number {
+    return this.router.meshPeers(topic)
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    clearInterval(this.sweeper)
+    for (const t of this.tasks.values()) {
+      clearTimeout(t.graceTimer)
+      clearTimeout(t.deadlineTimer)
+    }
+    this.router.stop()
+    await this.libp2p.stop()
+    await this.verifier.close()
+    for (const r of this.runners.values()) {
+      try { (await r).close() } catch {}
+    }
+    await this.store?.close()
+  }
+
+  /** Publishes a signed task (requester side) and tracks it like one from gossip. */
+  async announce (task: TaskAnnouncement): Promise<Uint8Array> {
+    const bytes = encodeTaskAnnouncement(task)
+    const taskId = taskIdOf(task)
+    this.track(taskId, task)
+    await this.store?.putTask(taskId, task)
+    await this.router.publish('tasks', bytes)
+    return taskId
+  }
+
+  private subscribe (): void {
+    if (!this.opts.light) {
+      this.router.handle('tasks', {
+        validate: async (data, from) => await this.validateTask(data, from),
+        onMessage: async (data) => { await this.onTask(decodeTaskAnnouncement(data)) }
+      })
+      this.router.handle('attestations', {
+        validate: async (data, from) => await this.validateAttestation(data, from),
+        onMessage: async (data) => { await this.onAttestation(decodeAttestation(data)) }
+      })
+    }
+    this.router.handle('certificates', {
+      validate: async (data, from) => await this.validateCertificate(data, from),
+      onMessage: async (data) => { await this.onCertificate(decodeQuorumCertificate(data), false) }
+    })
+  }
+
+  private reject (topic: string, from: string, reason: string, verdict: Verdict = 'reject'): Verdict {
+    log('%s from %s: %s (%s)', topic, from, verdict, reason)
+    if (verdict === 'reject') this.safeDispatchEvent('rejected', { detail: { topic, reason, from } })
+    return verdict
+  }
+
+  // ---- tasks ----
+
+  private async validateTask (data: Uint8Array, from: string): Promise<Verdict> {
+    let task: TaskAnnouncement
+    try {
+      task = decodeTaskAnnouncement(data)
+    } catch (err) {
+      return this.reject('task', from, err instanceof DecodeError ? err.message : `undecodable: ${String(err)}`)
+    }
+    const taskId = taskIdOf(task)
+    const id = hex(taskId)
+    if (this.tasks.has(id)) return 'ignore'
+    if (task.chainId !== this.operatorSet.domain.chainId) {
+      return this.reject('task', from, `task ${id} is for chain ${task.chainId}, this network is chain ${this.operatorSet.domain.chainId}`)
+    }
+    const now = Date.now()
+    const deadline = Number(task.deadline)
+    if (deadline <= now) return this.reject('task', from, `task ${id} arrived after its deadline (${new Date(deadline).toISOString()})`, 'ignore')
+    if (deadline > now + this.opts.config.maxTaskTtlMs) {
+      return this.reject('task', from, `task ${id} deadline is ${Math.round((deadline - now) / 1000)} s away, more than the ${this.opts.config.maxTaskTtlMs / 1000} s this node accepts`)
+    }
+    if (!this.models.has(hex(task.modelId))) {
+      return this.reject('task', from, `task ${id} names unknown model ${modelIdToString(task.modelId)}`)
+    }
+    if (!await verifyTaskSignature(task, this.operatorSet.domain.taskManager)) {
+      return this.reject('task', from, `task ${id} has a bad requester signature (requester ${bytesToHex(task.requester)})`)
+    }
+    if (this.tasks.has(id)) return 'ignore'
+    this.track(taskId, task)
+    await this.store?.putTask(taskId, task)
+    return 'accept'
+  }
+
+  private track (taskId: Uint8Array, task: TaskAnnouncement): TaskState {
+    const id = hex(taskId)
+    const existing = this.tasks.get(id)
+    if (existing != null) return existing
+    const state: TaskState = { taskId, task, deadline: Number(task.deadline), certified: false }
+    this.tasks.set(id, state)
+    if (this.opts.aggregate) {
+      state.aggregation = new TaskAggregation({
+        operatorSet: this.operatorSet,
+        taskId,
+        quorumBps: task.quorumBps,
+        deadline: state.deadline
+      })
+      state.deadlineTimer = setTimeout(() => { void this.onDeadline(state) }, Math.max(0, state.deadline - Date.now()))
+      for (const att of this.early.get(id) ?? []) this.aggregate(state, att)
+    }
+    this.early.delete(id)
+    return state
+  }
+
+  private async onTask (task: TaskAnnouncement): Promise<void> {
+    const taskId = taskIdOf(task)
+    this.safeDispatchEvent('task', { detail: { taskId, task } })
+    if (this.opts.operate) await this.attest(taskId, task)
+  }
+
+  /** Runs the model and gossips a signed result, at most one result per task, ever. */
+  private async attest (taskId: Uint8Array, task: TaskAnnouncement): Promise<void> {
+    if (this.operatorIndex == null || this.store == null) return
+    const previous = await this.store.getOwnAttestation(taskId)
+    if (previous != null) {
+      // Already signed (before a restart, say): send the same bytes again, never a new signature.
+      await this.router.publish('attestations', encodeAttestation(previous))
+      return
+    }
+    const model = this.models.get(hex(task.modelId))
+    if (model == null) return
+    let result
+    try {
+      const runner = await this.runner(model)
+      result = await runner.run(task.input)
+    } catch (err) {
+      log.error('task %s: inference failed: %s', hex(taskId), (err as Error).message)
+      return
+    }
+    const attestation = signAttestation(this.opts.keystore.blsSecretKey, this.operatorSet.domain, {
+      taskId,
+      resultHash: result.resultHash,
+      outputRef: outputRefOf(result.canonical),
+      epoch: this.operatorSet.epoch,
+      operatorIndex: this.operatorIndex,
+      output: result.canonical
+    })
+    // Stored before it leaves the node: a crash after gossiping must not let
+    // the restarted node sign a second, different result.
+    await this.store.putOwnAttestation(attestation)
+    this.noteFirst(attestation)
+    this.safeDispatchEvent('attested', { detail: { attestation, inferenceMs: result.inferenceMs } })
+    await this.router.publish('attestations', encodeAttestation(attestation))
+    const state = this.tasks.get(hex(taskId))
+    if (state != null) this.aggregate(state, attestation)
+  }
+
+  private async runner (model: LoadedModel): Promise<InferenceRunner> {
+    const id = hex(model.modelId)
+    let r = this.runners.get(id)
+    if (r == null) {
+      r = InferenceRunner.load(model.modelBytes, model.manifest)
+      this.runners.set(id, r)
+      r.catch(() => this.runners.delete(id))
+    }
+    return await r
+  }
+
+  // ---- attestations ----
+
+  private async validateAttestation (data: Uint8Array, from: string): Promise<Verdict> {
+    let att: Attestation
+    try {
+      att = decodeAttestation(data)
+    } catch (err) {
+      return this.reject('attestation', from, err instanceof DecodeError ? err.message : `undecodable: ${String(err)}`)
+    }
+    const id = hex(att.taskId)
+    if (att.epoch !== this.operatorSet.epoch) {
+      return this.reject('attestation', from, `attestation for task ${id} names epoch ${att.epoch}, current epoch is ${this.operatorSet.epoch}`)
+    }
+    if (att.operatorIndex >= this.operatorSet.operators.length) {
+      return this.reject('attestation', from, `attestation for task ${id} names unknown operator ${att.operatorIndex}`)
+    }
+    if (hex(keccak256(att.output, 'bytes')) !== hex(att.resultHash)) {
+      return this.reject('attestation', from, `attestation for task ${id} by operator ${att.operatorIndex}: output does not hash to resultHash`)
+    }
+    if (hex(outputRefOf(att.output)) !== hex(att.outputRef)) {
+      return this.reject('attestation', from, `attestation for task ${id} by operator ${att.operatorIndex}: outputRef does not reference the output`)
+    }
+    const key = `${id}/${att.operatorIndex}`
+    const first = this.firstResult.get(key)
+    if (first != null && first.result === hex(att.resultHash)) return 'ignore'
+    const state = this.tasks.get(id)
+    if (state != null && Date.now() > state.deadline + LATE_ATTESTATION_SLACK_MS) {
+      return this.reject('attestation', from, `attestation for task ${id} arrived after the deadline`, 'ignore')
+    }
+    const set = attestationSignatureSet(att, this.operatorSet)
+    if (set == null || !await this.verifier.verify(set)) {
+      return this.reject('attestation', from, `attestation for task ${id}: bad BLS signature for operator ${att.operatorIndex}`)
+    }
+    const again = this.firstResult.get(key)
+    if (again != null && again.result === hex(att.resultHash)) return 'ignore'
+    if (again != null) await this.recordEquivocation(again.attestation, att)
+    else this.noteFirst(att)
+    await this.store?.putAttestation(att)
+    return 'accept'
+  }
+
+  private noteFirst (att: Attestation): void {
+    const key = `${hex(att.taskId)}/${att.operatorIndex}`
+    if (!this.firstResult.has(key)) this.firstResult.set(key, { result: hex(att.resultHash), attestation: att })
+  }
+
+  private async recordEquivocation (a: Attestation, b: Attestation): Promise<void> {
+    const evidence: EquivocationEvidence = { taskId: a.taskId, operatorIndex: a.operatorIndex, epoch: a.epoch, a, b }
+    log('operator %d equivocated on task %s: %s vs %s', a.operatorIndex, hex(a.taskId), hex(a.resultHash), hex(b.resultHash))
+    await this.store?.putEvidence({ taskId: a.taskId, operatorIndex: a.operatorIndex, a, b })
+    this.safeDispatchEvent('evidence', { detail: evidence })
+  }
+
+  private async onAttestation (att: Attestation): Promise<void> {
+    this.safeDispatchEvent('attestation', { detail: att })
+    const id = hex(att.taskId)
+    const state = this.tasks.get(id)
+    if (state == null) {
+      if (this.opts.aggregate) {
+        const list = this.early.get(id) ?? []
+        list.push(att)
+        this.early.set(id, list)
+      }
+      return
+    }
+    this.aggregate(state, att)
+  }
+
+  // ---- aggregation ----
+
+  private aggregate (state: TaskState, att: Attestation): void {
+    const agg = state.aggregation
+    if (agg == null || state.certified) return
+    const res = agg.add(att, Date.now())
+    if (res.kind !== 'accepted') return
+    const result = agg.quorumReached()
+    if (result == null) return
+    if (agg.allSigned(result)) {
+      void this.finalize(state, result)
+    } else if (state.graceTimer == null) {
+      state.graceTimer = setTimeout(() => { void this.finalize(state, result) }, this.opts.config.graceMs)
+    }
+  }
+
+  private async finalize (state: TaskState, result: Uint8Array): Promise<void> {
+    if (state.certified || state.aggregation == null) return
+    state.certified = true
+    clearTimeout(state.graceTimer)
+    clearTimeout(state.deadlineTimer)
+    // The grace window may have let another result overtake; take the best.
+    const best = state.aggregation.quorumReached() ?? result
+    const qc = state.aggregation.buildCertificate(best)
+    await this.store?.putCertificate(qc)
+    log('task %s: certificate formed with %s stake', hex(state.taskId), qc.signedStake.length)
+    this.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere: true } })
+    await this.router.publish('certificates', encodeQuorumCertificate(qc))
+  }
+
+  private async onDeadline (state: TaskState): Promise<void> {
+    if (state.certified) return
+    state.certified = true
+    clearTimeout(state.graceTimer)
+    log('task %s: no quorum by the deadline', hex(state.taskId))
+    await this.store?.setTaskState(state.taskId, 'no-quorum', 'deadline passed without quorum')
+    this.safeDispatchEvent('no-quorum', { detail: { taskId: state.taskId } })
+  }
+
+  // ---- certificates ----
+
+  private async validateCertificate (data: Uint8Array, from: string): Promise<Verdict> {
+    let qc: QuorumCertificate
+    try {
+      qc = decodeQuorumCertificate(data)
+    } catch (err) {
+      return this.reject('certificate', from, err instanceof DecodeError ? err.message : `undecodable: ${String(err)}`)
+    }
+    const id = hex(qc.taskId)
+    const state = this.tasks.get(id)
+    if (state?.certified === true && state.aggregation == null) return 'ignore'
+    if (this.store != null && await this.store.getCertificate(qc.taskId) != null) return 'ignore'
+    const quorumBps = state?.task.quorumBps ?? DEFAULT_QUORUM_BPS
+    if (hex(keccak256(qc.output, 'bytes')) !== hex(qc.resultHash)) {
+      return this.reject('certificate', from, `certificate for task ${id}: output does not hash to resultHash`)
+    }
+    const verdict = verifyCertificate(qc, this.operatorSet, { quorumBps })
+    if (!verdict.ok) return this.reject('certificate', from, `certificate for task ${id}: ${verdict.reason}`)
+    return 'accept'
+  }
+
+  private async onCertificate (qc: QuorumCertificate, formedHere: boolean): Promise<void> {
+    const state = this.tasks.get(hex(qc.taskId))
+    if (state != null) {
+      if (state.aggregation == null) state.certified = true
+      clearTimeout(state.graceTimer)
+    }
+    await this.store?.putCertificate(qc)
+    this.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere } })
+  }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const [id, state] of this.tasks) {
+      if (now > state.deadline + TASK_MEMORY_TTL_MS) {
+        clearTimeout(state.graceTimer)
+        clearTimeout(state.deadlineTimer)
+        this.tasks.delete(id)
+        for (const key of this.firstResult.keys()) if (key.startsWith(id)) this.firstResult.delete(key)
+      }
+    }
+    // Attestations for tasks that never arrived are kept one TTL at most.
+    if (this.early.size > 0 && this.tasks.size === 0) this.early.clear()
+  }
+}
+
+/**
+ * Where the output lives. Outputs travel inline in this version, so the
+ * reference is the keccak256 of the inline canonical output, the same
+ * content address a stream message will carry.
+ */
+export function outputRefOf (canonical: Uint8Array): Uint8Array {
+  return keccak256(canonical, 'bytes')
+}

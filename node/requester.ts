@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto'
+import type { PrivateKeyAccount } from 'viem/accounts'
+import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../consensus/index.js'
+import { bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
+import type { PoiNode } from './poi-node.js'
+
+/** How long a requester waits for gossip peers before giving up on announcing. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000
+export const DEFAULT_TASK_TIMEOUT_MS = 30_000
+const POLL_MS = 50
+
+export class NoQuorumError extends Error {
+  readonly taskId: Uint8Array
+  constructor (taskId: Uint8Array, timeoutMs: number) {
+    super(`task 0x${Buffer.from(taskId).toString('hex')} ended with NoQuorum: no valid quorum certificate within ${timeoutMs} ms (too few operators online, or they disagree on the result)`)
+    this.name = 'NoQuorumError'
+    this.taskId = taskId
+  }
+}
+
+export class NotConnectedError extends Error {
+  constructor (timeoutMs: number, what: string) {
+    super(`no gossip peers for ${what} after ${timeoutMs} ms; check the --bootstrap address and that operators are running`)
+    this.name = 'NotConnectedError'
+  }
+}
+
+export interface RequestParams {
+  modelId: Uint8Array
+  input: Uint8Array
+  timeoutMs?: number
+  quorumBps?: number
+  fee?: bigint
+  nonce?: bigint
+}
+
+export interface RequestResult {
+  taskId: Uint8Array
+  certificate: QuorumCertificate
+  /** Canonical output; its keccak256 is the certificate's resultHash. */
+  output: Uint8Array
+  signers: number[]
+  signedStake: bigint
+  totalStake: bigint
+  announcedAt: number
+  certifiedAt: number
+}
+
+export type Progress = (line: string) => void
+
+async function waitFor (cond: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > end || signal?.aborted === true) return false
+    await new Promise(resolve => setTimeout(resolve, POLL_MS))
+  }
+  return true
+}
+
+/** Waits until the node can both announce a task and hear its certificate. */
+export async function waitForNetwork (node: PoiNode, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
+  if (!await waitFor(() => node.topicPeers('tasks') > 0, timeoutMs)) throw new NotConnectedError(timeoutMs, 'the tasks topic')
+  if (!await waitFor(() => node.meshPeers('certificates') > 0, timeoutMs)) throw new NotConnectedError(timeoutMs, 'the certificates topic')
+}
+
+/**
+ * Announces one task and waits for its certificate, which is verified here
+ * against the operator set (never trusting the node that relayed it).
+ */
+export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, progress: Progress = () => {}): Promise<RequestResult> {
+  const set: OperatorSet = node.operatorSet
+  const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
+  const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
+  const task = await signTask(account, set.domain.taskManager, {
+    chainId: set.domain.chainId,
+    modelId: params.modelId,
+    input: params.input,
+    fee: params.fee ?? 0n,
+    deadline: BigInt(Date.now() + timeoutMs),
+    quorumBps,
+    nonce: params.nonce ?? BigInt('0x' + randomBytes(8).toString('hex'))
+  })
+  const taskId = taskIdOf(task)
+  const idHex = Buffer.from(taskId).toString('hex')
+
+  const certified = new Promise<QuorumCertificate>((resolve) => {
+    const onCert = (evt: CustomEvent<{ certificate: QuorumCertificate }>): void => {
+      const qc = evt.detail.certificate
+      if (Buffer.from(qc.taskId).toString('hex') !== idHex) return
+      node.removeEventListener('certificate', onCert)
+      resolve(qc)
+    }
+    node.addEventListener('certificate', onCert)
+  })
+  const announcedAt = Date.now()
+  await node.announce(task)
+  progress(`announced task 0x${idHex} (deadline in ${Math.round(timeoutMs / 1000)} s)`)
+
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<null>(resolve => { timer = setTimeout(() => resolve(null), Number(task.deadline) - Date.now()) })
+  const qc = await Promise.race([certified, timeout])
+  clearTimeout(timer)
+  if (qc == null) throw new NoQuorumError(taskId, timeoutMs)
+  const certifiedAt = Date.now()
+
+  const verdict = verifyCertificate(qc, set, { quorumBps })
+  if (!verdict.ok) throw new Error(`certificate for task 0x${idHex} failed verification: ${verdict.reason}`)
+  return {
+    taskId,
+    certificate: qc,
+    output: qc.output,
+    signers: verdict.signers,
+    signedStake: bytesToUint256(qc.signedStake),
+    totalStake: bytesToUint256(qc.totalStake),
+    announcedAt,
+    certifiedAt
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Amounts (stake, fees) travel as big-endian unsigned byte strings of at most
+ * 32 bytes, with no leading zero bytes, so each value has exactly one encoding.
+ */
+export const UINT256_MAX_BYTES = 32
+
+export class Uint256Error extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'Uint256Error'
+  }
+}
+
+export function uint256ToBytes (value: bigint): Uint8Array<ArrayBuffer> {
+  if (value < 0n) throw new Uint256Error(`uint256 cannot be negative: ${value}`)
+  if (value >= 1n << 256n) throw new Uint256Error(`value does not fit in uint256: ${value}`)
+  if (value === 0n) return new Uint8Array(0)
+  let hex = value.toString(16)
+  if (hex.length % 2 === 1) hex = '0' + hex
+  return Uint8Array.from(Buffer.from(hex, 'hex'))
+}
+
+export function bytesToUint256 (bytes: Uint8Array): bigint {
+  if (bytes.length > UINT256_MAX_BYTES) throw new Uint256Error(`uint256 has ${bytes.length} bytes, at most ${UINT256_MAX_BYTES} allowed`)
+  if (bytes.length > 0 && bytes[0] === 0) throw new Uint256Error('uint256 has a leading zero byte (non-canonical)')
+  if (bytes.length === 0) return 0n
+  return BigInt('0x' + Buffer.from(bytes).toString('hex'))
+}

@@ -1,0 +1,247 @@
+import { mkdir } from 'node:fs/promises'
+import { Level } from 'level'
+import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/index.js'
+
+/**
+ * What one node keeps across restarts. Everything written here was validated
+ * before (decoded from the wire, signatures checked), so reads trust it.
+ *
+ * Key layout (utf8 keys, binary values):
+ *   task/<taskId>                        encoded TaskAnnouncement
+ *   status/<taskId>                      JSON TaskRecordStatus
+ *   att/<taskId>/<operator>/<result>     encoded Attestation
+ *   att-op/<operator>/<taskId>/<result>  empty: index by operator
+ *   own/<taskId>                         encoded Attestation this node signed
+ *   qc/<taskId>                          encoded QuorumCertificate
+ *   evidence/<taskId>/<operator>         JSON of two encoded attestations
+ *
+ * Writes that belong together go in one batch, so a SIGKILL at any point
+ * leaves either all of them or none.
+ */
+
+export type TaskState = 'open' | 'attested' | 'quorum' | 'no-quorum'
+
+export interface TaskRecordStatus {
+  state: TaskState
+  /** unix ms of the last change */
+  updatedAt: number
+  reason?: string
+}
+
+export interface StoredEvidence {
+  taskId: Uint8Array
+  operatorIndex: number
+  a: Attestation
+  b: Attestation
+  foundAt: number
+}
+
+export class StorageError extends Error {
+  readonly path: string
+  constructor (path: string, action: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause)
+    super(`storage at ${path}: ${action} failed: ${why}`)
+    this.name = 'StorageError'
+    this.path = path
+    this.cause = cause
+  }
+}
+
+const OPERATOR_KEY_WIDTH = 6
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const opKey = (i: number): string => i.toString().padStart(OPERATOR_KEY_WIDTH, '0')
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder()
+
+type Db = Level<string, Uint8Array>
+
+export class NodeStore {
+  readonly path: string
+  private readonly db: Db
+
+  private constructor (path: string, db: Db) {
+    this.path = path
+    this.db = db
+  }
+
+  static async open (path: string): Promise<NodeStore> {
+    try {
+      await mkdir(path, { recursive: true })
+      const db: Db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+      await db.open()
+      return new NodeStore(path, db)
+    } catch (err) {
+      throw new StorageError(path, 'open', err)
+    }
+  }
+
+  get isOpen (): boolean {
+    return this.db.status === 'open'
+  }
+
+  async close (): Promise<void> {
+    if (this.db.status === 'closed') return
+    try {
+      await this.db.close()
+    } catch (err) {
+      throw new StorageError(this.path, 'close', err)
+    }
+  }
+
+  async putTask (taskId: Uint8Array, task: TaskAnnouncement, state: TaskState = 'open'): Promise<void> {
+    const status: TaskRecordStatus = { state, updatedAt: Date.now() }
+    await this.write('store task', [
+      { type: 'put', key: `task/${hex(taskId)}`, value: TaskAnnouncement.encode(task) },
+      { type: 'put', key: `status/${hex(taskId)}`, value: utf8.encode(JSON.stringify(status)) }
+    ])
+  }
+
+  async getTask (taskId: Uint8Array): Promise<TaskAnnouncement | undefined> {
+    const bytes = await this.read(`task/${hex(taskId)}`)
+    return bytes == null ? undefined : TaskAnnouncement.decode(bytes)
+  }
+
+  async setTaskState (taskId: Uint8Array, state: TaskState, reason?: string): Promise<void> {
+    const status: TaskRecordStatus = { state, updatedAt: Date.now(), reason }
+    await this.write('store task state', [
+      { type: 'put', key: `status/${hex(taskId)}`, value: utf8.encode(JSON.stringify(status)) }
+    ])
+  }
+
+  async getTaskState (taskId: Uint8Array): Promise<TaskRecordStatus | undefined> {
+    const bytes = await this.read(`status/${hex(taskId)}`)
+    return bytes == null ? undefined : JSON.parse(fromUtf8.decode(bytes)) as TaskRecordStatus
+  }
+
+  /** Stores an attestation accepted from gossip (or signed here) with its operator index entry. */
+  async putAttestation (att: Attestation): Promise<void> {
+    await this.write('store attestation', this.attestationOps(att))
+  }
+
+  /**
+   * Stores this node's own signature before it is gossiped: after a restart the
+   * node finds it and re-sends the same attestation instead of signing again.
+   */
+  async putOwnAttestation (att: Attestation): Promise<void> {
+    const t = hex(att.taskId)
+    await this.write('store own attestation', [
+      ...this.attestationOps(att),
+      { type: 'put', key: `own/${t}`, value: Attestation.encode(att) },
+      { type: 'put', key: `status/${t}`, value: utf8.encode(JSON.stringify({ state: 'attested', updatedAt: Date.now() })) }
+    ])
+  }
+
+  async getOwnAttestation (taskId: Uint8Array): Promise<Attestation | undefined> {
+    const bytes = await this.read(`own/${hex(taskId)}`)
+    return bytes == null ? undefined : Attestation.decode(bytes)
+  }
+
+  async getAttestations (taskId: Uint8Array): Promise<Attestation[]> {
+    const prefix = `att/${hex(taskId)}/`
+    return await this.scan(prefix, bytes => Attestation.decode(bytes))
+  }
+
+  async getAttestationsByOperator (operatorIndex: number): Promise<Attestation[]> {
+    const prefix = `att-op/${opKey(operatorIndex)}/`
+    const keys = await this.scanKeys(prefix)
+    const out: Attestation[] = []
+    for (const key of keys) {
+      const [taskId, result] = key.slice(prefix.length).split('/')
+      const bytes = await this.read(`att/${taskId}/${opKey(operatorIndex)}/${result}`)
+      if (bytes != null) out.push(Attestation.decode(bytes))
+    }
+    return out
+  }
+
+  /** The certificate and the task's final state land together. */
+  async putCertificate (qc: QuorumCertificate): Promise<void> {
+    const t = hex(qc.taskId)
+    await this.write('store certificate', [
+      { type: 'put', key: `qc/${t}`, value: QuorumCertificate.encode(qc) },
+      { type: 'put', key: `status/${t}`, value: utf8.encode(JSON.stringify({ state: 'quorum', updatedAt: Date.now() })) }
+    ])
+  }
+
+  async getCertificate (taskId: Uint8Array): Promise<QuorumCertificate | undefined> {
+    const bytes = await this.read(`qc/${hex(taskId)}`)
+    return bytes == null ? undefined : QuorumCertificate.decode(bytes)
+  }
+
+  async listCertificates (): Promise<QuorumCertificate[]> {
+    return await this.scan('qc/', bytes => QuorumCertificate.decode(bytes))
+  }
+
+  async putEvidence (e: Omit<StoredEvidence, 'foundAt'>): Promise<void> {
+    const value = JSON.stringify({
+      taskId: hex(e.taskId),
+      operatorIndex: e.operatorIndex,
+      a: hex(Attestation.encode(e.a)),
+      b: hex(Attestation.encode(e.b)),
+      foundAt: Date.now()
+    })
+    await this.write('store equivocation evidence', [
+      { type: 'put', key: `evidence/${hex(e.taskId)}/${opKey(e.operatorIndex)}`, value: utf8.encode(value) }
+    ])
+  }
+
+  async listEvidence (): Promise<StoredEvidence[]> {
+    return await this.scan('evidence/', bytes => {
+      const j = JSON.parse(fromUtf8.decode(bytes)) as { taskId: string, operatorIndex: number, a: string, b: string, foundAt: number }
+      return {
+        taskId: Uint8Array.from(Buffer.from(j.taskId, 'hex')),
+        operatorIndex: j.operatorIndex,
+        a: Attestation.decode(Buffer.from(j.a, 'hex')),
+        b: Attestation.decode(Buffer.from(j.b, 'hex')),
+        foundAt: j.foundAt
+      }
+    })
+  }
+
+  private attestationOps (att: Attestation): Array<{ type: 'put', key: string, value: Uint8Array }> {
+    const t = hex(att.taskId)
+    const r = hex(att.resultHash)
+    const o = opKey(att.operatorIndex)
+    return [
+      { type: 'put', key: `att/${t}/${o}/${r}`, value: Attestation.encode(att) },
+      { type: 'put', key: `att-op/${o}/${t}/${r}`, value: new Uint8Array(0) }
+    ]
+  }
+
+  private async write (action: string, ops: Array<{ type: 'put', key: string, value: Uint8Array }>): Promise<void> {
+    try {
+      await this.db.batch(ops)
+    } catch (err) {
+      throw new StorageError(this.path, action, err)
+    }
+  }
+
+  private async read (key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await this.db.get(key)
+    } catch (err) {
+      throw new StorageError(this.path, `read ${key}`, err)
+    }
+  }
+
+  private async scan<T> (prefix: string, decode: (bytes: Uint8Array) => T): Promise<T[]> {
+    const out: T[] = []
+    try {
+      for await (const value of this.db.values({ gte: prefix, lt: prefix + '\xff' })) {
+        out.push(decode(value))
+      }
+    } catch (err) {
+      throw new StorageError(this.path, `scan ${prefix}`, err)
+    }
+    return out
+  }
+
+  private async scanKeys (prefix: string): Promise<string[]> {
+    const out: string[] = []
+    try {
+      for await (const key of this.db.keys({ gte: prefix, lt: prefix + '\xff' })) out.push(key)
+    } catch (err) {
+      throw new StorageError(this.path, `scan ${prefix}`, err)
+    }
+    return out
+  }
+}
