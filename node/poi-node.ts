@@ -235,7 +235,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       return this.reject('task', from, `task ${id} deadline is ${Math.round((deadline - now) / 1000)} s away, more than the ${this.opts.config.maxTaskTtlMs / 1000} s this node accepts`)
     }
     if (!this.models.has(hex(task.modelId))) {
-      return this.reject('task', from, `task ${id} names unknown model ${modelIdToString(task.modelId)}`)
+      return this.reject('task', from, `task ${id} names unknown model ${displayModelId(task.modelId)}`)
     }
     if (!await verifyTaskSignature(task, this.operatorSet.domain.taskManager)) {
       return this.reject('task', from, `task ${id} has a bad requester signature (requester ${bytesToHex(task.requester)})`)
@@ -471,6 +471,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     // Attestations for tasks that never arrived are kept one TTL at most.
     if (this.early.size > 0 && this.tasks.size === 0) this.early.clear()
+  }
+}
+
+/** A model id for a log line: its CID string, or hex when the bytes are not a CID. */
+function displayModelId (id: Uint8Array): string {
+  try {
+    return modelIdToString(id)
+  } catch {
+    return `0x${hex(id)} (not a CID)`
   }
 }
 

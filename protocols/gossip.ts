@@ -31,12 +31,13 @@ export function messageId (msg: Message): Uint8Array {
 }
 
 /**
- * Topic scores: invalid messages cost a lot (a peer sending garbage or forged
- * signatures is graylisted after a handful), first deliveries earn a little.
+ * Topic scores: the invalid-message penalty grows with the square of the
+ * count, so at -10 a peer is below the gossip threshold (-10) after one bad
+ * message and graylisted (-80) after three; first deliveries earn a little.
  * Mesh-delivery penalties stay off: tasks are bursty and rare, so a quiet peer
  * is not a bad peer.
  */
-const INVALID_MESSAGE_WEIGHT = -100
+const INVALID_MESSAGE_WEIGHT = -10
 const TOPIC_WEIGHT = 1
 
 function topicScore (): ReturnType<typeof createTopicScoreParams> {

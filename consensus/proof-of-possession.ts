@@ -1,0 +1,43 @@
+/**
+ * Proof of possession (DESIGN §3): each operator signs its own address and public key when it
+ * registers. Without it, a rogue key pk' = pk_evil - pk_honest would let one operator forge an
+ * aggregate signature "from" others.
+ *
+ * message = keccak256(abi.encode("POI_POP_V1", address, pubkey)), types (string, address, bytes).
+ * Separation from attestations comes from the domain tag inside the hashed message (the hash-to-
+ * curve tag is the same POP ciphersuite for both, as the EIP-2537 contract path uses one tag).
+ */
+import { bytesToHex, encodeAbiParameters, hexToBytes, isAddress, keccak256 } from 'viem'
+import { BLS_PUBLIC_KEY_LENGTH, BLS_SIGNATURE_LENGTH, PROOF_OF_POSSESSION_DOMAIN_TAG } from './constants.js'
+import { AttestationFieldError } from './errors.js'
+import { blsPublicKeyOf, blsSign } from './keys.js'
+import { verifySignatureSets } from './signature-sets.js'
+
+const POP_ABI = [{ type: 'string' }, { type: 'address' }, { type: 'bytes' }] as const
+
+export function proofOfPossessionMessage (address: `0x${string}`, publicKey: Uint8Array): Uint8Array {
+  if (!isAddress(address, { strict: false })) {
+    throw new AttestationFieldError('address', `must be a 20-byte 0x address, got ${String(address)}`)
+  }
+  if (publicKey.length !== BLS_PUBLIC_KEY_LENGTH) {
+    throw new AttestationFieldError('publicKey', `must be ${BLS_PUBLIC_KEY_LENGTH} bytes, got ${publicKey.length}`)
+  }
+  return hexToBytes(keccak256(encodeAbiParameters(POP_ABI, [PROOF_OF_POSSESSION_DOMAIN_TAG, address, bytesToHex(publicKey)])))
+}
+
+/** 96-byte proof of possession of `secretKey` for the operator account `address`. */
+export function signProofOfPossession (secretKey: Uint8Array, address: `0x${string}`): Uint8Array {
+  return blsSign(secretKey, proofOfPossessionMessage(address, blsPublicKeyOf(secretKey)))
+}
+
+/** True only if `pop` is a valid signature by `publicKey` over (address, publicKey). Never throws. */
+export function verifyProofOfPossession (publicKey: Uint8Array, address: `0x${string}`, pop: Uint8Array): boolean {
+  if (pop.length !== BLS_SIGNATURE_LENGTH) return false
+  let message: Uint8Array
+  try {
+    message = proofOfPossessionMessage(address, publicKey)
+  } catch {
+    return false
+  }
+  return verifySignatureSets([{ publicKey, message, signature: pop }])[0] === true
+}

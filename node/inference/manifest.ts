@@ -1,0 +1,274 @@
+/**
+ * Model manifest: what an operator must pin to reproduce a result bit for bit (model hash,
+ * runtime configuration, agreement rule, tensor specs), and the model id derived from it.
+ *
+ * Trust boundary: a manifest arrives from disk, the DHT or a peer, so `parseManifest` treats
+ * it as untrusted JSON and checks every field. Unknown keys are rejected rather than dropped:
+ * the model id is the hash of the manifest, so a field we silently ignored would let two
+ * different documents claim one id.
+ */
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { code as JSON_CODEC } from 'multiformats/codecs/json'
+import { parseAgreementRule, AgreementRuleError } from './agreement.js'
+import type { AgreementRule } from './agreement.js'
+import type { TensorDtype } from './tensor.js'
+import { TENSOR_DTYPES, isTensorDtype } from './tensor.js'
+
+export const MANIFEST_VERSION = 1
+
+export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'layout', 'all'] as const
+export type GraphOptimizationLevel = typeof GRAPH_OPTIMIZATION_LEVELS[number]
+
+export const EXECUTION_MODES = ['sequential', 'parallel'] as const
+export type ExecutionMode = typeof EXECUTION_MODES[number]
+
+/** Bounds that keep a hostile manifest from making us allocate or loop without limit. */
+export const MAX_MODEL_NAME_LENGTH = 128
+export const MAX_TENSORS_PER_SIDE = 64
+export const MAX_TENSOR_RANK = 8
+export const MAX_TENSOR_NAME_LENGTH = 256
+/** Thread counts are pinned; 0 would mean "ORT picks", which is not a pin. */
+export const MAX_THREADS = 256
+
+export interface TensorSpec {
+  name: string
+  dtype: TensorDtype
+  /** null marks a dimension the input chooses (e.g. a batch axis). */
+  shape: Array<number | null>
+}
+
+export interface RuntimeConfig {
+  /** onnxruntime version the manifest was pinned with, e.g. '1.30.0'. */
+  onnxruntime: string
+  graphOptimizationLevel: GraphOptimizationLevel
+  intraOpNumThreads: number
+  interOpNumThreads: number
+  executionMode: ExecutionMode
+}
+
+export interface ModelManifest {
+  version: 1
+  name: string
+  format: 'onnx'
+  /** Model size in bytes. */
+  size: number
+  /** '0x' + lowercase sha256 hex of the model bytes. */
+  modelHash: string
+  runtime: RuntimeConfig
+  agreement: AgreementRule
+  inputs: TensorSpec[]
+  outputs: TensorSpec[]
+}
+
+/** A manifest field is missing or wrong; `field` is a dotted path such as `runtime.intraOpNumThreads`. */
+export class ManifestError extends Error {
+  static readonly code = 'ERR_MANIFEST'
+  readonly code = ManifestError.code
+  constructor (readonly field: string, reason: string) {
+    super(`invalid model manifest: ${field} ${reason}`)
+    this.name = 'ManifestError'
+  }
+}
+
+/** A model id is not a CIDv1 of a JSON manifest hashed with sha2-256. */
+export class ModelIdError extends Error {
+  static readonly code = 'ERR_MODEL_ID'
+  readonly code = ModelIdError.code
+  constructor (message: string) {
+    super(message)
+    this.name = 'ModelIdError'
+  }
+}
+
+type JsonObject = Record<string, unknown>
+
+function isObject (v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function expectObject (v: unknown, field: string, allowed: readonly string[]): JsonObject {
+  if (!isObject(v)) throw new ManifestError(field, `must be an object, got ${describe(v)}`)
+  for (const key of Object.keys(v)) {
+    if (!allowed.includes(key)) {
+      throw new ManifestError(field === '' ? key : `${field}.${key}`, `is not a known field (allowed: ${allowed.join(', ')})`)
+    }
+  }
+  return v
+}
+
+function describe (v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
+  if (typeof v === 'object') return 'an object'
+  return `${typeof v} ${String(v)}`
+}
+
+function expectString (v: unknown, field: string, maxLength: number): string {
+  if (typeof v !== 'string' || v.length === 0) throw new ManifestError(field, `must be a non-empty string, got ${describe(v)}`)
+  if (v.length > maxLength) throw new ManifestError(field, `must be at most ${maxLength} characters, got ${v.length}`)
+  return v
+}
+
+function expectInt (v: unknown, field: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ManifestError(field, `must be an integer in [${min}, ${max}], got ${describe(v)}`)
+  }
+  return v
+}
+
+function expectOneOf<T extends string> (v: unknown, field: string, options: readonly T[]): T {
+  if (typeof v !== 'string' || !(options as readonly string[]).includes(v)) {
+    throw new ManifestError(field, `must be one of ${options.map(o => `'${o}'`).join(', ')}, got ${describe(v)}`)
+  }
+  return v as T
+}
+
+const SEMVER = /^\d+\.\d+\.\d+$/
+const SHA256_HEX = /^0x[0-9a-f]{64}$/
+
+function parseTensorSpecs (v: unknown, field: string): TensorSpec[] {
+  if (!Array.isArray(v) || v.length === 0) throw new ManifestError(field, `must be a non-empty array, got ${describe(v)}`)
+  if (v.length > MAX_TENSORS_PER_SIDE) throw new ManifestError(field, `must list at most ${MAX_TENSORS_PER_SIDE} tensors, got ${v.length}`)
+  const names = new Set<string>()
+  return v.map((item, i) => {
+    const at = `${field}[${i}]`
+    const o = expectObject(item, at, ['name', 'dtype', 'shape'])
+    const name = expectString(o.name, `${at}.name`, MAX_TENSOR_NAME_LENGTH)
+    if (names.has(name)) throw new ManifestError(`${at}.name`, `repeats the tensor name "${name}"`)
+    names.add(name)
+    if (!isTensorDtype(o.dtype)) {
+      throw new ManifestError(`${at}.dtype`, `must be one of ${TENSOR_DTYPES.join(', ')}, got ${describe(o.dtype)}`)
+    }
+    if (!Array.isArray(o.shape) || o.shape.length > MAX_TENSOR_RANK) {
+      throw new ManifestError(`${at}.shape`, `must be an array of at most ${MAX_TENSOR_RANK} dimensions, got ${describe(o.shape)}`)
+    }
+    const shape = o.shape.map((d: unknown, j: number): number | null => {
+      if (d === null) return null
+      return expectInt(d, `${at}.shape[${j}]`, 1, 0xffffffff)
+    })
+    return { name, dtype: o.dtype, shape }
+  })
+}
+
+const MANIFEST_KEYS = ['version', 'name', 'format', 'size', 'modelHash', 'runtime', 'agreement', 'inputs', 'outputs'] as const
+const RUNTIME_KEYS = ['onnxruntime', 'graphOptimizationLevel', 'intraOpNumThreads', 'interOpNumThreads', 'executionMode'] as const
+
+/**
+ * Validate an untrusted JSON value as a manifest. Throws ManifestError naming the first bad field.
+ * Returns a fresh object (no aliasing of the input).
+ */
+export function parseManifest (json: unknown): ModelManifest {
+  const o = expectObject(json, '', MANIFEST_KEYS)
+  for (const key of MANIFEST_KEYS) {
+    if (!(key in o)) throw new ManifestError(key, 'is missing')
+  }
+  if (o.version !== MANIFEST_VERSION) {
+    throw new ManifestError('version', `must be ${MANIFEST_VERSION} (this node reads manifest version ${MANIFEST_VERSION} only), got ${describe(o.version)}`)
+  }
+  const name = expectString(o.name, 'name', MAX_MODEL_NAME_LENGTH)
+  if (o.format !== 'onnx') throw new ManifestError('format', `must be 'onnx', got ${describe(o.format)}`)
+  const size = expectInt(o.size, 'size', 1, Number.MAX_SAFE_INTEGER)
+  if (typeof o.modelHash !== 'string' || !SHA256_HEX.test(o.modelHash)) {
+    throw new ManifestError('modelHash', `must be '0x' followed by 64 lowercase hex digits (sha256 of the model), got ${describe(o.modelHash)}`)
+  }
+  const r = expectObject(o.runtime, 'runtime', RUNTIME_KEYS)
+  for (const key of RUNTIME_KEYS) {
+    if (!(key in r)) throw new ManifestError(`runtime.${key}`, 'is missing')
+  }
+  if (typeof r.onnxruntime !== 'string' || !SEMVER.test(r.onnxruntime)) {
+    throw new ManifestError('runtime.onnxruntime', `must be an exact version such as '1.30.0', got ${describe(r.onnxruntime)}`)
+  }
+  const runtime: RuntimeConfig = {
+    onnxruntime: r.onnxruntime,
+    graphOptimizationLevel: expectOneOf(r.graphOptimizationLevel, 'runtime.graphOptimizationLevel', GRAPH_OPTIMIZATION_LEVELS),
+    intraOpNumThreads: expectInt(r.intraOpNumThreads, 'runtime.intraOpNumThreads', 1, MAX_THREADS),
+    interOpNumThreads: expectInt(r.interOpNumThreads, 'runtime.interOpNumThreads', 1, MAX_THREADS),
+    executionMode: expectOneOf(r.executionMode, 'runtime.executionMode', EXECUTION_MODES)
+  }
+  let agreement: AgreementRule
+  try {
+    agreement = parseAgreementRule(o.agreement)
+  } catch (err) {
+    if (err instanceof AgreementRuleError) throw new ManifestError('agreement', err.reason)
+    throw err
+  }
+  const inputs = parseTensorSpecs(o.inputs, 'inputs')
+  const outputs = parseTensorSpecs(o.outputs, 'outputs')
+  checkRuleFitsOutputs(agreement, outputs)
+  return { version: MANIFEST_VERSION, name, format: 'onnx', size, modelHash: o.modelHash, runtime, agreement, inputs, outputs }
+}
+
+/** Label rules need a last axis to pick from; catch an impossible rule when the manifest is read, not at the first task. */
+function checkRuleFitsOutputs (rule: AgreementRule, outputs: TensorSpec[]): void {
+  if (rule !== 'argmax' && !rule.startsWith('topk:')) return
+  const n = rule === 'argmax' ? 1 : Number(rule.slice('topk:'.length))
+  outputs.forEach((spec, i) => {
+    if (spec.shape.length === 0) {
+      throw new ManifestError(`outputs[${i}].shape`, `must have at least one axis for agreement '${rule}'`)
+    }
+    const last = spec.shape[spec.shape.length - 1]
+    if (last !== null && last !== undefined && last < n) {
+      throw new ManifestError('agreement', `'${rule}' needs at least ${n} classes but output "${spec.name}" has ${last} on its last axis`)
+    }
+  })
+}
+
+/** JSON with object keys sorted at every level and no whitespace: one byte string per manifest. */
+export function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (isObject(value)) {
+    const keys = Object.keys(value).filter(k => value[k] !== undefined).sort()
+    return `{${keys.map(k => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`
+  }
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new ManifestError('', 'contains a non-finite number')
+  return JSON.stringify(value)
+}
+
+/** The bytes the model id commits to. */
+export function encodeManifest (manifest: ModelManifest): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(manifest))
+}
+
+/** '0x' + sha256 hex, the form stored in `modelHash`. */
+export function sha256Hex (bytes: Uint8Array): string {
+  return `0x${createHash('sha256').update(bytes).digest('hex')}`
+}
+
+/** modelId = bytes of CIDv1(json codec, sha2-256(canonical manifest JSON)). */
+export function modelIdOf (manifest: ModelManifest): Uint8Array {
+  const hash = createHash('sha256').update(encodeManifest(manifest)).digest()
+  return CID.createV1(JSON_CODEC, Digest.create(sha256.code, new Uint8Array(hash))).bytes
+}
+
+function decodeModelCid (cid: CID): CID {
+  if (cid.version !== 1) throw new ModelIdError(`model id must be a CIDv1, got CIDv${cid.version}`)
+  if (cid.code !== JSON_CODEC) throw new ModelIdError(`model id must use the json codec (0x${JSON_CODEC.toString(16)}), got 0x${cid.code.toString(16)}`)
+  if (cid.multihash.code !== sha256.code) throw new ModelIdError(`model id must hash with sha2-256 (0x12), got 0x${cid.multihash.code.toString(16)}`)
+  return cid
+}
+
+/** Base32 text form of a model id (what the CLI prints and accepts). */
+export function modelIdToString (id: Uint8Array): string {
+  let cid: CID
+  try {
+    cid = CID.decode(id)
+  } catch (err) {
+    throw new ModelIdError(`model id bytes are not a CID: ${(err as Error).message}`)
+  }
+  return decodeModelCid(cid).toString()
+}
+
+/** Parse the text form back into model id bytes; rejects CIDs that are not manifest ids. */
+export function parseModelId (str: string): Uint8Array {
+  let cid: CID
+  try {
+    cid = CID.parse(str.trim())
+  } catch (err) {
+    throw new ModelIdError(`"${str}" is not a model id (a base32 CID such as bagaaiera…): ${(err as Error).message}`)
+  }
+  return decodeModelCid(cid).bytes
+}

@@ -1,0 +1,106 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createOperatorSet, type OperatorSet } from '../../consensus/index.js'
+import { resolveConfig } from '../../node/config.js'
+import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
+import { PoiNode } from '../../node/poi-node.js'
+
+export const TEST_CHAIN_ID = 31337n
+export const TEST_TASK_MANAGER = '0x00000000000000000000000000000000000005e1' as const
+export const STAKE = 32n * 10n ** 18n
+
+export interface TestNetwork {
+  root: string
+  operatorSet: OperatorSet
+  keys: Keystore[]
+  bootstrap: PoiNode
+  bootstrapAddr: string
+  operators: Array<PoiNode | undefined>
+  aggregator: PoiNode
+  requester: PoiNode
+  requesterKeys: Keystore
+  /** Starts an extra full node (not operating) with the given keystore. */
+  extraNode: (keys: Keystore, name: string) => Promise<PoiNode>
+  stop: () => Promise<void>
+}
+
+export interface TestNetworkOptions {
+  operators: number
+  /** Indices of operators in the set that are not started. */
+  offline?: number[]
+  graceMs?: number
+}
+
+/** Polls `cond` until it holds or `timeoutMs` passes (then throws with `what`). */
+export async function until (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!await cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}
+
+/**
+ * Real libp2p nodes over TCP on 127.0.0.1, in this process: a bootstrap node,
+ * n operators (some may be left offline), an aggregator and a light requester.
+ */
+export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestNetwork> {
+  const root = await mkdtemp(join(tmpdir(), 'poi-test-'))
+  const nodes: PoiNode[] = []
+  const keys: Keystore[] = []
+  for (let i = 0; i < opts.operators; i++) {
+    await generateKeystore(join(root, `op${i}`, 'keys'))
+    keys.push(await loadKeystore(join(root, `op${i}`, 'keys')))
+  }
+  const operatorSet = createOperatorSet({
+    epoch: 0n,
+    domain: { chainId: TEST_CHAIN_ID, taskManager: TEST_TASK_MANAGER },
+    operators: keys.map(k => ({ address: k.account.address, blsPublicKey: k.blsPublicKey, stake: STAKE }))
+  })
+  const configFor = (name: string, bootstrap: string[], light = false): ReturnType<typeof resolveConfig> => resolveConfig({
+    keystore: join(root, name, 'keys'),
+    dataDir: join(root, name, 'data'),
+    genesis: join(root, 'genesis.json'),
+    listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap,
+    graceMs: opts.graceMs ?? 250
+  })
+  const fresh = async (name: string): Promise<Keystore> => {
+    await generateKeystore(join(root, name, 'keys'))
+    return await loadKeystore(join(root, name, 'keys'))
+  }
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    await rm(root, { recursive: true, force: true })
+  }
+  try {
+    const bootKeys = await fresh('bootstrap')
+    const bootstrap = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: bootKeys, config: configFor('bootstrap', []), operatorSet })
+    nodes.push(bootstrap)
+    const bootstrapAddr = bootstrap.addresses()[0]
+    const operators: Array<PoiNode | undefined> = []
+    for (let i = 0; i < opts.operators; i++) {
+      if (opts.offline?.includes(i) === true) { operators.push(undefined); continue }
+      const n = await PoiNode.start({ operate: true, aggregate: false, light: false, keystore: keys[i], config: configFor(`op${i}`, [bootstrapAddr]), operatorSet })
+      nodes.push(n)
+      operators.push(n)
+    }
+    const aggregator = await PoiNode.start({ operate: false, aggregate: true, light: false, keystore: await fresh('aggregator'), config: configFor('aggregator', [bootstrapAddr]), operatorSet })
+    nodes.push(aggregator)
+    const requesterKeys = await fresh('requester')
+    const requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: requesterKeys, config: configFor('requester', [bootstrapAddr], true), operatorSet })
+    nodes.push(requester)
+    const extraNode = async (k: Keystore, name: string): Promise<PoiNode> => {
+      const n = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: k, config: configFor(name, [bootstrapAddr]), operatorSet })
+      nodes.push(n)
+      return n
+    }
+    const full = nodes.filter(n => n !== requester)
+    await until(() => full.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('attestations') > 0 && n.meshPeers('certificates') > 0), 20_000, 'gossip meshes on every full node')
+    return { root, operatorSet, keys, bootstrap, bootstrapAddr, operators, aggregator, requester, requesterKeys, extraNode, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}

@@ -1,0 +1,167 @@
+import { strict as assert } from 'node:assert'
+import { keccak256 } from 'viem'
+import { signAttestation, verifyCertificate, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
+import { exampleInput } from '../node/devnet.js'
+import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import type { PoiNode } from '../node/poi-node.js'
+import { NoQuorumError, requestInference, waitForNetwork } from '../node/requester.js'
+import { TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
+import { freshKeysAsync } from './helpers/keys.js'
+import { startTestNetwork, until, type TestNetwork, TEST_CHAIN_ID, TEST_TASK_MANAGER } from './helpers/network.js'
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+/** Signs and gossips an attestation for `taskId` from `node`, claiming `output` as operator `index`. */
+async function publishAttestation (node: PoiNode, net: TestNetwork, index: number, taskId: Uint8Array, output: Uint8Array): Promise<void> {
+  const resultHash = keccak256(output, 'bytes')
+  const att = signAttestation(net.keys[index].blsSecretKey, net.operatorSet.domain, {
+    taskId, resultHash, outputRef: resultHash, epoch: net.operatorSet.epoch, operatorIndex: index, output
+  })
+  await node.libp2p.services.pubsub.publish(TOPICS.attestations, encodeAttestation(att))
+}
+
+/** Dials `to` from `from` and waits until `from` knows `to` subscribes to `topic`. */
+async function connectDirect (from: PoiNode, to: PoiNode, topic: keyof typeof TOPICS): Promise<void> {
+  await from.libp2p.dial(to.libp2p.getMultiaddrs())
+  const target = to.libp2p.peerId.toString()
+  await until(() => from.libp2p.services.pubsub.getSubscribers(TOPICS[topic]).some(p => p.toString() === target), 10_000, `${target} subscribed to ${topic}`)
+}
+
+function nextTask (node: PoiNode): Promise<Uint8Array> {
+  return new Promise(resolve => {
+    const on = (e: CustomEvent<{ taskId: Uint8Array }>): void => { node.removeEventListener('task', on); resolve(e.detail.taskId) }
+    node.addEventListener('task', on)
+  })
+}
+
+describe('network: operators, aggregator and requester over libp2p on 127.0.0.1', function () {
+  this.timeout(90_000)
+  let model: ModelDir
+
+  before(async () => { model = await loadModelDir(SHIPPED_MODEL_DIR) })
+
+  describe('four honest operators', () => {
+    let net: TestNetwork
+    before(async () => { net = await startTestNetwork({ operators: 4 }) })
+    after(async () => { await net?.stop() })
+
+    it('forms a certificate that the requester verifies, signed by all four', async () => {
+      await waitForNetwork(net.requester)
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 20_000 })
+      assert.deepEqual(result.signers, [0, 1, 2, 3])
+      assert.equal(result.signedStake, result.totalStake)
+      assert.equal(hex(keccak256(result.output, 'bytes')), hex(result.certificate.resultHash))
+      const verdict = verifyCertificate(result.certificate, net.operatorSet)
+      assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
+      // The aggregator stored what it formed; every operator stored its own attestation.
+      await until(async () => await net.aggregator.store!.getCertificate(result.taskId) != null, 5_000, 'stored certificate')
+      for (const op of net.operators) {
+        const own = await op!.store!.getOwnAttestation(result.taskId)
+        assert.ok(own != null)
+        assert.equal(hex(own.resultHash), hex(result.certificate.resultHash))
+      }
+      assert.equal((await net.aggregator.store!.getAttestations(result.taskId)).length, 4)
+    })
+
+    it('rejects malformed gossip without crashing and lowers the sender score', async () => {
+      const rogue = await net.extraNode(await freshKeysAsync(), 'garbage')
+      await connectDirect(rogue, net.aggregator, 'attestations')
+      const rejected: string[] = []
+      net.aggregator.addEventListener('rejected', (e) => { if (e.detail.from === rogue.libp2p.peerId.toString()) rejected.push(e.detail.reason) })
+      for (let i = 0; i < 5; i++) await rogue.libp2p.services.pubsub.publish(TOPICS.attestations, Uint8Array.from([0xff, 0x01, i, 0x42, 0x13]))
+      await until(() => rejected.length > 0, 10_000, 'aggregator to reject garbage')
+      await until(() => net.aggregator.libp2p.services.pubsub.getScore(rogue.libp2p.peerId.toString()) < 0, 10_000, 'negative score for the sender')
+      // The network still works afterwards.
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(3), timeoutMs: 20_000 })
+      assert.ok(result.signers.length >= 3)
+    })
+
+    it('rejects tasks with a bad requester signature, an unknown model or a too distant deadline, with a reason', async () => {
+      const reasons: string[] = []
+      net.operators[0]!.addEventListener('rejected', (e) => { if (e.detail.topic === 'task') reasons.push(e.detail.reason) })
+      const account = net.requesterKeys.account
+      const base = { chainId: TEST_CHAIN_ID, modelId: model.modelId, input: exampleInput(), fee: 0n, deadline: BigInt(Date.now() + 20_000), quorumBps: 6667, nonce: 99n }
+      const good = await signTask(account, TEST_TASK_MANAGER, base)
+      const forged = { ...good, nonce: 100n } // signature no longer matches
+      const unknownModel = await signTask(account, TEST_TASK_MANAGER, { ...base, modelId: Uint8Array.from([1, 2, 3, 4]) })
+      // Sent by a throwaway peer: rejected messages cost the sender its score.
+      const sender = await net.extraNode(await freshKeysAsync(), 'bad-tasks')
+      await connectDirect(sender, net.operators[0]!, 'tasks')
+      const pubsub = sender.libp2p.services.pubsub
+      await pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(forged))
+      await pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(unknownModel))
+      const tooFar = await signTask(account, TEST_TASK_MANAGER, { ...base, deadline: BigInt(Date.now() + 3_600_000) })
+      await pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(tooFar))
+      await until(() => reasons.length >= 3, 10_000, 'two rejections')
+      assert.ok(reasons.some(r => r.includes('bad requester signature')), reasons.join('; '))
+      assert.ok(reasons.some(r => r.includes('unknown model')), reasons.join('; '))
+      assert.ok(reasons.some(r => r.includes('more than the')), reasons.join('; '))
+      assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(forged)), undefined)
+    })
+  })
+
+  describe('one operator returns a wrong result', () => {
+    let net: TestNetwork
+    before(async () => { net = await startTestNetwork({ operators: 4, offline: [3] }) })
+    after(async () => { await net?.stop() })
+
+    it('still certifies the honest result, without the wrong operator', async () => {
+      const liar = await net.extraNode(net.keys[3], 'liar')
+      await until(() => liar.meshPeers('attestations') > 0, 10_000, 'liar mesh')
+      liar.addEventListener('task', (e) => {
+        void publishAttestation(liar, net, 3, e.detail.taskId, new TextEncoder().encode('not the model output'))
+      })
+      await waitForNetwork(net.requester)
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 20_000 })
+      assert.deepEqual(result.signers, [0, 1, 2])
+      const own = await net.operators[0]!.store!.getOwnAttestation(result.taskId)
+      assert.equal(hex(result.certificate.resultHash), hex(own!.resultHash))
+      // The aggregator saw the wrong attestation too: it was valid, just outvoted.
+      await until(async () => (await net.aggregator.store!.getAttestations(result.taskId)).some(a => a.operatorIndex === 3), 5_000, 'wrong attestation stored')
+    })
+  })
+
+  describe('two of four operators down', () => {
+    let net: TestNetwork
+    before(async () => { net = await startTestNetwork({ operators: 4, offline: [2, 3] }) })
+    after(async () => { await net?.stop() })
+
+    it('ends the task NoQuorum at its deadline', async () => {
+      await waitForNetwork(net.requester)
+      const noQuorum = new Promise<Uint8Array>(resolve => net.aggregator.addEventListener('no-quorum', (e) => resolve(e.detail.taskId), { once: true }))
+      await assert.rejects(
+        requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 4_000 }),
+        (err: Error) => err instanceof NoQuorumError && /NoQuorum/.test(err.message)
+      )
+      const taskId = await noQuorum
+      assert.equal((await net.aggregator.store!.getTaskState(taskId))?.state, 'no-quorum')
+      assert.equal(await net.aggregator.store!.getCertificate(taskId), undefined)
+    })
+  })
+
+  describe('an operator that equivocates', () => {
+    let net: TestNetwork
+    before(async () => { net = await startTestNetwork({ operators: 4, offline: [3] }) })
+    after(async () => { await net?.stop() })
+
+    it('leaves verifiable evidence in storage', async () => {
+      const cheat = await net.extraNode(net.keys[3], 'cheat')
+      await until(() => cheat.meshPeers('attestations') > 0, 10_000, 'cheat mesh')
+      const seen = nextTask(cheat)
+      const evidence = new Promise<EquivocationEvidence>(resolve => net.aggregator.addEventListener('evidence', (e) => resolve(e.detail), { once: true }))
+      await waitForNetwork(net.requester)
+      const request = requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 20_000 })
+      const taskId = await seen
+      await publishAttestation(cheat, net, 3, taskId, new TextEncoder().encode('answer A'))
+      await publishAttestation(cheat, net, 3, taskId, new TextEncoder().encode('answer B'))
+      const e = await evidence
+      assert.equal(e.operatorIndex, 3)
+      assert.ok(verifyEquivocationEvidence(e, net.operatorSet))
+      const stored = await net.aggregator.store!.listEvidence()
+      assert.ok(stored.some(s => hex(s.taskId) === hex(taskId) && s.operatorIndex === 3))
+      // Honest operators still certify the task.
+      const result = await request
+      assert.ok(!result.signers.includes(3))
+    })
+  })
+})
