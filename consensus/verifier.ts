@@ -18,6 +18,9 @@ import type { SignatureSet } from './signature-sets.js'
 const log = logger('poi:consensus:verifier')
 
 /**
+ * Sets go to an idle worker at once; only while every worker is busy do they wait, and then at
+ * most this long (the batch also leaves as soon as a worker frees up).
+ *
  * How long the first set of a batch may wait for company. Lodestar waits 100 ms because it
  * optimises throughput; here the QC is on the requester's critical path, so the wait is kept to
  * a few milliseconds: a burst of attestations (all arriving within the same few ms of gossip
@@ -62,6 +65,7 @@ export class BufferedVerifier {
   private readonly slots: WorkerSlot[] = []
   private buffer: PendingSet[] = []
   private timer: NodeJS.Timeout | null = null
+  private immediate: NodeJS.Immediate | null = null
   private nextJobId = 0
   private closed = false
 
@@ -84,6 +88,10 @@ export class BufferedVerifier {
       this.buffer.push({ set: { publicKey: compact(set.publicKey), message: compact(set.message), signature: compact(set.signature) }, resolve, reject })
       if (this.buffer.length >= this.maxBufferedSets) {
         this.flush()
+      } else if (this.hasIdleWorker()) {
+        // An idle worker gains nothing from waiting: send what arrived in this turn of
+        // the event loop. Under load (every worker busy) sets accumulate into batches.
+        this.immediate ??= setImmediate(() => { this.immediate = null; this.flush() })
       } else if (this.timer === null) {
         this.timer = setTimeout(() => { this.flush() }, this.maxBufferWaitMs)
       }
@@ -96,6 +104,8 @@ export class BufferedVerifier {
     this.closed = true
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    if (this.immediate !== null) clearImmediate(this.immediate)
+    this.immediate = null
     const buffered = this.buffer
     this.buffer = []
     const closedError = new VerifierError('BufferedVerifier closed before the signature was verified')
@@ -105,9 +115,15 @@ export class BufferedVerifier {
     await Promise.all(slots.map(async slot => await slot.worker.terminate()))
   }
 
+  private hasIdleWorker (): boolean {
+    return this.slots.length < this.workerCount || this.slots.some(slot => slot.jobs.size === 0)
+  }
+
   private flush (): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    if (this.immediate !== null) clearImmediate(this.immediate)
+    this.immediate = null
     if (this.buffer.length === 0 || this.closed) return
     const batch = this.buffer
     this.buffer = []
@@ -146,6 +162,8 @@ export class BufferedVerifier {
       slot.jobs.delete(response.id)
       if (slot.jobs.size === 0) worker.unref()
       for (const [i, pending] of batch.entries()) pending.resolve(response.results[i] === true)
+      // What piled up while this worker was busy goes out now as one batch.
+      if (this.buffer.length > 0 && !this.closed) this.flush()
     })
     worker.on('error', (err) => {
       log.error('verify worker failed: %s', err.message)

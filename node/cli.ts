@@ -14,7 +14,7 @@ import { ConfigError, readConfigFile, resolveConfig, type NodeConfig } from './c
 import { runDevnet } from './devnet.js'
 import { loadModelDir, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
-import { PoiNode } from './poi-node.js'
+import { PoiNode, preciseNow } from './poi-node.js'
 import { requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
 import { formatSummary } from './summary.js'
 
@@ -45,6 +45,7 @@ Node options:
   --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model
   --grace-ms <ms>       aggregation grace window after quorum (default 250)
   --json                print machine-readable event lines on stdout
+  --probe               relay and report gossip latency probes (benchmarks)
 
 Logs: quiet by default; DEBUG=poi:* for detail.`
 
@@ -66,6 +67,7 @@ const NODE_OPTIONS = {
   'grace-ms': { type: 'string' },
   json: { type: 'boolean' },
   aggregate: { type: 'boolean' },
+  probe: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
 } satisfies ParseArgsConfig['options']
 
@@ -115,28 +117,35 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
     light: false,
     keystore,
     config,
-    operatorSet
+    operatorSet,
+    probe: values.probe === true
   })
   const json = values.json === true
   const addrs = node.addresses()
   emit(json, { event: 'ready', role, peerId: node.libp2p.peerId.toString(), addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
     `poi ${node.roles().join('+')} ${node.libp2p.peerId.toString()}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
-  node.addEventListener('attested', (e) => emit(json, { event: 'attested', taskId: e.detail.attestation.taskId, resultHash: e.detail.attestation.resultHash, inferenceMs: e.detail.inferenceMs },
+  node.addEventListener('task', (e) => emit(json, { event: 'task', taskId: e.detail.taskId, at: preciseNow() }, ''))
+  node.addEventListener('probe', (e) => emit(json, { event: 'probe', ...e.detail }, ''))
+  node.addEventListener('attested', (e) => emit(json, { event: 'attested', taskId: e.detail.attestation.taskId, resultHash: e.detail.attestation.resultHash, inferenceMs: e.detail.inferenceMs, signMs: e.detail.signMs, at: preciseNow() },
     `attested task 0x${Buffer.from(e.detail.attestation.taskId).toString('hex').slice(0, 16)}… result 0x${Buffer.from(e.detail.attestation.resultHash).toString('hex').slice(0, 16)}… (inference ${e.detail.inferenceMs.toFixed(1)} ms)`))
   node.addEventListener('certificate', (e) => {
     if (!e.detail.formedHere) return
-    emit(json, { event: 'certificate', taskId: e.detail.certificate.taskId, resultHash: e.detail.certificate.resultHash, signerBitmap: e.detail.certificate.signerBitmap },
+    emit(json, { event: 'certificate', taskId: e.detail.certificate.taskId, resultHash: e.detail.certificate.resultHash, signerBitmap: e.detail.certificate.signerBitmap, verifyMs: e.detail.verifyMs, at: preciseNow() },
       `certificate formed for task 0x${Buffer.from(e.detail.certificate.taskId).toString('hex').slice(0, 16)}…`)
   })
   node.addEventListener('no-quorum', (e) => emit(json, { event: 'no-quorum', taskId: e.detail.taskId }, `task 0x${Buffer.from(e.detail.taskId).toString('hex').slice(0, 16)}… ended with NoQuorum`))
   node.addEventListener('evidence', (e) => emit(json, { event: 'evidence', taskId: e.detail.taskId, operatorIndex: e.detail.operatorIndex }, `equivocation by operator ${e.detail.operatorIndex} on task 0x${Buffer.from(e.detail.taskId).toString('hex').slice(0, 16)}… stored as evidence`))
-  node.addEventListener('rejected', (e) => emit(json, { event: 'rejected', ...e.detail }, ''))
+  // Operators see why a message was refused without turning on debug logs.
+  node.addEventListener('rejected', (e) => {
+    if (json) emit(true, { event: 'rejected', ...e.detail }, '')
+    else console.error(`${e.detail.verdict === 'reject' ? 'rejected' : 'ignored'} ${e.detail.topic} from ${e.detail.from}: ${e.detail.reason}`)
+  })
   if (json) {
     // Lets a launcher wait for gossip meshes instead of sleeping.
     let last = ''
     node.libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => {
-      const mesh = { tasks: node.meshPeers('tasks'), attestations: node.meshPeers('attestations'), certificates: node.meshPeers('certificates') }
+      const mesh = { tasks: node.meshPeers('tasks'), attestations: node.meshPeers('attestations'), certificates: node.meshPeers('certificates'), attestationSubscribers: node.topicPeers('attestations') }
       const now = JSON.stringify(mesh)
       if (now !== last) { last = now; emit(true, { event: 'mesh', ...mesh }, '') }
     })

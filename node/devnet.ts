@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../consensus/index.js'
 import { resolveConfig } from './config.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from './inference/index.js'
-import { ChildNode, prepareNodeDir } from './launcher.js'
+import { ChildNode, prepareNodeDir, type NodeEvent } from './launcher.js'
 import { PoiNode } from './poi-node.js'
 import { requestInference, waitForNetwork } from './requester.js'
 import { formatSummary } from './summary.js'
@@ -43,6 +43,8 @@ export interface LocalNetworkOptions {
   progress?: (line: string) => void
   /** Extra flags per operator (e.g. --model-dir). */
   operatorArgs?: (index: number) => string[]
+  /** Extra flags for every node (e.g. --probe). */
+  nodeArgs?: string[]
 }
 
 /**
@@ -69,7 +71,7 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
 
   const children: ChildNode[] = []
   const stop = async (): Promise<void> => { await Promise.all(children.map(async c => await c.stop())) }
-  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, '--genesis', genesisPath, '--listen', '/ip4/127.0.0.1/tcp/0']
+  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, '--genesis', genesisPath, '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.nodeArgs ?? [])]
   try {
     progress('starting bootstrap node')
     const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir)], join(root, 'bootstrap.log'))
@@ -85,7 +87,10 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     progress(`starting ${operators.length} operators and an aggregator`)
     await Promise.all([...operators, aggregator].map(async c => await c.ready(READY_TIMEOUT_MS)))
     progress('all nodes up; waiting for gossip meshes')
-    await Promise.all(children.map(async c => await c.waitFor(e => e.event === 'mesh' && (e.tasks as number) > 0 && (e.attestations as number) > 0 && (e.certificates as number) > 0, MESH_TIMEOUT_MS, 'gossip mesh')))
+    // Operators only publish attestations (to known subscribers); relays and aggregators mesh on them.
+    const meshed = (c: ChildNode) => (e: NodeEvent): boolean => e.event === 'mesh' && (e.tasks as number) > 0 && (e.certificates as number) > 0 &&
+      (operators.includes(c) ? (e.attestationSubscribers as number) > 0 : (e.attestations as number) > 0)
+    await Promise.all(children.map(async c => await c.waitFor(meshed(c), MESH_TIMEOUT_MS, 'gossip mesh')))
     return { root, genesisPath, operatorSet, bootstrap, bootstrapAddr, operators, aggregator, stop }
   } catch (err) {
     await stop()

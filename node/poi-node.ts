@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { bytesToHex, keccak256 } from 'viem'
@@ -7,8 +8,8 @@ import {
 } from '../consensus/index.js'
 import {
   GossipRouter, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, encodeAttestation,
-  encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature, DecodeError,
-  type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict
+  encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature, DecodeError, MAX_PROBE_BYTES,
+  type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict, type TopicName
 } from '../protocols/index.js'
 import { NodeStore } from '../storage/index.js'
 import type { NodeConfig } from './config.js'
@@ -39,18 +40,28 @@ export interface PoiNodeOptions {
   keystore: Keystore
   config: NodeConfig
   operatorSet: OperatorSet
+  /** Relay and timestamp latency probes (benchmarks and diagnostics; off by default). */
+  probe?: boolean
 }
 
-export interface Rejection { topic: string, reason: string, from: string }
+/** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
+export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
 
 export interface PoiNodeEvents {
   task: CustomEvent<{ taskId: Uint8Array, task: TaskAnnouncement }>
-  attested: CustomEvent<{ attestation: Attestation, inferenceMs: number }>
+  attested: CustomEvent<{ attestation: Attestation, inferenceMs: number, signMs: number }>
   attestation: CustomEvent<Attestation>
-  certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean }>
+  /** `verifyMs`: the longest signature check among the attestations this node counted (aggregators). */
+  certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean, verifyMs?: number }>
   'no-quorum': CustomEvent<{ taskId: Uint8Array }>
   evidence: CustomEvent<EquivocationEvidence>
   rejected: CustomEvent<Rejection>
+  probe: CustomEvent<{ id: string, at: number }>
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
+export function preciseNow (): number {
+  return performance.timeOrigin + performance.now()
 }
 
 interface TaskState {
@@ -61,6 +72,7 @@ interface TaskState {
   graceTimer?: NodeJS.Timeout
   deadlineTimer?: NodeJS.Timeout
   certified: boolean
+  verifyMs: number
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -131,6 +143,17 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       throw err
     }
     const node = new PoiNode(opts, libp2p, store, models)
+    if (opts.operate) {
+      // Load (and hash-check) every model before joining: a bad model file
+      // stops the operator here with its path, not at its first task.
+      try {
+        for (const m of models.values()) await node.runner(m)
+      } catch (err) {
+        await libp2p.stop()
+        await store?.close()
+        throw err
+      }
+    }
     node.subscribe()
     await libp2p.start()
     log('started %p as %s', libp2p.peerId, node.roles().join('+'))
@@ -155,11 +178,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   }
 
   /** Peers known to subscribe to a topic: a requester waits for one before publishing. */
-  topicPeers (topic: 'tasks' | 'attestations' | 'certificates'): number {
+  topicPeers (topic: TopicName): number {
     return this.router.subscribers(topic)
   }
 
-  meshPeers (topic: 'tasks' | 'attestations' | 'certificates'): number {
+  meshPeers (topic: TopicName): number {
     return this.router.meshPeers(topic)
   }
 
@@ -196,7 +219,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         validate: async (data, from) => await this.validateTask(data, from),
         onMessage: async (data) => { await this.onTask(decodeTaskAnnouncement(data)) }
       })
-      this.router.handle('attestations', {
+      // Attestations are verified (one pairing each) by every node that
+      // subscribes, so only nodes that use them do: aggregators, which count
+      // them, and relays (bootstrap nodes), which keep the mesh and catch
+      // equivocation. A pure operator publishes its own through fanout.
+      if (this.opts.aggregate || !this.opts.operate) this.router.handle('attestations', {
         validate: async (data, from) => await this.validateAttestation(data, from),
         onMessage: async (data) => { await this.onAttestation(decodeAttestation(data)) }
       })
@@ -205,11 +232,28 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       validate: async (data, from) => await this.validateCertificate(data, from),
       onMessage: async (data) => { await this.onCertificate(decodeQuorumCertificate(data), false) }
     })
+    if (this.opts.probe === true) {
+      this.router.handle('probes', {
+        validate: async (data) => {
+          if (data.length > MAX_PROBE_BYTES) return 'reject'
+          this.safeDispatchEvent('probe', { detail: { id: hex(data), at: preciseNow() } })
+          return 'accept'
+        }
+      })
+    }
   }
 
-  private reject (topic: string, from: string, reason: string, verdict: Verdict = 'reject'): Verdict {
+  /** Gossips a latency probe; every node with probes on reports when it arrives. */
+  async sendProbe (): Promise<{ id: string, at: number }> {
+    const id = randomBytes(16)
+    const at = preciseNow()
+    await this.router.publish('probes', id)
+    return { id: hex(id), at }
+  }
+
+  private reject (topic: string, from: string, reason: string, verdict: 'reject' | 'ignore' = 'reject'): Verdict {
     log('%s from %s: %s (%s)', topic, from, verdict, reason)
-    if (verdict === 'reject') this.safeDispatchEvent('rejected', { detail: { topic, reason, from } })
+    this.safeDispatchEvent('rejected', { detail: { topic, reason, from, verdict } })
     return verdict
   }
 
@@ -242,7 +286,6 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     if (this.tasks.has(id)) return 'ignore'
     this.track(taskId, task)
-    await this.store?.putTask(taskId, task)
     return 'accept'
   }
 
@@ -250,7 +293,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const id = hex(taskId)
     const existing = this.tasks.get(id)
     if (existing != null) return existing
-    const state: TaskState = { taskId, task, deadline: Number(task.deadline), certified: false }
+    const state: TaskState = { taskId, task, deadline: Number(task.deadline), certified: false, verifyMs: 0 }
     this.tasks.set(id, state)
     if (this.opts.aggregate) {
       state.aggregation = new TaskAggregation({
@@ -266,8 +309,13 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     return state
   }
 
+  /**
+   * Runs after the verdict went back to gossipsub, so relaying never waits on
+   * the disk; the write still lands before anything acts on the task.
+   */
   private async onTask (task: TaskAnnouncement): Promise<void> {
     const taskId = taskIdOf(task)
+    await this.store?.putTask(taskId, task)
     this.safeDispatchEvent('task', { detail: { taskId, task } })
     if (this.opts.operate) await this.attest(taskId, task)
   }
@@ -291,6 +339,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       log.error('task %s: inference failed: %s', hex(taskId), (err as Error).message)
       return
     }
+    const signStart = performance.now()
     const attestation = signAttestation(this.opts.keystore.blsSecretKey, this.operatorSet.domain, {
       taskId,
       resultHash: result.resultHash,
@@ -299,11 +348,12 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       operatorIndex: this.operatorIndex,
       output: result.canonical
     })
+    const signMs = performance.now() - signStart
     // Stored before it leaves the node: a crash after gossiping must not let
     // the restarted node sign a second, different result.
     await this.store.putOwnAttestation(attestation)
     this.noteFirst(attestation)
-    this.safeDispatchEvent('attested', { detail: { attestation, inferenceMs: result.inferenceMs } })
+    this.safeDispatchEvent('attested', { detail: { attestation, inferenceMs: result.inferenceMs, signMs } })
     await this.router.publish('attestations', encodeAttestation(attestation))
     const state = this.tasks.get(hex(taskId))
     if (state != null) this.aggregate(state, attestation)
@@ -350,14 +400,16 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       return this.reject('attestation', from, `attestation for task ${id} arrived after the deadline`, 'ignore')
     }
     const set = attestationSignatureSet(att, this.operatorSet)
-    if (set == null || !await this.verifier.verify(set)) {
+    const verifyStart = performance.now()
+    const valid = set != null && await this.verifier.verify(set)
+    if (state != null) state.verifyMs = Math.max(state.verifyMs, performance.now() - verifyStart)
+    if (!valid) {
       return this.reject('attestation', from, `attestation for task ${id}: bad BLS signature for operator ${att.operatorIndex}`)
     }
     const again = this.firstResult.get(key)
     if (again != null && again.result === hex(att.resultHash)) return 'ignore'
     if (again != null) await this.recordEquivocation(again.attestation, att)
     else this.noteFirst(att)
-    await this.store?.putAttestation(att)
     return 'accept'
   }
 
@@ -373,7 +425,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.safeDispatchEvent('evidence', { detail: evidence })
   }
 
+  /** Stored before it counts toward a certificate, so a restart never forgets a counted signature. */
   private async onAttestation (att: Attestation): Promise<void> {
+    await this.store?.putAttestation(att)
     this.safeDispatchEvent('attestation', { detail: att })
     const id = hex(att.taskId)
     const state = this.tasks.get(id)
@@ -414,7 +468,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const qc = state.aggregation.buildCertificate(best)
     await this.store?.putCertificate(qc)
     log('task %s: certificate formed with %s stake', hex(state.taskId), qc.signedStake.length)
-    this.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere: true } })
+    this.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere: true, verifyMs: state.verifyMs } })
     await this.router.publish('certificates', encodeQuorumCertificate(qc))
   }
 

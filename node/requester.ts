@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../consensus/index.js'
 import { bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
-import type { PoiNode } from './poi-node.js'
+import { preciseNow, type PoiNode } from './poi-node.js'
 
 /** How long a requester waits for gossip peers before giving up on announcing. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000
@@ -92,7 +92,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     }
     node.addEventListener('certificate', onCert)
   })
-  const announcedAt = Date.now()
+  const announcedAt = preciseNow()
   await node.announce(task)
   progress(`announced task 0x${idHex} (deadline in ${Math.round(timeoutMs / 1000)} s)`)
 
@@ -101,7 +101,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const qc = await Promise.race([certified, timeout])
   clearTimeout(timer)
   if (qc == null) throw new NoQuorumError(taskId, timeoutMs)
-  const certifiedAt = Date.now()
+  const certifiedAt = preciseNow()
 
   const verdict = verifyCertificate(qc, set, { quorumBps })
   if (!verdict.ok) throw new Error(`certificate for task 0x${idHex} failed verification: ${verdict.reason}`)

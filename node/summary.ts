@@ -22,6 +22,6 @@ export function formatSummary (r: RequestResult, set: OperatorSet, model: string
     const op = set.operators[i]
     lines.push(`  signer ${i}  ${op.address}  stake share ${share(op.stake, set.totalStake)}`)
   }
-  lines.push(`time from announcement to certificate: ${r.certifiedAt - r.announcedAt} ms`)
+  lines.push(`time from announcement to certificate: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`)
   return lines.join('\n')
 }

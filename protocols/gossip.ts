@@ -11,8 +11,17 @@ const log = logger('poi:gossip')
 export const TOPICS = {
   tasks: '/poi/1/tasks/proto',
   attestations: '/poi/1/attestations/proto',
-  certificates: '/poi/1/certificates/proto'
+  certificates: '/poi/1/certificates/proto',
+  /**
+   * Latency probes: small opaque payloads that nodes started with `--probe`
+   * relay and timestamp, to measure how long one gossip message takes to
+   * reach every node (the floor under task → attestation → certificate).
+   */
+  probes: '/poi/1/probes/raw'
 } as const
+
+/** A probe is an id and a send time; anything larger is not a probe. */
+export const MAX_PROBE_BYTES = 64
 
 export type TopicName = keyof typeof TOPICS
 
@@ -80,7 +89,8 @@ export function gossipsubOptions (opts: GossipOptions = {}): Partial<GossipsubOp
       topics: {
         [TOPICS.tasks]: topicScore(),
         [TOPICS.attestations]: topicScore(),
-        [TOPICS.certificates]: topicScore()
+        [TOPICS.certificates]: topicScore(),
+        [TOPICS.probes]: topicScore()
       },
       IPColocationFactorWhitelist: new Set(whitelist)
     })

@@ -1,6 +1,6 @@
 export { TaskAnnouncement, Attestation, QuorumCertificate } from './messages.js'
 export { uint256ToBytes, bytesToUint256, Uint256Error, UINT256_MAX_BYTES } from './uint256.js'
-export { TOPICS, GossipRouter, gossipsubOptions, messageId } from './gossip.js'
+export { TOPICS, MAX_PROBE_BYTES, GossipRouter, gossipsubOptions, messageId } from './gossip.js'
 export type { TopicName, TopicHandler, Verdict, GossipOptions } from './gossip.js'
 export * from './constants.js'
 export {

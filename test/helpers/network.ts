@@ -97,7 +97,9 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
       return n
     }
     const full = nodes.filter(n => n !== requester)
-    await until(() => full.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('attestations') > 0 && n.meshPeers('certificates') > 0), 20_000, 'gossip meshes on every full node')
+    const isOperator = (n: PoiNode): boolean => operators.includes(n)
+    await until(() => full.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('certificates') > 0 &&
+      (isOperator(n) ? n.topicPeers('attestations') > 0 : n.meshPeers('attestations') > 0)), 20_000, 'gossip meshes on every full node')
     return { root, operatorSet, keys, bootstrap, bootstrapAddr, operators, aggregator, requester, requesterKeys, extraNode, stop }
   } catch (err) {
     await stop()

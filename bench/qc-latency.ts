@@ -1,0 +1,182 @@
+/**
+ * Time from task announcement to a verified quorum certificate at the
+ * requester, for networks of 4, 8 and 16 operators running as separate
+ * processes on this machine, with the gossip floor measured in the same run.
+ *
+ *   npm run bench:qc -- [--operators 4,8,16] [--tasks 50] [--probes 30] [--out file]
+ *
+ * Every node timestamps with performance.timeOrigin + performance.now(), which
+ * is comparable across processes on one machine.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { verifyCertificate } from '../consensus/index.js'
+import { resolveConfig } from '../node/config.js'
+import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
+import { loadModelDir, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
+import { prepareNodeDir, type ChildNode, type NodeEvent } from '../node/launcher.js'
+import { PoiNode } from '../node/poi-node.js'
+import { requestInference, waitForNetwork } from '../node/requester.js'
+
+const WARMUP_TASKS = 3
+const EVENT_TIMEOUT_MS = 10_000
+
+interface TaskSample {
+  latencyMs: number
+  taskGossipMs: number
+  inferenceMs: number
+  signMs: number
+  aggregatorVerifyMs: number
+  attestationGossipMs: number
+  certificateGossipMs: number
+  requesterVerifyMs: number
+}
+
+interface SizeResult {
+  operators: number
+  tasks: number
+  qcMs: { median: number, p95: number, mean: number }
+  floorMs: { median: number, p95: number }
+  /** Median QC time over three gossip floors: the goal is at most 1.5. */
+  qcOverThreeFloors: number
+  shares: { inference: number, bls: number, gossip: number, other: number }
+  phasesMedianMs: Omit<TaskSample, 'latencyMs'>
+}
+
+function quantile (xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))
+  return s[i]
+}
+const median = (xs: number[]): number => quantile(xs, 0.5)
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
+const hex = (b: Uint8Array): string => '0x' + Buffer.from(b).toString('hex')
+
+async function eventFor (child: ChildNode, name: string, taskId: string): Promise<NodeEvent> {
+  return await child.waitFor(e => e.event === name && e.taskId === taskId, EVENT_TIMEOUT_MS, `${name} for ${taskId}`)
+}
+
+/** One plain gossip message from the requester to every node: the time until the last one has it. */
+async function measureFloor (net: LocalNetwork, requester: PoiNode, probes: number): Promise<number[]> {
+  const children = [net.bootstrap, ...net.operators, net.aggregator]
+  const floors: number[] = []
+  for (let i = 0; i < probes; i++) {
+    const sent = await requester.sendProbe()
+    const arrivals = await Promise.all(children.map(async c => await c.waitFor(e => e.event === 'probe' && e.id === sent.id, EVENT_TIMEOUT_MS, 'probe')))
+    floors.push(Math.max(...arrivals.map(e => e.at as number)) - sent.at)
+  }
+  return floors
+}
+
+async function runSize (n: number, tasks: number, probes: number, log: (s: string) => void): Promise<SizeResult> {
+  const root = await mkdtemp(join(tmpdir(), `poi-bench-${n}-`))
+  const net = await startLocalNetwork({ root, operators: n, nodeArgs: ['--probe'], progress: (s) => log(`  ${s}`) })
+  let requester: PoiNode | undefined
+  try {
+    const model = await loadModelDir(SHIPPED_MODEL_DIR)
+    const keys = (await prepareNodeDir(root, 'requester')).keys
+    const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [] })
+    requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: keys, config, operatorSet: net.operatorSet, probe: true })
+    await waitForNetwork(requester)
+    const deadline = Date.now() + 15_000
+    while (requester.meshPeers('probes') === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+
+    log(`  ${n} operators: warming up`)
+    for (let i = 0; i < WARMUP_TASKS; i++) await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(1000 + i), timeoutMs: 20_000 })
+    log(`  ${n} operators: measuring the gossip floor (${probes} probes)`)
+    const floors = await measureFloor(net, requester, probes)
+
+    log(`  ${n} operators: ${tasks} tasks`)
+    const samples: TaskSample[] = []
+    for (let i = 0; i < tasks; i++) {
+      const r = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(i), timeoutMs: 20_000 })
+      const id = hex(r.taskId)
+      const verifyStart = performance.now()
+      verifyCertificate(r.certificate, net.operatorSet)
+      const requesterVerifyMs = performance.now() - verifyStart
+      const cert = await eventFor(net.aggregator, 'certificate', id)
+      const signers = r.signers.map(s => net.operators[s])
+      const taskEvents = await Promise.all(signers.map(async c => await eventFor(c, 'task', id)))
+      const attested = await Promise.all(signers.map(async c => await eventFor(c, 'attested', id)))
+      const latencyMs = r.certifiedAt - r.announcedAt
+      const taskGossipMs = median(taskEvents.map(e => (e.at as number) - r.announcedAt))
+      const inferenceMs = median(attested.map(e => e.inferenceMs as number))
+      const signMs = median(attested.map(e => e.signMs as number))
+      const aggregatorVerifyMs = cert.verifyMs as number
+      const lastAttested = Math.max(...attested.map(e => e.at as number))
+      const attestationGossipMs = Math.max(0, (cert.at as number) - lastAttested - aggregatorVerifyMs)
+      const certificateGossipMs = Math.max(0, r.certifiedAt - (cert.at as number) - requesterVerifyMs)
+      samples.push({ latencyMs, taskGossipMs, inferenceMs, signMs, aggregatorVerifyMs, attestationGossipMs, certificateGossipMs, requesterVerifyMs })
+      if ((i + 1) % 10 === 0) log(`    ${i + 1}/${tasks} (median so far ${median(samples.map(s => s.latencyMs)).toFixed(1)} ms)`)
+    }
+    const lat = samples.map(s => s.latencyMs)
+    const total = sum(lat)
+    const inference = sum(samples.map(s => s.inferenceMs)) / total
+    const bls = sum(samples.map(s => s.signMs + s.aggregatorVerifyMs + s.requesterVerifyMs)) / total
+    const gossip = sum(samples.map(s => s.taskGossipMs + s.attestationGossipMs + s.certificateGossipMs)) / total
+    const floorMedian = median(floors)
+    const phase = (k: keyof Omit<TaskSample, 'latencyMs'>): number => median(samples.map(s => s[k]))
+    return {
+      operators: n,
+      tasks,
+      qcMs: { median: median(lat), p95: quantile(lat, 0.95), mean: total / lat.length },
+      floorMs: { median: floorMedian, p95: quantile(floors, 0.95) },
+      qcOverThreeFloors: median(lat) / (3 * floorMedian),
+      shares: { inference, bls, gossip, other: Math.max(0, 1 - inference - bls - gossip) },
+      phasesMedianMs: {
+        taskGossipMs: phase('taskGossipMs'),
+        inferenceMs: phase('inferenceMs'),
+        signMs: phase('signMs'),
+        aggregatorVerifyMs: phase('aggregatorVerifyMs'),
+        attestationGossipMs: phase('attestationGossipMs'),
+        certificateGossipMs: phase('certificateGossipMs'),
+        requesterVerifyMs: phase('requesterVerifyMs')
+      }
+    }
+  } finally {
+    await requester?.stop()
+    await net.stop()
+    await rm(root, { recursive: true, force: true })
+  }
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      operators: { type: 'string', default: '4,8,16' },
+      tasks: { type: 'string', default: '50' },
+      probes: { type: 'string', default: '30' },
+      out: { type: 'string', default: 'bench/results/qc-latency.json' }
+    }
+  })
+  const sizes = values.operators.split(',').map(Number)
+  const tasks = Number(values.tasks)
+  const probes = Number(values.probes)
+  const log = (s: string): void => { console.error(s) }
+  const results: SizeResult[] = []
+  for (const n of sizes) {
+    log(`network of ${n} operators`)
+    results.push(await runSize(n, tasks, probes, log))
+  }
+  const rows = results.map(r => [
+    String(r.operators), r.qcMs.median.toFixed(1), r.qcMs.p95.toFixed(1), r.floorMs.median.toFixed(1),
+    r.qcOverThreeFloors.toFixed(2), pct(r.shares.inference), pct(r.shares.bls), pct(r.shares.gossip), pct(r.shares.other)
+  ])
+  const head = ['operators', 'QC median ms', 'QC p95 ms', 'floor ms', 'QC/(3×floor)', 'inference', 'BLS', 'gossip', 'other']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
+  console.log(line(head))
+  for (const r of rows) console.log(line(r))
+  console.log('goal: QC/(3×floor) ≤ 1.5; "other" is validation, scheduling and event-loop time not in the measured phases')
+  const out = resolve(values.out)
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, JSON.stringify({ benchmark: 'qc-latency', date: new Date().toISOString(), node: process.version, results }, null, 2) + '\n')
+  console.log(`wrote ${out}`)
+}
+
+main().catch((err) => { console.error(err); process.exitCode = 1 })
