@@ -10,7 +10,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import {
   createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf
 } from '../consensus/index.js'
-import { ConfigError, readConfigFile, resolveConfig, type NodeConfig } from './config.js'
+import { readConfigFile, resolveConfig, type NodeConfig } from './config.js'
 import { runDevnet } from './devnet.js'
 import { loadModelDir, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
@@ -266,6 +266,15 @@ async function runModels (args: string[]): Promise<void> {
   }
 }
 
+/**
+ * Our typed errors (KeystoreError, GenesisError, NoQuorumError, …) carry a
+ * message meant for the user; anything else is a bug and keeps its stack.
+ */
+const BUILTIN_ERRORS = new Set(['Error', 'TypeError', 'RangeError', 'ReferenceError', 'SyntaxError', 'EvalError', 'URIError', 'AggregateError'])
+function isTypedError (e: unknown): e is Error {
+  return e instanceof Error && e.name.endsWith('Error') && !BUILTIN_ERRORS.has(e.name)
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
   switch (cmd) {
@@ -292,10 +301,9 @@ export async function main (argv: string[]): Promise<number> {
 const isMain = process.argv[1] != null && realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1])
 if (isMain) {
   main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
-    const e = err as Error
-    if (e instanceof UsageError) console.error(`poi: ${e.message}\n(run \`poi help\` for usage)`)
-    else if (e instanceof ConfigError || ['KeystoreError', 'GenesisError', 'StorageError', 'NoQuorumError', 'NotConnectedError', 'ManifestError', 'ModelHashMismatchError', 'InputError'].includes(e?.name)) console.error(`poi: ${e.message}`)
-    else console.error(`poi: ${e?.stack ?? String(err)}`)
+    if (err instanceof UsageError) console.error(`poi: ${err.message}\n(run \`poi help\` for usage)`)
+    else if (isTypedError(err)) console.error(`poi: ${err.message}`)
+    else console.error(`poi: ${(err as Error)?.stack ?? String(err)}`)
     process.exitCode = 1
   })
 }

@@ -82,6 +82,13 @@ export async function readConfigFile (path: string): Promise<Partial<NodeConfig>
     if (typeof out[key] === 'string') out[key] = resolve(base, out[key])
   }
   if (Array.isArray(out.modelDirs)) out.modelDirs = out.modelDirs.map(d => typeof d === 'string' ? resolve(base, d) : d)
+  // Validated here too, so a bad value is reported with the file it came from, not only by name.
+  try {
+    validateConfig({ ...defaultConfig(), ...out })
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`config file ${path}: ${err.message}`)
+    throw err
+  }
   return out
 }
 

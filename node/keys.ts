@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -44,11 +44,17 @@ export interface PublicKeys {
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 export async function generateKeystore (dir: string, opts: { force?: boolean } = {}): Promise<PublicKeys> {
-  await mkdir(dir, { recursive: true, mode: KEYSTORE_DIR_MODE })
-  if (opts.force !== true) {
+  const force = opts.force === true
+  try {
+    await mkdir(dir, { recursive: true, mode: KEYSTORE_DIR_MODE })
+  } catch (err) {
+    throw new KeystoreError(dir, `cannot create keystore directory: ${(err as Error).message}`)
+  }
+  if (!force) {
+    // Checked up front so a keystore with one key already present is not half overwritten.
     for (const file of Object.values(KEY_FILES)) {
       const exists = await stat(join(dir, file)).then(() => true, () => false)
-      if (exists) throw new KeystoreError(join(dir, file), 'already exists; refusing to overwrite a key (pass --force to replace it)')
+      if (exists) throw new KeystoreError(join(dir, file), ALREADY_EXISTS)
     }
   }
   const peer = await generateKeyPair('Ed25519')
@@ -56,23 +62,35 @@ export async function generateKeystore (dir: string, opts: { force?: boolean } =
   let eth = randomBytes(32)
   // A secp256k1 key must be below the group order; 2^-128 odds, but check.
   while (BigInt('0x' + eth.toString('hex')) >= 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n || eth.every(b => b === 0)) eth = randomBytes(32)
-  await writeSecret(join(dir, KEY_FILES.peer), toHex(privateKeyToProtobuf(peer)))
-  await writeSecret(join(dir, KEY_FILES.bls), toHex(bls))
-  await writeSecret(join(dir, KEY_FILES.eth), '0x' + eth.toString('hex'))
+  await writeSecret(join(dir, KEY_FILES.peer), toHex(privateKeyToProtobuf(peer)), force)
+  await writeSecret(join(dir, KEY_FILES.bls), toHex(bls), force)
+  await writeSecret(join(dir, KEY_FILES.eth), '0x' + eth.toString('hex'), force)
   const ks = await loadKeystore(dir)
   return publicKeysOf(ks)
 }
 
-async function writeSecret (path: string, hex: string): Promise<void> {
-  // Created with the final mode so the secret is never readable by others, not even briefly.
-  const fh = await open(path, 'w', SECRET_FILE_MODE)
+const ALREADY_EXISTS = 'already exists; refusing to overwrite a key (pass --force to replace it)'
+
+async function writeSecret (path: string, hex: string, overwrite: boolean): Promise<void> {
+  let fh: FileHandle
   try {
+    // 'wx' fails if the file appeared since the check above (another `keys generate`), so a key is never silently replaced.
+    fh = await open(path, overwrite ? 'w' : 'wx', SECRET_FILE_MODE)
+  } catch (err: any) {
+    if (err?.code === 'EEXIST') throw new KeystoreError(path, ALREADY_EXISTS)
+    throw new KeystoreError(path, `cannot write key file: ${err?.message ?? String(err)}`)
+  }
+  try {
+    // Set the mode before writing: an overwritten file keeps its old (maybe world-readable)
+    // mode on open, and the umask may have narrowed a new file's mode below 0600.
+    await fh.chmod(SECRET_FILE_MODE)
     await fh.writeFile(hex + '\n')
     await fh.sync()
+  } catch (err) {
+    throw new KeystoreError(path, `cannot write key file: ${(err as Error).message}`)
   } finally {
     await fh.close()
   }
-  await chmod(path, SECRET_FILE_MODE)
 }
 
 async function readHex (path: string, bytes?: number): Promise<Uint8Array> {

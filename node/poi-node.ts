@@ -28,6 +28,13 @@ const LATE_ATTESTATION_SLACK_MS = 2_000
 /** Forget a task's in-memory state this long after its deadline (it stays in storage). */
 const TASK_MEMORY_TTL_MS = 60_000
 
+export class NotInOperatorSetError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'NotInOperatorSetError'
+  }
+}
+
 export type NodeRole = 'operator' | 'aggregator' | 'bootstrap' | 'requester'
 
 export interface PoiNodeOptions {
@@ -117,10 +124,10 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   }
 
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {
-    if (opts.operate && opts.light) throw new Error('a light node cannot operate')
+    if (opts.operate && opts.light) throw new TypeError('a light node cannot operate')
     const mine = hex(opts.keystore.blsPublicKey)
     if (opts.operate && !opts.operatorSet.operators.some(o => hex(o.blsPublicKey) === mine)) {
-      throw new Error(`this node's BLS key 0x${mine} is not in the operator set (epoch ${opts.operatorSet.epoch}); add it to the genesis file ${opts.config.genesis} or run without the operator role`)
+      throw new NotInOperatorSetError(`this node's BLS key 0x${mine} is not in the operator set (epoch ${opts.operatorSet.epoch}); add it to the genesis file ${opts.config.genesis} or run without the operator role`)
     }
     const models = new Map<string, LoadedModel>()
     if (!opts.light) {

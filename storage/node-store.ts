@@ -16,7 +16,8 @@ import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/i
  *   evidence/<taskId>/<operator>         JSON of two encoded attestations
  *
  * Writes that belong together go in one batch, so a SIGKILL at any point
- * leaves either all of them or none.
+ * leaves either all of them or none. An awaited write survives a SIGKILL (LevelDB
+ * has handed it to the OS); only the own attestation is also fsync'd (power loss).
  */
 
 export type TaskState = 'open' | 'attested' | 'quorum' | 'no-quorum'
@@ -39,12 +40,27 @@ export interface StoredEvidence {
 export class StorageError extends Error {
   readonly path: string
   constructor (path: string, action: string, cause: unknown) {
-    const why = cause instanceof Error ? cause.message : String(cause)
-    super(`storage at ${path}: ${action} failed: ${why}`)
+    super(`storage at ${path}: ${action} failed: ${describeCause(cause)}`)
     this.name = 'StorageError'
     this.path = path
     this.cause = cause
   }
+}
+
+/**
+ * level reports a failed open as "Database failed to open" and keeps the reason (a held
+ * LOCK, a corrupt file) in `cause`; the user needs that reason and what to do about it.
+ */
+function describeCause (cause: unknown): string {
+  if (!(cause instanceof Error)) return String(cause)
+  const code = (cause as { code?: unknown }).code
+  const inner = cause.cause instanceof Error ? cause.cause : undefined
+  const innerCode = (inner as { code?: unknown } | undefined)?.code
+  if (innerCode === 'LEVEL_LOCKED') return `${inner!.message}; another process (a running poi node?) has this data directory open: stop it or use another --data-dir`
+  if (inner != null) return `${cause.message}: ${inner.message}`
+  if (code === 'EEXIST' || code === 'ENOTDIR') return `${cause.message}; the path is not a directory: point --data-dir at a directory`
+  if (code === 'LEVEL_DATABASE_NOT_OPEN') return `${cause.message} (the store was closed; is the node stopping?)`
+  return cause.message
 }
 
 const OPERATOR_KEY_WIDTH = 6
@@ -88,12 +104,20 @@ export class NodeStore {
     }
   }
 
+  /**
+   * Stores a task and, if it has none yet, its initial state. A task seen again (re-gossiped
+   * after a restart empties gossipsub's seen cache) keeps its state: an attested or certified
+   * task must not look open again. The task id is the hash of the task, so the bytes are the same.
+   */
   async putTask (taskId: Uint8Array, task: TaskAnnouncement, state: TaskState = 'open'): Promise<void> {
-    const status: TaskRecordStatus = { state, updatedAt: Date.now() }
-    await this.write('store task', [
-      { type: 'put', key: `task/${hex(taskId)}`, value: TaskAnnouncement.encode(task) },
-      { type: 'put', key: `status/${hex(taskId)}`, value: utf8.encode(JSON.stringify(status)) }
-    ])
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
+      { type: 'put', key: `task/${hex(taskId)}`, value: TaskAnnouncement.encode(task) }
+    ]
+    if (await this.read(`status/${hex(taskId)}`) == null) {
+      const status: TaskRecordStatus = { state, updatedAt: Date.now() }
+      ops.push({ type: 'put', key: `status/${hex(taskId)}`, value: utf8.encode(JSON.stringify(status)) })
+    }
+    await this.write('store task', ops)
   }
 
   async getTask (taskId: Uint8Array): Promise<TaskAnnouncement | undefined> {
@@ -124,11 +148,13 @@ export class NodeStore {
    */
   async putOwnAttestation (att: Attestation): Promise<void> {
     const t = hex(att.taskId)
+    // fsync'd, unlike the other writes: this record is what stops a second, different
+    // signature (slashable equivocation) after a power loss, not only after a process kill.
     await this.write('store own attestation', [
       ...this.attestationOps(att),
       { type: 'put', key: `own/${t}`, value: Attestation.encode(att) },
       { type: 'put', key: `status/${t}`, value: utf8.encode(JSON.stringify({ state: 'attested', updatedAt: Date.now() })) }
-    ])
+    ], { sync: true })
   }
 
   async getOwnAttestation (taskId: Uint8Array): Promise<Attestation | undefined> {
@@ -207,9 +233,9 @@ export class NodeStore {
     ]
   }
 
-  private async write (action: string, ops: Array<{ type: 'put', key: string, value: Uint8Array }>): Promise<void> {
+  private async write (action: string, ops: Array<{ type: 'put', key: string, value: Uint8Array }>, options: { sync?: boolean } = {}): Promise<void> {
     try {
-      await this.db.batch(ops)
+      await this.db.batch(ops, { sync: options.sync === true })
     } catch (err) {
       throw new StorageError(this.path, action, err)
     }
