@@ -29,6 +29,8 @@ const DIAL_TIMEOUT_MS = 5_000
  * inbound connections per second per host would turn most of them away.
  */
 const INBOUND_CONNECTION_THRESHOLD = 1_000
+const RECONNECT_RETRY_INTERVAL_MS = 1_000
+const RECONNECT_BACKOFF_FACTOR = 2
 
 export type PoiServices = {
   identify: Identify
@@ -63,7 +65,11 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     connectionManager: {
       inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD,
-      maxConnections: Math.max(64, (opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS) * 2)
+      maxConnections: Math.max(64, (opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS) * 2),
+      // libp2p 2.10 leaves these undefined for p-retry, which then retries
+      // a lost peer every millisecond (and warns TimeoutNaNWarning).
+      reconnectRetryInterval: RECONNECT_RETRY_INTERVAL_MS,
+      reconnectBackoffFactor: RECONNECT_BACKOFF_FACTOR
     },
     // A node busy running a model answers pings late; dropping the connection
     // for that would cut it off exactly when its attestation is due.

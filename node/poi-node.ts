@@ -156,8 +156,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       try {
         for (const m of models.values()) await node.runner(m)
       } catch (err) {
-        await libp2p.stop()
-        await store?.close()
+        await node.stop()
         throw err
       }
     }
@@ -292,17 +291,20 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       return this.reject('task', from, `task ${id} has a bad requester signature (requester ${bytesToHex(task.requester)})`)
     }
     if (this.tasks.has(id)) return 'ignore'
-    this.track(taskId, task)
+    // A task re-gossiped after a restart: if we already hold its certificate,
+    // it is settled (no new aggregation, no deadline that could undo it).
+    const settled = this.store != null && await this.store.getCertificate(taskId) != null
+    this.track(taskId, task, settled)
     return 'accept'
   }
 
-  private track (taskId: Uint8Array, task: TaskAnnouncement): TaskState {
+  private track (taskId: Uint8Array, task: TaskAnnouncement, settled = false): TaskState {
     const id = hex(taskId)
     const existing = this.tasks.get(id)
     if (existing != null) return existing
-    const state: TaskState = { taskId, task, deadline: Number(task.deadline), certified: false, verifyMs: 0 }
+    const state: TaskState = { taskId, task, deadline: Number(task.deadline), certified: settled, verifyMs: 0 }
     this.tasks.set(id, state)
-    if (this.opts.aggregate) {
+    if (this.opts.aggregate && !settled) {
       state.aggregation = new TaskAggregation({
         operatorSet: this.operatorSet,
         taskId,
@@ -468,6 +470,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private async finalize (state: TaskState, result: Uint8Array): Promise<void> {
     if (state.certified || state.aggregation == null) return
     state.certified = true
+    if (this.store != null && await this.store.getCertificate(state.taskId) != null) return
     clearTimeout(state.graceTimer)
     clearTimeout(state.deadlineTimer)
     // The grace window may have let another result overtake; take the best.
@@ -482,6 +485,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private async onDeadline (state: TaskState): Promise<void> {
     if (state.certified) return
     state.certified = true
+    if (this.store != null && await this.store.getCertificate(state.taskId) != null) return
     clearTimeout(state.graceTimer)
     log('task %s: no quorum by the deadline', hex(state.taskId))
     await this.store?.setTaskState(state.taskId, 'no-quorum', 'deadline passed without quorum')
