@@ -25,6 +25,8 @@ const log = logger('poi:node')
  * never counted toward a QC.
  */
 const LATE_ATTESTATION_SLACK_MS = 2_000
+/** Tasks whose attestations may wait in memory for the task itself to arrive. */
+const MAX_EARLY_TASKS = 256
 /** Forget a task's in-memory state this long after its deadline (it stays in storage). */
 const TASK_MEMORY_TTL_MS = 60_000
 
@@ -103,7 +105,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** `${taskId}/${operator}` → result hash hex of the first valid attestation seen. */
   private readonly firstResult = new Map<string, { result: string, attestation: Attestation }>()
   /** Attestations that arrived before their task. */
-  private readonly early = new Map<string, Attestation[]>()
+  private readonly early = new Map<string, { since: number, attestations: Attestation[] }>()
   private readonly sweeper: NodeJS.Timeout
   private stopped = false
 
@@ -312,7 +314,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         deadline: state.deadline
       })
       state.deadlineTimer = setTimeout(() => { void this.onDeadline(state) }, Math.max(0, state.deadline - Date.now()))
-      for (const att of this.early.get(id) ?? []) this.aggregate(state, att)
+      for (const att of this.early.get(id)?.attestations ?? []) this.aggregate(state, att)
     }
     this.early.delete(id)
     return state
@@ -442,9 +444,12 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const state = this.tasks.get(id)
     if (state == null) {
       if (this.opts.aggregate) {
-        const list = this.early.get(id) ?? []
-        list.push(att)
-        this.early.set(id, list)
+        const entry = this.early.get(id) ?? { since: Date.now(), attestations: [] }
+        // Bounded: valid signatures for tasks we never hear of cannot grow memory without limit.
+        if (entry.attestations.length < this.operatorSet.operators.length * 2 && (this.early.has(id) || this.early.size < MAX_EARLY_TASKS)) {
+          entry.attestations.push(att)
+          this.early.set(id, entry)
+        }
       }
       return
     }
@@ -535,7 +540,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       }
     }
     // Attestations for tasks that never arrived are kept one TTL at most.
-    if (this.early.size > 0 && this.tasks.size === 0) this.early.clear()
+    for (const [id, entry] of this.early) if (now > entry.since + TASK_MEMORY_TTL_MS) this.early.delete(id)
   }
 }
 

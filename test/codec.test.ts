@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { bytesToHex, keccak256, type Address } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { mulberry32 } from '../node/inference/build-model.js'
 // The modules under test are imported directly (not through protocols/index.ts) so this suite
 // does not load libp2p; index.ts re-exports all of them.
 import {
@@ -39,16 +40,10 @@ const OTHER_TASK_MANAGER: Address = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512'
 const CHAIN_ID = 31337n
 const UINT256_MAX = (1n << 256n) - 1n
 
-/** mulberry32: small seeded PRNG so fuzz failures replay exactly. */
+/** Seeded floats in [0, 1), so fuzz failures replay exactly. */
 function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const next = mulberry32(seed)
+  return () => next() / 2 ** 32
 }
 
 function randomBytes (rand: () => number, length: number): Uint8Array<ArrayBuffer> {

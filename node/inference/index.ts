@@ -54,5 +54,6 @@ export {
   buildMlpClassifierModel,
   buildMlpClassifierWeights,
   formatManifestFile,
+  mulberry32,
   writeModelDir
 } from './build-model.js'
