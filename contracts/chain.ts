@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+
+const require = createRequire(import.meta.url)
+
+/** anvil's well-known development mnemonic accounts (public knowledge; devnets only). */
+export const ANVIL_PRIVATE_KEYS = [
+  '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80',
+  '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d',
+  '0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a',
+  '0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6',
+  '0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a',
+  '0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba',
+  '0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d17b8c34b29d5d3b3a',
+  '0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356',
+  '0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97',
+  '0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6'
+] as const
+export const ANVIL_CHAIN_ID = 31337
+/** Every EIP-2537 precompile is live from Prague on. */
+export const ANVIL_HARDFORK = 'prague'
+const READY_TIMEOUT_MS = 20_000
+const STOP_TIMEOUT_MS = 5_000
+/** Enough for 128 operators each registering with ETH stake, and then some. */
+const DEFAULT_BALANCE_ETH = 100_000
+
+export class ChainError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ChainError'
+  }
+}
+
+/** The anvil binary shipped by the npm package for this platform. */
+export function anvilBinary (): string {
+  const platformPackage = `@foundry-rs/anvil-${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`
+  try {
+    return join(dirname(require.resolve(`${platformPackage}/package.json`)), 'bin', 'anvil')
+  } catch {
+    throw new ChainError(`no anvil binary for ${process.platform}/${process.arch}: package ${platformPackage} is not installed (run npm install)`)
+  }
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr != null ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface AnvilOptions {
+  port?: number
+  /** Seconds per block; undefined mines a block per transaction (fastest for tests). */
+  blockTime?: number
+  accounts?: number
+  balanceEth?: number
+}
+
+export interface Anvil {
+  rpcUrl: string
+  chainId: number
+  process: ChildProcess
+  stop: () => Promise<void>
+}
+
+async function rpcAnswers (url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+      signal: AbortSignal.timeout(1_000)
+    })
+    return res.ok
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Starts a local anvil chain on 127.0.0.1 with the Prague hard fork and
+ * waits until it answers JSON-RPC.
+ */
+export async function startAnvil (opts: AnvilOptions = {}): Promise<Anvil> {
+  const port = opts.port ?? await freePort()
+  const args = ['--host', '127.0.0.1', '--port', String(port), '--hardfork', ANVIL_HARDFORK, '--chain-id', String(ANVIL_CHAIN_ID),
+    '--accounts', String(opts.accounts ?? ANVIL_PRIVATE_KEYS.length), '--balance', String(opts.balanceEth ?? DEFAULT_BALANCE_ETH), '--silent']
+  if (opts.blockTime != null) args.push('--block-time', String(opts.blockTime))
+  const proc = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4_000) })
+  const exited = new Promise<void>(resolve => proc.once('exit', () => resolve()))
+  const rpcUrl = `http://127.0.0.1:${port}`
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode != null || proc.signalCode != null) return
+    proc.kill('SIGTERM')
+    const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS)
+    await exited
+    clearTimeout(timer)
+  }
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (!await rpcAnswers(rpcUrl)) {
+    if (proc.exitCode != null || proc.signalCode != null) throw new ChainError(`anvil exited before answering on ${rpcUrl}: ${stderr.trim() || `code ${proc.exitCode}`}`)
+    if (Date.now() > deadline) {
+      await stop()
+      throw new ChainError(`anvil did not answer on ${rpcUrl} within ${READY_TIMEOUT_MS} ms`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return { rpcUrl, chainId: ANVIL_CHAIN_ID, process: proc, stop }
+}
