@@ -12,6 +12,7 @@ import {
   type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict, type TopicName
 } from '../protocols/index.js'
 import { NodeStore } from '../storage/index.js'
+import { Submitter, type SettlementChain } from './submitter.js'
 import type { NodeConfig } from './config.js'
 import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
 import type { Keystore } from './keys.js'
@@ -49,6 +50,8 @@ export interface PoiNodeOptions {
   keystore: Keystore
   config: NodeConfig
   operatorSet: OperatorSet
+  /** Where formed certificates and equivocation evidence are settled (aggregators with a chain). */
+  settlement?: SettlementChain
   /** Relay and timestamp latency probes (benchmarks and diagnostics; off by default). */
   probe?: boolean
 }
@@ -94,8 +97,11 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   readonly libp2p: PoiLibp2p
   readonly store: NodeStore | undefined
-  readonly operatorSet: OperatorSet
-  readonly operatorIndex: number | undefined
+  /** Operator sets by epoch; the newest is current. */
+  private readonly sets = new Map<bigint, OperatorSet>()
+  private current: OperatorSet
+  private index: number | undefined
+  readonly submitter: Submitter | undefined
   private readonly opts: PoiNodeOptions
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
@@ -115,10 +121,10 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.libp2p = libp2p
     this.store = store
     this.models = models
-    this.operatorSet = opts.operatorSet
-    const mine = hex(opts.keystore.blsPublicKey)
-    const me = opts.operatorSet.operators.find(o => hex(o.blsPublicKey) === mine)
-    this.operatorIndex = me?.index
+    this.current = opts.operatorSet
+    this.sets.set(opts.operatorSet.epoch, opts.operatorSet)
+    this.index = indexIn(opts.operatorSet, opts.keystore.blsPublicKey)
+    this.submitter = opts.settlement != null && store != null && opts.aggregate ? new Submitter(store, opts.settlement) : undefined
     this.verifier = new BufferedVerifier()
     this.router = new GossipRouter(libp2p.services.pubsub)
     this.sweeper = setInterval(() => { this.sweep() }, TASK_MEMORY_TTL_MS / 4)
@@ -164,8 +170,28 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     node.subscribe()
     await libp2p.start()
+    await node.submitter?.start()
     log('started %p as %s', libp2p.peerId, node.roles().join('+'))
     return node
+  }
+
+  /** The current epoch's operator set. */
+  get operatorSet (): OperatorSet { return this.current }
+
+  /** This node's index in the current operator set, if it is an operator there. */
+  get operatorIndex (): number | undefined { return this.index }
+
+  /**
+   * Adopts a newer epoch's operator set (from the chain); older sets stay
+   * known, so certificates of recent epochs still verify.
+   */
+  useOperatorSet (set: OperatorSet): void {
+    this.sets.set(set.epoch, set)
+    if (set.epoch > this.current.epoch) {
+      this.current = set
+      this.index = indexIn(set, this.opts.keystore.blsPublicKey)
+      log('now in epoch %s (%d operators)%s', set.epoch, set.operators.length, this.index != null ? `, this node is operator ${this.index}` : '')
+    }
   }
 
   roles (): NodeRole[] {
@@ -203,6 +229,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       clearTimeout(t.deadlineTimer)
     }
     this.router.stop()
+    await this.submitter?.stop()
     await this.libp2p.stop()
     await this.verifier.close()
     for (const r of this.runners.values()) {
@@ -432,7 +459,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private async recordEquivocation (a: Attestation, b: Attestation): Promise<void> {
     const evidence: EquivocationEvidence = { taskId: a.taskId, operatorIndex: a.operatorIndex, epoch: a.epoch, a, b }
     log('operator %d equivocated on task %s: %s vs %s', a.operatorIndex, hex(a.taskId), hex(a.resultHash), hex(b.resultHash))
-    await this.store?.putEvidence({ taskId: a.taskId, operatorIndex: a.operatorIndex, a, b })
+    const id = await this.store?.putEvidence({ taskId: a.taskId, operatorIndex: a.operatorIndex, a, b }, { submit: this.submitter != null })
+    if (id != null) this.submitter?.kick('evidence', id)
     this.safeDispatchEvent('evidence', { detail: evidence })
   }
 
@@ -481,7 +509,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // The grace window may have let another result overtake; take the best.
     const best = state.aggregation.quorumReached() ?? result
     const qc = state.aggregation.buildCertificate(best)
-    await this.store?.putCertificate(qc)
+    await this.store?.putCertificate(qc, { submit: this.submitter != null })
+    this.submitter?.kick('certificate', hex(qc.taskId))
     log('task %s: certificate formed with %s stake', hex(state.taskId), qc.signedStake.length)
     this.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere: true, verifyMs: state.verifyMs } })
     await this.router.publish('certificates', encodeQuorumCertificate(qc))
@@ -514,7 +543,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (hex(keccak256(qc.output, 'bytes')) !== hex(qc.resultHash)) {
       return this.reject('certificate', from, `certificate for task ${id}: output does not hash to resultHash`)
     }
-    const verdict = verifyCertificate(qc, this.operatorSet, { quorumBps })
+    const set = this.sets.get(qc.epoch)
+    if (set == null) return this.reject('certificate', from, `certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`)
+    const verdict = verifyCertificate(qc, set, { quorumBps })
     if (!verdict.ok) return this.reject('certificate', from, `certificate for task ${id}: ${verdict.reason}`)
     return 'accept'
   }
@@ -542,6 +573,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Attestations for tasks that never arrived are kept one TTL at most.
     for (const [id, entry] of this.early) if (now > entry.since + TASK_MEMORY_TTL_MS) this.early.delete(id)
   }
+}
+
+function indexIn (set: OperatorSet, blsPublicKey: Uint8Array): number | undefined {
+  const mine = hex(blsPublicKey)
+  return set.operators.find(o => hex(o.blsPublicKey) === mine)?.index
 }
 
 /** A model id for a log line: its CID string, or hex when the bytes are not a CID. */

@@ -14,6 +14,7 @@ import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/i
  *   own/<taskId>                         encoded Attestation this node signed
  *   qc/<taskId>                          encoded QuorumCertificate
  *   evidence/<taskId>/<operator>         JSON of two encoded attestations
+ *   submit/<kind>/<id>                   JSON Submission: on-chain work not yet confirmed
  *
  * Writes that belong together go in one batch, so a SIGKILL at any point
  * leaves either all of them or none. An awaited write survives a SIGKILL (LevelDB
@@ -35,6 +36,21 @@ export interface StoredEvidence {
   a: Attestation
   b: Attestation
   foundAt: number
+}
+
+/** Something this node must get on-chain, kept until the chain confirms it (or it is moot). */
+export type SubmissionKind = 'certificate' | 'evidence'
+export interface Submission {
+  kind: SubmissionKind
+  /** certificate: task id hex; evidence: `<taskId hex>/<operator index>` */
+  id: string
+  state: 'pending' | 'confirmed' | 'moot'
+  attempts: number
+  createdAt: number
+  updatedAt: number
+  txHash?: string
+  gasUsed?: string
+  lastError?: string
 }
 
 export class StorageError extends Error {
@@ -179,13 +195,38 @@ export class NodeStore {
     return out
   }
 
-  /** The certificate and the task's final state land together. */
-  async putCertificate (qc: QuorumCertificate): Promise<void> {
+  /**
+   * The certificate and the task's final state land together; with `submit`,
+   * so does the pending on-chain submission, so a crash right after forming a
+   * QC still leaves it to be posted after the restart.
+   */
+  async putCertificate (qc: QuorumCertificate, opts: { submit?: boolean } = {}): Promise<void> {
     const t = hex(qc.taskId)
-    await this.write('store certificate', [
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
       { type: 'put', key: `qc/${t}`, value: QuorumCertificate.encode(qc) },
       { type: 'put', key: `status/${t}`, value: utf8.encode(JSON.stringify({ state: 'quorum', updatedAt: Date.now() })) }
-    ])
+    ]
+    if (opts.submit === true) ops.push(this.submissionOp(newSubmission('certificate', t)))
+    await this.write('store certificate', ops)
+  }
+
+  async putSubmission (sub: Submission): Promise<void> {
+    await this.write(`store ${sub.kind} submission`, [this.submissionOp(sub)])
+  }
+
+  async getSubmission (kind: SubmissionKind, id: string): Promise<Submission | undefined> {
+    const bytes = await this.read(`submit/${kind}/${id}`)
+    return bytes == null ? undefined : JSON.parse(fromUtf8.decode(bytes)) as Submission
+  }
+
+  /** Submissions still waiting for the chain, oldest first. */
+  async listPendingSubmissions (kind?: SubmissionKind): Promise<Submission[]> {
+    const all = await this.scan(kind == null ? 'submit/' : `submit/${kind}/`, bytes => JSON.parse(fromUtf8.decode(bytes)) as Submission)
+    return all.filter(s => s.state === 'pending').sort((a, b) => a.createdAt - b.createdAt)
+  }
+
+  private submissionOp (sub: Submission): { type: 'put', key: string, value: Uint8Array } {
+    return { type: 'put', key: `submit/${sub.kind}/${sub.id}`, value: utf8.encode(JSON.stringify(sub)) }
   }
 
   async getCertificate (taskId: Uint8Array): Promise<QuorumCertificate | undefined> {
@@ -197,7 +238,8 @@ export class NodeStore {
     return await this.scan('qc/', bytes => QuorumCertificate.decode(bytes))
   }
 
-  async putEvidence (e: Omit<StoredEvidence, 'foundAt'>): Promise<void> {
+  /** Returns the id its submission (if any) is kept under. */
+  async putEvidence (e: Omit<StoredEvidence, 'foundAt'>, opts: { submit?: boolean } = {}): Promise<string> {
     const value = JSON.stringify({
       taskId: hex(e.taskId),
       operatorIndex: e.operatorIndex,
@@ -205,23 +247,24 @@ export class NodeStore {
       b: hex(Attestation.encode(e.b)),
       foundAt: Date.now()
     })
-    await this.write('store equivocation evidence', [
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
       { type: 'put', key: `evidence/${hex(e.taskId)}/${opKey(e.operatorIndex)}`, value: utf8.encode(value) }
-    ])
+    ]
+    const id = `${hex(e.taskId)}/${opKey(e.operatorIndex)}`
+    if (opts.submit === true) ops.push(this.submissionOp(newSubmission('evidence', id)))
+    await this.write('store equivocation evidence', ops)
+    return id
+  }
+
+  async getEvidence (taskId: Uint8Array, operatorIndex: number): Promise<StoredEvidence | undefined> {
+    const bytes = await this.read(`evidence/${hex(taskId)}/${opKey(operatorIndex)}`)
+    return bytes == null ? undefined : parseEvidence(bytes)
   }
 
   async listEvidence (): Promise<StoredEvidence[]> {
-    return await this.scan('evidence/', bytes => {
-      const j = JSON.parse(fromUtf8.decode(bytes)) as { taskId: string, operatorIndex: number, a: string, b: string, foundAt: number }
-      return {
-        taskId: Uint8Array.from(Buffer.from(j.taskId, 'hex')),
-        operatorIndex: j.operatorIndex,
-        a: Attestation.decode(Buffer.from(j.a, 'hex')),
-        b: Attestation.decode(Buffer.from(j.b, 'hex')),
-        foundAt: j.foundAt
-      }
-    })
+    return await this.scan('evidence/', parseEvidence)
   }
+
 
   private attestationOps (att: Attestation): Array<{ type: 'put', key: string, value: Uint8Array }> {
     const t = hex(att.taskId)
@@ -270,4 +313,20 @@ export class NodeStore {
     }
     return out
   }
+}
+
+function parseEvidence (bytes: Uint8Array): StoredEvidence {
+  const j = JSON.parse(fromUtf8.decode(bytes)) as { taskId: string, operatorIndex: number, a: string, b: string, foundAt: number }
+  return {
+    taskId: Uint8Array.from(Buffer.from(j.taskId, 'hex')),
+    operatorIndex: j.operatorIndex,
+    a: Attestation.decode(Buffer.from(j.a, 'hex')),
+    b: Attestation.decode(Buffer.from(j.b, 'hex')),
+    foundAt: j.foundAt
+  }
+}
+
+function newSubmission (kind: SubmissionKind, id: string): Submission {
+  const now = Date.now()
+  return { kind, id, state: 'pending', attempts: 0, createdAt: now, updatedAt: now }
 }
