@@ -21,6 +21,10 @@ export {
   type AttestationFields, type SignAttestationParameters,
   attestationMessage, assertAttestationFields, signAttestation, attestationSignatureSet
 } from './attestation.js'
+export {
+  type G1Point, type G2Point, Eip2537EncodingError, EIP2537_FP_LENGTH, EIP2537_G1_LENGTH, EIP2537_G2_LENGTH,
+  g1ToEip2537, g1FromEip2537, g2ToEip2537, g2FromEip2537, encodeG1, encodeG2, decodeG1, decodeG2
+} from './eip2537.js'
 export { proofOfPossessionMessage, signProofOfPossession, verifyProofOfPossession } from './proof-of-possession.js'
 export {
   type Operator, type OperatorSet, type GenesisJson, type CreateOperatorSetParameters,

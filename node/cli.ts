@@ -8,9 +8,11 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import {
-  createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf
+  createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf, type OperatorSet
 } from '../consensus/index.js'
 import { readConfigFile, resolveConfig, type NodeConfig } from './config.js'
+import { ChainClient } from './chain-client.js'
+import { readDeployment } from './deployment.js'
 import { runDevnet } from './devnet.js'
 import { loadModelDir, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
@@ -32,8 +34,9 @@ Usage:
               [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
                                                  announce a task, wait for its certificate, verify it
   poi models                                     list the models this node knows
-  poi devnet [--operators <n>] [--keep] [--dir <dir>]
-                                                 launch a local network and run one task end to end
+  poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain]
+                                                 launch anvil, deploy, register operators, and run one
+                                                 task end to end with its certificate settled on-chain
 
 Node options:
   --config <file>       JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs)
@@ -41,7 +44,9 @@ Node options:
   --data-dir <dir>      default ~/.poi/data
   --listen <addr>       multiaddr, repeatable; default /ip4/127.0.0.1/tcp/0
   --bootstrap <addr>    multiaddr with /p2p/<peer id>, repeatable
-  --genesis <file>      operator set; default ~/.poi/genesis.json
+  --genesis <file>      operator set; default ~/.poi/genesis.json (not used with --chain)
+  --chain <file>        deployment JSON {rpcUrl, registry, taskManager, slashing, deployedAtBlock}: operator set
+                        from the on-chain registry; aggregators post certificates there
   --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model
   --grace-ms <ms>       aggregation grace window after quorum (default 250)
   --json                print machine-readable event lines on stdout
@@ -66,6 +71,7 @@ const NODE_OPTIONS = {
   'model-dir': { type: 'string', multiple: true },
   'grace-ms': { type: 'string' },
   json: { type: 'boolean' },
+  chain: { type: 'string' },
   aggregate: { type: 'boolean' },
   probe: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
@@ -88,6 +94,7 @@ function num (value: string | undefined, name: string): number | undefined {
 
 async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig> {
   const file = typeof values.config === 'string' ? await readConfigFile(values.config) : {}
+  const chain = typeof values.chain === 'string' ? await readDeployment(values.chain) : undefined
   const abs = (v: unknown): string | undefined => typeof v === 'string' ? resolve(v) : undefined
   return resolveConfig(file, {
     keystore: abs(values.keystore),
@@ -96,7 +103,8 @@ async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig>
     bootstrap: values.bootstrap as string[] | undefined,
     genesis: abs(values.genesis),
     modelDirs: (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
-    graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms')
+    graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms'),
+    chain
   })
 }
 
@@ -105,21 +113,38 @@ function emit (json: boolean, event: Record<string, unknown>, human: string): vo
   else if (human !== '') console.log(human)
 }
 
+/**
+ * Where the operator set comes from: the chain's registry when a chain is
+ * configured (then certificates can also be settled there), else the genesis file.
+ */
+async function operatorSource (config: NodeConfig, keystore: Keystore): Promise<{ operatorSet: OperatorSet, chain?: ChainClient }> {
+  if (config.chain == null) return { operatorSet: await loadGenesis(config.genesis) }
+  const chain = await ChainClient.connect(config.chain, keystore.account)
+  return { operatorSet: await chain.operatorSet(), chain }
+}
+
 async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: string[]): Promise<void> {
   const { values } = parse(args, NODE_OPTIONS)
   if (values.help === true) { console.log(USAGE); return }
   const config = await nodeConfig(values)
   const keystore = await loadKeystore(config.keystore)
-  const operatorSet = await loadGenesis(config.genesis)
+  const aggregate = role === 'aggregator' || values.aggregate === true
+  const { operatorSet, chain } = await operatorSource(config, keystore)
   const node = await PoiNode.start({
     operate: role === 'operator',
-    aggregate: role === 'aggregator' || values.aggregate === true,
+    aggregate,
     light: false,
     keystore,
     config,
     operatorSet,
+    settlement: aggregate ? chain : undefined,
     probe: values.probe === true
   })
+  const unwatch = chain?.watchEpochs(set => node.useOperatorSet(set), operatorSet.epoch)
+  node.submitter?.addEventListener('confirmed', (e) => emit(values.json === true, { event: 'submitted', kind: e.detail.kind, id: e.detail.id, txHash: e.detail.txHash, gasUsed: e.detail.gasUsed },
+    `${e.detail.kind} ${e.detail.id.slice(0, 16)}… settled on-chain in ${e.detail.txHash} (gas ${e.detail.gasUsed})`))
+  node.submitter?.addEventListener('moot', (e) => emit(values.json === true, { event: 'submission-moot', kind: e.detail.kind, id: e.detail.id, reason: e.detail.lastError },
+    `${e.detail.kind} ${e.detail.id.slice(0, 16)}… not submitted: ${e.detail.lastError ?? ''}`))
   const json = values.json === true
   const addrs = node.addresses()
   emit(json, { event: 'ready', role, peerId: node.libp2p.peerId.toString(), addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
@@ -154,6 +179,7 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
     const shutdown = (): void => {
       process.off('SIGINT', shutdown)
       process.off('SIGTERM', shutdown)
+      unwatch?.()
       node.stop().then(resolve, (err) => { console.error(`error while stopping: ${(err as Error).message}`); resolve() })
     }
     process.on('SIGINT', shutdown)
@@ -202,7 +228,7 @@ async function runRequest (args: string[]): Promise<void> {
   const config = await nodeConfig(values)
   if (config.bootstrap.length === 0) throw new UsageError('poi request needs --bootstrap <multiaddr> of a running node')
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
-  const operatorSet = await loadGenesis(config.genesis)
+  const { operatorSet } = await operatorSource(config, keystore)
   const modelId = await resolveModelId(values.model)
   const input = await readInput(values.input)
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
@@ -286,8 +312,8 @@ export async function main (argv: string[]): Promise<number> {
     case 'request': await runRequest(rest); return 0
     case 'models': await runModels(rest); return 0
     case 'devnet': {
-      const { values } = parse(rest, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' } })
-      return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir })
+      const { values } = parse(rest, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, offchain: { type: 'boolean' } })
+      return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, offchain: values.offchain === true })
     }
     case undefined:
     case 'help':

@@ -24,6 +24,20 @@ export interface NodeConfig {
   graceMs: number
   /** Reject tasks whose deadline is further away than this (bounds the state a task holds). */
   maxTaskTtlMs: number
+  /**
+   * The chain holding the operator registry and settling certificates. When
+   * set, the operator set comes from the chain and `genesis` is not used.
+   */
+  chain?: ChainConfig
+}
+
+export interface ChainConfig {
+  rpcUrl: string
+  registry: `0x${string}`
+  taskManager: `0x${string}`
+  slashing: `0x${string}`
+  /** Block of the registry's deployment, where event scans start (default 0). */
+  deployedAtBlock?: bigint
 }
 
 export class ConfigError extends Error {
@@ -55,7 +69,8 @@ export function defaultConfig (): NodeConfig {
   }
 }
 
-const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs']
+const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs', 'chain']
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
 
 /** Reads and validates a config file; relative paths in it are relative to the file. */
 export async function readConfigFile (path: string): Promise<Partial<NodeConfig>> {
@@ -80,6 +95,13 @@ export async function readConfigFile (path: string): Promise<Partial<NodeConfig>
   }
   for (const key of ['keystore', 'dataDir', 'genesis'] as const) {
     if (typeof out[key] === 'string') out[key] = resolve(base, out[key])
+  }
+  if (out.chain != null && typeof out.chain === 'object' && out.chain.deployedAtBlock != null) {
+    try {
+      out.chain = { ...out.chain, deployedAtBlock: BigInt(out.chain.deployedAtBlock as unknown as string) }
+    } catch {
+      throw new ConfigError(`config file ${path}: chain.deployedAtBlock must be a block number`)
+    }
   }
   if (Array.isArray(out.modelDirs)) out.modelDirs = out.modelDirs.map(d => typeof d === 'string' ? resolve(base, d) : d)
   // Validated here too, so a bad value is reported with the file it came from, not only by name.
@@ -127,5 +149,18 @@ export function validateConfig (cfg: NodeConfig): void {
   for (const key of ['graceMs', 'maxTaskTtlMs'] as const) {
     const v = cfg[key]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`setting ${key} must be a non-negative number of milliseconds, got ${JSON.stringify(v)}`)
+  }
+  if (cfg.chain !== undefined) {
+    const c = cfg.chain as unknown as Record<string, unknown>
+    if (c == null || typeof c !== 'object') throw new ConfigError('setting chain must be an object {rpcUrl, registry, taskManager, slashing}')
+    try {
+      const url = new URL(String(c.rpcUrl))
+      if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`unsupported protocol ${url.protocol}`)
+    } catch (err) {
+      throw new ConfigError(`setting chain.rpcUrl: ${JSON.stringify(c.rpcUrl)} is not an http(s) or ws(s) URL (${(err as Error).message})`)
+    }
+    for (const key of ['registry', 'taskManager', 'slashing']) {
+      if (typeof c[key] !== 'string' || !ADDRESS.test(c[key])) throw new ConfigError(`setting chain.${key} must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c[key])}`)
+    }
   }
 }

@@ -4,6 +4,12 @@ import { join, resolve } from 'node:path'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../consensus/index.js'
 import { resolveConfig } from './config.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from './inference/index.js'
+import { createPublicClient, createWalletClient, defineChain, http, type PublicClient } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerOperator, startAnvil, type Anvil, type PoiDeployment } from '../contracts/index.js'
+import { ChainClient } from './chain-client.js'
+import { writeDeployment } from './deployment.js'
+import type { Keystore } from './keys.js'
 import { ChildNode, prepareNodeDir, type NodeEvent } from './launcher.js'
 import { PoiNode } from './poi-node.js'
 import { requestInference, waitForNetwork } from './requester.js'
@@ -27,8 +33,11 @@ export function exampleInput (seed = 1): Uint8Array {
 
 export interface LocalNetwork {
   root: string
+  /** The operator set file (genesis mode) or the deployment file (chain mode) nodes were given. */
   genesisPath: string
   operatorSet: OperatorSet
+  /** Chain mode: the anvil chain, the deployed contracts and a read-only client. */
+  chain?: { anvil: Anvil, deployment: PoiDeployment, deploymentPath: string, client: ChainClient }
   bootstrap: ChildNode
   bootstrapAddr: string
   operators: ChildNode[]
@@ -45,6 +54,11 @@ export interface LocalNetworkOptions {
   operatorArgs?: (index: number) => string[]
   /** Extra flags for every node (e.g. --probe). */
   nodeArgs?: string[]
+  /**
+   * Run a local anvil chain: deploy the contracts, fund and register the
+   * operators, start epoch 1, and point every node at it (--chain).
+   */
+  chain?: boolean
 }
 
 /**
@@ -61,17 +75,36 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   const opDirs = []
   for (let i = 0; i < opts.operators; i++) opDirs.push(await prepareNodeDir(root, `operator-${i}`))
   const aggDir = await prepareNodeDir(root, 'aggregator')
-  const operatorSet = createOperatorSet({
-    epoch: 0n,
-    domain: { chainId: DEVNET_CHAIN_ID, taskManager: DEVNET_TASK_MANAGER },
-    operators: opDirs.map(d => ({ address: d.keys.account.address, blsPublicKey: d.keys.blsPublicKey, stake: STAKE_WEI, peerId: d.keys.peerId.toString() }))
-  })
-  const genesisPath = join(root, 'genesis.json')
-  await writeGenesis(genesisPath, operatorSet, opDirs.map(d => signProofOfPossession(d.keys.blsSecretKey, d.keys.account.address)))
-
   const children: ChildNode[] = []
-  const stop = async (): Promise<void> => { await Promise.all(children.map(async c => await c.stop())) }
-  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, '--genesis', genesisPath, '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.nodeArgs ?? [])]
+  let chain: LocalNetwork['chain']
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map(async c => await c.stop()))
+    await chain?.anvil.stop()
+  }
+  let operatorSet: OperatorSet
+  let genesisPath: string
+  let source: string[]
+  try {
+    if (opts.chain === true) {
+      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], progress)
+      operatorSet = await chain.client.operatorSet()
+      genesisPath = chain.deploymentPath
+      source = ['--chain', chain.deploymentPath]
+    } else {
+      operatorSet = createOperatorSet({
+        epoch: 0n,
+        domain: { chainId: DEVNET_CHAIN_ID, taskManager: DEVNET_TASK_MANAGER },
+        operators: opDirs.map(d => ({ address: d.keys.account.address, blsPublicKey: d.keys.blsPublicKey, stake: STAKE_WEI, peerId: d.keys.peerId.toString() }))
+      })
+      genesisPath = join(root, 'genesis.json')
+      await writeGenesis(genesisPath, operatorSet, opDirs.map(d => signProofOfPossession(d.keys.blsSecretKey, d.keys.account.address)))
+      source = ['--genesis', genesisPath]
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, ...source, '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.nodeArgs ?? [])]
   try {
     progress('starting bootstrap node')
     const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir)], join(root, 'bootstrap.log'))
@@ -91,9 +124,50 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     const meshed = (c: ChildNode) => (e: NodeEvent): boolean => e.event === 'mesh' && (e.tasks as number) > 0 && (e.certificates as number) > 0 &&
       (operators.includes(c) ? (e.attestationSubscribers as number) > 0 : (e.attestations as number) > 0)
     await Promise.all(children.map(async c => await c.waitFor(meshed(c), MESH_TIMEOUT_MS, 'gossip mesh')))
-    return { root, genesisPath, operatorSet, bootstrap, bootstrapAddr, operators, aggregator, stop }
+    return { root, genesisPath, operatorSet, chain, bootstrap, bootstrapAddr, operators, aggregator, stop }
   } catch (err) {
     await stop()
+    throw err
+  }
+}
+
+/** Devnet chain parameters: epochs may advance at once, exits wait a minute. */
+const DEVNET_DEPLOY = { epochDuration: 0n, exitDelay: 60n, minStake: 10n ** 18n }
+/** Gas money for every node that sends transactions. */
+const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
+
+/**
+ * Starts anvil, deploys the contracts from anvil's first account, funds the
+ * operators and aggregators, registers each operator with its own keys
+ * (stake + BLS key + proof of possession) and starts epoch 1.
+ */
+async function startChain (root: string, operators: Keystore[], others: Keystore[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
+  progress('starting anvil (prague) on 127.0.0.1')
+  const anvil = await startAnvil()
+  try {
+    const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
+    const transport = http(anvil.rpcUrl)
+    const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient
+    const deployer = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+    progress('deploying OperatorRegistry, TaskManager and SlashingManager')
+    const deployment = await deployPoi(deployer, publicClient, DEVNET_DEPLOY)
+    for (const k of [...operators, ...others]) {
+      const hash = await deployer.sendTransaction({ to: k.account.address, value: DEVNET_FUNDING_WEI })
+      await publicClient.waitForTransactionReceipt({ hash })
+    }
+    progress(`registering ${operators.length} operators with ${STAKE_WEI / 10n ** 18n} ETH stake each`)
+    for (const k of operators) {
+      const wallet = createWalletClient({ chain: chainDef, transport, account: k.account })
+      await registerOperator(wallet, publicClient, deployment.registry, k.blsSecretKey, STAKE_WEI)
+    }
+    const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
+    progress(`epoch ${epoch} started with ${operators.length} operators`)
+    const deploymentPath = join(root, 'deployment.json')
+    await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, ...deployment })
+    const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, registry: deployment.registry, taskManager: deployment.taskManager, slashing: deployment.slashing, deployedAtBlock: deployment.deployedAtBlock })
+    return { anvil, deployment, deploymentPath, client }
+  } catch (err) {
+    await anvil.stop()
     throw err
   }
 }
@@ -102,7 +176,12 @@ export interface DevnetOptions {
   operators?: number
   keep?: boolean
   dir?: string
+  /** Without a chain: the operator set from a genesis file, certificates only off-chain. */
+  offchain?: boolean
 }
+
+/** How long the devnet waits for the aggregator's transaction after the QC formed. */
+const SETTLEMENT_TIMEOUT_MS = 30_000
 
 /** `poi devnet` / `npm start`: a whole network on this machine, one task end to end. */
 export async function runDevnet (opts: DevnetOptions): Promise<number> {
@@ -111,19 +190,36 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
   if (n < 3) throw new Error(`a devnet needs at least 3 operators (a certificate needs 3 signers), got ${n}`)
   const root = opts.dir != null ? resolve(opts.dir) : await mkdtemp(join(tmpdir(), 'poi-devnet-'))
   const progress = (line: string): void => { console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`) }
-  const net = await startLocalNetwork({ root, operators: n, progress })
+  const net = await startLocalNetwork({ root, operators: n, progress, chain: opts.offchain !== true })
   let requester: PoiNode | undefined
   let code = 1
   try {
     const model = await loadModelDir(SHIPPED_MODEL_DIR)
     const keys = (await prepareNodeDir(root, 'requester')).keys
-    const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [] })
+    const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [], chain: net.chain?.client.config })
     requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: keys, config, operatorSet: net.operatorSet })
     progress('requester (light peer) connecting')
     await waitForNetwork(requester)
     progress(`sending a task for model ${model.manifest.name}`)
     const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, progress)
     console.log('\n' + formatSummary(result, net.operatorSet, `${model.manifest.name} (${modelIdToString(model.modelId)})`) + '\n')
+    if (net.chain != null) {
+      progress('waiting for the aggregator to settle the certificate on-chain')
+      const onChain = await net.chain.client.waitForAcceptance(result.taskId, SETTLEMENT_TIMEOUT_MS)
+      const offChain = `0x${Buffer.from(result.certificate.resultHash).toString('hex')}`
+      const same = onChain.resultHash.toLowerCase() === offChain
+      console.log([
+        '',
+        `on-chain    TaskManager ${net.chain.deployment.taskManager} (chain ${net.chain.anvil.chainId})`,
+        `  tx        ${onChain.txHash}`,
+        `  gas used  ${onChain.gasUsed}`,
+        `  result    ${onChain.resultHash} (epoch ${onChain.epoch}, ${same ? 'matches the off-chain certificate' : 'DIFFERS from the off-chain certificate ' + offChain})`,
+        `  outputRef ${onChain.outputRef}`,
+        `  posted by ${onChain.submitter}`,
+        ''
+      ].join('\n'))
+      if (!same) throw new Error('the on-chain result differs from the verified off-chain certificate')
+    }
     code = 0
   } catch (err) {
     console.error(`devnet: ${(err as Error).message}\nnode logs are in ${root}`)
@@ -131,7 +227,8 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     await requester?.stop()
   }
   if (opts.keep === true) {
-    console.log(`network left running (Ctrl-C to stop). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} --genesis ${net.genesisPath} --input '${new TextDecoder().decode(exampleInput(2))}'`)
+    const source = net.chain != null ? `--chain ${net.chain.deploymentPath}` : `--genesis ${net.genesisPath}`
+    console.log(`network left running (Ctrl-C to stop). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     await new Promise<void>(resolve => {
       process.once('SIGINT', resolve)
       process.once('SIGTERM', resolve)

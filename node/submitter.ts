@@ -11,7 +11,12 @@ export const RETRY_CAP_MS = 30_000
 /** After this many failed attempts a submission is given up (kept in storage as moot, with its last error). */
 export const MAX_ATTEMPTS = 12
 
-export interface TxReceipt { txHash: `0x${string}`, gasUsed: bigint }
+export interface TxReceipt {
+  txHash: `0x${string}`
+  gasUsed: bigint
+  /** false: mined, but another submitter's certificate had settled the task first. */
+  accepted?: boolean
+}
 
 /**
  * A contract revert the chain will repeat every time (InvalidSignature,
@@ -93,7 +98,7 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     if (sub == null || sub.state !== 'pending' || this.stopped) return
     try {
       const receipt = kind === 'certificate' ? await this.submitCertificate(id) : await this.submitEvidence(id)
-      if (receipt == null) {
+      if (receipt == null || receipt.accepted === false) {
         await this.finish({ ...sub, state: 'moot', updatedAt: Date.now(), lastError: 'already settled on-chain by someone else' }, 'moot')
       } else {
         await this.finish({ ...sub, state: 'confirmed', attempts: sub.attempts + 1, updatedAt: Date.now(), txHash: receipt.txHash, gasUsed: receipt.gasUsed.toString() }, 'confirmed')

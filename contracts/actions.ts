@@ -1,0 +1,71 @@
+/**
+ * The transactions a node sends, one function each (viem style: client first, plain parameters).
+ * Each simulates first, so a revert surfaces as viem's ContractFunctionExecutionError carrying the
+ * custom error (contractErrorName) without spending gas, then sends and waits for the receipt.
+ */
+import type { Account, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
+import type { EquivocationEvidence } from '../consensus/index.js'
+import type { QuorumCertificate } from '../protocols/index.js'
+import { certificateCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
+import { OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
+import type { OnChainOperatorSet } from './operator-tree.js'
+
+type Wallet = WalletClient<Transport, Chain, Account>
+
+export class TransactionFailedError extends Error {
+  readonly hash: `0x${string}`
+
+  constructor (what: string, hash: `0x${string}`) {
+    super(`${what}: transaction ${hash} was mined but reverted`)
+    this.name = 'TransactionFailedError'
+    this.hash = hash
+  }
+}
+
+async function mined (publicClient: PublicClient, hash: `0x${string}`, what: string): Promise<TransactionReceipt> {
+  const receipt = await publicClient.waitForTransactionReceipt({ hash })
+  if (receipt.status !== 'success') throw new TransactionFailedError(what, hash)
+  return receipt
+}
+
+/** Registers the wallet's account as an operator with BLS key `secretKey`, staking `stake` wei. */
+export async function registerOperator (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, secretKey: Uint8Array, stake: bigint
+): Promise<TransactionReceipt> {
+  const { pubkey, proofOfPossession } = registrationCalldata(secretKey, walletClient.account.address)
+  const { request } = await publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: OperatorRegistryAbi, functionName: 'register', args: [pubkey, proofOfPossession], value: stake
+  })
+  return await mined(publicClient, await walletClient.writeContract(request), 'OperatorRegistry.register')
+}
+
+/** Starts the next epoch; returns its number. */
+export async function advanceEpoch (walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`): Promise<{ epoch: bigint, receipt: TransactionReceipt }> {
+  const { request, result } = await publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: OperatorRegistryAbi, functionName: 'advanceEpoch'
+  })
+  return { epoch: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'OperatorRegistry.advanceEpoch') }
+}
+
+/**
+ * Posts `qc` (of epoch `set.epoch`). accepted = false when another aggregator's QC for the task
+ * landed first (the contract then changes nothing and does not revert).
+ */
+export async function submitCertificate (
+  walletClient: Wallet, publicClient: PublicClient, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet
+): Promise<{ accepted: boolean, receipt: TransactionReceipt }> {
+  const { request, result } = await publicClient.simulateContract({
+    account: walletClient.account, address: taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set)
+  })
+  return { accepted: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'TaskManager.submitCertificate') }
+}
+
+/** Posts equivocation evidence; `slashed` is the stake taken (0 if the operator had already withdrawn). */
+export async function submitEvidence (
+  walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet
+): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
+  const { request, result } = await publicClient.simulateContract({
+    account: walletClient.account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitEvidence', args: [evidenceCalldata(evidence, set)]
+  })
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitEvidence') }
+}

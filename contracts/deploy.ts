@@ -1,0 +1,90 @@
+/**
+ * Deploys the poi contracts in dependency order (registry → task manager → slashing manager) and
+ * makes the slashing manager the registry's slasher. The deployer account becomes the registry
+ * owner; after setSlasher it has no remaining power.
+ */
+import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
+import {
+  OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode
+} from './generated/artifacts.js'
+
+export type DeployPoiParameters = {
+  /** Smallest stake register() accepts, wei (default 1 ether). */
+  minStake?: bigint
+  /** Seconds between requestExit() and withdraw(): the window in which equivocation can still be slashed (default 1 day). */
+  exitDelay?: bigint
+  /** Shortest epoch, seconds (default 1 hour). */
+  epochDuration?: bigint
+  /** Stake share a QC needs, basis points (default 6667, DESIGN §5). */
+  quorumBps?: number
+  /** How many epochs a QC's epoch may lag the current one (default 2). */
+  maxEpochAge?: bigint
+  /** Share of the live stake an equivocation costs, basis points (default 5000). */
+  slashBps?: number
+  /** Share of the slashed amount paid to the reporter, basis points (default 1000). */
+  reporterBps?: number
+}
+
+export type PoiDeployment = {
+  registry: `0x${string}`
+  taskManager: `0x${string}`
+  slashing: `0x${string}`
+  /** Block of the registry's deployment: where event scans (readOperatorSet) start. */
+  deployedAtBlock: bigint
+}
+
+export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
+  minStake: 10n ** 18n,
+  exitDelay: 86_400n,
+  epochDuration: 3_600n,
+  quorumBps: 6667,
+  maxEpochAge: 2n,
+  slashBps: 5000,
+  reporterBps: 1000
+}
+
+export class DeployError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'DeployError'
+  }
+}
+
+export async function deployPoi (
+  walletClient: WalletClient<Transport, Chain, Account>,
+  publicClient: PublicClient,
+  params: DeployPoiParameters = {}
+): Promise<PoiDeployment> {
+  const p = { ...DEFAULT_DEPLOY_PARAMETERS, ...params }
+  for (const name of ['quorumBps', 'slashBps', 'reporterBps'] as const) {
+    if (!Number.isInteger(p[name]) || p[name] < 0 || p[name] > 10_000 || (name === 'quorumBps' && p[name] === 0)) {
+      throw new DeployError(`${name} must be an integer number of basis points in ${name === 'quorumBps' ? 1 : 0}..10000, got ${p[name]}`)
+    }
+  }
+
+  const mined = async (hash: `0x${string}`, what: string): Promise<{ contractAddress: `0x${string}` | null | undefined, blockNumber: bigint }> => {
+    const receipt = await publicClient.waitForTransactionReceipt({ hash })
+    if (receipt.status !== 'success') throw new DeployError(`${what} reverted in transaction ${hash}`)
+    return receipt
+  }
+  const deployed = async (hash: `0x${string}`, what: string): Promise<{ address: `0x${string}`, blockNumber: bigint }> => {
+    const receipt = await mined(hash, `deploying ${what}`)
+    if (receipt.contractAddress == null) throw new DeployError(`deploying ${what}: receipt of ${hash} has no contract address`)
+    return { address: receipt.contractAddress, blockNumber: receipt.blockNumber }
+  }
+
+  const registry = await deployed(await walletClient.deployContract({
+    abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [p.minStake, p.exitDelay, p.epochDuration]
+  }), 'OperatorRegistry')
+  const taskManager = await deployed(await walletClient.deployContract({
+    abi: TaskManagerAbi, bytecode: TaskManagerBytecode, args: [registry.address, p.quorumBps, p.maxEpochAge]
+  }), 'TaskManager')
+  const slashing = await deployed(await walletClient.deployContract({
+    abi: SlashingManagerAbi, bytecode: SlashingManagerBytecode, args: [registry.address, taskManager.address, p.slashBps, p.reporterBps]
+  }), 'SlashingManager')
+  await mined(await walletClient.writeContract({
+    address: registry.address, abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [slashing.address]
+  }), 'OperatorRegistry.setSlasher')
+
+  return { registry: registry.address, taskManager: taskManager.address, slashing: slashing.address, deployedAtBlock: registry.blockNumber }
+}

@@ -1,0 +1,22 @@
+/**
+ * contracts: the on-chain side of poi (DESIGN §9). Solidity sources in contracts/src, compiled into
+ * generated/artifacts.ts; deployment, calldata builders, the operator-set commitment and the
+ * registry reader in TypeScript; anvil for development and tests.
+ *
+ * Trust boundaries: readOperatorSet checks the chain's event against the stored epoch commitment
+ * before returning a set; the calldata builders translate without judging (the contract judges).
+ */
+export * from './generated/artifacts.js'
+export { startAnvil, anvilBinary, ANVIL_PRIVATE_KEYS, ANVIL_CHAIN_ID, ANVIL_HARDFORK, ChainError, type Anvil, type AnvilOptions } from './chain.js'
+export { deployPoi, DEFAULT_DEPLOY_PARAMETERS, DeployError, type DeployPoiParameters, type PoiDeployment } from './deploy.js'
+export {
+  type G1Point, type G2Point, type OnChainOperatorSet, OperatorTreeError,
+  publicKeyHash, operatorLeaf, operatorLeafOf, treeDepth, merkleRoot, merkleProof, verifyMerkleProof, toOnChainOperatorSet
+} from './operator-tree.js'
+export {
+  type CertificateArgs, type NonSignerArgs, type SignedArgs, type EvidenceArgs, type RegistrationArgs, CalldataError,
+  nonSignerIndices, nonSignerArgs, certificateCalldata, evidenceCalldata, registrationCalldata
+} from './calldata.js'
+export { type RegistryContracts, RegistryReadError, readCurrentEpoch, readQuorumBps, readOperatorSet } from './registry-reader.js'
+export { contractErrorName, contractErrorArgs } from './revert.js'
+export { registerOperator, advanceEpoch, submitCertificate, submitEvidence, TransactionFailedError } from './actions.js'

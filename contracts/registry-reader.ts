@@ -1,0 +1,76 @@
+/**
+ * Rebuilds an epoch's operator set from the chain: the ordered list comes from the registry's
+ * EpochStarted event, and is checked against the epoch's stored root and total stake before it is
+ * returned (chain data is untrusted input: a wrong RPC answer must not become a trusted set).
+ * Keys are validated by createOperatorSet; their proofs of possession were checked by the
+ * registry at registration.
+ */
+import type { PublicClient } from 'viem'
+import { createOperatorSet, g1FromEip2537 } from '../consensus/index.js'
+import { OperatorRegistryAbi, TaskManagerAbi } from './generated/artifacts.js'
+import { operatorLeaf, merkleRoot, type OnChainOperatorSet } from './operator-tree.js'
+
+export type RegistryContracts = {
+  registry: `0x${string}`
+  /** The signing domain's contract: attestations are signed for this TaskManager. */
+  taskManager: `0x${string}`
+  /** Where to start scanning for events (the registry's deployment block; default 0). */
+  deployedAtBlock?: bigint
+}
+
+export class RegistryReadError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'RegistryReadError'
+  }
+}
+
+export async function readCurrentEpoch (publicClient: PublicClient, registry: `0x${string}`): Promise<bigint> {
+  return await publicClient.readContract({ address: registry, abi: OperatorRegistryAbi, functionName: 'currentEpoch' })
+}
+
+export async function readQuorumBps (publicClient: PublicClient, taskManager: `0x${string}`): Promise<number> {
+  return await publicClient.readContract({ address: taskManager, abi: TaskManagerAbi, functionName: 'quorumBps' })
+}
+
+/** The operator set of `epoch`, with domain {chain id, taskManager}, its leaves and root. */
+export async function readOperatorSet (publicClient: PublicClient, contracts: RegistryContracts, epoch: bigint): Promise<OnChainOperatorSet> {
+  const { registry, taskManager } = contracts
+  const [stored, chainId] = await Promise.all([
+    publicClient.readContract({ address: registry, abi: OperatorRegistryAbi, functionName: 'getEpoch', args: [epoch] }),
+    publicClient.getChainId()
+  ])
+  if (stored.startedAt === 0n) {
+    const current = await readCurrentEpoch(publicClient, registry)
+    throw new RegistryReadError(`epoch ${epoch} has not started on registry ${registry} (current epoch ${current}); anyone can start the next one with advanceEpoch() once epochDuration has passed`)
+  }
+
+  const events = await publicClient.getContractEvents({
+    address: registry,
+    abi: OperatorRegistryAbi,
+    eventName: 'EpochStarted',
+    args: { epoch },
+    fromBlock: contracts.deployedAtBlock ?? 0n,
+    toBlock: 'latest',
+    strict: true
+  })
+  if (events.length !== 1) {
+    throw new RegistryReadError(`expected one EpochStarted event for epoch ${epoch} on registry ${registry}, found ${events.length}; is deployedAtBlock right and does the RPC serve logs that far back?`)
+  }
+  const { operators: addresses, pubkeys, stakes, root, totalStake } = events[0].args
+  if (addresses.length !== pubkeys.length || addresses.length !== stakes.length || addresses.length !== stored.count) {
+    throw new RegistryReadError(`EpochStarted for epoch ${epoch} lists ${addresses.length} operators, ${pubkeys.length} keys and ${stakes.length} stakes; the registry stored ${stored.count}`)
+  }
+
+  const set = createOperatorSet({
+    epoch,
+    domain: { chainId: BigInt(chainId), taskManager },
+    operators: addresses.map((address, i) => ({ address, blsPublicKey: g1FromEip2537(pubkeys[i]), stake: stakes[i] }))
+  })
+  const leaves = addresses.map((address, i) => operatorLeaf(i, address, pubkeys[i], stakes[i]))
+  const rebuilt = merkleRoot(leaves)
+  if (rebuilt !== stored.root || root !== stored.root || totalStake !== stored.totalStake || set.totalStake !== stored.totalStake) {
+    throw new RegistryReadError(`EpochStarted for epoch ${epoch} does not match the stored commitment (root ${rebuilt} vs ${stored.root}, total stake ${set.totalStake} vs ${stored.totalStake}); the RPC answered inconsistently`)
+  }
+  return { ...set, leaves, root: stored.root }
+}

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
+import {BLS12381} from "./BLS12381.sol";
+
+/// @notice The messages operators BLS-sign. Must match consensus/attestation.ts and
+/// consensus/proof-of-possession.ts byte for byte, or off-chain and on-chain verdicts diverge.
+library PoiMessages {
+    /// @dev keccak256(abi.encode("POI_ATTESTATION_V1", chainid, taskManager, taskId, resultHash, outputRef, uint64 epoch)).
+    /// chainid and taskManager bind a signature to one chain and one contract (no replay elsewhere).
+    function attestationDigest(
+        address taskManager,
+        bytes32 taskId,
+        bytes32 resultHash,
+        bytes32 outputRef,
+        uint64 epoch
+    ) internal view returns (bytes32) {
+        return keccak256(abi.encode("POI_ATTESTATION_V1", block.chainid, taskManager, taskId, resultHash, outputRef, epoch));
+    }
+
+    /// @dev keccak256(abi.encode("POI_POP_V1", operator, pubkey)); the key as its 128-byte EIP-2537 words.
+    function proofOfPossessionDigest(address operator, BLS.G1Point memory pubkey) internal pure returns (bytes32) {
+        return keccak256(abi.encode("POI_POP_V1", operator, pubkey));
+    }
+}
+
+/// @notice Commitment to an epoch's ordered operator set (contracts/operator-tree.ts builds the same tree).
+/// leaf_i = keccak256(abi.encode(uint256 i, operator, keccak256(abi.encode(pubkey)), uint256 stake)); leaves
+/// padded with bytes32(0) to the next power of two; parent = keccak256(left ‖ right).
+library OperatorTree {
+    function leaf(uint256 index, address operator, BLS.G1Point memory pubkey, uint256 stake) internal pure returns (bytes32) {
+        return keccak256(abi.encode(index, operator, keccak256(abi.encode(pubkey)), stake));
+    }
+
+    /// @dev Levels above the leaves: ceil(log2(count)), 0 for count ≤ 1.
+    function depth(uint256 count) internal pure returns (uint256 d) {
+        while ((uint256(1) << d) < count) ++d;
+    }
+
+    function hashPair(bytes32 left, bytes32 right) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            mstore(0x00, left)
+            mstore(0x20, right)
+            h := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// @dev The proof must have exactly depth(count) siblings: a shorter or longer path would
+    /// prove against some other node than the root the epoch committed to.
+    function verify(bytes32 root, uint256 count, uint256 index, bytes32 leafHash, bytes32[] calldata proof)
+        internal
+        pure
+        returns (bool)
+    {
+        if (index >= count || proof.length != depth(count)) return false;
+        bytes32 node = leafHash;
+        for (uint256 i; i < proof.length; ++i) {
+            node = (index >> i) & 1 == 0 ? hashPair(node, proof[i]) : hashPair(proof[i], node);
+        }
+        return node == root;
+    }
+
+    /// @dev Root over `leaves`; overwrites the array (it is scratch space by then).
+    function computeRoot(bytes32[] memory leaves) internal pure returns (bytes32) {
+        uint256 n = leaves.length;
+        while (n > 1) {
+            uint256 half = n >> 1;
+            for (uint256 i; i < half; ++i) {
+                leaves[i] = hashPair(leaves[2 * i], leaves[2 * i + 1]);
+            }
+            n = half;
+        }
+        return leaves[0];
+    }
+}
+
+/// @title OperatorRegistry
+/// @notice Operators stake ETH and register a BLS key with a proof of possession; at each epoch
+/// boundary the active set is frozen (ordered list, Merkle root, aggregate key, total stake) so a
+/// quorum certificate of that epoch stays checkable whatever happens to the registry later.
+contract OperatorRegistry {
+    struct Operator {
+        BLS.G1Point pubkey;
+        /// @dev Live stake: lowered by slashing, paid out by withdraw. Epoch snapshots keep their own copy.
+        uint256 stake;
+        /// @dev 0 = not exiting.
+        uint64 exitRequestedAt;
+        bool registered;
+    }
+
+    struct Epoch {
+        bytes32 root;
+        BLS.G1Point apk;
+        uint256 totalStake;
+        uint32 count;
+        uint64 startedAt;
+    }
+
+    uint256 internal constant BPS_DENOMINATOR = 10_000;
+
+    address public immutable owner;
+    uint256 public immutable minStake;
+    uint64 public immutable exitDelay;
+    uint64 public immutable epochDuration;
+
+    address public slasher;
+    /// @notice The latest epoch started; 0 before the first advanceEpoch.
+    uint64 public currentEpoch;
+    uint64 public lastEpochStart;
+
+    /// @dev Registration order; an address appears once even if it re-registers after withdrawing.
+    address[] internal _operatorList;
+    mapping(address => bool) internal _listed;
+    mapping(address => Operator) internal _operators;
+    /// @notice keccak256(abi.encode(pubkey)) of every key ever registered: a key is never reused.
+    mapping(bytes32 => bool) public keyUsed;
+    mapping(uint64 => Epoch) internal _epochs;
+
+    event OperatorRegistered(address indexed operator, BLS.G1Point pubkey, uint256 stake);
+    event ExitRequested(address indexed operator, uint64 readyAt);
+    event Withdrawn(address indexed operator, uint256 amount);
+    event EpochStarted(
+        uint64 indexed epoch, bytes32 root, uint256 totalStake, address[] operators, BLS.G1Point[] pubkeys, uint256[] stakes
+    );
+    event OperatorSlashed(address indexed operator, uint256 amount, address indexed reporter, uint256 reward);
+    event SlasherSet(address slasher);
+
+    error NotOwner();
+    error NotSlasher();
+    error SlasherAlreadySet();
+    error ZeroAddress();
+    error StakeTooLow(uint256 sent, uint256 min);
+    error AlreadyRegistered();
+    error KeyAlreadyUsed();
+    error InvalidPublicKey();
+    error InvalidProofOfPossession();
+    error NotRegistered();
+    error AlreadyExiting();
+    error NotExiting();
+    error ExitNotReady(uint64 readyAt);
+    error EpochNotOver(uint64 readyAt);
+    error InvalidBps(uint256 bps);
+    error TransferFailed();
+
+    constructor(uint256 minStake_, uint64 exitDelay_, uint64 epochDuration_) {
+        owner = msg.sender;
+        minStake = minStake_;
+        exitDelay = exitDelay_;
+        epochDuration = epochDuration_;
+    }
+
+    /// @notice Once, by the owner: the SlashingManager is then the only account that can slash.
+    function setSlasher(address slasher_) external {
+        if (msg.sender != owner) revert NotOwner();
+        if (slasher != address(0)) revert SlasherAlreadySet();
+        if (slasher_ == address(0)) revert ZeroAddress();
+        slasher = slasher_;
+        emit SlasherSet(slasher_);
+    }
+
+    /// @notice Stake msg.value and register `pubkey`; active from the next epoch.
+    /// @param proofOfPossession BLS signature by `pubkey` over proofOfPossessionDigest(msg.sender, pubkey):
+    /// blocks rogue-key attacks on aggregate keys, and the pairing precompile subgroup-checks the key.
+    function register(BLS.G1Point calldata pubkey, BLS.G2Point calldata proofOfPossession) external payable {
+        if (msg.value < minStake) revert StakeTooLow(msg.value, minStake);
+        Operator storage op = _operators[msg.sender];
+        if (op.registered) revert AlreadyRegistered();
+        bytes32 keyHash = keccak256(abi.encode(pubkey));
+        if (keyUsed[keyHash]) revert KeyAlreadyUsed();
+        BLS.G1Point memory key = pubkey;
+        if (BLS12381.isInfinity(key)) revert InvalidPublicKey();
+        bytes32 digest = PoiMessages.proofOfPossessionDigest(msg.sender, key);
+        if (!BLS12381.verify(key, abi.encodePacked(digest), proofOfPossession)) revert InvalidProofOfPossession();
+
+        keyUsed[keyHash] = true;
+        op.pubkey = key;
+        op.stake = msg.value;
+        op.exitRequestedAt = 0;
+        op.registered = true;
+        if (!_listed[msg.sender]) {
+            _listed[msg.sender] = true;
+            _operatorList.push(msg.sender);
+        }
+        emit OperatorRegistered(msg.sender, key, msg.value);
+    }
+
+    /// @notice Leave the set from the next epoch; withdraw() pays the stake back after exitDelay
+    /// (the window in which equivocation evidence can still slash it).
+    function requestExit() external {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered) revert NotRegistered();
+        if (op.exitRequestedAt != 0) revert AlreadyExiting();
+        op.exitRequestedAt = uint64(block.timestamp);
+        emit ExitRequested(msg.sender, uint64(block.timestamp) + exitDelay);
+    }
+
+    function withdraw() external {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered || op.exitRequestedAt == 0) revert NotExiting();
+        uint64 readyAt = op.exitRequestedAt + exitDelay;
+        if (block.timestamp < readyAt) revert ExitNotReady(readyAt);
+        uint256 amount = op.stake;
+        op.stake = 0;
+        op.registered = false;
+        op.exitRequestedAt = 0;
+        emit Withdrawn(msg.sender, amount);
+        _pay(msg.sender, amount);
+    }
+
+    /// @notice Anyone may start the next epoch once the current one has lasted epochDuration.
+    function advanceEpoch() external returns (uint64 epoch) {
+        uint64 readyAt = lastEpochStart + epochDuration;
+        if (block.timestamp < readyAt) revert EpochNotOver(readyAt);
+
+        uint256 listed = _operatorList.length;
+        address[] memory addrs = new address[](listed);
+        BLS.G1Point[] memory keys = new BLS.G1Point[](listed);
+        uint256[] memory stakes = new uint256[](listed);
+        uint256 count;
+        uint256 totalStake;
+        BLS.G1Point memory apk;
+        for (uint256 i; i < listed; ++i) {
+            address a = _operatorList[i];
+            Operator storage op = _operators[a];
+            if (!op.registered || op.exitRequestedAt != 0 || op.stake == 0) continue;
+            BLS.G1Point memory key = op.pubkey;
+            addrs[count] = a;
+            keys[count] = key;
+            stakes[count] = op.stake;
+            totalStake += op.stake;
+            apk = count == 0 ? key : BLS12381.g1Add(apk, key);
+            ++count;
+        }
+        assembly ("memory-safe") {
+            mstore(addrs, count)
+            mstore(keys, count)
+            mstore(stakes, count)
+        }
+
+        bytes32[] memory leaves = new bytes32[](uint256(1) << OperatorTree.depth(count));
+        for (uint256 i; i < count; ++i) {
+            leaves[i] = OperatorTree.leaf(i, addrs[i], keys[i], stakes[i]);
+        }
+        bytes32 root = OperatorTree.computeRoot(leaves);
+
+        epoch = currentEpoch + 1;
+        currentEpoch = epoch;
+        lastEpochStart = uint64(block.timestamp);
+        _epochs[epoch] = Epoch({
+            root: root, apk: apk, totalStake: totalStake, count: uint32(count), startedAt: uint64(block.timestamp)
+        });
+        emit EpochStarted(epoch, root, totalStake, addrs, keys, stakes);
+    }
+
+    /// @notice Only the slasher: lowers the live stake (never an epoch snapshot), pays the reporter
+    /// amount·reporterBps/10000 and keeps the rest locked here for good (burned).
+    function slash(address operator, uint256 amount, address reporter, uint256 reporterBps) external returns (uint256 slashed) {
+        if (msg.sender != slasher) revert NotSlasher();
+        if (reporterBps > BPS_DENOMINATOR) revert InvalidBps(reporterBps);
+        Operator storage op = _operators[operator];
+        slashed = amount < op.stake ? amount : op.stake;
+        op.stake -= slashed;
+        uint256 reward = slashed * reporterBps / BPS_DENOMINATOR;
+        emit OperatorSlashed(operator, slashed, reporter, reward);
+        if (reward != 0) _pay(reporter, reward);
+    }
+
+    function operators(address operator) external view returns (Operator memory) {
+        return _operators[operator];
+    }
+
+    function getEpoch(uint64 epoch) external view returns (Epoch memory) {
+        return _epochs[epoch];
+    }
+
+    /// @notice Number of addresses ever registered (the length of the registration-order list).
+    function operatorCount() external view returns (uint256) {
+        return _operatorList.length;
+    }
+
+    function _pay(address to, uint256 amount) internal {
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+}

@@ -1,0 +1,191 @@
+import { logger } from '@libp2p/logger'
+import {
+  createPublicClient, createWalletClient, defineChain, http, bytesToHex,
+  type Account, type Chain, type PublicClient, type Transport, type WalletClient
+} from 'viem'
+import type { PrivateKeyAccount } from 'viem/accounts'
+import {
+  OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName, readCurrentEpoch, readOperatorSet,
+  submitCertificate, submitEvidence, type OnChainOperatorSet
+} from '../contracts/index.js'
+import type { QuorumCertificate } from '../protocols/index.js'
+import type { StoredEvidence } from '../storage/index.js'
+import type { ChainConfig } from './config.js'
+import { PermanentSubmissionError, type SettlementChain, type TxReceipt } from './submitter.js'
+
+const log = logger('poi:chain')
+
+/** How often to ask the chain for a new epoch (anvil mines instantly; public chains every few seconds). */
+export const EPOCH_POLL_MS = 1_000
+const RPC_TIMEOUT_MS = 10_000
+
+export interface OnChainResult {
+  resultHash: `0x${string}`
+  outputRef: `0x${string}`
+  epoch: bigint
+}
+
+export interface AcceptedCertificate extends OnChainResult {
+  txHash: `0x${string}`
+  gasUsed: bigint
+  submitter: `0x${string}`
+  signedStake: bigint
+}
+
+/**
+ * A node's view of the poi contracts: operator sets by epoch (from the
+ * registry's events, checked against the stored root), and, with an
+ * account, the transactions that settle certificates and slash equivocators.
+ */
+export class ChainClient implements SettlementChain {
+  readonly config: ChainConfig
+  readonly publicClient: PublicClient
+  readonly walletClient: WalletClient<Transport, Chain, Account> | undefined
+  private readonly sets = new Map<bigint, Promise<OnChainOperatorSet>>()
+
+  private constructor (config: ChainConfig, publicClient: PublicClient, walletClient?: WalletClient<Transport, Chain, Account>) {
+    this.config = config
+    this.publicClient = publicClient
+    this.walletClient = walletClient
+  }
+
+  static async connect (config: ChainConfig, account?: PrivateKeyAccount): Promise<ChainClient> {
+    const transport = http(config.rpcUrl, { timeout: RPC_TIMEOUT_MS, retryCount: 2 })
+    const probe = createPublicClient({ transport })
+    let chainId: number
+    try {
+      chainId = await probe.getChainId()
+    } catch (err) {
+      throw new PermanentSubmissionError(`cannot reach the chain at ${config.rpcUrl}: ${(err as Error).message.split('\n')[0]}`)
+    }
+    const chain = defineChain({ id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [config.rpcUrl] } } })
+    const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 }) as PublicClient
+    const walletClient = account != null ? createWalletClient({ chain, transport, account }) : undefined
+    return new ChainClient(config, publicClient, walletClient)
+  }
+
+  async currentEpoch (): Promise<bigint> {
+    return await readCurrentEpoch(this.publicClient, this.config.registry)
+  }
+
+  /** The operator set of an epoch (default: the current one), cached; chain answers are verified against the stored root. */
+  async operatorSet (epoch?: bigint): Promise<OnChainOperatorSet> {
+    const e = epoch ?? await this.currentEpoch()
+    if (e === 0n) throw new PermanentSubmissionError(`no epoch has started on registry ${this.config.registry}: register operators, then call advanceEpoch()`)
+    let set = this.sets.get(e)
+    if (set == null) {
+      set = readOperatorSet(this.publicClient, { registry: this.config.registry, taskManager: this.config.taskManager, deployedAtBlock: this.config.deployedAtBlock }, e)
+      this.sets.set(e, set)
+      set.catch(() => this.sets.delete(e))
+    }
+    return await set
+  }
+
+  /** Calls `onSet` with each new epoch's operator set until the returned function is called. */
+  watchEpochs (onSet: (set: OnChainOperatorSet) => void, from: bigint): () => void {
+    let last = from
+    let stopped = false
+    const tick = async (): Promise<void> => {
+      try {
+        const e = await this.currentEpoch()
+        if (e > last) {
+          onSet(await this.operatorSet(e))
+          last = e
+        }
+      } catch (err) {
+        log('epoch poll failed: %s', (err as Error).message.split('\n')[0])
+      }
+      if (!stopped) timer = setTimeout(() => { void tick() }, EPOCH_POLL_MS)
+    }
+    let timer = setTimeout(() => { void tick() }, EPOCH_POLL_MS)
+    return () => { stopped = true; clearTimeout(timer) }
+  }
+
+  async result (taskId: Uint8Array): Promise<OnChainResult | undefined> {
+    const r = await this.publicClient.readContract({ address: this.config.taskManager, abi: TaskManagerAbi, functionName: 'getResult', args: [bytesToHex(taskId)] })
+    return r.epoch === 0n ? undefined : { resultHash: r.resultHash, outputRef: r.outputRef, epoch: r.epoch }
+  }
+
+  async isCertified (taskId: Uint8Array): Promise<boolean> {
+    return await this.result(taskId) != null
+  }
+
+  /** The CertificateAccepted event of a task, waiting up to `timeoutMs` for it. */
+  async waitForAcceptance (taskId: Uint8Array, timeoutMs: number): Promise<AcceptedCertificate> {
+    const end = Date.now() + timeoutMs
+    const id = bytesToHex(taskId)
+    while (true) {
+      const logs = await this.publicClient.getContractEvents({
+        address: this.config.taskManager, abi: TaskManagerAbi, eventName: 'CertificateAccepted', args: { taskId: id },
+        fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
+      })
+      if (logs.length > 0) {
+        const ev = logs[0]
+        const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
+        return {
+          resultHash: ev.args.resultHash, outputRef: ev.args.outputRef, epoch: ev.args.epoch,
+          txHash: ev.transactionHash, gasUsed: receipt.gasUsed, submitter: ev.args.submitter, signedStake: ev.args.signedStake
+        }
+      }
+      if (Date.now() > end) throw new PermanentSubmissionError(`no certificate for task ${id} accepted on-chain within ${timeoutMs} ms`)
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }
+
+  async submitCertificate (qc: QuorumCertificate): Promise<TxReceipt> {
+    const wallet = this.wallet()
+    const set = await this.operatorSet(qc.epoch)
+    try {
+      const { accepted, receipt } = await submitCertificate(wallet, this.publicClient, this.config.taskManager, qc, set)
+      return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed, accepted }
+    } catch (err) {
+      throw classify(err, 'TaskManager.submitCertificate')
+    }
+  }
+
+  async isSlashed (evidence: StoredEvidence): Promise<boolean> {
+    const set = await this.operatorSet(evidence.a.epoch)
+    const operator = set.operators[evidence.operatorIndex]
+    if (operator == null) return true
+    return await this.publicClient.readContract({ address: this.config.slashing, abi: SlashingManagerAbi, functionName: 'slashed', args: [operator.address, bytesToHex(evidence.taskId)] })
+  }
+
+  async submitEvidence (evidence: StoredEvidence): Promise<TxReceipt> {
+    const wallet = this.wallet()
+    const set = await this.operatorSet(evidence.a.epoch)
+    try {
+      const { receipt } = await submitEvidence(wallet, this.publicClient, this.config.slashing,
+        { taskId: evidence.taskId, operatorIndex: evidence.operatorIndex, epoch: evidence.a.epoch, a: evidence.a, b: evidence.b }, set)
+      return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed }
+    } catch (err) {
+      throw classify(err, 'SlashingManager.submitEvidence')
+    }
+  }
+
+  /** Stake the registry holds for an operator right now (after any slashing). */
+  async liveStake (operator: `0x${string}`): Promise<bigint> {
+    const info = await this.publicClient.readContract({ address: this.config.registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [operator] }) as unknown
+    return stakeOf(info)
+  }
+
+  private wallet (): WalletClient<Transport, Chain, Account> {
+    if (this.walletClient == null) throw new PermanentSubmissionError('this node has no chain account configured; it cannot send transactions')
+    return this.walletClient
+  }
+}
+
+/** A named contract error will revert again on retry; anything else (RPC, nonce, timeout) may pass later. */
+function classify (err: unknown, what: string): Error {
+  const name = contractErrorName(err)
+  if (name != null) return new PermanentSubmissionError(`${what} reverted with ${name}`)
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+function stakeOf (info: unknown): bigint {
+  if (Array.isArray(info)) {
+    const v = info.find(x => typeof x === 'bigint')
+    if (typeof v === 'bigint') return v
+  }
+  if (info != null && typeof info === 'object' && 'stake' in info && typeof (info as { stake: unknown }).stake === 'bigint') return (info as { stake: bigint }).stake
+  throw new Error('unexpected OperatorRegistry.operators() answer')
+}

@@ -1,0 +1,110 @@
+/**
+ * A fresh anvil with the poi contracts deployed, wallets for its funded accounts, and time travel
+ * for epochs. Shared by the contract tests and the gas benchmark.
+ */
+import bls from '@chainsafe/bls'
+import { createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain, type PublicClient, type TestClient, type Transport, type WalletClient } from 'viem'
+import { mnemonicToAccount } from 'viem/accounts'
+import { foundry } from 'viem/chains'
+import {
+  DEFAULT_DEPLOY_PARAMETERS, OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName, deployPoi, registerOperator, startAnvil,
+  type Anvil, type AnvilOptions, type DeployPoiParameters, type PoiDeployment
+} from '../../contracts/index.js'
+import { CERTIFICATE_VERSION, encodeSignerBitmap, signAttestation, type OperatorSet, type SigningDomain } from '../../consensus/index.js'
+import { uint256ToBytes, type QuorumCertificate } from '../../protocols/index.js'
+import type { TaskResult } from '../consensus-fixtures.js'
+
+/** anvil's well-known development mnemonic (public; devnets only). */
+const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
+const ANVIL_ACCOUNTS = 10
+
+export type Wallet = WalletClient<Transport, Chain, Account>
+
+export type PoiChain = {
+  anvil: Anvil
+  publicClient: PublicClient
+  testClient: TestClient<'anvil'>
+  /** wallets[i] = anvil account i; wallets[0] deployed the contracts. */
+  wallets: Wallet[]
+  deployment: PoiDeployment
+  params: Required<DeployPoiParameters>
+  stop: () => Promise<void>
+}
+
+export async function startPoiChain (params: DeployPoiParameters = {}, anvilOptions: AnvilOptions = {}): Promise<PoiChain> {
+  const anvil = await startAnvil(anvilOptions)
+  try {
+    const transport = http(anvil.rpcUrl)
+    const publicClient = createPublicClient({ chain: foundry, transport }) as PublicClient
+    const testClient = createTestClient({ chain: foundry, mode: 'anvil', transport })
+    // derived from anvil's mnemonic rather than ANVIL_PRIVATE_KEYS, whose entry 6 does not match anvil's account 6
+    const wallets = Array.from({ length: anvilOptions.accounts ?? ANVIL_ACCOUNTS }, (_, i) => walletFor(anvil.rpcUrl, mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: i })))
+    const deployment = await deployPoi(wallets[0], publicClient, params)
+    return { anvil, publicClient, testClient, wallets, deployment, params: { ...DEFAULT_DEPLOY_PARAMETERS, ...params }, stop: anvil.stop }
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}
+
+export function walletFor (rpcUrl: string, account: Account): Wallet {
+  return createWalletClient({ account, chain: foundry, transport: http(rpcUrl) })
+}
+
+/** Moves the chain's clock past the epoch duration and starts the next epoch. */
+export async function nextEpoch (chain: PoiChain, by: Wallet = chain.wallets[0]): Promise<bigint> {
+  await chain.testClient.increaseTime({ seconds: Number(chain.params.epochDuration) })
+  await chain.testClient.mine({ blocks: 1 })
+  return (await advanceEpoch(by, chain.publicClient, chain.deployment.registry)).epoch
+}
+
+/** Registers wallets[first + i] with secretKeys[i] and stakes[i] wei. */
+export async function registerAll (chain: PoiChain, secretKeys: readonly Uint8Array[], stakes: readonly bigint[], first = 1): Promise<void> {
+  for (let i = 0; i < secretKeys.length; i++) {
+    await registerOperator(chain.wallets[first + i], chain.publicClient, chain.deployment.registry, secretKeys[i], stakes[i])
+  }
+}
+
+export async function currentEpoch (chain: PoiChain): Promise<bigint> {
+  return await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'currentEpoch' })
+}
+
+/** Awaits `action`, which must revert with custom error `errorName`; returns the error's arguments. */
+export async function expectRevert (action: Promise<unknown>, errorName: string): Promise<readonly unknown[]> {
+  let outcome: unknown
+  try {
+    outcome = await action
+  } catch (err) {
+    const name = contractErrorName(err)
+    if (name !== errorName) throw new Error(`expected revert ${errorName}, got ${name ?? 'no custom error'}: ${(err as Error).message.split('\n')[0]}`)
+    return contractErrorArgs(err) ?? []
+  }
+  throw new Error(`expected revert ${errorName}, but the call returned ${String(outcome)}`)
+}
+
+/**
+ * A QC over `result` by `signers` of `set`, signed for `domain` (default the set's own) with the
+ * signatures of `signatureFrom` (default `signers`): lets tests forge what an attacker could send.
+ */
+export function makeCertificate (
+  set: OperatorSet, secretKeys: readonly Uint8Array[], signers: readonly number[], result: TaskResult,
+  options: { domain?: SigningDomain, signatureFrom?: readonly number[], signedResult?: TaskResult } = {}
+): QuorumCertificate {
+  const domain = options.domain ?? set.domain
+  const signed = options.signedResult ?? result
+  const signatures = (options.signatureFrom ?? signers).map(i =>
+    signAttestation(secretKeys[i], domain, { ...signed, epoch: set.epoch, operatorIndex: i }).blsSig)
+  const signedStake = signers.reduce((sum, i) => sum + (set.operators[i]?.stake ?? 0n), 0n)
+  return {
+    version: CERTIFICATE_VERSION,
+    taskId: Uint8Array.from(result.taskId),
+    resultHash: Uint8Array.from(result.resultHash),
+    outputRef: Uint8Array.from(result.outputRef),
+    epoch: set.epoch,
+    signerBitmap: encodeSignerBitmap(signers),
+    aggregateSig: Uint8Array.from(bls.aggregateSignatures(signatures)),
+    signedStake: uint256ToBytes(signedStake),
+    totalStake: uint256ToBytes(set.totalStake),
+    output: Uint8Array.from(result.output)
+  }
+}
