@@ -1,0 +1,141 @@
+import { strict as assert } from 'node:assert'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { bytesToHex, keccak256 } from 'viem'
+import { signAttestation } from '../consensus/index.js'
+import { SlashingManagerAbi } from '../contracts/index.js'
+import { resolveConfig } from '../node/config.js'
+import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
+import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { loadKeystore, type Keystore } from '../node/keys.js'
+import { ChildNode, prepareNodeDir } from '../node/launcher.js'
+import { PoiNode } from '../node/poi-node.js'
+import { requestInference, waitForNetwork } from '../node/requester.js'
+import { TOPICS, encodeAttestation } from '../protocols/index.js'
+import { NodeStore } from '../storage/index.js'
+
+const hex = (b: Uint8Array): `0x${string}` => bytesToHex(b)
+
+/**
+ * The whole network with a real anvil chain, each node its own process:
+ * certificates settle on-chain, equivocators get slashed on evidence from
+ * the aggregator, and an aggregator killed before it could post its
+ * certificate posts it after a restart.
+ */
+describe('end to end on a real chain (anvil)', function () {
+  this.timeout(120_000)
+  let root: string
+  let net: LocalNetwork
+  let model: ModelDir
+  let requesterKeys: Keystore
+  const nodes: PoiNode[] = []
+  const extraChildren: ChildNode[] = []
+
+  async function lightNode (name: string): Promise<PoiNode> {
+    const dirs = await prepareNodeDir(root, name)
+    const config = resolveConfig({ keystore: dirs.keystore, dataDir: dirs.dataDir, genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [], chain: net.chain!.client.config })
+    const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: dirs.keys, config, operatorSet: await net.chain!.client.operatorSet() })
+    nodes.push(node)
+    return node
+  }
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'poi-chain-e2e-'))
+    model = await loadModelDir(SHIPPED_MODEL_DIR)
+    net = await startLocalNetwork({ root, operators: 4, chain: true })
+  })
+
+  after(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    await Promise.all(extraChildren.map(async c => await c.stop()))
+    await net?.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('settles the certificate on-chain with the result the requester verified', async () => {
+    const requester = await lightNode('requester')
+    requesterKeys = (await loadKeystore(join(root, 'requester', 'keys')))
+    await waitForNetwork(requester)
+    const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 20_000 })
+    const accepted = await net.chain!.client.waitForAcceptance(result.taskId, 30_000)
+    assert.equal(accepted.resultHash, hex(result.certificate.resultHash))
+    assert.equal(accepted.outputRef, hex(result.certificate.outputRef))
+    assert.equal(accepted.epoch, result.certificate.epoch)
+    assert.ok(accepted.gasUsed > 0n)
+    const stored = await net.chain!.client.result(result.taskId)
+    assert.equal(stored?.resultHash, hex(result.certificate.resultHash))
+  })
+
+  it('slashes an operator that equivocates, on evidence the aggregator submits', async () => {
+    const client = net.chain!.client
+    const cheatKeys = await loadKeystore(join(root, 'operator-3', 'keys'))
+    const set = await client.operatorSet()
+    const stakeBefore = await client.liveStake(set.operators[3].address)
+    // A full node that holds operator 3's keys and signs two results for the next task.
+    const dirs = await prepareNodeDir(root, 'cheat')
+    const cheat = await PoiNode.start({
+      // its own peer identity (operator 3 itself is online), operator 3's signing key
+      operate: false, aggregate: false, light: false, keystore: { ...dirs.keys, blsSecretKey: cheatKeys.blsSecretKey, blsPublicKey: cheatKeys.blsPublicKey },
+      config: resolveConfig({ keystore: dirs.keystore, dataDir: dirs.dataDir, genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], chain: client.config }),
+      operatorSet: set
+    })
+    nodes.push(cheat)
+    const meshEnd = Date.now() + 20_000
+    while (!(cheat.meshPeers('tasks') > 0 && cheat.meshPeers('attestations') > 0) && Date.now() < meshEnd) await new Promise(resolve => setTimeout(resolve, 50))
+    assert.ok(cheat.meshPeers('tasks') > 0 && cheat.meshPeers('attestations') > 0, 'the cheating node never joined the gossip meshes')
+    const taskSeen = new Promise<Uint8Array>(resolve => cheat.addEventListener('task', (e) => resolve(e.detail.taskId), { once: true }))
+    const requester = nodes[0]
+    const request = requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(5), timeoutMs: 20_000 })
+    const taskId = await taskSeen
+    for (const text of ['answer A', 'answer B']) {
+      const output = new TextEncoder().encode(text)
+      const resultHash = keccak256(output, 'bytes')
+      const att = signAttestation(cheatKeys.blsSecretKey, set.domain, { taskId, resultHash, outputRef: resultHash, epoch: set.epoch, operatorIndex: 3, output })
+      await cheat.libp2p.services.pubsub.publish(TOPICS.attestations, encodeAttestation(att))
+    }
+    await request
+    const end = Date.now() + 30_000
+    let slashed = false
+    while (!slashed && Date.now() < end) {
+      slashed = await client.publicClient.readContract({ address: client.config.slashing, abi: SlashingManagerAbi, functionName: 'slashed', args: [set.operators[3].address, hex(taskId)] })
+      if (!slashed) await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    assert.ok(slashed, 'operator 3 was not slashed within 30 s')
+    assert.ok(await client.liveStake(set.operators[3].address) < stakeBefore, 'live stake did not go down')
+    assert.ok(net.aggregator.events.some(e => e.event === 'submitted' && e.kind === 'evidence'), 'the aggregator did not report submitting the evidence')
+  })
+
+  it('an aggregator killed before posting its certificate posts it after a restart', async () => {
+    const client = net.chain!.client
+    const requester = nodes[0]
+    // Freeze the chain: the aggregator forms the certificate, but its transaction cannot go out.
+    net.chain!.anvil.process.kill('SIGSTOP')
+    let resumed = false
+    try {
+      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(9), timeoutMs: 20_000 })
+      const id = hex(result.taskId)
+      await net.aggregator.waitFor(e => e.event === 'certificate' && e.taskId === id, 10_000, 'certificate event')
+      net.aggregator.proc.kill('SIGKILL')
+      await net.aggregator.exited
+      // What the crash left: the certificate and its pending submission.
+      const store = await NodeStore.open(join(root, 'aggregator', 'data'))
+      try {
+        const pending = await store.listPendingSubmissions('certificate')
+        assert.ok(pending.some(p => `0x${p.id}` === id), 'no pending submission stored for the certificate')
+      } finally {
+        await store.close()
+      }
+      net.chain!.anvil.process.kill('SIGCONT')
+      resumed = true
+      assert.equal(await client.result(result.taskId), undefined, 'the certificate reached the chain before the kill')
+      const restarted = new ChildNode('aggregator-restarted', [...net.aggregator.proc.spawnargs.slice(2).filter(a => a !== '--json')], join(root, 'aggregator-restarted.log'))
+      extraChildren.push(restarted)
+      await restarted.ready()
+      const accepted = await client.waitForAcceptance(result.taskId, 30_000)
+      assert.equal(accepted.resultHash, hex(result.certificate.resultHash))
+    } finally {
+      if (!resumed) net.chain!.anvil.process.kill('SIGCONT')
+    }
+  })
+})
