@@ -26,6 +26,12 @@ const log = logger('poi:node')
  * never counted toward a QC.
  */
 const LATE_ATTESTATION_SLACK_MS = 2_000
+/**
+ * How long an aggregator leaves a certificate it received (not formed) to
+ * the aggregator that formed it, before posting it itself if the chain still
+ * lacks it: several seconds of a normal submission, so races are rare.
+ */
+const BACKUP_SUBMISSION_DELAY_MS = 5_000
 /** Tasks whose attestations may wait in memory for the task itself to arrive. */
 const MAX_EARLY_TASKS = 256
 /** Forget a task's in-memory state this long after its deadline (it stays in storage). */
@@ -553,10 +559,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private async onCertificate (qc: QuorumCertificate, formedHere: boolean): Promise<void> {
     const state = this.tasks.get(hex(qc.taskId))
     if (state != null) {
-      if (state.aggregation == null) state.certified = true
+      // Someone else's valid certificate settles the task here too: no need to build our own.
+      state.certified = true
       clearTimeout(state.graceTimer)
+      clearTimeout(state.deadlineTimer)
     }
-    await this.store?.putCertificate(qc)
+    // An aggregator also keeps it as a pending submission, posted only if the
+    // chain still lacks it after a while: a backup for an aggregator that died.
+    await this.store?.putCertificate(qc, { submit: this.submitter != null })
+    this.submitter?.kick('certificate', hex(qc.taskId), BACKUP_SUBMISSION_DELAY_MS)
     this.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere } })
   }
 

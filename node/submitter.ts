@@ -77,8 +77,16 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     await Promise.allSettled([...this.running.values()])
   }
 
-  /** Call after the store holds the pending record (putCertificate/putEvidence with submit). */
-  kick (kind: SubmissionKind, id: string): void {
+  /**
+   * Call after the store holds the pending record (putCertificate/putEvidence
+   * with submit); `delayMs` postpones the first attempt.
+   */
+  kick (kind: SubmissionKind, id: string, delayMs = 0): void {
+    if (delayMs > 0) {
+      const timer = setTimeout(() => { this.timers.delete(timer); this.kick(kind, id) }, delayMs)
+      this.timers.add(timer)
+      return
+    }
     const key = `${kind}/${id}`
     if (this.stopped || this.running.has(key)) return
     const run = this.attempt(kind, id).finally(() => this.running.delete(key))

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bytesToHex, keccak256 } from 'viem'
 import { signAttestation } from '../consensus/index.js'
-import { SlashingManagerAbi } from '../contracts/index.js'
+import { createWalletClient, http } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { foundry } from 'viem/chains'
+import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi } from '../contracts/index.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
@@ -104,6 +107,24 @@ describe('end to end on a real chain (anvil)', function () {
     assert.ok(slashed, 'operator 3 was not slashed within 30 s')
     assert.ok(await client.liveStake(set.operators[3].address) < stakeBefore, 'live stake did not go down')
     assert.ok(net.aggregator.events.some(e => e.event === 'submitted' && e.kind === 'evidence'), 'the aggregator did not report submitting the evidence')
+  })
+
+  it('two aggregators race: one certificate lands, the other notices and stands down', async () => {
+    const client = net.chain!.client
+    const dirs = await prepareNodeDir(root, 'aggregator-2')
+    const funder = createWalletClient({ chain: foundry, transport: http(client.config.rpcUrl), account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[1]) })
+    await client.publicClient.waitForTransactionReceipt({ hash: await funder.sendTransaction({ to: dirs.keys.account.address, value: 10n ** 20n }) })
+    const second = new ChildNode('aggregator-2', ['aggregator', '--keystore', dirs.keystore, '--data-dir', dirs.dataDir, '--chain', net.chain!.deploymentPath,
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', net.bootstrapAddr], join(root, 'aggregator-2.log'))
+    extraChildren.push(second)
+    await second.ready()
+    await second.waitFor(e => e.event === 'mesh' && (e.attestations as number) > 0 && (e.certificates as number) > 0, 20_000, 'gossip mesh')
+    const result = await requestInference(nodes[0], requesterKeys.account, { modelId: model.modelId, input: exampleInput(7), timeoutMs: 20_000 })
+    const id = hex(result.taskId).slice(2)
+    await client.waitForAcceptance(result.taskId, 30_000)
+    const settled = (c: ChildNode) => async () => await c.waitFor(e => (e.event === 'submitted' || e.event === 'submission-moot') && e.id === id, 30_000, 'settlement outcome')
+    const outcomes = await Promise.all([settled(net.aggregator)(), settled(second)()])
+    assert.deepEqual(outcomes.map(o => o.event).sort(), ['submission-moot', 'submitted'], JSON.stringify(outcomes))
   })
 
   it('an aggregator killed before posting its certificate posts it after a restart', async () => {
