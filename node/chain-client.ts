@@ -1,6 +1,6 @@
 import { logger } from '@libp2p/logger'
 import {
-  createPublicClient, createWalletClient, defineChain, http, bytesToHex,
+  createPublicClient, createWalletClient, defineChain, http, bytesToHex, parseEventLogs,
   type Account, type Chain, type PublicClient, type Transport, type WalletClient
 } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
@@ -136,7 +136,11 @@ export class ChainClient implements SettlementChain {
     const wallet = this.wallet()
     const set = await this.operatorSet(qc.epoch)
     try {
-      const { accepted, receipt } = await submitCertificate(wallet, this.publicClient, this.config.taskManager, qc, set)
+      const { receipt } = await submitCertificate(wallet, this.publicClient, this.config.taskManager, qc, set)
+      // The simulation's answer can be stale when another aggregator's transaction
+      // lands first in the same block; the receipt's event is the truth.
+      const accepted = parseEventLogs({ abi: TaskManagerAbi, eventName: 'CertificateAccepted', logs: receipt.logs })
+        .some(l => l.args.taskId.toLowerCase() === bytesToHex(qc.taskId))
       return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed, accepted }
     } catch (err) {
       throw classify(err, 'TaskManager.submitCertificate')
