@@ -58,8 +58,8 @@ function hashPair (left: Hex, right: Hex): Hex {
 /** Every level of the padded tree, leaves first, root last. */
 function treeLevels (leaves: readonly Hex[]): Hex[][] {
   const level: Hex[] = [...leaves]
+  // padded to a power of two, and never empty: an epoch with no operators has root bytes32(0)
   while (level.length < 2 ** treeDepth(leaves.length)) level.push(ZERO_LEAF)
-  if (level.length === 0) level.push(ZERO_LEAF)
   const levels = [level]
   while (levels[levels.length - 1].length > 1) {
     const below = levels[levels.length - 1]

@@ -12,7 +12,7 @@ import {
 } from '../consensus/index.js'
 import {
   OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, certificateCalldata, evidenceCalldata, readOperatorSet,
-  registerOperator, registrationCalldata, submitCertificate, submitEvidence, toOnChainOperatorSet,
+  merkleProof, registerOperator, registrationCalldata, submitCertificate, submitEvidence, toOnChainOperatorSet, verifyMerkleProof,
   type CertificateArgs, type NonSignerArgs, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
@@ -92,6 +92,8 @@ describe('contracts: OperatorRegistry', function () {
     // the TypeScript tree over the off-chain set has the root the contract computed
     const offChain = toOnChainOperatorSet(createOperatorSet({ epoch: 1n, domain: set1.domain, operators: set1.operators }))
     assert.equal(offChain.root, (epoch1 as { root: string }).root)
+    for (const [i, leaf] of set1.leaves.entries()) assert.equal(verifyMerkleProof(set1.root, 3, i, leaf, merkleProof(set1.leaves, i)), true)
+    assert.equal(verifyMerkleProof(set1.root, 3, 1, set1.leaves[0], merkleProof(set1.leaves, 0)), false)
 
     await registerOperator(chain.wallets[4], chain.publicClient, registry(), keys[3], 5n * ETHER)
     await chain.wallets[1].writeContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'requestExit' })
@@ -105,7 +107,7 @@ describe('contracts: OperatorRegistry', function () {
     await assert.rejects(readOperatorSet(chain.publicClient, chain.deployment, 3n), { name: 'RegistryReadError' })
   })
 
-  it('pays the stake back only after the exit delay', async () => {
+  it('pays the stake back only after the exit delay and once the operator has left the current epoch', async () => {
     const wallet = chain.wallets[2]
     const withdraw = async (): Promise<unknown> => await chain.publicClient.simulateContract({ account: wallet.account, address: registry(), abi: OperatorRegistryAbi, functionName: 'withdraw' })
     await expectRevert(withdraw(), 'NotExiting')
@@ -113,6 +115,9 @@ describe('contracts: OperatorRegistry', function () {
     await expectRevert(withdraw(), 'ExitNotReady')
     await chain.testClient.increaseTime({ seconds: Number(EXIT_DELAY) })
     await chain.testClient.mine({ blocks: 1 })
+    // epoch 2 still counts this operator's stake: it stays slashable until epoch 3 starts
+    assert.deepEqual(await expectRevert(withdraw(), 'ExitEpochNotStarted'), [3n])
+    await nextEpoch(chain)
     const before = await chain.publicClient.getBalance({ address: address(2) })
     const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: await wallet.writeContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'withdraw' }) })
     assert.equal(receipt.status, 'success')

@@ -86,6 +86,8 @@ contract OperatorRegistry {
         uint256 stake;
         /// @dev 0 = not exiting.
         uint64 exitRequestedAt;
+        /// @dev The first epoch without this operator (set by requestExit).
+        uint64 exitEpoch;
         bool registered;
     }
 
@@ -139,6 +141,7 @@ contract OperatorRegistry {
     error AlreadyExiting();
     error NotExiting();
     error ExitNotReady(uint64 readyAt);
+    error ExitEpochNotStarted(uint64 exitEpoch);
     error EpochNotOver(uint64 readyAt);
     error InvalidBps(uint256 bps);
     error TransferFailed();
@@ -177,6 +180,7 @@ contract OperatorRegistry {
         op.pubkey = key;
         op.stake = msg.value;
         op.exitRequestedAt = 0;
+        op.exitEpoch = 0;
         op.registered = true;
         if (!_listed[msg.sender]) {
             _listed[msg.sender] = true;
@@ -185,13 +189,14 @@ contract OperatorRegistry {
         emit OperatorRegistered(msg.sender, key, msg.value);
     }
 
-    /// @notice Leave the set from the next epoch; withdraw() pays the stake back after exitDelay
-    /// (the window in which equivocation evidence can still slash it).
+    /// @notice Leave the set from the next epoch; withdraw() pays the stake back once that epoch has
+    /// started and exitDelay has passed (the window in which equivocation evidence can still slash it).
     function requestExit() external {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert NotRegistered();
         if (op.exitRequestedAt != 0) revert AlreadyExiting();
         op.exitRequestedAt = uint64(block.timestamp);
+        op.exitEpoch = currentEpoch + 1;
         emit ExitRequested(msg.sender, uint64(block.timestamp) + exitDelay);
     }
 
@@ -200,10 +205,14 @@ contract OperatorRegistry {
         if (!op.registered || op.exitRequestedAt == 0) revert NotExiting();
         uint64 readyAt = op.exitRequestedAt + exitDelay;
         if (block.timestamp < readyAt) revert ExitNotReady(readyAt);
+        // while the current epoch still counts this stake, its signatures certify results: it
+        // must stay slashable, however long nobody calls advanceEpoch
+        if (currentEpoch < op.exitEpoch) revert ExitEpochNotStarted(op.exitEpoch);
         uint256 amount = op.stake;
         op.stake = 0;
         op.registered = false;
         op.exitRequestedAt = 0;
+        op.exitEpoch = 0;
         emit Withdrawn(msg.sender, amount);
         _pay(msg.sender, amount);
     }
