@@ -101,13 +101,21 @@ export class ChainClient implements SettlementChain {
     return () => { stopped = true; clearTimeout(timer) }
   }
 
+  /**
+   * The certified result of a task: the values come from its CertificateAccepted
+   * event and are checked against the commitment the contract stores.
+   */
   async result (taskId: Uint8Array): Promise<OnChainResult | undefined> {
-    const r = await this.publicClient.readContract({ address: this.config.taskManager, abi: TaskManagerAbi, functionName: 'getResult', args: [bytesToHex(taskId)] })
-    return r.epoch === 0n ? undefined : { resultHash: r.resultHash, outputRef: r.outputRef, epoch: r.epoch }
+    if (!await this.isCertified(taskId)) return undefined
+    const accepted = await this.waitForAcceptance(taskId, 0)
+    const claimed = { resultHash: accepted.resultHash, outputRef: accepted.outputRef, epoch: accepted.epoch }
+    const ok = await this.publicClient.readContract({ address: this.config.taskManager, abi: TaskManagerAbi, functionName: 'hasResult', args: [bytesToHex(taskId), claimed] })
+    if (!ok) throw new Error(`the CertificateAccepted event for task ${bytesToHex(taskId)} does not match the stored commitment; is the RPC endpoint honest?`)
+    return claimed
   }
 
   async isCertified (taskId: Uint8Array): Promise<boolean> {
-    return await this.result(taskId) != null
+    return await this.publicClient.readContract({ address: this.config.taskManager, abi: TaskManagerAbi, functionName: 'isSettled', args: [bytesToHex(taskId)] })
   }
 
   /** The CertificateAccepted event of a task, waiting up to `timeoutMs` for it. */

@@ -138,7 +138,9 @@ describe('contracts: TaskManager certificates', function () {
   const simulate = async (args: readonly [CertificateArgs, NonSignerArgs[]]): Promise<boolean> =>
     (await chain.publicClient.simulateContract({ account: submitter.account, address: taskManager(), abi: TaskManagerAbi, functionName: 'submitCertificate', args })).result
   const readResult = async (taskId: `0x${string}`): Promise<unknown> =>
-    await chain.publicClient.readContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'getResult', args: [taskId] })
+    await chain.publicClient.readContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'getResultCommitment', args: [taskId] })
+  const hasResult = async (taskId: `0x${string}`, result: { resultHash: `0x${string}`, outputRef: `0x${string}`, epoch: bigint }): Promise<boolean> =>
+    await chain.publicClient.readContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'hasResult', args: [taskId, result] })
   const calldata = (signers: number[], task: string, options: Parameters<typeof makeCertificate>[4] = {}): readonly [CertificateArgs, NonSignerArgs[]] =>
     certificateCalldata(makeCertificate(set, keys, signers, taskResult(task, 'out'), options), set)
 
@@ -167,7 +169,9 @@ describe('contracts: TaskManager certificates', function () {
     assert.deepEqual(event.args, {
       taskId: certificate.taskId, resultHash: certificate.resultHash, outputRef: certificate.outputRef, epoch: 1n, signedStake: 80n * ETHER, submitter: submitter.account.address
     })
-    assert.deepEqual(await readResult(certificate.taskId), { resultHash: certificate.resultHash, outputRef: certificate.outputRef, epoch: 1n })
+    assert.ok(await hasResult(certificate.taskId, { resultHash: certificate.resultHash, outputRef: certificate.outputRef, epoch: 1n }))
+    assert.ok(!await hasResult(certificate.taskId, { resultHash: certificate.outputRef === certificate.resultHash ? ('0x' + '11'.repeat(32)) as `0x${string}` : certificate.outputRef, outputRef: certificate.outputRef, epoch: 1n }))
+    assert.ok(!await hasResult(certificate.taskId, { resultHash: certificate.resultHash, outputRef: certificate.outputRef, epoch: 2n }))
   })
 
   it('treats a second valid QC for a settled task as a no-op (returns false, no event, result unchanged)', async () => {

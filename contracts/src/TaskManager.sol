@@ -44,7 +44,10 @@ contract TaskManager {
     /// @notice A certificate's epoch may be at most this many epochs behind the current one.
     uint64 public immutable maxEpochAge;
 
-    mapping(bytes32 => Result) internal _results;
+    /// @dev taskId → keccak256(abi.encode(resultHash, outputRef, epoch)); zero = no result yet.
+    /// One slot instead of three keeps a certificate under 250k gas; the values themselves are
+    /// in the CertificateAccepted event, and `hasResult` checks any claimed triple against this.
+    mapping(bytes32 => bytes32) internal _results;
 
     event CertificateAccepted(
         bytes32 indexed taskId, bytes32 resultHash, bytes32 outputRef, uint64 epoch, uint256 signedStake, address submitter
@@ -71,7 +74,7 @@ contract TaskManager {
     /// @param nonSigners Exactly the operators whose bit is zero, ascending by index, each with its
     /// leaf proof against the epoch root (contracts/calldata.ts builds them).
     function submitCertificate(Certificate calldata qc, NonSigner[] calldata nonSigners) external returns (bool accepted) {
-        if (_results[qc.taskId].epoch != 0) return false;
+        if (_results[qc.taskId] != 0) return false;
 
         uint64 current = registry.currentEpoch();
         if (qc.epoch > current) revert FutureEpoch(qc.epoch, current);
@@ -101,13 +104,28 @@ contract TaskManager {
         bytes32 digest = PoiMessages.attestationDigest(address(this), qc.taskId, qc.resultHash, qc.outputRef, qc.epoch);
         if (!BLS12381.verify(signingKey, abi.encodePacked(digest), qc.signature)) revert InvalidSignature();
 
-        _results[qc.taskId] = Result({resultHash: qc.resultHash, outputRef: qc.outputRef, epoch: qc.epoch});
+        _results[qc.taskId] = resultCommitment(Result({resultHash: qc.resultHash, outputRef: qc.outputRef, epoch: qc.epoch}));
         emit CertificateAccepted(qc.taskId, qc.resultHash, qc.outputRef, qc.epoch, signedStake, msg.sender);
         return true;
     }
 
-    function getResult(bytes32 taskId) external view returns (Result memory) {
+    /// @notice The commitment stored for a task's result (zero when the task has none yet).
+    function getResultCommitment(bytes32 taskId) external view returns (bytes32) {
         return _results[taskId];
+    }
+
+    function isSettled(bytes32 taskId) external view returns (bool) {
+        return _results[taskId] != 0;
+    }
+
+    /// @notice Whether `result` is the certified result of `taskId` (values from CertificateAccepted).
+    function hasResult(bytes32 taskId, Result calldata result) external view returns (bool) {
+        bytes32 stored = _results[taskId];
+        return stored != 0 && stored == resultCommitment(result);
+    }
+
+    function resultCommitment(Result memory result) public pure returns (bytes32) {
+        return keccak256(abi.encode(result.resultHash, result.outputRef, result.epoch));
     }
 
     /// @notice The 32-byte message operators sign for a result on this chain and contract.
