@@ -33,13 +33,18 @@ export class ChainError extends Error {
   }
 }
 
-/** The anvil binary shipped by the npm package for this platform. */
+/**
+ * The anvil binary from the platform package of @foundry-rs/anvil. We depend
+ * on that package directly (as an optional dependency): the wrapper lists
+ * builds for every platform, and npm ci then wants them all in the lock file,
+ * though the registry has only some of them.
+ */
 export function anvilBinary (): string {
   const platformPackage = `@foundry-rs/anvil-${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`
   try {
     return join(dirname(require.resolve(`${platformPackage}/package.json`)), 'bin', 'anvil')
   } catch {
-    throw new ChainError(`no anvil binary for ${process.platform}/${process.arch}: package ${platformPackage} is not installed (run npm install)`)
+    throw new ChainError(`no anvil binary for ${process.platform}/${process.arch}: package ${platformPackage} is not installed. poi lists the linux x64 build as an optional dependency; on another platform install the matching @foundry-rs/anvil-* package, or point nodes at any chain with --chain`)
   }
 }
 
