@@ -1,2 +1,2 @@
 export { NodeStore, StorageError } from './node-store.js'
-export type { TaskState, TaskRecordStatus, StoredEvidence, Submission, SubmissionKind } from './node-store.js'
+export type { TaskState, TaskRecordStatus, StoredEvidence, Submission, SubmissionKind, StoreArea } from './node-store.js'

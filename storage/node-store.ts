@@ -53,6 +53,19 @@ export interface Submission {
   lastError?: string
 }
 
+/** A prefixed key space of a NodeStore (see NodeStore.area). */
+export interface StoreArea {
+  get: (key: string) => Promise<Uint8Array | undefined>
+  /** All entries land together or none do. */
+  put: (entries: Array<[string, Uint8Array]>, options?: { sync?: boolean }) => Promise<void>
+  del: (keys: string[]) => Promise<void>
+  /** Entries whose key starts with `keyPrefix`, in key order. */
+  entries: (keyPrefix?: string) => Promise<Array<[string, Uint8Array]>>
+}
+
+/** Key spaces NodeStore itself uses. */
+const RESERVED_AREAS = new Set(['task', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'submit'])
+
 export class StorageError extends Error {
   readonly path: string
   constructor (path: string, action: string, cause: unknown) {
@@ -274,6 +287,36 @@ export class NodeStore {
       { type: 'put', key: `att/${t}/${o}/${r}`, value: Attestation.encode(att) },
       { type: 'put', key: `att-op/${o}/${t}/${r}`, value: new Uint8Array(0) }
     ]
+  }
+
+  /**
+   * A key space of its own inside this store (keys are prefixed `<name>/`),
+   * for stores built on top: content blocks, stream messages. Writes through
+   * it are atomic per call and fail with StorageError naming the path.
+   */
+  area (name: string): StoreArea {
+    if (!/^[a-z][a-z0-9-]*$/.test(name) || RESERVED_AREAS.has(name)) throw new TypeError(`invalid or reserved store area name ${JSON.stringify(name)}`)
+    const prefix = `${name}/`
+    return {
+      get: async (key) => await this.read(prefix + key),
+      put: async (entries, options) => { await this.write(`write ${name}`, entries.map(([key, value]) => ({ type: 'put' as const, key: prefix + key, value })), options) },
+      del: async (keys) => {
+        try {
+          await this.db.batch(keys.map(key => ({ type: 'del' as const, key: prefix + key })))
+        } catch (err) {
+          throw new StorageError(this.path, `delete from ${name}`, err)
+        }
+      },
+      entries: async (keyPrefix = '') => {
+        const out: Array<[string, Uint8Array]> = []
+        try {
+          for await (const [key, value] of this.db.iterator({ gte: prefix + keyPrefix, lt: prefix + keyPrefix + '\xff' })) out.push([key.slice(prefix.length), value])
+        } catch (err) {
+          throw new StorageError(this.path, `scan ${name}`, err)
+        }
+        return out
+      }
+    }
   }
 
   private async write (action: string, ops: Array<{ type: 'put', key: string, value: Uint8Array }>, options: { sync?: boolean } = {}): Promise<void> {

@@ -100,6 +100,23 @@ describe('storage: NodeStore on LevelDB', () => {
     await rm(root, { recursive: true, force: true })
   })
 
+  it('keeps areas apart from each other and from its own keys, and refuses reserved area names', async () => {
+    store = await NodeStore.open(join(root, 'db'))
+    const blocks = store.area('blocks')
+    const streams = store.area('streams')
+    await blocks.put([['a', Uint8Array.of(1)], ['b', Uint8Array.of(2)]])
+    await streams.put([['a', Uint8Array.of(9)]])
+    assert.deepEqual([...(await blocks.get('a'))!], [1])
+    assert.deepEqual([...(await streams.get('a'))!], [9])
+    assert.deepEqual((await blocks.entries()).map(([k]) => k), ['a', 'b'])
+    await blocks.del(['a'])
+    assert.equal(await blocks.get('a'), undefined)
+    assert.deepEqual(await store.listCertificates(), [])
+    assert.throws(() => store!.area('qc'), TypeError)
+    await store.close()
+    await assert.rejects(blocks.put([['c', Uint8Array.of(3)]]), (err: Error) => err instanceof StorageError && err.message.includes(join(root, 'db')))
+  })
+
   it('round-trips a task and its state', async () => {
     store = await NodeStore.open(join(root, 'db'))
     const t = task(1n)
