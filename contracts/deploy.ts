@@ -1,11 +1,12 @@
 /**
  * Deploys the poi contracts in dependency order (registry → task manager → slashing manager) and
  * makes the slashing manager the registry's slasher. The deployer account becomes the registry
- * owner; after setSlasher it has no remaining power.
+ * owner; after setSlasher it has no remaining power. The ModelRegistry, which depends on nothing
+ * and has no owner of its own (each model has one), is deployed last.
  */
 import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
 import {
-  OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode
+  ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode
 } from './generated/artifacts.js'
 
 export type DeployPoiParameters = {
@@ -29,6 +30,8 @@ export type PoiDeployment = {
   registry: `0x${string}`
   taskManager: `0x${string}`
   slashing: `0x${string}`
+  /** Models: id, owner, fee, active flag, access policy (contracts/models.ts). */
+  modelRegistry: `0x${string}`
   /** Block of the registry's deployment: where event scans (readOperatorSet) start. */
   deployedAtBlock: bigint
 }
@@ -85,6 +88,13 @@ export async function deployPoi (
   await mined(await walletClient.writeContract({
     address: registry.address, abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [slashing.address]
   }), 'OperatorRegistry.setSlasher')
+  const modelRegistry = await deployed(await walletClient.deployContract({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode }), 'ModelRegistry')
 
-  return { registry: registry.address, taskManager: taskManager.address, slashing: slashing.address, deployedAtBlock: registry.blockNumber }
+  return {
+    registry: registry.address,
+    taskManager: taskManager.address,
+    slashing: slashing.address,
+    modelRegistry: modelRegistry.address,
+    deployedAtBlock: registry.blockNumber
+  }
 }

@@ -14,7 +14,7 @@ import { readConfigFile, resolveConfig, type NodeConfig } from './config.js'
 import { ChainClient } from './chain-client.js'
 import { readDeployment } from './deployment.js'
 import { runDevnet } from './devnet.js'
-import { loadModelDir, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
+import { InputError, loadModelDir, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
 import { PoiNode, preciseNow } from './poi-node.js'
 import { requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
@@ -47,7 +47,9 @@ Node options:
   --genesis <file>      operator set; default ~/.poi/genesis.json (not used with --chain)
   --chain <file>        deployment JSON {rpcUrl, registry, taskManager, slashing, deployedAtBlock}: operator set
                         from the on-chain registry; aggregators post certificates there
-  --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model
+  --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model.
+                        Full nodes store these as content-addressed shards and announce them on the DHT
+  --no-model-dir        start without local models: fetch each model through the DHT when a task names it
   --grace-ms <ms>       aggregation grace window after quorum (default 250)
   --json                print machine-readable event lines on stdout
   --probe               relay and report gossip latency probes (benchmarks)
@@ -69,6 +71,7 @@ const NODE_OPTIONS = {
   bootstrap: { type: 'string', multiple: true },
   genesis: { type: 'string' },
   'model-dir': { type: 'string', multiple: true },
+  'no-model-dir': { type: 'boolean' },
   'grace-ms': { type: 'string' },
   json: { type: 'boolean' },
   chain: { type: 'string' },
@@ -102,7 +105,7 @@ async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig>
     listen: values.listen as string[] | undefined,
     bootstrap: values.bootstrap as string[] | undefined,
     genesis: abs(values.genesis),
-    modelDirs: (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
+    modelDirs: values['no-model-dir'] === true ? [] : (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
     graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms'),
     chain
   })
@@ -150,6 +153,8 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
   emit(json, { event: 'ready', role, peerId: node.libp2p.peerId.toString(), addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
     `poi ${node.roles().join('+')} ${node.libp2p.peerId.toString()}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
+  node.addEventListener('model', (e) => emit(json, { event: 'model', modelId: modelIdToString(e.detail.modelId), bytes: e.detail.bytes, fromStore: e.detail.fromStore, ms: e.detail.ms },
+    `model ${modelIdToString(e.detail.modelId)} ${e.detail.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${e.detail.bytes} bytes, ${e.detail.ms} ms)`))
   node.addEventListener('task', (e) => emit(json, { event: 'task', taskId: e.detail.taskId, at: preciseNow() }, ''))
   node.addEventListener('probe', (e) => emit(json, { event: 'probe', ...e.detail }, ''))
   node.addEventListener('attested', (e) => emit(json, { event: 'attested', taskId: e.detail.attestation.taskId, resultHash: e.detail.attestation.resultHash, inferenceMs: e.detail.inferenceMs, signMs: e.detail.signMs, at: preciseNow() },
@@ -187,27 +192,31 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
   })
 }
 
-/** `--model` takes a model id, a model directory or nothing (the shipped model). */
-async function resolveModelId (model: string | undefined): Promise<Uint8Array> {
-  if (model === undefined) return (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
+/**
+ * `--model` takes a model id, a model directory or nothing (the shipped
+ * model); with a directory (or none) the manifest lets the input be checked
+ * before it is announced.
+ */
+async function resolveModel (model: string | undefined): Promise<{ modelId: Uint8Array, manifest?: ModelManifest }> {
+  if (model === undefined) return await loadModelDir(SHIPPED_MODEL_DIR)
   const isDir = await stat(model).then(s => s.isDirectory(), () => false)
-  if (isDir) return (await loadModelDir(resolve(model))).modelId
+  if (isDir) return await loadModelDir(resolve(model))
   try {
-    return parseModelId(model)
+    return { modelId: parseModelId(model) }
   } catch (err) {
     throw new UsageError(`--model ${model} is neither a model directory nor a model id: ${(err as Error).message}`)
   }
 }
 
-async function readInput (input: string | undefined): Promise<Uint8Array> {
-  if (input === undefined) throw new UsageError('--input is required: a JSON object like {"x":{"data":[…]}} or @file.json')
-  const text = input.startsWith('@') ? await readFile(input.slice(1), 'utf8').catch((err) => { throw new UsageError(`cannot read input file ${input.slice(1)}: ${(err as Error).message}`) }) : input
+/** `--input` is inline JSON, `@file.json`, or `@file` in the binary tensor format (POIT). */
+async function readInput (input: string | undefined, manifest?: ModelManifest): Promise<Uint8Array> {
+  if (input === undefined) throw new UsageError('--input is required: a JSON object like {"x":{"data":[…]}}, @file.json, or @file in the binary tensor format')
   try {
-    JSON.parse(text)
+    return await readTaskInput(input, manifest)
   } catch (err) {
-    throw new UsageError(`--input is not valid JSON: ${(err as Error).message}`)
+    if (err instanceof InputError) throw new UsageError(`--input: ${err.message}`)
+    throw err
   }
-  return new TextEncoder().encode(text)
 }
 
 async function ephemeralKeystore (): Promise<Keystore> {
@@ -229,8 +238,8 @@ async function runRequest (args: string[]): Promise<void> {
   if (config.bootstrap.length === 0) throw new UsageError('poi request needs --bootstrap <multiaddr> of a running node')
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
   const { operatorSet } = await operatorSource(config, keystore)
-  const modelId = await resolveModelId(values.model)
-  const input = await readInput(values.input)
+  const { modelId, manifest } = await resolveModel(values.model)
+  const input = await readInput(values.input, manifest)
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
   const quorumBps = num(values.quorum, 'quorum')
   const json = values.json === true

@@ -36,6 +36,8 @@ export interface ChainConfig {
   registry: `0x${string}`
   taskManager: `0x${string}`
   slashing: `0x${string}`
+  /** The ModelRegistry (optional until models are resolved on-chain). */
+  modelRegistry?: `0x${string}`
   /** Block of the registry's deployment, where event scans start (default 0). */
   deployedAtBlock?: bigint
 }
@@ -158,6 +160,9 @@ export function validateConfig (cfg: NodeConfig): void {
       if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`unsupported protocol ${url.protocol}`)
     } catch (err) {
       throw new ConfigError(`setting chain.rpcUrl: ${JSON.stringify(c.rpcUrl)} is not an http(s) or ws(s) URL (${(err as Error).message})`)
+    }
+    if (c.modelRegistry !== undefined && (typeof c.modelRegistry !== 'string' || !ADDRESS.test(c.modelRegistry))) {
+      throw new ConfigError(`setting chain.modelRegistry must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c.modelRegistry)}`)
     }
     for (const key of ['registry', 'taskManager', 'slashing']) {
       if (typeof c[key] !== 'string' || !ADDRESS.test(c[key])) throw new ConfigError(`setting chain.${key} must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c[key])}`)

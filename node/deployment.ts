@@ -11,6 +11,7 @@ export interface DeploymentFile {
   registry: `0x${string}`
   taskManager: `0x${string}`
   slashing: `0x${string}`
+  modelRegistry?: `0x${string}`
   deployedAtBlock: string
 }
 
@@ -33,5 +34,5 @@ export async function readDeployment (path: string): Promise<ChainConfig> {
     throw new ConfigError(`deployment file ${path}: deployedAtBlock must be a block number`)
   }
   // Field checks happen in validateConfig, with the setting names users see.
-  return { rpcUrl: json.rpcUrl as string, registry: json.registry as `0x${string}`, taskManager: json.taskManager as `0x${string}`, slashing: json.slashing as `0x${string}`, deployedAtBlock }
+  return { rpcUrl: json.rpcUrl as string, registry: json.registry as `0x${string}`, taskManager: json.taskManager as `0x${string}`, slashing: json.slashing as `0x${string}`, modelRegistry: json.modelRegistry, deployedAtBlock }
 }

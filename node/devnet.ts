@@ -113,7 +113,9 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     const bootstrapAddr = ready.addrs.find(a => a.includes('/tcp/')) ?? ready.addrs[0]
     progress(`bootstrap ${bootstrapAddr}`)
     const grace = opts.graceMs != null ? ['--grace-ms', String(opts.graceMs)] : []
-    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? [])], join(root, `operator-${i}.log`)))
+    // Operators start without the model: the bootstrap node holds it and
+    // announces its shards on the DHT, and operators fetch it for the first task.
+    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`)))
     children.push(...operators)
     const aggregator = new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
     children.push(aggregator)
@@ -202,7 +204,10 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     await waitForNetwork(requester)
     progress(`sending a task for model ${model.manifest.name}`)
     const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, progress)
-    console.log('\n' + formatSummary(result, net.operatorSet, `${model.manifest.name} (${modelIdToString(model.modelId)})`) + '\n')
+    console.log('\n' + formatSummary(result, net.operatorSet, `${model.manifest.name} (${modelIdToString(model.modelId)})`))
+    const fetched = net.operators.map(c => c.events.find(e => e.event === 'model' && e.fromStore === false)).filter(e => e != null)
+    console.log(`model shards: ${fetched.length} of ${net.operators.length} operators fetched the model through the DHT from the bootstrap node` +
+      (fetched.length > 0 ? ` (${Math.max(...fetched.map(e => e.ms as number))} ms at most)` : '') + '\n')
     if (net.chain != null) {
       progress('waiting for the aggregator to settle the certificate on-chain')
       const onChain = await net.chain.client.waitForAcceptance(result.taskId, SETTLEMENT_TIMEOUT_MS)

@@ -11,7 +11,11 @@ import {
   encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature, DecodeError, MAX_PROBE_BYTES,
   type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict, type TopicName
 } from '../protocols/index.js'
-import { NodeStore } from '../storage/index.js'
+import { ResultServer } from '../protocols/result/index.js'
+import { shardServer } from '../protocols/shard/index.js'
+import { StreamServer } from '../protocols/stream/index.js'
+import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
+import { fetchModel, importModel, listModels, loadModel, modelCids, provideModel } from './models/index.js'
 import { Submitter, type SettlementChain } from './submitter.js'
 import type { NodeConfig } from './config.js'
 import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
@@ -26,6 +30,10 @@ const log = logger('poi:node')
  * never counted toward a QC.
  */
 const LATE_ATTESTATION_SLACK_MS = 2_000
+/** Announcing a model's blocks on the DHT is given this long. */
+const MODEL_PROVIDE_TIMEOUT_MS = 60_000
+/** The stream channel every operator writes its outputs to. */
+export const OUTPUT_CHANNEL = 'outputs'
 /**
  * How long an aggregator leaves a certificate it received (not formed) to
  * the aggregator that formed it, before posting it itself if the chain still
@@ -75,6 +83,8 @@ export interface PoiNodeEvents {
   evidence: CustomEvent<EquivocationEvidence>
   rejected: CustomEvent<Rejection>
   probe: CustomEvent<{ id: string, at: number }>
+  /** A model became available here from the network (or this node's block store). */
+  model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
 }
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
@@ -108,6 +118,13 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private current: OperatorSet
   private index: number | undefined
   readonly submitter: Submitter | undefined
+  /** Signed, hash-linked channels this node stores and serves (full nodes). */
+  readonly streams: StreamStore | undefined
+  /** Content-addressed blocks: the model shards this node holds and serves. */
+  readonly blocks: BlockStore | undefined
+  private readonly servers: Array<{ start: () => Promise<void>, stop: () => Promise<void> }> = []
+  /** Models being fetched from the network, by model id hex (one fetch per model). */
+  private readonly fetching = new Map<string, Promise<LoadedModel>>()
   private readonly opts: PoiNodeOptions
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
@@ -131,6 +148,13 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.sets.set(opts.operatorSet.epoch, opts.operatorSet)
     this.index = indexIn(opts.operatorSet, opts.keystore.blsPublicKey)
     this.submitter = opts.settlement != null && store != null && opts.aggregate ? new Submitter(store, opts.settlement) : undefined
+    this.streams = store != null ? new StreamStore(store) : undefined
+    this.blocks = store != null ? BlockStore.of(store) : undefined
+    if (store != null && this.streams != null && this.blocks != null) {
+      this.servers.push(shardServer(libp2p, this.blocks))
+      this.servers.push(new StreamServer({ libp2p, messages: this.streams }))
+      this.servers.push(new ResultServer({ libp2p, results: store, outputs: this.streams }))
+    }
     this.verifier = new BufferedVerifier()
     this.router = new GossipRouter(libp2p.services.pubsub)
     this.sweeper = setInterval(() => { this.sweep() }, TASK_MEMORY_TTL_MS / 4)
@@ -176,6 +200,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     node.subscribe()
     await libp2p.start()
+    for (const server of node.servers) await server.start()
+    await node.shareModels()
     await node.submitter?.start()
     log('started %p as %s', libp2p.peerId, node.roles().join('+'))
     return node
@@ -235,6 +261,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       clearTimeout(t.deadlineTimer)
     }
     this.router.stop()
+    for (const server of this.servers) await server.stop()
     await this.submitter?.stop()
     await this.libp2p.stop()
     await this.verifier.close()
@@ -319,7 +346,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (deadline > now + this.opts.config.maxTaskTtlMs) {
       return this.reject('task', from, `task ${id} deadline is ${Math.round((deadline - now) / 1000)} s away, more than the ${this.opts.config.maxTaskTtlMs / 1000} s this node accepts`)
     }
-    if (!this.models.has(hex(task.modelId))) {
+    if (!this.models.has(hex(task.modelId)) && !isModelId(task.modelId)) {
       return this.reject('task', from, `task ${id} names unknown model ${displayModelId(task.modelId)}`)
     }
     if (!await verifyTaskSignature(task, this.operatorSet.domain.taskManager)) {
@@ -373,10 +400,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       await this.router.publish('attestations', encodeAttestation(previous))
       return
     }
-    const model = this.models.get(hex(task.modelId))
-    if (model == null) return
     let result
     try {
+      const model = this.models.get(hex(task.modelId)) ?? await this.obtainModel(task.modelId, Number(task.deadline))
       const runner = await this.runner(model)
       result = await runner.run(task.input)
     } catch (err) {
@@ -399,8 +425,59 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.noteFirst(attestation)
     this.safeDispatchEvent('attested', { detail: { attestation, inferenceMs: result.inferenceMs, signMs } })
     await this.router.publish('attestations', encodeAttestation(attestation))
+    // The output in this operator's own channel: anyone can resolve the
+    // certificate's outputRef (keccak256 of the canonical output) over /poi/stream/1/.
+    await this.streams?.append(this.opts.keystore.privateKey, OUTPUT_CHANNEL, result.canonical)
     const state = this.tasks.get(hex(taskId))
     if (state != null) this.aggregate(state, attestation)
+  }
+
+  /**
+   * Puts the models this node was given (model directories) into its block
+   * store and everything in the store on the DHT, so others can fetch them.
+   * Announcing runs in the background: the DHT may take a while.
+   */
+  private async shareModels (): Promise<void> {
+    const blocks = this.blocks
+    if (blocks == null) return
+    for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes)
+    const stored = await listModels(blocks)
+    void (async () => {
+      for (const summary of stored) {
+        const model = await loadModel(blocks, summary.modelId)
+        if (model == null || this.stopped) continue
+        const report = await provideModel(this.libp2p, modelCids(model.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
+        log('model %s announced on the DHT (%o)', displayModelId(model.modelId), report)
+      }
+    })().catch((err) => { if (!this.stopped) log.error('announcing models failed: %s', (err as Error).message) })
+  }
+
+  /**
+   * A model this node does not have: from its block store, or fetched from
+   * providers found through the DHT, verified chunk by chunk and as a whole,
+   * stored and announced in turn. One fetch per model, however many tasks wait.
+   */
+  private async obtainModel (modelId: Uint8Array, deadline: number): Promise<LoadedModel> {
+    const id = hex(modelId)
+    const known = this.models.get(id)
+    if (known != null) return known
+    let pending = this.fetching.get(id)
+    if (pending == null) {
+      const blocks = this.blocks
+      if (blocks == null) throw new Error('a light node cannot fetch models')
+      pending = (async () => {
+        const started = Date.now()
+        const fetched = await fetchModel(this.libp2p, blocks, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())) })
+        const model: LoadedModel = { manifest: fetched.manifest, modelBytes: fetched.modelBytes, modelId: fetched.modelId }
+        this.models.set(id, model)
+        log('model %s fetched (%d bytes from %d peers) in %d ms', displayModelId(modelId), fetched.modelBytes.length, fetched.servedBy.length, Date.now() - started)
+        this.safeDispatchEvent('model', { detail: { modelId, bytes: fetched.modelBytes.length, fromStore: fetched.fromStore, ms: Date.now() - started } })
+        return model
+      })()
+      this.fetching.set(id, pending)
+      pending.catch(() => {}).finally(() => this.fetching.delete(id))
+    }
+    return await pending
   }
 
   private async runner (model: LoadedModel): Promise<InferenceRunner> {
@@ -589,6 +666,16 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
 function indexIn (set: OperatorSet, blsPublicKey: Uint8Array): number | undefined {
   const mine = hex(blsPublicKey)
   return set.operators.find(o => hex(o.blsPublicKey) === mine)?.index
+}
+
+/** Whether bytes are a model id (a CID) this node could try to fetch. */
+function isModelId (id: Uint8Array): boolean {
+  try {
+    modelIdToString(id)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** A model id for a log line: its CID string, or hex when the bytes are not a CID. */

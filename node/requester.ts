@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../consensus/index.js'
-import { bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
+import { MAX_INLINE_INPUT_BYTES, bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
 import { preciseNow, type PoiNode } from './poi-node.js'
 
 /** How long a requester waits for gossip peers before giving up on announcing. */
@@ -22,6 +22,13 @@ export class NotConnectedError extends Error {
   constructor (timeoutMs: number, what: string) {
     super(`no gossip peers for ${what} after ${timeoutMs} ms; check the --bootstrap address and that operators are running`)
     this.name = 'NotConnectedError'
+  }
+}
+
+export class InputTooLargeError extends Error {
+  constructor (bytes: number) {
+    super(`the input is ${bytes} bytes; inputs above the ${MAX_INLINE_INPUT_BYTES}-byte inline limit must travel by stream reference, which poi request does not do yet`)
+    this.name = 'InputTooLargeError'
   }
 }
 
@@ -71,6 +78,9 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const set: OperatorSet = node.operatorSet
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
+  if (params.input.length > MAX_INLINE_INPUT_BYTES) {
+    throw new InputTooLargeError(params.input.length)
+  }
   const task = await signTask(account, set.domain.taskManager, {
     chainId: set.domain.chainId,
     modelId: params.modelId,

@@ -297,7 +297,13 @@ describe('inference', function () {
       ['zero dim', m => { m.inputs[0].shape = [0, 16] }, 'inputs[0].shape[0]'],
       ['string dim', m => { m.outputs[0].shape = ['batch', 10] }, 'outputs[0].shape[0]'],
       ['repeated output name', m => { m.outputs = [m.outputs[0], m.outputs[0]] }, 'outputs[1].name'],
-      ['unknown top-level key', m => { m.chunks = [] }, 'chunks']
+      ['chunk size below the minimum', m => { m.chunkSize = 1024 }, 'chunkSize'],
+      ['chunk size above 1 MiB', m => { m.chunkSize = 2 * 1024 * 1024 }, 'chunkSize'],
+      ['missing chunks', m => { delete m.chunks }, 'chunks'],
+      ['wrong chunk count', m => { m.chunks = [m.chunks[0], m.chunks[0]] }, 'chunks'],
+      ['chunk CID with the json codec', m => { m.chunks = [m.chunks[0].replace(/^bafkrei/, 'bagaaiera')] }, 'chunks[0]'],
+      ['chunk that is not a CID', m => { m.chunks = ['not-a-cid'] }, 'chunks[0]'],
+      ['unknown top-level key', m => { m.shards = [] }, 'shards']
     ]
     for (const [what, patch, field] of cases) {
       it(`rejects ${what}, naming ${field}`, function () {

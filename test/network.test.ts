@@ -3,10 +3,13 @@ import { keccak256 } from 'viem'
 import { signAttestation, verifyCertificate, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
 import { exampleInput } from '../node/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { hasModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
 import { NoQuorumError, requestInference, waitForNetwork } from '../node/requester.js'
 import { TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
 import { freshKeysAsync } from './helpers/keys.js'
+import { fetchResult, verifyResult } from '../protocols/result/index.js'
+import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'
 import { startTestNetwork, until, type TestNetwork, TEST_CHAIN_ID, TEST_TASK_MANAGER } from './helpers/network.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -63,6 +66,19 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       assert.equal((await net.aggregator.store!.getAttestations(result.taskId)).length, 4)
     })
 
+    it('a light requester gets the certificate from any full node over /poi/result/1/ and resolves the outputRef over /poi/stream/1/', async () => {
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(11), timeoutMs: 20_000 })
+      await until(async () => await net.bootstrap.store!.getCertificate(result.taskId) != null, 5_000, 'bootstrap stored the certificate')
+      const fetched = await fetchResult(net.requester.libp2p, net.bootstrap.libp2p.peerId, result.taskId)
+      assert.equal(fetched.status, 'found')
+      if (fetched.status !== 'found') return
+      const output = fetched.output ?? fetched.certificate.output
+      const verdict = verifyResult(fetched.certificate, output, net.operatorSet)
+      assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
+      const { message } = await fetchStreamMessageByPayload(net.requester.libp2p, net.operators[1]!.libp2p.peerId, result.certificate.outputRef)
+      assert.equal(hex(keccak256(message.payload, 'bytes')), hex(result.certificate.resultHash))
+    })
+
     it('rejects malformed gossip without crashing and lowers the sender score', async () => {
       const rogue = await net.extraNode(await freshKeysAsync(), 'garbage')
       await connectDirect(rogue, net.aggregator, 'attestations')
@@ -97,6 +113,22 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       assert.ok(reasons.some(r => r.includes('unknown model')), reasons.join('; '))
       assert.ok(reasons.some(r => r.includes('more than the')), reasons.join('; '))
       assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(forged)), undefined)
+    })
+  })
+
+  describe('operators that have never seen the model', () => {
+    let net: TestNetwork
+    before(async () => { net = await startTestNetwork({ operators: 4, operatorsWithoutModels: true }) })
+    after(async () => { await net?.stop() })
+
+    it('fetch it through the DHT from the node that published it, and the certificate forms', async () => {
+      for (const op of net.operators) assert.equal(op!.modelIds.length, 0)
+      const fetched = net.operators.map(op => new Promise<{ fromStore: boolean }>(resolve => op!.addEventListener('model', (e) => resolve(e.detail), { once: true })))
+      await waitForNetwork(net.requester)
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 30_000 })
+      assert.ok(result.signers.length >= 3, `signers: ${result.signers.join(',')}`)
+      for (const f of await Promise.all(fetched)) assert.equal(f.fromStore, false)
+      for (const op of net.operators) assert.ok(await hasModel(op!.blocks!, model.modelId), 'the fetched model is in the operator block store')
     })
   })
 

@@ -634,6 +634,492 @@ export const BlsHarnessAbi = [
 
 export const BlsHarnessBytecode = '0x60808060405234601557610be5908161001a8239f35b5f80fdfe60806040526004361015610011575f80fd5b5f3560e01c80631055f4401461050e5780632404755c1461043b578063292a0c711461039d578063328cab4c146103435780633767173e146103055780639e5d0aef1461027f578063a14beb691461023e578063a5d4835114610189578063f4ab8083146100e45763f796996a14610087575f80fd5b346100e05760406100bb6100d26100ca6100b36100c36100a6366105e7565b9791929490943690610704565b9636906107d6565b923691610774565b5a94610864565b915a906107b5565b825191151582526020820152f35b5f80fd5b346100e05760803660031901126100e0576100fd6106b0565b50610107366106d0565b61010f6106b0565b6101226040830151606084015190610b37565b9190911561017a576020846101769551855201516020840152604083015260608201526040519182918291909160608060808301948051845260208101516020850152604081015160408501520151910152565b0390f35b63b8fedf8760e01b5f5260045ffd5b346100e0576101af6101b761019d36610590565b92906101a76106b0565b503690610704565b913690610704565b906101c06106b0565b916101d46040820151606083015190610b37565b93919290931561017a576080604092865e608085015e60c083015260e082015260808161010081600b5afa60803d14161561017a57610176906040519182918291909160608060808301948051845260208101516020850152604081015160408501520151910152565b346100e05760803660031901126100e057602061027561025d366106d0565b60608151602083015117604083015117910151171590565b6040519015158152f35b346100e0575f3660031901126100e057610299606061068a565b602b8152604060208201917f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f5383526a5357555f524f5f504f505f60a81b828201528151928391602083525180918160208501528484015e5f828201840152601f01601f19168101030190f35b346100e057602061027561032d61033561033d610321366105e7565b94929590953690610704565b943691610774565b9136906107d6565b91610864565b346100e05760203660031901126100e05760043567ffffffffffffffff81116100e05761039561038361037c60209336906004016105b9565b3691610774565b61038d5a91610837565b505a906107b5565b604051908152f35b346100e05760203660031901126100e05760043567ffffffffffffffff81116100e0576103ec6103e76103d76101009336906004016105b9565b6103df61073c565b503691610774565b610837565b60e060405191805183526020810151602084015260408101516040840152606081015160608401526080810151608084015260a081015160a084015260c081015160c0840152015160e0820152f35b346100e0575f3660031901126100e0576104536106b0565b5061045c6106b0565b50610176610468610635565b6f17f1d3a73197d7942695638c4fa9ac0f81527fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb60208201526f114d1d6855d545a8aa7d76c8cf2e21f260408201527f67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca60608201526040519182918291909160608060808301948051845260208101516020850152604081015160408501520151910152565b346100e05761052e608061053661052436610590565b93906101a76106b0565b923690610704565b8161053f6106b0565b93845e8183015e60808161010081600b5afa60803d14161561017a57610176906040519182918291909160608060808301948051845260208101516020850152604081015160408501520151910152565b90600319820161010081126100e0576080136100e057608060049260831901126100e057608490565b9181601f840112156100e05782359167ffffffffffffffff83116100e057602083818601950101116100e057565b9060031982016101a081126100e0576080136100e0576004916084359167ffffffffffffffff83116100e05761062382610100946004016105b9565b9093909260a31901126100e05760a490565b604051906080820182811067ffffffffffffffff82111761065557604052565b634e487b7160e01b5f52604160045260245ffd5b60405190610100820182811067ffffffffffffffff82111761065557604052565b6040519190601f01601f1916820167ffffffffffffffff81118382101761065557604052565b6106b8610635565b905f82525f60208301525f60408301525f6060830152565b60809060031901126100e0576106e4610635565b906004358252602435602083015260443560408301526064356060830152565b91908260809103126100e057606061071a610635565b9280358452602081013560208501526040810135604085015201356060830152565b610744610669565b905f82525f60208301525f60408301525f60608301525f60808301525f60a08301525f60c08301525f60e0830152565b92919267ffffffffffffffff821161065557610799601f8301601f191660200161068a565b93828552828201116100e057815f926020928387013784010152565b919082039182116107c257565b634e487b7160e01b5f52601160045260245ffd5b9190826101009103126100e05760e06107ed610669565b92803584526020810135602085015260408101356040850152606081013560608501526080810135608085015260a081013560a085015260c081013560c0850152013560e0830152565b9061084e61084361073c565b928360405191610960565b1561085557565b63488bb28360e11b5f5260045ffd5b90916108828260608151602083015117604083015117910151171590565b6109595760405192608084018085116107c2576103008501908186116107c2576108ab92610960565b1561085557826101006103009260805f956020975e6f17f1d3a73197d7942695638c4fa9ac0f6101808401527fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb6101a08401526f114d1d6855d545a8aa7d76c8cf2e21f26101c08401527f67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca6101e084015261020083015e600f5afa60203d14169060015f5114911561017a57565b5050505f90565b61040083018151915f825260205f606f61042088019582875280846104408b019601865e808901600160f81b6104408201527f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536104438201526104636b5357555f524f5f504f505f2b60a01b910152018460025afa925f5193848452600182537f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536104218801526b5357555f524f5f504f505f2b60a01b61044188015260206103008801604d8660025afa16936002905b60098210610b06575050906001604092838552525260016104a08501536f1a0111ea397fe69a4b1ba7b6434bacd76104a18501527f64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab6104c18501525f906104608501905b60048310610adb5750505090610200610100928385608084820160115afa843d141616838086016080610280880160115afa843d14161693600d5afa6101003d14161690565b90919260019060406102008660061b8901826103008201885e0160e18560055afa1693019190610a95565b909460019060206103208319890160051b8b016103008101518618895289875301604d8860025afa16950190610a31565b5f925f927f64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab81106f1a0111ea397fe69a4b1ba7b6434bacd78414166f1a0111ea397fe69a4b1ba7b6434bacd7841017928181171580610bdc575b158416610b9c575050565b7f64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab8281109091016f1a0111ea397fe69a4b1ba7b6434bacd7039550039250565b60019450610b9156' as const
 
+export const ModelRegistryAbi = [
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "AlreadyRegistered",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "EmptyModelId",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "length",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "maxLength",
+        "type": "uint256"
+      }
+    ],
+    "name": "ModelIdTooLong",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "NotOwner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "NotRegistered",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "accessPolicy",
+        "type": "uint8"
+      }
+    ],
+    "name": "UnknownAccessPolicy",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroOwner",
+    "type": "error"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "accessPolicy",
+        "type": "uint8"
+      }
+    ],
+    "name": "ModelAccessPolicyChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
+      }
+    ],
+    "name": "ModelActiveChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "requester",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bool",
+        "name": "allowed",
+        "type": "bool"
+      }
+    ],
+    "name": "ModelAllowedChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "fee",
+        "type": "uint256"
+      }
+    ],
+    "name": "ModelFeeChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "previousOwner",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "newOwner",
+        "type": "address"
+      }
+    ],
+    "name": "ModelOwnershipTransferred",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "fee",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "accessPolicy",
+        "type": "uint8"
+      }
+    ],
+    "name": "ModelRegistered",
+    "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_MODEL_ID_LENGTH",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "POLICY_ALLOWLIST",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "POLICY_OPEN",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      }
+    ],
+    "name": "getModel",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "owner",
+            "type": "address"
+          },
+          {
+            "internalType": "uint64",
+            "name": "registeredAt",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint8",
+            "name": "accessPolicy",
+            "type": "uint8"
+          },
+          {
+            "internalType": "bool",
+            "name": "active",
+            "type": "bool"
+          },
+          {
+            "internalType": "uint256",
+            "name": "fee",
+            "type": "uint256"
+          }
+        ],
+        "internalType": "struct ModelRegistry.Model",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "address",
+        "name": "requester",
+        "type": "address"
+      }
+    ],
+    "name": "isAllowed",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "address",
+        "name": "requester",
+        "type": "address"
+      }
+    ],
+    "name": "isUsable",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "uint256",
+        "name": "fee",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint8",
+        "name": "accessPolicy",
+        "type": "uint8"
+      }
+    ],
+    "name": "register",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "modelKey",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "uint8",
+        "name": "accessPolicy",
+        "type": "uint8"
+      }
+    ],
+    "name": "setAccessPolicy",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
+      }
+    ],
+    "name": "setActive",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "address",
+        "name": "requester",
+        "type": "address"
+      },
+      {
+        "internalType": "bool",
+        "name": "allowed",
+        "type": "bool"
+      }
+    ],
+    "name": "setAllowed",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "uint256",
+        "name": "fee",
+        "type": "uint256"
+      }
+    ],
+    "name": "setFee",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes",
+        "name": "modelId",
+        "type": "bytes"
+      },
+      {
+        "internalType": "address",
+        "name": "newOwner",
+        "type": "address"
+      }
+    ],
+    "name": "transferOwnership",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
+] as const
+
+export const ModelRegistryBytecode = '0x608080604052346015576108a4908161001a8239f35b5f80fdfe6080806040526004361015610012575f80fd5b5f3560e01c90816304722066146106855750806323e594541461066b5780632ac8dce0146105cb57806362379d791461055c5780636480d1ab1461050d57806370c1860d1461049a5780637cfd28061461047f578063af4a1be71461045c578063c42c83e7146102c6578063e6897eea14610238578063e8423e9c146101525763f127d305146100a0575f80fd5b3461014e57606036600319011261014e5760043567ffffffffffffffff811161014e576100d190369060040161069e565b6024356001600160a01b038116929083900361014e576044359182151580930361014e576101226020917f249bd93185cde3ee6840f8bf4a1997cd554a4975d1a527d92f6a85fa4a302a7793610842565b5092835f526001825260405f20855f52825260405f2060ff1981541660ff8316179055604051908152a3005b5f80fd5b3461014e57602036600319011261014e5760043567ffffffffffffffff811161014e576101866101af91369060040161069e565b5f608061019161070f565b82815282602082015282604082015282606082015201523691610743565b602081519101205f525f60205260a060405f206101ca61070f565b815460ff600180861b0382169384845267ffffffffffffffff602085018185891c168152608060016040880194868860e01c1686528660608a019860e81c16151588520154960195865260405196875251166020860152511660408401525115156060830152516080820152f35b3461014e57604036600319011261014e5760043567ffffffffffffffff811161014e5761026990369060040161069e565b906024359182151580930361014e576102a56020917f5669aa2721c5b3709096ce3a22eddc146de00f682692fa5159fb996e0cee085f93610842565b805460ff60e81b191660e886901b60ff60e81b1617905560405193845292a2005b3461014e57606036600319011261014e5760043567ffffffffffffffff811161014e576102f790369060040161069e565b6044359060ff821660243581840361014e57821561044d57604083116104355761032084610822565b61032b368487610743565b6020815191012093845f525f60205260405f209060018060a01b03825416806104205750815468ffffffffffffffffff60a01b1933166001600160e81b0319909116174260a01b67ffffffffffffffff60a01b161760e09190911b60ff60e01b1617815560209585937faac6ab926a57204896bd6f89ff3a3b6bd16a4d7ffdce3bccfb53a439fe92bc0a9391929091908190805460ff60e81b1916600160e81b17815581610415575b505085604051936060855281606086015260808501375f608087850101528783015260408201526080813395601f80199101168101030190a3604051908152f35b6001015580896103d4565b8662fcad5d60e11b5f5260045260245260445ffd5b8263d2e7413360e01b5f52600452604060245260445ffd5b637547f43760e01b5f5260045ffd5b3461014e57602061047561046f366106cc565b9161079b565b6040519015158152f35b3461014e575f36600319011261014e57602060405160018152f35b3461014e57604036600319011261014e5760043567ffffffffffffffff811161014e577f5930669abd6e86dc60e9ac97eba465cc7616d921cbd528312d3dfb4c98f3867060206104f0600193369060040161069e565b906104ff602435928392610842565b9590950155604051908152a2005b3461014e5761052861051e366106cc565b9291903691610743565b602081519101205f52600160205260405f209060018060a01b03165f52602052602060ff60405f2054166040519015158152f35b3461014e5761056a366106cc565b6001600160a01b0316919082156105bc5761058491610842565b80546001600160a01b0319168317905533907f79dbc533b024626ed89fa7eba8f1462d66433ed3cfb5091e6d5a27aa781372205f80a4005b639905827b60e01b5f5260045ffd5b3461014e57604036600319011261014e5760043567ffffffffffffffff811161014e576105fc90369060040161069e565b6024359160ff831680840361014e576106626106447ff9c2c7e65e71247a242421c744e23bb9b5ab3601a581fec050b6849c68eb87eb9460209461063f88610822565b610842565b805460ff60e01b191660e09790971b60ff60e01b1696909617909555565b604051908152a2005b3461014e575f36600319011261014e5760206040515f8152f35b3461014e575f36600319011261014e5780604060209252f35b9181601f8401121561014e5782359167ffffffffffffffff831161014e576020838186019501011161014e57565b604060031982011261014e576004359067ffffffffffffffff821161014e576106f79160040161069e565b90916024356001600160a01b038116810361014e5790565b6040519060a0820182811067ffffffffffffffff82111761072f57604052565b634e487b7160e01b5f52604160045260245ffd5b92919267ffffffffffffffff821161072f5760405191601f8101601f19908116603f0116830167ffffffffffffffff81118482101761072f5760405282948184528183011161014e578281602093845f960137010152565b6107a6913691610743565b6020815191012090815f525f60205260405f205460ff8160e81c161561081b5760ff8160e01c1615610813576001600160a01b038281169116149182156107ec57505090565b9091505f52600160205260405f209060018060a01b03165f5260205260ff60405f20541690565b505050600190565b5050505f90565b60ff16600181116108305750565b6306a5812d60e01b5f5260045260245ffd5b61084d913691610743565b6020815191012090815f525f60205260405f209060018060a01b0382541680156108915733810361087b5750565b631194af8760e11b5f523360045260245260445ffd5b83634660068b60e11b5f5260045260245ffd' as const
+
 export const OperatorRegistryAbi = [
   {
     "inputs": [

@@ -138,11 +138,13 @@ class ByteWriter {
     return at
   }
 
-  bytes (b: Uint8Array): void { this.buf.set(b, this.reserve(b.length)) }
-  u8 (v: number): void { this.view.setUint8(this.reserve(1), v) }
-  u16 (v: number): void { this.view.setUint16(this.reserve(2), v) }
-  u32 (v: number): void { this.view.setUint32(this.reserve(4), v) }
-  i64 (v: bigint): void { this.view.setBigInt64(this.reserve(8), v) }
+  // reserve() first, in its own statement: in `this.view.setX(this.reserve(n), v)` the old view
+  // is read before reserve() grows the buffer, and the write lands out of bounds
+  bytes (b: Uint8Array): void { const at = this.reserve(b.length); this.buf.set(b, at) }
+  u8 (v: number): void { const at = this.reserve(1); this.view.setUint8(at, v) }
+  u16 (v: number): void { const at = this.reserve(2); this.view.setUint16(at, v) }
+  u32 (v: number): void { const at = this.reserve(4); this.view.setUint32(at, v) }
+  i64 (v: bigint): void { const at = this.reserve(8); this.view.setBigInt64(at, v) }
   /** Little-endian element writers for `exact` raw tensor bytes. */
   rawElement (dtype: TensorDtype, v: number | bigint): void {
     const at = this.reserve(DTYPE_BYTES[dtype])

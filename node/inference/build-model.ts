@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ModelManifest } from './manifest.js'
-import { modelIdOf, modelIdToString, parseManifest, sha256Hex } from './manifest.js'
+import { chunkLayoutOf, modelIdOf, modelIdToString, parseManifest, sha256Hex } from './manifest.js'
 import { AttributeProto, ModelProto } from './onnx.js'
 import type { GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto } from './onnx.js'
 import { ONNX_DTYPE_CODES } from './tensor.js'
@@ -161,6 +161,7 @@ export function buildMlpClassifierManifest (modelBytes: Uint8Array): ModelManife
     format: 'onnx',
     size: modelBytes.length,
     modelHash: sha256Hex(modelBytes),
+    ...chunkLayoutOf(modelBytes),
     runtime: {
       onnxruntime: PINNED_ONNXRUNTIME_VERSION,
       graphOptimizationLevel: 'all',

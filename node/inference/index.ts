@@ -16,16 +16,23 @@ export {
   gridValue,
   parseAgreementRule
 } from './agreement.js'
-export type { ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig, TensorSpec } from './manifest.js'
+export type { ChunkLayout, ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig, TensorSpec } from './manifest.js'
 export {
+  DEFAULT_CHUNK_BYTES,
+  MANIFEST_VERSION,
+  MAX_CHUNK_BYTES,
+  MAX_MODEL_CHUNKS,
+  MIN_CHUNK_BYTES,
   ManifestError,
   ModelIdError,
   canonicalJson,
+  chunkLayoutOf,
   encodeManifest,
   modelIdOf,
   modelIdToString,
   parseManifest,
   parseModelId,
+  rawBlockCid,
   sha256Hex
 } from './manifest.js'
 export type { InferenceResult, LoadOptions, ModelDir, RuntimeVersionMismatch, CreateSession, SessionOptions } from './runner.js'
@@ -57,3 +64,34 @@ export {
   mulberry32,
   writeModelDir
 } from './build-model.js'
+export type { NamedTensor } from './tensor-file.js'
+export {
+  MAX_TENSOR_NAME_BYTES,
+  TENSOR_FILE_EXTENSION,
+  TENSOR_FILE_MAGIC,
+  TENSOR_FILE_VERSION,
+  TensorFileError,
+  checkTensorsAgainstSpecs,
+  decodeTensorFile,
+  encodeTensorFile,
+  isTensorFile,
+  parseTensorFileTaskInput,
+  readTaskInput,
+  tensorFileToTaskInput,
+  tensorsToTaskInput
+} from './tensor-file.js'
+export type { NpmModelEntry, NpmModelKey, PinnedRuntime, ResolvedNpmModel, ResolveNpmModelOptions } from './npm-models.js'
+export {
+  NPM_MODELS,
+  NpmModelError,
+  SAMPLE_INPUT_FILE,
+  NpmModelNotInstalledError,
+  findPackageDir,
+  isNpmModelKey,
+  modelDirFromNpm,
+  npmModelEntry,
+  npmModelKeys,
+  npmModelManifest,
+  npmModelSampleInput,
+  resolveNpmModel
+} from './npm-models.js'

@@ -1,6 +1,7 @@
 /**
  * Model manifest: what an operator must pin to reproduce a result bit for bit (model hash,
- * runtime configuration, agreement rule, tensor specs), and the model id derived from it.
+ * runtime configuration, agreement rule, tensor specs), how the model is cut into chunks that
+ * travel as content-addressed blocks, and the model id derived from it.
  *
  * Trust boundary: a manifest arrives from disk, the DHT or a peer, so `parseManifest` treats
  * it as untrusted JSON and checks every field. Unknown keys are rejected rather than dropped:
@@ -12,6 +13,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
+import { code as RAW_CODEC } from 'multiformats/codecs/raw'
 import { parseAgreementRule, AgreementRuleError } from './agreement.js'
 import type { AgreementRule } from './agreement.js'
 import type { TensorDtype } from './tensor.js'
@@ -32,6 +34,25 @@ export const MAX_TENSOR_RANK = 8
 export const MAX_TENSOR_NAME_LENGTH = 256
 /** Thread counts are pinned; 0 would mean "ORT picks", which is not a pin. */
 export const MAX_THREADS = 256
+
+const KIB = 1024
+const MIB = 1024 * KIB
+/**
+ * Models travel as chunks of this size (the last one shorter): large enough that a 50 MiB
+ * model is 50 requests, small enough that one bad provider wastes little and a chunk fits
+ * in memory many times over while it is verified.
+ */
+export const DEFAULT_CHUNK_BYTES = MIB
+/** Largest chunk a manifest may declare; the shard protocol's block bound is derived from it. */
+export const MAX_CHUNK_BYTES = MIB
+/** Smallest chunk a manifest may declare, so a model cannot be split into millions of tiny requests. */
+export const MIN_CHUNK_BYTES = 4 * KIB
+/**
+ * Most chunks one manifest may list. A single-file ONNX model is a protobuf, which cannot
+ * exceed 2 GiB; 4096 chunks of 1 MiB is twice that, and keeps the manifest block (about
+ * 62 bytes per chunk CID) near 256 KiB, well under the block bound.
+ */
+export const MAX_MODEL_CHUNKS = 4096
 
 export interface TensorSpec {
   name: string
@@ -57,6 +78,10 @@ export interface ModelManifest {
   size: number
   /** '0x' + lowercase sha256 hex of the model bytes. */
   modelHash: string
+  /** Bytes per chunk; every chunk but the last has exactly this size. */
+  chunkSize: number
+  /** Base32 CIDv1 (raw codec, sha2-256) of each chunk, in file order. */
+  chunks: string[]
   runtime: RuntimeConfig
   agreement: AgreementRule
   inputs: TensorSpec[]
@@ -154,7 +179,58 @@ function parseTensorSpecs (v: unknown, field: string): TensorSpec[] {
   })
 }
 
-const MANIFEST_KEYS = ['version', 'name', 'format', 'size', 'modelHash', 'runtime', 'agreement', 'inputs', 'outputs'] as const
+/**
+ * Chunk CIDs as the manifest writes them: CIDv1, raw codec, sha2-256, in their canonical
+ * base32 text. Any other spelling of the same CID is refused so that one model has one manifest.
+ */
+function parseChunkCids (v: unknown, size: number, chunkSize: number): string[] {
+  const expected = Math.ceil(size / chunkSize)
+  if (!Array.isArray(v)) throw new ManifestError('chunks', `must be an array of chunk CIDs, got ${describe(v)}`)
+  if (expected > MAX_MODEL_CHUNKS) {
+    throw new ManifestError('chunks', `would need ${expected} chunks of ${chunkSize} bytes for ${size} bytes, more than the ${MAX_MODEL_CHUNKS} allowed`)
+  }
+  if (v.length !== expected) {
+    throw new ManifestError('chunks', `must list ${expected} chunk CIDs (size ${size} / chunkSize ${chunkSize}, rounded up), got ${v.length}`)
+  }
+  return v.map((item, i) => {
+    const at = `chunks[${i}]`
+    if (typeof item !== 'string') throw new ManifestError(at, `must be a CID string, got ${describe(item)}`)
+    let cid: CID
+    try {
+      cid = CID.parse(item)
+    } catch (err) {
+      throw new ManifestError(at, `is not a CID: ${(err as Error).message}`)
+    }
+    if (cid.version !== 1 || cid.code !== RAW_CODEC || cid.multihash.code !== sha256.code) {
+      throw new ManifestError(at, 'must be a CIDv1 with the raw codec (0x55) and a sha2-256 multihash')
+    }
+    if (cid.toString() !== item) throw new ManifestError(at, `must be written in canonical base32 (${cid.toString()})`)
+    return item
+  })
+}
+
+/** CID of a raw block: what a manifest lists for each chunk. */
+export function rawBlockCid (bytes: Uint8Array): CID {
+  const hash = createHash('sha256').update(bytes).digest()
+  return CID.createV1(RAW_CODEC, Digest.create(sha256.code, new Uint8Array(hash)))
+}
+
+export interface ChunkLayout {
+  chunkSize: number
+  chunks: string[]
+}
+
+/** The chunk fields of a manifest for these model bytes. */
+export function chunkLayoutOf (modelBytes: Uint8Array, chunkSize: number = DEFAULT_CHUNK_BYTES): ChunkLayout {
+  expectInt(chunkSize, 'chunkSize', MIN_CHUNK_BYTES, MAX_CHUNK_BYTES)
+  const chunks: string[] = []
+  for (let offset = 0; offset < modelBytes.length; offset += chunkSize) {
+    chunks.push(rawBlockCid(modelBytes.subarray(offset, offset + chunkSize)).toString())
+  }
+  return { chunkSize, chunks }
+}
+
+const MANIFEST_KEYS = ['version', 'name', 'format', 'size', 'modelHash', 'chunkSize', 'chunks', 'runtime', 'agreement', 'inputs', 'outputs'] as const
 const RUNTIME_KEYS = ['onnxruntime', 'graphOptimizationLevel', 'intraOpNumThreads', 'interOpNumThreads', 'executionMode'] as const
 
 /**
@@ -175,6 +251,8 @@ export function parseManifest (json: unknown): ModelManifest {
   if (typeof o.modelHash !== 'string' || !SHA256_HEX.test(o.modelHash)) {
     throw new ManifestError('modelHash', `must be '0x' followed by 64 lowercase hex digits (sha256 of the model), got ${describe(o.modelHash)}`)
   }
+  const chunkSize = expectInt(o.chunkSize, 'chunkSize', MIN_CHUNK_BYTES, MAX_CHUNK_BYTES)
+  const chunks = parseChunkCids(o.chunks, size, chunkSize)
   const r = expectObject(o.runtime, 'runtime', RUNTIME_KEYS)
   for (const key of RUNTIME_KEYS) {
     if (!(key in r)) throw new ManifestError(`runtime.${key}`, 'is missing')
@@ -199,7 +277,7 @@ export function parseManifest (json: unknown): ModelManifest {
   const inputs = parseTensorSpecs(o.inputs, 'inputs')
   const outputs = parseTensorSpecs(o.outputs, 'outputs')
   checkRuleFitsOutputs(agreement, outputs)
-  return { version: MANIFEST_VERSION, name, format: 'onnx', size, modelHash: o.modelHash, runtime, agreement, inputs, outputs }
+  return { version: MANIFEST_VERSION, name, format: 'onnx', size, modelHash: o.modelHash, chunkSize, chunks, runtime, agreement, inputs, outputs }
 }
 
 /** Label rules need a last axis to pick from; catch an impossible rule when the manifest is read, not at the first task. */

@@ -18,6 +18,7 @@ import { ManifestError, modelIdOf, parseManifest, sha256Hex } from './manifest.j
 import type { OutputTensor, TensorData, TensorDtype } from './tensor.js'
 import { elementCount } from './tensor.js'
 import { MANIFEST_FILE, MODEL_FILE } from './paths.js'
+import { isTensorFile, parseTensorFileTaskInput } from './tensor-file.js'
 
 const log = logger('poi:inference')
 
@@ -181,8 +182,8 @@ export class InferenceRunner {
 
   /**
    * Run the model on a task input: UTF-8 JSON `{ "<input>": { "dims": [...], "data": [...] } }`
-   * (dims may be left out when the input's shape is fully fixed). Throws InputError for a bad
-   * input, InferenceError when the runtime fails.
+   * (dims may be left out when the input's shape is fully fixed), or a binary tensor file
+   * (tensor-file.ts). Throws InputError for a bad input, InferenceError when the runtime fails.
    */
   async run (input: Uint8Array): Promise<InferenceResult> {
     const session = this.session
@@ -293,6 +294,8 @@ function checkElement (name: string, spec: TensorSpec, v: unknown, i: number): n
  */
 export function parseTaskInput (input: Uint8Array, specs: TensorSpec[]): Record<string, Tensor> {
   if (input.length > MAX_INPUT_BYTES) throw new InputError(`${input.length} bytes exceeds the ${MAX_INPUT_BYTES}-byte limit`)
+  // a binary tensor file (tensor-file.ts) starts with "POIT", which no JSON text can
+  if (isTensorFile(input)) return parseTensorFileTaskInput(input, specs)
   let json: unknown
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(input))

@@ -30,6 +30,8 @@ export interface TestNetworkOptions {
   /** Indices of operators in the set that are not started. */
   offline?: number[]
   graceMs?: number
+  /** Operators start without any model and must fetch it through the DHT (the bootstrap node holds it). */
+  operatorsWithoutModels?: boolean
 }
 
 /** Polls `cond` until it holds or `timeoutMs` passes (then throws with `what`). */
@@ -58,7 +60,8 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     domain: { chainId: TEST_CHAIN_ID, taskManager: TEST_TASK_MANAGER },
     operators: keys.map(k => ({ address: k.account.address, blsPublicKey: k.blsPublicKey, stake: STAKE }))
   })
-  const configFor = (name: string, bootstrap: string[], light = false): ReturnType<typeof resolveConfig> => resolveConfig({
+  const configFor = (name: string, bootstrap: string[], light = false, noModels = false): ReturnType<typeof resolveConfig> => resolveConfig({
+    ...(noModels ? { modelDirs: [] } : {}),
     keystore: join(root, name, 'keys'),
     dataDir: join(root, name, 'data'),
     genesis: join(root, 'genesis.json'),
@@ -82,7 +85,7 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     const operators: Array<PoiNode | undefined> = []
     for (let i = 0; i < opts.operators; i++) {
       if (opts.offline?.includes(i) === true) { operators.push(undefined); continue }
-      const n = await PoiNode.start({ operate: true, aggregate: false, light: false, keystore: keys[i], config: configFor(`op${i}`, [bootstrapAddr]), operatorSet })
+      const n = await PoiNode.start({ operate: true, aggregate: false, light: false, keystore: keys[i], config: configFor(`op${i}`, [bootstrapAddr], false, opts.operatorsWithoutModels === true), operatorSet })
       nodes.push(n)
       operators.push(n)
     }

@@ -1,0 +1,198 @@
+/**
+ * The on-chain ModelRegistry from TypeScript (DESIGN §7, §9): register a model under its id (the
+ * bytes of its manifest's CID), read it back, change its fee, active flag, access policy and
+ * allowlist, and ask whether a requester may use it.
+ *
+ * Transactions simulate first (a revert costs no gas and surfaces as a ModelRegistryError named
+ * after the contract's custom error), then send and wait for the receipt. Chain data is untrusted:
+ * readModel rejects an access policy this code does not know instead of guessing.
+ * `registry` below is always the ModelRegistry's address (PoiDeployment.modelRegistry).
+ */
+import { bytesToHex, hexToBytes, keccak256, type Account, type Chain, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem'
+import { TransactionFailedError } from './actions.js'
+import { ModelRegistryAbi } from './generated/artifacts.js'
+import { contractErrorArgs, contractErrorName } from './revert.js'
+
+type Wallet = WalletClient<Transport, Chain, Account>
+
+/** Mirrors ModelRegistry.MAX_MODEL_ID_LENGTH. */
+export const MAX_MODEL_ID_LENGTH = 64
+
+/** open: anyone may request the model; allowlist: only its owner and the requesters it allowed. */
+export type ModelAccessPolicy = 'open' | 'allowlist'
+
+/** The contract's uint8 for each policy (ModelRegistry.POLICY_OPEN / POLICY_ALLOWLIST). */
+export const MODEL_ACCESS_POLICY_CODE: Readonly<Record<ModelAccessPolicy, number>> = { open: 0, allowlist: 1 }
+
+export type OnChainModel = {
+  modelId: Uint8Array
+  owner: `0x${string}`
+  /** Per task, wei. */
+  fee: bigint
+  active: boolean
+  accessPolicy: ModelAccessPolicy
+  /** Block timestamp of the registration, seconds. */
+  registeredAt: bigint
+}
+
+/** The contract's custom errors, each a reason a caller can branch on. */
+export type ModelRegistryErrorReason =
+  'EmptyModelId' | 'ModelIdTooLong' | 'AlreadyRegistered' | 'NotRegistered' | 'NotOwner' | 'UnknownAccessPolicy' | 'ZeroOwner'
+
+const REASONS: ReadonlySet<string> = new Set<ModelRegistryErrorReason>([
+  'EmptyModelId', 'ModelIdTooLong', 'AlreadyRegistered', 'NotRegistered', 'NotOwner', 'UnknownAccessPolicy', 'ZeroOwner'
+])
+
+/** A ModelRegistry call the contract refused; `reason` is its custom error. */
+export class ModelRegistryError extends Error {
+  readonly reason: ModelRegistryErrorReason
+
+  constructor (reason: ModelRegistryErrorReason, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'ModelRegistryError'
+    this.reason = reason
+  }
+}
+
+/** Chain data about a model that this code cannot interpret (e.g. a policy from a newer contract). */
+export class ModelReadError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ModelReadError'
+  }
+}
+
+/** keccak256(modelId): the registry's key for the model and the `modelKey` topic of its events. */
+export function modelKeyOf (modelId: Uint8Array): `0x${string}` {
+  return keccak256(modelId)
+}
+
+/** Registers `modelId` with the wallet's account as owner, active at once. */
+export async function registerModel (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, fee: bigint, policy: ModelAccessPolicy = 'open'
+): Promise<{ modelKey: `0x${string}`, receipt: TransactionReceipt }> {
+  const { request, result } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'register', args: [bytesToHex(modelId), fee, MODEL_ACCESS_POLICY_CODE[policy]]
+  }), 'register', registry, modelId)
+  return { modelKey: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'register') }
+}
+
+/** Sets the per-task fee (wei); owner only. */
+export async function setModelFee (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, fee: bigint
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'setFee', args: [bytesToHex(modelId), fee]
+  }), 'setFee', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'setFee')
+}
+
+/** Switches the model on or off; owner only. An inactive model keeps its id but is not usable. */
+export async function setModelActive (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, active: boolean
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'setActive', args: [bytesToHex(modelId), active]
+  }), 'setActive', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'setActive')
+}
+
+/** Owner only. The allowlist is kept while the policy is 'open' and applies again when it returns. */
+export async function setModelAccessPolicy (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, policy: ModelAccessPolicy
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'setAccessPolicy', args: [bytesToHex(modelId), MODEL_ACCESS_POLICY_CODE[policy]]
+  }), 'setAccessPolicy', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'setAccessPolicy')
+}
+
+/** Adds `requester` to (or removes it from) the model's allowlist; owner only. */
+export async function setModelAllowed (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, requester: `0x${string}`, allowed: boolean
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'setAllowed', args: [bytesToHex(modelId), requester, allowed]
+  }), 'setAllowed', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'setAllowed')
+}
+
+/** Hands the model to `newOwner`; owner only. */
+export async function transferModelOwnership (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, newOwner: `0x${string}`
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'transferOwnership', args: [bytesToHex(modelId), newOwner]
+  }), 'transferOwnership', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'transferOwnership')
+}
+
+/** The registered model, or undefined when `modelId` is not registered. */
+export async function readModel (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array): Promise<OnChainModel | undefined> {
+  const m = await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'getModel', args: [bytesToHex(modelId)] })
+  if (/^0x0{40}$/.test(m.owner)) return undefined
+  const accessPolicy = policyOf(m.accessPolicy)
+  if (accessPolicy === undefined) {
+    throw new ModelReadError(`model ${bytesToHex(modelId)} on registry ${registry} has access policy ${m.accessPolicy}, which this version does not know (0 = open, 1 = allowlist); upgrade poi`)
+  }
+  return { modelId: Uint8Array.from(modelId), owner: m.owner, fee: m.fee, active: m.active, accessPolicy, registeredAt: m.registeredAt }
+}
+
+/** Registered, active, and `requester` allowed under the model's policy (the owner always is). */
+export async function isModelUsable (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, requester: `0x${string}`): Promise<boolean> {
+  return await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'isUsable', args: [bytesToHex(modelId), requester] })
+}
+
+/** Whether `requester` is on the model's allowlist (which applies while the policy is 'allowlist'). */
+export async function isModelAllowed (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, requester: `0x${string}`): Promise<boolean> {
+  return await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'isAllowed', args: [bytesToHex(modelId), requester] })
+}
+
+/** The model ids registered since `fromBlock` (e.g. the deployment's deployedAtBlock), in registration order. */
+export async function listModelIds (publicClient: PublicClient, registry: `0x${string}`, fromBlock = 0n): Promise<Uint8Array[]> {
+  const events = await publicClient.getContractEvents({
+    address: registry, abi: ModelRegistryAbi, eventName: 'ModelRegistered', fromBlock, toBlock: 'latest', strict: true
+  })
+  return events.map(e => hexToBytes(e.args.modelId))
+}
+
+function policyOf (code: number): ModelAccessPolicy | undefined {
+  for (const [name, value] of Object.entries(MODEL_ACCESS_POLICY_CODE)) if (value === code) return name as ModelAccessPolicy
+  return undefined
+}
+
+type WriteFunction = 'register' | 'setFee' | 'setActive' | 'setAccessPolicy' | 'setAllowed' | 'transferOwnership'
+
+async function mined (publicClient: PublicClient, hash: `0x${string}`, functionName: WriteFunction): Promise<TransactionReceipt> {
+  const receipt = await publicClient.waitForTransactionReceipt({ hash })
+  if (receipt.status !== 'success') throw new TransactionFailedError(`ModelRegistry.${functionName}`, hash)
+  return receipt
+}
+
+/** Awaits a simulation, turning the registry's custom-error reverts into ModelRegistryErrors (anything else passes through). */
+async function refusals<T> (simulation: Promise<T>, functionName: WriteFunction, registry: `0x${string}`, modelId: Uint8Array): Promise<T> {
+  try {
+    return await simulation
+  } catch (err) {
+    throw toModelRegistryError(err, functionName, registry, modelId) ?? err
+  }
+}
+
+function toModelRegistryError (err: unknown, functionName: WriteFunction, registry: `0x${string}`, modelId: Uint8Array): ModelRegistryError | undefined {
+  const name = contractErrorName(err)
+  if (name === undefined || !REASONS.has(name)) return undefined
+  const reason = name as ModelRegistryErrorReason
+  const args = contractErrorArgs(err) ?? []
+  const id = bytesToHex(modelId)
+  const where = `ModelRegistry ${registry}`
+  const messages: Record<ModelRegistryErrorReason, string> = {
+    EmptyModelId: `${functionName}: the model id is empty; pass the bytes of the model manifest's CID`,
+    ModelIdTooLong: `${functionName}: model id ${id} is ${String(args[0])} bytes, more than the ${String(args[1])} ${where} accepts; pass the bytes of the manifest's CID`,
+    AlreadyRegistered: `model ${id} is already registered on ${where} (owner ${String(args[1])}); its owner can change it with setModelFee/setModelActive`,
+    NotRegistered: `model ${id} is not registered on ${where}; register it with \`poi model publish\``,
+    NotOwner: `${functionName}: account ${String(args[0])} does not own model ${id} on ${where}; its owner is ${String(args[1])}`,
+    UnknownAccessPolicy: `${functionName}: access policy ${String(args[0])} is unknown to ${where} (0 = open, 1 = allowlist)`,
+    ZeroOwner: `${functionName}: cannot transfer model ${id} to the zero address; to retire a model, make it inactive with setModelActive`
+  }
+  return new ModelRegistryError(reason, messages[reason], { cause: err })
+}

@@ -1,0 +1,16 @@
+/**
+ * /poi/result/1/: light requesters fetch a task's quorum certificate and output from any full
+ * node, then verify both locally against the on-chain operator set (verifyResult).
+ *
+ * Trust boundary: the answering node is untrusted; fetchResult checks the answer is for the
+ * task and that an output matches the certificate's resultHash, verifyResult checks the
+ * certificate against the operator set.
+ */
+export * from './constants.js'
+export {
+  ResultServer, ResultFetchError, fetchResult, verifyResult,
+  decodeResultRequest, decodeResultResponse, encodeResultResponse
+} from './result-protocol.js'
+export type {
+  ResultFetchErrorCode, ResultSource, OutputSource, ResultServerInit, FetchResultOptions, FetchResultResult
+} from './result-protocol.js'

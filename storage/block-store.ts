@@ -1,0 +1,147 @@
+/**
+ * Content-addressed blocks (model chunks and manifests) in a NodeStore area.
+ *
+ * Trust boundary: bytes handed to `put` may come straight from a peer, so every block is
+ * hashed and compared with its CID before it is written; a block that does not match is
+ * refused with BadBlockError and never stored. Reads trust what is stored.
+ *
+ * Key layout inside the area: `<cid base32>` → block bytes.
+ */
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { code as JSON_CODEC } from 'multiformats/codecs/json'
+import { code as RAW_CODEC } from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
+import type { NodeStore, StoreArea } from './node-store.js'
+
+const KIB = 1024
+const MIB = 1024 * KIB
+
+/**
+ * Largest block this node stores or accepts from a peer: a model chunk is at most 1 MiB
+ * (MAX_CHUNK_BYTES in the manifest rules) and a manifest of the largest allowed model is
+ * about 256 KiB; the 64 KiB headroom lets the chunk bound be met exactly without an
+ * off-by-one at the wire, while still capping what a peer can make us buffer.
+ */
+export const MAX_BLOCK_BYTES = MIB + 64 * KIB
+
+/** Codecs a block may carry: raw for model chunks, json for manifests. */
+export const BLOCK_CODECS = { raw: RAW_CODEC, json: JSON_CODEC } as const
+
+const SHA256_BYTES = 32
+
+/** The NodeStore area blocks live in. */
+export const BLOCK_AREA = 'blocks'
+
+export interface Block {
+  cid: CID
+  bytes: Uint8Array
+}
+
+/** A block whose bytes do not hash to its CID, or a CID this store does not handle. */
+export class BadBlockError extends Error {
+  static readonly code = 'ERR_BAD_BLOCK'
+  readonly code = BadBlockError.code
+  constructor (readonly cid: string, reason: string) {
+    super(`block ${cid}: ${reason}`)
+    this.name = 'BadBlockError'
+  }
+}
+
+/** A block larger than MAX_BLOCK_BYTES (or a caller's tighter bound). */
+export class BlockTooLargeError extends Error {
+  static readonly code = 'ERR_BLOCK_TOO_LARGE'
+  readonly code = BlockTooLargeError.code
+  constructor (readonly cid: string, readonly size: number, readonly limit: number) {
+    super(`block ${cid} is ${size} bytes, more than its bound of ${limit} bytes`)
+    this.name = 'BlockTooLargeError'
+  }
+}
+
+/** CIDv1 of `bytes` under `codec` (raw by default), sha2-256. */
+export function blockCid (bytes: Uint8Array, codec: number = RAW_CODEC): CID {
+  const hash = createHash('sha256').update(bytes).digest()
+  return CID.createV1(codec, Digest.create(sha256.code, new Uint8Array(hash.buffer, hash.byteOffset, hash.byteLength)))
+}
+
+/** Throws BadBlockError unless `cid` is a CIDv1 (raw or json, sha2-256) this store can check. */
+export function checkBlockCid (cid: CID): void {
+  if (cid.version !== 1) throw new BadBlockError(cid.toString(), `must be a CIDv1, got CIDv${cid.version}`)
+  if (cid.code !== RAW_CODEC && cid.code !== JSON_CODEC) {
+    throw new BadBlockError(cid.toString(), `has codec 0x${cid.code.toString(16)}; blocks here are raw (0x55) or json (0x200)`)
+  }
+  if (cid.multihash.code !== sha256.code) {
+    throw new BadBlockError(cid.toString(), `is hashed with 0x${cid.multihash.code.toString(16)}; blocks here use sha2-256 (0x12)`)
+  }
+}
+
+/**
+ * Throws unless `bytes` is the block `cid` names and is within `maxBytes`. The size is checked
+ * first so an oversized block is refused before it is hashed.
+ */
+export function verifyBlock (cid: CID, bytes: Uint8Array, maxBytes: number = MAX_BLOCK_BYTES): void {
+  checkBlockCid(cid)
+  if (bytes.length > maxBytes) throw new BlockTooLargeError(cid.toString(), bytes.length, maxBytes)
+  const digest = createHash('sha256').update(bytes).digest()
+  const expected = cid.multihash.digest
+  if (digest.length !== expected.length || !digest.equals(expected)) {
+    throw new BadBlockError(cid.toString(), `the ${bytes.length} bytes received hash to a different CID (${blockCid(bytes, cid.code).toString()})`)
+  }
+}
+
+export class BlockStore {
+  constructor (private readonly area: StoreArea) {}
+
+  /** The block store of a node: its own area of the node's LevelDB. */
+  static of (store: NodeStore): BlockStore {
+    return new BlockStore(store.area(BLOCK_AREA))
+  }
+
+  /** Verifies and stores one block. */
+  async put (cid: CID, bytes: Uint8Array): Promise<void> {
+    await this.putMany([{ cid, bytes }])
+  }
+
+  /** Verifies every block, then stores them all in one atomic write: all land or none do. */
+  async putMany (blocks: readonly Block[]): Promise<void> {
+    for (const { cid, bytes } of blocks) verifyBlock(cid, bytes)
+    await this.area.put(blocks.map(({ cid, bytes }) => [cid.toString(), bytes]))
+  }
+
+  async get (cid: CID): Promise<Uint8Array | undefined> {
+    return await this.area.get(cid.toString())
+  }
+
+  async has (cid: CID): Promise<boolean> {
+    return (await this.area.get(cid.toString())) !== undefined
+  }
+
+  /**
+   * Every stored block with this codec (manifests: json). Keys are base32 CIDs, and every
+   * CIDv1/sha2-256 of one codec starts with the same characters, so only that key range is
+   * read: listing manifests does not read the chunks.
+   */
+  async blocksWithCodec (codec: number): Promise<Block[]> {
+    const sample = CID.createV1(codec, Digest.create(sha256.code, new Uint8Array(SHA256_BYTES)))
+    // base32 carries 5 bits per character: the characters fully inside the CID prefix
+    // (version, codec, hash code, hash length) are the same for every such CID; +1 for the multibase 'b'.
+    const prefixBytes = sample.bytes.length - SHA256_BYTES
+    const keyPrefix = sample.toString().slice(0, 1 + Math.floor(prefixBytes * 8 / 5))
+    const out: Block[] = []
+    for (const [key, bytes] of await this.area.entries(keyPrefix)) {
+      let cid: CID
+      try {
+        cid = CID.parse(key)
+      } catch {
+        continue
+      }
+      if (cid.code === codec) out.push({ cid, bytes })
+    }
+    return out
+  }
+
+  async delete (cids: readonly CID[]): Promise<void> {
+    await this.area.del(cids.map(cid => cid.toString()))
+  }
+}

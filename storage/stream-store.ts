@@ -1,0 +1,220 @@
+import type { PrivateKey } from '@libp2p/interface'
+import {
+  channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID, payloadRefOf,
+  StreamMessageError, streamMessageIdOfBytes, verifyStreamMessage,
+  type StreamMessage, type StreamMessageSource
+} from '../protocols/stream/index.js'
+import type { NodeStore, StoreArea } from './node-store.js'
+
+/**
+ * Stream messages of every channel this node writes or keeps (DESIGN §8), in the `streams`
+ * area of a NodeStore.
+ *
+ * Key layout (inside the area):
+ *   msg/<msgId>                       canonical message bytes (sha256 of them = msgId)
+ *   seq/<channel>/<seq, 20 digits>    msgId of the message at that position
+ *   head/<channel>                    seq (8 bytes big-endian) ‖ msgId of the highest stored message
+ *   payload/<payloadRef>/<msgId>      empty: index by keccak256(payload), to resolve output references
+ *
+ * Invariants, checked by put: every stored message is authentic (its author's key signed it
+ * for its own channel); one message per (channel, seq), the first one kept; and any two stored
+ * neighbours (seq-1, seq) of a channel are linked (prevId of the later = msgId of the earlier).
+ * Reads decode strictly anyway (cheap next to the disk read), so a corrupted file shows up as
+ * an error instead of a wrong message.
+ */
+
+export type StreamStoreErrorCode =
+  /** prevId is not the stored message at seq-1, or the stored message at seq+1 does not link to this one. */
+  | 'BROKEN_LINK'
+  /** The message at seq-1 is not stored, so the link cannot be checked (put with allowGap to keep it anyway). */
+  | 'MISSING_PREDECESSOR'
+  /** The channel already holds a different message at this seq: its author forked the channel. */
+  | 'EQUIVOCATION'
+
+/** A put refused for a reason of the channel, not of the message alone (that is StreamMessageError). */
+export class StreamStoreError extends Error {
+  readonly code: StreamStoreErrorCode
+  readonly channel: string
+  readonly seq: bigint
+
+  constructor (code: StreamStoreErrorCode, channel: Uint8Array, seq: bigint, reason: string) {
+    super(`stream 0x${hex(channel)} message ${seq}: ${reason} [${code}]`)
+    this.name = 'StreamStoreError'
+    this.code = code
+    this.channel = hex(channel)
+    this.seq = seq
+  }
+}
+
+export interface StreamPutOptions {
+  /**
+   * Keep a message whose predecessor is not stored (default false). For caching a message
+   * fetched by reference (a task's input) without its whole channel; links are still checked
+   * against any neighbour that is stored, now or later.
+   */
+  allowGap?: boolean
+}
+
+export interface StreamPutResult {
+  msgId: Uint8Array
+  /** false: the same message was already stored (a put is idempotent). */
+  stored: boolean
+}
+
+export interface StreamHead {
+  seq: bigint
+  msgId: Uint8Array
+}
+
+/** Name of the NodeStore area holding the streams. */
+export const STREAM_STORE_AREA = 'streams'
+/** Decimal digits of 2^64 - 1, so seq keys sort numerically. */
+const SEQ_KEY_DIGITS = 20
+const HEAD_SEQ_BYTES = 8
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const seqKey = (channel: Uint8Array, seq: bigint): string => `seq/${hex(channel)}/${seq.toString().padStart(SEQ_KEY_DIGITS, '0')}`
+
+function encodeHead (head: StreamHead): Uint8Array {
+  const out = new Uint8Array(HEAD_SEQ_BYTES + head.msgId.length)
+  new DataView(out.buffer).setBigUint64(0, head.seq)
+  out.set(head.msgId, HEAD_SEQ_BYTES)
+  return out
+}
+
+function decodeHead (bytes: Uint8Array): StreamHead {
+  return { seq: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0), msgId: bytes.slice(HEAD_SEQ_BYTES) }
+}
+
+export class StreamStore implements StreamMessageSource {
+  private readonly area: StoreArea
+  /** Per channel, the tail of the queue of puts: check-then-write must not interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>()
+
+  constructor (store: NodeStore) {
+    this.area = store.area(STREAM_STORE_AREA)
+  }
+
+  /**
+   * Verifies and stores `msg`. Throws StreamMessageError (BAD_SIGNATURE, WRONG_AUTHOR, a bad
+   * field) or StreamStoreError (BROKEN_LINK, MISSING_PREDECESSOR, EQUIVOCATION); storing the
+   * same message twice is not an error (`stored: false`).
+   */
+  async put (msg: StreamMessage, options: StreamPutOptions = {}): Promise<StreamPutResult> {
+    const bytes = encodeStreamMessage(msg)
+    await verifyStreamMessage(msg)
+    return await this.locked(msg.channel, async () => await this.putVerified(msg, bytes, options))
+  }
+
+  /**
+   * Writes `payload` as the next message of this node's channel `channelName` (seq 0 if the
+   * channel is empty) and returns it with its id: the reference to put in a task (inputRef).
+   */
+  async append (privateKey: PrivateKey, channelName: string, payload: Uint8Array): Promise<{ message: StreamMessage, msgId: Uint8Array }> {
+    if (privateKey.type !== 'Ed25519') {
+      throw new StreamMessageError('UNSUPPORTED_KEY', `stream messages are signed with an Ed25519 key (the libp2p peer key), got a ${privateKey.type} key`)
+    }
+    // The address is derived before signing so the lock covers reading the head and writing.
+    const channel = channelAddressOf(privateKey.publicKey.raw, channelName)
+    return await this.locked(channel, async () => {
+      const head = await this.head(channel)
+      const message = head === undefined
+        ? await createStreamMessage(privateKey, channelName, 0n, GENESIS_PREV_ID, payload)
+        : await createStreamMessage(privateKey, channelName, head.seq + 1n, head.msgId, payload)
+      const { msgId } = await this.putVerified(message, encodeStreamMessage(message), {})
+      return { message, msgId }
+    })
+  }
+
+  async get (msgId: Uint8Array): Promise<StreamMessage | undefined> {
+    const bytes = await this.getBytes(msgId)
+    return bytes === undefined ? undefined : decodeStreamMessage(bytes)
+  }
+
+  /** Canonical bytes of message `msgId`, as served over /poi/stream/1/. */
+  async getBytes (msgId: Uint8Array): Promise<Uint8Array | undefined> {
+    return await this.area.get(`msg/${hex(msgId)}`)
+  }
+
+  /** Some stored message whose payload has keccak256 `payloadRef` (the first by msgId). */
+  async getByPayloadRef (payloadRef: Uint8Array): Promise<StreamMessage | undefined> {
+    const bytes = await this.getBytesByPayloadRef(payloadRef)
+    return bytes === undefined ? undefined : decodeStreamMessage(bytes)
+  }
+
+  async getBytesByPayloadRef (payloadRef: Uint8Array): Promise<Uint8Array | undefined> {
+    const prefix = `payload/${hex(payloadRef)}/`
+    for (const [key] of await this.area.entries(prefix)) {
+      const bytes = await this.area.get(`msg/${key.slice(prefix.length)}`)
+      if (bytes !== undefined) return bytes
+    }
+    return undefined
+  }
+
+  /** The highest stored message of `channel`, if any. */
+  async head (channel: Uint8Array): Promise<StreamHead | undefined> {
+    const bytes = await this.area.get(`head/${hex(channel)}`)
+    return bytes === undefined ? undefined : decodeHead(bytes)
+  }
+
+  /** Stored messages of `channel` in seq order (gaps possible only where allowGap was used). */
+  async list (channel: Uint8Array): Promise<StreamMessage[]> {
+    const out: StreamMessage[] = []
+    for (const [, msgId] of await this.area.entries(`seq/${hex(channel)}/`)) {
+      const message = await this.get(msgId)
+      if (message !== undefined) out.push(message)
+    }
+    return out
+  }
+
+  private async putVerified (msg: StreamMessage, bytes: Uint8Array, options: StreamPutOptions): Promise<StreamPutResult> {
+    const msgId = streamMessageIdOfBytes(bytes)
+    const { channel, seq } = msg
+    const existing = await this.area.get(seqKey(channel, seq))
+    if (existing !== undefined) {
+      if (hex(existing) === hex(msgId)) return { msgId, stored: false }
+      throw new StreamStoreError('EQUIVOCATION', channel, seq,
+        `the channel already holds message 0x${hex(existing)} at this position, refusing 0x${hex(msgId)}: its author signed two different messages for one seq`)
+    }
+    if (seq > 0n) {
+      const prev = await this.area.get(seqKey(channel, seq - 1n))
+      if (prev === undefined && options.allowGap !== true) {
+        throw new StreamStoreError('MISSING_PREDECESSOR', channel, seq,
+          `message ${seq - 1n} of the channel is not stored, so the link to 0x${hex(msg.prevId)} cannot be checked; store the channel in order (or pass allowGap to cache a lone message)`)
+      }
+      if (prev !== undefined && hex(prev) !== hex(msg.prevId)) {
+        throw new StreamStoreError('BROKEN_LINK', channel, seq, `prevId 0x${hex(msg.prevId)} is not the stored message ${seq - 1n} (0x${hex(prev)})`)
+      }
+    }
+    const nextId = await this.area.get(seqKey(channel, seq + 1n))
+    if (nextId !== undefined) {
+      const next = await this.get(nextId)
+      if (next !== undefined && hex(next.prevId) !== hex(msgId)) {
+        throw new StreamStoreError('BROKEN_LINK', channel, seq, `the stored message ${seq + 1n} links to 0x${hex(next.prevId)}, not to this message 0x${hex(msgId)}`)
+      }
+    }
+    const entries: Array<[string, Uint8Array]> = [
+      [`msg/${hex(msgId)}`, bytes],
+      [seqKey(channel, seq), msgId],
+      [`payload/${hex(payloadRefOf(msg.payload))}/${hex(msgId)}`, new Uint8Array(0)]
+    ]
+    const head = await this.head(channel)
+    if (head === undefined || seq > head.seq) entries.push([`head/${hex(channel)}`, encodeHead({ seq, msgId })])
+    await this.area.put(entries)
+    return { msgId, stored: true }
+  }
+
+  private async locked<T> (channel: Uint8Array, fn: () => Promise<T>): Promise<T> {
+    const key = hex(channel)
+    const before = this.locks.get(key) ?? Promise.resolve()
+    const run = before.then(fn, fn)
+    const tail = run.catch(() => undefined)
+    this.locks.set(key, tail)
+    try {
+      return await run
+    } finally {
+      // Forget the queue once nothing is waiting behind this put, so the map stays small.
+      if (this.locks.get(key) === tail) this.locks.delete(key)
+    }
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * Streams (DESIGN §8): signed, hash-linked channel messages, their store, and /poi/stream/1/
+ * between real libp2p nodes on 127.0.0.1 with real LevelDB stores.
+ */
+import { strict as assert } from 'node:assert'
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey, IncomingStreamData } from '@libp2p/interface'
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import {
+  channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, fetchStreamMessage, fetchStreamMessageByPayload,
+  GENESIS_PREV_ID, MAX_STREAM_PAYLOAD_BYTES, MAX_STREAM_RESPONSE_BYTES, MessageDecodeError, payloadRefOf, STREAM_PROTOCOL,
+  STREAM_STATUS, STREAM_VERSION, StreamFetchError, StreamMessageError, streamMessageId, StreamServer, verifyStreamMessage,
+  encodeStreamResponse, msgIdFromCid, streamMessageCid, type StreamMessage
+} from '../protocols/stream/index.js'
+import { NodeStore, StreamStore, StreamStoreError } from '../storage/index.js'
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const text = (s: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(s)
+/** Messages are equal when their canonical encodings are (stores and streams hand back Buffer views). */
+const sameMessage = (a: StreamMessage | undefined, b: StreamMessage): void => {
+  assert.ok(a !== undefined, 'message missing')
+  assert.equal(hex(encodeStreamMessage(a)), hex(encodeStreamMessage(b)))
+}
+const sha256 = (b: Uint8Array): Uint8Array => Uint8Array.from(createHash('sha256').update(b).digest())
+/** Short limit for the tests that wait for a peer that never answers. */
+const SHORT_TIMEOUT_MS = 400
+
+async function node (): Promise<PoiLibp2p> {
+  return await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], dhtClientMode: false })
+}
+
+/** A channel of `n` messages written by `key`, built by hand (not through a store). */
+async function channelOf (key: Ed25519PrivateKey, name: string, n: number): Promise<StreamMessage[]> {
+  const out: StreamMessage[] = []
+  let prev = GENESIS_PREV_ID
+  for (let seq = 0; seq < n; seq++) {
+    const msg = await createStreamMessage(key, name, seq, prev, text(`${name} #${seq}`))
+    out.push(msg)
+    prev = streamMessageId(msg)
+  }
+  return out
+}
+
+async function rejects<E extends Error> (p: Promise<unknown>, type: new (...args: any[]) => E, code: string): Promise<E> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`)
+    assert.equal((err as E & { code: string }).code, code, (err as Error).message)
+    return err as E
+  }
+  assert.fail(`expected ${type.name} [${code}], nothing was thrown`)
+}
+
+describe('streams: messages', () => {
+  let alice: Ed25519PrivateKey
+  let mallory: Ed25519PrivateKey
+  before(async () => {
+    alice = await generateKeyPair('Ed25519')
+    mallory = await generateKeyPair('Ed25519')
+  })
+
+  it('signs, encodes canonically and verifies; msgId is the sha256 of the encoding', async () => {
+    const msg = await createStreamMessage(alice, 'inputs', 0n, GENESIS_PREV_ID, text('hello'))
+    await verifyStreamMessage(msg)
+    const bytes = encodeStreamMessage(msg)
+    assert.equal(hex(streamMessageId(msg)), hex(sha256(bytes)))
+    const decoded = decodeStreamMessage(bytes)
+    sameMessage(decoded, msg)
+    assert.equal(hex(msg.channel), hex(channelAddressOf(alice.publicKey.raw, 'inputs')))
+    // the msgId is a sha2-256 content id of the bytes, so the DHT can announce messages like shards
+    const cid = streamMessageCid(streamMessageId(msg))
+    assert.equal(hex(cid.multihash.digest), hex(sha256(bytes)))
+    assert.equal(hex(msgIdFromCid(cid)), hex(streamMessageId(msg)))
+    // one author per channel: the same name under another key is another channel
+    assert.notEqual(hex(msg.channel), hex(channelAddressOf(mallory.publicKey.raw, 'inputs')))
+  })
+
+  it('rejects non-canonical, unknown-version and oversized bytes', async () => {
+    const bytes = encodeStreamMessage(await createStreamMessage(alice, 'inputs', 0n, GENESIS_PREV_ID, text('x')))
+    const trailing = new Uint8Array([...bytes, 0x08, 0x01])
+    assert.throws(() => decodeStreamMessage(trailing), (err: unknown) => err instanceof MessageDecodeError && err.code === 'NON_CANONICAL')
+    const v2 = Uint8Array.from(bytes)
+    assert.equal(v2[0], 0x08) // field 1, varint
+    v2[1] = 2
+    assert.throws(() => decodeStreamMessage(v2), (err: unknown) => err instanceof MessageDecodeError && err.code === 'UNKNOWN_VERSION')
+    assert.throws(() => decodeStreamMessage(new Uint8Array(MAX_STREAM_PAYLOAD_BYTES + 2048)), (err: unknown) => err instanceof MessageDecodeError && err.code === 'OVERSIZED')
+    assert.throws(() => decodeStreamMessage(Uint8Array.from([0x0b, 0x01])), (err: unknown) => err instanceof MessageDecodeError && err.code === 'MALFORMED')
+    await rejects(createStreamMessage(alice, 'inputs', 0n, GENESIS_PREV_ID, new Uint8Array(MAX_STREAM_PAYLOAD_BYTES + 1)), StreamMessageError, 'OVERSIZED')
+    await rejects(createStreamMessage(alice, 'inputs', 1n, GENESIS_PREV_ID, text('x')), StreamMessageError, 'INVALID_FIELD')
+    await rejects(createStreamMessage(await generateKeyPair('secp256k1'), 'inputs', 0n, GENESIS_PREV_ID, text('x')), StreamMessageError, 'UNSUPPORTED_KEY')
+  })
+
+  it('refuses a tampered payload (bad signature) and a message in another author\'s channel', async () => {
+    const msg = await createStreamMessage(alice, 'inputs', 0n, GENESIS_PREV_ID, text('pay 1'))
+    await rejects(verifyStreamMessage({ ...msg, payload: text('pay 9') }), StreamMessageError, 'BAD_SIGNATURE')
+    // Mallory signs a message claiming Alice's channel: the address does not derive from her key
+    const forged = await createStreamMessage(mallory, 'inputs', 0n, GENESIS_PREV_ID, text('pay 9'))
+    await rejects(verifyStreamMessage({ ...forged, channel: msg.channel }), StreamMessageError, 'WRONG_AUTHOR')
+  })
+})
+
+describe('streams: StreamStore', () => {
+  let dir: string
+  let store: NodeStore
+  let streams: StreamStore
+  let alice: Ed25519PrivateKey
+  let mallory: Ed25519PrivateKey
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'poi-streams-'))
+    store = await NodeStore.open(dir)
+    streams = new StreamStore(store)
+    alice = await generateKeyPair('Ed25519')
+    mallory = await generateKeyPair('Ed25519')
+  })
+  afterEach(async () => {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('appends a linked channel and reads it back by id, head and list', async () => {
+    const written = []
+    for (let i = 0; i < 5; i++) written.push(await streams.append(alice, 'inputs', text(`input ${i}`)))
+    const channel = written[0].message.channel
+    assert.equal(written[0].message.seq, 0n)
+    for (let i = 1; i < 5; i++) assert.equal(hex(written[i].message.prevId), hex(written[i - 1].msgId))
+    const head = await streams.head(channel)
+    assert.equal(head?.seq, 4n)
+    assert.equal(hex(head?.msgId ?? new Uint8Array()), hex(written[4].msgId))
+    const list = await streams.list(channel)
+    assert.deepEqual(list.map(m => new TextDecoder().decode(m.payload)), ['input 0', 'input 1', 'input 2', 'input 3', 'input 4'])
+    sameMessage(await streams.get(written[2].msgId), written[2].message)
+    sameMessage(await streams.getByPayloadRef(payloadRefOf(text('input 3'))), written[3].message)
+    assert.equal(await streams.get(new Uint8Array(32).fill(9)), undefined)
+    // survives a reopen
+    await store.close()
+    store = await NodeStore.open(dir)
+    streams = new StreamStore(store)
+    assert.equal((await streams.head(channel))?.seq, 4n)
+  })
+
+  it('serialises concurrent appends into one chain', async () => {
+    const written = await Promise.all([0, 1, 2, 3].map(async i => await streams.append(alice, 'outputs', text(`o${i}`))))
+    assert.deepEqual(written.map(w => w.message.seq).sort(), [0n, 1n, 2n, 3n])
+    assert.equal((await streams.list(written[0].message.channel)).length, 4)
+  })
+
+  it('is idempotent, keeps the first of two messages at one seq, refuses broken links', async () => {
+    const [m0, m1, m2] = await channelOf(alice, 'inputs', 3)
+    assert.equal((await streams.put(m0)).stored, true)
+    assert.equal((await streams.put(m0)).stored, false)
+    await streams.put(m1)
+
+    const fork = await createStreamMessage(alice, 'inputs', 1n, streamMessageId(m0), text('other'))
+    await rejects(streams.put(fork), StreamStoreError, 'EQUIVOCATION')
+    sameMessage(await streams.get(streamMessageId(m1)), m1)
+
+    const wrongLink = await createStreamMessage(alice, 'inputs', 2n, streamMessageId(fork), text('x'))
+    await rejects(streams.put(wrongLink), StreamStoreError, 'BROKEN_LINK')
+    await streams.put(m2)
+    assert.equal((await streams.head(m0.channel))?.seq, 2n)
+  })
+
+  it('refuses a message whose predecessor is missing unless caching with allowGap, and still checks links later', async () => {
+    const [m0, m1, m2] = await channelOf(alice, 'inputs', 3)
+    await rejects(streams.put(m2), StreamStoreError, 'MISSING_PREDECESSOR')
+    assert.equal((await streams.put(m2, { allowGap: true })).stored, true)
+    // a seq-1 message that m2 does not link to cannot be slipped in under it
+    const other1 = await createStreamMessage(alice, 'inputs', 1n, streamMessageId(m0), text('not m1'))
+    await streams.put(m0)
+    await rejects(streams.put(other1), StreamStoreError, 'BROKEN_LINK')
+    await streams.put(m1)
+    assert.equal((await streams.list(m0.channel)).length, 3)
+  })
+
+  it('refuses a bad signature and a wrong author', async () => {
+    const [m0] = await channelOf(alice, 'inputs', 1)
+    await rejects(streams.put({ ...m0, payload: text('tampered') }), StreamMessageError, 'BAD_SIGNATURE')
+    const forged = await createStreamMessage(mallory, 'inputs', 0n, GENESIS_PREV_ID, text('mine now'))
+    await rejects(streams.put({ ...forged, channel: m0.channel }), StreamMessageError, 'WRONG_AUTHOR')
+    assert.equal(await streams.head(m0.channel), undefined)
+  })
+})
+
+describe('streams: /poi/stream/1/ between libp2p nodes', function () {
+  let dir: string
+  let store: NodeStore
+  let streams: StreamStore
+  let server: PoiLibp2p
+  let client: PoiLibp2p
+  let rogue: PoiLibp2p
+  let streamServer: StreamServer
+  let author: Ed25519PrivateKey
+  let channel: StreamMessage[]
+  /** What the rogue node sends back, raw (no length prefix) or as one frame; undefined: never answer. */
+  let rogueAnswer: { raw?: Uint8Array, frame?: Uint8Array, close?: boolean } | undefined
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'poi-streams-net-'))
+    store = await NodeStore.open(dir)
+    streams = new StreamStore(store)
+    ;[server, client, rogue] = await Promise.all([node(), node(), node()])
+    streamServer = new StreamServer({ libp2p: server, messages: streams })
+    await streamServer.start()
+    await rogue.handle(STREAM_PROTOCOL, ({ stream }: IncomingStreamData) => {
+      const answer = rogueAnswer
+      if (answer === undefined) return // hold the stream open and say nothing
+      if (answer.close === true) { void stream.close(); return }
+      if (answer.raw !== undefined) { void stream.sink([answer.raw]).catch(() => {}); return }
+      void pipe([answer.frame ?? new Uint8Array(0)], (s) => lp.encode(s), stream).catch(() => {})
+    })
+    await client.dial(server.getMultiaddrs())
+    await client.dial(rogue.getMultiaddrs())
+    author = await generateKeyPair('Ed25519')
+    channel = []
+    for (let i = 0; i < 4; i++) channel.push((await streams.append(author, 'inputs', text(`served ${i}`))).message)
+  })
+
+  after(async () => {
+    await streamServer?.stop()
+    await Promise.all([server, client, rogue].map(async n => await n?.stop()))
+    await store?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('serves every message of a channel; fetched messages verify and link up', async () => {
+    let prev = GENESIS_PREV_ID
+    for (const msg of channel) {
+      const msgId = streamMessageId(msg)
+      const fetched = await fetchStreamMessage(client, server.peerId, msgId)
+      sameMessage(fetched, msg)
+      assert.equal(hex(fetched.prevId), hex(prev))
+      prev = msgId
+    }
+    // a message larger than the inline limit of a task travels in one exchange
+    const big = await streams.append(author, 'inputs', new Uint8Array(300 * 1024).fill(7))
+    const fetched = await fetchStreamMessage(client, server.peerId, big.msgId)
+    assert.equal(fetched.payload.length, 300 * 1024)
+  })
+
+  it('resolves a payload reference to a verified message', async () => {
+    const { message, msgId } = await fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('served 2')))
+    sameMessage(message, channel[2])
+    assert.equal(hex(msgId), hex(streamMessageId(channel[2])))
+    await rejects(fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('never written'))), StreamFetchError, 'NOT_FOUND')
+  })
+
+  it('reports an unknown message as NOT_FOUND', async () => {
+    await rejects(fetchStreamMessage(client, server.peerId, new Uint8Array(32).fill(0xab)), StreamFetchError, 'NOT_FOUND')
+  })
+
+  it('refuses a server that answers with another message (WRONG_HASH)', async () => {
+    rogueAnswer = { frame: encodeStreamResponse({ version: STREAM_VERSION, status: STREAM_STATUS.FOUND, message: encodeStreamMessage(channel[1]) as Uint8Array<ArrayBuffer> }) }
+    await rejects(fetchStreamMessage(client, rogue.peerId, streamMessageId(channel[0])), StreamFetchError, 'WRONG_HASH')
+    await rejects(fetchStreamMessageByPayload(client, rogue.peerId, payloadRefOf(channel[0].payload)), StreamFetchError, 'WRONG_HASH')
+  })
+
+  it('refuses a message with the requested hash but a bad signature or a wrong author (INVALID_MESSAGE)', async () => {
+    const tampered = { ...channel[0], payload: text('tampered') }
+    const mallory = await generateKeyPair('Ed25519')
+    const forged = { ...(await createStreamMessage(mallory, 'inputs', 0n, GENESIS_PREV_ID, text('x'))), channel: channel[0].channel }
+    for (const [bad, cause] of [[tampered, 'BAD_SIGNATURE'], [forged, 'WRONG_AUTHOR']] as const) {
+      const bytes = encodeStreamMessage(bad)
+      rogueAnswer = { frame: encodeStreamResponse({ version: STREAM_VERSION, status: STREAM_STATUS.FOUND, message: bytes as Uint8Array<ArrayBuffer> }) }
+      const err = await rejects(fetchStreamMessage(client, rogue.peerId, sha256(bytes)), StreamFetchError, 'INVALID_MESSAGE')
+      assert.ok(err.cause instanceof StreamMessageError && err.cause.code === cause, String(err.cause))
+    }
+  })
+
+  it('rejects garbage, oversized, empty and late responses', async () => {
+    const msgId = streamMessageId(channel[0])
+    rogueAnswer = { frame: Uint8Array.from([0xff, 0xff, 0x01, 0x02]) }
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), StreamFetchError, 'INVALID_RESPONSE')
+    // a length prefix announcing more than a response may hold is refused before any buffering
+    rogueAnswer = { raw: Uint8Array.from([...encodeVarint(MAX_STREAM_RESPONSE_BYTES + 1), 1, 2, 3]) }
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), StreamFetchError, 'OVERSIZED')
+    rogueAnswer = { close: true }
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), StreamFetchError, 'NO_RESPONSE')
+    rogueAnswer = undefined
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId, { timeoutMs: SHORT_TIMEOUT_MS }), StreamFetchError, 'TIMEOUT')
+    const controller = new AbortController()
+    const pending = fetchStreamMessage(client, rogue.peerId, msgId, { signal: controller.signal })
+    controller.abort()
+    await rejects(pending, StreamFetchError, 'ABORTED')
+  })
+
+  it('stops serving after stop()', async () => {
+    await streamServer.stop()
+    try {
+      await rejects(fetchStreamMessage(client, server.peerId, streamMessageId(channel[0])), StreamFetchError, 'DIAL_FAILED')
+    } finally {
+      await streamServer.start()
+    }
+    sameMessage(await fetchStreamMessage(client, server.peerId, streamMessageId(channel[0])), channel[0])
+  })
+})
+
+function encodeVarint (n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return out
+}
