@@ -155,6 +155,10 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
     addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
   node.addEventListener('model', (e) => emit(json, { event: 'model', modelId: modelIdToString(e.detail.modelId), bytes: e.detail.bytes, fromStore: e.detail.fromStore, ms: e.detail.ms },
     `model ${modelIdToString(e.detail.modelId)} ${e.detail.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${e.detail.bytes} bytes, ${e.detail.ms} ms)`))
+  node.addEventListener('failed', (e) => {
+    if (json) emit(true, { event: 'failed', taskId: e.detail.taskId, reason: e.detail.reason }, '')
+    else console.error(`task 0x${Buffer.from(e.detail.taskId).toString('hex').slice(0, 16)}…: cannot attest: ${e.detail.reason}`)
+  })
   node.addEventListener('task', (e) => emit(json, { event: 'task', taskId: e.detail.taskId, at: preciseNow() }, ''))
   node.addEventListener('probe', (e) => emit(json, { event: 'probe', ...e.detail }, ''))
   node.addEventListener('attested', (e) => emit(json, { event: 'attested', taskId: e.detail.attestation.taskId, resultHash: e.detail.attestation.resultHash, inferenceMs: e.detail.inferenceMs, signMs: e.detail.signMs, at: preciseNow() },

@@ -15,7 +15,7 @@ import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
-import { fetchModel, importModel, listModels, loadModel, modelCids, provideModel } from './models/index.js'
+import { fetchModel, importModel, listModels, modelCids, provideModel } from './models/index.js'
 import { Submitter, type SettlementChain } from './submitter.js'
 import type { NodeConfig } from './config.js'
 import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
@@ -32,6 +32,11 @@ const log = logger('poi:node')
 const LATE_ATTESTATION_SLACK_MS = 2_000
 /** Announcing a model's blocks on the DHT is given this long. */
 const MODEL_PROVIDE_TIMEOUT_MS = 60_000
+/** A failed announcement (no DHT peers yet, say) is retried after 1, 2, 4 … s. */
+const PROVIDE_RETRY_MS = 1_000
+const MAX_PROVIDE_RETRIES = 8
+/** kad-dht provider records live 48 h; re-announce well before. */
+const REPROVIDE_INTERVAL_MS = 12 * 60 * 60_000
 /** The stream channel every operator writes its outputs to. */
 export const OUTPUT_CHANNEL = 'outputs'
 /**
@@ -83,6 +88,8 @@ export interface PoiNodeEvents {
   evidence: CustomEvent<EquivocationEvidence>
   rejected: CustomEvent<Rejection>
   probe: CustomEvent<{ id: string, at: number }>
+  /** This operator could not attest to a task (model unavailable, inference failed). */
+  failed: CustomEvent<{ taskId: Uint8Array, reason: string }>
   /** A model became available here from the network (or this node's block store). */
   model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
 }
@@ -125,6 +132,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly servers: Array<{ start: () => Promise<void>, stop: () => Promise<void> }> = []
   /** Models being fetched from the network, by model id hex (one fetch per model). */
   private readonly fetching = new Map<string, Promise<LoadedModel>>()
+  private reprovider: NodeJS.Timeout | undefined
   private readonly opts: PoiNodeOptions
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
@@ -256,6 +264,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (this.stopped) return
     this.stopped = true
     clearInterval(this.sweeper)
+    clearInterval(this.reprovider)
     for (const t of this.tasks.values()) {
       clearTimeout(t.graceTimer)
       clearTimeout(t.deadlineTimer)
@@ -406,7 +415,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       const runner = await this.runner(model)
       result = await runner.run(task.input)
     } catch (err) {
-      log.error('task %s: inference failed: %s', hex(taskId), (err as Error).message)
+      const reason = (err as Error).message
+      log.error('task %s: cannot attest: %s', hex(taskId), reason)
+      this.safeDispatchEvent('failed', { detail: { taskId, reason } })
       return
     }
     const signStart = performance.now()
@@ -441,15 +452,35 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const blocks = this.blocks
     if (blocks == null) return
     for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes)
-    const stored = await listModels(blocks)
-    void (async () => {
-      for (const summary of stored) {
-        const model = await loadModel(blocks, summary.modelId)
-        if (model == null || this.stopped) continue
-        const report = await provideModel(this.libp2p, modelCids(model.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
-        log('model %s announced on the DHT (%o)', displayModelId(model.modelId), report)
+    if ((await listModels(blocks)).length === 0) return
+    // Provider records need DHT peers: announce once connected, retry what
+    // failed, and re-announce before records expire.
+    const announce = (): void => { void this.announceModels(0) }
+    if (this.libp2p.getConnections().length > 0) announce()
+    else this.libp2p.addEventListener('peer:connect', announce, { once: true })
+    this.reprovider = setInterval(announce, REPROVIDE_INTERVAL_MS)
+    this.reprovider.unref()
+  }
+
+  private async announceModels (attempt: number): Promise<void> {
+    const blocks = this.blocks
+    if (blocks == null || this.stopped) return
+    let failed = 0
+    try {
+      for (const summary of await listModels(blocks)) {
+        if (this.stopped) return
+        const report = await provideModel(this.libp2p, modelCids(summary.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
+        failed += report.failed.length
+        log('model %s announced on the DHT: %d blocks, %d failed', summary.modelId, report.provided, report.failed.length)
       }
-    })().catch((err) => { if (!this.stopped) log.error('announcing models failed: %s', (err as Error).message) })
+    } catch (err) {
+      failed++
+      if (!this.stopped) log.error('announcing models failed: %s', (err as Error).message)
+    }
+    if (failed > 0 && attempt < MAX_PROVIDE_RETRIES && !this.stopped) {
+      const timer = setTimeout(() => { void this.announceModels(attempt + 1) }, PROVIDE_RETRY_MS * 2 ** attempt)
+      timer.unref()
+    }
   }
 
   /**
@@ -467,7 +498,10 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       if (blocks == null) throw new Error('a light node cannot fetch models')
       pending = (async () => {
         const started = Date.now()
-        const fetched = await fetchModel(this.libp2p, blocks, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())) })
+        // Announcing the fetched blocks happens after, in the background: the task should not wait on the DHT.
+        const fetched = await fetchModel(this.libp2p, blocks, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())), provide: false })
+        void provideModel(this.libp2p, modelCids(fetched.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
+          .catch((err) => { log('announcing fetched model failed: %s', (err as Error).message) })
         const model: LoadedModel = { manifest: fetched.manifest, modelBytes: fetched.modelBytes, modelId: fetched.modelId }
         this.models.set(id, model)
         log('model %s fetched (%d bytes from %d peers) in %d ms', displayModelId(modelId), fetched.modelBytes.length, fetched.servedBy.length, Date.now() - started)

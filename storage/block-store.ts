@@ -78,15 +78,20 @@ export function checkBlockCid (cid: CID): void {
 
 /**
  * Throws unless `bytes` is the block `cid` names and is within `maxBytes`. The size is checked
- * first so an oversized block is refused before it is hashed.
+ * first so an oversized block is refused before it is hashed. `bytes` may be the pieces the
+ * block arrived in, hashed in order without joining them.
  */
-export function verifyBlock (cid: CID, bytes: Uint8Array, maxBytes: number = MAX_BLOCK_BYTES): void {
+export function verifyBlock (cid: CID, bytes: Uint8Array | readonly Uint8Array[], maxBytes: number = MAX_BLOCK_BYTES): void {
   checkBlockCid(cid)
-  if (bytes.length > maxBytes) throw new BlockTooLargeError(cid.toString(), bytes.length, maxBytes)
-  const digest = createHash('sha256').update(bytes).digest()
+  const parts = bytes instanceof Uint8Array ? [bytes] : bytes
+  const size = parts.reduce((n, p) => n + p.length, 0)
+  if (size > maxBytes) throw new BlockTooLargeError(cid.toString(), size, maxBytes)
+  const hash = createHash('sha256')
+  for (const part of parts) hash.update(part)
+  const digest = hash.digest()
   const expected = cid.multihash.digest
   if (digest.length !== expected.length || !digest.equals(expected)) {
-    throw new BadBlockError(cid.toString(), `the ${bytes.length} bytes received hash to a different CID (${blockCid(bytes, cid.code).toString()})`)
+    throw new BadBlockError(cid.toString(), `the ${size} bytes received hash to a different CID (${CID.createV1(cid.code, Digest.create(sha256.code, new Uint8Array(digest))).toString()})`)
   }
 }
 

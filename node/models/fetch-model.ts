@@ -17,9 +17,10 @@
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
-import { sha256Hex, type ModelManifest } from '../inference/index.js'
+import { createHash } from 'node:crypto'
+import { type ModelManifest } from '../inference/index.js'
 import { MAX_BLOCK_BYTES, type BlockStore } from '../../storage/index.js'
-import { FETCH_BLOCK_TIMEOUT_MS, ShardError, fetchBlock } from '../../protocols/shard/index.js'
+import { FETCH_BLOCK_TIMEOUT_MS, ShardError, fetchBlockParts } from '../../protocols/shard/index.js'
 import { ModelFetchError, ModelIntegrityError, ModelNotFoundError } from './errors.js'
 import { decodeManifestBlock, loadModel, manifestBlock, modelCidOf, type ModelIdInput } from './model-blocks.js'
 import { provideModel, type ProvideReport } from './provide.js'
@@ -158,34 +159,49 @@ class ModelFetch {
     this.report()
 
     this.setPhase('manifest')
-    const [manifestBytes] = await this.fetchBlocks([{ cid: this.cid, maxBytes: MAX_BLOCK_BYTES }])
+    let manifestBytes = new Uint8Array(0)
+    await this.fetchBlocks([{ cid: this.cid, maxBytes: MAX_BLOCK_BYTES }], (_, parts) => {
+      manifestBytes = new Uint8Array(Buffer.concat(parts))
+    })
     const manifest = decodeManifestBlock(this.cid, manifestBytes)
     this.progress.bytesTotal = manifest.size
     this.progress.chunksTotal = manifest.chunks.length
 
     this.setPhase('chunks')
     const chunkCids = manifest.chunks.map(c => CID.parse(c))
-    const lastSize = manifest.size - (chunkCids.length - 1) * manifest.chunkSize
-    const chunks = await this.fetchBlocks(chunkCids.map((c, i) => ({
+    const { chunkSize, size } = manifest
+    // Chunks are copied into place as they arrive (each verified against its CID first), and
+    // the whole-file hash runs over the longest prefix received so far, overlapping the transfer.
+    const modelBytes = new Uint8Array(size)
+    const chunkAt = (i: number): Uint8Array => modelBytes.subarray(i * chunkSize, Math.min(size, (i + 1) * chunkSize))
+    const arrived = new Array<boolean>(chunkCids.length).fill(false)
+    const whole = createHash('sha256')
+    let hashedUpTo = 0
+    await this.fetchBlocks(chunkCids.map((c, i) => ({
       cid: c,
       // exact sizes: a provider cannot make us buffer a byte more than the chunk
-      maxBytes: i === chunkCids.length - 1 ? lastSize : manifest.chunkSize
-    })), (bytes) => {
-      this.progress.bytesDone += bytes.length
+      maxBytes: chunkAt(i).length
+    })), (i, parts) => {
+      let offset = i * chunkSize
+      for (const part of parts) {
+        modelBytes.set(part, offset)
+        offset += part.length
+      }
+      arrived[i] = true
+      while (hashedUpTo < arrived.length && arrived[hashedUpTo]) whole.update(chunkAt(hashedUpTo++))
+      this.progress.bytesDone += offset - i * chunkSize
       this.progress.chunksDone++
       this.report()
     })
-
-    const modelBytes = new Uint8Array(Buffer.concat(chunks, manifest.size))
-    const hash = sha256Hex(modelBytes)
-    if (modelBytes.length !== manifest.size || hash !== manifest.modelHash) {
+    const hash = `0x${whole.digest('hex')}`
+    if (hash !== manifest.modelHash) {
       // every chunk matched its CID, so the manifest itself lists chunks of another file
-      throw new ModelIntegrityError(this.id, `its chunks assemble to ${modelBytes.length} bytes hashing to ${hash}, not the manifest's ${manifest.size} bytes ${manifest.modelHash}; the manifest is inconsistent`)
+      throw new ModelIntegrityError(this.id, `its chunks assemble to ${size} bytes hashing to ${hash}, not the manifest's ${manifest.modelHash}; the manifest is inconsistent`)
     }
 
     this.setPhase('storing')
     const mBlock = manifestBlock(manifest)
-    await blockStore.putMany([...chunkCids.map((c, i) => ({ cid: c, bytes: chunks[i] })), mBlock])
+    await blockStore.putMany([...chunkCids.map((c, i) => ({ cid: c, bytes: chunkAt(i) })), mBlock])
 
     let provided: ProvideReport | undefined
     if (this.options.provide !== false) {
@@ -302,11 +318,11 @@ class ModelFetch {
    * Fetch every block from the provider pool, each verified against its CID and size bound.
    * Fails when some block has no provider left to ask and no search is still running.
    */
-  private async fetchBlocks (items: Array<{ cid: CID, maxBytes: number }>, onBlock?: (bytes: Uint8Array) => void): Promise<Uint8Array[]> {
+  private async fetchBlocks (items: Array<{ cid: CID, maxBytes: number }>, onBlock: (index: number, parts: Uint8Array[]) => void): Promise<void> {
     const perProvider = Math.max(1, this.options.perProvider ?? DEFAULT_PER_PROVIDER_IN_FLIGHT)
     const concurrency = Math.max(1, this.options.concurrency ?? DEFAULT_FETCH_CONCURRENCY)
     const requests: BlockRequest[] = items.map(i => ({ ...i, failedAt: new Map(), searched: false }))
-    const results: Array<Uint8Array | undefined> = new Array(items.length)
+    const received = new Array<boolean>(items.length).fill(false)
     const pending: number[] = requests.map((_, i) => i)
     let active = 0
     let done = 0
@@ -316,13 +332,13 @@ class ModelFetch {
       active++
       p.inFlight++
       const signal = AbortSignal.any([this.signal, AbortSignal.timeout(FETCH_BLOCK_TIMEOUT_MS)])
-      fetchBlock(this.libp2p, p.id, req.cid, { signal, maxBytes: req.maxBytes })
-        .then((bytes) => {
-          if (results[index] !== undefined) return
-          results[index] = bytes
+      fetchBlockParts(this.libp2p, p.id, req.cid, { signal, maxBytes: req.maxBytes })
+        .then((parts) => {
+          if (received[index] || this.signal.aborted) return
+          received[index] = true
           done++
           p.served++
-          onBlock?.(bytes)
+          onBlock(index, parts)
         }, (err: unknown) => {
           if (this.signal.aborted) return
           const reason = err instanceof Error ? err.message : String(err)
@@ -364,7 +380,6 @@ class ModelFetch {
       }
       await this.nextEvent()
     }
-    return results as Uint8Array[]
   }
 
   private fail (req: BlockRequest): never {

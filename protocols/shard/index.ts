@@ -27,6 +27,7 @@ export {
   ShardTimeoutError,
   ShardTooLargeError,
   fetchBlock,
+  fetchBlockParts,
   serveShardStream
 } from './shard-protocol.js'
 export type { BlockSource, FetchBlockOptions, ShardErrorKind, ShardServerInit } from './shard-protocol.js'

@@ -100,6 +100,15 @@ export interface FetchBlockOptions extends AbortOptions {
  * ShardProtocolError.
  */
 export async function fetchBlock (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId, cid: CID, options: FetchBlockOptions = {}): Promise<Uint8Array> {
+  const parts = await fetchBlockParts(libp2p, peer, cid, options)
+  return parts.length === 1 ? parts[0] : new Uint8Array(Buffer.concat(parts))
+}
+
+/**
+ * `fetchBlock`, returning the verified block as the pieces it arrived in (transport frames),
+ * so a caller assembling a large file copies each byte once.
+ */
+export async function fetchBlockParts (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId, cid: CID, options: FetchBlockOptions = {}): Promise<Uint8Array[]> {
   const peerText = peer.toString()
   const cidText = cid.toString()
   const maxBytes = Math.min(options.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
@@ -117,7 +126,7 @@ export async function fetchBlock (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: Pe
   }
   const onAbort = (): void => { stream.abort(timedOut()) }
   signal.addEventListener('abort', onAbort, { once: true })
-  let frame: Uint8Array | undefined
+  let frame: Uint8Array[] | undefined
   try {
     frame = await pipe(
       [cid.bytes],
@@ -125,7 +134,8 @@ export async function fetchBlock (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: Pe
       stream,
       (source) => lp.decode(source, { maxDataLength: 1 + maxBytes }),
       async (source) => {
-        for await (const msg of source) return msg.subarray()
+        // the frame's pieces as received: no copy of the block here
+        for await (const msg of source) return [...msg].filter(piece => piece.length > 0)
         return undefined
       }
     )
@@ -140,20 +150,20 @@ export async function fetchBlock (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: Pe
   // The response is complete; closing is courtesy, and a peer that resets instead costs nothing.
   stream.close().catch((err: Error) => { stream.abort(err) })
 
-  if (frame === undefined || frame.byteLength === 0) throw new ShardProtocolError(peerText, cidText, 'the peer closed the stream without a response')
-  const status = frame[0]
+  if (frame === undefined || frame.length === 0) throw new ShardProtocolError(peerText, cidText, 'the peer closed the stream without a response')
+  const status = frame[0][0]
   if (status === ShardStatus.NOT_FOUND) throw new ShardNotFoundError(peerText, cidText)
   if (status === ShardStatus.BAD_REQUEST) throw new ShardProtocolError(peerText, cidText, 'the peer refused the request as malformed')
   if (status !== ShardStatus.OK) throw new ShardProtocolError(peerText, cidText, `unknown response status ${status}`)
-  const bytes = frame.subarray(1)
+  const parts = [frame[0].subarray(1), ...frame.slice(1)].filter(piece => piece.length > 0)
   try {
-    verifyBlock(cid, bytes, maxBytes)
+    verifyBlock(cid, parts, maxBytes)
   } catch (err) {
     if (err instanceof BlockTooLargeError) throw new ShardTooLargeError(peerText, cidText, maxBytes, err)
     if (err instanceof BadBlockError) throw new ShardBadBlockError(peerText, cidText, err)
     throw err
   }
-  return bytes
+  return parts.length > 0 ? parts : [new Uint8Array(0)]
 }
 
 function describeReason (reason: unknown): string {
