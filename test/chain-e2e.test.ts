@@ -106,7 +106,8 @@ describe('end to end on a real chain (anvil)', function () {
     }
     assert.ok(slashed, 'operator 3 was not slashed within 30 s')
     assert.ok(await client.liveStake(set.operators[3].address) < stakeBefore, 'live stake did not go down')
-    assert.ok(net.aggregator.events.some(e => e.event === 'submitted' && e.kind === 'evidence'), 'the aggregator did not report submitting the evidence')
+    // The chain can show the slash before the aggregator's own report of it arrives.
+    await net.aggregator.waitFor(e => e.event === 'submitted' && e.kind === 'evidence', 10_000, 'report of the submitted evidence')
   })
 
   it('two aggregators race: one certificate lands, the other notices and stands down', async () => {
