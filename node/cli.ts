@@ -10,10 +10,11 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import {
   createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf, type OperatorSet
 } from '../consensus/index.js'
-import { readConfigFile, resolveConfig, type NodeConfig } from './config.js'
+import { defaultConfig, readConfigFile, resolveConfig, type NodeConfig } from './config.js'
 import { ChainClient } from './chain-client.js'
 import { readDeployment } from './deployment.js'
 import { runDevnet } from './devnet.js'
+import { listStoredModels, publishModelFile, showStoredModel } from './model-commands.js'
 import { InputError, loadModelDir, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
 import { PoiNode, preciseNow } from './poi-node.js'
@@ -33,7 +34,12 @@ Usage:
   poi request --bootstrap <addr> --genesis <file> --input <json|@file> [--model <id|dir>]
               [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
                                                  announce a task, wait for its certificate, verify it
-  poi models                                     list the models this node knows
+  poi models                                     list the models in the configured model directories
+  poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]
+                                                 store a model as content-addressed shards in a node's data dir
+                                                 (the node announces them on the DHT) and register it on-chain
+  poi model ls [--data-dir <dir>]                models held in a node's block store
+  poi model show <model id> [--data-dir <dir>]   a stored model's manifest
   poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain]
                                                  launch anvil, deploy, register operators, and run one
                                                  task end to end with its certificate settled on-chain
@@ -296,6 +302,37 @@ async function runGenesis (args: string[]): Promise<void> {
   console.log(`genesis with ${stores.length} operators written to ${resolve(values.out)}`)
 }
 
+async function runModel (args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parse(rest, {
+    'data-dir': { type: 'string' }, rule: { type: 'string' }, name: { type: 'string' }, fee: { type: 'string' },
+    chain: { type: 'string' }, keystore: { type: 'string' }, json: { type: 'boolean' }
+  })
+  const dataDir = resolve(values['data-dir'] ?? defaultConfig().dataDir)
+  if (sub === 'publish') {
+    const file = positionals[0]
+    if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]')
+    let fee: bigint | undefined
+    try {
+      fee = values.fee !== undefined ? BigInt(values.fee) : undefined
+    } catch {
+      throw new UsageError(`--fee must be an amount in wei, got ${values.fee}`)
+    }
+    const chain = values.chain !== undefined ? await readDeployment(values.chain) : undefined
+    const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
+    const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, fee }, (line) => { if (values.json !== true) console.error(line) })
+    if (values.json === true) emit(true, { event: 'published', modelId: r.modelId, chunks: r.chunks, registeredTx: r.registeredTx ?? null }, '')
+    else console.log(`${r.modelId}\n(a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`)
+  } else if (sub === 'ls') {
+    for (const m of await listStoredModels(dataDir)) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
+  } else if (sub === 'show') {
+    if (positionals[0] === undefined) throw new UsageError('usage: poi model show <model id> [--data-dir <dir>]')
+    console.log(JSON.stringify(await showStoredModel(dataDir, positionals[0]), null, 2))
+  } else {
+    throw new UsageError('usage: poi model publish|ls|show …')
+  }
+}
+
 async function runModels (args: string[]): Promise<void> {
   const { values } = parse(args, { config: { type: 'string' }, 'model-dir': { type: 'string', multiple: true } })
   const config = await nodeConfig(values)
@@ -324,6 +361,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'bootstrap': await runRole(cmd, rest); return 0
     case 'request': await runRequest(rest); return 0
     case 'models': await runModels(rest); return 0
+    case 'model': await runModel(rest); return 0
     case 'devnet': {
       const { values } = parse(rest, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, offchain: { type: 'boolean' } })
       return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, offchain: values.offchain === true })

@@ -15,7 +15,7 @@ import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
-import { fetchModel, importModel, listModels, modelCids, provideModel } from './models/index.js'
+import { ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel } from './models/index.js'
 import { Submitter, type SettlementChain } from './submitter.js'
 import type { NodeConfig } from './config.js'
 import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
@@ -32,6 +32,8 @@ const log = logger('poi:node')
 const LATE_ATTESTATION_SLACK_MS = 2_000
 /** Announcing a model's blocks on the DHT is given this long. */
 const MODEL_PROVIDE_TIMEOUT_MS = 60_000
+/** How soon an operator looks for a model's providers again when none were found. */
+const MODEL_SEARCH_RETRY_MS = 500
 /** A failed announcement (no DHT peers yet, say) is retried after 1, 2, 4 … s. */
 const PROVIDE_RETRY_MS = 1_000
 const MAX_PROVIDE_RETRIES = 8
@@ -499,7 +501,18 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       pending = (async () => {
         const started = Date.now()
         // Announcing the fetched blocks happens after, in the background: the task should not wait on the DHT.
-        const fetched = await fetchModel(this.libp2p, blocks, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())), provide: false })
+        let fetched
+        while (true) {
+          try {
+            fetched = await fetchModel(this.libp2p, blocks, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())), provide: false })
+            break
+          } catch (err) {
+            // A model published moments ago may not be findable yet: its
+            // provider records are still spreading. Keep looking until the deadline.
+            if (!(err instanceof ModelNotFoundError) || Date.now() + MODEL_SEARCH_RETRY_MS >= deadline || this.stopped) throw err
+            await new Promise(resolve => setTimeout(resolve, MODEL_SEARCH_RETRY_MS))
+          }
+        }
         void provideModel(this.libp2p, modelCids(fetched.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
           .catch((err) => { log('announcing fetched model failed: %s', (err as Error).message) })
         const model: LoadedModel = { manifest: fetched.manifest, modelBytes: fetched.modelBytes, modelId: fetched.modelId }

@@ -3,6 +3,9 @@ import { keccak256 } from 'viem'
 import { signAttestation, verifyCertificate, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
 import { exampleInput } from '../node/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { join } from 'node:path'
+import { formatCanonicalOutput, parseModelId } from '../node/inference/index.js'
+import { publishModelFile } from '../node/model-commands.js'
 import { hasModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
 import { NoQuorumError, requestInference, waitForNetwork } from '../node/requester.js'
@@ -129,6 +132,15 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       assert.ok(result.signers.length >= 3, `signers: ${result.signers.join(',')}`)
       for (const f of await Promise.all(fetched)) assert.equal(f.fromStore, false)
       for (const op of net.operators) assert.ok(await hasModel(op!.blocks!, model.modelId), 'the fetched model is in the operator block store')
+    })
+
+    it('a model published with `poi model publish` on another node is fetched and run by the operators', async () => {
+      const published = await publishModelFile({ file: join(SHIPPED_MODEL_DIR, 'model.onnx'), rule: 'argmax', name: 'mlp-argmax', dataDir: join(net.root, 'publisher', 'data') })
+      const publisher = await net.extraNode(await freshKeysAsync(), 'publisher')
+      await until(() => publisher.meshPeers('tasks') > 0, 10_000, 'publisher joins the network')
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: parseModelId(published.modelId), input: exampleInput(4), timeoutMs: 30_000 })
+      assert.ok(result.signers.length >= 3)
+      assert.match(formatCanonicalOutput(result.output), /\d/)
     })
   })
 

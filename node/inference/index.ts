@@ -51,7 +51,7 @@ export {
   sessionOptionsOf
 } from './runner.js'
 export type { OutputTensor, TensorData, TensorDtype } from './tensor.js'
-export { TENSOR_DTYPES } from './tensor.js'
+export { TENSOR_DTYPES, isTensorDtype } from './tensor.js'
 export { MANIFEST_FILE, MODEL_FILE, SHIPPED_MODEL_DIR } from './paths.js'
 export type { MlpWeights } from './build-model.js'
 export {

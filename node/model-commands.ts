@@ -1,0 +1,142 @@
+import { readFile } from 'node:fs/promises'
+import { basename, resolve } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import type { Account, Chain, Transport, WalletClient } from 'viem'
+import { registerModel, readModel } from '../contracts/index.js'
+import { BlockStore, NodeStore } from '../storage/index.js'
+import { ChainClient } from './chain-client.js'
+import type { ChainConfig } from './config.js'
+import {
+  installedOnnxruntimeVersion, isTensorDtype, modelIdToString, parseAgreementRule, parseModelId,
+  type ModelManifest, type TensorSpec
+} from './inference/index.js'
+import type { Keystore } from './keys.js'
+import { listModels, loadModel, publishModel } from './models/index.js'
+
+export class PublishError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'PublishError'
+  }
+}
+
+/** Runtime options a published manifest pins unless told otherwise (bit-identical outputs across runs were measured with these). */
+export const DEFAULT_PUBLISH_RUNTIME = { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' } as const
+
+/** Input and output specs read from the model itself, so the manifest cannot disagree with it. */
+async function tensorSpecsOf (bytes: Uint8Array, path: string): Promise<{ inputs: TensorSpec[], outputs: TensorSpec[] }> {
+  let session: ort.InferenceSession
+  try {
+    session = await ort.InferenceSession.create(bytes)
+  } catch (err) {
+    throw new PublishError(`${path} is not a model onnxruntime ${installedOnnxruntimeVersion()} can load: ${(err as Error).message}`)
+  }
+  try {
+    const spec = (meta: readonly ort.InferenceSession.ValueMetadata[]): TensorSpec[] => meta.map(m => {
+      if (!m.isTensor) throw new PublishError(`${path}: ${m.name} is not a tensor; only tensor inputs and outputs are supported`)
+      if (!isTensorDtype(m.type)) throw new PublishError(`${path}: ${m.name} has element type ${String(m.type)}, which poi does not support`)
+      return { name: m.name, dtype: m.type, shape: m.shape.map(d => typeof d === 'number' && d >= 0 ? d : null) }
+    })
+    return { inputs: spec(session.inputMetadata), outputs: spec(session.outputMetadata) }
+  } finally {
+    await session.release()
+  }
+}
+
+export interface PublishParams {
+  file: string
+  rule: string
+  dataDir: string
+  name?: string
+  chain?: ChainConfig
+  keystore?: Keystore
+  fee?: bigint
+}
+
+export interface PublishResult {
+  modelId: string
+  manifest: ModelManifest
+  chunks: number
+  registeredTx?: `0x${string}`
+}
+
+/**
+ * `poi model publish`: splits an ONNX file into content-addressed blocks in
+ * a node's data directory (the node announces them on the DHT when it runs)
+ * and, with a chain, registers the model id in the ModelRegistry.
+ */
+export async function publishModelFile (p: PublishParams, progress: (line: string) => void = () => {}): Promise<PublishResult> {
+  const path = resolve(p.file)
+  let bytes: Uint8Array
+  try {
+    bytes = new Uint8Array(await readFile(path))
+  } catch (err) {
+    throw new PublishError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  let agreement
+  try {
+    agreement = parseAgreementRule(p.rule)
+  } catch (err) {
+    throw new PublishError(`--rule ${p.rule}: ${(err as Error).message} (rules: exact, grid:<k>, argmax, topk:<n>)`)
+  }
+  const specs = await tensorSpecsOf(bytes, path)
+  const store = await NodeStore.open(p.dataDir)
+  let published
+  try {
+    published = await publishModel(BlockStore.of(store), bytes, {
+      name: p.name ?? basename(path).replace(/\.onnx$/, ''),
+      runtime: { onnxruntime: installedOnnxruntimeVersion(), ...DEFAULT_PUBLISH_RUNTIME },
+      agreement,
+      inputs: specs.inputs,
+      outputs: specs.outputs
+    })
+  } finally {
+    await store.close()
+  }
+  const modelId = modelIdToString(published.modelId)
+  progress(`stored ${published.cids.length - 1} chunks and the manifest of ${modelId} in ${p.dataDir}`)
+  let registeredTx: `0x${string}` | undefined
+  if (p.chain != null) {
+    if (p.chain.modelRegistry == null) throw new PublishError('the deployment names no modelRegistry; redeploy or publish without --chain')
+    if (p.keystore == null) throw new PublishError('registering on-chain needs --keystore (its Ethereum key pays the transaction)')
+    const client = await ChainClient.connect(p.chain, p.keystore.account)
+    const existing = await readModel(client.publicClient, p.chain.modelRegistry, published.modelId)
+    if (existing != null) {
+      progress(`already registered on-chain by ${existing.owner}`)
+    } else {
+      const wallet = client.walletClient as WalletClient<Transport, Chain, Account>
+      const { receipt } = await registerModel(wallet, client.publicClient, p.chain.modelRegistry, published.modelId, p.fee ?? 0n)
+      registeredTx = receipt.transactionHash
+      progress(`registered in ModelRegistry ${p.chain.modelRegistry} (tx ${registeredTx})`)
+    }
+  }
+  return { modelId, manifest: published.manifest, chunks: published.cids.length - 1, registeredTx }
+}
+
+/** `poi model ls`: the models a node's block store holds. */
+export async function listStoredModels (dataDir: string): Promise<Array<{ modelId: string, manifest: ModelManifest }>> {
+  const store = await NodeStore.open(dataDir)
+  try {
+    return (await listModels(BlockStore.of(store))).map(m => ({ modelId: m.modelId, manifest: m.manifest }))
+  } finally {
+    await store.close()
+  }
+}
+
+/** `poi model show`: one model's manifest from a node's block store. */
+export async function showStoredModel (dataDir: string, id: string): Promise<ModelManifest> {
+  let modelId: Uint8Array
+  try {
+    modelId = parseModelId(id)
+  } catch (err) {
+    throw new PublishError(`${id} is not a model id: ${(err as Error).message}`)
+  }
+  const store = await NodeStore.open(dataDir)
+  try {
+    const model = await loadModel(BlockStore.of(store), modelId)
+    if (model == null) throw new PublishError(`model ${id} is not in ${dataDir}; publish it with \`poi model publish\` or let a node fetch it`)
+    return model.manifest
+  } finally {
+    await store.close()
+  }
+}
