@@ -4,9 +4,11 @@ import { signAttestation, verifyCertificate, verifyEquivocationEvidence, type Eq
 import { exampleInput } from '../node/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { join } from 'node:path'
-import { formatCanonicalOutput, parseModelId } from '../node/inference/index.js'
+import { encodeTensorFile, formatCanonicalOutput, npmModelSampleInput, parseModelId, resolveNpmModel } from '../node/inference/index.js'
+import { BlockStore, NodeStore } from '../storage/index.js'
+import { directResultHash } from './helpers/direct-run.js'
 import { publishModelFile } from '../node/model-commands.js'
-import { hasModel } from '../node/models/index.js'
+import { hasModel, importModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
 import { NoQuorumError, requestInference, waitForNetwork } from '../node/requester.js'
 import { TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
@@ -141,6 +143,22 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: parseModelId(published.modelId), input: exampleInput(4), timeoutMs: 30_000 })
       assert.ok(result.signers.length >= 3)
       assert.match(formatCanonicalOutput(result.output), /\d/)
+    })
+
+    it('a real npm-shipped model (Silero VAD) runs through the network with the result hash of a direct onnxruntime run', async () => {
+      const vad = await resolveNpmModel('silero-vad')
+      const store = await NodeStore.open(join(net.root, 'vad-publisher', 'data'))
+      try {
+        await importModel(BlockStore.of(store), vad.manifest, vad.modelBytes)
+      } finally {
+        await store.close()
+      }
+      const publisher = await net.extraNode(await freshKeysAsync(), 'vad-publisher')
+      await until(() => publisher.meshPeers('tasks') > 0, 10_000, 'publisher joins the network')
+      const sample = npmModelSampleInput('silero-vad')
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: vad.modelId, input: encodeTensorFile(sample), timeoutMs: 30_000 })
+      assert.ok(result.signers.length >= 3)
+      assert.equal(hex(result.certificate.resultHash), await directResultHash(vad, sample))
     })
   })
 

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InferenceSession, Tensor } from 'onnxruntime-node'
+import { directResultHash, optionsFromManifest } from './helpers/direct-run.js'
 import { keccak256 } from 'viem'
 import {
   InferenceRunner,
@@ -39,37 +40,6 @@ import {
 } from '../node/inference/index.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
-/**
- * Session options written out from the manifest by hand (not through the runner's
- * sessionOptionsOf), so the direct run is an independent check of what the manifest pins.
- */
-function optionsFromManifest (manifest: ModelManifest): InferenceSession.SessionOptions {
-  return {
-    graphOptimizationLevel: manifest.runtime.graphOptimizationLevel,
-    intraOpNumThreads: manifest.runtime.intraOpNumThreads,
-    interOpNumThreads: manifest.runtime.interOpNumThreads,
-    executionMode: manifest.runtime.executionMode,
-    logSeverityLevel: 3
-  }
-}
-
-/** Run the model with onnxruntime directly and canonicalise under the manifest's rule. */
-async function directResultHash (model: ResolvedNpmModel, tensors: NamedTensor[]): Promise<string> {
-  const session = await InferenceSession.create(model.modelBytes, optionsFromManifest(model.manifest))
-  try {
-    const feeds: Record<string, Tensor> = {}
-    for (const t of tensors) feeds[t.name] = new Tensor(t.dtype, t.data, t.dims)
-    const raw = await session.run(feeds)
-    const outputs: Record<string, OutputTensor> = {}
-    for (const [name, value] of Object.entries(raw)) {
-      outputs[name] = { dtype: value.type as OutputTensor['dtype'], dims: [...value.dims], data: (value.data as TensorData).slice() }
-    }
-    return keccak256(canonicalizeOutputs(outputs, model.manifest)).slice(2)
-  } finally {
-    await session.release()
-  }
-}
 
 describe('real models from npm packages', function () {
   const resolved = new Map<string, ResolvedNpmModel>()
@@ -347,6 +317,14 @@ describe('real models from npm packages', function () {
       for (const [what, bytes, message] of cases) {
         assert.throws(() => decodeTensorFile(bytes), (err: unknown) => err instanceof TensorFileError && message.test(err.message), `${what}: expected ${String(message)}`)
       }
+    })
+
+    it('decodes a tensor file that is a Buffer view at an odd offset (as bytes decoded from gossip are)', function () {
+      const file = encodeTensorFile([{ name: 'x', dtype: 'float32', dims: [3], data: Float32Array.of(1.5, -2, 0.25) }])
+      const pool = Buffer.alloc(file.length + 7)
+      pool.set(file, 7)
+      const [t] = decodeTensorFile(pool.subarray(7))
+      assert.deepEqual([...t.data as Float32Array], [1.5, -2, 0.25])
     })
 
     it('readTaskInput takes inline JSON or @file (tensor file or JSON) and checks it against the manifest', async function () {

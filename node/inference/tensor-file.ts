@@ -231,7 +231,9 @@ export function decodeTensorFile (bytes: Uint8Array): NamedTensor[] {
       throw new TensorFileError(`truncated: ${at} data needs ${dims.length < rank ? 'more than ' : ''}${byteLength} bytes, ${r.remaining} left`, r.at)
     }
     const dataStart = r.at
-    const copy = r.take(byteLength, `${at} data`).slice()
+    // A real copy into its own aligned buffer: input bytes decoded from the wire are often a
+    // Node Buffer view at an odd offset, whose .slice() would not copy.
+    const copy = Uint8Array.from(r.take(byteLength, `${at} data`))
     if (!HOST_IS_LITTLE_ENDIAN) swapBytes(copy, DTYPE_BYTES[dtype])
     if (dtype === 'bool') {
       const bad = copy.findIndex(v => v > 1)
