@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../consensus/index.js'
 import { MAX_INLINE_INPUT_BYTES, bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { fetchResult, verifyResult } from '../protocols/result/index.js'
 import { preciseNow, type PoiNode } from './poi-node.js'
 
 /** How long a requester waits for gossip peers before giving up on announcing. */
@@ -54,6 +56,30 @@ export interface RequestResult {
 }
 
 export type Progress = (line: string) => void
+
+/** Full nodes asked over /poi/result/1/, and how long each may take. */
+const RESULT_LOOKUP_PEERS = 3
+const RESULT_LOOKUP_TIMEOUT_MS = 3_000
+
+/**
+ * Asks connected full nodes for a task's certificate and output over
+ * /poi/result/1/ and returns the first answer that verifies against this
+ * node's operator set (a lying node is skipped, never trusted).
+ */
+export async function lookupResult (node: PoiNode, taskId: Uint8Array, quorumBps = DEFAULT_QUORUM_BPS): Promise<{ certificate: QuorumCertificate, output: Uint8Array } | undefined> {
+  const peers = [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))]
+  for (const peer of peers.slice(0, RESULT_LOOKUP_PEERS)) {
+    try {
+      const answer = await fetchResult(node.libp2p, peerIdFromString(peer), taskId, { signal: AbortSignal.timeout(RESULT_LOOKUP_TIMEOUT_MS) })
+      if (answer.status !== 'found') continue
+      const output = answer.output ?? answer.certificate.output
+      if (verifyResult(answer.certificate, output, node.operatorSet, { quorumBps }).ok) return { certificate: answer.certificate, output }
+    } catch {
+      // this peer could not answer (not a full node, gone, lying): ask the next
+    }
+  }
+  return undefined
+}
 
 async function waitFor (cond: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   const end = Date.now() + timeoutMs
@@ -108,8 +134,11 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
 
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<null>(resolve => { timer = setTimeout(() => resolve(null), Number(task.deadline) - Date.now()) })
-  const qc = await Promise.race([certified, timeout])
+  let qc = await Promise.race([certified, timeout])
   clearTimeout(timer)
+  // Gossip can miss us (a mesh change, a reconnect): before calling it
+  // NoQuorum, ask full nodes directly whether the task was certified.
+  qc ??= (await lookupResult(node, taskId, quorumBps))?.certificate ?? null
   if (qc == null) throw new NoQuorumError(taskId, timeoutMs)
   const certifiedAt = preciseNow()
 

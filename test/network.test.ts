@@ -10,7 +10,7 @@ import { directResultHash } from './helpers/direct-run.js'
 import { publishModelFile } from '../node/model-commands.js'
 import { hasModel, importModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
-import { NoQuorumError, requestInference, waitForNetwork } from '../node/requester.js'
+import { NoQuorumError, lookupResult, requestInference, waitForNetwork } from '../node/requester.js'
 import { TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { fetchResult, verifyResult } from '../protocols/result/index.js'
@@ -82,6 +82,11 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
       const { message } = await fetchStreamMessageByPayload(net.requester.libp2p, net.operators[1]!.libp2p.peerId, result.certificate.outputRef)
       assert.equal(hex(keccak256(message.payload, 'bytes')), hex(result.certificate.resultHash))
+      // The requester's own fallback when gossip missed the certificate: ask connected full nodes.
+      const looked = await lookupResult(net.requester, result.taskId)
+      assert.ok(looked != null)
+      assert.equal(hex(looked.certificate.resultHash), hex(result.certificate.resultHash))
+      assert.equal(await lookupResult(net.requester, new Uint8Array(32).fill(7)), undefined)
     })
 
     it('rejects malformed gossip without crashing and lowers the sender score', async () => {
