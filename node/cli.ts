@@ -159,6 +159,17 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
   emit(json, { event: 'ready', role, peerId: node.libp2p.peerId.toString(), addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
     `poi ${node.roles().join('+')} ${node.libp2p.peerId.toString()}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
+  // A fetch in progress, at most one line per tenth of the model (humans) or per phase (JSON).
+  let lastShown = ''
+  node.addEventListener('model-progress', (e) => {
+    const p = e.detail.progress
+    const tenth = p.bytesTotal > 0 ? Math.floor(10 * p.bytesDone / p.bytesTotal) : 0
+    const key = `${p.phase}/${json ? 0 : tenth}`
+    if (key === lastShown) return
+    lastShown = key
+    emit(json, { event: 'model-progress', modelId: modelIdToString(e.detail.modelId), ...p },
+      `fetching model ${modelIdToString(e.detail.modelId).slice(0, 16)}…: ${p.phase}, ${p.chunksDone}/${p.chunksTotal} chunks, ${(p.bytesDone / 2 ** 20).toFixed(1)}/${(p.bytesTotal / 2 ** 20).toFixed(1)} MiB from ${p.providers} providers${p.dropped > 0 ? ` (${p.dropped} dropped)` : ''}`)
+  })
   node.addEventListener('model', (e) => emit(json, { event: 'model', modelId: modelIdToString(e.detail.modelId), bytes: e.detail.bytes, fromStore: e.detail.fromStore, ms: e.detail.ms },
     `model ${modelIdToString(e.detail.modelId)} ${e.detail.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${e.detail.bytes} bytes, ${e.detail.ms} ms)`))
   node.addEventListener('failed', (e) => {

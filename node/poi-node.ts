@@ -15,7 +15,7 @@ import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
-import { ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel } from './models/index.js'
+import { ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchProgress } from './models/index.js'
 import { Submitter, type SettlementChain } from './submitter.js'
 import type { NodeConfig } from './config.js'
 import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
@@ -92,6 +92,8 @@ export interface PoiNodeEvents {
   probe: CustomEvent<{ id: string, at: number }>
   /** This operator could not attest to a task (model unavailable, inference failed). */
   failed: CustomEvent<{ taskId: Uint8Array, reason: string }>
+  /** Progress of a model fetch (for the CLI). */
+  'model-progress': CustomEvent<{ modelId: Uint8Array, progress: FetchProgress }>
   /** A model became available here from the network (or this node's block store). */
   model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
 }
@@ -504,7 +506,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         let fetched
         while (true) {
           try {
-            fetched = await fetchModel(this.libp2p, blocks, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())), provide: false })
+            fetched = await fetchModel(this.libp2p, blocks, modelId, {
+              signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())),
+              provide: false,
+              onProgress: (progress) => { this.safeDispatchEvent('model-progress', { detail: { modelId, progress } }) }
+            })
             break
           } catch (err) {
             // A model published moments ago may not be findable yet: its

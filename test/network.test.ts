@@ -134,10 +134,13 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
     it('fetch it through the DHT from the node that published it, and the certificate forms', async () => {
       for (const op of net.operators) assert.equal(op!.modelIds.length, 0)
       const fetched = net.operators.map(op => new Promise<{ fromStore: boolean }>(resolve => op!.addEventListener('model', (e) => resolve(e.detail), { once: true })))
+      const phases = new Set<string>()
+      net.operators[0]!.addEventListener('model-progress', (e) => { phases.add(e.detail.progress.phase) })
       await waitForNetwork(net.requester)
       const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: 30_000 })
       assert.ok(result.signers.length >= 3, `signers: ${result.signers.join(',')}`)
       for (const f of await Promise.all(fetched)) assert.equal(f.fromStore, false)
+      assert.ok(phases.has('chunks'), `progress phases seen: ${[...phases].join(', ')}`)
       for (const op of net.operators) assert.ok(await hasModel(op!.blocks!, model.modelId), 'the fetched model is in the operator block store')
     })
 
