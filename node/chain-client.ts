@@ -176,8 +176,8 @@ export class ChainClient implements SettlementChain {
 
   /** Stake the registry holds for an operator right now (after any slashing). */
   async liveStake (operator: `0x${string}`): Promise<bigint> {
-    const info = await this.publicClient.readContract({ address: this.config.registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [operator] }) as unknown
-    return stakeOf(info)
+    const info = await this.publicClient.readContract({ address: this.config.registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [operator] })
+    return info.stake
   }
 
   private wallet (): WalletClient<Transport, Chain, Account> {
@@ -193,11 +193,3 @@ function classify (err: unknown, what: string): Error {
   return err instanceof Error ? err : new Error(String(err))
 }
 
-function stakeOf (info: unknown): bigint {
-  if (Array.isArray(info)) {
-    const v = info.find(x => typeof x === 'bigint')
-    if (typeof v === 'bigint') return v
-  }
-  if (info != null && typeof info === 'object' && 'stake' in info && typeof (info as { stake: unknown }).stake === 'bigint') return (info as { stake: bigint }).stake
-  throw new Error('unexpected OperatorRegistry.operators() answer')
-}

@@ -13,7 +13,7 @@ import {
 import { defaultConfig, readConfigFile, resolveConfig, type NodeConfig } from './config.js'
 import { ChainClient } from './chain-client.js'
 import { readDeployment } from './deployment.js'
-import { runDevnet } from './devnet.js'
+import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI, runDevnet } from './devnet.js'
 import { listStoredModels, publishModelFile, showStoredModel } from './model-commands.js'
 import { InputError, loadModelDir, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
@@ -292,21 +292,17 @@ async function runKeys (args: string[]): Promise<void> {
   }
 }
 
-/** Placeholder TaskManager address for networks without a chain yet (signing domain only). */
-export const OFFCHAIN_TASK_MANAGER = '0x00000000000000000000000000000000000005e1' as const
-export const DEVNET_CHAIN_ID = 31337n
-export const DEFAULT_STAKE_WEI = 32n * 10n ** 18n
 
 async function runGenesis (args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const { values } = parse(rest, { out: { type: 'string' }, keystore: { type: 'string', multiple: true }, stake: { type: 'string' }, 'chain-id': { type: 'string' } })
   if (sub !== 'create' || values.out === undefined || values.keystore === undefined) throw new UsageError('usage: poi genesis create --out <file> --keystore <dir> [--keystore <dir> …]')
-  const stake = BigInt(values.stake ?? DEFAULT_STAKE_WEI)
+  const stake = BigInt(values.stake ?? STAKE_WEI)
   const chainId = BigInt(values['chain-id'] ?? DEVNET_CHAIN_ID)
   const stores = await Promise.all(values.keystore.map(async d => await loadKeystore(resolve(d))))
   const set = createOperatorSet({
     epoch: 0n,
-    domain: { chainId, taskManager: OFFCHAIN_TASK_MANAGER },
+    domain: { chainId, taskManager: DEVNET_TASK_MANAGER },
     operators: stores.map(k => ({ address: k.account.address, blsPublicKey: k.blsPublicKey, stake, peerId: k.peerId.toString() }))
   })
   await writeGenesis(resolve(values.out), set, stores.map(k => signProofOfPossession(k.blsSecretKey, k.account.address)))

@@ -16,10 +16,10 @@ import { requestInference, waitForNetwork } from './requester.js'
 import { formatSummary } from './summary.js'
 
 export const DEFAULT_DEVNET_OPERATORS = 4
-const DEVNET_CHAIN_ID = 31337n
+export const DEVNET_CHAIN_ID = 31337n
 /** No chain yet: the signing domain names a fixed placeholder contract address. */
-const DEVNET_TASK_MANAGER = '0x00000000000000000000000000000000000005e1' as const
-const STAKE_WEI = 32n * 10n ** 18n
+export const DEVNET_TASK_MANAGER = '0x00000000000000000000000000000000000005e1' as const
+export const STAKE_WEI = 32n * 10n ** 18n
 const READY_TIMEOUT_MS = 30_000
 /** Gossipsub grafts on its 1 s heartbeat; a few heartbeats give every node a mesh. */
 const MESH_TIMEOUT_MS = 15_000

@@ -368,7 +368,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (this.tasks.has(id)) return 'ignore'
     // A task re-gossiped after a restart: if we already hold its certificate,
     // it is settled (no new aggregation, no deadline that could undo it).
-    const settled = this.store != null && await this.store.getCertificate(taskId) != null
+    // Only an aggregator acts on it (no aggregation, no deadline), so only it reads the disk here.
+    const settled = this.opts.aggregate && this.store != null && await this.store.getCertificate(taskId) != null
     this.track(taskId, task, settled)
     return 'accept'
   }

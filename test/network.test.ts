@@ -177,7 +177,7 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
 
     it('still certifies the honest result, without the wrong operator', async () => {
       const liar = await net.extraNode(net.keys[3], 'liar')
-      await until(() => liar.meshPeers('attestations') > 0, 10_000, 'liar mesh')
+      await until(() => liar.meshPeers('attestations') > 0 && liar.meshPeers('tasks') > 0, 10_000, 'liar mesh')
       liar.addEventListener('task', (e) => {
         void publishAttestation(liar, net, 3, e.detail.taskId, new TextEncoder().encode('not the model output'))
       })
@@ -216,7 +216,7 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
 
     it('leaves verifiable evidence in storage', async () => {
       const cheat = await net.extraNode(net.keys[3], 'cheat')
-      await until(() => cheat.meshPeers('attestations') > 0, 10_000, 'cheat mesh')
+      await until(() => cheat.meshPeers('attestations') > 0 && cheat.meshPeers('tasks') > 0, 10_000, 'cheat mesh')
       const seen = nextTask(cheat)
       const evidence = new Promise<EquivocationEvidence>(resolve => net.aggregator.addEventListener('evidence', (e) => resolve(e.detail), { once: true }))
       await waitForNetwork(net.requester)

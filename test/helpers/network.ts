@@ -5,10 +5,9 @@ import { createOperatorSet, type OperatorSet } from '../../consensus/index.js'
 import { resolveConfig } from '../../node/config.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
 import { PoiNode } from '../../node/poi-node.js'
+import { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/devnet.js'
 
-export const TEST_CHAIN_ID = 31337n
-export const TEST_TASK_MANAGER = '0x00000000000000000000000000000000000005e1' as const
-export const STAKE = 32n * 10n ** 18n
+export { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/devnet.js'
 
 export interface TestNetwork {
   root: string
