@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../consensus/index.js'
 import { resolveConfig } from './config.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from './inference/index.js'
-import { createPublicClient, createWalletClient, defineChain, http, type PublicClient } from 'viem'
+import { createPublicClient, createWalletClient, defineChain, hexToBytes, http, type PublicClient } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerOperator, startAnvil, type Anvil, type PoiDeployment } from '../contracts/index.js'
 import { ChainClient } from './chain-client.js'
@@ -12,7 +12,7 @@ import { writeDeployment } from './deployment.js'
 import type { Keystore } from './keys.js'
 import { ChildNode, prepareNodeDir, type NodeEvent } from './launcher.js'
 import { PoiNode } from './poi-node.js'
-import { requestInference, waitForNetwork } from './requester.js'
+import { fetchOutput, requestInference, waitForNetwork } from './requester.js'
 import { formatSummary } from './summary.js'
 
 export const DEFAULT_DEVNET_OPERATORS = 4
@@ -213,17 +213,22 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
       const onChain = await net.chain.client.waitForAcceptance(result.taskId, SETTLEMENT_TIMEOUT_MS)
       const offChain = `0x${Buffer.from(result.certificate.resultHash).toString('hex')}`
       const same = onChain.resultHash.toLowerCase() === offChain
+      // The chain holds only the reference; the output itself is off-chain, in the operators' stream channels.
+      const resolved = await fetchOutput(requester, hexToBytes(onChain.outputRef), hexToBytes(onChain.resultHash))
+        .then(output => `resolves over /poi/stream/1/ to the ${output.length}-byte output with that result hash`)
+        .catch((err: Error) => `NOT resolved: ${err.message}`)
       console.log([
         '',
         `on-chain    TaskManager ${net.chain.deployment.taskManager} (chain ${net.chain.anvil.chainId})`,
         `  tx        ${onChain.txHash}`,
         `  gas used  ${onChain.gasUsed}`,
         `  result    ${onChain.resultHash} (epoch ${onChain.epoch}, ${same ? 'matches the off-chain certificate' : 'DIFFERS from the off-chain certificate ' + offChain})`,
-        `  outputRef ${onChain.outputRef}`,
+        `  outputRef ${onChain.outputRef} (${resolved})`,
         `  posted by ${onChain.submitter}`,
         ''
       ].join('\n'))
       if (!same) throw new Error('the on-chain result differs from the verified off-chain certificate')
+      if (resolved.startsWith('NOT')) throw new Error(`the on-chain outputRef does not resolve: ${resolved}`)
     }
     code = 0
   } catch (err) {

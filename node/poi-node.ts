@@ -13,7 +13,11 @@ import {
 } from '../protocols/index.js'
 import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
-import { StreamServer } from '../protocols/stream/index.js'
+import {
+  GENESIS_PREV_ID, MAX_STREAM_PAYLOAD_BYTES, MemoryMessageSource, STREAM_REQUEST_TIMEOUT_MS, StreamServer,
+  createStreamMessage, encodeStreamMessage, fetchStreamMessage
+} from '../protocols/stream/index.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import { ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchProgress } from './models/index.js'
 import { Submitter, type SettlementChain } from './submitter.js'
@@ -41,6 +45,13 @@ const MAX_PROVIDE_RETRIES = 8
 const REPROVIDE_INTERVAL_MS = 12 * 60 * 60_000
 /** The stream channel every operator writes its outputs to. */
 export const OUTPUT_CHANNEL = 'outputs'
+/** The stream channel a full node puts the inputs of its own tasks in. */
+export const INPUT_CHANNEL = 'inputs'
+/**
+ * A light requester keeps a task's input in memory (it has no storage) and
+ * serves it this long past the task's deadline, for operators that start late.
+ */
+const HELD_INPUT_SLACK_MS = 60_000
 /**
  * How long an aggregator leaves a certificate it received (not formed) to
  * the aggregator that formed it, before posting it itself if the chain still
@@ -136,6 +147,10 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly servers: Array<{ start: () => Promise<void>, stop: () => Promise<void> }> = []
   /** Models being fetched from the network, by model id hex (one fetch per model). */
   private readonly fetching = new Map<string, Promise<LoadedModel>>()
+  /** Task inputs being fetched by reference, by msgId hex (one fetch per input). */
+  private readonly inputFetches = new Map<string, Promise<void>>()
+  /** Inputs a light requester serves while its tasks are live (full nodes use `streams`). */
+  private readonly heldInputs: MemoryMessageSource | undefined
   private reprovider: NodeJS.Timeout | undefined
   private readonly opts: PoiNodeOptions
   private readonly router: GossipRouter
@@ -166,6 +181,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       this.servers.push(shardServer(libp2p, this.blocks))
       this.servers.push(new StreamServer({ libp2p, messages: this.streams }))
       this.servers.push(new ResultServer({ libp2p, results: store, outputs: this.streams }))
+    } else {
+      // A light requester does not listen, but the peers it is connected to
+      // open streams back over those connections to fetch its tasks' inputs.
+      this.heldInputs = new MemoryMessageSource()
+      this.servers.push(new StreamServer({ libp2p, messages: this.heldInputs }))
     }
     this.verifier = new BufferedVerifier()
     this.router = new GossipRouter(libp2p.services.pubsub)
@@ -294,6 +314,23 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     return taskId
   }
 
+  /**
+   * Puts a task input too large to inline into a stream message this node
+   * serves over /poi/stream/1/ and returns its msgId, the task's inputRef.
+   * A full node appends to its `inputs` channel; a light node holds the
+   * message in memory until `serveUntil` (unix ms) plus a slack, each input
+   * in a channel of its own (it keeps no channel heads across runs).
+   */
+  async offerInput (payload: Uint8Array, serveUntil: number): Promise<Uint8Array> {
+    if (payload.length > MAX_STREAM_PAYLOAD_BYTES) {
+      throw new RangeError(`an input by reference is at most ${MAX_STREAM_PAYLOAD_BYTES} bytes, this one is ${payload.length}`)
+    }
+    if (this.streams != null) return (await this.streams.append(this.opts.keystore.privateKey, INPUT_CHANNEL, payload)).msgId
+    const channel = `${INPUT_CHANNEL}/${randomBytes(8).toString('hex')}`
+    const message = await createStreamMessage(this.opts.keystore.privateKey, channel, 0n, GENESIS_PREV_ID, payload)
+    return this.heldInputs!.add(encodeStreamMessage(message), serveUntil + HELD_INPUT_SLACK_MS)
+  }
+
   private subscribe (): void {
     if (!this.opts.light) {
       this.router.handle('tasks', {
@@ -365,6 +402,13 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (!await verifyTaskSignature(task, this.operatorSet.domain.taskManager)) {
       return this.reject('task', from, `task ${id} has a bad requester signature (requester ${bytesToHex(task.requester)})`)
     }
+    if (task.inputRef.length > 0) {
+      // A node forwards a task only once it holds the task's input, so the
+      // peer that sent it has the input and the next hops can fetch it here:
+      // no operator ever gets a task whose input it cannot reach.
+      const missing = await this.obtainInput(task, from)
+      if (missing !== undefined) return this.reject('task', from, `task ${id}: ${missing}`, 'ignore')
+    }
     if (this.tasks.has(id)) return 'ignore'
     // A task re-gossiped after a restart: if we already hold its certificate,
     // it is settled (no new aggregation, no deadline that could undo it).
@@ -372,6 +416,44 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const settled = this.opts.aggregate && this.store != null && await this.store.getCertificate(taskId) != null
     this.track(taskId, task, settled)
     return 'accept'
+  }
+
+  /**
+   * Makes sure this node's stream store holds the input a task references,
+   * fetching it from `from` (the peer that forwarded the task) if not. The
+   * fetch checks the bytes against the msgId the requester signed, so any
+   * peer may serve it. Returns why the input is unavailable, or undefined.
+   */
+  private async obtainInput (task: TaskAnnouncement, from: string): Promise<string | undefined> {
+    const streams = this.streams
+    if (streams == null) return 'a light node does not fetch inputs'
+    const ref = hex(task.inputRef)
+    if (await streams.getBytes(task.inputRef) != null) return undefined
+    let pending = this.inputFetches.get(ref)
+    if (pending == null) {
+      pending = (async () => {
+        const timeoutMs = Math.max(1, Math.min(STREAM_REQUEST_TIMEOUT_MS, Number(task.deadline) - Date.now()))
+        const message = await fetchStreamMessage(this.libp2p, peerIdFromString(from), task.inputRef, { timeoutMs })
+        // Another node's channel, of which this node keeps only this message.
+        await streams.put(message, { allowGap: true })
+      })()
+      this.inputFetches.set(ref, pending)
+      pending.catch(() => {}).finally(() => this.inputFetches.delete(ref))
+    }
+    try {
+      await pending
+      return undefined
+    } catch (err) {
+      return `input 0x${ref} is not available from ${from}: ${(err as Error).message}`
+    }
+  }
+
+  /** The bytes a task's model runs on: inline, or the stream message its inputRef names (fetched when the task was validated). */
+  private async taskInput (task: TaskAnnouncement): Promise<Uint8Array> {
+    if (task.inputRef.length === 0) return task.input
+    const message = await this.streams?.get(task.inputRef)
+    if (message == null) throw new Error(`input 0x${hex(task.inputRef)} of the task is not in this node's stream store`)
+    return message.payload
   }
 
   private track (taskId: Uint8Array, task: TaskAnnouncement, settled = false): TaskState {
@@ -418,7 +500,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     try {
       const model = this.models.get(hex(task.modelId)) ?? await this.obtainModel(task.modelId, Number(task.deadline))
       const runner = await this.runner(model)
-      result = await runner.run(task.input)
+      result = await runner.run(await this.taskInput(task))
     } catch (err) {
       const reason = (err as Error).message
       log.error('task %s: cannot attest: %s', hex(taskId), reason)

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../consensus/index.js'
+import { MAX_STREAM_PAYLOAD_BYTES, fetchStreamMessageByPayload } from '../protocols/stream/index.js'
+import { keccak256 } from 'viem'
 import { MAX_INLINE_INPUT_BYTES, bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { fetchResult, verifyResult } from '../protocols/result/index.js'
@@ -29,7 +31,7 @@ export class NotConnectedError extends Error {
 
 export class InputTooLargeError extends Error {
   constructor (bytes: number) {
-    super(`the input is ${bytes} bytes; inputs above the ${MAX_INLINE_INPUT_BYTES}-byte inline limit must travel by stream reference, which poi request does not do yet`)
+    super(`the input is ${bytes} bytes; a task input is at most ${MAX_STREAM_PAYLOAD_BYTES} bytes (inputs above ${MAX_INLINE_INPUT_BYTES} bytes travel by stream reference)`)
     this.name = 'InputTooLargeError'
   }
 }
@@ -81,6 +83,38 @@ export async function lookupResult (node: PoiNode, taskId: Uint8Array, quorumBps
   return undefined
 }
 
+export class OutputNotFoundError extends Error {
+  constructor (outputRef: Uint8Array, asked: number) {
+    super(`no connected full node (${asked} asked) could serve output 0x${Buffer.from(outputRef).toString('hex')} matching its result hash over /poi/stream/1/`)
+    this.name = 'OutputNotFoundError'
+  }
+}
+
+/** Full nodes asked for an output by reference, and how long each may take. */
+const OUTPUT_LOOKUP_PEERS = 8
+const OUTPUT_LOOKUP_TIMEOUT_MS = 5_000
+
+/**
+ * Resolves an output reference (from a certificate or the on-chain result)
+ * to the output itself: asks connected full nodes over /poi/stream/1/ and
+ * returns the first payload whose keccak256 is `resultHash`. The fetch
+ * already checks the payload against the reference and its author's
+ * signature; the result-hash check ties it to what the quorum signed.
+ */
+export async function fetchOutput (node: PoiNode, outputRef: Uint8Array, resultHash: Uint8Array): Promise<Uint8Array> {
+  const want = Buffer.from(resultHash).toString('hex')
+  const peers = [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))].slice(0, OUTPUT_LOOKUP_PEERS)
+  for (const peer of peers) {
+    try {
+      const { message } = await fetchStreamMessageByPayload(node.libp2p, peerIdFromString(peer), outputRef, { timeoutMs: OUTPUT_LOOKUP_TIMEOUT_MS })
+      if (Buffer.from(keccak256(message.payload, 'bytes')).toString('hex') === want) return message.payload
+    } catch {
+      // this peer does not hold it (a relay, say) or is gone: ask the next
+    }
+  }
+  throw new OutputNotFoundError(outputRef, peers.length)
+}
+
 async function waitFor (cond: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   const end = Date.now() + timeoutMs
   while (!cond()) {
@@ -104,15 +138,21 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const set: OperatorSet = node.operatorSet
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
-  if (params.input.length > MAX_INLINE_INPUT_BYTES) {
+  if (params.input.length > MAX_STREAM_PAYLOAD_BYTES) {
     throw new InputTooLargeError(params.input.length)
   }
+  const deadline = Date.now() + timeoutMs
+  // Too large to inline: the input becomes a stream message this node
+  // serves, and the task carries its 32-byte reference.
+  const byRef = params.input.length > MAX_INLINE_INPUT_BYTES
+  const inputRef = byRef ? await node.offerInput(params.input, deadline) : undefined
+  if (inputRef !== undefined) progress(`input of ${params.input.length} bytes goes by stream reference 0x${Buffer.from(inputRef).toString('hex')}`)
   const task = await signTask(account, set.domain.taskManager, {
     chainId: set.domain.chainId,
     modelId: params.modelId,
-    input: params.input,
+    ...(inputRef !== undefined ? { inputRef } : { input: params.input }),
     fee: params.fee ?? 0n,
-    deadline: BigInt(Date.now() + timeoutMs),
+    deadline: BigInt(deadline),
     quorumBps,
     nonce: params.nonce ?? BigInt('0x' + randomBytes(8).toString('hex'))
   })

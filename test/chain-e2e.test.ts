@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bytesToHex, keccak256 } from 'viem'
+import { bytesToHex, hexToBytes, keccak256 } from 'viem'
 import { signAttestation } from '../consensus/index.js'
 import { createWalletClient, http } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -14,7 +14,7 @@ import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inferenc
 import { loadKeystore, type Keystore } from '../node/keys.js'
 import { ChildNode, prepareNodeDir } from '../node/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
-import { requestInference, waitForNetwork } from '../node/requester.js'
+import { fetchOutput, requestInference, waitForNetwork } from '../node/requester.js'
 import { TOPICS, encodeAttestation } from '../protocols/index.js'
 import { NodeStore } from '../storage/index.js'
 
@@ -67,7 +67,12 @@ describe('end to end on a real chain (anvil)', function () {
     assert.equal(accepted.epoch, result.certificate.epoch)
     assert.ok(accepted.gasUsed > 0n)
     const stored = await net.chain!.client.result(result.taskId)
-    assert.equal(stored?.resultHash, hex(result.certificate.resultHash))
+    assert.ok(stored != null)
+    assert.equal(stored.resultHash, hex(result.certificate.resultHash))
+    // The chain holds only the reference: it resolves off-chain to the output the quorum signed.
+    const output = await fetchOutput(requester, hexToBytes(stored.outputRef), hexToBytes(stored.resultHash))
+    assert.equal(keccak256(output), stored.resultHash)
+    assert.equal(hex(output), hex(result.output))
   })
 
   it('slashes an operator that equivocates, on evidence the aggregator submits', async () => {

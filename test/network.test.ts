@@ -11,7 +11,7 @@ import { publishModelFile } from '../node/model-commands.js'
 import { hasModel, importModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
 import { NoQuorumError, lookupResult, requestInference, waitForNetwork } from '../node/requester.js'
-import { TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
+import { MAX_INLINE_INPUT_BYTES, TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { fetchResult, verifyResult } from '../protocols/result/index.js'
 import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'
@@ -167,6 +167,51 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: vad.modelId, input: encodeTensorFile(sample), timeoutMs: 30_000 })
       assert.ok(result.signers.length >= 3)
       assert.equal(hex(result.certificate.resultHash), await directResultHash(vad, sample))
+    })
+
+    it('an input above the inline limit (PaddleOCR classifier sample) travels by stream reference and every operator runs it', async () => {
+      const cls = await resolveNpmModel('ppocr-cls')
+      const store = await NodeStore.open(join(net.root, 'ocr-publisher', 'data'))
+      try {
+        await importModel(BlockStore.of(store), cls.manifest, cls.modelBytes)
+      } finally {
+        await store.close()
+      }
+      const publisher = await net.extraNode(await freshKeysAsync(), 'ocr-publisher')
+      await until(() => publisher.meshPeers('tasks') > 0, 10_000, 'publisher joins the network')
+      const sample = npmModelSampleInput('ppocr-cls')
+      const input = encodeTensorFile(sample)
+      assert.ok(input.length > MAX_INLINE_INPUT_BYTES, `sample input is ${input.length} bytes`)
+      const lines: string[] = []
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: cls.modelId, input, timeoutMs: 30_000 }, (line) => lines.push(line))
+      assert.ok(lines.some(l => l.includes('stream reference')), lines.join('\n'))
+      assert.ok(result.signers.length >= 3)
+      assert.equal(hex(result.certificate.resultHash), await directResultHash(cls, sample))
+      // The gossiped task carried only the reference; the operators hold the input itself.
+      const task = await net.operators[0]!.store!.getTask(result.taskId)
+      assert.ok(task != null)
+      assert.equal(task.input.length, 0)
+      assert.equal(task.inputRef.length, 32)
+      for (const i of result.signers) {
+        const held = await net.operators[i]!.streams!.get(task.inputRef)
+        assert.ok(held != null)
+        assert.equal(hex(held.payload), hex(input))
+      }
+    })
+
+    it('a task whose referenced input nobody serves is ignored with a reason, never run', async () => {
+      const cls = await resolveNpmModel('ppocr-cls')
+      const reasons: string[] = []
+      net.operators[0]!.addEventListener('rejected', (e) => { if (e.detail.topic === 'task') reasons.push(e.detail.reason) })
+      const task = await signTask(net.requesterKeys.account, TEST_TASK_MANAGER, {
+        chainId: TEST_CHAIN_ID, modelId: cls.modelId, inputRef: new Uint8Array(32).fill(9), fee: 0n, deadline: BigInt(Date.now() + 20_000), quorumBps: 6667, nonce: 4242n
+      })
+      const sender = await net.extraNode(await freshKeysAsync(), 'missing-input')
+      await connectDirect(sender, net.operators[0]!, 'tasks')
+      await sender.libp2p.services.pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(task))
+      await until(() => reasons.some(r => r.includes('not available')), 15_000, 'the operator to ignore the task')
+      assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(task)), undefined)
+      assert.equal(await net.operators[0]!.store!.getOwnAttestation(taskIdOf(task)), undefined)
     })
   })
 

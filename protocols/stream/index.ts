@@ -27,6 +27,7 @@ export {
   StreamServer, StreamFetchError, fetchStreamMessage, fetchStreamMessageByPayload,
   encodeStreamRequest, decodeStreamRequest, encodeStreamResponse, decodeStreamResponse
 } from './stream-protocol.js'
+export { MemoryMessageSource } from './memory-source.js'
 export type {
   StreamFetchErrorCode, StreamServerInit, StreamMessageSource, FetchStreamMessageOptions, FetchedStreamMessage, StreamLibp2p
 } from './stream-protocol.js'
