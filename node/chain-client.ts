@@ -5,8 +5,8 @@ import {
 } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
-  OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName, readCurrentEpoch, readOperatorSet,
-  submitCertificate, submitEvidence, type OnChainOperatorSet
+  OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName, isModelAllowed, listModelIds, readCurrentEpoch,
+  readModel, readOperatorSet, submitCertificate, submitEvidence, type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
 import type { QuorumCertificate } from '../protocols/index.js'
 import type { StoredEvidence } from '../storage/index.js'
@@ -18,6 +18,13 @@ const log = logger('poi:chain')
 /** How often to ask the chain for a new epoch (anvil mines instantly; public chains every few seconds). */
 export const EPOCH_POLL_MS = 1_000
 const RPC_TIMEOUT_MS = 10_000
+/**
+ * How long a model's registry entry (and a requester's place on its
+ * allowlist) is trusted before it is read again: relays and operators check
+ * every task, so this bounds RPC calls to one per model per interval, and a
+ * deactivated model stops being served within it.
+ */
+export const MODEL_CACHE_MS = 30_000
 
 export interface OnChainResult {
   resultHash: `0x${string}`
@@ -42,6 +49,8 @@ export class ChainClient implements SettlementChain {
   readonly publicClient: PublicClient
   readonly walletClient: WalletClient<Transport, Chain, Account> | undefined
   private readonly sets = new Map<bigint, Promise<OnChainOperatorSet>>()
+  private readonly modelCache = new Map<string, { at: number, read: Promise<OnChainModel | undefined> }>()
+  private readonly allowCache = new Map<string, { at: number, read: Promise<boolean> }>()
 
   private constructor (config: ChainConfig, publicClient: PublicClient, walletClient?: WalletClient<Transport, Chain, Account>) {
     this.config = config
@@ -62,6 +71,40 @@ export class ChainClient implements SettlementChain {
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 }) as PublicClient
     const walletClient = account != null ? createWalletClient({ chain, transport, account }) : undefined
     return new ChainClient(config, publicClient, walletClient)
+  }
+
+  /** The ModelRegistry entry of `modelId` (undefined: not registered), read at most once per MODEL_CACHE_MS. */
+  async model (modelId: Uint8Array): Promise<OnChainModel | undefined> {
+    const registry = this.config.modelRegistry
+    if (registry == null) throw new Error('the deployment names no modelRegistry')
+    return await cached(this.modelCache, bytesToHex(modelId), async () => await readModel(this.publicClient, registry, modelId))
+  }
+
+  /**
+   * Why the network must not run `modelId` for `requester`, or undefined
+   * when it may: the model is not registered, its owner deactivated it, or
+   * its allowlist leaves the requester out. Always undefined when the
+   * deployment names no ModelRegistry (any model then runs).
+   */
+  async modelRefusal (modelId: Uint8Array, requester: `0x${string}`): Promise<string | undefined> {
+    const registry = this.config.modelRegistry
+    if (registry == null) return undefined
+    const m = await this.model(modelId)
+    if (m == null) return `model ${bytesToHex(modelId)} is not registered in ModelRegistry ${registry} (publish it with poi model publish --chain)`
+    if (!m.active) return `model ${bytesToHex(modelId)} is deactivated by its owner ${m.owner}`
+    if (m.accessPolicy === 'open' || requester.toLowerCase() === m.owner.toLowerCase()) return undefined
+    const allowed = await cached(this.allowCache, `${bytesToHex(modelId)}/${requester.toLowerCase()}`,
+      async () => await isModelAllowed(this.publicClient, registry, modelId, requester))
+    return allowed ? undefined : `requester ${requester} is not on the allowlist of model ${bytesToHex(modelId)}`
+  }
+
+  /** Registered models that are active, in registration order (what operators prefetch). */
+  async activeModels (): Promise<Uint8Array[]> {
+    if (this.config.modelRegistry == null) return []
+    const ids = await listModelIds(this.publicClient, this.config.modelRegistry, this.config.deployedAtBlock ?? 0n)
+    const active: Uint8Array[] = []
+    for (const id of ids) if ((await this.model(id))?.active === true) active.push(id)
+    return active
   }
 
   async currentEpoch (): Promise<bigint> {
@@ -193,3 +236,14 @@ function classify (err: unknown, what: string): Error {
   return err instanceof Error ? err : new Error(String(err))
 }
 
+
+/** One read per key per MODEL_CACHE_MS; a failed read is not kept. */
+async function cached<T> (cache: Map<string, { at: number, read: Promise<T> }>, key: string, read: () => Promise<T>): Promise<T> {
+  const now = Date.now()
+  const hit = cache.get(key)
+  if (hit != null && now - hit.at < MODEL_CACHE_MS) return await hit.read
+  const entry = { at: now, read: read() }
+  cache.set(key, entry)
+  entry.read.catch(() => { if (cache.get(key) === entry) cache.delete(key) })
+  return await entry.read
+}

@@ -51,8 +51,10 @@ Node options:
   --listen <addr>       multiaddr, repeatable; default /ip4/127.0.0.1/tcp/0
   --bootstrap <addr>    multiaddr with /p2p/<peer id>, repeatable
   --genesis <file>      operator set; default ~/.poi/genesis.json (not used with --chain)
-  --chain <file>        deployment JSON {rpcUrl, registry, taskManager, slashing, deployedAtBlock}: operator set
-                        from the on-chain registry; aggregators post certificates there
+  --chain <file>        deployment JSON {rpcUrl, registry, taskManager, slashing, modelRegistry, deployedAtBlock}:
+                        operator set from the on-chain registry; aggregators post certificates there; only
+                        models active in the ModelRegistry run, and operators prefetch them at start
+  --no-prefetch         (operators with --chain) fetch a registered model only when a task names it
   --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model.
                         Full nodes store these as content-addressed shards and announce them on the DHT
   --no-model-dir        start without local models: fetch each model through the DHT when a task names it
@@ -61,6 +63,14 @@ Node options:
   --probe               relay and report gossip latency probes (benchmarks)
 
 Logs: quiet by default; DEBUG=poi:* for detail.`
+
+/** The chain's ModelRegistry does not let this requester use the model. */
+class ModelRefusedError extends Error {
+  constructor (reason: string) {
+    super(`the network will not run this task: ${reason}`)
+    this.name = 'ModelRefusedError'
+  }
+}
 
 class UsageError extends Error {
   constructor (message: string) {
@@ -78,6 +88,7 @@ const NODE_OPTIONS = {
   genesis: { type: 'string' },
   'model-dir': { type: 'string', multiple: true },
   'no-model-dir': { type: 'boolean' },
+  'no-prefetch': { type: 'boolean' },
   'grace-ms': { type: 'string' },
   json: { type: 'boolean' },
   chain: { type: 'string' },
@@ -147,6 +158,7 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
     config,
     operatorSet,
     settlement: aggregate ? chain : undefined,
+    modelGate: chain?.config.modelRegistry != null ? chain : undefined,
     probe: values.probe === true
   })
   const unwatch = chain?.watchEpochs(set => node.useOperatorSet(set), operatorSet.epoch)
@@ -172,6 +184,8 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
   })
   node.addEventListener('model', (e) => emit(json, { event: 'model', modelId: modelIdToString(e.detail.modelId), bytes: e.detail.bytes, fromStore: e.detail.fromStore, ms: e.detail.ms },
     `model ${modelIdToString(e.detail.modelId)} ${e.detail.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${e.detail.bytes} bytes, ${e.detail.ms} ms)`))
+  node.addEventListener('prefetch-failed', (e) => emit(json, { event: 'prefetch-failed', modelId: modelIdToString(e.detail.modelId), reason: e.detail.reason },
+    `prefetching model ${modelIdToString(e.detail.modelId)} failed: ${e.detail.reason} (it is fetched again when a task names it)`))
   node.addEventListener('failed', (e) => {
     if (json) emit(true, { event: 'failed', taskId: e.detail.taskId, reason: e.detail.reason }, '')
     else console.error(`task 0x${Buffer.from(e.detail.taskId).toString('hex').slice(0, 16)}…: cannot attest: ${e.detail.reason}`)
@@ -199,6 +213,12 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
       const mesh = { tasks: node.meshPeers('tasks'), attestations: node.meshPeers('attestations'), certificates: node.meshPeers('certificates'), attestationSubscribers: node.topicPeers('attestations') }
       const now = JSON.stringify(mesh)
       if (now !== last) { last = now; emit(true, { event: 'mesh', ...mesh }, '') }
+    })
+  }
+  if (role === 'operator' && chain != null && values['no-prefetch'] !== true) {
+    // Registered models are fetched now, not when the first task is already waiting.
+    chain.activeModels().then(ids => node.prefetchModels(ids), (err: Error) => {
+      console.error(`cannot list the registry's models to prefetch: ${err.message.split('\n')[0]}`)
     })
   }
   await new Promise<void>((resolve) => {
@@ -258,8 +278,11 @@ async function runRequest (args: string[]): Promise<void> {
   const config = await nodeConfig(values)
   if (config.bootstrap.length === 0) throw new UsageError('poi request needs --bootstrap <multiaddr> of a running node')
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
-  const { operatorSet } = await operatorSource(config, keystore)
+  const { operatorSet, chain } = await operatorSource(config, keystore)
   const { modelId, manifest } = await resolveModel(values.model)
+  // Nodes drop tasks for models the registry does not allow; say why now rather than NoQuorum later.
+  const refusal = await chain?.modelRefusal(modelId, keystore.account.address)
+  if (refusal !== undefined) throw new ModelRefusedError(refusal)
   const input = await readInput(values.input, manifest)
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
   const quorumBps = num(values.quorum, 'quorum')

@@ -6,7 +6,7 @@ import { resolveConfig } from './config.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { createPublicClient, createWalletClient, defineChain, hexToBytes, http, type PublicClient } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerOperator, startAnvil, type Anvil, type PoiDeployment } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil, type PoiDeployment } from '../contracts/index.js'
 import { ChainClient } from './chain-client.js'
 import { writeDeployment } from './deployment.js'
 import type { Keystore } from './keys.js'
@@ -151,7 +151,7 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     const transport = http(anvil.rpcUrl)
     const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient
     const deployer = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
-    progress('deploying OperatorRegistry, TaskManager and SlashingManager')
+    progress('deploying OperatorRegistry, TaskManager, SlashingManager and ModelRegistry')
     const deployment = await deployPoi(deployer, publicClient, DEVNET_DEPLOY)
     for (const k of [...operators, ...others]) {
       const hash = await deployer.sendTransaction({ to: k.account.address, value: DEVNET_FUNDING_WEI })
@@ -164,9 +164,13 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     }
     const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
     progress(`epoch ${epoch} started with ${operators.length} operators`)
+    // Nodes on a chain run only models active in the ModelRegistry.
+    const model = await loadModelDir(SHIPPED_MODEL_DIR)
+    await registerModel(deployer, publicClient, deployment.modelRegistry, model.modelId, 0n)
+    progress(`model ${model.manifest.name} registered in the ModelRegistry`)
     const deploymentPath = join(root, 'deployment.json')
     await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, ...deployment })
-    const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, registry: deployment.registry, taskManager: deployment.taskManager, slashing: deployment.slashing, deployedAtBlock: deployment.deployedAtBlock })
+    const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, registry: deployment.registry, taskManager: deployment.taskManager, slashing: deployment.slashing, modelRegistry: deployment.modelRegistry, deployedAtBlock: deployment.deployedAtBlock })
     return { anvil, deployment, deploymentPath, client }
   } catch (err) {
     await anvil.stop()

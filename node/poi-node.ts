@@ -43,6 +43,8 @@ const PROVIDE_RETRY_MS = 1_000
 const MAX_PROVIDE_RETRIES = 8
 /** kad-dht provider records live 48 h; re-announce well before. */
 const REPROVIDE_INTERVAL_MS = 12 * 60 * 60_000
+/** A prefetch (a registered model fetched at start, before any task needs it) may take this long. */
+const PREFETCH_TIMEOUT_MS = 10 * 60_000
 /** The stream channel every operator writes its outputs to. */
 export const OUTPUT_CHANNEL = 'outputs'
 /** The stream channel a full node puts the inputs of its own tasks in. */
@@ -86,6 +88,17 @@ export interface PoiNodeOptions {
   settlement?: SettlementChain
   /** Relay and timestamp latency probes (benchmarks and diagnostics; off by default). */
   probe?: boolean
+  /**
+   * Which models the network runs (the on-chain ModelRegistry, through a
+   * ChainClient): tasks for a model it refuses are dropped with its reason.
+   * Without it, a task may name any model id, fetched through the DHT.
+   */
+  modelGate?: ModelGate
+}
+
+/** Decides whether a requester may have a model run: undefined, or why not. */
+export interface ModelGate {
+  modelRefusal: (modelId: Uint8Array, requester: `0x${string}`) => Promise<string | undefined>
 }
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
@@ -105,6 +118,8 @@ export interface PoiNodeEvents {
   failed: CustomEvent<{ taskId: Uint8Array, reason: string }>
   /** Progress of a model fetch (for the CLI). */
   'model-progress': CustomEvent<{ modelId: Uint8Array, progress: FetchProgress }>
+  /** A model this node tried to fetch ahead of its tasks could not be fetched. */
+  'prefetch-failed': CustomEvent<{ modelId: Uint8Array, reason: string }>
   /** A model became available here from the network (or this node's block store). */
   model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
 }
@@ -402,6 +417,17 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (!await verifyTaskSignature(task, this.operatorSet.domain.taskManager)) {
       return this.reject('task', from, `task ${id} has a bad requester signature (requester ${bytesToHex(task.requester)})`)
     }
+    if (this.opts.modelGate != null) {
+      let refusal: string | undefined
+      try {
+        refusal = await this.opts.modelGate.modelRefusal(task.modelId, bytesToHex(task.requester))
+      } catch (err) {
+        refusal = `cannot read the model registry: ${(err as Error).message.split('\n')[0]}`
+      }
+      // Ignored, not rejected: a peer that read the registry a moment
+      // earlier or later may honestly disagree, and must not lose score.
+      if (refusal !== undefined) return this.reject('task', from, `task ${id}: ${refusal}`, 'ignore')
+    }
     if (task.inputRef.length > 0) {
       // A node forwards a task only once it holds the task's input, so the
       // peer that sent it has the input and the next hops can fetch it here:
@@ -614,6 +640,25 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       pending.catch(() => {}).finally(() => this.fetching.delete(id))
     }
     return await pending
+  }
+
+  /**
+   * Fetches models before any task needs them (operators prefetch the
+   * registry's active models at start), in the background: each model's
+   * 'model' or 'prefetch-failed' event tells how it went.
+   */
+  prefetchModels (modelIds: Uint8Array[]): void {
+    if (this.blocks == null) return
+    for (const modelId of modelIds) {
+      if (this.models.has(hex(modelId))) continue
+      this.obtainModel(modelId, Date.now() + PREFETCH_TIMEOUT_MS)
+        .then(async (model) => { if (this.opts.operate) await this.runner(model) })
+        .catch((err: Error) => {
+          if (this.stopped) return
+          log.error('prefetching model %s failed: %s', displayModelId(modelId), err.message)
+          this.safeDispatchEvent('prefetch-failed', { detail: { modelId, reason: err.message } })
+        })
+    }
   }
 
   private async runner (model: LoadedModel): Promise<InferenceRunner> {

@@ -1,4 +1,11 @@
 import { strict as assert } from 'node:assert'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { CID } from 'multiformats/cid'
+import * as json from 'multiformats/codecs/json'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,18 +14,27 @@ import { signAttestation } from '../consensus/index.js'
 import { createWalletClient, http } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
-import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, registerModel, setModelActive } from '../contracts/index.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
-import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { loadKeystore, type Keystore } from '../node/keys.js'
 import { ChildNode, prepareNodeDir } from '../node/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork } from '../node/requester.js'
-import { TOPICS, encodeAttestation } from '../protocols/index.js'
+import { TOPICS, encodeAttestation, signTask, taskIdOf } from '../protocols/index.js'
 import { NodeStore } from '../storage/index.js'
 
 const hex = (b: Uint8Array): `0x${string}` => bytesToHex(b)
+
+const execFileAsync = promisify(execFile)
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli.js')
+
+let fresh = 0
+/** A model id (CIDv1, json codec, sha2-256) that nobody has registered or published. */
+async function newModelId (): Promise<Uint8Array> {
+  return CID.create(1, json.code, await sha256.digest(json.encode({ name: 'unregistered', n: fresh++ }))).bytes
+}
 
 /**
  * The whole network with a real anvil chain, each node its own process:
@@ -56,6 +72,16 @@ describe('end to end on a real chain (anvil)', function () {
     await rm(root, { recursive: true, force: true })
   })
 
+  it('operators prefetch the model the ModelRegistry lists, before any task names it', async () => {
+    // No task has been sent yet: a model event now can only come from the prefetch.
+    for (const op of net.operators) {
+      const fetched = await op.waitFor(e => e.event === 'model', 30_000, 'the prefetched model')
+      assert.equal(fetched.modelId, modelIdToString(model.modelId))
+      assert.equal(fetched.fromStore, false)
+      assert.equal(op.events.some(e => e.event === 'task'), false)
+    }
+  })
+
   it('settles the certificate on-chain with the result the requester verified', async () => {
     const requester = await lightNode('requester')
     requesterKeys = (await loadKeystore(join(root, 'requester', 'keys')))
@@ -73,6 +99,44 @@ describe('end to end on a real chain (anvil)', function () {
     const output = await fetchOutput(requester, hexToBytes(stored.outputRef), hexToBytes(stored.resultHash))
     assert.equal(keccak256(output), stored.resultHash)
     assert.equal(hex(output), hex(result.output))
+  })
+
+  it('tasks for a model the ModelRegistry does not allow are dropped with its reason, never run', async () => {
+    const client = net.chain!.client
+    const registry = client.config.modelRegistry!
+    const owner = createWalletClient({ chain: foundry, transport: http(client.config.rpcUrl), account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+    const unregistered = await newModelId()
+    const deactivated = await newModelId()
+    await registerModel(owner, client.publicClient, registry, deactivated, 0n)
+    await setModelActive(owner, client.publicClient, registry, deactivated, false)
+    const allowlisted = await newModelId()
+    await registerModel(owner, client.publicClient, registry, allowlisted, 0n, 'allowlist')
+    const requester = nodes[0]
+    const children = [net.bootstrap, net.aggregator, ...net.operators]
+    const cases: Array<[Uint8Array, string]> = [[unregistered, 'is not registered'], [deactivated, 'is deactivated'], [allowlisted, 'not on the allowlist']]
+    const taskIds: string[] = []
+    for (const [modelId, why] of cases) {
+      const task = await signTask(requesterKeys.account, client.config.taskManager, {
+        chainId: net.operatorSet.domain.chainId, modelId, input: exampleInput(), fee: 0n, deadline: BigInt(Date.now() + 20_000), quorumBps: 6667, nonce: BigInt(taskIds.length + 1000)
+      })
+      const id = hex(taskIdOf(task)).slice(2)
+      taskIds.push(id)
+      await requester.announce(task)
+      // The first full node that gets it drops it: it never travels further.
+      const end = Date.now() + 15_000
+      const dropped = (): boolean => children.some(c => c.events.some(e => e.event === 'rejected' && String(e.reason).includes(id) && String(e.reason).includes(why)))
+      while (!dropped() && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 100))
+      assert.ok(dropped(), `no node dropped the task for ${why}`)
+    }
+    for (const op of net.operators) {
+      assert.equal(op.events.some(e => e.event === 'attested' && taskIds.includes(String(e.taskId).toLowerCase().slice(2))), false)
+    }
+    // poi request reads the registry itself and says why, instead of waiting for NoQuorum.
+    const cli = await execFileAsync(process.execPath, [CLI, 'request', '--chain', net.chain!.deploymentPath, '--bootstrap', net.bootstrapAddr,
+      '--model', modelIdToString(unregistered), '--input', new TextDecoder().decode(exampleInput())]).then(() => undefined, (err: { code: number, stderr: string }) => err)
+    assert.ok(cli != null, 'poi request succeeded for an unregistered model')
+    assert.equal(cli.code, 1)
+    assert.match(cli.stderr, /will not run this task: model 0x[0-9a-f]+ is not registered/)
   })
 
   it('slashes an operator that equivocates, on evidence the aggregator submits', async () => {
