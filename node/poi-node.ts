@@ -7,7 +7,7 @@ import {
   DEFAULT_QUORUM_BPS, type OperatorSet, type EquivocationEvidence
 } from '../consensus/index.js'
 import {
-  GossipRouter, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, encodeAttestation,
+  GossipRouter, MAX_INLINE_OUTPUT_BYTES, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, encodeAttestation,
   encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature, DecodeError, MAX_PROBE_BYTES,
   type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict, type TopicName
 } from '../protocols/index.js'
@@ -15,7 +15,7 @@ import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import {
   GENESIS_PREV_ID, MAX_STREAM_PAYLOAD_BYTES, MemoryMessageSource, STREAM_REQUEST_TIMEOUT_MS, StreamServer,
-  createStreamMessage, encodeStreamMessage, fetchStreamMessage
+  createStreamMessage, encodeStreamMessage, fetchStreamMessage, fetchStreamMessageByPayload
 } from '../protocols/stream/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
@@ -162,8 +162,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly servers: Array<{ start: () => Promise<void>, stop: () => Promise<void> }> = []
   /** Models being fetched from the network, by model id hex (one fetch per model). */
   private readonly fetching = new Map<string, Promise<LoadedModel>>()
-  /** Task inputs being fetched by reference, by msgId hex (one fetch per input). */
-  private readonly inputFetches = new Map<string, Promise<void>>()
+  /** Inputs and outputs being fetched by reference, by `${kind}/${ref hex}` (one fetch each). */
+  private readonly streamFetches = new Map<string, Promise<void>>()
   /** Inputs a light requester serves while its tasks are live (full nodes use `streams`). */
   private readonly heldInputs: MemoryMessageSource | undefined
   private reprovider: NodeJS.Timeout | undefined
@@ -444,33 +444,45 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     return 'accept'
   }
 
-  /**
-   * Makes sure this node's stream store holds the input a task references,
-   * fetching it from `from` (the peer that forwarded the task) if not. The
-   * fetch checks the bytes against the msgId the requester signed, so any
-   * peer may serve it. Returns why the input is unavailable, or undefined.
-   */
+  /** Makes sure this node holds the input a task references (see holdStreamData). */
   private async obtainInput (task: TaskAnnouncement, from: string): Promise<string | undefined> {
+    return await this.holdStreamData('input', task.inputRef, from, Number(task.deadline))
+  }
+
+  /**
+   * Makes sure this node's stream store holds a message that gossip refers
+   * to (a task's input by msgId, a result's output by payload reference),
+   * fetching it from `from`, the peer that forwarded the reference, if not.
+   * Nodes forward a reference only once they hold its data, so that peer has
+   * it, and the next hop can fetch from this node in turn. The fetch checks
+   * the bytes against the signed reference, so any peer may serve them.
+   * Returns why the data is unavailable, or undefined.
+   */
+  private async holdStreamData (kind: 'input' | 'output', ref: Uint8Array, from: string, deadline: number): Promise<string | undefined> {
     const streams = this.streams
-    if (streams == null) return 'a light node does not fetch inputs'
-    const ref = hex(task.inputRef)
-    if (await streams.getBytes(task.inputRef) != null) return undefined
-    let pending = this.inputFetches.get(ref)
+    if (streams == null) return `a light node does not hold ${kind}s`
+    const key = `${kind}/${hex(ref)}`
+    const held = kind === 'input' ? await streams.getBytes(ref) : await streams.getBytesByPayloadRef(ref)
+    if (held != null) return undefined
+    let pending = this.streamFetches.get(key)
     if (pending == null) {
       pending = (async () => {
-        const timeoutMs = Math.max(1, Math.min(STREAM_REQUEST_TIMEOUT_MS, Number(task.deadline) - Date.now()))
-        const message = await fetchStreamMessage(this.libp2p, peerIdFromString(from), task.inputRef, { timeoutMs })
+        const timeoutMs = Math.max(1, Math.min(STREAM_REQUEST_TIMEOUT_MS, deadline - Date.now()))
+        const peer = peerIdFromString(from)
+        const message = kind === 'input'
+          ? await fetchStreamMessage(this.libp2p, peer, ref, { timeoutMs })
+          : (await fetchStreamMessageByPayload(this.libp2p, peer, ref, { timeoutMs })).message
         // Another node's channel, of which this node keeps only this message.
         await streams.put(message, { allowGap: true })
       })()
-      this.inputFetches.set(ref, pending)
-      pending.catch(() => {}).finally(() => this.inputFetches.delete(ref))
+      this.streamFetches.set(key, pending)
+      pending.catch(() => {}).finally(() => this.streamFetches.delete(key))
     }
     try {
       await pending
       return undefined
     } catch (err) {
-      return `input 0x${ref} is not available from ${from}: ${(err as Error).message}`
+      return `${kind} 0x${hex(ref)} is not available from ${from}: ${(err as Error).message}`
     }
   }
 
@@ -533,6 +545,19 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       this.safeDispatchEvent('failed', { detail: { taskId, reason } })
       return
     }
+    // An output above the inline limit travels only in this operator's
+    // stream channel, so it must be there before the attestation names it.
+    const inline = result.canonical.length <= MAX_INLINE_OUTPUT_BYTES
+    if (!inline) {
+      try {
+        await this.streams?.append(this.opts.keystore.privateKey, OUTPUT_CHANNEL, result.canonical)
+      } catch (err) {
+        const reason = `the ${result.canonical.length}-byte output cannot go in a stream message (at most ${MAX_STREAM_PAYLOAD_BYTES} bytes): ${(err as Error).message}`
+        log.error('task %s: cannot attest: %s', hex(taskId), reason)
+        this.safeDispatchEvent('failed', { detail: { taskId, reason } })
+        return
+      }
+    }
     const signStart = performance.now()
     const attestation = signAttestation(this.opts.keystore.blsSecretKey, this.operatorSet.domain, {
       taskId,
@@ -540,7 +565,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       outputRef: outputRefOf(result.canonical),
       epoch: this.operatorSet.epoch,
       operatorIndex: this.operatorIndex,
-      output: result.canonical
+      output: inline ? result.canonical : new Uint8Array(0)
     })
     const signMs = performance.now() - signStart
     // Stored before it leaves the node: a crash after gossiping must not let
@@ -550,8 +575,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.safeDispatchEvent('attested', { detail: { attestation, inferenceMs: result.inferenceMs, signMs } })
     await this.router.publish('attestations', encodeAttestation(attestation))
     // The output in this operator's own channel: anyone can resolve the
-    // certificate's outputRef (keccak256 of the canonical output) over /poi/stream/1/.
-    await this.streams?.append(this.opts.keystore.privateKey, OUTPUT_CHANNEL, result.canonical)
+    // certificate's outputRef (keccak256 of the canonical output) over
+    // /poi/stream/1/. After gossiping, so it is off the critical path.
+    if (inline) await this.streams?.append(this.opts.keystore.privateKey, OUTPUT_CHANNEL, result.canonical)
     const state = this.tasks.get(hex(taskId))
     if (state != null) this.aggregate(state, attestation)
   }
@@ -688,12 +714,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (att.operatorIndex >= this.operatorSet.operators.length) {
       return this.reject('attestation', from, `attestation for task ${id} names unknown operator ${att.operatorIndex}`)
     }
-    if (hex(keccak256(att.output, 'bytes')) !== hex(att.resultHash)) {
-      return this.reject('attestation', from, `attestation for task ${id} by operator ${att.operatorIndex}: output does not hash to resultHash`)
-    }
-    if (hex(outputRefOf(att.output)) !== hex(att.outputRef)) {
-      return this.reject('attestation', from, `attestation for task ${id} by operator ${att.operatorIndex}: outputRef does not reference the output`)
-    }
+    const badOutput = outputMismatch(att)
+    if (badOutput !== undefined) return this.reject('attestation', from, `attestation for task ${id} by operator ${att.operatorIndex}: ${badOutput}`)
     const key = `${id}/${att.operatorIndex}`
     const first = this.firstResult.get(key)
     if (first != null && first.result === hex(att.resultHash)) return 'ignore'
@@ -710,8 +732,13 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     const again = this.firstResult.get(key)
     if (again != null && again.result === hex(att.resultHash)) return 'ignore'
+    // Two signed results are evidence whether or not their outputs can be had.
     if (again != null) await this.recordEquivocation(again.attestation, att)
-    else this.noteFirst(att)
+    if (att.output.length === 0) {
+      const missing = await this.holdStreamData('output', att.outputRef, from, (state?.deadline ?? Date.now()) + LATE_ATTESTATION_SLACK_MS)
+      if (missing !== undefined) return this.reject('attestation', from, `attestation for task ${id} by operator ${att.operatorIndex}: ${missing}`, 'ignore')
+    }
+    if (again == null) this.noteFirst(att)
     return 'accept'
   }
 
@@ -804,13 +831,17 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (state?.certified === true && state.aggregation == null) return 'ignore'
     if (this.store != null && await this.store.getCertificate(qc.taskId) != null) return 'ignore'
     const quorumBps = state?.task.quorumBps ?? DEFAULT_QUORUM_BPS
-    if (hex(keccak256(qc.output, 'bytes')) !== hex(qc.resultHash)) {
-      return this.reject('certificate', from, `certificate for task ${id}: output does not hash to resultHash`)
-    }
+    const badOutput = outputMismatch(qc)
+    if (badOutput !== undefined) return this.reject('certificate', from, `certificate for task ${id}: ${badOutput}`)
     const set = this.sets.get(qc.epoch)
     if (set == null) return this.reject('certificate', from, `certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`)
     const verdict = verifyCertificate(qc, set, { quorumBps })
     if (!verdict.ok) return this.reject('certificate', from, `certificate for task ${id}: ${verdict.reason}`)
+    // Every full node that holds a certificate can serve its output too (to light requesters).
+    if (qc.output.length === 0 && this.streams != null) {
+      const missing = await this.holdStreamData('output', qc.outputRef, from, Date.now() + STREAM_REQUEST_TIMEOUT_MS)
+      if (missing !== undefined) return this.reject('certificate', from, `certificate for task ${id}: ${missing}`, 'ignore')
+    }
     return 'accept'
   }
 
@@ -869,10 +900,22 @@ function displayModelId (id: Uint8Array): string {
 }
 
 /**
- * Where the output lives. Outputs travel inline in this version, so the
- * reference is the keccak256 of the inline canonical output, the same
- * content address a stream message will carry.
+ * Where the output lives: the keccak256 of the canonical output, which is
+ * the payload reference of the stream message that carries it (and equals
+ * the result hash, since both hash the same bytes).
  */
 export function outputRefOf (canonical: Uint8Array): Uint8Array {
   return keccak256(canonical, 'bytes')
+}
+
+/**
+ * Why a signed result's output fields do not fit together, or undefined.
+ * The inline output may be absent (an output above the inline limit travels
+ * only in the operator's stream channel); when present it must hash to the
+ * result hash, and the reference must always be that same hash.
+ */
+function outputMismatch (signed: { resultHash: Uint8Array, outputRef: Uint8Array, output: Uint8Array }): string | undefined {
+  if (hex(signed.outputRef) !== hex(signed.resultHash)) return 'outputRef is not the content address of the output (it must equal resultHash)'
+  if (signed.output.length > 0 && hex(keccak256(signed.output, 'bytes')) !== hex(signed.resultHash)) return 'output does not hash to resultHash'
+  return undefined
 }

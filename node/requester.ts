@@ -184,10 +184,16 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
 
   const verdict = verifyCertificate(qc, set, { quorumBps })
   if (!verdict.ok) throw new Error(`certificate for task 0x${idHex} failed verification: ${verdict.reason}`)
+  // An output above the inline limit is not in the certificate: fetch it by its reference.
+  let output: Uint8Array = qc.output
+  if (output.length === 0) {
+    progress(`fetching the output by stream reference 0x${Buffer.from(qc.outputRef).toString('hex')}`)
+    output = await fetchOutput(node, qc.outputRef, qc.resultHash)
+  }
   return {
     taskId,
     certificate: qc,
-    output: qc.output,
+    output,
     signers: verdict.signers,
     signedStake: bytesToUint256(qc.signedStake),
     totalStake: bytesToUint256(qc.totalStake),

@@ -11,7 +11,7 @@ import { publishModelFile } from '../node/model-commands.js'
 import { hasModel, importModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
 import { NoQuorumError, lookupResult, requestInference, waitForNetwork } from '../node/requester.js'
-import { MAX_INLINE_INPUT_BYTES, TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
+import { MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { fetchResult, verifyResult } from '../protocols/result/index.js'
 import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'
@@ -197,6 +197,32 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
         assert.ok(held != null)
         assert.equal(hex(held.payload), hex(input))
       }
+    })
+
+    it('input and output both above the inline limit (Silero VAD on a batch of 96) travel by reference; the output matches a direct run', async () => {
+      // Silero was published by an earlier test in this network; a batch makes both tensors large.
+      const vad = await resolveNpmModel('silero-vad')
+      const [audio, state, sr] = npmModelSampleInput('silero-vad')
+      const batch = 96
+      const samples = new Float32Array(batch * audio.dims[1])
+      for (let b = 0; b < batch; b++) samples.set(audio.data as Float32Array, b * audio.dims[1])
+      const tensors = [
+        { ...audio, dims: [batch, audio.dims[1]], data: samples },
+        { ...state, dims: [2, batch, state.dims[2]], data: new Float32Array(2 * batch * state.dims[2]) },
+        sr
+      ]
+      const input = encodeTensorFile(tensors)
+      assert.ok(input.length > MAX_INLINE_INPUT_BYTES)
+      const lines: string[] = []
+      const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: vad.modelId, input, timeoutMs: 30_000 }, (line) => lines.push(line))
+      assert.ok(result.signers.length >= 3)
+      assert.equal(result.certificate.output.length, 0, 'the certificate carries only the reference')
+      assert.ok(result.output.length > MAX_INLINE_OUTPUT_BYTES, `output is ${result.output.length} bytes`)
+      assert.ok(lines.some(l => l.includes('fetching the output by stream reference')), lines.join('\n'))
+      assert.equal(hex(keccak256(result.output, 'bytes')), hex(result.certificate.resultHash))
+      assert.equal(hex(result.certificate.resultHash), await directResultHash(vad, tensors))
+      // A relay that forwarded the certificate holds the output too, for light requesters.
+      await until(async () => await net.bootstrap.streams!.getByPayloadRef(result.certificate.outputRef) != null, 5_000, 'bootstrap holds the output')
     })
 
     it('a task whose referenced input nobody serves is ignored with a reason, never run', async () => {
