@@ -8,7 +8,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import {
-  createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf, type OperatorSet
+  DEFAULT_QUORUM_BPS, createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf, verifyCertificate,
+  type OperatorSet
 } from '../consensus/index.js'
 import { defaultConfig, readConfigFile, resolveConfig, type NodeConfig } from './config.js'
 import { ChainClient } from './chain-client.js'
@@ -18,8 +19,8 @@ import { listStoredModels, publishModelFile, showStoredModel } from './model-com
 import { InputError, loadModelDir, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
 import { PoiNode, preciseNow } from './poi-node.js'
-import { requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
-import { formatSummary } from './summary.js'
+import { lookupResult, requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
+import { formatCertified, formatSummary } from './summary.js'
 
 const USAGE = `poi — proof-of-inference node
 
@@ -31,9 +32,13 @@ Usage:
   poi operator   [node options] [--aggregate]    run models and attest results (optionally aggregate too)
   poi aggregator [node options]                  build quorum certificates from attestations
   poi bootstrap  [node options]                  relay gossip and answer DHT queries (peer discovery)
-  poi request --bootstrap <addr> --genesis <file> --input <json|@file> [--model <id|dir>]
-              [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
+  poi request --bootstrap <addr> (--chain <deployment.json> | --genesis <file>) --input <json|@file>
+              [--model <id|dir>] [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
                                                  announce a task, wait for its certificate, verify it
+                                                 (inputs above 64 KiB go by stream reference, up to 1 MiB)
+  poi result <task id> --bootstrap <addr> (--chain <deployment.json> | --genesis <file>) [--quorum <bps>] [--json]
+                                                 ask full nodes for a task's certificate and output, verify
+                                                 both (and, with --chain, against the on-chain result)
   poi models                                     list the models in the configured model directories
   poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]
                                                  store a model as content-addressed shards in a node's data dir
@@ -129,8 +134,15 @@ async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig>
 }
 
 function emit (json: boolean, event: Record<string, unknown>, human: string): void {
-  if (json) process.stdout.write(JSON.stringify(event, (_k, v) => typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? '0x' + Buffer.from(v).toString('hex') : v) + '\n')
+  if (json) process.stdout.write(JSON.stringify(event, jsonValue) + '\n')
   else if (human !== '') console.log(human)
+}
+
+/** Bytes as 0x-hex, bigints as decimal strings. Reads the raw value: a Buffer's toJSON runs before a replacer sees it. */
+function jsonValue (this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key]
+  if (raw instanceof Uint8Array) return '0x' + Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex')
+  return typeof value === 'bigint' ? value.toString() : value
 }
 
 /**
@@ -300,6 +312,58 @@ async function runRequest (args: string[]): Promise<void> {
   }
 }
 
+/** No full node could show a verified certificate for the task. */
+class ResultNotFoundError extends Error {
+  constructor (taskId: string) {
+    super(`no connected full node has a certificate for task ${taskId} that verifies (unknown task, not certified yet, or certified in an epoch this node cannot check)`)
+    this.name = 'ResultNotFoundError'
+  }
+}
+
+/**
+ * `poi result <task id>`: a light peer asks full nodes over /poi/result/1/,
+ * verifies the certificate against the operator set of its epoch and the
+ * output against the certified result hash, and with a chain also checks
+ * the on-chain result. Nothing a node says is taken on trust.
+ */
+async function runResult (args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...NODE_OPTIONS, quorum: { type: 'string' } })
+  if (values.help === true) { console.log(USAGE); return }
+  const id = positionals[0]
+  if (id === undefined || !/^(0x)?[0-9a-fA-F]{64}$/.test(id)) throw new UsageError('usage: poi result <task id: 32 bytes hex> --bootstrap <addr> (--chain <file> | --genesis <file>)')
+  const taskId = Uint8Array.from(Buffer.from(id.replace(/^0x/, ''), 'hex'))
+  const config = await nodeConfig(values)
+  if (config.bootstrap.length === 0) throw new UsageError('poi result needs --bootstrap <multiaddr> of a running node')
+  const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
+  const { operatorSet, chain } = await operatorSource(config, keystore)
+  const quorumBps = num(values.quorum, 'quorum')
+  const json = values.json === true
+  const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore, config, operatorSet })
+  try {
+    await waitForNetwork(node)
+    const setOf = async (epoch: bigint): Promise<OperatorSet | undefined> => chain != null
+      ? await chain.operatorSet(epoch).catch(() => undefined)
+      : epoch === operatorSet.epoch ? operatorSet : undefined
+    const found = await lookupResult(node, taskId, quorumBps ?? DEFAULT_QUORUM_BPS, setOf)
+    if (found == null) throw new ResultNotFoundError(`0x${Buffer.from(taskId).toString('hex')}`)
+    const verdict = verifyCertificate(found.certificate, found.set, { quorumBps })
+    if (!verdict.ok) throw new Error(`certificate failed verification: ${verdict.reason}`)
+    const onChain = chain != null ? await chain.result(taskId) : undefined
+    const certified = `0x${Buffer.from(found.certificate.resultHash).toString('hex')}`
+    if (onChain != null && onChain.resultHash.toLowerCase() !== certified) {
+      throw new Error(`the chain settled task 0x${Buffer.from(taskId).toString('hex')} with result ${onChain.resultHash}, not the certified ${certified}`)
+    }
+    if (json) {
+      emit(true, { event: 'result', taskId, resultHash: found.certificate.resultHash, output: found.output, signers: verdict.signers, epoch: found.certificate.epoch, onChain: onChain ?? null }, '')
+    } else {
+      console.log(formatCertified(taskId, found.certificate, found.output, verdict.signers, found.set).join('\n'))
+      console.log(chain == null ? 'on-chain    (no --chain given)' : onChain != null ? `on-chain    settled, same result (epoch ${onChain.epoch}, outputRef ${onChain.outputRef})` : 'on-chain    not settled yet')
+    }
+  } finally {
+    await node.stop()
+  }
+}
+
 async function runKeys (args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const { values } = parse(rest, { dir: { type: 'string' }, force: { type: 'boolean' } })
@@ -390,6 +454,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'aggregator':
     case 'bootstrap': await runRole(cmd, rest); return 0
     case 'request': await runRequest(rest); return 0
+    case 'result': await runResult(rest); return 0
     case 'models': await runModels(rest); return 0
     case 'model': await runModel(rest); return 0
     case 'devnet': {

@@ -65,17 +65,22 @@ const RESULT_LOOKUP_TIMEOUT_MS = 3_000
 
 /**
  * Asks connected full nodes for a task's certificate and output over
- * /poi/result/1/ and returns the first answer that verifies against this
- * node's operator set (a lying node is skipped, never trusted).
+ * /poi/result/1/ and returns the first answer that verifies against the
+ * operator set of its epoch (`setOf`; default: this node's current set).
+ * A lying node is skipped, never trusted.
  */
-export async function lookupResult (node: PoiNode, taskId: Uint8Array, quorumBps = DEFAULT_QUORUM_BPS): Promise<{ certificate: QuorumCertificate, output: Uint8Array } | undefined> {
+export async function lookupResult (
+  node: PoiNode, taskId: Uint8Array, quorumBps = DEFAULT_QUORUM_BPS,
+  setOf: (epoch: bigint) => Promise<OperatorSet | undefined> = async (epoch) => epoch === node.operatorSet.epoch ? node.operatorSet : undefined
+): Promise<{ certificate: QuorumCertificate, output: Uint8Array, set: OperatorSet } | undefined> {
   const peers = [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))]
   for (const peer of peers.slice(0, RESULT_LOOKUP_PEERS)) {
     try {
       const answer = await fetchResult(node.libp2p, peerIdFromString(peer), taskId, { signal: AbortSignal.timeout(RESULT_LOOKUP_TIMEOUT_MS) })
       if (answer.status !== 'found') continue
       const output = answer.output ?? answer.certificate.output
-      if (verifyResult(answer.certificate, output, node.operatorSet, { quorumBps }).ok) return { certificate: answer.certificate, output }
+      const set = await setOf(answer.certificate.epoch)
+      if (set != null && verifyResult(answer.certificate, output, set, { quorumBps }).ok) return { certificate: answer.certificate, output, set }
     } catch {
       // this peer could not answer (not a full node, gone, lying): ask the next
     }

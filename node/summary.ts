@@ -1,4 +1,5 @@
 import type { OperatorSet } from '../consensus/index.js'
+import type { QuorumCertificate } from '../protocols/index.js'
 import { formatCanonicalOutput } from './inference/index.js'
 import type { RequestResult } from './requester.js'
 
@@ -9,19 +10,27 @@ function share (part: bigint, whole: bigint): string {
   return `${(Number((part * BPS * 100n) / whole) / 100 / 100).toFixed(2)}%`
 }
 
-/** The short human summary `poi request` and `poi devnet` print for a certified task. */
-export function formatSummary (r: RequestResult, set: OperatorSet, model: string): string {
+/** A certified result: task, output, result hash and who signed it, against the set of its epoch. */
+export function formatCertified (taskId: Uint8Array, certificate: QuorumCertificate, output: Uint8Array, signers: number[], set: OperatorSet, model?: string): string[] {
+  const signedStake = signers.reduce((sum, i) => sum + set.operators[i].stake, 0n)
   const lines = [
-    `task        0x${Buffer.from(r.taskId).toString('hex')}`,
-    `model       ${model}`,
-    `output      ${formatCanonicalOutput(r.output)}`,
-    `result hash 0x${Buffer.from(r.certificate.resultHash).toString('hex')}`,
-    `certificate verified: ${r.signers.length} of ${set.operators.length} operators signed, ${share(r.signedStake, r.totalStake)} of stake (epoch ${set.epoch})`
+    `task        0x${Buffer.from(taskId).toString('hex')}`,
+    ...(model !== undefined ? [`model       ${model}`] : []),
+    `output      ${formatCanonicalOutput(output)}`,
+    `result hash 0x${Buffer.from(certificate.resultHash).toString('hex')}`,
+    `certificate verified: ${signers.length} of ${set.operators.length} operators signed, ${share(signedStake, set.totalStake)} of stake (epoch ${set.epoch})`
   ]
-  for (const i of r.signers) {
+  for (const i of signers) {
     const op = set.operators[i]
     lines.push(`  signer ${i}  ${op.address}  stake share ${share(op.stake, set.totalStake)}`)
   }
-  lines.push(`time from announcement to certificate: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`)
-  return lines.join('\n')
+  return lines
+}
+
+/** The short human summary `poi request` and `poi devnet` print for a certified task. */
+export function formatSummary (r: RequestResult, set: OperatorSet, model: string): string {
+  return [
+    ...formatCertified(r.taskId, r.certificate, r.output, r.signers, set, model),
+    `time from announcement to certificate: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`
+  ].join('\n')
 }

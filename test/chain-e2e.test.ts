@@ -101,6 +101,23 @@ describe('end to end on a real chain (anvil)', function () {
     assert.equal(hex(output), hex(result.output))
   })
 
+  it('poi result shows a settled task\'s certificate and output to a light peer, checked against the chain', async () => {
+    const result = await requestInference(nodes[0], requesterKeys.account, { modelId: model.modelId, input: exampleInput(21), timeoutMs: 20_000 })
+    await net.chain!.client.waitForAcceptance(result.taskId, 30_000)
+    const args = ['--bootstrap', net.bootstrapAddr, '--chain', net.chain!.deploymentPath]
+    const shown = await execFileAsync(process.execPath, [CLI, 'result', hex(result.taskId), ...args, '--json'])
+    const line = JSON.parse(shown.stdout.trim()) as { resultHash: string, output: string, signers: number[], onChain: { resultHash: string } | null }
+    assert.equal(line.resultHash, hex(result.certificate.resultHash))
+    assert.equal(line.output, hex(result.output))
+    assert.ok(line.signers.length >= 3)
+    assert.equal(line.onChain?.resultHash, hex(result.certificate.resultHash))
+    const unknown = await execFileAsync(process.execPath, [CLI, 'result', hex(new Uint8Array(32).fill(0xab)), ...args])
+      .then(() => undefined, (err: { code: number, stderr: string }) => err)
+    assert.ok(unknown != null, 'poi result succeeded for an unknown task')
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /no connected full node has a certificate/)
+  })
+
   it('tasks for a model the ModelRegistry does not allow are dropped with its reason, never run', async () => {
     const client = net.chain!.client
     const registry = client.config.modelRegistry!
