@@ -1,11 +1,11 @@
 import { logger } from '@libp2p/logger'
 import {
-  createPublicClient, createWalletClient, defineChain, http, bytesToHex, parseEventLogs,
+  createPublicClient, createWalletClient, defineChain, http, bytesToHex, hexToBytes, parseEventLogs,
   type Account, type Chain, type PublicClient, type Transport, type WalletClient
 } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
-  OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName, isModelAllowed, listModelIds, readCurrentEpoch,
+  ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName, isModelAllowed, readCurrentEpoch,
   readModel, readOperatorSet, submitCertificate, submitEvidence, type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
 import type { QuorumCertificate } from '../protocols/index.js'
@@ -25,6 +25,13 @@ const RPC_TIMEOUT_MS = 10_000
  * deactivated model stops being served within it.
  */
 export const MODEL_CACHE_MS = 30_000
+/**
+ * An unregistered model is read again sooner: a requester who has just
+ * published one should not wait half a minute for every relay to notice.
+ */
+export const MODEL_MISS_CACHE_MS = 2_000
+/** How often operators look for newly registered models to prefetch. */
+export const MODEL_WATCH_MS = 5_000
 
 export interface OnChainResult {
   resultHash: `0x${string}`
@@ -49,8 +56,8 @@ export class ChainClient implements SettlementChain {
   readonly publicClient: PublicClient
   readonly walletClient: WalletClient<Transport, Chain, Account> | undefined
   private readonly sets = new Map<bigint, Promise<OnChainOperatorSet>>()
-  private readonly modelCache = new Map<string, { at: number, read: Promise<OnChainModel | undefined> }>()
-  private readonly allowCache = new Map<string, { at: number, read: Promise<boolean> }>()
+  private readonly modelCache = new ReadThroughCache<OnChainModel | undefined>((m) => m == null ? MODEL_MISS_CACHE_MS : MODEL_CACHE_MS, (m) => m?.active === true)
+  private readonly allowCache = new ReadThroughCache<boolean>(() => MODEL_CACHE_MS, (allowed) => allowed)
 
   private constructor (config: ChainConfig, publicClient: PublicClient, walletClient?: WalletClient<Transport, Chain, Account>) {
     this.config = config
@@ -73,11 +80,11 @@ export class ChainClient implements SettlementChain {
     return new ChainClient(config, publicClient, walletClient)
   }
 
-  /** The ModelRegistry entry of `modelId` (undefined: not registered), read at most once per MODEL_CACHE_MS. */
+  /** The ModelRegistry entry of `modelId` (undefined: not registered), cached (see ReadThroughCache). */
   async model (modelId: Uint8Array): Promise<OnChainModel | undefined> {
     const registry = this.config.modelRegistry
     if (registry == null) throw new Error('the deployment names no modelRegistry')
-    return await cached(this.modelCache, bytesToHex(modelId), async () => await readModel(this.publicClient, registry, modelId))
+    return await this.modelCache.get(bytesToHex(modelId), async () => await readModel(this.publicClient, registry, modelId))
   }
 
   /**
@@ -93,18 +100,48 @@ export class ChainClient implements SettlementChain {
     if (m == null) return `model ${bytesToHex(modelId)} is not registered in ModelRegistry ${registry} (publish it with poi model publish --chain)`
     if (!m.active) return `model ${bytesToHex(modelId)} is deactivated by its owner ${m.owner}`
     if (m.accessPolicy === 'open' || requester.toLowerCase() === m.owner.toLowerCase()) return undefined
-    const allowed = await cached(this.allowCache, `${bytesToHex(modelId)}/${requester.toLowerCase()}`,
+    const allowed = await this.allowCache.get(`${bytesToHex(modelId)}/${requester.toLowerCase()}`,
       async () => await isModelAllowed(this.publicClient, registry, modelId, requester))
     return allowed ? undefined : `requester ${requester} is not on the allowlist of model ${bytesToHex(modelId)}`
   }
 
-  /** Registered models that are active, in registration order (what operators prefetch). */
-  async activeModels (): Promise<Uint8Array[]> {
-    if (this.config.modelRegistry == null) return []
-    const ids = await listModelIds(this.publicClient, this.config.modelRegistry, this.config.deployedAtBlock ?? 0n)
+  /** Models registered in blocks fromBlock..toBlock that are active now, in registration order. */
+  async activeModels (fromBlock = this.config.deployedAtBlock ?? 0n, toBlock?: bigint): Promise<Uint8Array[]> {
+    const registry = this.config.modelRegistry
+    if (registry == null) return []
+    const events = await this.publicClient.getContractEvents({
+      address: registry, abi: ModelRegistryAbi, eventName: 'ModelRegistered', fromBlock, toBlock: toBlock ?? 'latest', strict: true
+    })
     const active: Uint8Array[] = []
-    for (const id of ids) if ((await this.model(id))?.active === true) active.push(id)
+    for (const e of events) {
+      const id = hexToBytes(e.args.modelId)
+      if ((await this.model(id))?.active === true) active.push(id)
+    }
     return active
+  }
+
+  /**
+   * Calls `onModels` with the active models registered after block `after`,
+   * as they appear (operators prefetch them). Returns a stop function.
+   */
+  watchModels (onModels: (ids: Uint8Array[]) => void, after: bigint): () => void {
+    let last = after
+    let stopped = false
+    const tick = async (): Promise<void> => {
+      try {
+        const head = await this.publicClient.getBlockNumber()
+        if (head > last) {
+          const ids = await this.activeModels(last + 1n, head)
+          last = head
+          if (ids.length > 0) onModels(ids)
+        }
+      } catch (err) {
+        log('model registry poll failed: %s', (err as Error).message.split('\n')[0])
+      }
+      if (!stopped) timer = setTimeout(() => { void tick() }, MODEL_WATCH_MS)
+    }
+    let timer = setTimeout(() => { void tick() }, MODEL_WATCH_MS)
+    return () => { stopped = true; clearTimeout(timer) }
   }
 
   async currentEpoch (): Promise<bigint> {
@@ -237,13 +274,43 @@ function classify (err: unknown, what: string): Error {
 }
 
 
-/** One read per key per MODEL_CACHE_MS; a failed read is not kept. */
-async function cached<T> (cache: Map<string, { at: number, read: Promise<T> }>, key: string, read: () => Promise<T>): Promise<T> {
-  const now = Date.now()
-  const hit = cache.get(key)
-  if (hit != null && now - hit.at < MODEL_CACHE_MS) return await hit.read
-  const entry = { at: now, read: read() }
-  cache.set(key, entry)
-  entry.read.catch(() => { if (cache.get(key) === entry) cache.delete(key) })
-  return await entry.read
+/**
+ * Registry answers by key, read through to the chain. Gossip validation asks
+ * for every task, so the chain must not sit on that path: a fresh answer is
+ * returned as is; a stale one that lets a task through (`keep`) is returned
+ * at once and refreshed in the background, and keeps serving while the RPC
+ * endpoint is down; a stale one that refuses is read again first (a model
+ * just registered should run at once), falling back to the stale answer if
+ * the read fails. Only a key never read waits for the chain, and fails with it.
+ */
+class ReadThroughCache<T> {
+  private readonly entries = new Map<string, { at: number, value: T }>()
+  private readonly reads = new Map<string, Promise<T>>()
+
+  constructor (private readonly ttl: (value: T) => number, private readonly keep: (value: T) => boolean) {}
+
+  async get (key: string, read: () => Promise<T>): Promise<T> {
+    const hit = this.entries.get(key)
+    if (hit != null && Date.now() - hit.at < this.ttl(hit.value)) return hit.value
+    const refresh = this.refresh(key, read)
+    if (hit == null) return await refresh
+    if (this.keep(hit.value)) {
+      refresh.catch((err: Error) => { log('registry read for %s failed, keeping the last answer: %s', key, err.message.split('\n')[0]) })
+      return hit.value
+    }
+    return await refresh.catch(() => hit.value)
+  }
+
+  private async refresh (key: string, read: () => Promise<T>): Promise<T> {
+    let pending = this.reads.get(key)
+    if (pending == null) {
+      pending = read().then((value) => {
+        this.entries.set(key, { at: Date.now(), value })
+        return value
+      })
+      this.reads.set(key, pending)
+      pending.catch(() => {}).finally(() => this.reads.delete(key))
+    }
+    return await pending
+  }
 }

@@ -227,17 +227,24 @@ async function runRole (role: 'operator' | 'aggregator' | 'bootstrap', args: str
       if (now !== last) { last = now; emit(true, { event: 'mesh', ...mesh }, '') }
     })
   }
-  if (role === 'operator' && chain != null && values['no-prefetch'] !== true) {
-    // Registered models are fetched now, not when the first task is already waiting.
-    chain.activeModels().then(ids => node.prefetchModels(ids), (err: Error) => {
-      console.error(`cannot list the registry's models to prefetch: ${err.message.split('\n')[0]}`)
-    })
+  let unwatchModels: (() => void) | undefined
+  if (role === 'operator' && chain?.config.modelRegistry != null && values['no-prefetch'] !== true) {
+    // Registered models are fetched now, and new ones as they are registered,
+    // not when the first task for them is already waiting.
+    try {
+      const head = await chain.publicClient.getBlockNumber()
+      node.prefetchModels(await chain.activeModels(undefined, head))
+      unwatchModels = chain.watchModels(ids => node.prefetchModels(ids), head)
+    } catch (err) {
+      console.error(`cannot list the registry's models to prefetch: ${(err as Error).message.split('\n')[0]}`)
+    }
   }
   await new Promise<void>((resolve) => {
     const shutdown = (): void => {
       process.off('SIGINT', shutdown)
       process.off('SIGTERM', shutdown)
       unwatch?.()
+      unwatchModels?.()
       node.stop().then(resolve, (err) => { console.error(`error while stopping: ${(err as Error).message}`); resolve() })
     }
     process.on('SIGINT', shutdown)

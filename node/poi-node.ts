@@ -676,7 +676,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   prefetchModels (modelIds: Uint8Array[]): void {
     if (this.blocks == null) return
     for (const modelId of modelIds) {
-      if (this.models.has(hex(modelId))) continue
+      if (this.models.has(hex(modelId)) || this.fetching.has(hex(modelId))) continue
       this.obtainModel(modelId, Date.now() + PREFETCH_TIMEOUT_MS)
         .then(async (model) => { if (this.opts.operate) await this.runner(model) })
         .catch((err: Error) => {

@@ -17,13 +17,15 @@ import { foundry } from 'viem/chains'
 import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, registerModel, setModelActive } from '../contracts/index.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
-import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { encodeTensorFile, loadModelDir, modelIdToString, npmModelSampleInput, resolveNpmModel, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { loadKeystore, type Keystore } from '../node/keys.js'
 import { ChildNode, prepareNodeDir } from '../node/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork } from '../node/requester.js'
-import { TOPICS, encodeAttestation, signTask, taskIdOf } from '../protocols/index.js'
-import { NodeStore } from '../storage/index.js'
+import { MAX_INLINE_INPUT_BYTES, TOPICS, encodeAttestation, signTask, taskIdOf } from '../protocols/index.js'
+import { BlockStore, NodeStore } from '../storage/index.js'
+import { importModel } from '../node/models/index.js'
+import { directResultHash } from './helpers/direct-run.js'
 
 const hex = (b: Uint8Array): `0x${string}` => bytesToHex(b)
 
@@ -154,6 +156,38 @@ describe('end to end on a real chain (anvil)', function () {
     assert.ok(cli != null, 'poi request succeeded for an unregistered model')
     assert.equal(cli.code, 1)
     assert.match(cli.stderr, /will not run this task: model 0x[0-9a-f]+ is not registered/)
+  })
+
+  it('a model registered while the operators run is prefetched; its task, with an input by stream reference, settles and the on-chain outputRef resolves', async () => {
+    const client = net.chain!.client
+    const cls = await resolveNpmModel('ppocr-cls')
+    const dirs = await prepareNodeDir(root, 'ocr-publisher')
+    const store = await NodeStore.open(dirs.dataDir)
+    try {
+      await importModel(BlockStore.of(store), cls.manifest, cls.modelBytes)
+    } finally {
+      await store.close()
+    }
+    const publisher = await PoiNode.start({
+      operate: false, aggregate: false, light: false, keystore: dirs.keys, operatorSet: await client.operatorSet(),
+      config: resolveConfig({ keystore: dirs.keystore, dataDir: dirs.dataDir, genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], chain: client.config, modelDirs: [] })
+    })
+    nodes.push(publisher)
+    const owner = createWalletClient({ chain: foundry, transport: http(client.config.rpcUrl), account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+    await registerModel(owner, client.publicClient, client.config.modelRegistry!, cls.modelId, 0n)
+    const id = modelIdToString(cls.modelId)
+    for (const op of net.operators) await op.waitFor(e => e.event === 'model' && e.modelId === id, 30_000, `prefetch of ${id}`)
+    // No task named the model before every operator had it.
+    assert.ok(net.operators.every(op => !op.events.some(e => e.event === 'failed')))
+
+    const sample = npmModelSampleInput('ppocr-cls')
+    const input = encodeTensorFile(sample)
+    assert.ok(input.length > MAX_INLINE_INPUT_BYTES)
+    const result = await requestInference(nodes[0], requesterKeys.account, { modelId: cls.modelId, input, timeoutMs: 20_000 })
+    assert.equal(hex(result.certificate.resultHash), `0x${await directResultHash(cls, sample)}`)
+    const accepted = await client.waitForAcceptance(result.taskId, 30_000)
+    const output = await fetchOutput(nodes[0], hexToBytes(accepted.outputRef), hexToBytes(accepted.resultHash))
+    assert.equal(keccak256(output), accepted.resultHash)
   })
 
   it('slashes an operator that equivocates, on evidence the aggregator submits', async () => {
