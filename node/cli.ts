@@ -45,9 +45,11 @@ Usage:
                                                  (the node announces them on the DHT) and register it on-chain
   poi model ls [--data-dir <dir>]                models held in a node's block store
   poi model show <model id> [--data-dir <dir>]   a stored model's manifest
-  poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain]
-                                                 launch anvil, deploy, register operators, and run one
-                                                 task end to end with its certificate settled on-chain
+  poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain] [--npm-models <keys|none>]
+                                                 launch anvil, deploy, register operators and models, and run
+                                                 tasks end to end with their certificates settled on-chain:
+                                                 the shipped model, then real npm models (default ppocr-cls;
+                                                 keys: silero-vad, ppocr-cls, ppocr-rec)
 
 Node options:
   --config <file>       JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs)
@@ -465,8 +467,10 @@ export async function main (argv: string[]): Promise<number> {
     case 'models': await runModels(rest); return 0
     case 'model': await runModel(rest); return 0
     case 'devnet': {
-      const { values } = parse(rest, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, offchain: { type: 'boolean' } })
-      return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, offchain: values.offchain === true })
+      const { values } = parse(rest, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } })
+      const npm = values['npm-models']
+      const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
+      return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, offchain: values.offchain === true, npmModels })
     }
     case undefined:
     case 'help':

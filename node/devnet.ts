@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../consensus/index.js'
 import { resolveConfig } from './config.js'
-import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from './inference/index.js'
+import {
+  NpmModelNotInstalledError, encodeTensorFile, formatCanonicalOutput, loadModelDir, modelDirFromNpm, modelIdToString, npmModelSampleInput, SHIPPED_MODEL_DIR
+} from './inference/index.js'
+import { MAX_INLINE_INPUT_BYTES } from '../protocols/index.js'
 import { createPublicClient, createWalletClient, defineChain, hexToBytes, http, type PublicClient } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil, type PoiDeployment } from '../contracts/index.js'
@@ -59,6 +62,11 @@ export interface LocalNetworkOptions {
    * operators, start epoch 1, and point every node at it (--chain).
    */
   chain?: boolean
+  /**
+   * Models the bootstrap node holds besides the shipped one (model
+   * directories); with a chain they are registered in the ModelRegistry too.
+   */
+  extraModels?: Array<{ dir: string, modelId: Uint8Array }>
 }
 
 /**
@@ -86,7 +94,7 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   let source: string[]
   try {
     if (opts.chain === true) {
-      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], progress)
+      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], (opts.extraModels ?? []).map(m => m.modelId), progress)
       operatorSet = await chain.client.operatorSet()
       genesisPath = chain.deploymentPath
       source = ['--chain', chain.deploymentPath]
@@ -107,7 +115,8 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, ...source, '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.nodeArgs ?? [])]
   try {
     progress('starting bootstrap node')
-    const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir)], join(root, 'bootstrap.log'))
+    const modelDirs = (opts.extraModels ?? []).length === 0 ? [] : [SHIPPED_MODEL_DIR, ...opts.extraModels!.map(m => m.dir)].flatMap(d => ['--model-dir', d])
+    const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir), ...modelDirs], join(root, 'bootstrap.log'))
     children.push(bootstrap)
     const ready = await bootstrap.ready(READY_TIMEOUT_MS)
     const bootstrapAddr = ready.addrs.find(a => a.includes('/tcp/')) ?? ready.addrs[0]
@@ -143,7 +152,7 @@ const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
  * operators and aggregators, registers each operator with its own keys
  * (stake + BLS key + proof of possession) and starts epoch 1.
  */
-async function startChain (root: string, operators: Keystore[], others: Keystore[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
+async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelIds: Uint8Array[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
   progress('starting anvil (prague) on 127.0.0.1')
   const anvil = await startAnvil()
   try {
@@ -166,8 +175,8 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     progress(`epoch ${epoch} started with ${operators.length} operators`)
     // Nodes on a chain run only models active in the ModelRegistry.
     const model = await loadModelDir(SHIPPED_MODEL_DIR)
-    await registerModel(deployer, publicClient, deployment.modelRegistry, model.modelId, 0n)
-    progress(`model ${model.manifest.name} registered in the ModelRegistry`)
+    for (const id of [model.modelId, ...extraModelIds]) await registerModel(deployer, publicClient, deployment.modelRegistry, id, 0n)
+    progress(`${1 + extraModelIds.length} model(s) registered in the ModelRegistry`)
     const deploymentPath = join(root, 'deployment.json')
     await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, ...deployment })
     const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, registry: deployment.registry, taskManager: deployment.taskManager, slashing: deployment.slashing, modelRegistry: deployment.modelRegistry, deployedAtBlock: deployment.deployedAtBlock })
@@ -184,7 +193,16 @@ export interface DevnetOptions {
   dir?: string
   /** Without a chain: the operator set from a genesis file, certificates only off-chain. */
   offchain?: boolean
+  /** Real models from npm dev dependencies to run after the shipped one (NPM_MODELS keys); default DEFAULT_DEVNET_NPM_MODELS. */
+  npmModels?: string[]
 }
+
+/**
+ * The PaddleOCR text-direction classifier: a real model (579 KB, so it
+ * travels as a shard) whose 110 KB sample input is above the inline limit,
+ * so the default devnet also sends an input by stream reference.
+ */
+export const DEFAULT_DEVNET_NPM_MODELS = ['ppocr-cls']
 
 /** How long the devnet waits for the aggregator's transaction after the QC formed. */
 const SETTLEMENT_TIMEOUT_MS = 30_000
@@ -196,7 +214,18 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
   if (n < 3) throw new Error(`a devnet needs at least 3 operators (a certificate needs 3 signers), got ${n}`)
   const root = opts.dir != null ? resolve(opts.dir) : await mkdtemp(join(tmpdir(), 'poi-devnet-'))
   const progress = (line: string): void => { console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`) }
-  const net = await startLocalNetwork({ root, operators: n, progress, chain: opts.offchain !== true })
+  // Real models are dev dependencies: without them (a production install) the devnet runs the shipped model only.
+  const extraModels: Array<{ key: string, dir: string, modelId: Uint8Array, name: string }> = []
+  for (const key of opts.npmModels ?? DEFAULT_DEVNET_NPM_MODELS) {
+    try {
+      const m = await modelDirFromNpm(key, join(root, 'models', key))
+      extraModels.push({ key, dir: join(root, 'models', key), modelId: m.modelId, name: m.manifest.name })
+    } catch (err) {
+      if (!(err instanceof NpmModelNotInstalledError)) throw err
+      progress(`skipping ${key}: ${err.message}`)
+    }
+  }
+  const net = await startLocalNetwork({ root, operators: n, progress, chain: opts.offchain !== true, extraModels })
   let requester: PoiNode | undefined
   let code = 1
   try {
@@ -209,7 +238,8 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     progress(`sending a task for model ${model.manifest.name}`)
     const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, progress)
     console.log('\n' + formatSummary(result, net.operatorSet, `${model.manifest.name} (${modelIdToString(model.modelId)})`))
-    const fetched = net.operators.map(c => c.events.find(e => e.event === 'model' && e.fromStore === false)).filter(e => e != null)
+    const mlp = modelIdToString(model.modelId)
+    const fetched = net.operators.map(c => c.events.find(e => e.event === 'model' && e.modelId === mlp && e.fromStore === false)).filter(e => e != null)
     console.log(`model shards: ${fetched.length} of ${net.operators.length} operators fetched the model through the DHT from the bootstrap node` +
       (fetched.length > 0 ? ` (${Math.max(...fetched.map(e => e.ms as number))} ms at most)` : '') + '\n')
     if (net.chain != null) {
@@ -233,6 +263,21 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
       ].join('\n'))
       if (!same) throw new Error('the on-chain result differs from the verified off-chain certificate')
       if (resolved.startsWith('NOT')) throw new Error(`the on-chain outputRef does not resolve: ${resolved}`)
+    }
+    for (const m of extraModels) {
+      const input = encodeTensorFile(npmModelSampleInput(m.key))
+      progress(`sending a task for ${m.name}, a real model from npm, with its ${input.length}-byte sample input`)
+      const r = await requestInference(requester, keys.account, { modelId: m.modelId, input, timeoutMs: DEVNET_TASK_TIMEOUT_MS }, progress)
+      const settled = net.chain != null ? await net.chain.client.waitForAcceptance(r.taskId, SETTLEMENT_TIMEOUT_MS) : undefined
+      console.log([
+        '',
+        `${m.name} (${modelIdToString(m.modelId)})`,
+        `  input     ${input.length} bytes, ${input.length > MAX_INLINE_INPUT_BYTES ? 'by stream reference' : 'inline in the task'}`,
+        `  output    ${formatCanonicalOutput(r.output)}${r.certificate.output.length === 0 ? ' (by stream reference)' : ''}`,
+        `  verified  ${r.signers.length} of ${net.operatorSet.operators.length} operators signed, ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms after the announcement`,
+        ...(settled != null ? [`  on-chain  ${settled.txHash} (${settled.resultHash === `0x${Buffer.from(r.certificate.resultHash).toString('hex')}` ? 'same result' : 'DIFFERENT result'})`] : []),
+        ''
+      ].join('\n'))
     }
     code = 0
   } catch (err) {
