@@ -25,3 +25,4 @@ export {
   modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
   readModel, isModelUsable, isModelAllowed, listModelIds
 } from './models.js'
+export { checkDeployment, DeploymentMismatchError, type DeploymentToCheck, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'

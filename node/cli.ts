@@ -11,8 +11,16 @@ import {
   DEFAULT_QUORUM_BPS, createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf, verifyCertificate,
   type OperatorSet
 } from '../consensus/index.js'
-import { defaultConfig, readConfigFile, resolveConfig, type NodeConfig } from './config.js'
+import { defaultConfig, readConfigFile, resolveConfig, type ChainConfig, type NodeConfig } from './config.js'
+
+/** Reading a handful of contract fields to check a deployment. */
+const RPC_CHECK_TIMEOUT_MS = 10_000
 import { ChainClient } from './chain-client.js'
+import { createPublicClient, http } from 'viem'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DeploymentMismatchError, checkDeployment } from '../contracts/index.js'
+import { fetchNetworkInfo, type NetworkDeployment } from '../protocols/network/index.js'
+import { createPoiLibp2p } from './p2p.js'
 import { readDeployment } from './deployment.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI, runDevnet } from './devnet.js'
 import { listStoredModels, publishModelFile, showStoredModel } from './model-commands.js'
@@ -32,11 +40,11 @@ Usage:
   poi operator   [node options] [--aggregate]    run models and attest results (optionally aggregate too)
   poi aggregator [node options]                  build quorum certificates from attestations
   poi bootstrap  [node options]                  relay gossip and answer DHT queries (peer discovery)
-  poi request --bootstrap <addr> (--chain <deployment.json> | --genesis <file>) --input <json|@file>
+  poi request --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) --input <json|@file>
               [--model <id|dir>] [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
                                                  announce a task, wait for its certificate, verify it
                                                  (inputs above 64 KiB go by stream reference, up to 1 MiB)
-  poi result <task id> --bootstrap <addr> (--chain <deployment.json> | --genesis <file>) [--quorum <bps>] [--json]
+  poi result <task id> --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) [--json]
                                                  ask full nodes for a task's certificate and output, verify
                                                  both (and, with --chain, against the on-chain result)
   poi models                                     list the models in the configured model directories
@@ -62,6 +70,9 @@ Node options:
                         operator set from the on-chain registry; aggregators post certificates there; only
                         models active in the ModelRegistry run, and operators prefetch them at start
   --no-prefetch         (operators with --chain) fetch a registered model only when a task names it
+  --rpc <url>           chain RPC endpoint: overrides the deployment file's; poi request and poi result
+                        with --rpc and no --chain ask the bootstrap node for the contracts over
+                        /poi/network/1/ and check them on the chain before using them
   --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model.
                         Full nodes store these as content-addressed shards and announce them on the DHT
   --no-model-dir        start without local models: fetch each model through the DHT when a task names it
@@ -99,6 +110,7 @@ const NODE_OPTIONS = {
   'grace-ms': { type: 'string' },
   json: { type: 'boolean' },
   chain: { type: 'string' },
+  rpc: { type: 'string' },
   aggregate: { type: 'boolean' },
   probe: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
@@ -121,7 +133,9 @@ function num (value: string | undefined, name: string): number | undefined {
 
 async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig> {
   const file = typeof values.config === 'string' ? await readConfigFile(values.config) : {}
-  const chain = typeof values.chain === 'string' ? await readDeployment(values.chain) : undefined
+  const deployment = typeof values.chain === 'string' ? await readDeployment(values.chain) : undefined
+  // --rpc points a deployment file at another endpoint of the same chain.
+  const chain = deployment != null && typeof values.rpc === 'string' ? { ...deployment, rpcUrl: values.rpc } : deployment
   const abs = (v: unknown): string | undefined => typeof v === 'string' ? resolve(v) : undefined
   return resolveConfig(file, {
     keystore: abs(values.keystore),
@@ -296,8 +310,8 @@ async function runRequest (args: string[]): Promise<void> {
     quorum: { type: 'string' }
   })
   if (values.help === true) { console.log(USAGE); return }
-  const config = await nodeConfig(values)
-  if (config.bootstrap.length === 0) throw new UsageError('poi request needs --bootstrap <multiaddr> of a running node')
+  // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
+  const config = await requesterConfig(values, (line) => { console.error(line) })
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
   const { operatorSet, chain } = await operatorSource(config, keystore)
   const { modelId, manifest } = await resolveModel(values.model)
@@ -321,6 +335,61 @@ async function runRequest (args: string[]): Promise<void> {
   }
 }
 
+/** The bootstrap node could not say which contracts the network uses. */
+class NetworkDiscoveryError extends Error {
+  constructor (message: string, cause?: unknown) {
+    super(message)
+    this.name = 'NetworkDiscoveryError'
+    this.cause = cause
+  }
+}
+
+/**
+ * A requester given only a bootstrap address and an RPC URL: asks the
+ * bootstrap node which contracts the network uses (/poi/network/1/) and
+ * checks that they form one poi deployment on that chain (checkDeployment)
+ * before trusting them. The bootstrap address already names the network;
+ * a deployment file (--chain) pins the contracts instead.
+ */
+async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], log: (line: string) => void): Promise<ChainConfig> {
+  const libp2p = await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [], bootstrap: [], dhtClientMode: true })
+  let deployment: NetworkDeployment | undefined
+  const failures: string[] = []
+  try {
+    await libp2p.start()
+    for (const addr of bootstrapAddrs) {
+      try {
+        deployment = await fetchNetworkInfo(libp2p, multiaddr(addr))
+        if (deployment === undefined) throw new NetworkDiscoveryError(`the bootstrap node ${addr} runs without a chain (from a genesis file): use --genesis <file>`)
+        break
+      } catch (err) {
+        if (err instanceof NetworkDiscoveryError) throw err
+        failures.push(`${addr}: ${(err as Error).message}`)
+      }
+    }
+  } finally {
+    await libp2p.stop()
+  }
+  if (deployment === undefined) throw new NetworkDiscoveryError(`no bootstrap node said which contracts the network uses: ${failures.join('; ')}`)
+  const publicClient = createPublicClient({ transport: http(rpcUrl, { timeout: RPC_CHECK_TIMEOUT_MS }) })
+  try {
+    await checkDeployment(publicClient, deployment)
+  } catch (err) {
+    if (err instanceof DeploymentMismatchError) throw new NetworkDiscoveryError(`the contracts the bootstrap node names do not check out on ${rpcUrl}: ${err.message}`, err)
+    throw new NetworkDiscoveryError(`cannot check the network's contracts on ${rpcUrl}: ${(err as Error).message.split('\n')[0]}`, err)
+  }
+  log(`network: chain ${deployment.chainId}, OperatorRegistry ${deployment.registry}, TaskManager ${deployment.taskManager} (named by the bootstrap node, checked on-chain)`)
+  return { rpcUrl, registry: deployment.registry, taskManager: deployment.taskManager, slashing: deployment.slashing, modelRegistry: deployment.modelRegistry, deployedAtBlock: deployment.deployedAtBlock }
+}
+
+/** What a requester with --rpc and no --chain needs: the chain config from the bootstrap node. */
+async function requesterConfig (values: Record<string, unknown>, log: (line: string) => void): Promise<NodeConfig> {
+  const config = await nodeConfig(values)
+  if (config.bootstrap.length === 0) throw new UsageError('poi request and poi result need --bootstrap <multiaddr> of a running node')
+  if (config.chain != null || typeof values.rpc !== 'string') return config
+  return { ...config, chain: await chainFromBootstrap(values.rpc, config.bootstrap, log) }
+}
+
 /** No full node could show a verified certificate for the task. */
 class ResultNotFoundError extends Error {
   constructor (taskId: string) {
@@ -341,8 +410,8 @@ async function runResult (args: string[]): Promise<void> {
   const id = positionals[0]
   if (id === undefined || !/^(0x)?[0-9a-fA-F]{64}$/.test(id)) throw new UsageError('usage: poi result <task id: 32 bytes hex> --bootstrap <addr> (--chain <file> | --genesis <file>)')
   const taskId = Uint8Array.from(Buffer.from(id.replace(/^0x/, ''), 'hex'))
-  const config = await nodeConfig(values)
-  if (config.bootstrap.length === 0) throw new UsageError('poi result needs --bootstrap <multiaddr> of a running node')
+  // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
+  const config = await requesterConfig(values, (line) => { console.error(line) })
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
   const { operatorSet, chain } = await operatorSource(config, keystore)
   const quorumBps = num(values.quorum, 'quorum')

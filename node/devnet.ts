@@ -286,7 +286,7 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     await requester?.stop()
   }
   if (opts.keep === true) {
-    const source = net.chain != null ? `--chain ${net.chain.deploymentPath}` : `--genesis ${net.genesisPath}`
+    const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
     console.log(`network left running (Ctrl-C to stop). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     await new Promise<void>(resolve => {
       process.once('SIGINT', resolve)

@@ -12,6 +12,7 @@ import {
   type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict, type TopicName
 } from '../protocols/index.js'
 import { ResultServer } from '../protocols/result/index.js'
+import { NetworkInfoServer } from '../protocols/network/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import {
   GENESIS_PREV_ID, MAX_STREAM_PAYLOAD_BYTES, MemoryMessageSource, STREAM_REQUEST_TIMEOUT_MS, StreamServer,
@@ -196,6 +197,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       this.servers.push(shardServer(libp2p, this.blocks))
       this.servers.push(new StreamServer({ libp2p, messages: this.streams }))
       this.servers.push(new ResultServer({ libp2p, results: store, outputs: this.streams }))
+      // Tells requesters that know only this node's address which contracts
+      // the network uses (they check the answer against the chain).
+      const chain = opts.config.chain
+      this.servers.push(new NetworkInfoServer({
+        libp2p,
+        deployment: chain == null
+          ? undefined
+          : { chainId: opts.operatorSet.domain.chainId, registry: chain.registry, taskManager: chain.taskManager, slashing: chain.slashing, modelRegistry: chain.modelRegistry, deployedAtBlock: chain.deployedAtBlock ?? 0n }
+      }))
     } else {
       // A light requester does not listen, but the peers it is connected to
       // open streams back over those connections to fetch its tasks' inputs.

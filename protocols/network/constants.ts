@@ -1,0 +1,54 @@
+/**
+ * Names and limits of /poi/network/1/: a requester that knows only a bootstrap address asks it
+ * which poi contracts the network uses (chain id and addresses), then checks the answer
+ * against the chain before trusting it.
+ */
+import { ADDRESS_BYTES } from '../constants.js'
+
+/** Protocol id; the version is part of it (js-libp2p style). */
+export const NETWORK_PROTOCOL = '/poi/network/1/'
+
+/** Version carried in every request and response; any other value is rejected. */
+export const NETWORK_VERSION = 1
+
+/** Longest protobuf encodings: a uint32 varint takes at most 5 bytes, a uint64 one at most 10. */
+const TAG_BYTES = 1
+const MAX_UINT32_VARINT_BYTES = 5
+const MAX_UINT64_VARINT_BYTES = 10
+/** An address field: tag, one-byte length (20 < 128), 20 bytes. */
+const ADDRESS_FIELD_BYTES = TAG_BYTES + 1 + ADDRESS_BYTES
+
+/** A request is only its version: at most 6 bytes. */
+export const MAX_NETWORK_INFO_REQUEST_BYTES = TAG_BYTES + MAX_UINT32_VARINT_BYTES
+
+/**
+ * The largest NetworkInfo, computed from its fields (version and status uint32, chainId and
+ * deployedAtBlock uint64, four addresses): 122 bytes. Anything longer is not a NetworkInfo, so
+ * the client refuses the frame before buffering it.
+ */
+export const MAX_NETWORK_INFO_RESPONSE_BYTES =
+  2 * (TAG_BYTES + MAX_UINT32_VARINT_BYTES) + 2 * (TAG_BYTES + MAX_UINT64_VARINT_BYTES) + 4 * ADDRESS_FIELD_BYTES
+
+/** Status codes of NetworkInfo.status. */
+export const NETWORK_STATUS = {
+  /** chainId, registry, taskManager, slashing and deployedAtBlock are set; modelRegistry may be empty. */
+  FOUND: 0,
+  /** The node runs from a genesis file, without contracts: every other field is empty or zero. */
+  NO_CHAIN: 1,
+  /** The request was malformed (another protocol version?). */
+  BAD_REQUEST: 2
+} as const
+
+/**
+ * Same bound as STREAM_REQUEST_TIMEOUT_MS: a dial plus one exchange of two tiny frames. A
+ * requester asks once when it starts, so a bootstrap node slower than this is one to replace.
+ */
+export const NETWORK_REQUEST_TIMEOUT_MS = 10_000
+
+/**
+ * Every requester asks its bootstrap node once when it starts, so a bootstrap node may see a
+ * burst; each answer is a constant of ~120 bytes, so 32 concurrent streams cost nothing.
+ * A node asks other nodes only once at start, so few outbound streams are needed.
+ */
+export const NETWORK_MAX_INBOUND_STREAMS = 32
+export const NETWORK_MAX_OUTBOUND_STREAMS = 4

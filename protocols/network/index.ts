@@ -1,0 +1,18 @@
+/**
+ * /poi/network/1/: a requester that knows only a bootstrap address asks it which poi contracts
+ * the network uses (chain id, registry, task manager, slashing manager, model registry), so
+ * `poi request` needs no deployment file.
+ *
+ * Trust boundary: the answering node is untrusted. fetchNetworkInfo only checks the answer is a
+ * well-formed NetworkInfo; the caller checks the deployment against the chain (contracts'
+ * checkDeployment) before using it.
+ */
+export * from './constants.js'
+export {
+  NetworkInfoServer, NetworkInfoFetchError, fetchNetworkInfo, networkInfoOf,
+  decodeNetworkInfoRequest, decodeNetworkInfo, encodeNetworkInfo
+} from './network-protocol.js'
+export type {
+  NetworkDeployment, NetworkInfoFetchErrorCode, NetworkInfoServerInit, FetchNetworkInfoOptions
+} from './network-protocol.js'
+export { NetworkInfo, NetworkInfoRequest } from './network.js'

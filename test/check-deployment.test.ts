@@ -1,0 +1,78 @@
+/**
+ * checkDeployment against a real anvil with two real poi deployments: the right deployment
+ * passes; a wrong chain id, swapped addresses, an address without code, a contract of the
+ * wrong kind and a second deployment's TaskManager mixed into the first are each refused with
+ * the reason a user can act on.
+ */
+import { strict as assert } from 'node:assert'
+import { checkDeployment, deployPoi, DeploymentMismatchError, type DeploymentMismatchReason, type PoiDeployment } from '../contracts/index.js'
+import type { NetworkDeployment } from '../protocols/network/index.js'
+import { startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+
+async function refused (p: Promise<unknown>, reason: DeploymentMismatchReason, contract?: string): Promise<DeploymentMismatchError> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(err instanceof DeploymentMismatchError, `expected DeploymentMismatchError, got ${String(err)}`)
+    assert.equal(err.reason, reason, err.message)
+    if (contract !== undefined) assert.equal(err.contract, contract, err.message)
+    return err
+  }
+  assert.fail(`expected DeploymentMismatchError [${reason}], the deployment was accepted`)
+}
+
+describe('checkDeployment: a named deployment against the chain', function () {
+  let chain: PoiChain
+  let chainId: bigint
+  /** What a bootstrap node would announce for the first deployment. */
+  let first: NetworkDeployment
+  let second: PoiDeployment
+
+  before(async () => {
+    chain = await startPoiChain()
+    chainId = BigInt(await chain.publicClient.getChainId())
+    first = { chainId, ...chain.deployment }
+    second = await deployPoi(chain.wallets[0], chain.publicClient)
+  })
+
+  after(async () => {
+    await chain?.stop()
+  })
+
+  it('accepts a real deployment, with or without its model registry, as fetchNetworkInfo returns it', async () => {
+    await checkDeployment(chain.publicClient, first)
+    const { modelRegistry: _, ...withoutModels } = first
+    await checkDeployment(chain.publicClient, withoutModels)
+    await checkDeployment(chain.publicClient, { chainId, ...second })
+  })
+
+  it('refuses a deployment on another chain than the RPC serves', async () => {
+    const err = await refused(checkDeployment(chain.publicClient, { ...first, chainId: chainId + 1n }), 'WRONG_CHAIN')
+    assert.match(err.message, /RPC URL of chain 31338/)
+  })
+
+  it('refuses an address without code and one that is not hex', async () => {
+    const eoa = chain.wallets[5].account.address
+    await refused(checkDeployment(chain.publicClient, { ...first, taskManager: eoa }), 'NO_CODE', 'taskManager')
+    await refused(checkDeployment(chain.publicClient, { ...first, modelRegistry: eoa }), 'NO_CODE', 'modelRegistry')
+    await refused(checkDeployment(chain.publicClient, { ...first, slashing: '0xnot-an-address' }), 'INVALID_ADDRESS', 'slashing')
+  })
+
+  it('refuses swapped task manager and slashing addresses', async () => {
+    await refused(checkDeployment(chain.publicClient, { ...first, taskManager: first.slashing, slashing: first.taskManager }), 'REGISTRY_SLASHER', 'registry')
+  })
+
+  it('refuses a second deployment\'s contracts mixed into the first', async () => {
+    await refused(checkDeployment(chain.publicClient, { ...first, taskManager: second.taskManager }), 'TASK_MANAGER_REGISTRY', 'taskManager')
+    await refused(checkDeployment(chain.publicClient, { ...first, slashing: second.slashing }), 'REGISTRY_SLASHER', 'registry')
+    // the whole set rooted at another registry but with the first's task manager
+    await refused(checkDeployment(chain.publicClient, { ...first, registry: second.registry, slashing: second.slashing }), 'TASK_MANAGER_REGISTRY', 'taskManager')
+  })
+
+  it('refuses a contract of the wrong kind and a deployment block past the head', async () => {
+    await refused(checkDeployment(chain.publicClient, { ...first, modelRegistry: first.taskManager }), 'NOT_A_POI_CONTRACT', 'modelRegistry')
+    await refused(checkDeployment(chain.publicClient, { ...first, taskManager: chain.deployment.modelRegistry }), 'NOT_A_POI_CONTRACT', 'taskManager')
+    const head = await chain.publicClient.getBlockNumber()
+    await refused(checkDeployment(chain.publicClient, { ...first, deployedAtBlock: head + 1n }), 'DEPLOYED_AFTER_HEAD')
+  })
+})

@@ -1,0 +1,170 @@
+/**
+ * /poi/network/1/ between real libp2p nodes on 127.0.0.1: a requester learns the network's
+ * contracts from a bootstrap node; garbage, oversized, wrong-version and late answers from a
+ * hand-written bad server are refused with the right codes.
+ */
+import { strict as assert } from 'node:assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { IncomingStreamData } from '@libp2p/interface'
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import {
+  decodeNetworkInfo, encodeNetworkInfo, fetchNetworkInfo, MAX_NETWORK_INFO_RESPONSE_BYTES, NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION,
+  NetworkInfo, NetworkInfoFetchError, NetworkInfoRequest, NetworkInfoServer, networkInfoOf, type NetworkDeployment
+} from '../protocols/network/index.js'
+import { MessageDecodeError, MessageEncodeError, requestOnce } from '../protocols/stream/index.js'
+
+/** Short limit for the test that waits for a peer that never answers. */
+const SHORT_TIMEOUT_MS = 400
+const EMPTY = new Uint8Array(0)
+
+const DEPLOYMENT: NetworkDeployment = {
+  chainId: 31337n,
+  registry: '0x5fbdb2315678afecb367f032d93f642f64180aa3',
+  taskManager: '0xe7f1725e7734ce288f8367e1bb143e90bb3f0512',
+  slashing: '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0',
+  modelRegistry: '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9',
+  deployedAtBlock: 1n
+}
+
+async function node (): Promise<PoiLibp2p> {
+  return await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], dhtClientMode: false })
+}
+
+function sameDeployment (got: NetworkDeployment | undefined, want: NetworkDeployment): void {
+  assert.ok(got !== undefined, 'expected a deployment, got NO_CHAIN')
+  const lower = (d: NetworkDeployment): Record<string, string> =>
+    Object.fromEntries(Object.entries(d).map(([k, v]) => [k, typeof v === 'string' ? v.toLowerCase() : String(v)]))
+  assert.deepEqual(lower(got), lower(want))
+}
+
+async function rejects (p: Promise<unknown>, code: string): Promise<NetworkInfoFetchError> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(err instanceof NetworkInfoFetchError, `expected NetworkInfoFetchError, got ${String(err)}`)
+    assert.equal(err.code, code, err.message)
+    return err
+  }
+  assert.fail(`expected NetworkInfoFetchError [${code}], nothing was thrown`)
+}
+
+/** The decode rule a refused answer broke. */
+function causeCode (err: NetworkInfoFetchError): string {
+  assert.ok(err.cause instanceof MessageDecodeError, `expected a MessageDecodeError cause, got ${String(err.cause)}`)
+  return err.cause.code
+}
+
+describe('network info protocol: /poi/network/1/', function () {
+  let bootstrap: PoiLibp2p
+  let requester: PoiLibp2p
+  let rogue: PoiLibp2p
+  let server: NetworkInfoServer | undefined
+  /** What the rogue answers: a raw byte string, one frame, nothing at all, or a closed stream. */
+  let rogueAnswer: { raw?: Uint8Array, frame?: Uint8Array, silent?: true, close?: true } = {}
+
+  /** Serves `deployment` from the bootstrap node in place of the previous server. */
+  async function serve (deployment: NetworkDeployment | undefined): Promise<void> {
+    await server?.stop()
+    server = new NetworkInfoServer({ libp2p: bootstrap, deployment })
+    await server.start()
+  }
+
+  before(async () => {
+    ;[bootstrap, requester, rogue] = await Promise.all([node(), node(), node()])
+    await rogue.handle(NETWORK_PROTOCOL, ({ stream }: IncomingStreamData) => {
+      if (rogueAnswer.silent === true) return // never answers; the client's timeout aborts the stream
+      if (rogueAnswer.close === true) { void stream.close().catch(() => {}); return }
+      if (rogueAnswer.raw !== undefined) { void stream.sink([rogueAnswer.raw]).catch(() => {}); return }
+      void pipe([rogueAnswer.frame ?? EMPTY], (s) => lp.encode(s), stream).catch(() => {})
+    })
+    await requester.dial(bootstrap.getMultiaddrs())
+    await requester.dial(rogue.getMultiaddrs())
+  })
+
+  after(async () => {
+    await server?.stop()
+    await Promise.all([bootstrap, requester, rogue].map(async n => await n?.stop()))
+  })
+
+  it('tells a requester the contracts of the network (FOUND), with and without a model registry', async () => {
+    await serve(DEPLOYMENT)
+    const got = await fetchNetworkInfo(requester, bootstrap.peerId)
+    sameDeployment(got, DEPLOYMENT)
+    // addresses come back checksummed, ready for viem
+    assert.equal(got?.registry, '0x5FbDB2315678afecb367f032d93F642f64180aa3')
+
+    const { modelRegistry: _, ...withoutModels } = DEPLOYMENT
+    await serve({ ...withoutModels, chainId: 8453n, deployedAtBlock: 0n })
+    const other = await fetchNetworkInfo(requester, bootstrap.getMultiaddrs())
+    sameDeployment(other, { ...withoutModels, chainId: 8453n, deployedAtBlock: 0n })
+    assert.ok(other !== undefined && !('modelRegistry' in other))
+  })
+
+  it('answers NO_CHAIN for a node that runs from a genesis file', async () => {
+    await serve(undefined)
+    assert.equal(await fetchNetworkInfo(requester, bootstrap.peerId), undefined)
+  })
+
+  it('answers BAD_REQUEST to another version or garbage, and stops serving after stop()', async () => {
+    await serve(DEPLOYMENT)
+    for (const request of [NetworkInfoRequest.encode({ version: NETWORK_VERSION + 1 }), Uint8Array.from([0xde, 0xad])]) {
+      const bytes = await requestOnce(requester, bootstrap.peerId, NETWORK_PROTOCOL, request, { maxResponseBytes: MAX_NETWORK_INFO_RESPONSE_BYTES, timeoutMs: 5_000 })
+      assert.equal(decodeNetworkInfo(bytes).status, NETWORK_STATUS.BAD_REQUEST)
+    }
+    await server?.stop()
+    await rejects(fetchNetworkInfo(requester, bootstrap.peerId), 'DIAL_FAILED')
+  })
+
+  it('refuses a server built with a deployment its peers would reject', () => {
+    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, registry: '0x1234' } }), TypeError)
+    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, chainId: 0n } }), MessageEncodeError)
+  })
+
+  it('refuses garbage, wrong-version, ill-formed and non-canonical answers (INVALID_RESPONSE)', async () => {
+    const found = networkInfoOf(DEPLOYMENT)
+    const noChain = networkInfoOf(undefined)
+    const cases: Array<[string, Uint8Array, string]> = [
+      ['garbage', Uint8Array.from([0xde, 0xad, 0xbe, 0xef]), 'MALFORMED'],
+      ['another version', NetworkInfo.encode({ ...found, version: NETWORK_VERSION + 1 }), 'UNKNOWN_VERSION'],
+      ['an unknown status', NetworkInfo.encode({ ...found, status: 7 }), 'INVALID_FIELD'],
+      ['a 19-byte registry', NetworkInfo.encode({ ...found, registry: found.registry.slice(1) }), 'INVALID_FIELD'],
+      ['a 21-byte model registry', NetworkInfo.encode({ ...found, modelRegistry: new Uint8Array(21) }), 'INVALID_FIELD'],
+      ['FOUND on chain 0', NetworkInfo.encode({ ...found, chainId: 0n }), 'INVALID_FIELD'],
+      ['NO_CHAIN with an address', NetworkInfo.encode({ ...noChain, taskManager: found.taskManager }), 'INVALID_FIELD'],
+      ['fields out of order', Uint8Array.from([0x10, 0x01, 0x08, 0x01]), 'NON_CANONICAL'],
+      ['an unknown field', Uint8Array.from([...encodeNetworkInfo(noChain), 0x48, 0x01]), 'NON_CANONICAL'],
+      ['a default value written out', Uint8Array.from([0x08, 0x01, 0x10, 0x01, 0x18, 0x00]), 'NON_CANONICAL']
+    ]
+    for (const [what, frame, code] of cases) {
+      rogueAnswer = { frame }
+      const err = await rejects(fetchNetworkInfo(requester, rogue.peerId), 'INVALID_RESPONSE')
+      assert.equal(causeCode(err), code, `${what}: ${err.message}`)
+    }
+  })
+
+  it('reports a peer that refuses our request as BAD_REQUEST', async () => {
+    rogueAnswer = { frame: encodeNetworkInfo({ ...networkInfoOf(undefined), status: NETWORK_STATUS.BAD_REQUEST }) }
+    await rejects(fetchNetworkInfo(requester, rogue.peerId), 'BAD_REQUEST')
+  })
+
+  it('refuses an oversized answer before reading it, and an empty one', async () => {
+    // a length prefix announcing one byte more than any NetworkInfo can take (one-byte varint: 123 < 128)
+    rogueAnswer = { raw: Uint8Array.from([MAX_NETWORK_INFO_RESPONSE_BYTES + 1, 1, 2, 3]) }
+    await rejects(fetchNetworkInfo(requester, rogue.peerId), 'OVERSIZED')
+    rogueAnswer = { close: true }
+    await rejects(fetchNetworkInfo(requester, rogue.peerId), 'NO_RESPONSE')
+  })
+
+  it('gives up on a silent peer after the timeout, or when the caller aborts', async () => {
+    rogueAnswer = { silent: true }
+    const started = Date.now()
+    await rejects(fetchNetworkInfo(requester, rogue.peerId, { timeoutMs: SHORT_TIMEOUT_MS }), 'TIMEOUT')
+    assert.ok(Date.now() - started < 10 * SHORT_TIMEOUT_MS, 'the timeout was not honoured')
+    const controller = new AbortController()
+    const pending = fetchNetworkInfo(requester, rogue.peerId, { signal: controller.signal })
+    controller.abort()
+    await rejects(pending, 'ABORTED')
+  })
+})
