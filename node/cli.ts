@@ -311,7 +311,7 @@ async function runRequest (args: string[]): Promise<void> {
   })
   if (values.help === true) { console.log(USAGE); return }
   // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
-  const config = await requesterConfig(values, (line) => { console.error(line) })
+  const config = await requesterConfig('request', values, (line) => { console.error(line) })
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
   const { operatorSet, chain } = await operatorSource(config, keystore)
   const { modelId, manifest } = await resolveModel(values.model)
@@ -383,9 +383,9 @@ async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], log
 }
 
 /** What a requester with --rpc and no --chain needs: the chain config from the bootstrap node. */
-async function requesterConfig (values: Record<string, unknown>, log: (line: string) => void): Promise<NodeConfig> {
+async function requesterConfig (command: string, values: Record<string, unknown>, log: (line: string) => void): Promise<NodeConfig> {
   const config = await nodeConfig(values)
-  if (config.bootstrap.length === 0) throw new UsageError('poi request and poi result need --bootstrap <multiaddr> of a running node')
+  if (config.bootstrap.length === 0) throw new UsageError(`poi ${command} needs --bootstrap <multiaddr> of a running node`)
   if (config.chain != null || typeof values.rpc !== 'string') return config
   return { ...config, chain: await chainFromBootstrap(values.rpc, config.bootstrap, log) }
 }
@@ -411,7 +411,7 @@ async function runResult (args: string[]): Promise<void> {
   if (id === undefined || !/^(0x)?[0-9a-fA-F]{64}$/.test(id)) throw new UsageError('usage: poi result <task id: 32 bytes hex> --bootstrap <addr> (--chain <file> | --genesis <file>)')
   const taskId = Uint8Array.from(Buffer.from(id.replace(/^0x/, ''), 'hex'))
   // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
-  const config = await requesterConfig(values, (line) => { console.error(line) })
+  const config = await requesterConfig('result', values, (line) => { console.error(line) })
   const keystore = values.keystore !== undefined ? await loadKeystore(config.keystore) : await ephemeralKeystore()
   const { operatorSet, chain } = await operatorSource(config, keystore)
   const quorumBps = num(values.quorum, 'quorum')
