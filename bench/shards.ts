@@ -9,11 +9,15 @@
  * the DHT lookup is part of every fetch. Reported per run (median over --runs):
  *   transfer: find providers + manifest + chunks + whole-file hash (what the task waits for
  *             before the model could be loaded from memory),
- *   total:    transfer + the atomic LevelDB write of all blocks.
+ *   total:    transfer + the atomic LevelDB write of all blocks,
+ *   lookup:   the part of transfer before the first chunk is asked for (DHT + manifest),
+ *   CPU:      CPU time of the fetcher and of all providers during the transfer. On a shared
+ *             machine wall time swings with other load; CPU time shows what the protocol costs.
  * The goal (issue 4) compares transfer MiB/s from 4 providers with the plain socket: ≥ 0.5.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createCipheriv } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -24,7 +28,7 @@ import { parseArgs } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createPoiLibp2p } from '../node/p2p.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelManifest } from '../node/inference/index.js'
-import { fetchModel, provideModel, publishModel, type ModelFields } from '../node/models/index.js'
+import { fetchModel, provideModel, publishModel, type FetchPhase, type ModelFields } from '../node/models/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 
@@ -126,7 +130,18 @@ async function plainSocketMs (mib: number): Promise<number> {
   return ms
 }
 
-interface FetchSample { transferMs: number, totalMs: number, servedBy: number }
+/** ms from the start of the fetch to the start of each phase (finding, manifest, chunks, storing, done). */
+type PhaseTimes = Partial<Record<FetchPhase, number>>
+interface FetchSample {
+  transferMs: number
+  totalMs: number
+  servedBy: number
+  phases: PhaseTimes
+  /** CPU time of the fetcher process during the transfer. */
+  fetcherCpuMs: number
+  /** CPU time of all providers together during the transfer (absent without /proc). */
+  providersCpuMs?: number
+}
 
 async function fetchOnce (root: string, mib: number, providers: number, seed: number): Promise<FetchSample> {
   const children: Child[] = []
@@ -141,20 +156,57 @@ async function fetchOnce (root: string, mib: number, providers: number, seed: nu
       await spawnChild(['--provider', join(dir, `provider${i}`), '--mib', String(mib), '--seed', String(seed), '--bootstrap', bootstrap, '--peers', String(providers)]))))
     const modelId = children[0].ready[1]
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-    let storingAt = 0
+    const phases: PhaseTimes = {}
+    let fetcherCpuMs = 0
+    let providersCpu: number | undefined
+    const providersCpuAtStart = providersCpuMs(children)
+    const cpuAtStart = process.cpuUsage()
     const start = performance.now()
     const got = await fetchModel(libp2p, BlockStore.of(store), modelId, {
       provide: false,
-      onProgress: p => { if (p.phase === 'storing' && storingAt === 0) storingAt = performance.now() }
+      onProgress: p => {
+        if (p.phase === 'storing' && phases.storing === undefined) {
+          const cpu = process.cpuUsage(cpuAtStart)
+          fetcherCpuMs = (cpu.user + cpu.system) / 1000
+          const now = providersCpuMs(children)
+          providersCpu = now === undefined || providersCpuAtStart === undefined ? undefined : now - providersCpuAtStart
+        }
+        phases[p.phase] ??= performance.now() - start
+      }
     })
     const end = performance.now()
     if (got.modelBytes.length !== mib * MIB) throw new Error('fetched model has the wrong size')
-    return { transferMs: storingAt - start, totalMs: end - start, servedBy: got.servedBy.length }
+    if (phases.storing === undefined) throw new Error('the fetch never reported its storing phase')
+    return { transferMs: phases.storing, totalMs: end - start, servedBy: got.servedBy.length, phases, fetcherCpuMs, providersCpuMs: providersCpu }
   } finally {
     await Promise.all(children.map(stopChild))
     await libp2p.stop()
     await store.close()
   }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100
+/**
+ * CPU time (user + system) a child has used so far, or undefined where /proc is missing. The
+ * machine may be shared: wall time swings with other load, CPU time much less, so the table
+ * shows both.
+ */
+function childCpuMs (pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined
+  // fields after the parenthesised command name: utime and stime are the 12th and 13th
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / USER_HZ
+}
+
+function providersCpuMs (children: Child[]): number | undefined {
+  let sum = 0
+  for (const child of children) {
+    const ms = childCpuMs(child.proc.pid)
+    if (ms === undefined) return undefined
+    sum += ms
+  }
+  return sum
 }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)] }
@@ -192,9 +244,16 @@ async function main (): Promise<void> {
       for (let r = 0; r < runs; r++) samples.push(await fetchOnce(root, mib, providers, seed++))
       const transferMs = median(samples.map(s => s.transferMs))
       const totalMs = median(samples.map(s => s.totalMs))
+      // finding providers and the manifest before any chunk is asked for: a DHT lookup, not bandwidth
+      const lookupMs = median(samples.map(s => s.phases.chunks ?? 0))
+      const fetcherCpuMs = median(samples.map(s => s.fetcherCpuMs))
+      const providersCpu = samples.every(s => s.providersCpuMs !== undefined) ? median(samples.map(s => s.providersCpuMs ?? 0)) : undefined
       results.push({
         providers,
         transferMs,
+        lookupMs,
+        fetcherCpuMs,
+        providersCpuMs: providersCpu,
         totalMs,
         transferMiBps: mib / (transferMs / 1000),
         totalMiBps: mib / (totalMs / 1000),
@@ -204,9 +263,10 @@ async function main (): Promise<void> {
       })
     }
     const rows = [
-      ['providers', 'transfer ms', 'MiB/s', '× plain socket', 'incl. store ms', 'MiB/s'],
-      ['plain TCP', plainMs.toFixed(0), plainRate.toFixed(0), '1.00', '', ''],
-      ...results.map(r => [String(r.providers), r.transferMs.toFixed(0), r.transferMiBps.toFixed(0), r.ratioToPlainSocket.toFixed(2), r.totalMs.toFixed(0), r.totalMiBps.toFixed(0)])
+      ['providers', 'transfer ms', 'of it lookup ms', 'MiB/s', '× plain socket', 'fetcher CPU ms', 'providers CPU ms', 'incl. store ms', 'MiB/s'],
+      ['plain TCP', plainMs.toFixed(0), '', plainRate.toFixed(0), '1.00', '', '', '', ''],
+      ...results.map(r => [String(r.providers), r.transferMs.toFixed(0), r.lookupMs.toFixed(0), r.transferMiBps.toFixed(0), r.ratioToPlainSocket.toFixed(2),
+        r.fetcherCpuMs.toFixed(0), r.providersCpuMs?.toFixed(0) ?? '?', r.totalMs.toFixed(0), r.totalMiBps.toFixed(0)])
     ]
     const widths = rows[0].map((_, i) => Math.max(...rows.map(row => row[i].length)))
     process.stdout.write(`fetch a ${mib} MiB model over /poi/shard/1/ on 127.0.0.1 (median of ${runs})\n`)

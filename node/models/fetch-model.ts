@@ -9,7 +9,8 @@
  *
  * Providers come from `contentRouting.findProviders(modelId)`; since holders store a model
  * whole, the manifest's providers are asked for its chunks too. Chunks are spread over the
- * providers, a few in flight per provider. A provider that sends a corrupt or oversized block,
+ * providers, a few in flight per provider, pipelined on one /poi/shard/1/ stream each
+ * (ShardSession): a stream per chunk cost more CPU than the chunk's bytes on loopback. A provider that sends a corrupt or oversized block,
  * or fails to answer, is dropped for the rest of this fetch and its chunk asked of another;
  * corrupt and oversized blocks also tag the peer in the peer store (BAD_SHARD_TAG) so later
  * fetches use it last.
@@ -20,7 +21,7 @@ import { CID } from 'multiformats/cid'
 import { createHash } from 'node:crypto'
 import { type ModelManifest } from '../inference/index.js'
 import { MAX_BLOCK_BYTES, type BlockStore } from '../../storage/index.js'
-import { FETCH_BLOCK_TIMEOUT_MS, ShardError, fetchBlockParts } from '../../protocols/shard/index.js'
+import { FETCH_BLOCK_TIMEOUT_MS, ShardError, ShardSession } from '../../protocols/shard/index.js'
 import { ModelFetchError, ModelIntegrityError, ModelNotFoundError } from './errors.js'
 import { decodeManifestBlock, loadModel, manifestBlock, modelCidOf, type ModelIdInput } from './model-blocks.js'
 import { provideModel, type ProvideReport } from './provide.js'
@@ -28,8 +29,8 @@ import { provideModel, type ProvideReport } from './provide.js'
 const log = logger('poi:models:fetch')
 
 /**
- * Requests in flight per provider. Measured on loopback (bench/shards): one 1 MiB request at a
- * time leaves the link idle between a response and the next request; a few overlap that gap.
+ * Requests in flight per provider, pipelined on its stream. One 1 MiB request at a time leaves
+ * the link idle between a response and the next request; a few keep the provider busy.
  */
 export const DEFAULT_PER_PROVIDER_IN_FLIGHT = 4
 /** Requests in flight in total, which bounds the memory a fetch holds in partial responses (16 × 1 MiB). */
@@ -116,6 +117,8 @@ export async function fetchModel (libp2p: FetchLibp2p, blockStore: BlockStore, m
 interface Provider {
   id: PeerId
   key: string
+  /** Opened on the first request to this provider; closed when it is dropped or the fetch ends. */
+  session?: ShardSession
   inFlight: number
   served: number
   /** Tagged BAD_SHARD_TAG before this fetch: asked only when no one else can serve a block. */
@@ -151,6 +154,7 @@ class ModelFetch {
   close (): void {
     // ends provider searches and requests still running after success or failure
     this.closer.abort(new Error('model fetch finished'))
+    for (const p of this.providers.values()) p.session?.close()
   }
 
   async run (blockStore: BlockStore): Promise<FetchedModel> {
@@ -292,6 +296,8 @@ class ModelFetch {
   private drop (p: Provider, reason: string, misbehaved: boolean): void {
     if (p.dropped !== undefined) return
     p.dropped = reason
+    // its other requests fail with the session and go to other providers
+    p.session?.close()
     this.droppedList.push({ peer: p.key, reason })
     log('model %s: dropping provider %s: %s', this.id, p.key, reason)
     if (misbehaved) {
@@ -332,7 +338,8 @@ class ModelFetch {
       active++
       p.inFlight++
       const signal = AbortSignal.any([this.signal, AbortSignal.timeout(FETCH_BLOCK_TIMEOUT_MS)])
-      fetchBlockParts(this.libp2p, p.id, req.cid, { signal, maxBytes: req.maxBytes })
+      p.session ??= new ShardSession(this.libp2p, p.id)
+      p.session.fetch(req.cid, { signal, maxBytes: req.maxBytes })
         .then((parts) => {
           if (received[index] || this.signal.aborted) return
           received[index] = true
@@ -341,6 +348,11 @@ class ModelFetch {
           onBlock(index, parts)
         }, (err: unknown) => {
           if (this.signal.aborted) return
+          if (p.dropped !== undefined) {
+            // failed with the provider's session when it was dropped: the drop's reason stands for it
+            pending.unshift(index)
+            return
+          }
           const reason = err instanceof Error ? err.message : String(err)
           req.failedAt.set(p.key, reason)
           if (err instanceof ShardError) {

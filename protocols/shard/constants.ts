@@ -32,12 +32,19 @@ export type ShardStatus = typeof ShardStatus[keyof typeof ShardStatus]
  */
 export const FETCH_BLOCK_TIMEOUT_MS = 15_000
 
-/** Bound on serving one request: read the CID, read the block from disk, write it out. */
+/**
+ * Bound on serving one request: wait for the CID, read the block from disk, hand it to the
+ * muxer. A stream carries several requests; the bound restarts after each response, so it also
+ * closes a stream the client keeps open without asking for anything.
+ */
 export const SERVE_BLOCK_TIMEOUT_MS = 30_000
 
+/** Bound on closing a ShardSession's stream gracefully before it is reset instead. */
+export const SESSION_CLOSE_TIMEOUT_MS = 5_000
+
 /**
- * Concurrent shard streams per connection. A fetcher keeps a few requests in flight per
- * provider (see the fetcher); 32 leaves room for several fetchers sharing one connection.
+ * Concurrent shard streams per connection. A fetcher keeps one stream per provider and
+ * pipelines its requests on it; 32 leaves room for one-shot fetches beside it.
  */
 export const MAX_INBOUND_STREAMS = 32
 export const MAX_OUTBOUND_STREAMS = 32

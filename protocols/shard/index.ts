@@ -4,6 +4,8 @@
  * Serve: `const server = shardServer(libp2p, blockStore); await server.start()` … `await server.stop()`.
  * Fetch: `await fetchBlock(libp2p, peerId, cid, { signal, maxBytes })` returns bytes already
  * checked against the CID, or throws a ShardError subclass naming the peer, the block and why.
+ * Many blocks from one peer: `const s = new ShardSession(libp2p, peerId)`, then overlapping
+ * `s.fetch(cid, { signal, maxBytes })` calls pipelined on one stream, and `s.close()`.
  */
 import type { Libp2p } from '@libp2p/interface'
 import { ShardServer, type BlockSource, type ShardServerInit } from './shard-protocol.js'
@@ -15,6 +17,7 @@ export {
   MAX_OUTBOUND_STREAMS,
   MAX_RESPONSE_BYTES,
   SERVE_BLOCK_TIMEOUT_MS,
+  SESSION_CLOSE_TIMEOUT_MS,
   SHARD_PROTOCOL,
   ShardStatus
 } from './constants.js'
@@ -24,6 +27,7 @@ export {
   ShardNotFoundError,
   ShardProtocolError,
   ShardServer,
+  ShardSession,
   ShardTimeoutError,
   ShardTooLargeError,
   fetchBlock,

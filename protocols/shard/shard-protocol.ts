@@ -1,13 +1,19 @@
 /**
- * /poi/shard/1/ request/response over one libp2p stream per block:
+ * /poi/shard/1/ request/response, one or more requests per libp2p stream:
  *
  *   request  = lp(CID bytes)                       at most MAX_CID_BYTES
  *   response = lp(status byte ‖ block bytes)       at most 1 + MAX_BLOCK_BYTES (or the caller's bound)
  *
+ * The server answers the requests of a stream in order, one at a time, until the client closes
+ * its end; it may also close after any response, and the client then asks again on a new
+ * stream. A client may pipeline requests: a fetcher keeps one stream per provider and a few
+ * requests in flight on it (ShardSession), because opening a stream costs about as much CPU as
+ * moving a quarter MiB through it (multistream-select, peer store, muxer state on both sides).
+ *
  * Trust boundary: the server trusts its block source (a BlockStore verified every block on
  * the way in) and distrusts the request; the client distrusts the whole response: the frame
- * length is checked against the bound before a byte of the block is buffered, and the bytes
- * are hashed against the CID before `fetchBlock` returns them.
+ * length is checked against the bound of the request it answers before the block is
+ * buffered, and the bytes are hashed against the CID before a fetch returns them.
  */
 import type { AbortOptions, Libp2p, PeerId, Stream, StreamHandler } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
@@ -21,6 +27,7 @@ import {
   MAX_INBOUND_STREAMS,
   MAX_OUTBOUND_STREAMS,
   SERVE_BLOCK_TIMEOUT_MS,
+  SESSION_CLOSE_TIMEOUT_MS,
   SHARD_PROTOCOL,
   ShardStatus
 } from './constants.js'
@@ -106,118 +113,359 @@ export async function fetchBlock (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: Pe
 
 /**
  * `fetchBlock`, returning the verified block as the pieces it arrived in (transport frames),
- * so a caller assembling a large file copies each byte once.
+ * so a caller assembling a large file copies each byte once. One stream for one block: a
+ * caller fetching many blocks from a peer should use a ShardSession.
  */
 export async function fetchBlockParts (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId, cid: CID, options: FetchBlockOptions = {}): Promise<Uint8Array[]> {
-  const peerText = peer.toString()
-  const cidText = cid.toString()
-  const maxBytes = Math.min(options.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
-  const signal = options.signal ?? AbortSignal.timeout(FETCH_BLOCK_TIMEOUT_MS)
-  const timedOut = (): ShardTimeoutError => new ShardTimeoutError(peerText, cidText,
-    options.signal == null ? `no complete response within ${FETCH_BLOCK_TIMEOUT_MS} ms` : `aborted: ${describeReason(signal.reason)}`, signal.reason)
-  if (signal.aborted) throw timedOut()
-
-  let stream: Stream
+  const session = new ShardSession(libp2p, peer)
   try {
-    stream = await libp2p.dialProtocol(peer, SHARD_PROTOCOL, { signal })
-  } catch (err) {
-    if (signal.aborted) throw timedOut()
-    throw new ShardProtocolError(peerText, cidText, `cannot open a ${SHARD_PROTOCOL} stream: ${(err as Error).message}`, err)
-  }
-  const onAbort = (): void => { stream.abort(timedOut()) }
-  signal.addEventListener('abort', onAbort, { once: true })
-  let frame: Uint8Array[] | undefined
-  try {
-    frame = await pipe(
-      [cid.bytes],
-      (source) => lp.encode(source),
-      stream,
-      (source) => lp.decode(source, { maxDataLength: 1 + maxBytes }),
-      async (source) => {
-        // the frame's pieces as received: no copy of the block here
-        for await (const msg of source) return [...msg].filter(piece => piece.length > 0)
-        return undefined
-      }
-    )
-  } catch (err) {
-    stream.abort(err as Error)
-    if (signal.aborted) throw timedOut()
-    if ((err as Error).name === 'InvalidDataLengthError') throw new ShardTooLargeError(peerText, cidText, maxBytes, err)
-    throw new ShardProtocolError(peerText, cidText, `stream failed: ${(err as Error).message}`, err)
+    return await session.fetch(cid, options)
   } finally {
-    signal.removeEventListener('abort', onAbort)
+    session.close()
   }
-  // The response is complete; closing is courtesy, and a peer that resets instead costs nothing.
-  stream.close().catch((err: Error) => { stream.abort(err) })
-
-  if (frame === undefined || frame.length === 0) throw new ShardProtocolError(peerText, cidText, 'the peer closed the stream without a response')
-  const status = frame[0][0]
-  if (status === ShardStatus.NOT_FOUND) throw new ShardNotFoundError(peerText, cidText)
-  if (status === ShardStatus.BAD_REQUEST) throw new ShardProtocolError(peerText, cidText, 'the peer refused the request as malformed')
-  if (status !== ShardStatus.OK) throw new ShardProtocolError(peerText, cidText, `unknown response status ${status}`)
-  const parts = [frame[0].subarray(1), ...frame.slice(1)].filter(piece => piece.length > 0)
-  try {
-    verifyBlock(cid, parts, maxBytes)
-  } catch (err) {
-    if (err instanceof BlockTooLargeError) throw new ShardTooLargeError(peerText, cidText, maxBytes, err)
-    if (err instanceof BadBlockError) throw new ShardBadBlockError(peerText, cidText, err)
-    throw err
-  }
-  return parts.length > 0 ? parts : [new Uint8Array(0)]
 }
 
 function describeReason (reason: unknown): string {
   return reason instanceof Error ? reason.message : String(reason)
 }
 
+interface PendingRequest {
+  cid: CID
+  cidText: string
+  maxBytes: number
+  signal: AbortSignal
+  /** The caller passed no signal: the default timeout is ours to name in the error. */
+  defaultSignal: boolean
+  settled: boolean
+  onAbort: () => void
+  resolve: (parts: Uint8Array[]) => void
+  reject: (err: ShardError) => void
+}
+
 /**
- * Answer one request on `stream` from `blocks`. Exported so a node (or a test) can serve
- * from any BlockSource; ShardServer registers it as the protocol handler.
+ * Requests waiting to be written to one stream: the stream's sink drains it. Requests queued
+ * while the previous write was under way go out together, in one muxer frame.
+ */
+class RequestWriter implements AsyncIterable<Uint8Array> {
+  private readonly queued: Uint8Array[] = []
+  private ended = false
+  private wake: (() => void) | undefined
+
+  push (frame: Uint8Array): void {
+    this.queued.push(frame)
+    this.notify()
+  }
+
+  end (): void {
+    this.ended = true
+    this.notify()
+  }
+
+  private notify (): void {
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
+  }
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
+    while (true) {
+      if (this.queued.length > 0) {
+        // requests are a few dozen bytes: copying them together costs less than a frame each
+        yield Buffer.concat(this.queued.splice(0))
+        continue
+      }
+      if (this.ended) return
+      await new Promise<void>(resolve => { this.wake = resolve })
+    }
+  }
+}
+
+/**
+ * Block fetches from one peer over one /poi/shard/1/ stream, opened on the first fetch and
+ * reopened when the peer closes it. Fetches may overlap: their requests are pipelined and the
+ * responses arrive in request order. Each fetch keeps its own bounds (its signal, default
+ * FETCH_BLOCK_TIMEOUT_MS, and its maxBytes) and its own typed errors, as with fetchBlockParts.
+ * A fetch that times out or a response that breaks the protocol abandons the stream; the other
+ * fetches written on it fail with ShardProtocolError, later ones go out on a new stream.
+ * close() when done: it fails whatever is still pending and closes the stream.
+ */
+export class ShardSession {
+  readonly peerText: string
+  private readonly closer = new AbortController()
+  private stream: Stream | undefined
+  private writer: RequestWriter | undefined
+  private opening = false
+  /** Fetches whose request is not written yet (the stream is being opened). */
+  private readonly unsent: PendingRequest[] = []
+  /** Fetches whose request is written, in the order the peer answers them. */
+  private readonly inFlight: PendingRequest[] = []
+
+  constructor (private readonly libp2p: Pick<Libp2p, 'dialProtocol'>, readonly peer: PeerId) {
+    this.peerText = peer.toString()
+  }
+
+  /** Fetches not yet answered. */
+  get pending (): number {
+    return this.unsent.length + this.inFlight.length
+  }
+
+  /** One block, verified against its CID; throws like fetchBlockParts. */
+  async fetch (cid: CID, options: FetchBlockOptions = {}): Promise<Uint8Array[]> {
+    const cidText = cid.toString()
+    if (this.closer.signal.aborted) throw new ShardProtocolError(this.peerText, cidText, 'the session to the peer is closed')
+    const signal = options.signal ?? AbortSignal.timeout(FETCH_BLOCK_TIMEOUT_MS)
+    let resolve!: (parts: Uint8Array[]) => void
+    let reject!: (err: ShardError) => void
+    const done = new Promise<Uint8Array[]>((resolve_, reject_) => { resolve = resolve_; reject = reject_ })
+    const req: PendingRequest = {
+      cid,
+      cidText,
+      maxBytes: Math.min(options.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES),
+      signal,
+      defaultSignal: options.signal == null,
+      settled: false,
+      onAbort: () => { this.aborted(req) },
+      resolve,
+      reject
+    }
+    if (signal.aborted) throw this.timedOut(req)
+    signal.addEventListener('abort', req.onAbort, { once: true })
+    this.unsent.push(req)
+    this.pump()
+    return await done
+  }
+
+  /** Fail what is pending and close the stream (gracefully when nothing is in flight). */
+  close (): void {
+    if (this.closer.signal.aborted) return
+    this.closer.abort(new Error('shard session closed'))
+    const inFlight = this.inFlight.length > 0
+    for (const req of [...this.unsent.splice(0), ...this.inFlight.splice(0)]) {
+      this.settle(req, new ShardProtocolError(this.peerText, req.cidText, 'the session was closed before the response arrived'))
+    }
+    const stream = this.stream
+    this.detach()
+    if (stream === undefined) return
+    if (inFlight) {
+      stream.abort(new Error('shard session closed with requests in flight'))
+      return
+    }
+    stream.close({ signal: AbortSignal.timeout(SESSION_CLOSE_TIMEOUT_MS) }).catch((err: Error) => { stream.abort(err) })
+  }
+
+  private timedOut (req: PendingRequest): ShardTimeoutError {
+    return new ShardTimeoutError(this.peerText, req.cidText,
+      req.defaultSignal ? `no complete response within ${FETCH_BLOCK_TIMEOUT_MS} ms` : `aborted: ${describeReason(req.signal.reason)}`, req.signal.reason)
+  }
+
+  private settle (req: PendingRequest, result: Uint8Array[] | ShardError): void {
+    if (req.settled) return
+    req.settled = true
+    req.signal.removeEventListener('abort', req.onAbort)
+    if (result instanceof ShardError) req.reject(result)
+    else req.resolve(result)
+  }
+
+  private aborted (req: PendingRequest): void {
+    const unsentAt = this.unsent.indexOf(req)
+    if (unsentAt >= 0) this.unsent.splice(unsentAt, 1)
+    const written = this.inFlight.includes(req)
+    this.settle(req, this.timedOut(req))
+    // its response may be half read: the stream is out of step and cannot carry other requests
+    if (written && this.stream !== undefined) this.abandon(this.stream, new ShardTimeoutError(this.peerText, req.cidText, 'another request on the stream timed out'))
+  }
+
+  /** Write unsent requests, opening a stream first if there is none. */
+  private pump (): void {
+    if (this.unsent.length === 0 || this.closer.signal.aborted) return
+    if (this.writer !== undefined) {
+      const batch = this.unsent.splice(0)
+      this.inFlight.push(...batch)
+      this.writer.push(Buffer.concat(batch.map(req => Buffer.concat([lengthPrefix(req.cid.bytes.length), req.cid.bytes]))))
+      return
+    }
+    if (this.opening) return
+    this.opening = true
+    void this.open()
+  }
+
+  private async open (): Promise<void> {
+    let stream: Stream
+    try {
+      // bounded on its own: the fetches waiting for it have their own bounds too
+      const signal = AbortSignal.any([this.closer.signal, AbortSignal.timeout(FETCH_BLOCK_TIMEOUT_MS)])
+      stream = await this.libp2p.dialProtocol(this.peer, SHARD_PROTOCOL, { signal })
+    } catch (err) {
+      this.opening = false
+      for (const req of this.unsent.splice(0)) {
+        this.settle(req, req.signal.aborted
+          ? this.timedOut(req)
+          : new ShardProtocolError(this.peerText, req.cidText, `cannot open a ${SHARD_PROTOCOL} stream: ${(err as Error).message}`, err))
+      }
+      return
+    }
+    this.opening = false
+    if (this.closer.signal.aborted) {
+      stream.abort(new Error('shard session closed'))
+      return
+    }
+    const writer = new RequestWriter()
+    this.stream = stream
+    this.writer = writer
+    // a failed write surfaces in the read loop as well, which settles the fetches
+    stream.sink(writer).catch((err: Error) => { log('writing shard requests to %s failed: %s', this.peerText, err.message) })
+    void this.read(stream)
+    this.pump()
+  }
+
+  private detach (): void {
+    this.writer?.end()
+    this.writer = undefined
+    this.stream = undefined
+  }
+
+  /** Read responses in request order until the peer closes the stream or it fails. */
+  private async read (stream: Stream): Promise<void> {
+    let answered = 0
+    try {
+      const frames = lp.decode(stream.source, {
+        maxDataLength: 1 + MAX_BLOCK_BYTES,
+        // the length is checked against the bound of the request it answers before the body is buffered
+        onLength: (length: number) => {
+          const head = this.inFlight[0]
+          if (head === undefined) throw new Error('the peer sent a response nobody asked for')
+          if (length > 1 + head.maxBytes) throw new ShardTooLargeError(this.peerText, head.cidText, head.maxBytes)
+        }
+      })
+      for await (const frame of frames) {
+        const head = this.inFlight.shift()
+        if (head === undefined) throw new Error('the peer sent a response nobody asked for')
+        answered++
+        this.settle(head, this.parse(head, frame))
+      }
+    } catch (err) {
+      if (this.stream === stream) this.abandon(stream, err)
+      return
+    }
+    if (this.stream !== stream) return
+    // the peer closed its end: fine between requests, and a peer that answers one request
+    // per stream has answered at least one; the rest are asked again on a new stream
+    this.detach()
+    stream.close({ signal: AbortSignal.timeout(SESSION_CLOSE_TIMEOUT_MS) }).catch((err: Error) => { stream.abort(err) })
+    const unanswered = this.inFlight.splice(0)
+    if (answered > 0) {
+      this.unsent.unshift(...unanswered)
+      this.pump()
+      return
+    }
+    for (const req of unanswered) this.settle(req, new ShardProtocolError(this.peerText, req.cidText, 'the peer closed the stream without a response'))
+  }
+
+  /** The stream failed or is out of step: reset it, fail what was written on it, reopen for the rest. */
+  private abandon (stream: Stream, err: unknown): void {
+    this.detach()
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    const [head, ...behind] = this.inFlight.splice(0)
+    if (head !== undefined) this.settle(head, this.classify(head, err))
+    for (const req of behind) {
+      this.settle(req, new ShardProtocolError(this.peerText, req.cidText, `the stream was abandoned before the response: ${describeReason(err)}`, err))
+    }
+    this.pump()
+  }
+
+  private classify (req: PendingRequest, err: unknown): ShardError {
+    if (req.signal.aborted) return this.timedOut(req)
+    if (err instanceof ShardError) return err
+    if ((err as Error).name === 'InvalidDataLengthError') return new ShardTooLargeError(this.peerText, req.cidText, req.maxBytes, err)
+    return new ShardProtocolError(this.peerText, req.cidText, `stream failed: ${describeReason(err)}`, err)
+  }
+
+  /** The verified block of a response frame, or the typed error it amounts to. */
+  private parse (req: PendingRequest, frame: Iterable<Uint8Array>): Uint8Array[] | ShardError {
+    const pieces = [...frame].filter(piece => piece.length > 0)
+    if (pieces.length === 0) return new ShardProtocolError(this.peerText, req.cidText, 'the peer sent an empty response')
+    const status = pieces[0][0]
+    if (status === ShardStatus.NOT_FOUND) return new ShardNotFoundError(this.peerText, req.cidText)
+    if (status === ShardStatus.BAD_REQUEST) return new ShardProtocolError(this.peerText, req.cidText, 'the peer refused the request as malformed')
+    if (status !== ShardStatus.OK) return new ShardProtocolError(this.peerText, req.cidText, `unknown response status ${status}`)
+    // the block as the pieces it arrived in: no copy here
+    const parts = [pieces[0].subarray(1), ...pieces.slice(1)].filter(piece => piece.length > 0)
+    try {
+      verifyBlock(req.cid, parts, req.maxBytes)
+    } catch (err) {
+      if (err instanceof BlockTooLargeError) return new ShardTooLargeError(this.peerText, req.cidText, req.maxBytes, err)
+      if (err instanceof BadBlockError) return new ShardBadBlockError(this.peerText, req.cidText, err)
+      throw err
+    }
+    return parts.length > 0 ? parts : [new Uint8Array(0)]
+  }
+}
+
+/**
+ * Answer the requests on `stream` from `blocks`, in order, until the client closes its end.
+ * Exported so a node (or a test) can serve from any BlockSource; ShardServer registers it as
+ * the protocol handler.
  */
 export async function serveShardStream (stream: Stream, blocks: BlockSource, remotePeer: string): Promise<void> {
-  const signal = AbortSignal.timeout(SERVE_BLOCK_TIMEOUT_MS)
-  const onAbort = (): void => { stream.abort(new Error(`shard request not served within ${SERVE_BLOCK_TIMEOUT_MS} ms`)) }
-  signal.addEventListener('abort', onAbort, { once: true })
+  // restarted after every response: bounds each request, and a client that stops asking
+  const timer = setTimeout(() => {
+    stream.abort(new Error(`shard request not served within ${SERVE_BLOCK_TIMEOUT_MS} ms`))
+  }, SERVE_BLOCK_TIMEOUT_MS)
   try {
     await pipe(
       stream,
       (source) => lp.decode(source, { maxDataLength: MAX_CID_BYTES }),
       async function * (requests) {
         for await (const request of requests) {
-          yield await respond(request.subarray(), blocks, remotePeer)
-          // one block per stream: the client opens a stream per request
-          return
+          const { response, malformed } = await respond(request.subarray(), blocks, remotePeer)
+          yield * response
+          // a client that sends garbage gets its answer and nothing more
+          if (malformed) return
+          timer.refresh()
         }
       },
-      (source) => lp.encode(source),
       stream
     )
   } catch (err) {
     log('serving %s failed: %s', remotePeer, (err as Error).message)
     stream.abort(err as Error)
   } finally {
-    signal.removeEventListener('abort', onAbort)
+    clearTimeout(timer)
   }
 }
 
-async function respond (request: Uint8Array, blocks: BlockSource, remotePeer: string): Promise<Uint8Array> {
+/** Unsigned varint (LEB128) of `n`: the length prefix it-length-prefixed reads. */
+function lengthPrefix (n: number): Uint8Array {
+  const bytes: number[] = []
+  while (n >= 0x80) {
+    bytes.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  bytes.push(n)
+  return Uint8Array.from(bytes)
+}
+
+/** Length prefix and status byte of a response. */
+function responseHead (status: ShardStatus, blockBytes: number): Uint8Array {
+  return Buffer.concat([lengthPrefix(1 + blockBytes), Uint8Array.of(status)])
+}
+
+/** One length-prefixed response frame as [head, block]: the block is not copied. */
+async function respond (request: Uint8Array, blocks: BlockSource, remotePeer: string): Promise<{ response: Uint8Array[], malformed: boolean }> {
   let cid: CID
   try {
     cid = CID.decode(request)
   } catch (err) {
     log('malformed shard request from %s: %s', remotePeer, (err as Error).message)
-    return Uint8Array.of(ShardStatus.BAD_REQUEST)
+    return { response: [responseHead(ShardStatus.BAD_REQUEST, 0)], malformed: true }
   }
   const block = await blocks.get(cid)
   if (block === undefined || block.length > MAX_BLOCK_BYTES) {
     log('%s asked for %s: not here', remotePeer, cid)
-    return Uint8Array.of(ShardStatus.NOT_FOUND)
+    return { response: [responseHead(ShardStatus.NOT_FOUND, 0)], malformed: false }
   }
   log.trace('serving %s (%d bytes) to %s', cid, block.length, remotePeer)
-  const response = new Uint8Array(1 + block.length)
-  response[0] = ShardStatus.OK
-  response.set(block, 1)
-  return response
+  return { response: [responseHead(ShardStatus.OK, block.length), block], malformed: false }
 }
 
 export interface ShardServerInit {
