@@ -24,7 +24,8 @@ import { createPoiLibp2p } from './p2p.js'
 import { readDeployment } from './deployment.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI, runDevnet } from './devnet.js'
 import { listStoredModels, publishModelFile, showStoredModel } from './model-commands.js'
-import { InputError, loadModelDir, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
+import { ModelNotFoundError, fetchManifest } from './models/index.js'
+import { InputError, loadModelDir, parseTaskInput, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
 import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
 import { PoiNode, preciseNow } from './poi-node.js'
 import { lookupResult, requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
@@ -327,11 +328,38 @@ async function runRequest (args: string[]): Promise<void> {
   try {
     log(`connecting to ${config.bootstrap.join(', ')} …`)
     await waitForNetwork(node)
+    if (manifest == null) await checkInputAgainstNetwork(node, modelId, input, log)
     const result = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps }, log)
     if (json) emit(true, { event: 'result', taskId: result.taskId, resultHash: result.certificate.resultHash, output: result.output, signers: result.signers, signedStake: result.signedStake, totalStake: result.totalStake, latencyMs: result.certifiedAt - result.announcedAt }, '')
     else console.log(formatSummary(result, operatorSet, modelIdToString(modelId)))
   } finally {
     await node.stop()
+  }
+}
+
+/** How long `poi request --model <id>` looks for the model's manifest before giving up. */
+const MANIFEST_LOOKUP_TIMEOUT_MS = 15_000
+
+/**
+ * A model named only by id: fetch its manifest (one small block) from its
+ * providers through the DHT and check the input against its input spec, so
+ * a wrong input is a clear error now instead of NoQuorum at the deadline.
+ */
+async function checkInputAgainstNetwork (node: PoiNode, modelId: Uint8Array, input: Uint8Array, log: (line: string) => void): Promise<void> {
+  const id = modelIdToString(modelId)
+  log(`looking up the manifest of model ${id} through the DHT …`)
+  let manifest: ModelManifest
+  try {
+    manifest = await fetchManifest(node.libp2p, modelId, { signal: AbortSignal.timeout(MANIFEST_LOOKUP_TIMEOUT_MS) })
+  } catch (err) {
+    if (err instanceof ModelNotFoundError) throw new UsageError(`--model ${id}: no node provides this model (is it published, and is the node that holds it running?)`)
+    throw err
+  }
+  try {
+    parseTaskInput(input, manifest.inputs)
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(`--input does not match model ${manifest.name} (${id}): ${err.message}`)
+    throw err
   }
 }
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import * as json from 'multiformats/codecs/json'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bytesToHex, hexToBytes, keccak256 } from 'viem'
@@ -193,6 +193,21 @@ describe('end to end on a real chain (anvil)', function () {
     const accepted = await client.waitForAcceptance(result.taskId, 30_000)
     const output = await fetchOutput(nodes[0], hexToBytes(accepted.outputRef), hexToBytes(accepted.resultHash))
     assert.equal(keccak256(output), accepted.resultHash)
+
+    // The same through the CLI, with the model named only by id: the requester fetches its
+    // manifest through the DHT and checks the input before announcing anything.
+    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', client.config.rpcUrl, '--model', id]
+    const samplePath = join(root, 'ocr-sample.poit')
+    await writeFile(samplePath, input)
+    const viaCli = await execFileAsync(process.execPath, [CLI, ...args, '--input', `@${samplePath}`])
+    assert.match(viaCli.stderr, /looking up the manifest of model/)
+    assert.match(viaCli.stderr, /input of 110620 bytes goes by stream reference/)
+    assert.ok(viaCli.stdout.includes(`result hash ${hex(result.certificate.resultHash)}`), viaCli.stdout)
+    const wrong = await execFileAsync(process.execPath, [CLI, ...args, '--input', new TextDecoder().decode(exampleInput())])
+      .then(() => undefined, (err: { code: number, stderr: string }) => err)
+    assert.ok(wrong != null, 'poi request accepted an input of the wrong shape')
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /--input does not match model ppocr-mobile-v2-cls/)
   })
 
   it('slashes an operator that equivocates, on evidence the aggregator submits', async () => {

@@ -114,6 +114,20 @@ export async function fetchModel (libp2p: FetchLibp2p, blockStore: BlockStore, m
   }
 }
 
+/**
+ * Only the manifest of `modelId`, from its providers: what a light requester needs to check
+ * an input against the model's input spec before announcing a task. Rejects like fetchModel
+ * (ModelNotFoundError, ModelManifestError, ModelFetchError).
+ */
+export async function fetchManifest (libp2p: FetchLibp2p, modelId: ModelIdInput, options: FetchModelOptions = {}): Promise<ModelManifest> {
+  const fetch = new ModelFetch(libp2p, modelCidOf(modelId), options)
+  try {
+    return await fetch.manifest()
+  } finally {
+    fetch.close()
+  }
+}
+
 interface Provider {
   id: PeerId
   key: string
@@ -157,7 +171,8 @@ class ModelFetch {
     for (const p of this.providers.values()) p.session?.close()
   }
 
-  async run (blockStore: BlockStore): Promise<FetchedModel> {
+  /** Finds providers and fetches the manifest block, checked against the model id. */
+  async manifest (): Promise<ModelManifest> {
     for (const peer of this.options.providers ?? []) await this.addProvider(peer)
     this.search(this.cid)
     this.report()
@@ -167,7 +182,11 @@ class ModelFetch {
     await this.fetchBlocks([{ cid: this.cid, maxBytes: MAX_BLOCK_BYTES }], (_, parts) => {
       manifestBytes = new Uint8Array(Buffer.concat(parts))
     })
-    const manifest = decodeManifestBlock(this.cid, manifestBytes)
+    return decodeManifestBlock(this.cid, manifestBytes)
+  }
+
+  async run (blockStore: BlockStore): Promise<FetchedModel> {
+    const manifest = await this.manifest()
     this.progress.bytesTotal = manifest.size
     this.progress.chunksTotal = manifest.chunks.length
 

@@ -37,6 +37,7 @@ export {
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_PER_PROVIDER_IN_FLIGHT,
   FIND_PROVIDERS_TIMEOUT_MS,
+  fetchManifest,
   fetchModel
 } from './fetch-model.js'
 export type { FetchedModel, FetchLibp2p, FetchModelOptions, FetchPhase, FetchProgress } from './fetch-model.js'
