@@ -264,6 +264,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     return node
   }
 
+  /** Whether this node is tracking the task (it arrived by gossip or was announced here, and is not yet forgotten). */
+  knowsTask (taskId: Uint8Array): boolean {
+    return this.tasks.has(hex(taskId))
+  }
+
   /** The current epoch's operator set. */
   get operatorSet (): OperatorSet { return this.current }
 
