@@ -4,7 +4,7 @@ import { signAttestation, verifyCertificate, verifyEquivocationEvidence, type Eq
 import { exampleInput } from '../node/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { join } from 'node:path'
-import { encodeTensorFile, formatCanonicalOutput, npmModelSampleInput, parseModelId, resolveNpmModel } from '../node/inference/index.js'
+import { encodeTensorFile, formatCanonicalOutput, npmModelSampleInput, parseModelId, resolveNpmModel, type ResolvedNpmModel } from '../node/inference/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 import { directResultHash } from './helpers/direct-run.js'
 import { publishModelFile } from '../node/model-commands.js'
@@ -33,6 +33,21 @@ async function connectDirect (from: PoiNode, to: PoiNode, topic: keyof typeof TO
   await from.libp2p.dial(to.libp2p.getMultiaddrs())
   const target = to.libp2p.peerId.toString()
   await until(() => from.libp2p.services.pubsub.getSubscribers(TOPICS[topic]).some(p => p.toString() === target), 10_000, `${target} subscribed to ${topic}`)
+}
+
+/** Puts an npm-shipped model in a fresh full node's data dir and starts that node, which announces it on the DHT. */
+async function publishNpmModel (net: TestNetwork, key: string): Promise<ResolvedNpmModel> {
+  const model = await resolveNpmModel(key)
+  const name = `${key}-publisher`
+  const store = await NodeStore.open(join(net.root, name, 'data'))
+  try {
+    await importModel(BlockStore.of(store), model.manifest, model.modelBytes)
+  } finally {
+    await store.close()
+  }
+  const publisher = await net.extraNode(await freshKeysAsync(), name)
+  await until(() => publisher.meshPeers('tasks') > 0, 10_000, 'publisher joins the network')
+  return model
 }
 
 function nextTask (node: PoiNode): Promise<Uint8Array> {
@@ -154,15 +169,7 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
     })
 
     it('a real npm-shipped model (Silero VAD) runs through the network with the result hash of a direct onnxruntime run', async () => {
-      const vad = await resolveNpmModel('silero-vad')
-      const store = await NodeStore.open(join(net.root, 'vad-publisher', 'data'))
-      try {
-        await importModel(BlockStore.of(store), vad.manifest, vad.modelBytes)
-      } finally {
-        await store.close()
-      }
-      const publisher = await net.extraNode(await freshKeysAsync(), 'vad-publisher')
-      await until(() => publisher.meshPeers('tasks') > 0, 10_000, 'publisher joins the network')
+      const vad = await publishNpmModel(net, 'silero-vad')
       const sample = npmModelSampleInput('silero-vad')
       const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: vad.modelId, input: encodeTensorFile(sample), timeoutMs: 30_000 })
       assert.ok(result.signers.length >= 3)
@@ -170,15 +177,7 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
     })
 
     it('an input above the inline limit (PaddleOCR classifier sample) travels by stream reference and every operator runs it', async () => {
-      const cls = await resolveNpmModel('ppocr-cls')
-      const store = await NodeStore.open(join(net.root, 'ocr-publisher', 'data'))
-      try {
-        await importModel(BlockStore.of(store), cls.manifest, cls.modelBytes)
-      } finally {
-        await store.close()
-      }
-      const publisher = await net.extraNode(await freshKeysAsync(), 'ocr-publisher')
-      await until(() => publisher.meshPeers('tasks') > 0, 10_000, 'publisher joins the network')
+      const cls = await publishNpmModel(net, 'ppocr-cls')
       const sample = npmModelSampleInput('ppocr-cls')
       const input = encodeTensorFile(sample)
       assert.ok(input.length > MAX_INLINE_INPUT_BYTES, `sample input is ${input.length} bytes`)
