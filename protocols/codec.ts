@@ -9,8 +9,9 @@
  *
  * Decoding is strict in four steps, cheapest first:
  *  1. total size against the per-message limit, before any parsing (OVERSIZED);
- *  2. one pass over the protobuf wire structure: cut fields (TRUNCATED), broken varints,
- *     groups, wrong wire types (MALFORMED); unknown or repeated fields are noted for step 4;
+ *  2. one pass over the protobuf wire structure (`scanWire` in wire.ts, shared with the stream
+ *     codecs): cut fields (TRUNCATED), broken varints, groups, wrong wire types, field number 0
+ *     (MALFORMED); unknown or repeated fields are noted for step 4;
  *  3. the version (UNKNOWN_VERSION), then every field's length and range
  *     (INVALID_FIELD, OVERSIZED for a payload over its limit, NON_CANONICAL for a value with
  *     two spellings such as a uint256 with a leading zero);
@@ -41,11 +42,11 @@ import {
   REQUESTER_SIGNATURE_BYTES,
   RESULT_HASH_BYTES,
   TASK_ID_BYTES,
-  UINT32_MAX,
   UINT64_MAX
 } from './constants.js'
 import { Attestation, QuorumCertificate, TaskAnnouncement } from './messages.js'
 import { bytesToUint256, UINT256_MAX_BYTES } from './uint256.js'
+import { firstDifference, scanWire, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type WireFindingKind, type WireType } from './wire.js'
 
 export type WireMessageType = 'TaskAnnouncement' | 'Attestation' | 'QuorumCertificate'
 
@@ -229,30 +230,27 @@ export function checkQuorumCertificate (qc: QuorumCertificate): FieldViolation |
 // ---------------------------------------------------------------------------------------------
 // Wire structure scan
 
-const WIRE_VARINT = 0
-const WIRE_FIXED64 = 1
-const WIRE_LENGTH_DELIMITED = 2
-const WIRE_FIXED32 = 5
-/** A protobuf varint carries at most 64 bits: 10 groups of 7, the last one holding 1 bit. */
-const MAX_VARINT_BYTES = 10
-
-interface FieldSpec {
-  readonly name: string
-  readonly wireType: typeof WIRE_VARINT | typeof WIRE_LENGTH_DELIMITED
+interface FieldTable {
+  /** Wire type by field number, as in messages.proto: what the scan accepts. */
+  readonly wireTypes: ReadonlyMap<number, WireType>
+  /** Name by field number, for the `field` of a DecodeError about a field's wire type or length. */
+  readonly names: ReadonlyMap<number, string>
 }
 
 interface MessageSpec<T> {
   readonly type: WireMessageType
   readonly maxBytes: number
-  /** By field number, as in messages.proto. */
-  readonly fields: ReadonlyMap<number, FieldSpec>
+  readonly fields: FieldTable
   readonly encode: (msg: T) => Uint8Array<ArrayBuffer>
   readonly decode: (bytes: Uint8Array) => T
   readonly check: (msg: T) => FieldViolation | undefined
 }
 
-function fields (...specs: Array<[number, string, FieldSpec['wireType']]>): ReadonlyMap<number, FieldSpec> {
-  return new Map(specs.map(([n, name, wireType]) => [n, { name, wireType }]))
+function fields (...specs: Array<[number, string, WireType]>): FieldTable {
+  return {
+    wireTypes: new Map(specs.map(([n, , wireType]) => [n, wireType])),
+    names: new Map(specs.map(([n, name]) => [n, name]))
+  }
 }
 
 const V = WIRE_VARINT
@@ -289,90 +287,28 @@ const QUORUM_CERTIFICATE_SPEC: MessageSpec<QuorumCertificate> = {
   check: checkQuorumCertificate
 }
 
-/**
- * Reads a varint at `pos`. The value is exact up to 2^53, which is all a tag or a length
- * needs; larger values only ever get compared with the remaining length.
- */
-function readVarint (type: WireMessageType, bytes: Uint8Array, pos: number, what: string): { value: number, next: number } {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-    if (pos + i >= bytes.length) {
-      throw new DecodeError(type, 'TRUNCATED', undefined, `${what} varint at offset ${pos} is cut off at the end of the message`)
-    }
-    const b = bytes[pos + i]
-    if (i === MAX_VARINT_BYTES - 1 && b > 1) {
-      throw new DecodeError(type, 'MALFORMED', undefined, `${what} varint at offset ${pos} exceeds 64 bits`)
-    }
-    value += (b & 0x7f) * scale
-    scale *= 128
-    if ((b & 0x80) === 0) return { value, next: pos + i + 1 }
-  }
-  throw new DecodeError(type, 'MALFORMED', undefined, `${what} varint at offset ${pos} is longer than ${MAX_VARINT_BYTES} bytes`)
+/** Step 2's code for each finding that stops decoding there. */
+const STRUCTURE_CODES: Record<Exclude<WireFindingKind, 'non-canonical'>, DecodeErrorCode> = {
+  truncated: 'TRUNCATED',
+  malformed: 'MALFORMED',
+  'invalid-tag': 'MALFORMED',
+  'varint-over-64-bits': 'MALFORMED'
 }
 
 /**
- * One pass over the top-level fields. Throws TRUNCATED/MALFORMED for bytes protobuf cannot
- * parse; returns a description of the first unknown, repeated or out-of-order field (a
- * NON_CANONICAL message, reported only after the version and fields are checked) or undefined.
+ * Step 2. Throws TRUNCATED/MALFORMED for bytes protobuf cannot parse; returns the first unknown,
+ * repeated or out-of-order field (a NON_CANONICAL message, reported only after the version and
+ * fields are checked, so an unsupported version is reported as such) or undefined.
  */
-function scanWire (spec: MessageSpec<unknown>, bytes: Uint8Array): string | undefined {
-  let pos = 0
-  let lastField = 0
-  let issue: string | undefined
-  while (pos < bytes.length) {
-    const tagAt = pos
-    const tag = readVarint(spec.type, bytes, pos, 'field tag')
-    pos = tag.next
-    if (tag.value > UINT32_MAX) throw new DecodeError(spec.type, 'MALFORMED', undefined, `field tag at offset ${tagAt} exceeds 32 bits`)
-    const fieldNumber = Math.floor(tag.value / 8)
-    const wireType = tag.value % 8
-    if (fieldNumber === 0) throw new DecodeError(spec.type, 'MALFORMED', undefined, `field number 0 at offset ${tagAt}`)
-    const known = spec.fields.get(fieldNumber)
-    const name = known?.name ?? `#${fieldNumber}`
-    if (known !== undefined && known.wireType !== wireType) {
-      throw new DecodeError(spec.type, 'MALFORMED', known.name, `has wire type ${wireType}, expected ${known.wireType}`)
-    }
-    if (issue === undefined) {
-      if (known === undefined) issue = `unknown field number ${fieldNumber} at offset ${tagAt}`
-      else if (fieldNumber <= lastField) issue = `field ${name} at offset ${tagAt} is repeated or out of order`
-    }
-    lastField = Math.max(lastField, fieldNumber)
-
-    let skip: number
-    switch (wireType) {
-      case WIRE_VARINT:
-        pos = readVarint(spec.type, bytes, pos, name).next
-        continue
-      case WIRE_LENGTH_DELIMITED: {
-        const length = readVarint(spec.type, bytes, pos, `${name} length`)
-        pos = length.next
-        skip = length.value
-        break
-      }
-      case WIRE_FIXED64:
-        skip = 8
-        break
-      case WIRE_FIXED32:
-        skip = 4
-        break
-      default:
-        // 3 and 4 are the deprecated groups (never used by poi, and nested groups cost stack
-        // depth to skip), 6 and 7 do not exist.
-        throw new DecodeError(spec.type, 'MALFORMED', known?.name, `wire type ${wireType} at offset ${tagAt} is not allowed`)
-    }
-    if (skip > bytes.length - pos) {
-      throw new DecodeError(spec.type, 'TRUNCATED', known?.name, `field ${name} declares ${skip} bytes at offset ${pos}, only ${bytes.length - pos} remain`)
-    }
-    pos += skip
+function scanStructure<T> (spec: MessageSpec<T>, bytes: Uint8Array): string | undefined {
+  const scan = scanWire(bytes, spec.fields.wireTypes)
+  // An overflowing varint comes before any fault (the scan goes on past it, not past a fault).
+  const broken = scan.firstOverflow ?? scan.fault
+  if (broken !== undefined) {
+    const field = broken.fieldNumber === undefined ? undefined : spec.fields.names.get(broken.fieldNumber)
+    throw new DecodeError(spec.type, STRUCTURE_CODES[broken.kind], field, broken.reason)
   }
-  return issue
-}
-
-function firstDifference (a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i
-  return a.length === b.length ? -1 : n
+  return scan.firstNonCanonical?.reason
 }
 
 function decodeStrict<T> (spec: MessageSpec<T>, bytes: Uint8Array): T {
@@ -382,7 +318,7 @@ function decodeStrict<T> (spec: MessageSpec<T>, bytes: Uint8Array): T {
   if (bytes.length > spec.maxBytes) {
     throw new DecodeError(spec.type, 'OVERSIZED', undefined, `message has ${bytes.length} bytes, at most ${spec.maxBytes} allowed`)
   }
-  const issue = scanWire(spec as MessageSpec<unknown>, bytes)
+  const issue = scanStructure(spec, bytes)
 
   let msg: T
   try {

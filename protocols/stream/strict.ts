@@ -1,13 +1,16 @@
 /**
  * Strict decoding for the request/response messages of /poi/stream/1/ and /poi/result/1/ and
- * for stream messages, on the same rules as protocols/codec.ts (whose scanner is private to
- * the three gossip messages): size before parsing, one pass over the wire structure, field
- * rules, then the canonical re-encoding must give back exactly the input bytes. One message
- * has one encoding, which is what makes `msgId = sha256(bytes)` a stable reference.
+ * for stream messages, on the same rules as protocols/codec.ts and with the same wire scan
+ * (protocols/wire.ts): size before parsing, one pass over the wire structure, field rules, then
+ * the canonical re-encoding must give back exactly the input bytes. One message has one
+ * encoding, which is what makes `msgId = sha256(bytes)` a stable reference.
  *
  * Trust boundary: the bytes are untrusted. A decoded message has passed its field rules but no
  * signature check.
  */
+import { firstDifference, scanWire, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type WireFindingKind, type WireType } from '../wire.js'
+
+export { WIRE_LENGTH_DELIMITED, WIRE_VARINT }
 
 export type MessageDecodeErrorCode = 'OVERSIZED' | 'MALFORMED' | 'UNKNOWN_VERSION' | 'NON_CANONICAL' | 'INVALID_FIELD'
 
@@ -51,10 +54,6 @@ export interface FieldRuleViolation {
   reason: string
 }
 
-export const WIRE_VARINT = 0
-export const WIRE_LENGTH_DELIMITED = 2
-type WireType = typeof WIRE_VARINT | typeof WIRE_LENGTH_DELIMITED
-
 export interface StrictCodec<T> {
   readonly messageType: string
   readonly maxBytes: number
@@ -65,63 +64,27 @@ export interface StrictCodec<T> {
   readonly check: (msg: T) => FieldRuleViolation | undefined
 }
 
-/** A protobuf varint carries at most 64 bits: 10 groups of 7. */
-const MAX_VARINT_BYTES = 10
-
-function readVarint (type: string, bytes: Uint8Array, pos: number): { value: number, next: number } {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < MAX_VARINT_BYTES && pos + i < bytes.length; i++) {
-    const b = bytes[pos + i]
-    value += (b & 0x7f) * scale
-    scale *= 128
-    if ((b & 0x80) === 0) return { value, next: pos + i + 1 }
-  }
-  throw new MessageDecodeError(type, 'MALFORMED', undefined, `varint at offset ${pos} is cut off or longer than ${MAX_VARINT_BYTES} bytes`)
+/** The code for each wire finding this decoder reports. */
+const FINDING_CODES: Record<Exclude<WireFindingKind, 'varint-over-64-bits'>, MessageDecodeErrorCode> = {
+  truncated: 'MALFORMED',
+  malformed: 'MALFORMED',
+  // A tag no encoder writes is read as a field number this message does not declare.
+  'invalid-tag': 'NON_CANONICAL',
+  'non-canonical': 'NON_CANONICAL'
 }
 
 /**
  * Walks the top-level fields: only the declared field numbers with their wire types, in
- * increasing order, each once, and every length inside the buffer. Done before protons sees
- * the bytes so that a deprecated group or a length past the end is a typed MALFORMED, not
- * whatever the generic parser throws (or how deep it recurses).
+ * increasing order, each once, and every length inside the buffer. Unlike codec.ts, the first
+ * unknown or repeated field is reported at once, before the field rules. A varint over 64 bits
+ * is left to protons, which keeps its low bits: the value then fails its field rule or the
+ * canonical re-encoding (no canonical varint has bits above 63), so it never decodes.
  */
-function scan (codec: StrictCodec<unknown>, bytes: Uint8Array): void {
-  let pos = 0
-  let last = 0
-  while (pos < bytes.length) {
-    const at = pos
-    const tag = readVarint(codec.messageType, bytes, pos)
-    pos = tag.next
-    const fieldNumber = Math.floor(tag.value / 8)
-    const wireType = tag.value % 8
-    const expected = codec.fields.get(fieldNumber)
-    if (expected === undefined) {
-      throw new MessageDecodeError(codec.messageType, 'NON_CANONICAL', undefined, `unknown field number ${fieldNumber} at offset ${at}`)
-    }
-    if (expected !== wireType) {
-      throw new MessageDecodeError(codec.messageType, 'MALFORMED', undefined, `field ${fieldNumber} at offset ${at} has wire type ${wireType}, expected ${expected}`)
-    }
-    if (fieldNumber <= last) {
-      throw new MessageDecodeError(codec.messageType, 'NON_CANONICAL', undefined, `field ${fieldNumber} at offset ${at} is repeated or out of order`)
-    }
-    last = fieldNumber
-    if (wireType === WIRE_VARINT) {
-      pos = readVarint(codec.messageType, bytes, pos).next
-    } else {
-      const length = readVarint(codec.messageType, bytes, pos)
-      if (length.value > bytes.length - length.next) {
-        throw new MessageDecodeError(codec.messageType, 'MALFORMED', undefined, `field ${fieldNumber} declares ${length.value} bytes at offset ${length.next}, only ${bytes.length - length.next} remain`)
-      }
-      pos = length.next + length.value
-    }
-  }
-}
-
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
+function scan<T> (codec: StrictCodec<T>, bytes: Uint8Array): void {
+  const { fault, firstNonCanonical } = scanWire(bytes, codec.fields)
+  // A field noted as non-canonical comes before any fault (the scan goes on past it, not past a fault).
+  const first = firstNonCanonical ?? fault
+  if (first !== undefined) throw new MessageDecodeError(codec.messageType, FINDING_CODES[first.kind], undefined, first.reason)
 }
 
 /** Decodes untrusted bytes; throws MessageDecodeError. Byte fields are views into `bytes`. */
@@ -132,7 +95,7 @@ export function decodeCanonical<T> (codec: StrictCodec<T>, bytes: Uint8Array): T
   if (bytes.length > codec.maxBytes) {
     throw new MessageDecodeError(codec.messageType, 'OVERSIZED', undefined, `message has ${bytes.length} bytes, at most ${codec.maxBytes} allowed`)
   }
-  scan(codec as StrictCodec<unknown>, bytes)
+  scan(codec, bytes)
   let msg: T
   try {
     msg = codec.decode(bytes)
@@ -141,8 +104,10 @@ export function decodeCanonical<T> (codec: StrictCodec<T>, bytes: Uint8Array): T
   }
   const bad = codec.check(msg)
   if (bad !== undefined) throw new MessageDecodeError(codec.messageType, bad.code, bad.field, bad.reason)
-  if (!sameBytes(codec.encode(msg), bytes)) {
-    throw new MessageDecodeError(codec.messageType, 'NON_CANONICAL', undefined, 'bytes differ from the canonical encoding (overlong varint or a default value written out)')
+  const at = firstDifference(codec.encode(msg), bytes)
+  if (at !== -1) {
+    throw new MessageDecodeError(codec.messageType, 'NON_CANONICAL', undefined,
+      `bytes differ from the canonical encoding at offset ${at} (overlong varint or a default value written out)`)
   }
   return msg
 }
