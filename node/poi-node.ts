@@ -44,6 +44,15 @@ const PROVIDE_RETRY_MS = 1_000
 const MAX_PROVIDE_RETRIES = 8
 /** kad-dht provider records live 48 h; re-announce well before. */
 const REPROVIDE_INTERVAL_MS = 12 * 60 * 60_000
+/**
+ * How long a full node keeps the copies of other nodes' stream messages it
+ * fetched to relay a task or a result (inputs, outputs by reference): long
+ * past any task's deadline, so late requesters can still get an output from
+ * relays; the operators keep their own outputs for good.
+ */
+export const STREAM_CACHE_RETENTION_MS = 24 * 60 * 60_000
+/** How often expired copies are forgotten. */
+const STREAM_CACHE_SWEEP_MS = 10 * 60_000
 /** A prefetch (a registered model fetched at start, before any task needs it) may take this long. */
 const PREFETCH_TIMEOUT_MS = 10 * 60_000
 /** The stream channel every operator writes its outputs to. */
@@ -168,6 +177,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Inputs a light requester serves while its tasks are live (full nodes use `streams`). */
   private readonly heldInputs: MemoryMessageSource | undefined
   private reprovider: NodeJS.Timeout | undefined
+  private streamSweeper: NodeJS.Timeout | undefined
   private readonly opts: PoiNodeOptions
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
@@ -259,6 +269,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     await libp2p.start()
     for (const server of node.servers) await server.start()
     await node.shareModels()
+    node.sweepStreams()
     await node.submitter?.start()
     log('started %p as %s', libp2p.peerId, node.roles().join('+'))
     return node
@@ -319,6 +330,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.stopped = true
     clearInterval(this.sweeper)
     clearInterval(this.reprovider)
+    clearTimeout(this.streamSweeper)
     for (const t of this.tasks.values()) {
       clearTimeout(t.graceTimer)
       clearTimeout(t.deadlineTimer)
@@ -487,8 +499,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         const message = kind === 'input'
           ? await fetchStreamMessage(this.libp2p, peer, ref, { timeoutMs })
           : (await fetchStreamMessageByPayload(this.libp2p, peer, ref, { timeoutMs })).message
-        // Another node's channel, of which this node keeps only this message.
-        await streams.put(message, { allowGap: true })
+        // Another node's channel, of which this node keeps only this message, for a while.
+        await streams.put(message, { allowGap: true, expiresAt: Date.now() + STREAM_CACHE_RETENTION_MS })
       })()
       this.streamFetches.set(key, pending)
       pending.catch(() => {}).finally(() => this.streamFetches.delete(key))
@@ -595,6 +607,20 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (inline) await this.streams?.append(this.opts.keystore.privateKey, OUTPUT_CHANNEL, result.canonical)
     const state = this.tasks.get(hex(taskId))
     if (state != null) this.aggregate(state, attestation)
+  }
+
+  /** Forgets expired copies of other nodes' stream messages now and every STREAM_CACHE_SWEEP_MS. */
+  private sweepStreams (): void {
+    const streams = this.streams
+    if (streams == null || this.stopped) return
+    streams.forgetExpired()
+      .then((n) => { if (n > 0) log('forgot %d expired stream messages', n) })
+      .catch((err: Error) => { if (!this.stopped) log.error('forgetting expired stream messages failed: %s', err.message) })
+      .finally(() => {
+        if (this.stopped) return
+        this.streamSweeper = setTimeout(() => { this.sweepStreams() }, STREAM_CACHE_SWEEP_MS)
+        this.streamSweeper.unref()
+      })
   }
 
   /**

@@ -15,6 +15,7 @@ import type { NodeStore, StoreArea } from './node-store.js'
  *   seq/<channel>/<seq, 20 digits>    msgId of the message at that position
  *   head/<channel>                    seq (8 bytes big-endian) ‖ msgId of the highest stored message
  *   payload/<payloadRef>/<msgId>      empty: index by keccak256(payload), to resolve output references
+ *   expiry/<unix ms, 15 digits>/<msgId>  channel ‖ seq of a cached copy that may be forgotten then
  *
  * Invariants, checked by put: every stored message is authentic (its author's key signed it
  * for its own channel); one message per (channel, seq), the first one kept; and any two stored
@@ -53,6 +54,12 @@ export interface StreamPutOptions {
    * against any neighbour that is stored, now or later.
    */
   allowGap?: boolean
+  /**
+   * Unix ms after which the message may be forgotten (forgetExpired): for copies of other
+   * nodes' messages kept to serve them for a while (task inputs, outputs by reference).
+   * Default: kept for good. A message already stored keeps what it was stored with.
+   */
+  expiresAt?: number
 }
 
 export interface StreamPutResult {
@@ -71,9 +78,13 @@ export const STREAM_STORE_AREA = 'streams'
 /** Decimal digits of 2^64 - 1, so seq keys sort numerically. */
 const SEQ_KEY_DIGITS = 20
 const HEAD_SEQ_BYTES = 8
+/** Decimal digits of unix ms up to the year 33658, so expiry keys sort by time. */
+const EXPIRY_KEY_DIGITS = 15
+const CHANNEL_BYTES = 32
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const seqKey = (channel: Uint8Array, seq: bigint): string => `seq/${hex(channel)}/${seq.toString().padStart(SEQ_KEY_DIGITS, '0')}`
+const expiryKey = (at: number, msgId: Uint8Array): string => `expiry/${String(Math.max(0, Math.floor(at))).padStart(EXPIRY_KEY_DIGITS, '0')}/${hex(msgId)}`
 
 function encodeHead (head: StreamHead): Uint8Array {
   const out = new Uint8Array(HEAD_SEQ_BYTES + head.msgId.length)
@@ -84,6 +95,18 @@ function encodeHead (head: StreamHead): Uint8Array {
 
 function decodeHead (bytes: Uint8Array): StreamHead {
   return { seq: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0), msgId: bytes.slice(HEAD_SEQ_BYTES) }
+}
+
+/** Where a message sits: channel address ‖ seq (8 bytes big-endian). */
+function encodePlace (channel: Uint8Array, seq: bigint): Uint8Array {
+  const out = new Uint8Array(CHANNEL_BYTES + HEAD_SEQ_BYTES)
+  out.set(channel, 0)
+  new DataView(out.buffer).setBigUint64(CHANNEL_BYTES, seq)
+  return out
+}
+
+function decodePlace (bytes: Uint8Array): { channel: Uint8Array, seq: bigint } {
+  return { channel: bytes.slice(0, CHANNEL_BYTES), seq: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(CHANNEL_BYTES) }
 }
 
 export class StreamStore implements StreamMessageSource {
@@ -200,8 +223,48 @@ export class StreamStore implements StreamMessageSource {
     ]
     const head = await this.head(channel)
     if (head === undefined || seq > head.seq) entries.push([`head/${hex(channel)}`, encodeHead({ seq, msgId })])
+    if (options.expiresAt !== undefined) entries.push([expiryKey(options.expiresAt, msgId), encodePlace(channel, seq)])
     await this.area.put(entries)
     return { msgId, stored: true }
+  }
+
+  /**
+   * Forgets every message stored with an `expiresAt` at or before `now`: its bytes, its
+   * place in its channel and its payload index; the channel's head falls back to the highest
+   * message still stored. Returns how many were forgotten.
+   */
+  async forgetExpired (now: number = Date.now()): Promise<number> {
+    const due: Array<{ key: string, msgId: Uint8Array, channel: Uint8Array, seq: bigint }> = []
+    const upTo = expiryKey(now, new Uint8Array(0))
+    for (const [key, value] of await this.area.entries('expiry/')) {
+      if (key.slice(0, upTo.length) > upTo) break
+      const { channel, seq } = decodePlace(value)
+      due.push({ key, msgId: Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'), channel, seq })
+    }
+    for (const d of due) await this.locked(d.channel, async () => { await this.forget(d) })
+    return due.length
+  }
+
+  private async forget ({ key, msgId, channel, seq }: { key: string, msgId: Uint8Array, channel: Uint8Array, seq: bigint }): Promise<void> {
+    const bytes = await this.getBytes(msgId)
+    const doomed = [key]
+    if (bytes !== undefined) {
+      doomed.push(`msg/${hex(msgId)}`, `payload/${hex(payloadRefOf(decodeStreamMessage(bytes).payload))}/${hex(msgId)}`)
+    }
+    const atSeq = await this.area.get(seqKey(channel, seq))
+    if (atSeq !== undefined && hex(atSeq) === hex(msgId)) doomed.push(seqKey(channel, seq))
+    await this.area.del(doomed)
+    // Not in the same batch as the delete (the area has no mixed batches): a crash here leaves
+    // the head naming a forgotten message, which only orders later puts of this channel.
+    const head = await this.head(channel)
+    if (head === undefined || hex(head.msgId) !== hex(msgId)) return
+    const rest = await this.area.entries(`seq/${hex(channel)}/`)
+    const last = rest.at(-1)
+    if (last === undefined) {
+      await this.area.del([`head/${hex(channel)}`])
+    } else {
+      await this.area.put([[`head/${hex(channel)}`, encodeHead({ seq: BigInt(last[0].slice(last[0].lastIndexOf('/') + 1)), msgId: last[1] })]])
+    }
   }
 
   private async locked<T> (channel: Uint8Array, fn: () => Promise<T>): Promise<T> {

@@ -180,6 +180,28 @@ describe('streams: StreamStore', () => {
     assert.equal((await streams.list(m0.channel)).length, 3)
   })
 
+  it('forgets cached copies once they expire, keeping what has no expiry and moving the head back', async () => {
+    const [m0, m1, m2] = await channelOf(alice, 'inputs', 3)
+    const now = Date.now()
+    await streams.put(m0)
+    await streams.put(m1, { expiresAt: now + 60_000 })
+    await streams.put(m2, { expiresAt: now - 1 })
+    const own = await streams.append(mallory, 'outputs', text('kept for good'))
+    assert.equal(await streams.forgetExpired(now), 1)
+    assert.equal(await streams.get(streamMessageId(m2)), undefined)
+    assert.equal(await streams.getByPayloadRef(payloadRefOf(m2.payload)), undefined)
+    assert.equal((await streams.head(m0.channel))?.seq, 1n)
+    assert.equal((await streams.list(m0.channel)).length, 2)
+    assert.ok(await streams.get(own.msgId) != null)
+    // later, the other copy goes too; the message without expiry stays
+    assert.equal(await streams.forgetExpired(now + 60_000), 1)
+    assert.deepEqual((await streams.list(m0.channel)).map(m => m.seq), [0n])
+    assert.equal((await streams.head(m0.channel))?.seq, 0n)
+    assert.equal(await streams.forgetExpired(now + 120_000), 0)
+    // a forgotten message can be stored again (fetched anew)
+    assert.equal((await streams.put(m2, { allowGap: true })).stored, true)
+  })
+
   it('refuses a bad signature and a wrong author', async () => {
     const [m0] = await channelOf(alice, 'inputs', 1)
     await rejects(streams.put({ ...m0, payload: text('tampered') }), StreamMessageError, 'BAD_SIGNATURE')
