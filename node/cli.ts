@@ -74,6 +74,7 @@ Node options:
   --rpc <url>           chain RPC endpoint: overrides the deployment file's; poi request and poi result
                         with --rpc and no --chain ask the bootstrap node for the contracts over
                         /poi/network/1/ and check them on the chain before using them
+  --registry <address>  with --rpc: the OperatorRegistry the network must use (pins the bootstrap's answer)
   --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model.
                         Full nodes store these as content-addressed shards and announce them on the DHT
   --no-model-dir        start without local models: fetch each model through the DHT when a task names it
@@ -112,6 +113,7 @@ const NODE_OPTIONS = {
   json: { type: 'boolean' },
   chain: { type: 'string' },
   rpc: { type: 'string' },
+  registry: { type: 'string' },
   aggregate: { type: 'boolean' },
   probe: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
@@ -379,7 +381,7 @@ class NetworkDiscoveryError extends Error {
  * before trusting them. The bootstrap address already names the network;
  * a deployment file (--chain) pins the contracts instead.
  */
-async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], log: (line: string) => void): Promise<ChainConfig> {
+async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], pinnedRegistry: string | undefined, log: (line: string) => void): Promise<ChainConfig> {
   const libp2p = await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [], bootstrap: [], dhtClientMode: true })
   let deployment: NetworkDeployment | undefined
   const failures: string[] = []
@@ -399,6 +401,10 @@ async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], log
     await libp2p.stop()
   }
   if (deployment === undefined) throw new NetworkDiscoveryError(`no bootstrap node said which contracts the network uses: ${failures.join('; ')}`)
+  // checkDeployment proves the addresses form one poi deployment; only a pin proves it is the intended one.
+  if (pinnedRegistry !== undefined && deployment.registry.toLowerCase() !== pinnedRegistry.toLowerCase()) {
+    throw new NetworkDiscoveryError(`the bootstrap node names OperatorRegistry ${deployment.registry}, not the ${pinnedRegistry} given with --registry`)
+  }
   const publicClient = createPublicClient({ transport: http(rpcUrl, { timeout: RPC_CHECK_TIMEOUT_MS }) })
   try {
     await checkDeployment(publicClient, deployment)
@@ -415,7 +421,9 @@ async function requesterConfig (command: string, values: Record<string, unknown>
   const config = await nodeConfig(values)
   if (config.bootstrap.length === 0) throw new UsageError(`poi ${command} needs --bootstrap <multiaddr> of a running node`)
   if (config.chain != null || typeof values.rpc !== 'string') return config
-  return { ...config, chain: await chainFromBootstrap(values.rpc, config.bootstrap, log) }
+  const pinned = values.registry
+  if (pinned !== undefined && (typeof pinned !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(pinned))) throw new UsageError(`--registry must be a 0x-prefixed 20-byte address, got ${String(pinned)}`)
+  return { ...config, chain: await chainFromBootstrap(values.rpc, config.bootstrap, pinned, log) }
 }
 
 /** No full node could show a verified certificate for the task. */

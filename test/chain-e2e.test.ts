@@ -112,7 +112,13 @@ describe('end to end on a real chain (anvil)', function () {
     assert.ok(requestLine.signers.length >= 3)
     const taskId = hexToBytes(requestLine.taskId)
     await net.chain!.client.waitForAcceptance(taskId, 30_000)
-    const shown = await execFileAsync(process.execPath, [CLI, 'result', requestLine.taskId, ...args, '--json'])
+    // Pinning the registry: the right one passes, another is refused before anything else.
+    const shown = await execFileAsync(process.execPath, [CLI, 'result', requestLine.taskId, ...args, '--registry', net.chain!.client.config.registry, '--json'])
+    const pinnedWrong = await execFileAsync(process.execPath, [CLI, 'result', requestLine.taskId, ...args, '--registry', `0x${'12'.repeat(20)}`])
+      .then(() => undefined, (err: { code: number, stderr: string }) => err)
+    assert.ok(pinnedWrong != null, 'a wrong --registry pin was accepted')
+    assert.equal(pinnedWrong.code, 1)
+    assert.match(pinnedWrong.stderr, /not the 0x1212\S* given with --registry/)
     const line = JSON.parse(shown.stdout.trim()) as { resultHash: string, output: string, signers: number[], onChain: { resultHash: string } | null }
     assert.equal(line.resultHash, requestLine.resultHash)
     assert.equal(keccak256(line.output as `0x${string}`), line.resultHash)
