@@ -32,6 +32,18 @@ const hex = (b: Uint8Array): `0x${string}` => bytesToHex(b)
 const execFileAsync = promisify(execFile)
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli.js')
 
+/** Runs `poi <args>` and returns its output. */
+async function poi (...args: string[]): Promise<{ stdout: string, stderr: string }> {
+  return await execFileAsync(process.execPath, [CLI, ...args])
+}
+
+/** Runs `poi <args>`, which must fail: returns its exit code and stderr. */
+async function poiFails (...args: string[]): Promise<{ code: number, stderr: string }> {
+  const failed = await poi(...args).then(() => undefined, (err: { code: number, stderr: string }) => err)
+  assert.ok(failed != null, `poi ${args.join(' ')} succeeded`)
+  return failed
+}
+
 let fresh = 0
 /** A model id (CIDv1, json codec, sha2-256) that nobody has registered or published. */
 async function newModelId (): Promise<Uint8Array> {
@@ -106,17 +118,15 @@ describe('end to end on a real chain (anvil)', function () {
   it('poi request and poi result work with only a bootstrap address and an RPC URL', async () => {
     // No deployment file: the bootstrap node names the contracts, checked on the chain.
     const args = ['--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl]
-    const requested = await execFileAsync(process.execPath, [CLI, 'request', ...args, '--input', new TextDecoder().decode(exampleInput(21)), '--json'])
+    const requested = await poi('request', ...args, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
     assert.match(requested.stderr, /TaskManager 0x[0-9a-fA-F]{40} \(named by the bootstrap node, checked on-chain\)/)
     const requestLine = JSON.parse(requested.stdout.trim()) as { taskId: `0x${string}`, resultHash: string, signers: number[] }
     assert.ok(requestLine.signers.length >= 3)
     const taskId = hexToBytes(requestLine.taskId)
     await net.chain!.client.waitForAcceptance(taskId, 30_000)
     // Pinning the registry: the right one passes, another is refused before anything else.
-    const shown = await execFileAsync(process.execPath, [CLI, 'result', requestLine.taskId, ...args, '--registry', net.chain!.client.config.registry, '--json'])
-    const pinnedWrong = await execFileAsync(process.execPath, [CLI, 'result', requestLine.taskId, ...args, '--registry', `0x${'12'.repeat(20)}`])
-      .then(() => undefined, (err: { code: number, stderr: string }) => err)
-    assert.ok(pinnedWrong != null, 'a wrong --registry pin was accepted')
+    const shown = await poi('result', requestLine.taskId, ...args, '--registry', net.chain!.client.config.registry, '--json')
+    const pinnedWrong = await poiFails('result', requestLine.taskId, ...args, '--registry', `0x${'12'.repeat(20)}`)
     assert.equal(pinnedWrong.code, 1)
     assert.match(pinnedWrong.stderr, /not the 0x1212\S* given with --registry/)
     const line = JSON.parse(shown.stdout.trim()) as { resultHash: string, output: string, signers: number[], onChain: { resultHash: string } | null }
@@ -124,9 +134,7 @@ describe('end to end on a real chain (anvil)', function () {
     assert.equal(keccak256(line.output as `0x${string}`), line.resultHash)
     assert.ok(line.signers.length >= 3)
     assert.equal(line.onChain?.resultHash, requestLine.resultHash)
-    const unknown = await execFileAsync(process.execPath, [CLI, 'result', hex(new Uint8Array(32).fill(0xab)), ...args])
-      .then(() => undefined, (err: { code: number, stderr: string }) => err)
-    assert.ok(unknown != null, 'poi result succeeded for an unknown task')
+    const unknown = await poiFails('result', hex(new Uint8Array(32).fill(0xab)), ...args)
     assert.equal(unknown.code, 1)
     assert.match(unknown.stderr, /no connected full node has a certificate/)
   })
@@ -162,9 +170,8 @@ describe('end to end on a real chain (anvil)', function () {
       assert.equal(op.events.some(e => e.event === 'attested' && taskIds.includes(String(e.taskId).toLowerCase().slice(2))), false)
     }
     // poi request reads the registry itself and says why, instead of waiting for NoQuorum.
-    const cli = await execFileAsync(process.execPath, [CLI, 'request', '--chain', net.chain!.deploymentPath, '--bootstrap', net.bootstrapAddr,
-      '--model', modelIdToString(unregistered), '--input', new TextDecoder().decode(exampleInput())]).then(() => undefined, (err: { code: number, stderr: string }) => err)
-    assert.ok(cli != null, 'poi request succeeded for an unregistered model')
+    const cli = await poiFails('request', '--chain', net.chain!.deploymentPath, '--bootstrap', net.bootstrapAddr,
+      '--model', modelIdToString(unregistered), '--input', new TextDecoder().decode(exampleInput()))
     assert.equal(cli.code, 1)
     assert.match(cli.stderr, /will not run this task: model 0x[0-9a-f]+ is not registered/)
   })
@@ -205,13 +212,11 @@ describe('end to end on a real chain (anvil)', function () {
     const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', client.config.rpcUrl, '--model', id]
     const samplePath = join(root, 'ocr-sample.poit')
     await writeFile(samplePath, input)
-    const viaCli = await execFileAsync(process.execPath, [CLI, ...args, '--input', `@${samplePath}`])
+    const viaCli = await poi(...args, '--input', `@${samplePath}`)
     assert.match(viaCli.stderr, /looking up the manifest of model/)
     assert.match(viaCli.stderr, /input of 110620 bytes goes by stream reference/)
     assert.ok(viaCli.stdout.includes(`result hash ${hex(result.certificate.resultHash)}`), viaCli.stdout)
-    const wrong = await execFileAsync(process.execPath, [CLI, ...args, '--input', new TextDecoder().decode(exampleInput())])
-      .then(() => undefined, (err: { code: number, stderr: string }) => err)
-    assert.ok(wrong != null, 'poi request accepted an input of the wrong shape')
+    const wrong = await poiFails(...args, '--input', new TextDecoder().decode(exampleInput()))
     assert.equal(wrong.code, 1)
     assert.match(wrong.stderr, /--input does not match model ppocr-mobile-v2-cls/)
   })
