@@ -63,6 +63,11 @@ export type Progress = (line: string) => void
 const RESULT_LOOKUP_PEERS = 3
 const RESULT_LOOKUP_TIMEOUT_MS = 3_000
 
+/** Up to `max` distinct peers this node has a connection to (a peer may have several). */
+function connectedPeers (node: PoiNode, max: number): string[] {
+  return [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))].slice(0, max)
+}
+
 /**
  * Asks connected full nodes for a task's certificate and output over
  * /poi/result/1/ and returns the first answer that verifies against the
@@ -73,8 +78,7 @@ export async function lookupResult (
   node: PoiNode, taskId: Uint8Array, quorumBps = DEFAULT_QUORUM_BPS,
   setOf: (epoch: bigint) => Promise<OperatorSet | undefined> = async (epoch) => epoch === node.operatorSet.epoch ? node.operatorSet : undefined
 ): Promise<{ certificate: QuorumCertificate, output: Uint8Array, set: OperatorSet } | undefined> {
-  const peers = [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))]
-  for (const peer of peers.slice(0, RESULT_LOOKUP_PEERS)) {
+  for (const peer of connectedPeers(node, RESULT_LOOKUP_PEERS)) {
     try {
       const answer = await fetchResult(node.libp2p, peerIdFromString(peer), taskId, { signal: AbortSignal.timeout(RESULT_LOOKUP_TIMEOUT_MS) })
       if (answer.status !== 'found') continue
@@ -108,7 +112,7 @@ const OUTPUT_LOOKUP_TIMEOUT_MS = 5_000
  */
 export async function fetchOutput (node: PoiNode, outputRef: Uint8Array, resultHash: Uint8Array): Promise<Uint8Array> {
   const want = Buffer.from(resultHash).toString('hex')
-  const peers = [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))].slice(0, OUTPUT_LOOKUP_PEERS)
+  const peers = connectedPeers(node, OUTPUT_LOOKUP_PEERS)
   for (const peer of peers) {
     try {
       const { message } = await fetchStreamMessageByPayload(node.libp2p, peerIdFromString(peer), outputRef, { timeoutMs: OUTPUT_LOOKUP_TIMEOUT_MS })

@@ -13,7 +13,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { bytesToHex, getAddress, hexToBytes, isAddress } from 'viem'
 import { ADDRESS_BYTES, UINT64_MAX } from '../constants.js'
 import {
-  decodeCanonical, ExchangeFailure, MessageEncodeError, requestOnce, ruleExactBytes, ruleOneOf, ruleVersion, serveOnce,
+  decodeCanonical, ExchangeFailure, MessageEncodeError, requestOnce, ruleExactBytes, ruleOneOf, ruleVersion, ExchangeServer,
   WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
   type ExchangeFailureKind, type ExchangeLibp2p, type FieldRuleViolation, type StrictCodec
 } from '../stream/index.js'
@@ -192,38 +192,35 @@ export class NetworkInfoServer implements Startable {
   /** The answer never changes while the node runs, so it is encoded once (and checked at construction). */
   private readonly found: Uint8Array
   private readonly badRequest: Uint8Array
-  private started = false
+  private readonly server: ExchangeServer
 
   /** Throws TypeError or MessageEncodeError for a deployment that would not pass the peers' checks. */
   constructor (init: NetworkInfoServerInit) {
     this.init = init
     this.found = encodeNetworkInfo(networkInfoOf(init.deployment))
     this.badRequest = encodeNetworkInfo({ ...networkInfoOf(undefined), status: NETWORK_STATUS.BAD_REQUEST })
+    this.server = new ExchangeServer({
+      libp2p: init.libp2p,
+      protocol: NETWORK_PROTOCOL,
+      maxRequestBytes: MAX_NETWORK_INFO_REQUEST_BYTES,
+      timeoutMs: init.timeoutMs ?? NETWORK_REQUEST_TIMEOUT_MS,
+      maxInboundStreams: init.maxInboundStreams ?? NETWORK_MAX_INBOUND_STREAMS,
+      maxOutboundStreams: init.maxOutboundStreams ?? NETWORK_MAX_OUTBOUND_STREAMS,
+      log,
+      answer: async (request, from) => this.answer(request, from)
+    })
   }
 
   isStarted (): boolean {
-    return this.started
+    return this.server.isStarted()
   }
 
   async start (): Promise<void> {
-    if (this.started) return
-    await this.init.libp2p.handle(NETWORK_PROTOCOL, serveOnce({
-      protocol: NETWORK_PROTOCOL,
-      maxRequestBytes: MAX_NETWORK_INFO_REQUEST_BYTES,
-      timeoutMs: this.init.timeoutMs ?? NETWORK_REQUEST_TIMEOUT_MS,
-      log,
-      answer: async (request, { connection }) => this.answer(request, connection.remotePeer)
-    }), {
-      maxInboundStreams: this.init.maxInboundStreams ?? NETWORK_MAX_INBOUND_STREAMS,
-      maxOutboundStreams: this.init.maxOutboundStreams ?? NETWORK_MAX_OUTBOUND_STREAMS
-    })
-    this.started = true
+    await this.server.start()
   }
 
   async stop (): Promise<void> {
-    if (!this.started) return
-    await this.init.libp2p.unhandle(NETWORK_PROTOCOL)
-    this.started = false
+    await this.server.stop()
   }
 
   private answer (request: Uint8Array, from: PeerId): Uint8Array {

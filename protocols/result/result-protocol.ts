@@ -16,7 +16,7 @@ import { verifyCertificate, type OperatorSet, type VerifyCertificateOptions, typ
 import { decodeQuorumCertificate, encodeQuorumCertificate, type QuorumCertificate } from '../index.js'
 import { MAX_QUORUM_CERTIFICATE_BYTES, TASK_ID_BYTES } from '../constants.js'
 import {
-  decodeCanonical, ExchangeFailure, MessageEncodeError, requestOnce, ruleBoundedBytes, ruleExactBytes, ruleOneOf, ruleVersion, serveOnce,
+  decodeCanonical, ExchangeFailure, MessageEncodeError, requestOnce, ruleBoundedBytes, ruleExactBytes, ruleOneOf, ruleVersion, ExchangeServer,
   WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
   type ExchangeFailureKind, type ExchangeLibp2p, type FieldRuleViolation, type StreamMessage, type StrictCodec
 } from '../stream/index.js'
@@ -146,35 +146,32 @@ const EMPTY = new Uint8Array(0)
 /** Answers /poi/result/1/ from a node's store while started. */
 export class ResultServer implements Startable {
   private readonly init: ResultServerInit
-  private started = false
+  private readonly server: ExchangeServer
 
   constructor (init: ResultServerInit) {
     this.init = init
+    this.server = new ExchangeServer({
+      libp2p: init.libp2p,
+      protocol: RESULT_PROTOCOL,
+      maxRequestBytes: MAX_RESULT_REQUEST_BYTES,
+      timeoutMs: init.timeoutMs ?? RESULT_REQUEST_TIMEOUT_MS,
+      maxInboundStreams: init.maxInboundStreams ?? RESULT_MAX_INBOUND_STREAMS,
+      maxOutboundStreams: init.maxOutboundStreams ?? RESULT_MAX_OUTBOUND_STREAMS,
+      log,
+      answer: async (request, from) => await this.answer(request, from)
+    })
   }
 
   isStarted (): boolean {
-    return this.started
+    return this.server.isStarted()
   }
 
   async start (): Promise<void> {
-    if (this.started) return
-    await this.init.libp2p.handle(RESULT_PROTOCOL, serveOnce({
-      protocol: RESULT_PROTOCOL,
-      maxRequestBytes: MAX_RESULT_REQUEST_BYTES,
-      timeoutMs: this.init.timeoutMs ?? RESULT_REQUEST_TIMEOUT_MS,
-      log,
-      answer: async (request, { connection }) => await this.answer(request, connection.remotePeer)
-    }), {
-      maxInboundStreams: this.init.maxInboundStreams ?? RESULT_MAX_INBOUND_STREAMS,
-      maxOutboundStreams: this.init.maxOutboundStreams ?? RESULT_MAX_OUTBOUND_STREAMS
-    })
-    this.started = true
+    await this.server.start()
   }
 
   async stop (): Promise<void> {
-    if (!this.started) return
-    await this.init.libp2p.unhandle(RESULT_PROTOCOL)
-    this.started = false
+    await this.server.stop()
   }
 
   private async answer (request: Uint8Array, from: PeerId): Promise<Uint8Array> {

@@ -6,7 +6,7 @@
  *
  * The bytes carried are opaque here; the protocols decode and check them strictly.
  */
-import type { IncomingStreamData, Libp2p, PeerId, Stream, StreamHandler } from '@libp2p/interface'
+import type { IncomingStreamData, Libp2p, PeerId, Startable, Stream, StreamHandler } from '@libp2p/interface'
 import type { Logger } from '@libp2p/logger'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
@@ -137,5 +137,53 @@ export function serveOnce (options: ServeOptions): StreamHandler {
     }).finally(() => {
       signal.removeEventListener('abort', onAbort)
     })
+  }
+}
+
+export interface ExchangeServerInit {
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle'>
+  protocol: string
+  maxRequestBytes: number
+  timeoutMs: number
+  maxInboundStreams: number
+  maxOutboundStreams: number
+  log: Logger
+  /** Turns one request from `from` into one response; it must not throw for a bad request (answer it). */
+  answer: (request: Uint8Array, from: PeerId) => Uint8Array | Promise<Uint8Array>
+}
+
+/**
+ * A request/response protocol's handler, registered while started: the Startable shape the
+ * servers of /poi/stream/1/, /poi/result/1/ and /poi/network/1/ share.
+ */
+export class ExchangeServer implements Startable {
+  private started = false
+
+  constructor (private readonly init: ExchangeServerInit) {}
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    const { libp2p, protocol, maxRequestBytes, timeoutMs, log, answer } = this.init
+    await libp2p.handle(protocol, serveOnce({
+      protocol,
+      maxRequestBytes,
+      timeoutMs,
+      log,
+      answer: async (request, { connection }) => await answer(request, connection.remotePeer)
+    }), {
+      maxInboundStreams: this.init.maxInboundStreams,
+      maxOutboundStreams: this.init.maxOutboundStreams
+    })
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    await this.init.libp2p.unhandle(this.init.protocol)
+    this.started = false
   }
 }

@@ -21,8 +21,8 @@ export {
   WIRE_VARINT, WIRE_LENGTH_DELIMITED
 } from './strict.js'
 export type { MessageDecodeErrorCode, FieldRuleViolation, StrictCodec } from './strict.js'
-export { requestOnce, serveOnce, ExchangeFailure } from './exchange.js'
-export type { ExchangeFailureKind, ExchangeLibp2p, RequestOptions, ServeOptions } from './exchange.js'
+export { requestOnce, serveOnce, ExchangeFailure, ExchangeServer } from './exchange.js'
+export type { ExchangeFailureKind, ExchangeLibp2p, ExchangeServerInit, RequestOptions, ServeOptions } from './exchange.js'
 export {
   StreamServer, StreamFetchError, fetchStreamMessage, fetchStreamMessageByPayload,
   encodeStreamRequest, decodeStreamRequest, encodeStreamResponse, decodeStreamResponse

@@ -26,7 +26,7 @@ import {
   STREAM_STATUS,
   STREAM_VERSION
 } from './constants.js'
-import { ExchangeFailure, requestOnce, serveOnce, type ExchangeFailureKind, type ExchangeLibp2p } from './exchange.js'
+import { ExchangeFailure, ExchangeServer, requestOnce, type ExchangeFailureKind, type ExchangeLibp2p } from './exchange.js'
 import { decodeStreamMessage, payloadRefOf, streamMessageIdOfBytes, verifyStreamMessage, StreamMessageError } from './message.js'
 import { StreamRequest, StreamResponse, type StreamMessage } from './stream.js'
 import {
@@ -151,35 +151,32 @@ export interface StreamServerInit {
 /** Answers /poi/stream/1/ from a message source while started. */
 export class StreamServer implements Startable {
   private readonly init: StreamServerInit
-  private started = false
+  private readonly server: ExchangeServer
 
   constructor (init: StreamServerInit) {
     this.init = init
+    this.server = new ExchangeServer({
+      libp2p: init.libp2p,
+      protocol: STREAM_PROTOCOL,
+      maxRequestBytes: MAX_STREAM_REQUEST_BYTES,
+      timeoutMs: init.timeoutMs ?? STREAM_REQUEST_TIMEOUT_MS,
+      maxInboundStreams: init.maxInboundStreams ?? STREAM_MAX_INBOUND_STREAMS,
+      maxOutboundStreams: init.maxOutboundStreams ?? STREAM_MAX_OUTBOUND_STREAMS,
+      log,
+      answer: async (request, from) => await this.answer(request, from)
+    })
   }
 
   isStarted (): boolean {
-    return this.started
+    return this.server.isStarted()
   }
 
   async start (): Promise<void> {
-    if (this.started) return
-    await this.init.libp2p.handle(STREAM_PROTOCOL, serveOnce({
-      protocol: STREAM_PROTOCOL,
-      maxRequestBytes: MAX_STREAM_REQUEST_BYTES,
-      timeoutMs: this.init.timeoutMs ?? STREAM_REQUEST_TIMEOUT_MS,
-      log,
-      answer: async (request, { connection }) => await this.answer(request, connection.remotePeer)
-    }), {
-      maxInboundStreams: this.init.maxInboundStreams ?? STREAM_MAX_INBOUND_STREAMS,
-      maxOutboundStreams: this.init.maxOutboundStreams ?? STREAM_MAX_OUTBOUND_STREAMS
-    })
-    this.started = true
+    await this.server.start()
   }
 
   async stop (): Promise<void> {
-    if (!this.started) return
-    await this.init.libp2p.unhandle(STREAM_PROTOCOL)
-    this.started = false
+    await this.server.stop()
   }
 
   private async answer (request: Uint8Array, from: PeerId): Promise<Uint8Array> {
