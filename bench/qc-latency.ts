@@ -14,11 +14,11 @@ import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { verifyCertificate } from '../consensus/index.js'
 import { resolveConfig } from '../node/config.js'
-import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
+import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
-import { prepareNodeDir, type ChildNode, type NodeEvent } from '../node/launcher.js'
+import { prepareNodeDir, type ChildNode, type NodeEvent } from '../node/cli/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
-import { requestInference, waitForNetwork } from '../node/requester.js'
+import { requestInference, waitForNetwork } from '../node/requester/requester.js'
 
 const WARMUP_TASKS = 3
 const EVENT_TIMEOUT_MS = 10_000

@@ -17,7 +17,7 @@
  * signature arrived stays valid (it cannot be recalled); the evidence is still returned.
  */
 import bls from '@chainsafe/bls'
-import { type Attestation, type QuorumCertificate, uint256ToBytes } from '../protocols/index.js'
+import { type Attestation, type QuorumCertificate, uint256ToBytes } from '../protocols/wire/index.js'
 import { BPS_DENOMINATOR, CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, HASH_LENGTH } from './constants.js'
 import { encodeSignerBitmap } from './bitmap.js'
 import type { EquivocationEvidence } from './equivocation.js'

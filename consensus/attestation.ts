@@ -7,7 +7,7 @@
  * rebuilds exactly these bytes, so off-chain and on-chain verification agree.
  */
 import { bytesToHex, encodeAbiParameters, hexToBytes, keccak256 } from 'viem'
-import type { Attestation } from '../protocols/index.js'
+import type { Attestation } from '../protocols/wire/index.js'
 import { ATTESTATION_DOMAIN_TAG, ATTESTATION_VERSION, HASH_LENGTH } from './constants.js'
 import { assertSigningDomain, type SigningDomain } from './domain.js'
 import { AttestationFieldError } from './errors.js'

@@ -6,10 +6,13 @@
  */
 import bls from '@chainsafe/bls'
 import type { Signature } from '@chainsafe/bls/types'
-import { bytesToUint256, type QuorumCertificate } from '../protocols/index.js'
+import { bytesToUint256, type QuorumCertificate } from '../protocols/wire/index.js'
 import { decodeSignerBitmap } from './bitmap.js'
 import { attestationMessage } from './attestation.js'
-import { BLS_SIGNATURE_LENGTH, BPS_DENOMINATOR, CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, DEFAULT_QUORUM_BPS, HASH_LENGTH } from './constants.js'
+import {
+  BLS_SIGNATURE_LENGTH, BPS_DENOMINATOR, CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, DEFAULT_QUORUM_BPS,
+  HASH_LENGTH
+} from './constants.js'
 import { operatorPublicKeys, type OperatorSet } from './operator-set.js'
 
 export type VerifyCertificateOptions = {

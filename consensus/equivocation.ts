@@ -2,7 +2,7 @@
  * Equivocation: one operator signed two different results for the same task in the same epoch.
  * Both attestations are the proof; the SlashingManager contract re-checks the same conditions.
  */
-import type { Attestation } from '../protocols/index.js'
+import type { Attestation } from '../protocols/wire/index.js'
 import { attestationSignatureSet } from './attestation.js'
 import type { OperatorSet } from './operator-set.js'
 import { verifySignatureSets } from './signature-sets.js'

@@ -5,7 +5,7 @@
  */
 import type { Account, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
 import type { EquivocationEvidence } from '../consensus/index.js'
-import type { QuorumCertificate } from '../protocols/index.js'
+import type { QuorumCertificate } from '../protocols/wire/index.js'
 import { certificateCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
 import { OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
 import type { OnChainOperatorSet } from './operator-tree.js'

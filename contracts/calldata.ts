@@ -7,10 +7,8 @@
  * (a signature that is not a G2 point encoding, a QC for another epoch than `set`).
  */
 import { bytesToHex, getAddress, type Hex } from 'viem'
-import {
-  blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type EquivocationEvidence
-} from '../consensus/index.js'
-import type { Attestation, QuorumCertificate } from '../protocols/index.js'
+import { blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type EquivocationEvidence } from '../consensus/index.js'
+import type { Attestation, QuorumCertificate } from '../protocols/wire/index.js'
 import { merkleProof, type G1Point, type G2Point, type OnChainOperatorSet } from './operator-tree.js'
 
 /** TaskManager.Certificate */

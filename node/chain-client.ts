@@ -5,13 +5,14 @@ import {
 } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
-  ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName, isModelAllowed, readCurrentEpoch,
-  readModel, readOperatorSet, submitCertificate, submitEvidence, type OnChainModel, type OnChainOperatorSet
+  ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
+  isModelAllowed, readCurrentEpoch, readModel, readOperatorSet, submitCertificate, submitEvidence,
+  type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
-import type { QuorumCertificate } from '../protocols/index.js'
+import type { QuorumCertificate } from '../protocols/wire/index.js'
 import type { StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
-import { PermanentSubmissionError, type SettlementChain, type TxReceipt } from './submitter.js'
+import { PermanentSubmissionError, type SettlementChain, type TxReceipt } from './roles/submitter.js'
 
 const log = logger('poi:chain')
 

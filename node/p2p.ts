@@ -10,7 +10,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { gossipsubOptions } from '../protocols/index.js'
+import { gossipsubOptions } from '../protocols/gossip/index.js'
 
 const log = logger('poi:p2p')
 

@@ -7,21 +7,23 @@ import {
   DEFAULT_QUORUM_BPS, type OperatorSet, type EquivocationEvidence
 } from '../consensus/index.js'
 import {
-  GossipRouter, MAX_INLINE_OUTPUT_BYTES, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, encodeAttestation,
-  encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature, DecodeError, MAX_PROBE_BYTES,
-  type Attestation, type QuorumCertificate, type TaskAnnouncement, type Verdict, type TopicName
-} from '../protocols/index.js'
+  MAX_INLINE_OUTPUT_BYTES, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement,
+  encodeAttestation, encodeQuorumCertificate, encodeTaskAnnouncement, taskIdOf, verifyTaskSignature,
+  DecodeError, type Attestation, type QuorumCertificate, type TaskAnnouncement, GENESIS_PREV_ID,
+  MAX_STREAM_PAYLOAD_BYTES, createStreamMessage, encodeStreamMessage
+} from '../protocols/wire/index.js'
+import { GossipRouter, MAX_PROBE_BYTES, type Verdict, type TopicName } from '../protocols/gossip/index.js'
 import { ResultServer } from '../protocols/result/index.js'
 import { NetworkInfoServer } from '../protocols/network/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import {
-  GENESIS_PREV_ID, MAX_STREAM_PAYLOAD_BYTES, MemoryMessageSource, STREAM_REQUEST_TIMEOUT_MS, StreamServer,
-  createStreamMessage, encodeStreamMessage, fetchStreamMessage, fetchStreamMessageByPayload
+  MemoryMessageSource, STREAM_REQUEST_TIMEOUT_MS, StreamServer, fetchStreamMessage,
+  fetchStreamMessageByPayload
 } from '../protocols/stream/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import { ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchProgress } from './models/index.js'
-import { Submitter, type SettlementChain } from './submitter.js'
+import { Submitter, type SettlementChain } from './roles/submitter.js'
 import type { NodeConfig } from './config.js'
 import { InferenceRunner, loadModelDir, modelIdToString, type ModelDir as LoadedModel } from './inference/index.js'
 import type { Keystore } from './keys.js'

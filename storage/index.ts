@@ -1,6 +1,6 @@
 export { NodeStore, StorageError } from './node-store.js'
 export type { TaskState, TaskRecordStatus, StoredEvidence, Submission, SubmissionKind, StoreArea } from './node-store.js'
-export { BlockStore, BadBlockError, BlockTooLargeError, BLOCK_AREA, BLOCK_CODECS, MAX_BLOCK_BYTES, blockCid, checkBlockCid, verifyBlock } from './block-store.js'
+export { BlockStore, BLOCK_AREA } from './block-store.js'
 export type { Block } from './block-store.js'
 export { StreamStore, StreamStoreError, STREAM_STORE_AREA } from './stream-store.js'
 export type { StreamStoreErrorCode, StreamPutOptions, StreamPutResult, StreamHead } from './stream-store.js'

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
-import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/index.js'
+import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/wire/index.js'
 
 /**
  * What one node keeps across restarts. Everything written here was validated

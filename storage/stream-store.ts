@@ -1,9 +1,8 @@
 import type { PrivateKey } from '@libp2p/interface'
 import {
-  channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID, payloadRefOf,
-  StreamMessageError, streamMessageIdOfBytes, verifyStreamMessage,
-  type StreamMessage, type StreamMessageSource
-} from '../protocols/stream/index.js'
+  channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID,
+  payloadRefOf, StreamMessageError, streamMessageIdOfBytes, verifyStreamMessage, type StreamMessage
+} from '../protocols/wire/index.js'
 import type { NodeStore, StoreArea } from './node-store.js'
 
 /**
@@ -109,7 +108,7 @@ function decodePlace (bytes: Uint8Array): { channel: Uint8Array, seq: bigint } {
   return { channel: bytes.slice(0, CHANNEL_BYTES), seq: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(CHANNEL_BYTES) }
 }
 
-export class StreamStore implements StreamMessageSource {
+export class StreamStore {
   private readonly area: StoreArea
   /** Per channel, the tail of the queue of puts: check-then-write must not interleave. */
   private readonly locks = new Map<string, Promise<unknown>>()

@@ -2,13 +2,15 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { QuorumCertificate, uint256ToBytes } from '../protocols/index.js'
+import { QuorumCertificate, uint256ToBytes } from '../protocols/wire/index.js'
 import {
-  AttestationFieldError, BufferedVerifier, GenesisError, InvalidPublicKeyError, InvalidSecretKeyError, TaskAggregation, VerifierError,
-  attestationMessage, attestationSignatureSet, blsPublicKeyOf, blsSecretKeyFromHex, blsSecretKeyToHex, blsSign,
-  createOperatorSet, decodeSignerBitmap, encodeSignerBitmap, generateBlsSecretKey, genesisToJson, loadGenesis, parseGenesis,
-  proofOfPossessionMessage, signProofOfPossession, validateBlsPublicKey, verifyCertificate, verifyProofOfPossession,
-  verifySignatureSets, writeGenesis, type OperatorSet, type SignatureSet, type VerifyCertificateResult
+  AttestationFieldError, BufferedVerifier, GenesisError, InvalidPublicKeyError, InvalidSecretKeyError,
+  TaskAggregation, VerifierError, attestationMessage, attestationSignatureSet, blsPublicKeyOf,
+  blsSecretKeyFromHex, blsSecretKeyToHex, blsSign, createOperatorSet, decodeSignerBitmap,
+  encodeSignerBitmap, generateBlsSecretKey, genesisToJson, loadGenesis, parseGenesis,
+  proofOfPossessionMessage, signProofOfPossession, validateBlsPublicKey, verifyCertificate,
+  verifyProofOfPossession, verifySignatureSets, writeGenesis, type OperatorSet, type SignatureSet,
+  type VerifyCertificateResult
 } from '../consensus/index.js'
 import { ETHER, TEST_DOMAIN, attest, hash32, makeOperators, operatorAddress, taskResult, type TestOperators } from './consensus-fixtures.js'
 

@@ -1,28 +1,28 @@
 import { strict as assert } from 'node:assert'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import * as json from 'multiformats/codecs/json'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { bytesToHex, hexToBytes, keccak256 } from 'viem'
+import { bytesToHex, hexToBytes, keccak256, createWalletClient, http } from 'viem'
 import { signAttestation } from '../consensus/index.js'
-import { createWalletClient, http } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, registerModel, setModelActive } from '../contracts/index.js'
 import { resolveConfig } from '../node/config.js'
-import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/devnet.js'
-import { encodeTensorFile, loadModelDir, modelIdToString, npmModelSampleInput, resolveNpmModel, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
+import { encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { npmModelSampleInput, resolveNpmModel } from '../node/fixtures/index.js'
 import { loadKeystore, type Keystore } from '../node/keys.js'
-import { ChildNode, prepareNodeDir } from '../node/launcher.js'
+import { ChildNode, prepareNodeDir } from '../node/cli/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
-import { fetchOutput, requestInference, waitForNetwork } from '../node/requester.js'
-import { MAX_INLINE_INPUT_BYTES, TOPICS, encodeAttestation, signTask, taskIdOf } from '../protocols/index.js'
+import { fetchOutput, requestInference, waitForNetwork } from '../node/requester/requester.js'
+import { MAX_INLINE_INPUT_BYTES, encodeAttestation, signTask, taskIdOf } from '../protocols/wire/index.js'
+import { TOPICS } from '../protocols/gossip/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 import { importModel } from '../node/models/index.js'
 import { directResultHash } from './helpers/direct-run.js'
@@ -30,7 +30,7 @@ import { directResultHash } from './helpers/direct-run.js'
 const hex = (b: Uint8Array): `0x${string}` => bytesToHex(b)
 
 const execFileAsync = promisify(execFile)
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli.js')
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 
 /** Runs `poi <args>` and returns its output. */
 async function poi (...args: string[]): Promise<{ stdout: string, stderr: string }> {

@@ -8,7 +8,7 @@ import { loadGenesis } from '../consensus/index.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
 import { KEY_FILES, generateKeystore, loadKeystore, publicKeysOf, type PublicKeys } from '../node/keys.js'
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../node/cli.js')
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 /** Every command here fails or finishes before it touches the network; generous for a loaded machine. */
 const CLI_TIMEOUT_MS = 20_000
 /** A Node stack frame line, e.g. "    at runRole (file:///…/cli.js:112:32)". */

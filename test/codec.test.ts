@@ -1,36 +1,17 @@
 import assert from 'node:assert/strict'
 import { bytesToHex, keccak256, type Address } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { mulberry32 } from '../node/inference/build-model.js'
+import { mulberry32 } from '../node/fixtures/build-model.js'
 // The modules under test are imported directly (not through protocols/index.ts) so this suite
 // does not load libp2p; index.ts re-exports all of them.
 import {
-  DecodeError,
-  EncodeError,
-  decodeAttestation,
-  decodeQuorumCertificate,
-  decodeTaskAnnouncement,
-  encodeAttestation,
-  encodeQuorumCertificate,
-  encodeTaskAnnouncement,
-  type DecodeErrorCode
-} from '../protocols/codec.js'
-import {
-  MAX_ATTESTATION_BYTES,
-  MAX_INLINE_INPUT_BYTES,
-  MAX_INLINE_OUTPUT_BYTES,
-  MAX_MODEL_ID_BYTES,
-  MAX_OPERATORS,
-  MAX_PARAMS_BYTES,
-  MAX_QUORUM_CERTIFICATE_BYTES,
-  MAX_SIGNER_BITMAP_BYTES,
-  MAX_TASK_ANNOUNCEMENT_BYTES,
-  PROTOCOL_VERSION,
-  UINT64_MAX
-} from '../protocols/constants.js'
-import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/messages.js'
-import { signTask, taskDomain, taskIdOf, verifyTaskSignature, type TaskFields } from '../protocols/task.js'
-import { uint256ToBytes } from '../protocols/uint256.js'
+  DecodeError, EncodeError, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement,
+  encodeAttestation, encodeQuorumCertificate, encodeTaskAnnouncement, type DecodeErrorCode,
+  MAX_ATTESTATION_BYTES, MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES,
+  MAX_OPERATORS, MAX_PARAMS_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES,
+  MAX_TASK_ANNOUNCEMENT_BYTES, PROTOCOL_VERSION, UINT64_MAX, Attestation, QuorumCertificate,
+  TaskAnnouncement, signTask, taskDomain, taskIdOf, verifyTaskSignature, type TaskFields, uint256ToBytes
+} from '../protocols/wire/index.js'
 
 // anvil's first two default accounts: public test keys, never funded outside a devnet.
 const KEY_A = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'

@@ -3,7 +3,7 @@
  * possession, and helpers to sign attestations as a given operator.
  */
 import { createHash } from 'node:crypto'
-import type { Attestation } from '../protocols/index.js'
+import type { Attestation } from '../protocols/wire/index.js'
 import {
   blsPublicKeyOf, createOperatorSet, generateBlsSecretKey, signAttestation, signProofOfPossession,
   type OperatorSet, type SigningDomain

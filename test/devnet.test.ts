@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli.js')
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 /** `npm start` takes about 10 s here when the machine is quiet; several times that under load. */
 const DEVNET_TIMEOUT_MS = 150_000
 

@@ -8,39 +8,16 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { bytesToHex, keccak256 } from 'viem'
 import {
-  AgreementRuleError,
-  CanonicalOutputError,
-  CanonicalizationError,
-  InferenceError,
-  InferenceRunner,
-  InputError,
-  ManifestError,
-  ModelDirError,
-  ModelHashMismatchError,
-  ModelIdError,
-  ModelSpecMismatchError,
-  RuntimeVersionMismatchError,
-  SHIPPED_MODEL_DIR,
-  buildMlpClassifierManifest,
-  buildMlpClassifierModel,
-  buildMlpClassifierWeights,
-  canonicalizeOutputs,
-  decodeCanonicalOutput,
-  formatCanonicalOutput,
-  formatManifestFile,
-  gridValue,
-  installedOnnxruntimeVersion,
-  loadModelDir,
-  modelIdOf,
-  modelIdToString,
-  parseAgreementRule,
-  parseManifest,
-  parseModelId,
-  type AgreementRule,
-  type CreateSession,
-  type ModelManifest,
-  type OutputTensor
+  AgreementRuleError, CanonicalOutputError, CanonicalizationError, InferenceError, InferenceRunner,
+  InputError, ManifestError, ModelDirError, ModelHashMismatchError, ModelIdError, ModelSpecMismatchError,
+  RuntimeVersionMismatchError, SHIPPED_MODEL_DIR, canonicalizeOutputs, decodeCanonicalOutput,
+  formatCanonicalOutput, gridValue, installedOnnxruntimeVersion, loadModelDir, modelIdOf, modelIdToString,
+  parseAgreementRule, parseManifest, parseModelId, type AgreementRule, type CreateSession,
+  type ModelManifest, type OutputTensor
 } from '../node/inference/index.js'
+import {
+  buildMlpClassifierManifest, buildMlpClassifierModel, buildMlpClassifierWeights, formatManifestFile
+} from '../node/fixtures/index.js'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

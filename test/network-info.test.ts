@@ -10,10 +10,12 @@ import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import {
-  decodeNetworkInfo, encodeNetworkInfo, fetchNetworkInfo, MAX_NETWORK_INFO_RESPONSE_BYTES, NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION,
-  NetworkInfo, NetworkInfoFetchError, NetworkInfoRequest, NetworkInfoServer, networkInfoOf, type NetworkDeployment
+  decodeNetworkInfo, encodeNetworkInfo, fetchNetworkInfo, MAX_NETWORK_INFO_RESPONSE_BYTES,
+  NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoFetchError,
+  NetworkInfoRequest, NetworkInfoServer, networkInfoOf, type NetworkDeployment
 } from '../protocols/network/index.js'
-import { MessageDecodeError, MessageEncodeError, requestOnce } from '../protocols/stream/index.js'
+import { MessageDecodeError, MessageEncodeError } from '../protocols/wire/index.js'
+import { requestOnce } from '../protocols/exchange/index.js'
 
 /** Short limit for the test that waits for a peer that never answers. */
 const SHORT_TIMEOUT_MS = 400

@@ -1,17 +1,23 @@
 import { strict as assert } from 'node:assert'
 import { keccak256 } from 'viem'
 import { signAttestation, verifyCertificate, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
-import { exampleInput } from '../node/devnet.js'
-import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { exampleInput } from '../node/cli/devnet.js'
+import {
+  loadModelDir, SHIPPED_MODEL_DIR, type ModelDir, encodeTensorFile, formatCanonicalOutput, parseModelId
+} from '../node/inference/index.js'
 import { join } from 'node:path'
-import { encodeTensorFile, formatCanonicalOutput, npmModelSampleInput, parseModelId, resolveNpmModel, type ResolvedNpmModel } from '../node/inference/index.js'
+import { npmModelSampleInput, resolveNpmModel, type ResolvedNpmModel } from '../node/fixtures/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 import { directResultHash } from './helpers/direct-run.js'
-import { publishModelFile } from '../node/model-commands.js'
+import { publishModelFile } from '../node/cli/model-commands.js'
 import { hasModel, importModel } from '../node/models/index.js'
 import type { PoiNode } from '../node/poi-node.js'
-import { NoQuorumError, lookupResult, requestInference, waitForNetwork } from '../node/requester.js'
-import { MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, TOPICS, encodeAttestation, encodeTaskAnnouncement, signTask, taskIdOf } from '../protocols/index.js'
+import { NoQuorumError, lookupResult, requestInference, waitForNetwork } from '../node/requester/requester.js'
+import {
+  MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, encodeAttestation, encodeTaskAnnouncement, signTask,
+  taskIdOf
+} from '../protocols/wire/index.js'
+import { TOPICS } from '../protocols/gossip/index.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { fetchResult, verifyResult } from '../protocols/result/index.js'
 import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'

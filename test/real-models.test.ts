@@ -6,38 +6,16 @@ import { InferenceSession, Tensor } from 'onnxruntime-node'
 import { directResultHash, optionsFromManifest } from './helpers/direct-run.js'
 import { keccak256 } from 'viem'
 import {
-  InferenceRunner,
-  InputError,
-  MAX_INPUT_BYTES,
-  NPM_MODELS,
-  NpmModelError,
-  NpmModelNotInstalledError,
-  TENSOR_FILE_MAGIC,
-  TensorFileError,
-  canonicalizeOutputs,
-  decodeCanonicalOutput,
-  decodeTensorFile,
-  encodeTensorFile,
-  gridValue,
-  installedOnnxruntimeVersion,
-  isTensorFile,
-  loadModelDir,
-  modelDirFromNpm,
-  modelIdOf,
-  modelIdToString,
-  npmModelSampleInput,
-  parseManifest,
-  parseTaskInput,
-  readTaskInput,
-  resolveNpmModel,
-  tensorFileToTaskInput,
-  tensorsToTaskInput,
-  type ModelManifest,
-  type NamedTensor,
-  type OutputTensor,
-  type ResolvedNpmModel,
+  InferenceRunner, InputError, MAX_INPUT_BYTES, TENSOR_FILE_MAGIC, TensorFileError, canonicalizeOutputs,
+  decodeCanonicalOutput, decodeTensorFile, encodeTensorFile, gridValue, installedOnnxruntimeVersion,
+  isTensorFile, loadModelDir, modelIdOf, modelIdToString, parseManifest, parseTaskInput, readTaskInput,
+  tensorFileToTaskInput, tensorsToTaskInput, type ModelManifest, type NamedTensor, type OutputTensor,
   type TensorData
 } from '../node/inference/index.js'
+import {
+  NPM_MODELS, NpmModelError, NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput,
+  resolveNpmModel, type ResolvedNpmModel
+} from '../node/fixtures/index.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 

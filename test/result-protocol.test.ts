@@ -14,12 +14,13 @@ import { pipe } from 'it-pipe'
 import { keccak256 } from 'viem'
 import { TaskAggregation } from '../consensus/index.js'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
-import { encodeQuorumCertificate, uint256ToBytes, type QuorumCertificate, type TaskAnnouncement } from '../protocols/index.js'
 import {
-  encodeResultResponse, fetchResult, MAX_RESULT_RESPONSE_BYTES, RESULT_PROTOCOL, RESULT_STATUS, RESULT_VERSION,
-  ResultFetchError, ResultServer, verifyResult
+  encodeQuorumCertificate, uint256ToBytes, type QuorumCertificate, type TaskAnnouncement, payloadRefOf
+} from '../protocols/wire/index.js'
+import {
+  encodeResultResponse, fetchResult, MAX_RESULT_RESPONSE_BYTES, RESULT_PROTOCOL, RESULT_STATUS,
+  RESULT_VERSION, ResultFetchError, ResultServer, verifyResult
 } from '../protocols/result/index.js'
-import { payloadRefOf } from '../protocols/stream/index.js'
 import { NodeStore, StreamStore } from '../storage/index.js'
 import { attest, hash32, makeOperators, type TaskResult, type TestOperators } from './consensus-fixtures.js'
 

@@ -11,23 +11,16 @@ import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import { InferenceRunner, loadModelDir, modelIdOf, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import {
-  BAD_SHARD_TAG,
-  ModelFetchError,
-  ModelManifestError,
-  ModelNotFoundError,
-  fetchModel,
-  hasModel,
-  importModel,
-  listModels,
-  loadModel,
-  provideModel,
-  publishModel,
-  type FetchProgress,
-  type ModelFields,
+  BAD_SHARD_TAG, ModelFetchError, ModelManifestError, ModelNotFoundError, fetchModel, hasModel,
+  importModel, listModels, loadModel, provideModel, publishModel, type FetchProgress, type ModelFields,
   type PublishedModel
 } from '../node/models/index.js'
-import { SHARD_PROTOCOL, ShardBadBlockError, ShardNotFoundError, ShardServer, ShardStatus, ShardTooLargeError, fetchBlock, shardServer } from '../protocols/shard/index.js'
-import { BadBlockError, BlockStore, BlockTooLargeError, MAX_BLOCK_BYTES, NodeStore, blockCid } from '../storage/index.js'
+import {
+  SHARD_PROTOCOL, ShardBadBlockError, ShardNotFoundError, ShardServer, ShardStatus, ShardTooLargeError,
+  fetchBlock, shardServer
+} from '../protocols/shard/index.js'
+import { BlockStore, NodeStore } from '../storage/index.js'
+import { BadBlockError, BlockTooLargeError, MAX_BLOCK_BYTES, blockCid } from '../protocols/wire/index.js'
 import { until } from './helpers/network.js'
 
 const MIB = 1024 * 1024

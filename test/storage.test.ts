@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { uint256ToBytes, type Attestation, type QuorumCertificate, type TaskAnnouncement } from '../protocols/index.js'
+import { uint256ToBytes, type Attestation, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { NodeStore, StorageError } from '../storage/index.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

@@ -13,11 +13,14 @@ import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import {
-  channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, fetchStreamMessage, fetchStreamMessageByPayload,
-  GENESIS_PREV_ID, MAX_STREAM_PAYLOAD_BYTES, MAX_STREAM_RESPONSE_BYTES, MessageDecodeError, payloadRefOf, STREAM_PROTOCOL,
-  STREAM_STATUS, STREAM_VERSION, StreamFetchError, StreamMessageError, streamMessageId, StreamServer, verifyStreamMessage,
-  encodeStreamResponse, msgIdFromCid, streamMessageCid, type StreamMessage
+  fetchStreamMessage, fetchStreamMessageByPayload, MAX_STREAM_RESPONSE_BYTES, STREAM_PROTOCOL,
+  STREAM_STATUS, StreamFetchError, StreamServer, encodeStreamResponse
 } from '../protocols/stream/index.js'
+import {
+  channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID,
+  MAX_STREAM_PAYLOAD_BYTES, MessageDecodeError, payloadRefOf, STREAM_VERSION, StreamMessageError,
+  streamMessageId, verifyStreamMessage, msgIdFromCid, streamMessageCid, type StreamMessage
+} from '../protocols/wire/index.js'
 import { NodeStore, StreamStore, StreamStoreError } from '../storage/index.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

@@ -7,9 +7,12 @@
 import assert from 'node:assert/strict'
 import { bytesToHex } from 'viem'
 import { generateBlsSecretKey, verifyCertificate } from '../consensus/index.js'
-import { TaskManagerAbi, certificateCalldata, contractErrorName, readOperatorSet, readQuorumBps, type OnChainOperatorSet } from '../contracts/index.js'
-import { mulberry32 } from '../node/inference/build-model.js'
-import type { QuorumCertificate } from '../protocols/index.js'
+import {
+  TaskManagerAbi, certificateCalldata, contractErrorName, readOperatorSet, readQuorumBps,
+  type OnChainOperatorSet
+} from '../contracts/index.js'
+import { mulberry32 } from '../node/fixtures/build-model.js'
+import type { QuorumCertificate } from '../protocols/wire/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
 import { makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 

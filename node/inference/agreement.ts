@@ -27,10 +27,10 @@
  * Canonical bytes also travel inline in attestations, so `decodeCanonicalOutput` treats them
  * as untrusted: bounds, trailing bytes and non-canonical floats are rejected.
  */
-import type { ModelManifest } from './manifest.js'
-import { MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK } from './manifest.js'
-import type { OutputTensor, TensorData, TensorDtype } from './tensor.js'
-import { DTYPE_BYTES, ONNX_DTYPE_CODES, dtypeFromOnnxCode, elementCount, isFloatDtype } from './tensor.js'
+import {
+  type OutputTensor, type TensorData, type TensorDtype, DTYPE_BYTES, ONNX_DTYPE_CODES, dtypeFromOnnxCode,
+  elementCount, isFloatDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec
+} from './tensor.js'
 
 export type AgreementRule = 'exact' | `grid:${number}` | 'argmax' | `topk:${number}`
 
@@ -214,7 +214,7 @@ function topkOfRow (data: TensorData, start: number, width: number, n: number): 
   return idx.slice(0, n)
 }
 
-function checkTensor (name: string, t: OutputTensor | undefined, spec: ModelManifest['outputs'][number]): OutputTensor {
+function checkTensor (name: string, t: OutputTensor | undefined, spec: TensorSpec): OutputTensor {
   if (t === undefined) throw new CanonicalizationError(`output "${name}" is missing; the manifest lists it`)
   if (t.dtype !== spec.dtype) throw new CanonicalizationError(`output "${name}" has dtype ${t.dtype}, the manifest says ${spec.dtype}`)
   if (t.dims.length !== spec.shape.length || t.dims.some((d, i) => !Number.isInteger(d) || d < 0 || d > 0xffffffff || (spec.shape[i] !== null && spec.shape[i] !== d))) {
@@ -230,7 +230,7 @@ function checkTensor (name: string, t: OutputTensor | undefined, spec: ModelMani
  * Encode outputs under the manifest's agreement rule (see the file comment for the format).
  * Throws CanonicalizationError when an output is missing or does not match its spec.
  */
-export function canonicalizeOutputs (outputs: Readonly<Record<string, OutputTensor>>, manifest: Pick<ModelManifest, 'agreement' | 'outputs'>): Uint8Array {
+export function canonicalizeOutputs (outputs: Readonly<Record<string, OutputTensor>>, manifest: { agreement: AgreementRule, outputs: readonly TensorSpec[] }): Uint8Array {
   const rule = parseRule(manifest.agreement)
   const w = new ByteWriter()
   w.bytes(CANONICAL_MAGIC)

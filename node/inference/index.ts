@@ -53,17 +53,6 @@ export {
 export type { OutputTensor, TensorData, TensorDtype } from './tensor.js'
 export { TENSOR_DTYPES, isTensorDtype } from './tensor.js'
 export { MANIFEST_FILE, MODEL_FILE, SHIPPED_MODEL_DIR } from './paths.js'
-export type { MlpWeights } from './build-model.js'
-export {
-  MLP_SEED,
-  PINNED_ONNXRUNTIME_VERSION,
-  buildMlpClassifierManifest,
-  buildMlpClassifierModel,
-  buildMlpClassifierWeights,
-  formatManifestFile,
-  mulberry32,
-  writeModelDir
-} from './build-model.js'
 export type { NamedTensor } from './tensor-file.js'
 export {
   MAX_TENSOR_NAME_BYTES,
@@ -80,18 +69,7 @@ export {
   tensorFileToTaskInput,
   tensorsToTaskInput
 } from './tensor-file.js'
-export type { NpmModelEntry, NpmModelKey, PinnedRuntime, ResolvedNpmModel, ResolveNpmModelOptions } from './npm-models.js'
-export {
-  NPM_MODELS,
-  NpmModelError,
-  SAMPLE_INPUT_FILE,
-  NpmModelNotInstalledError,
-  findPackageDir,
-  isNpmModelKey,
-  modelDirFromNpm,
-  npmModelEntry,
-  npmModelKeys,
-  npmModelManifest,
-  npmModelSampleInput,
-  resolveNpmModel
-} from './npm-models.js'
+export { ONNX_DTYPE_CODES } from './tensor.js'
+/** The ONNX protobuf schema (generated), for code that builds or inspects model graphs. */
+export { AttributeProto, ModelProto } from './onnx.pb.js'
+export type { GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto } from './onnx.pb.js'

@@ -14,10 +14,10 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { code as RAW_CODEC } from 'multiformats/codecs/raw'
-import { parseAgreementRule, AgreementRuleError } from './agreement.js'
-import type { AgreementRule } from './agreement.js'
-import type { TensorDtype } from './tensor.js'
-import { TENSOR_DTYPES, isTensorDtype } from './tensor.js'
+import { parseAgreementRule, AgreementRuleError, type AgreementRule } from './agreement.js'
+import { type TensorDtype, TENSOR_DTYPES, isTensorDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec } from './tensor.js'
+
+export { MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec }
 
 export const MANIFEST_VERSION = 1
 
@@ -29,8 +29,6 @@ export type ExecutionMode = typeof EXECUTION_MODES[number]
 
 /** Bounds that keep a hostile manifest from making us allocate or loop without limit. */
 export const MAX_MODEL_NAME_LENGTH = 128
-export const MAX_TENSORS_PER_SIDE = 64
-export const MAX_TENSOR_RANK = 8
 export const MAX_TENSOR_NAME_LENGTH = 256
 /** Thread counts are pinned; 0 would mean "ORT picks", which is not a pin. */
 export const MAX_THREADS = 256
@@ -53,13 +51,6 @@ export const MIN_CHUNK_BYTES = 4 * KIB
  * 62 bytes per chunk CID) near 256 KiB, well under the block bound.
  */
 export const MAX_MODEL_CHUNKS = 4096
-
-export interface TensorSpec {
-  name: string
-  dtype: TensorDtype
-  /** null marks a dimension the input chooses (e.g. a batch axis). */
-  shape: Array<number | null>
-}
 
 export interface RuntimeConfig {
   /** onnxruntime version the manifest was pinned with, e.g. '1.30.0'. */

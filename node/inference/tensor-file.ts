@@ -28,11 +28,9 @@
  */
 import { readFile } from 'node:fs/promises'
 import { Tensor } from 'onnxruntime-node'
-import type { ModelManifest, TensorSpec } from './manifest.js'
-import { MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK } from './manifest.js'
+import { type ModelManifest, type TensorSpec, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK } from './manifest.js'
 import { InputError, MAX_INPUT_BYTES, parseTaskInput } from './runner.js'
-import type { TensorData, TensorDtype } from './tensor.js'
-import { DTYPE_BYTES, ONNX_DTYPE_CODES, dtypeFromOnnxCode, isFloatDtype } from './tensor.js'
+import { type TensorData, type TensorDtype, DTYPE_BYTES, ONNX_DTYPE_CODES, dtypeFromOnnxCode, isFloatDtype } from './tensor.js'
 
 export const TENSOR_FILE_MAGIC = new Uint8Array([0x50, 0x4f, 0x49, 0x54]) // "POIT"
 export const TENSOR_FILE_VERSION = 1

@@ -68,3 +68,15 @@ export function elementCount (dims: readonly number[]): number {
   for (const d of dims) n *= d
   return n
 }
+
+/** Bounds that keep a hostile manifest or tensor file from making us allocate or loop without limit. */
+export const MAX_TENSORS_PER_SIDE = 64
+export const MAX_TENSOR_RANK = 8
+
+/** One input or output of a model, as its manifest declares it. */
+export interface TensorSpec {
+  name: string
+  dtype: TensorDtype
+  /** null marks a dimension the input chooses (e.g. a batch axis). */
+  shape: Array<number | null>
+}

@@ -7,18 +7,11 @@ import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import {
-  DEFAULT_CHUNK_BYTES,
-  ManifestError,
-  chunkLayoutOf,
-  encodeManifest,
-  modelIdOf,
-  modelIdToString,
-  parseManifest,
-  parseModelId,
-  sha256Hex,
-  type ModelManifest
+  DEFAULT_CHUNK_BYTES, ManifestError, chunkLayoutOf, encodeManifest, modelIdOf, modelIdToString,
+  parseManifest, parseModelId, sha256Hex, type ModelManifest
 } from '../inference/index.js'
-import { blockCid, type Block, type BlockStore } from '../../storage/index.js'
+import { type Block, type BlockStore } from '../../storage/index.js'
+import { blockCid } from '../../protocols/wire/index.js'
 import { ModelIntegrityError, ModelManifestError } from './errors.js'
 
 const log = logger('poi:models')

@@ -3,7 +3,7 @@
  * which poi contracts the network uses (chain id and addresses), then checks the answer
  * against the chain before trusting it.
  */
-import { ADDRESS_BYTES } from '../constants.js'
+import { ADDRESS_BYTES } from '../wire/index.js'
 
 /** Protocol id; the version is part of it (js-libp2p style). */
 export const NETWORK_PROTOCOL = '/poi/network/1/'

@@ -15,4 +15,4 @@ export {
 export type {
   NetworkDeployment, NetworkInfoFetchErrorCode, NetworkInfoServerInit, FetchNetworkInfoOptions
 } from './network-protocol.js'
-export { NetworkInfo, NetworkInfoRequest } from './network.js'
+export { NetworkInfo, NetworkInfoRequest } from '../wire/index.js'

@@ -11,23 +11,17 @@ import type { PeerId, Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { bytesToHex, getAddress, hexToBytes, isAddress } from 'viem'
-import { ADDRESS_BYTES, UINT64_MAX } from '../constants.js'
 import {
-  decodeCanonical, ExchangeFailure, MessageEncodeError, requestOnce, ruleExactBytes, ruleOneOf, ruleVersion, ExchangeServer,
-  WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
-  type ExchangeFailureKind, type ExchangeLibp2p, type FieldRuleViolation, type StrictCodec
-} from '../stream/index.js'
+  ADDRESS_BYTES, UINT64_MAX, decodeCanonical, MessageEncodeError, ruleExactBytes, ruleOneOf, ruleVersion,
+  WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V, type FieldRuleViolation, type StrictCodec, NetworkInfo,
+  NetworkInfoRequest
+} from '../wire/index.js'
+import { ExchangeFailure, requestOnce, ExchangeServer, type ExchangeFailureKind, type ExchangeLibp2p } from '../exchange/index.js'
 import {
-  MAX_NETWORK_INFO_REQUEST_BYTES,
-  MAX_NETWORK_INFO_RESPONSE_BYTES,
-  NETWORK_MAX_INBOUND_STREAMS,
-  NETWORK_MAX_OUTBOUND_STREAMS,
-  NETWORK_PROTOCOL,
-  NETWORK_REQUEST_TIMEOUT_MS,
-  NETWORK_STATUS,
+  MAX_NETWORK_INFO_REQUEST_BYTES, MAX_NETWORK_INFO_RESPONSE_BYTES, NETWORK_MAX_INBOUND_STREAMS,
+  NETWORK_MAX_OUTBOUND_STREAMS, NETWORK_PROTOCOL, NETWORK_REQUEST_TIMEOUT_MS, NETWORK_STATUS,
   NETWORK_VERSION
 } from './constants.js'
-import { NetworkInfo, NetworkInfoRequest } from './network.js'
 
 const log = logger('poi:network')
 

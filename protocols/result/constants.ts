@@ -2,8 +2,7 @@
  * Names and limits of /poi/result/1/: a light requester asks a full node for a task's quorum
  * certificate and output.
  */
-import { MAX_QUORUM_CERTIFICATE_BYTES } from '../constants.js'
-import { MAX_STREAM_PAYLOAD_BYTES } from '../stream/index.js'
+import { MAX_QUORUM_CERTIFICATE_BYTES, MAX_STREAM_PAYLOAD_BYTES } from '../wire/index.js'
 
 /** Protocol id; the version is part of it (js-libp2p style). */
 export const RESULT_PROTOCOL = '/poi/result/1/'

@@ -13,25 +13,17 @@ import { logger } from '@libp2p/logger'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { keccak256 } from 'viem'
 import { verifyCertificate, type OperatorSet, type VerifyCertificateOptions, type VerifyCertificateResult } from '../../consensus/index.js'
-import { decodeQuorumCertificate, encodeQuorumCertificate, type QuorumCertificate } from '../index.js'
-import { MAX_QUORUM_CERTIFICATE_BYTES, TASK_ID_BYTES } from '../constants.js'
 import {
-  decodeCanonical, ExchangeFailure, MessageEncodeError, requestOnce, ruleBoundedBytes, ruleExactBytes, ruleOneOf, ruleVersion, ExchangeServer,
-  WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
-  type ExchangeFailureKind, type ExchangeLibp2p, type FieldRuleViolation, type StreamMessage, type StrictCodec
-} from '../stream/index.js'
+  decodeQuorumCertificate, encodeQuorumCertificate, type QuorumCertificate, MAX_QUORUM_CERTIFICATE_BYTES,
+  TASK_ID_BYTES, decodeCanonical, MessageEncodeError, ruleBoundedBytes, ruleExactBytes, ruleOneOf,
+  ruleVersion, WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V, type FieldRuleViolation, type StreamMessage,
+  type StrictCodec, ResultRequest, ResultResponse
+} from '../wire/index.js'
+import { ExchangeFailure, requestOnce, ExchangeServer, type ExchangeFailureKind, type ExchangeLibp2p } from '../exchange/index.js'
 import {
-  MAX_RESULT_OUTPUT_BYTES,
-  MAX_RESULT_REQUEST_BYTES,
-  MAX_RESULT_RESPONSE_BYTES,
-  RESULT_MAX_INBOUND_STREAMS,
-  RESULT_MAX_OUTBOUND_STREAMS,
-  RESULT_PROTOCOL,
-  RESULT_REQUEST_TIMEOUT_MS,
-  RESULT_STATUS,
-  RESULT_VERSION
+  MAX_RESULT_OUTPUT_BYTES, MAX_RESULT_REQUEST_BYTES, MAX_RESULT_RESPONSE_BYTES, RESULT_MAX_INBOUND_STREAMS,
+  RESULT_MAX_OUTBOUND_STREAMS, RESULT_PROTOCOL, RESULT_REQUEST_TIMEOUT_MS, RESULT_STATUS, RESULT_VERSION
 } from './constants.js'
-import { ResultRequest, ResultResponse } from './result.js'
 
 const log = logger('poi:result')
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

@@ -3,7 +3,7 @@
  * manifest) by its CID. Raising a size limit is a protocol change: older peers refuse the
  * larger frames.
  */
-import { MAX_BLOCK_BYTES } from '../../storage/index.js'
+import { MAX_BLOCK_BYTES } from '../wire/index.js'
 
 /** Protocol id; the version is part of the id (js-libp2p style), like /poi/stream/1/. */
 export const SHARD_PROTOCOL = '/poi/shard/1/'

@@ -20,16 +20,10 @@ import { logger } from '@libp2p/logger'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { CID } from 'multiformats/cid'
-import { BadBlockError, BlockTooLargeError, MAX_BLOCK_BYTES, verifyBlock } from '../../storage/index.js'
+import { BadBlockError, BlockTooLargeError, MAX_BLOCK_BYTES, verifyBlock } from '../wire/index.js'
 import {
-  FETCH_BLOCK_TIMEOUT_MS,
-  MAX_CID_BYTES,
-  MAX_INBOUND_STREAMS,
-  MAX_OUTBOUND_STREAMS,
-  SERVE_BLOCK_TIMEOUT_MS,
-  SESSION_CLOSE_TIMEOUT_MS,
-  SHARD_PROTOCOL,
-  ShardStatus
+  FETCH_BLOCK_TIMEOUT_MS, MAX_CID_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS, SERVE_BLOCK_TIMEOUT_MS,
+  SESSION_CLOSE_TIMEOUT_MS, SHARD_PROTOCOL, ShardStatus
 } from './constants.js'
 
 const log = logger('poi:shard')

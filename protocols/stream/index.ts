@@ -9,20 +9,6 @@
  * - a StreamStore only holds verified, correctly linked messages, so its reads are trusted.
  */
 export * from './constants.js'
-export type { StreamMessage } from './stream.js'
-export {
-  StreamMessageError, createStreamMessage, verifyStreamMessage, decodeStreamMessage, encodeStreamMessage,
-  streamMessageId, streamMessageIdOfBytes, payloadRefOf, channelAddressOf, channelNameOf,
-  streamMessageCid, msgIdFromCid
-} from './message.js'
-export type { StreamMessageErrorCode } from './message.js'
-export {
-  MessageDecodeError, MessageEncodeError, decodeCanonical, ruleVersion, ruleExactBytes, ruleBoundedBytes, ruleOneOf,
-  WIRE_VARINT, WIRE_LENGTH_DELIMITED
-} from './strict.js'
-export type { MessageDecodeErrorCode, FieldRuleViolation, StrictCodec } from './strict.js'
-export { requestOnce, serveOnce, ExchangeFailure, ExchangeServer } from './exchange.js'
-export type { ExchangeFailureKind, ExchangeLibp2p, ExchangeServerInit, RequestOptions, ServeOptions } from './exchange.js'
 export {
   StreamServer, StreamFetchError, fetchStreamMessage, fetchStreamMessageByPayload,
   encodeStreamRequest, decodeStreamRequest, encodeStreamResponse, decodeStreamResponse

@@ -1,4 +1,4 @@
-import { payloadRefOf, streamMessageIdOfBytes, decodeStreamMessage } from './message.js'
+import { payloadRefOf, streamMessageIdOfBytes, decodeStreamMessage } from '../wire/index.js'
 import type { StreamMessageSource } from './stream-protocol.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

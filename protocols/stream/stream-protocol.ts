@@ -14,26 +14,17 @@ import type { PeerId, Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import {
-  MAX_STREAM_MESSAGE_BYTES,
-  MAX_STREAM_REQUEST_BYTES,
-  MAX_STREAM_RESPONSE_BYTES,
-  MSG_ID_BYTES,
-  PAYLOAD_REF_BYTES,
-  STREAM_MAX_INBOUND_STREAMS,
-  STREAM_MAX_OUTBOUND_STREAMS,
-  STREAM_PROTOCOL,
-  STREAM_REQUEST_TIMEOUT_MS,
-  STREAM_STATUS,
-  STREAM_VERSION
-} from './constants.js'
-import { ExchangeFailure, ExchangeServer, requestOnce, type ExchangeFailureKind, type ExchangeLibp2p } from './exchange.js'
-import { decodeStreamMessage, payloadRefOf, streamMessageIdOfBytes, verifyStreamMessage, StreamMessageError } from './message.js'
-import { StreamRequest, StreamResponse, type StreamMessage } from './stream.js'
-import {
-  decodeCanonical, MessageEncodeError, ruleBoundedBytes, ruleExactBytes, ruleOneOf, ruleVersion,
-  WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
+  MAX_STREAM_MESSAGE_BYTES, MSG_ID_BYTES, PAYLOAD_REF_BYTES, STREAM_VERSION, decodeStreamMessage,
+  payloadRefOf, streamMessageIdOfBytes, verifyStreamMessage, StreamMessageError, StreamRequest,
+  StreamResponse, type StreamMessage, decodeCanonical, MessageEncodeError, ruleBoundedBytes,
+  ruleExactBytes, ruleOneOf, ruleVersion, WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
   type FieldRuleViolation, type StrictCodec
-} from './strict.js'
+} from '../wire/index.js'
+import {
+  MAX_STREAM_REQUEST_BYTES, MAX_STREAM_RESPONSE_BYTES, STREAM_MAX_INBOUND_STREAMS,
+  STREAM_MAX_OUTBOUND_STREAMS, STREAM_PROTOCOL, STREAM_REQUEST_TIMEOUT_MS, STREAM_STATUS
+} from './constants.js'
+import { ExchangeFailure, ExchangeServer, requestOnce, type ExchangeFailureKind, type ExchangeLibp2p } from '../exchange/index.js'
 
 const log = logger('poi:stream')
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

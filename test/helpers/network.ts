@@ -5,9 +5,9 @@ import { createOperatorSet, type OperatorSet } from '../../consensus/index.js'
 import { resolveConfig } from '../../node/config.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
 import { PoiNode } from '../../node/poi-node.js'
-import { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/devnet.js'
+import { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/cli/devnet.js'
 
-export { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/devnet.js'
+export { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/cli/devnet.js'
 
 export interface TestNetwork {
   root: string

@@ -3,15 +3,19 @@
  * for epochs. Shared by the contract tests and the gas benchmark.
  */
 import bls from '@chainsafe/bls'
-import { createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain, type PublicClient, type TestClient, type Transport, type WalletClient } from 'viem'
+import {
+  createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain,
+  type PublicClient, type TestClient, type Transport, type WalletClient
+} from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import {
-  DEFAULT_DEPLOY_PARAMETERS, OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName, deployPoi, registerOperator, startAnvil,
-  type Anvil, type AnvilOptions, type DeployPoiParameters, type PoiDeployment
+  DEFAULT_DEPLOY_PARAMETERS, OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName,
+  deployPoi, registerOperator, startAnvil, type Anvil, type AnvilOptions, type DeployPoiParameters,
+  type PoiDeployment
 } from '../../contracts/index.js'
 import { CERTIFICATE_VERSION, encodeSignerBitmap, signAttestation, type OperatorSet, type SigningDomain } from '../../consensus/index.js'
-import { uint256ToBytes, type QuorumCertificate } from '../../protocols/index.js'
+import { uint256ToBytes, type QuorumCertificate } from '../../protocols/wire/index.js'
 import type { TaskResult } from '../consensus-fixtures.js'
 
 /** anvil's well-known development mnemonic (public; devnets only). */

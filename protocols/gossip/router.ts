@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { GossipSub, GossipsubMessage, GossipsubOpts } from '@chainsafe/libp2p-gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
-import type { Message } from '@libp2p/interface'
-import { StrictNoSign, TopicValidatorResult } from '@libp2p/interface'
+import { type Message, StrictNoSign, TopicValidatorResult } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 
 const log = logger('poi:gossip')

@@ -2,16 +2,16 @@ import { readFile } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import type { Account, Chain, Transport, WalletClient } from 'viem'
-import { registerModel, readModel } from '../contracts/index.js'
-import { BlockStore, NodeStore } from '../storage/index.js'
-import { ChainClient } from './chain-client.js'
-import type { ChainConfig } from './config.js'
+import { registerModel, readModel } from '../../contracts/index.js'
+import { BlockStore, NodeStore } from '../../storage/index.js'
+import { ChainClient } from '../chain-client.js'
+import type { ChainConfig } from '../config.js'
 import {
   installedOnnxruntimeVersion, isTensorDtype, modelIdToString, parseAgreementRule, parseModelId,
   type ModelManifest, type TensorSpec
-} from './inference/index.js'
-import type { Keystore } from './keys.js'
-import { listModels, loadModel, publishModel } from './models/index.js'
+} from '../inference/index.js'
+import type { Keystore } from '../keys.js'
+import { listModels, loadModel, publishModel } from '../models/index.js'
 
 export class PublishError extends Error {
   constructor (message: string) {

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import type { PrivateKeyAccount } from 'viem/accounts'
-import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../consensus/index.js'
-import { MAX_STREAM_PAYLOAD_BYTES, fetchStreamMessageByPayload } from '../protocols/stream/index.js'
+import { verifyCertificate, type OperatorSet, DEFAULT_QUORUM_BPS } from '../../consensus/index.js'
+import { fetchStreamMessageByPayload } from '../../protocols/stream/index.js'
+import {
+  MAX_STREAM_PAYLOAD_BYTES, MAX_INLINE_INPUT_BYTES, bytesToUint256, signTask, taskIdOf,
+  type QuorumCertificate
+} from '../../protocols/wire/index.js'
 import { keccak256 } from 'viem'
-import { MAX_INLINE_INPUT_BYTES, bytesToUint256, signTask, taskIdOf, type QuorumCertificate } from '../protocols/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { fetchResult, verifyResult } from '../protocols/result/index.js'
-import { preciseNow, type PoiNode } from './poi-node.js'
+import { fetchResult, verifyResult } from '../../protocols/result/index.js'
+import { preciseNow, type PoiNode } from '../poi-node.js'
 
 /** How long a requester waits for gossip peers before giving up on announcing. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000

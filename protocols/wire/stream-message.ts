@@ -26,22 +26,14 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 as SHA2_256 } from 'multiformats/hashes/sha2'
 import { keccak256 } from 'viem'
 import {
-  CHANNEL_ADDRESS_BYTES,
-  ED25519_PUBLIC_KEY_BYTES,
-  ED25519_SIGNATURE_BYTES,
-  MAX_CHANNEL_NAME_BYTES,
-  MAX_STREAM_MESSAGE_BYTES,
-  MAX_STREAM_PAYLOAD_BYTES,
-  MSG_ID_BYTES,
-  STREAM_CHANNEL_DOMAIN,
-  STREAM_SIGNATURE_DOMAIN,
-  STREAM_VERSION
-} from './constants.js'
-import { StreamMessage } from './stream.js'
+  CHANNEL_ADDRESS_BYTES, ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES, MAX_CHANNEL_NAME_BYTES,
+  MAX_STREAM_MESSAGE_BYTES, MAX_STREAM_PAYLOAD_BYTES, MSG_ID_BYTES, STREAM_CHANNEL_DOMAIN,
+  STREAM_SIGNATURE_DOMAIN, STREAM_VERSION
+} from './stream-constants.js'
+import { StreamMessage } from './stream.pb.js'
 import {
-  decodeCanonical, ruleBoundedBytes, ruleExactBytes, ruleVersion,
-  WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V,
-  type FieldRuleViolation, type StrictCodec
+  decodeCanonical, ruleBoundedBytes, ruleExactBytes, ruleVersion, WIRE_LENGTH_DELIMITED as L,
+  WIRE_VARINT as V, type FieldRuleViolation, type StrictCodec
 } from './strict.js'
 
 export type StreamMessageErrorCode =

@@ -8,27 +8,30 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import {
-  DEFAULT_QUORUM_BPS, createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis, generateBlsSecretKey, blsPublicKeyOf, verifyCertificate,
-  type OperatorSet
-} from '../consensus/index.js'
-import { defaultConfig, readConfigFile, resolveConfig, type ChainConfig, type NodeConfig } from './config.js'
+  DEFAULT_QUORUM_BPS, createOperatorSet, loadGenesis, signProofOfPossession, writeGenesis,
+  generateBlsSecretKey, blsPublicKeyOf, verifyCertificate, type OperatorSet
+} from '../../consensus/index.js'
+import { defaultConfig, readConfigFile, resolveConfig, type ChainConfig, type NodeConfig } from '../config.js'
 
 /** Reading a handful of contract fields to check a deployment. */
 const RPC_CHECK_TIMEOUT_MS = 10_000
-import { ChainClient } from './chain-client.js'
+import { ChainClient } from '../chain-client.js'
 import { createPublicClient, http } from 'viem'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DeploymentMismatchError, checkDeployment } from '../contracts/index.js'
-import { fetchNetworkInfo, type NetworkDeployment } from '../protocols/network/index.js'
-import { createPoiLibp2p } from './p2p.js'
-import { readDeployment } from './deployment.js'
+import { DeploymentMismatchError, checkDeployment } from '../../contracts/index.js'
+import { fetchNetworkInfo, type NetworkDeployment } from '../../protocols/network/index.js'
+import { createPoiLibp2p } from '../p2p.js'
+import { readDeployment } from '../deployment.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI, runDevnet } from './devnet.js'
 import { listStoredModels, publishModelFile, showStoredModel } from './model-commands.js'
-import { ModelNotFoundError, fetchManifest } from './models/index.js'
-import { InputError, loadModelDir, parseTaskInput, readTaskInput, type ModelManifest, modelIdToString, parseModelId, SHIPPED_MODEL_DIR } from './inference/index.js'
-import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from './keys.js'
-import { PoiNode, preciseNow } from './poi-node.js'
-import { lookupResult, requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from './requester.js'
+import { ModelNotFoundError, fetchManifest } from '../models/index.js'
+import {
+  InputError, loadModelDir, parseTaskInput, readTaskInput, type ModelManifest, modelIdToString,
+  parseModelId, SHIPPED_MODEL_DIR
+} from '../inference/index.js'
+import { generateKeystore, loadKeystore, publicKeysOf, type Keystore } from '../keys.js'
+import { PoiNode, preciseNow } from '../poi-node.js'
+import { lookupResult, requestInference, waitForNetwork, DEFAULT_TASK_TIMEOUT_MS } from '../requester/index.js'
 import { formatCertified, formatSummary } from './summary.js'
 
 const USAGE = `poi — proof-of-inference node

@@ -8,7 +8,7 @@
  * Trust boundary: the bytes are untrusted. A decoded message has passed its field rules but no
  * signature check.
  */
-import { firstDifference, scanWire, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type WireFindingKind, type WireType } from '../wire.js'
+import { firstDifference, scanWire, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type WireFindingKind, type WireType } from './scan.js'
 
 export { WIRE_LENGTH_DELIMITED, WIRE_VARINT }
 

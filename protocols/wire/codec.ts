@@ -24,29 +24,14 @@
  * Decoded byte fields are views into the given buffer (no copy).
  */
 import {
-  ADDRESS_BYTES,
-  BLS_SIGNATURE_BYTES,
-  BPS_DENOMINATOR,
-  INPUT_REF_BYTES,
-  MAX_ATTESTATION_BYTES,
-  MAX_INLINE_INPUT_BYTES,
-  MAX_INLINE_OUTPUT_BYTES,
-  MAX_MODEL_ID_BYTES,
-  MAX_OPERATORS,
-  MAX_PARAMS_BYTES,
-  MAX_QUORUM_CERTIFICATE_BYTES,
-  MAX_SIGNER_BITMAP_BYTES,
-  MAX_TASK_ANNOUNCEMENT_BYTES,
-  OUTPUT_REF_BYTES,
-  PROTOCOL_VERSION,
-  REQUESTER_SIGNATURE_BYTES,
-  RESULT_HASH_BYTES,
-  TASK_ID_BYTES,
-  UINT64_MAX
+  ADDRESS_BYTES, BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, INPUT_REF_BYTES, MAX_ATTESTATION_BYTES,
+  MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES, MAX_OPERATORS, MAX_PARAMS_BYTES,
+  MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES, OUTPUT_REF_BYTES,
+  PROTOCOL_VERSION, REQUESTER_SIGNATURE_BYTES, RESULT_HASH_BYTES, TASK_ID_BYTES, UINT64_MAX
 } from './constants.js'
-import { Attestation, QuorumCertificate, TaskAnnouncement } from './messages.js'
+import { Attestation, QuorumCertificate, TaskAnnouncement } from './messages.pb.js'
 import { bytesToUint256, UINT256_MAX_BYTES } from './uint256.js'
-import { firstDifference, scanWire, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type WireFindingKind, type WireType } from './wire.js'
+import { firstDifference, scanWire, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type WireFindingKind, type WireType } from './scan.js'
 
 export type WireMessageType = 'TaskAnnouncement' | 'Attestation' | 'QuorumCertificate'
 

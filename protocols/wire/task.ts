@@ -7,20 +7,12 @@
  * The same typed struct can be checked on-chain with `ecrecover` over `hashTypedData`.
  */
 import {
-  bytesToHex,
-  hexToBytes,
-  isAddress,
-  isAddressEqual,
-  keccak256,
-  recoverTypedDataAddress,
-  type Address,
-  type Hex,
-  type LocalAccount,
-  type TypedDataDomain
+  bytesToHex, hexToBytes, isAddress, isAddressEqual, keccak256, recoverTypedDataAddress, type Address,
+  type Hex, type LocalAccount, type TypedDataDomain
 } from 'viem'
 import { checkTaskAnnouncement, DecodeError, EncodeError } from './codec.js'
 import { INPUT_REF_BYTES, PROTOCOL_VERSION, REQUESTER_SIGNATURE_BYTES } from './constants.js'
-import { TaskAnnouncement } from './messages.js'
+import { TaskAnnouncement } from './messages.pb.js'
 import { uint256ToBytes, Uint256Error } from './uint256.js'
 
 /** EIP-712 domain name of every poi signature. */

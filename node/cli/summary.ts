@@ -1,7 +1,7 @@
-import type { OperatorSet } from '../consensus/index.js'
-import type { QuorumCertificate } from '../protocols/index.js'
-import { formatCanonicalOutput } from './inference/index.js'
-import type { RequestResult } from './requester.js'
+import type { OperatorSet } from '../../consensus/index.js'
+import type { QuorumCertificate } from '../../protocols/wire/index.js'
+import { formatCanonicalOutput } from '../inference/index.js'
+import type { RequestResult } from '../requester/index.js'
 
 const BPS = 10_000n
 

@@ -1,21 +1,23 @@
 import { mkdtemp, mkdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../consensus/index.js'
-import { resolveConfig } from './config.js'
-import {
-  NpmModelNotInstalledError, encodeTensorFile, formatCanonicalOutput, loadModelDir, modelDirFromNpm, modelIdToString, npmModelSampleInput, SHIPPED_MODEL_DIR
-} from './inference/index.js'
-import { MAX_INLINE_INPUT_BYTES } from '../protocols/index.js'
+import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
+import { resolveConfig } from '../config.js'
+import { encodeTensorFile, formatCanonicalOutput, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../inference/index.js'
+import { NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput } from '../fixtures/index.js'
+import { MAX_INLINE_INPUT_BYTES } from '../../protocols/wire/index.js'
 import { createPublicClient, createWalletClient, defineChain, hexToBytes, http, type PublicClient } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil, type PoiDeployment } from '../contracts/index.js'
-import { ChainClient } from './chain-client.js'
-import { writeDeployment } from './deployment.js'
-import type { Keystore } from './keys.js'
+import {
+  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil,
+  type PoiDeployment
+} from '../../contracts/index.js'
+import { ChainClient } from '../chain-client.js'
+import { writeDeployment } from '../deployment.js'
+import type { Keystore } from '../keys.js'
 import { ChildNode, prepareNodeDir, type NodeEvent } from './launcher.js'
-import { PoiNode } from './poi-node.js'
-import { fetchOutput, requestInference, waitForNetwork } from './requester.js'
+import { PoiNode } from '../poi-node.js'
+import { fetchOutput, requestInference, waitForNetwork } from '../requester/index.js'
 import { formatSummary } from './summary.js'
 
 export const DEFAULT_DEVNET_OPERATORS = 4

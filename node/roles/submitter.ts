@@ -1,7 +1,7 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import type { QuorumCertificate } from '../protocols/index.js'
-import type { NodeStore, StoredEvidence, Submission, SubmissionKind } from '../storage/index.js'
+import type { QuorumCertificate } from '../../protocols/wire/index.js'
+import type { NodeStore, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
 

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { generateKeystore, loadKeystore, type Keystore } from './keys.js'
+import { generateKeystore, loadKeystore, type Keystore } from '../keys.js'
 
 /** The compiled CLI, next to this file in dist/node/. */
 export const CLI_PATH = join(dirname(fileURLToPath(import.meta.url)), 'cli.js')

@@ -1,0 +1,44 @@
+/**
+ * protocols/wire: the bottom layer (DESIGN §4, §11). The .proto schemas and their generated
+ * code (`*.pb.ts`), the strict codec every message goes through, the protocol's limits, the
+ * EIP-712 typing of tasks, stream messages and block content addressing. It imports nothing
+ * of poi's.
+ *
+ * Trust boundary: bytes handed to any decode* are untrusted; a decoded message has passed its
+ * structure and field rules, not any signature check (verifyTaskSignature, verifyStreamMessage
+ * and consensus do those).
+ */
+export { TaskAnnouncement, Attestation, QuorumCertificate } from './messages.pb.js'
+export { StreamMessage, StreamRequest, StreamResponse } from './stream.pb.js'
+export { ResultRequest, ResultResponse } from './result.pb.js'
+export { NetworkInfo, NetworkInfoRequest } from './network.pb.js'
+export { uint256ToBytes, bytesToUint256, Uint256Error, UINT256_MAX_BYTES } from './uint256.js'
+export * from './constants.js'
+export * from './stream-constants.js'
+export {
+  DecodeError, EncodeError,
+  decodeTaskAnnouncement, encodeTaskAnnouncement,
+  decodeAttestation, encodeAttestation,
+  decodeQuorumCertificate, encodeQuorumCertificate,
+  checkTaskAnnouncement, checkAttestation, checkQuorumCertificate
+} from './codec.js'
+export type { DecodeErrorCode, EncodeErrorCode, WireMessageType, FieldViolation, TaskCheckOptions } from './codec.js'
+export {
+  MessageDecodeError, MessageEncodeError, decodeCanonical, ruleVersion, ruleExactBytes, ruleBoundedBytes, ruleOneOf,
+  WIRE_VARINT, WIRE_LENGTH_DELIMITED
+} from './strict.js'
+export type { MessageDecodeErrorCode, FieldRuleViolation, StrictCodec } from './strict.js'
+export {
+  signTask, verifyTaskSignature, taskIdOf, taskDomain,
+  TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION, TASK_TYPED_DATA_TYPES
+} from './task.js'
+export type { TaskFields } from './task.js'
+export {
+  StreamMessageError, createStreamMessage, verifyStreamMessage, decodeStreamMessage, encodeStreamMessage,
+  streamMessageId, streamMessageIdOfBytes, payloadRefOf, channelAddressOf, channelNameOf,
+  streamMessageCid, msgIdFromCid
+} from './stream-message.js'
+export type { StreamMessageErrorCode } from './stream-message.js'
+export {
+  MAX_BLOCK_BYTES, BLOCK_CODECS, SHA256_BYTES, BadBlockError, BlockTooLargeError, blockCid, checkBlockCid, verifyBlock
+} from './blocks.js'
