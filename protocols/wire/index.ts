@@ -42,3 +42,5 @@ export type { StreamMessageErrorCode } from './stream-message.js'
 export {
   MAX_BLOCK_BYTES, BLOCK_CODECS, SHA256_BYTES, BadBlockError, BlockTooLargeError, blockCid, checkBlockCid, verifyBlock
 } from './blocks.js'
+export { toHex, to0xHex, shortHex, fromHex, bytesEqual } from './bytes.js'
+export { PoiError, isPoiError } from './errors.js'
