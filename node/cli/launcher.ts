@@ -6,8 +6,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generateKeystore, loadKeystore, type Keystore } from '../keys.js'
 
-/** The compiled CLI, next to this file in dist/node/. */
-export const CLI_PATH = join(dirname(fileURLToPath(import.meta.url)), 'cli.js')
+/** The compiled CLI, next to this file in dist/node/cli/. */
+export const CLI_PATH = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
 
 export interface NodeEvent {
   event: string
