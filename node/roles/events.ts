@@ -1,0 +1,39 @@
+/**
+ * What a node tells its users (the CLI's `--json` lines, tests, benchmarks, the requester):
+ * one typed event map, dispatched by the role services through the node.
+ */
+import type { TypedEventTarget } from '@libp2p/interface'
+import type { EquivocationEvidence } from '../../consensus/index.js'
+import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../../protocols/wire/index.js'
+import type { FetchProgress } from '../models/index.js'
+
+/** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
+export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
+
+export interface PoiNodeEvents {
+  task: CustomEvent<{ taskId: Uint8Array, task: TaskAnnouncement }>
+  attested: CustomEvent<{ attestation: Attestation, inferenceMs: number, signMs: number }>
+  attestation: CustomEvent<Attestation>
+  /** `verifyMs`: the longest signature check among the attestations this node counted (aggregators). */
+  certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean, verifyMs?: number }>
+  'no-quorum': CustomEvent<{ taskId: Uint8Array }>
+  evidence: CustomEvent<EquivocationEvidence>
+  rejected: CustomEvent<Rejection>
+  probe: CustomEvent<{ id: string, at: number }>
+  /** This operator could not attest to a task (model unavailable, inference failed, runtime version refused). */
+  failed: CustomEvent<{ taskId: Uint8Array, reason: string }>
+  /** Progress of a model fetch (for the CLI). */
+  'model-progress': CustomEvent<{ modelId: Uint8Array, progress: FetchProgress }>
+  /** A model this node tried to fetch ahead of its tasks could not be fetched. */
+  'prefetch-failed': CustomEvent<{ modelId: Uint8Array, reason: string }>
+  /** A model became available here from the network (or this node's block store). */
+  model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
+}
+
+/** Where services dispatch the node's events. */
+export type NodeEvents = TypedEventTarget<PoiNodeEvents>
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
+export function preciseNow (): number {
+  return performance.timeOrigin + performance.now()
+}

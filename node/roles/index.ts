@@ -1,0 +1,24 @@
+/**
+ * The role services a node is composed of (DESIGN §11). Each is built by a factory from the
+ * components it declares and is Startable:
+ * - epochs: operator sets by epoch, this node's index in the current one;
+ * - relay: validates and forwards the three topics, holds stream data before forwarding;
+ * - operator: runs a task's model and gossips the signed result;
+ * - aggregator: counts attestations, forms the quorum certificate, ends tasks NoQuorum;
+ * - model service: shares models on the DHT, fetches and prefetches them;
+ * - stream data: inputs and outputs by reference;
+ * - submitter: gets certificates and evidence on-chain exactly once.
+ */
+export { createEpochs, Epochs, type EpochsComponents, type EpochsInit } from './epochs.js'
+export { TaskBook, TASK_MEMORY_TTL_MS, type TrackedTask } from './task-book.js'
+export { AttestationLedger, type AttestationLedgerComponents } from './attestation-ledger.js'
+export {
+  createStreamData, StreamData, InputTooLargeForStreamError, InputNotHeldError, STREAM_CACHE_RETENTION_MS, OUTPUT_CHANNEL, INPUT_CHANNEL,
+  type StreamDataComponents
+} from './stream-data.js'
+export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
+export { createOperator, Operator, type OperatorComponents } from './operator.js'
+export { createAggregator, Aggregator, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
+export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
+export { Submitter, PermanentSubmissionError, RETRY_BASE_MS, RETRY_CAP_MS, MAX_ATTEMPTS, type SettlementChain, type SubmitterEvents, type TxReceipt } from './submitter.js'
+export { preciseNow, type PoiNodeEvents, type NodeEvents, type Rejection } from './events.js'

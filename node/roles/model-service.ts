@@ -1,0 +1,215 @@
+/**
+ * Models as content-addressed shards (DESIGN §7), as a node serves and needs them: it puts
+ * the models it was given into its block store and announces everything there on the DHT
+ * (again before provider records expire), fetches a model a task names from providers found
+ * through the DHT (one fetch per model, however many tasks wait), and prefetches models
+ * before any task needs them.
+ */
+import type { Libp2p, Startable } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import { PoiError, toHex } from '../../protocols/wire/index.js'
+import type { BlockStore } from '../../storage/index.js'
+import { modelIdToString, type ModelDir as LoadedModel } from '../inference/index.js'
+import {
+  ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchLibp2p
+} from '../models/index.js'
+import type { NodeEvents } from './events.js'
+
+const log = logger('poi:models')
+
+/** Announcing a model's blocks on the DHT is given this long. */
+const MODEL_PROVIDE_TIMEOUT_MS = 60_000
+/** How soon a node looks for a model's providers again when none were found. */
+const MODEL_SEARCH_RETRY_MS = 500
+/** A failed announcement (no DHT peers yet, say) is retried after 1, 2, 4 … s. */
+const PROVIDE_RETRY_MS = 1_000
+const MAX_PROVIDE_RETRIES = 8
+/** kad-dht provider records live 48 h; re-announce well before. */
+const REPROVIDE_INTERVAL_MS = 12 * 60 * 60_000
+/** A prefetch (a registered model fetched at start, before any task needs it) may take this long. */
+export const PREFETCH_TIMEOUT_MS = 10 * 60_000
+
+/** A light node has no block store: it cannot fetch or serve models. */
+export class NoBlockStoreError extends PoiError {
+  constructor () {
+    super('ERR_NO_BLOCK_STORE', 'a light node cannot fetch models')
+  }
+}
+
+export interface ModelServiceComponents {
+  libp2p: FetchLibp2p & Pick<Libp2p, 'getConnections' | 'addEventListener'>
+  /** A full node's block store; undefined on a light requester. */
+  blocks?: BlockStore
+  events: NodeEvents
+}
+
+export interface ModelServiceInit {
+  /** Models this node was given (model directories), already hash-checked. */
+  models: LoadedModel[]
+}
+
+export class ModelService implements Startable {
+  private readonly models = new Map<string, LoadedModel>()
+  /** Models being fetched from the network, by model id hex (one fetch per model). */
+  private readonly fetching = new Map<string, Promise<LoadedModel>>()
+  private reprovider: NodeJS.Timeout | undefined
+  private stopped = false
+
+  constructor (private readonly components: ModelServiceComponents, init: ModelServiceInit) {
+    for (const m of init.models) this.models.set(toHex(m.modelId), m)
+  }
+
+  /**
+   * Puts the given models into the block store and everything in the store on the DHT, so
+   * others can fetch them. Announcing runs in the background: the DHT may take a while.
+   */
+  async start (): Promise<void> {
+    this.stopped = false
+    const { blocks, libp2p } = this.components
+    if (blocks == null) return
+    for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes)
+    if ((await listModels(blocks)).length === 0) return
+    // Provider records need DHT peers: announce once connected, retry what failed, and
+    // re-announce before records expire.
+    const announce = (): void => { void this.announce(0) }
+    if (libp2p.getConnections().length > 0) announce()
+    else libp2p.addEventListener('peer:connect', announce, { once: true })
+    this.reprovider = setInterval(announce, REPROVIDE_INTERVAL_MS)
+    this.reprovider.unref()
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearInterval(this.reprovider)
+  }
+
+  /** The models this node holds now, as CID strings. */
+  get ids (): string[] {
+    return [...this.models.values()].map(m => modelIdToString(m.modelId))
+  }
+
+  /** A model this node holds (given, or fetched earlier), without fetching. */
+  held (modelId: Uint8Array): LoadedModel | undefined {
+    return this.models.get(toHex(modelId))
+  }
+
+  /** The models this node was given or has fetched. */
+  all (): LoadedModel[] {
+    return [...this.models.values()]
+  }
+
+  /** Whether a task's model id could name a model: one held here, or a CID this node could try to fetch. */
+  isModelId (modelId: Uint8Array): boolean {
+    return this.models.has(toHex(modelId)) || isCid(modelId)
+  }
+
+  /**
+   * A model this node does not have: from its block store, or fetched from providers found
+   * through the DHT, verified chunk by chunk and as a whole, stored and announced in turn.
+   */
+  async obtain (modelId: Uint8Array, deadline: number): Promise<LoadedModel> {
+    const id = toHex(modelId)
+    const known = this.models.get(id)
+    if (known != null) return known
+    let pending = this.fetching.get(id)
+    if (pending == null) {
+      pending = this.fetch(modelId, deadline)
+      this.fetching.set(id, pending)
+      pending.catch(() => {}).finally(() => this.fetching.delete(id))
+    }
+    return await pending
+  }
+
+  /**
+   * Fetches models before any task needs them (operators prefetch the registry's active
+   * models at start), in the background: each model's 'model' or 'prefetch-failed' event
+   * tells how it went; `ready` runs on each model fetched (an operator loads its session).
+   */
+  prefetch (modelIds: Uint8Array[], ready: (model: LoadedModel) => Promise<void> = async () => {}): void {
+    if (this.components.blocks == null) return
+    for (const modelId of modelIds) {
+      if (this.models.has(toHex(modelId)) || this.fetching.has(toHex(modelId))) continue
+      this.obtain(modelId, Date.now() + PREFETCH_TIMEOUT_MS)
+        .then(ready)
+        .catch((err: Error) => {
+          if (this.stopped) return
+          log.error('prefetching model %s failed: %s', displayModelId(modelId), err.message)
+          this.components.events.safeDispatchEvent('prefetch-failed', { detail: { modelId, reason: err.message } })
+        })
+    }
+  }
+
+  private async fetch (modelId: Uint8Array, deadline: number): Promise<LoadedModel> {
+    const { blocks, libp2p, events } = this.components
+    if (blocks == null) throw new NoBlockStoreError()
+    const started = Date.now()
+    let fetched
+    while (true) {
+      try {
+        fetched = await fetchModel(libp2p, blocks, modelId, {
+          signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())),
+          provide: false,
+          onProgress: (progress) => { events.safeDispatchEvent('model-progress', { detail: { modelId, progress } }) }
+        })
+        break
+      } catch (err) {
+        // A model published moments ago may not be findable yet: its provider records are
+        // still spreading. Keep looking until the deadline.
+        if (!(err instanceof ModelNotFoundError) || Date.now() + MODEL_SEARCH_RETRY_MS >= deadline || this.stopped) throw err
+        await new Promise(resolve => setTimeout(resolve, MODEL_SEARCH_RETRY_MS))
+      }
+    }
+    // Announcing the fetched blocks happens in the background: the task should not wait on the DHT.
+    void provideModel(libp2p, modelCids(fetched.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
+      .catch((err) => { log('announcing fetched model failed: %s', (err as Error).message) })
+    const model: LoadedModel = { manifest: fetched.manifest, modelBytes: fetched.modelBytes, modelId: fetched.modelId }
+    this.models.set(toHex(modelId), model)
+    log('model %s fetched (%d bytes from %d peers) in %d ms', displayModelId(modelId), fetched.modelBytes.length, fetched.servedBy.length, Date.now() - started)
+    events.safeDispatchEvent('model', { detail: { modelId, bytes: fetched.modelBytes.length, fromStore: fetched.fromStore, ms: Date.now() - started } })
+    return model
+  }
+
+  private async announce (attempt: number): Promise<void> {
+    const { blocks, libp2p } = this.components
+    if (blocks == null || this.stopped) return
+    let failed = 0
+    try {
+      for (const summary of await listModels(blocks)) {
+        if (this.stopped) return
+        const report = await provideModel(libp2p, modelCids(summary.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
+        failed += report.failed.length
+        log('model %s announced on the DHT: %d blocks, %d failed', summary.modelId, report.provided, report.failed.length)
+      }
+    } catch (err) {
+      failed++
+      if (!this.stopped) log.error('announcing models failed: %s', (err as Error).message)
+    }
+    if (failed > 0 && attempt < MAX_PROVIDE_RETRIES && !this.stopped) {
+      const timer = setTimeout(() => { void this.announce(attempt + 1) }, PROVIDE_RETRY_MS * 2 ** attempt)
+      timer.unref()
+    }
+  }
+}
+
+export function createModelService (components: ModelServiceComponents, init: ModelServiceInit): ModelService {
+  return new ModelService(components, init)
+}
+
+/** Whether bytes are a model id (a CID) this node could try to fetch. */
+function isCid (id: Uint8Array): boolean {
+  try {
+    modelIdToString(id)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A model id for a log line: its CID string, or hex when the bytes are not a CID. */
+export function displayModelId (id: Uint8Array): string {
+  try {
+    return modelIdToString(id)
+  } catch {
+    return `0x${toHex(id)} (not a CID)`
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The relay: every full node validates and forwards the three topics (tasks, attestations,
+ * certificates), holds the stream data a message refers to before forwarding it, stores what
+ * it accepts, and hands it to the roles this node plays. A light requester follows only
+ * certificates. Nothing reaches storage or a role before its validator (protocols/gossip)
+ * accepted it.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Startable } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import type { BufferedVerifier } from '../../consensus/index.js'
+import {
+  MAX_PROBE_BYTES, checkAttestation, checkCertificate, checkTask, type GossipRouter, type Validation, type Verdict
+} from '../../protocols/gossip/index.js'
+import { STREAM_REQUEST_TIMEOUT_MS } from '../../protocols/stream/index.js'
+import {
+  decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex,
+  type Attestation, type QuorumCertificate, type TaskAnnouncement
+} from '../../protocols/wire/index.js'
+import type { NodeStore } from '../../storage/index.js'
+import type { Aggregator } from './aggregator.js'
+import type { AttestationLedger } from './attestation-ledger.js'
+import type { Epochs } from './epochs.js'
+import { preciseNow, type NodeEvents } from './events.js'
+import { displayModelId, type ModelService } from './model-service.js'
+import type { Operator } from './operator.js'
+import type { StreamData } from './stream-data.js'
+import type { TaskBook } from './task-book.js'
+
+const log = logger('poi:relay')
+
+/**
+ * Attestations for a task may still arrive shortly after its deadline from operators whose
+ * clocks run slightly behind; they are kept for evidence but never counted toward a QC.
+ */
+const LATE_ATTESTATION_SLACK_MS = 2_000
+
+/** Decides whether a requester may have a model run: undefined, or why not. */
+export interface ModelGate {
+  modelRefusal: (modelId: Uint8Array, requester: `0x${string}`) => Promise<string | undefined>
+}
+
+export interface RelayComponents {
+  gossip: GossipRouter
+  epochs: Epochs
+  tasks: TaskBook
+  ledger: AttestationLedger
+  events: NodeEvents
+  verifier: Pick<BufferedVerifier, 'verify'>
+  /** Full nodes only. */
+  store?: NodeStore
+  streamData: StreamData
+  models: ModelService
+  operator?: Operator
+  aggregator?: Aggregator
+  modelGate?: ModelGate
+}
+
+export interface RelayInit {
+  /** A light requester follows certificates only. */
+  light: boolean
+  /** Operators that do not aggregate publish attestations through fanout instead of subscribing. */
+  subscribeAttestations: boolean
+  /** The farthest task deadline this node accepts, from now. */
+  maxTaskTtlMs: number
+  /** Relay and timestamp latency probes (benchmarks and diagnostics). */
+  probe: boolean
+}
+
+export class Relay implements Startable {
+  constructor (private readonly components: RelayComponents, private readonly init: RelayInit) {}
+
+  start (): void {
+    const { gossip } = this.components
+    if (!this.init.light) {
+      gossip.handle('tasks', {
+        validate: async (data, from) => await this.validateTask(data, from),
+        onMessage: async (data) => { await this.onTask(decodeTaskAnnouncement(data)) }
+      })
+      // Attestations are verified (one pairing each) by every node that subscribes, so only
+      // nodes that use them do: aggregators, which count them, and relays (bootstrap nodes),
+      // which keep the mesh and catch equivocation. A pure operator publishes through fanout.
+      if (this.init.subscribeAttestations) {
+        gossip.handle('attestations', {
+          validate: async (data, from) => await this.validateAttestation(data, from),
+          onMessage: async (data) => { await this.onAttestation(decodeAttestation(data)) }
+        })
+      }
+    }
+    gossip.handle('certificates', {
+      validate: async (data, from) => await this.validateCertificate(data, from),
+      onMessage: async (data) => { await this.onCertificate(decodeQuorumCertificate(data)) }
+    })
+    if (this.init.probe) {
+      gossip.handle('probes', {
+        validate: async (data) => {
+          if (data.length > MAX_PROBE_BYTES) return 'reject'
+          this.components.events.safeDispatchEvent('probe', { detail: { id: toHex(data), at: preciseNow() } })
+          return 'accept'
+        }
+      })
+    }
+  }
+
+  stop (): void {
+    this.components.gossip.stop()
+  }
+
+  /** Publishes a signed task (requester side) and tracks it like one from gossip. */
+  async announce (taskId: Uint8Array, task: TaskAnnouncement, bytes: Uint8Array): Promise<void> {
+    this.track(taskId, task)
+    await this.components.store?.putTask(taskId, task)
+    await this.components.gossip.publish('tasks', bytes)
+  }
+
+  /** Gossips a latency probe; every node with probes on reports when it arrives. */
+  async sendProbe (): Promise<{ id: string, at: number }> {
+    const id = randomBytes(16)
+    const at = preciseNow()
+    await this.components.gossip.publish('probes', id)
+    return { id: toHex(id), at }
+  }
+
+  private refuse (topic: string, from: string, reason: string, verdict: 'reject' | 'ignore' = 'reject'): Verdict {
+    log('%s from %s: %s (%s)', topic, from, verdict, reason)
+    this.components.events.safeDispatchEvent('rejected', { detail: { topic, reason, from, verdict } })
+    return verdict
+  }
+
+  private verdictOf<T> (topic: string, from: string, v: Validation<T>): Verdict | T {
+    if (v.verdict === 'accept') return v.message
+    if (v.duplicate === true) return 'ignore'
+    return this.refuse(topic, from, v.reason, v.verdict)
+  }
+
+  private async validateTask (data: Uint8Array, from: string): Promise<Verdict> {
+    const { epochs, tasks, models, modelGate, store, aggregator } = this.components
+    const set = epochs.current
+    const checked = this.verdictOf('task', from, await checkTask(data, {
+      chainId: set.domain.chainId,
+      taskManager: set.domain.taskManager,
+      known: (taskId) => tasks.has(taskId),
+      now: Date.now(),
+      maxTaskTtlMs: this.init.maxTaskTtlMs,
+      isModelId: (id) => models.isModelId(id),
+      displayModelId
+    }))
+    if (typeof checked === 'string') return checked
+    const { task, taskId } = checked
+    const id = toHex(taskId)
+    if (modelGate != null) {
+      let refusal: string | undefined
+      try {
+        refusal = await modelGate.modelRefusal(task.modelId, to0xHex(task.requester))
+      } catch (err) {
+        refusal = `cannot read the model registry: ${(err as Error).message.split('\n')[0]}`
+      }
+      // Ignored, not rejected: a peer that read the registry a moment earlier or later may
+      // honestly disagree, and must not lose score.
+      if (refusal !== undefined) return this.refuse('task', from, `task ${id}: ${refusal}`, 'ignore')
+    }
+    if (task.inputRef.length > 0) {
+      // A node forwards a task only once it holds the task's input, so the peer that sent it
+      // has the input and the next hops can fetch it here: no operator ever gets a task whose
+      // input it cannot reach.
+      const missing = await this.components.streamData.hold('input', task.inputRef, from, Number(task.deadline))
+      if (missing !== undefined) return this.refuse('task', from, `task ${id}: ${missing}`, 'ignore')
+    }
+    if (tasks.has(id)) return 'ignore'
+    // A task re-gossiped after a restart: if we already hold its certificate, it is settled
+    // (no new aggregation, no deadline that could undo it). Only an aggregator acts on it, so
+    // only it reads the disk here.
+    const settled = aggregator != null && store != null && await store.getCertificate(taskId) != null
+    this.track(taskId, task, settled)
+    return 'accept'
+  }
+
+  private track (taskId: Uint8Array, task: TaskAnnouncement, settled = false): void {
+    const { entry, added } = this.components.tasks.track(taskId, task, settled)
+    if (added) this.components.aggregator?.track(entry)
+  }
+
+  /**
+   * Runs after the verdict went back to gossipsub, so relaying never waits on the disk; the
+   * write still lands before anything acts on the task.
+   */
+  private async onTask (task: TaskAnnouncement): Promise<void> {
+    const taskId = taskIdOf(task)
+    await this.components.store?.putTask(taskId, task)
+    this.components.events.safeDispatchEvent('task', { detail: { taskId, task } })
+    await this.components.operator?.attest(taskId, task)
+  }
+
+  private async validateAttestation (data: Uint8Array, from: string): Promise<Verdict> {
+    const { epochs, tasks, ledger, verifier } = this.components
+    const checked = this.verdictOf('attestation', from, await checkAttestation(data, {
+      operatorSet: epochs.current,
+      now: Date.now(),
+      acceptUntil: (taskId) => {
+        const deadline = tasks.get(taskId)?.deadline
+        return deadline === undefined ? undefined : deadline + LATE_ATTESTATION_SLACK_MS
+      },
+      firstResult: (taskId, operatorIndex) => ledger.firstResult(taskId, operatorIndex),
+      verify: async (set, att) => {
+        const started = performance.now()
+        const valid = await verifier.verify(set)
+        const entry = tasks.get(att.taskId)
+        if (entry != null) entry.verifyMs = Math.max(entry.verifyMs, performance.now() - started)
+        return valid
+      }
+    }))
+    if (typeof checked === 'string') return checked
+    const att = checked
+    const kind = ledger.classify(att)
+    if (kind === 'duplicate') return 'ignore'
+    // Two signed results are evidence whether or not their outputs can be had.
+    if (kind === 'equivocation') await ledger.recordEquivocation(att)
+    if (att.output.length === 0) {
+      const deadline = (tasks.get(att.taskId)?.deadline ?? Date.now()) + LATE_ATTESTATION_SLACK_MS
+      const missing = await this.components.streamData.hold('output', att.outputRef, from, deadline)
+      if (missing !== undefined) return this.refuse('attestation', from, `attestation for task ${toHex(att.taskId)} by operator ${att.operatorIndex}: ${missing}`, 'ignore')
+    }
+    if (kind === 'new') ledger.remember(att)
+    return 'accept'
+  }
+
+  /** Stored before it counts toward a certificate, so a restart never forgets a counted signature. */
+  private async onAttestation (att: Attestation): Promise<void> {
+    await this.components.store?.putAttestation(att)
+    this.components.events.safeDispatchEvent('attestation', { detail: att })
+    this.components.aggregator?.add(att)
+  }
+
+  private async validateCertificate (data: Uint8Array, from: string): Promise<Verdict> {
+    const { epochs, tasks, store, streamData, aggregator } = this.components
+    const checked = this.verdictOf('certificate', from, await checkCertificate(data, {
+      settled: async (taskId) => {
+        if (tasks.get(taskId)?.settled === true && aggregator == null) return true
+        return store != null && await store.getCertificate(taskId) != null
+      },
+      operatorSetOf: (epoch) => epochs.setOf(epoch),
+      quorumBpsOf: (taskId) => tasks.get(taskId)?.task.quorumBps
+    }))
+    if (typeof checked === 'string') return checked
+    const qc = checked
+    // Every full node that holds a certificate can serve its output too (to light requesters).
+    if (qc.output.length === 0 && store != null) {
+      const missing = await streamData.hold('output', qc.outputRef, from, Date.now() + STREAM_REQUEST_TIMEOUT_MS)
+      if (missing !== undefined) return this.refuse('certificate', from, `certificate for task ${toHex(qc.taskId)}: ${missing}`, 'ignore')
+    }
+    return 'accept'
+  }
+
+  private async onCertificate (qc: QuorumCertificate): Promise<void> {
+    const { tasks, store, aggregator, events } = this.components
+    const entry = tasks.get(qc.taskId)
+    // Someone else's valid certificate settles the task here too: no need to build our own.
+    if (entry != null) entry.settled = true
+    if (aggregator != null) await aggregator.onCertificate(qc)
+    else await store?.putCertificate(qc, { submit: false })
+    events.safeDispatchEvent('certificate', { detail: { certificate: qc, formedHere: false } })
+  }
+}
+
+export function createRelay (components: RelayComponents, init: RelayInit): Relay {
+  return new Relay(components, init)
+}

@@ -1,0 +1,161 @@
+/**
+ * The checks behind the three gossip topics, as pure functions over their inputs: bytes from
+ * the network, the operator set and what the caller knows (clock, deadlines, earlier
+ * results). They decide `reject` (the sender is at fault: malformed, bad signature, unknown
+ * operator, wrong epoch) or `ignore` (late, duplicate, or a refusal an honest peer may not
+ * share) with a reason, or accept with the decoded message. The effects that may follow an
+ * accept (fetching stream data, reading the model registry, storing) are the relay's.
+ *
+ * Trust boundary: `bytes` are untrusted; the operator sets in the contexts are trusted.
+ */
+import { keccak256 } from 'viem'
+import {
+  attestationSignatureSet, verifyCertificate, DEFAULT_QUORUM_BPS, type OperatorSet, type SignatureSet
+} from '../../consensus/index.js'
+import {
+  decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex, verifyTaskSignature,
+  bytesEqual, DecodeError, type Attestation, type QuorumCertificate, type TaskAnnouncement
+} from '../wire/index.js'
+
+/** What a validator decided: the decoded message, or why not (`reject` penalises the sender). */
+export type Validation<T> =
+  | { verdict: 'accept', message: T }
+  | { verdict: 'reject' | 'ignore', reason: string, duplicate?: true }
+
+const refuse = (reason: string, verdict: 'reject' | 'ignore' = 'reject'): { verdict: 'reject' | 'ignore', reason: string } => ({ verdict, reason })
+
+function undecodable (err: unknown): { verdict: 'reject', reason: string } {
+  return { verdict: 'reject', reason: err instanceof DecodeError ? err.message : `undecodable: ${String(err)}` }
+}
+
+export interface TaskCheckContext {
+  /** Whether this node already tracks the task (a duplicate is ignored before any check). */
+  known: (taskId: Uint8Array) => boolean
+  /** The chain and TaskManager this network signs tasks for. */
+  chainId: bigint
+  taskManager: `0x${string}`
+  /** Unix milliseconds. */
+  now: number
+  /** The farthest deadline this node accepts, from now. */
+  maxTaskTtlMs: number
+  /** Whether the task's model id could name a model (held here, or a CID this node could fetch). */
+  isModelId: (modelId: Uint8Array) => boolean
+  /** A model id as a log line shows it. */
+  displayModelId: (modelId: Uint8Array) => string
+}
+
+/** A task announcement: well-formed, for this chain, live, for a plausible model, signed by its requester. */
+export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Promise<Validation<{ task: TaskAnnouncement, taskId: Uint8Array }>> {
+  let task: TaskAnnouncement
+  try {
+    task = decodeTaskAnnouncement(bytes)
+  } catch (err) {
+    return undecodable(err)
+  }
+  const taskId = taskIdOf(task)
+  const id = toHex(taskId)
+  if (ctx.known(taskId)) return { verdict: 'ignore', reason: `task ${id} already known`, duplicate: true }
+  if (task.chainId !== ctx.chainId) return refuse(`task ${id} is for chain ${task.chainId}, this network is chain ${ctx.chainId}`)
+  const deadline = Number(task.deadline)
+  if (deadline <= ctx.now) return refuse(`task ${id} arrived after its deadline (${new Date(deadline).toISOString()})`, 'ignore')
+  if (deadline > ctx.now + ctx.maxTaskTtlMs) {
+    return refuse(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`)
+  }
+  if (!ctx.isModelId(task.modelId)) return refuse(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`)
+  if (!await verifyTaskSignature(task, ctx.taskManager)) {
+    return refuse(`task ${id} has a bad requester signature (requester ${to0xHex(task.requester)})`)
+  }
+  return { verdict: 'accept', message: { task, taskId } }
+}
+
+export interface AttestationCheckContext {
+  /** The current epoch's operator set: attestations of other epochs are not counted. */
+  operatorSet: OperatorSet
+  /** Unix milliseconds. */
+  now: number
+  /** The task's deadline plus the slack this node allows, when it knows the task. */
+  acceptUntil: (taskId: Uint8Array) => number | undefined
+  /** The result hash (hex) of the first valid attestation seen from this operator for this task. */
+  firstResult: (taskId: Uint8Array, operatorIndex: number) => string | undefined
+  /** Checks one attestation's BLS signature set (batched, off the main thread, in the node). */
+  verify: (set: SignatureSet, att: Attestation) => Promise<boolean>
+}
+
+/**
+ * An attestation: well-formed, of the current epoch, by a known operator, with consistent
+ * output fields, not a repeat, on time, validly signed. A second, different result by the
+ * same operator is accepted here: it is equivocation evidence, which the caller records.
+ */
+export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheckContext): Promise<Validation<Attestation>> {
+  let att: Attestation
+  try {
+    att = decodeAttestation(bytes)
+  } catch (err) {
+    return undecodable(err)
+  }
+  const id = toHex(att.taskId)
+  const set = ctx.operatorSet
+  if (att.epoch !== set.epoch) return refuse(`attestation for task ${id} names epoch ${att.epoch}, current epoch is ${set.epoch}`)
+  if (att.operatorIndex >= set.operators.length) return refuse(`attestation for task ${id} names unknown operator ${att.operatorIndex}`)
+  const badOutput = outputMismatch(att)
+  if (badOutput !== undefined) return refuse(`attestation for task ${id} by operator ${att.operatorIndex}: ${badOutput}`)
+  if (ctx.firstResult(att.taskId, att.operatorIndex) === toHex(att.resultHash)) {
+    return { verdict: 'ignore', reason: `attestation for task ${id} by operator ${att.operatorIndex} already seen`, duplicate: true }
+  }
+  const acceptUntil = ctx.acceptUntil(att.taskId)
+  if (acceptUntil !== undefined && ctx.now > acceptUntil) return refuse(`attestation for task ${id} arrived after the deadline`, 'ignore')
+  const signatureSet = attestationSignatureSet(att, set)
+  if (signatureSet == null || !await ctx.verify(signatureSet, att)) {
+    return refuse(`attestation for task ${id}: bad BLS signature for operator ${att.operatorIndex}`)
+  }
+  return { verdict: 'accept', message: att }
+}
+
+export interface CertificateCheckContext {
+  /** Whether this node already holds a certificate for the task (then it is ignored before any check). */
+  settled: (taskId: Uint8Array) => boolean | Promise<boolean>
+  /** The operator set of an epoch this node knows (recent epochs stay known). */
+  operatorSetOf: (epoch: bigint) => OperatorSet | undefined
+  /** The quorum the task asked for, when this node knows the task. */
+  quorumBpsOf: (taskId: Uint8Array) => number | undefined
+}
+
+/** A quorum certificate: well-formed, with consistent output fields, valid for its epoch's operator set and quorum. */
+export async function checkCertificate (bytes: Uint8Array, ctx: CertificateCheckContext): Promise<Validation<QuorumCertificate>> {
+  let qc: QuorumCertificate
+  try {
+    qc = decodeQuorumCertificate(bytes)
+  } catch (err) {
+    return undecodable(err)
+  }
+  const id = toHex(qc.taskId)
+  if (await ctx.settled(qc.taskId)) return { verdict: 'ignore', reason: `task ${id} already certified here`, duplicate: true }
+  const badOutput = outputMismatch(qc)
+  if (badOutput !== undefined) return refuse(`certificate for task ${id}: ${badOutput}`)
+  const set = ctx.operatorSetOf(qc.epoch)
+  if (set == null) return refuse(`certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`)
+  const verdict = verifyCertificate(qc, set, { quorumBps: ctx.quorumBpsOf(qc.taskId) ?? DEFAULT_QUORUM_BPS })
+  if (!verdict.ok) return refuse(`certificate for task ${id}: ${verdict.reason}`)
+  return { verdict: 'accept', message: qc }
+}
+
+/**
+ * Where the output lives: the keccak256 of the canonical output, which is the payload
+ * reference of the stream message that carries it (and equals the result hash, since both
+ * hash the same bytes).
+ */
+export function outputRefOf (canonical: Uint8Array): Uint8Array {
+  return keccak256(canonical, 'bytes')
+}
+
+/**
+ * Why a signed result's output fields do not fit together, or undefined. The inline output
+ * may be absent (an output above the inline limit travels only in the operator's stream
+ * channel); when present it must hash to the result hash, and the reference must always be
+ * that same hash.
+ */
+export function outputMismatch (signed: { resultHash: Uint8Array, outputRef: Uint8Array, output: Uint8Array }): string | undefined {
+  if (!bytesEqual(signed.outputRef, signed.resultHash)) return 'outputRef is not the content address of the output (it must equal resultHash)'
+  if (signed.output.length > 0 && !bytesEqual(outputRefOf(signed.output), signed.resultHash)) return 'output does not hash to resultHash'
+  return undefined
+}
