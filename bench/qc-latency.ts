@@ -13,12 +13,13 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { verifyCertificate } from '../consensus/index.js'
+import { to0xHex } from '../protocols/wire/index.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
-import { prepareNodeDir, type ChildNode, type NodeEvent } from '../node/cli/launcher.js'
+import { prepareNodeDir, type ChildNode, type EventOf } from '../node/cli/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
-import { requestInference, waitForNetwork } from '../node/requester/requester.js'
+import { requestInference, waitForNetwork } from '../node/requester/index.js'
 
 const WARMUP_TASKS = 3
 const EVENT_TIMEOUT_MS = 10_000
@@ -53,10 +54,9 @@ function quantile (xs: number[], q: number): number {
 }
 const median = (xs: number[]): number => quantile(xs, 0.5)
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
-const hex = (b: Uint8Array): string => '0x' + Buffer.from(b).toString('hex')
 
-async function eventFor (child: ChildNode, name: string, taskId: string): Promise<NodeEvent> {
-  return await child.waitFor(e => e.event === name && e.taskId === taskId, EVENT_TIMEOUT_MS, `${name} for ${taskId}`)
+async function eventFor<K extends 'task' | 'attested' | 'certificate'> (child: ChildNode, name: K, taskId: string): Promise<EventOf<K>> {
+  return await child.waitForEvent(name, e => (e as { taskId: string }).taskId === taskId, EVENT_TIMEOUT_MS, `${name} for ${taskId}`)
 }
 
 /** One plain gossip message from the requester to every node: the time until the last one has it. */
@@ -65,8 +65,8 @@ async function measureFloor (net: LocalNetwork, requester: PoiNode, probes: numb
   const floors: number[] = []
   for (let i = 0; i < probes; i++) {
     const sent = await requester.sendProbe()
-    const arrivals = await Promise.all(children.map(async c => await c.waitFor(e => e.event === 'probe' && e.id === sent.id, EVENT_TIMEOUT_MS, 'probe')))
-    floors.push(Math.max(...arrivals.map(e => e.at as number)) - sent.at)
+    const arrivals = await Promise.all(children.map(async c => await c.waitForEvent('probe', e => e.id === sent.id, EVENT_TIMEOUT_MS, 'probe')))
+    floors.push(Math.max(...arrivals.map(e => e.at)) - sent.at)
   }
   return floors
 }
@@ -93,7 +93,7 @@ async function runSize (n: number, tasks: number, probes: number, log: (s: strin
     const samples: TaskSample[] = []
     for (let i = 0; i < tasks; i++) {
       const r = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(i), timeoutMs: 20_000 })
-      const id = hex(r.taskId)
+      const id = to0xHex(r.taskId)
       const verifyStart = performance.now()
       verifyCertificate(r.certificate, net.operatorSet)
       const requesterVerifyMs = performance.now() - verifyStart
@@ -102,13 +102,13 @@ async function runSize (n: number, tasks: number, probes: number, log: (s: strin
       const taskEvents = await Promise.all(signers.map(async c => await eventFor(c, 'task', id)))
       const attested = await Promise.all(signers.map(async c => await eventFor(c, 'attested', id)))
       const latencyMs = r.certifiedAt - r.announcedAt
-      const taskGossipMs = median(taskEvents.map(e => (e.at as number) - r.announcedAt))
-      const inferenceMs = median(attested.map(e => e.inferenceMs as number))
-      const signMs = median(attested.map(e => e.signMs as number))
-      const aggregatorVerifyMs = cert.verifyMs as number
-      const lastAttested = Math.max(...attested.map(e => e.at as number))
-      const attestationGossipMs = Math.max(0, (cert.at as number) - lastAttested - aggregatorVerifyMs)
-      const certificateGossipMs = Math.max(0, r.certifiedAt - (cert.at as number) - requesterVerifyMs)
+      const taskGossipMs = median(taskEvents.map(e => (e.at) - r.announcedAt))
+      const inferenceMs = median(attested.map(e => e.inferenceMs))
+      const signMs = median(attested.map(e => e.signMs))
+      const aggregatorVerifyMs = cert.verifyMs ?? 0
+      const lastAttested = Math.max(...attested.map(e => e.at))
+      const attestationGossipMs = Math.max(0, cert.at - lastAttested - aggregatorVerifyMs)
+      const certificateGossipMs = Math.max(0, r.certifiedAt - cert.at - requesterVerifyMs)
       samples.push({ latencyMs, taskGossipMs, inferenceMs, signMs, aggregatorVerifyMs, attestationGossipMs, certificateGossipMs, requesterVerifyMs })
       if ((i + 1) % 10 === 0) log(`    ${i + 1}/${tasks} (median so far ${median(samples.map(s => s.latencyMs)).toFixed(1)} ms)`)
     }

@@ -80,6 +80,12 @@ export class Operator implements Startable {
     try {
       const model = models.held(task.modelId) ?? await models.obtain(task.modelId, Number(task.deadline))
       const runner = await this.runner(model)
+      // An operator on another onnxruntime than the manifest pins signs nothing the rule cannot absorb.
+      const refusal = runner.attestRefusal()
+      if (refusal !== undefined) {
+        this.fail(taskId, refusal)
+        return
+      }
       result = await runner.run(await streamData.taskInput(task))
     } catch (err) {
       this.fail(taskId, (err as Error).message)
