@@ -14,6 +14,11 @@
  */
 const SOURCE = '^(protocols|consensus|storage|contracts|node)/'
 
+/** A layer rule: files under `from` may not import files under `to`. */
+function layer (name, from, to, comment) {
+  return { name, comment, severity: 'error', from: { path: from }, to: { path: to } }
+}
+
 module.exports = {
   forbidden: [
     {
@@ -23,52 +28,17 @@ module.exports = {
       from: { path: SOURCE },
       to: { circular: true }
     },
-    {
-      name: 'wire-is-the-bottom',
-      comment: 'protocols/wire imports nothing of poi outside itself.',
-      severity: 'error',
-      from: { path: '^protocols/wire/' },
-      to: { path: '^(protocols/(?!wire/)|consensus/|storage/|contracts/|node/)' }
-    },
-    {
-      name: 'consensus-above-wire-only',
-      severity: 'error',
-      from: { path: '^consensus/' },
-      to: { path: '^(protocols/(?!wire/)|storage/|contracts/|node/)' }
-    },
-    {
-      name: 'storage-above-wire-only',
-      severity: 'error',
-      from: { path: '^storage/' },
-      to: { path: '^(protocols/(?!wire/)|consensus/|contracts/|node/)' }
-    },
-    {
-      name: 'protocols-below-node',
-      comment: 'Gossip and exchanges sit above consensus and storage, below contracts users and the node.',
-      severity: 'error',
-      from: { path: '^protocols/' },
-      to: { path: '^(contracts/|node/)' }
-    },
-    {
-      name: 'contracts-above-consensus-only',
-      severity: 'error',
-      from: { path: '^contracts/' },
-      to: { path: '^(protocols/(?!wire/)|storage/|node/)' }
-    },
-    {
-      name: 'inference-has-no-network',
-      comment: 'Inference runs models; it knows nothing of peers, storage, consensus or the chain.',
-      severity: 'error',
-      from: { path: '^node/inference/' },
-      to: { path: '^(protocols/(?!wire/)|consensus/|storage/|contracts/|node/(?!inference/))' }
-    },
-    {
-      name: 'services-below-the-root',
-      comment: 'Role services, models and inference are wired by the composition root, never the other way round.',
-      severity: 'error',
-      from: { path: '^node/(roles|models|inference)/' },
-      to: { path: '^node/(poi-node\\.ts|requester/|cli/|api/)' }
-    },
+    layer('wire-is-the-bottom', '^protocols/wire/', '^(protocols/(?!wire/)|consensus/|storage/|contracts/|node/)',
+      'protocols/wire imports nothing of poi outside itself.'),
+    layer('consensus-above-wire-only', '^consensus/', '^(protocols/(?!wire/)|storage/|contracts/|node/)'),
+    layer('storage-above-wire-only', '^storage/', '^(protocols/(?!wire/)|consensus/|contracts/|node/)'),
+    layer('protocols-below-node', '^protocols/', '^(contracts/|node/)',
+      'Gossip and exchanges sit above consensus and storage, below the node.'),
+    layer('contracts-above-consensus-only', '^contracts/', '^(protocols/(?!wire/)|storage/|node/)'),
+    layer('inference-has-no-network', '^node/inference/', '^(protocols/(?!wire/)|consensus/|storage/|contracts/|node/(?!inference/))',
+      'Inference runs models; it knows nothing of peers, storage, consensus or the chain.'),
+    layer('services-below-the-root', '^node/(roles|models|inference)/', '^node/(poi-node\\.ts|requester/|cli/|api/)',
+      'Role services, models and inference are wired by the composition root, never the other way round.'),
     {
       name: 'fixtures-are-not-runtime',
       comment: 'Model generators and the npm model registry serve tests, benchmarks and the devnet only.',

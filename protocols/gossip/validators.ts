@@ -24,8 +24,13 @@ export type Validation<T> =
 
 const refuse = (reason: string, verdict: 'reject' | 'ignore' = 'reject'): { verdict: 'reject' | 'ignore', reason: string } => ({ verdict, reason })
 
-function undecodable (err: unknown): { verdict: 'reject', reason: string } {
-  return { verdict: 'reject', reason: err instanceof DecodeError ? err.message : `undecodable: ${String(err)}` }
+/** The decoded message, or the reason it does not decode (a `reject`: only a faulty or hostile peer sends it). */
+function decodeWith<T> (decode: (bytes: Uint8Array) => T, bytes: Uint8Array): { message: T } | { verdict: 'reject', reason: string } {
+  try {
+    return { message: decode(bytes) }
+  } catch (err) {
+    return { verdict: 'reject', reason: err instanceof DecodeError ? err.message : `undecodable: ${String(err)}` }
+  }
 }
 
 export interface TaskCheckContext {
@@ -46,12 +51,9 @@ export interface TaskCheckContext {
 
 /** A task announcement: well-formed, for this chain, live, for a plausible model, signed by its requester. */
 export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Promise<Validation<{ task: TaskAnnouncement, taskId: Uint8Array }>> {
-  let task: TaskAnnouncement
-  try {
-    task = decodeTaskAnnouncement(bytes)
-  } catch (err) {
-    return undecodable(err)
-  }
+  const decoded = decodeWith(decodeTaskAnnouncement, bytes)
+  if (!('message' in decoded)) return decoded
+  const task = decoded.message
   const taskId = taskIdOf(task)
   const id = toHex(taskId)
   if (ctx.known(taskId)) return { verdict: 'ignore', reason: `task ${id} already known`, duplicate: true }
@@ -87,12 +89,9 @@ export interface AttestationCheckContext {
  * same operator is accepted here: it is equivocation evidence, which the caller records.
  */
 export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheckContext): Promise<Validation<Attestation>> {
-  let att: Attestation
-  try {
-    att = decodeAttestation(bytes)
-  } catch (err) {
-    return undecodable(err)
-  }
+  const decoded = decodeWith(decodeAttestation, bytes)
+  if (!('message' in decoded)) return decoded
+  const att = decoded.message
   const id = toHex(att.taskId)
   const set = ctx.operatorSet
   if (att.epoch !== set.epoch) return refuse(`attestation for task ${id} names epoch ${att.epoch}, current epoch is ${set.epoch}`)
@@ -122,12 +121,9 @@ export interface CertificateCheckContext {
 
 /** A quorum certificate: well-formed, with consistent output fields, valid for its epoch's operator set and quorum. */
 export async function checkCertificate (bytes: Uint8Array, ctx: CertificateCheckContext): Promise<Validation<QuorumCertificate>> {
-  let qc: QuorumCertificate
-  try {
-    qc = decodeQuorumCertificate(bytes)
-  } catch (err) {
-    return undecodable(err)
-  }
+  const decoded = decodeWith(decodeQuorumCertificate, bytes)
+  if (!('message' in decoded)) return decoded
+  const qc = decoded.message
   const id = toHex(qc.taskId)
   if (await ctx.settled(qc.taskId)) return { verdict: 'ignore', reason: `task ${id} already certified here`, duplicate: true }
   const badOutput = outputMismatch(qc)
