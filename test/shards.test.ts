@@ -20,7 +20,7 @@ import {
   fetchBlock, shardServer
 } from '../protocols/shard/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
-import { BadBlockError, BlockTooLargeError, MAX_BLOCK_BYTES, blockCid } from '../protocols/wire/index.js'
+import { BadBlockError, BlockTooLargeError, MAX_BLOCK_BYTES, blockCid, bytesEqual } from '../protocols/wire/index.js'
 import { until } from './helpers/network.js'
 
 const MIB = 1024 * 1024
@@ -98,7 +98,7 @@ describe('models as shards through the DHT', function () {
     await assert.rejects(blocks.put(blockCid(big), big), BlockTooLargeError)
     await blocks.put(cid, bytes)
     const stored = await blocks.get(cid)
-    assert.ok(stored !== undefined && Buffer.from(stored).equals(bytes))
+    assert.ok(stored !== undefined && bytesEqual(stored, bytes))
   })
 
   it('publishes a few-MiB model; four nodes that never saw it fetch it through the DHT', async function () {
@@ -120,12 +120,12 @@ describe('models as shards through the DHT', function () {
     for (const [i, f] of fetchers.entries()) {
       const got = fetched[i]
       assert.equal(got.fromStore, false)
-      assert.ok(Buffer.from(got.modelBytes).equals(modelBytes), `${f.name} got different bytes`)
+      assert.ok(bytesEqual(got.modelBytes, modelBytes), `${f.name} got different bytes`)
       assert.equal(modelIdToString(modelIdOf(got.manifest)), published.modelCid.toString())
       assert.ok(got.servedBy.length >= 1)
       assert.equal(got.provided?.provided, 5)
       const stored = await loadModel(f.blocks, published.modelId)
-      assert.ok(stored !== undefined && Buffer.from(stored.modelBytes).equals(modelBytes), `${f.name} did not store the model`)
+      assert.ok(stored !== undefined && bytesEqual(stored.modelBytes, modelBytes), `${f.name} did not store the model`)
     }
     const last = progress[progress.length - 1]
     assert.equal(last.phase, 'done')
@@ -149,7 +149,7 @@ describe('models as shards through the DHT', function () {
     const f = byName('f2')
     const got = await fetchModel(f.libp2p, f.blocks, shipped.modelId)
     assert.deepEqual(got.manifest, shipped.manifest)
-    assert.ok(Buffer.from(got.modelBytes).equals(shipped.modelBytes))
+    assert.ok(bytesEqual(got.modelBytes, shipped.modelBytes))
     const runner = await InferenceRunner.load(got.modelBytes, got.manifest)
     assert.deepEqual(runner.modelId, shipped.modelId)
     await runner.close()
@@ -188,14 +188,14 @@ describe('models as shards through the DHT', function () {
 
       const got = await fetchModel(fresh.libp2p, fresh.blocks, published.modelId, { perProvider: 2, providers: [evil.libp2p.peerId] })
       assert.ok(corruptServed > 0, 'the evil provider was asked for chunks')
-      assert.ok(Buffer.from(got.modelBytes).equals(modelBytes))
+      assert.ok(bytesEqual(got.modelBytes, modelBytes))
       assert.deepEqual(got.dropped.map(d => d.peer), [evil.libp2p.peerId.toString()])
       assert.match(got.dropped[0].reason, /corrupt block/)
       // it may have served the manifest (served faithfully), never a chunk
       assert.ok((got.servedBy.find(s => s.peer === evil.libp2p.peerId.toString())?.blocks ?? 0) <= 1)
       for (const [i, c] of published.manifest.chunks.entries()) {
         const stored = await fresh.blocks.get(CID.parse(c))
-        assert.ok(stored !== undefined && Buffer.from(stored).equals(modelBytes.subarray(i * 128 * 1024, (i + 1) * 128 * 1024)), `chunk ${i} stored intact`)
+        assert.ok(stored !== undefined && bytesEqual(stored, modelBytes.subarray(i * 128 * 1024, (i + 1) * 128 * 1024)), `chunk ${i} stored intact`)
       }
       const peer = await fresh.libp2p.peerStore.get(evil.libp2p.peerId)
       assert.ok(peer.tags.has(BAD_SHARD_TAG), 'the corrupt provider is tagged in the peer store')

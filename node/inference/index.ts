@@ -1,22 +1,14 @@
 /**
- * Inference: pinned ONNX models, their manifests and ids, and the agreement rules that turn an
- * output into the bytes operators sign.
+ * Inference: pinned ONNX models, their manifests and ids, task inputs, and the agreement rules
+ * that turn an output into the bytes operators sign.
  */
-export type { AgreementRule, DecodedCanonicalOutput, DecodedCanonicalTensor } from './agreement.js'
-export {
-  AgreementRuleError,
-  CanonicalizationError,
-  CanonicalOutputError,
-  CANONICAL_FORMAT_VERSION,
-  MAX_GRID_K,
-  MAX_TOPK,
-  canonicalizeOutputs,
-  decodeCanonicalOutput,
-  formatCanonicalOutput,
-  gridValue,
-  parseAgreementRule
-} from './agreement.js'
-export type { ChunkLayout, ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig, TensorSpec } from './manifest.js'
+export type { AgreementRule } from './agreement.js'
+export { AgreementRuleError, CANONICAL_FORMAT_VERSION, MAX_GRID_K, MAX_TOPK, parseAgreementRule } from './agreement.js'
+export { CanonicalizationError, canonicalizeOutputs, gridValue } from './canonicalize.js'
+export type { DecodedCanonicalOutput, DecodedCanonicalTensor } from './canonical-decode.js'
+export { CanonicalOutputError, decodeCanonicalOutput } from './canonical-decode.js'
+export { formatCanonicalOutput } from './canonical-text.js'
+export type { ChunkLayout, ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig } from './manifest.js'
 export {
   DEFAULT_CHUNK_BYTES,
   MANIFEST_VERSION,
@@ -35,23 +27,28 @@ export {
   rawBlockCid,
   sha256Hex
 } from './manifest.js'
-export type { InferenceResult, LoadOptions, ModelDir, RuntimeVersionMismatch, CreateSession, SessionOptions } from './runner.js'
+export type { InferenceResult, LoadOptions, CreateSession, SessionOptions } from './runner.js'
 export {
   InferenceError,
   InferenceRunner,
-  InputError,
-  MAX_INPUT_BYTES,
-  ModelDirError,
   ModelHashMismatchError,
   ModelSpecMismatchError,
-  RuntimeVersionMismatchError,
-  installedOnnxruntimeVersion,
-  loadModelDir,
-  parseTaskInput,
   sessionOptionsOf
 } from './runner.js'
-export type { OutputTensor, TensorData, TensorDtype } from './tensor.js'
-export { TENSOR_DTYPES, isTensorDtype } from './tensor.js'
+export type { RuntimePin, RuntimeVersionMismatch } from './runtime-version.js'
+export {
+  RuntimeVersionMismatchError,
+  installedOnnxruntimeVersion,
+  runtimeRefusal,
+  runtimeVersionAllowed
+} from './runtime-version.js'
+export type { ModelDir } from './model-dir.js'
+export { ModelDirError, loadModelDir } from './model-dir.js'
+export { InputError, MAX_INPUT_BYTES } from './input-error.js'
+export { tensorsToTaskInput } from './json-input.js'
+export { parseTaskInput, readTaskInput, tensorFileToTaskInput } from './task-input.js'
+export type { OutputTensor, TensorData, TensorDtype, TensorSpec } from './tensor.js'
+export { ONNX_DTYPE_CODES, TENSOR_DTYPES, isTensorDtype } from './tensor.js'
 export { MANIFEST_FILE, MODEL_FILE, SHIPPED_MODEL_DIR } from './paths.js'
 export type { NamedTensor } from './tensor-file.js'
 export {
@@ -64,12 +61,8 @@ export {
   decodeTensorFile,
   encodeTensorFile,
   isTensorFile,
-  parseTensorFileTaskInput,
-  readTaskInput,
-  tensorFileToTaskInput,
-  tensorsToTaskInput
+  parseTensorFileTaskInput
 } from './tensor-file.js'
-export { ONNX_DTYPE_CODES } from './tensor.js'
 /** The ONNX protobuf schema (generated), for code that builds or inspects model graphs. */
 export { AttributeProto, ModelProto } from './onnx.pb.js'
 export type { GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto } from './onnx.pb.js'

@@ -14,10 +14,9 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { code as RAW_CODEC } from 'multiformats/codecs/raw'
+import { PoiError } from '../../protocols/wire/index.js'
 import { parseAgreementRule, AgreementRuleError, type AgreementRule } from './agreement.js'
-import { type TensorDtype, TENSOR_DTYPES, isTensorDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec } from './tensor.js'
-
-export { MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec }
+import { TENSOR_DTYPES, isTensorDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec } from './tensor.js'
 
 export const MANIFEST_VERSION = 1
 
@@ -80,22 +79,20 @@ export interface ModelManifest {
 }
 
 /** A manifest field is missing or wrong; `field` is a dotted path such as `runtime.intraOpNumThreads`. */
-export class ManifestError extends Error {
+export class ManifestError extends PoiError {
   static readonly code = 'ERR_MANIFEST'
-  readonly code = ManifestError.code
+  declare readonly code: typeof ManifestError.code
   constructor (readonly field: string, reason: string) {
-    super(`invalid model manifest: ${field} ${reason}`)
-    this.name = 'ManifestError'
+    super(ManifestError.code, `invalid model manifest: ${field} ${reason}`)
   }
 }
 
 /** A model id is not a CIDv1 of a JSON manifest hashed with sha2-256. */
-export class ModelIdError extends Error {
+export class ModelIdError extends PoiError {
   static readonly code = 'ERR_MODEL_ID'
-  readonly code = ModelIdError.code
+  declare readonly code: typeof ModelIdError.code
   constructor (message: string) {
-    super(message)
-    this.name = 'ModelIdError'
+    super(ModelIdError.code, message)
   }
 }
 

@@ -21,16 +21,15 @@
  * Trust boundary: a tensor file is a task input from a requester, so `decodeTensorFile` checks
  * every length against the bytes left before allocating. Value rules of a task (finite floats,
  * names and shapes of the model's inputs) are applied by `parseTensorFileTaskInput`, not by the
- * container decoder.
- *
- * This module reads `InputError` and `MAX_INPUT_BYTES` from runner.ts only inside functions:
- * runner.ts imports this module too, and a top-level use would meet an uninitialised binding.
+ * container decoder. Converting to and from the JSON form is task-input.ts's and json-input.ts's.
  */
-import { readFile } from 'node:fs/promises'
 import { Tensor } from 'onnxruntime-node'
-import { type ModelManifest, type TensorSpec, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK } from './manifest.js'
-import { InputError, MAX_INPUT_BYTES, parseTaskInput } from './runner.js'
-import { type TensorData, type TensorDtype, DTYPE_BYTES, ONNX_DTYPE_CODES, dtypeFromOnnxCode, isFloatDtype } from './tensor.js'
+import { PoiError } from '../../protocols/wire/index.js'
+import { InputError, MAX_INPUT_BYTES } from './input-error.js'
+import {
+  type TensorData, type TensorDtype, type TensorSpec, DTYPE_BYTES, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK,
+  ONNX_DTYPE_CODES, dtypeFromOnnxCode, isFloatDtype
+} from './tensor.js'
 
 export const TENSOR_FILE_MAGIC = new Uint8Array([0x50, 0x4f, 0x49, 0x54]) // "POIT"
 export const TENSOR_FILE_VERSION = 1
@@ -41,7 +40,6 @@ export const MAX_TENSOR_NAME_BYTES = 1024
 
 /** Bytes before the first tensor: magic, version, count. */
 const HEADER_BYTES = TENSOR_FILE_MAGIC.length + 1 + 2
-const U16_MAX = 0xffff
 const U32_MAX = 0xffffffff
 
 /** Node may run on big-endian hosts (s390x); tensor data is little-endian on the wire. */
@@ -56,12 +54,11 @@ export interface NamedTensor {
 }
 
 /** The bytes are not a valid tensor file; `offset` is where decoding stopped. */
-export class TensorFileError extends Error {
+export class TensorFileError extends PoiError {
   static readonly code = 'ERR_TENSOR_FILE'
-  readonly code = TensorFileError.code
+  declare readonly code: typeof TensorFileError.code
   constructor (reason: string, readonly offset?: number) {
-    super(`malformed tensor file${offset === undefined ? '' : ` at byte ${offset}`}: ${reason}`)
-    this.name = 'TensorFileError'
+    super(TensorFileError.code, `malformed tensor file${offset === undefined ? '' : ` at byte ${offset}`}: ${reason}`)
   }
 }
 
@@ -243,7 +240,7 @@ export function decodeTensorFile (bytes: Uint8Array): NamedTensor[] {
   return tensors
 }
 
-/** Same value rules as the JSON path (runner.ts checkElement): finite floats that fit their type. */
+/** Same value rules as the JSON path (json-input.ts checkElement): finite floats that fit their type. */
 function checkValues (t: NamedTensor): void {
   if (!isFloatDtype(t.dtype)) return
   const data = t.data as Float32Array | Float64Array
@@ -274,97 +271,24 @@ export function checkTensorsAgainstSpecs (tensors: readonly NamedTensor[], specs
   }
 }
 
-function decodeAsInput (bytes: Uint8Array): NamedTensor[] {
+/** decodeTensorFile for a task input: a malformed file is the requester's InputError. */
+export function decodeTensorFileInput (bytes: Uint8Array): NamedTensor[] {
   try {
     return decodeTensorFile(bytes)
   } catch (err) {
-    if (err instanceof TensorFileError) throw new InputError(err.message)
+    if (err instanceof TensorFileError) throw new InputError(err.message, { cause: err })
     throw err
   }
 }
 
 /**
  * Decode and validate a binary task input against the model's input specs; returns onnxruntime
- * feeds. The tensor-file counterpart of runner.ts `parseTaskInput` (same errors: InputError).
+ * feeds. The tensor-file counterpart of json-input.ts `parseJsonTaskInput` (same errors: InputError).
  */
 export function parseTensorFileTaskInput (bytes: Uint8Array, specs: readonly TensorSpec[]): Record<string, Tensor> {
-  const tensors = decodeAsInput(bytes)
+  const tensors = decodeTensorFileInput(bytes)
   checkTensorsAgainstSpecs(tensors, specs)
   const feeds: Record<string, Tensor> = {}
   for (const t of tensors) feeds[t.name] = new Tensor(t.dtype, t.data, t.dims)
   return feeds
-}
-
-/** A JSON number that parses back to exactly this value (String() round-trips doubles; -0 needs spelling out). */
-function jsonNumber (v: number | bigint, at: string): string {
-  if (typeof v === 'bigint') {
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
-      throw new InputError(`${at} = ${v} is beyond ±2^53 and cannot travel as JSON; send the tensor file itself`)
-    }
-    return v.toString()
-  }
-  return Object.is(v, -0) ? '-0' : String(v)
-}
-
-/**
- * Tensors as the runner's JSON task input `{"<name>": {"dims": [...], "data": [...]}}`, in the
- * order given. Float32 values are written as their exact double, so parsing restores the same
- * bits. Throws InputError when an int64 value has no exact JSON form or the JSON would exceed
- * MAX_INPUT_BYTES.
- */
-export function tensorsToTaskInput (tensors: readonly NamedTensor[]): Uint8Array {
-  const parts = tensors.map(t => {
-    const values: string[] = new Array<string>(t.data.length)
-    for (let i = 0; i < t.data.length; i++) values[i] = jsonNumber(t.data[i], `input "${t.name}" data[${i}]`)
-    return `${JSON.stringify(t.name)}:{"dims":[${t.dims.join(',')}],"data":[${values.join(',')}]}`
-  })
-  const json = new TextEncoder().encode(`{${parts.join(',')}}`)
-  if (json.length > MAX_INPUT_BYTES) {
-    throw new InputError(`as JSON this input is ${json.length} bytes, over the ${MAX_INPUT_BYTES}-byte limit; send the tensor file itself`)
-  }
-  return json
-}
-
-/**
- * Convert a tensor file into the JSON task input, after checking it against the manifest's
- * input specs (InputError on any mismatch or malformed file).
- */
-export function tensorFileToTaskInput (bytes: Uint8Array, manifest: ModelManifest): Uint8Array {
-  const tensors = decodeAsInput(bytes)
-  checkTensorsAgainstSpecs(tensors, manifest.inputs)
-  return tensorsToTaskInput(tensors)
-}
-
-/**
- * A task input as `poi request --input` takes it: `@<path>` reads the file (a tensor file or
- * UTF-8 JSON, told apart by the magic), anything else is inline JSON text. With a manifest the
- * input is checked against the model's input specs; without one only its form is checked
- * (strict tensor-file decoding, or JSON syntax). Returns the bytes to announce unchanged, since
- * the runner accepts both forms. Throws InputError naming the file or the problem.
- */
-export async function readTaskInput (arg: string, manifest?: ModelManifest): Promise<Uint8Array> {
-  let bytes: Uint8Array
-  if (arg.startsWith('@')) {
-    const path = arg.slice(1)
-    try {
-      bytes = new Uint8Array(await readFile(path))
-    } catch (err) {
-      throw new InputError(`cannot read input file ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-    }
-  } else {
-    bytes = new TextEncoder().encode(arg)
-  }
-  if (bytes.length > MAX_INPUT_BYTES) throw new InputError(`${bytes.length} bytes exceeds the ${MAX_INPUT_BYTES}-byte limit`)
-  if (manifest !== undefined) {
-    parseTaskInput(bytes, manifest.inputs)
-  } else if (isTensorFile(bytes)) {
-    decodeAsInput(bytes)
-  } else {
-    try {
-      JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
-    } catch (err) {
-      throw new InputError(`neither a tensor file (no "POIT" magic) nor UTF-8 JSON: ${(err as Error).message}`)
-    }
-  }
-  return bytes
 }

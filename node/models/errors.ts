@@ -1,41 +1,38 @@
 /** Errors of publishing and fetching models; each names the model and what the user can do. */
+import { PoiError } from '../../protocols/wire/index.js'
 
 /** No peer on the DHT provides the model. */
-export class ModelNotFoundError extends Error {
+export class ModelNotFoundError extends PoiError {
   static readonly code = 'ERR_MODEL_NOT_FOUND'
-  readonly code = ModelNotFoundError.code
+  declare readonly code: typeof ModelNotFoundError.code
   constructor (readonly modelId: string, detail: string) {
-    super(`model ${modelId}: no provider found on the DHT (${detail}); the id may be wrong, the model never published (\`poi model publish\`), or every holder offline`)
-    this.name = 'ModelNotFoundError'
+    super(ModelNotFoundError.code, `model ${modelId}: no provider found on the DHT (${detail}); the id may be wrong, the model never published (\`poi model publish\`), or every holder offline`)
   }
 }
 
 /** The manifest block was fetched (its bytes match the id) but is not a valid manifest: the id names a bad document. */
-export class ModelManifestError extends Error {
+export class ModelManifestError extends PoiError {
   static readonly code = 'ERR_MODEL_MANIFEST'
-  readonly code = ModelManifestError.code
+  declare readonly code: typeof ModelManifestError.code
   constructor (readonly modelId: string, reason: string, options?: { cause?: unknown }) {
-    super(`model ${modelId}: its manifest ${reason}; this model id cannot be used, ask its publisher for a valid one`, options)
-    this.name = 'ModelManifestError'
+    super(ModelManifestError.code, `model ${modelId}: its manifest ${reason}; this model id cannot be used, ask its publisher for a valid one`, options)
   }
 }
 
 /** Model bytes that do not match the manifest (size, whole-file hash or chunk CIDs). */
-export class ModelIntegrityError extends Error {
+export class ModelIntegrityError extends PoiError {
   static readonly code = 'ERR_MODEL_INTEGRITY'
-  readonly code = ModelIntegrityError.code
+  declare readonly code: typeof ModelIntegrityError.code
   constructor (readonly modelId: string, reason: string) {
-    super(`model ${modelId}: ${reason}`)
-    this.name = 'ModelIntegrityError'
+    super(ModelIntegrityError.code, `model ${modelId}: ${reason}`)
   }
 }
 
 /** A block of the model could not be had from any provider; `failures` says what each one did. */
-export class ModelFetchError extends Error {
+export class ModelFetchError extends PoiError {
   static readonly code = 'ERR_MODEL_FETCH'
-  readonly code = ModelFetchError.code
+  declare readonly code: typeof ModelFetchError.code
   constructor (readonly modelId: string, readonly block: string, readonly failures: string[], options?: { cause?: unknown }) {
-    super(`model ${modelId}: no provider could serve block ${block}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`, options)
-    this.name = 'ModelFetchError'
+    super(ModelFetchError.code, `model ${modelId}: no provider could serve block ${block}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`, options)
   }
 }

@@ -31,13 +31,12 @@ export {
 export type { ModelFields, ModelIdInput, ModelSummary, PublishedModel, StoredModel } from './model-blocks.js'
 export { PROVIDE_CONCURRENCY, PROVIDE_TIMEOUT_MS, provideModel } from './provide.js'
 export type { ProvideModelOptions, ProvideReport } from './provide.js'
+export { fetchManifest, fetchModel } from './fetch-model.js'
 export {
   BAD_SHARD_TAG,
   BAD_SHARD_TAG_TTL_MS,
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_PER_PROVIDER_IN_FLIGHT,
-  FIND_PROVIDERS_TIMEOUT_MS,
-  fetchManifest,
-  fetchModel
-} from './fetch-model.js'
-export type { FetchedModel, FetchLibp2p, FetchModelOptions, FetchPhase, FetchProgress } from './fetch-model.js'
+  FIND_PROVIDERS_TIMEOUT_MS
+} from './fetch-options.js'
+export type { FetchedModel, FetchLibp2p, FetchModelOptions, FetchPhase, FetchProgress } from './fetch-options.js'

@@ -11,7 +11,7 @@ import {
   parseManifest, parseModelId, sha256Hex, type ModelManifest
 } from '../inference/index.js'
 import { type Block, type BlockStore } from '../../storage/index.js'
-import { blockCid } from '../../protocols/wire/index.js'
+import { blockCid, bytesEqual } from '../../protocols/wire/index.js'
 import { ModelIntegrityError, ModelManifestError } from './errors.js'
 
 const log = logger('poi:models')
@@ -56,7 +56,7 @@ export function manifestBlock (manifest: ModelManifest): Block {
   const bytes = encodeManifest(manifest)
   const cid = blockCid(bytes, JSON_CODEC)
   // modelIdOf hashes the same canonical bytes; a mismatch would mean two definitions of the id
-  if (!equalBytes(cid.bytes, modelIdOf(manifest))) throw new Error('manifest block CID differs from modelIdOf: canonical encodings diverged')
+  if (!bytesEqual(cid.bytes, modelIdOf(manifest))) throw new Error('manifest block CID differs from modelIdOf: canonical encodings diverged')
   return { cid, bytes }
 }
 
@@ -84,7 +84,7 @@ export function decodeManifestBlock (modelId: CID, bytes: Uint8Array): ModelMani
     if (err instanceof ManifestError) throw new ModelManifestError(id, `does not parse: ${err.message}`, { cause: err })
     throw err
   }
-  if (!equalBytes(encodeManifest(manifest), bytes)) throw new ModelManifestError(id, 'is not in canonical form (sorted keys, no whitespace)')
+  if (!bytesEqual(encodeManifest(manifest), bytes)) throw new ModelManifestError(id, 'is not in canonical form (sorted keys, no whitespace)')
   return manifest
 }
 
@@ -194,10 +194,6 @@ export async function importModel (blockStore: BlockStore, manifest: ModelManife
   return { modelId: stored.modelId, modelCid: cids[0], manifest, cids }
 }
 
-function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
-}
-
 function concat (parts: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size)
   let offset = 0
@@ -207,5 +203,3 @@ function concat (parts: Uint8Array[], size: number): Uint8Array {
   }
   return out
 }
-
-

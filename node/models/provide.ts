@@ -1,3 +1,7 @@
+/**
+ * Announce a model's blocks on the DHT (DESIGN §7), so fetchers find this node as a provider.
+ * Announcing is best effort: the blocks are stored and served whether or not it succeeds.
+ */
 import type { AbortOptions, Libp2p } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { CID } from 'multiformats/cid'
