@@ -1,5 +1,23 @@
 /**
  * The requester client: announce a signed task as a light peer (or from a full node), wait for
- * its quorum certificate, verify it against the operator set and fetch the output.
+ * its quorum certificate, verify it against the operator set and fetch the output; or look up
+ * the result of a task announced earlier.
+ *
+ * Trust boundary: nothing a peer says is trusted. Certificates are verified against the
+ * operator set of their epoch, outputs against the certified result hash; a peer whose answer
+ * fails is skipped and its reason kept (PeerFailure) for the error the caller sees.
+ *
+ * Every call takes an AbortSignal (`options.signal`), and every wait has a time limit.
  */
-export * from './requester.js'
+export { requestInference } from './requester.js'
+export type { RequestParams, RequestResult, RequestOptions, Progress } from './requester.js'
+export { waitForNetwork, connectedPeerIds } from './network-wait.js'
+export type { WaitForNetworkOptions } from './network-wait.js'
+export { lookupResult, fetchOutput } from './lookup.js'
+export type { LookupResultOptions, FetchOutputOptions, FoundResult, OperatorSetOf } from './lookup.js'
+export {
+  NoQuorumError, NotConnectedError, InputTooLargeError, ResultNotFoundError, OutputNotFoundError,
+  CertificateRejectedError, AnnounceError, RequestAbortedError, formatFailures
+} from './errors.js'
+export type { PeerFailure } from './errors.js'
+export * from './constants.js'

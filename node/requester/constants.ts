@@ -1,0 +1,32 @@
+/**
+ * Time and count bounds of the requester client. Every wait has one; none is open-ended.
+ */
+
+/** How long a requester waits for gossip peers (a subscriber of `tasks`, a mesh peer on `certificates`). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000
+
+/** How long a task may take to be certified: its deadline is announce time plus this. */
+export const DEFAULT_TASK_TIMEOUT_MS = 30_000
+
+/**
+ * How often the waits for the network look at the gossip topics again. The node's public API
+ * has counts, not events, for topic peers; 50 ms is well under a gossipsub heartbeat (1 s), so
+ * polling adds no noticeable delay, and an abort is seen at once (the sleep listens to it).
+ */
+export const NETWORK_POLL_MS = 50
+
+/**
+ * Full nodes asked over /poi/result/1/ for a task's certificate, all at once, and how long each
+ * may take. Three answers are enough to get past a node that lies or lags; each answer is at
+ * most one certificate and one output (about 1 MiB), so asking in parallel stays cheap.
+ */
+export const RESULT_LOOKUP_PEERS = 3
+export const RESULT_LOOKUP_TIMEOUT_MS = 3_000
+
+/**
+ * Full nodes asked one after another for an output by reference over /poi/stream/1/, and how
+ * long each may take. One after another because an output can be 1 MiB: asking eight peers
+ * at once would download it eight times.
+ */
+export const OUTPUT_LOOKUP_PEERS = 8
+export const OUTPUT_LOOKUP_TIMEOUT_MS = 5_000
