@@ -17,8 +17,8 @@
  * signature arrived stays valid (it cannot be recalled); the evidence is still returned.
  */
 import bls from '@chainsafe/bls'
-import { type Attestation, type QuorumCertificate, uint256ToBytes } from '../protocols/wire/index.js'
-import { BPS_DENOMINATOR, CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, HASH_LENGTH } from './constants.js'
+import { BPS_DENOMINATOR, bytesEqual, toHex, type Attestation, type QuorumCertificate, uint256ToBytes } from '../protocols/wire/index.js'
+import { CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, HASH_LENGTH } from './constants.js'
 import { encodeSignerBitmap } from './bitmap.js'
 import type { EquivocationEvidence } from './equivocation.js'
 import { AggregationError } from './errors.js'
@@ -99,7 +99,7 @@ export class TaskAggregation {
 
     // duplicates and equivocation are checked before lateness: a late second result is still
     // slashing evidence
-    const resultKey = hex(attestation.resultHash)
+    const resultKey = toHex(attestation.resultHash)
     const previous = this.byOperator.get(index)
     if (previous?.has(resultKey) === true) return { kind: 'duplicate' }
     if (previous !== undefined && previous.size > 0) {
@@ -114,7 +114,7 @@ export class TaskAggregation {
     if (now > this.deadline) return { kind: 'late' }
 
     this.byOperator.set(index, new Map([[resultKey, attestation]]))
-    const groupKey = `${resultKey}:${hex(attestation.outputRef)}`
+    const groupKey = `${resultKey}:${toHex(attestation.outputRef)}`
     let group = this.groups.get(groupKey)
     if (group === undefined) {
       group = { resultHash: attestation.resultHash, outputRef: attestation.outputRef, output: attestation.output, attestations: new Map() }
@@ -149,7 +149,7 @@ export class TaskAggregation {
   buildCertificate (resultHash: Uint8Array): QuorumCertificate {
     const tally = this.heaviestQuorum(resultHash)
     if (tally === null) {
-      throw new AggregationError(`no quorum for result ${hex(resultHash)} of task ${hex(this.taskId)}: wait for more attestations or for status() to report 'quorum'`)
+      throw new AggregationError(`no quorum for result ${toHex(resultHash)} of task ${toHex(this.taskId)}: wait for more attestations or for status() to report 'quorum'`)
     }
     const { group, signers, signedStake } = tally
     const signatures = signers.map(index => (group.attestations.get(index) as Attestation).blsSig)
@@ -157,7 +157,7 @@ export class TaskAggregation {
     try {
       aggregateSig = bls.aggregateSignatures(signatures)
     } catch (err) {
-      throw new AggregationError(`cannot aggregate the signatures for result ${hex(resultHash)}: ${(err as Error).message}; were the attestations verified before add()?`)
+      throw new AggregationError(`cannot aggregate the signatures for result ${toHex(resultHash)}: ${(err as Error).message}; were the attestations verified before add()?`)
     }
     return {
       version: CERTIFICATE_VERSION,
@@ -198,12 +198,4 @@ export class TaskAggregation {
     }
     return tallies
   }
-}
-
-function hex (bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
-}
-
-function bytesEqual (x: Uint8Array, y: Uint8Array): boolean {
-  return x.length === y.length && Buffer.compare(x, y) === 0
 }

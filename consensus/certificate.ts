@@ -6,11 +6,11 @@
  */
 import bls from '@chainsafe/bls'
 import type { Signature } from '@chainsafe/bls/types'
-import { bytesToUint256, type QuorumCertificate } from '../protocols/wire/index.js'
+import { BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, bytesToUint256, type QuorumCertificate } from '../protocols/wire/index.js'
 import { decodeSignerBitmap } from './bitmap.js'
 import { attestationMessage } from './attestation.js'
 import {
-  BLS_SIGNATURE_LENGTH, BPS_DENOMINATOR, CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, DEFAULT_QUORUM_BPS,
+  CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, DEFAULT_QUORUM_BPS,
   HASH_LENGTH
 } from './constants.js'
 import { operatorPublicKeys, type OperatorSet } from './operator-set.js'
@@ -76,8 +76,8 @@ function check (qc: QuorumCertificate, operatorSet: OperatorSet, options: Verify
     return { ok: false, reason: `signers hold ${signedStake} of ${operatorSet.totalStake} stake, below the quorum of ${quorumBps}/${BPS_DENOMINATOR}` }
   }
 
-  if (!(qc.aggregateSig instanceof Uint8Array) || qc.aggregateSig.length !== BLS_SIGNATURE_LENGTH) {
-    return { ok: false, reason: `aggregateSig must be ${BLS_SIGNATURE_LENGTH} bytes` }
+  if (!(qc.aggregateSig instanceof Uint8Array) || qc.aggregateSig.length !== BLS_SIGNATURE_BYTES) {
+    return { ok: false, reason: `aggregateSig must be ${BLS_SIGNATURE_BYTES} bytes` }
   }
   let signature: Signature
   try {

@@ -2,13 +2,13 @@
  * Sizes and defaults of the BLS consensus layer.
  *
  * Scheme: Ethereum consensus BLS, ciphersuite `BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`
- * (the @chainsafe/bls default), public keys in G1, signatures in G2.
+ * (the @chainsafe/bls default), public keys in G1, signatures in G2. What the wire carries
+ * (the signature length BLS_SIGNATURE_BYTES, quorum shares out of BPS_DENOMINATOR) is defined
+ * once, in protocols/wire.
  */
 
 /** Compressed G1 point. */
 export const BLS_PUBLIC_KEY_LENGTH = 48
-/** Compressed G2 point. */
-export const BLS_SIGNATURE_LENGTH = 96
 /** Scalar, big-endian. */
 export const BLS_SECRET_KEY_LENGTH = 32
 
@@ -23,8 +23,6 @@ export const CERTIFICATE_VERSION = 1
 export const ATTESTATION_DOMAIN_TAG = 'POI_ATTESTATION_V1'
 export const PROOF_OF_POSSESSION_DOMAIN_TAG = 'POI_POP_V1'
 
-/** Quorum shares are expressed in basis points of the epoch's total stake. */
-export const BPS_DENOMINATOR = 10_000
 /** DESIGN §5: two thirds of the stake, rounded up in basis points. */
 export const DEFAULT_QUORUM_BPS = 6667
 /**

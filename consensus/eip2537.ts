@@ -16,7 +16,8 @@
 import bls from '@chainsafe/bls'
 import { PointFormat } from '@chainsafe/bls/types'
 import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
-import { BLS_PUBLIC_KEY_LENGTH, BLS_SIGNATURE_LENGTH } from './constants.js'
+import { BLS_SIGNATURE_BYTES, PoiError } from '../protocols/wire/index.js'
+import { BLS_PUBLIC_KEY_LENGTH } from './constants.js'
 
 /** A base-field element in EIP-2537: 48 significant bytes left-padded to 64. */
 export const EIP2537_FP_LENGTH = 64
@@ -32,12 +33,13 @@ const INFINITY_FLAG = 0x40
 const FLAG_MASK = 0xe0
 
 /** Bytes that are not an encoding of a point on the curve, or an encoding of the wrong size. */
-export class Eip2537EncodingError extends Error {
+export class Eip2537EncodingError extends PoiError {
+  static readonly code = 'ERR_EIP2537_ENCODING'
+  declare readonly code: typeof Eip2537EncodingError.code
   readonly group: 'G1' | 'G2'
 
   constructor (group: 'G1' | 'G2', message: string) {
-    super(`${group} point: ${message}`)
-    this.name = 'Eip2537EncodingError'
+    super(Eip2537EncodingError.code, `${group} point: ${message}`)
     this.group = group
   }
 }
@@ -92,7 +94,7 @@ export function g2ToEip2537 (compressed: Uint8Array): G2Point {
 /** EIP-2537 struct (or its 256 raw bytes) → compressed 96-byte G2 point. Throws Eip2537EncodingError if it is not on the curve. */
 export function g2FromEip2537 (point: G2Point | Uint8Array): Uint8Array {
   const raw = point instanceof Uint8Array ? checkedRaw(point, EIP2537_G2_LENGTH, 'G2') : encodeG2(point)
-  if (raw.every(b => b === 0)) return infinityCompressed(BLS_SIGNATURE_LENGTH)
+  if (raw.every(b => b === 0)) return infinityCompressed(BLS_SIGNATURE_BYTES)
   // EIP-2537 order x.c0, x.c1, y.c0, y.c1 → blst order x.c1, x.c0, y.c1, y.c0
   const uncompressed = new Uint8Array(4 * FP_LENGTH)
   uncompressed.set(unpadFp(raw, 1, 'G2', 'x.c1'), 0)
@@ -154,8 +156,8 @@ function g1RawFromCompressed (compressed: Uint8Array): Uint8Array {
 }
 
 function g2RawFromCompressed (compressed: Uint8Array): Uint8Array {
-  if (compressed.length !== BLS_SIGNATURE_LENGTH) {
-    throw new Eip2537EncodingError('G2', `a compressed G2 point is ${BLS_SIGNATURE_LENGTH} bytes, got ${compressed.length}`)
+  if (compressed.length !== BLS_SIGNATURE_BYTES) {
+    throw new Eip2537EncodingError('G2', `a compressed G2 point is ${BLS_SIGNATURE_BYTES} bytes, got ${compressed.length}`)
   }
   let u: Uint8Array
   try {

@@ -2,7 +2,7 @@
  * Equivocation: one operator signed two different results for the same task in the same epoch.
  * Both attestations are the proof; the SlashingManager contract re-checks the same conditions.
  */
-import type { Attestation } from '../protocols/wire/index.js'
+import { bytesEqual, type Attestation } from '../protocols/wire/index.js'
 import { attestationSignatureSet } from './attestation.js'
 import type { OperatorSet } from './operator-set.js'
 import { verifySignatureSets } from './signature-sets.js'
@@ -24,14 +24,15 @@ export function verifyEquivocationEvidence (evidence: EquivocationEvidence, oper
   const { a, b } = evidence
   if (evidence.epoch !== operatorSet.epoch || a.epoch !== evidence.epoch || b.epoch !== evidence.epoch) return false
   if (a.operatorIndex !== evidence.operatorIndex || b.operatorIndex !== evidence.operatorIndex) return false
-  if (!bytesEqual(a.taskId, evidence.taskId) || !bytesEqual(b.taskId, evidence.taskId)) return false
-  if (bytesEqual(a.resultHash, b.resultHash)) return false
+  if (!sameBytes(a.taskId, evidence.taskId) || !sameBytes(b.taskId, evidence.taskId)) return false
+  if (sameBytes(a.resultHash, b.resultHash)) return false
   const setA = attestationSignatureSet(a, operatorSet)
   const setB = attestationSignatureSet(b, operatorSet)
   if (setA === null || setB === null) return false
   return verifySignatureSets([setA, setB]).every(valid => valid)
 }
 
-function bytesEqual (x: Uint8Array, y: Uint8Array): boolean {
-  return x instanceof Uint8Array && y instanceof Uint8Array && Buffer.compare(x, y) === 0
+/** Evidence is untrusted: a field that is not bytes makes it invalid, not an exception. */
+function sameBytes (x: unknown, y: unknown): boolean {
+  return x instanceof Uint8Array && y instanceof Uint8Array && bytesEqual(x, y)
 }

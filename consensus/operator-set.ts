@@ -10,7 +10,8 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import type { PublicKey } from '@chainsafe/bls/types'
 import { bytesToHex, getAddress, hexToBytes, isAddress, isHex } from 'viem'
-import { BLS_PUBLIC_KEY_LENGTH, BLS_SIGNATURE_LENGTH } from './constants.js'
+import { BLS_SIGNATURE_BYTES } from '../protocols/wire/index.js'
+import { BLS_PUBLIC_KEY_LENGTH } from './constants.js'
 import type { SigningDomain } from './domain.js'
 import { GenesisError } from './errors.js'
 import { deserializeBlsPublicKey } from './keys.js'
@@ -81,7 +82,7 @@ export function parseGenesis (json: unknown): OperatorSet {
     try {
       deserializeBlsPublicKey(blsPublicKey)
     } catch (err) {
-      throw new GenesisError(`genesis ${at('blsPublicKey')}: ${(err as Error).message}`, { field: at('blsPublicKey'), operatorIndex: index })
+      throw new GenesisError(`genesis ${at('blsPublicKey')}: ${(err as Error).message}`, { field: at('blsPublicKey'), operatorIndex: index, cause: err })
     }
     const keyHex = bytesToHex(blsPublicKey)
     const previousKey = seenKeys.get(keyHex)
@@ -93,7 +94,7 @@ export function parseGenesis (json: unknown): OperatorSet {
     const stake = decimal(entry.stake, at('stake'), UINT256_LIMIT, index)
     if (stake === 0n) throw new GenesisError(`genesis ${at('stake')}: must be greater than zero`, { field: at('stake'), operatorIndex: index })
 
-    const pop = hexBytes(entry.proofOfPossession, at('proofOfPossession'), BLS_SIGNATURE_LENGTH, index)
+    const pop = hexBytes(entry.proofOfPossession, at('proofOfPossession'), BLS_SIGNATURE_BYTES, index)
     proofs.push({ publicKey: blsPublicKey, message: proofOfPossessionMessage(operatorAddress, blsPublicKey), signature: pop })
 
     let peerId: string | undefined
@@ -129,19 +130,19 @@ export async function loadGenesis (path: string): Promise<OperatorSet> {
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    throw new GenesisError(`cannot read genesis file ${path}: ${(err as Error).message}`, { field: '(file)', path })
+    throw new GenesisError(`cannot read genesis file ${path}: ${(err as Error).message}`, { field: '(file)', path, cause: err })
   }
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch (err) {
-    throw new GenesisError(`genesis file ${path} is not valid JSON: ${(err as Error).message}`, { field: '(file)', path })
+    throw new GenesisError(`genesis file ${path} is not valid JSON: ${(err as Error).message}`, { field: '(file)', path, cause: err })
   }
   try {
     return parseGenesis(json)
   } catch (err) {
     if (err instanceof GenesisError) {
-      throw new GenesisError(`${path}: ${err.message}`, { field: err.field, operatorIndex: err.operatorIndex, path })
+      throw new GenesisError(`${path}: ${err.message}`, { field: err.field, operatorIndex: err.operatorIndex, path, cause: err })
     }
     throw err
   }
@@ -195,7 +196,7 @@ export function createOperatorSet (params: CreateOperatorSetParameters): Operato
     try {
       deserializeBlsPublicKey(operator.blsPublicKey)
     } catch (err) {
-      throw new GenesisError(`operator ${index}: ${(err as Error).message}`, { field: `operators[${index}].blsPublicKey`, operatorIndex: index })
+      throw new GenesisError(`operator ${index}: ${(err as Error).message}`, { field: `operators[${index}].blsPublicKey`, operatorIndex: index, cause: err })
     }
     if (operator.stake <= 0n) throw new GenesisError(`operator ${index}: stake must be greater than zero`, { field: `operators[${index}].stake`, operatorIndex: index })
     return { index, address: getAddress(operator.address), blsPublicKey: Uint8Array.from(operator.blsPublicKey), stake: operator.stake, ...(operator.peerId !== undefined ? { peerId: operator.peerId } : {}) }

@@ -10,7 +10,8 @@
  * curve tag is the same POP ciphersuite for both, as the EIP-2537 contract path uses one tag).
  */
 import { encodeAbiParameters, hexToBytes, isAddress, keccak256 } from 'viem'
-import { BLS_PUBLIC_KEY_LENGTH, BLS_SIGNATURE_LENGTH, PROOF_OF_POSSESSION_DOMAIN_TAG } from './constants.js'
+import { BLS_SIGNATURE_BYTES } from '../protocols/wire/index.js'
+import { BLS_PUBLIC_KEY_LENGTH, PROOF_OF_POSSESSION_DOMAIN_TAG } from './constants.js'
 import { g1ToEip2537, type G1Point } from './eip2537.js'
 import { AttestationFieldError } from './errors.js'
 import { blsPublicKeyOf, blsSign } from './keys.js'
@@ -48,7 +49,7 @@ export function signProofOfPossession (secretKey: Uint8Array, address: `0x${stri
 
 /** True only if `pop` is a valid signature by `publicKey` over (address, publicKey). Never throws. */
 export function verifyProofOfPossession (publicKey: Uint8Array, address: `0x${string}`, pop: Uint8Array): boolean {
-  if (pop.length !== BLS_SIGNATURE_LENGTH) return false
+  if (pop.length !== BLS_SIGNATURE_BYTES) return false
   let message: Uint8Array
   try {
     message = proofOfPossessionMessage(address, publicKey)

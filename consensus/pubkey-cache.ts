@@ -7,6 +7,7 @@
  * a cached entry can only ever answer for exactly the bytes that were validated.
  */
 import type { PublicKey } from '@chainsafe/bls/types'
+import { toHex } from '../protocols/wire/index.js'
 import { deserializeBlsPublicKey } from './keys.js'
 
 /**
@@ -25,7 +26,7 @@ export class PublicKeyCache {
 
   /** Returns the validated key; throws InvalidPublicKeyError for bad bytes (which are not cached). */
   get (bytes: Uint8Array): PublicKey {
-    const id = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+    const id = toHex(bytes)
     const cached = this.entries.get(id)
     if (cached !== undefined) return cached
     const key = deserializeBlsPublicKey(bytes)

@@ -11,7 +11,7 @@
  */
 import bls from '@chainsafe/bls'
 import type { PublicKey, Signature } from '@chainsafe/bls/types'
-import { BLS_SIGNATURE_LENGTH } from './constants.js'
+import { BLS_SIGNATURE_BYTES } from '../protocols/wire/index.js'
 import { PublicKeyCache } from './pubkey-cache.js'
 
 export interface SignatureSet {
@@ -50,7 +50,7 @@ export function verifySignatureSets (sets: readonly SignatureSet[], publicKeys: 
 
 function parseSet (index: number, set: SignatureSet, publicKeys: PublicKeyCache): ParsedSet | null {
   if (!(set.message instanceof Uint8Array) || !(set.signature instanceof Uint8Array) || !(set.publicKey instanceof Uint8Array)) return null
-  if (set.signature.length !== BLS_SIGNATURE_LENGTH) return null
+  if (set.signature.length !== BLS_SIGNATURE_BYTES) return null
   const publicKey = publicKeys.tryGet(set.publicKey)
   if (publicKey === null) return null
   try {

@@ -138,7 +138,7 @@ export class BufferedVerifier {
       slot.worker.postMessage(request)
     } catch (err) {
       slot.jobs.delete(id)
-      const error = new VerifierError(`could not send signature sets to the verify worker: ${(err as Error).message}`)
+      const error = new VerifierError(`could not send signature sets to the verify worker: ${(err as Error).message}`, { cause: err })
       for (const pending of batch) pending.reject(error)
     }
   }
@@ -167,7 +167,7 @@ export class BufferedVerifier {
     })
     worker.on('error', (err) => {
       log.error('verify worker failed: %s', err.message)
-      this.retire(slot, new VerifierError(`verify worker failed: ${err.message}`))
+      this.retire(slot, new VerifierError(`verify worker failed: ${err.message}`, { cause: err }))
     })
     worker.on('exit', (code) => {
       this.retire(slot, new VerifierError(`verify worker exited with code ${code}`))

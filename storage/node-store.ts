@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
-import { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/wire/index.js'
+import { Attestation, PoiError, QuorumCertificate, TaskAnnouncement, toHex } from '../protocols/wire/index.js'
 
 /**
  * What one node keeps across restarts. Everything written here was validated
@@ -66,13 +66,14 @@ export interface StoreArea {
 /** Key spaces NodeStore itself uses. */
 const RESERVED_AREAS = new Set(['task', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'submit'])
 
-export class StorageError extends Error {
+/** A LevelDB operation failed; the message names the data directory, the action and what to do. */
+export class StorageError extends PoiError {
+  static readonly code = 'ERR_STORAGE'
+  declare readonly code: typeof StorageError.code
   readonly path: string
   constructor (path: string, action: string, cause: unknown) {
-    super(`storage at ${path}: ${action} failed: ${describeCause(cause)}`)
-    this.name = 'StorageError'
+    super(StorageError.code, `storage at ${path}: ${action} failed: ${describeCause(cause)}`, { cause })
     this.path = path
-    this.cause = cause
   }
 }
 
@@ -93,7 +94,6 @@ function describeCause (cause: unknown): string {
 }
 
 const OPERATOR_KEY_WIDTH = 6
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const opKey = (i: number): string => i.toString().padStart(OPERATOR_KEY_WIDTH, '0')
 const utf8 = new TextEncoder()
 const fromUtf8 = new TextDecoder()
@@ -140,29 +140,29 @@ export class NodeStore {
    */
   async putTask (taskId: Uint8Array, task: TaskAnnouncement, state: TaskState = 'open'): Promise<void> {
     const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
-      { type: 'put', key: `task/${hex(taskId)}`, value: TaskAnnouncement.encode(task) }
+      { type: 'put', key: `task/${toHex(taskId)}`, value: TaskAnnouncement.encode(task) }
     ]
-    if (await this.read(`status/${hex(taskId)}`) == null) {
+    if (await this.read(`status/${toHex(taskId)}`) == null) {
       const status: TaskRecordStatus = { state, updatedAt: Date.now() }
-      ops.push({ type: 'put', key: `status/${hex(taskId)}`, value: utf8.encode(JSON.stringify(status)) })
+      ops.push({ type: 'put', key: `status/${toHex(taskId)}`, value: utf8.encode(JSON.stringify(status)) })
     }
     await this.write('store task', ops)
   }
 
   async getTask (taskId: Uint8Array): Promise<TaskAnnouncement | undefined> {
-    const bytes = await this.read(`task/${hex(taskId)}`)
+    const bytes = await this.read(`task/${toHex(taskId)}`)
     return bytes == null ? undefined : TaskAnnouncement.decode(bytes)
   }
 
   async setTaskState (taskId: Uint8Array, state: TaskState, reason?: string): Promise<void> {
     const status: TaskRecordStatus = { state, updatedAt: Date.now(), reason }
     await this.write('store task state', [
-      { type: 'put', key: `status/${hex(taskId)}`, value: utf8.encode(JSON.stringify(status)) }
+      { type: 'put', key: `status/${toHex(taskId)}`, value: utf8.encode(JSON.stringify(status)) }
     ])
   }
 
   async getTaskState (taskId: Uint8Array): Promise<TaskRecordStatus | undefined> {
-    const bytes = await this.read(`status/${hex(taskId)}`)
+    const bytes = await this.read(`status/${toHex(taskId)}`)
     return bytes == null ? undefined : JSON.parse(fromUtf8.decode(bytes)) as TaskRecordStatus
   }
 
@@ -176,7 +176,7 @@ export class NodeStore {
    * node finds it and re-sends the same attestation instead of signing again.
    */
   async putOwnAttestation (att: Attestation): Promise<void> {
-    const t = hex(att.taskId)
+    const t = toHex(att.taskId)
     // fsync'd, unlike the other writes: this record is what stops a second, different
     // signature (slashable equivocation) after a power loss, not only after a process kill.
     await this.write('store own attestation', [
@@ -187,12 +187,12 @@ export class NodeStore {
   }
 
   async getOwnAttestation (taskId: Uint8Array): Promise<Attestation | undefined> {
-    const bytes = await this.read(`own/${hex(taskId)}`)
+    const bytes = await this.read(`own/${toHex(taskId)}`)
     return bytes == null ? undefined : Attestation.decode(bytes)
   }
 
   async getAttestations (taskId: Uint8Array): Promise<Attestation[]> {
-    const prefix = `att/${hex(taskId)}/`
+    const prefix = `att/${toHex(taskId)}/`
     return await this.scan(prefix, bytes => Attestation.decode(bytes))
   }
 
@@ -214,7 +214,7 @@ export class NodeStore {
    * QC still leaves it to be posted after the restart.
    */
   async putCertificate (qc: QuorumCertificate, opts: { submit?: boolean } = {}): Promise<void> {
-    const t = hex(qc.taskId)
+    const t = toHex(qc.taskId)
     const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
       { type: 'put', key: `qc/${t}`, value: QuorumCertificate.encode(qc) },
       { type: 'put', key: `status/${t}`, value: utf8.encode(JSON.stringify({ state: 'quorum', updatedAt: Date.now() })) }
@@ -243,7 +243,7 @@ export class NodeStore {
   }
 
   async getCertificate (taskId: Uint8Array): Promise<QuorumCertificate | undefined> {
-    const bytes = await this.read(`qc/${hex(taskId)}`)
+    const bytes = await this.read(`qc/${toHex(taskId)}`)
     return bytes == null ? undefined : QuorumCertificate.decode(bytes)
   }
 
@@ -254,23 +254,23 @@ export class NodeStore {
   /** Returns the id its submission (if any) is kept under. */
   async putEvidence (e: Omit<StoredEvidence, 'foundAt'>, opts: { submit?: boolean } = {}): Promise<string> {
     const value = JSON.stringify({
-      taskId: hex(e.taskId),
+      taskId: toHex(e.taskId),
       operatorIndex: e.operatorIndex,
-      a: hex(Attestation.encode(e.a)),
-      b: hex(Attestation.encode(e.b)),
+      a: toHex(Attestation.encode(e.a)),
+      b: toHex(Attestation.encode(e.b)),
       foundAt: Date.now()
     })
     const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
-      { type: 'put', key: `evidence/${hex(e.taskId)}/${opKey(e.operatorIndex)}`, value: utf8.encode(value) }
+      { type: 'put', key: `evidence/${toHex(e.taskId)}/${opKey(e.operatorIndex)}`, value: utf8.encode(value) }
     ]
-    const id = `${hex(e.taskId)}/${opKey(e.operatorIndex)}`
+    const id = `${toHex(e.taskId)}/${opKey(e.operatorIndex)}`
     if (opts.submit === true) ops.push(this.submissionOp(newSubmission('evidence', id)))
     await this.write('store equivocation evidence', ops)
     return id
   }
 
   async getEvidence (taskId: Uint8Array, operatorIndex: number): Promise<StoredEvidence | undefined> {
-    const bytes = await this.read(`evidence/${hex(taskId)}/${opKey(operatorIndex)}`)
+    const bytes = await this.read(`evidence/${toHex(taskId)}/${opKey(operatorIndex)}`)
     return bytes == null ? undefined : parseEvidence(bytes)
   }
 
@@ -280,8 +280,8 @@ export class NodeStore {
 
 
   private attestationOps (att: Attestation): Array<{ type: 'put', key: string, value: Uint8Array }> {
-    const t = hex(att.taskId)
-    const r = hex(att.resultHash)
+    const t = toHex(att.taskId)
+    const r = toHex(att.resultHash)
     const o = opKey(att.operatorIndex)
     return [
       { type: 'put', key: `att/${t}/${o}/${r}`, value: Attestation.encode(att) },

@@ -1,7 +1,8 @@
 import type { PrivateKey } from '@libp2p/interface'
 import {
   channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID,
-  payloadRefOf, StreamMessageError, streamMessageIdOfBytes, verifyStreamMessage, type StreamMessage
+  payloadRefOf, PoiError, StreamMessageError, streamMessageIdOfBytes, verifyStreamMessage, bytesEqual, to0xHex, toHex,
+  type StreamMessage
 } from '../protocols/wire/index.js'
 import type { NodeStore, StoreArea } from './node-store.js'
 
@@ -32,16 +33,15 @@ export type StreamStoreErrorCode =
   | 'EQUIVOCATION'
 
 /** A put refused for a reason of the channel, not of the message alone (that is StreamMessageError). */
-export class StreamStoreError extends Error {
-  readonly code: StreamStoreErrorCode
+export class StreamStoreError extends PoiError {
+  declare readonly code: StreamStoreErrorCode
+  /** The channel address, hex without a prefix. */
   readonly channel: string
   readonly seq: bigint
 
   constructor (code: StreamStoreErrorCode, channel: Uint8Array, seq: bigint, reason: string) {
-    super(`stream 0x${hex(channel)} message ${seq}: ${reason} [${code}]`)
-    this.name = 'StreamStoreError'
-    this.code = code
-    this.channel = hex(channel)
+    super(code, `stream ${to0xHex(channel)} message ${seq}: ${reason} [${code}]`)
+    this.channel = toHex(channel)
     this.seq = seq
   }
 }
@@ -81,9 +81,8 @@ const HEAD_SEQ_BYTES = 8
 const EXPIRY_KEY_DIGITS = 15
 const CHANNEL_BYTES = 32
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-const seqKey = (channel: Uint8Array, seq: bigint): string => `seq/${hex(channel)}/${seq.toString().padStart(SEQ_KEY_DIGITS, '0')}`
-const expiryKey = (at: number, msgId: Uint8Array): string => `expiry/${String(Math.max(0, Math.floor(at))).padStart(EXPIRY_KEY_DIGITS, '0')}/${hex(msgId)}`
+const seqKey = (channel: Uint8Array, seq: bigint): string => `seq/${toHex(channel)}/${seq.toString().padStart(SEQ_KEY_DIGITS, '0')}`
+const expiryKey = (at: number, msgId: Uint8Array): string => `expiry/${String(Math.max(0, Math.floor(at))).padStart(EXPIRY_KEY_DIGITS, '0')}/${toHex(msgId)}`
 
 function encodeHead (head: StreamHead): Uint8Array {
   const out = new Uint8Array(HEAD_SEQ_BYTES + head.msgId.length)
@@ -155,7 +154,7 @@ export class StreamStore {
 
   /** Canonical bytes of message `msgId`, as served over /poi/stream/1/. */
   async getBytes (msgId: Uint8Array): Promise<Uint8Array | undefined> {
-    return await this.area.get(`msg/${hex(msgId)}`)
+    return await this.area.get(`msg/${toHex(msgId)}`)
   }
 
   /** Some stored message whose payload has keccak256 `payloadRef` (the first by msgId). */
@@ -165,7 +164,7 @@ export class StreamStore {
   }
 
   async getBytesByPayloadRef (payloadRef: Uint8Array): Promise<Uint8Array | undefined> {
-    const prefix = `payload/${hex(payloadRef)}/`
+    const prefix = `payload/${toHex(payloadRef)}/`
     for (const [key] of await this.area.entries(prefix)) {
       const bytes = await this.area.get(`msg/${key.slice(prefix.length)}`)
       if (bytes !== undefined) return bytes
@@ -175,14 +174,14 @@ export class StreamStore {
 
   /** The highest stored message of `channel`, if any. */
   async head (channel: Uint8Array): Promise<StreamHead | undefined> {
-    const bytes = await this.area.get(`head/${hex(channel)}`)
+    const bytes = await this.area.get(`head/${toHex(channel)}`)
     return bytes === undefined ? undefined : decodeHead(bytes)
   }
 
   /** Stored messages of `channel` in seq order (gaps possible only where allowGap was used). */
   async list (channel: Uint8Array): Promise<StreamMessage[]> {
     const out: StreamMessage[] = []
-    for (const [, msgId] of await this.area.entries(`seq/${hex(channel)}/`)) {
+    for (const [, msgId] of await this.area.entries(`seq/${toHex(channel)}/`)) {
       const message = await this.get(msgId)
       if (message !== undefined) out.push(message)
     }
@@ -194,34 +193,34 @@ export class StreamStore {
     const { channel, seq } = msg
     const existing = await this.area.get(seqKey(channel, seq))
     if (existing !== undefined) {
-      if (hex(existing) === hex(msgId)) return { msgId, stored: false }
+      if (bytesEqual(existing, msgId)) return { msgId, stored: false }
       throw new StreamStoreError('EQUIVOCATION', channel, seq,
-        `the channel already holds message 0x${hex(existing)} at this position, refusing 0x${hex(msgId)}: its author signed two different messages for one seq`)
+        `the channel already holds message ${to0xHex(existing)} at this position, refusing ${to0xHex(msgId)}: its author signed two different messages for one seq`)
     }
     if (seq > 0n) {
       const prev = await this.area.get(seqKey(channel, seq - 1n))
       if (prev === undefined && options.allowGap !== true) {
         throw new StreamStoreError('MISSING_PREDECESSOR', channel, seq,
-          `message ${seq - 1n} of the channel is not stored, so the link to 0x${hex(msg.prevId)} cannot be checked; store the channel in order (or pass allowGap to cache a lone message)`)
+          `message ${seq - 1n} of the channel is not stored, so the link to ${to0xHex(msg.prevId)} cannot be checked; store the channel in order (or pass allowGap to cache a lone message)`)
       }
-      if (prev !== undefined && hex(prev) !== hex(msg.prevId)) {
-        throw new StreamStoreError('BROKEN_LINK', channel, seq, `prevId 0x${hex(msg.prevId)} is not the stored message ${seq - 1n} (0x${hex(prev)})`)
+      if (prev !== undefined && !bytesEqual(prev, msg.prevId)) {
+        throw new StreamStoreError('BROKEN_LINK', channel, seq, `prevId ${to0xHex(msg.prevId)} is not the stored message ${seq - 1n} (${to0xHex(prev)})`)
       }
     }
     const nextId = await this.area.get(seqKey(channel, seq + 1n))
     if (nextId !== undefined) {
       const next = await this.get(nextId)
-      if (next !== undefined && hex(next.prevId) !== hex(msgId)) {
-        throw new StreamStoreError('BROKEN_LINK', channel, seq, `the stored message ${seq + 1n} links to 0x${hex(next.prevId)}, not to this message 0x${hex(msgId)}`)
+      if (next !== undefined && !bytesEqual(next.prevId, msgId)) {
+        throw new StreamStoreError('BROKEN_LINK', channel, seq, `the stored message ${seq + 1n} links to ${to0xHex(next.prevId)}, not to this message ${to0xHex(msgId)}`)
       }
     }
     const entries: Array<[string, Uint8Array]> = [
-      [`msg/${hex(msgId)}`, bytes],
+      [`msg/${toHex(msgId)}`, bytes],
       [seqKey(channel, seq), msgId],
-      [`payload/${hex(payloadRefOf(msg.payload))}/${hex(msgId)}`, new Uint8Array(0)]
+      [`payload/${toHex(payloadRefOf(msg.payload))}/${toHex(msgId)}`, new Uint8Array(0)]
     ]
     const head = await this.head(channel)
-    if (head === undefined || seq > head.seq) entries.push([`head/${hex(channel)}`, encodeHead({ seq, msgId })])
+    if (head === undefined || seq > head.seq) entries.push([`head/${toHex(channel)}`, encodeHead({ seq, msgId })])
     if (options.expiresAt !== undefined) entries.push([expiryKey(options.expiresAt, msgId), encodePlace(channel, seq)])
     await this.area.put(entries)
     return { msgId, stored: true }
@@ -248,26 +247,26 @@ export class StreamStore {
     const bytes = await this.getBytes(msgId)
     const doomed = [key]
     if (bytes !== undefined) {
-      doomed.push(`msg/${hex(msgId)}`, `payload/${hex(payloadRefOf(decodeStreamMessage(bytes).payload))}/${hex(msgId)}`)
+      doomed.push(`msg/${toHex(msgId)}`, `payload/${toHex(payloadRefOf(decodeStreamMessage(bytes).payload))}/${toHex(msgId)}`)
     }
     const atSeq = await this.area.get(seqKey(channel, seq))
-    if (atSeq !== undefined && hex(atSeq) === hex(msgId)) doomed.push(seqKey(channel, seq))
+    if (atSeq !== undefined && bytesEqual(atSeq, msgId)) doomed.push(seqKey(channel, seq))
     await this.area.del(doomed)
     // Not in the same batch as the delete (the area has no mixed batches): a crash here leaves
     // the head naming a forgotten message, which only orders later puts of this channel.
     const head = await this.head(channel)
-    if (head === undefined || hex(head.msgId) !== hex(msgId)) return
-    const rest = await this.area.entries(`seq/${hex(channel)}/`)
+    if (head === undefined || !bytesEqual(head.msgId, msgId)) return
+    const rest = await this.area.entries(`seq/${toHex(channel)}/`)
     const last = rest.at(-1)
     if (last === undefined) {
-      await this.area.del([`head/${hex(channel)}`])
+      await this.area.del([`head/${toHex(channel)}`])
     } else {
-      await this.area.put([[`head/${hex(channel)}`, encodeHead({ seq: BigInt(last[0].slice(last[0].lastIndexOf('/') + 1)), msgId: last[1] })]])
+      await this.area.put([[`head/${toHex(channel)}`, encodeHead({ seq: BigInt(last[0].slice(last[0].lastIndexOf('/') + 1)), msgId: last[1] })]])
     }
   }
 
   private async locked<T> (channel: Uint8Array, fn: () => Promise<T>): Promise<T> {
-    const key = hex(channel)
+    const key = toHex(channel)
     const before = this.locks.get(key) ?? Promise.resolve()
     const run = before.then(fn, fn)
     const tail = run.catch(() => undefined)

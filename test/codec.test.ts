@@ -1,122 +1,22 @@
+/**
+ * The strict codec on the three gossip messages: round trips, every structural fault of the
+ * bytes, and every field rule, on the decoder and the encoder alike.
+ */
 import assert from 'node:assert/strict'
-import { bytesToHex, keccak256, type Address } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
-import { mulberry32 } from '../node/fixtures/build-model.js'
-// The modules under test are imported directly (not through protocols/index.ts) so this suite
-// does not load libp2p; index.ts re-exports all of them.
+import { bytesToHex } from 'viem'
 import {
-  DecodeError, EncodeError, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement,
+  DecodeError, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement,
   encodeAttestation, encodeQuorumCertificate, encodeTaskAnnouncement, type DecodeErrorCode,
   MAX_ATTESTATION_BYTES, MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES,
   MAX_OPERATORS, MAX_PARAMS_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES,
   MAX_TASK_ANNOUNCEMENT_BYTES, PROTOCOL_VERSION, UINT64_MAX, Attestation, QuorumCertificate,
-  TaskAnnouncement, signTask, taskDomain, taskIdOf, verifyTaskSignature, type TaskFields, uint256ToBytes
+  TaskAnnouncement, uint256ToBytes
 } from '../protocols/wire/index.js'
+import {
+  attestation, certificate, concat, expectDecodeError, expectEncodeError, filled, prng, randomBytes, task
+} from './helpers/wire-fixtures.js'
 
-// anvil's first two default accounts: public test keys, never funded outside a devnet.
-const KEY_A = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'
-const KEY_B = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d'
-const TASK_MANAGER: Address = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
-const OTHER_TASK_MANAGER: Address = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512'
-const CHAIN_ID = 31337n
 const UINT256_MAX = (1n << 256n) - 1n
-
-/** Seeded floats in [0, 1), so fuzz failures replay exactly. */
-function prng (seed: number): () => number {
-  const next = mulberry32(seed)
-  return () => next() / 2 ** 32
-}
-
-function randomBytes (rand: () => number, length: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(length)
-  for (let i = 0; i < length; i++) out[i] = Math.floor(rand() * 256)
-  return out
-}
-
-function filled (length: number, byte: number): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(length).fill(byte)
-}
-
-function concat (...parts: Array<ArrayLike<number>>): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) { out.set(p, at); at += p.length }
-  return out
-}
-
-function task (overrides: Partial<TaskAnnouncement> = {}): TaskAnnouncement {
-  return {
-    version: PROTOCOL_VERSION,
-    chainId: CHAIN_ID,
-    modelId: filled(36, 0x01),
-    input: filled(100, 0x02),
-    inputRef: new Uint8Array(0),
-    params: filled(10, 0x03),
-    fee: uint256ToBytes(10n ** 18n),
-    deadline: 1_700_000_000_000n,
-    quorumBps: 6667,
-    nonce: 7n,
-    requester: filled(20, 0x04),
-    requesterSig: filled(65, 0x05),
-    ...overrides
-  }
-}
-
-function attestation (overrides: Partial<Attestation> = {}): Attestation {
-  return {
-    version: PROTOCOL_VERSION,
-    taskId: filled(32, 0x11),
-    resultHash: filled(32, 0x12),
-    outputRef: filled(32, 0x13),
-    epoch: 3n,
-    operatorIndex: 5,
-    blsSig: filled(96, 0x14),
-    output: filled(50, 0x15),
-    ...overrides
-  }
-}
-
-function certificate (overrides: Partial<QuorumCertificate> = {}): QuorumCertificate {
-  return {
-    version: PROTOCOL_VERSION,
-    taskId: filled(32, 0x21),
-    resultHash: filled(32, 0x22),
-    outputRef: filled(32, 0x23),
-    epoch: 3n,
-    signerBitmap: Uint8Array.from([0b1011_0111, 0x01]),
-    aggregateSig: filled(96, 0x24),
-    signedStake: uint256ToBytes(70n * 10n ** 18n),
-    totalStake: uint256ToBytes(100n * 10n ** 18n),
-    output: filled(50, 0x25),
-    ...overrides
-  }
-}
-
-function expectDecodeError (fn: () => unknown, code: DecodeErrorCode, field?: string): DecodeError {
-  let caught: unknown
-  try {
-    fn()
-  } catch (err) {
-    caught = err
-  }
-  assert.ok(caught instanceof DecodeError, `expected DecodeError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`)
-  assert.equal(caught.code, code, caught.message)
-  if (field !== undefined) assert.equal(caught.field, field, caught.message)
-  assert.match(caught.message, new RegExp(caught.messageType))
-  return caught
-}
-
-function expectEncodeError (fn: () => unknown, code: DecodeErrorCode, field?: string): void {
-  let caught: unknown
-  try {
-    fn()
-  } catch (err) {
-    caught = err
-  }
-  assert.ok(caught instanceof EncodeError, `expected EncodeError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`)
-  assert.equal(caught.code, code, caught.message)
-  if (field !== undefined) assert.equal(caught.field, field, caught.message)
-}
 
 /** The three codecs behind one shape, so the structural tests run on each. */
 const CODECS = [
@@ -352,137 +252,5 @@ describe('wire codecs', () => {
       expectDecodeError(() => decodeTaskAnnouncement(withZero), 'NON_CANONICAL')
       assert.deepEqual(decodeTaskAnnouncement(bytes).nonce, 0n)
     })
-  })
-})
-
-describe('task signing (EIP-712)', () => {
-  const accountA = privateKeyToAccount(KEY_A)
-  const accountB = privateKeyToAccount(KEY_B)
-  const fields: TaskFields = {
-    chainId: CHAIN_ID,
-    modelId: filled(36, 0x01),
-    input: Uint8Array.from([1, 2, 3, 4]),
-    params: Uint8Array.from([9]),
-    fee: 5n * 10n ** 17n,
-    deadline: 1_700_000_060_000n,
-    quorumBps: 6667,
-    nonce: 1n
-  }
-
-  /** A valid replacement value for every signed field. */
-  const CHANGES: Array<[string, Partial<TaskAnnouncement>]> = [
-    ['chainId', { chainId: 1n }],
-    ['modelId', { modelId: filled(36, 0x02) }],
-    ['input', { input: Uint8Array.from([1, 2, 3, 5]) }],
-    ['inputRef', { input: new Uint8Array(0), inputRef: filled(32, 0x07) }],
-    ['params', { params: Uint8Array.from([8]) }],
-    ['fee', { fee: uint256ToBytes(5n * 10n ** 17n + 1n) }],
-    ['deadline', { deadline: 1_700_000_060_001n }],
-    ['quorumBps', { quorumBps: 6668 }],
-    ['nonce', { nonce: 2n }],
-    ['requester', { requester: Uint8Array.from(Buffer.from(accountB.address.slice(2), 'hex')) }]
-  ]
-
-  it('signs a task that verifies, and survives the wire', async () => {
-    const signed = await signTask(accountA, TASK_MANAGER, fields)
-    assert.equal(signed.version, PROTOCOL_VERSION)
-    assert.equal(bytesToHex(signed.requester), accountA.address.toLowerCase())
-    assert.equal(signed.requesterSig.length, 65)
-    assert.equal(await verifyTaskSignature(signed, TASK_MANAGER), true)
-    const received = decodeTaskAnnouncement(encodeTaskAnnouncement(signed))
-    assert.equal(await verifyTaskSignature(received, TASK_MANAGER), true)
-  })
-
-  it('signs tasks with a stream inputRef', async () => {
-    const signed = await signTask(accountA, TASK_MANAGER, { ...fields, input: undefined, inputRef: filled(32, 0x33) })
-    assert.equal(await verifyTaskSignature(signed, TASK_MANAGER), true)
-    assert.equal(await verifyTaskSignature({ ...signed, inputRef: filled(32, 0x34) }, TASK_MANAGER), false)
-  })
-
-  it('fails verification when any signed field changes', async () => {
-    const signed = await signTask(accountA, TASK_MANAGER, fields)
-    for (const [name, change] of CHANGES) {
-      const changed = { ...signed, ...change }
-      assert.equal(await verifyTaskSignature(changed, TASK_MANAGER), false, `changing ${name} kept the signature valid`)
-    }
-  })
-
-  it('fails verification for another chain or another TaskManager', async () => {
-    const signedElsewhere = await signTask(accountA, TASK_MANAGER, { ...fields, chainId: 1n })
-    assert.equal(await verifyTaskSignature({ ...signedElsewhere, chainId: CHAIN_ID }, TASK_MANAGER), false)
-    const signed = await signTask(accountA, TASK_MANAGER, fields)
-    assert.equal(await verifyTaskSignature(signed, OTHER_TASK_MANAGER), false)
-    const signedForOther = await signTask(accountA, OTHER_TASK_MANAGER, fields)
-    assert.equal(await verifyTaskSignature(signedForOther, TASK_MANAGER), false)
-    assert.equal(await verifyTaskSignature(signedForOther, OTHER_TASK_MANAGER), true)
-  })
-
-  it('fails verification when another account signed for the requester', async () => {
-    const byB = await signTask(accountB, TASK_MANAGER, fields)
-    const signedA = await signTask(accountA, TASK_MANAGER, fields)
-    assert.equal(await verifyTaskSignature({ ...signedA, requesterSig: byB.requesterSig }, TASK_MANAGER), false)
-  })
-
-  it('returns false, never throws, for malformed signature bytes', async () => {
-    const signed = await signTask(accountA, TASK_MANAGER, fields)
-    const sig = signed.requesterSig
-    // The malleable twin (r, n - s, other v) recovers the same signer; it is refused as non-canonical.
-    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
-    const s = BigInt(bytesToHex(sig.subarray(32, 64)))
-    const twin = concat(sig.subarray(0, 32), Uint8Array.from(Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex')), [sig[64] === 27 ? 28 : 27])
-    const bad = [
-      new Uint8Array(0),
-      sig.subarray(0, 64),
-      concat(sig, [0]),
-      filled(65, 0),
-      concat(sig.subarray(0, 64), [29]),
-      concat(sig.subarray(0, 64), [0]),
-      twin,
-      concat(filled(32, 0xff), sig.subarray(32)) // r ≥ n
-    ]
-    const rand = prng(65)
-    for (let i = 0; i < 50; i++) bad.push(randomBytes(rand, 65))
-    for (const requesterSig of bad) {
-      assert.equal(await verifyTaskSignature({ ...signed, requesterSig }, TASK_MANAGER), false, bytesToHex(requesterSig))
-    }
-  })
-
-  it('throws DecodeError when asked to verify a task with invalid fields', async () => {
-    const signed = await signTask(accountA, TASK_MANAGER, fields)
-    await assert.rejects(verifyTaskSignature({ ...signed, quorumBps: 0 }, TASK_MANAGER), (err) => err instanceof DecodeError && err.field === 'quorumBps')
-  })
-
-  it('refuses to sign a task peers would reject', async () => {
-    await assert.rejects(signTask(accountA, TASK_MANAGER, { ...fields, input: filled(MAX_INLINE_INPUT_BYTES + 1, 1) }),
-      (err) => err instanceof EncodeError && err.code === 'OVERSIZED' && err.field === 'input')
-    await assert.rejects(signTask(accountA, TASK_MANAGER, { ...fields, inputRef: filled(32, 1) }),
-      (err) => err instanceof EncodeError && err.field === 'inputRef')
-    await assert.rejects(signTask(accountA, TASK_MANAGER, { ...fields, fee: -1n }),
-      (err) => err instanceof EncodeError && err.field === 'fee')
-    await assert.rejects(signTask(accountA, '0x1234' as Address, fields),
-      (err) => err instanceof EncodeError && err.field === 'verifyingContract')
-  })
-
-  it('taskDomain names the chain and contract', () => {
-    assert.deepEqual(taskDomain(CHAIN_ID, TASK_MANAGER), { name: 'poi', version: '1', chainId: CHAIN_ID, verifyingContract: TASK_MANAGER })
-  })
-
-  it('taskIdOf is stable, covers every field, and ignores the signature', async () => {
-    const signed = await signTask(accountA, TASK_MANAGER, fields)
-    const id = taskIdOf(signed)
-    assert.equal(id.length, 32)
-    assert.deepEqual(taskIdOf(signed), id)
-    assert.deepEqual(taskIdOf(decodeTaskAnnouncement(encodeTaskAnnouncement(signed))), id)
-    // Documented definition: keccak256 of the canonical encoding without the signature.
-    assert.deepEqual(id, keccak256(TaskAnnouncement.encode({ ...signed, requesterSig: new Uint8Array(0) }), 'bytes'))
-    assert.deepEqual(taskIdOf({ ...signed, requesterSig: filled(65, 0x42) }), id)
-    assert.deepEqual(taskIdOf({ ...signed, requesterSig: new Uint8Array(0) }), id)
-
-    const seen = new Set([bytesToHex(id)])
-    for (const [name, change] of CHANGES) {
-      const other = bytesToHex(taskIdOf({ ...signed, ...change }))
-      assert.ok(!seen.has(other), `changing ${name} did not change the taskId`)
-      seen.add(other)
-    }
   })
 })

@@ -11,11 +11,11 @@ import { pipe } from 'it-pipe'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import {
   decodeNetworkInfo, encodeNetworkInfo, fetchNetworkInfo, MAX_NETWORK_INFO_RESPONSE_BYTES,
-  NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoFetchError,
-  NetworkInfoRequest, NetworkInfoServer, networkInfoOf, type NetworkDeployment
+  NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoRequest, NetworkInfoServer,
+  networkInfoOf, type NetworkDeployment
 } from '../protocols/network/index.js'
-import { MessageDecodeError, MessageEncodeError } from '../protocols/wire/index.js'
-import { requestOnce } from '../protocols/exchange/index.js'
+import { DecodeError, EncodeError } from '../protocols/wire/index.js'
+import { ExchangeError, requestOnce } from '../protocols/exchange/index.js'
 
 /** Short limit for the test that waits for a peer that never answers. */
 const SHORT_TIMEOUT_MS = 400
@@ -41,20 +41,21 @@ function sameDeployment (got: NetworkDeployment | undefined, want: NetworkDeploy
   assert.deepEqual(lower(got), lower(want))
 }
 
-async function rejects (p: Promise<unknown>, code: string): Promise<NetworkInfoFetchError> {
+async function rejects (p: Promise<unknown>, code: string): Promise<ExchangeError> {
   try {
     await p
   } catch (err) {
-    assert.ok(err instanceof NetworkInfoFetchError, `expected NetworkInfoFetchError, got ${String(err)}`)
+    assert.ok(err instanceof ExchangeError, `expected ExchangeError, got ${String(err)}`)
     assert.equal(err.code, code, err.message)
+    assert.equal(err.protocol, NETWORK_PROTOCOL)
     return err
   }
-  assert.fail(`expected NetworkInfoFetchError [${code}], nothing was thrown`)
+  assert.fail(`expected ExchangeError [${code}], nothing was thrown`)
 }
 
 /** The decode rule a refused answer broke. */
-function causeCode (err: NetworkInfoFetchError): string {
-  assert.ok(err.cause instanceof MessageDecodeError, `expected a MessageDecodeError cause, got ${String(err.cause)}`)
+function causeCode (err: ExchangeError): string {
+  assert.ok(err.cause instanceof DecodeError, `expected a DecodeError cause, got ${String(err.cause)}`)
   return err.cause.code
 }
 
@@ -121,14 +122,15 @@ describe('network info protocol: /poi/network/1/', function () {
 
   it('refuses a server built with a deployment its peers would reject', () => {
     assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, registry: '0x1234' } }), TypeError)
-    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, chainId: 0n } }), MessageEncodeError)
+    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, chainId: 0n } }), EncodeError)
   })
 
   it('refuses garbage, wrong-version, ill-formed and non-canonical answers (INVALID_RESPONSE)', async () => {
     const found = networkInfoOf(DEPLOYMENT)
     const noChain = networkInfoOf(undefined)
     const cases: Array<[string, Uint8Array, string]> = [
-      ['garbage', Uint8Array.from([0xde, 0xad, 0xbe, 0xef]), 'MALFORMED'],
+      ['garbage (a tag varint cut off)', Uint8Array.from([0xde, 0xad, 0xbe, 0xef]), 'TRUNCATED'],
+      ['garbage (a group)', Uint8Array.from([0x0b, 0x01]), 'MALFORMED'],
       ['another version', NetworkInfo.encode({ ...found, version: NETWORK_VERSION + 1 }), 'UNKNOWN_VERSION'],
       ['an unknown status', NetworkInfo.encode({ ...found, status: 7 }), 'INVALID_FIELD'],
       ['a 19-byte registry', NetworkInfo.encode({ ...found, registry: found.registry.slice(1) }), 'INVALID_FIELD'],

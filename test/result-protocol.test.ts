@@ -19,8 +19,9 @@ import {
 } from '../protocols/wire/index.js'
 import {
   encodeResultResponse, fetchResult, MAX_RESULT_RESPONSE_BYTES, RESULT_PROTOCOL, RESULT_STATUS,
-  RESULT_VERSION, ResultFetchError, ResultServer, verifyResult
+  RESULT_VERSION, ResultServer, verifyResult
 } from '../protocols/result/index.js'
+import { ExchangeError } from '../protocols/exchange/index.js'
 import { NodeStore, StreamStore } from '../storage/index.js'
 import { attest, hash32, makeOperators, type TaskResult, type TestOperators } from './consensus-fixtures.js'
 
@@ -65,15 +66,16 @@ function taskWithId (nonce: bigint): TaskAnnouncement {
   }
 }
 
-async function rejects (p: Promise<unknown>, code: string): Promise<ResultFetchError> {
+async function rejects (p: Promise<unknown>, code: string): Promise<ExchangeError> {
   try {
     await p
   } catch (err) {
-    assert.ok(err instanceof ResultFetchError, `expected ResultFetchError, got ${String(err)}`)
+    assert.ok(err instanceof ExchangeError, `expected ExchangeError, got ${String(err)}`)
     assert.equal(err.code, code, err.message)
+    assert.equal(err.protocol, RESULT_PROTOCOL)
     return err
   }
-  assert.fail(`expected ResultFetchError [${code}], nothing was thrown`)
+  assert.fail(`expected ExchangeError [${code}], nothing was thrown`)
 }
 
 describe('result protocol: /poi/result/1/', function () {

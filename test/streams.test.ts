@@ -14,11 +14,12 @@ import { pipe } from 'it-pipe'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import {
   fetchStreamMessage, fetchStreamMessageByPayload, MAX_STREAM_RESPONSE_BYTES, STREAM_PROTOCOL,
-  STREAM_STATUS, StreamFetchError, StreamServer, encodeStreamResponse
+  STREAM_STATUS, StreamServer, encodeStreamResponse
 } from '../protocols/stream/index.js'
+import { ExchangeError } from '../protocols/exchange/index.js'
 import {
   channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID,
-  MAX_STREAM_PAYLOAD_BYTES, MessageDecodeError, payloadRefOf, STREAM_VERSION, StreamMessageError,
+  MAX_STREAM_PAYLOAD_BYTES, DecodeError, payloadRefOf, STREAM_VERSION, StreamMessageError,
   streamMessageId, verifyStreamMessage, msgIdFromCid, streamMessageCid, type StreamMessage
 } from '../protocols/wire/index.js'
 import { NodeStore, StreamStore, StreamStoreError } from '../storage/index.js'
@@ -88,13 +89,13 @@ describe('streams: messages', () => {
   it('rejects non-canonical, unknown-version and oversized bytes', async () => {
     const bytes = encodeStreamMessage(await createStreamMessage(alice, 'inputs', 0n, GENESIS_PREV_ID, text('x')))
     const trailing = new Uint8Array([...bytes, 0x08, 0x01])
-    assert.throws(() => decodeStreamMessage(trailing), (err: unknown) => err instanceof MessageDecodeError && err.code === 'NON_CANONICAL')
+    assert.throws(() => decodeStreamMessage(trailing), (err: unknown) => err instanceof DecodeError && err.code === 'NON_CANONICAL')
     const v2 = Uint8Array.from(bytes)
     assert.equal(v2[0], 0x08) // field 1, varint
     v2[1] = 2
-    assert.throws(() => decodeStreamMessage(v2), (err: unknown) => err instanceof MessageDecodeError && err.code === 'UNKNOWN_VERSION')
-    assert.throws(() => decodeStreamMessage(new Uint8Array(MAX_STREAM_PAYLOAD_BYTES + 2048)), (err: unknown) => err instanceof MessageDecodeError && err.code === 'OVERSIZED')
-    assert.throws(() => decodeStreamMessage(Uint8Array.from([0x0b, 0x01])), (err: unknown) => err instanceof MessageDecodeError && err.code === 'MALFORMED')
+    assert.throws(() => decodeStreamMessage(v2), (err: unknown) => err instanceof DecodeError && err.code === 'UNKNOWN_VERSION')
+    assert.throws(() => decodeStreamMessage(new Uint8Array(MAX_STREAM_PAYLOAD_BYTES + 2048)), (err: unknown) => err instanceof DecodeError && err.code === 'OVERSIZED')
+    assert.throws(() => decodeStreamMessage(Uint8Array.from([0x0b, 0x01])), (err: unknown) => err instanceof DecodeError && err.code === 'MALFORMED')
     await rejects(createStreamMessage(alice, 'inputs', 0n, GENESIS_PREV_ID, new Uint8Array(MAX_STREAM_PAYLOAD_BYTES + 1)), StreamMessageError, 'OVERSIZED')
     await rejects(createStreamMessage(alice, 'inputs', 1n, GENESIS_PREV_ID, text('x')), StreamMessageError, 'INVALID_FIELD')
     await rejects(createStreamMessage(await generateKeyPair('secp256k1'), 'inputs', 0n, GENESIS_PREV_ID, text('x')), StreamMessageError, 'UNSUPPORTED_KEY')
@@ -274,17 +275,20 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
     const { message, msgId } = await fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('served 2')))
     sameMessage(message, channel[2])
     assert.equal(hex(msgId), hex(streamMessageId(channel[2])))
-    await rejects(fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('never written'))), StreamFetchError, 'NOT_FOUND')
+    await rejects(fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('never written'))), ExchangeError, 'NOT_FOUND')
   })
 
-  it('reports an unknown message as NOT_FOUND', async () => {
-    await rejects(fetchStreamMessage(client, server.peerId, new Uint8Array(32).fill(0xab)), StreamFetchError, 'NOT_FOUND')
+  it('reports an unknown message as NOT_FOUND, naming the protocol, the peer and the message', async () => {
+    const err = await rejects(fetchStreamMessage(client, server.peerId, new Uint8Array(32).fill(0xab)), ExchangeError, 'NOT_FOUND')
+    assert.equal(err.protocol, STREAM_PROTOCOL)
+    assert.equal(err.peer, server.peerId.toString())
+    assert.equal(err.message, `fetching stream message 0x${'ab'.repeat(32)} over ${STREAM_PROTOCOL} from ${server.peerId.toString()}: ${err.reason} [NOT_FOUND]`)
   })
 
   it('refuses a server that answers with another message (WRONG_HASH)', async () => {
     rogueAnswer = { frame: encodeStreamResponse({ version: STREAM_VERSION, status: STREAM_STATUS.FOUND, message: encodeStreamMessage(channel[1]) as Uint8Array<ArrayBuffer> }) }
-    await rejects(fetchStreamMessage(client, rogue.peerId, streamMessageId(channel[0])), StreamFetchError, 'WRONG_HASH')
-    await rejects(fetchStreamMessageByPayload(client, rogue.peerId, payloadRefOf(channel[0].payload)), StreamFetchError, 'WRONG_HASH')
+    await rejects(fetchStreamMessage(client, rogue.peerId, streamMessageId(channel[0])), ExchangeError, 'WRONG_HASH')
+    await rejects(fetchStreamMessageByPayload(client, rogue.peerId, payloadRefOf(channel[0].payload)), ExchangeError, 'WRONG_HASH')
   })
 
   it('refuses a message with the requested hash but a bad signature or a wrong author (INVALID_MESSAGE)', async () => {
@@ -294,7 +298,7 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
     for (const [bad, cause] of [[tampered, 'BAD_SIGNATURE'], [forged, 'WRONG_AUTHOR']] as const) {
       const bytes = encodeStreamMessage(bad)
       rogueAnswer = { frame: encodeStreamResponse({ version: STREAM_VERSION, status: STREAM_STATUS.FOUND, message: bytes as Uint8Array<ArrayBuffer> }) }
-      const err = await rejects(fetchStreamMessage(client, rogue.peerId, sha256(bytes)), StreamFetchError, 'INVALID_MESSAGE')
+      const err = await rejects(fetchStreamMessage(client, rogue.peerId, sha256(bytes)), ExchangeError, 'INVALID_MESSAGE')
       assert.ok(err.cause instanceof StreamMessageError && err.cause.code === cause, String(err.cause))
     }
   })
@@ -302,24 +306,24 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
   it('rejects garbage, oversized, empty and late responses', async () => {
     const msgId = streamMessageId(channel[0])
     rogueAnswer = { frame: Uint8Array.from([0xff, 0xff, 0x01, 0x02]) }
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), StreamFetchError, 'INVALID_RESPONSE')
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), ExchangeError, 'INVALID_RESPONSE')
     // a length prefix announcing more than a response may hold is refused before any buffering
     rogueAnswer = { raw: Uint8Array.from([...encodeVarint(MAX_STREAM_RESPONSE_BYTES + 1), 1, 2, 3]) }
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), StreamFetchError, 'OVERSIZED')
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), ExchangeError, 'OVERSIZED')
     rogueAnswer = { close: true }
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), StreamFetchError, 'NO_RESPONSE')
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), ExchangeError, 'NO_RESPONSE')
     rogueAnswer = undefined
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId, { timeoutMs: SHORT_TIMEOUT_MS }), StreamFetchError, 'TIMEOUT')
+    await rejects(fetchStreamMessage(client, rogue.peerId, msgId, { timeoutMs: SHORT_TIMEOUT_MS }), ExchangeError, 'TIMEOUT')
     const controller = new AbortController()
     const pending = fetchStreamMessage(client, rogue.peerId, msgId, { signal: controller.signal })
     controller.abort()
-    await rejects(pending, StreamFetchError, 'ABORTED')
+    await rejects(pending, ExchangeError, 'ABORTED')
   })
 
   it('stops serving after stop()', async () => {
     await streamServer.stop()
     try {
-      await rejects(fetchStreamMessage(client, server.peerId, streamMessageId(channel[0])), StreamFetchError, 'DIAL_FAILED')
+      await rejects(fetchStreamMessage(client, server.peerId, streamMessageId(channel[0])), ExchangeError, 'DIAL_FAILED')
     } finally {
       await streamServer.start()
     }

@@ -1,165 +1,116 @@
 /**
- * One request, one response, over a libp2p stream: the shape shared by /poi/stream/1/ and
- * /poi/result/1/. Each side sends one length-prefixed frame (it-length-prefixed over it-pipe),
- * every read is bounded in size before it is buffered, and the whole exchange is bounded in
- * time: a stalled or hostile peer costs at most one timeout and one frame of memory.
+ * defineExchange: a request/response protocol from its id, its two strict codecs and its
+ * bounds. /poi/stream/1/, /poi/result/1/ and /poi/network/1/ are each one definition; it gives
+ * the server (a Startable handler) and a typed fetch.
  *
- * The bytes carried are opaque here; the protocols decode and check them strictly.
+ * Bounds (js-libp2p style): a request frame is bounded by the request codec's maxBytes, a
+ * response frame by the response codec's, every exchange by a timeout (the definition's default,
+ * or the caller's), every fetch by the caller's AbortSignal too, and streams per connection by
+ * maxInbound/OutboundStreams.
+ *
+ * Trust boundary: on each side the other's bytes are untrusted and go through the strict codec.
+ * A server answers a request that does not decode with the protocol's `badRequest` answer; a
+ * fetch turns an answer that does not decode into INVALID_RESPONSE and a refusal into
+ * BAD_REQUEST. What a decoded answer means (not found, the wrong message) is for the protocol
+ * to check, with `exchange.error` for its own codes.
  */
-import type { IncomingStreamData, Libp2p, PeerId, Startable, Stream, StreamHandler } from '@libp2p/interface'
+import type { Libp2p, PeerId, Startable } from '@libp2p/interface'
 import type { Logger } from '@libp2p/logger'
-import * as lp from 'it-length-prefixed'
-import { pipe } from 'it-pipe'
-import type { Multiaddr } from '@multiformats/multiaddr'
+import type { StrictCodec } from '../wire/index.js'
+import { ExchangeError, type ExchangeErrorCode } from './errors.js'
+import { requestOnce, serveOnce, type ExchangePeer } from './transport.js'
 
-/** What the exchange needs of a libp2p node (a full node or a light requester). */
-export type ExchangeLibp2p = Pick<Libp2p, 'dialProtocol' | 'handle' | 'unhandle'>
-
-export type ExchangeFailureKind =
-  /** Could not open a stream for the protocol: peer unreachable or not speaking it. */
-  | 'DIAL_FAILED'
-  /** The time limit of the exchange passed. */
-  | 'TIMEOUT'
-  /** The caller's signal aborted the exchange. */
-  | 'ABORTED'
-  /** The peer announced a frame larger than the response bound. */
-  | 'OVERSIZED'
-  /** The peer closed the stream without a complete response frame. */
-  | 'NO_RESPONSE'
-  /** The stream failed (reset, broken length prefix). */
-  | 'STREAM_FAILED'
-
-/** Why an exchange gave no response; each protocol turns it into its own typed error. */
-export class ExchangeFailure extends Error {
-  readonly kind: ExchangeFailureKind
-  constructor (kind: ExchangeFailureKind, message: string, cause?: unknown) {
-    super(message)
-    this.name = 'ExchangeFailure'
-    this.kind = kind
-    this.cause = cause
-  }
+export interface ExchangeDefinition<Req, Res> {
+  /** Protocol id, its version included: /poi/stream/1/. */
+  readonly protocol: string
+  readonly request: StrictCodec<Req>
+  readonly response: StrictCodec<Res>
+  /** Default bound on one exchange: a fetch (dial included) and the serving of one request. */
+  readonly timeoutMs: number
+  /** Default concurrent streams of the protocol per connection. */
+  readonly maxInboundStreams: number
+  readonly maxOutboundStreams: number
+  /** The answer to a request that does not decode (another version, garbage). */
+  readonly badRequest: Res
+  /** Whether an answer says the peer refused our request as malformed. */
+  readonly refused: (response: Res) => boolean
+  /** The protocol's logger, e.g. logger('poi:stream'). */
+  readonly log: Logger
 }
 
-export interface RequestOptions {
-  maxResponseBytes: number
-  timeoutMs: number
-  /** The caller's own cancellation, on top of the time limit. */
+export interface ExchangeFetchOptions {
+  /** The caller's cancellation, on top of the time limit. */
   signal?: AbortSignal
+  /** Default: the definition's timeoutMs. */
+  timeoutMs?: number
+  /** What is asked for, for error messages ("stream message 0x12…"). */
+  subject?: string
 }
 
-function errorName (err: unknown): string {
-  return err instanceof Error ? err.name : ''
+export interface Exchange<Req, Res> extends ExchangeDefinition<Req, Res> {
+  /**
+   * Sends `request` to `peer` and returns its decoded answer. Throws ExchangeError: a transport
+   * kind (DIAL_FAILED, TIMEOUT, ABORTED, OVERSIZED, NO_RESPONSE, STREAM_FAILED),
+   * INVALID_RESPONSE or BAD_REQUEST; EncodeError for a request that breaks the protocol's rules.
+   */
+  fetch: (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: ExchangePeer, request: Req, options?: ExchangeFetchOptions) => Promise<Res>
+  /** An error of this protocol, for what the caller finds wrong with a decoded answer. */
+  error: <C extends string>(code: C, peer: ExchangePeer, reason: string, options?: { subject?: string, cause?: unknown }) => ExchangeError<C>
+  /** A server answering with `init.answer` while started. */
+  server: (init: ExchangeServerInit<Req, Res>) => ExchangeServer<Req, Res>
 }
 
-/**
- * Sends `request` to `peer` on `protocol` and returns the single response frame. Throws
- * ExchangeFailure, never a bare stream error.
- */
-export async function requestOnce (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr | Multiaddr[], protocol: string, request: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
-  const timeout = AbortSignal.timeout(options.timeoutMs)
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
-  const why = (): ExchangeFailure => timeout.aborted
-    ? new ExchangeFailure('TIMEOUT', `no response on ${protocol} within ${options.timeoutMs} ms`)
-    : new ExchangeFailure('ABORTED', `request on ${protocol} aborted by the caller`)
+export function defineExchange<Req, Res> (definition: ExchangeDefinition<Req, Res>): Exchange<Req, Res> {
+  const { protocol, request, response } = definition
+  const error = <C extends string>(code: C, peer: ExchangePeer, reason: string, options: { subject?: string, cause?: unknown } = {}): ExchangeError<C> =>
+    new ExchangeError({ code, protocol, peer: String(peer), reason, ...options })
 
-  let stream: Stream
-  try {
-    stream = await libp2p.dialProtocol(peer, protocol, { signal })
-  } catch (err) {
-    if (signal.aborted) throw why()
-    throw new ExchangeFailure('DIAL_FAILED', `cannot open ${protocol} to ${String(peer)}: ${(err as Error).message}`, err)
-  }
-
-  const onAbort = (): void => { stream.abort(why()) }
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    const response = await pipe(
-      [request],
-      (source) => lp.encode(source),
-      stream,
-      (source) => lp.decode(source, { maxDataLength: options.maxResponseBytes }),
-      async (source) => {
-        for await (const frame of source) return frame.subarray()
-        return undefined
+  const exchange: Exchange<Req, Res> = {
+    ...definition,
+    error,
+    async fetch (libp2p, peer, req, options = {}) {
+      const { subject } = options
+      const bytes = await requestOnce(libp2p, peer, protocol, request.encode(req), {
+        maxResponseBytes: response.maxBytes,
+        timeoutMs: options.timeoutMs ?? definition.timeoutMs,
+        signal: options.signal,
+        subject
+      })
+      let answer: Res
+      try {
+        answer = response.decode(bytes)
+      } catch (err) {
+        throw error<ExchangeErrorCode>('INVALID_RESPONSE', peer, (err as Error).message, { subject, cause: err })
       }
-    )
-    if (response === undefined) throw new ExchangeFailure('NO_RESPONSE', `peer closed ${protocol} without answering`)
-    // One frame is the whole answer; whatever the peer still sends is not read.
-    await stream.close({ signal }).catch((err: unknown) => { stream.abort(err as Error) })
-    return response
-  } catch (err) {
-    stream.abort(err as Error)
-    if (err instanceof ExchangeFailure) throw err
-    if (signal.aborted) throw why()
-    if (errorName(err) === 'InvalidDataLengthError') {
-      throw new ExchangeFailure('OVERSIZED', `peer announced a response over the ${options.maxResponseBytes}-byte bound of ${protocol}`, err)
-    }
-    if (errorName(err) === 'UnexpectedEOFError') {
-      throw new ExchangeFailure('NO_RESPONSE', `peer closed ${protocol} in the middle of its response`, err)
-    }
-    throw new ExchangeFailure('STREAM_FAILED', `${protocol} stream failed: ${(err as Error).message}`, err)
-  } finally {
-    signal.removeEventListener('abort', onAbort)
+      if (definition.refused(answer)) {
+        throw error<ExchangeErrorCode>('BAD_REQUEST', peer, `the peer refused the request as malformed (does it speak ${protocol}?)`, { subject })
+      }
+      return answer
+    },
+    server: (init) => new ExchangeServer(exchange, init)
   }
+  return exchange
 }
 
-export interface ServeOptions {
-  protocol: string
-  maxRequestBytes: number
-  timeoutMs: number
-  log: Logger
-  /** Turns one request into one response; it must not throw for a bad request (answer it). */
-  answer: (request: Uint8Array, data: IncomingStreamData) => Promise<Uint8Array>
-}
-
-/** A stream handler that reads one bounded request frame and writes one response frame. */
-export function serveOnce (options: ServeOptions): StreamHandler {
-  const { protocol, maxRequestBytes, timeoutMs, log, answer } = options
-  return (data: IncomingStreamData): void => {
-    const { stream, connection } = data
-    const signal = AbortSignal.timeout(timeoutMs)
-    const onAbort = (): void => { stream.abort(new ExchangeFailure('TIMEOUT', `${protocol} request from ${connection.remotePeer.toString()} not done within ${timeoutMs} ms`)) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    void pipe(
-      stream,
-      (source) => lp.decode(source, { maxDataLength: maxRequestBytes }),
-      async function * (source) {
-        for await (const frame of source) {
-          yield await answer(frame.subarray(), data)
-          return // one request per stream
-        }
-      },
-      (source) => lp.encode(source),
-      stream
-    ).catch((err: unknown) => {
-      log('%s from %p failed: %s', protocol, connection.remotePeer, (err as Error).message)
-      stream.abort(err as Error)
-    }).finally(() => {
-      signal.removeEventListener('abort', onAbort)
-    })
-  }
-}
-
-export interface ExchangeServerInit {
+/** What the protocol's server needs: a libp2p node to register on, and how to answer. */
+export interface ExchangeServerInit<Req, Res> {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle'>
-  protocol: string
-  maxRequestBytes: number
-  timeoutMs: number
-  maxInboundStreams: number
-  maxOutboundStreams: number
-  log: Logger
-  /** Turns one request from `from` into one response; it must not throw for a bad request (answer it). */
-  answer: (request: Uint8Array, from: PeerId) => Uint8Array | Promise<Uint8Array>
+  /** One decoded request from `from` to its answer; throwing resets the stream (a bug or a store failure). */
+  answer: (request: Req, from: PeerId) => Res | Promise<Res>
+  /** Per request; default the definition's timeoutMs. */
+  timeoutMs?: number
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
 }
 
 /**
- * A request/response protocol's handler, registered while started: the Startable shape the
- * servers of /poi/stream/1/, /poi/result/1/ and /poi/network/1/ share.
+ * A protocol's handler, registered while started: each stream carries one request frame,
+ * decoded strictly, and one answer, encoded strictly.
  */
-export class ExchangeServer implements Startable {
+export class ExchangeServer<Req, Res> implements Startable {
   private started = false
 
-  constructor (private readonly init: ExchangeServerInit) {}
+  constructor (private readonly exchange: ExchangeDefinition<Req, Res>, private readonly init: ExchangeServerInit<Req, Res>) {}
 
   isStarted (): boolean {
     return this.started
@@ -167,23 +118,34 @@ export class ExchangeServer implements Startable {
 
   async start (): Promise<void> {
     if (this.started) return
-    const { libp2p, protocol, maxRequestBytes, timeoutMs, log, answer } = this.init
-    await libp2p.handle(protocol, serveOnce({
+    const { protocol, request, log, timeoutMs, maxInboundStreams, maxOutboundStreams } = this.exchange
+    await this.init.libp2p.handle(protocol, serveOnce({
       protocol,
-      maxRequestBytes,
-      timeoutMs,
+      maxRequestBytes: request.maxBytes,
+      timeoutMs: this.init.timeoutMs ?? timeoutMs,
       log,
-      answer: async (request, { connection }) => await answer(request, connection.remotePeer)
+      answer: async (bytes, { connection }) => this.exchange.response.encode(await this.answer(bytes, connection.remotePeer))
     }), {
-      maxInboundStreams: this.init.maxInboundStreams,
-      maxOutboundStreams: this.init.maxOutboundStreams
+      maxInboundStreams: this.init.maxInboundStreams ?? maxInboundStreams,
+      maxOutboundStreams: this.init.maxOutboundStreams ?? maxOutboundStreams
     })
     this.started = true
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
-    await this.init.libp2p.unhandle(this.init.protocol)
+    await this.init.libp2p.unhandle(this.exchange.protocol)
     this.started = false
+  }
+
+  private async answer (bytes: Uint8Array, from: PeerId): Promise<Res> {
+    let req: Req
+    try {
+      req = this.exchange.request.decode(bytes)
+    } catch (err) {
+      this.exchange.log('bad request from %p: %s', from, (err as Error).message)
+      return this.exchange.badRequest
+    }
+    return await this.init.answer(req, from)
   }
 }

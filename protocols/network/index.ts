@@ -9,9 +9,11 @@
  */
 export * from './constants.js'
 export {
-  NetworkInfoServer, NetworkInfoFetchError, fetchNetworkInfo, networkInfoOf,
+  NetworkInfoServer, NETWORK_EXCHANGE, fetchNetworkInfo, networkInfoOf,
   decodeNetworkInfoRequest, decodeNetworkInfo, encodeNetworkInfo
 } from './network-protocol.js'
+/** @deprecated A fetch fails with the ExchangeError every exchange throws; this is its old name. */
+export { ExchangeError as NetworkInfoFetchError } from '../exchange/index.js'
 export type {
   NetworkDeployment, NetworkInfoFetchErrorCode, NetworkInfoServerInit, FetchNetworkInfoOptions
 } from './network-protocol.js'

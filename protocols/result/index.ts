@@ -8,9 +8,11 @@
  */
 export * from './constants.js'
 export {
-  ResultServer, ResultFetchError, fetchResult, verifyResult,
+  ResultServer, RESULT_EXCHANGE, fetchResult, verifyResult,
   decodeResultRequest, decodeResultResponse, encodeResultResponse
 } from './result-protocol.js'
+/** @deprecated A fetch fails with the ExchangeError every exchange throws; this is its old name. */
+export { ExchangeError as ResultFetchError } from '../exchange/index.js'
 export type {
   ResultFetchErrorCode, ResultSource, OutputSource, ResultServerInit, FetchResultOptions, FetchResultResult
 } from './result-protocol.js'

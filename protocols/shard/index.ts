@@ -8,7 +8,7 @@
  * `s.fetch(cid, { signal, maxBytes })` calls pipelined on one stream, and `s.close()`.
  */
 import type { Libp2p } from '@libp2p/interface'
-import { ShardServer, type BlockSource, type ShardServerInit } from './shard-protocol.js'
+import { ShardServer, type BlockSource, type ShardServerInit } from './server.js'
 
 export {
   FETCH_BLOCK_TIMEOUT_MS,
@@ -26,15 +26,14 @@ export {
   ShardError,
   ShardNotFoundError,
   ShardProtocolError,
-  ShardServer,
-  ShardSession,
   ShardTimeoutError,
-  ShardTooLargeError,
-  fetchBlock,
-  fetchBlockParts,
-  serveShardStream
-} from './shard-protocol.js'
-export type { BlockSource, FetchBlockOptions, ShardErrorKind, ShardServerInit } from './shard-protocol.js'
+  ShardTooLargeError
+} from './errors.js'
+export type { ShardErrorCode, ShardErrorKind } from './errors.js'
+export { ShardSession, fetchBlock, fetchBlockParts } from './session.js'
+export type { FetchBlockOptions } from './session.js'
+export { ShardServer, serveShardStream } from './server.js'
+export type { BlockSource, ShardServerInit } from './server.js'
 
 /** A server for `blocks` on `libp2p`; it handles /poi/shard/1/ between start() and stop(). */
 export function shardServer (libp2p: Pick<Libp2p, 'handle' | 'unhandle'>, blocks: BlockSource, init: ShardServerInit = {}): ShardServer {

@@ -10,9 +10,11 @@
  */
 export * from './constants.js'
 export {
-  StreamServer, StreamFetchError, fetchStreamMessage, fetchStreamMessageByPayload,
+  StreamServer, STREAM_EXCHANGE, fetchStreamMessage, fetchStreamMessageByPayload,
   encodeStreamRequest, decodeStreamRequest, encodeStreamResponse, decodeStreamResponse
 } from './stream-protocol.js'
+/** @deprecated A fetch fails with the ExchangeError every exchange throws; this is its old name. */
+export { ExchangeError as StreamFetchError } from '../exchange/index.js'
 export { MemoryMessageSource } from './memory-source.js'
 export type {
   StreamFetchErrorCode, StreamServerInit, StreamMessageSource, FetchStreamMessageOptions, FetchedStreamMessage, StreamLibp2p

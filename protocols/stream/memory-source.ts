@@ -1,7 +1,5 @@
-import { payloadRefOf, streamMessageIdOfBytes, decodeStreamMessage } from '../wire/index.js'
+import { payloadRefOf, streamMessageIdOfBytes, decodeStreamMessage, toHex } from '../wire/index.js'
 import type { StreamMessageSource } from './stream-protocol.js'
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 interface Held {
   bytes: Uint8Array
@@ -21,8 +19,8 @@ export class MemoryMessageSource implements StreamMessageSource {
   add (bytes: Uint8Array, expiresAt: number): Uint8Array {
     this.sweep()
     const msgId = streamMessageIdOfBytes(bytes)
-    const payloadRef = hex(payloadRefOf(decodeStreamMessage(bytes).payload))
-    this.byId.set(hex(msgId), { bytes, payloadRef, expiresAt })
+    const payloadRef = toHex(payloadRefOf(decodeStreamMessage(bytes).payload))
+    this.byId.set(toHex(msgId), { bytes, payloadRef, expiresAt })
     return msgId
   }
 
@@ -33,12 +31,12 @@ export class MemoryMessageSource implements StreamMessageSource {
 
   async getBytes (msgId: Uint8Array): Promise<Uint8Array | undefined> {
     this.sweep()
-    return this.byId.get(hex(msgId))?.bytes
+    return this.byId.get(toHex(msgId))?.bytes
   }
 
   async getBytesByPayloadRef (payloadRef: Uint8Array): Promise<Uint8Array | undefined> {
     this.sweep()
-    const ref = hex(payloadRef)
+    const ref = toHex(payloadRef)
     for (const held of this.byId.values()) if (held.payloadRef === ref) return held.bytes
     return undefined
   }

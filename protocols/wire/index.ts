@@ -16,18 +16,19 @@ export { uint256ToBytes, bytesToUint256, Uint256Error, UINT256_MAX_BYTES } from 
 export * from './constants.js'
 export * from './stream-constants.js'
 export {
-  DecodeError, EncodeError,
+  DecodeError, EncodeError, defineCodec, violation, ruleVersion, ruleBytes, ruleExactBytes, ruleBoundedBytes,
+  ruleUint64, ruleUint32, ruleUint256, ruleOneOf, isAllZero, WIRE_VARINT, WIRE_LENGTH_DELIMITED
+} from './codec.js'
+export type {
+  DecodeErrorCode, EncodeErrorCode, FieldViolation, FieldTable, ProtoCodec, CodecDefinition, StrictCodec, WireType
+} from './codec.js'
+export {
   decodeTaskAnnouncement, encodeTaskAnnouncement,
   decodeAttestation, encodeAttestation,
   decodeQuorumCertificate, encodeQuorumCertificate,
   checkTaskAnnouncement, checkAttestation, checkQuorumCertificate
-} from './codec.js'
-export type { DecodeErrorCode, EncodeErrorCode, WireMessageType, FieldViolation, TaskCheckOptions } from './codec.js'
-export {
-  MessageDecodeError, MessageEncodeError, decodeCanonical, ruleVersion, ruleExactBytes, ruleBoundedBytes, ruleOneOf,
-  WIRE_VARINT, WIRE_LENGTH_DELIMITED
-} from './strict.js'
-export type { MessageDecodeErrorCode, FieldRuleViolation, StrictCodec } from './strict.js'
+} from './gossip-codecs.js'
+export type { TaskCheckOptions } from './gossip-codecs.js'
 export {
   signTask, verifyTaskSignature, taskIdOf, taskDomain,
   TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION, TASK_TYPED_DATA_TYPES

@@ -1,15 +1,13 @@
 /**
- * The protobuf wire-structure scan behind both strict decoders of poi: protocols/codec.ts (the
- * three gossip messages) and protocols/stream/strict.ts (stream messages and the
- * request/response messages of /poi/stream/1/, /poi/result/1/ and /poi/network/1/).
+ * The protobuf wire-structure scan behind poi's one strict codec (codec.ts): step 2 of every
+ * decode, for the gossip messages, stream messages and the request/response messages of
+ * /poi/stream/1/, /poi/result/1/ and /poi/network/1/ alike.
  *
  * Trust boundary: `bytes` are untrusted and may be anything. The scan interprets only tags and
  * lengths (values are skipped, for the field rules to judge) and never throws: it reports what
- * it finds as neutral findings, and each decoder maps them to its own error class and codes
- * (the two decoders differ in which codes they give and in what they report first, see their
- * files). Running it before the generated protons decoder turns a cut field, a length past the
- * end or a deprecated group into a typed error instead of whatever the generic parser throws
- * (or however deep it recurses).
+ * it finds as neutral findings, which the codec maps to its error codes. Running it before the
+ * generated protons decoder turns a cut field, a length past the end or a deprecated group into
+ * a typed error instead of whatever the generic parser throws (or however deep it recurses).
  */
 import { UINT32_MAX } from './constants.js'
 
@@ -63,8 +61,8 @@ export interface WireFinding<K extends WireFindingKind = WireFindingKind> {
 
 /**
  * The outcome of one scan. All three undefined: the structure is sound and canonical as far as
- * a scan can tell (values are for the field rules and the re-encoding to judge). Each decoder
- * picks what it reports: a finding noted before the scan ended precedes `fault` in the bytes.
+ * a scan can tell (values are for the field rules and the re-encoding to judge). A finding
+ * noted before the scan ended precedes `fault` in the bytes.
  */
 export interface WireScan {
   /** What ended the scan before the end of the bytes. */

@@ -30,11 +30,13 @@ import {
   MAX_STREAM_MESSAGE_BYTES, MAX_STREAM_PAYLOAD_BYTES, MSG_ID_BYTES, STREAM_CHANNEL_DOMAIN,
   STREAM_SIGNATURE_DOMAIN, STREAM_VERSION
 } from './stream-constants.js'
-import { StreamMessage } from './stream.pb.js'
+import { bytesEqual, to0xHex } from './bytes.js'
 import {
-  decodeCanonical, ruleBoundedBytes, ruleExactBytes, ruleVersion, WIRE_LENGTH_DELIMITED as L,
-  WIRE_VARINT as V, type FieldRuleViolation, type StrictCodec
-} from './strict.js'
+  defineCodec, isAllZero, ruleBoundedBytes, ruleExactBytes, ruleUint64, ruleVersion, violation,
+  WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V, type FieldViolation
+} from './codec.js'
+import { PoiError } from './errors.js'
+import { StreamMessage } from './stream.pb.js'
 
 export type StreamMessageErrorCode =
   /** A field breaks its rule (length, range, seq 0 without a zero prevId ...). */
@@ -48,73 +50,66 @@ export type StreamMessageErrorCode =
   | 'UNSUPPORTED_KEY'
 
 /** A stream message that must not be trusted or sent. */
-export class StreamMessageError extends Error {
-  readonly code: StreamMessageErrorCode
+export class StreamMessageError extends PoiError {
+  declare readonly code: StreamMessageErrorCode
   readonly field: string | undefined
 
   constructor (code: StreamMessageErrorCode, reason: string, field?: string) {
-    super(`invalid stream message${field === undefined ? '' : ` (${field})`}: ${reason} [${code}]`)
-    this.name = 'StreamMessageError'
-    this.code = code
+    super(code, `invalid stream message${field === undefined ? '' : ` (${field})`}: ${reason} [${code}]`)
     this.field = field
+  }
+
+  /** The error for a broken field rule: OVERSIZED stays OVERSIZED, every other rule is INVALID_FIELD. */
+  static of (bad: FieldViolation): StreamMessageError {
+    return new StreamMessageError(bad.code === 'OVERSIZED' ? 'OVERSIZED' : 'INVALID_FIELD', bad.reason, bad.field)
   }
 }
 
 const utf8 = new TextEncoder()
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
-function isAllZero (bytes: Uint8Array): boolean {
-  return bytes.every((b) => b === 0)
-}
 
 interface CheckOptions {
   /** false while building the message to sign. */
   signed: boolean
 }
 
-function checkFields (msg: StreamMessage, options: CheckOptions): FieldRuleViolation | undefined {
+function checkFields (msg: StreamMessage, options: CheckOptions): FieldViolation | undefined {
   const bad = ruleVersion(msg.version, STREAM_VERSION) ??
     ruleExactBytes('channel', msg.channel, CHANNEL_ADDRESS_BYTES) ??
     ruleBoundedBytes('channelName', msg.channelName, 1, MAX_CHANNEL_NAME_BYTES) ??
     ruleExactBytes('prevId', msg.prevId, MSG_ID_BYTES) ??
     ruleBoundedBytes('payload', msg.payload, 0, MAX_STREAM_PAYLOAD_BYTES) ??
     ruleExactBytes('author', msg.author, ED25519_PUBLIC_KEY_BYTES) ??
-    (options.signed ? ruleExactBytes('authorSig', msg.authorSig, ED25519_SIGNATURE_BYTES) : undefined)
+    (options.signed ? ruleExactBytes('authorSig', msg.authorSig, ED25519_SIGNATURE_BYTES) : undefined) ??
+    ruleUint64('seq', msg.seq)
   if (bad !== undefined) return bad
-  if (typeof msg.seq !== 'bigint' || msg.seq < 0n || msg.seq >= 1n << 64n) {
-    return { code: 'INVALID_FIELD', field: 'seq', reason: `${String(msg.seq)} is not a uint64` }
-  }
   // seq 0 starts the chain at the all-zero id; any later message links to a real sha256, and
   // an all-zero one would let a second "first" message hide in the middle of a channel.
-  if (msg.seq === 0n && !isAllZero(msg.prevId)) return { code: 'INVALID_FIELD', field: 'prevId', reason: 'the first message (seq 0) must have an all-zero prevId' }
-  if (msg.seq > 0n && isAllZero(msg.prevId)) return { code: 'INVALID_FIELD', field: 'prevId', reason: `message seq ${msg.seq} must link to the id of message ${msg.seq - 1n}, not to zero` }
+  if (msg.seq === 0n && !isAllZero(msg.prevId)) return violation('INVALID_FIELD', 'prevId', 'the first message (seq 0) must have an all-zero prevId')
+  if (msg.seq > 0n && isAllZero(msg.prevId)) return violation('INVALID_FIELD', 'prevId', `message seq ${msg.seq} must link to the id of message ${msg.seq - 1n}, not to zero`)
   try {
     strictUtf8.decode(msg.channelName)
   } catch {
-    return { code: 'INVALID_FIELD', field: 'channelName', reason: 'is not valid UTF-8' }
+    return violation('INVALID_FIELD', 'channelName', 'is not valid UTF-8')
   }
   return undefined
 }
 
-const STREAM_MESSAGE_CODEC: StrictCodec<StreamMessage> = {
-  messageType: 'StreamMessage',
+const STREAM_MESSAGE_CODEC = defineCodec<StreamMessage>({
+  name: 'StreamMessage',
   maxBytes: MAX_STREAM_MESSAGE_BYTES,
-  fields: new Map([[1, V], [2, L], [3, L], [4, V], [5, L], [6, L], [7, L], [8, L]]),
-  encode: (msg) => StreamMessage.encode(msg),
-  decode: (bytes) => StreamMessage.decode(bytes),
+  fields: { version: [1, V], channel: [2, L], channelName: [3, L], seq: [4, V], prevId: [5, L], payload: [6, L], author: [7, L], authorSig: [8, L] },
+  proto: StreamMessage,
   check: (msg) => checkFields(msg, { signed: true })
-}
+})
 
-/** Decodes a stream message from untrusted bytes; throws MessageDecodeError. Does not verify the author. */
-export function decodeStreamMessage (bytes: Uint8Array): StreamMessage {
-  return decodeCanonical(STREAM_MESSAGE_CODEC, bytes)
-}
+/** Decodes a stream message from untrusted bytes; throws DecodeError. Does not verify the author. */
+export const decodeStreamMessage: (bytes: Uint8Array) => StreamMessage = STREAM_MESSAGE_CODEC.decode
 
 /** Canonical encoding of a signed message; throws StreamMessageError if peers would reject it. */
-export function encodeStreamMessage (msg: StreamMessage): Uint8Array {
+export function encodeStreamMessage (msg: StreamMessage): Uint8Array<ArrayBuffer> {
   const bad = checkFields(msg, { signed: true })
-  if (bad !== undefined) throw new StreamMessageError(bad.code === 'OVERSIZED' ? 'OVERSIZED' : 'INVALID_FIELD', bad.reason, bad.field)
+  if (bad !== undefined) throw StreamMessageError.of(bad)
   return StreamMessage.encode(msg)
 }
 
@@ -199,7 +194,7 @@ export async function createStreamMessage (privateKey: PrivateKey, channelName: 
     authorSig: new Uint8Array(0)
   }
   const bad = checkFields(unsigned, { signed: false })
-  if (bad !== undefined) throw new StreamMessageError(bad.code === 'OVERSIZED' ? 'OVERSIZED' : 'INVALID_FIELD', bad.reason, bad.field)
+  if (bad !== undefined) throw StreamMessageError.of(bad)
   const authorSig = await privateKey.sign(signingBytes(unsigned))
   return { ...unsigned, authorSig: Uint8Array.from(authorSig) }
 }
@@ -211,20 +206,20 @@ export async function createStreamMessage (privateKey: PrivateKey, channelName: 
  */
 export async function verifyStreamMessage (msg: StreamMessage): Promise<void> {
   const bad = checkFields(msg, { signed: true })
-  if (bad !== undefined) throw new StreamMessageError(bad.code === 'OVERSIZED' ? 'OVERSIZED' : 'INVALID_FIELD', bad.reason, bad.field)
+  if (bad !== undefined) throw StreamMessageError.of(bad)
   const expected = channelAddressOf(msg.author, msg.channelName)
-  if (hex(expected) !== hex(msg.channel)) {
+  if (!bytesEqual(expected, msg.channel)) {
     throw new StreamMessageError('WRONG_AUTHOR',
-      `channel 0x${hex(msg.channel)} is not the channel "${strictUtf8.decode(msg.channelName)}" of author 0x${hex(msg.author)} (that one is 0x${hex(expected)}): a channel accepts messages from its own author only`)
+      `channel ${to0xHex(msg.channel)} is not the channel "${strictUtf8.decode(msg.channelName)}" of author ${to0xHex(msg.author)} (that one is ${to0xHex(expected)}): a channel accepts messages from its own author only`)
   }
   let valid: boolean
   try {
     valid = await publicKeyFromRaw(msg.author).verify(signingBytes(msg), msg.authorSig)
   } catch (err) {
-    throw new StreamMessageError('BAD_SIGNATURE', `author key 0x${hex(msg.author)} or signature is unusable: ${(err as Error).message}`)
+    throw new StreamMessageError('BAD_SIGNATURE', `author key ${to0xHex(msg.author)} or signature is unusable: ${(err as Error).message}`)
   }
   if (!valid) {
-    throw new StreamMessageError('BAD_SIGNATURE', `signature of message ${msg.seq} in channel 0x${hex(msg.channel)} does not verify for author 0x${hex(msg.author)}`)
+    throw new StreamMessageError('BAD_SIGNATURE', `signature of message ${msg.seq} in channel ${to0xHex(msg.channel)} does not verify for author ${to0xHex(msg.author)}`)
   }
 }
 

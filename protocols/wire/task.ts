@@ -10,8 +10,9 @@ import {
   bytesToHex, hexToBytes, isAddress, isAddressEqual, keccak256, recoverTypedDataAddress, type Address,
   type Hex, type LocalAccount, type TypedDataDomain
 } from 'viem'
-import { checkTaskAnnouncement, DecodeError, EncodeError } from './codec.js'
+import { DecodeError, EncodeError } from './codec.js'
 import { INPUT_REF_BYTES, PROTOCOL_VERSION, REQUESTER_SIGNATURE_BYTES } from './constants.js'
+import { checkTaskAnnouncement } from './gossip-codecs.js'
 import { TaskAnnouncement } from './messages.pb.js'
 import { uint256ToBytes, Uint256Error } from './uint256.js'
 
@@ -131,7 +132,7 @@ export async function signTask (account: LocalAccount, taskManager: Address, fie
     requesterSig: new Uint8Array(0)
   }
   const bad = checkTaskAnnouncement(task, { signature: false })
-  if (bad !== undefined) throw new EncodeError('TaskAnnouncement', bad.code, bad.field, bad.reason)
+  if (bad !== undefined) throw EncodeError.of('TaskAnnouncement', bad)
 
   const signature = await account.signTypedData(typedTask(task, taskManager))
   task.requesterSig = new Uint8Array(hexToBytes(signature))
@@ -148,7 +149,7 @@ export async function signTask (account: LocalAccount, taskManager: Address, fie
  */
 export function taskIdOf (task: TaskAnnouncement): Uint8Array<ArrayBuffer> {
   const bad = checkTaskAnnouncement(task, { signature: false })
-  if (bad !== undefined) throw new EncodeError('TaskAnnouncement', bad.code, bad.field, bad.reason)
+  if (bad !== undefined) throw EncodeError.of('TaskAnnouncement', bad)
   const unsigned = TaskAnnouncement.encode({ ...task, requesterSig: new Uint8Array(0) })
   return keccak256(unsigned, 'bytes') as Uint8Array<ArrayBuffer>
 }
@@ -170,7 +171,7 @@ function isCanonicalSignature (sig: Uint8Array): boolean {
  */
 export async function verifyTaskSignature (task: TaskAnnouncement, taskManager: Address): Promise<boolean> {
   const bad = checkTaskAnnouncement(task, { signature: false })
-  if (bad !== undefined) throw new DecodeError('TaskAnnouncement', bad.code, bad.field, bad.reason)
+  if (bad !== undefined) throw DecodeError.of('TaskAnnouncement', bad)
   checkTaskManager(taskManager)
   if (!(task.requesterSig instanceof Uint8Array) || !isCanonicalSignature(task.requesterSig)) return false
 

@@ -1,13 +1,18 @@
+import { to0xHex } from './bytes.js'
+import { PoiError } from './errors.js'
+
 /**
  * Amounts (stake, fees) travel as big-endian unsigned byte strings of at most
  * 32 bytes, with no leading zero bytes, so each value has exactly one encoding.
  */
 export const UINT256_MAX_BYTES = 32
 
-export class Uint256Error extends Error {
+/** A value that is not a uint256, or bytes that are not its one encoding. */
+export class Uint256Error extends PoiError {
+  static readonly code = 'ERR_UINT256'
+  declare readonly code: typeof Uint256Error.code
   constructor (message: string) {
-    super(message)
-    this.name = 'Uint256Error'
+    super(Uint256Error.code, message)
   }
 }
 
@@ -24,5 +29,5 @@ export function bytesToUint256 (bytes: Uint8Array): bigint {
   if (bytes.length > UINT256_MAX_BYTES) throw new Uint256Error(`uint256 has ${bytes.length} bytes, at most ${UINT256_MAX_BYTES} allowed`)
   if (bytes.length > 0 && bytes[0] === 0) throw new Uint256Error('uint256 has a leading zero byte (non-canonical)')
   if (bytes.length === 0) return 0n
-  return BigInt('0x' + Buffer.from(bytes).toString('hex'))
+  return BigInt(to0xHex(bytes))
 }

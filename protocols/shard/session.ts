@@ -1,90 +1,23 @@
 /**
- * /poi/shard/1/ request/response, one or more requests per libp2p stream:
+ * The fetching side of /poi/shard/1/ (the wire format is in server.ts): one block per
+ * fetchBlock, or many from one peer pipelined on one stream by a ShardSession.
  *
- *   request  = lp(CID bytes)                       at most MAX_CID_BYTES
- *   response = lp(status byte ‖ block bytes)       at most 1 + MAX_BLOCK_BYTES (or the caller's bound)
- *
- * The server answers the requests of a stream in order, one at a time, until the client closes
- * its end; it may also close after any response, and the client then asks again on a new
- * stream. A client may pipeline requests: a fetcher keeps one stream per provider and a few
- * requests in flight on it (ShardSession), because opening a stream costs about as much CPU as
- * moving a quarter MiB through it (multistream-select, peer store, muxer state on both sides).
- *
- * Trust boundary: the server trusts its block source (a BlockStore verified every block on
- * the way in) and distrusts the request; the client distrusts the whole response: the frame
- * length is checked against the bound of the request it answers before the block is
- * buffered, and the bytes are hashed against the CID before a fetch returns them.
+ * Trust boundary: the client distrusts the whole response: the frame length is checked against
+ * the bound of the request it answers before the block is buffered, and the bytes are hashed
+ * against the CID before a fetch returns them.
  */
-import type { AbortOptions, Libp2p, PeerId, Stream, StreamHandler } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import * as lp from 'it-length-prefixed'
-import { pipe } from 'it-pipe'
-import { CID } from 'multiformats/cid'
+import type { CID } from 'multiformats/cid'
 import { BadBlockError, BlockTooLargeError, MAX_BLOCK_BYTES, verifyBlock } from '../wire/index.js'
+import { FETCH_BLOCK_TIMEOUT_MS, SESSION_CLOSE_TIMEOUT_MS, SHARD_PROTOCOL, ShardStatus } from './constants.js'
 import {
-  FETCH_BLOCK_TIMEOUT_MS, MAX_CID_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS, SERVE_BLOCK_TIMEOUT_MS,
-  SESSION_CLOSE_TIMEOUT_MS, SHARD_PROTOCOL, ShardStatus
-} from './constants.js'
+  ShardBadBlockError, ShardError, ShardNotFoundError, ShardProtocolError, ShardTimeoutError, ShardTooLargeError
+} from './errors.js'
+import { lengthPrefix } from './frame.js'
 
 const log = logger('poi:shard')
-
-/** Where a server reads blocks from. A BlockStore is one; tests plug in misbehaving ones. */
-export interface BlockSource {
-  get: (cid: CID) => Promise<Uint8Array | undefined>
-}
-
-export type ShardErrorKind = 'not-found' | 'too-large' | 'timeout' | 'bad-block' | 'protocol'
-
-/** A block fetch from one peer failed; `kind` says how, `peer` and `cid` say where. */
-export class ShardError extends Error {
-  /** ERR_SHARD_NOT_FOUND, ERR_SHARD_TOO_LARGE, ERR_SHARD_TIMEOUT, ERR_SHARD_BAD_BLOCK or ERR_SHARD_PROTOCOL. */
-  readonly code: string
-  constructor (readonly kind: ShardErrorKind, readonly peer: string, readonly cid: string, message: string, options?: { cause?: unknown }) {
-    super(`fetching block ${cid} from ${peer}: ${message}`, options)
-    this.name = 'ShardError'
-    this.code = `ERR_SHARD_${kind.toUpperCase().replace('-', '_')}`
-  }
-}
-
-/** The peer does not have the block. */
-export class ShardNotFoundError extends ShardError {
-  constructor (peer: string, cid: string) {
-    super('not-found', peer, cid, 'the peer does not have it')
-    this.name = 'ShardNotFoundError'
-  }
-}
-
-/** The peer announced a block larger than the bound: it is refused before it is read. */
-export class ShardTooLargeError extends ShardError {
-  constructor (peer: string, cid: string, readonly limit: number, cause?: unknown) {
-    super('too-large', peer, cid, `the peer sent more than the ${limit}-byte bound of this block`, { cause })
-    this.name = 'ShardTooLargeError'
-  }
-}
-
-/** The fetch (dial, request and response) did not finish in time, or was aborted. */
-export class ShardTimeoutError extends ShardError {
-  constructor (peer: string, cid: string, reason: string, cause?: unknown) {
-    super('timeout', peer, cid, reason, { cause })
-    this.name = 'ShardTimeoutError'
-  }
-}
-
-/** The peer sent bytes that do not hash to the CID it was asked for. */
-export class ShardBadBlockError extends ShardError {
-  constructor (peer: string, cid: string, cause: BadBlockError) {
-    super('bad-block', peer, cid, `the peer sent a corrupt block (${cause.message})`, { cause })
-    this.name = 'ShardBadBlockError'
-  }
-}
-
-/** The peer broke the protocol (no response, unknown status, refused our request), or the dial failed. */
-export class ShardProtocolError extends ShardError {
-  constructor (peer: string, cid: string, reason: string, cause?: unknown) {
-    super('protocol', peer, cid, reason, { cause })
-    this.name = 'ShardProtocolError'
-  }
-}
 
 export interface FetchBlockOptions extends AbortOptions {
   /**
@@ -392,112 +325,5 @@ export class ShardSession {
       throw err
     }
     return parts.length > 0 ? parts : [new Uint8Array(0)]
-  }
-}
-
-/**
- * Answer the requests on `stream` from `blocks`, in order, until the client closes its end.
- * Exported so a node (or a test) can serve from any BlockSource; ShardServer registers it as
- * the protocol handler.
- */
-export async function serveShardStream (stream: Stream, blocks: BlockSource, remotePeer: string): Promise<void> {
-  // restarted after every response: bounds each request, and a client that stops asking
-  const timer = setTimeout(() => {
-    stream.abort(new Error(`shard request not served within ${SERVE_BLOCK_TIMEOUT_MS} ms`))
-  }, SERVE_BLOCK_TIMEOUT_MS)
-  try {
-    await pipe(
-      stream,
-      (source) => lp.decode(source, { maxDataLength: MAX_CID_BYTES }),
-      async function * (requests) {
-        for await (const request of requests) {
-          const { response, malformed } = await respond(request.subarray(), blocks, remotePeer)
-          yield * response
-          // a client that sends garbage gets its answer and nothing more
-          if (malformed) return
-          timer.refresh()
-        }
-      },
-      stream
-    )
-  } catch (err) {
-    log('serving %s failed: %s', remotePeer, (err as Error).message)
-    stream.abort(err as Error)
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** Unsigned varint (LEB128) of `n`: the length prefix it-length-prefixed reads. */
-function lengthPrefix (n: number): Uint8Array {
-  const bytes: number[] = []
-  while (n >= 0x80) {
-    bytes.push((n % 0x80) | 0x80)
-    n = Math.floor(n / 0x80)
-  }
-  bytes.push(n)
-  return Uint8Array.from(bytes)
-}
-
-/** Length prefix and status byte of a response. */
-function responseHead (status: ShardStatus, blockBytes: number): Uint8Array {
-  return Buffer.concat([lengthPrefix(1 + blockBytes), Uint8Array.of(status)])
-}
-
-/** One length-prefixed response frame as [head, block]: the block is not copied. */
-async function respond (request: Uint8Array, blocks: BlockSource, remotePeer: string): Promise<{ response: Uint8Array[], malformed: boolean }> {
-  let cid: CID
-  try {
-    cid = CID.decode(request)
-  } catch (err) {
-    log('malformed shard request from %s: %s', remotePeer, (err as Error).message)
-    return { response: [responseHead(ShardStatus.BAD_REQUEST, 0)], malformed: true }
-  }
-  const block = await blocks.get(cid)
-  if (block === undefined || block.length > MAX_BLOCK_BYTES) {
-    log('%s asked for %s: not here', remotePeer, cid)
-    return { response: [responseHead(ShardStatus.NOT_FOUND, 0)], malformed: false }
-  }
-  log.trace('serving %s (%d bytes) to %s', cid, block.length, remotePeer)
-  return { response: [responseHead(ShardStatus.OK, block.length), block], malformed: false }
-}
-
-export interface ShardServerInit {
-  maxInboundStreams?: number
-  maxOutboundStreams?: number
-}
-
-/** Serves blocks over /poi/shard/1/ while started. */
-export class ShardServer {
-  private started = false
-  private readonly handler: StreamHandler
-
-  constructor (
-    private readonly libp2p: Pick<Libp2p, 'handle' | 'unhandle'>,
-    private readonly blocks: BlockSource,
-    private readonly init: ShardServerInit = {}
-  ) {
-    this.handler = ({ stream, connection }) => {
-      void serveShardStream(stream, this.blocks, connection.remotePeer.toString())
-    }
-  }
-
-  isStarted (): boolean {
-    return this.started
-  }
-
-  async start (): Promise<void> {
-    if (this.started) return
-    await this.libp2p.handle(SHARD_PROTOCOL, this.handler, {
-      maxInboundStreams: this.init.maxInboundStreams ?? MAX_INBOUND_STREAMS,
-      maxOutboundStreams: this.init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS
-    })
-    this.started = true
-  }
-
-  async stop (): Promise<void> {
-    if (!this.started) return
-    await this.libp2p.unhandle(SHARD_PROTOCOL)
-    this.started = false
   }
 }
