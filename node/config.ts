@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Deployment } from '../contracts/index.js'
+import { PoiError } from '../protocols/wire/index.js'
 import { SHIPPED_MODEL_DIR } from './inference/index.js'
 
 /**
@@ -31,21 +33,19 @@ export interface NodeConfig {
   chain?: ChainConfig
 }
 
-export interface ChainConfig {
+/**
+ * A node's chain: the poi deployment (contracts' Deployment) and the RPC endpoint to reach it.
+ * `chainId` and `deployedAtBlock` may be absent in a config file (the RPC tells the chain id;
+ * event scans then start at block 0).
+ */
+export type ChainConfig = Omit<Deployment, 'chainId' | 'deployedAtBlock'> & Partial<Pick<Deployment, 'chainId' | 'deployedAtBlock'>> & {
   rpcUrl: string
-  registry: `0x${string}`
-  taskManager: `0x${string}`
-  slashing: `0x${string}`
-  /** The ModelRegistry (optional until models are resolved on-chain). */
-  modelRegistry?: `0x${string}`
-  /** Block of the registry's deployment, where event scans start (default 0). */
-  deployedAtBlock?: bigint
 }
 
-export class ConfigError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'ConfigError'
+/** A setting (from a config file, a deployment file or a flag) is missing or malformed; the message names it. */
+export class ConfigError extends PoiError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_CONFIG', message, options)
   }
 }
 
@@ -136,12 +136,8 @@ export function validateConfig (cfg: NodeConfig): void {
     const list = cfg[key]
     if (!Array.isArray(list)) throw new ConfigError(`setting ${key} must be a list of multiaddrs`)
     for (const a of list) {
-      try {
-        if (typeof a !== 'string') throw new Error('not a string')
-        multiaddr(a)
-      } catch (err) {
-        throw new ConfigError(`setting ${key}: ${JSON.stringify(a)} is not a multiaddr (${(err as Error).message}); example: /ip4/127.0.0.1/tcp/4001`)
-      }
+      const problem = multiaddrProblem(a)
+      if (problem !== undefined) throw new ConfigError(`setting ${key}: ${JSON.stringify(a)} is not a multiaddr (${problem}); example: /ip4/127.0.0.1/tcp/4001`)
     }
   }
   for (const a of cfg.bootstrap) {
@@ -155,12 +151,8 @@ export function validateConfig (cfg: NodeConfig): void {
   if (cfg.chain !== undefined) {
     const c = cfg.chain as unknown as Record<string, unknown>
     if (c == null || typeof c !== 'object') throw new ConfigError('setting chain must be an object {rpcUrl, registry, taskManager, slashing}')
-    try {
-      const url = new URL(String(c.rpcUrl))
-      if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`unsupported protocol ${url.protocol}`)
-    } catch (err) {
-      throw new ConfigError(`setting chain.rpcUrl: ${JSON.stringify(c.rpcUrl)} is not an http(s) or ws(s) URL (${(err as Error).message})`)
-    }
+    const problem = rpcUrlProblem(c.rpcUrl)
+    if (problem !== undefined) throw new ConfigError(`setting chain.rpcUrl: ${JSON.stringify(c.rpcUrl)} is not an http(s) or ws(s) URL (${problem})`)
     if (c.modelRegistry !== undefined && (typeof c.modelRegistry !== 'string' || !ADDRESS.test(c.modelRegistry))) {
       throw new ConfigError(`setting chain.modelRegistry must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c.modelRegistry)}`)
     }
@@ -168,4 +160,28 @@ export function validateConfig (cfg: NodeConfig): void {
       if (typeof c[key] !== 'string' || !ADDRESS.test(c[key])) throw new ConfigError(`setting chain.${key} must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c[key])}`)
     }
   }
+}
+
+/** Why `a` is not a multiaddr, or undefined when it is one. */
+function multiaddrProblem (a: unknown): string | undefined {
+  if (typeof a !== 'string') return 'not a string'
+  try {
+    multiaddr(a)
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
+const RPC_PROTOCOLS = ['http:', 'https:', 'ws:', 'wss:']
+
+/** Why `url` is not an RPC endpoint URL, or undefined when it is one. */
+function rpcUrlProblem (url: unknown): string | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(String(url))
+  } catch (err) {
+    return (err as Error).message
+  }
+  return RPC_PROTOCOLS.includes(parsed.protocol) ? undefined : `unsupported protocol ${parsed.protocol}`
 }

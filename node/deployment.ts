@@ -1,38 +1,31 @@
 import { readFile, writeFile } from 'node:fs/promises'
+import { deploymentToJson, parseDeployment, type Deployment } from '../contracts/index.js'
 import { ConfigError, type ChainConfig } from './config.js'
 
 /**
- * A deployment file names a chain and the poi contracts on it, so every node
- * of a network is pointed at the same registry with one flag (`--chain`).
+ * A deployment file names a chain and the poi contracts on it, so every node of a network is
+ * pointed at the same registry with one flag (`--chain`): contracts' Deployment as JSON
+ * (DeploymentJson), with the RPC URL to reach the chain beside it.
  */
-export interface DeploymentFile {
-  rpcUrl: string
-  chainId: number
-  registry: `0x${string}`
-  taskManager: `0x${string}`
-  slashing: `0x${string}`
-  modelRegistry?: `0x${string}`
-  deployedAtBlock: string
+export async function writeDeployment (path: string, d: Deployment & { rpcUrl: string }): Promise<void> {
+  await writeFile(path, JSON.stringify({ rpcUrl: d.rpcUrl, ...deploymentToJson(d) }, null, 2) + '\n')
 }
 
-export async function writeDeployment (path: string, d: Omit<DeploymentFile, 'deployedAtBlock'> & { deployedAtBlock: bigint }): Promise<void> {
-  await writeFile(path, JSON.stringify({ ...d, deployedAtBlock: d.deployedAtBlock.toString() }, null, 2) + '\n')
-}
-
+/** Reads a deployment file; a malformed one is a ConfigError naming the file and the field. */
 export async function readDeployment (path: string): Promise<ChainConfig> {
-  let json: Partial<DeploymentFile>
+  let json: unknown
   try {
-    json = JSON.parse(await readFile(path, 'utf8')) as Partial<DeploymentFile>
+    json = JSON.parse(await readFile(path, 'utf8'))
   } catch (err) {
-    throw new ConfigError(`cannot read deployment file ${path}: ${(err as Error).message}`)
+    throw new ConfigError(`cannot read deployment file ${path}: ${(err as Error).message}`, { cause: err })
   }
-  if (json == null || typeof json !== 'object') throw new ConfigError(`deployment file ${path} must hold a JSON object`)
-  let deployedAtBlock: bigint | undefined
+  const source = `deployment file ${path}`
+  let deployment: Deployment
   try {
-    deployedAtBlock = json.deployedAtBlock != null ? BigInt(json.deployedAtBlock) : undefined
-  } catch {
-    throw new ConfigError(`deployment file ${path}: deployedAtBlock must be a block number`)
+    deployment = parseDeployment(json, { source, otherKeys: ['rpcUrl'] })
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err })
   }
-  // Field checks happen in validateConfig, with the setting names users see.
-  return { rpcUrl: json.rpcUrl as string, registry: json.registry as `0x${string}`, taskManager: json.taskManager as `0x${string}`, slashing: json.slashing as `0x${string}`, modelRegistry: json.modelRegistry, deployedAtBlock }
+  // The URL itself is checked in validateConfig, with the setting name users see.
+  return { ...deployment, rpcUrl: (json as { rpcUrl?: unknown }).rpcUrl as string }
 }

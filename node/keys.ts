@@ -6,6 +6,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { blsPublicKeyOf, generateBlsSecretKey } from '../consensus/index.js'
+import { PoiError, fromHex, to0xHex, toHex } from '../protocols/wire/index.js'
 
 /**
  * A keystore is a directory of three files, each one hex line, mode 0600:
@@ -17,11 +18,11 @@ export const KEY_FILES = { peer: 'peer.key', bls: 'bls.key', eth: 'eth.key' } as
 const SECRET_FILE_MODE = 0o600
 const KEYSTORE_DIR_MODE = 0o700
 
-export class KeystoreError extends Error {
+/** A key file cannot be read, written or parsed; `path` names the file (or the keystore directory). */
+export class KeystoreError extends PoiError {
   readonly path: string
   constructor (path: string, message: string) {
-    super(`${path}: ${message}`)
-    this.name = 'KeystoreError'
+    super('ERR_KEYSTORE', `${path}: ${message}`)
     this.path = path
   }
 }
@@ -41,8 +42,6 @@ export interface PublicKeys {
   address: `0x${string}`
 }
 
-const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
 export async function generateKeystore (dir: string, opts: { force?: boolean } = {}): Promise<PublicKeys> {
   const force = opts.force === true
   try {
@@ -61,10 +60,10 @@ export async function generateKeystore (dir: string, opts: { force?: boolean } =
   const bls = generateBlsSecretKey()
   let eth = randomBytes(32)
   // A secp256k1 key must be below the group order; 2^-128 odds, but check.
-  while (BigInt('0x' + eth.toString('hex')) >= 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n || eth.every(b => b === 0)) eth = randomBytes(32)
+  while (BigInt(to0xHex(eth)) >= 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n || eth.every(b => b === 0)) eth = randomBytes(32)
   await writeSecret(join(dir, KEY_FILES.peer), toHex(privateKeyToProtobuf(peer)), force)
   await writeSecret(join(dir, KEY_FILES.bls), toHex(bls), force)
-  await writeSecret(join(dir, KEY_FILES.eth), '0x' + eth.toString('hex'), force)
+  await writeSecret(join(dir, KEY_FILES.eth), to0xHex(eth), force)
   const ks = await loadKeystore(dir)
   return publicKeysOf(ks)
 }
@@ -101,11 +100,8 @@ async function readHex (path: string, bytes?: number): Promise<Uint8Array> {
     if (err?.code === 'ENOENT') throw new KeystoreError(path, 'key file not found; create a keystore with `poi keys generate --dir <dir>`')
     throw new KeystoreError(path, `cannot read key file: ${err?.message ?? String(err)}`)
   }
-  const hex = text.startsWith('0x') ? text.slice(2) : text
-  if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length === 0 || hex.length % 2 !== 0) {
-    throw new KeystoreError(path, 'malformed key file: expected one line of hex')
-  }
-  const out = Uint8Array.from(Buffer.from(hex, 'hex'))
+  const out = fromHex(text)
+  if (out === undefined || out.length === 0) throw new KeystoreError(path, 'malformed key file: expected one line of hex')
   if (bytes != null && out.length !== bytes) throw new KeystoreError(path, `malformed key file: expected ${bytes} bytes, found ${out.length}`)
   return out
 }
@@ -132,7 +128,7 @@ export async function loadKeystore (dir: string): Promise<Keystore> {
   const ethKey = await readHex(ethPath, 32)
   let account: PrivateKeyAccount
   try {
-    account = privateKeyToAccount(`0x${toHex(ethKey)}`)
+    account = privateKeyToAccount(to0xHex(ethKey))
   } catch (err) {
     throw new KeystoreError(ethPath, `malformed Ethereum key: ${(err as Error).message}`)
   }
@@ -140,5 +136,5 @@ export async function loadKeystore (dir: string): Promise<Keystore> {
 }
 
 export function publicKeysOf (ks: Keystore): PublicKeys {
-  return { peerId: ks.peerId.toString(), blsPublicKey: `0x${toHex(ks.blsPublicKey)}`, address: ks.account.address }
+  return { peerId: ks.peerId.toString(), blsPublicKey: to0xHex(ks.blsPublicKey), address: ks.account.address }
 }

@@ -1,18 +1,34 @@
 import { strict as assert } from 'node:assert'
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { loadGenesis } from '../consensus/index.js'
+import { loadGenesis, type OperatorSet } from '../consensus/index.js'
+import { ChildNode } from '../node/cli/launcher.js'
+import { formatError } from '../node/cli/main.js'
+import { ChainReadError, chainOperatorSets } from '../node/cli/operator-source.js'
+import { explainLookupFailure } from '../node/cli/result-command.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
 import { KEY_FILES, generateKeystore, loadKeystore, publicKeysOf, type PublicKeys } from '../node/keys.js'
+import { ResultNotFoundError } from '../node/requester/index.js'
+import { PoiError } from '../protocols/wire/index.js'
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
-/** Every command here fails or finishes before it touches the network; generous for a loaded machine. */
+/** Most commands here fail or finish before they touch the network; generous for a loaded machine. */
 const CLI_TIMEOUT_MS = 20_000
+/**
+ * `poi result` against a running node: start-up, up to 20 s waiting for gossip peers
+ * (DEFAULT_CONNECT_TIMEOUT_MS) and 3 s asking them, with room for a loaded machine.
+ */
+const NETWORK_CLI_TIMEOUT_MS = 45_000
 /** A Node stack frame line, e.g. "    at runRole (file:///…/cli.js:112:32)". */
 const STACK_FRAME = /^\s+at .+:\d+:\d+\)?$/m
+/** A bootstrap node prints its ready line within a few seconds; generous for a loaded machine. */
+const READY_TIMEOUT_MS = 30_000
+const UNKNOWN_TASK = `0x${'ab'.repeat(32)}`
 
 interface CliResult { code: number | null, stdout: string, stderr: string }
 
@@ -21,6 +37,10 @@ interface CliResult { code: number | null, stdout: string, stderr: string }
  * ~/.poi defaults never touch the real home, and DEBUG unset so logs stay quiet.
  */
 async function poi (home: string, ...args: string[]): Promise<CliResult> {
+  return await poiWithin(CLI_TIMEOUT_MS, home, ...args)
+}
+
+async function poiWithin (timeoutMs: number, home: string, ...args: string[]): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: home }
   delete env.DEBUG
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -31,11 +51,39 @@ async function poi (home: string, ...args: string[]): Promise<CliResult> {
   return await new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`poi ${args.join(' ')} did not exit within ${CLI_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
-    }, CLI_TIMEOUT_MS)
+      reject(new Error(`poi ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
+    }, timeoutMs)
     child.once('error', (err) => { clearTimeout(timer); reject(err) })
     child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
   })
+}
+
+/**
+ * A JSON-RPC endpoint that knows its chain id and fails every other call, as a node whose
+ * backend is down does: what the CLI reads from it must be reported as an RPC failure.
+ */
+async function brokenRpc (): Promise<{ url: string, server: Server }> {
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      const answer = (call: { id: number, method: string }): unknown => call.method === 'eth_chainId'
+        ? { jsonrpc: '2.0', id: call.id, result: '0x7a69' }
+        : { jsonrpc: '2.0', id: call.id, error: { code: -32603, message: 'backend unavailable (test)' } }
+      const parsed = JSON.parse(body) as { id: number, method: string } | Array<{ id: number, method: string }>
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify(Array.isArray(parsed) ? parsed.map(answer) : answer(parsed)))
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
+}
+
+/** A deployment file for `rpcUrl` with made-up contract addresses. */
+async function deploymentFile (dir: string, rpcUrl: string): Promise<string> {
+  const path = join(dir, `deployment-${rpcUrl.replace(/\W/g, '')}.json`)
+  await writeFile(path, JSON.stringify({ rpcUrl, chainId: 31337, registry: `0x${'11'.repeat(20)}`, taskManager: `0x${'22'.repeat(20)}`, slashing: `0x${'33'.repeat(20)}`, deployedAtBlock: '0' }))
+  return path
 }
 
 /** Reads the three public values from `keys generate` / `keys show` output. */
@@ -184,5 +232,76 @@ describe('cli: poi commands as a user runs them', function () {
     assert.equal(r.code, 0, r.stderr)
     assert.ok(r.stdout.includes(shipped), `model ${shipped} not listed:\n${r.stdout}`)
     assert.ok(r.stdout.includes('mlp-classifier'))
+  })
+
+  it('genesis create with a --stake that is not an integer is a usage error, not a crash', async () => {
+    const r = await poi(root, 'genesis', 'create', '--out', join(root, 'unused.json'), '--keystore', operators.a, '--stake', '32 ETH')
+    assertCleanFailure(r, /--stake must be a non-negative integer/, 'poi help')
+  })
+
+  describe('poi result says what failed', () => {
+    let peerId: string
+
+    before(async () => { peerId = publicKeysOf(await loadKeystore(operators.a)).peerId })
+
+    it('an RPC that cannot be reached is reported as such, naming the URL', async () => {
+      const rpc = 'http://127.0.0.1:1'
+      const r = await poi(root, 'result', UNKNOWN_TASK, '--bootstrap', `/ip4/127.0.0.1/tcp/1/p2p/${peerId}`, '--chain', await deploymentFile(root, rpc))
+      assertCleanFailure(r, /cannot (reach the chain at|read the chain id from) http:\/\/127\.0\.0\.1:1/)
+      assert.doesNotMatch(r.stderr, /no connected full node/)
+    })
+
+    it('an RPC that answers with errors is reported as a failed read of the operator set, not as a missing certificate', async () => {
+      const { url, server } = await brokenRpc()
+      try {
+        const r = await poi(root, 'result', UNKNOWN_TASK, '--bootstrap', `/ip4/127.0.0.1/tcp/1/p2p/${peerId}`, '--chain', await deploymentFile(root, url))
+        assertCleanFailure(r, `cannot read the current operator set from ${url}: `)
+        assert.doesNotMatch(r.stderr, /no connected full node/)
+      } finally {
+        server.close()
+      }
+    })
+
+    it('an unknown task is "no connected full node has a certificate", listing each peer asked and why', async function () {
+      this.timeout(READY_TIMEOUT_MS + NETWORK_CLI_TIMEOUT_MS + 10_000)
+      const keystore = join(root, 'boot-keys')
+      await generateKeystore(keystore)
+      const boot = new ChildNode('bootstrap', ['bootstrap', '--keystore', keystore, '--data-dir', join(root, 'boot-data'), '--genesis', genesisPath, '--listen', '/ip4/127.0.0.1/tcp/0'], join(root, 'bootstrap.log'))
+      try {
+        const ready = await boot.ready(READY_TIMEOUT_MS)
+        const r = await poiWithin(NETWORK_CLI_TIMEOUT_MS, root, 'result', UNKNOWN_TASK, '--bootstrap', ready.addrs[0], '--genesis', genesisPath)
+        assertCleanFailure(r, `no connected full node has a certificate for task ${UNKNOWN_TASK}`, /asked 1 peer: 12D3\S+: UNKNOWN_TASK/)
+      } finally {
+        await boot.stop()
+      }
+    })
+  })
+})
+
+describe('cli: errors and the messages poi exits with', () => {
+  it('a PoiError, or any error with a string code, is printed as its message without a stack; anything else with its stack', () => {
+    assert.equal(formatError(new PoiError('ERR_X', 'model 0x12 not registered')), 'poi: model 0x12 not registered')
+    assert.equal(formatError(Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' })), 'poi: ENOENT: no such file')
+    const bug = formatError(new TypeError('x is not a function'))
+    assert.match(bug, /^poi: TypeError: x is not a function\n/)
+    assert.match(bug, STACK_FRAME)
+    assert.equal(formatError('thrown string'), 'poi: thrown string')
+  })
+
+  it("a failed read of an epoch's operator set during a lookup is reported as that read, with the peers asked", async () => {
+    const chain = { operatorSet: async (epoch: bigint): Promise<OperatorSet> => { throw new Error(`connection refused\n(request body: epoch ${epoch})`) } }
+    const { setOf, failures } = chainOperatorSets(chain, 'http://rpc.example:8545')
+    await assert.rejects(setOf(3n), (err: unknown) => {
+      assert.ok(err instanceof ChainReadError, String(err))
+      assert.equal(err.message, 'cannot read the operator set of epoch 3 from http://rpc.example:8545: connection refused')
+      return true
+    })
+    const taskId = new Uint8Array(32).fill(0xab)
+    const notFound = new ResultNotFoundError(taskId, [{ peer: '12D3KooWPeerAAAAAAAAAA', code: 'OPERATOR_SET_UNAVAILABLE', reason: 'OPERATOR_SET_UNAVAILABLE: its certificate is of epoch 3' }])
+    const explained = explainLookupFailure(notFound, taskId, failures)
+    assert.ok(explained instanceof ChainReadError, String(explained))
+    assert.match(explained.message, /^cannot read the operator set of epoch 3 from http:\/\/rpc\.example:8545: connection refused; the certificate a full node showed for task 0xabab\S+ cannot be checked without it \(asked 1 peer: /)
+    // Without a failed chain read, not finding the certificate is what is reported.
+    assert.equal(explainLookupFailure(notFound, taskId, []), notFound)
   })
 })

@@ -6,6 +6,7 @@ import {
   ConfigError, DEFAULT_GRACE_MS, DEFAULT_LISTEN, DEFAULT_MAX_TASK_TTL_MS, defaultConfig, readConfigFile, resolveConfig,
   type NodeConfig
 } from '../node/config.js'
+import { readDeployment, writeDeployment } from '../node/deployment.js'
 import { SHIPPED_MODEL_DIR } from '../node/inference/index.js'
 
 /** A syntactically valid libp2p peer id (Ed25519, identity multihash). */
@@ -16,6 +17,7 @@ const BOOTSTRAP = `/ip4/127.0.0.1/tcp/4001/p2p/${PEER_ID}`
 async function configError (fn: () => unknown, ...patterns: Array<RegExp | string>): Promise<void> {
   await assert.rejects(async () => { await fn() }, (err: unknown) => {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
+    assert.equal(err.code, 'ERR_CONFIG')
     for (const p of patterns) {
       if (typeof p === 'string') assert.ok(err.message.includes(p), `message should contain ${p}: ${err.message}`)
       else assert.match(err.message, p)
@@ -137,6 +139,33 @@ describe('config: file, flags and validation', () => {
       await configError(() => resolveConfig({ keystore: '' }), /keystore must be a non-empty path/)
       await configError(() => resolveConfig({ dataDir: 42 as unknown as string }), /dataDir must be a non-empty path/)
       await configError(() => resolveConfig({ modelDirs: [1] as unknown as string[] }), /modelDirs must be a list/)
+    })
+  })
+
+  describe('deployment files (--chain)', () => {
+    const deployment = {
+      rpcUrl: 'http://127.0.0.1:8545',
+      chainId: 31337,
+      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      taskManager: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+      slashing: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
+      modelRegistry: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
+      deployedAtBlock: 7n
+    } as const
+
+    it("what writeDeployment writes, readDeployment reads back as the node's chain setting", async () => {
+      const path = join(root, 'deployment.json')
+      await writeDeployment(path, deployment)
+      assert.deepEqual(await readDeployment(path), deployment)
+    })
+
+    it('a malformed deployment file is a ConfigError naming the file and the field', async () => {
+      const path = join(root, 'bad-deployment.json')
+      await writeFile(path, JSON.stringify({ ...deployment, deployedAtBlock: '7', taskManager: '0x1234' }))
+      await configError(async () => await readDeployment(path), path, 'taskManager')
+      await writeFile(path, JSON.stringify({ ...deployment, deployedAtBlock: '7', registy: deployment.registry }))
+      await configError(async () => await readDeployment(path), path, '"registy"')
+      await configError(async () => await readDeployment(join(root, 'no-such-deployment.json')), 'no-such-deployment.json')
     })
   })
 })

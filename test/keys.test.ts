@@ -16,6 +16,7 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 async function rejectsNaming (fn: () => Promise<unknown>, file: string, why: RegExp): Promise<void> {
   await assert.rejects(fn, (err: unknown) => {
     assert.ok(err instanceof KeystoreError, `expected KeystoreError, got ${String(err)}`)
+    assert.equal(err.code, 'ERR_KEYSTORE')
     assert.equal(err.path, file)
     assert.ok(err.message.includes(file), `message should name ${file}: ${err.message}`)
     assert.match(err.message, why)

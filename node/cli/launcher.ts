@@ -4,48 +4,50 @@ import { mkdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { PoiError } from '../../protocols/wire/index.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../keys.js'
+import { EventLog } from './event-log.js'
+import { EventLineError, parseEvent, type EventOf, type PoiEvent, type PoiEventName } from './events.js'
+
+export { EventTimeoutError } from './event-log.js'
+export type { EventOf, PoiEvent, PoiEventName } from './events.js'
 
 /** The compiled CLI, next to this file in dist/node/cli/. */
 export const CLI_PATH = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
 
-export interface NodeEvent {
-  event: string
-  [key: string]: unknown
-}
+export type ReadyEvent = EventOf<'ready'>
+export type MeshEvent = EventOf<'mesh'>
 
-export interface ReadyEvent extends NodeEvent {
-  event: 'ready'
-  peerId: string
-  addrs: string[]
-  operatorIndex: number | null
-}
+/** How long a node may take to print its `ready` line by default. */
+const DEFAULT_READY_TIMEOUT_MS = 30_000
+/** How long stop() waits after SIGTERM before it sends SIGKILL. */
+const DEFAULT_STOP_TIMEOUT_MS = 10_000
 
-export class ChildExitedError extends Error {
-  constructor (name: string, code: number | null, signal: string | null, logFile: string) {
-    super(`${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`)
-    this.name = 'ChildExitedError'
+export class ChildExitedError extends PoiError {
+  /** `what`: the event that was awaited, e.g. `ready event` ("exited (code 1) with no ready event"). */
+  constructor (name: string, code: number | null, signal: string | null, logFile: string, what?: string) {
+    super('ERR_CHILD_EXITED', `${name} exited (${signal ?? `code ${code}`}) ${what !== undefined ? `with no ${what}` : 'before it was ready'}; see ${logFile}`)
   }
 }
 
 /**
- * A poi node running as its own process, started with `--json` so it reports
- * events (ready, attested, certificate, mesh, …) as lines on stdout. Its
- * stderr goes to a log file.
+ * A poi node running as its own process, started with `--json` so it reports events (ready,
+ * attested, certificate, mesh, …: PoiEvent) as lines on stdout. Its stderr, and any stdout
+ * line that is not an event, go to a log file.
  */
 export class ChildNode {
   readonly name: string
   readonly proc: ChildProcess
   readonly logFile: string
-  readonly events: NodeEvent[] = []
-  private readonly waiters = new Set<{ pred: (e: NodeEvent) => boolean, resolve: (e: NodeEvent) => void }>()
-  private readonly log: WriteStream
   readonly exited: Promise<{ code: number | null, signal: string | null }>
+  private readonly eventLog: EventLog
+  private readonly log: WriteStream
   private exitedFlag = false
 
   constructor (name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}) {
     this.name = name
     this.logFile = logFile
+    this.eventLog = new EventLog(name, `see ${logFile}`)
     this.log = createWriteStream(logFile, { flags: 'a' })
     this.proc = spawn(process.execPath, [CLI_PATH, ...args, '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -54,58 +56,57 @@ export class ChildNode {
     this.proc.stderr?.pipe(this.log, { end: false })
     const lines = createInterface({ input: this.proc.stdout! })
     lines.on('line', (line) => {
-      let e: NodeEvent
+      let event: PoiEvent
       try {
-        e = JSON.parse(line) as NodeEvent
-      } catch {
-        this.log.write(`[stdout] ${line}\n`)
+        event = parseEvent(line)
+      } catch (err) {
+        if (!(err instanceof EventLineError)) throw err
+        this.log.write(`[stdout] ${err.message}\n`)
         return
       }
-      this.events.push(e)
-      for (const w of this.waiters) {
-        if (w.pred(e)) { this.waiters.delete(w); w.resolve(e) }
-      }
+      this.eventLog.push(event)
     })
     this.exited = new Promise(resolve => {
       this.proc.once('exit', (code, signal) => {
         this.exitedFlag = true
-        this.log.end()
         resolve({ code, signal })
       })
+    })
+    // After 'close' every line the process printed has been read: no event can come any more.
+    this.proc.once('close', (code, signal) => {
+      this.log.end()
+      this.eventLog.close((what) => new ChildExitedError(name, code, signal, logFile, what))
     })
   }
 
   get running (): boolean { return !this.exitedFlag }
 
-  /** Resolves with the first event (already seen or future) that matches, or rejects on exit or timeout. */
-  async waitFor (pred: (e: NodeEvent) => boolean, timeoutMs: number, what = 'event'): Promise<NodeEvent> {
-    const seen = this.events.find(pred)
-    if (seen != null) return seen
-    return await new Promise<NodeEvent>((resolve, reject) => {
-      const w = { pred, resolve: (e: NodeEvent) => { cleanup(); resolve(e) } }
-      const timer = setTimeout(() => { cleanup(); reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; see ${this.logFile}`)) }, timeoutMs)
-      const onExit = (code: number | null, signal: string | null): void => { cleanup(); reject(new ChildExitedError(this.name, code, signal, this.logFile)) }
-      const cleanup = (): void => { clearTimeout(timer); this.waiters.delete(w); this.proc.off('exit', onExit) }
-      this.waiters.add(w)
-      this.proc.once('exit', onExit)
-      if (this.exitedFlag) onExit(this.proc.exitCode, this.proc.signalCode)
-    })
+  /** Every event the node has printed so far, in order. */
+  get events (): readonly PoiEvent[] { return this.eventLog.events }
+
+  /**
+   * The first event (already seen or to come) that matches; rejects after `timeoutMs` with a
+   * message naming the node and `what`, or when the process exits first.
+   */
+  async waitFor (pred: (e: PoiEvent) => boolean, timeoutMs: number, what: string): Promise<PoiEvent> {
+    return await this.eventLog.waitFor(pred, timeoutMs, what)
   }
 
-  async ready (timeoutMs = 30_000): Promise<ReadyEvent> {
-    return await this.waitFor(e => e.event === 'ready', timeoutMs, 'ready event') as ReadyEvent
+  /** The first `name` event that `match` accepts, typed by its name: `waitForEvent('certificate', e => e.taskId === id, …)`. */
+  async waitForEvent<K extends PoiEventName> (name: K, match: (e: EventOf<K>) => boolean, timeoutMs: number, what: string): Promise<EventOf<K>> {
+    return await this.eventLog.waitForEvent(name, match, timeoutMs, what)
   }
 
-  /** The node's current gossip mesh sizes (from its last `mesh` event). */
-  mesh (): { tasks: number, attestations: number, certificates: number } {
-    for (let i = this.events.length - 1; i >= 0; i--) {
-      const e = this.events[i]
-      if (e.event === 'mesh') return e as unknown as { tasks: number, attestations: number, certificates: number }
-    }
-    return { tasks: 0, attestations: 0, certificates: 0 }
+  async ready (timeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<ReadyEvent> {
+    return await this.eventLog.waitForEvent('ready', () => true, timeoutMs, 'ready event')
   }
 
-  async stop (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
+  /** The node's current gossip mesh sizes (from its last `mesh` event; zeros before the first). */
+  mesh (): Omit<MeshEvent, 'event'> {
+    return this.eventLog.last('mesh') ?? { tasks: 0, attestations: 0, certificates: 0, attestationSubscribers: 0 }
+  }
+
+  async stop (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
     if (this.exitedFlag) return
     this.proc.kill(signal)
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs)

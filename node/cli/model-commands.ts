@@ -1,22 +1,67 @@
+/**
+ * `poi models`, `poi model publish|ls|show`: the models a node runs, and models stored as
+ * content-addressed shards in a node's data directory (and registered on-chain).
+ */
 import { readFile } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import type { Account, Chain, Transport, WalletClient } from 'viem'
 import { registerModel, readModel } from '../../contracts/index.js'
+import { PoiError } from '../../protocols/wire/index.js'
 import { BlockStore, NodeStore } from '../../storage/index.js'
 import { ChainClient } from '../chain-client.js'
-import type { ChainConfig } from '../config.js'
+import { defaultConfig, type ChainConfig } from '../config.js'
+import { readDeployment } from '../deployment.js'
 import {
-  installedOnnxruntimeVersion, isTensorDtype, modelIdToString, parseAgreementRule, parseModelId,
+  installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdToString, parseAgreementRule, parseModelId,
   type ModelManifest, type TensorSpec
 } from '../inference/index.js'
-import type { Keystore } from '../keys.js'
+import { loadKeystore, type Keystore } from '../keys.js'
 import { listModels, loadModel, publishModel } from '../models/index.js'
+import { UsageError, nodeConfig, parse } from './args.js'
+import { CliOutput } from './output.js'
 
-export class PublishError extends Error {
+export class PublishError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'PublishError'
+    super('ERR_PUBLISH', message)
+  }
+}
+
+export async function runModel (args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parse(rest, {
+    'data-dir': { type: 'string' }, rule: { type: 'string' }, name: { type: 'string' }, fee: { type: 'string' },
+    chain: { type: 'string' }, keystore: { type: 'string' }, json: { type: 'boolean' }
+  })
+  const dataDir = resolve(values['data-dir'] ?? defaultConfig().dataDir)
+  if (sub === 'publish') {
+    const file = positionals[0]
+    if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]')
+    if (values.fee !== undefined && !/^\d+$/.test(values.fee)) throw new UsageError(`--fee must be an amount in wei, got ${values.fee}`)
+    const fee = values.fee !== undefined ? BigInt(values.fee) : undefined
+    const chain = values.chain !== undefined ? await readDeployment(values.chain) : undefined
+    const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
+    const out = new CliOutput(values.json === true)
+    const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, fee }, (line) => out.progress(line))
+    out.event({ event: 'published', modelId: r.modelId, chunks: r.chunks, registeredTx: r.registeredTx ?? null },
+      `${r.modelId}\n(a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`)
+  } else if (sub === 'ls') {
+    for (const m of await listStoredModels(dataDir)) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
+  } else if (sub === 'show') {
+    if (positionals[0] === undefined) throw new UsageError('usage: poi model show <model id> [--data-dir <dir>]')
+    console.log(JSON.stringify(await showStoredModel(dataDir, positionals[0]), null, 2))
+  } else {
+    throw new UsageError('usage: poi model publish|ls|show …')
+  }
+}
+
+/** `poi models`: the models in the configured model directories (what a node started the same way runs). */
+export async function runModels (args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string' }, 'model-dir': { type: 'string', multiple: true } })
+  const config = await nodeConfig(values)
+  for (const dir of config.modelDirs) {
+    const m = await loadModelDir(dir)
+    console.log(`${modelIdToString(m.modelId)}  ${m.manifest.name}  ${m.manifest.size} bytes  rule ${m.manifest.agreement}  (${dir})`)
   }
 }
 

@@ -1,5 +1,5 @@
 import type { OperatorSet } from '../../consensus/index.js'
-import type { QuorumCertificate } from '../../protocols/wire/index.js'
+import { to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import { formatCanonicalOutput } from '../inference/index.js'
 import type { RequestResult } from '../requester/index.js'
 
@@ -14,10 +14,10 @@ function share (part: bigint, whole: bigint): string {
 export function formatCertified (taskId: Uint8Array, certificate: QuorumCertificate, output: Uint8Array, signers: number[], set: OperatorSet, model?: string): string[] {
   const signedStake = signers.reduce((sum, i) => sum + set.operators[i].stake, 0n)
   const lines = [
-    `task        0x${Buffer.from(taskId).toString('hex')}`,
+    `task        ${to0xHex(taskId)}`,
     ...(model !== undefined ? [`model       ${model}`] : []),
     `output      ${formatCanonicalOutput(output)}`,
-    `result hash 0x${Buffer.from(certificate.resultHash).toString('hex')}`,
+    `result hash ${to0xHex(certificate.resultHash)}`,
     `certificate verified: ${signers.length} of ${set.operators.length} operators signed, ${share(signedStake, set.totalStake)} of stake (epoch ${set.epoch})`
   ]
   for (const i of signers) {

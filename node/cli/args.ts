@@ -1,0 +1,75 @@
+/**
+ * Reading a command line: flag parsing that reports mistakes as UsageError, and the node
+ * options every node-like command (operator, aggregator, bootstrap, request, result) shares.
+ */
+import { resolve } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { PoiError } from '../../protocols/wire/index.js'
+import { readConfigFile, resolveConfig, type NodeConfig } from '../config.js'
+import { readDeployment } from '../deployment.js'
+
+/** The command line is wrong: the CLI adds a hint to `poi help`. */
+export class UsageError extends PoiError {
+  constructor (message: string) {
+    super('ERR_USAGE', message)
+  }
+}
+
+export const NODE_OPTIONS = {
+  config: { type: 'string' },
+  keystore: { type: 'string' },
+  'data-dir': { type: 'string' },
+  listen: { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  genesis: { type: 'string' },
+  'model-dir': { type: 'string', multiple: true },
+  'no-model-dir': { type: 'boolean' },
+  'no-prefetch': { type: 'boolean' },
+  'grace-ms': { type: 'string' },
+  json: { type: 'boolean' },
+  chain: { type: 'string' },
+  rpc: { type: 'string' },
+  registry: { type: 'string' },
+  aggregate: { type: 'boolean' },
+  probe: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+} satisfies ParseArgsConfig['options']
+
+type Options = NonNullable<ParseArgsConfig['options']>
+export type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[], options: O, strict: true, allowPositionals: true }>>
+
+/** Strict parsing: an unknown flag or a missing value is a UsageError naming it. */
+export function parse<O extends Options> (args: string[], options: O): Parsed<O> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+/** A non-negative number flag (`--timeout 30`), or undefined when absent. */
+export function num (value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`)
+  return n
+}
+
+/** The node configuration: defaults, then the `--config` file, then the flags. */
+export async function nodeConfig (values: Record<string, unknown>): Promise<NodeConfig> {
+  const file = typeof values.config === 'string' ? await readConfigFile(values.config) : {}
+  const deployment = typeof values.chain === 'string' ? await readDeployment(values.chain) : undefined
+  // --rpc points a deployment file at another endpoint of the same chain.
+  const chain = deployment != null && typeof values.rpc === 'string' ? { ...deployment, rpcUrl: values.rpc } : deployment
+  const abs = (v: unknown): string | undefined => typeof v === 'string' ? resolve(v) : undefined
+  return resolveConfig(file, {
+    keystore: abs(values.keystore),
+    dataDir: abs(values['data-dir']),
+    listen: values.listen as string[] | undefined,
+    bootstrap: values.bootstrap as string[] | undefined,
+    genesis: abs(values.genesis),
+    modelDirs: values['no-model-dir'] === true ? [] : (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
+    graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms'),
+    chain
+  })
+}

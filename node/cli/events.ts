@@ -1,0 +1,191 @@
+/**
+ * The `--json` event lines: one discriminated union for what a node (and `poi request`,
+ * `poi result`, `poi model publish`) prints, one function that writes a line and one that
+ * reads it back. The emitter (node/cli/output.ts), the launcher, the devnet and the tests all
+ * go through these, so a field renamed here is a compile error everywhere it is read.
+ *
+ * On the line, bytes are 0x-hex and bigints are decimal strings (JSON has neither). The union
+ * describes the line as read (`PoiEvent`); `PoiEventInput` is what an emitter may hand over:
+ * the same, with raw bytes for hex fields and bigints for decimal ones.
+ *
+ * Trust boundary: a line is read from another process's stdout. parseEvent checks the `event`
+ * name and every field it declares (type, hex, decimal) before the line is used; fields it does
+ * not declare are left alone, so a newer node may add some without breaking an older reader.
+ */
+import { PoiError, to0xHex } from '../../protocols/wire/index.js'
+import type { FetchPhase } from '../models/index.js'
+
+export type Hex = `0x${string}`
+/** A bigint as a decimal string. */
+export type Decimal = `${bigint}`
+
+export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
+
+/** The result of a certified task as a requester (`poi request`, `poi result`) prints it. */
+export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal }
+
+export type PoiEvent =
+  /** The node listens and knows its models; the first line a launcher waits for. */
+  | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[] }
+  /** A valid task arrived; `at` is wall-clock ms (sub-ms, comparable across local processes). */
+  | { event: 'task', taskId: Hex, at: number }
+  | { event: 'attested', taskId: Hex, resultHash: Hex, inferenceMs: number, signMs: number, at: number }
+  /** A quorum certificate this node formed (aggregators). */
+  | { event: 'certificate', taskId: Hex, resultHash: Hex, signerBitmap: Hex, verifyMs?: number, at: number }
+  | { event: 'no-quorum', taskId: Hex }
+  | { event: 'evidence', taskId: Hex, operatorIndex: number }
+  /** A gossip message this node refused: `reject` penalised the sender, `ignore` did not. */
+  | { event: 'rejected', topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
+  /** This operator could not attest to a task. */
+  | { event: 'failed', taskId: Hex, reason: string }
+  | { event: 'probe', id: string, at: number }
+  | {
+    event: 'model-progress', modelId: string, phase: FetchPhase, bytesDone: number, bytesTotal: number,
+    chunksDone: number, chunksTotal: number, providers: number, dropped: number
+  }
+  /** A model became available: fetched through the DHT, or found in the node's block store. */
+  | { event: 'model', modelId: string, bytes: number, fromStore: boolean, ms: number }
+  /** A model fetched ahead of its tasks (a registered one) could not be fetched. */
+  | { event: 'prefetch-failed', modelId: string, reason: string }
+  /** Gossip mesh sizes, printed when they change: a launcher waits for them instead of sleeping. */
+  | { event: 'mesh', tasks: number, attestations: number, certificates: number, attestationSubscribers: number }
+  /** A certificate or evidence settled on-chain by this aggregator. */
+  | { event: 'submitted', kind: 'certificate' | 'evidence', id: string, txHash: Hex, gasUsed: Decimal }
+  | { event: 'submission-moot', kind: 'certificate' | 'evidence', id: string, reason?: string }
+  /**
+   * A verified result: `poi request` adds the stake that signed and the latency, `poi result`
+   * the on-chain result (null: not settled) when it has a chain.
+   */
+  | {
+    event: 'result', taskId: Hex, resultHash: Hex, output: Hex, signers: number[], epoch: Decimal,
+    signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null
+  }
+  /** `poi model publish --json`. */
+  | { event: 'published', modelId: string, chunks: number, registeredTx: Hex | null }
+
+export type PoiEventName = PoiEvent['event']
+export type EventOf<K extends PoiEventName> = Extract<PoiEvent, { event: K }>
+
+/** What an emitter may pass for a line: bytes where the line has hex, bigints where it has decimals. */
+type Encodable<T> =
+  T extends Hex ? Hex | Uint8Array
+    : T extends Decimal ? Decimal | bigint
+      : T extends Array<infer U> ? Array<Encodable<U>>
+        : T extends object ? { [K in keyof T]: Encodable<T[K]> }
+          : T
+export type PoiEventInput = Encodable<PoiEvent>
+
+/** A line that is not a poi event (not JSON, an unknown `event`, a field of the wrong type). */
+export class EventLineError extends PoiError {
+  readonly line: string
+
+  constructor (line: string, reason: string) {
+    super('ERR_EVENT_LINE', `not a poi event line (${reason}): ${line.length > 200 ? line.slice(0, 200) + '…' : line}`)
+    this.line = line
+  }
+}
+
+/** One JSON line (without the newline): bytes as 0x-hex, bigints as decimal strings. */
+export function serializeEvent (event: PoiEventInput): string {
+  return JSON.stringify(event, jsonValue)
+}
+
+/** Reads the raw value: a Buffer's toJSON runs before a replacer sees it. */
+function jsonValue (this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key]
+  if (raw instanceof Uint8Array) return to0xHex(raw)
+  return typeof value === 'bigint' ? value.toString() : value
+}
+
+/** Parses one line into an event, checking its `event` name and the fields that event declares. */
+export function parseEvent (line: string): PoiEvent {
+  let json: unknown
+  try {
+    json = JSON.parse(line)
+  } catch {
+    throw new EventLineError(line, 'not JSON')
+  }
+  if (!isRecord(json)) throw new EventLineError(line, 'not a JSON object')
+  const name = json.event
+  if (typeof name !== 'string' || !Object.hasOwn(EVENT_FIELDS, name)) throw new EventLineError(line, `unknown event ${JSON.stringify(name)}`)
+  const fields: Record<string, FieldCheck<unknown>> = EVENT_FIELDS[name as PoiEventName]
+  for (const [field, check] of Object.entries(fields)) {
+    if (!check.test(json[field])) throw new EventLineError(line, `"${name}" needs ${field} to be ${check.what}, got ${JSON.stringify(json[field])}`)
+  }
+  return json as PoiEvent
+}
+
+/** The task a task-related event (task, attested, certificate, …) is about; undefined for the others. */
+export function taskIdOf (event: PoiEvent): Hex | undefined {
+  return 'taskId' in event ? event.taskId : undefined
+}
+
+interface FieldCheck<T> {
+  /** For the error message: "needs taskId to be 0x-hex". */
+  readonly what: string
+  readonly test: (value: unknown) => value is T
+}
+
+function isRecord (v: unknown): v is Record<string, unknown> {
+  return v != null && typeof v === 'object' && !Array.isArray(v)
+}
+
+function check<T> (what: string, test: (value: unknown) => boolean): FieldCheck<T> {
+  return { what, test: test as (value: unknown) => value is T }
+}
+
+const str = check<string>('a string', v => typeof v === 'string')
+const num = check<number>('a number', v => typeof v === 'number' && Number.isFinite(v))
+const bool = check<boolean>('true or false', v => typeof v === 'boolean')
+const hex = check<Hex>('0x-hex', v => typeof v === 'string' && /^0x(?:[0-9a-fA-F]{2})*$/.test(v))
+const decimal = check<Decimal>('a decimal integer string', v => typeof v === 'string' && /^-?\d+$/.test(v))
+const oneOf = <T extends string>(...values: T[]): FieldCheck<T> => check<T>(`one of ${values.join(', ')}`, v => values.includes(v as T))
+const listOf = <T>(item: FieldCheck<T>): FieldCheck<T[]> => check<T[]>(`a list of ${item.what}`, v => Array.isArray(v) && v.every(x => item.test(x)))
+const optional = <T>(c: FieldCheck<T>): FieldCheck<T | undefined> => check<T | undefined>(`${c.what} or absent`, v => v === undefined || c.test(v))
+const nullable = <T>(c: FieldCheck<T>): FieldCheck<T | null> => check<T | null>(`${c.what} or null`, v => v === null || c.test(v))
+const record = <T>(fields: { [F in keyof T]-?: FieldCheck<T[F]> }): FieldCheck<T> =>
+  check<T>(`an object {${Object.keys(fields).join(', ')}}`, v => isRecord(v) && Object.entries<FieldCheck<unknown>>(fields).every(([k, c]) => c.test(v[k])))
+
+const submissionKind = oneOf('certificate', 'evidence')
+/** A record, so a phase added to FetchPhase fails to compile here until it is listed. */
+const FETCH_PHASES: Record<FetchPhase, true> = { finding: true, manifest: true, chunks: true, storing: true, providing: true, done: true }
+
+/** Every event's fields and their checks; the type makes it list each field of each event. */
+const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'event'>]-?: FieldCheck<EventOf<K>[F]> } } = {
+  ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str) },
+  task: { taskId: hex, at: num },
+  attested: { taskId: hex, resultHash: hex, inferenceMs: num, signMs: num, at: num },
+  certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },
+  'no-quorum': { taskId: hex },
+  evidence: { taskId: hex, operatorIndex: num },
+  rejected: { topic: str, reason: str, from: str, verdict: oneOf('reject', 'ignore') },
+  failed: { taskId: hex, reason: str },
+  probe: { id: str, at: num },
+  'model-progress': {
+    modelId: str,
+    phase: oneOf(...Object.keys(FETCH_PHASES) as FetchPhase[]),
+    bytesDone: num,
+    bytesTotal: num,
+    chunksDone: num,
+    chunksTotal: num,
+    providers: num,
+    dropped: num
+  },
+  model: { modelId: str, bytes: num, fromStore: bool, ms: num },
+  'prefetch-failed': { modelId: str, reason: str },
+  mesh: { tasks: num, attestations: num, certificates: num, attestationSubscribers: num },
+  submitted: { kind: submissionKind, id: str, txHash: hex, gasUsed: decimal },
+  'submission-moot': { kind: submissionKind, id: str, reason: optional(str) },
+  result: {
+    taskId: hex,
+    resultHash: hex,
+    output: hex,
+    signers: listOf(num),
+    epoch: decimal,
+    signedStake: optional(decimal),
+    totalStake: optional(decimal),
+    latencyMs: optional(num),
+    onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal })))
+  },
+  published: { modelId: str, chunks: num, registeredTx: nullable(hex) }
+}

@@ -1,0 +1,182 @@
+/**
+ * A whole poi network on this machine, each node its own process on 127.0.0.1 with fresh keys:
+ * a bootstrap node, operators and an aggregator, with the operator set from a genesis file or
+ * from a local anvil chain the contracts are deployed to. `poi devnet`, the end-to-end tests
+ * and the benchmarks start it.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { createPublicClient, createWalletClient, defineChain, http, type PublicClient } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
+import {
+  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil,
+  type Deployment
+} from '../../contracts/index.js'
+import { ChainClient } from '../chain-client.js'
+import { writeDeployment } from '../deployment.js'
+import { loadModelDir, SHIPPED_MODEL_DIR } from '../inference/index.js'
+import type { Keystore } from '../keys.js'
+import { ChildNode, prepareNodeDir, type MeshEvent } from './launcher.js'
+import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
+
+/**
+ * A node is ready in 2-3 s on a quiet machine; five starting at once on two busy cores took
+ * over 30 s here (each loads libp2p, onnxruntime and viem before it listens).
+ */
+const READY_TIMEOUT_MS = 60_000
+/** Gossipsub grafts on its 1 s heartbeat; a few heartbeats give every node a mesh. */
+const MESH_TIMEOUT_MS = 15_000
+
+export interface LocalNetwork {
+  root: string
+  /** The operator set file (genesis mode) or the deployment file (chain mode) nodes were given. */
+  genesisPath: string
+  operatorSet: OperatorSet
+  /** Chain mode: the anvil chain, the deployed contracts and a read-only client. */
+  chain?: { anvil: Anvil, deployment: Required<Deployment>, deploymentPath: string, client: ChainClient }
+  bootstrap: ChildNode
+  bootstrapAddr: string
+  operators: ChildNode[]
+  aggregator: ChildNode
+  stop: () => Promise<void>
+}
+
+export interface LocalNetworkOptions {
+  root: string
+  operators: number
+  graceMs?: number
+  progress?: (line: string) => void
+  /** Extra flags per operator (e.g. --model-dir). */
+  operatorArgs?: (index: number) => string[]
+  /** Extra flags for every node (e.g. --probe). */
+  nodeArgs?: string[]
+  /**
+   * Run a local anvil chain: deploy the contracts, fund and register the
+   * operators, start epoch 1, and point every node at it (--chain).
+   */
+  chain?: boolean
+  /**
+   * Models the bootstrap node holds besides the shipped one (model
+   * directories); with a chain they are registered in the ModelRegistry too.
+   */
+  extraModels?: Array<{ dir: string, modelId: Uint8Array }>
+}
+
+/**
+ * Starts a bootstrap node, n operators and one aggregator as separate
+ * processes on 127.0.0.1, each with fresh keys and its own data directory,
+ * and waits until every node has gossip mesh peers on every topic.
+ */
+export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<LocalNetwork> {
+  const progress = opts.progress ?? (() => {})
+  const root = resolve(opts.root)
+  await mkdir(root, { recursive: true })
+  progress(`generating keys for 1 bootstrap, ${opts.operators} operators and 1 aggregator in ${root}`)
+  const bootDir = await prepareNodeDir(root, 'bootstrap')
+  const opDirs = []
+  for (let i = 0; i < opts.operators; i++) opDirs.push(await prepareNodeDir(root, `operator-${i}`))
+  const aggDir = await prepareNodeDir(root, 'aggregator')
+  const children: ChildNode[] = []
+  let chain: LocalNetwork['chain']
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map(async c => await c.stop()))
+    await chain?.anvil.stop()
+  }
+  let operatorSet: OperatorSet
+  let genesisPath: string
+  let source: string[]
+  try {
+    if (opts.chain === true) {
+      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], (opts.extraModels ?? []).map(m => m.modelId), progress)
+      operatorSet = await chain.client.operatorSet()
+      genesisPath = chain.deploymentPath
+      source = ['--chain', chain.deploymentPath]
+    } else {
+      operatorSet = createOperatorSet({
+        epoch: 0n,
+        domain: { chainId: DEVNET_CHAIN_ID, taskManager: DEVNET_TASK_MANAGER },
+        operators: opDirs.map(d => ({ address: d.keys.account.address, blsPublicKey: d.keys.blsPublicKey, stake: STAKE_WEI, peerId: d.keys.peerId.toString() }))
+      })
+      genesisPath = join(root, 'genesis.json')
+      await writeGenesis(genesisPath, operatorSet, opDirs.map(d => signProofOfPossession(d.keys.blsSecretKey, d.keys.account.address)))
+      source = ['--genesis', genesisPath]
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, ...source, '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.nodeArgs ?? [])]
+  try {
+    progress('starting bootstrap node')
+    const modelDirs = (opts.extraModels ?? []).length === 0 ? [] : [SHIPPED_MODEL_DIR, ...opts.extraModels!.map(m => m.dir)].flatMap(d => ['--model-dir', d])
+    const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir), ...modelDirs], join(root, 'bootstrap.log'))
+    children.push(bootstrap)
+    const ready = await bootstrap.ready(READY_TIMEOUT_MS)
+    const bootstrapAddr = ready.addrs.find(a => a.includes('/tcp/')) ?? ready.addrs[0]
+    progress(`bootstrap ${bootstrapAddr}`)
+    const grace = opts.graceMs != null ? ['--grace-ms', String(opts.graceMs)] : []
+    // Operators start without the model: the bootstrap node holds it and
+    // announces its shards on the DHT, and operators fetch it for the first task.
+    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`)))
+    children.push(...operators)
+    const aggregator = new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
+    children.push(aggregator)
+    progress(`starting ${operators.length} operators and an aggregator`)
+    await Promise.all([...operators, aggregator].map(async c => await c.ready(READY_TIMEOUT_MS)))
+    progress('all nodes up; waiting for gossip meshes')
+    // Operators only publish attestations (to known subscribers); relays and aggregators mesh on them.
+    const meshed = (c: ChildNode) => (e: MeshEvent): boolean => e.tasks > 0 && e.certificates > 0 &&
+      (operators.includes(c) ? e.attestationSubscribers > 0 : e.attestations > 0)
+    await Promise.all(children.map(async c => await c.waitForEvent('mesh', meshed(c), MESH_TIMEOUT_MS, 'gossip mesh')))
+    return { root, genesisPath, operatorSet, chain, bootstrap, bootstrapAddr, operators, aggregator, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+/** Devnet chain parameters: epochs may advance at once, exits wait a minute. */
+const DEVNET_DEPLOY = { epochDuration: 0n, exitDelay: 60n, minStake: 10n ** 18n }
+/** Gas money for every node that sends transactions. */
+const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
+
+/**
+ * Starts anvil, deploys the contracts from anvil's first account, funds the
+ * operators and aggregators, registers each operator with its own keys
+ * (stake + BLS key + proof of possession) and starts epoch 1.
+ */
+async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelIds: Uint8Array[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
+  progress('starting anvil (prague) on 127.0.0.1')
+  const anvil = await startAnvil()
+  try {
+    const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
+    const transport = http(anvil.rpcUrl)
+    const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient
+    const deployer = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+    progress('deploying OperatorRegistry, TaskManager, SlashingManager and ModelRegistry')
+    const deployment = await deployPoi(deployer, publicClient, DEVNET_DEPLOY)
+    for (const k of [...operators, ...others]) {
+      const hash = await deployer.sendTransaction({ to: k.account.address, value: DEVNET_FUNDING_WEI })
+      await publicClient.waitForTransactionReceipt({ hash })
+    }
+    progress(`registering ${operators.length} operators with ${STAKE_WEI / 10n ** 18n} ETH stake each`)
+    for (const k of operators) {
+      const wallet = createWalletClient({ chain: chainDef, transport, account: k.account })
+      await registerOperator(wallet, publicClient, deployment.registry, k.blsSecretKey, STAKE_WEI)
+    }
+    const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
+    progress(`epoch ${epoch} started with ${operators.length} operators`)
+    // Nodes on a chain run only models active in the ModelRegistry.
+    const model = await loadModelDir(SHIPPED_MODEL_DIR)
+    for (const id of [model.modelId, ...extraModelIds]) await registerModel(deployer, publicClient, deployment.modelRegistry, id, 0n)
+    progress(`${1 + extraModelIds.length} model(s) registered in the ModelRegistry`)
+    const deploymentPath = join(root, 'deployment.json')
+    await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, ...deployment })
+    const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, ...deployment })
+    return { anvil, deployment, deploymentPath, client }
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}

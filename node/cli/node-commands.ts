@@ -1,0 +1,130 @@
+/**
+ * `poi operator`, `poi aggregator`, `poi bootstrap`: start a full node, print what it does (a
+ * line for a person, or with --json a PoiEvent line per event) and run until SIGINT/SIGTERM.
+ */
+import { shortHex } from '../../protocols/wire/index.js'
+import type { ChainClient } from '../chain-client.js'
+import { modelIdToString } from '../inference/index.js'
+import { loadKeystore } from '../keys.js'
+import { PoiNode, preciseNow } from '../poi-node.js'
+import { NODE_OPTIONS, nodeConfig, parse } from './args.js'
+import type { Hex, NodeRoleName } from './events.js'
+import { operatorSource } from './operator-source.js'
+import { CliOutput } from './output.js'
+import { USAGE } from './usage.js'
+
+const MIB = 2 ** 20
+
+export async function runRole (role: NodeRoleName, args: string[]): Promise<void> {
+  const { values } = parse(args, NODE_OPTIONS)
+  if (values.help === true) { console.log(USAGE); return }
+  const config = await nodeConfig(values)
+  const keystore = await loadKeystore(config.keystore)
+  const aggregate = role === 'aggregator' || values.aggregate === true
+  const { operatorSet, chain } = await operatorSource(config, keystore)
+  const node = await PoiNode.start({
+    operate: role === 'operator',
+    aggregate,
+    light: false,
+    keystore,
+    config,
+    operatorSet,
+    settlement: aggregate ? chain : undefined,
+    modelGate: chain?.config.modelRegistry != null ? chain : undefined,
+    probe: values.probe === true
+  })
+  const unwatch = chain?.watchEpochs(set => node.useOperatorSet(set), operatorSet.epoch)
+  const out = new CliOutput(values.json === true)
+  const addrs = node.addresses()
+  const peerId = node.libp2p.peerId.toString()
+  out.event({ event: 'ready', role, peerId, addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
+    `poi ${node.roles().join('+')} ${peerId}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
+    addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
+  reportEvents(node, out)
+  const unwatchModels = role === 'operator' && values['no-prefetch'] !== true ? await prefetchRegisteredModels(node, chain) : undefined
+  await new Promise<void>((resolve) => {
+    const shutdown = (): void => {
+      process.off('SIGINT', shutdown)
+      process.off('SIGTERM', shutdown)
+      unwatch?.()
+      unwatchModels?.()
+      node.stop().then(resolve, (err) => { console.error(`error while stopping: ${(err as Error).message}`); resolve() })
+    }
+    process.on('SIGINT', shutdown)
+    process.on('SIGTERM', shutdown)
+  })
+}
+
+/**
+ * Operators fetch the registry's active models now, and new ones as they are registered, not
+ * when the first task for them is already waiting. Each ends in a `model` or `prefetch-failed`
+ * event. Returns the function that stops watching.
+ */
+async function prefetchRegisteredModels (node: PoiNode, chain: ChainClient | undefined): Promise<(() => void) | undefined> {
+  if (chain?.config.modelRegistry == null) return undefined
+  try {
+    const head = await chain.publicClient.getBlockNumber()
+    node.prefetchModels(await chain.activeModels(undefined, head))
+    return chain.watchModels(ids => node.prefetchModels(ids), head)
+  } catch (err) {
+    console.error(`cannot list the registry's models to prefetch from ${chain.config.rpcUrl}: ${(err as Error).message.split('\n')[0]}`)
+    return undefined
+  }
+}
+
+/** Every node event as a PoiEvent line (--json) or a line for a person. */
+function reportEvents (node: PoiNode, out: CliOutput): void {
+  node.submitter?.addEventListener('confirmed', ({ detail: s }) => out.event(
+    // Set on every confirmed submission: the receipt's hash and gas.
+    { event: 'submitted', kind: s.kind, id: s.id, txHash: s.txHash as Hex, gasUsed: BigInt(s.gasUsed ?? 0) },
+    `${s.kind} ${s.id.slice(0, 16)}… settled on-chain in ${s.txHash} (gas ${s.gasUsed})`))
+  node.submitter?.addEventListener('moot', ({ detail: s }) => out.event(
+    { event: 'submission-moot', kind: s.kind, id: s.id, reason: s.lastError },
+    `${s.kind} ${s.id.slice(0, 16)}… not submitted: ${s.lastError ?? ''}`))
+  // A fetch in progress, at most one line per tenth of the model (humans) or per phase (JSON).
+  let lastShown = ''
+  node.addEventListener('model-progress', ({ detail: { modelId, progress: p } }) => {
+    const tenth = p.bytesTotal > 0 ? Math.floor(10 * p.bytesDone / p.bytesTotal) : 0
+    const key = `${p.phase}/${out.json ? 0 : tenth}`
+    if (key === lastShown) return
+    lastShown = key
+    const id = modelIdToString(modelId)
+    out.event({ event: 'model-progress', modelId: id, ...p },
+      `fetching model ${id.slice(0, 16)}…: ${p.phase}, ${p.chunksDone}/${p.chunksTotal} chunks, ${(p.bytesDone / MIB).toFixed(1)}/${(p.bytesTotal / MIB).toFixed(1)} MiB from ${p.providers} providers${p.dropped > 0 ? ` (${p.dropped} dropped)` : ''}`)
+  })
+  node.addEventListener('model', ({ detail: m }) => out.event(
+    { event: 'model', modelId: modelIdToString(m.modelId), bytes: m.bytes, fromStore: m.fromStore, ms: m.ms },
+    `model ${modelIdToString(m.modelId)} ${m.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${m.bytes} bytes, ${m.ms} ms)`))
+  node.addEventListener('prefetch-failed', ({ detail: f }) => out.event(
+    { event: 'prefetch-failed', modelId: modelIdToString(f.modelId), reason: f.reason },
+    `prefetching model ${modelIdToString(f.modelId)} failed: ${f.reason} (it is fetched again when a task names it)`))
+  node.addEventListener('failed', ({ detail: f }) => out.warning(
+    { event: 'failed', taskId: f.taskId, reason: f.reason },
+    `task ${shortHex(f.taskId)}: cannot attest: ${f.reason}`))
+  node.addEventListener('task', ({ detail: t }) => out.event({ event: 'task', taskId: t.taskId, at: preciseNow() }))
+  node.addEventListener('probe', ({ detail: p }) => out.event({ event: 'probe', id: p.id, at: p.at }))
+  node.addEventListener('attested', ({ detail: a }) => out.event(
+    { event: 'attested', taskId: a.attestation.taskId, resultHash: a.attestation.resultHash, inferenceMs: a.inferenceMs, signMs: a.signMs, at: preciseNow() },
+    `attested task ${shortHex(a.attestation.taskId)} result ${shortHex(a.attestation.resultHash)} (inference ${a.inferenceMs.toFixed(1)} ms)`))
+  node.addEventListener('certificate', ({ detail: c }) => {
+    if (!c.formedHere) return
+    out.event({ event: 'certificate', taskId: c.certificate.taskId, resultHash: c.certificate.resultHash, signerBitmap: c.certificate.signerBitmap, verifyMs: c.verifyMs, at: preciseNow() },
+      `certificate formed for task ${shortHex(c.certificate.taskId)}`)
+  })
+  node.addEventListener('no-quorum', ({ detail: n }) => out.event({ event: 'no-quorum', taskId: n.taskId }, `task ${shortHex(n.taskId)} ended with NoQuorum`))
+  node.addEventListener('evidence', ({ detail: e }) => out.event({ event: 'evidence', taskId: e.taskId, operatorIndex: e.operatorIndex },
+    `equivocation by operator ${e.operatorIndex} on task ${shortHex(e.taskId)} stored as evidence`))
+  // Operators see why a message was refused without turning on debug logs.
+  node.addEventListener('rejected', ({ detail: r }) => out.warning(
+    { event: 'rejected', topic: r.topic, reason: r.reason, from: r.from, verdict: r.verdict },
+    `${r.verdict === 'reject' ? 'rejected' : 'ignored'} ${r.topic} from ${r.from}: ${r.reason}`))
+  if (out.json) {
+    // Lets a launcher wait for gossip meshes instead of sleeping.
+    let last = ''
+    node.libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => {
+      const mesh = { tasks: node.meshPeers('tasks'), attestations: node.meshPeers('attestations'), certificates: node.meshPeers('certificates'), attestationSubscribers: node.topicPeers('attestations') }
+      const now = JSON.stringify(mesh)
+      if (now !== last) { last = now; out.event({ event: 'mesh', ...mesh }) }
+    })
+  }
+}

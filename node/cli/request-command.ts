@@ -1,0 +1,123 @@
+/**
+ * `poi request`: a light peer checks the input (against the model's manifest, from a model
+ * directory or through the DHT) and the chain's ModelRegistry, announces a signed task, waits
+ * for its quorum certificate, verifies it and prints the output.
+ */
+import { stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { PoiError } from '../../protocols/wire/index.js'
+import {
+  InputError, loadModelDir, modelIdToString, parseModelId, parseTaskInput, readTaskInput, SHIPPED_MODEL_DIR,
+  type ModelManifest
+} from '../inference/index.js'
+import { ModelNotFoundError, fetchManifest } from '../models/index.js'
+import { PoiNode } from '../poi-node.js'
+import { DEFAULT_TASK_TIMEOUT_MS, requestInference, waitForNetwork } from '../requester/index.js'
+import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
+import { operatorSource } from './operator-source.js'
+import { CliOutput } from './output.js'
+import { requesterConfig, requesterKeystore } from './requester-setup.js'
+import { formatSummary } from './summary.js'
+import { USAGE } from './usage.js'
+
+/** How long `poi request --model <id>` looks for the model's manifest before giving up. */
+const MANIFEST_LOOKUP_TIMEOUT_MS = 15_000
+
+/** The chain's ModelRegistry does not let this requester use the model. */
+export class ModelRefusedError extends PoiError {
+  constructor (reason: string) {
+    super('ERR_MODEL_REFUSED', `the network will not run this task: ${reason}`)
+  }
+}
+
+export async function runRequest (args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    ...NODE_OPTIONS,
+    model: { type: 'string' },
+    input: { type: 'string' },
+    timeout: { type: 'string' },
+    quorum: { type: 'string' }
+  })
+  if (values.help === true) { console.log(USAGE); return }
+  const out = new CliOutput(values.json === true)
+  // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
+  const config = await requesterConfig('request', values, (line) => out.notice(line))
+  const keystore = await requesterKeystore(values, config)
+  const { operatorSet, chain } = await operatorSource(config, keystore)
+  const { modelId, manifest } = await resolveModel(values.model)
+  // Nodes drop tasks for models the registry does not allow; say why now rather than NoQuorum later.
+  const refusal = await chain?.modelRefusal(modelId, keystore.account.address)
+  if (refusal !== undefined) throw new ModelRefusedError(refusal)
+  const input = await readInput(values.input, manifest)
+  const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
+  const quorumBps = num(values.quorum, 'quorum')
+  const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore, config, operatorSet })
+  try {
+    out.progress(`connecting to ${config.bootstrap.join(', ')} …`)
+    await waitForNetwork(node)
+    if (manifest == null) await checkInputAgainstNetwork(node, modelId, input, out)
+    const r = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps }, { onProgress: (line) => out.progress(line) })
+    out.event({
+      event: 'result',
+      taskId: r.taskId,
+      resultHash: r.certificate.resultHash,
+      output: r.output,
+      signers: r.signers,
+      epoch: r.certificate.epoch,
+      signedStake: r.signedStake,
+      totalStake: r.totalStake,
+      latencyMs: r.certifiedAt - r.announcedAt
+    }, formatSummary(r, operatorSet, modelIdToString(modelId)))
+  } finally {
+    await node.stop()
+  }
+}
+
+/**
+ * `--model` takes a model id, a model directory or nothing (the shipped model); with a
+ * directory (or none) the manifest lets the input be checked before it is announced.
+ */
+async function resolveModel (model: string | undefined): Promise<{ modelId: Uint8Array, manifest?: ModelManifest }> {
+  if (model === undefined) return await loadModelDir(SHIPPED_MODEL_DIR)
+  const isDir = await stat(model).then(s => s.isDirectory(), () => false)
+  if (isDir) return await loadModelDir(resolve(model))
+  try {
+    return { modelId: parseModelId(model) }
+  } catch (err) {
+    throw new UsageError(`--model ${model} is neither a model directory nor a model id: ${(err as Error).message}`)
+  }
+}
+
+/** `--input` is inline JSON, `@file.json`, or `@file` in the binary tensor format (POIT). */
+async function readInput (input: string | undefined, manifest?: ModelManifest): Promise<Uint8Array> {
+  if (input === undefined) throw new UsageError('--input is required: a JSON object like {"x":{"data":[…]}}, @file.json, or @file in the binary tensor format')
+  try {
+    return await readTaskInput(input, manifest)
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(`--input: ${err.message}`)
+    throw err
+  }
+}
+
+/**
+ * A model named only by id: fetch its manifest (one small block) from its providers through
+ * the DHT and check the input against its input spec, so a wrong input is a clear error now
+ * instead of NoQuorum at the deadline.
+ */
+async function checkInputAgainstNetwork (node: PoiNode, modelId: Uint8Array, input: Uint8Array, out: CliOutput): Promise<void> {
+  const id = modelIdToString(modelId)
+  out.progress(`looking up the manifest of model ${id} through the DHT …`)
+  let manifest: ModelManifest
+  try {
+    manifest = await fetchManifest(node.libp2p, modelId, { signal: AbortSignal.timeout(MANIFEST_LOOKUP_TIMEOUT_MS) })
+  } catch (err) {
+    if (err instanceof ModelNotFoundError) throw new UsageError(`--model ${id}: no node provides this model (is it published, and is the node that holds it running?)`)
+    throw err
+  }
+  try {
+    parseTaskInput(input, manifest.inputs)
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(`--input does not match model ${manifest.name} (${id}): ${err.message}`)
+    throw err
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * `poi result <task id>`: a light peer asks full nodes over /poi/result/1/, verifies the
+ * certificate against the operator set of its epoch and the output against the certified
+ * result hash, and with a chain also checks the on-chain result. Nothing a node says is taken
+ * on trust, and each failure says what failed: a full node without the certificate is not an
+ * RPC that cannot be read.
+ */
+import { verifyCertificate, type OperatorSet } from '../../consensus/index.js'
+import { PoiError, fromHex, to0xHex } from '../../protocols/wire/index.js'
+import type { ChainClient } from '../chain-client.js'
+import { PoiNode } from '../poi-node.js'
+import { CertificateRejectedError, ResultNotFoundError, formatFailures, lookupResult, waitForNetwork, type FoundResult } from '../requester/index.js'
+import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
+import { ChainReadError, chainOperatorSets, operatorSource, readChain } from './operator-source.js'
+import { CliOutput } from './output.js'
+import { requesterConfig, requesterKeystore } from './requester-setup.js'
+import { formatCertified } from './summary.js'
+import { USAGE } from './usage.js'
+
+/** The chain settled the task with another result than the certificate the network showed. */
+export class OnChainResultMismatchError extends PoiError {
+  constructor (taskId: Uint8Array, onChain: string, certified: string) {
+    super('ERR_ONCHAIN_RESULT_MISMATCH', `the chain settled task ${to0xHex(taskId)} with result ${onChain}, not the certified ${certified}`)
+  }
+}
+
+export async function runResult (args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...NODE_OPTIONS, quorum: { type: 'string' } })
+  if (values.help === true) { console.log(USAGE); return }
+  const taskId = /^(0x)?[0-9a-fA-F]{64}$/.test(positionals[0] ?? '') ? fromHex(positionals[0]) : undefined
+  if (taskId === undefined) throw new UsageError('usage: poi result <task id: 32 bytes hex> --bootstrap <addr> (--rpc <url> | --chain <file> | --genesis <file>)')
+  const out = new CliOutput(values.json === true)
+  // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
+  const config = await requesterConfig('result', values, (line) => out.notice(line))
+  const keystore = await requesterKeystore(values, config)
+  const { operatorSet, chain } = await operatorSource(config, keystore)
+  const quorumBps = num(values.quorum, 'quorum')
+  const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore, config, operatorSet })
+  try {
+    await waitForNetwork(node)
+    const found = await findResult(node, taskId, { quorumBps, operatorSet, chain })
+    const verdict = verifyCertificate(found.certificate, found.set, { quorumBps })
+    if (!verdict.ok) throw new CertificateRejectedError(taskId, verdict.reason)
+    const onChain = chain != null
+      ? await readChain(`the on-chain result of task ${to0xHex(taskId)}`, chain.config.rpcUrl, async () => await chain.result(taskId))
+      : undefined
+    const certified = to0xHex(found.certificate.resultHash)
+    if (onChain != null && onChain.resultHash.toLowerCase() !== certified) {
+      throw new OnChainResultMismatchError(taskId, onChain.resultHash, certified)
+    }
+    out.event({
+      event: 'result',
+      taskId,
+      resultHash: found.certificate.resultHash,
+      output: found.output,
+      signers: verdict.signers,
+      epoch: found.certificate.epoch,
+      onChain: onChain ?? null
+    }, [
+      ...formatCertified(taskId, found.certificate, found.output, verdict.signers, found.set),
+      chain == null ? 'on-chain    (no --chain given)' : onChain != null ? `on-chain    settled, same result (epoch ${onChain.epoch}, outputRef ${onChain.outputRef})` : 'on-chain    not settled yet'
+    ].join('\n'))
+  } finally {
+    await node.stop()
+  }
+}
+
+export interface FindResultOptions {
+  quorumBps?: number
+  /** The current operator set: without a chain, the only one a certificate can be checked against. */
+  operatorSet: OperatorSet
+  /** With a chain, a certificate of any epoch is checked against that epoch's on-chain set. */
+  chain?: Pick<ChainClient, 'operatorSet' | 'config'>
+}
+
+/**
+ * The task's certificate and output from the first full node whose answer verifies. When none
+ * does and reading an epoch's operator set from the chain failed, that failure is what is
+ * reported (ChainReadError): the certificates shown could not be checked, which is not the
+ * same as no node having one (ResultNotFoundError, listing every peer asked and why).
+ */
+export async function findResult (node: PoiNode, taskId: Uint8Array, options: FindResultOptions): Promise<FoundResult> {
+  const { quorumBps, operatorSet, chain } = options
+  if (chain == null) {
+    return await lookupResult(node, taskId, { quorumBps, setOf: async (epoch) => epoch === operatorSet.epoch ? operatorSet : undefined })
+  }
+  const sets = chainOperatorSets(chain, chain.config.rpcUrl)
+  try {
+    return await lookupResult(node, taskId, { quorumBps, setOf: sets.setOf })
+  } catch (err) {
+    throw explainLookupFailure(err, taskId, sets.failures)
+  }
+}
+
+/** A lookup that found nothing because chain reads failed is reported as the first such failure. */
+export function explainLookupFailure (err: unknown, taskId: Uint8Array, chainFailures: readonly ChainReadError[]): unknown {
+  if (!(err instanceof ResultNotFoundError) || chainFailures.length === 0) return err
+  const first = chainFailures[0]
+  const shown = chainFailures.length === 1 ? 'the certificate a full node showed' : `the certificates ${chainFailures.length} full nodes showed`
+  return new ChainReadError(first.what, first.rpcUrl, first.cause, `${shown} for task ${to0xHex(taskId)} cannot be checked without it ${formatFailures(err.failures)}`)
+}

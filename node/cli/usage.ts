@@ -1,0 +1,53 @@
+/** `poi help`: every command and the node options. */
+export const USAGE = `poi — proof-of-inference node
+
+Usage:
+  poi keys generate --dir <keystore> [--force]   create libp2p, BLS and Ethereum keys (files mode 0600)
+  poi keys show --dir <keystore>                 print peer id, BLS public key and address
+  poi genesis create --out <file> --keystore <dir> [--keystore <dir> …] [--stake <wei>] [--chain-id <id>]
+                                                 write an operator set from operators' keystores
+  poi operator   [node options] [--aggregate]    run models and attest results (optionally aggregate too)
+  poi aggregator [node options]                  build quorum certificates from attestations
+  poi bootstrap  [node options]                  relay gossip and answer DHT queries (peer discovery)
+  poi request --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) --input <json|@file>
+              [--model <id|dir>] [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
+                                                 announce a task, wait for its certificate, verify it
+                                                 (inputs above 64 KiB go by stream reference, up to 1 MiB)
+  poi result <task id> --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) [--json]
+                                                 ask full nodes for a task's certificate and output, verify
+                                                 both (and, with --chain, against the on-chain result)
+  poi models                                     list the models in the configured model directories
+  poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]
+                                                 store a model as content-addressed shards in a node's data dir
+                                                 (the node announces them on the DHT) and register it on-chain
+  poi model ls [--data-dir <dir>]                models held in a node's block store
+  poi model show <model id> [--data-dir <dir>]   a stored model's manifest
+  poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain] [--npm-models <keys|none>]
+                                                 launch anvil, deploy, register operators and models, and run
+                                                 tasks end to end with their certificates settled on-chain:
+                                                 the shipped model, then real npm models (default ppocr-cls;
+                                                 keys: silero-vad, ppocr-cls, ppocr-rec)
+
+Node options:
+  --config <file>       JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs)
+  --keystore <dir>      default ~/.poi/keys
+  --data-dir <dir>      default ~/.poi/data
+  --listen <addr>       multiaddr, repeatable; default /ip4/127.0.0.1/tcp/0
+  --bootstrap <addr>    multiaddr with /p2p/<peer id>, repeatable
+  --genesis <file>      operator set; default ~/.poi/genesis.json (not used with --chain)
+  --chain <file>        deployment JSON {rpcUrl, registry, taskManager, slashing, modelRegistry, deployedAtBlock}:
+                        operator set from the on-chain registry; aggregators post certificates there; only
+                        models active in the ModelRegistry run, and operators prefetch them at start
+  --no-prefetch         (operators with --chain) fetch a registered model only when a task names it
+  --rpc <url>           chain RPC endpoint: overrides the deployment file's; poi request and poi result
+                        with --rpc and no --chain ask the bootstrap node for the contracts over
+                        /poi/network/1/ and check them on the chain before using them
+  --registry <address>  with --rpc: the OperatorRegistry the network must use (pins the bootstrap's answer)
+  --model-dir <dir>     model directory (manifest.json + model.onnx), repeatable; default the shipped model.
+                        Full nodes store these as content-addressed shards and announce them on the DHT
+  --no-model-dir        start without local models: fetch each model through the DHT when a task names it
+  --grace-ms <ms>       aggregation grace window after quorum (default 250)
+  --json                print machine-readable event lines on stdout
+  --probe               relay and report gossip latency probes (benchmarks)
+
+Logs: quiet by default; DEBUG=poi:* for detail.`

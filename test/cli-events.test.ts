@@ -1,0 +1,87 @@
+import { strict as assert } from 'node:assert'
+import { EventLog, EventTimeoutError } from '../node/cli/event-log.js'
+import { EventLineError, parseEvent, serializeEvent, taskIdOf, type PoiEvent, type PoiEventInput } from '../node/cli/events.js'
+
+const TASK = new Uint8Array(32).fill(0xab)
+const TASK_HEX = `0x${'ab'.repeat(32)}` as const
+
+/** Asserts `fn` throws an EventLineError whose message matches `why`. */
+function rejectsLine (line: string, why: RegExp): void {
+  assert.throws(() => parseEvent(line), (err: unknown) => {
+    assert.ok(err instanceof EventLineError, `expected EventLineError, got ${String(err)}`)
+    assert.match(err.message, why)
+    return true
+  })
+}
+
+describe('cli: --json event lines (one typed union)', () => {
+  it('serializeEvent writes bytes as 0x-hex and bigints as decimal strings, and parseEvent reads them back', () => {
+    const events: PoiEventInput[] = [
+      { event: 'certificate', taskId: TASK, resultHash: Buffer.from('01ff', 'hex'), signerBitmap: new Uint8Array([7]), verifyMs: 1.5, at: 12.25 },
+      { event: 'submitted', kind: 'certificate', id: 'ab', txHash: `0x${'12'.repeat(32)}`, gasUsed: 235476n },
+      { event: 'result', taskId: TASK, resultHash: TASK, output: new Uint8Array([1, 2]), signers: [0, 2], epoch: 1n, onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: 1n } },
+      { event: 'ready', role: 'operator', peerId: '12D3KooW', addrs: ['/ip4/127.0.0.1/tcp/1'], operatorIndex: null, models: [] }
+    ]
+    const read = events.map(e => parseEvent(serializeEvent(e)))
+    assert.deepEqual(read[0], { event: 'certificate', taskId: TASK_HEX, resultHash: '0x01ff', signerBitmap: '0x07', verifyMs: 1.5, at: 12.25 })
+    assert.deepEqual(read[1], { event: 'submitted', kind: 'certificate', id: 'ab', txHash: `0x${'12'.repeat(32)}`, gasUsed: '235476' })
+    assert.deepEqual(read[2], { event: 'result', taskId: TASK_HEX, resultHash: TASK_HEX, output: '0x0102', signers: [0, 2], epoch: '1', onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: '1' } })
+    assert.equal(read[3].event, 'ready')
+    assert.ok(!serializeEvent(events[0]).includes('\n'), 'an event is one line')
+  })
+
+  it('parseEvent refuses a line that is not JSON, an unknown event, or a declared field of the wrong type', () => {
+    rejectsLine('listening on 127.0.0.1', /not JSON/)
+    rejectsLine('[1,2]', /not a JSON object/)
+    rejectsLine('{"event":"teleported","taskId":"0x00"}', /unknown event "teleported"/)
+    rejectsLine('{"taskId":"0x00"}', /unknown event undefined/)
+    rejectsLine('{"event":"task","taskId":"abc","at":1}', /"task" needs taskId to be 0x-hex, got "abc"/)
+    rejectsLine('{"event":"model","modelId":"bafy","bytes":"12","fromStore":false,"ms":3}', /needs bytes to be a number/)
+    rejectsLine('{"event":"rejected","topic":"tasks","reason":"x","from":"p","verdict":"maybe"}', /verdict to be one of reject, ignore/)
+    rejectsLine('{"event":"submitted","kind":"certificate","id":"a","txHash":"0x12","gasUsed":"1e3"}', /gasUsed to be a decimal integer string/)
+  })
+
+  it('parseEvent keeps fields an event does not declare (a newer node may add some) and accepts absent optional ones', () => {
+    const e = parseEvent('{"event":"certificate","taskId":"0x00","resultHash":"0x01","signerBitmap":"0x07","at":1,"extra":true}')
+    assert.ok(e.event === 'certificate', e.event)
+    assert.equal(e.verifyMs, undefined)
+    assert.equal((e as unknown as { extra: boolean }).extra, true)
+  })
+
+  it('taskIdOf names the task of task events and nothing for the others', () => {
+    assert.equal(taskIdOf(parseEvent(`{"event":"no-quorum","taskId":"${TASK_HEX}"}`)), TASK_HEX)
+    assert.equal(taskIdOf(parseEvent('{"event":"mesh","tasks":1,"attestations":1,"certificates":1,"attestationSubscribers":1}')), undefined)
+  })
+
+  describe('EventLog (what the launcher waits on)', () => {
+    const mesh = (tasks: number): PoiEvent => ({ event: 'mesh', tasks, attestations: 1, certificates: 1, attestationSubscribers: 1 })
+
+    it('a wait resolves with an event seen already or one still to come, typed by its name', async () => {
+      const log = new EventLog('operator-0')
+      log.push(mesh(0))
+      assert.deepEqual(await log.waitForEvent('mesh', () => true, 1_000, 'mesh'), mesh(0))
+      const later = log.waitForEvent('mesh', e => e.tasks > 2, 1_000, 'mesh with 3 task peers')
+      log.push(mesh(1))
+      log.push(mesh(3))
+      assert.equal((await later).tasks, 3)
+      assert.equal(log.last('mesh')?.tasks, 3)
+    })
+
+    it('a wait that times out names the node, what did not happen and where to look', async () => {
+      const log = new EventLog('aggregator', 'see /tmp/aggregator.log')
+      await assert.rejects(log.waitForEvent('certificate', () => true, 50, `certificate event for task ${TASK_HEX}`), (err: unknown) => {
+        assert.ok(err instanceof EventTimeoutError, String(err))
+        assert.equal(err.message, `aggregator: no certificate event for task ${TASK_HEX} within 50 ms; see /tmp/aggregator.log`)
+        return true
+      })
+    })
+
+    it('closing the log fails every wait at once with the reason', async () => {
+      const log = new EventLog('operator-1')
+      const waiting = log.waitFor(e => e.event === 'attested', 10_000, 'attested event')
+      log.close(what => new Error(`operator-1 exited with no ${what}`))
+      await assert.rejects(waiting, /operator-1 exited with no attested event/)
+      await assert.rejects(log.waitFor(() => true, 10_000, 'ready event'), /exited with no ready event/)
+    })
+  })
+})
