@@ -9,10 +9,10 @@ import {
   isModelAllowed, readCurrentEpoch, readModel, readOperatorSet, submitCertificate, submitEvidence,
   type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
-import type { QuorumCertificate } from '../protocols/wire/index.js'
+import { PoiError, type QuorumCertificate } from '../protocols/wire/index.js'
 import type { StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
-import { PermanentSubmissionError, type SettlementChain, type TxReceipt } from './roles/submitter.js'
+import { PermanentSubmissionError, type SettlementChain, type TxReceipt } from './roles/index.js'
 
 const log = logger('poi:chain')
 
@@ -47,6 +47,14 @@ export interface AcceptedCertificate extends OnChainResult {
   signedStake: bigint
 }
 
+
+/** The RPC endpoint did not answer: nothing was read or sent. */
+export class ChainUnreachableError extends PoiError {
+  constructor (readonly rpcUrl: string, cause: unknown) {
+    super('ERR_CHAIN_UNREACHABLE', `cannot reach the chain at ${rpcUrl}: ${(cause as Error).message.split('\n')[0]}; is the node running and the URL right?`, { cause })
+  }
+}
+
 /**
  * A node's view of the poi contracts: operator sets by epoch (from the
  * registry's events, checked against the stored root), and, with an
@@ -73,7 +81,7 @@ export class ChainClient implements SettlementChain {
     try {
       chainId = await probe.getChainId()
     } catch (err) {
-      throw new PermanentSubmissionError(`cannot reach the chain at ${config.rpcUrl}: ${(err as Error).message.split('\n')[0]}`)
+      throw new ChainUnreachableError(config.rpcUrl, err)
     }
     const chain = defineChain({ id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [config.rpcUrl] } } })
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 }) as PublicClient
@@ -84,7 +92,7 @@ export class ChainClient implements SettlementChain {
   /** The ModelRegistry entry of `modelId` (undefined: not registered), cached (see ReadThroughCache). */
   async model (modelId: Uint8Array): Promise<OnChainModel | undefined> {
     const registry = this.config.modelRegistry
-    if (registry == null) throw new Error('the deployment names no modelRegistry')
+    if (registry == null) throw new PoiError('ERR_NO_MODEL_REGISTRY', 'the deployment names no modelRegistry; deploy one, or run without model checks')
     return await this.modelCache.get(bytesToHex(modelId), async () => await readModel(this.publicClient, registry, modelId))
   }
 
@@ -191,7 +199,7 @@ export class ChainClient implements SettlementChain {
     const accepted = await this.waitForAcceptance(taskId, 0)
     const claimed = { resultHash: accepted.resultHash, outputRef: accepted.outputRef, epoch: accepted.epoch }
     const ok = await this.publicClient.readContract({ address: this.config.taskManager, abi: TaskManagerAbi, functionName: 'hasResult', args: [bytesToHex(taskId), claimed] })
-    if (!ok) throw new Error(`the CertificateAccepted event for task ${bytesToHex(taskId)} does not match the stored commitment; is the RPC endpoint honest?`)
+    if (!ok) throw new PoiError('ERR_RESULT_MISMATCH', `the CertificateAccepted event for task ${bytesToHex(taskId)} does not match the stored commitment; is the RPC endpoint honest?`)
     return claimed
   }
 

@@ -11,6 +11,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { gossipsubOptions } from '../protocols/gossip/index.js'
+import { PoiError } from '../protocols/wire/index.js'
 
 const log = logger('poi:p2p')
 
@@ -53,7 +54,7 @@ export interface P2pOptions {
 export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   for (const addr of [...opts.listen, ...opts.bootstrap]) {
     try { multiaddr(addr) } catch (err) {
-      throw new Error(`invalid multiaddr ${JSON.stringify(addr)}: ${(err as Error).message}`)
+      throw new PoiError('ERR_INVALID_MULTIADDR', `invalid multiaddr ${JSON.stringify(addr)}: ${(err as Error).message}; write it as /ip4/<host>/tcp/<port>[/p2p/<peer id>]`, { cause: err })
     }
   }
   const node: PoiLibp2p = await createLibp2p<PoiServices>({

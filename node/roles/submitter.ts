@@ -1,6 +1,6 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import type { QuorumCertificate } from '../../protocols/wire/index.js'
+import { PoiError, type QuorumCertificate } from '../../protocols/wire/index.js'
 import type { NodeStore, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
@@ -22,10 +22,9 @@ export interface TxReceipt {
  * A contract revert the chain will repeat every time (InvalidSignature,
  * StaleEpoch, AlreadySlashed, …): retrying cannot help.
  */
-export class PermanentSubmissionError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'PermanentSubmissionError'
+export class PermanentSubmissionError extends PoiError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_SUBMISSION_PERMANENT', message, options)
   }
 }
 
