@@ -16,7 +16,7 @@
 import bls from '@chainsafe/bls'
 import { PointFormat } from '@chainsafe/bls/types'
 import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
-import { BLS_SIGNATURE_BYTES, PoiError } from '../protocols/wire/index.js'
+import { BLS_SIGNATURE_BYTES, errorWithCode } from '../protocols/wire/index.js'
 import { BLS_PUBLIC_KEY_LENGTH } from './constants.js'
 
 /** A base-field element in EIP-2537: 48 significant bytes left-padded to 64. */
@@ -33,13 +33,11 @@ const INFINITY_FLAG = 0x40
 const FLAG_MASK = 0xe0
 
 /** Bytes that are not an encoding of a point on the curve, or an encoding of the wrong size. */
-export class Eip2537EncodingError extends PoiError {
-  static readonly code = 'ERR_EIP2537_ENCODING'
-  declare readonly code: typeof Eip2537EncodingError.code
+export class Eip2537EncodingError extends errorWithCode('ERR_EIP2537_ENCODING') {
   readonly group: 'G1' | 'G2'
 
   constructor (group: 'G1' | 'G2', message: string) {
-    super(Eip2537EncodingError.code, `${group} point: ${message}`)
+    super(`${group} point: ${message}`)
     this.group = group
   }
 }
@@ -64,48 +62,65 @@ export interface G2Point {
   y_c1_b: Hex
 }
 
-const G1_FIELDS = ['x_a', 'x_b', 'y_a', 'y_b'] as const satisfies ReadonlyArray<keyof G1Point>
-const G2_FIELDS = ['x_c0_a', 'x_c0_b', 'x_c1_a', 'x_c1_b', 'y_c0_a', 'y_c0_b', 'y_c1_a', 'y_c1_b'] as const satisfies ReadonlyArray<keyof G2Point>
+/**
+ * What differs between the two groups; everything else is one conversion over these. `blstOrder`
+ * maps EIP-2537's Fp order (x then y, each Fp2 as c0 then c1) to blst's, which puts c1 first.
+ */
+interface Group<P> {
+  name: 'G1' | 'G2'
+  /** Compressed bytes (48 for G1, 96 for G2). */
+  compressedLength: number
+  /** Raw EIP-2537 bytes (128 for G1, 256 for G2). */
+  rawLength: number
+  /** solady's struct fields, in EIP-2537 word order. */
+  fields: ReadonlyArray<keyof P>
+  /** Names of the Fp coordinates in EIP-2537 order, for error messages. */
+  coordinates: readonly string[]
+  /** blstOrder[i]: where blst's uncompressed form holds EIP-2537's i-th Fp. */
+  blstOrder: readonly number[]
+  /** The point of blst bytes (compressed or uncompressed); throws if it is not on the curve. */
+  fromBytes: (bytes: Uint8Array) => { toBytes: (format: PointFormat) => Uint8Array }
+}
+
+const G1: Group<G1Point> = {
+  name: 'G1',
+  compressedLength: BLS_PUBLIC_KEY_LENGTH,
+  rawLength: EIP2537_G1_LENGTH,
+  fields: ['x_a', 'x_b', 'y_a', 'y_b'],
+  coordinates: ['x', 'y'],
+  blstOrder: [0, 1],
+  fromBytes: (bytes) => bls.PublicKey.fromBytes(bytes, undefined, false)
+}
+
+const G2: Group<G2Point> = {
+  name: 'G2',
+  compressedLength: BLS_SIGNATURE_BYTES,
+  rawLength: EIP2537_G2_LENGTH,
+  fields: ['x_c0_a', 'x_c0_b', 'x_c1_a', 'x_c1_b', 'y_c0_a', 'y_c0_b', 'y_c1_a', 'y_c1_b'],
+  coordinates: ['x.c0', 'x.c1', 'y.c0', 'y.c1'],
+  // blst x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0
+  blstOrder: [1, 0, 3, 2],
+  fromBytes: (bytes) => bls.Signature.fromBytes(bytes, undefined, false)
+}
 
 /** Compressed (48-byte) G1 point → EIP-2537 struct. Throws Eip2537EncodingError if it is not a point on the curve. */
 export function g1ToEip2537 (compressed: Uint8Array): G1Point {
-  return decodeG1(g1RawFromCompressed(compressed))
+  return decodeG1(rawFromCompressed(G1, compressed))
 }
 
 /** EIP-2537 struct (or its 128 raw bytes) → compressed 48-byte G1 point. Throws Eip2537EncodingError if it is not on the curve. */
 export function g1FromEip2537 (point: G1Point | Uint8Array): Uint8Array {
-  const raw = point instanceof Uint8Array ? checkedRaw(point, EIP2537_G1_LENGTH, 'G1') : encodeG1(point)
-  if (raw.every(b => b === 0)) return infinityCompressed(BLS_PUBLIC_KEY_LENGTH)
-  const uncompressed = new Uint8Array(2 * FP_LENGTH)
-  uncompressed.set(unpadFp(raw, 0, 'G1', 'x'), 0)
-  uncompressed.set(unpadFp(raw, 1, 'G1', 'y'), FP_LENGTH)
-  try {
-    return bls.PublicKey.fromBytes(uncompressed, undefined, false).toBytes(PointFormat.compressed)
-  } catch (err) {
-    throw new Eip2537EncodingError('G1', `${bytesToHex(raw)} is not a point on the curve: ${(err as Error).message}`)
-  }
+  return compressedFromRaw(G1, point instanceof Uint8Array ? checkedRaw(G1, point) : encodeG1(point))
 }
 
 /** Compressed (96-byte) G2 point → EIP-2537 struct. Throws Eip2537EncodingError if it is not a point on the curve. */
 export function g2ToEip2537 (compressed: Uint8Array): G2Point {
-  return decodeG2(g2RawFromCompressed(compressed))
+  return decodeG2(rawFromCompressed(G2, compressed))
 }
 
 /** EIP-2537 struct (or its 256 raw bytes) → compressed 96-byte G2 point. Throws Eip2537EncodingError if it is not on the curve. */
 export function g2FromEip2537 (point: G2Point | Uint8Array): Uint8Array {
-  const raw = point instanceof Uint8Array ? checkedRaw(point, EIP2537_G2_LENGTH, 'G2') : encodeG2(point)
-  if (raw.every(b => b === 0)) return infinityCompressed(BLS_SIGNATURE_BYTES)
-  // EIP-2537 order x.c0, x.c1, y.c0, y.c1 → blst order x.c1, x.c0, y.c1, y.c0
-  const uncompressed = new Uint8Array(4 * FP_LENGTH)
-  uncompressed.set(unpadFp(raw, 1, 'G2', 'x.c1'), 0)
-  uncompressed.set(unpadFp(raw, 0, 'G2', 'x.c0'), FP_LENGTH)
-  uncompressed.set(unpadFp(raw, 3, 'G2', 'y.c1'), 2 * FP_LENGTH)
-  uncompressed.set(unpadFp(raw, 2, 'G2', 'y.c0'), 3 * FP_LENGTH)
-  try {
-    return bls.Signature.fromBytes(uncompressed, undefined, false).toBytes(PointFormat.compressed)
-  } catch (err) {
-    throw new Eip2537EncodingError('G2', `${bytesToHex(raw)} is not a point on the curve: ${(err as Error).message}`)
-  }
+  return compressedFromRaw(G2, point instanceof Uint8Array ? checkedRaw(G2, point) : encodeG2(point))
 }
 
 /**
@@ -113,8 +128,7 @@ export function g2FromEip2537 (point: G2Point | Uint8Array): Uint8Array {
  * A Uint8Array argument is a compressed 48-byte point.
  */
 export function encodeG1 (point: G1Point | Uint8Array): Uint8Array {
-  if (point instanceof Uint8Array) return g1RawFromCompressed(point)
-  return wordsToBytes(G1_FIELDS.map(f => point[f]), 'G1')
+  return point instanceof Uint8Array ? rawFromCompressed(G1, point) : rawFromStruct(G1, point)
 }
 
 /**
@@ -122,55 +136,62 @@ export function encodeG1 (point: G1Point | Uint8Array): Uint8Array {
  * A Uint8Array argument is a compressed 96-byte point.
  */
 export function encodeG2 (point: G2Point | Uint8Array): Uint8Array {
-  if (point instanceof Uint8Array) return g2RawFromCompressed(point)
-  return wordsToBytes(G2_FIELDS.map(f => point[f]), 'G2')
+  return point instanceof Uint8Array ? rawFromCompressed(G2, point) : rawFromStruct(G2, point)
 }
 
 /** 128 raw EIP-2537 bytes → struct (layout only; no curve check). */
 export function decodeG1 (raw: Uint8Array): G1Point {
-  const w = bytesToWords(checkedRaw(raw, EIP2537_G1_LENGTH, 'G1'))
-  return { x_a: w[0], x_b: w[1], y_a: w[2], y_b: w[3] }
+  return structFromRaw(G1, raw)
 }
 
 /** 256 raw EIP-2537 bytes → struct (layout only; no curve check). */
 export function decodeG2 (raw: Uint8Array): G2Point {
-  const w = bytesToWords(checkedRaw(raw, EIP2537_G2_LENGTH, 'G2'))
-  return { x_c0_a: w[0], x_c0_b: w[1], x_c1_a: w[2], x_c1_b: w[3], y_c0_a: w[4], y_c0_b: w[5], y_c1_a: w[6], y_c1_b: w[7] }
+  return structFromRaw(G2, raw)
 }
 
-function g1RawFromCompressed (compressed: Uint8Array): Uint8Array {
-  if (compressed.length !== BLS_PUBLIC_KEY_LENGTH) {
-    throw new Eip2537EncodingError('G1', `a compressed G1 point is ${BLS_PUBLIC_KEY_LENGTH} bytes, got ${compressed.length}`)
+/** A solady point struct: every field a 32-byte word. */
+type PointStruct<P> = { [K in keyof P]: Hex }
+
+function structFromRaw<P extends PointStruct<P>> (group: Group<P>, raw: Uint8Array): P {
+  const words = bytesToWords(checkedRaw(group, raw))
+  const point: Partial<PointStruct<P>> = {}
+  group.fields.forEach((field, i) => { point[field] = words[i] })
+  return point as P
+}
+
+function rawFromStruct<P extends PointStruct<P>> (group: Group<P>, point: P): Uint8Array {
+  return wordsToBytes(group.fields.map(field => point[field]), group.name)
+}
+
+function rawFromCompressed<P> (group: Group<P>, compressed: Uint8Array): Uint8Array {
+  if (compressed.length !== group.compressedLength) {
+    throw new Eip2537EncodingError(group.name, `a compressed ${group.name} point is ${group.compressedLength} bytes, got ${compressed.length}`)
   }
   let uncompressed: Uint8Array
   try {
-    uncompressed = bls.PublicKey.fromBytes(compressed, undefined, false).toBytes(PointFormat.uncompressed)
+    uncompressed = group.fromBytes(compressed).toBytes(PointFormat.uncompressed)
   } catch (err) {
-    throw new Eip2537EncodingError('G1', `${bytesToHex(compressed)} is not a compressed point on the curve: ${(err as Error).message}`)
+    throw new Eip2537EncodingError(group.name, `${bytesToHex(compressed)} is not a compressed point on the curve: ${(err as Error).message}`)
   }
-  const raw = new Uint8Array(EIP2537_G1_LENGTH)
+  const raw = new Uint8Array(group.rawLength)
   if ((uncompressed[0] & INFINITY_FLAG) !== 0) return raw
-  raw.set(uncompressed.subarray(0, FP_LENGTH), FP_PADDING)
-  raw.set(uncompressed.subarray(FP_LENGTH), EIP2537_FP_LENGTH + FP_PADDING)
+  group.blstOrder.forEach((from, to) => raw.set(uncompressed.subarray(from * FP_LENGTH, (from + 1) * FP_LENGTH), to * EIP2537_FP_LENGTH + FP_PADDING))
   return raw
 }
 
-function g2RawFromCompressed (compressed: Uint8Array): Uint8Array {
-  if (compressed.length !== BLS_SIGNATURE_BYTES) {
-    throw new Eip2537EncodingError('G2', `a compressed G2 point is ${BLS_SIGNATURE_BYTES} bytes, got ${compressed.length}`)
+function compressedFromRaw<P> (group: Group<P>, raw: Uint8Array): Uint8Array {
+  if (raw.every(b => b === 0)) return infinityCompressed(group.compressedLength)
+  const uncompressed = new Uint8Array(group.blstOrder.length * FP_LENGTH)
+  // In blst's order, so that the first bad coordinate reported is the first blst would read.
+  for (let at = 0; at < group.blstOrder.length; at++) {
+    const index = group.blstOrder.indexOf(at)
+    uncompressed.set(unpadFp(raw, index, group.name, group.coordinates[index]), at * FP_LENGTH)
   }
-  let u: Uint8Array
   try {
-    u = bls.Signature.fromBytes(compressed, undefined, false).toBytes(PointFormat.uncompressed)
+    return group.fromBytes(uncompressed).toBytes(PointFormat.compressed)
   } catch (err) {
-    throw new Eip2537EncodingError('G2', `${bytesToHex(compressed)} is not a compressed point on the curve: ${(err as Error).message}`)
+    throw new Eip2537EncodingError(group.name, `${bytesToHex(raw)} is not a point on the curve: ${(err as Error).message}`)
   }
-  const raw = new Uint8Array(EIP2537_G2_LENGTH)
-  if ((u[0] & INFINITY_FLAG) !== 0) return raw
-  // blst x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0 → EIP-2537 x.c0 ‖ x.c1 ‖ y.c0 ‖ y.c1
-  const order = [1, 0, 3, 2]
-  order.forEach((from, to) => raw.set(u.subarray(from * FP_LENGTH, (from + 1) * FP_LENGTH), to * EIP2537_FP_LENGTH + FP_PADDING))
-  return raw
 }
 
 function infinityCompressed (length: number): Uint8Array {
@@ -193,8 +214,8 @@ function unpadFp (raw: Uint8Array, index: number, group: 'G1' | 'G2', coordinate
   return value
 }
 
-function checkedRaw (raw: Uint8Array, length: number, group: 'G1' | 'G2'): Uint8Array {
-  if (raw.length !== length) throw new Eip2537EncodingError(group, `an EIP-2537 ${group} point is ${length} bytes, got ${raw.length}`)
+function checkedRaw<P> (group: Group<P>, raw: Uint8Array): Uint8Array {
+  if (raw.length !== group.rawLength) throw new Eip2537EncodingError(group.name, `an EIP-2537 ${group.name} point is ${group.rawLength} bytes, got ${raw.length}`)
   return raw
 }
 

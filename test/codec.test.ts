@@ -25,6 +25,15 @@ const CODECS = [
   { name: 'QuorumCertificate', valid: () => QuorumCertificate.encode(certificate()), decode: decodeQuorumCertificate, max: MAX_QUORUM_CERTIFICATE_BYTES, raw: (o: object) => QuorumCertificate.encode(o) }
 ] as const
 
+/** Each case encodes within `maxBytes` and decodes back to itself. */
+function roundTrips<T> (cases: T[], encode: (value: T) => Uint8Array, decode: (bytes: Uint8Array) => T, maxBytes: number): void {
+  for (const value of cases) {
+    const bytes = encode(value)
+    assert.ok(bytes.length <= maxBytes, `${bytes.length} bytes, over ${maxBytes}`)
+    assert.deepEqual(decode(bytes), value)
+  }
+}
+
 describe('wire codecs', () => {
   describe('round trips', () => {
     it('task announcements: typical, max-size fields, zero values, inputRef', () => {
@@ -45,11 +54,7 @@ describe('wire codecs', () => {
         task({ fee: new Uint8Array(0), nonce: 0n, params: new Uint8Array(0), quorumBps: 1, deadline: 1n, chainId: 1n, modelId: filled(1, 9) }),
         task({ input: new Uint8Array(0), inputRef: filled(32, 0x09) })
       ]
-      for (const t of cases) {
-        const bytes = encodeTaskAnnouncement(t)
-        assert.ok(bytes.length <= MAX_TASK_ANNOUNCEMENT_BYTES)
-        assert.deepEqual(decodeTaskAnnouncement(bytes), t)
-      }
+      roundTrips(cases, encodeTaskAnnouncement, decodeTaskAnnouncement, MAX_TASK_ANNOUNCEMENT_BYTES)
     })
 
     it('attestations: typical, max output and indices, zero values', () => {
@@ -58,11 +63,7 @@ describe('wire codecs', () => {
         attestation({ epoch: UINT64_MAX, operatorIndex: MAX_OPERATORS - 1, output: filled(MAX_INLINE_OUTPUT_BYTES, 0xff) }),
         attestation({ epoch: 0n, operatorIndex: 0, output: new Uint8Array(0) })
       ]
-      for (const a of cases) {
-        const bytes = encodeAttestation(a)
-        assert.ok(bytes.length <= MAX_ATTESTATION_BYTES)
-        assert.deepEqual(decodeAttestation(bytes), a)
-      }
+      roundTrips(cases, encodeAttestation, decodeAttestation, MAX_ATTESTATION_BYTES)
     })
 
     it('certificates: full bitmap, big uint256 stakes, zero stakes, max output', () => {
@@ -77,12 +78,7 @@ describe('wire codecs', () => {
         }),
         certificate({ epoch: 0n, signerBitmap: Uint8Array.from([1]), signedStake: new Uint8Array(0), totalStake: new Uint8Array(0), output: new Uint8Array(0) })
       ]
-      for (const c of cases) {
-        const bytes = encodeQuorumCertificate(c)
-        assert.ok(bytes.length <= MAX_QUORUM_CERTIFICATE_BYTES)
-        const decoded = decodeQuorumCertificate(bytes)
-        assert.deepEqual(decoded, c)
-      }
+      roundTrips(cases, encodeQuorumCertificate, decodeQuorumCertificate, MAX_QUORUM_CERTIFICATE_BYTES)
     })
   })
 

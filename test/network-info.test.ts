@@ -4,22 +4,18 @@
  * hand-written bad server are refused with the right codes.
  */
 import { strict as assert } from 'node:assert'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { IncomingStreamData } from '@libp2p/interface'
-import * as lp from 'it-length-prefixed'
-import { pipe } from 'it-pipe'
-import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import type { PoiLibp2p } from '../node/p2p.js'
 import {
   decodeNetworkInfo, encodeNetworkInfo, fetchNetworkInfo, MAX_NETWORK_INFO_RESPONSE_BYTES,
   NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoRequest, NetworkInfoServer,
   networkInfoOf, type NetworkDeployment
 } from '../protocols/network/index.js'
 import { DecodeError, EncodeError } from '../protocols/wire/index.js'
-import { ExchangeError, requestOnce } from '../protocols/exchange/index.js'
+import { type ExchangeError, requestOnce } from '../protocols/exchange/index.js'
+import { rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnswer } from './helpers/exchange-peers.js'
 
 /** Short limit for the test that waits for a peer that never answers. */
 const SHORT_TIMEOUT_MS = 400
-const EMPTY = new Uint8Array(0)
 
 const DEPLOYMENT: NetworkDeployment = {
   chainId: 31337n,
@@ -30,10 +26,6 @@ const DEPLOYMENT: NetworkDeployment = {
   deployedAtBlock: 1n
 }
 
-async function node (): Promise<PoiLibp2p> {
-  return await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], dhtClientMode: false })
-}
-
 function sameDeployment (got: NetworkDeployment | undefined, want: NetworkDeployment): void {
   assert.ok(got !== undefined, 'expected a deployment, got NO_CHAIN')
   const lower = (d: NetworkDeployment): Record<string, string> =>
@@ -42,15 +34,7 @@ function sameDeployment (got: NetworkDeployment | undefined, want: NetworkDeploy
 }
 
 async function rejects (p: Promise<unknown>, code: string): Promise<ExchangeError> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof ExchangeError, `expected ExchangeError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    assert.equal(err.protocol, NETWORK_PROTOCOL)
-    return err
-  }
-  assert.fail(`expected ExchangeError [${code}], nothing was thrown`)
+  return await rejectsExchange(p, NETWORK_PROTOCOL, code)
 }
 
 /** The decode rule a refused answer broke. */
@@ -63,9 +47,10 @@ describe('network info protocol: /poi/network/1/', function () {
   let bootstrap: PoiLibp2p
   let requester: PoiLibp2p
   let rogue: PoiLibp2p
+  let peers: ExchangePeers | undefined
   let server: NetworkInfoServer | undefined
   /** What the rogue answers: a raw byte string, one frame, nothing at all, or a closed stream. */
-  let rogueAnswer: { raw?: Uint8Array, frame?: Uint8Array, silent?: true, close?: true } = {}
+  let rogueAnswer: RogueAnswer = {}
 
   /** Serves `deployment` from the bootstrap node in place of the previous server. */
   async function serve (deployment: NetworkDeployment | undefined): Promise<void> {
@@ -75,20 +60,13 @@ describe('network info protocol: /poi/network/1/', function () {
   }
 
   before(async () => {
-    ;[bootstrap, requester, rogue] = await Promise.all([node(), node(), node()])
-    await rogue.handle(NETWORK_PROTOCOL, ({ stream }: IncomingStreamData) => {
-      if (rogueAnswer.silent === true) return // never answers; the client's timeout aborts the stream
-      if (rogueAnswer.close === true) { void stream.close().catch(() => {}); return }
-      if (rogueAnswer.raw !== undefined) { void stream.sink([rogueAnswer.raw]).catch(() => {}); return }
-      void pipe([rogueAnswer.frame ?? EMPTY], (s) => lp.encode(s), stream).catch(() => {})
-    })
-    await requester.dial(bootstrap.getMultiaddrs())
-    await requester.dial(rogue.getMultiaddrs())
+    peers = await startExchangePeers(NETWORK_PROTOCOL, () => rogueAnswer)
+    ;({ server: bootstrap, client: requester, rogue } = peers)
   })
 
   after(async () => {
     await server?.stop()
-    await Promise.all([bootstrap, requester, rogue].map(async n => await n?.stop()))
+    await peers?.stop()
   })
 
   it('tells a requester the contracts of the network (FOUND), with and without a model registry', async () => {

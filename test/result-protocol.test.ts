@@ -4,16 +4,10 @@
  * operator set; lying, garbage and oversized answers are refused.
  */
 import { strict as assert } from 'node:assert'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { IncomingStreamData } from '@libp2p/interface'
-import * as lp from 'it-length-prefixed'
-import { pipe } from 'it-pipe'
 import { keccak256 } from 'viem'
 import { TaskAggregation } from '../consensus/index.js'
-import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import type { PoiLibp2p } from '../node/p2p.js'
 import {
   encodeQuorumCertificate, uint256ToBytes, type QuorumCertificate, type TaskAnnouncement, payloadRefOf
 } from '../protocols/wire/index.js'
@@ -21,8 +15,9 @@ import {
   encodeResultResponse, fetchResult, MAX_RESULT_RESPONSE_BYTES, RESULT_PROTOCOL, RESULT_STATUS,
   RESULT_VERSION, ResultServer, verifyResult
 } from '../protocols/result/index.js'
-import { ExchangeError } from '../protocols/exchange/index.js'
-import { NodeStore, StreamStore } from '../storage/index.js'
+import type { ExchangeError } from '../protocols/exchange/index.js'
+import { openTempStore, rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnswer, type TempStore } from './helpers/exchange-peers.js'
+import type { NodeStore } from '../storage/index.js'
 import { attest, hash32, makeOperators, type TaskResult, type TestOperators } from './consensus-fixtures.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -30,10 +25,6 @@ const text = (s: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(s)
 const EMPTY = new Uint8Array(0)
 /** Far in the future: aggregation here is not about lateness. */
 const DEADLINE = Date.now() + 3_600_000
-
-async function node (): Promise<PoiLibp2p> {
-  return await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], dhtClientMode: false })
-}
 
 /** A result whose hashes follow the protocol: resultHash = outputRef = keccak256(canonical output). */
 function resultOf (task: string, output: Uint8Array): TaskResult {
@@ -67,31 +58,23 @@ function taskWithId (nonce: bigint): TaskAnnouncement {
 }
 
 async function rejects (p: Promise<unknown>, code: string): Promise<ExchangeError> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof ExchangeError, `expected ExchangeError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    assert.equal(err.protocol, RESULT_PROTOCOL)
-    return err
-  }
-  assert.fail(`expected ExchangeError [${code}], nothing was thrown`)
+  return await rejectsExchange(p, RESULT_PROTOCOL, code)
 }
 
 describe('result protocol: /poi/result/1/', function () {
-  let dir: string
   let store: NodeStore
-  let streams: StreamStore
   let fullNode: PoiLibp2p
   let requester: PoiLibp2p
   let rogue: PoiLibp2p
+  let peers: ExchangePeers | undefined
+  let temp: TempStore | undefined
   let server: ResultServer
   let ops: TestOperators
   let inline: TaskResult
   let inlineQc: QuorumCertificate
   let byRef: TaskResult
   let byRefQc: QuorumCertificate
-  let rogueAnswer: { raw?: Uint8Array, frame?: Uint8Array } = {}
+  let rogueAnswer: RogueAnswer = {}
 
   before(async () => {
     ops = makeOperators([10n, 10n, 10n, 10n])
@@ -101,31 +84,24 @@ describe('result protocol: /poi/result/1/', function () {
     byRef = resultOf('by-ref', new Uint8Array(200 * 1024).fill(3))
     byRefQc = certify(ops, byRef, false)
 
-    dir = await mkdtemp(join(tmpdir(), 'poi-result-'))
-    store = await NodeStore.open(dir)
-    streams = new StreamStore(store)
+    temp = await openTempStore('poi-result-')
+    store = temp.store
     await store.putCertificate(inlineQc)
     await store.putCertificate(byRefQc)
     const operatorKey = await generateKeyPair('Ed25519')
-    const { message } = await streams.append(operatorKey, 'outputs', byRef.output)
+    const { message } = await temp.streams.append(operatorKey, 'outputs', byRef.output)
     assert.equal(hex(payloadRefOf(message.payload)), hex(byRefQc.outputRef))
 
-    ;[fullNode, requester, rogue] = await Promise.all([node(), node(), node()])
-    server = new ResultServer({ libp2p: fullNode, results: store, outputs: streams })
+    peers = await startExchangePeers(RESULT_PROTOCOL, () => rogueAnswer)
+    ;({ server: fullNode, client: requester, rogue } = peers)
+    server = new ResultServer({ libp2p: fullNode, results: store, outputs: temp.streams })
     await server.start()
-    await rogue.handle(RESULT_PROTOCOL, ({ stream }: IncomingStreamData) => {
-      if (rogueAnswer.raw !== undefined) { void stream.sink([rogueAnswer.raw]).catch(() => {}); return }
-      void pipe([rogueAnswer.frame ?? EMPTY], (s) => lp.encode(s), stream).catch(() => {})
-    })
-    await requester.dial(fullNode.getMultiaddrs())
-    await requester.dial(rogue.getMultiaddrs())
   })
 
   after(async () => {
     await server?.stop()
-    await Promise.all([fullNode, requester, rogue].map(async n => await n?.stop()))
-    await store?.close()
-    await rm(dir, { recursive: true, force: true })
+    await peers?.stop()
+    await temp?.close()
   })
 
   it('returns a stored QC with its inline output, and both verify against the operator set', async () => {

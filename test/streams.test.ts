@@ -8,15 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Ed25519PrivateKey, IncomingStreamData } from '@libp2p/interface'
-import * as lp from 'it-length-prefixed'
-import { pipe } from 'it-pipe'
-import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
+import type { PoiLibp2p } from '../node/p2p.js'
 import {
   fetchStreamMessage, fetchStreamMessageByPayload, MAX_STREAM_RESPONSE_BYTES, STREAM_PROTOCOL,
   STREAM_STATUS, StreamServer, encodeStreamResponse
 } from '../protocols/stream/index.js'
-import { ExchangeError } from '../protocols/exchange/index.js'
+import { openTempStore, rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnswer, type TempStore } from './helpers/exchange-peers.js'
 import {
   channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID,
   MAX_STREAM_PAYLOAD_BYTES, DecodeError, payloadRefOf, STREAM_VERSION, StreamMessageError,
@@ -34,10 +32,6 @@ const sameMessage = (a: StreamMessage | undefined, b: StreamMessage): void => {
 const sha256 = (b: Uint8Array): Uint8Array => Uint8Array.from(createHash('sha256').update(b).digest())
 /** Short limit for the tests that wait for a peer that never answers. */
 const SHORT_TIMEOUT_MS = 400
-
-async function node (): Promise<PoiLibp2p> {
-  return await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], dhtClientMode: false })
-}
 
 /** A channel of `n` messages written by `key`, built by hand (not through a store). */
 async function channelOf (key: Ed25519PrivateKey, name: string, n: number): Promise<StreamMessage[]> {
@@ -216,34 +210,25 @@ describe('streams: StreamStore', () => {
 })
 
 describe('streams: /poi/stream/1/ between libp2p nodes', function () {
-  let dir: string
-  let store: NodeStore
   let streams: StreamStore
   let server: PoiLibp2p
   let client: PoiLibp2p
   let rogue: PoiLibp2p
+  let peers: ExchangePeers | undefined
+  let temp: TempStore | undefined
   let streamServer: StreamServer
   let author: Ed25519PrivateKey
   let channel: StreamMessage[]
-  /** What the rogue node sends back, raw (no length prefix) or as one frame; undefined: never answer. */
-  let rogueAnswer: { raw?: Uint8Array, frame?: Uint8Array, close?: boolean } | undefined
+  /** What the rogue node does with a request (see RogueAnswer). */
+  let rogueAnswer: RogueAnswer = { silent: true }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'poi-streams-net-'))
-    store = await NodeStore.open(dir)
-    streams = new StreamStore(store)
-    ;[server, client, rogue] = await Promise.all([node(), node(), node()])
+    temp = await openTempStore('poi-streams-net-')
+    streams = temp.streams
+    peers = await startExchangePeers(STREAM_PROTOCOL, () => rogueAnswer)
+    ;({ server, client, rogue } = peers)
     streamServer = new StreamServer({ libp2p: server, messages: streams })
     await streamServer.start()
-    await rogue.handle(STREAM_PROTOCOL, ({ stream }: IncomingStreamData) => {
-      const answer = rogueAnswer
-      if (answer === undefined) return // hold the stream open and say nothing
-      if (answer.close === true) { void stream.close(); return }
-      if (answer.raw !== undefined) { void stream.sink([answer.raw]).catch(() => {}); return }
-      void pipe([answer.frame ?? new Uint8Array(0)], (s) => lp.encode(s), stream).catch(() => {})
-    })
-    await client.dial(server.getMultiaddrs())
-    await client.dial(rogue.getMultiaddrs())
     author = await generateKeyPair('Ed25519')
     channel = []
     for (let i = 0; i < 4; i++) channel.push((await streams.append(author, 'inputs', text(`served ${i}`))).message)
@@ -251,9 +236,8 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
 
   after(async () => {
     await streamServer?.stop()
-    await Promise.all([server, client, rogue].map(async n => await n?.stop()))
-    await store?.close()
-    await rm(dir, { recursive: true, force: true })
+    await peers?.stop()
+    await temp?.close()
   })
 
   it('serves every message of a channel; fetched messages verify and link up', async () => {
@@ -275,11 +259,11 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
     const { message, msgId } = await fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('served 2')))
     sameMessage(message, channel[2])
     assert.equal(hex(msgId), hex(streamMessageId(channel[2])))
-    await rejects(fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('never written'))), ExchangeError, 'NOT_FOUND')
+    await rejectsExchange(fetchStreamMessageByPayload(client, server.peerId, payloadRefOf(text('never written'))), STREAM_PROTOCOL, 'NOT_FOUND')
   })
 
   it('reports an unknown message as NOT_FOUND, naming the protocol, the peer and the message', async () => {
-    const err = await rejects(fetchStreamMessage(client, server.peerId, new Uint8Array(32).fill(0xab)), ExchangeError, 'NOT_FOUND')
+    const err = await rejectsExchange(fetchStreamMessage(client, server.peerId, new Uint8Array(32).fill(0xab)), STREAM_PROTOCOL, 'NOT_FOUND')
     assert.equal(err.protocol, STREAM_PROTOCOL)
     assert.equal(err.peer, server.peerId.toString())
     assert.equal(err.message, `fetching stream message 0x${'ab'.repeat(32)} over ${STREAM_PROTOCOL} from ${server.peerId.toString()}: ${err.reason} [NOT_FOUND]`)
@@ -287,8 +271,8 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
 
   it('refuses a server that answers with another message (WRONG_HASH)', async () => {
     rogueAnswer = { frame: encodeStreamResponse({ version: STREAM_VERSION, status: STREAM_STATUS.FOUND, message: encodeStreamMessage(channel[1]) as Uint8Array<ArrayBuffer> }) }
-    await rejects(fetchStreamMessage(client, rogue.peerId, streamMessageId(channel[0])), ExchangeError, 'WRONG_HASH')
-    await rejects(fetchStreamMessageByPayload(client, rogue.peerId, payloadRefOf(channel[0].payload)), ExchangeError, 'WRONG_HASH')
+    await rejectsExchange(fetchStreamMessage(client, rogue.peerId, streamMessageId(channel[0])), STREAM_PROTOCOL, 'WRONG_HASH')
+    await rejectsExchange(fetchStreamMessageByPayload(client, rogue.peerId, payloadRefOf(channel[0].payload)), STREAM_PROTOCOL, 'WRONG_HASH')
   })
 
   it('refuses a message with the requested hash but a bad signature or a wrong author (INVALID_MESSAGE)', async () => {
@@ -298,7 +282,7 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
     for (const [bad, cause] of [[tampered, 'BAD_SIGNATURE'], [forged, 'WRONG_AUTHOR']] as const) {
       const bytes = encodeStreamMessage(bad)
       rogueAnswer = { frame: encodeStreamResponse({ version: STREAM_VERSION, status: STREAM_STATUS.FOUND, message: bytes as Uint8Array<ArrayBuffer> }) }
-      const err = await rejects(fetchStreamMessage(client, rogue.peerId, sha256(bytes)), ExchangeError, 'INVALID_MESSAGE')
+      const err = await rejectsExchange(fetchStreamMessage(client, rogue.peerId, sha256(bytes)), STREAM_PROTOCOL, 'INVALID_MESSAGE')
       assert.ok(err.cause instanceof StreamMessageError && err.cause.code === cause, String(err.cause))
     }
   })
@@ -306,24 +290,24 @@ describe('streams: /poi/stream/1/ between libp2p nodes', function () {
   it('rejects garbage, oversized, empty and late responses', async () => {
     const msgId = streamMessageId(channel[0])
     rogueAnswer = { frame: Uint8Array.from([0xff, 0xff, 0x01, 0x02]) }
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), ExchangeError, 'INVALID_RESPONSE')
+    await rejectsExchange(fetchStreamMessage(client, rogue.peerId, msgId), STREAM_PROTOCOL, 'INVALID_RESPONSE')
     // a length prefix announcing more than a response may hold is refused before any buffering
     rogueAnswer = { raw: Uint8Array.from([...encodeVarint(MAX_STREAM_RESPONSE_BYTES + 1), 1, 2, 3]) }
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), ExchangeError, 'OVERSIZED')
+    await rejectsExchange(fetchStreamMessage(client, rogue.peerId, msgId), STREAM_PROTOCOL, 'OVERSIZED')
     rogueAnswer = { close: true }
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId), ExchangeError, 'NO_RESPONSE')
-    rogueAnswer = undefined
-    await rejects(fetchStreamMessage(client, rogue.peerId, msgId, { timeoutMs: SHORT_TIMEOUT_MS }), ExchangeError, 'TIMEOUT')
+    await rejectsExchange(fetchStreamMessage(client, rogue.peerId, msgId), STREAM_PROTOCOL, 'NO_RESPONSE')
+    rogueAnswer = { silent: true }
+    await rejectsExchange(fetchStreamMessage(client, rogue.peerId, msgId, { timeoutMs: SHORT_TIMEOUT_MS }), STREAM_PROTOCOL, 'TIMEOUT')
     const controller = new AbortController()
     const pending = fetchStreamMessage(client, rogue.peerId, msgId, { signal: controller.signal })
     controller.abort()
-    await rejects(pending, ExchangeError, 'ABORTED')
+    await rejectsExchange(pending, STREAM_PROTOCOL, 'ABORTED')
   })
 
   it('stops serving after stop()', async () => {
     await streamServer.stop()
     try {
-      await rejects(fetchStreamMessage(client, server.peerId, streamMessageId(channel[0])), ExchangeError, 'DIAL_FAILED')
+      await rejectsExchange(fetchStreamMessage(client, server.peerId, streamMessageId(channel[0])), STREAM_PROTOCOL, 'DIAL_FAILED')
     } finally {
       await streamServer.start()
     }

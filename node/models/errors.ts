@@ -1,38 +1,30 @@
 /** Errors of publishing and fetching models; each names the model and what the user can do. */
-import { PoiError } from '../../protocols/wire/index.js'
+import { errorWithCode } from '../../protocols/wire/index.js'
 
 /** No peer on the DHT provides the model. */
-export class ModelNotFoundError extends PoiError {
-  static readonly code = 'ERR_MODEL_NOT_FOUND'
-  declare readonly code: typeof ModelNotFoundError.code
+export class ModelNotFoundError extends errorWithCode('ERR_MODEL_NOT_FOUND') {
   constructor (readonly modelId: string, detail: string) {
-    super(ModelNotFoundError.code, `model ${modelId}: no provider found on the DHT (${detail}); the id may be wrong, the model never published (\`poi model publish\`), or every holder offline`)
+    super(`model ${modelId}: no provider found on the DHT (${detail}); the id may be wrong, the model never published (\`poi model publish\`), or every holder offline`)
   }
 }
 
 /** The manifest block was fetched (its bytes match the id) but is not a valid manifest: the id names a bad document. */
-export class ModelManifestError extends PoiError {
-  static readonly code = 'ERR_MODEL_MANIFEST'
-  declare readonly code: typeof ModelManifestError.code
+export class ModelManifestError extends errorWithCode('ERR_MODEL_MANIFEST') {
   constructor (readonly modelId: string, reason: string, options?: { cause?: unknown }) {
-    super(ModelManifestError.code, `model ${modelId}: its manifest ${reason}; this model id cannot be used, ask its publisher for a valid one`, options)
+    super(`model ${modelId}: its manifest ${reason}; this model id cannot be used, ask its publisher for a valid one`, options)
   }
 }
 
 /** Model bytes that do not match the manifest (size, whole-file hash or chunk CIDs). */
-export class ModelIntegrityError extends PoiError {
-  static readonly code = 'ERR_MODEL_INTEGRITY'
-  declare readonly code: typeof ModelIntegrityError.code
+export class ModelIntegrityError extends errorWithCode('ERR_MODEL_INTEGRITY') {
   constructor (readonly modelId: string, reason: string) {
-    super(ModelIntegrityError.code, `model ${modelId}: ${reason}`)
+    super(`model ${modelId}: ${reason}`)
   }
 }
 
 /** A block of the model could not be had from any provider; `failures` says what each one did. */
-export class ModelFetchError extends PoiError {
-  static readonly code = 'ERR_MODEL_FETCH'
-  declare readonly code: typeof ModelFetchError.code
+export class ModelFetchError extends errorWithCode('ERR_MODEL_FETCH') {
   constructor (readonly modelId: string, readonly block: string, readonly failures: string[], options?: { cause?: unknown }) {
-    super(ModelFetchError.code, `model ${modelId}: no provider could serve block ${block}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`, options)
+    super(`model ${modelId}: no provider could serve block ${block}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`, options)
   }
 }

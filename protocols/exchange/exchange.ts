@@ -17,23 +17,33 @@
 import type { Libp2p, PeerId, Startable } from '@libp2p/interface'
 import type { Logger } from '@libp2p/logger'
 import type { StrictCodec } from '../wire/index.js'
+import { EXCHANGE_MAX_INBOUND_STREAMS, EXCHANGE_MAX_OUTBOUND_STREAMS, EXCHANGE_TIMEOUT_MS } from './constants.js'
 import { ExchangeError, type ExchangeErrorCode } from './errors.js'
 import { requestOnce, serveOnce, type ExchangePeer } from './transport.js'
 
-export interface ExchangeDefinition<Req, Res> {
+/** Every response of a poi exchange carries a status; one of them means "bad request". */
+export interface ExchangeResponse {
+  status: number
+}
+
+export interface ExchangeDefinition<Req, Res extends ExchangeResponse> {
   /** Protocol id, its version included: /poi/stream/1/. */
   readonly protocol: string
   readonly request: StrictCodec<Req>
   readonly response: StrictCodec<Res>
-  /** Default bound on one exchange: a fetch (dial included) and the serving of one request. */
-  readonly timeoutMs: number
-  /** Default concurrent streams of the protocol per connection. */
-  readonly maxInboundStreams: number
-  readonly maxOutboundStreams: number
-  /** The answer to a request that does not decode (another version, garbage). */
+  /**
+   * Default bound on one exchange: a fetch (dial included) and the serving of one request.
+   * Default EXCHANGE_TIMEOUT_MS.
+   */
+  readonly timeoutMs?: number
+  /** Default concurrent streams of the protocol per connection: EXCHANGE_MAX_IN/OUTBOUND_STREAMS. */
+  readonly maxInboundStreams?: number
+  readonly maxOutboundStreams?: number
+  /**
+   * The answer to a request that does not decode (another version, garbage). An answer with
+   * its status is the peer refusing our request as malformed.
+   */
   readonly badRequest: Res
-  /** Whether an answer says the peer refused our request as malformed. */
-  readonly refused: (response: Res) => boolean
   /** The protocol's logger, e.g. logger('poi:stream'). */
   readonly log: Logger
 }
@@ -47,7 +57,10 @@ export interface ExchangeFetchOptions {
   subject?: string
 }
 
-export interface Exchange<Req, Res> extends ExchangeDefinition<Req, Res> {
+/** A definition with its defaults filled in. */
+export type ResolvedExchangeDefinition<Req, Res extends ExchangeResponse> = Required<ExchangeDefinition<Req, Res>>
+
+export interface Exchange<Req, Res extends ExchangeResponse> extends ResolvedExchangeDefinition<Req, Res> {
   /**
    * Sends `request` to `peer` and returns its decoded answer. Throws ExchangeError: a transport
    * kind (DIAL_FAILED, TIMEOUT, ABORTED, OVERSIZED, NO_RESPONSE, STREAM_FAILED),
@@ -60,7 +73,13 @@ export interface Exchange<Req, Res> extends ExchangeDefinition<Req, Res> {
   server: (init: ExchangeServerInit<Req, Res>) => ExchangeServer<Req, Res>
 }
 
-export function defineExchange<Req, Res> (definition: ExchangeDefinition<Req, Res>): Exchange<Req, Res> {
+export function defineExchange<Req, Res extends ExchangeResponse> (given: ExchangeDefinition<Req, Res>): Exchange<Req, Res> {
+  const definition: ResolvedExchangeDefinition<Req, Res> = {
+    timeoutMs: EXCHANGE_TIMEOUT_MS,
+    maxInboundStreams: EXCHANGE_MAX_INBOUND_STREAMS,
+    maxOutboundStreams: EXCHANGE_MAX_OUTBOUND_STREAMS,
+    ...given
+  }
   const { protocol, request, response } = definition
   const error = <C extends string>(code: C, peer: ExchangePeer, reason: string, options: { subject?: string, cause?: unknown } = {}): ExchangeError<C> =>
     new ExchangeError({ code, protocol, peer: String(peer), reason, ...options })
@@ -82,7 +101,7 @@ export function defineExchange<Req, Res> (definition: ExchangeDefinition<Req, Re
       } catch (err) {
         throw error<ExchangeErrorCode>('INVALID_RESPONSE', peer, (err as Error).message, { subject, cause: err })
       }
-      if (definition.refused(answer)) {
+      if (answer.status === definition.badRequest.status) {
         throw error<ExchangeErrorCode>('BAD_REQUEST', peer, `the peer refused the request as malformed (does it speak ${protocol}?)`, { subject })
       }
       return answer
@@ -107,10 +126,10 @@ export interface ExchangeServerInit<Req, Res> {
  * A protocol's handler, registered while started: each stream carries one request frame,
  * decoded strictly, and one answer, encoded strictly.
  */
-export class ExchangeServer<Req, Res> implements Startable {
+export class ExchangeServer<Req, Res extends ExchangeResponse> implements Startable {
   private started = false
 
-  constructor (private readonly exchange: ExchangeDefinition<Req, Res>, private readonly init: ExchangeServerInit<Req, Res>) {}
+  constructor (private readonly exchange: ResolvedExchangeDefinition<Req, Res>, private readonly init: ExchangeServerInit<Req, Res>) {}
 
   isStarted (): boolean {
     return this.started

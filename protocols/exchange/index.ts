@@ -5,7 +5,8 @@
  * failure and the reason.
  */
 export { defineExchange, ExchangeServer } from './exchange.js'
-export type { Exchange, ExchangeDefinition, ExchangeFetchOptions, ExchangeServerInit } from './exchange.js'
+export type { Exchange, ExchangeDefinition, ExchangeFetchOptions, ExchangeResponse, ExchangeServerInit, ResolvedExchangeDefinition } from './exchange.js'
+export * from './constants.js'
 export { ExchangeError } from './errors.js'
 export type { ExchangeErrorCode, ExchangeErrorInit, ExchangeFailureKind } from './errors.js'
 export { requestOnce, serveOnce } from './transport.js'

@@ -40,15 +40,9 @@ export const NETWORK_STATUS = {
 } as const
 
 /**
- * Same bound as STREAM_REQUEST_TIMEOUT_MS: a dial plus one exchange of two tiny frames. A
- * requester asks once when it starts, so a bootstrap node slower than this is one to replace.
+ * Time and inbound bounds are the exchange defaults (protocols/exchange/constants.ts): a
+ * requester asks its bootstrap node once when it starts, so a bootstrap node may see a burst,
+ * and each answer is a constant of ~120 bytes. A node asks other nodes only once at start, so
+ * it needs few outbound streams.
  */
-export const NETWORK_REQUEST_TIMEOUT_MS = 10_000
-
-/**
- * Every requester asks its bootstrap node once when it starts, so a bootstrap node may see a
- * burst; each answer is a constant of ~120 bytes, so 32 concurrent streams cost nothing.
- * A node asks other nodes only once at start, so few outbound streams are needed.
- */
-export const NETWORK_MAX_INBOUND_STREAMS = 32
 export const NETWORK_MAX_OUTBOUND_STREAMS = 4

@@ -18,9 +18,8 @@ import {
   type ExchangeServerInit
 } from '../exchange/index.js'
 import {
-  MAX_NETWORK_INFO_REQUEST_BYTES, MAX_NETWORK_INFO_RESPONSE_BYTES, NETWORK_MAX_INBOUND_STREAMS,
-  NETWORK_MAX_OUTBOUND_STREAMS, NETWORK_PROTOCOL, NETWORK_REQUEST_TIMEOUT_MS, NETWORK_STATUS,
-  NETWORK_VERSION
+  MAX_NETWORK_INFO_REQUEST_BYTES, MAX_NETWORK_INFO_RESPONSE_BYTES, NETWORK_MAX_OUTBOUND_STREAMS, NETWORK_PROTOCOL,
+  NETWORK_STATUS, NETWORK_VERSION
 } from './constants.js'
 
 /**
@@ -138,11 +137,8 @@ export const NETWORK_EXCHANGE = defineExchange<NetworkInfoRequest, NetworkInfo>(
   protocol: NETWORK_PROTOCOL,
   request: REQUEST_CODEC,
   response: RESPONSE_CODEC,
-  timeoutMs: NETWORK_REQUEST_TIMEOUT_MS,
-  maxInboundStreams: NETWORK_MAX_INBOUND_STREAMS,
   maxOutboundStreams: NETWORK_MAX_OUTBOUND_STREAMS,
   badRequest: { ...networkInfoOf(undefined), status: NETWORK_STATUS.BAD_REQUEST },
-  refused: (info) => info.status === NETWORK_STATUS.BAD_REQUEST,
   log: logger('poi:network')
 })
 
@@ -168,7 +164,7 @@ export class NetworkInfoServer extends ExchangeServer<NetworkInfoRequest, Networ
 // ---------------------------------------------------------------------------------------------
 // Client
 
-/** The caller's signal and time limit (default NETWORK_REQUEST_TIMEOUT_MS). */
+/** The caller's signal and time limit (default EXCHANGE_TIMEOUT_MS). */
 export type FetchNetworkInfoOptions = Pick<ExchangeFetchOptions, 'signal' | 'timeoutMs'>
 
 /**

@@ -1,6 +1,8 @@
 /**
  * Names and limits of /poi/result/1/: a light requester asks a full node for a task's quorum
- * certificate and output.
+ * certificate and output. Time and stream bounds are the exchange defaults
+ * (protocols/exchange/constants.ts): a requester polls one task at a time, a full node serves
+ * many requesters, each with one short exchange of at most ~1 MiB.
  */
 import { MAX_QUORUM_CERTIFICATE_BYTES, MAX_STREAM_PAYLOAD_BYTES } from '../wire/index.js'
 
@@ -38,10 +40,3 @@ export const RESULT_STATUS = {
   /** The request was malformed (another protocol version?). */
   BAD_REQUEST: 4
 } as const
-
-/** Same bound and reasoning as STREAM_REQUEST_TIMEOUT_MS: one short exchange of at most ~1 MiB. */
-export const RESULT_REQUEST_TIMEOUT_MS = 10_000
-
-/** A requester polls one task at a time; a full node serves many requesters. */
-export const RESULT_MAX_INBOUND_STREAMS = 32
-export const RESULT_MAX_OUTBOUND_STREAMS = 32

@@ -21,8 +21,8 @@ import {
   type ExchangeServerInit
 } from '../exchange/index.js'
 import {
-  MAX_RESULT_OUTPUT_BYTES, MAX_RESULT_REQUEST_BYTES, MAX_RESULT_RESPONSE_BYTES, RESULT_MAX_INBOUND_STREAMS,
-  RESULT_MAX_OUTBOUND_STREAMS, RESULT_PROTOCOL, RESULT_REQUEST_TIMEOUT_MS, RESULT_STATUS, RESULT_VERSION
+  MAX_RESULT_OUTPUT_BYTES, MAX_RESULT_REQUEST_BYTES, MAX_RESULT_RESPONSE_BYTES, RESULT_PROTOCOL, RESULT_STATUS,
+  RESULT_VERSION
 } from './constants.js'
 
 /** The codes a fetch of a result fails with (ExchangeError.code). */
@@ -81,11 +81,7 @@ export const RESULT_EXCHANGE = defineExchange<ResultRequest, ResultResponse>({
   protocol: RESULT_PROTOCOL,
   request: REQUEST_CODEC,
   response: RESPONSE_CODEC,
-  timeoutMs: RESULT_REQUEST_TIMEOUT_MS,
-  maxInboundStreams: RESULT_MAX_INBOUND_STREAMS,
-  maxOutboundStreams: RESULT_MAX_OUTBOUND_STREAMS,
   badRequest: answer(RESULT_STATUS.BAD_REQUEST),
-  refused: (res) => res.status === RESULT_STATUS.BAD_REQUEST,
   log: logger('poi:result')
 })
 
@@ -137,7 +133,7 @@ export class ResultServer extends ExchangeServer<ResultRequest, ResultResponse> 
 // ---------------------------------------------------------------------------------------------
 // Client
 
-/** The caller's signal and time limit (default RESULT_REQUEST_TIMEOUT_MS). */
+/** The caller's signal and time limit (default EXCHANGE_TIMEOUT_MS). */
 export type FetchResultOptions = Pick<ExchangeFetchOptions, 'signal' | 'timeoutMs'>
 
 export type FetchResultResult =

@@ -1,8 +1,10 @@
 /**
- * The /poi/stream/1/ protocol: its id, frame bounds, statuses and timeouts. Message limits
- * are wire facts (protocols/wire/stream-constants.ts).
+ * The /poi/stream/1/ protocol: its id, frame bounds and statuses. Message limits are wire facts
+ * (protocols/wire/stream-constants.ts); time and stream bounds are the exchange defaults
+ * (protocols/exchange/constants.ts).
  */
 import { MAX_STREAM_MESSAGE_BYTES } from '../wire/index.js'
+import { EXCHANGE_TIMEOUT_MS } from '../exchange/index.js'
 
 /** Protocol id of the fetch-by-id protocol; the version is part of the id (js-libp2p style). */
 export const STREAM_PROTOCOL = '/poi/stream/1/'
@@ -21,16 +23,7 @@ export const STREAM_STATUS = {
 } as const
 
 /**
- * Whole request/response exchange, dial excluded. A 1 MiB message on loopback takes
- * milliseconds; 10 s leaves room for a slow link without letting a stalled peer hold a
- * stream (and the caller) for long.
+ * Bound of one fetch, the exchange default (EXCHANGE_TIMEOUT_MS): a 1 MiB message is one short
+ * exchange. Exported because the relay bounds how long it holds stream data by it.
  */
-export const STREAM_REQUEST_TIMEOUT_MS = 10_000
-
-/**
- * Concurrent streams per connection for this protocol. A fetch is one short exchange; 32
- * inbound lets a peer pipeline a task's worth of fetches without letting it pin memory
- * (32 × 1 MiB at most in flight).
- */
-export const STREAM_MAX_INBOUND_STREAMS = 32
-export const STREAM_MAX_OUTBOUND_STREAMS = 32
+export const STREAM_REQUEST_TIMEOUT_MS = EXCHANGE_TIMEOUT_MS

@@ -18,8 +18,7 @@ import {
   ruleVersion, to0xHex, violation, WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V, type FieldViolation
 } from '../wire/index.js'
 import {
-  MAX_STREAM_REQUEST_BYTES, MAX_STREAM_RESPONSE_BYTES, STREAM_MAX_INBOUND_STREAMS,
-  STREAM_MAX_OUTBOUND_STREAMS, STREAM_PROTOCOL, STREAM_REQUEST_TIMEOUT_MS, STREAM_STATUS
+  MAX_STREAM_REQUEST_BYTES, MAX_STREAM_RESPONSE_BYTES, STREAM_PROTOCOL, STREAM_STATUS
 } from './constants.js'
 import {
   defineExchange, ExchangeServer, type ExchangeErrorCode, type ExchangeFetchOptions, type ExchangeLibp2p, type ExchangePeer,
@@ -90,11 +89,7 @@ export const STREAM_EXCHANGE = defineExchange<StreamRequest, StreamResponse>({
   protocol: STREAM_PROTOCOL,
   request: REQUEST_CODEC,
   response: RESPONSE_CODEC,
-  timeoutMs: STREAM_REQUEST_TIMEOUT_MS,
-  maxInboundStreams: STREAM_MAX_INBOUND_STREAMS,
-  maxOutboundStreams: STREAM_MAX_OUTBOUND_STREAMS,
   badRequest: answer(STREAM_STATUS.BAD_REQUEST),
-  refused: (res) => res.status === STREAM_STATUS.BAD_REQUEST,
   log: logger('poi:stream')
 })
 
@@ -127,7 +122,7 @@ export class StreamServer extends ExchangeServer<StreamRequest, StreamResponse> 
 // ---------------------------------------------------------------------------------------------
 // Client
 
-/** The caller's signal and time limit (default STREAM_REQUEST_TIMEOUT_MS). */
+/** The caller's signal and time limit (default EXCHANGE_TIMEOUT_MS). */
 export type FetchStreamMessageOptions = Pick<ExchangeFetchOptions, 'signal' | 'timeoutMs'>
 
 export interface FetchedStreamMessage {

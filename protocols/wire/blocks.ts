@@ -11,7 +11,7 @@ import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { code as RAW_CODEC } from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { PoiError } from './errors.js'
+import { errorWithCode } from './errors.js'
 
 const KIB = 1024
 const MIB = 1024 * KIB
@@ -30,20 +30,16 @@ export const BLOCK_CODECS = { raw: RAW_CODEC, json: JSON_CODEC } as const
 export const SHA256_BYTES = 32
 
 /** A block whose bytes do not hash to its CID, or a CID this store does not handle. */
-export class BadBlockError extends PoiError {
-  static readonly code = 'ERR_BAD_BLOCK'
-  declare readonly code: typeof BadBlockError.code
+export class BadBlockError extends errorWithCode('ERR_BAD_BLOCK') {
   constructor (readonly cid: string, reason: string) {
-    super(BadBlockError.code, `block ${cid}: ${reason}`)
+    super(`block ${cid}: ${reason}`)
   }
 }
 
 /** A block larger than MAX_BLOCK_BYTES (or a caller's tighter bound). */
-export class BlockTooLargeError extends PoiError {
-  static readonly code = 'ERR_BLOCK_TOO_LARGE'
-  declare readonly code: typeof BlockTooLargeError.code
+export class BlockTooLargeError extends errorWithCode('ERR_BLOCK_TOO_LARGE') {
   constructor (readonly cid: string, readonly size: number, readonly limit: number) {
-    super(BlockTooLargeError.code, `block ${cid} is ${size} bytes, more than its bound of ${limit} bytes`)
+    super(`block ${cid} is ${size} bytes, more than its bound of ${limit} bytes`)
   }
 }
 

@@ -44,4 +44,5 @@ export {
   MAX_BLOCK_BYTES, BLOCK_CODECS, SHA256_BYTES, BadBlockError, BlockTooLargeError, blockCid, checkBlockCid, verifyBlock
 } from './blocks.js'
 export { toHex, to0xHex, shortHex, fromHex, bytesEqual } from './bytes.js'
-export { PoiError, isPoiError } from './errors.js'
+export { PoiError, isPoiError, errorWithCode } from './errors.js'
+export type { PoiErrorClass } from './errors.js'

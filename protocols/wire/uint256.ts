@@ -1,5 +1,5 @@
 import { to0xHex } from './bytes.js'
-import { PoiError } from './errors.js'
+import { errorWithCode } from './errors.js'
 
 /**
  * Amounts (stake, fees) travel as big-endian unsigned byte strings of at most
@@ -8,13 +8,7 @@ import { PoiError } from './errors.js'
 export const UINT256_MAX_BYTES = 32
 
 /** A value that is not a uint256, or bytes that are not its one encoding. */
-export class Uint256Error extends PoiError {
-  static readonly code = 'ERR_UINT256'
-  declare readonly code: typeof Uint256Error.code
-  constructor (message: string) {
-    super(Uint256Error.code, message)
-  }
-}
+export class Uint256Error extends errorWithCode('ERR_UINT256') {}
 
 export function uint256ToBytes (value: bigint): Uint8Array<ArrayBuffer> {
   if (value < 0n) throw new Uint256Error(`uint256 cannot be negative: ${value}`)

@@ -52,13 +52,20 @@ export function task (overrides: Partial<TaskAnnouncement> = {}): TaskAnnounceme
   }
 }
 
-export function attestation (overrides: Partial<Attestation> = {}): Attestation {
+/** The fields an attestation and a certificate both carry: which result of which task, in which epoch. */
+function resultFields (firstByte: number): Pick<Attestation & QuorumCertificate, 'version' | 'taskId' | 'resultHash' | 'outputRef' | 'epoch'> {
   return {
     version: PROTOCOL_VERSION,
-    taskId: filled(32, 0x11),
-    resultHash: filled(32, 0x12),
-    outputRef: filled(32, 0x13),
-    epoch: 3n,
+    taskId: filled(32, firstByte),
+    resultHash: filled(32, firstByte + 1),
+    outputRef: filled(32, firstByte + 2),
+    epoch: 3n
+  }
+}
+
+export function attestation (overrides: Partial<Attestation> = {}): Attestation {
+  return {
+    ...resultFields(0x11),
     operatorIndex: 5,
     blsSig: filled(96, 0x14),
     output: filled(50, 0x15),
@@ -68,11 +75,7 @@ export function attestation (overrides: Partial<Attestation> = {}): Attestation 
 
 export function certificate (overrides: Partial<QuorumCertificate> = {}): QuorumCertificate {
   return {
-    version: PROTOCOL_VERSION,
-    taskId: filled(32, 0x21),
-    resultHash: filled(32, 0x22),
-    outputRef: filled(32, 0x23),
-    epoch: 3n,
+    ...resultFields(0x21),
     signerBitmap: Uint8Array.from([0b1011_0111, 0x01]),
     aggregateSig: filled(96, 0x24),
     signedStake: uint256ToBytes(70n * 10n ** 18n),
@@ -82,28 +85,28 @@ export function certificate (overrides: Partial<QuorumCertificate> = {}): Quorum
   }
 }
 
-export function expectDecodeError (fn: () => unknown, code: DecodeErrorCode, field?: string): DecodeError {
+/** Runs `fn` and asserts it throws a `type` with `code` (and `field`, when given). */
+function expectCodecError<E extends DecodeError | EncodeError> (type: new (...args: never[]) => E, fn: () => unknown, code: DecodeErrorCode, field?: string): E {
   let caught: unknown
   try {
     fn()
   } catch (err) {
     caught = err
   }
-  assert.ok(caught instanceof DecodeError, `expected DecodeError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`)
+  assert.ok(caught instanceof type, `expected ${type.name} ${code}, got ${caught === undefined ? 'no error' : String(caught)}`)
   assert.equal(caught.code, code, caught.message)
   if (field !== undefined) assert.equal(caught.field, field, caught.message)
+  return caught
+}
+
+/** Asserts that `fn` throws a DecodeError with `code` (and `field`) whose message names the message type. */
+export function expectDecodeError (fn: () => unknown, code: DecodeErrorCode, field?: string): DecodeError {
+  const caught = expectCodecError(DecodeError, fn, code, field)
   assert.match(caught.message, new RegExp(caught.messageType))
   return caught
 }
 
+/** Asserts that `fn` refuses to encode with an EncodeError with `code` (and `field`). */
 export function expectEncodeError (fn: () => unknown, code: DecodeErrorCode, field?: string): void {
-  let caught: unknown
-  try {
-    fn()
-  } catch (err) {
-    caught = err
-  }
-  assert.ok(caught instanceof EncodeError, `expected EncodeError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`)
-  assert.equal(caught.code, code, caught.message)
-  if (field !== undefined) assert.equal(caught.field, field, caught.message)
+  expectCodecError(EncodeError, fn, code, field)
 }
