@@ -18,6 +18,7 @@ import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import type { NodeConfig } from './config.js'
 import { loadModelDir, type ModelDir } from './inference/index.js'
 import type { Keystore } from './keys.js'
+import { networkInfoOf } from './network-info.js'
 import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
 import {
   AttestationLedger, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
@@ -115,10 +116,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (store == null || streams == null || blocks == null) return [new StreamServer({ libp2p, messages: this.streamData.heldInputs! })]
     const chain = this.opts.config.chain
     // Tells requesters that know only this node's address which contracts the network uses (they check it against the chain).
-    const deployment = chain == null
-      ? undefined
-      : { chainId: this.opts.operatorSet.domain.chainId, registry: chain.registry, taskManager: chain.taskManager, slashing: chain.slashing, modelRegistry: chain.modelRegistry, deployedAtBlock: chain.deployedAtBlock ?? 0n }
-    return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams }), new NetworkInfoServer({ libp2p, deployment })]
+    const info = networkInfoOf(chain == null ? undefined : { ...chain, chainId: Number(this.opts.operatorSet.domain.chainId), deployedAtBlock: chain.deployedAtBlock ?? 0n })
+    return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams }), new NetworkInfoServer({ libp2p, info })]
   }
 
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {

@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict'
 import {
   decodeNetworkInfo, decodeNetworkInfoRequest, MAX_NETWORK_INFO_REQUEST_BYTES, MAX_NETWORK_INFO_RESPONSE_BYTES,
-  NETWORK_VERSION, NetworkInfo, NetworkInfoRequest, networkInfoOf
+  NETWORK_VERSION, NetworkInfo, NetworkInfoRequest
 } from '../protocols/network/index.js'
+import { networkInfoOf } from '../node/network-info.js'
 import {
   decodeResultRequest, decodeResultResponse, MAX_RESULT_REQUEST_BYTES, MAX_RESULT_RESPONSE_BYTES, RESULT_STATUS, RESULT_VERSION
 } from '../protocols/result/index.js'
@@ -49,7 +50,7 @@ const CASES: Case[] = [
   { name: 'NetworkInfoRequest', valid: { version: NETWORK_VERSION }, raw: NetworkInfoRequest.encode, decode: decodeNetworkInfoRequest, max: MAX_NETWORK_INFO_REQUEST_BYTES },
   {
     name: 'NetworkInfo',
-    valid: networkInfoOf({ chainId: 31337n, registry: `0x${'11'.repeat(20)}`, taskManager: `0x${'22'.repeat(20)}`, slashing: `0x${'33'.repeat(20)}`, deployedAtBlock: 5n }),
+    valid: networkInfoOf({ chainId: 31337, registry: `0x${'11'.repeat(20)}`, taskManager: `0x${'22'.repeat(20)}`, slashing: `0x${'33'.repeat(20)}`, deployedAtBlock: 5n }),
     raw: NetworkInfo.encode,
     decode: decodeNetworkInfo,
     max: MAX_NETWORK_INFO_RESPONSE_BYTES

@@ -7,9 +7,10 @@ import { strict as assert } from 'node:assert'
 import type { PoiLibp2p } from '../node/p2p.js'
 import {
   decodeNetworkInfo, encodeNetworkInfo, fetchNetworkInfo, MAX_NETWORK_INFO_RESPONSE_BYTES,
-  NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoRequest, NetworkInfoServer,
-  networkInfoOf, type NetworkDeployment
+  NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoRequest, NetworkInfoServer
 } from '../protocols/network/index.js'
+import type { Deployment } from '../contracts/index.js'
+import { deploymentOfNetworkInfo, networkInfoOf } from '../node/network-info.js'
 import { DecodeError, EncodeError } from '../protocols/wire/index.js'
 import { type ExchangeError, requestOnce } from '../protocols/exchange/index.js'
 import { rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnswer } from './helpers/exchange-peers.js'
@@ -17,8 +18,8 @@ import { rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnsw
 /** Short limit for the test that waits for a peer that never answers. */
 const SHORT_TIMEOUT_MS = 400
 
-const DEPLOYMENT: NetworkDeployment = {
-  chainId: 31337n,
+const DEPLOYMENT: Deployment = {
+  chainId: 31337,
   registry: '0x5fbdb2315678afecb367f032d93f642f64180aa3',
   taskManager: '0xe7f1725e7734ce288f8367e1bb143e90bb3f0512',
   slashing: '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0',
@@ -26,9 +27,9 @@ const DEPLOYMENT: NetworkDeployment = {
   deployedAtBlock: 1n
 }
 
-function sameDeployment (got: NetworkDeployment | undefined, want: NetworkDeployment): void {
+function sameDeployment (got: Deployment | undefined, want: Deployment): void {
   assert.ok(got !== undefined, 'expected a deployment, got NO_CHAIN')
-  const lower = (d: NetworkDeployment): Record<string, string> =>
+  const lower = (d: Deployment): Record<string, string> =>
     Object.fromEntries(Object.entries(d).map(([k, v]) => [k, typeof v === 'string' ? v.toLowerCase() : String(v)]))
   assert.deepEqual(lower(got), lower(want))
 }
@@ -53,9 +54,9 @@ describe('network info protocol: /poi/network/1/', function () {
   let rogueAnswer: RogueAnswer = {}
 
   /** Serves `deployment` from the bootstrap node in place of the previous server. */
-  async function serve (deployment: NetworkDeployment | undefined): Promise<void> {
+  async function serve (deployment: Deployment | undefined): Promise<void> {
     await server?.stop()
-    server = new NetworkInfoServer({ libp2p: bootstrap, deployment })
+    server = new NetworkInfoServer({ libp2p: bootstrap, info: networkInfoOf(deployment) })
     await server.start()
   }
 
@@ -71,21 +72,23 @@ describe('network info protocol: /poi/network/1/', function () {
 
   it('tells a requester the contracts of the network (FOUND), with and without a model registry', async () => {
     await serve(DEPLOYMENT)
-    const got = await fetchNetworkInfo(requester, bootstrap.peerId)
+    const got = deploymentOfNetworkInfo(await fetchNetworkInfo(requester, bootstrap.peerId))
     sameDeployment(got, DEPLOYMENT)
     // addresses come back checksummed, ready for viem
     assert.equal(got?.registry, '0x5FbDB2315678afecb367f032d93F642f64180aa3')
 
     const { modelRegistry: _, ...withoutModels } = DEPLOYMENT
-    await serve({ ...withoutModels, chainId: 8453n, deployedAtBlock: 0n })
-    const other = await fetchNetworkInfo(requester, bootstrap.getMultiaddrs())
-    sameDeployment(other, { ...withoutModels, chainId: 8453n, deployedAtBlock: 0n })
+    await serve({ ...withoutModels, chainId: 8453, deployedAtBlock: 0n })
+    const other = deploymentOfNetworkInfo(await fetchNetworkInfo(requester, bootstrap.getMultiaddrs()))
+    sameDeployment(other, { ...withoutModels, chainId: 8453, deployedAtBlock: 0n })
     assert.ok(other !== undefined && !('modelRegistry' in other))
   })
 
   it('answers NO_CHAIN for a node that runs from a genesis file', async () => {
     await serve(undefined)
-    assert.equal(await fetchNetworkInfo(requester, bootstrap.peerId), undefined)
+    const info = await fetchNetworkInfo(requester, bootstrap.peerId)
+    assert.equal(info.status, NETWORK_STATUS.NO_CHAIN)
+    assert.equal(deploymentOfNetworkInfo(info), undefined)
   })
 
   it('answers BAD_REQUEST to another version or garbage, and stops serving after stop()', async () => {
@@ -99,8 +102,8 @@ describe('network info protocol: /poi/network/1/', function () {
   })
 
   it('refuses a server built with a deployment its peers would reject', () => {
-    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, registry: '0x1234' } }), TypeError)
-    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, deployment: { ...DEPLOYMENT, chainId: 0n } }), EncodeError)
+    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, info: networkInfoOf({ ...DEPLOYMENT, registry: '0x1234' }) }), EncodeError)
+    assert.throws(() => new NetworkInfoServer({ libp2p: bootstrap, info: networkInfoOf({ ...DEPLOYMENT, chainId: 0 }) }), EncodeError)
   })
 
   it('refuses garbage, wrong-version, ill-formed and non-canonical answers (INVALID_RESPONSE)', async () => {

@@ -9,8 +9,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createPublicClient, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { blsPublicKeyOf, generateBlsSecretKey } from '../../consensus/index.js'
-import { DeploymentMismatchError, checkDeployment } from '../../contracts/index.js'
-import { fetchNetworkInfo, type NetworkDeployment } from '../../protocols/network/index.js'
+import { DeploymentMismatchError, checkDeployment, type Deployment } from '../../contracts/index.js'
+import { fetchNetworkInfo } from '../../protocols/network/index.js'
+import { deploymentOfNetworkInfo } from '../network-info.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import type { ChainConfig, NodeConfig } from '../config.js'
 import { loadKeystore, type Keystore } from '../keys.js'
@@ -45,13 +46,13 @@ export async function requesterConfig (command: string, values: Record<string, u
  */
 async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], pinnedRegistry: string | undefined, log: (line: string) => void): Promise<ChainConfig> {
   const libp2p = await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [], bootstrap: [], dhtClientMode: true })
-  let deployment: NetworkDeployment | undefined
+  let deployment: Deployment | undefined
   const failures: string[] = []
   try {
     await libp2p.start()
     for (const addr of bootstrapAddrs) {
       try {
-        deployment = await fetchNetworkInfo(libp2p, multiaddr(addr))
+        deployment = deploymentOfNetworkInfo(await fetchNetworkInfo(libp2p, multiaddr(addr)))
         if (deployment === undefined) throw new NetworkDiscoveryError(`the bootstrap node ${addr} runs without a chain (from a genesis file): use --genesis <file>`)
         break
       } catch (err) {
@@ -69,7 +70,7 @@ async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], pin
   }
   const publicClient = createPublicClient({ transport: http(rpcUrl, { timeout: RPC_CHECK_TIMEOUT_MS }) })
   try {
-    await checkDeployment(publicClient, { ...deployment, chainId: Number(deployment.chainId) })
+    await checkDeployment(publicClient, deployment)
   } catch (err) {
     if (err instanceof DeploymentMismatchError) throw new NetworkDiscoveryError(`the contracts the bootstrap node names do not check out on ${rpcUrl}: ${err.message}`, err)
     throw new NetworkDiscoveryError(`cannot check the network's contracts on ${rpcUrl}: ${(err as Error).message.split('\n')[0]}`, err)

@@ -4,17 +4,17 @@
  * `poi request` needs no deployment file.
  *
  * Trust boundary: the answering node is untrusted. fetchNetworkInfo only checks the answer is a
- * well-formed NetworkInfo; the caller checks the deployment against the chain (contracts'
+ * well-formed NetworkInfo; the caller (node/network-info.ts) turns it into a Deployment and checks it against the chain (contracts'
  * checkDeployment) before using it.
  */
 export * from './constants.js'
 export {
-  NetworkInfoServer, NETWORK_EXCHANGE, fetchNetworkInfo, networkInfoOf,
+  NetworkInfoServer, NETWORK_EXCHANGE, NO_CHAIN_INFO, fetchNetworkInfo,
   decodeNetworkInfoRequest, decodeNetworkInfo, encodeNetworkInfo
 } from './network-protocol.js'
 /** @deprecated A fetch fails with the ExchangeError every exchange throws; this is its old name. */
 export { ExchangeError as NetworkInfoFetchError } from '../exchange/index.js'
 export type {
-  NetworkDeployment, NetworkInfoFetchErrorCode, NetworkInfoServerInit, FetchNetworkInfoOptions
+  NetworkInfoFetchErrorCode, NetworkInfoServerInit, FetchNetworkInfoOptions
 } from './network-protocol.js'
 export { NetworkInfo, NetworkInfoRequest } from '../wire/index.js'

@@ -8,7 +8,6 @@
  * to check against the chain itself (contracts' checkDeployment) before using them.
  */
 import { logger } from '@libp2p/logger'
-import { getAddress, hexToBytes, isAddress } from 'viem'
 import {
   ADDRESS_BYTES, defineCodec, ruleExactBytes, ruleOneOf, ruleUint64, ruleVersion, to0xHex, violation, WIRE_LENGTH_DELIMITED as L,
   WIRE_VARINT as V, type FieldViolation, NetworkInfo, NetworkInfoRequest
@@ -21,22 +20,6 @@ import {
   MAX_NETWORK_INFO_REQUEST_BYTES, MAX_NETWORK_INFO_RESPONSE_BYTES, NETWORK_MAX_OUTBOUND_STREAMS, NETWORK_PROTOCOL,
   NETWORK_STATUS, NETWORK_VERSION
 } from './constants.js'
-
-/**
- * The poi contracts of a network, as a node announces them. The same shape as the record
- * contracts' checkDeployment takes (protocols/ does not import contracts/, so it is declared
- * here too); addresses are checksummed when they come from fetchNetworkInfo.
- */
-export interface NetworkDeployment {
-  chainId: bigint
-  registry: `0x${string}`
-  taskManager: `0x${string}`
-  slashing: `0x${string}`
-  /** Absent when the network has no ModelRegistry. */
-  modelRegistry?: `0x${string}`
-  /** Block of the registry's deployment: where event scans start. */
-  deployedAtBlock: bigint
-}
 
 /** The codes a fetch of the network's contracts fails with (ExchangeError.code): only the common ones. */
 export type NetworkInfoFetchErrorCode = ExchangeErrorCode
@@ -93,44 +76,13 @@ export const decodeNetworkInfoRequest: (bytes: Uint8Array) => NetworkInfoRequest
 export const decodeNetworkInfo: (bytes: Uint8Array) => NetworkInfo = RESPONSE_CODEC.decode
 export const encodeNetworkInfo: (info: NetworkInfo) => Uint8Array<ArrayBuffer> = RESPONSE_CODEC.encode
 
-function addressBytes (field: string, address: string): Uint8Array<ArrayBuffer> {
-  if (typeof address !== 'string' || !isAddress(address, { strict: false })) {
-    throw new TypeError(`deployment.${field} must be a 0x-prefixed 20-byte hex address, got ${JSON.stringify(address)}`)
-  }
-  return hexToBytes(address) as Uint8Array<ArrayBuffer>
-}
-
-/** The wire form of what a node announces: FOUND with its contracts, or NO_CHAIN without any. */
-export function networkInfoOf (deployment: NetworkDeployment | undefined): NetworkInfo {
-  if (deployment === undefined) {
-    return { version: NETWORK_VERSION, status: NETWORK_STATUS.NO_CHAIN, chainId: 0n, registry: EMPTY, taskManager: EMPTY, slashing: EMPTY, modelRegistry: EMPTY, deployedAtBlock: 0n }
-  }
-  return {
-    version: NETWORK_VERSION,
-    status: NETWORK_STATUS.FOUND,
-    chainId: deployment.chainId,
-    registry: addressBytes('registry', deployment.registry),
-    taskManager: addressBytes('taskManager', deployment.taskManager),
-    slashing: addressBytes('slashing', deployment.slashing),
-    modelRegistry: deployment.modelRegistry === undefined ? EMPTY : addressBytes('modelRegistry', deployment.modelRegistry),
-    deployedAtBlock: deployment.deployedAtBlock
-  }
-}
-
-/** The deployment a decoded FOUND answer names, addresses checksummed; undefined for NO_CHAIN. */
-function deploymentOf (info: NetworkInfo): NetworkDeployment | undefined {
-  if (info.status !== NETWORK_STATUS.FOUND) return undefined
-  const address = (bytes: Uint8Array): `0x${string}` => getAddress(to0xHex(bytes))
-  const deployment: NetworkDeployment = {
-    chainId: info.chainId,
-    registry: address(info.registry),
-    taskManager: address(info.taskManager),
-    slashing: address(info.slashing),
-    deployedAtBlock: info.deployedAtBlock
-  }
-  if (info.modelRegistry.length > 0) deployment.modelRegistry = address(info.modelRegistry)
-  return deployment
-}
+/**
+ * The answer of a node that runs without contracts (from a genesis file). What a node with a
+ * chain announces is built from its deployment by node/ (contracts' Deployment → NetworkInfo).
+ */
+export const NO_CHAIN_INFO: NetworkInfo = Object.freeze({
+  version: NETWORK_VERSION, status: NETWORK_STATUS.NO_CHAIN, chainId: 0n, registry: EMPTY, taskManager: EMPTY, slashing: EMPTY, modelRegistry: EMPTY, deployedAtBlock: 0n
+})
 
 /** /poi/network/1/: one NetworkInfoRequest, one NetworkInfo. */
 export const NETWORK_EXCHANGE = defineExchange<NetworkInfoRequest, NetworkInfo>({
@@ -138,7 +90,7 @@ export const NETWORK_EXCHANGE = defineExchange<NetworkInfoRequest, NetworkInfo>(
   request: REQUEST_CODEC,
   response: RESPONSE_CODEC,
   maxOutboundStreams: NETWORK_MAX_OUTBOUND_STREAMS,
-  badRequest: { ...networkInfoOf(undefined), status: NETWORK_STATUS.BAD_REQUEST },
+  badRequest: { ...NO_CHAIN_INFO, status: NETWORK_STATUS.BAD_REQUEST },
   log: logger('poi:network')
 })
 
@@ -146,16 +98,15 @@ export const NETWORK_EXCHANGE = defineExchange<NetworkInfoRequest, NetworkInfo>(
 // Server
 
 export interface NetworkInfoServerInit extends Omit<ExchangeServerInit<NetworkInfoRequest, NetworkInfo>, 'answer'> {
-  /** The contracts this node uses; undefined when it runs from a genesis file (answers NO_CHAIN). */
-  deployment: NetworkDeployment | undefined
+  /** What this node announces: its contracts (FOUND), or NO_CHAIN_INFO when it runs from a genesis file. */
+  info: NetworkInfo
 }
 
 /** Answers /poi/network/1/ with the node's deployment while started. */
 export class NetworkInfoServer extends ExchangeServer<NetworkInfoRequest, NetworkInfo> {
-  /** Throws TypeError or EncodeError for a deployment that would not pass the peers' checks. */
-  constructor ({ deployment, ...init }: NetworkInfoServerInit) {
-    // The answer never changes while the node runs: built, and checked, once.
-    const info = networkInfoOf(deployment)
+  /** Throws EncodeError for an answer that would not pass the peers' checks. */
+  constructor ({ info, ...init }: NetworkInfoServerInit) {
+    // The answer never changes while the node runs: checked once.
     encodeNetworkInfo(info)
     super(NETWORK_EXCHANGE, { ...init, answer: () => info })
   }
@@ -168,14 +119,13 @@ export class NetworkInfoServer extends ExchangeServer<NetworkInfoRequest, Networ
 export type FetchNetworkInfoOptions = Pick<ExchangeFetchOptions, 'signal' | 'timeoutMs'>
 
 /**
- * Asks `peer` which poi contracts the network uses. Returns undefined when the peer runs
- * without a chain (NO_CHAIN). Throws ExchangeError for an answer that is not a valid
- * NetworkInfo (garbage, oversized, another version) or no answer in time. The deployment is
- * only well-formed, not yet trusted: check it against the chain (contracts' checkDeployment).
+ * Asks `peer` which poi contracts the network uses: FOUND with them, or NO_CHAIN when the peer
+ * runs without a chain. Throws ExchangeError for an answer that is not a valid NetworkInfo
+ * (garbage, oversized, another version) or no answer in time. The answer is only well-formed,
+ * not yet trusted: check it against the chain (contracts' checkDeployment).
  */
 export async function fetchNetworkInfo (
   libp2p: Pick<ExchangeLibp2p, 'dialProtocol'>, peer: ExchangePeer, options: FetchNetworkInfoOptions = {}
-): Promise<NetworkDeployment | undefined> {
-  const info = await NETWORK_EXCHANGE.fetch(libp2p, peer, { version: NETWORK_VERSION }, { ...options, subject: "the network's contracts" })
-  return deploymentOf(info)
+): Promise<NetworkInfo> {
+  return await NETWORK_EXCHANGE.fetch(libp2p, peer, { version: NETWORK_VERSION }, { ...options, subject: "the network's contracts" })
 }
