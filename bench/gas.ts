@@ -10,26 +10,18 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
-import { mnemonicToAccount } from 'viem/accounts'
-import { foundry } from 'viem/chains'
 import { TaskAggregation, blsPublicKeyOf, generateBlsSecretKey, signAttestation, type EquivocationEvidence } from '../consensus/index.js'
-import {
-  advanceEpoch, deployPoi, readOperatorSet, registerOperator, startAnvil, submitCertificate, submitEvidence, type OnChainOperatorSet
-} from '../contracts/index.js'
+import { readOperatorSet, submitCertificate, submitEvidence, type OnChainOperatorSet } from '../contracts/index.js'
+import { bytesEqual } from '../protocols/wire/index.js'
+import { nextEpoch, registerAll, startPoiChain } from '../test/helpers/poi-chain.js'
 
-const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
 const ETHER = 10n ** 18n
 const EPOCH_SECONDS = 60n
+/** Certificates of every size stay acceptable while the registry grows through the sizes. */
+const MAX_EPOCH_AGE = 8n
 const NON_SIGNER_SHARES = [0, 0.01, 0.1] as const
 /** Unequal stakes (1..8 ether, cycling) so the sums are not all multiples of one value. */
 const stakeOf = (i: number): bigint => BigInt(1 + (i % 8)) * ETHER
-
-type Wallet = WalletClient<Transport, Chain, Account>
-
-function walletAt (rpcUrl: string, index: number): Wallet {
-  return createWalletClient({ account: mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index }), chain: foundry, transport: http(rpcUrl) })
-}
 
 type CertificateRow = { operators: number, nonSignerShare: number, nonSigners: number, gasUsed: number }
 
@@ -42,15 +34,12 @@ async function main (): Promise<void> {
   })
   const sizes = values.sizes.split(',').map(Number).sort((a, b) => a - b)
   const largest = sizes[sizes.length - 1]
-  const anvil = await startAnvil({ accounts: largest + 2 })
+  // account 0 deploys, accounts 1..largest register, the last one submits
+  const chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, maxEpochAge: MAX_EPOCH_AGE }, { accounts: largest + 2 })
   try {
-    const transport = http(anvil.rpcUrl)
-    const publicClient = createPublicClient({ chain: foundry, transport }) as PublicClient
-    const testClient = createTestClient({ chain: foundry, mode: 'anvil', transport })
-    const deployer = walletAt(anvil.rpcUrl, 0)
-    const submitter = walletAt(anvil.rpcUrl, largest + 1)
-    const deployment = await deployPoi(deployer, publicClient, { epochDuration: EPOCH_SECONDS, maxEpochAge: 8n })
-    const quorumBps = 6667
+    const { publicClient, deployment } = chain
+    const submitter = chain.wallets[largest + 1]
+    const quorumBps = chain.params.quorumBps
 
     const secretKeys: Uint8Array[] = []
     const registerGas: number[] = []
@@ -61,19 +50,15 @@ async function main (): Promise<void> {
 
     for (const size of sizes) {
       // grow the registry to `size` operators, then freeze it in a new epoch
-      for (let i = secretKeys.length; i < size; i++) {
-        const secretKey = generateBlsSecretKey()
-        secretKeys.push(secretKey)
-        const receipt = await registerOperator(walletAt(anvil.rpcUrl, i + 1), publicClient, deployment.registry, secretKey, stakeOf(i))
-        registerGas.push(Number(receipt.gasUsed))
-      }
-      await testClient.increaseTime({ seconds: Number(EPOCH_SECONDS) })
-      await testClient.mine({ blocks: 1 })
-      const { epoch, receipt } = await advanceEpoch(deployer, publicClient, deployment.registry)
+      const added = Array.from({ length: size - secretKeys.length }, () => generateBlsSecretKey())
+      const receipts = await registerAll(chain, added, added.map((_, k) => stakeOf(secretKeys.length + k)), 1 + secretKeys.length)
+      secretKeys.push(...added)
+      registerGas.push(...receipts.map(r => Number(r.gasUsed)))
+      const { epoch, receipt } = await nextEpoch(chain)
       epochGas.push({ operators: size, gasUsed: Number(receipt.gasUsed) })
       set = await readOperatorSet(publicClient, deployment, epoch)
       for (const [i, operator] of set.operators.entries()) {
-        if (Buffer.compare(operator.blsPublicKey, blsPublicKeyOf(secretKeys[i])) !== 0) throw new Error(`operator ${i} of epoch ${epoch} is not the key registered ${i}th`)
+        if (!bytesEqual(operator.blsPublicKey, blsPublicKeyOf(secretKeys[i]))) throw new Error(`operator ${i} of epoch ${epoch} is not the key registered ${i}th`)
       }
 
       for (const share of NON_SIGNER_SHARES) {
@@ -123,7 +108,7 @@ async function main (): Promise<void> {
     }, null, 2) + '\n')
     console.log(`wrote ${out}`)
   } finally {
-    await anvil.stop()
+    await chain.stop()
   }
 }
 

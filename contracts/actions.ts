@@ -9,15 +9,15 @@ import type { QuorumCertificate } from '../protocols/wire/index.js'
 import { certificateCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
 import { OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
 import type { OnChainOperatorSet } from './operator-tree.js'
+import { PoiError } from '../protocols/wire/index.js'
 
 type Wallet = WalletClient<Transport, Chain, Account>
 
-export class TransactionFailedError extends Error {
+export class TransactionFailedError extends PoiError {
   readonly hash: `0x${string}`
 
   constructor (what: string, hash: `0x${string}`) {
-    super(`${what}: transaction ${hash} was mined but reverted`)
-    this.name = 'TransactionFailedError'
+    super('ERR_TRANSACTION_FAILED', `${what}: transaction ${hash} was mined but reverted`)
     this.hash = hash
   }
 }

@@ -12,6 +12,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PoiError } from '../protocols/wire/index.js'
 
 const require = createRequire(import.meta.url)
 
@@ -25,10 +26,9 @@ const OPTIMIZER_RUNS = 200
 /** Where `import "solady/…"` resolves. */
 const REMAPPINGS: Record<string, string> = { 'solady/': join(REPO_ROOT, 'node_modules', 'solady', 'src') + '/' }
 
-export class ContractBuildError extends Error {
+export class ContractBuildError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'ContractBuildError'
+    super('ERR_CONTRACT_BUILD', message)
   }
 }
 

@@ -10,6 +10,7 @@ import { bytesToHex, getAddress, type Hex } from 'viem'
 import { blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type EquivocationEvidence } from '../consensus/index.js'
 import type { Attestation, QuorumCertificate } from '../protocols/wire/index.js'
 import { merkleProof, type G1Point, type G2Point, type OnChainOperatorSet } from './operator-tree.js'
+import { PoiError } from '../protocols/wire/index.js'
 
 /** TaskManager.Certificate */
 export type CertificateArgs = {
@@ -49,10 +50,9 @@ export type EvidenceArgs = {
 /** OperatorRegistry.register arguments (msg.value is the stake, passed separately). */
 export type RegistrationArgs = { pubkey: G1Point, proofOfPossession: G2Point }
 
-export class CalldataError extends Error {
+export class CalldataError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'CalldataError'
+    super('ERR_CALLDATA', message)
   }
 }
 

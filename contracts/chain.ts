@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
+import { PoiError } from '../protocols/wire/index.js'
 
 const require = createRequire(import.meta.url)
 
@@ -26,10 +27,9 @@ const STOP_TIMEOUT_MS = 5_000
 /** Enough for 128 operators each registering with ETH stake, and then some. */
 const DEFAULT_BALANCE_ETH = 100_000
 
-export class ChainError extends Error {
+export class ChainError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'ChainError'
+    super('ERR_CHAIN', message)
   }
 }
 

@@ -14,19 +14,9 @@ import {
   AbiDecodingDataSizeTooSmallError, AbiDecodingZeroDataError, BaseError, ContractFunctionRevertedError, ContractFunctionZeroDataError,
   isAddress, isAddressEqual, type Abi, type PublicClient
 } from 'viem'
+import { PoiError } from '../protocols/wire/index.js'
+import type { Deployment } from './deployment.js'
 import { ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
-
-/** A deployment to check: where the poi contracts are said to be. */
-export type DeploymentToCheck = {
-  chainId: bigint
-  registry: `0x${string}`
-  taskManager: `0x${string}`
-  slashing: `0x${string}`
-  /** Checked when given. */
-  modelRegistry?: `0x${string}`
-  /** Checked when given: must not lie past the chain head. */
-  deployedAtBlock?: bigint
-}
 
 export type DeploymentContract = 'registry' | 'taskManager' | 'slashing' | 'modelRegistry'
 
@@ -51,17 +41,15 @@ export type DeploymentMismatchReason =
   | 'DEPLOYED_AFTER_HEAD'
 
 /** The deployment does not match the chain: do not use it. */
-export class DeploymentMismatchError extends Error {
+export class DeploymentMismatchError extends PoiError {
   readonly reason: DeploymentMismatchReason
   /** The contract the failed check is about, when it is about one. */
   readonly contract: DeploymentContract | undefined
 
   constructor (reason: DeploymentMismatchReason, contract: DeploymentContract | undefined, message: string, cause?: unknown) {
-    super(`${message} [${reason}]`)
-    this.name = 'DeploymentMismatchError'
+    super('ERR_DEPLOYMENT_MISMATCH', `${message} [${reason}]`, { cause })
     this.reason = reason
     this.contract = contract
-    this.cause = cause
   }
 }
 
@@ -84,10 +72,11 @@ function isNotThatContract (err: unknown): boolean {
 
 /**
  * Resolves when `d` is one consistent poi deployment on the chain `publicClient` serves;
- * throws DeploymentMismatchError otherwise. RPC failures (unreachable, timeouts) are thrown as
- * viem reports them: they say nothing about the deployment.
+ * throws DeploymentMismatchError otherwise. The ModelRegistry is checked when the deployment
+ * names one. RPC failures (unreachable, timeouts) are thrown as viem reports them: they say
+ * nothing about the deployment.
  */
-export async function checkDeployment (publicClient: PublicClient, d: DeploymentToCheck): Promise<void> {
+export async function checkDeployment (publicClient: PublicClient, d: Deployment): Promise<void> {
   const roles: DeploymentContract[] = d.modelRegistry === undefined ? ['registry', 'taskManager', 'slashing'] : ['registry', 'taskManager', 'slashing', 'modelRegistry']
   const addressOf = (role: DeploymentContract): `0x${string}` => d[role] as `0x${string}`
   const label = (role: DeploymentContract): string => `${NAMES[role]} ${addressOf(role)}`
@@ -99,7 +88,7 @@ export async function checkDeployment (publicClient: PublicClient, d: Deployment
     }
   }
 
-  const chainId = BigInt(await publicClient.getChainId())
+  const chainId = await publicClient.getChainId()
   if (chainId !== d.chainId) {
     throw new DeploymentMismatchError('WRONG_CHAIN', undefined,
       `the deployment is on chain ${d.chainId}, the RPC serves chain ${chainId}: pass an RPC URL of chain ${d.chainId} (if you did, ${ADVICE})`)
@@ -143,12 +132,10 @@ export async function checkDeployment (publicClient: PublicClient, d: Deployment
     }
   }
 
-  if (d.deployedAtBlock !== undefined) {
-    // viem caches the block number for its polling interval; a stale head would refuse a fresh deployment.
-    const head = await publicClient.getBlockNumber({ cacheTime: 0 })
-    if (d.deployedAtBlock > head) {
-      throw new DeploymentMismatchError('DEPLOYED_AFTER_HEAD', 'registry',
-        `the deployment claims block ${d.deployedAtBlock}, the chain's head is block ${head}; is the RPC synced? If it is, ${ADVICE}`)
-    }
+  // viem caches the block number for its polling interval; a stale head would refuse a fresh deployment.
+  const head = await publicClient.getBlockNumber({ cacheTime: 0 })
+  if (d.deployedAtBlock > head) {
+    throw new DeploymentMismatchError('DEPLOYED_AFTER_HEAD', 'registry',
+      `the deployment claims block ${d.deployedAtBlock}, the chain's head is block ${head}; is the RPC synced? If it is, ${ADVICE}`)
   }
 }

@@ -2,12 +2,15 @@
  * Deploys the poi contracts in dependency order (registry → task manager → slashing manager) and
  * makes the slashing manager the registry's slasher. The deployer account becomes the registry
  * owner; after setSlasher it has no remaining power. The ModelRegistry, which depends on nothing
- * and has no owner of its own (each model has one), is deployed last.
+ * and has no owner of its own (each model has one), is deployed last. The result names every
+ * contract, the ModelRegistry included.
  */
 import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
 import {
   ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode
 } from './generated/artifacts.js'
+import { PoiError } from '../protocols/wire/index.js'
+import type { Deployment } from './deployment.js'
 
 export type DeployPoiParameters = {
   /** Smallest stake register() accepts, wei (default 1 ether). */
@@ -26,16 +29,6 @@ export type DeployPoiParameters = {
   reporterBps?: number
 }
 
-export type PoiDeployment = {
-  registry: `0x${string}`
-  taskManager: `0x${string}`
-  slashing: `0x${string}`
-  /** Models: id, owner, fee, active flag, access policy (contracts/models.ts). */
-  modelRegistry: `0x${string}`
-  /** Block of the registry's deployment: where event scans (readOperatorSet) start. */
-  deployedAtBlock: bigint
-}
-
 export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   minStake: 10n ** 18n,
   exitDelay: 86_400n,
@@ -46,10 +39,10 @@ export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   reporterBps: 1000
 }
 
-export class DeployError extends Error {
+/** A parameter is out of range, or a deployment transaction failed. */
+export class DeployError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'DeployError'
+    super('ERR_DEPLOY', message)
   }
 }
 
@@ -57,7 +50,7 @@ export async function deployPoi (
   walletClient: WalletClient<Transport, Chain, Account>,
   publicClient: PublicClient,
   params: DeployPoiParameters = {}
-): Promise<PoiDeployment> {
+): Promise<Required<Deployment>> {
   const p = { ...DEFAULT_DEPLOY_PARAMETERS, ...params }
   for (const name of ['quorumBps', 'slashBps', 'reporterBps'] as const) {
     if (!Number.isInteger(p[name]) || p[name] < 0 || p[name] > 10_000 || (name === 'quorumBps' && p[name] === 0)) {
@@ -91,6 +84,7 @@ export async function deployPoi (
   const modelRegistry = await deployed(await walletClient.deployContract({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode }), 'ModelRegistry')
 
   return {
+    chainId: await publicClient.getChainId(),
     registry: registry.address,
     taskManager: taskManager.address,
     slashing: slashing.address,

@@ -1,14 +1,19 @@
 /**
  * contracts: the on-chain side of poi (DESIGN §9). Solidity sources in contracts/src, compiled into
  * generated/artifacts.ts; deployment, calldata builders, the operator-set commitment and the
- * registry reader in TypeScript; anvil for development and tests.
+ * registry reader in TypeScript; anvil for development and tests. `Deployment` is the one record
+ * of where a network's contracts are: deployPoi returns it, checkDeployment checks it, deployment
+ * files and the `chain` setting hold it (deploymentToJson / parseDeployment).
  *
  * Trust boundaries: readOperatorSet checks the chain's event against the stored epoch commitment
  * before returning a set; the calldata builders translate without judging (the contract judges).
  */
 export * from './generated/artifacts.js'
 export { startAnvil, anvilBinary, ANVIL_PRIVATE_KEYS, ANVIL_CHAIN_ID, ANVIL_HARDFORK, ChainError, type Anvil, type AnvilOptions } from './chain.js'
-export { deployPoi, DEFAULT_DEPLOY_PARAMETERS, DeployError, type DeployPoiParameters, type PoiDeployment } from './deploy.js'
+export {
+  type Deployment, type DeploymentJson, type ParseDeploymentOptions, DEPLOYMENT_FIELDS, DeploymentFormatError, deploymentToJson, parseDeployment
+} from './deployment.js'
+export { deployPoi, DEFAULT_DEPLOY_PARAMETERS, DeployError, type DeployPoiParameters } from './deploy.js'
 export {
   type G1Point, type G2Point, type OnChainOperatorSet, OperatorTreeError,
   publicKeyHash, operatorLeaf, operatorLeafOf, treeDepth, merkleRoot, merkleProof, verifyMerkleProof, toOnChainOperatorSet
@@ -25,4 +30,4 @@ export {
   modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
   readModel, isModelUsable, isModelAllowed, listModelIds
 } from './models.js'
-export { checkDeployment, DeploymentMismatchError, type DeploymentToCheck, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'
+export { checkDeployment, DeploymentMismatchError, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'

@@ -6,12 +6,13 @@
  * Transactions simulate first (a revert costs no gas and surfaces as a ModelRegistryError named
  * after the contract's custom error), then send and wait for the receipt. Chain data is untrusted:
  * readModel rejects an access policy this code does not know instead of guessing.
- * `registry` below is always the ModelRegistry's address (PoiDeployment.modelRegistry).
+ * `registry` below is always the ModelRegistry's address (Deployment.modelRegistry).
  */
 import { bytesToHex, hexToBytes, keccak256, type Account, type Chain, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem'
 import { TransactionFailedError } from './actions.js'
 import { ModelRegistryAbi } from './generated/artifacts.js'
 import { contractErrorArgs, contractErrorName } from './revert.js'
+import { PoiError } from '../protocols/wire/index.js'
 
 type Wallet = WalletClient<Transport, Chain, Account>
 
@@ -44,21 +45,19 @@ const REASONS: ReadonlySet<string> = new Set<ModelRegistryErrorReason>([
 ])
 
 /** A ModelRegistry call the contract refused; `reason` is its custom error. */
-export class ModelRegistryError extends Error {
+export class ModelRegistryError extends PoiError {
   readonly reason: ModelRegistryErrorReason
 
-  constructor (reason: ModelRegistryErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'ModelRegistryError'
+  constructor (reason: ModelRegistryErrorReason, message: string, options?: { cause?: unknown }) {
+    super('ERR_MODEL_REGISTRY', message, options)
     this.reason = reason
   }
 }
 
 /** Chain data about a model that this code cannot interpret (e.g. a policy from a newer contract). */
-export class ModelReadError extends Error {
+export class ModelReadError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'ModelReadError'
+    super('ERR_MODEL_READ', message)
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { concat, encodeAbiParameters, keccak256, type Hex } from 'viem'
 import { g1ToEip2537, type G1Point, type G2Point, type Operator, type OperatorSet } from '../consensus/index.js'
+import { PoiError } from '../protocols/wire/index.js'
 
 /** solady's BLS.G1Point / BLS.G2Point as viem passes them (consensus/eip2537.ts converts). */
 export type { G1Point, G2Point }
@@ -24,10 +25,9 @@ export type OnChainOperatorSet = OperatorSet & {
   root: Hex
 }
 
-export class OperatorTreeError extends Error {
+export class OperatorTreeError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'OperatorTreeError'
+    super('ERR_OPERATOR_TREE', message)
   }
 }
 

@@ -9,19 +9,18 @@ import type { PublicClient } from 'viem'
 import { createOperatorSet, g1FromEip2537 } from '../consensus/index.js'
 import { OperatorRegistryAbi, TaskManagerAbi } from './generated/artifacts.js'
 import { operatorLeaf, merkleRoot, type OnChainOperatorSet } from './operator-tree.js'
+import type { Deployment } from './deployment.js'
+import { PoiError } from '../protocols/wire/index.js'
 
-export type RegistryContracts = {
-  registry: `0x${string}`
-  /** The signing domain's contract: attestations are signed for this TaskManager. */
-  taskManager: `0x${string}`
-  /** Where to start scanning for events (the registry's deployment block; default 0). */
-  deployedAtBlock?: bigint
-}
+/**
+ * What readOperatorSet needs of a deployment: the registry, the TaskManager (the signing domain's
+ * contract: attestations are signed for it) and where event scans start (default block 0).
+ */
+export type RegistryContracts = Pick<Deployment, 'registry' | 'taskManager'> & Partial<Pick<Deployment, 'deployedAtBlock'>>
 
-export class RegistryReadError extends Error {
+export class RegistryReadError extends PoiError {
   constructor (message: string) {
-    super(message)
-    this.name = 'RegistryReadError'
+    super('ERR_REGISTRY_READ', message)
   }
 }
 

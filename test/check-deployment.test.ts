@@ -5,8 +5,7 @@
  * the reason a user can act on.
  */
 import { strict as assert } from 'node:assert'
-import { checkDeployment, deployPoi, DeploymentMismatchError, type DeploymentMismatchReason, type PoiDeployment } from '../contracts/index.js'
-import type { NetworkDeployment } from '../protocols/network/index.js'
+import { checkDeployment, deployPoi, DeploymentMismatchError, type Deployment, type DeploymentMismatchReason } from '../contracts/index.js'
 import { startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 
 async function refused (p: Promise<unknown>, reason: DeploymentMismatchReason, contract?: string): Promise<DeploymentMismatchError> {
@@ -23,15 +22,13 @@ async function refused (p: Promise<unknown>, reason: DeploymentMismatchReason, c
 
 describe('checkDeployment: a named deployment against the chain', function () {
   let chain: PoiChain
-  let chainId: bigint
   /** What a bootstrap node would announce for the first deployment. */
-  let first: NetworkDeployment
-  let second: PoiDeployment
+  let first: Deployment
+  let second: Deployment
 
   before(async () => {
     chain = await startPoiChain()
-    chainId = BigInt(await chain.publicClient.getChainId())
-    first = { chainId, ...chain.deployment }
+    first = chain.deployment
     second = await deployPoi(chain.wallets[0], chain.publicClient)
   })
 
@@ -43,11 +40,15 @@ describe('checkDeployment: a named deployment against the chain', function () {
     await checkDeployment(chain.publicClient, first)
     const { modelRegistry: _, ...withoutModels } = first
     await checkDeployment(chain.publicClient, withoutModels)
-    await checkDeployment(chain.publicClient, { chainId, ...second })
+    await checkDeployment(chain.publicClient, second)
+  })
+
+  it('deployPoi names the chain it deployed on', async () => {
+    assert.equal(first.chainId, await chain.publicClient.getChainId())
   })
 
   it('refuses a deployment on another chain than the RPC serves', async () => {
-    const err = await refused(checkDeployment(chain.publicClient, { ...first, chainId: chainId + 1n }), 'WRONG_CHAIN')
+    const err = await refused(checkDeployment(chain.publicClient, { ...first, chainId: first.chainId + 1 }), 'WRONG_CHAIN')
     assert.match(err.message, /RPC URL of chain 31338/)
   })
 

@@ -12,7 +12,7 @@ import {
 } from '../consensus/index.js'
 import {
   OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, certificateCalldata, evidenceCalldata, readOperatorSet,
-  merkleProof, registerOperator, registrationCalldata, submitCertificate, submitEvidence, toOnChainOperatorSet, verifyMerkleProof,
+  merkleProof, readCurrentEpoch, registerOperator, registrationCalldata, submitCertificate, submitEvidence, toOnChainOperatorSet, verifyMerkleProof,
   type CertificateArgs, type NonSignerArgs, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
@@ -39,6 +39,12 @@ describe('contracts: OperatorRegistry', function () {
     })
   const readEpoch = async (epoch: bigint): Promise<unknown> =>
     await chain.publicClient.readContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'getEpoch', args: [epoch] })
+  const isRegistered = async (i: number): Promise<boolean> =>
+    (await chain.publicClient.readContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'operators', args: [address(i)] })).registered
+  /** Operator 1 (wallet 1, keys[0], 2 ether), as the first test registers it; registered here when a later test runs alone. */
+  const withOperator1 = async (): Promise<void> => {
+    if (!await isRegistered(1)) await registerOperator(chain.wallets[1], chain.publicClient, registry(), keys[0], 2n * ETHER)
+  }
 
   before(async () => {
     chain = await startPoiChain({ minStake: MIN_STAKE, epochDuration: EPOCH_SECONDS, exitDelay: EXIT_DELAY })
@@ -72,14 +78,16 @@ describe('contracts: OperatorRegistry', function () {
   })
 
   it('rejects a second registration of the same operator or of the same key', async () => {
+    await withOperator1()
     await expectRevert(simulateRegister(chain.wallets[1], registrationCalldata(keys[3], address(1)), MIN_STAKE), 'AlreadyRegistered')
     // keys[0] is taken by operator 1; a valid proof for operator 2 does not make it reusable
     await expectRevert(simulateRegister(chain.wallets[2], registrationCalldata(keys[0], address(2)), MIN_STAKE), 'KeyAlreadyUsed')
   })
 
   it('snapshots the active set per epoch; later registrations and exits leave old epochs as they were', async () => {
+    await withOperator1()
     await registerAll(chain, [keys[1], keys[2]], [3n * ETHER, 4n * ETHER], 2)
-    assert.equal(await nextEpoch(chain), 1n)
+    assert.equal((await nextEpoch(chain)).epoch, 1n)
     await expectRevert(chain.publicClient.simulateContract({ account: chain.wallets[0].account, address: registry(), abi: OperatorRegistryAbi, functionName: 'advanceEpoch' }), 'EpochNotOver')
 
     const epoch1 = await readEpoch(1n)
@@ -97,7 +105,7 @@ describe('contracts: OperatorRegistry', function () {
 
     await registerOperator(chain.wallets[4], chain.publicClient, registry(), keys[3], 5n * ETHER)
     await chain.wallets[1].writeContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'requestExit' })
-    assert.equal(await nextEpoch(chain), 2n)
+    assert.equal((await nextEpoch(chain)).epoch, 2n)
 
     assert.deepEqual(await readEpoch(1n), epoch1)
     assert.deepEqual(await readOperatorSet(chain.publicClient, chain.deployment, 1n), set1)
@@ -109,14 +117,20 @@ describe('contracts: OperatorRegistry', function () {
 
   it('pays the stake back only after the exit delay and once the operator has left the current epoch', async () => {
     const wallet = chain.wallets[2]
+    // Operator 2 (3 ether) in the current epoch: registered by the previous test, or here when this one runs alone.
+    if (!await isRegistered(2)) {
+      await registerOperator(wallet, chain.publicClient, registry(), keys[1], 3n * ETHER)
+      await nextEpoch(chain)
+    }
     const withdraw = async (): Promise<unknown> => await chain.publicClient.simulateContract({ account: wallet.account, address: registry(), abi: OperatorRegistryAbi, functionName: 'withdraw' })
     await expectRevert(withdraw(), 'NotExiting')
     await chain.publicClient.waitForTransactionReceipt({ hash: await wallet.writeContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'requestExit' }) })
     await expectRevert(withdraw(), 'ExitNotReady')
     await chain.testClient.increaseTime({ seconds: Number(EXIT_DELAY) })
     await chain.testClient.mine({ blocks: 1 })
-    // epoch 2 still counts this operator's stake: it stays slashable until epoch 3 starts
-    assert.deepEqual(await expectRevert(withdraw(), 'ExitEpochNotStarted'), [3n])
+    // the current epoch still counts this operator's stake: it stays slashable until the next one starts
+    const current = await readCurrentEpoch(chain.publicClient, registry())
+    assert.deepEqual(await expectRevert(withdraw(), 'ExitEpochNotStarted'), [current + 1n])
     await nextEpoch(chain)
     const before = await chain.publicClient.getBalance({ address: address(2) })
     const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: await wallet.writeContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'withdraw' }) })
@@ -175,7 +189,9 @@ describe('contracts: TaskManager certificates', function () {
   })
 
   it('treats a second valid QC for a settled task as a no-op (returns false, no event, result unchanged)', async () => {
-    const args = certificateCalldata(makeCertificate(set, keys, [1, 2, 3, 5], taskResult('accepted', 'other')), set)
+    const first = makeCertificate(set, keys, [0, 1, 2, 3, 4], taskResult('settled twice', 'out'))
+    assert.equal((await submitCertificate(submitter, chain.publicClient, taskManager(), first, set)).accepted, true)
+    const args = certificateCalldata(makeCertificate(set, keys, [1, 2, 3, 5], taskResult('settled twice', 'other')), set)
     const before = await readResult(args[0].taskId)
     assert.equal(await simulate(args), false)
     const hash = await submitter.writeContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'submitCertificate', args })

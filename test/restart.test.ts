@@ -7,15 +7,16 @@ import { DEFAULT_QUORUM_BPS, verifyCertificate } from '../consensus/index.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
 import { loadKeystore } from '../node/keys.js'
-import { ChildNode, prepareNodeDir, type NodeEvent } from '../node/cli/launcher.js'
+import { ChildNode, EventTimeoutError, prepareNodeDir } from '../node/cli/launcher.js'
 import { loadModelDir, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
-import { PoiNode, type PoiNodeEvents } from '../node/poi-node.js'
-import { requestInference, waitForNetwork, type RequestResult } from '../node/requester/requester.js'
-import { Attestation, QuorumCertificate, signTask, taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { PoiNode } from '../node/poi-node.js'
+import { waitForNetwork } from '../node/requester/index.js'
+import { Attestation, QuorumCertificate, bytesEqual, signTask, TaskAnnouncement, taskIdOf, toHex } from '../protocols/wire/index.js'
 import { TOPICS } from '../protocols/gossip/index.js'
 import { NodeStore } from '../storage/index.js'
 import { freshKeysAsync } from './helpers/keys.js'
-import { startTestNetwork, until, type TestNetwork } from './helpers/network.js'
+import { startTestNetwork, type TestNetwork } from './helpers/network.js'
+import { timedOut, until, waitForEvent } from './helpers/wait.js'
 
 /**
  * The design promises that a node killed with SIGKILL and restarted keeps
@@ -40,30 +41,11 @@ const LISTEN = '/ip4/127.0.0.1/tcp/0'
 /** Lines of each node log printed when a step fails, since the directory is removed afterwards. */
 const LOG_TAIL_LINES = 30
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
-class EventTimeoutError extends Error {
-  constructor (what: string, timeoutMs: number) {
-    super(`no ${what} within ${timeoutMs} ms`)
-    this.name = 'EventTimeoutError'
-  }
-}
-
-type DetailOf<K extends keyof PoiNodeEvents> = PoiNodeEvents[K] extends CustomEvent<infer D> ? D : never
-
-/** The next `type` event of an in-process node whose detail matches, or EventTimeoutError. */
-async function nextEvent<K extends keyof PoiNodeEvents> (node: PoiNode, type: K, pred: (d: DetailOf<K>) => boolean, timeoutMs: number, what: string): Promise<DetailOf<K>> {
-  return await new Promise((resolve, reject) => {
-    const on = (e: Event): void => {
-      const detail = (e as CustomEvent<DetailOf<K>>).detail
-      if (!pred(detail)) return
-      done()
-      resolve(detail)
-    }
-    const timer = setTimeout(() => { done(); reject(new EventTimeoutError(what, timeoutMs)) }, timeoutMs)
-    const done = (): void => { clearTimeout(timer); node.removeEventListener(type, on) }
-    node.addEventListener(type, on)
-  })
+/** The task the network certified before the crash, as the requester announced and received it. */
+interface Certified {
+  task: TaskAnnouncement
+  taskId: Uint8Array
+  certificate: QuorumCertificate
 }
 
 /**
@@ -75,7 +57,7 @@ async function waitUntilSubscribed (from: PoiNode, peerId: string, timeoutMs: nu
   await until(() => from.libp2p.services.pubsub.getSubscribers(TOPICS.tasks).some(p => p.toString() === peerId), timeoutMs, `${peerId} subscribed to tasks`)
 }
 
-const isFor = (taskId: Uint8Array) => (e: NodeEvent): boolean => e.taskId === `0x${hex(taskId)}`
+const isFor = (taskId: Uint8Array) => (e: { taskId: string }): boolean => e.taskId === `0x${toHex(taskId)}`
 
 /** The arguments `startLocalNetwork` gave the node in `<root>/<name>`, rebuilt from the directory layout. */
 function nodeArgs (net: LocalNetwork, role: 'operator' | 'aggregator', name: string): string[] {
@@ -108,10 +90,10 @@ async function withStore<T> (store: NodeStore, read: (s: NodeStore) => Promise<T
 }
 
 /** What must survive on the aggregator: the certificate, valid, and every attestation it counted. */
-async function assertAggregatorKept (store: NodeStore, net: LocalNetwork, result: RequestResult): Promise<void> {
+async function assertAggregatorKept (store: NodeStore, net: LocalNetwork, result: Certified): Promise<void> {
   const qc = await store.getCertificate(result.taskId)
-  assert.ok(qc != null, `aggregator store at ${store.path} lost the certificate for task 0x${hex(result.taskId)}`)
-  assert.equal(hex(QuorumCertificate.encode(qc)), hex(QuorumCertificate.encode(result.certificate)), 'stored certificate differs from the one the requester received')
+  assert.ok(qc != null, `aggregator store at ${store.path} lost the certificate for task 0x${toHex(result.taskId)}`)
+  assert.equal(toHex(QuorumCertificate.encode(qc)), toHex(QuorumCertificate.encode(result.certificate)), 'stored certificate differs from the one the requester received')
   const verdict = verifyCertificate(qc, net.operatorSet)
   assert.ok(verdict.ok, verdict.ok ? '' : `stored certificate does not verify: ${verdict.reason}`)
   const stored = await store.getAttestations(result.taskId)
@@ -119,17 +101,17 @@ async function assertAggregatorKept (store: NodeStore, net: LocalNetwork, result
   for (const signer of verdict.signers) {
     const att = stored.find(a => a.operatorIndex === signer)
     assert.ok(att != null, `aggregator lost the attestation of signer ${signer}`)
-    assert.equal(hex(att.resultHash), hex(qc.resultHash), `attestation of signer ${signer} names another result than the certificate`)
+    assert.equal(toHex(att.resultHash), toHex(qc.resultHash), `attestation of signer ${signer} names another result than the certificate`)
   }
 }
 
 /** Operator 0 holds exactly one signature of its own for the task, for the certified result. */
-async function assertOperatorKept (store: NodeStore, result: RequestResult): Promise<Attestation> {
+async function assertOperatorKept (store: NodeStore, result: Certified): Promise<Attestation> {
   const own = await store.getOwnAttestation(result.taskId)
-  assert.ok(own != null, `operator-0 store at ${store.path} lost its own attestation for task 0x${hex(result.taskId)}`)
+  assert.ok(own != null, `operator-0 store at ${store.path} lost its own attestation for task 0x${toHex(result.taskId)}`)
   assert.equal(own.operatorIndex, 0)
-  assert.equal(hex(own.resultHash), hex(result.certificate.resultHash), 'operator-0 signed another result than the certified one')
-  const mine = (await store.getAttestationsByOperator(0)).filter(a => hex(a.taskId) === hex(result.taskId))
+  assert.equal(toHex(own.resultHash), toHex(result.certificate.resultHash), 'operator-0 signed another result than the certified one')
+  const mine = (await store.getAttestationsByOperator(0)).filter(a => toHex(a.taskId) === toHex(result.taskId))
   assert.equal(mine.length, 1, `operator-0 holds ${mine.length} attestations of its own for the task, expected exactly 1`)
   return own
 }
@@ -149,14 +131,10 @@ describe('restart: a node killed with SIGKILL keeps what it stored', function ()
   let root: string
   let net: LocalNetwork | undefined
   let requester: PoiNode | undefined
-  let replayer: PoiNode | undefined
-  const restarted: ChildNode[] = []
-  let result: RequestResult
-  let task: TaskAnnouncement | undefined
-  let operator0: ChildNode | undefined
-  let aggregator: ChildNode | undefined
-  let resent: Attestation | undefined
+  let certified: Certified
 
+  // The scenario every test looks at: the network certifies a task, then operator-0 and the
+  // aggregator die by SIGKILL with it in their stores.
   before(async function () {
     root = await mkdtemp(join(tmpdir(), 'poi-restart-'))
     net = await startLocalNetwork({ root, operators: OPERATORS })
@@ -164,12 +142,22 @@ describe('restart: a node killed with SIGKILL keeps what it stored', function ()
     const keys = (await prepareNodeDir(root, 'requester')).keys
     const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [] })
     requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: keys, config, operatorSet: net.operatorSet })
-    await waitForNetwork(requester)
-    result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: TASK_TTL_MS })
+    await waitForNetwork(requester, { timeoutMs: EVENT_TIMEOUT_MS })
+    const set = net.operatorSet
+    const task = await signTask(keys.account, set.domain.taskManager, {
+      chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(), fee: 0n, deadline: BigInt(Date.now() + TASK_TTL_MS), quorumBps: DEFAULT_QUORUM_BPS, nonce: 1n
+    })
+    const taskId = taskIdOf(task)
+    const heard = waitForEvent(requester, 'certificate', {
+      timeoutMs: EVENT_TIMEOUT_MS, what: `certificate for task 0x${toHex(taskId)} at the requester`, filter: d => bytesEqual(d.certificate.taskId, taskId)
+    })
+    await requester.announce(task)
+    certified = { task, taskId, certificate: (await heard).certificate }
     // The requester may hear the certificate before operator-0's or the
     // aggregator's own report of it has been read from their stdout.
-    await net.operators[0].waitFor(e => e.event === 'attested' && isFor(result.taskId)(e), EVENT_TIMEOUT_MS, 'attested event for the task')
-    await net.aggregator.waitFor(e => e.event === 'certificate' && isFor(result.taskId)(e), EVENT_TIMEOUT_MS, 'certificate event for the task')
+    await net.operators[0].waitForEvent('attested', isFor(taskId), EVENT_TIMEOUT_MS, 'attested event for the task')
+    await net.aggregator.waitForEvent('certificate', isFor(taskId), EVENT_TIMEOUT_MS, 'certificate event for the task')
+    await Promise.all([kill(net.operators[0]), kill(net.aggregator)])
   })
 
   afterEach(async function () {
@@ -177,71 +165,84 @@ describe('restart: a node killed with SIGKILL keeps what it stored', function ()
   })
 
   after(async function () {
-    await replayer?.stop()
     await requester?.stop()
-    await Promise.all(restarted.map(async c => await c.stop()))
     await net?.stop()
     if (root != null) await rm(root, { recursive: true, force: true })
   })
 
   it('the stores of an operator and the aggregator killed with SIGKILL still hold the attestation, the certificate and the task', async () => {
     assert.ok(net != null)
-    await Promise.all([kill(net.operators[0]), kill(net.aggregator)])
-
     const op = await openSnapshot(join(root, 'operator-0', 'data'), join(root, 'snapshots', 'operator-0'))
-    task = await withStore(op, async s => {
-      await assertOperatorKept(s, result)
-      return await s.getTask(result.taskId)
+    const task = await withStore(op, async s => {
+      await assertOperatorKept(s, certified)
+      return await s.getTask(certified.taskId)
     })
     assert.ok(task != null, 'operator-0 lost the task it attested')
+    assert.equal(toHex(TaskAnnouncement.encode(task)), toHex(TaskAnnouncement.encode(certified.task)), 'operator-0 stored another task than the one announced')
     const agg = await openSnapshot(join(root, 'aggregator', 'data'), join(root, 'snapshots', 'aggregator'))
-    await withStore(agg, async s => { await assertAggregatorKept(s, net!, result) })
+    await withStore(agg, async s => { await assertAggregatorKept(s, net!, certified) })
   })
 
-  it('restarted from the same directories, the operator answers the same task with its stored attestation, not a new signature', async function () {
-    if (net == null || task == null) this.skip()
-    operator0 = new ChildNode('operator-0 (restarted)', nodeArgs(net, 'operator', 'operator-0'), join(root, 'operator-0.restarted.log'))
-    aggregator = new ChildNode('aggregator (restarted)', nodeArgs(net, 'aggregator', 'aggregator'), join(root, 'aggregator.restarted.log'))
-    restarted.push(operator0, aggregator)
-    const [opReady] = await Promise.all([operator0.ready(READY_TIMEOUT_MS), aggregator.ready(READY_TIMEOUT_MS)])
+  describe('restarted from the same directories', () => {
+    let operator0: ChildNode
+    let aggregator: ChildNode
+    let replayer: PoiNode | undefined
+    /** What the restarted operator-0 sent when it saw the task again. */
+    let resent: Attestation
 
-    // Connected to operator-0 only at first, so the task reaches it from here.
-    replayer = await PoiNode.start({
-      operate: false,
-      aggregate: false,
-      light: false,
-      keystore: await freshKeysAsync(),
-      config: resolveConfig({ keystore: join(root, 'replayer', 'keys'), dataDir: join(root, 'replayer', 'data'), genesis: net.genesisPath, bootstrap: [], listen: [LISTEN] }),
-      operatorSet: net.operatorSet
+    before(async function () {
+      assert.ok(net != null)
+      operator0 = new ChildNode('operator-0 (restarted)', nodeArgs(net, 'operator', 'operator-0'), join(root, 'operator-0.restarted.log'))
+      aggregator = new ChildNode('aggregator (restarted)', nodeArgs(net, 'aggregator', 'aggregator'), join(root, 'aggregator.restarted.log'))
+      const [opReady] = await Promise.all([operator0.ready(READY_TIMEOUT_MS), aggregator.ready(READY_TIMEOUT_MS)])
+
+      // Connected to operator-0 only at first, so the task reaches it from here.
+      replayer = await PoiNode.start({
+        operate: false,
+        aggregate: false,
+        light: false,
+        keystore: await freshKeysAsync(),
+        config: resolveConfig({ keystore: join(root, 'replayer', 'keys'), dataDir: join(root, 'replayer', 'data'), genesis: net.genesisPath, bootstrap: [], listen: [LISTEN] }),
+        operatorSet: net.operatorSet
+      })
+      const resentAttestation = waitForEvent(replayer, 'attestation', {
+        timeoutMs: EVENT_TIMEOUT_MS, what: 'attestation from the restarted operator-0 for the replayed task',
+        filter: a => bytesEqual(a.taskId, certified.taskId) && a.operatorIndex === 0
+      })
+      await replayer.libp2p.dial(opReady.addrs.map(a => multiaddr(a)))
+      await waitUntilSubscribed(replayer, opReady.peerId, EVENT_TIMEOUT_MS)
+      await replayer.announce(certified.task)
+      resent = await resentAttestation
     })
-    const resentAttestation = nextEvent(replayer, 'attestation', a => hex(a.taskId) === hex(result.taskId) && a.operatorIndex === 0, EVENT_TIMEOUT_MS, 'attestation from the restarted operator-0')
-    resentAttestation.catch(() => {}) // awaited below; this only keeps an early failure from going unhandled
-    await replayer.libp2p.dial(opReady.addrs.map(a => multiaddr(a)))
-    await waitUntilSubscribed(replayer, opReady.peerId, EVENT_TIMEOUT_MS)
-    await replayer.announce(task)
-    resent = await resentAttestation
-    assert.equal(hex(resent.resultHash), hex(result.certificate.resultHash), 'restarted operator-0 sent another result for the task')
-    // `attested` is reported only for a fresh signature: a re-send must not produce one.
-    const signedAgain = await operator0.waitFor(e => e.event === 'attested', NO_RESIGN_WAIT_MS, 'new signature').then(() => true, (err: Error) => {
-      if (/no new signature within/.test(err.message)) return false
-      throw err
+
+    after(async function () {
+      await replayer?.stop()
+      await Promise.all([operator0, aggregator].map(async c => await c?.stop()))
     })
-    assert.equal(signedAgain, false, 'restarted operator-0 signed the task again instead of re-sending its stored attestation')
-  })
 
-  it('stopped gracefully after the restart, both stores still hold everything and the re-sent attestation is the stored one', async function () {
-    if (net == null || operator0 == null || aggregator == null || resent == null) this.skip()
-    const children = [operator0, aggregator]
-    await Promise.all(children.map(async c => await c.stop('SIGTERM')))
-    for (const child of children) {
-      const { code, signal } = await child.exited
-      assert.deepEqual({ code, signal }, { code: 0, signal: null }, `${child.name} did not shut down cleanly on SIGTERM; see ${child.logFile}`)
-    }
-    assert.ok(!operator0.events.some(e => e.event === 'attested'), 'restarted operator-0 signed the task again')
+    it('the operator answers the same task with its stored attestation, not a new signature', async () => {
+      assert.equal(toHex(resent.resultHash), toHex(certified.certificate.resultHash), 'restarted operator-0 sent another result for the task')
+      // `attested` is reported only for a fresh signature: a re-send must not produce one.
+      const signedAgain = await operator0.waitForEvent('attested', () => true, NO_RESIGN_WAIT_MS, 'new signature').then(() => true, (err: Error) => {
+        if (err instanceof EventTimeoutError) return false
+        throw err
+      })
+      assert.equal(signedAgain, false, 'restarted operator-0 signed the task again instead of re-sending its stored attestation')
+    })
 
-    const own = await withStore(await NodeStore.open(join(root, 'operator-0', 'data')), async s => await assertOperatorKept(s, result))
-    assert.equal(hex(Attestation.encode(resent)), hex(Attestation.encode(own)), 'the re-sent attestation is not byte for byte the stored one')
-    await withStore(await NodeStore.open(join(root, 'aggregator', 'data')), async s => { await assertAggregatorKept(s, net!, result) })
+    it('stopped gracefully, both stores still hold everything and the re-sent attestation is the stored one', async () => {
+      const children = [operator0, aggregator]
+      await Promise.all(children.map(async c => await c.stop('SIGTERM')))
+      for (const child of children) {
+        const { code, signal } = await child.exited
+        assert.deepEqual({ code, signal }, { code: 0, signal: null }, `${child.name} did not shut down cleanly on SIGTERM; see ${child.logFile}`)
+      }
+      assert.ok(!operator0.events.some(e => e.event === 'attested'), 'restarted operator-0 signed the task again')
+
+      const own = await withStore(await NodeStore.open(join(root, 'operator-0', 'data')), async s => await assertOperatorKept(s, certified))
+      assert.equal(toHex(Attestation.encode(resent)), toHex(Attestation.encode(own)), 'the re-sent attestation is not byte for byte the stored one')
+      await withStore(await NodeStore.open(join(root, 'aggregator', 'data')), async s => { await assertAggregatorKept(s, net!, certified) })
+    })
   })
 })
 
@@ -277,8 +278,8 @@ describe('restart: an aggregator restarted from its data directory (in-process)'
       chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(4), fee: 0n, deadline: BigInt(Date.now() + DEADLINE_MS), quorumBps: DEFAULT_QUORUM_BPS, nonce: 1n
     })
     const taskId = taskIdOf(task)
-    const isTask = (id: Uint8Array): boolean => hex(id) === hex(taskId)
-    const certified = nextEvent(net.aggregator, 'certificate', d => isTask(d.certificate.taskId) && d.formedHere, EVENT_TIMEOUT_MS, 'certificate formed by the aggregator')
+    const isTask = (id: Uint8Array): boolean => toHex(id) === toHex(taskId)
+    const certified = waitForEvent(net.aggregator, 'certificate', { timeoutMs: EVENT_TIMEOUT_MS, what: 'certificate formed by the aggregator', filter: d => isTask(d.certificate.taskId) && d.formedHere })
     await net.requester.announce(task)
     const formed = (await certified).certificate
     await net.aggregator.stop()
@@ -292,29 +293,26 @@ describe('restart: an aggregator restarted from its data directory (in-process)'
       config: resolveConfig({ keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(net.root, 'genesis.json'), listen: [LISTEN], bootstrap: [net.bootstrapAddr] }),
       operatorSet: set
     })
-    const noQuorum = nextEvent(aggregator, 'no-quorum', d => isTask(d.taskId), Number(task.deadline) - Date.now() + DEADLINE_SLACK_MS, 'no-quorum event')
-    noQuorum.catch(() => {}) // awaited below
+    const noQuorum = waitForEvent(aggregator, 'no-quorum', { timeoutMs: Number(task.deadline) - Date.now() + DEADLINE_SLACK_MS, what: 'no-quorum event', filter: d => isTask(d.taskId) })
     // Peers still advertise the task for a few heartbeats after it was published, so the
     // restarted aggregator may fetch it through gossip (IHAVE/IWANT) by itself; if not, a
     // fresh peer replays it.
     if (!aggregator.knowsTask(taskId)) {
       const replayer = await net.extraNode(await freshKeysAsync(), 'replayer')
       await waitUntilSubscribed(replayer, aggregator.libp2p.peerId.toString(), EVENT_TIMEOUT_MS)
-      const seen = nextEvent(aggregator, 'task', d => isTask(d.taskId), Math.max(0, Number(task.deadline) - Date.now()), 'replayed task before its deadline (machine too slow for this test?)')
-      seen.catch(() => {}) // awaited below
+      const seen = waitForEvent(aggregator, 'task', {
+        timeoutMs: Math.max(0, Number(task.deadline) - Date.now()), what: 'replayed task before its deadline (machine too slow for this test?)', filter: d => isTask(d.taskId)
+      })
       if (!aggregator.knowsTask(taskId)) await replayer.announce(task)
       if (!aggregator.knowsTask(taskId)) await seen
     }
     assert.ok(aggregator.knowsTask(taskId))
 
-    const wronglyEnded = await noQuorum.then(() => true, (err: Error) => {
-      if (err instanceof EventTimeoutError) return false
-      throw err
-    })
+    const wronglyEnded = !await timedOut(noQuorum)
     assert.equal(wronglyEnded, false, 'the restarted aggregator declared no-quorum for a task it had certified')
     assert.equal((await aggregator.store!.getTaskState(taskId))?.state, 'quorum')
     const stored = await aggregator.store!.getCertificate(taskId)
     assert.ok(stored != null)
-    assert.equal(hex(QuorumCertificate.encode(stored)), hex(QuorumCertificate.encode(formed)))
+    assert.equal(toHex(QuorumCertificate.encode(stored)), toHex(QuorumCertificate.encode(formed)))
   })
 })

@@ -5,9 +5,12 @@ import { createOperatorSet, type OperatorSet } from '../../consensus/index.js'
 import { resolveConfig } from '../../node/config.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
 import { PoiNode } from '../../node/poi-node.js'
+import { waitForNetwork } from '../../node/requester/index.js'
+import { until } from './wait.js'
 import { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/cli/devnet.js'
 
 export { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/cli/devnet.js'
+export { until } from './wait.js'
 
 export interface TestNetwork {
   root: string
@@ -33,18 +36,13 @@ export interface TestNetworkOptions {
   operatorsWithoutModels?: boolean
 }
 
-/** Polls `cond` until it holds or `timeoutMs` passes (then throws with `what`). */
-export async function until (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!await cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-}
+/** Gossipsub grafts on its 1 s heartbeat; a few heartbeats are enough, this much leaves room for a loaded machine. */
+const MESH_TIMEOUT_MS = 20_000
 
 /**
  * Real libp2p nodes over TCP on 127.0.0.1, in this process: a bootstrap node,
- * n operators (some may be left offline), an aggregator and a light requester.
+ * n operators (some may be left offline), an aggregator and a light requester. Resolves once
+ * every full node has its gossip meshes and the requester can announce (waitForNetwork).
  */
 export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestNetwork> {
   const root = await mkdtemp(join(tmpdir(), 'poi-test-'))
@@ -101,7 +99,9 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     const full = nodes.filter(n => n !== requester)
     const isOperator = (n: PoiNode): boolean => operators.includes(n)
     await until(() => full.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('certificates') > 0 &&
-      (isOperator(n) ? n.topicPeers('attestations') > 0 : n.meshPeers('attestations') > 0)), 20_000, 'gossip meshes on every full node')
+      (isOperator(n) ? n.topicPeers('attestations') > 0 : n.meshPeers('attestations') > 0)), MESH_TIMEOUT_MS, 'gossip meshes on every full node')
+    // Every test may announce at once: the requester knows task subscribers and has a certificate mesh.
+    await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
     return { root, operatorSet, keys, bootstrap, bootstrapAddr, operators, aggregator, requester, requesterKeys, extraNode, stop }
   } catch (err) {
     await stop()

@@ -1,18 +1,22 @@
 /**
  * A fresh anvil with the poi contracts deployed, wallets for its funded accounts, and time travel
- * for epochs. Shared by the contract tests and the gas benchmark.
+ * for epochs. Shared by the contract tests and the gas benchmark (bench/gas.ts).
+ *
+ * Test scaffolding, not deployment logic: the deployment itself is contracts' deployPoi, the
+ * transactions are contracts' actions; what lives here (anvil's mnemonic wallets, moving the
+ * chain's clock with anvil's test methods) only makes sense on a throwaway development chain.
  */
 import bls from '@chainsafe/bls'
 import {
   createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain,
-  type PublicClient, type TestClient, type Transport, type WalletClient
+  type PublicClient, type TestClient, type TransactionReceipt, type Transport, type WalletClient
 } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import {
   DEFAULT_DEPLOY_PARAMETERS, OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName,
   deployPoi, registerOperator, startAnvil, type Anvil, type AnvilOptions, type DeployPoiParameters,
-  type PoiDeployment
+  type Deployment
 } from '../../contracts/index.js'
 import { CERTIFICATE_VERSION, encodeSignerBitmap, signAttestation, type OperatorSet, type SigningDomain } from '../../consensus/index.js'
 import { uint256ToBytes, type QuorumCertificate } from '../../protocols/wire/index.js'
@@ -30,18 +34,19 @@ export type PoiChain = {
   testClient: TestClient<'anvil'>
   /** wallets[i] = anvil account i; wallets[0] deployed the contracts. */
   wallets: Wallet[]
-  deployment: PoiDeployment
+  deployment: Required<Deployment>
   params: Required<DeployPoiParameters>
   stop: () => Promise<void>
 }
 
+/** Starts anvil (anvilOptions.accounts funded accounts, default 10) and deploys the contracts from account 0 with `params`. */
 export async function startPoiChain (params: DeployPoiParameters = {}, anvilOptions: AnvilOptions = {}): Promise<PoiChain> {
   const anvil = await startAnvil(anvilOptions)
   try {
     const transport = http(anvil.rpcUrl)
     const publicClient = createPublicClient({ chain: foundry, transport }) as PublicClient
     const testClient = createTestClient({ chain: foundry, mode: 'anvil', transport })
-    // derived from anvil's mnemonic rather than ANVIL_PRIVATE_KEYS, whose entry 6 does not match anvil's account 6
+    // derived from anvil's mnemonic, which funds as many accounts as asked (ANVIL_PRIVATE_KEYS lists the first 10)
     const wallets = Array.from({ length: anvilOptions.accounts ?? ANVIL_ACCOUNTS }, (_, i) => walletFor(anvil.rpcUrl, mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: i })))
     const deployment = await deployPoi(wallets[0], publicClient, params)
     return { anvil, publicClient, testClient, wallets, deployment, params: { ...DEFAULT_DEPLOY_PARAMETERS, ...params }, stop: anvil.stop }
@@ -55,18 +60,23 @@ export function walletFor (rpcUrl: string, account: Account): Wallet {
   return createWalletClient({ account, chain: foundry, transport: http(rpcUrl) })
 }
 
-/** Moves the chain's clock past the epoch duration and starts the next epoch. */
-export async function nextEpoch (chain: PoiChain, by: Wallet = chain.wallets[0]): Promise<bigint> {
+/** Moves the chain's clock past the epoch duration and starts the next epoch: its number and the advanceEpoch receipt. */
+export async function nextEpoch (chain: PoiChain, by: Wallet = chain.wallets[0]): Promise<{ epoch: bigint, receipt: TransactionReceipt }> {
   await chain.testClient.increaseTime({ seconds: Number(chain.params.epochDuration) })
   await chain.testClient.mine({ blocks: 1 })
-  return (await advanceEpoch(by, chain.publicClient, chain.deployment.registry)).epoch
+  return await advanceEpoch(by, chain.publicClient, chain.deployment.registry)
 }
 
-/** Registers wallets[first + i] with secretKeys[i] and stakes[i] wei. */
-export async function registerAll (chain: PoiChain, secretKeys: readonly Uint8Array[], stakes: readonly bigint[], first = 1): Promise<void> {
-  for (let i = 0; i < secretKeys.length; i++) {
-    await registerOperator(chain.wallets[first + i], chain.publicClient, chain.deployment.registry, secretKeys[i], stakes[i])
+/** Registers wallets[first + i] with secretKeys[i] and stakes[i] wei, in order; returns the receipts. */
+export async function registerAll (chain: PoiChain, secretKeys: readonly Uint8Array[], stakes: readonly bigint[], first = 1): Promise<TransactionReceipt[]> {
+  if (first + secretKeys.length > chain.wallets.length) {
+    throw new Error(`registering ${secretKeys.length} operators from account ${first} needs ${first + secretKeys.length} accounts; start the chain with { accounts: ${first + secretKeys.length} } or more`)
   }
+  const receipts: TransactionReceipt[] = []
+  for (let i = 0; i < secretKeys.length; i++) {
+    receipts.push(await registerOperator(chain.wallets[first + i], chain.publicClient, chain.deployment.registry, secretKeys[i], stakes[i]))
+  }
+  return receipts
 }
 
 export async function currentEpoch (chain: PoiChain): Promise<bigint> {
