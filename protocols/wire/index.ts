@@ -15,6 +15,7 @@ export { NetworkInfo, NetworkInfoRequest } from './network.pb.js'
 export { uint256ToBytes, bytesToUint256, Uint256Error, UINT256_MAX_BYTES } from './uint256.js'
 export * from './constants.js'
 export * from './stream-constants.js'
+export * from './bounds.js'
 export {
   DecodeError, EncodeError, defineCodec, violation, ruleVersion, ruleBytes, ruleExactBytes, ruleBoundedBytes,
   ruleUint64, ruleUint32, ruleUint256, ruleOneOf, isAllZero, WIRE_VARINT, WIRE_LENGTH_DELIMITED
