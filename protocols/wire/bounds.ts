@@ -14,3 +14,4 @@
 // ── stream data held for other peers (node/roles/stream-data.ts) ────────────────────────────
 
 // ── aggregation across restarts (node/roles/aggregator.ts) ──────────────────────────────────
+export {}
