@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { deploymentToJson, parseDeployment, type Deployment } from '../contracts/index.js'
 import { ConfigError, type ChainConfig } from './config.js'
 
@@ -9,7 +9,11 @@ import { ConfigError, type ChainConfig } from './config.js'
  */
 export async function writeDeployment (path: string, d: Deployment & { rpcUrl: string }): Promise<void> {
   await writeFile(path, JSON.stringify({ rpcUrl: d.rpcUrl, ...deploymentToJson(d) }, null, 2) + '\n')
+  // Public facts every node and requester of the network needs: readable by all, whatever the umask.
+  await chmod(path, DEPLOYMENT_FILE_MODE)
 }
+
+const DEPLOYMENT_FILE_MODE = 0o644
 
 /** Reads a deployment file; a malformed one is a ConfigError naming the file and the field. */
 export async function readDeployment (path: string): Promise<ChainConfig> {

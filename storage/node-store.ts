@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises'
+import { chmod, mkdir, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Level } from 'level'
 import { Attestation, PoiError, QuorumCertificate, TaskAnnouncement, toHex } from '../protocols/wire/index.js'
 
@@ -93,6 +94,24 @@ function describeCause (cause: unknown): string {
   return cause.message
 }
 
+/**
+ * A data directory holds task inputs and outputs, which may be private to their requester:
+ * only the node's user may list or read it (DESIGN §3 keeps keys at 0600 for the same reason).
+ */
+export const DATA_DIR_MODE = 0o700
+/**
+ * LevelDB creates its files as 0666 minus the umask (0644 under the usual 022). The directory
+ * mode already keeps others out; the files present at open are narrowed too, and `poi` runs
+ * with umask 077 so the files LevelDB writes later are born 0600.
+ */
+export const DATA_FILE_MODE = 0o600
+
+async function privateFiles (dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isFile()) await chmod(join(dir, entry.name), DATA_FILE_MODE)
+  }
+}
+
 const OPERATOR_KEY_WIDTH = 6
 const opKey = (i: number): string => i.toString().padStart(OPERATOR_KEY_WIDTH, '0')
 const utf8 = new TextEncoder()
@@ -111,9 +130,13 @@ export class NodeStore {
 
   static async open (path: string): Promise<NodeStore> {
     try {
-      await mkdir(path, { recursive: true })
+      await mkdir(path, { recursive: true, mode: DATA_DIR_MODE })
+      // mkdir leaves an existing directory's mode alone: a data dir made by an older version
+      // (or by hand) is narrowed too.
+      await chmod(path, DATA_DIR_MODE)
       const db: Db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
       await db.open()
+      await privateFiles(path)
       return new NodeStore(path, db)
     } catch (err) {
       throw new StorageError(path, 'open', err)

@@ -1,12 +1,12 @@
 import { strict as assert } from 'node:assert'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { uint256ToBytes, type Attestation, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
-import { NodeStore, StorageError } from '../storage/index.js'
+import { DATA_DIR_MODE, DATA_FILE_MODE, NodeStore, StorageError } from '../storage/index.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const bytes = (n: number, fill: number): Uint8Array<ArrayBuffer> => new Uint8Array(n).fill(fill)
@@ -258,6 +258,22 @@ describe('storage: NodeStore on LevelDB', () => {
     await rejectsWithStorageError(async () => await store!.getAttestationsByOperator(0), path)
     await rejectsWithStorageError(async () => await store!.listCertificates(), path)
     await rejectsWithStorageError(async () => await store!.listEvidence(), path)
+  })
+
+  it('keeps its data private: the directory 0700 and its files 0600, also for a directory made world-readable before', async () => {
+    const path = join(root, 'private')
+    await mkdir(path, { mode: 0o755 })
+    await chmod(path, 0o755)
+    store = await NodeStore.open(path)
+    await store.putTask(taskIdFor(1), task(1n))
+    await store.close()
+    // Files LevelDB wrote while open are narrowed the next time the store opens.
+    store = await NodeStore.open(path)
+    const mode = async (p: string): Promise<number> => (await stat(p)).mode & 0o777
+    assert.equal(await mode(path), DATA_DIR_MODE)
+    const files = (await readdir(path, { withFileTypes: true })).filter(e => e.isFile())
+    assert.ok(files.length > 0)
+    for (const f of files) assert.equal(await mode(join(path, f.name)), DATA_FILE_MODE, `${f.name} is ${(await mode(join(path, f.name))).toString(8)}`)
   })
 
   it('opening a path that is a regular file is a StorageError naming the path', async () => {

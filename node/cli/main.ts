@@ -45,9 +45,16 @@ export function formatError (err: unknown): string {
   return `poi: ${err instanceof Error ? err.stack ?? err.message : String(err)}`
 }
 
+/** Files 0600, directories 0700. */
+const PRIVATE_UMASK = 0o077
+
 // Run when executed (directly or through the npm bin symlink), not when imported by tests.
 const isMain = process.argv[1] != null && realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1])
 if (isMain) {
+  // Data directories hold task inputs and outputs, keystores hold secrets: whatever poi (and
+  // LevelDB inside it) creates is private to its user unless a file says otherwise
+  // (deployment files are made readable on purpose).
+  process.umask(PRIVATE_UMASK)
   main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
     console.error(formatError(err))
     process.exitCode = 1
