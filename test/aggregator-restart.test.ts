@@ -1,0 +1,190 @@
+/**
+ * Aggregation survives restarts (issue 9, finding 1): an aggregator reloads its open tasks and
+ * their stored attestations at start and carries on; a relay-only full node aggregates as a
+ * backup when no aggregator forms the certificate. Real libp2p nodes on 127.0.0.1, real
+ * LevelDB, in this process.
+ */
+import { strict as assert } from 'node:assert'
+import { join } from 'node:path'
+import { DEFAULT_QUORUM_BPS, verifyCertificate } from '../consensus/index.js'
+import { exampleInput } from '../node/cli/devnet.js'
+import { resolveConfig } from '../node/config.js'
+import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { loadKeystore } from '../node/keys.js'
+import { PoiNode } from '../node/poi-node.js'
+import { BACKUP_AGGREGATION_DELAY_MS } from '../node/roles/index.js'
+import { bytesEqual, signTask, taskIdOf, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { NodeStore } from '../storage/index.js'
+import { startTestNetwork, type TestNetwork } from './helpers/network.js'
+import { timedOut, until, waitForEvent } from './helpers/wait.js'
+
+const OPERATORS = 4
+/**
+ * Long, so that stopping the aggregator once it stored the three attestations lands inside the
+ * window however slow the machine (the window opens when the third one is counted).
+ */
+const GRACE_MS = 6_000
+/** Room for attestations, a restart and the grace window on a loaded machine. */
+const TASK_TTL_MS = 35_000
+/**
+ * A deadline the test waits out: long enough that three attestations are stored before it on
+ * a loaded machine (inference and gossip take about a second when idle).
+ */
+const SHORT_TASK_TTL_MS = 10_000
+/** Three attestations stored, a certificate heard: gossip plus inference, generous for a loaded machine. */
+const EVENT_TIMEOUT_MS = 20_000
+/** How long a node that must not form a certificate is watched (longer than any formation delay here). */
+const NO_FORMATION_WAIT_MS = 2_000
+
+let nonce = 0n
+
+async function newTask (net: TestNetwork, model: ModelDir, ttlMs: number): Promise<{ task: TaskAnnouncement, taskId: Uint8Array }> {
+  const set = net.operatorSet
+  const task = await signTask(net.requesterKeys.account, set.domain.taskManager, {
+    chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(Number(++nonce)), fee: 0n, deadline: BigInt(Date.now() + ttlMs), quorumBps: DEFAULT_QUORUM_BPS, nonce
+  })
+  return { task, taskId: taskIdOf(task) }
+}
+
+/** Starts an aggregator from the test network's aggregator directory (keys and data), as a restart does. */
+async function startAggregator (net: TestNetwork): Promise<PoiNode> {
+  const dir = join(net.root, 'aggregator')
+  return await PoiNode.start({
+    operate: false,
+    aggregate: true,
+    light: false,
+    keystore: await loadKeystore(join(dir, 'keys')),
+    config: resolveConfig({ keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(net.root, 'genesis.json'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [net.bootstrapAddr], graceMs: GRACE_MS }),
+    operatorSet: net.operatorSet
+  })
+}
+
+/** Reads the aggregator's data directory while no node holds it. */
+async function readStore<T> (net: TestNetwork, read: (s: NodeStore) => Promise<T>): Promise<T> {
+  const store = await NodeStore.open(join(net.root, 'aggregator', 'data'))
+  try {
+    return await read(store)
+  } finally {
+    await store.close()
+  }
+}
+
+/**
+ * Waits until `aggregator` stored the three live operators' attestations for the task (the
+ * quorum is there, the fourth operator is down, so the grace window runs), then stops it.
+ * Asserts the stop landed inside the window: no certificate was formed or stored.
+ */
+async function stopInsideGraceWindow (net: TestNetwork, aggregator: PoiNode, taskId: Uint8Array): Promise<void> {
+  let formed = false
+  aggregator.addEventListener('certificate', ({ detail }) => { if (bytesEqual(detail.certificate.taskId, taskId)) formed = true })
+  await until(async () => (await aggregator.store!.getAttestations(taskId)).length >= OPERATORS - 1, EVENT_TIMEOUT_MS, 'the aggregator storing the three live operators\' attestations')
+  await aggregator.stop()
+  assert.equal(formed, false, `the aggregator formed the certificate before it was stopped: the stop missed the ${GRACE_MS} ms grace window (machine too slow?)`)
+  assert.equal(await readStore(net, async s => await s.getCertificate(taskId)), undefined, 'a certificate was stored before the stop')
+}
+
+describe('aggregator restart: aggregation survives restarts', function () {
+  this.timeout(60_000)
+  let model: ModelDir
+
+  before(async () => { model = await loadModelDir(SHIPPED_MODEL_DIR) })
+
+  describe('one of four operators down, no backup aggregators', () => {
+    let net: TestNetwork | undefined
+    /** The aggregator now running from the network's aggregator directory. */
+    let aggregator: PoiNode | undefined
+
+    before(async () => {
+      net = await startTestNetwork({ operators: OPERATORS, offline: [OPERATORS - 1], graceMs: GRACE_MS, backupAggregation: false })
+      aggregator = net.aggregator
+    })
+    after(async () => {
+      await aggregator?.stop()
+      await net?.stop()
+    })
+
+    it('stopped inside its grace window and restarted at once from the same directory, the aggregator forms the certificate before the deadline', async () => {
+      assert.ok(net != null && aggregator != null)
+      const { task, taskId } = await newTask(net, model, TASK_TTL_MS)
+      const deadline = Number(task.deadline)
+      const atRequester = waitForEvent(net.requester, 'certificate', {
+        timeoutMs: TASK_TTL_MS, what: `certificate for task ${toHex(taskId)} at the requester`, filter: d => bytesEqual(d.certificate.taskId, taskId)
+      })
+      await net.requester.announce(task)
+      await stopInsideGraceWindow(net, aggregator, taskId)
+
+      aggregator = await startAggregator(net)
+      const formed = await waitForEvent(aggregator, 'certificate', {
+        timeoutMs: Math.max(0, deadline - Date.now()),
+        what: `certificate formed by the restarted aggregator for task ${toHex(taskId)} before its deadline`,
+        filter: d => bytesEqual(d.certificate.taskId, taskId) && d.formedHere
+      })
+      assert.ok(Date.now() <= deadline, 'the certificate formed after the deadline')
+      const verdict = verifyCertificate(formed.certificate, net.operatorSet)
+      assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
+      assert.deepEqual(verdict.signers, [0, 1, 2])
+      // The certificate is gossiped: the requester, which never saw the aggregator stop, gets it.
+      const heard = await atRequester
+      assert.ok(bytesEqual(heard.certificate.resultHash, formed.certificate.resultHash))
+      assert.equal((await aggregator.store!.getTaskState(taskId))?.state, 'quorum')
+    })
+
+    it('a task whose deadline passed while the aggregator was down ends NoQuorum at restart, without a certificate', async () => {
+      assert.ok(net != null && aggregator != null)
+      const { task, taskId } = await newTask(net, model, SHORT_TASK_TTL_MS)
+      const deadline = Number(task.deadline)
+      await net.requester.announce(task)
+      // The quorum is stored, but the stop lands before the grace window ends and before the deadline.
+      await stopInsideGraceWindow(net, aggregator, taskId)
+      assert.ok(Date.now() < deadline, 'the aggregator was stopped after the deadline (machine too slow for this test?)')
+      assert.equal(await readStore(net, async s => (await s.getTaskState(taskId))?.state), 'open')
+      await until(() => Date.now() > deadline, deadline - Date.now() + EVENT_TIMEOUT_MS, 'the task deadline to pass')
+
+      aggregator = await startAggregator(net)
+      const restarted = aggregator
+      const formed = waitForEvent(restarted, 'certificate', {
+        timeoutMs: NO_FORMATION_WAIT_MS, what: 'certificate', filter: d => bytesEqual(d.certificate.taskId, taskId) && d.formedHere
+      })
+      await waitForEvent(restarted, 'no-quorum', { timeoutMs: EVENT_TIMEOUT_MS, what: `no-quorum for task ${toHex(taskId)} after the restart`, filter: d => bytesEqual(d.taskId, taskId) })
+      assert.equal((await restarted.store!.getTaskState(taskId))?.state, 'no-quorum')
+      assert.equal(await timedOut(formed), true, 'the restarted aggregator certified a task whose deadline had passed')
+      assert.equal(await restarted.store!.getCertificate(taskId), undefined)
+    })
+  })
+
+  describe('a relay-only full node as backup aggregator', () => {
+    let net: TestNetwork | undefined
+
+    before(async () => { net = await startTestNetwork({ operators: OPERATORS }) })
+    after(async () => { await net?.stop() })
+
+    it('leaves the certificate to a running aggregator, and forms it itself when no aggregator runs', async () => {
+      assert.ok(net != null)
+      // With the aggregator up, the bootstrap (relay-only) receives its certificate and forms none.
+      const first = await newTask(net, model, TASK_TTL_MS)
+      const byAggregator = waitForEvent(net.aggregator, 'certificate', { timeoutMs: EVENT_TIMEOUT_MS, what: 'certificate formed by the aggregator', filter: d => bytesEqual(d.certificate.taskId, first.taskId) && d.formedHere })
+      const atBootstrap = waitForEvent(net.bootstrap, 'certificate', { timeoutMs: EVENT_TIMEOUT_MS, what: 'certificate at the bootstrap', filter: d => bytesEqual(d.certificate.taskId, first.taskId) })
+      await net.requester.announce(first.task)
+      await byAggregator
+      assert.equal((await atBootstrap).formedHere, false, 'the bootstrap formed a certificate although the aggregator had')
+      const backupFormed = waitForEvent(net.bootstrap, 'certificate', { timeoutMs: BACKUP_AGGREGATION_DELAY_MS + NO_FORMATION_WAIT_MS, what: 'a second certificate', filter: d => bytesEqual(d.certificate.taskId, first.taskId) && d.formedHere })
+      assert.equal(await timedOut(backupFormed), true, 'the bootstrap formed a backup certificate although it had the aggregator\'s')
+
+      // Without an aggregator, the bootstrap forms it after its backup delay and every node gets it.
+      await net.aggregator.stop()
+      const second = await newTask(net, model, TASK_TTL_MS)
+      const byBackup = waitForEvent(net.bootstrap, 'certificate', { timeoutMs: TASK_TTL_MS, what: 'certificate formed by the backup', filter: d => bytesEqual(d.certificate.taskId, second.taskId) && d.formedHere })
+      const atRequester = waitForEvent(net.requester, 'certificate', { timeoutMs: TASK_TTL_MS, what: 'certificate at the requester', filter: d => bytesEqual(d.certificate.taskId, second.taskId) })
+      const announcedAt = Date.now()
+      await net.requester.announce(second.task)
+      const formed = await byBackup
+      assert.ok(Date.now() - announcedAt >= BACKUP_AGGREGATION_DELAY_MS, 'the backup formed the certificate before its delay')
+      assert.ok(Date.now() <= Number(second.task.deadline), 'the backup formed the certificate after the deadline')
+      const verdict = verifyCertificate(formed.certificate, net.operatorSet)
+      assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
+      assert.deepEqual(verdict.signers, [0, 1, 2, 3])
+      assert.ok(bytesEqual((await atRequester).certificate.resultHash, formed.certificate.resultHash))
+      assert.ok(await net.bootstrap.store!.getCertificate(second.taskId) != null)
+    })
+  })
+})
