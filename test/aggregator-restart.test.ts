@@ -5,16 +5,21 @@
  * LevelDB, in this process.
  */
 import { strict as assert } from 'node:assert'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { TypedEventEmitter } from '@libp2p/interface'
 import { DEFAULT_QUORUM_BPS, verifyCertificate } from '../consensus/index.js'
 import { exampleInput } from '../node/cli/devnet.js'
 import { resolveConfig } from '../node/config.js'
 import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { loadKeystore } from '../node/keys.js'
 import { PoiNode } from '../node/poi-node.js'
-import { BACKUP_AGGREGATION_DELAY_MS } from '../node/roles/index.js'
-import { bytesEqual, signTask, taskIdOf, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { BACKUP_AGGREGATION_DELAY_MS, TaskBook, createAggregator, createEpochs, type Aggregator, type PoiNodeEvents } from '../node/roles/index.js'
+import type { GossipRouter } from '../protocols/gossip/index.js'
+import { MAX_RELOADED_TASKS, bytesEqual, signTask, taskIdOf, toHex, uint256ToBytes, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { NodeStore } from '../storage/index.js'
+import { attest, hash32, makeOperators, taskResult, type TestOperators } from './consensus-fixtures.js'
 import { startTestNetwork, type TestNetwork } from './helpers/network.js'
 import { timedOut, until, waitForEvent } from './helpers/wait.js'
 
@@ -186,5 +191,104 @@ describe('aggregator restart: aggregation survives restarts', function () {
       assert.ok(bytesEqual((await atRequester).certificate.resultHash, formed.certificate.resultHash))
       assert.ok(await net.bootstrap.store!.getCertificate(second.taskId) != null)
     })
+  })
+})
+
+/** A task as the store and the task book hold it; only its deadline and quorum matter here. */
+function storedTask (n: number, deadline: number): TaskAnnouncement {
+  return {
+    version: 1,
+    chainId: 31337n,
+    modelId: new Uint8Array(32).fill(7),
+    input: new TextEncoder().encode(`{"x":{"data":[${n}]}}`),
+    inputRef: new Uint8Array(0),
+    params: new Uint8Array(0),
+    fee: uint256ToBytes(0n),
+    deadline: BigInt(deadline),
+    quorumBps: DEFAULT_QUORUM_BPS,
+    nonce: BigInt(n),
+    requester: new Uint8Array(20).fill(0xaa),
+    requesterSig: new Uint8Array(65).fill(0x1b)
+  }
+}
+
+/**
+ * The aggregator service alone, on a real store, with the gossip it publishes to recorded:
+ * its decisions without a network (fast, and independent of gossip timing).
+ */
+describe('aggregator restart: the aggregator service on its store', function () {
+  this.timeout(30_000)
+  const GRACE = 100
+  let root: string
+  let store: NodeStore | undefined
+  let aggregator: Aggregator | undefined
+  let tasks: TaskBook
+  let events: TypedEventEmitter<PoiNodeEvents>
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'poi-agg-restart-'))
+    store = await NodeStore.open(join(root, 'data'))
+    tasks = new TaskBook()
+    events = new TypedEventEmitter<PoiNodeEvents>()
+  })
+  afterEach(async () => {
+    await aggregator?.stop()
+    aggregator = undefined
+    await store?.close()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  function startAggregatorOn (ops: TestOperators, withStore = true): Aggregator {
+    const gossip = { publish: async () => 1 } as unknown as GossipRouter
+    const epochs = createEpochs({ blsPublicKey: new Uint8Array(48) }, { operatorSet: ops.set })
+    aggregator = createAggregator({ gossip, epochs, tasks, events, store: withStore ? store : undefined }, { graceMs: GRACE })
+    return aggregator
+  }
+
+  it('the certificate event reports the longest signature check, also of attestations checked before their task arrived', async () => {
+    const ops = makeOperators([1n, 1n, 1n, 1n])
+    const agg = startAggregatorOn(ops, false)
+    await agg.start()
+    const result = taskResult('early', 'r')
+    // Checked (by the relay) and handed over before the task itself arrived.
+    tasks.noteVerification(result.taskId, 7)
+    tasks.noteVerification(result.taskId, 3)
+    for (let i = 0; i < 4; i++) agg.add(attest(ops, i, result))
+    const formed = waitForEvent(events, 'certificate', { timeoutMs: 5_000, what: 'certificate', filter: d => d.formedHere })
+    const { entry } = tasks.track(result.taskId, storedTask(1, Date.now() + 60_000))
+    agg.track(entry)
+    assert.equal((await formed).verifyMs, 7)
+  })
+
+  it('reloads open tasks: forms the certificate of a task whose stored attestations hold the quorum; ignores another epoch\'s, which end NoQuorum', async () => {
+    const current = makeOperators([1n, 1n, 1n, 1n], { epoch: 1n })
+    const previous = makeOperators([1n, 1n, 1n, 1n], { epoch: 0n })
+    const quorum = taskResult('quorum', 'r')
+    const otherEpoch = taskResult('other epoch', 'r')
+    await store!.putTask(quorum.taskId, storedTask(1, Date.now() + 60_000))
+    await store!.putTask(otherEpoch.taskId, storedTask(2, Date.now() + 1_500))
+    for (let i = 0; i < 3; i++) {
+      await store!.putAttestation(attest(current, i, quorum))
+      await store!.putAttestation(attest(previous, i, otherEpoch))
+    }
+    const formed = waitForEvent(events, 'certificate', { timeoutMs: 5_000, what: 'certificate for the reloaded task', filter: d => bytesEqual(d.certificate.taskId, quorum.taskId) })
+    const ended = waitForEvent(events, 'no-quorum', { timeoutMs: 10_000, what: 'no-quorum for the task attested in another epoch', filter: d => bytesEqual(d.taskId, otherEpoch.taskId) })
+    await startAggregatorOn(current).start()
+    assert.ok(tasks.has(quorum.taskId) && tasks.has(otherEpoch.taskId), 'the reloaded tasks are tracked')
+    const verdict = verifyCertificate((await formed).certificate, current.set)
+    assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
+    assert.deepEqual(verdict.signers, [0, 1, 2])
+    await ended
+    assert.equal((await store!.getTaskState(quorum.taskId))?.state, 'quorum')
+    assert.equal((await store!.getTaskState(otherEpoch.taskId))?.state, 'no-quorum')
+  })
+
+  it(`reloads at most MAX_RELOADED_TASKS (${MAX_RELOADED_TASKS}) open tasks, newest deadlines first`, async () => {
+    const ops = makeOperators([1n, 1n, 1n])
+    const base = Date.now() + 60_000
+    for (let n = 0; n <= MAX_RELOADED_TASKS; n++) await store!.putTask(hash32(`task ${n}`), storedTask(n, base + n))
+    await startAggregatorOn(ops).start()
+    assert.equal(tasks.has(hash32('task 0')), false, 'the task with the oldest deadline was reloaded beyond the bound')
+    for (const n of [1, MAX_RELOADED_TASKS]) assert.ok(tasks.has(hash32(`task ${n}`)), `task ${n} was not reloaded`)
   })
 })
