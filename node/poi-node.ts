@@ -59,6 +59,13 @@ export interface PoiNodeOptions {
    * id, fetched through the DHT.
    */
   modelGate?: ModelGate
+  /**
+   * A relay-only full node (neither operating nor aggregating) aggregates as a backup unless
+   * this is false: it forms and gossips a task's certificate only when none has appeared a
+   * short while after its quorum could form (BACKUP_AGGREGATION_DELAY_MS), so a dead
+   * aggregator does not lose certificates.
+   */
+  backupAggregation?: boolean
 }
 
 export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
@@ -95,7 +102,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.streamData = createStreamData({ libp2p, keystore, streams: this.streams })
     this.models = createModelService({ libp2p, blocks: this.blocks, events }, { models })
     const common = { gossip: this.router, epochs: this.epochs, events }
-    this.aggregator = opts.aggregate ? createAggregator({ ...common, store, submitter: this.submitter, tasks: this.tasks }, { graceMs: config.graceMs }) : undefined
+    // Relay-only full nodes already verify and store every attestation: they aggregate too, as backups.
+    const backup = !opts.aggregate && !opts.operate && !opts.light && opts.backupAggregation !== false
+    this.aggregator = opts.aggregate || backup
+      ? createAggregator({ ...common, store, submitter: this.submitter, tasks: this.tasks }, { graceMs: config.graceMs, backup })
+      : undefined
     this.operator = opts.operate && store != null
       ? createOperator({ ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att) })
       : undefined
@@ -104,10 +115,12 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
     this.services.push(...this.servers(), this.models, this.streamData)
-    if (this.aggregator != null) this.services.push(this.aggregator)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
     if (submitter != null) this.services.push({ start: async () => { await submitter.start() }, stop: async () => { await submitter.stop() } })
+    // Last: it reloads open tasks from the store and acts on them from timers, which then run
+    // once start() has returned and the caller's listeners are attached.
+    if (this.aggregator != null) this.services.push(this.aggregator)
   }
 
   /** The request/response servers: a full node serves blocks, stream messages, results and its network; a light one only its held inputs. */

@@ -9,6 +9,7 @@ import { Attestation, PoiError, QuorumCertificate, TaskAnnouncement, toHex } fro
  *
  * Key layout (utf8 keys, binary values):
  *   task/<taskId>                        encoded TaskAnnouncement
+ *   deadline/<deadline ms>/<taskId>      empty: index of tasks by deadline (reloading open tasks)
  *   status/<taskId>                      JSON TaskRecordStatus
  *   att/<taskId>/<operator>/<result>     encoded Attestation
  *   att-op/<operator>/<taskId>/<result>  empty: index by operator
@@ -65,7 +66,7 @@ export interface StoreArea {
 }
 
 /** Key spaces NodeStore itself uses. */
-const RESERVED_AREAS = new Set(['task', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'submit'])
+const RESERVED_AREAS = new Set(['task', 'deadline', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'submit'])
 
 /** A LevelDB operation failed; the message names the data directory, the action and what to do. */
 export class StorageError extends PoiError {
@@ -114,6 +115,9 @@ async function privateFiles (dir: string): Promise<void> {
 
 const OPERATOR_KEY_WIDTH = 6
 const opKey = (i: number): string => i.toString().padStart(OPERATOR_KEY_WIDTH, '0')
+/** A deadline (uint64 unix ms) as a fixed-width key part, so key order is deadline order. */
+const DEADLINE_KEY_WIDTH = 20
+const deadlineKey = (ms: bigint | number): string => BigInt(ms).toString().padStart(DEADLINE_KEY_WIDTH, '0')
 const utf8 = new TextEncoder()
 const fromUtf8 = new TextDecoder()
 
@@ -163,7 +167,8 @@ export class NodeStore {
    */
   async putTask (taskId: Uint8Array, task: TaskAnnouncement, state: TaskState = 'open'): Promise<void> {
     const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [
-      { type: 'put', key: `task/${toHex(taskId)}`, value: TaskAnnouncement.encode(task) }
+      { type: 'put', key: `task/${toHex(taskId)}`, value: TaskAnnouncement.encode(task) },
+      { type: 'put', key: `deadline/${deadlineKey(task.deadline)}/${toHex(taskId)}`, value: new Uint8Array(0) }
     ]
     if (await this.read(`status/${toHex(taskId)}`) == null) {
       const status: TaskRecordStatus = { state, updatedAt: Date.now() }
@@ -175,6 +180,34 @@ export class NodeStore {
   async getTask (taskId: Uint8Array): Promise<TaskAnnouncement | undefined> {
     const bytes = await this.read(`task/${toHex(taskId)}`)
     return bytes == null ? undefined : TaskAnnouncement.decode(bytes)
+  }
+
+  /**
+   * Tasks still open here (no certificate stored, not ended NoQuorum) whose deadline is after
+   * `deadlineAfter` (unix ms), newest deadline first, at most `limit`: what an aggregator
+   * reloads at start. Only the deadline index from `deadlineAfter` on is read, so the work does
+   * not grow with the node's history.
+   */
+  async listOpenTasks (opts: { deadlineAfter: number, limit: number }): Promise<Array<{ taskId: Uint8Array, task: TaskAnnouncement }>> {
+    const out: Array<{ taskId: Uint8Array, task: TaskAnnouncement }> = []
+    if (opts.limit <= 0) return out
+    const from = `deadline/${deadlineKey(Math.max(0, Math.floor(opts.deadlineAfter)) + 1)}`
+    try {
+      for await (const key of this.db.keys({ gte: from, lt: 'deadline/\xff', reverse: true })) {
+        const id = key.slice(key.lastIndexOf('/') + 1)
+        const state = (await this.getTaskState(fromHexKey(id)))?.state
+        if (state === 'no-quorum' || state === 'quorum') continue
+        if (await this.read(`qc/${id}`) != null) continue
+        const bytes = await this.read(`task/${id}`)
+        if (bytes == null) continue
+        out.push({ taskId: fromHexKey(id), task: TaskAnnouncement.decode(bytes) })
+        if (out.length >= opts.limit) break
+      }
+    } catch (err) {
+      if (err instanceof StorageError) throw err
+      throw new StorageError(this.path, 'scan deadline/', err)
+    }
+    return out
   }
 
   async setTaskState (taskId: Uint8Array, state: TaskState, reason?: string): Promise<void> {
@@ -214,9 +247,30 @@ export class NodeStore {
     return bytes == null ? undefined : Attestation.decode(bytes)
   }
 
-  async getAttestations (taskId: Uint8Array): Promise<Attestation[]> {
+  /**
+   * A task's stored attestations, by operator. With `perOperator`, at most that many results of
+   * each operator (the first ones in key order): two already prove equivocation, and more
+   * would only cost memory.
+   */
+  async getAttestations (taskId: Uint8Array, opts: { perOperator?: number } = {}): Promise<Attestation[]> {
     const prefix = `att/${toHex(taskId)}/`
-    return await this.scan(prefix, bytes => Attestation.decode(bytes))
+    if (opts.perOperator === undefined) return await this.scan(prefix, bytes => Attestation.decode(bytes))
+    const out: Attestation[] = []
+    const perOperator = new Map<string, number>()
+    try {
+      for await (const key of this.db.keys({ gte: prefix, lt: prefix + '\xff' })) {
+        const operator = key.slice(prefix.length, prefix.length + OPERATOR_KEY_WIDTH)
+        const seen = perOperator.get(operator) ?? 0
+        if (seen >= opts.perOperator) continue
+        perOperator.set(operator, seen + 1)
+        const bytes = await this.read(key)
+        if (bytes != null) out.push(Attestation.decode(bytes))
+      }
+    } catch (err) {
+      if (err instanceof StorageError) throw err
+      throw new StorageError(this.path, `scan ${prefix}`, err)
+    }
+    return out
   }
 
   async getAttestationsByOperator (operatorIndex: number): Promise<Attestation[]> {
@@ -379,6 +433,10 @@ export class NodeStore {
     }
     return out
   }
+}
+
+function fromHexKey (hex: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex, 'hex'))
 }
 
 function parseEvidence (bytes: Uint8Array): StoredEvidence {

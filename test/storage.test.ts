@@ -168,6 +168,37 @@ describe('storage: NodeStore on LevelDB', () => {
     sameMessage(got, t2a[1])
   })
 
+  it('lists open tasks by deadline, newest first and bounded, skipping certified, NoQuorum and long-past ones', async () => {
+    store = await NodeStore.open(join(root, 'db'))
+    const now = 1_900_000_000_000
+    const withDeadline = (n: number, deadline: number): TaskAnnouncement => ({ ...task(BigInt(n)), deadline: BigInt(deadline) })
+    await store.putTask(taskIdFor(1), withDeadline(1, now + 1_000))
+    await store.putTask(taskIdFor(2), withDeadline(2, now + 3_000))
+    await store.putTask(taskIdFor(3), withDeadline(3, now + 2_000), 'attested')
+    await store.putTask(taskIdFor(4), withDeadline(4, now + 4_000))
+    await store.putCertificate(certificate(taskIdFor(4)))
+    await store.putTask(taskIdFor(5), withDeadline(5, now + 5_000))
+    await store.setTaskState(taskIdFor(5), 'no-quorum')
+    await store.putTask(taskIdFor(6), withDeadline(6, now - 5_000))
+    const ids = (list: Array<{ taskId: Uint8Array }>): number[] => list.map(t => t.taskId[0])
+    assert.deepEqual(ids(await store.listOpenTasks({ deadlineAfter: now, limit: 10 })), [2, 3, 1])
+    assert.deepEqual(ids(await store.listOpenTasks({ deadlineAfter: now, limit: 2 })), [2, 3])
+    assert.deepEqual(ids(await store.listOpenTasks({ deadlineAfter: now - 10_000, limit: 10 })), [2, 3, 1, 6])
+    assert.deepEqual(ids(await store.listOpenTasks({ deadlineAfter: now + 1_000, limit: 10 })), [2, 3])
+    sameMessage((await store.listOpenTasks({ deadlineAfter: now + 2_500, limit: 1 }))[0].task, withDeadline(2, now + 3_000))
+  })
+
+  it('reads at most `perOperator` results of each operator for a task', async () => {
+    store = await NodeStore.open(join(root, 'db'))
+    const t = taskIdFor(1)
+    const spam = [1, 2, 3, 4].map(r => attestation(t, 2, r))
+    const others = [attestation(t, 0, 1), attestation(t, 7, 1)]
+    for (const a of [...spam, ...others]) await store.putAttestation(a)
+    const read = await store.getAttestations(t, { perOperator: 2 })
+    sameAttestations(read, [...spam.slice(0, 2), ...others])
+    sameAttestations(await store.getAttestations(t), [...spam, ...others])
+  })
+
   it('storing the same attestation twice keeps one copy', async () => {
     store = await NodeStore.open(join(root, 'db'))
     const a = attestation(taskIdFor(1), 3, 1)

@@ -4,7 +4,8 @@
  * - epochs: operator sets by epoch, this node's index in the current one;
  * - relay: validates and forwards the three topics, holds stream data before forwarding;
  * - operator: runs a task's model and gossips the signed result;
- * - aggregator: counts attestations, forms the quorum certificate, ends tasks NoQuorum;
+ * - aggregator: counts attestations, forms the quorum certificate, ends tasks NoQuorum; reloads
+ *   open tasks at start; on relay-only full nodes it runs as a backup;
  * - model service: shares models on the DHT, fetches and prefetches them;
  * - stream data: inputs and outputs by reference;
  * - submitter: gets certificates and evidence on-chain exactly once.
@@ -18,7 +19,7 @@ export {
 } from './stream-data.js'
 export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
 export { createOperator, Operator, type OperatorComponents } from './operator.js'
-export { createAggregator, Aggregator, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
+export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
 export { Submitter, PermanentSubmissionError, RETRY_BASE_MS, RETRY_CAP_MS, MAX_ATTEMPTS, type SettlementChain, type SubmitterEvents, type TxReceipt } from './submitter.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type Rejection } from './events.js'

@@ -204,8 +204,7 @@ export class Relay implements Startable {
       verify: async (set, att) => {
         const started = performance.now()
         const valid = await verifier.verify(set)
-        const entry = tasks.get(att.taskId)
-        if (entry != null) entry.verifyMs = Math.max(entry.verifyMs, performance.now() - started)
+        tasks.noteVerification(att.taskId, performance.now() - started)
         return valid
       }
     }))

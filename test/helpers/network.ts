@@ -34,6 +34,8 @@ export interface TestNetworkOptions {
   graceMs?: number
   /** Operators start without any model and must fetch it through the DHT (the bootstrap node holds it). */
   operatorsWithoutModels?: boolean
+  /** false: the bootstrap and extra nodes do not aggregate as backups (to test the aggregator alone). */
+  backupAggregation?: boolean
 }
 
 /** Gossipsub grafts on its 1 s heartbeat; a few heartbeats are enough, this much leaves room for a loaded machine. */
@@ -76,7 +78,7 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
   }
   try {
     const bootKeys = await fresh('bootstrap')
-    const bootstrap = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: bootKeys, config: configFor('bootstrap', []), operatorSet })
+    const bootstrap = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: bootKeys, config: configFor('bootstrap', []), operatorSet, backupAggregation: opts.backupAggregation })
     nodes.push(bootstrap)
     const bootstrapAddr = bootstrap.addresses()[0]
     const operators: Array<PoiNode | undefined> = []
@@ -92,7 +94,7 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     const requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: requesterKeys, config: configFor('requester', [bootstrapAddr], true), operatorSet })
     nodes.push(requester)
     const extraNode = async (k: Keystore, name: string): Promise<PoiNode> => {
-      const n = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: k, config: configFor(name, [bootstrapAddr]), operatorSet })
+      const n = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: k, config: configFor(name, [bootstrapAddr]), operatorSet, backupAggregation: opts.backupAggregation })
       nodes.push(n)
       return n
     }
