@@ -113,8 +113,7 @@ export class PeerBans {
   private readonly bannedUntil = new Map<string, number>()
   private readonly durationMs: number
   private readonly max: number
-  /** Bans made since start, for logs and metrics. */
-  total = 0
+  private bansMade = 0
 
   constructor (durationMs: number = PEER_BAN_MS, max: number = MAX_BANNED_PEERS) {
     this.durationMs = durationMs
@@ -125,7 +124,7 @@ export class PeerBans {
     const key = peer.toString()
     this.bannedUntil.delete(key)
     this.bannedUntil.set(key, now + this.durationMs)
-    this.total++
+    this.bansMade++
     this.sweep(now)
   }
 
@@ -135,6 +134,11 @@ export class PeerBans {
     if (until > now) return true
     this.bannedUntil.delete(peer.toString())
     return false
+  }
+
+  /** Bans made since start, for logs and metrics. */
+  get total (): number {
+    return this.bansMade
   }
 
   /** Bans in force (an expired one may count until the next ban or lookup sweeps it). */
