@@ -9,10 +9,11 @@
 import { strict as assert } from 'node:assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { defaultLogger } from '@libp2p/logger'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { RPC } from '@chainsafe/libp2p-gossipsub/message'
 import { PeerScore } from '@chainsafe/libp2p-gossipsub/score'
 import type { PeerId } from '@libp2p/interface'
-import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import { createPoiLibp2p, PeerBans, type PoiLibp2p } from '../node/p2p.js'
 import { GossipRouter, mustDisconnect, peerScoreParams, TOPICS } from '../protocols/gossip/index.js'
 import {
   GOSSIP_GOSSIP_SCORE, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_RPC_SUBSCRIPTIONS, GOSSIP_PUBLISH_SCORE, IP_COLOCATION_THRESHOLD,
@@ -278,6 +279,23 @@ describe('gossip hardening (issue 9)', function () {
       assert.ok(!victim.node.services.bans.isBanned(honest.peerId))
       assert.equal(victim.node.getConnections(honest.peerId).length > 0, true, 'the honest peer must stay connected')
       assert.ok(scoreOf(victim, honest) > GOSSIP_PUBLISH_SCORE, `score ${scoreOf(victim, honest)}: still one we publish to (it recovers fully within ~30 s; simulated below)`)
+    })
+  })
+
+  describe('the ban list', () => {
+    it('refuses a banned peer until its ban ends, and keeps at most its bound, dropping the oldest first', async () => {
+      const peers = await Promise.all([0, 1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+      const bans = new PeerBans(1_000, 2)
+      bans.ban(peers[0], 0)
+      assert.ok(bans.isBanned(peers[0], 999))
+      assert.ok(!bans.isBanned(peers[0], 1_000), 'a ban ends after its duration')
+      bans.ban(peers[0], 2_000)
+      bans.ban(peers[1], 2_001)
+      bans.ban(peers[2], 2_002)
+      assert.equal(bans.size, 2)
+      assert.ok(!bans.isBanned(peers[0], 2_003), 'the oldest ban is dropped past the bound')
+      assert.ok(bans.isBanned(peers[1], 2_003) && bans.isBanned(peers[2], 2_003))
+      assert.equal(bans.total, 4)
     })
   })
 
