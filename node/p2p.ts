@@ -3,15 +3,15 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { identify, type Identify } from '@libp2p/identify'
-import type { Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { logger } from '@libp2p/logger'
 import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { gossipsubOptions } from '../protocols/gossip/index.js'
-import { PoiError } from '../protocols/wire/index.js'
+import { gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
+import { MAX_BANNED_PEERS, PEER_BAN_MS, PoiError } from '../protocols/wire/index.js'
 
 const log = logger('poi:p2p')
 
@@ -38,6 +38,8 @@ export type PoiServices = {
   ping: Ping
   pubsub: GossipSub
   dht: KadDHT
+  /** Peers disconnected for their gossip score, refused until their ban ends. */
+  bans: PeerBans
 }
 
 export type PoiLibp2p = Libp2p<PoiServices>
@@ -57,8 +59,10 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
       throw new PoiError('ERR_INVALID_MULTIADDR', `invalid multiaddr ${JSON.stringify(addr)}: ${(err as Error).message}; write it as /ip4/<host>/tcp/<port>[/p2p/<peer id>]`, { cause: err })
     }
   }
+  const bans = new PeerBans()
   const node: PoiLibp2p = await createLibp2p<PoiServices>({
     privateKey: opts.privateKey,
+    connectionGater: bans.gater(),
     addresses: { listen: opts.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -86,13 +90,113 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
         // LAN or a one-machine devnet the DHT would find nobody.
         peerInfoMapper: passthroughMapper,
         initialQuerySelfInterval: 200
-      })
+      }),
+      bans: () => bans
     }
   })
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })
+  const enforcer = new ScoreEnforcer(node, bans)
+  enforcer.start()
+  node.addEventListener('stop', () => enforcer.stop(), { once: true })
   return node
+}
+
+/**
+ * Peers refused by id until their ban ends (PEER_BAN_MS), at most MAX_BANNED_PEERS of them, the
+ * oldest ban dropped first. Enforced by the connection gater: no dial to a banned peer, and a
+ * connection to or from one is closed as soon as the handshake names it.
+ */
+export class PeerBans {
+  /** Peer id → end of its ban (ms); in order of banning, since every ban lasts as long. */
+  private readonly bannedUntil = new Map<string, number>()
+  private readonly durationMs: number
+  private readonly max: number
+  private bansMade = 0
+
+  constructor (durationMs: number = PEER_BAN_MS, max: number = MAX_BANNED_PEERS) {
+    this.durationMs = durationMs
+    this.max = max
+  }
+
+  ban (peer: PeerId, now: number = Date.now()): void {
+    const key = peer.toString()
+    this.bannedUntil.delete(key)
+    this.bannedUntil.set(key, now + this.durationMs)
+    this.bansMade++
+    this.sweep(now)
+  }
+
+  isBanned (peer: PeerId, now: number = Date.now()): boolean {
+    const until = this.bannedUntil.get(peer.toString())
+    if (until === undefined) return false
+    if (until > now) return true
+    this.bannedUntil.delete(peer.toString())
+    return false
+  }
+
+  /** Bans made since start, for logs and metrics. */
+  get total (): number {
+    return this.bansMade
+  }
+
+  /** Bans in force (an expired one may count until the next ban or lookup sweeps it). */
+  get size (): number {
+    return this.bannedUntil.size
+  }
+
+  gater (): ConnectionGater {
+    return {
+      denyDialPeer: (peer) => this.isBanned(peer),
+      denyInboundEncryptedConnection: (peer) => this.isBanned(peer),
+      denyOutboundEncryptedConnection: (peer) => this.isBanned(peer)
+    }
+  }
+
+  /** Drops expired bans (they are first in the map), then the oldest beyond the bound. */
+  private sweep (now: number): void {
+    for (const [key, until] of this.bannedUntil) {
+      if (until > now && this.bannedUntil.size <= this.max) break
+      this.bannedUntil.delete(key)
+    }
+  }
+}
+
+/**
+ * gossipsub scores peers but never disconnects one: it only stops reading a peer below the
+ * graylist, where the peer's penalty stops growing and decays, so a flooder was back within
+ * seconds (issue 9). After every heartbeat (when gossipsub has pruned its meshes and decayed the
+ * scores) this hangs up on every peer at or below PEER_DISCONNECT_SCORE and bans it.
+ */
+class ScoreEnforcer {
+  private readonly node: PoiLibp2p
+  private readonly bans: PeerBans
+  private readonly onHeartbeat = (): void => { this.check() }
+
+  constructor (node: PoiLibp2p, bans: PeerBans) {
+    this.node = node
+    this.bans = bans
+  }
+
+  start (): void {
+    this.node.services.pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat)
+  }
+
+  stop (): void {
+    this.node.services.pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat)
+  }
+
+  private check (): void {
+    const pubsub = this.node.services.pubsub
+    for (const peer of pubsub.getPeers()) {
+      const score = pubsub.getScore(peer.toString())
+      if (!mustDisconnect(score)) continue
+      this.bans.ban(peer)
+      log('disconnecting %p: gossip score %d is at or below the disconnect score; refused for %d s', peer, score, PEER_BAN_MS / 1000)
+      this.node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
+    }
+  }
 }
 
 /**

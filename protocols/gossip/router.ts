@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { GossipSub, GossipsubMessage, GossipsubOpts } from '@chainsafe/libp2p-gossipsub'
-import { createPeerScoreParams, createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
-import { type Message, StrictNoSign, TopicValidatorResult } from '@libp2p/interface'
+import { type Message, type PeerId, StrictNoSign, TopicValidatorResult } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
+import {
+  GOSSIP_MAX_OUTBOUND_BUFFER_BYTES, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_RPC_CONTROL_ENTRIES, GOSSIP_MAX_RPC_IDONTWANT_IDS,
+  GOSSIP_MAX_RPC_MESSAGES, GOSSIP_MAX_RPC_PEER_INFOS, GOSSIP_MAX_RPC_SUBSCRIPTIONS,
+  MAX_ATTESTATION_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES
+} from '../wire/index.js'
+import { LOOPBACK_ADDRESSES, peerScoreParams, peerScoreThresholds } from './scoring.js'
 
 const log = logger('poi:gossip')
 
@@ -39,60 +44,62 @@ export function messageId (msg: Message): Uint8Array {
 }
 
 /**
- * Topic scores: the invalid-message penalty grows with the square of the
- * count, so at -10 a peer is below the gossip threshold (-10) after one bad
- * message and graylisted (-80) after three; first deliveries earn a little.
- * Mesh-delivery penalties stay off: tasks are bursty and rare, so a quiet peer
- * is not a bad peer.
+ * Largest payload each topic carries, checked when a message arrives, before gossipsub caches it
+ * or our validator decodes it; the strict codecs check the same limits again.
  */
-const INVALID_MESSAGE_WEIGHT = -10
-const TOPIC_WEIGHT = 1
-
-function topicScore (): ReturnType<typeof createTopicScoreParams> {
-  return createTopicScoreParams({
-    topicWeight: TOPIC_WEIGHT,
-    timeInMeshWeight: 0.01,
-    timeInMeshQuantum: 1000,
-    timeInMeshCap: 100,
-    firstMessageDeliveriesWeight: 1,
-    firstMessageDeliveriesDecay: 0.9,
-    firstMessageDeliveriesCap: 20,
-    meshMessageDeliveriesWeight: 0,
-    meshFailurePenaltyWeight: 0,
-    invalidMessageDeliveriesWeight: INVALID_MESSAGE_WEIGHT,
-    invalidMessageDeliveriesDecay: 0.5
-  })
+const MAX_TOPIC_PAYLOAD_BYTES: Record<string, number> = {
+  [TOPICS.tasks]: MAX_TASK_ANNOUNCEMENT_BYTES,
+  [TOPICS.attestations]: MAX_ATTESTATION_BYTES,
+  [TOPICS.certificates]: MAX_QUORUM_CERTIFICATE_BYTES,
+  [TOPICS.probes]: MAX_PROBE_BYTES
 }
 
 export interface GossipOptions {
   /**
-   * Addresses exempt from the same-IP penalty. A devnet runs every node on
-   * 127.0.0.1, and gossipsub's default (-5 per peer above 10, squared) would
-   * graylist them all.
+   * Addresses exempt from the same-IP penalty (default: loopback). A devnet runs every node on
+   * 127.0.0.1, where the penalty (IP_COLOCATION_WEIGHT) would cut all of them off.
    */
   colocationWhitelist?: string[]
 }
 
+/**
+ * gossipsub's options for poi. What each bound does in gossipsub 14 (read from its source):
+ * - `allowedTopics`: subscriptions to any other topic are dropped before gossipsub records them,
+ *   and messages on any other topic before they are hashed or cached (without a penalty:
+ *   gossipsub has no hook there). So gossipsub's topic map holds at most poi's 4 topics and a
+ *   peer at most 4 subscriptions.
+ * - `decodeRpcLimits`: an RPC with more entries of one kind than allowed fails to decode and is
+ *   dropped whole; the stream stays open.
+ * - `maxInboundDataLength`: an RPC whose length prefix is larger is not read; gossipsub then
+ *   drops that peer's gossip streams.
+ * - `maxOutboundBufferSize`: past it, RPCs to that peer are dropped instead of queued.
+ * Messages on poi topics this node does not subscribe to, and messages larger than their topic
+ * allows, are rejected by GossipRouter's admission check (see there).
+ */
 export function gossipsubOptions (opts: GossipOptions = {}): Partial<GossipsubOpts> {
-  const whitelist = opts.colocationWhitelist ?? ['127.0.0.1', '::1']
   return {
     globalSignaturePolicy: StrictNoSign,
     msgIdFn: messageId,
     asyncValidation: true,
     emitSelf: false,
     allowPublishToZeroTopicPeers: true,
-    // Attestations come from every operator at once; flood publishing gets the
-    // first hop to every subscribed peer instead of waiting for mesh repair.
+    // Attestations come from every operator at once; flood publishing gets the first hop to
+    // every subscribed peer instead of waiting for mesh repair.
     floodPublish: true,
-    scoreParams: createPeerScoreParams({
-      topics: {
-        [TOPICS.tasks]: topicScore(),
-        [TOPICS.attestations]: topicScore(),
-        [TOPICS.certificates]: topicScore(),
-        [TOPICS.probes]: topicScore()
-      },
-      IPColocationFactorWhitelist: new Set(whitelist)
-    })
+    allowedTopics: Object.values(TOPICS),
+    decodeRpcLimits: {
+      maxSubscriptions: GOSSIP_MAX_RPC_SUBSCRIPTIONS,
+      maxMessages: GOSSIP_MAX_RPC_MESSAGES,
+      maxIhaveMessageIDs: GOSSIP_MAX_RPC_CONTROL_ENTRIES,
+      maxIwantMessageIDs: GOSSIP_MAX_RPC_CONTROL_ENTRIES,
+      maxIdontwantMessageIDs: GOSSIP_MAX_RPC_IDONTWANT_IDS,
+      maxControlMessages: GOSSIP_MAX_RPC_CONTROL_ENTRIES,
+      maxPeerInfos: GOSSIP_MAX_RPC_PEER_INFOS
+    },
+    maxInboundDataLength: GOSSIP_MAX_RPC_BYTES,
+    maxOutboundBufferSize: GOSSIP_MAX_OUTBOUND_BUFFER_BYTES,
+    scoreParams: peerScoreParams(Object.values(TOPICS), opts.colocationWhitelist ?? LOOPBACK_ADDRESSES),
+    scoreThresholds: peerScoreThresholds()
   }
 }
 
@@ -124,10 +131,13 @@ export class GossipRouter {
   private readonly handlers = new Map<string, TopicHandler>()
   private readonly listener: (evt: CustomEvent<GossipsubMessage>) => void
 
+  private readonly admission = (_from: PeerId, msg: Message): TopicValidatorResult => this.admit(msg)
+
   constructor (pubsub: GossipSub) {
     this.pubsub = pubsub
     this.listener = (evt) => { void this.dispatch(evt.detail) }
     this.pubsub.addEventListener('gossipsub:message', this.listener)
+    for (const topic of Object.values(TOPICS)) this.pubsub.topicValidators.set(topic, this.admission)
   }
 
   handle (topic: TopicName, handler: TopicHandler): void {
@@ -160,10 +170,29 @@ export class GossipRouter {
 
   stop (): void {
     this.pubsub.removeEventListener('gossipsub:message', this.listener)
+    for (const topic of Object.values(TOPICS)) {
+      if (this.pubsub.topicValidators.get(topic) === this.admission) this.pubsub.topicValidators.delete(topic)
+    }
     for (const topic of this.handlers.keys()) {
       try { this.pubsub.unsubscribe(topic) } catch {}
     }
     this.handlers.clear()
+  }
+
+  /**
+   * gossipsub's synchronous topic validator, run on every message on a poi topic after its id is
+   * computed and before it is cached: a message on a topic we do not subscribe to, or larger
+   * than its topic allows, is rejected at once, so gossipsub neither keeps it (it would sit in
+   * the message cache, unvalidated, for 5 heartbeats) nor hands it to a validator, and the
+   * sender loses score for it. An honest peer sends a topic's messages only to its subscribers,
+   * and never larger than the wire limits (the encoders check them). Everything else goes on to
+   * the topic's asynchronous validator.
+   */
+  private admit (msg: Message): TopicValidatorResult {
+    if (!this.handlers.has(msg.topic)) return TopicValidatorResult.Reject
+    const max = MAX_TOPIC_PAYLOAD_BYTES[msg.topic]
+    if (max !== undefined && msg.data.length > max) return TopicValidatorResult.Reject
+    return TopicValidatorResult.Accept
   }
 
   private async dispatch ({ msg, msgId, propagationSource }: GossipsubMessage): Promise<void> {

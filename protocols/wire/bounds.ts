@@ -6,8 +6,154 @@
  */
 
 // ── gossipsub: what one RPC may carry (protocols/gossip/router.ts) ──────────────────────────
+/**
+ * Largest gossipsub RPC a node reads (gossipsub's `maxInboundDataLength`). The largest poi gossip
+ * message is a task with a 64 KiB inline input (MAX_TASK_ANNOUNCEMENT_BYTES, about 69 KiB), and a
+ * published or forwarded message travels alone in its RPC; but gossipsub answers an IWANT with
+ * every wanted message in one RPC and piggybacks IHAVE and GRAFT/PRUNE on it, so one RPC may hold
+ * many messages. 1 MiB holds 14 of the largest messages or thousands of typical ones (attestations
+ * are a few hundred bytes), and is go-libp2p's default limit too. The length prefix is checked
+ * before the body is buffered, so a larger RPC costs its sender the bytes and costs us nothing;
+ * gossipsub then drops the sender's gossip streams (it can send no more gossip on that
+ * connection). Before: it-length-prefixed's default of 4 MiB, which the 4 MiB flood used.
+ */
+export const GOSSIP_MAX_RPC_BYTES = 1024 * 1024
+
+/**
+ * Subscription changes in one RPC (`decodeRpcLimits.maxSubscriptions`). A poi node has 4 topics
+ * and announces them all in its first RPC, then one per change; 16 leaves room for a next
+ * version's topics beside these during an upgrade. An RPC with more is dropped whole, undecoded
+ * past the limit. Which topics a peer may subscribe to at all is bounded by `allowedTopics` (only
+ * poi's 4): gossipsub then keeps at most 4 topics and 4 subscriptions per peer, however many
+ * junk subscriptions arrive (182,000 in 90 s cost 150-175 MB of RSS before, and stayed).
+ */
+export const GOSSIP_MAX_RPC_SUBSCRIPTIONS = 16
+
+/**
+ * Messages in one RPC (`decodeRpcLimits.maxMessages`). Published and forwarded messages travel
+ * one per RPC; only an IWANT answer carries several: the wanted messages of gossipsub's 3 s
+ * gossip window. A 200-task burst in 20 s makes about 60 messages a second on all topics, 180 in
+ * the window; 512 leaves room above that and bounds the message-id hashing one RPC can cause.
+ */
+export const GOSSIP_MAX_RPC_MESSAGES = 512
+
+/**
+ * Control entries of each kind in one RPC (`decodeRpcLimits.maxIhaveMessageIDs`,
+ * `maxIwantMessageIDs` and `maxControlMessages`). Despite their names, gossipsub 14 applies the
+ * first two to the number of IHAVE and IWANT entries, not to the ids inside them (those are
+ * bounded by GOSSIP_MAX_RPC_BYTES, and gossipsub asks for at most 5,000 per peer per
+ * heartbeat), and the third to the GRAFT, PRUNE and IDONTWANT entries. An honest peer sends at
+ * most one of each per topic per heartbeat, so 4 normally; 64 leaves room for entries queued
+ * while its stream was busy.
+ */
+export const GOSSIP_MAX_RPC_CONTROL_ENTRIES = 64
+
+/**
+ * Message ids in one IDONTWANT entry (`decodeRpcLimits.maxIdontwantMessageIDs`): gossipsub
+ * handles at most its `idontwantMaxMessages` (512) per peer per heartbeat and drops the rest, so
+ * decoding more is wasted work.
+ */
+export const GOSSIP_MAX_RPC_IDONTWANT_IDS = 512
+
+/**
+ * Peers offered in one PRUNE for peer exchange (`decodeRpcLimits.maxPeerInfos`): gossipsub
+ * offers at most `prunePeers` (16) and poi does not offer any (`doPX` is off).
+ */
+export const GOSSIP_MAX_RPC_PEER_INFOS = 16
+
+/**
+ * Bytes queued for one peer before gossipsub stops queueing RPCs for it
+ * (`maxOutboundBufferSize`; unbounded by default). A peer that stops reading its stream could
+ * otherwise make us buffer every message we gossip; 4 MiB is four of the largest RPCs, and an
+ * honest peer that falls this far behind gets the dropped messages from its other mesh peers.
+ */
+export const GOSSIP_MAX_OUTBOUND_BUFFER_BYTES = 4 * 1024 * 1024
 
 // ── peer scoring (protocols/gossip/scoring.ts) ──────────────────────────────────────────────
+/**
+ * Score lost for invalid messages on one topic: gossipsub subtracts weight × count², so 1 recent
+ * invalid message costs 10, 3 cost 90, 7 cost 490 (beyond GOSSIP_GRAYLIST_SCORE). Any negative
+ * score takes a peer out of our meshes at the next heartbeat (gossipsub prunes below 0).
+ */
+export const GOSSIP_INVALID_MESSAGE_WEIGHT = -10
+
+/**
+ * What remains of the invalid-message count after each second (gossipsub's decay interval).
+ * At 0.9 the count halves in about 6.6 s and one invalid message is forgotten after 22 s (it
+ * decays to gossipsub's zero, 0.1). Before it was 0.5: the penalty halved every second and a
+ * flooding peer was graylisted for only 1-2 s and never disconnected. With this decay a peer that
+ * sends 5 invalid messages a second passes GOSSIP_GRAYLIST_SCORE within 2 s, one that sends 1 a
+ * second within 10 s; one a peer sends every 10 s or so keeps it above GOSSIP_GOSSIP_SCORE.
+ */
+export const GOSSIP_INVALID_MESSAGE_DECAY = 0.9
+
+/**
+ * Below this we neither gossip (IHAVE/IWANT) with a peer nor answer its IWANTs: 4 recent invalid
+ * messages (160; 3 cost 90) (gossipsub's `gossipThreshold`).
+ */
+export const GOSSIP_GOSSIP_SCORE = -100
+
+/** Below this we do not send a peer the messages we publish ourselves: 5 recent invalid messages (250) (`publishThreshold`). */
+export const GOSSIP_PUBLISH_SCORE = -200
+
+/**
+ * Below this gossipsub ignores every RPC of a peer (`graylistThreshold`): 7 recent invalid
+ * messages (490). A graylisted peer's penalty no longer grows (its messages are not even read) and
+ * starts to decay, so graylisting alone lets a flooder back in seconds later; the node therefore
+ * disconnects and bans it at PEER_DISCONNECT_SCORE.
+ */
+export const GOSSIP_GRAYLIST_SCORE = -400
+
+/**
+ * At or below this the node hangs up on a peer and refuses it for PEER_BAN_MS (node/p2p.ts checks
+ * every connected peer's score after each gossipsub heartbeat; gossipsub itself never
+ * disconnects). Equal to the graylist: a peer we no longer listen to is a peer we no longer keep a
+ * connection to.
+ */
+export const PEER_DISCONNECT_SCORE = GOSSIP_GRAYLIST_SCORE
+
+/**
+ * How long a disconnected peer is refused, by peer id (libp2p's connection gater: no inbound
+ * connection from it, no dial to it). Five minutes turns a sustained flood into one burst of a
+ * few invalid messages every five minutes per identity; an honest node that was wrong for a
+ * while (say, a misconfigured chain id) is back without anyone's help.
+ */
+export const PEER_BAN_MS = 5 * 60_000
+
+/**
+ * Banned peer ids kept at once; past this the oldest ban is dropped. Each ban costs an attacker a
+ * new identity, a connection and a handful of invalid messages; 1,024 entries take about 100 KB.
+ */
+export const MAX_BANNED_PEERS = 1024
+
+/**
+ * How long gossipsub keeps the stats of a disconnected peer whose score was not positive
+ * (`retainScore`, an hour by default): as long as the ban. Note that gossipsub 14 starts a
+ * reconnecting peer from a fresh score (PeerScore.addPeer overwrites the retained stats), so the
+ * ban, not the retained score, is what keeps an evicted peer out; retained stats still count in
+ * the IP colocation factor, and a shorter retention bounds the memory they take.
+ */
+export const GOSSIP_SCORE_RETAIN_MS = PEER_BAN_MS
+
+/**
+ * Peers from one IP address before the colocation penalty starts: a small operator runs a few
+ * nodes on one host, and a few operators may share one NAT address.
+ */
+export const IP_COLOCATION_THRESHOLD = 8
+
+/**
+ * Colocation penalty: weight × surplus², counted per address beyond IP_COLOCATION_THRESHOLD.
+ * 9 peers on one address lose 10 each (out of the meshes unless they earn it back), 12 lose 160
+ * (no gossip), 15 lose 490 and are all disconnected: a crowd of identities on one machine cannot
+ * take over a mesh. Loopback (127.0.0.1, ::1) is exempt: devnets and tests run every node there.
+ */
+export const IP_COLOCATION_WEIGHT = -10
+
+/**
+ * Cap on the positive part of a peer's topic scores (time in mesh, first deliveries), as
+ * gossipsub's default: a peer cannot bank credit that pays for a stream of invalid messages.
+ */
+export const GOSSIP_TOPIC_SCORE_CAP = 10
 
 // ── tasks and attestations in memory (node/roles/) ──────────────────────────────────────────
 
