@@ -12,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { gossipsubOptions } from '../protocols/gossip/index.js'
 import { PoiError } from '../protocols/wire/index.js'
+import { peerIdentityGuard } from './peer-identity.js'
 
 const log = logger('poi:p2p')
 
@@ -57,11 +58,13 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
       throw new PoiError('ERR_INVALID_MULTIADDR', `invalid multiaddr ${JSON.stringify(addr)}: ${(err as Error).message}; write it as /ip4/<host>/tcp/<port>[/p2p/<peer id>]`, { cause: err })
     }
   }
+  // A dial of …/p2p/<id> must meet that id; a duplicated identity is detected and survived (node/peer-identity.ts).
+  const identity = peerIdentityGuard()
   const node: PoiLibp2p = await createLibp2p<PoiServices>({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [identity.encrypter(noise())],
     streamMuxers: [yamux()],
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     connectionManager: {
@@ -89,6 +92,7 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
       })
     }
   })
+  identity.attach(node, opts.bootstrap)
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })
