@@ -7,10 +7,20 @@
  * the encrypter, and noise checks only `options.remotePeer`, which nobody sets. So a node at
  * the bootstrap's host and port with another key was accepted by `dial`, `dialProtocol` and
  * the bootstrap discovery path alike, and the connection even kept the wrong `/p2p/` id in its
- * remoteAddr. `authenticatedEncrypter` gives noise the expected key, so the handshake fails
- * before this node sends its own identity; `watchPeerIdentity` also closes any outbound
+ * remoteAddr. The guard's `encrypter` gives noise the expected key, so the handshake fails
+ * before this node sends its own identity; `attach` also closes any outbound
  * connection whose proven peer differs from the address's id, should a future dial path skip
  * the encrypter's check.
+ *
+ * Duplicate identity (finding 7). A node cannot see its own twin directly: they never connect
+ * to each other (libp2p refuses to dial itself), DHT peers never tell a peer about itself, and
+ * a pure operator does not subscribe to attestations (and its twin's are byte-identical: BLS
+ * signatures are deterministic). A third node can: it holds two open connections proving one
+ * peer id whose identify answers differ (listen addresses, signed peer record sequence), which
+ * one process never gives. It reports that itself and opens a notice stream
+ * (DUPLICATE_IDENTITY_PROTOCOL) on both connections, so both processes warn. Known limits: two
+ * light peers (no listen addresses) are not told apart; an old connection of a restarted node
+ * that the remote has not yet seen close looks like a twin until it does.
  *
  * Trust: a PeerIdentityMismatchError is proof (the remote signed its noise key with another
  * identity). A duplicate-identity report from a peer is a claim: it only ever warns.
