@@ -12,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
 import { MAX_BANNED_PEERS, PEER_BAN_MS, PoiError } from '../protocols/wire/index.js'
+import { peerIdentityGuard } from './peer-identity.js'
 
 const log = logger('poi:p2p')
 
@@ -60,12 +61,14 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
     }
   }
   const bans = new PeerBans()
+  // A dial of …/p2p/<id> must meet that id; a duplicated identity is detected and survived (node/peer-identity.ts).
+  const identity = peerIdentityGuard()
   const node: PoiLibp2p = await createLibp2p<PoiServices>({
     privateKey: opts.privateKey,
     connectionGater: bans.gater(),
     addresses: { listen: opts.listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [identity.encrypter(noise())],
     streamMuxers: [yamux()],
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     connectionManager: {
@@ -94,6 +97,7 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
       bans: () => bans
     }
   })
+  identity.attach(node, opts.bootstrap)
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })

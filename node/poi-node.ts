@@ -20,6 +20,7 @@ import { loadModelDir, type ModelDir } from './inference/index.js'
 import type { Keystore } from './keys.js'
 import { networkInfoOf } from './network-info.js'
 import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
+import { peerIdentityOf } from './peer-identity.js'
 import {
   AttestationLedger, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
   createStreamData, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
@@ -96,6 +97,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.blocks = store != null ? BlockStore.of(store) : undefined
     this.submitter = opts.settlement != null && store != null && opts.aggregate ? new Submitter(store, opts.settlement) : undefined
     const events = this
+    // Another process with this node's key (seen by a peer, or here for a remote peer): the CLI warns.
+    peerIdentityOf(libp2p)?.addEventListener('duplicate-identity', ({ detail }) => this.safeDispatchEvent('duplicate-identity', { detail }))
     this.router = new GossipRouter(libp2p.services.pubsub)
     this.epochs = createEpochs({ blsPublicKey: keystore.blsPublicKey }, { operatorSet })
     const ledger = new AttestationLedger({ store, submitter: this.submitter, events, tasks: this.tasks })

@@ -62,6 +62,12 @@ export type PoiEvent =
   }
   /** `poi model publish --json`. */
   | { event: 'published', modelId: string, chunks: number, registeredTx: Hex | null }
+  /**
+   * Another live process uses a peer id: this node's own (`self`, told by a peer, or seen here),
+   * or a remote peer's seen here as two connections with different identify answers. `count`:
+   * how many such reports this node has had so far.
+   */
+  | { event: 'duplicate-identity', peerId: string, self: boolean, how: 'two-connections' | 'peer-notice', reportedBy: string, addresses: string[][], count: number }
 
 export type PoiEventName = PoiEvent['event']
 export type EventOf<K extends PoiEventName> = Extract<PoiEvent, { event: K }>
@@ -187,5 +193,6 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     latencyMs: optional(num),
     onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal })))
   },
-  published: { modelId: str, chunks: num, registeredTx: nullable(hex) }
+  published: { modelId: str, chunks: num, registeredTx: nullable(hex) },
+  'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }
 }

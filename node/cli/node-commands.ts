@@ -7,6 +7,7 @@ import type { ChainClient } from '../chain-client.js'
 import { modelIdToString } from '../inference/index.js'
 import { loadKeystore } from '../keys.js'
 import { PoiNode, preciseNow } from '../poi-node.js'
+import { peerIdentityOf } from '../peer-identity.js'
 import { NODE_OPTIONS, nodeConfig, parse } from './args.js'
 import type { Hex, NodeRoleName } from './events.js'
 import { operatorSource } from './operator-source.js'
@@ -118,6 +119,12 @@ function reportEvents (node: PoiNode, out: CliOutput): void {
   node.addEventListener('rejected', ({ detail: r }) => out.warning(
     { event: 'rejected', topic: r.topic, reason: r.reason, from: r.from, verdict: r.verdict },
     `${r.verdict === 'reject' ? 'rejected' : 'ignored'} ${r.topic} from ${r.from}: ${r.reason}`))
+  // Two processes with one keystore: loud, since the copy can sign what this operator did not run.
+  node.addEventListener('duplicate-identity', ({ detail: d }) => out.warning(
+    { event: 'duplicate-identity', ...d, count: peerIdentityOf(node.libp2p)?.duplicateReports() ?? 1 },
+    d.self
+      ? `ANOTHER LIVE PROCESS USES THIS NODE'S KEYSTORE (peer id ${d.peerId}), reported by ${d.reportedBy}: stop one of them; two copies of one operator key can sign two results for one task and be slashed`
+      : `peer ${d.peerId} runs as two live processes (listening on ${d.addresses.map(a => a.join(' ')).join(' and on ')}): its operator has started one keystore twice`))
   if (out.json) {
     // Lets a launcher wait for gossip meshes instead of sleeping.
     let last = ''

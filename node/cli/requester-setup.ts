@@ -16,6 +16,7 @@ import { PoiError } from '../../protocols/wire/index.js'
 import type { ChainConfig, NodeConfig } from '../config.js'
 import { loadKeystore, type Keystore } from '../keys.js'
 import { createPoiLibp2p } from '../p2p.js'
+import { peerIdentityOf } from '../peer-identity.js'
 import { UsageError, nodeConfig } from './args.js'
 
 /** Reading a handful of contract fields to check a deployment. */
@@ -57,7 +58,11 @@ async function chainFromBootstrap (rpcUrl: string, bootstrapAddrs: string[], pin
         break
       } catch (err) {
         if (err instanceof NetworkDiscoveryError) throw err
-        failures.push(`${addr}: ${(err as Error).message}`)
+        // A node with another key at the bootstrap's address is not asked anything: say so plainly.
+        const expected = multiaddr(addr).getPeerId()
+        const refused = peerIdentityOf(libp2p)?.mismatches().findLast(m => m.expected === expected)
+        if (refused !== undefined && bootstrapAddrs.length === 1) throw new NetworkDiscoveryError(`the bootstrap node is not the one --bootstrap names: ${refused.message}`, refused)
+        failures.push(`${addr}: ${refused?.message ?? (err as Error).message}`)
       }
     }
   } finally {

@@ -1,4 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
+import { peerIdentityOf } from '../peer-identity.js'
 import type { PoiNode } from '../poi-node.js'
 import { sleep, throwIfAborted } from './abort.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, NETWORK_POLL_MS } from './constants.js'
@@ -17,7 +18,9 @@ export function connectedPeerIds (node: Pick<PoiNode, 'libp2p'>): string[] {
 /**
  * Waits until the node can both announce a task (a peer subscribes to `tasks`) and hear its
  * certificate (a mesh peer on `certificates`), within one time limit. Throws
- * NotConnectedError naming what it waited for and how long, or RequestAbortedError.
+ * NotConnectedError naming what it waited for and how long, PeerIdentityMismatchError (at
+ * once) when every bootstrap address was answered by a node with another peer id, or
+ * RequestAbortedError.
  */
 export async function waitForNetwork (node: PoiNode, options: WaitForNetworkOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
@@ -29,6 +32,9 @@ export async function waitForNetwork (node: PoiNode, options: WaitForNetworkOpti
   for (const { what, ready } of waits) {
     while (!ready()) {
       throwIfAborted(options.signal, `waiting for ${what}`)
+      // Every bootstrap address was answered by a node with another key: no peer will come.
+      const refused = node.libp2p.getConnections().length === 0 ? peerIdentityOf(node.libp2p)?.bootstrapRefusals() : undefined
+      if (refused !== undefined) throw refused[refused.length - 1]
       if (Date.now() >= end) throw new NotConnectedError(timeoutMs, what, connectedPeerIds(node).length)
       await sleep(Math.min(NETWORK_POLL_MS, Math.max(0, end - Date.now())), options.signal)
     }

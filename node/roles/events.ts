@@ -10,6 +10,20 @@ import type { FetchProgress } from '../models/index.js'
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
 
+/** Another live process uses this node's peer id (`self`), or a remote peer's (seen here). */
+export interface DuplicateIdentity {
+  /** The peer id used twice. */
+  peerId: string
+  /** True when it is this node's own peer id. */
+  self: boolean
+  /** How it was seen: two live connections with different identify answers here, or a peer's notice. */
+  how: 'two-connections' | 'peer-notice'
+  /** Who told this node (for a notice), or this node. */
+  reportedBy: string
+  /** Listen addresses of the two processes, when this node saw both. */
+  addresses: string[][]
+}
+
 export interface PoiNodeEvents {
   task: CustomEvent<{ taskId: Uint8Array, task: TaskAnnouncement }>
   attested: CustomEvent<{ attestation: Attestation, inferenceMs: number, signMs: number }>
@@ -28,6 +42,8 @@ export interface PoiNodeEvents {
   'prefetch-failed': CustomEvent<{ modelId: Uint8Array, reason: string }>
   /** A model became available here from the network (or this node's block store). */
   model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
+  /** Another live process uses this node's peer id (or, seen here, a remote peer's): warn the operator. */
+  'duplicate-identity': CustomEvent<DuplicateIdentity>
 }
 
 /** Where services dispatch the node's events. */

@@ -186,4 +186,22 @@ export const MAX_RELOADED_RESULTS_PER_OPERATOR = 2
  * for as many tasks as an aggregator buffers early attestations for.
  */
 export const MAX_UNTRACKED_VERIFY_TIMINGS = 256
+
+// ── peer identity (node/peer-identity.ts, node/gossip-streams.ts) ───────────────────────────
+/**
+ * Identity refusals a node keeps to explain a failed connect (newest kept): far more than the
+ * bootstrap addresses a node is given, and a dial is this node's own choice.
+ */
+export const MAX_IDENTITY_MISMATCHES_KEPT = 32
+/**
+ * (peer id, reporter) pairs whose last duplicate-identity warning time a node keeps, to warn
+ * once a minute per pair: any peer can send a notice, so the map is capped (oldest dropped).
+ */
+export const MAX_DUPLICATE_REPORTERS_KEPT = 256
+/**
+ * Inbound gossip streams of one peer id kept reading beside gossipsub's own (one per live
+ * connection of a duplicated identity): capped, so a peer cannot keep many idle streams open.
+ */
+export const MAX_EXTRA_GOSSIP_STREAMS_PER_PEER = 4
+
 export {}
