@@ -1,0 +1,163 @@
+import { strict as assert } from 'node:assert'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { GossipsubMessage } from '@chainsafe/libp2p-gossipsub'
+import { TopicValidatorResult } from '@libp2p/interface'
+import { keccak256 } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import type { OperatorSet } from '../consensus/index.js'
+import { ANVIL_PRIVATE_KEYS } from '../contracts/index.js'
+import { ChainClient } from '../node/chain-client.js'
+import { exampleInput, STAKE_WEI } from '../node/cli/devnet.js'
+import { resolveConfig, type ChainConfig } from '../node/config.js'
+import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
+import type { Keystore } from '../node/keys.js'
+import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
+import { PoiNode } from '../node/poi-node.js'
+import { requestInference, waitForNetwork } from '../node/requester/index.js'
+import { TOPICS } from '../protocols/gossip/index.js'
+import { bytesEqual, to0xHex } from '../protocols/wire/index.js'
+import { freshKeysAsync } from './helpers/keys.js'
+import { nextEpoch, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+import { until, waitForEvent } from './helpers/wait.js'
+
+/** Gossipsub grafts on its 1 s heartbeat; generous for a loaded machine. */
+const MESH_TIMEOUT_MS = 20_000
+/** A task's deadline here: long enough for 4 operators to run the shipped model on a busy machine. */
+const TASK_TIMEOUT_MS = 8_000
+/** From a formed certificate to its CertificateAccepted event (anvil mines at once). */
+const ACCEPTANCE_TIMEOUT_MS = 15_000
+const OPERATORS = 4
+
+/**
+ * A bootstrap node that forwards tasks and attestations but drops every certificate, and tells
+ * nobody about its other peers (its DHT is in client mode): a libp2p node driving gossipsub by
+ * hand (asynchronous validation: nothing is forwarded without a verdict). A requester behind it
+ * sees only it.
+ */
+async function censoringRelay (bootstrap: string): Promise<PoiLibp2p> {
+  const relay = await createPoiLibp2p({ privateKey: (await freshKeysAsync()).privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [bootstrap], dhtClientMode: true })
+  const pubsub = relay.services.pubsub
+  pubsub.addEventListener('gossipsub:message', (evt: CustomEvent<GossipsubMessage>) => {
+    const { msgId, propagationSource, msg } = evt.detail
+    pubsub.reportMessageValidationResult(msgId, propagationSource.toString(), msg.topic === TOPICS.certificates ? TopicValidatorResult.Ignore : TopicValidatorResult.Accept)
+  })
+  for (const topic of [TOPICS.tasks, TOPICS.attestations, TOPICS.certificates]) pubsub.subscribe(topic)
+  await relay.start()
+  return relay
+}
+
+describe('a requester that believes the chain', function () {
+  this.timeout(60_000)
+  let root: string
+  let chain: PoiChain
+  let chainConfig: ChainConfig
+  let reader: ChainClient
+  const nodes: PoiNode[] = []
+  const relays: PoiLibp2p[] = []
+  let operatorKeys: Keystore[]
+  let modelId: Uint8Array
+  let bootstrapAddr: string
+  let fullNodes: PoiNode[]
+  let aggregator: PoiNode
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'poi-requester-chain-'))
+    modelId = (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
+    chain = await startPoiChain({ epochDuration: 0n, exitDelay: 60n }, { accounts: OPERATORS + 2 })
+    operatorKeys = await Promise.all(Array.from({ length: OPERATORS }, async () => await freshKeysAsync()))
+    await registerAll(chain, operatorKeys.map(k => k.blsSecretKey), operatorKeys.map(() => STAKE_WEI))
+    await nextEpoch(chain)
+    chainConfig = { rpcUrl: chain.anvil.rpcUrl, ...chain.deployment }
+    reader = await ChainClient.connect(chainConfig)
+    const set = await reader.operatorSet()
+    const config = (name: string, bootstrap: string[], light = false): ReturnType<typeof resolveConfig> => resolveConfig({
+      keystore: join(root, name, 'keys'),
+      dataDir: join(root, name, 'data'),
+      genesis: join(root, 'unused-genesis.json'),
+      listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap,
+      graceMs: 250,
+      chain: chainConfig
+    })
+    const start = async (name: string, keystore: Keystore, role: { operate?: boolean, aggregate?: boolean }, bootstrap: string[]): Promise<PoiNode> => {
+      const node = await PoiNode.start({
+        operate: role.operate === true, aggregate: role.aggregate === true, light: false, keystore, config: config(name, bootstrap), operatorSet: set,
+        settlement: role.aggregate === true ? await ChainClient.connect(chainConfig, privateKeyToAccount(ANVIL_PRIVATE_KEYS[OPERATORS + 1])) : undefined
+      })
+      nodes.push(node)
+      return node
+    }
+    const bootstrap = await start('bootstrap', await freshKeysAsync(), {}, [])
+    bootstrapAddr = bootstrap.addresses()[0]
+    const operators: PoiNode[] = []
+    for (let i = 0; i < OPERATORS; i++) operators.push(await start(`op${i}`, operatorKeys[i], { operate: true }, [bootstrapAddr]))
+    aggregator = await start('aggregator', await freshKeysAsync(), { aggregate: true }, [bootstrapAddr])
+    fullNodes = [bootstrap, ...operators, aggregator]
+    await until(() => fullNodes.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('certificates') > 0 &&
+      (operators.includes(n) ? n.topicPeers('attestations') > 0 : n.meshPeers('attestations') > 0)), MESH_TIMEOUT_MS, 'gossip meshes on every full node')
+  })
+
+  after(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    await Promise.all(relays.map(async r => await r.stop()))
+    await chain?.stop()
+    if (root !== undefined) await rm(root, { recursive: true, force: true })
+  })
+
+  async function lightNode (name: string, bootstrap: string[], readOperatorSet?: (epoch: bigint) => Promise<OperatorSet>): Promise<{ node: PoiNode, keys: Keystore }> {
+    const keys = await freshKeysAsync()
+    const node = await PoiNode.start({
+      operate: false, aggregate: false, light: true, keystore: keys, operatorSet: await reader.operatorSet(), readOperatorSet,
+      config: resolveConfig({ keystore: join(root, name, 'keys'), dataDir: join(root, name, 'data'), genesis: join(root, 'unused-genesis.json'), listen: [], bootstrap, chain: chainConfig })
+    })
+    nodes.push(node)
+    return { node, keys }
+  }
+
+  it('behind a relay that drops certificates, a task settled on-chain is returned as settled, not NoQuorum', async () => {
+    const relay = await censoringRelay(bootstrapAddr)
+    relays.push(relay)
+    await until(() => relay.services.pubsub.getMeshPeers(TOPICS.certificates).length > 0, MESH_TIMEOUT_MS, 'the censoring relay in the certificates mesh')
+    const { node: requester, keys } = await lightNode('censored-requester', [relay.getMultiaddrs()[0].toString()])
+    await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
+    const formed = waitForEvent(aggregator, 'certificate', { timeoutMs: TASK_TIMEOUT_MS + 5_000, what: 'the aggregator forming a certificate' })
+    const progress: string[] = []
+    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(31), timeoutMs: TASK_TIMEOUT_MS }, { onProgress: (l) => progress.push(l), chain: reader })
+    // The network did certify it, and the relay kept that from the requester.
+    assert.ok(bytesEqual((await formed).certificate.taskId, result.taskId))
+    assert.deepEqual(requester.libp2p.getConnections().map(c => c.remotePeer.toString()), [relay.peerId.toString()])
+    assert.equal(result.source, 'chain', progress.join('\n'))
+    const accepted = await reader.waitForAcceptance(result.taskId, 0)
+    assert.equal(to0xHex(result.resultHash), accepted.resultHash)
+    assert.equal(result.epoch, 1n)
+    assert.equal(result.signedStake, STAKE_WEI * BigInt(OPERATORS))
+    assert.equal(result.totalStake, STAKE_WEI * BigInt(OPERATORS))
+    assert.equal(result.settlement.submitter.toLowerCase(), accepted.submitter.toLowerCase())
+    // The relay hides every full node: the output cannot be had, and the result says who was asked.
+    assert.equal(result.output, undefined)
+    assert.deepEqual(result.outputFailures.map(f => f.peer), [relay.peerId.toString()])
+    assert.ok(progress.some(l => l.includes('settled on-chain with result')), progress.join('\n'))
+  })
+
+  it('a requester that loaded epoch N accepts a certificate of epoch N+1, verified against that epoch\'s set', async () => {
+    const { node: requester, keys } = await lightNode('epoch-requester', [bootstrapAddr], async (epoch) => await reader.operatorSet(epoch))
+    await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
+    const loaded = requester.operatorSet.epoch
+    const { epoch } = await nextEpoch(chain)
+    assert.equal(epoch, loaded + 1n)
+    // The full nodes follow the chain (their epoch watchers); the requester has not looked yet.
+    const next = await reader.operatorSet(epoch)
+    for (const n of fullNodes) n.useOperatorSet(next)
+    const refused: string[] = []
+    requester.addEventListener('rejected', (evt) => { refused.push(`${evt.detail.verdict}: ${evt.detail.reason}`) })
+    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(32), timeoutMs: TASK_TIMEOUT_MS })
+    assert.deepEqual(refused, [])
+    assert.equal(result.source, 'gossip')
+    assert.equal(result.certificate.epoch, epoch)
+    assert.equal(requester.operatorSet.epoch, loaded, 'the requester adopted the new epoch: the test no longer tests reading it on demand')
+    assert.equal(result.signers.length, OPERATORS)
+    assert.equal(keccak256(result.output), to0xHex(result.resultHash))
+  })
+})
