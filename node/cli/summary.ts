@@ -1,7 +1,7 @@
 import type { OperatorSet } from '../../consensus/index.js'
 import { to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import { formatCanonicalOutput } from '../inference/index.js'
-import type { RequestResult } from '../requester/index.js'
+import { formatFailures, type RequestResult, type SettledResult } from '../requester/index.js'
 
 const BPS = 10_000n
 
@@ -27,10 +27,31 @@ export function formatCertified (taskId: Uint8Array, certificate: QuorumCertific
   return lines
 }
 
-/** The short human summary `poi request` and `poi devnet` print for a certified task. */
-export function formatSummary (r: RequestResult, set: OperatorSet, model: string): string {
+/**
+ * The short human summary `poi request` and `poi devnet` print for a certified task. A
+ * certificate is shown against the operator set of its epoch (the one it verified against);
+ * `set` is the one loaded at start, used when the result does not carry its own.
+ */
+export function formatSummary (r: RequestResult | SettledResult, set: OperatorSet, model: string): string {
+  if (r.source === 'chain') return formatSettled(r, model)
   return [
-    ...formatCertified(r.taskId, r.certificate, r.output, r.signers, set, model),
+    ...formatCertified(r.taskId, r.certificate, r.output, r.signers, r.set ?? set, model),
+    ...(r.source === 'full-node' ? ['certificate from a full node asked after the deadline (gossip did not bring it)'] : []),
     `time from announcement to certificate: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`
+  ].join('\n')
+}
+
+/** A result known only from the chain: what the contract accepted, and the output if a full node served it. */
+function formatSettled (r: SettledResult, model: string): string {
+  const s = r.settlement
+  return [
+    `task        ${to0xHex(r.taskId)}`,
+    `model       ${model}`,
+    `output      ${r.output !== undefined ? formatCanonicalOutput(r.output) : `not available: no full node served it ${formatFailures(r.outputFailures)}`}`,
+    `result hash ${to0xHex(r.resultHash)}`,
+    `settled on-chain: no full node showed the certificate; the TaskManager accepted one in epoch ${r.epoch} signed by ${share(r.signedStake, r.totalStake)} of stake`,
+    `  tx        ${s.txHash}`,
+    `  posted by ${s.submitter}`,
+    `time from announcement to the settled result: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`
   ].join('\n')
 }

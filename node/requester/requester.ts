@@ -53,6 +53,8 @@ export interface RequestResult extends ResultBase {
   /** Canonical output; its keccak256 is the certificate's resultHash. */
   output: Uint8Array
   signers: number[]
+  /** The operator set of the certificate's epoch, which it verified against (signer i is `set.operators[i]`). */
+  set: OperatorSet
 }
 
 /**
@@ -189,6 +191,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     certificate: qc,
     output,
     signers: verdict.signers,
+    set: verifiedAgainst,
     signedStake: bytesToUint256(qc.signedStake),
     totalStake: bytesToUint256(qc.totalStake),
     announcedAt,
