@@ -1,17 +1,22 @@
 import { strict as assert } from 'node:assert'
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { GossipsubMessage } from '@chainsafe/libp2p-gossipsub'
 import { TopicValidatorResult } from '@libp2p/interface'
-import { keccak256 } from 'viem'
+import { hexToBytes, keccak256 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import type { OperatorSet } from '../consensus/index.js'
-import { ANVIL_PRIVATE_KEYS } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, registerModel } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput, STAKE_WEI } from '../node/cli/devnet.js'
+import { parseEvent } from '../node/cli/events.js'
 import { resolveConfig, type ChainConfig } from '../node/config.js'
 import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
+import { writeDeployment } from '../node/deployment.js'
 import type { Keystore } from '../node/keys.js'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import { PoiNode } from '../node/poi-node.js'
@@ -29,6 +34,9 @@ const TASK_TIMEOUT_MS = 8_000
 /** From a formed certificate to its CertificateAccepted event (anvil mines at once). */
 const ACCEPTANCE_TIMEOUT_MS = 15_000
 const OPERATORS = 4
+/** `poi request` in its own process: it loads libp2p, onnxruntime and viem before it connects. */
+const CLI_TIMEOUT_MS = 40_000
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 
 /**
  * A bootstrap node that forwards tasks and attestations but drops every certificate, and tells
@@ -106,6 +114,18 @@ describe('a requester that believes the chain', function () {
     if (root !== undefined) await rm(root, { recursive: true, force: true })
   })
 
+  /** The censoring relay, started once, in the certificates mesh of the network. */
+  let censorStarted: Promise<PoiLibp2p> | undefined
+  async function censor (): Promise<PoiLibp2p> {
+    censorStarted ??= (async () => {
+      const relay = await censoringRelay(bootstrapAddr)
+      relays.push(relay)
+      await until(() => relay.services.pubsub.getMeshPeers(TOPICS.certificates).length > 0, MESH_TIMEOUT_MS, 'the censoring relay in the certificates mesh')
+      return relay
+    })()
+    return await censorStarted
+  }
+
   async function lightNode (name: string, bootstrap: string[], readOperatorSet?: (epoch: bigint) => Promise<OperatorSet>): Promise<{ node: PoiNode, keys: Keystore }> {
     const keys = await freshKeysAsync()
     const node = await PoiNode.start({
@@ -117,9 +137,7 @@ describe('a requester that believes the chain', function () {
   }
 
   it('behind a relay that drops certificates, a task settled on-chain is returned as settled, not NoQuorum', async () => {
-    const relay = await censoringRelay(bootstrapAddr)
-    relays.push(relay)
-    await until(() => relay.services.pubsub.getMeshPeers(TOPICS.certificates).length > 0, MESH_TIMEOUT_MS, 'the censoring relay in the certificates mesh')
+    const relay = await censor()
     const { node: requester, keys } = await lightNode('censored-requester', [relay.getMultiaddrs()[0].toString()])
     await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
     const formed = waitForEvent(aggregator, 'certificate', { timeoutMs: TASK_TIMEOUT_MS + 5_000, what: 'the aggregator forming a certificate' })
@@ -139,6 +157,28 @@ describe('a requester that believes the chain', function () {
     assert.equal(result.output, undefined)
     assert.deepEqual(result.outputFailures.map(f => f.peer), [relay.peerId.toString()])
     assert.ok(progress.some(l => l.includes('settled on-chain with result')), progress.join('\n'))
+  })
+
+  it('poi request behind that relay prints the settled result with its transaction and fails for want of the output', async () => {
+    const relay = await censor()
+    // poi request checks the ModelRegistry first; the in-process nodes have no model gate.
+    await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, 0n)
+    const deploymentPath = join(root, 'deployment.json')
+    await writeDeployment(deploymentPath, { rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
+    const failed = await promisify(execFile)(process.execPath, [CLI, 'request', '--bootstrap', relay.getMultiaddrs()[0].toString(), '--chain', deploymentPath,
+      '--input', new TextDecoder().decode(exampleInput(33)), '--timeout', String(TASK_TIMEOUT_MS / 1000), '--json'], { timeout: CLI_TIMEOUT_MS })
+      .then(() => undefined, (err: { code: number, stdout: string, stderr: string }) => err)
+    assert.ok(failed !== undefined, 'poi request succeeded without the output')
+    assert.equal(failed.code, 1, failed.stderr)
+    const line = parseEvent(failed.stdout.trim().split('\n').at(-1) ?? '')
+    assert.equal(line.event, 'result')
+    assert.equal(line.source, 'chain')
+    assert.equal(line.signers, null)
+    assert.equal(line.output, null)
+    const accepted = await reader.waitForAcceptance(hexToBytes(line.taskId), 0)
+    assert.equal(line.resultHash, accepted.resultHash)
+    assert.equal(line.onChain?.txHash, accepted.txHash)
+    assert.match(failed.stderr, /no connected full node could serve output/)
   })
 
   it('a requester that loaded epoch N accepts a certificate of epoch N+1, verified against that epoch\'s set', async () => {
