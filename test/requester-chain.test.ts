@@ -34,6 +34,11 @@ const TASK_TIMEOUT_MS = 8_000
 /** From a formed certificate to its CertificateAccepted event (anvil mines at once). */
 const ACCEPTANCE_TIMEOUT_MS = 15_000
 const OPERATORS = 4
+/**
+ * The censored task's deadline: far beyond the settlement (a block after the certificate), so a
+ * result before it shows the requester noticed the settlement while waiting, not at the deadline.
+ */
+const CENSORED_TASK_TIMEOUT_MS = 25_000
 /** `poi request` in its own process: it loads libp2p, onnxruntime and viem before it connects. */
 const CLI_TIMEOUT_MS = 40_000
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
@@ -140,9 +145,10 @@ describe('a requester that believes the chain', function () {
     const relay = await censor()
     const { node: requester, keys } = await lightNode('censored-requester', [relay.getMultiaddrs()[0].toString()])
     await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
-    const formed = waitForEvent(aggregator, 'certificate', { timeoutMs: TASK_TIMEOUT_MS + 5_000, what: 'the aggregator forming a certificate' })
+    const formed = waitForEvent(aggregator, 'certificate', { timeoutMs: CENSORED_TASK_TIMEOUT_MS, what: 'the aggregator forming a certificate' })
     const progress: string[] = []
-    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(31), timeoutMs: TASK_TIMEOUT_MS }, { onProgress: (l) => progress.push(l), chain: reader })
+    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(31), timeoutMs: CENSORED_TASK_TIMEOUT_MS }, { onProgress: (l) => progress.push(l), chain: reader })
+    assert.ok(result.certifiedAt - result.announcedAt < CENSORED_TASK_TIMEOUT_MS, 'the settlement was noticed only at the deadline')
     // The network did certify it, and the relay kept that from the requester.
     assert.ok(bytesEqual((await formed).certificate.taskId, result.taskId))
     assert.deepEqual(requester.libp2p.getConnections().map(c => c.remotePeer.toString()), [relay.peerId.toString()])

@@ -9,7 +9,7 @@ import {
 import { preciseNow, type PoiNode } from '../poi-node.js'
 import { raceAbort, throwIfAborted } from './abort.js'
 import { watchCertificate } from './certificate-watch.js'
-import { DEFAULT_TASK_TIMEOUT_MS } from './constants.js'
+import { DEFAULT_TASK_TIMEOUT_MS, SETTLEMENT_POLL_MS } from './constants.js'
 import { describeSettlement, readSettlement, type RequesterChain, type Settlement } from './chain.js'
 import {
   AnnounceError, CertificateRejectedError, InputTooLargeError, NoQuorumError, OutputNotFoundError, RequestAbortedError,
@@ -134,7 +134,8 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   throwIfAborted(signal, `signing task ${id}`)
 
   // Listening starts before the announcement so no certificate slips past; stop() runs on every way out.
-  const watch = watchCertificate(node, taskId, deadline, signal)
+  const poll = chain !== undefined ? { settled: async () => await chain.result(taskId) !== undefined, everyMs: SETTLEMENT_POLL_MS } : undefined
+  const watch = watchCertificate(node, taskId, deadline, signal, poll)
   let qc: QuorumCertificate
   let output: Uint8Array | undefined
   let verifiedAgainst: OperatorSet | undefined
@@ -154,7 +155,10 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     } else {
       // Gossip can miss us (a mesh change, a reconnect, a relay that drops certificates): before
       // calling it NoQuorum, ask full nodes directly, and the chain, whether it was certified.
-      progress(`${outcome.kind === 'deadline' ? `no certificate for task ${id} by its deadline` : `this node closed task ${id} without quorum`}; asking full nodes${chain !== undefined ? ' and the chain' : ''} whether one was formed`)
+      const why = outcome.kind === 'deadline'
+        ? `no certificate for task ${id} by its deadline`
+        : outcome.kind === 'settled' ? `the chain shows task ${id} settled, but no certificate reached this node` : `this node closed task ${id} without quorum`
+      progress(`${why}; asking full nodes${chain !== undefined ? ' and the chain' : ''} for it`)
       try {
         const found = await lookupResult(node, taskId, { quorumBps, signal, setOf })
         qc = found.certificate
