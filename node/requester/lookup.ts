@@ -72,28 +72,31 @@ function describeFetchFailure (peer: string, err: ResultFetchError | StreamFetch
 
 /**
  * Whom to ask for something served over `protocol`: the caller's list, else up to `max` peers,
- * full nodes first. A peer that said (identify) it serves `protocol` comes before one that has
- * not said yet, and one that said it does not (a light peer, a bare relay) comes last, so the
- * first peer this node connected to (its bootstrap) cannot fill the list and hide the others.
- * Full nodes this node learned of but is not connected to are asked too (the fetch dials them).
+ * full nodes first, so the first peer this node connected to (its bootstrap, maybe a relay that
+ * censors) cannot fill the list and hide the others. In order: connected peers that said
+ * (identify) they serve `protocol`; connected peers that have not said; peers this node learned
+ * of (an address in its peer store) but is not connected to, unless they said they do not serve
+ * it (the fetch dials them); last, connected peers that said they do not (a light peer, a bare
+ * relay), whose refusal is still listed.
  */
 async function peerList (node: PoiNode, protocol: string, peers: Array<PeerId | string> | undefined, max: number): Promise<string[]> {
   if (peers !== undefined) return peers.map(p => p.toString())
-  const connected = connectedPeerIds(node)
-  const rank = new Map<string, number>()
+  const connected = new Set(connectedPeerIds(node))
+  const self = node.libp2p.peerId.toString()
+  const ranked: Array<{ id: string, rank: number }> = [...connected].map(id => ({ id, rank: 1 }))
   for (const peer of await node.libp2p.peerStore.all()) {
     const id = peer.id.toString()
-    if (peer.protocols.includes(protocol)) rank.set(id, connected.includes(id) ? 0 : 2)
-    else if (peer.protocols.length > 0) rank.set(id, 3)
+    const serves = peer.protocols.includes(protocol)
+    const refuses = peer.protocols.length > 0 && !serves
+    if (connected.has(id)) {
+      const entry = ranked.find(r => r.id === id)
+      if (entry !== undefined) entry.rank = serves ? 0 : refuses ? 3 : 1
+    } else if (id !== self && !refuses && peer.addresses.length > 0) {
+      ranked.push({ id, rank: 2 })
+    }
   }
-  const candidates = [...new Set([...connected, ...[...rank.keys()].filter(id => rank.get(id) === 2)])]
-  const order = (id: string): number => rank.get(id) ?? 1
-  return candidates
-    .filter(id => id !== node.libp2p.peerId.toString())
-    .map((id, i) => ({ id, i }))
-    .sort((a, b) => order(a.id) - order(b.id) || a.i - b.i)
-    .slice(0, max)
-    .map(({ id }) => id)
+  // A stable sort: within a rank, connection order (then peer store order).
+  return ranked.sort((a, b) => a.rank - b.rank).slice(0, max).map(({ id }) => id)
 }
 
 async function askForResult (node: PoiNode, peer: string, taskId: Uint8Array, quorumBps: number, setOf: OperatorSetOf, timeoutMs: number, signal: AbortSignal): Promise<PeerOutcome> {
