@@ -165,22 +165,6 @@ describe('a requester that believes the chain', function () {
     assert.ok(progress.some(l => l.includes('settled on-chain with result')), progress.join('\n'))
   })
 
-  it('behind that relay, a full node the requester learned of but is not connected to is asked too: the certificate and output come from it', async () => {
-    const relay = await censor()
-    const { node: requester, keys } = await lightNode('requester-with-a-known-peer', [relay.getMultiaddrs()[0].toString()])
-    await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
-    // Learned, not dialled (as when the connection target is reached): an address in its peer store.
-    const honest = fullNodes[0].libp2p
-    await requester.libp2p.peerStore.merge(honest.peerId, { multiaddrs: honest.getMultiaddrs() })
-    assert.deepEqual(requester.libp2p.getConnections().map(c => c.remotePeer.toString()), [relay.peerId.toString()])
-    const progress: string[] = []
-    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(34), timeoutMs: CENSORED_TASK_TIMEOUT_MS }, { onProgress: (l) => progress.push(l), chain: reader })
-    assert.equal(result.source, 'full-node', progress.join('\n'))
-    assert.equal(result.signers.length, OPERATORS)
-    assert.equal(keccak256(result.output), to0xHex(result.resultHash))
-    assert.equal((await reader.result(result.taskId))?.resultHash, to0xHex(result.resultHash))
-  })
-
   it('poi request behind that relay prints the settled result with its transaction and fails for want of the output', async () => {
     const relay = await censor()
     // poi request checks the ModelRegistry first; the in-process nodes have no model gate.
