@@ -185,6 +185,16 @@ describe('a requester that believes the chain', function () {
     assert.equal(line.resultHash, accepted.resultHash)
     assert.equal(line.onChain?.txHash, accepted.txHash)
     assert.match(failed.stderr, /no connected full node could serve output/)
+    // poi result says the same of the task: settled, and by whom, not "no certificate".
+    const looked = await promisify(execFile)(process.execPath, [CLI, 'result', line.taskId, '--bootstrap', relay.getMultiaddrs()[0].toString(), '--chain', deploymentPath, '--json'], { timeout: CLI_TIMEOUT_MS })
+      .then(() => undefined, (err: { code: number, stdout: string, stderr: string }) => err)
+    assert.ok(looked !== undefined, 'poi result succeeded without the output')
+    assert.equal(looked.code, 1, looked.stderr)
+    const shown = parseEvent(looked.stdout.trim().split('\n').at(-1) ?? '')
+    assert.equal(shown.event, 'result')
+    assert.equal(shown.source, 'chain')
+    assert.equal(shown.resultHash, accepted.resultHash)
+    assert.equal(shown.onChain?.submitter?.toLowerCase(), accepted.submitter.toLowerCase())
   })
 
   it('a requester that loaded epoch N accepts a certificate of epoch N+1, verified against that epoch\'s set', async () => {

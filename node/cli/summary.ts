@@ -5,7 +5,8 @@ import { formatFailures, type RequestResult, type SettledResult } from '../reque
 
 const BPS = 10_000n
 
-function share (part: bigint, whole: bigint): string {
+/** `part` as a percentage of `whole`, two decimals: `75.00%`. */
+export function formatShare (part: bigint, whole: bigint): string {
   if (whole === 0n) return '0%'
   return `${(Number((part * BPS * 100n) / whole) / 100 / 100).toFixed(2)}%`
 }
@@ -18,11 +19,11 @@ export function formatCertified (taskId: Uint8Array, certificate: QuorumCertific
     ...(model !== undefined ? [`model       ${model}`] : []),
     `output      ${formatCanonicalOutput(output)}`,
     `result hash ${to0xHex(certificate.resultHash)}`,
-    `certificate verified: ${signers.length} of ${set.operators.length} operators signed, ${share(signedStake, set.totalStake)} of stake (epoch ${set.epoch})`
+    `certificate verified: ${signers.length} of ${set.operators.length} operators signed, ${formatShare(signedStake, set.totalStake)} of stake (epoch ${set.epoch})`
   ]
   for (const i of signers) {
     const op = set.operators[i]
-    lines.push(`  signer ${i}  ${op.address}  stake share ${share(op.stake, set.totalStake)}`)
+    lines.push(`  signer ${i}  ${op.address}  stake share ${formatShare(op.stake, set.totalStake)}`)
   }
   return lines
 }
@@ -49,7 +50,7 @@ function formatSettled (r: SettledResult, model: string): string {
     `model       ${model}`,
     `output      ${r.output !== undefined ? formatCanonicalOutput(r.output) : `not available: no full node served it ${formatFailures(r.outputFailures)}`}`,
     `result hash ${to0xHex(r.resultHash)}`,
-    `settled on-chain: no full node showed the certificate; the TaskManager accepted one in epoch ${r.epoch} signed by ${share(r.signedStake, r.totalStake)} of stake`,
+    `settled on-chain: no full node showed the certificate; the TaskManager accepted one in epoch ${r.epoch} signed by ${formatShare(r.signedStake, r.totalStake)} of stake`,
     `  tx        ${s.txHash}`,
     `  posted by ${s.submitter}`,
     `time from announcement to the settled result: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`
