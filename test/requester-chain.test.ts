@@ -9,7 +9,7 @@ import type { GossipsubMessage } from '@chainsafe/libp2p-gossipsub'
 import { TopicValidatorResult } from '@libp2p/interface'
 import { hexToBytes, keccak256 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import type { OperatorSet } from '../consensus/index.js'
+import { TaskAggregation, type OperatorSet } from '../consensus/index.js'
 import { ANVIL_PRIVATE_KEYS, registerModel } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput, STAKE_WEI } from '../node/cli/devnet.js'
@@ -21,8 +21,10 @@ import type { Keystore } from '../node/keys.js'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import { PoiNode } from '../node/poi-node.js'
 import { requestInference, waitForNetwork } from '../node/requester/index.js'
-import { TOPICS } from '../protocols/gossip/index.js'
-import { bytesEqual, to0xHex } from '../protocols/wire/index.js'
+import { TOPICS, checkCertificate } from '../protocols/gossip/index.js'
+import { MAX_EPOCHS_AHEAD_READ, MAX_EPOCHS_BEHIND_READ, bytesEqual, encodeQuorumCertificate, to0xHex } from '../protocols/wire/index.js'
+import { createEpochs } from '../node/roles/index.js'
+import { attest, makeOperators, type TestOperators } from './consensus-fixtures.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { nextEpoch, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 import { until, waitForEvent } from './helpers/wait.js'
@@ -215,5 +217,59 @@ describe('a requester that believes the chain', function () {
     assert.equal(requester.operatorSet.epoch, loaded, 'the requester adopted the new epoch: the test no longer tests reading it on demand')
     assert.equal(result.signers.length, OPERATORS)
     assert.equal(keccak256(result.output), to0xHex(result.resultHash))
+  })
+})
+
+describe('operator sets of epochs a certificate names (no network)', () => {
+  const NOW = 1_800_000_000_000
+  /** A certificate of `ops`'s epoch, signed by operators 0..2. */
+  function certificateOf (ops: TestOperators, task: string): Uint8Array {
+    const output = new TextEncoder().encode(`out:${task}`)
+    const hash = keccak256(output, 'bytes')
+    const result = { taskId: keccak256(new TextEncoder().encode(task), 'bytes'), resultHash: hash, outputRef: hash, output }
+    const agg = new TaskAggregation({ operatorSet: ops.set, taskId: result.taskId, quorumBps: 6667, deadline: NOW + 10_000 })
+    for (const i of [0, 1, 2]) agg.add(attest(ops, i, result), NOW)
+    return encodeQuorumCertificate(agg.buildCertificate(result.resultHash))
+  }
+
+  it('a certificate of an epoch the node cannot judge is ignored, not rejected; one whose set is read on demand is accepted', async () => {
+    const next = makeOperators([32n, 32n, 32n, 32n], { epoch: 6n })
+    const context = { settled: () => false, quorumBpsOf: () => undefined }
+    const unknown = await checkCertificate(certificateOf(next, 'a'), { ...context, operatorSetOf: async () => undefined })
+    assert.equal(unknown.verdict, 'ignore')
+    const read = await checkCertificate(certificateOf(next, 'a'), { ...context, operatorSetOf: async (epoch) => epoch === 6n ? next.set : undefined })
+    assert.equal(read.verdict, 'accept')
+  })
+
+  it('Epochs reads only epochs near the current one, each once at a time, and does not read a missing one again at once', async () => {
+    const current = makeOperators([32n, 32n, 32n], { epoch: 5n }).set
+    const next = makeOperators([32n, 32n, 32n], { epoch: 6n }).set
+    const asked: bigint[] = []
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const epochs = createEpochs({ blsPublicKey: new Uint8Array(48) }, {
+      operatorSet: current,
+      readSet: async (epoch) => {
+        asked.push(epoch)
+        await gate
+        return epoch === 6n ? next : undefined
+      }
+    })
+    // Far ahead or far behind: never read (a peer naming epochs cannot make the node read the chain).
+    assert.equal(await epochs.resolveSet(5n + MAX_EPOCHS_AHEAD_READ + 1n), undefined)
+    assert.equal(await epochs.resolveSet(5n - MAX_EPOCHS_BEHIND_READ - 1n), undefined)
+    assert.deepEqual(asked, [])
+    // The next epoch, asked for by two certificates at once: one read, and it is kept.
+    const both = Promise.all([epochs.resolveSet(6n), epochs.resolveSet(6n)])
+    // An epoch the chain does not have yet: read once, then not again within EPOCH_MISS_RETRY_MS.
+    const missing = epochs.resolveSet(4n)
+    release()
+    assert.deepEqual(await both, [next, next])
+    assert.equal(await missing, undefined)
+    assert.equal(await epochs.resolveSet(4n), undefined)
+    assert.equal(await epochs.resolveSet(6n), next)
+    assert.deepEqual(asked, [6n, 4n])
+    // Read, not adopted: the epoch watcher decides the current epoch.
+    assert.equal(epochs.current.epoch, 5n)
   })
 })
