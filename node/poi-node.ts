@@ -67,6 +67,12 @@ export interface PoiNodeOptions {
    * aggregator does not lose certificates.
    */
   backupAggregation?: boolean
+  /**
+   * Reads an epoch's operator set this node has not adopted yet (the chain's, e.g.
+   * `(epoch) => chain.operatorSet(epoch)`), so a certificate of the next epoch verifies before
+   * the epoch watcher catches up; only epochs near the current one are read (node/roles/epochs.ts).
+   */
+  readOperatorSet?: (epoch: bigint) => Promise<OperatorSet | undefined>
 }
 
 export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
@@ -100,7 +106,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Another process with this node's key (seen by a peer, or here for a remote peer): the CLI warns.
     peerIdentityOf(libp2p)?.addEventListener('duplicate-identity', ({ detail }) => this.safeDispatchEvent('duplicate-identity', { detail }))
     this.router = new GossipRouter(libp2p.services.pubsub)
-    this.epochs = createEpochs({ blsPublicKey: keystore.blsPublicKey }, { operatorSet })
+    this.epochs = createEpochs({ blsPublicKey: keystore.blsPublicKey }, { operatorSet, readSet: opts.readOperatorSet })
     const ledger = new AttestationLedger({ store, submitter: this.submitter, events, tasks: this.tasks })
     this.streamData = createStreamData({ libp2p, keystore, streams: this.streams })
     this.models = createModelService({ libp2p, blocks: this.blocks, events }, { models })
@@ -185,6 +191,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
 
   /** This node's index in the current operator set, if it is an operator there. */
   get operatorIndex (): number | undefined { return this.epochs.operatorIndex }
+
+  /** The operator set of `epoch`: a known one, or one read with `readOperatorSet` when it is near the current epoch. */
+  async operatorSetOf (epoch: bigint): Promise<OperatorSet | undefined> { return await this.epochs.resolveSet(epoch) }
 
   /** Adopts a newer epoch's operator set (from the chain); older sets stay known, so certificates of recent epochs still verify. */
   useOperatorSet (set: OperatorSet): void { this.epochs.use(set) }

@@ -21,8 +21,11 @@ export type Decimal = `${bigint}`
 
 export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
 
-/** The result of a certified task as a requester (`poi request`, `poi result`) prints it. */
-export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal }
+/**
+ * The on-chain result of a task as a requester (`poi request`, `poi result`) prints it; `poi
+ * request` adds who posted it when the chain is where it learned the result.
+ */
+export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal, submitter?: Hex, txHash?: Hex }
 
 export type PoiEvent =
   /** The node listens and knows its models; the first line a launcher waits for. */
@@ -54,11 +57,15 @@ export type PoiEvent =
   | { event: 'submission-moot', kind: 'certificate' | 'evidence', id: string, reason?: string }
   /**
    * A verified result: `poi request` adds the stake that signed and the latency, `poi result`
-   * the on-chain result (null: not settled) when it has a chain.
+   * the on-chain result (null: not settled) when it has a chain. `source` says how `poi request`
+   * learned it: a certificate by gossip or from a full node asked after the deadline, or only
+   * the chain (no full node showed the certificate): then `signers` is null (the chain gives
+   * the stake that signed, not who), `onChain` names the transaction, and `output` is null when
+   * no full node served it.
    */
   | {
-    event: 'result', taskId: Hex, resultHash: Hex, output: Hex, signers: number[], epoch: Decimal,
-    signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null
+    event: 'result', taskId: Hex, resultHash: Hex, output: Hex | null, signers: number[] | null, epoch: Decimal,
+    source?: 'gossip' | 'full-node' | 'chain', signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null
   }
   /** `poi model publish --json`. */
   | { event: 'published', modelId: string, chunks: number, registeredTx: Hex | null }
@@ -185,13 +192,14 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   result: {
     taskId: hex,
     resultHash: hex,
-    output: hex,
-    signers: listOf(num),
+    output: nullable(hex),
+    signers: nullable(listOf(num)),
     epoch: decimal,
+    source: optional(oneOf('gossip', 'full-node', 'chain')),
     signedStake: optional(decimal),
     totalStake: optional(decimal),
     latencyMs: optional(num),
-    onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal })))
+    onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal, submitter: optional(hex), txHash: optional(hex) })))
   },
   published: { modelId: str, chunks: num, registeredTx: nullable(hex) },
   'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }

@@ -12,7 +12,7 @@ import {
 } from '../inference/index.js'
 import { ModelNotFoundError, fetchManifest } from '../models/index.js'
 import { PoiNode } from '../poi-node.js'
-import { DEFAULT_TASK_TIMEOUT_MS, requestInference, waitForNetwork } from '../requester/index.js'
+import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, requestInference, waitForNetwork } from '../requester/index.js'
 import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
 import { operatorSource } from './operator-source.js'
 import { CliOutput } from './output.js'
@@ -51,24 +51,38 @@ export async function runRequest (args: string[]): Promise<void> {
   const input = await readInput(values.input, manifest)
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
   const quorumBps = num(values.quorum, 'quorum')
-  const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore, config, operatorSet })
+  // With a chain, a certificate of an epoch the node has not adopted yet is checked against that
+  // epoch's set read from the chain, and the node follows the chain's epochs while it runs.
+  const node = await PoiNode.start({
+    operate: false, aggregate: false, light: true, keystore, config, operatorSet,
+    readOperatorSet: chain != null ? async (epoch) => await chain.operatorSet(epoch) : undefined
+  })
+  const unwatch = chain?.watchEpochs(set => { node.useOperatorSet(set) }, operatorSet.epoch)
   try {
     out.progress(`connecting to ${config.bootstrap.join(', ')} …`)
     await waitForNetwork(node)
     if (manifest == null) await checkInputAgainstNetwork(node, modelId, input, out)
-    const r = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps }, { onProgress: (line) => out.progress(line) })
+    // With a chain, a task no full node shows a certificate for is looked up there before NoQuorum.
+    const r = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps }, { onProgress: (line) => out.progress(line), chain })
     out.event({
       event: 'result',
+      source: r.source,
       taskId: r.taskId,
-      resultHash: r.certificate.resultHash,
-      output: r.output,
-      signers: r.signers,
-      epoch: r.certificate.epoch,
+      resultHash: r.resultHash,
+      output: r.output ?? null,
+      signers: r.signers ?? null,
+      epoch: r.epoch,
       signedStake: r.signedStake,
       totalStake: r.totalStake,
-      latencyMs: r.certifiedAt - r.announcedAt
+      latencyMs: r.certifiedAt - r.announcedAt,
+      ...(r.source === 'chain'
+        ? { onChain: { resultHash: r.resultHash, outputRef: r.outputRef, epoch: r.epoch, submitter: r.settlement.submitter, txHash: r.settlement.txHash } }
+        : {})
     }, formatSummary(r, operatorSet, modelIdToString(modelId)))
+    // Certified, but what was asked for cannot be shown: the result is printed, and the command fails.
+    if (r.output === undefined) throw new OutputNotFoundError(r.outputRef, r.source === 'chain' ? r.outputFailures : [])
   } finally {
+    unwatch?.()
     await node.stop()
   }
 }

@@ -9,12 +9,16 @@ import { verifyCertificate, type OperatorSet } from '../../consensus/index.js'
 import { PoiError, fromHex, to0xHex } from '../../protocols/wire/index.js'
 import type { ChainClient } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
-import { CertificateRejectedError, ResultNotFoundError, formatFailures, lookupResult, waitForNetwork, type FoundResult } from '../requester/index.js'
+import {
+  CertificateRejectedError, OutputNotFoundError, ResultNotFoundError, describeSettlement, fetchOutput, formatFailures, lookupResult, readSettlement,
+  waitForNetwork, type FoundResult, type PeerFailure
+} from '../requester/index.js'
 import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
 import { ChainReadError, chainOperatorSets, operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
-import { formatCertified } from './summary.js'
+import { formatCertified, formatShare } from './summary.js'
+import { formatCanonicalOutput } from '../inference/index.js'
 import { USAGE } from './usage.js'
 
 /** The chain settled the task with another result than the certificate the network showed. */
@@ -38,7 +42,15 @@ export async function runResult (args: string[]): Promise<void> {
   const node = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore, config, operatorSet })
   try {
     await waitForNetwork(node)
-    const found = await findResult(node, taskId, { quorumBps, operatorSet, chain })
+    let found: FoundResult
+    try {
+      found = await findResult(node, taskId, { quorumBps, operatorSet, chain })
+    } catch (err) {
+      // No full node shows a certificate (a relay may hide it): the chain may still have settled the task.
+      if (chain == null || !(err instanceof ResultNotFoundError)) throw err
+      if (!await showSettled(node, chain, taskId, out)) throw err
+      return
+    }
     const verdict = verifyCertificate(found.certificate, found.set, { quorumBps })
     if (!verdict.ok) throw new CertificateRejectedError(taskId, verdict.reason)
     const onChain = chain != null
@@ -63,6 +75,43 @@ export async function runResult (args: string[]): Promise<void> {
   } finally {
     await node.stop()
   }
+}
+
+/**
+ * Prints the task's result as the chain settled it, with its output when a full node serves it
+ * (then returns true; without the output it prints the result and throws OutputNotFoundError).
+ * False: the chain holds no result for the task either.
+ */
+async function showSettled (node: PoiNode, chain: ChainClient, taskId: Uint8Array, out: CliOutput): Promise<boolean> {
+  const settlement = await readChain(`the on-chain result of task ${to0xHex(taskId)}`, chain.config.rpcUrl, async () => await readSettlement(chain, taskId))
+  if (settlement === undefined) return false
+  let output: Uint8Array | undefined
+  let failures: PeerFailure[] = []
+  try {
+    output = await fetchOutput(node, settlement.outputRef, settlement.resultHash)
+  } catch (err) {
+    if (!(err instanceof OutputNotFoundError)) throw err
+    failures = err.failures
+  }
+  out.event({
+    event: 'result',
+    source: 'chain',
+    taskId,
+    resultHash: settlement.resultHash,
+    output: output ?? null,
+    signers: null,
+    epoch: settlement.epoch,
+    signedStake: settlement.signedStake,
+    totalStake: settlement.totalStake,
+    onChain: { resultHash: settlement.resultHash, outputRef: settlement.outputRef, epoch: settlement.epoch, submitter: settlement.submitter, txHash: settlement.txHash }
+  }, [
+    `task        ${to0xHex(taskId)}`,
+    `output      ${output !== undefined ? formatCanonicalOutput(output) : `not available: no full node served it ${formatFailures(failures)}`}`,
+    `result hash ${to0xHex(settlement.resultHash)}`,
+    `no full node showed the certificate; the task was ${describeSettlement(settlement)}, signed by ${formatShare(settlement.signedStake, settlement.totalStake)} of stake`
+  ].join('\n'))
+  if (output === undefined) throw new OutputNotFoundError(settlement.outputRef, failures)
+  return true
 }
 
 export interface FindResultOptions {

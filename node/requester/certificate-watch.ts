@@ -4,6 +4,8 @@ import type { PoiNode } from '../poi-node.js'
 /** How the wait for a task's certificate ended. */
 export type CertificateOutcome =
   | { kind: 'certified', certificate: QuorumCertificate }
+  /** The chain shows the task settled (see `pollSettled`), with no certificate seen here. */
+  | { kind: 'settled' }
   /** This node (an aggregator) closed the task without quorum. */
   | { kind: 'no-quorum' }
   /** The task's deadline passed with neither. */
@@ -17,13 +19,20 @@ export interface CertificateWatch {
   stop: () => void
 }
 
+export interface SettlementPoll {
+  /** Whether the chain holds a result for the task; a throw (RPC down) counts as not yet. */
+  settled: () => Promise<boolean>
+  everyMs: number
+}
+
 /**
  * Listens for the certificate of `taskId` on `node`, from now until `deadline` (unix ms). It
  * starts before the task is announced so that no certificate can slip past, and everything it
  * adds to the node and the signal is removed by `stop` (or when the outcome is known), however
- * the request ends.
+ * the request ends. With `poll`, it also asks the chain every `poll.everyMs` whether the task
+ * settled, so a certificate no relay passes on is noticed long before the deadline.
  */
-export function watchCertificate (node: PoiNode, taskId: Uint8Array, deadline: number, signal?: AbortSignal): CertificateWatch {
+export function watchCertificate (node: PoiNode, taskId: Uint8Array, deadline: number, signal?: AbortSignal, poll?: SettlementPoll): CertificateWatch {
   let settle!: (outcome: CertificateOutcome) => void
   const outcome = new Promise<CertificateOutcome>(resolve => { settle = resolve })
 
@@ -35,12 +44,23 @@ export function watchCertificate (node: PoiNode, taskId: Uint8Array, deadline: n
   }
   const onAbort = (): void => { finish({ kind: 'aborted', reason: signal?.reason }) }
   const timer = setTimeout(() => { finish({ kind: 'deadline' }) }, Math.max(0, deadline - Date.now()))
+  let pollTimer: NodeJS.Timeout | undefined
+  const schedulePoll = (): void => {
+    if (poll === undefined || stopped) return
+    pollTimer = setTimeout(() => {
+      poll.settled().catch(() => false).then((settled) => {
+        if (settled) finish({ kind: 'settled' })
+        else schedulePoll()
+      }, () => {})
+    }, poll.everyMs)
+  }
 
   let stopped = false
   const stop = (): void => {
     if (stopped) return
     stopped = true
     clearTimeout(timer)
+    clearTimeout(pollTimer)
     node.removeEventListener('certificate', onCertificate)
     node.removeEventListener('no-quorum', onNoQuorum)
     signal?.removeEventListener('abort', onAbort)
@@ -54,5 +74,6 @@ export function watchCertificate (node: PoiNode, taskId: Uint8Array, deadline: n
   node.addEventListener('no-quorum', onNoQuorum)
   if (signal?.aborted === true) onAbort()
   else signal?.addEventListener('abort', onAbort, { once: true })
+  schedulePoll()
   return { outcome, stop }
 }

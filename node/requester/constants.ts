@@ -16,6 +16,13 @@ export const DEFAULT_TASK_TIMEOUT_MS = 30_000
 export const NETWORK_POLL_MS = 50
 
 /**
+ * How often a requester given the chain asks it, while waiting for the certificate, whether its
+ * task settled: one eth_call (isSettled) each. A task whose certificate no relay passes on is
+ * then returned within this long of its settlement instead of at its deadline (30 s by default).
+ */
+export const SETTLEMENT_POLL_MS = 2_000
+
+/**
  * Full nodes asked over /poi/result/1/ for a task's certificate, all at once, and how long each
  * may take. Three answers are enough to get past a node that lies or lags; each answer is at
  * most one certificate and one output (about 1 MiB), so asking in parallel stays cheap.

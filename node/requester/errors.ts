@@ -43,16 +43,20 @@ export class NoQuorumError extends PoiError {
   /** The full nodes asked for the certificate after the deadline, and why none had one. */
   readonly failures: PeerFailure[]
 
-  constructor (taskId: Uint8Array, timeoutMs: number, failures: PeerFailure[] = [], cause?: unknown) {
+  /** What the chain said, when it was asked: `the chain holds no result for it either`, or why it could not be read. */
+  readonly chain: string | undefined
+
+  constructor (taskId: Uint8Array, timeoutMs: number, failures: PeerFailure[] = [], cause?: unknown, chain?: string) {
     // Every node asked never saw the task: it was refused on the way, not left without a quorum.
     const likely = failures.length > 0 && failures.every(f => f.code === 'UNKNOWN_TASK')
       ? 'the full nodes asked never saw the task: the network refused it, e.g. for a model it does not run or a deadline too far out; a full node logs why with DEBUG=poi:*'
       : 'too few operators online, or they disagree on the result'
     super('ERR_NO_QUORUM', `task ${to0xHex(taskId)} ended with NoQuorum: no valid quorum certificate within ${formatDuration(timeoutMs)} ` +
-      `(${likely}); no full node had one after the deadline either ${formatFailures(failures)}`, { cause })
+      `(${likely}); no full node had one after the deadline either ${formatFailures(failures)}${chain !== undefined ? `; ${chain}` : ''}`, { cause })
     this.taskId = taskId
     this.timeoutMs = timeoutMs
     this.failures = failures
+    this.chain = chain
   }
 }
 

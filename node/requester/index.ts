@@ -5,12 +5,15 @@
  *
  * Trust boundary: nothing a peer says is trusted. Certificates are verified against the
  * operator set of their epoch, outputs against the certified result hash; a peer whose answer
- * fails is skipped and its reason kept (PeerFailure) for the error the caller sees.
+ * fails is skipped and its reason kept (PeerFailure) for the error the caller sees. The chain,
+ * when given, is trusted as far as its RPC endpoint: a task it settled is not NoQuorum.
  *
  * Every call takes an AbortSignal (`options.signal`), and every wait has a time limit.
  */
 export { requestInference } from './requester.js'
-export type { RequestParams, RequestResult, RequestOptions, Progress } from './requester.js'
+export type { RequestParams, RequestResult, SettledResult, RequestOptions, Progress } from './requester.js'
+export { readSettlement, describeSettlement } from './chain.js'
+export type { RequesterChain, Settlement } from './chain.js'
 export { waitForNetwork, connectedPeerIds } from './network-wait.js'
 export type { WaitForNetworkOptions } from './network-wait.js'
 export { lookupResult, fetchOutput } from './lookup.js'

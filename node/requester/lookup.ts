@@ -11,8 +11,8 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { keccak256 } from 'viem'
 import { DEFAULT_QUORUM_BPS, verifyCertificate, type OperatorSet } from '../../consensus/index.js'
-import { ResultFetchError, fetchResult, verifyResult } from '../../protocols/result/index.js'
-import { StreamFetchError, fetchStreamMessageByPayload } from '../../protocols/stream/index.js'
+import { RESULT_PROTOCOL, ResultFetchError, fetchResult, verifyResult } from '../../protocols/result/index.js'
+import { STREAM_PROTOCOL, StreamFetchError, fetchStreamMessageByPayload } from '../../protocols/stream/index.js'
 import { bytesEqual, to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import type { PoiNode } from '../poi-node.js'
 import { raceAbort, throwIfAborted } from './abort.js'
@@ -27,12 +27,12 @@ export interface LookupResultOptions extends AbortOptions {
   /** Stake share the certificate must carry; default DEFAULT_QUORUM_BPS (use the task's). */
   quorumBps?: number
   /**
-   * The operator set of a certificate's epoch (e.g. read from the chain); default: this node's
-   * current set for its epoch, nothing for others. A throw (an RPC outage) is reported as that
+   * The operator set of a certificate's epoch (e.g. read from the chain); default: the node's
+   * (`node.operatorSetOf`: the sets it knows, and with `readOperatorSet` the next epoch's). A throw (an RPC outage) is reported as that
    * peer's reason, not taken for "no certificate".
    */
   setOf?: OperatorSetOf
-  /** Whom to ask; default: up to RESULT_LOOKUP_PEERS peers this node is connected to. */
+  /** Whom to ask; default: up to RESULT_LOOKUP_PEERS peers, full nodes first (connected, then known). */
   peers?: Array<PeerId | string>
   /** Per peer; default RESULT_LOOKUP_TIMEOUT_MS. */
   timeoutMs?: number
@@ -70,8 +70,33 @@ function describeFetchFailure (peer: string, err: ResultFetchError | StreamFetch
   return { peer, code, reason: `${code}: ${why}` }
 }
 
-function peerList (node: PoiNode, peers: Array<PeerId | string> | undefined, max: number): string[] {
-  return peers !== undefined ? peers.map(p => p.toString()) : connectedPeerIds(node).slice(0, max)
+/**
+ * Whom to ask for something served over `protocol`: the caller's list, else up to `max` peers,
+ * full nodes first, so the first peer this node connected to (its bootstrap, maybe a relay that
+ * censors) cannot fill the list and hide the others. In order: connected peers that said
+ * (identify) they serve `protocol`; connected peers that have not said; peers this node learned
+ * of (an address in its peer store) but is not connected to, unless they said they do not serve
+ * it (the fetch dials them); last, connected peers that said they do not (a light peer, a bare
+ * relay), whose refusal is still listed.
+ */
+async function peerList (node: PoiNode, protocol: string, peers: Array<PeerId | string> | undefined, max: number): Promise<string[]> {
+  if (peers !== undefined) return peers.map(p => p.toString())
+  const connected = new Set(connectedPeerIds(node))
+  const self = node.libp2p.peerId.toString()
+  const ranked: Array<{ id: string, rank: number }> = [...connected].map(id => ({ id, rank: 1 }))
+  for (const peer of await node.libp2p.peerStore.all()) {
+    const id = peer.id.toString()
+    const serves = peer.protocols.includes(protocol)
+    const refuses = peer.protocols.length > 0 && !serves
+    if (connected.has(id)) {
+      const entry = ranked.find(r => r.id === id)
+      if (entry !== undefined) entry.rank = serves ? 0 : refuses ? 3 : 1
+    } else if (id !== self && !refuses && peer.addresses.length > 0) {
+      ranked.push({ id, rank: 2 })
+    }
+  }
+  // A stable sort: within a rank, connection order (then peer store order).
+  return ranked.sort((a, b) => a.rank - b.rank).slice(0, max).map(({ id }) => id)
 }
 
 async function askForResult (node: PoiNode, peer: string, taskId: Uint8Array, quorumBps: number, setOf: OperatorSetOf, timeoutMs: number, signal: AbortSignal): Promise<PeerOutcome> {
@@ -112,11 +137,11 @@ async function askForResult (node: PoiNode, peer: string, taskId: Uint8Array, qu
  */
 export async function lookupResult (node: PoiNode, taskId: Uint8Array, options: LookupResultOptions = {}): Promise<FoundResult> {
   const quorumBps = options.quorumBps ?? DEFAULT_QUORUM_BPS
-  const setOf: OperatorSetOf = options.setOf ?? (async (epoch) => epoch === node.operatorSet.epoch ? node.operatorSet : undefined)
+  const setOf: OperatorSetOf = options.setOf ?? (async (epoch) => await node.operatorSetOf(epoch))
   const timeoutMs = options.timeoutMs ?? RESULT_LOOKUP_TIMEOUT_MS
   const during = `asking full nodes for the certificate of task ${to0xHex(taskId)}`
   throwIfAborted(options.signal, during)
-  const peers = peerList(node, options.peers, RESULT_LOOKUP_PEERS)
+  const peers = await peerList(node, RESULT_PROTOCOL, options.peers, RESULT_LOOKUP_PEERS)
 
   // One controller for every request: the first verified answer, or the caller, ends the rest.
   const controller = new AbortController()
@@ -159,7 +184,7 @@ export async function lookupResult (node: PoiNode, taskId: Uint8Array, options: 
 }
 
 export interface FetchOutputOptions extends AbortOptions {
-  /** Whom to ask, in order; default: up to OUTPUT_LOOKUP_PEERS peers this node is connected to. */
+  /** Whom to ask, in order; default: up to OUTPUT_LOOKUP_PEERS peers, full nodes first (connected, then known). */
   peers?: Array<PeerId | string>
   /** Per peer; default OUTPUT_LOOKUP_TIMEOUT_MS. */
   timeoutMs?: number
@@ -176,7 +201,7 @@ export async function fetchOutput (node: PoiNode, outputRef: Uint8Array, resultH
   const timeoutMs = options.timeoutMs ?? OUTPUT_LOOKUP_TIMEOUT_MS
   const during = `fetching output ${to0xHex(outputRef)}`
   const failures: PeerFailure[] = []
-  for (const peer of peerList(node, options.peers, OUTPUT_LOOKUP_PEERS)) {
+  for (const peer of await peerList(node, STREAM_PROTOCOL, options.peers, OUTPUT_LOOKUP_PEERS)) {
     throwIfAborted(options.signal, during)
     try {
       const { message } = await fetchStreamMessageByPayload(node.libp2p, peerIdFromString(peer), outputRef, { timeoutMs, signal: options.signal })

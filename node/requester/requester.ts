@@ -9,10 +9,11 @@ import {
 import { preciseNow, type PoiNode } from '../poi-node.js'
 import { raceAbort, throwIfAborted } from './abort.js'
 import { watchCertificate } from './certificate-watch.js'
-import { DEFAULT_TASK_TIMEOUT_MS } from './constants.js'
+import { DEFAULT_TASK_TIMEOUT_MS, SETTLEMENT_POLL_MS } from './constants.js'
+import { describeSettlement, readSettlement, type RequesterChain, type Settlement } from './chain.js'
 import {
-  AnnounceError, CertificateRejectedError, InputTooLargeError, NoQuorumError, RequestAbortedError, ResultNotFoundError,
-  formatDuration
+  AnnounceError, CertificateRejectedError, InputTooLargeError, NoQuorumError, OutputNotFoundError, RequestAbortedError,
+  ResultNotFoundError, formatDuration, type PeerFailure
 } from './errors.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
@@ -30,16 +31,46 @@ export interface RequestParams {
   nonce?: bigint
 }
 
-export interface RequestResult {
+/** What every answer to a request says: the task, its certified result and when it was known. */
+interface ResultBase {
   taskId: Uint8Array
+  resultHash: Uint8Array
+  outputRef: Uint8Array
+  epoch: bigint
+  signedStake: bigint
+  /** The total stake of the epoch's operator set. */
+  totalStake: bigint
+  announcedAt: number
+  /** When the result was known here: the certificate verified, or the chain showed it settled. */
+  certifiedAt: number
+}
+
+/** A result with its quorum certificate, verified here against the operator set of its epoch. */
+export interface RequestResult extends ResultBase {
+  /** How the certificate came: by gossip, or from a full node asked after the deadline. */
+  source: 'gossip' | 'full-node'
   certificate: QuorumCertificate
   /** Canonical output; its keccak256 is the certificate's resultHash. */
   output: Uint8Array
   signers: number[]
-  signedStake: bigint
-  totalStake: bigint
-  announcedAt: number
-  certifiedAt: number
+  /** The operator set of the certificate's epoch, which it verified against (signer i is `set.operators[i]`). */
+  set: OperatorSet
+}
+
+/**
+ * A result known only from the chain: no full node showed its certificate (a relay may have
+ * dropped it), but the TaskManager accepted one, after checking it with one pairing against
+ * the epoch's operator set. Who signed is not known here, only the stake that did.
+ */
+export interface SettledResult extends ResultBase {
+  source: 'chain'
+  certificate?: undefined
+  signers?: undefined
+  /** The output fetched by its reference and checked against the settled result hash; undefined when no full node served it. */
+  output: Uint8Array | undefined
+  /** When `output` is undefined: every full node asked for it and why it could not help. */
+  outputFailures: PeerFailure[]
+  settlement: Settlement
 }
 
 export type Progress = (line: string) => void
@@ -49,6 +80,11 @@ export interface RequestOptions extends AbortOptions {
   onProgress?: Progress
   /** How long to wait for gossip peers before announcing; default DEFAULT_CONNECT_TIMEOUT_MS. */
   connectTimeoutMs?: number
+  /**
+   * The chain (a ChainClient): before calling a task NoQuorum, the requester asks it whether the
+   * task was settled, and reads operator sets of epochs the node does not know from it.
+   */
+  chain?: RequesterChain
 }
 
 /**
@@ -63,8 +99,15 @@ export interface RequestOptions extends AbortOptions {
  * asked after the deadline and why none had a certificate), CertificateRejectedError,
  * OutputNotFoundError.
  */
-export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options: RequestOptions = {}): Promise<RequestResult> {
-  const { onProgress: progress = () => {}, signal, connectTimeoutMs } = options
+export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options?: RequestOptions & { chain?: undefined }): Promise<RequestResult>
+/**
+ * With `options.chain`, a task whose certificate no full node shows but that the chain settled
+ * is returned as a SettledResult (its output fetched from full nodes when one serves it), not
+ * as NoQuorum; NoQuorumError then also says that the chain holds no result for it.
+ */
+export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options: RequestOptions): Promise<RequestResult | SettledResult>
+export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options: RequestOptions = {}): Promise<RequestResult | SettledResult> {
+  const { onProgress: progress = () => {}, signal, connectTimeoutMs, chain } = options
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
   if (params.input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(params.input.length)
@@ -91,12 +134,17 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   throwIfAborted(signal, `signing task ${id}`)
 
   // Listening starts before the announcement so no certificate slips past; stop() runs on every way out.
-  const watch = watchCertificate(node, taskId, deadline, signal)
+  const poll = chain !== undefined ? { settled: async () => await chain.result(taskId) !== undefined, everyMs: SETTLEMENT_POLL_MS } : undefined
+  const watch = watchCertificate(node, taskId, deadline, signal, poll)
   let qc: QuorumCertificate
   let output: Uint8Array | undefined
-  let verifiedAgainst = set
+  let verifiedAgainst: OperatorSet | undefined
+  let source: RequestResult['source'] = 'gossip'
   const announcedAt = preciseNow()
   let certifiedAt: number
+  // A certificate is checked against the set of its own epoch: the network may have moved on
+  // since this node loaded its set (the node reads the next epoch's when it can).
+  const setOf = async (epoch: bigint): Promise<OperatorSet | undefined> => await node.operatorSetOf(epoch) ?? await chain?.operatorSet(epoch)
   try {
     await raceAbort(node.announce(task).catch((err: unknown) => { throw new AnnounceError(taskId, err) }), signal, `announcing task ${id}`)
     progress(`announced task ${id} (deadline in ${formatDuration(timeoutMs)})`)
@@ -105,17 +153,22 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     if (outcome.kind === 'certified') {
       qc = outcome.certificate
     } else {
-      // Gossip can miss us (a mesh change, a reconnect): before calling it NoQuorum, ask full
-      // nodes directly whether the task was certified.
-      progress(`${outcome.kind === 'deadline' ? `no certificate for task ${id} by its deadline` : `this node closed task ${id} without quorum`}; asking full nodes whether one was formed`)
+      // Gossip can miss us (a mesh change, a reconnect, a relay that drops certificates): before
+      // calling it NoQuorum, ask full nodes directly, and the chain, whether it was certified.
+      const why = outcome.kind === 'deadline'
+        ? `no certificate for task ${id} by its deadline`
+        : outcome.kind === 'settled' ? `the chain shows task ${id} settled, but no certificate reached this node` : `this node closed task ${id} without quorum`
+      progress(`${why}; asking full nodes${chain !== undefined ? ' and the chain' : ''} for it`)
       try {
-        const found = await lookupResult(node, taskId, { quorumBps, signal })
+        const found = await lookupResult(node, taskId, { quorumBps, signal, setOf })
         qc = found.certificate
         output = found.output
         verifiedAgainst = found.set
+        source = 'full-node'
       } catch (err) {
-        if (err instanceof ResultNotFoundError) throw new NoQuorumError(taskId, timeoutMs, err.failures, err)
-        throw err
+        if (!(err instanceof ResultNotFoundError)) throw err
+        if (chain === undefined) throw new NoQuorumError(taskId, timeoutMs, err.failures, err)
+        return await settledOnChain(node, chain, taskId, { timeoutMs, failures: err.failures, announcedAt, progress, signal })
       }
     }
     certifiedAt = preciseNow()
@@ -123,6 +176,8 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     watch.stop()
   }
 
+  verifiedAgainst ??= await raceAbort(setOf(qc.epoch), signal, `reading the operator set of epoch ${qc.epoch}`)
+  if (verifiedAgainst === undefined) throw new CertificateRejectedError(taskId, `it names epoch ${qc.epoch}, whose operator set this node does not know (it loaded epoch ${set.epoch})`)
   const verdict = verifyCertificate(qc, verifiedAgainst, { quorumBps })
   if (!verdict.ok) throw new CertificateRejectedError(taskId, verdict.reason)
   // An output above the inline limit is not in the certificate: fetch it by its reference.
@@ -132,13 +187,61 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     output = await fetchOutput(node, qc.outputRef, qc.resultHash, { signal })
   }
   return {
+    source,
     taskId,
+    resultHash: qc.resultHash,
+    outputRef: qc.outputRef,
+    epoch: qc.epoch,
     certificate: qc,
     output,
     signers: verdict.signers,
+    set: verifiedAgainst,
     signedStake: bytesToUint256(qc.signedStake),
     totalStake: bytesToUint256(qc.totalStake),
     announcedAt,
+    certifiedAt
+  }
+}
+
+/**
+ * No full node showed a certificate: the chain decides. Settled there, the result is returned
+ * with its output when a full node serves it; not settled (or unreadable), NoQuorumError says so.
+ */
+async function settledOnChain (node: PoiNode, chain: RequesterChain, taskId: Uint8Array, ctx: {
+  timeoutMs: number, failures: PeerFailure[], announcedAt: number, progress: Progress, signal?: AbortSignal
+}): Promise<SettledResult> {
+  const id = to0xHex(taskId)
+  let settlement: Settlement | undefined
+  try {
+    settlement = await raceAbort(readSettlement(chain, taskId), ctx.signal, `reading the on-chain result of task ${id}`)
+  } catch (err) {
+    if (err instanceof RequestAbortedError) throw err
+    throw new NoQuorumError(taskId, ctx.timeoutMs, ctx.failures, err, `the chain could not be read, so it may have settled there: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`)
+  }
+  if (settlement === undefined) throw new NoQuorumError(taskId, ctx.timeoutMs, ctx.failures, undefined, 'the chain holds no result for it either')
+  const certifiedAt = preciseNow()
+  ctx.progress(`no full node showed a certificate for task ${id}, but it was ${describeSettlement(settlement)}; fetching the output by stream reference ${to0xHex(settlement.outputRef)}`)
+  let output: Uint8Array | undefined
+  let outputFailures: PeerFailure[] = []
+  try {
+    output = await fetchOutput(node, settlement.outputRef, settlement.resultHash, { signal: ctx.signal })
+  } catch (err) {
+    if (!(err instanceof OutputNotFoundError)) throw err
+    outputFailures = err.failures
+    ctx.progress(`the output of task ${id} is not available: ${err.message}`)
+  }
+  return {
+    source: 'chain',
+    taskId,
+    resultHash: settlement.resultHash,
+    outputRef: settlement.outputRef,
+    epoch: settlement.epoch,
+    signedStake: settlement.signedStake,
+    totalStake: settlement.totalStake,
+    output,
+    outputFailures,
+    settlement,
+    announcedAt: ctx.announcedAt,
     certifiedAt
   }
 }

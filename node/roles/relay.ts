@@ -237,7 +237,7 @@ export class Relay implements Startable {
         if (tasks.get(taskId)?.settled === true && aggregator == null) return true
         return store != null && await store.getCertificate(taskId) != null
       },
-      operatorSetOf: (epoch) => epochs.setOf(epoch),
+      operatorSetOf: async (epoch) => await epochs.resolveSet(epoch),
       quorumBpsOf: (taskId) => tasks.get(taskId)?.task.quorumBps
     }))
     if (typeof checked === 'string') return checked

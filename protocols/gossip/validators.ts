@@ -113,8 +113,11 @@ export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheck
 export interface CertificateCheckContext {
   /** Whether this node already holds a certificate for the task (then it is ignored before any check). */
   settled: (taskId: Uint8Array) => boolean | Promise<boolean>
-  /** The operator set of an epoch this node knows (recent epochs stay known). */
-  operatorSetOf: (epoch: bigint) => OperatorSet | undefined
+  /**
+   * The operator set of an epoch (recent epochs stay known; a node may read one it has not
+   * adopted yet, e.g. the next epoch, from the chain). Undefined: this node cannot judge it.
+   */
+  operatorSetOf: (epoch: bigint) => OperatorSet | undefined | Promise<OperatorSet | undefined>
   /** The quorum the task asked for, when this node knows the task. */
   quorumBpsOf: (taskId: Uint8Array) => number | undefined
 }
@@ -128,8 +131,9 @@ export async function checkCertificate (bytes: Uint8Array, ctx: CertificateCheck
   if (await ctx.settled(qc.taskId)) return { verdict: 'ignore', reason: `task ${id} already certified here`, duplicate: true }
   const badOutput = outputMismatch(qc)
   if (badOutput !== undefined) return refuse(`certificate for task ${id}: ${badOutput}`)
-  const set = ctx.operatorSetOf(qc.epoch)
-  if (set == null) return refuse(`certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`)
+  const set = await ctx.operatorSetOf(qc.epoch)
+  // Ignored, not rejected: a relay that saw the epoch change first is honest.
+  if (set == null) return refuse(`certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`, 'ignore')
   const verdict = verifyCertificate(qc, set, { quorumBps: ctx.quorumBpsOf(qc.taskId) ?? DEFAULT_QUORUM_BPS })
   if (!verdict.ok) return refuse(`certificate for task ${id}: ${verdict.reason}`)
   return { verdict: 'accept', message: qc }

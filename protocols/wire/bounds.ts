@@ -204,4 +204,24 @@ export const MAX_DUPLICATE_REPORTERS_KEPT = 256
  */
 export const MAX_EXTRA_GOSSIP_STREAMS_PER_PEER = 4
 
+// ── operator sets read on demand (node/roles/epochs.ts) ─────────────────────────────────────
+/**
+ * A certificate names its epoch, and a node that does not know that epoch's operator set may
+ * read it from the chain. Only epochs near the newest one it knows are read, so a peer cannot
+ * make it read (and keep) the set of any epoch it names: the next epoch (a relay that saw the
+ * epoch change first is honest) ...
+ */
+export const MAX_EPOCHS_AHEAD_READ = 1n
+/**
+ * ... and the two before the newest known: the TaskManager refuses certificates older than
+ * its maxEpochAge (2 by default), so an older one settles nothing.
+ */
+export const MAX_EPOCHS_BEHIND_READ = 2n
+/**
+ * After a read found no set for an epoch (not started yet, or the RPC failed), it is not read
+ * again for this long: a peer repeating certificates for an epoch that has not started costs one
+ * chain read per interval (the same as the epoch watcher's poll, EPOCH_POLL_MS).
+ */
+export const EPOCH_MISS_RETRY_MS = 1_000
+
 export {}
