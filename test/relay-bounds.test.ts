@@ -12,13 +12,17 @@ import { randomBytes } from 'node:crypto'
 import type { GossipsubMessage } from '@chainsafe/libp2p-gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { keccak256 } from 'viem'
+import { TypedEventEmitter } from '@libp2p/interface'
 import { createOperatorSet, signAttestation } from '../consensus/index.js'
 import { exampleInput } from '../node/cli/devnet.js'
 import { loadModelDir, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
-import type { PoiNode } from '../node/poi-node.js'
+import type { PoiNode, PoiNodeEvents } from '../node/poi-node.js'
+import { AttestationLedger } from '../node/roles/attestation-ledger.js'
+import { EarlyAttestations } from '../node/roles/early-attestations.js'
+import { ForgottenTasks } from '../node/roles/forgotten-tasks.js'
 import { StreamData } from '../node/roles/stream-data.js'
 import type { Relay } from '../node/roles/relay.js'
-import type { TaskBook } from '../node/roles/task-book.js'
+import type { TaskBook, TrackedTask } from '../node/roles/task-book.js'
 import { TOPICS, type GossipRouter, type TopicHandler } from '../protocols/gossip/index.js'
 import { MemoryMessageSource, STREAM_PROTOCOL, StreamServer } from '../protocols/stream/index.js'
 import {
@@ -26,6 +30,7 @@ import {
   encodeStreamMessage, encodeTaskAnnouncement, signTask, taskIdOf, toHex, type Attestation, type TaskAnnouncement
 } from '../protocols/wire/index.js'
 import { localNode, openTempStore, serveRogue } from './helpers/exchange-peers.js'
+import { attest, makeOperators, type TaskResult } from './consensus-fixtures.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { startTestNetwork, TEST_CHAIN_ID, TEST_TASK_MANAGER, type TestNetwork } from './helpers/network.js'
 import { until, waitForEvent } from './helpers/wait.js'
@@ -249,5 +254,62 @@ describe('relay bounds: what peers can make a node keep', function () {
       net.bootstrap.removeEventListener('rejected', onRejected)
     }
     assert.deepEqual(verdicts.filter(v => v.startsWith('reject')), [])
+  })
+})
+
+describe('relay bounds: the in-memory maps (no network)', () => {
+  const ops = makeOperators([32n, 32n, 32n, 32n])
+  const result = (task: string): TaskResult => {
+    const output = new Uint8Array(randomBytes(4096))
+    const hash = keccak256(output, 'bytes')
+    return { taskId: keccak256(new TextEncoder().encode(task), 'bytes'), resultHash: hash, outputRef: hash, output }
+  }
+
+  it('early attestations: bounded per task, per peer and in bytes; released with their task, dropped after the TTL', async () => {
+    const early = new EarlyAttestations({ ttlMs: 200, maxWaiting: 100, maxWaitingPerPeer: 5, perOperator: 2, maxBytes: 10_000 })
+    const waits = [0, 1, 2].map(async () => await early.wait('t1', 'p1', 1_000, 1))
+    assert.match(await waits[2] ?? '', /2 attestations already wait for it/)
+    // p1 has 2 waiting for t1; three more fill its 5, the sixth is refused.
+    const more = [0, 1, 2].map(async i => await early.wait(`u${i}`, 'p1', 1_000, 4))
+    assert.match(await early.wait('u3', 'p1', 1_000, 4) ?? '', /5 attestations from this peer/)
+    early.release('t1')
+    assert.deepEqual(await Promise.all(waits.slice(0, 2)), [undefined, undefined])
+    assert.match(await early.wait('big', 'p2', 9_000, 4) ?? '', /already hold/)
+    const expires = early.wait('never', 'p3', 100, 4)
+    assert.match(await expires ?? '', /within 200 ms/)
+    early.stop()
+    assert.ok((await Promise.all(more)).every(why => why !== undefined), 'an attestation whose task never came was released')
+    assert.equal(early.size, 0)
+    assert.equal(early.bytes, 0)
+  })
+
+  it('forgotten tasks: the oldest go first past the bound, all after their memory', () => {
+    const hooks: Array<(id: string, task: TrackedTask) => void> = []
+    const forgotten = new ForgottenTasks({ onForget: (hook) => { hooks.push(hook) } }, { maxIds: 3, memoryMs: 60_000 })
+    for (const id of ['a', 'b', 'c', 'd']) hooks[0](id, {} as TrackedTask)
+    assert.deepEqual(['a', 'b', 'c', 'd'].map(id => forgotten.has(id)), [false, true, true, true])
+    forgotten.add('e', Date.now() - 120_000)
+    assert.equal(forgotten.has('e'), false)
+    assert.ok(forgotten.size <= 3)
+  })
+
+  it('attestation ledger: only tracked tasks, no inline outputs, the oldest task dropped past the bound, a task dropped when forgotten', () => {
+    const tracked = new Set<string>()
+    const hooks: Array<(id: string, task: TrackedTask) => void> = []
+    const events = new TypedEventEmitter<PoiNodeEvents>()
+    const ledger = new AttestationLedger({ events, tasks: { has: (id) => tracked.has(typeof id === 'string' ? id : toHex(id)), onForget: (hook) => { hooks.push(hook) } } }, { maxFirstResults: 8 })
+    const untracked = result('untracked')
+    ledger.remember(attest(ops, 0, untracked))
+    assert.equal(ledger.size, 0, 'a first result was kept for a task the book does not track')
+    const tasks = ['t0', 't1', 't2'].map(result)
+    for (const r of tasks) tracked.add(toHex(r.taskId))
+    for (const r of tasks) for (const i of [0, 1, 2, 3]) ledger.remember(attest(ops, i, r))
+    assert.equal(ledger.size, 8)
+    assert.equal(ledger.firstResult(tasks[0].taskId, 0), undefined, 'the oldest task was not dropped first')
+    assert.equal(ledger.firstResult(tasks[2].taskId, 3), toHex(tasks[2].resultHash))
+    assert.equal(ledger.classify(attest(ops, 3, tasks[2])), 'duplicate')
+    hooks[0](toHex(tasks[2].taskId), {} as TrackedTask)
+    assert.equal(ledger.size, 4)
+    assert.equal(ledger.classify(attest(ops, 3, tasks[2])), 'new')
   })
 })
