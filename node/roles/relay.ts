@@ -13,8 +13,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import type { BufferedVerifier } from '../../consensus/index.js'
-import type { OperatorSet } from '../../consensus/index.js'
+import type { BufferedVerifier, OperatorSet } from '../../consensus/index.js'
 import {
   MAX_PROBE_BYTES, checkAttestation, checkCertificate, checkTask, precheckAttestation, type AttestationPrecheckContext,
   type GossipRouter, type Validation, type Verdict
@@ -185,8 +184,7 @@ export class Relay implements Startable {
     if (task.inputRef.length > 0) {
       // A node forwards a task only once it holds the task's input, so the peer that sent it
       // has the input and the next hops can fetch it here: no operator ever gets a task whose
-      // input it cannot reach.
-      // A forwarding peer that says it lacks the input it forwarded is at fault (rejected).
+      // input it cannot reach. So a forwarder that says it lacks the input is at fault (rejected).
       const missing = await this.components.streamData.hold('input', task.inputRef, from, Number(task.deadline))
       if (missing !== undefined) return this.refuse('task', from, `task ${id}: ${missing.reason}`, missing.verdict)
     }
