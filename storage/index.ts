@@ -3,4 +3,4 @@ export type { TaskState, TaskRecordStatus, StoredEvidence, Submission, Submissio
 export { BlockStore, BLOCK_AREA } from './block-store.js'
 export type { Block } from './block-store.js'
 export { StreamStore, StreamStoreError, STREAM_STORE_AREA } from './stream-store.js'
-export type { StreamStoreErrorCode, StreamPutOptions, StreamPutResult, StreamHead } from './stream-store.js'
+export type { StreamStoreErrorCode, StreamPutOptions, StreamPutResult, StreamHead, HeldCopy } from './stream-store.js'

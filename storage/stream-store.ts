@@ -15,7 +15,9 @@ import type { NodeStore, StoreArea } from './node-store.js'
  *   seq/<channel>/<seq, 20 digits>    msgId of the message at that position
  *   head/<channel>                    seq (8 bytes big-endian) ‖ msgId of the highest stored message
  *   payload/<payloadRef>/<msgId>      empty: index by keccak256(payload), to resolve output references
- *   expiry/<unix ms, 15 digits>/<msgId>  channel ‖ seq of a cached copy that may be forgotten then
+ *   expiry/<unix ms, 15 digits>/<msgId>  channel ‖ seq ‖ size (4 bytes) ‖ peer id (utf-8) of a cached
+ *                                     copy that may be forgotten then; size and peer (the one it is held
+ *                                     for) are absent in entries written before they were recorded
  *
  * Invariants, checked by put: every stored message is authentic (its author's key signed it
  * for its own channel); one message per (channel, seq), the first one kept; and any two stored
@@ -59,6 +61,21 @@ export interface StreamPutOptions {
    * Default: kept for good. A message already stored keeps what it was stored with.
    */
   expiresAt?: number
+  /**
+   * With expiresAt: the peer whose gossip made this node keep the copy, recorded so the node can
+   * bound what it holds for each peer (listHeldCopies).
+   */
+  heldFor?: string
+}
+
+/** A cached copy of another node's message (stored with expiresAt), as listHeldCopies returns it. */
+export interface HeldCopy {
+  msgId: Uint8Array
+  expiresAt: number
+  /** Bytes of the message (0 for copies stored before sizes were recorded). */
+  size: number
+  /** The peer it is held for ('' for copies stored before peers were recorded). */
+  heldFor: string
 }
 
 export interface StreamPutResult {
@@ -80,6 +97,8 @@ const HEAD_SEQ_BYTES = 8
 /** Decimal digits of unix ms up to the year 33658, so expiry keys sort by time. */
 const EXPIRY_KEY_DIGITS = 15
 const CHANNEL_BYTES = 32
+const PLACE_BYTES = CHANNEL_BYTES + HEAD_SEQ_BYTES
+const SIZE_BYTES = 4
 
 const seqKey = (channel: Uint8Array, seq: bigint): string => `seq/${toHex(channel)}/${seq.toString().padStart(SEQ_KEY_DIGITS, '0')}`
 const expiryKey = (at: number, msgId: Uint8Array): string => `expiry/${String(Math.max(0, Math.floor(at))).padStart(EXPIRY_KEY_DIGITS, '0')}/${toHex(msgId)}`
@@ -95,16 +114,31 @@ function decodeHead (bytes: Uint8Array): StreamHead {
   return { seq: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0), msgId: bytes.slice(HEAD_SEQ_BYTES) }
 }
 
-/** Where a message sits: channel address ‖ seq (8 bytes big-endian). */
-function encodePlace (channel: Uint8Array, seq: bigint): Uint8Array {
-  const out = new Uint8Array(CHANNEL_BYTES + HEAD_SEQ_BYTES)
+/** Where a cached copy sits and whom it is held for: channel address ‖ seq (8 bytes big-endian) ‖ size (4 bytes) ‖ peer id. */
+function encodePlace (channel: Uint8Array, seq: bigint, size: number, heldFor: string): Uint8Array {
+  const peer = new TextEncoder().encode(heldFor)
+  const out = new Uint8Array(PLACE_BYTES + SIZE_BYTES + peer.length)
   out.set(channel, 0)
-  new DataView(out.buffer).setBigUint64(CHANNEL_BYTES, seq)
+  const view = new DataView(out.buffer)
+  view.setBigUint64(CHANNEL_BYTES, seq)
+  view.setUint32(PLACE_BYTES, size)
+  out.set(peer, PLACE_BYTES + SIZE_BYTES)
   return out
 }
 
-function decodePlace (bytes: Uint8Array): { channel: Uint8Array, seq: bigint } {
-  return { channel: bytes.slice(0, CHANNEL_BYTES), seq: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(CHANNEL_BYTES) }
+function decodePlace (bytes: Uint8Array): { channel: Uint8Array, seq: bigint, size: number, heldFor: string } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const recorded = bytes.length >= PLACE_BYTES + SIZE_BYTES
+  return {
+    channel: bytes.slice(0, CHANNEL_BYTES),
+    seq: view.getBigUint64(CHANNEL_BYTES),
+    size: recorded ? view.getUint32(PLACE_BYTES) : 0,
+    heldFor: recorded ? new TextDecoder().decode(bytes.subarray(PLACE_BYTES + SIZE_BYTES)) : ''
+  }
+}
+
+function expiryOfKey (key: string): number {
+  return Number(key.slice('expiry/'.length, 'expiry/'.length + EXPIRY_KEY_DIGITS))
 }
 
 export class StreamStore {
@@ -221,7 +255,7 @@ export class StreamStore {
     ]
     const head = await this.head(channel)
     if (head === undefined || seq > head.seq) entries.push([`head/${toHex(channel)}`, encodeHead({ seq, msgId })])
-    if (options.expiresAt !== undefined) entries.push([expiryKey(options.expiresAt, msgId), encodePlace(channel, seq)])
+    if (options.expiresAt !== undefined) entries.push([expiryKey(options.expiresAt, msgId), encodePlace(channel, seq, bytes.length, options.heldFor ?? '')])
     await this.area.put(entries)
     return { msgId, stored: true }
   }
@@ -241,6 +275,29 @@ export class StreamStore {
     }
     for (const d of due) await this.locked(d.channel, async () => { await this.forget(d) })
     return due.length
+  }
+
+  /** Every cached copy (stored with expiresAt), soonest to expire first. */
+  async listHeldCopies (): Promise<HeldCopy[]> {
+    const out: HeldCopy[] = []
+    for (const [key, value] of await this.area.entries('expiry/')) {
+      const { size, heldFor } = decodePlace(value)
+      out.push({ msgId: Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'), expiresAt: expiryOfKey(key), size, heldFor })
+    }
+    return out
+  }
+
+  /**
+   * Forgets one cached copy before it expires (a bound on what a node holds for others was
+   * reached), exactly as forgetExpired would. Returns false if it was not held (any more).
+   */
+  async forgetHeldCopy (copy: Pick<HeldCopy, 'msgId' | 'expiresAt'>): Promise<boolean> {
+    const key = expiryKey(copy.expiresAt, copy.msgId)
+    const value = await this.area.get(key)
+    if (value === undefined) return false
+    const { channel, seq } = decodePlace(value)
+    await this.locked(channel, async () => { await this.forget({ key, msgId: copy.msgId, channel, seq }) })
+    return true
   }
 
   private async forget ({ key, msgId, channel, seq }: { key: string, msgId: Uint8Array, channel: Uint8Array, seq: bigint }): Promise<void> {

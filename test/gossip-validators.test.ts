@@ -86,14 +86,48 @@ describe('gossip validators (pure functions)', () => {
       if (v.verdict === 'accept') assert.equal(v.message.operatorIndex, 1)
     })
 
-    it('rejects another epoch, an unknown operator, a bad signature and inconsistent output fields', async () => {
-      assert.match(reasonOf(await checkAttestation(encodeAttestation(attest(ops, 0, result, { epoch: 5n })), context)), /names epoch 5, current epoch is 0/)
+    it('rejects an unknown operator, a bad signature and inconsistent output fields', async () => {
       const other = makeOperators([32n, 32n, 32n, 32n, 32n])
       assert.match(reasonOf(await checkAttestation(encodeAttestation(attest(other, 4, result)), context)), /unknown operator 4/)
       const signedByOther: Attestation = { ...attest(other, 2, result) }
       assert.match(reasonOf(await checkAttestation(encodeAttestation(signedByOther), context)), /bad BLS signature for operator 2/)
       const badRef = attest(ops, 0, result, { outputRef: new Uint8Array(32).fill(9) })
       assert.match(reasonOf(await checkAttestation(encodeAttestation(badRef), context)), /outputRef is not the content address/)
+    })
+
+    it('ignores, never rejects, another epoch: honest relays read an epoch change at different moments', async () => {
+      let verified = 0
+      const counting = { ...context, verify: async (set: SignatureSet) => { verified++; return await verify(set) } }
+      for (const epoch of [5n, 1n]) {
+        const v = await checkAttestation(encodeAttestation(attest(ops, 0, result, { epoch })), counting)
+        assert.equal(v.verdict, 'ignore')
+        assert.match(reasonOf(v), new RegExp(`names epoch ${epoch}, current epoch is 0`))
+      }
+      assert.equal(verified, 0, 'no pairing is spent on an attestation of another epoch')
+    })
+
+    it('accepts the previous epoch during its grace period, checked against that epoch\'s set', async () => {
+      const next = makeOperators([32n, 32n, 32n], { epoch: 1n })
+      const during = { ...context, operatorSet: next.set, previousSet: ops.set }
+      const old = await checkAttestation(encodeAttestation(attest(ops, 3, result)), during)
+      assert.equal(old.verdict, 'accept', 'operator 3 exists only in the previous set')
+      const forged = await checkAttestation(encodeAttestation({ ...attest(next, 0, result), epoch: 0n }), during)
+      assert.equal(forged.verdict, 'reject')
+      const after = await checkAttestation(encodeAttestation(attest(ops, 3, result)), { ...context, operatorSet: next.set })
+      assert.equal(after.verdict, 'ignore')
+    })
+
+    it('ignores an attestation, a task or a certificate of a forgotten task before any signature work', async () => {
+      let verified = 0
+      const counting = { ...context, verify: async (set: SignatureSet) => { verified++; return await verify(set) }, forgotten: () => true }
+      const v = await checkAttestation(encodeAttestation(attest(ops, 1, result)), counting)
+      assert.equal(v.verdict, 'ignore')
+      assert.match(reasonOf(v), /replay/)
+      assert.equal(verified, 0)
+      const task = await signTask(account, TEST_DOMAIN.taskManager, fields)
+      const t = await checkTask(encodeTaskAnnouncement(task), { ...taskContext, forgotten: () => true })
+      assert.equal(t.verdict, 'ignore')
+      assert.match(reasonOf(t), /replay/)
     })
 
     it('ignores a repeat of the first result and an attestation past the deadline slack, before checking the signature', async () => {
@@ -134,6 +168,14 @@ describe('gossip validators (pure functions)', () => {
       assert.match(reasonOf(await checkCertificate(certificate([0, 1, 2]), { ...context, operatorSetOf: () => undefined })), /which this node does not know/)
       const settled = await checkCertificate(certificate([0, 1, 2]), { ...context, settled: () => true })
       assert.equal(settled.verdict, 'ignore')
+    })
+
+    it('ignores a certificate of a forgotten task before checking it', async () => {
+      let looked = 0
+      const replay = await checkCertificate(certificate([0, 1, 2]), { ...context, forgotten: () => true, settled: () => { looked++; return false } })
+      assert.equal(replay.verdict, 'ignore')
+      assert.match(reasonOf(replay), /replay/)
+      assert.equal(looked, 0)
     })
   })
 

@@ -18,7 +18,7 @@ import { openTempStore, rejectsExchange, startExchangePeers, type ExchangePeers,
 import {
   channelAddressOf, createStreamMessage, decodeStreamMessage, encodeStreamMessage, GENESIS_PREV_ID,
   MAX_STREAM_PAYLOAD_BYTES, DecodeError, payloadRefOf, STREAM_VERSION, StreamMessageError,
-  streamMessageId, verifyStreamMessage, msgIdFromCid, streamMessageCid, type StreamMessage
+  streamMessageId, verifyStreamMessage, msgIdFromCid, streamMessageCid, toHex, type StreamMessage
 } from '../protocols/wire/index.js'
 import { NodeStore, StreamStore, StreamStoreError } from '../storage/index.js'
 
@@ -198,6 +198,24 @@ describe('streams: StreamStore', () => {
     assert.equal(await streams.forgetExpired(now + 120_000), 0)
     // a forgotten message can be stored again (fetched anew)
     assert.equal((await streams.put(m2, { allowGap: true })).stored, true)
+  })
+
+  it('lists cached copies with their size and the peer they are held for, and forgets one on demand (the bound on what a node holds for others)', async () => {
+    const [m0, m1] = await channelOf(alice, 'inputs', 2)
+    const now = Date.now()
+    await streams.put(m0)
+    await streams.put(m1, { expiresAt: now + 60_000, heldFor: 'peer-a' })
+    const own = await streams.append(mallory, 'outputs', text('kept for good'))
+    const held = await streams.listHeldCopies()
+    assert.equal(held.length, 1)
+    assert.equal(toHex(held[0].msgId), toHex(streamMessageId(m1)))
+    assert.deepEqual([held[0].expiresAt, held[0].size, held[0].heldFor], [now + 60_000, encodeStreamMessage(m1).length, 'peer-a'])
+    assert.equal(await streams.forgetHeldCopy(held[0]), true)
+    assert.equal(await streams.get(streamMessageId(m1)), undefined)
+    assert.equal((await streams.head(m0.channel))?.seq, 0n)
+    assert.equal(await streams.forgetHeldCopy(held[0]), false)
+    assert.deepEqual(await streams.listHeldCopies(), [])
+    assert.ok(await streams.get(own.msgId) != null)
   })
 
   it('refuses a bad signature and a wrong author', async () => {

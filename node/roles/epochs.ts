@@ -38,6 +38,8 @@ export class Epochs implements Startable {
   private readonly reads = new Map<bigint, Promise<OperatorSet | undefined>>()
   /** Epochs a read found no set for, and when: not read again before EPOCH_MISS_RETRY_MS. */
   private readonly misses = new Map<bigint, number>()
+  /** The set that was current before the last change, and when the change happened (unix ms). */
+  private last: { set: OperatorSet, until: number } | undefined
 
   constructor (private readonly components: EpochsComponents, init: EpochsInit) {
     this.readSet = init.readSet
@@ -54,6 +56,9 @@ export class Epochs implements Startable {
 
   /** This node's index in the current operator set, if it is an operator there. */
   get operatorIndex (): number | undefined { return this.index }
+
+  /** The set that was current before the newest one, and when this node moved on (unix ms). */
+  get previous (): { set: OperatorSet, until: number } | undefined { return this.last }
 
   /** The set of an epoch this node knows. */
   setOf (epoch: bigint): OperatorSet | undefined {
@@ -104,6 +109,7 @@ export class Epochs implements Startable {
   use (set: OperatorSet): void {
     this.sets.set(set.epoch, set)
     if (set.epoch <= this.currentSet.epoch) return
+    this.last = { set: this.currentSet, until: Date.now() }
     this.currentSet = set
     this.index = indexIn(set, this.components.blsPublicKey)
     log('now in epoch %s (%d operators)%s', set.epoch, set.operators.length, this.index != null ? `, this node is operator ${this.index}` : '')

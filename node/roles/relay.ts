@@ -4,13 +4,19 @@
  * it accepts, and hands it to the roles this node plays. A light requester follows only
  * certificates. Nothing reaches storage or a role before its validator (protocols/gossip)
  * accepted it.
+ *
+ * Its own state is bounded (protocols/wire/bounds.ts, "tasks and attestations in memory"):
+ * attestations are accepted, stored and relayed only for tasks this node tracks; those that
+ * come first wait a short, bounded while for their task (EarlyAttestations), unverified;
+ * replays of tasks the TaskBook forgot are ignored before any signature work (ForgottenTasks).
  */
 import { randomBytes } from 'node:crypto'
 import type { Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import type { BufferedVerifier } from '../../consensus/index.js'
+import type { BufferedVerifier, OperatorSet } from '../../consensus/index.js'
 import {
-  MAX_PROBE_BYTES, checkAttestation, checkCertificate, checkTask, type GossipRouter, type Validation, type Verdict
+  MAX_PROBE_BYTES, checkAttestation, checkCertificate, checkTask, precheckAttestation, type AttestationPrecheckContext,
+  type GossipRouter, type Validation, type Verdict
 } from '../../protocols/gossip/index.js'
 import { STREAM_REQUEST_TIMEOUT_MS } from '../../protocols/stream/index.js'
 import {
@@ -20,9 +26,11 @@ import {
 import type { NodeStore } from '../../storage/index.js'
 import type { Aggregator } from './aggregator.js'
 import type { AttestationLedger } from './attestation-ledger.js'
+import { EarlyAttestations, type EarlyAttestationsInit } from './early-attestations.js'
 import type { Epochs } from './epochs.js'
 import { preciseNow, type NodeEvents } from './events.js'
 import { displayModelId, type ModelService } from './model-service.js'
+import { ForgottenTasks, type ForgottenTasksInit } from './forgotten-tasks.js'
 import type { Operator } from './operator.js'
 import type { StreamData } from './stream-data.js'
 import type { TaskBook } from './task-book.js'
@@ -65,10 +73,22 @@ export interface RelayInit {
   maxTaskTtlMs: number
   /** Relay and timestamp latency probes (benchmarks and diagnostics). */
   probe: boolean
+  /** Bounds of the early-attestation buffer (defaults: protocols/wire/bounds.ts; tests shrink them). */
+  early?: EarlyAttestationsInit
+  /** Bounds of the forgotten-task memory (defaults: protocols/wire/bounds.ts). */
+  forgotten?: ForgottenTasksInit
 }
 
 export class Relay implements Startable {
-  constructor (private readonly components: RelayComponents, private readonly init: RelayInit) {}
+  /** Attestations that arrived before their task, waiting for it. */
+  readonly earlyAttestations: EarlyAttestations
+  /** Tasks the TaskBook forgot: their messages are replays. */
+  readonly forgottenTasks: ForgottenTasks
+
+  constructor (private readonly components: RelayComponents, private readonly init: RelayInit) {
+    this.earlyAttestations = new EarlyAttestations(init.early)
+    this.forgottenTasks = new ForgottenTasks(components.tasks, init.forgotten)
+  }
 
   start (): void {
     const { gossip } = this.components
@@ -104,6 +124,7 @@ export class Relay implements Startable {
 
   stop (): void {
     this.components.gossip.stop()
+    this.earlyAttestations.stop()
   }
 
   /** Publishes a signed task (requester side) and tracks it like one from gossip. */
@@ -140,6 +161,7 @@ export class Relay implements Startable {
       chainId: set.domain.chainId,
       taskManager: set.domain.taskManager,
       known: (taskId) => tasks.has(taskId),
+      forgotten: (taskId) => this.forgottenTasks.has(taskId),
       now: Date.now(),
       maxTaskTtlMs: this.init.maxTaskTtlMs,
       isModelId: (id) => models.isModelId(id),
@@ -162,9 +184,9 @@ export class Relay implements Startable {
     if (task.inputRef.length > 0) {
       // A node forwards a task only once it holds the task's input, so the peer that sent it
       // has the input and the next hops can fetch it here: no operator ever gets a task whose
-      // input it cannot reach.
+      // input it cannot reach. So a forwarder that says it lacks the input is at fault (rejected).
       const missing = await this.components.streamData.hold('input', task.inputRef, from, Number(task.deadline))
-      if (missing !== undefined) return this.refuse('task', from, `task ${id}: ${missing}`, 'ignore')
+      if (missing !== undefined) return this.refuse('task', from, `task ${id}: ${missing.reason}`, missing.verdict)
     }
     if (tasks.has(id)) return 'ignore'
     // A task re-gossiped after a restart: if we already hold its certificate, it is settled
@@ -178,6 +200,8 @@ export class Relay implements Startable {
   private track (taskId: Uint8Array, task: TaskAnnouncement, settled = false): void {
     const { entry, added } = this.components.tasks.track(taskId, task, settled)
     if (added) this.components.aggregator?.track(entry)
+    // Attestations that came first go on to validation now, as if they had just arrived.
+    if (added) this.earlyAttestations.release(toHex(taskId))
   }
 
   /**
@@ -191,10 +215,38 @@ export class Relay implements Startable {
     await this.components.operator?.attest(taskId, task)
   }
 
+  /**
+   * The previous epoch's set while a task announced before the change may still be live (the
+   * longest task life this node accepts, plus the late slack): operators that had not yet read
+   * the change sign with it, and an aggregation begun in that epoch counts only its signatures.
+   * Accepted rather than merely ignored, so those tasks still certify; after it, ignored.
+   */
+  private previousSet (now: number): OperatorSet | undefined {
+    const previous = this.components.epochs.previous
+    if (previous == null || now > previous.until + this.init.maxTaskTtlMs + LATE_ATTESTATION_SLACK_MS) return undefined
+    return previous.set
+  }
+
+  private attestationPrecheck (): AttestationPrecheckContext {
+    return {
+      operatorSet: this.components.epochs.current,
+      previousSet: this.previousSet(Date.now()),
+      forgotten: (taskId) => this.forgottenTasks.has(taskId)
+    }
+  }
+
   private async validateAttestation (data: Uint8Array, from: string): Promise<Verdict> {
     const { epochs, tasks, ledger, verifier } = this.components
+    // Cheap checks first; an attestation for a task not known here waits for it, unverified,
+    // and is neither stored nor relayed unless the task comes.
+    const pre = this.verdictOf('attestation', from, precheckAttestation(data, this.attestationPrecheck()))
+    if (typeof pre === 'string') return pre
+    if (!tasks.has(pre.taskId)) {
+      const why = await this.earlyAttestations.wait(toHex(pre.taskId), from, data.length, epochs.current.operators.length)
+      if (why !== undefined) return this.refuse('attestation', from, `attestation for task ${toHex(pre.taskId)} by operator ${pre.operatorIndex}: ${why}`, 'ignore')
+    }
     const checked = this.verdictOf('attestation', from, await checkAttestation(data, {
-      operatorSet: epochs.current,
+      ...this.attestationPrecheck(),
       now: Date.now(),
       acceptUntil: (taskId) => {
         const deadline = tasks.get(taskId)?.deadline
@@ -216,8 +268,9 @@ export class Relay implements Startable {
     if (kind === 'equivocation') await ledger.recordEquivocation(att)
     if (att.output.length === 0) {
       const deadline = (tasks.get(att.taskId)?.deadline ?? Date.now()) + LATE_ATTESTATION_SLACK_MS
+      // A forwarding peer that says it lacks the output it forwarded is at fault (rejected).
       const missing = await this.components.streamData.hold('output', att.outputRef, from, deadline)
-      if (missing !== undefined) return this.refuse('attestation', from, `attestation for task ${toHex(att.taskId)} by operator ${att.operatorIndex}: ${missing}`, 'ignore')
+      if (missing !== undefined) return this.refuse('attestation', from, `attestation for task ${toHex(att.taskId)} by operator ${att.operatorIndex}: ${missing.reason}`, missing.verdict)
     }
     if (kind === 'new') ledger.remember(att)
     return 'accept'
@@ -233,6 +286,7 @@ export class Relay implements Startable {
   private async validateCertificate (data: Uint8Array, from: string): Promise<Verdict> {
     const { epochs, tasks, store, streamData, aggregator } = this.components
     const checked = this.verdictOf('certificate', from, await checkCertificate(data, {
+      forgotten: (taskId) => this.forgottenTasks.has(taskId),
       settled: async (taskId) => {
         if (tasks.get(taskId)?.settled === true && aggregator == null) return true
         return store != null && await store.getCertificate(taskId) != null
@@ -244,8 +298,10 @@ export class Relay implements Startable {
     const qc = checked
     // Every full node that holds a certificate can serve its output too (to light requesters).
     if (qc.output.length === 0 && store != null) {
+      // Always ignored: a certificate may come long after the attestations whose outputs its
+      // forwarder held, which that forwarder may have evicted since under its bounds.
       const missing = await streamData.hold('output', qc.outputRef, from, Date.now() + STREAM_REQUEST_TIMEOUT_MS)
-      if (missing !== undefined) return this.refuse('certificate', from, `certificate for task ${toHex(qc.taskId)}: ${missing}`, 'ignore')
+      if (missing !== undefined) return this.refuse('certificate', from, `certificate for task ${toHex(qc.taskId)}: ${missing.reason}`, 'ignore')
     }
     return 'accept'
   }

@@ -7,5 +7,5 @@
 export { TOPICS, MAX_PROBE_BYTES, GossipRouter, gossipsubOptions, messageId } from './router.js'
 export type { TopicName, TopicHandler, Verdict, GossipOptions } from './router.js'
 export { peerScoreParams, peerScoreThresholds, topicScoreParams, mustDisconnect, LOOPBACK_ADDRESSES } from './scoring.js'
-export { checkTask, checkAttestation, checkCertificate, outputMismatch, outputRefOf } from './validators.js'
-export type { Validation, TaskCheckContext, AttestationCheckContext, CertificateCheckContext } from './validators.js'
+export { checkTask, checkAttestation, precheckAttestation, checkCertificate, outputMismatch, outputRefOf } from './validators.js'
+export type { Validation, TaskCheckContext, AttestationCheckContext, AttestationPrecheckContext, CertificateCheckContext } from './validators.js'

@@ -36,6 +36,8 @@ function decodeWith<T> (decode: (bytes: Uint8Array) => T, bytes: Uint8Array): { 
 export interface TaskCheckContext {
   /** Whether this node already tracks the task (a duplicate is ignored before any check). */
   known: (taskId: Uint8Array) => boolean
+  /** Whether this node tracked the task and forgot it: a replay, ignored before any check. */
+  forgotten?: (taskId: Uint8Array) => boolean
   /** The chain and TaskManager this network signs tasks for. */
   chainId: bigint
   taskManager: `0x${string}`
@@ -57,6 +59,7 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
   const taskId = taskIdOf(task)
   const id = toHex(taskId)
   if (ctx.known(taskId)) return { verdict: 'ignore', reason: `task ${id} already known`, duplicate: true }
+  if (ctx.forgotten?.(taskId) === true) return refuse(`task ${id} is a replay of a task this node already forgot`, 'ignore')
   if (task.chainId !== ctx.chainId) return refuse(`task ${id} is for chain ${task.chainId}, this network is chain ${ctx.chainId}`)
   const deadline = Number(task.deadline)
   if (deadline <= ctx.now) return refuse(`task ${id} arrived after its deadline (${new Date(deadline).toISOString()})`, 'ignore')
@@ -70,9 +73,19 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
   return { verdict: 'accept', message: { task, taskId } }
 }
 
-export interface AttestationCheckContext {
-  /** The current epoch's operator set: attestations of other epochs are not counted. */
+export interface AttestationPrecheckContext {
+  /** The current epoch's operator set. */
   operatorSet: OperatorSet
+  /**
+   * The previous epoch's set while its attestations are still accepted (a grace period after an
+   * epoch change, so tasks announced before it still certify); undefined otherwise.
+   */
+  previousSet?: OperatorSet
+  /** Whether this node tracked the task and forgot it: a replay, ignored before any signature work. */
+  forgotten?: (taskId: Uint8Array) => boolean
+}
+
+export interface AttestationCheckContext extends AttestationPrecheckContext {
   /** Unix milliseconds. */
   now: number
   /** The task's deadline plus the slack this node allows, when it knows the task. */
@@ -84,20 +97,40 @@ export interface AttestationCheckContext {
 }
 
 /**
- * An attestation: well-formed, of the current epoch, by a known operator, with consistent
- * output fields, not a repeat, on time, validly signed. A second, different result by the
- * same operator is accepted here: it is equivocation evidence, which the caller records.
+ * The checks of an attestation that cost no signature work: well-formed, not a replay of a
+ * forgotten task, of the current epoch (or the previous one during its grace period), by a
+ * known operator, with consistent output fields. Another epoch is ignored, not rejected:
+ * honest nodes read an epoch change from the chain at different moments, so an honest relay
+ * may forward attestations of an epoch this node has left or not reached yet.
  */
-export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheckContext): Promise<Validation<Attestation>> {
+export function precheckAttestation (bytes: Uint8Array, ctx: AttestationPrecheckContext): Validation<Attestation> & { set?: OperatorSet } {
   const decoded = decodeWith(decodeAttestation, bytes)
   if (!('message' in decoded)) return decoded
   const att = decoded.message
   const id = toHex(att.taskId)
-  const set = ctx.operatorSet
-  if (att.epoch !== set.epoch) return refuse(`attestation for task ${id} names epoch ${att.epoch}, current epoch is ${set.epoch}`)
+  if (ctx.forgotten?.(att.taskId) === true) return refuse(`attestation for task ${id} is a replay: this node already forgot the task`, 'ignore')
+  const set = att.epoch === ctx.operatorSet.epoch ? ctx.operatorSet : att.epoch === ctx.previousSet?.epoch ? ctx.previousSet : undefined
+  if (set == null) {
+    return refuse(`attestation for task ${id} names epoch ${att.epoch}, current epoch is ${ctx.operatorSet.epoch}` +
+      (ctx.previousSet != null ? ` (previous ${ctx.previousSet.epoch})` : ''), 'ignore')
+  }
   if (att.operatorIndex >= set.operators.length) return refuse(`attestation for task ${id} names unknown operator ${att.operatorIndex}`)
   const badOutput = outputMismatch(att)
   if (badOutput !== undefined) return refuse(`attestation for task ${id} by operator ${att.operatorIndex}: ${badOutput}`)
+  return { verdict: 'accept', message: att, set }
+}
+
+/**
+ * An attestation: passes precheckAttestation, is not a repeat, on time, validly signed (against
+ * its epoch's set). A second, different result by the same operator is accepted here: it is
+ * equivocation evidence, which the caller records.
+ */
+export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheckContext): Promise<Validation<Attestation>> {
+  const pre = precheckAttestation(bytes, ctx)
+  if (pre.verdict !== 'accept') return pre
+  const att = pre.message
+  const set = pre.set ?? ctx.operatorSet
+  const id = toHex(att.taskId)
   if (ctx.firstResult(att.taskId, att.operatorIndex) === toHex(att.resultHash)) {
     return { verdict: 'ignore', reason: `attestation for task ${id} by operator ${att.operatorIndex} already seen`, duplicate: true }
   }
@@ -111,6 +144,8 @@ export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheck
 }
 
 export interface CertificateCheckContext {
+  /** Whether this node tracked the task and forgot it: a replay, ignored before any check. */
+  forgotten?: (taskId: Uint8Array) => boolean
   /** Whether this node already holds a certificate for the task (then it is ignored before any check). */
   settled: (taskId: Uint8Array) => boolean | Promise<boolean>
   /**
@@ -128,6 +163,7 @@ export async function checkCertificate (bytes: Uint8Array, ctx: CertificateCheck
   if (!('message' in decoded)) return decoded
   const qc = decoded.message
   const id = toHex(qc.taskId)
+  if (ctx.forgotten?.(qc.taskId) === true) return refuse(`certificate for task ${id} is a replay: this node already forgot the task`, 'ignore')
   if (await ctx.settled(qc.taskId)) return { verdict: 'ignore', reason: `task ${id} already certified here`, duplicate: true }
   const badOutput = outputMismatch(qc)
   if (badOutput !== undefined) return refuse(`certificate for task ${id}: ${badOutput}`)
