@@ -424,7 +424,7 @@ class AccountSender {
       } catch (err) {
         if (bumps < MAX_FEE_BUMPS && errorMatches(err, UNDERPRICED)) {
           fees = bump(fees)
-          log('transaction with nonce %d refused as underpriced, retrying with max fee %d wei', this.next, fees.maxFeePerGas)
+          log('transaction with nonce %d refused as underpriced, retrying with max fee %s wei', this.next, fees.maxFeePerGas.toString())
           continue
         }
         this.next = undefined

@@ -216,4 +216,40 @@ describe('submissions are never lost', function () {
     assert.equal(loser.txHash, slashes[0].transactionHash)
     assert.equal(outcomes.find(o => o.state === 'confirmed')!.txHash, slashes[0].transactionHash)
   })
+
+  it('a send refused as underpriced (another transaction holds its nonce) goes out again with bumped fees', async () => {
+    const [warmUp, qc] = certificates('bump', 2)
+    const account = 0
+    const { store, submitter: s } = await submitter('bump', await client(account))
+    // One certificate through first: the sender now counts this account's nonces itself.
+    await store.putCertificate(warmUp, { submit: true })
+    s.kick('certificate', toHex(warmUp.taskId))
+    await settle(store, [warmUp], 'warm-up')
+    const wallet = chain.wallets[account]
+    const nonce = await chain.publicClient.getTransactionCount({ address: wallet.account.address })
+    // Another process with the same key takes the next nonce with 1.5 times the fees, and sits in the pool.
+    await chain.testClient.setAutomine(false)
+    cleanups.push(async () => { await chain.testClient.setAutomine(true) })
+    const fees = await chain.publicClient.estimateFeesPerGas()
+    const blocker = await wallet.sendTransaction({
+      to: wallet.account.address, value: 0n, nonce, maxFeePerGas: fees.maxFeePerGas * 3n / 2n, maxPriorityFeePerGas: fees.maxPriorityFeePerGas * 3n / 2n
+    })
+    await store.putCertificate(qc, { submit: true })
+    s.kick('certificate', toHex(qc.taskId))
+    let replacement: { hash: `0x${string}`, maxFeePerGas?: `0x${string}` } | undefined
+    await until(async () => {
+      const pool = await chain.testClient.getTxpoolContent()
+      const mine = Object.entries(pool.pending).find(([from]) => from.toLowerCase() === wallet.account.address.toLowerCase())?.[1]
+      const tx = mine?.[String(nonce)]
+      if (tx?.hash !== blocker) replacement = tx
+      return replacement != null
+    }, SETTLE_TIMEOUT_MS, `the certificate's transaction replacing ${blocker} at nonce ${nonce}`)
+    await chain.testClient.setAutomine(true)
+    await chain.testClient.mine({ blocks: 1 })
+    const [sub] = await settle(store, [qc], 'bumped')
+    assert.equal(sub.state, 'confirmed', JSON.stringify(sub))
+    assert.equal(sub.txHash, replacement!.hash)
+    assert.ok(BigInt(replacement!.maxFeePerGas!) > fees.maxFeePerGas * 3n / 2n, 'the replacement pays more than the transaction it replaced')
+    assert.equal(await isSettled(qc), true)
+  })
 })
