@@ -22,8 +22,14 @@ export class TransactionFailedError extends PoiError {
   }
 }
 
-async function mined (publicClient: PublicClient, hash: `0x${string}`, what: string): Promise<TransactionReceipt> {
-  const receipt = await publicClient.waitForTransactionReceipt({ hash })
+/**
+ * The receipt of `hash`, which must have succeeded. `timeout` and `signal` bound the wait (viem's
+ * default timeout is 180 s); a replaced transaction resolves with its replacement's receipt.
+ */
+export async function mined (
+  publicClient: PublicClient, hash: `0x${string}`, what: string, options: { timeout?: number, signal?: AbortSignal } = {}
+): Promise<TransactionReceipt> {
+  const receipt = await publicClient.waitForTransactionReceipt({ hash, ...options })
   if (receipt.status !== 'success') throw new TransactionFailedError(what, hash)
   return receipt
 }
@@ -54,18 +60,36 @@ export async function advanceEpoch (walletClient: Wallet, publicClient: PublicCl
 export async function submitCertificate (
   walletClient: Wallet, publicClient: PublicClient, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet
 ): Promise<{ accepted: boolean, receipt: TransactionReceipt }> {
-  const { request, result } = await publicClient.simulateContract({
-    account: walletClient.account, address: taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set)
-  })
+  const { request, result } = await simulateCertificate(publicClient, walletClient.account, taskManager, qc, set)
   return { accepted: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'TaskManager.submitCertificate') }
+}
+
+/**
+ * The simulated TaskManager.submitCertificate of `qc` from `account`, without sending it: `request`
+ * is what to send, `result` false when the task is already settled. For senders that choose the
+ * nonce and fees themselves (the node's ChainClient).
+ */
+export async function simulateCertificate (
+  publicClient: PublicClient, account: Account, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet
+) {
+  return await publicClient.simulateContract({
+    account, address: taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set)
+  })
 }
 
 /** Posts equivocation evidence; `slashed` is the stake taken (0 if the operator had already withdrawn). */
 export async function submitEvidence (
   walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
-  const { request, result } = await publicClient.simulateContract({
-    account: walletClient.account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitEvidence', args: [evidenceCalldata(evidence, set)]
-  })
+  const { request, result } = await simulateEvidence(publicClient, walletClient.account, slashing, evidence, set)
   return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitEvidence') }
+}
+
+/** The simulated SlashingManager.submitEvidence from `account`, without sending it (see simulateCertificate). */
+export async function simulateEvidence (
+  publicClient: PublicClient, account: Account, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet
+) {
+  return await publicClient.simulateContract({
+    account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitEvidence', args: [evidenceCalldata(evidence, set)]
+  })
 }

@@ -24,7 +24,7 @@ export {
 } from './calldata.js'
 export { type RegistryContracts, RegistryReadError, readCurrentEpoch, readQuorumBps, readOperatorSet } from './registry-reader.js'
 export { contractErrorName, contractErrorArgs } from './revert.js'
-export { registerOperator, advanceEpoch, submitCertificate, submitEvidence, TransactionFailedError } from './actions.js'
+export { registerOperator, advanceEpoch, submitCertificate, submitEvidence, simulateCertificate, simulateEvidence, mined, TransactionFailedError } from './actions.js'
 export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MAX_MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
   modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,

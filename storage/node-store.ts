@@ -40,18 +40,37 @@ export interface StoredEvidence {
   foundAt: number
 }
 
-/** Something this node must get on-chain, kept until the chain confirms it (or it is moot). */
+/**
+ * Where a submission stands:
+ * - pending: not yet on-chain; retried (and resumed after a restart) until it is;
+ * - confirmed: settled on-chain by this node's account (txHash, gasUsed);
+ * - settled-by-other: the chain already held a result (or the slash) from another account
+ *   (settledBy, txHash of that transaction, resultHash for a certificate);
+ * - failed: the contract refuses it for good (revert: its custom error), or its data is gone;
+ * - moot: written by versions before issue 9 for both "settled by someone else" and "given up";
+ *   read as pending, so the chain decides which it was.
+ */
+export type SubmissionState = 'pending' | 'confirmed' | 'settled-by-other' | 'failed' | 'moot'
+
+/** Something this node must get on-chain, kept until the chain holds it (from this node or another). */
 export type SubmissionKind = 'certificate' | 'evidence'
 export interface Submission {
   kind: SubmissionKind
   /** certificate: task id hex; evidence: `<taskId hex>/<operator index>` */
   id: string
-  state: 'pending' | 'confirmed' | 'moot'
+  state: SubmissionState
   attempts: number
   createdAt: number
   updatedAt: number
+  /** confirmed: this node's transaction; settled-by-other: the other account's transaction */
   txHash?: string
   gasUsed?: string
+  /** settled-by-other: the account whose transaction settled the task (or slashed the operator) */
+  settledBy?: string
+  /** settled-by-other, certificates: the result hash the chain holds (it may differ from ours) */
+  resultHash?: string
+  /** failed: the contract's custom error, e.g. InvalidSignature */
+  revert?: string
   lastError?: string
 }
 
@@ -309,10 +328,10 @@ export class NodeStore {
     return bytes == null ? undefined : JSON.parse(fromUtf8.decode(bytes)) as Submission
   }
 
-  /** Submissions still waiting for the chain, oldest first. */
+  /** Submissions still waiting for the chain, oldest first (with the legacy 'moot' ones, which may have been lost). */
   async listPendingSubmissions (kind?: SubmissionKind): Promise<Submission[]> {
     const all = await this.scan(kind == null ? 'submit/' : `submit/${kind}/`, bytes => JSON.parse(fromUtf8.decode(bytes)) as Submission)
-    return all.filter(s => s.state === 'pending').sort((a, b) => a.createdAt - b.createdAt)
+    return all.filter(s => s.state === 'pending' || s.state === 'moot').sort((a, b) => a.createdAt - b.createdAt)
   }
 
   private submissionOp (sub: Submission): { type: 'put', key: string, value: Uint8Array } {

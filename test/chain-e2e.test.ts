@@ -288,9 +288,14 @@ describe('end to end on a real chain (anvil)', function () {
       const id = to0xHex(result.taskId).slice(2)
       await client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
       const settled = async (c: ChildNode): Promise<PoiEvent> =>
-        await c.waitFor(e => (e.event === 'submitted' || e.event === 'submission-moot') && e.id === id, ACCEPTANCE_TIMEOUT_MS, `submitted or submission-moot event for task 0x${id}`)
+        await c.waitFor(e => (e.event === 'submitted' || e.event === 'submission-settled-by-other') && e.id === id, ACCEPTANCE_TIMEOUT_MS, `submitted or submission-settled-by-other event for task 0x${id}`)
       const outcomes = await Promise.all([settled(net.aggregator), settled(second)])
-      assert.deepEqual(outcomes.map(o => o.event).sort(), ['submission-moot', 'submitted'], JSON.stringify(outcomes))
+      assert.deepEqual(outcomes.map(o => o.event).sort(), ['submission-settled-by-other', 'submitted'], JSON.stringify(outcomes))
+      // The one that stood down names the other's transaction, the one that settled the task.
+      const posted = outcomes.find(o => o.event === 'submitted')
+      const other = outcomes.find(o => o.event === 'submission-settled-by-other')
+      assert.ok(posted?.event === 'submitted' && other?.event === 'submission-settled-by-other')
+      assert.equal(other.txHash, posted.txHash)
     } finally {
       // Other tests count on one aggregator forming and posting its own certificates.
       await second.stop()

@@ -41,6 +41,21 @@ describe('cli: --json event lines (one typed union)', () => {
     rejectsLine('{"event":"submitted","kind":"certificate","id":"a","txHash":"0x12","gasUsed":"1e3"}', /gasUsed to be a decimal integer string/)
   })
 
+  it('a submission ends in an event that says what happened: settled by another account (who, which transaction), failed (why), retrying', () => {
+    const other = `0x${'cd'.repeat(20)}` as const
+    const tx = `0x${'12'.repeat(32)}` as const
+    const lines: PoiEventInput[] = [
+      { event: 'submission-settled-by-other', kind: 'certificate', id: 'ab', settledBy: other, txHash: tx, resultHash: TASK },
+      { event: 'submission-failed', kind: 'evidence', id: 'ab/00000001', reason: 'SlashingManager.submitEvidence reverted with AlreadySlashed', revert: 'AlreadySlashed' },
+      { event: 'submission-retry', kind: 'certificate', id: 'ab', attempts: 4, retryInMs: 4000, reason: 'cannot reach the chain' }
+    ]
+    const read = lines.map(e => parseEvent(serializeEvent(e)))
+    assert.deepEqual(read[0], { event: 'submission-settled-by-other', kind: 'certificate', id: 'ab', settledBy: other, txHash: tx, resultHash: TASK_HEX })
+    assert.deepEqual(read.slice(1), lines.slice(1))
+    rejectsLine('{"event":"submission-settled-by-other","kind":"certificate","id":"ab","txHash":"0x12"}', /needs settledBy to be 0x-hex/)
+    rejectsLine('{"event":"submission-moot","kind":"certificate","id":"ab"}', /unknown event "submission-moot"/)
+  })
+
   it('parseEvent keeps fields an event does not declare (a newer node may add some) and accepts absent optional ones', () => {
     const e = parseEvent('{"event":"certificate","taskId":"0x00","resultHash":"0x01","signerBitmap":"0x07","at":1,"extra":true}')
     assert.ok(e.event === 'certificate', e.event)

@@ -52,9 +52,18 @@ export type PoiEvent =
   | { event: 'prefetch-failed', modelId: string, reason: string }
   /** Gossip mesh sizes, printed when they change: a launcher waits for them instead of sleeping. */
   | { event: 'mesh', tasks: number, attestations: number, certificates: number, attestationSubscribers: number }
-  /** A certificate or evidence settled on-chain by this aggregator. */
+  /** A certificate or evidence settled on-chain by this aggregator's own transaction. */
   | { event: 'submitted', kind: 'certificate' | 'evidence', id: string, txHash: Hex, gasUsed: Decimal }
-  | { event: 'submission-moot', kind: 'certificate' | 'evidence', id: string, reason?: string }
+  /**
+   * Not sent (or not the one that counted): the chain already held a result for the task (or had
+   * slashed the operator), put there by account `settledBy` in transaction `txHash`; `resultHash`
+   * is the result the chain holds (certificates).
+   */
+  | { event: 'submission-settled-by-other', kind: 'certificate' | 'evidence', id: string, settledBy: Hex, txHash: Hex, resultHash?: Hex }
+  /** Never going on-chain: the contract refuses it with custom error `revert`, or its data is gone. */
+  | { event: 'submission-failed', kind: 'certificate' | 'evidence', id: string, reason: string, revert?: string }
+  /** An attempt failed for a reason that may pass (RPC, nonce, timeout): retried in `retryInMs`, without end. */
+  | { event: 'submission-retry', kind: 'certificate' | 'evidence', id: string, attempts: number, retryInMs: number, reason: string }
   /**
    * A verified result: `poi request` adds the stake that signed and the latency, `poi result`
    * the on-chain result (null: not settled) when it has a chain. `source` says how `poi request`
@@ -188,7 +197,9 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   'prefetch-failed': { modelId: str, reason: str },
   mesh: { tasks: num, attestations: num, certificates: num, attestationSubscribers: num },
   submitted: { kind: submissionKind, id: str, txHash: hex, gasUsed: decimal },
-  'submission-moot': { kind: submissionKind, id: str, reason: optional(str) },
+  'submission-settled-by-other': { kind: submissionKind, id: str, settledBy: hex, txHash: hex, resultHash: optional(hex) },
+  'submission-failed': { kind: submissionKind, id: str, reason: str, revert: optional(str) },
+  'submission-retry': { kind: submissionKind, id: str, attempts: num, retryInMs: num, reason: str },
   result: {
     taskId: hex,
     resultHash: hex,

@@ -79,9 +79,19 @@ function reportEvents (node: PoiNode, out: CliOutput): void {
     // Set on every confirmed submission: the receipt's hash and gas.
     { event: 'submitted', kind: s.kind, id: s.id, txHash: s.txHash as Hex, gasUsed: BigInt(s.gasUsed ?? 0) },
     `${s.kind} ${s.id.slice(0, 16)}… settled on-chain in ${s.txHash} (gas ${s.gasUsed})`))
-  node.submitter?.addEventListener('moot', ({ detail: s }) => out.event(
-    { event: 'submission-moot', kind: s.kind, id: s.id, reason: s.lastError },
-    `${s.kind} ${s.id.slice(0, 16)}… not submitted: ${s.lastError ?? ''}`))
+  node.submitter?.addEventListener('settled-by-other', ({ detail: s }) => out.event(
+    // Set on every settled-by-other submission: the other account and its transaction.
+    { event: 'submission-settled-by-other', kind: s.kind, id: s.id, settledBy: s.settledBy as Hex, txHash: s.txHash as Hex, resultHash: s.resultHash as Hex | undefined },
+    `${s.kind} ${s.id.slice(0, 16)}… already settled on-chain by ${s.settledBy} in ${s.txHash}${s.resultHash != null ? ` (result ${s.resultHash.slice(0, 18)}…)` : ''}; not sent`))
+  node.submitter?.addEventListener('failed', ({ detail: s }) => out.warning(
+    { event: 'submission-failed', kind: s.kind, id: s.id, reason: s.lastError ?? 'unknown', revert: s.revert },
+    `${s.kind} ${s.id.slice(0, 16)}… FAILED, never going on-chain: ${s.revert != null ? `the contract reverts with ${s.revert}` : (s.lastError ?? 'unknown')}`))
+  // A stuck submission is visible without flooding: attempts 1, 2, 4, 8, … (it retries every RETRY_CAP_MS meanwhile).
+  node.submitter?.addEventListener('retrying', ({ detail: s }) => {
+    if ((s.attempts & (s.attempts - 1)) !== 0) return
+    out.warning({ event: 'submission-retry', kind: s.kind, id: s.id, attempts: s.attempts, retryInMs: s.retryInMs, reason: (s.lastError ?? '').split('\n')[0] },
+      `${s.kind} ${s.id.slice(0, 16)}… not on-chain yet (attempt ${s.attempts}), retrying in ${Math.round(s.retryInMs / 1000)} s: ${(s.lastError ?? '').split('\n')[0]}`)
+  })
   // A fetch in progress, at most one line per tenth of the model (humans) or per phase (JSON).
   let lastShown = ''
   node.addEventListener('model-progress', ({ detail: { modelId, progress: p } }) => {

@@ -21,5 +21,8 @@ export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_M
 export { createOperator, Operator, type OperatorComponents } from './operator.js'
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
-export { Submitter, PermanentSubmissionError, RETRY_BASE_MS, RETRY_CAP_MS, MAX_ATTEMPTS, type SettlementChain, type SubmitterEvents, type TxReceipt } from './submitter.js'
+export {
+  Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS,
+  type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
+} from './submitter.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type Rejection, type DuplicateIdentity } from './events.js'

@@ -5,54 +5,95 @@ import type { NodeStore, StoredEvidence, Submission, SubmissionKind } from '../.
 
 const log = logger('poi:submitter')
 
-/** First retry after a failed transaction; doubles up to the cap. */
+/** First retry after a failed attempt; doubles up to the cap. */
 export const RETRY_BASE_MS = 500
+/**
+ * The longest wait between two attempts. There is no last attempt: a submission ends only when
+ * the chain holds it (from us or another account) or the contract refuses it by name, so an RPC
+ * outage of any length costs at most this much delay after it ends.
+ */
 export const RETRY_CAP_MS = 30_000
-/** After this many failed attempts a submission is given up (kept in storage as moot, with its last error). */
-export const MAX_ATTEMPTS = 12
 
 export interface TxReceipt {
   txHash: `0x${string}`
   gasUsed: bigint
-  /** false: mined, but another submitter's certificate had settled the task first. */
+  /** false: mined, but it did not settle the task (another account's transaction came first). */
   accepted?: boolean
 }
 
+/** Who put a task's result (or an operator's slash) on-chain, read from the contract's event. */
+export interface Settlement {
+  /** The account that sent the settling transaction (CertificateAccepted.submitter, EquivocationSlashed.reporter). */
+  by: `0x${string}`
+  txHash: `0x${string}`
+  gasUsed?: bigint
+  /** Certificates: the result hash the chain holds. */
+  resultHash?: `0x${string}`
+}
+
 /**
- * A contract revert the chain will repeat every time (InvalidSignature,
- * StaleEpoch, AlreadySlashed, …): retrying cannot help.
+ * A contract revert the chain will repeat every time (InvalidSignature, StaleEpoch, …), or a
+ * submission whose data is gone: retrying cannot help. `revert` names the custom error.
  */
 export class PermanentSubmissionError extends PoiError {
-  constructor (message: string, options?: { cause?: unknown }) {
+  readonly revert: string | undefined
+
+  constructor (message: string, options?: { cause?: unknown, revert?: string }) {
     super('ERR_SUBMISSION_PERMANENT', message, options)
+    this.revert = options?.revert
   }
+}
+
+/** Our transaction was mined, yet the chain holds no result for the task (replaced, or reverted): send again. */
+export class SubmissionNotSettledError extends PoiError {
+  constructor (kind: SubmissionKind, id: string, txHash: string) {
+    super('ERR_SUBMISSION_NOT_SETTLED', `${kind} ${id}: transaction ${txHash} was mined but the chain holds no settlement for it; sending again`)
+  }
+}
+
+export interface SubmitOptions {
+  /** Aborts waiting for the receipt (the submitter stopping); the transaction may still land. */
+  signal?: AbortSignal
 }
 
 /** What the submitter needs from the chain; the viem implementation lives in chain-client.ts. */
 export interface SettlementChain {
-  isCertified: (taskId: Uint8Array) => Promise<boolean>
-  submitCertificate: (qc: QuorumCertificate) => Promise<TxReceipt>
-  isSlashed: (evidence: StoredEvidence) => Promise<boolean>
-  submitEvidence: (evidence: StoredEvidence) => Promise<TxReceipt>
+  /** The account this node sends from: a settlement `by` it is this node's own. */
+  readonly account: `0x${string}` | undefined
+  /** Who settled the task, or undefined while the chain holds no result for it. */
+  certificateSettlement: (taskId: Uint8Array) => Promise<Settlement | undefined>
+  /** Sends `qc`; undefined when the simulation shows the task already settled (nothing sent). */
+  submitCertificate: (qc: QuorumCertificate, options?: SubmitOptions) => Promise<TxReceipt | undefined>
+  /** Who slashed the operator for this task, or undefined while it is not slashed. */
+  evidenceSettlement: (evidence: StoredEvidence) => Promise<Settlement | undefined>
+  submitEvidence: (evidence: StoredEvidence, options?: SubmitOptions) => Promise<TxReceipt>
 }
 
 export interface SubmitterEvents {
+  /** Settled on-chain by this node's account. */
   confirmed: CustomEvent<Submission>
-  moot: CustomEvent<Submission>
+  /** The chain already held a result (or the slash) from another account: `settledBy`, `txHash`. */
+  'settled-by-other': CustomEvent<Submission>
+  /** The contract refuses it for good (`revert`), or its data is gone (`lastError`). */
+  failed: CustomEvent<Submission>
+  /** An attempt failed for a reason that may pass (RPC, nonce, timeout); `lastError`, `attempts`. */
+  retrying: CustomEvent<Submission & { retryInMs: number }>
 }
 
 /**
- * Gets formed certificates and equivocation evidence on-chain exactly once
- * from this node's point of view: each is persisted as pending (with the QC
- * or evidence, in one batch) before anything is sent, retried with backoff,
- * dropped as moot when someone else got there first, and resumed after a
- * restart from storage.
+ * Gets formed certificates and equivocation evidence on-chain exactly once from this node's point
+ * of view: each is persisted as pending (with the QC or evidence, in one batch) before anything
+ * is sent, and stays pending until the chain holds a result for its task. Every attempt asks the
+ * chain first; a submission ends confirmed (our transaction), settled-by-other (whose, in which
+ * transaction) or failed (a named revert), and anything else is retried with capped backoff, and
+ * resumed from storage after a restart.
  */
 export class Submitter extends TypedEventEmitter<SubmitterEvents> {
   private readonly store: NodeStore
   private readonly chain: SettlementChain
   private readonly running = new Map<string, Promise<void>>()
   private readonly timers = new Set<NodeJS.Timeout>()
+  private abort = new AbortController()
   private stopped = false
 
   constructor (store: NodeStore, chain: SettlementChain) {
@@ -61,16 +102,20 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     this.chain = chain
   }
 
-  /** Picks up everything a previous run left pending. */
+  /** Picks up everything a previous run left unsettled. */
   async start (): Promise<number> {
+    this.stopped = false
+    this.abort = new AbortController()
     const pending = await this.store.listPendingSubmissions()
     for (const sub of pending) this.kick(sub.kind, sub.id)
     if (pending.length > 0) log('resuming %d pending submissions', pending.length)
     return pending.length
   }
 
+  /** Stops at once: waits for receipts are abandoned, and what is unsettled stays pending for the next start. */
   async stop (): Promise<void> {
     this.stopped = true
+    this.abort.abort()
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     await Promise.allSettled([...this.running.values()])
@@ -81,13 +126,14 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
    * with submit); `delayMs` postpones the first attempt.
    */
   kick (kind: SubmissionKind, id: string, delayMs = 0): void {
+    if (this.stopped) return
     if (delayMs > 0) {
       const timer = setTimeout(() => { this.timers.delete(timer); this.kick(kind, id) }, delayMs)
       this.timers.add(timer)
       return
     }
     const key = `${kind}/${id}`
-    if (this.stopped || this.running.has(key)) return
+    if (this.running.has(key)) return
     const run = this.attempt(kind, id).finally(() => this.running.delete(key))
     this.running.set(key, run)
   }
@@ -101,50 +147,87 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
   }
 
   private async attempt (kind: SubmissionKind, id: string): Promise<void> {
-    const sub = await this.store.getSubmission(kind, id)
-    if (sub == null || sub.state !== 'pending' || this.stopped) return
+    const stored = await this.store.getSubmission(kind, id)
+    if (stored == null || (stored.state !== 'pending' && stored.state !== 'moot') || this.stopped) return
+    const sub: Submission = { ...stored, state: 'pending' }
+    const signal = this.abort.signal
     try {
-      const receipt = kind === 'certificate' ? await this.submitCertificate(id) : await this.submitEvidence(id)
-      if (receipt == null || receipt.accepted === false) {
-        await this.finish({ ...sub, state: 'moot', updatedAt: Date.now(), lastError: 'already settled on-chain by someone else' }, 'moot')
-      } else {
-        await this.finish({ ...sub, state: 'confirmed', attempts: sub.attempts + 1, updatedAt: Date.now(), txHash: receipt.txHash, gasUsed: receipt.gasUsed.toString() }, 'confirmed')
-      }
-    } catch (err) {
-      const message = (err as Error).message
-      const attempts = sub.attempts + 1
-      if (err instanceof PermanentSubmissionError || attempts >= MAX_ATTEMPTS) {
-        log.error('%s %s given up after %d attempts: %s', kind, id, attempts, message)
-        await this.finish({ ...sub, state: 'moot', attempts, updatedAt: Date.now(), lastError: message }, 'moot')
+      const target = await this.load(kind, id)
+      const before = await this.settlement(target)
+      if (before != null) {
+        await this.settled(sub, before)
         return
       }
-      await this.store.putSubmission({ ...sub, attempts, updatedAt: Date.now(), lastError: message })
-      const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** (attempts - 1))
-      log('%s %s failed (attempt %d), retrying in %d ms: %s', kind, id, attempts, delay, message)
-      const timer = setTimeout(() => { this.timers.delete(timer); this.kick(kind, id) }, delay)
-      this.timers.add(timer)
+      const receipt = target.kind === 'certificate'
+        ? await this.chain.submitCertificate(target.qc, { signal })
+        : await this.chain.submitEvidence(target.evidence, { signal })
+      if (receipt != null && receipt.accepted !== false) {
+        await this.finish({ ...sub, state: 'confirmed', attempts: sub.attempts + 1, updatedAt: Date.now(), txHash: receipt.txHash, gasUsed: receipt.gasUsed.toString(), lastError: undefined }, 'confirmed')
+        return
+      }
+      // Nothing sent (the simulation saw a result), or our transaction did not settle it: the chain says by whom.
+      const after = await this.settlement(target)
+      if (after != null) {
+        await this.settled(sub, after)
+        return
+      }
+      throw new SubmissionNotSettledError(kind, id, receipt?.txHash ?? 'none')
+    } catch (err) {
+      const message = (err as Error).message
+      if (err instanceof PermanentSubmissionError) {
+        log.error('%s %s failed for good%s: %s', kind, id, err.revert != null ? ` (reverts with ${err.revert})` : '', message)
+        await this.finish({ ...sub, state: 'failed', attempts: sub.attempts + 1, updatedAt: Date.now(), revert: err.revert, lastError: message }, 'failed')
+        return
+      }
+      if (this.stopped) {
+        // Stopping abandons the wait, not the submission: the next start resumes it and asks the chain first.
+        log('%s %s left pending at stop: %s', kind, id, message.split('\n')[0])
+        return
+      }
+      const attempts = sub.attempts + 1
+      const retryInMs = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(attempts - 1, 16))
+      const retrying: Submission = { ...sub, attempts, updatedAt: Date.now(), lastError: message }
+      await this.store.putSubmission(retrying)
+      log('%s %s failed (attempt %d), retrying in %d ms: %s', kind, id, attempts, retryInMs, message.split('\n')[0])
+      this.safeDispatchEvent('retrying', { detail: { ...retrying, retryInMs } })
+      this.kick(kind, id, retryInMs)
     }
   }
 
-  private async submitCertificate (taskIdHex: string): Promise<TxReceipt | null> {
-    const taskId = Uint8Array.from(Buffer.from(taskIdHex, 'hex'))
-    if (await this.chain.isCertified(taskId)) return null
-    const qc = await this.store.getCertificate(taskId)
-    if (qc == null) throw new PermanentSubmissionError(`no certificate stored for task 0x${taskIdHex}`)
-    return await this.chain.submitCertificate(qc)
-  }
-
-  private async submitEvidence (id: string): Promise<TxReceipt | null> {
+  private async load (kind: SubmissionKind, id: string): Promise<{ kind: 'certificate', qc: QuorumCertificate } | { kind: 'evidence', evidence: StoredEvidence }> {
+    if (kind === 'certificate') {
+      const qc = await this.store.getCertificate(Uint8Array.from(Buffer.from(id, 'hex')))
+      if (qc == null) throw new PermanentSubmissionError(`no certificate stored for task 0x${id}; the data directory lost it`)
+      return { kind, qc }
+    }
     const [taskIdHex, op] = id.split('/')
     const evidence = await this.store.getEvidence(Uint8Array.from(Buffer.from(taskIdHex, 'hex')), Number(op))
-    if (evidence == null) throw new PermanentSubmissionError(`no evidence stored for ${id}`)
-    if (await this.chain.isSlashed(evidence)) return null
-    return await this.chain.submitEvidence(evidence)
+    if (evidence == null) throw new PermanentSubmissionError(`no evidence stored for ${id}; the data directory lost it`)
+    return { kind, evidence }
   }
 
-  private async finish (sub: Submission, event: 'confirmed' | 'moot'): Promise<void> {
+  private async settlement (target: Awaited<ReturnType<Submitter['load']>>): Promise<Settlement | undefined> {
+    return target.kind === 'certificate'
+      ? await this.chain.certificateSettlement(target.qc.taskId)
+      : await this.chain.evidenceSettlement(target.evidence)
+  }
+
+  /** The chain holds it: ours (sent before a restart, or a receipt we missed) or another account's. */
+  private async settled (sub: Submission, s: Settlement): Promise<void> {
+    const ours = this.chain.account != null && s.by.toLowerCase() === this.chain.account.toLowerCase()
+    if (ours) {
+      await this.finish({ ...sub, state: 'confirmed', updatedAt: Date.now(), txHash: s.txHash, gasUsed: s.gasUsed?.toString(), lastError: undefined }, 'confirmed')
+      return
+    }
+    await this.finish({
+      ...sub, state: 'settled-by-other', updatedAt: Date.now(), txHash: s.txHash, gasUsed: undefined, settledBy: s.by, resultHash: s.resultHash, lastError: undefined
+    }, 'settled-by-other')
+  }
+
+  private async finish (sub: Submission, event: 'confirmed' | 'settled-by-other' | 'failed'): Promise<void> {
     await this.store.putSubmission(sub)
-    log('%s %s %s%s', sub.kind, sub.id, event, sub.txHash != null ? ` in ${sub.txHash}` : '')
+    if (event === 'settled-by-other') log('%s %s settled by %s in %s', sub.kind, sub.id, sub.settledBy, sub.txHash)
+    else if (event === 'confirmed') log('%s %s confirmed in %s', sub.kind, sub.id, sub.txHash)
     this.safeDispatchEvent(event, { detail: sub })
   }
 }
