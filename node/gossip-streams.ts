@@ -44,6 +44,7 @@ export interface GossipInternals {
   readonly multicodecs: string[]
   createInboundStream: (peerId: PeerId, stream: Stream) => void
   onPeerConnected: (peerId: PeerId, connection: Connection) => void
+  handlePeerReadStreamError: (err: unknown, peerId: PeerId) => void
   addEventListener: (type: 'gossipsub:heartbeat', listener: () => void) => void
   removeEventListener: (type: 'gossipsub:heartbeat', listener: () => void) => void
 }
@@ -51,8 +52,15 @@ export interface GossipInternals {
 function hasInternals (gs: unknown): gs is GossipInternals {
   const g = gs as Partial<Record<keyof GossipInternals, unknown>>
   return g.peers instanceof Map && g.streamsInbound instanceof Map && g.streamsOutbound instanceof Map && Array.isArray(g.multicodecs) &&
-    typeof g.createInboundStream === 'function' && typeof g.onPeerConnected === 'function'
+    typeof g.createInboundStream === 'function' && typeof g.onPeerConnected === 'function' && typeof g.handlePeerReadStreamError === 'function'
 }
+
+/**
+ * it-length-prefixed's errors for a frame over gossipsub's maxInboundDataLength (or a malformed
+ * length): the peer broke the protocol, and gossipsub dropping it is the bound working
+ * (GOSSIP_MAX_RPC_BYTES), not a stream to repair.
+ */
+const FRAMING_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError'])
 
 const isOpen = (s: Stream): boolean => s.status === 'open' && s.readStatus === 'ready'
 /** Written to and not closed by the remote (an outbound gossip stream is never read, so a closed read side means the remote closed it). */
@@ -67,7 +75,16 @@ export function gossipRepairStats (node: object): GossipRepairStats | undefined 
   return statsOf.get(node)
 }
 
-export function repairGossipStreams (node: Libp2p<{ pubsub: GossipInternals }>): void {
+export interface GossipRepairOptions {
+  /**
+   * Called for a peer that sent a gossip frame gossipsub refuses (over GOSSIP_MAX_RPC_BYTES, or
+   * a malformed length): a protocol violation no honest poi node commits. gossipsub only drops
+   * that peer's streams, which the peer can open again at once; the caller hangs up and bans.
+   */
+  onFramingViolation?: (peer: PeerId) => void
+}
+
+export function repairGossipStreams (node: Libp2p<{ pubsub: GossipInternals }>, options: GossipRepairOptions = {}): void {
   const gs: unknown = node.services.pubsub
   if (!hasInternals(gs)) {
     log.error('this gossipsub version lacks the members the stream repair uses: streams of a duplicated peer id are not repaired')
@@ -80,6 +97,18 @@ export function repairGossipStreams (node: Libp2p<{ pubsub: GossipInternals }>):
   const lastRepair = new Map<string, number>()
   /** Connected peers gossipsub has known: one missing from gs.peers was removed while still connected. */
   const known = new Set<string>()
+  /** Peers gossipsub dropped for an oversized or malformed frame: never re-added while their connections last. */
+  const cutOff = new Set<string>()
+
+  const readError = gs.handlePeerReadStreamError.bind(gs)
+  gs.handlePeerReadStreamError = (err: unknown, peerId: PeerId): void => {
+    if (err instanceof Error && FRAMING_ERRORS.has(err.name)) {
+      cutOff.add(peerId.toString())
+      log('%p sent a gossip frame gossipsub refuses (%s): its gossip stays cut off while it is connected', peerId, err.message)
+      options.onFramingViolation?.(peerId)
+    }
+    readError(err, peerId)
+  }
 
   const connectionOf = (peer: PeerId, stream: Stream): Connection | undefined =>
     node.getConnections(peer).find(c => c.streams.includes(stream))
@@ -129,7 +158,7 @@ export function repairGossipStreams (node: Libp2p<{ pubsub: GossipInternals }>):
       const peer = conns[0].remotePeer
       // Only peers that speak gossipsub: gossipsub knows them, or knew them on a connection that is still open.
       if (gs.peers.has(id)) known.add(id)
-      else if (!known.has(id)) continue
+      else if (!known.has(id) || cutOff.has(id)) continue
       const out = gs.streamsOutbound.get(id)
       const broken = !gs.peers.has(id) ? 'removed while connected' : out != null && !isWritable(out.rawStream) ? 'outbound stream closed by the remote' : undefined
       if (broken === undefined) continue
@@ -147,6 +176,8 @@ export function repairGossipStreams (node: Libp2p<{ pubsub: GossipInternals }>):
     }
     for (const id of lastRepair.keys()) if (!byPeer.has(id)) lastRepair.delete(id)
     for (const id of known) if (!byPeer.has(id)) known.delete(id)
+    // Bounded by the open connections: an entry goes with the peer's last connection.
+    for (const id of cutOff) if (!byPeer.has(id)) cutOff.delete(id)
   }
 
   gs.addEventListener('gossipsub:heartbeat', repair)

@@ -12,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
 import { MAX_BANNED_PEERS, PEER_BAN_MS, PoiError } from '../protocols/wire/index.js'
+import { repairGossipStreams, type GossipInternals } from './gossip-streams.js'
 import { peerIdentityGuard } from './peer-identity.js'
 
 const log = logger('poi:p2p')
@@ -98,6 +99,15 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
     }
   })
   identity.attach(node, opts.bootstrap)
+  // gossipsub's streams survive a duplicated peer id (node/gossip-streams.ts); a peer that breaks
+  // gossip framing is hung up on and banned like one whose score fell to the disconnect score.
+  repairGossipStreams(node as unknown as Libp2p<{ pubsub: GossipInternals }>, {
+    onFramingViolation: (peer) => {
+      bans.ban(peer)
+      log('disconnecting %p: it sent a gossip frame over the RPC bound; refused for %d s', peer, PEER_BAN_MS / 1000)
+      node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
+    }
+  })
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })

@@ -31,7 +31,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MAX_DUPLICATE_REPORTERS_KEPT, MAX_IDENTITY_MISMATCHES_KEPT, PoiError } from '../protocols/wire/index.js'
-import { repairGossipStreams, type GossipInternals } from './gossip-streams.js'
 import type { DuplicateIdentity } from './roles/events.js'
 
 export type { DuplicateIdentity } from './roles/events.js'
@@ -224,7 +223,6 @@ export function peerIdentityGuard (): PeerIdentityGuard {
         stream.abort(new Error('a notice carries no bytes'))
         report({ peerId: self, self: true, how: 'peer-notice', reportedBy: connection.remotePeer.toString(), addresses: [] })
       }).catch((err: unknown) => { log.error('cannot handle %s: %s', DUPLICATE_IDENTITY_PROTOCOL, (err as Error).message) })
-      repairGossipStreams(node as unknown as Libp2p<{ pubsub: GossipInternals }>)
 
       states.set(node, {
         mismatches: () => [...mismatches],

@@ -111,6 +111,19 @@ function scoreOf (victim: Victim, peer: PoiLibp2p): number {
   return victim.node.services.pubsub.getScore(peer.peerId.toString())
 }
 
+/** Resolves after `n` gossipsub heartbeats of `node`. */
+async function heartbeats (node: { services: { pubsub: { addEventListener: (t: 'gossipsub:heartbeat', l: () => void) => void, removeEventListener: (t: 'gossipsub:heartbeat', l: () => void) => void } } }, n: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let left = n
+    const onBeat = (): void => {
+      if (--left > 0) return
+      node.services.pubsub.removeEventListener('gossipsub:heartbeat', onBeat)
+      resolve()
+    }
+    node.services.pubsub.addEventListener('gossipsub:heartbeat', onBeat)
+  })
+}
+
 describe('gossip hardening (issue 9)', function () {
   this.timeout(90_000)
 
@@ -210,6 +223,12 @@ describe('gossip hardening (issue 9)', function () {
       const adversaryId = adversary.peerId.toString()
       await until(() => !victim.node.services.pubsub.getPeers().some(p => p.toString() === adversaryId), FOLLOW_UP_TIMEOUT_MS,
         'the victim to drop the gossip streams of the peer that sent an oversized RPC')
+      // gossipsub alone only drops the streams, which the peer may open again at once (a poi
+      // peer's stream repair does, node/gossip-streams.ts): the node hangs up and bans it.
+      await until(() => victim.node.getConnections(adversary.peerId).length === 0, FOLLOW_UP_TIMEOUT_MS,
+        'the victim to hang up on the peer that sent an oversized RPC')
+      assert.ok(victim.node.services.bans.isBanned(adversary.peerId), 'the peer that sent an oversized RPC is banned')
+      await assert.rejects(victim.node.dial(adversary.getMultiaddrs()), 'the victim must not dial a banned peer')
       assert.ok(!victim.validated.includes(huge), 'the oversized RPC must not be decoded and validated')
       assert.equal(internals(victim.node).mcache.msgs.size, 0)
     })
