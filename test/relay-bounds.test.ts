@@ -26,7 +26,7 @@ import type { TaskBook, TrackedTask } from '../node/roles/task-book.js'
 import { TOPICS, type GossipRouter, type TopicHandler } from '../protocols/gossip/index.js'
 import { MemoryMessageSource, STREAM_PROTOCOL, StreamServer } from '../protocols/stream/index.js'
 import {
-  GENESIS_PREV_ID, MAX_EARLY_ATTESTATIONS_PER_PEER, createStreamMessage, decodeAttestation, encodeAttestation,
+  MAX_TRACKED_TASKS, GENESIS_PREV_ID, MAX_EARLY_ATTESTATIONS_PER_PEER, createStreamMessage, decodeAttestation, encodeAttestation,
   encodeStreamMessage, encodeTaskAnnouncement, signTask, taskIdOf, toHex, type Attestation, type TaskAnnouncement
 } from '../protocols/wire/index.js'
 import { localNode, openTempStore, serveRogue } from './helpers/exchange-peers.js'
@@ -171,6 +171,33 @@ describe('relay bounds: what peers can make a node keep', function () {
     assert.ok(reasons.every(r => r.includes('replay')), reasons.join('\n'))
     assert.equal(node.knowsTask(taskId), false, 'the replayed task was tracked again')
     assert.equal(internals(node).relay.earlyAttestations.size, 0)
+  })
+
+  it('tracks at most MAX_TRACKED_TASKS tasks: past the bound a new valid task is ignored and not tracked', async () => {
+    const node = net.bootstrap
+    const book = internals(node).tasks
+    const from = attacker.libp2p.peerId.toString()
+    const known = await newTask()
+    assert.equal(await validatorOf(node, 'tasks')(encodeTaskAnnouncement(known), from), 'accept')
+    // Fill the book up to its bound with tasks of a far deadline (their content does not matter here).
+    const filler = { ...known, deadline: BigInt(Date.now() + 60_000) }
+    const added: Uint8Array[] = []
+    for (let i = 0; book.size < MAX_TRACKED_TASKS; i++) {
+      const id = new Uint8Array(32)
+      new DataView(id.buffer).setUint32(0, i + 1)
+      id[31] = 0xfe
+      book.track(id, filler)
+      added.push(id)
+    }
+    try {
+      const fresh = await newTask()
+      assert.equal(await validatorOf(node, 'tasks')(encodeTaskAnnouncement(fresh), from), 'ignore')
+      assert.equal(node.knowsTask(taskIdOf(fresh)), false)
+      assert.equal(book.size, MAX_TRACKED_TASKS)
+    } finally {
+      // Forget the fillers (and the known task) as the sweep would after their deadline.
+      ;(book as unknown as { sweep: (now: number) => void }).sweep(Date.now() + 10 * 60_000)
+    }
   })
 
   it('(c) stream data held for one peer beyond its bound evicts the oldest; a slow peer is ignored, not penalised', async () => {

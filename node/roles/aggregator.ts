@@ -27,7 +27,7 @@ import type { NodeStore } from '../../storage/index.js'
 import type { Epochs } from './epochs.js'
 import type { NodeEvents } from './events.js'
 import type { Submitter } from './submitter.js'
-import { TASK_MEMORY_TTL_MS, type TaskBook, type TrackedTask } from './task-book.js'
+import type { TaskBook, TrackedTask } from './task-book.js'
 
 const log = logger('poi:aggregator')
 
@@ -47,8 +47,6 @@ const BACKUP_SUBMISSION_DELAY_MS = 5_000
  * at about the same time, and the certificates are equally valid (the chain takes the first).
  */
 export const BACKUP_AGGREGATION_DELAY_MS = 3_000
-/** Tasks whose attestations may wait in memory for the task itself to arrive. */
-const MAX_EARLY_TASKS = 256
 
 export interface AggregatorComponents {
   /** Full nodes store what they count; a light node has no store. */
@@ -88,30 +86,20 @@ interface Reloaded {
 
 export class Aggregator implements Startable {
   private readonly open = new Map<string, Aggregating>()
-  /** Attestations that arrived before their task. */
-  private readonly early = new Map<string, { since: number, attestations: Attestation[] }>()
-  private sweeper: NodeJS.Timeout | undefined
 
   constructor (private readonly components: AggregatorComponents, private readonly init: AggregatorInit) {
     components.tasks.onForget((id) => { this.close(id) })
   }
 
   async start (): Promise<void> {
-    // Attestations for tasks that never arrived are kept one TTL at most.
-    this.sweeper = setInterval(() => {
-      const now = Date.now()
-      for (const [id, entry] of this.early) if (now > entry.since + TASK_MEMORY_TTL_MS) this.early.delete(id)
-    }, TASK_MEMORY_TTL_MS / 4)
-    this.sweeper.unref()
     this.resume(await this.reload(Date.now()))
   }
 
   stop (): void {
-    clearInterval(this.sweeper)
     for (const id of [...this.open.keys()]) this.close(id)
   }
 
-  /** Starts counting a task's attestations (and those that came before it), unless it is settled. */
+  /** Starts counting a task's attestations, unless it is settled. */
   track (entry: TrackedTask): void {
     this.begin(entry)
   }
@@ -127,8 +115,6 @@ export class Aggregator implements Startable {
     }
     this.open.set(id, state)
     state.deadlineTimer = setTimeout(() => { void this.onDeadline(state) }, Math.max(0, entry.deadline - Date.now()))
-    for (const att of this.early.get(id)?.attestations ?? []) this.count(state, att)
-    this.early.delete(id)
     return state
   }
 
@@ -176,21 +162,14 @@ export class Aggregator implements Startable {
     }
   }
 
-  /** A verified attestation (stored by the caller): counted now, or kept until its task arrives. */
+  /**
+   * A verified attestation (stored by the caller) of a task being aggregated here: counted.
+   * The relay hands over only attestations of tasks it tracks (those that come first wait in
+   * its bounded early buffer, node/roles/early-attestations.ts); others are dropped.
+   */
   add (att: Attestation): void {
-    const id = toHex(att.taskId)
-    const state = this.open.get(id)
-    if (state != null) {
-      this.count(state, att)
-      return
-    }
-    if (this.components.tasks.has(id)) return
-    const entry = this.early.get(id) ?? { since: Date.now(), attestations: [] }
-    // Bounded: valid signatures for tasks we never hear of cannot grow memory without limit.
-    if (entry.attestations.length < this.components.epochs.current.operators.length * 2 && (this.early.has(id) || this.early.size < MAX_EARLY_TASKS)) {
-      entry.attestations.push(att)
-      this.early.set(id, entry)
-    }
+    const state = this.open.get(toHex(att.taskId))
+    if (state != null) this.count(state, att)
   }
 
   /** Someone else's valid certificate settles the task here too; posted later if the chain still lacks it. */

@@ -20,7 +20,7 @@ import {
 } from '../../protocols/gossip/index.js'
 import { STREAM_REQUEST_TIMEOUT_MS } from '../../protocols/stream/index.js'
 import {
-  decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex,
+  MAX_TRACKED_TASKS, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex,
   type Attestation, type QuorumCertificate, type TaskAnnouncement
 } from '../../protocols/wire/index.js'
 import type { NodeStore } from '../../storage/index.js'
@@ -170,6 +170,9 @@ export class Relay implements Startable {
     if (typeof checked === 'string') return checked
     const { task, taskId } = checked
     const id = toHex(taskId)
+    // Signing a task costs its requester nothing yet (no deposit before the economy issue):
+    // past the bound, new tasks are dropped until old ones are forgotten, rather than grow memory.
+    if (!tasks.has(id) && tasks.size >= MAX_TRACKED_TASKS) return this.refuse('task', from, `task ${id}: this node already tracks ${tasks.size} tasks (MAX_TRACKED_TASKS)`, 'ignore')
     if (modelGate != null) {
       let refusal: string | undefined
       try {

@@ -49,6 +49,11 @@ export class TaskBook implements Startable {
     return { entry, added: true }
   }
 
+  /** Tasks tracked now. */
+  get size (): number {
+    return this.tasks.size
+  }
+
   get (taskId: Uint8Array | string): TrackedTask | undefined {
     return this.tasks.get(typeof taskId === 'string' ? taskId : toHex(taskId))
   }

@@ -158,6 +158,16 @@ export const GOSSIP_TOPIC_SCORE_CAP = 10
 // ── tasks and attestations in memory (node/roles/) ──────────────────────────────────────────
 
 /**
+ * Tasks a node tracks in memory at once (node/roles/task-book.ts; each is forgotten
+ * TASK_MEMORY_TTL_MS after its deadline). A task costs its requester only a signature until
+ * deposits exist, so the count is capped: at most ~70 KiB each (inline input), 10,000 stay
+ * under 700 MiB in the worst case and a few MiB with small inputs. It admits a sustained 110
+ * tasks a second with the requester's default 30 s deadline (10 times issue 9's burst rate); past
+ * it new tasks are ignored (no penalty: the sender may be an honest relay) until old ones go.
+ */
+export const MAX_TRACKED_TASKS = 10_000
+
+/**
  * How long an attestation for a task this node does not know yet waits for its task (its gossip
  * verdict held back, nothing stored, relayed or signature-checked meanwhile) before it is
  * ignored. gossipsub forwards an accepted message only while it is in its message cache (5
