@@ -370,13 +370,14 @@ describe('aggregator restart: the aggregator service on its store', function () 
     const agg = startAggregatorOn(ops, false)
     await agg.start()
     const result = taskResult('early', 'r')
-    // Checked (by the relay) and handed over before the task itself arrived.
+    // Checked by the relay before the task itself arrived (they waited in its early buffer)…
     tasks.noteVerification(result.taskId, 7)
     tasks.noteVerification(result.taskId, 3)
-    for (let i = 0; i < 4; i++) agg.add(attest(ops, i, result))
     const formed = waitForEvent(events, 'certificate', { timeoutMs: 5_000, what: 'certificate', filter: d => d.formedHere })
     const { entry } = tasks.track(result.taskId, storedTask(1, Date.now() + 60_000))
     agg.track(entry)
+    // … and handed over once it did.
+    for (let i = 0; i < 4; i++) agg.add(attest(ops, i, result))
     assert.equal((await formed).verifyMs, 7)
   })
 
