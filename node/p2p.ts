@@ -10,7 +10,8 @@ import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
+import { TOPICS, gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
+import { guardForeignTopics, type GuardedGossip } from './gossip-guard.js'
 import { MAX_BANNED_PEERS, PEER_BAN_MS, PoiError } from '../protocols/wire/index.js'
 import { repairGossipStreams, type GossipInternals } from './gossip-streams.js'
 import { peerIdentityGuard } from './peer-identity.js'
@@ -101,13 +102,18 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   identity.attach(node, opts.bootstrap)
   // gossipsub's streams survive a duplicated peer id (node/gossip-streams.ts); a peer that breaks
   // gossip framing is hung up on and banned like one whose score fell to the disconnect score.
+  const cutOff = (peer: PeerId, why: string): void => {
+    bans.ban(peer)
+    log('disconnecting %p: %s; refused for %d s', peer, why, PEER_BAN_MS / 1000)
+    node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
+  }
   repairGossipStreams(node as unknown as Libp2p<{ pubsub: GossipInternals }>, {
-    onFramingViolation: (peer) => {
-      bans.ban(peer)
-      log('disconnecting %p: it sent a gossip frame over the RPC bound; refused for %d s', peer, PEER_BAN_MS / 1000)
-      node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
-    }
+    onFramingViolation: (peer) => { cutOff(peer, 'it sent a gossip frame over the RPC bound') }
   })
+  // allowedTopics drops other topics silently; a peer that keeps using them loses its connection.
+  const foreignTopics = guardForeignTopics(node.services.pubsub as unknown as GuardedGossip, Object.values(TOPICS),
+    (peer, topics) => { cutOff(peer, `it used ${topics} gossip topics that are not poi's`) })
+  node.addEventListener('peer:disconnect', (evt) => { foreignTopics.forget(evt.detail) })
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })

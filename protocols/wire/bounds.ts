@@ -69,6 +69,14 @@ export const GOSSIP_MAX_RPC_PEER_INFOS = 16
  */
 export const GOSSIP_MAX_OUTBOUND_BUFFER_BYTES = 4 * 1024 * 1024
 
+/**
+ * Distinct topics that are not poi's a peer may subscribe to or send on before the node hangs
+ * up on it and bans it (node/gossip-guard.ts). allowedTopics drops them anyway; this makes a
+ * flood cost the sender its connection. 8 leaves room for a later poi version's topics during
+ * an upgrade (poi has 4).
+ */
+export const MAX_FOREIGN_TOPICS_PER_PEER = 8
+
 // ── peer scoring (protocols/gossip/scoring.ts) ──────────────────────────────────────────────
 /**
  * Score lost for invalid messages on one topic: gossipsub subtracts weight × count², so 1 recent
