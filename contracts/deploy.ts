@@ -21,13 +21,21 @@ export type DeployPoiParameters = {
   epochDuration?: bigint
   /** Stake share a QC needs, basis points (default 6667, DESIGN §5). */
   quorumBps?: number
-  /** How many epochs a QC's epoch may lag the current one (default 2). */
+  /** How many epochs a QC's epoch may lag the current one (default 2). At most maxCertificateAge. */
   maxEpochAge?: bigint
+  /**
+   * The registry's bound on certificate age, epochs: an exiting operator withdraws only once this
+   * many epochs have started after the last one that counted its stake, so everything it could
+   * still certify stays slashable (default: maxEpochAge). Must be ≥ maxEpochAge.
+   */
+  maxCertificateAge?: bigint
   /** Share of the live stake an equivocation costs, basis points (default 5000). */
   slashBps?: number
   /** Share of the slashed amount paid to the reporter, basis points (default 1000). */
   reporterBps?: number
 }
+
+const MAX_UINT64 = 2n ** 64n - 1n
 
 export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   minStake: 10n ** 18n,
@@ -35,6 +43,7 @@ export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   epochDuration: 3_600n,
   quorumBps: 6667,
   maxEpochAge: 2n,
+  maxCertificateAge: 2n,
   slashBps: 5000,
   reporterBps: 1000
 }
@@ -46,16 +55,31 @@ export class DeployError extends PoiError {
   }
 }
 
+/**
+ * `params` over the defaults. maxCertificateAge follows maxEpochAge unless set, so raising only
+ * maxEpochAge keeps the two consistent.
+ */
+export function deployParameters (params: DeployPoiParameters = {}): Required<DeployPoiParameters> {
+  return { ...DEFAULT_DEPLOY_PARAMETERS, ...params, maxCertificateAge: params.maxCertificateAge ?? params.maxEpochAge ?? DEFAULT_DEPLOY_PARAMETERS.maxCertificateAge }
+}
+
 export async function deployPoi (
   walletClient: WalletClient<Transport, Chain, Account>,
   publicClient: PublicClient,
   params: DeployPoiParameters = {}
 ): Promise<Required<Deployment>> {
-  const p = { ...DEFAULT_DEPLOY_PARAMETERS, ...params }
+  const p = deployParameters(params)
   for (const name of ['quorumBps', 'slashBps', 'reporterBps'] as const) {
     if (!Number.isInteger(p[name]) || p[name] < 0 || p[name] > 10_000 || (name === 'quorumBps' && p[name] === 0)) {
       throw new DeployError(`${name} must be an integer number of basis points in ${name === 'quorumBps' ? 1 : 0}..10000, got ${p[name]}`)
     }
+  }
+
+  for (const name of ['exitDelay', 'epochDuration', 'maxEpochAge', 'maxCertificateAge'] as const) {
+    if (p[name] < 0n || p[name] > MAX_UINT64) throw new DeployError(`${name} must fit in a uint64, got ${p[name]}`)
+  }
+  if (p.maxEpochAge > p.maxCertificateAge) {
+    throw new DeployError(`maxEpochAge (${p.maxEpochAge}) exceeds the registry's maxCertificateAge (${p.maxCertificateAge}): certificates of epochs whose stake may already be withdrawn would be accepted, with nothing left to slash; raise maxCertificateAge or lower maxEpochAge`)
   }
 
   const mined = async (hash: `0x${string}`, what: string): Promise<{ contractAddress: `0x${string}` | null | undefined, blockNumber: bigint }> => {
@@ -70,7 +94,7 @@ export async function deployPoi (
   }
 
   const registry = await deployed(await walletClient.deployContract({
-    abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [p.minStake, p.exitDelay, p.epochDuration]
+    abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [p.minStake, p.exitDelay, p.epochDuration, p.maxCertificateAge]
   }), 'OperatorRegistry')
   const taskManager = await deployed(await walletClient.deployContract({
     abi: TaskManagerAbi, bytecode: TaskManagerBytecode, args: [registry.address, p.quorumBps, p.maxEpochAge]

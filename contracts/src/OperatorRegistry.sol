@@ -100,20 +100,32 @@ contract OperatorRegistry {
     }
 
     uint256 internal constant BPS_DENOMINATOR = 10_000;
+    /// @notice Most operators registered at once (exiting ones included, withdrawn ones not): the
+    /// wire limit (protocols/wire/constants.ts MAX_OPERATORS). Above it the codec rejects an operator
+    /// index and a signer bitmap no longer fits, and advanceEpoch's loop stays bounded.
+    uint256 public constant MAX_OPERATORS = 1024;
 
     address public immutable owner;
     uint256 public immutable minStake;
     uint64 public immutable exitDelay;
     uint64 public immutable epochDuration;
+    /// @notice The most epochs a certificate's epoch may lag the current one in any contract that
+    /// trusts this registry's snapshots (TaskManager refuses a larger maxEpochAge at construction).
+    /// An exiting operator's stake stays here until no certificate naming an epoch that counted it
+    /// can still be accepted, so whatever it signed there can still be slashed.
+    uint64 public immutable maxCertificateAge;
 
     address public slasher;
     /// @notice The latest epoch started; 0 before the first advanceEpoch.
     uint64 public currentEpoch;
     uint64 public lastEpochStart;
 
-    /// @dev Registration order; an address appears once even if it re-registers after withdrawing.
+    /// @dev The registered operators (exiting ones included); withdraw swaps the leaver with the
+    /// last entry and pops, so the order is not registration order. Each epoch commits to the order
+    /// it snapshotted (root and EpochStarted), so nothing relies on the order across epochs.
     address[] internal _operatorList;
-    mapping(address => bool) internal _listed;
+    /// @dev 1 + the operator's index in _operatorList; 0 = not listed.
+    mapping(address => uint256) internal _listPosition;
     mapping(address => Operator) internal _operators;
     /// @notice keccak256(abi.encode(pubkey)) of every key ever registered: a key is never reused.
     mapping(bytes32 => bool) public keyUsed;
@@ -141,16 +153,23 @@ contract OperatorRegistry {
     error AlreadyExiting();
     error NotExiting();
     error ExitNotReady(uint64 readyAt);
-    error ExitEpochNotStarted(uint64 exitEpoch);
+    /// @notice A certificate naming an epoch that counted this stake could still be accepted;
+    /// withdraw works from epoch `withdrawableFromEpoch`.
+    error StakeStillCertifiable(uint64 withdrawableFromEpoch);
+    error TooManyOperators(uint256 max);
+    /// @notice The key's negation is (or was) registered: together the two would cancel in an
+    /// aggregate key, letting signers be named who never signed.
+    error NegatedKeyRegistered();
     error EpochNotOver(uint64 readyAt);
     error InvalidBps(uint256 bps);
     error TransferFailed();
 
-    constructor(uint256 minStake_, uint64 exitDelay_, uint64 epochDuration_) {
+    constructor(uint256 minStake_, uint64 exitDelay_, uint64 epochDuration_, uint64 maxCertificateAge_) {
         owner = msg.sender;
         minStake = minStake_;
         exitDelay = exitDelay_;
         epochDuration = epochDuration_;
+        maxCertificateAge = maxCertificateAge_;
     }
 
     /// @notice Once, by the owner: the SlashingManager is then the only account that can slash.
@@ -169,10 +188,17 @@ contract OperatorRegistry {
         if (msg.value < minStake) revert StakeTooLow(msg.value, minStake);
         Operator storage op = _operators[msg.sender];
         if (op.registered) revert AlreadyRegistered();
+        if (_operatorList.length >= MAX_OPERATORS) revert TooManyOperators(MAX_OPERATORS);
         bytes32 keyHash = keccak256(abi.encode(pubkey));
         if (keyUsed[keyHash]) revert KeyAlreadyUsed();
         BLS.G1Point memory key = pubkey;
         if (BLS12381.isInfinity(key)) revert InvalidPublicKey();
+        // pk and -pk from two accounts (one party knows both secret keys, so both proofs of
+        // possession are valid) add up to the identity: a certificate could name both as signers
+        // while neither signed. A valid key is never its own negation (that is only the identity,
+        // refused above; y = 0 is not on the curve), so one lookup suffices. g1Negate reverts
+        // InvalidPoint for a non-canonical y, which the pairing would refuse anyway.
+        if (keyUsed[keccak256(abi.encode(BLS12381.g1Negate(key)))]) revert NegatedKeyRegistered();
         bytes32 digest = PoiMessages.proofOfPossessionDigest(msg.sender, key);
         if (!BLS12381.verify(key, abi.encodePacked(digest), proofOfPossession)) revert InvalidProofOfPossession();
 
@@ -182,15 +208,14 @@ contract OperatorRegistry {
         op.exitRequestedAt = 0;
         op.exitEpoch = 0;
         op.registered = true;
-        if (!_listed[msg.sender]) {
-            _listed[msg.sender] = true;
-            _operatorList.push(msg.sender);
-        }
+        _operatorList.push(msg.sender);
+        _listPosition[msg.sender] = _operatorList.length;
         emit OperatorRegistered(msg.sender, key, msg.value);
     }
 
-    /// @notice Leave the set from the next epoch; withdraw() pays the stake back once that epoch has
-    /// started and exitDelay has passed (the window in which equivocation evidence can still slash it).
+    /// @notice Leave the set from the next epoch; withdraw() pays the stake back once exitDelay has
+    /// passed and maxCertificateAge epochs have started after the last one that counted it (until
+    /// then a certificate of that epoch could still be accepted, and evidence must find stake to slash).
     function requestExit() external {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert NotRegistered();
@@ -205,14 +230,17 @@ contract OperatorRegistry {
         if (!op.registered || op.exitRequestedAt == 0) revert NotExiting();
         uint64 readyAt = op.exitRequestedAt + exitDelay;
         if (block.timestamp < readyAt) revert ExitNotReady(readyAt);
-        // while the current epoch still counts this stake, its signatures certify results: it
-        // must stay slashable, however long nobody calls advanceEpoch
-        if (currentEpoch < op.exitEpoch) revert ExitEpochNotStarted(op.exitEpoch);
+        // The last epoch that can count this stake is exitEpoch - 1; a certificate of epoch E is
+        // accepted while currentEpoch <= E + maxEpochAge <= E + maxCertificateAge. Counted in epochs,
+        // not seconds: anyone may call advanceEpoch, so after a gap epochs can start back to back.
+        uint64 withdrawableFrom = op.exitEpoch + maxCertificateAge;
+        if (currentEpoch < withdrawableFrom) revert StakeStillCertifiable(withdrawableFrom);
         uint256 amount = op.stake;
         op.stake = 0;
         op.registered = false;
         op.exitRequestedAt = 0;
         op.exitEpoch = 0;
+        _unlist(msg.sender);
         emit Withdrawn(msg.sender, amount);
         _pay(msg.sender, amount);
     }
@@ -283,9 +311,22 @@ contract OperatorRegistry {
         return _epochs[epoch];
     }
 
-    /// @notice Number of addresses ever registered (the length of the registration-order list).
+    /// @notice Number of registered operators, exiting ones included (at most MAX_OPERATORS).
     function operatorCount() external view returns (uint256) {
         return _operatorList.length;
+    }
+
+    /// @dev Swap and pop: O(1), keeps advanceEpoch's loop to operators that still hold stake here.
+    function _unlist(address operator) internal {
+        uint256 position = _listPosition[operator];
+        uint256 last = _operatorList.length;
+        if (position != last) {
+            address moved = _operatorList[last - 1];
+            _operatorList[position - 1] = moved;
+            _listPosition[moved] = position;
+        }
+        _operatorList.pop();
+        delete _listPosition[operator];
     }
 
     function _pay(address to, uint256 amount) internal {

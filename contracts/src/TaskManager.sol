@@ -61,9 +61,14 @@ contract TaskManager {
     error TooFewSigners(uint256 signers, uint256 min);
     error InsufficientStake(uint256 signed, uint256 required);
     error InvalidSignature();
+    /// @notice maxEpochAge would accept certificates of epochs whose stake the registry may already
+    /// have paid out (it keeps an exiting stake for registryMax epochs after it last counted it).
+    error EpochAgeExceedsRegistry(uint64 maxEpochAge, uint64 registryMax);
 
     constructor(address registry_, uint16 quorumBps_, uint64 maxEpochAge_) {
         if (quorumBps_ == 0 || quorumBps_ > BPS_DENOMINATOR) revert InvalidBps(quorumBps_);
+        uint64 registryMax = OperatorRegistry(registry_).maxCertificateAge();
+        if (maxEpochAge_ > registryMax) revert EpochAgeExceedsRegistry(maxEpochAge_, registryMax);
         registry = OperatorRegistry(registry_);
         quorumBps = quorumBps_;
         maxEpochAge = maxEpochAge_;

@@ -14,8 +14,8 @@ import {
 import { mnemonicToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import {
-  DEFAULT_DEPLOY_PARAMETERS, OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName,
-  deployPoi, registerOperator, startAnvil, type Anvil, type AnvilOptions, type DeployPoiParameters,
+  OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName,
+  deployParameters, deployPoi, registerOperator, startAnvil, type Anvil, type AnvilOptions, type DeployPoiParameters,
   type Deployment
 } from '../../contracts/index.js'
 import { CERTIFICATE_VERSION, encodeSignerBitmap, signAttestation, type OperatorSet, type SigningDomain } from '../../consensus/index.js'
@@ -49,7 +49,7 @@ export async function startPoiChain (params: DeployPoiParameters = {}, anvilOpti
     // derived from anvil's mnemonic, which funds as many accounts as asked (ANVIL_PRIVATE_KEYS lists the first 10)
     const wallets = Array.from({ length: anvilOptions.accounts ?? ANVIL_ACCOUNTS }, (_, i) => walletFor(anvil.rpcUrl, mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: i })))
     const deployment = await deployPoi(wallets[0], publicClient, params)
-    return { anvil, publicClient, testClient, wallets, deployment, params: { ...DEFAULT_DEPLOY_PARAMETERS, ...params }, stop: anvil.stop }
+    return { anvil, publicClient, testClient, wallets, deployment, params: deployParameters(params), stop: anvil.stop }
   } catch (err) {
     await anvil.stop()
     throw err
