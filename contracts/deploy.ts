@@ -15,7 +15,10 @@ import type { Deployment } from './deployment.js'
 export type DeployPoiParameters = {
   /** Smallest stake register() accepts, wei (default 1 ether). */
   minStake?: bigint
-  /** Seconds between requestExit() and withdraw(): the window in which equivocation can still be slashed (default 1 day). */
+  /**
+   * Seconds an exiting stake stays after the last certificate that could count it (the start of
+   * epoch exitEpoch + maxCertificateAge): the window in which evidence can still slash it (default 1 day).
+   */
   exitDelay?: bigint
   /** Shortest epoch, seconds (default 1 hour). */
   epochDuration?: bigint

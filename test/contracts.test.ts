@@ -136,6 +136,10 @@ describe('contracts: OperatorRegistry', function () {
       assert.deepEqual(await expectRevert(withdraw(), 'StakeStillCertifiable'), [withdrawableFrom])
       await nextEpoch(chain)
     }
+    // and evidence against a certificate that landed just before gets exitDelay from then
+    await expectRevert(withdraw(), 'ExitNotReady')
+    await chain.testClient.increaseTime({ seconds: Number(EXIT_DELAY) })
+    await chain.testClient.mine({ blocks: 1 })
     const before = await chain.publicClient.getBalance({ address: address(2) })
     const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: await wallet.writeContract({ address: registry(), abi: OperatorRegistryAbi, functionName: 'withdraw' }) })
     assert.equal(receipt.status, 'success')

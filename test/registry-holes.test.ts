@@ -18,7 +18,7 @@ import { expectRevert, makeCertificate, nextEpoch, registerAll, startPoiChain, t
 
 const CHAIN_TIMEOUT_MS = 60_000
 const EPOCH_SECONDS = 100n
-/** Shorter than an epoch: the epoch rule, not the exit delay, is what these tests exercise. */
+/** Shorter than an epoch, so the epoch rule decides until the last certifiable epoch has closed. */
 const EXIT_DELAY = 10n
 /** BLS12-381 group order r: r − sk is the secret key of −pk. */
 const GROUP_ORDER = 0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001n
@@ -47,6 +47,10 @@ const withdraw = async (chain: PoiChain, wallet: Wallet): Promise<void> => {
 }
 const requestExit = async (chain: PoiChain, wallet: Wallet): Promise<void> => {
   await chain.publicClient.waitForTransactionReceipt({ hash: await wallet.writeContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'requestExit' }) })
+}
+const passExitDelay = async (chain: PoiChain): Promise<void> => {
+  await chain.testClient.increaseTime({ seconds: Number(EXIT_DELAY) })
+  await chain.testClient.mine({ blocks: 1 })
 }
 const operatorCount = async (chain: PoiChain): Promise<bigint> =>
   await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'operatorCount' })
@@ -85,8 +89,15 @@ describe('registry holes: exiting stake stays slashable while its epochs can sti
         assert.deepEqual(await expectRevert(simulateWithdraw(chain, leaver), 'StakeStillCertifiable'), [4n])
         assert.equal(await simulateEvidence(), 10n * ETHER * BigInt(chain.params.slashBps) / 10_000n)
       }
-      assert.equal((await nextEpoch(chain)).epoch, 4n)
+      const last = await nextEpoch(chain)
+      assert.equal(last.epoch, 4n)
       await expectRevert(simulateCertificate(), 'StaleEpoch')
+      // a certificate of epoch 1 may have landed in the block before epoch 4 started: evidence
+      // against it still gets exitDelay from that moment
+      const epoch4 = await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'getEpoch', args: [4n] })
+      assert.deepEqual(await expectRevert(simulateWithdraw(chain, leaver), 'ExitNotReady'), [epoch4.startedAt + EXIT_DELAY])
+      assert.equal(await simulateEvidence(), 10n * ETHER * BigInt(chain.params.slashBps) / 10_000n)
+      await passExitDelay(chain)
       const before = await chain.publicClient.getBalance({ address: leaver.account.address })
       await withdraw(chain, leaver)
       assert.ok(await chain.publicClient.getBalance({ address: leaver.account.address }) > before + 9n * ETHER)
@@ -123,6 +134,7 @@ describe('registry holes: withdrawn operators leave the epoch loop, which is cap
       assert.equal(await operatorCount(chain), 3n)
       await requestExit(chain, chain.wallets[1])
       for (let i = 0; i < 3; i++) await nextEpoch(chain) // epoch 4 = exitEpoch 2 + maxCertificateAge 2
+      await passExitDelay(chain)
       await withdraw(chain, chain.wallets[1])
       assert.equal(await operatorCount(chain), 2n)
       assert.equal(BigInt(await chain.publicClient.getStorageAt({ address: chain.deployment.registry, slot: OPERATOR_LIST_SLOT }) ?? '0x0'), 2n)

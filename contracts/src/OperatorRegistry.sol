@@ -213,9 +213,10 @@ contract OperatorRegistry {
         emit OperatorRegistered(msg.sender, key, msg.value);
     }
 
-    /// @notice Leave the set from the next epoch; withdraw() pays the stake back once exitDelay has
-    /// passed and maxCertificateAge epochs have started after the last one that counted it (until
-    /// then a certificate of that epoch could still be accepted, and evidence must find stake to slash).
+    /// @notice Leave the set from the next epoch; withdraw() pays the stake back once maxCertificateAge
+    /// epochs have started after the last one that counted it (until then a certificate of that epoch
+    /// could still be accepted) and exitDelay has passed since the first of those epochs ended the
+    /// last chance of such a certificate (the window in which evidence can still slash the stake).
     function requestExit() external {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert NotRegistered();
@@ -235,6 +236,10 @@ contract OperatorRegistry {
         // not seconds: anyone may call advanceEpoch, so after a gap epochs can start back to back.
         uint64 withdrawableFrom = op.exitEpoch + maxCertificateAge;
         if (currentEpoch < withdrawableFrom) revert StakeStillCertifiable(withdrawableFrom);
+        // A certificate counting this stake can land just before epoch withdrawableFrom starts:
+        // evidence against it (or against an attestation it aggregates) gets exitDelay from then.
+        uint64 evidenceClosesAt = _epochs[withdrawableFrom].startedAt + exitDelay;
+        if (block.timestamp < evidenceClosesAt) revert ExitNotReady(evidenceClosesAt);
         uint256 amount = op.stake;
         op.stake = 0;
         op.registered = false;
