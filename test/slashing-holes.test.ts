@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { parseEventLogs } from 'viem'
-import { generateBlsSecretKey, signAttestation, type EquivocationEvidence } from '../consensus/index.js'
+import { generateBlsSecretKey, signAttestation, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
 import {
   OperatorRegistryAbi, SlashingManagerAbi, certificateAndAttestationCalldata, conflictingCertificatesCalldata, evidenceCalldata,
   readOperatorSet, submitCertificateAndAttestation, submitConflictingCertificates, submitEvidence, type OnChainOperatorSet
@@ -53,6 +53,10 @@ describe('slashing holes: cross-epoch equivocation and conflicting certificates'
     const a = attestation(set1, 0, taskResult('cross-epoch', 'first'))
     const b = attestation(set2, 0, taskResult('cross-epoch', 'second'))
     const evidence: EquivocationEvidence = { taskId: a.taskId, operatorIndex: 0, epoch: 1n, a, b }
+    // off-chain, the same judgement: each attestation against its own epoch's set
+    assert.equal(verifyEquivocationEvidence(evidence, set1, set2), true)
+    assert.equal(verifyEquivocationEvidence(evidence, set1), false, 'b is not of epoch 1')
+    assert.equal(verifyEquivocationEvidence({ ...evidence, b: attestation(set2, 1, taskResult('cross-epoch', 'second')) }, set1, set2), false, 'two operators')
     const before = await liveStake(set1, 0)
     const { slashed, receipt } = await submitEvidence(reporter, chain.publicClient, slashing(), evidence, set1, set2)
     assert.equal(slashed, slashedOf(before))
