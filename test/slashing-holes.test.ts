@@ -8,9 +8,11 @@ import assert from 'node:assert/strict'
 import { parseEventLogs } from 'viem'
 import { generateBlsSecretKey, signAttestation, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
 import {
-  OperatorRegistryAbi, SlashingManagerAbi, certificateAndAttestationCalldata, conflictingCertificatesCalldata, evidenceCalldata,
+  ANVIL_PRIVATE_KEYS, OperatorRegistryAbi, SlashingManagerAbi, certificateAndAttestationCalldata, conflictingCertificatesCalldata, evidenceCalldata,
   readOperatorSet, submitCertificateAndAttestation, submitConflictingCertificates, submitEvidence, type OnChainOperatorSet
 } from '../contracts/index.js'
+import { privateKeyToAccount } from 'viem/accounts'
+import { ChainClient } from '../node/chain-client.js'
 import { ETHER, taskResult, type TaskResult } from './consensus-fixtures.js'
 import { expectRevert, makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
 
@@ -72,6 +74,18 @@ describe('slashing holes: cross-epoch equivocation and conflicting certificates'
       await chain.publicClient.simulateContract({ account: reporter.account, address: slashing(), abi: SlashingManagerAbi, functionName: 'submitEvidence', args: [e] })
     await expectRevert(simulate({ ...args, b: { ...args.b, member: { ...args.b.member, epoch: 3n } } }), 'InvalidOperatorProof')
     await expectRevert(simulate({ ...args, b: { ...args.b, member: { ...args.a.member, epoch: 1n } } }), 'InvalidSignature')
+  })
+
+  it("a node's ChainClient submits stored evidence whose attestations name two epochs", async () => {
+    const client = await ChainClient.connect({ ...chain.deployment, rpcUrl: chain.anvil.rpcUrl }, privateKeyToAccount(ANVIL_PRIVATE_KEYS[8]))
+    const a = attestation(set1, 3, taskResult('cross-epoch via node', 'first'))
+    const b = attestation(set2, 3, taskResult('cross-epoch via node', 'second'))
+    const stored = { taskId: a.taskId, operatorIndex: 3, a, b, foundAt: Date.now() }
+    const before = await liveStake(set1, 3)
+    const receipt = await client.submitEvidence(stored)
+    assert.equal(receipt.accepted, true)
+    assert.equal(await client.isSlashed(stored), true)
+    assert.equal(await liveStake(set1, 3), before - slashedOf(before))
   })
 
   it('slashes every operator named as a signer in two valid certificates with different results (hole 4)', async () => {
