@@ -5,8 +5,8 @@
  */
 import type { Account, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
 import type { EquivocationEvidence } from '../consensus/index.js'
-import type { QuorumCertificate } from '../protocols/wire/index.js'
-import { certificateCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
+import type { Attestation, QuorumCertificate } from '../protocols/wire/index.js'
+import { certificateAndAttestationCalldata, certificateCalldata, conflictingCertificatesCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
 import { OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
 import type { OnChainOperatorSet } from './operator-tree.js'
 import { PoiError } from '../protocols/wire/index.js'
@@ -77,19 +77,54 @@ export async function simulateCertificate (
   })
 }
 
-/** Posts equivocation evidence; `slashed` is the stake taken (0 if the operator had already withdrawn). */
+/**
+ * Posts equivocation evidence; `slashed` is the stake taken (0 if the operator had already withdrawn).
+ * `set` is the set of `evidence.a`'s epoch, `setB` that of `evidence.b`'s (default `set`).
+ */
 export async function submitEvidence (
-  walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet
+  walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet,
+  setB: OnChainOperatorSet = set
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
-  const { request, result } = await simulateEvidence(publicClient, walletClient.account, slashing, evidence, set)
+  const { request, result } = await simulateEvidence(publicClient, walletClient.account, slashing, evidence, set, setB)
   return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitEvidence') }
 }
 
 /** The simulated SlashingManager.submitEvidence from `account`, without sending it (see simulateCertificate). */
 export async function simulateEvidence (
-  publicClient: PublicClient, account: Account, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet
+  publicClient: PublicClient, account: Account, slashing: `0x${string}`, evidence: EquivocationEvidence, set: OnChainOperatorSet,
+  setB: OnChainOperatorSet = set
 ) {
   return await publicClient.simulateContract({
-    account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitEvidence', args: [evidenceCalldata(evidence, set)]
+    account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitEvidence', args: [evidenceCalldata(evidence, set, setB)]
   })
+}
+
+/**
+ * Posts two valid certificates for one task with different results (`a` of `setA`'s epoch, `b` of
+ * `setB`'s); every operator named as a signer in both is slashed. `slashed` is the total taken.
+ */
+export async function submitConflictingCertificates (
+  walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`,
+  a: QuorumCertificate, setA: OnChainOperatorSet, b: QuorumCertificate, setB: OnChainOperatorSet
+): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
+  const { request, result } = await publicClient.simulateContract({
+    account: walletClient.account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitConflictingCertificates',
+    args: conflictingCertificatesCalldata(a, setA, b, setB)
+  })
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitConflictingCertificates') }
+}
+
+/**
+ * Posts certificate `qc` (of `set`'s epoch) and an attestation for its task with another result by
+ * an operator `qc` names (proven against `attestationSet`, default `set`); the attester is slashed.
+ */
+export async function submitCertificateAndAttestation (
+  walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`,
+  qc: QuorumCertificate, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
+): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
+  const { request, result } = await publicClient.simulateContract({
+    account: walletClient.account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitCertificateAndAttestation',
+    args: certificateAndAttestationCalldata(qc, set, attestation, attestationSet)
+  })
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitCertificateAndAttestation') }
 }

@@ -9,7 +9,7 @@
 import { bytesToHex, getAddress, type Hex } from 'viem'
 import { blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type EquivocationEvidence } from '../consensus/index.js'
 import type { Attestation, QuorumCertificate } from '../protocols/wire/index.js'
-import { merkleProof, type G1Point, type G2Point, type OnChainOperatorSet } from './operator-tree.js'
+import { merkleProof, publicKeyHash, type G1Point, type G2Point, type OnChainOperatorSet } from './operator-tree.js'
 import { PoiError } from '../protocols/wire/index.js'
 
 /** TaskManager.Certificate */
@@ -31,21 +31,29 @@ export type NonSignerArgs = {
   proof: readonly Hex[]
 }
 
-/** SlashingManager.Signed */
-export type SignedArgs = { resultHash: Hex, outputRef: Hex, signature: G2Point }
+/** SlashingManager.Member: an operator's leaf in one epoch's set. */
+export type MemberArgs = { epoch: bigint, index: number, stake: bigint, proof: readonly Hex[] }
 
-/** SlashingManager.Evidence */
+/** SlashingManager.Signed: one attestation with its signer's leaf in the epoch it names. */
+export type SignedArgs = { member: MemberArgs, resultHash: Hex, outputRef: Hex, signature: G2Point }
+
+/** SlashingManager.Evidence: two attestations by one operator, each against its own epoch's set. */
 export type EvidenceArgs = {
-  epoch: bigint
   taskId: Hex
-  index: number
   operator: `0x${string}`
   pubkey: G1Point
-  stake: bigint
-  proof: readonly Hex[]
   a: SignedArgs
   b: SignedArgs
 }
+
+/** SlashingManager.Accused: an operator named as a signer in both certificates. */
+export type AccusedArgs = { operator: `0x${string}`, pubkey: G1Point, inA: MemberArgs, inB: MemberArgs }
+
+/** Arguments of SlashingManager.submitConflictingCertificates. */
+export type ConflictingCertificatesArgs = readonly [CertificateArgs, NonSignerArgs[], CertificateArgs, NonSignerArgs[], AccusedArgs[]]
+
+/** Arguments of SlashingManager.submitCertificateAndAttestation. */
+export type CertificateAndAttestationArgs = readonly [CertificateArgs, NonSignerArgs[], `0x${string}`, G1Point, MemberArgs, SignedArgs]
 
 /** OperatorRegistry.register arguments (msg.value is the stake, passed separately). */
 export type RegistrationArgs = { pubkey: G1Point, proofOfPossession: G2Point }
@@ -96,23 +104,56 @@ export function certificateCalldata (qc: QuorumCertificate, set: OnChainOperator
   return [certificate, nonSigners]
 }
 
-/** Argument of SlashingManager.submitEvidence for equivocation found in epoch `set.epoch`. */
-export function evidenceCalldata (evidence: EquivocationEvidence, set: OnChainOperatorSet): EvidenceArgs {
-  if (evidence.epoch !== set.epoch) {
-    throw new CalldataError(`evidence is for epoch ${evidence.epoch} but the operator set is epoch ${set.epoch}`)
+/**
+ * Argument of SlashingManager.submitEvidence. Each attestation is proven against the set of the
+ * epoch it names: `set` for `evidence.a`, `setB` (default `set`) for `evidence.b`, so equivocation
+ * across epochs is evidence too. The operator's index may differ between the two epochs; its
+ * address and key may not (the contract takes one of each).
+ */
+export function evidenceCalldata (evidence: EquivocationEvidence, set: OnChainOperatorSet, setB: OnChainOperatorSet = set): EvidenceArgs {
+  const a = signedBy(evidence.a, set, 'a')
+  const b = signedBy(evidence.b, setB, 'b')
+  if (!sameOperator(a.operator, b.operator)) {
+    throw new CalldataError(`attestation a is by operator ${a.operator.operator} (epoch ${set.epoch}) but b by ${b.operator.operator} (epoch ${setB.epoch}): not one operator`)
   }
-  const member = nonSignerArgs(set, evidence.operatorIndex)
-  return {
-    epoch: evidence.epoch,
-    taskId: hash32(evidence.taskId, 'taskId'),
-    index: member.index,
-    operator: member.operator,
-    pubkey: member.pubkey,
-    stake: member.stake,
-    proof: member.proof,
-    a: signed(evidence.a, 'a'),
-    b: signed(evidence.b, 'b')
+  return { taskId: hash32(evidence.taskId, 'taskId'), operator: a.operator.operator, pubkey: a.operator.pubkey, a: a.signed, b: b.signed }
+}
+
+/**
+ * Arguments of SlashingManager.submitConflictingCertificates for two certificates of one task with
+ * different results, `a` of `setA`'s epoch and `b` of `setB`'s. Accuses every operator (same
+ * address and key) whose bit is set in both bitmaps; throws CalldataError if there is none.
+ */
+export function conflictingCertificatesCalldata (
+  a: QuorumCertificate, setA: OnChainOperatorSet, b: QuorumCertificate, setB: OnChainOperatorSet
+): ConflictingCertificatesArgs {
+  const [certA, nonSignersA] = certificateCalldata(a, setA)
+  const [certB, nonSignersB] = certificateCalldata(b, setB)
+  const accused: AccusedArgs[] = []
+  for (let i = 0; i < setA.operators.length; i++) {
+    if (!bitSet(a.signerBitmap, i)) continue
+    const inA = nonSignerArgs(setA, i)
+    const j = setB.operators.findIndex((op, k) => bitSet(b.signerBitmap, k) && sameOperator(inA, nonSignerArgs(setB, k)))
+    if (j < 0) continue
+    accused.push({ operator: inA.operator, pubkey: inA.pubkey, inA: memberOf(setA, inA), inB: memberOf(setB, nonSignerArgs(setB, j)) })
   }
+  if (accused.length === 0) throw new CalldataError('no operator is named as a signer in both certificates')
+  return [certA, nonSignersA, certB, nonSignersB, accused]
+}
+
+/**
+ * Arguments of SlashingManager.submitCertificateAndAttestation: certificate `qc` (of `set`'s epoch)
+ * and an attestation for the same task with another result by an operator `qc` names, proven
+ * against `attestationSet` (the set of the attestation's epoch; default `set`).
+ */
+export function certificateAndAttestationCalldata (
+  qc: QuorumCertificate, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
+): CertificateAndAttestationArgs {
+  const [certificate, nonSigners] = certificateCalldata(qc, set)
+  const signer = signedBy(attestation, attestationSet, 'attestation')
+  const index = set.operators.findIndex((_, k) => sameOperator(signer.operator, nonSignerArgs(set, k)))
+  if (index < 0) throw new CalldataError(`operator ${signer.operator.operator} is not in the certificate's epoch ${set.epoch}`)
+  return [certificate, nonSigners, signer.operator.operator, signer.operator.pubkey, memberOf(set, nonSignerArgs(set, index)), signer.signed]
 }
 
 /** Registration arguments for the BLS key `secretKey` and the operator account `address`. */
@@ -124,12 +165,35 @@ export function registrationCalldata (secretKey: Uint8Array, address: `0x${strin
   }
 }
 
-function signed (attestation: Attestation, which: 'a' | 'b'): SignedArgs {
-  return {
-    resultHash: hash32(attestation.resultHash, `${which}.resultHash`),
-    outputRef: hash32(attestation.outputRef, `${which}.outputRef`),
-    signature: signature(attestation.blsSig, `${which}.blsSig`)
+/** `attestation` with its signer's leaf in `set`, which must be the set of the epoch it names. */
+function signedBy (attestation: Attestation, set: OnChainOperatorSet, which: string): { operator: NonSignerArgs, signed: SignedArgs } {
+  if (attestation.epoch !== set.epoch) {
+    throw new CalldataError(`${which} is for epoch ${attestation.epoch} but the operator set is epoch ${set.epoch}`)
   }
+  const operator = nonSignerArgs(set, attestation.operatorIndex)
+  return {
+    operator,
+    signed: {
+      member: memberOf(set, operator),
+      resultHash: hash32(attestation.resultHash, `${which}.resultHash`),
+      outputRef: hash32(attestation.outputRef, `${which}.outputRef`),
+      signature: signature(attestation.blsSig, `${which}.blsSig`)
+    }
+  }
+}
+
+function memberOf (set: OnChainOperatorSet, leaf: NonSignerArgs): MemberArgs {
+  return { epoch: set.epoch, index: leaf.index, stake: leaf.stake, proof: leaf.proof }
+}
+
+/** One operator across epochs: same account and same BLS key (its index and stake may differ). */
+function sameOperator (x: NonSignerArgs, y: NonSignerArgs): boolean {
+  return getAddress(x.operator) === getAddress(y.operator) && publicKeyHash(x.pubkey) === publicKeyHash(y.pubkey)
+}
+
+function bitSet (bitmap: Uint8Array, index: number): boolean {
+  const byte = index >> 3
+  return byte < bitmap.length && (bitmap[byte] & (1 << (index & 7))) !== 0
 }
 
 function hash32 (bytes: Uint8Array, field: string): Hex {

@@ -19,12 +19,17 @@ export {
   publicKeyHash, operatorLeaf, operatorLeafOf, treeDepth, merkleRoot, merkleProof, verifyMerkleProof, toOnChainOperatorSet
 } from './operator-tree.js'
 export {
-  type CertificateArgs, type NonSignerArgs, type SignedArgs, type EvidenceArgs, type RegistrationArgs, CalldataError,
-  nonSignerIndices, nonSignerArgs, certificateCalldata, evidenceCalldata, registrationCalldata
+  type CertificateArgs, type NonSignerArgs, type MemberArgs, type SignedArgs, type EvidenceArgs, type AccusedArgs, type ConflictingCertificatesArgs,
+  type CertificateAndAttestationArgs, type RegistrationArgs, CalldataError,
+  nonSignerIndices, nonSignerArgs, certificateCalldata, evidenceCalldata, conflictingCertificatesCalldata, certificateAndAttestationCalldata,
+  registrationCalldata
 } from './calldata.js'
 export { type RegistryContracts, RegistryReadError, readCurrentEpoch, readQuorumBps, readOperatorSet } from './registry-reader.js'
 export { contractErrorName, contractErrorArgs } from './revert.js'
-export { registerOperator, advanceEpoch, submitCertificate, submitEvidence, simulateCertificate, simulateEvidence, mined, TransactionFailedError } from './actions.js'
+export {
+  registerOperator, advanceEpoch, submitCertificate, submitEvidence, submitConflictingCertificates, submitCertificateAndAttestation,
+  simulateCertificate, simulateEvidence, mined, TransactionFailedError
+} from './actions.js'
 export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MAX_MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
   modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,

@@ -315,10 +315,12 @@ export class ChainClient implements SettlementChain {
 
   async submitEvidence (evidence: StoredEvidence, options: SubmitOptions = {}): Promise<TxReceipt> {
     const { wallet, sender } = this.sending()
+    // each attestation is proven against the set of the epoch it names (they may differ)
     const set = await this.operatorSet(evidence.a.epoch)
+    const setB = evidence.b.epoch === evidence.a.epoch ? set : await this.operatorSet(evidence.b.epoch)
     try {
       const { request } = await simulateEvidence(this.publicClient, wallet.account, this.config.slashing,
-        { taskId: evidence.taskId, operatorIndex: evidence.operatorIndex, epoch: evidence.a.epoch, a: evidence.a, b: evidence.b }, set)
+        { taskId: evidence.taskId, operatorIndex: evidence.operatorIndex, epoch: evidence.a.epoch, a: evidence.a, b: evidence.b }, set, setB)
       const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: SlashingManagerAbi, functionName: 'submitEvidence', args: request.args }))
       const hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
       const receipt = await mined(this.publicClient, hash, 'SlashingManager.submitEvidence', { timeout: RECEIPT_TIMEOUT_MS, signal: options.signal })

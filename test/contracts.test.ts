@@ -330,7 +330,7 @@ describe('contracts: SlashingManager', function () {
   it('rejects identical results and operators not proven in the epoch', async () => {
     const evidence = evidenceCalldata(equivocation(set, 3, 'identical'), set)
     await expectRevert(simulate({ ...evidence, b: evidence.a }), 'IdenticalResults')
-    await expectRevert(simulate({ ...evidence, stake: evidence.stake + 1n }), 'InvalidOperatorProof')
-    await expectRevert(simulate({ ...evidence, index: 2 }), 'InvalidOperatorProof')
+    await expectRevert(simulate({ ...evidence, a: { ...evidence.a, member: { ...evidence.a.member, stake: evidence.a.member.stake + 1n } } }), 'InvalidOperatorProof')
+    await expectRevert(simulate({ ...evidence, b: { ...evidence.b, member: { ...evidence.b.member, index: 2 } } }), 'InvalidOperatorProof')
   })
 })

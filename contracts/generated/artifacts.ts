@@ -1940,6 +1940,10 @@ export const PoiMessagesAbi = [] as const
 
 export const PoiMessagesBytecode = '0x6080806040523460175760039081601c823930815050f35b5f80fdfe5f80fd' as const
 
+export const QuorumCertificatesAbi = [] as const
+
+export const QuorumCertificatesBytecode = '0x6080806040523460175760039081601c823930815050f35b5f80fdfe5f80fd' as const
+
 export const SlashingManagerAbi = [
   {
     "inputs": [
@@ -1974,6 +1978,16 @@ export const SlashingManagerAbi = [
   },
   {
     "inputs": [],
+    "name": "BitmapMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "DifferentTasks",
+    "type": "error"
+  },
+  {
+    "inputs": [],
     "name": "HashToCurveFailed",
     "type": "error"
   },
@@ -1986,11 +2000,38 @@ export const SlashingManagerAbi = [
     "inputs": [
       {
         "internalType": "uint256",
+        "name": "signed",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "required",
+        "type": "uint256"
+      }
+    ],
+    "name": "InsufficientStake",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
         "name": "bps",
         "type": "uint256"
       }
     ],
     "name": "InvalidBps",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "index",
+        "type": "uint32"
+      }
+    ],
+    "name": "InvalidNonSignerProof",
     "type": "error"
   },
   {
@@ -2012,6 +2053,59 @@ export const SlashingManagerAbi = [
       }
     ],
     "name": "InvalidSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "NoOperatorNamed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "internalType": "uint8",
+        "name": "which",
+        "type": "uint8"
+      }
+    ],
+    "name": "NotASigner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "signers",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "min",
+        "type": "uint256"
+      }
+    ],
+    "name": "TooFewSigners",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      }
+    ],
+    "name": "UnknownEpoch",
     "type": "error"
   },
   {
@@ -2125,15 +2219,84 @@ export const SlashingManagerAbi = [
       {
         "components": [
           {
+            "internalType": "bytes32",
+            "name": "taskId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "resultHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "outputRef",
+            "type": "bytes32"
+          },
+          {
             "internalType": "uint64",
             "name": "epoch",
             "type": "uint64"
           },
           {
-            "internalType": "bytes32",
-            "name": "taskId",
-            "type": "bytes32"
+            "internalType": "bytes",
+            "name": "signerBitmap",
+            "type": "bytes"
           },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G2Point",
+            "name": "signature",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct TaskManager.Certificate",
+        "name": "qc",
+        "type": "tuple"
+      },
+      {
+        "components": [
           {
             "internalType": "uint32",
             "name": "index",
@@ -2180,9 +2343,617 @@ export const SlashingManagerAbi = [
             "internalType": "bytes32[]",
             "name": "proof",
             "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct TaskManager.NonSigner[]",
+        "name": "nonSigners",
+        "type": "tuple[]"
+      },
+      {
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "x_a",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "x_b",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "y_a",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "y_b",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct BLS.G1Point",
+        "name": "pubkey",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "epoch",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "index",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint256",
+            "name": "stake",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "proof",
+            "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct SlashingManager.Member",
+        "name": "inCertificate",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "components": [
+              {
+                "internalType": "uint64",
+                "name": "epoch",
+                "type": "uint64"
+              },
+              {
+                "internalType": "uint32",
+                "name": "index",
+                "type": "uint32"
+              },
+              {
+                "internalType": "uint256",
+                "name": "stake",
+                "type": "uint256"
+              },
+              {
+                "internalType": "bytes32[]",
+                "name": "proof",
+                "type": "bytes32[]"
+              }
+            ],
+            "internalType": "struct SlashingManager.Member",
+            "name": "member",
+            "type": "tuple"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "resultHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "outputRef",
+            "type": "bytes32"
           },
           {
             "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G2Point",
+            "name": "signature",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct SlashingManager.Signed",
+        "name": "attestation",
+        "type": "tuple"
+      }
+    ],
+    "name": "submitCertificateAndAttestation",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "taskId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "resultHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "outputRef",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "epoch",
+            "type": "uint64"
+          },
+          {
+            "internalType": "bytes",
+            "name": "signerBitmap",
+            "type": "bytes"
+          },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G2Point",
+            "name": "signature",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct TaskManager.Certificate",
+        "name": "a",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint32",
+            "name": "index",
+            "type": "uint32"
+          },
+          {
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
+          },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G1Point",
+            "name": "pubkey",
+            "type": "tuple"
+          },
+          {
+            "internalType": "uint256",
+            "name": "stake",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "proof",
+            "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct TaskManager.NonSigner[]",
+        "name": "nonSignersA",
+        "type": "tuple[]"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "taskId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "resultHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "outputRef",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "epoch",
+            "type": "uint64"
+          },
+          {
+            "internalType": "bytes",
+            "name": "signerBitmap",
+            "type": "bytes"
+          },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_c1_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c0_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_c1_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G2Point",
+            "name": "signature",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct TaskManager.Certificate",
+        "name": "b",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint32",
+            "name": "index",
+            "type": "uint32"
+          },
+          {
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
+          },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G1Point",
+            "name": "pubkey",
+            "type": "tuple"
+          },
+          {
+            "internalType": "uint256",
+            "name": "stake",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "proof",
+            "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct TaskManager.NonSigner[]",
+        "name": "nonSignersB",
+        "type": "tuple[]"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
+          },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G1Point",
+            "name": "pubkey",
+            "type": "tuple"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint64",
+                "name": "epoch",
+                "type": "uint64"
+              },
+              {
+                "internalType": "uint32",
+                "name": "index",
+                "type": "uint32"
+              },
+              {
+                "internalType": "uint256",
+                "name": "stake",
+                "type": "uint256"
+              },
+              {
+                "internalType": "bytes32[]",
+                "name": "proof",
+                "type": "bytes32[]"
+              }
+            ],
+            "internalType": "struct SlashingManager.Member",
+            "name": "inA",
+            "type": "tuple"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint64",
+                "name": "epoch",
+                "type": "uint64"
+              },
+              {
+                "internalType": "uint32",
+                "name": "index",
+                "type": "uint32"
+              },
+              {
+                "internalType": "uint256",
+                "name": "stake",
+                "type": "uint256"
+              },
+              {
+                "internalType": "bytes32[]",
+                "name": "proof",
+                "type": "bytes32[]"
+              }
+            ],
+            "internalType": "struct SlashingManager.Member",
+            "name": "inB",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct SlashingManager.Accused[]",
+        "name": "accused",
+        "type": "tuple[]"
+      }
+    ],
+    "name": "submitConflictingCertificates",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "taskId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
+          },
+          {
+            "components": [
+              {
+                "internalType": "bytes32",
+                "name": "x_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "x_b",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_a",
+                "type": "bytes32"
+              },
+              {
+                "internalType": "bytes32",
+                "name": "y_b",
+                "type": "bytes32"
+              }
+            ],
+            "internalType": "struct BLS.G1Point",
+            "name": "pubkey",
+            "type": "tuple"
+          },
+          {
+            "components": [
+              {
+                "components": [
+                  {
+                    "internalType": "uint64",
+                    "name": "epoch",
+                    "type": "uint64"
+                  },
+                  {
+                    "internalType": "uint32",
+                    "name": "index",
+                    "type": "uint32"
+                  },
+                  {
+                    "internalType": "uint256",
+                    "name": "stake",
+                    "type": "uint256"
+                  },
+                  {
+                    "internalType": "bytes32[]",
+                    "name": "proof",
+                    "type": "bytes32[]"
+                  }
+                ],
+                "internalType": "struct SlashingManager.Member",
+                "name": "member",
+                "type": "tuple"
+              },
               {
                 "internalType": "bytes32",
                 "name": "resultHash",
@@ -2247,6 +3018,33 @@ export const SlashingManagerAbi = [
           },
           {
             "components": [
+              {
+                "components": [
+                  {
+                    "internalType": "uint64",
+                    "name": "epoch",
+                    "type": "uint64"
+                  },
+                  {
+                    "internalType": "uint32",
+                    "name": "index",
+                    "type": "uint32"
+                  },
+                  {
+                    "internalType": "uint256",
+                    "name": "stake",
+                    "type": "uint256"
+                  },
+                  {
+                    "internalType": "bytes32[]",
+                    "name": "proof",
+                    "type": "bytes32[]"
+                  }
+                ],
+                "internalType": "struct SlashingManager.Member",
+                "name": "member",
+                "type": "tuple"
+              },
               {
                 "internalType": "bytes32",
                 "name": "resultHash",
@@ -2341,7 +3139,7 @@ export const SlashingManagerAbi = [
   }
 ] as const
 
-export const SlashingManagerBytecode = '0x6101003461010157601f610f9038819003918201601f19168301916001600160401b03831184841017610105578084926080946040528339810103126101015761004881610119565b9061005560208201610119565b61006d60606100666040850161012d565b930161012d565b9261ffff831661271081116100ef575061ffff841661271081116100ef57506001600160a01b031660805260a05260c05260e052604051610e53908161013d823960805181818160e401526108aa015260a0518181816102d40152610828015260c05181818161055d015261093d015260e0518181816105b601526108710152f35b632e109e9f60e01b5f5260045260245ffd5b5f80fd5b634e487b7160e01b5f52604160045260245ffd5b51906001600160a01b038216820361010157565b519061ffff821682036101015756fe6080806040526004361015610012575f80fd5b5f3560e01c9081630681e65114610925575080632747f3e6146108d95780637b103999146108955780638b69c81014610857578063a50a640e146108135763dec5ec8e1461005e575f80fd5b346106955760203660031901126106955760043567ffffffffffffffff811161069557806004018136036103c0600319820112610695576102848301356101448401358181146108045760648501946001600160a01b036100be87610961565b165f525f60205260405f2093602482013594855f5260205260ff60405f2054166107f5577f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169361011687610975565b604051630950164160e11b815267ffffffffffffffff90911660048201529361010085602481895afa9485156106a1575f9561076d575b5060806083198401126106955760405194610167866109ba565b6084850135908187528a602088019260a48801358452604089019060c4890135825260608a019460e48a0135865260448a01956101ac6101a688610a66565b95610961565b936040519260208401948552516040840152516060830152516080820152608081526101d960a0826109f3565b5190206040519163ffffffff602084019416845260018060a01b03166040830152606082015261010488013560808201526080815261021960a0826109f3565b5190209161023363ffffffff606084519401511691610a66565b9261012488013560221988018112156106955788019260048401359367ffffffffffffffff851161069557602401928460051b360384136106955763ffffffff61027e961691610ac2565b1561075e5761028c88610975565b60405167ffffffffffffffff602082019260e08452601261010084015271504f495f4154544553544154494f4e5f563160701b61012084015246604084015260018060a01b037f000000000000000000000000000000000000000000000000000000000000000016948560608501528b608085015260a084015261016488013560c08401521660e08201526101208152610328610140826109f3565b519020604051906020820152602081526103436040826109f3565b61010061018319850112610695576040516103bc91610361826109d6565b61018487013582526101a487013560208301526101c487013560408301526101e48701356060830152610204870135608083015261022487013560a083015261024487013560c083015261026487013560e083015287610b70565b1561074b576101009167ffffffffffffffff6103d78a610975565b60405192602084019460e0865260128786015271504f495f4154544553544154494f4e5f563160701b61012086015246604086015260608501528a608085015260a08401526102a487013560c08401521660e0820152610120815261043e610140826109f3565b519020916040519260208401526020835261045a6040846109f3565b6102c3190112610695576104ce926103a460405193610478856109d6565b6102c481013585526102e4810135602086015261030481013560408601526103248101356060860152610344810135608086015261036481013560a086015261038481013560c0860152013560e0840152610b70565b15610737576001600160a01b036104e485610961565b165f525f60205260405f20825f5260205260405f20600160ff1982541617905561050d84610961565b60405163027cf93b60e31b81526001600160a01b03909116600482015261010081602481855afa80156106a1575f906106ac575b6020915001519261271061058361055787610961565b9561ffff7f00000000000000000000000000000000000000000000000000000000000000001690610a77565b0460405194634be9fd9f60e01b865260018060a01b0316600486015260248501523360448501526020846084815f61ffff7f000000000000000000000000000000000000000000000000000000000000000016968760648401525af19384156106a1575f94610666575b5060807ffb865363f6d1a3a6144833cd1d5df901fc9b6bee8f87d67f5a84a2a875eb28009161271061063361062c61062660209a610961565b93610975565b9588610a77565b0467ffffffffffffffff604051951685528688860152336040860152606085015260018060a01b031692a3604051908152f35b9493506020853d602011610699575b81610682602093836109f3565b81010312610695579351929360806105ed565b5f80fd5b3d9150610675565b6040513d5f823e3d90fd5b506101003d8111610730575b6106c281836109f3565b810190610100818303126106955760e0906106e9604051936106e38561098a565b82610a15565b83526080810151602084015261070160a08201610a51565b604084015261071260c08201610a51565b60608401520151908115158203610695576020916080820152610541565b503d6106b8565b63480770df60e01b5f52600160045260245ffd5b63480770df60e01b5f525f60045260245ffd5b6308c1d37960e11b5f5260045ffd5b9094506101003d81116107ee575b61078581836109f3565b81019061010081830312610695576107b0604051926107a38461098a565b8251845260208301610a15565b602083015260a0810151604083015260c081015163ffffffff811681036106955760608301526107e29060e001610a51565b6080820152935f61014d565b503d61077b565b631b919bb160e11b5f5260045ffd5b63014b48fb60e71b5f5260045ffd5b34610695575f366003190112610695576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b34610695575f36600319011261069557602060405161ffff7f0000000000000000000000000000000000000000000000000000000000000000168152f35b34610695575f366003190112610695576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b34610695576040366003190112610695576004356001600160a01b03811690819003610695575f525f60205260405f206024355f52602052602060ff60405f2054166040519015158152f35b34610695575f3660031901126106955760209061ffff7f0000000000000000000000000000000000000000000000000000000000000000168152f35b356001600160a01b03811681036106955790565b3567ffffffffffffffff811681036106955790565b60a0810190811067ffffffffffffffff8211176109a657604052565b634e487b7160e01b5f52604160045260245ffd5b6080810190811067ffffffffffffffff8211176109a657604052565b610100810190811067ffffffffffffffff8211176109a657604052565b90601f8019910116810190811067ffffffffffffffff8211176109a657604052565b919082608091031261069557604051610a2d816109ba565b60608082948051845260208101516020850152604081015160408501520151910152565b519067ffffffffffffffff8216820361069557565b3563ffffffff811681036106955790565b81810292918115918404141715610a8a57565b634e487b7160e01b5f52601160045260245ffd5b9190811015610aae5760051b0190565b634e487b7160e01b5f52603260045260245ffd5b949391929080841090811591610b46575b50610b3d579291905f925b808410610aed57505050501490565b90919293600184861c16155f14610b2157610b09858385610a9e565b35905f52602052600160405f205b9401929190610ade565b610b2c858385610a9e565b355f52602052600160405f20610b17565b50505050505f90565b5f91505b806001831b10610b5e57508414155f610ad3565b905f198114610a8a5760010190610b4a565b9091815160208301511760408301511760608301511715610e4c576040519260808401808511610a8a57610300850191828611610a8a57859061070082019060205f606f835182865280846107406107208a0199868b52019601865e808c01600160f81b6107408201527f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107438201526107636b5357555f524f5f504f505f2b60a01b910152018460025afa925f5193848452600182537f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107218b01526b5357555f524f5f504f505f2b60a01b6107418b015260206106008b01604d8660025afa16936002905b60098210610e1b575050906001604092838552525260016107a08801536f1a0111ea397fe69a4b1ba7b6434bacd76107a18801527f64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab6107c18801525f906107608801905b60048310610df0575050509061020061010092838560806105008b0160115afa843d14161683610400890160806105808b0160115afa843d14161693600d5afa6101003d14161615610de157826101006103009260805f956020975e6f17f1d3a73197d7942695638c4fa9ac0f6101808401527fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb6101a08401526f114d1d6855d545a8aa7d76c8cf2e21f26101c08401527f67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca6101e084015261020083015e600f5afa60203d14169060015f51149115610dd257565b63b8fedf8760e01b5f5260045ffd5b63488bb28360e11b5f5260045ffd5b90919260019060406105008660061b8c01826106008201885e0160e18560055afa1693019190610cdd565b909460019060206106208d84198a0160051b016106008101518618895289875301604d8860025afa16950190610c79565b5050505f9056' as const
+export const SlashingManagerBytecode = '0x6101003461012557601f611d4838819003918201601f19168301916001600160401b0383118484101761012957808492608094604052833981010312610125576100488161013d565b906100556020820161013d565b61006d606061006660408501610151565b9301610151565b9261ffff83166127108111610113575061ffff8416612710811161011357506001600160a01b031660805260a05260c05260e052604051611be79081610161823960805181818161055f01528181610a3a01528181610c4601528181610ead015261157f015260a0518181816104dd015281816106a601528181610bac0152610ef5015260c0518181816107a20152610c95015260e0518181816105260152610ce70152f35b632e109e9f60e01b5f5260045260245ffd5b5f80fd5b634e487b7160e01b5f52604160045260245ffd5b51906001600160a01b038216820361012557565b519061ffff821682036101255756fe6080806040526004361015610012575f80fd5b5f3560e01c9081630681e6511461078a575080632747f3e61461073e578063316f90401461058e5780637b1039991461054a5780638b69c8101461050c578063a50a640e146104c8578063cac1cb4b146103615763e62448ae14610074575f80fd5b346103105760a0366003190112610310576004356001600160401b0381116103105780600401906101a06003198236030112610310576024356001600160401b038111610310576100c99036906004016107c6565b6044356001600160401b0381116103105780600401906101a06003198236030112610310576064356001600160401b0381116103105761010d9036906004016107c6565b9190936084356001600160401b0381116103105761012f9036906004016107c6565b9190935f968a359887358a0361035257602486013560248c0135146103435784156103345761016c93610166918d9c9a969c610e57565b86610e57565b5f60645f96019360de1981360301916084606486019501935b8a891015610314578860051b83013584811215610310578301918c6101ce6101b0366020870161088b565b916101ba8661080c565b836101c860a08901896108c7565b91611641565b6101d78461080c565b906101e560c08601866108c7565b906101ef826108dc565b6001600160401b03806102018d6108dc565b169116036103015761022c6102238a8e61021e8660209689610a09565b61160f565b929093016109c3565b90631fffffff8260031c169080821093846102dd575b50505050156102b857506001600160a01b0361025d8461080c565b165f525f60205260405f208b5f5260205260ff60405f2054166102ad57506102a460019161029e61028e849561080c565b8d6102988c6108dc565b91610c04565b906108f0565b985b0197610185565b9150976001906102a6565b635b8ba6a960e11b5f9081526001600160a01b03919091166004526001602452604490fd5b60019450916102ee91600793611bba565b3560f81c91161c1615155f808080610242565b6308c1d37960e11b5f5260045ffd5b5f80fd5b901561032557602090604051908152f35b631b919bb160e11b5f5260045ffd5b632ded328160e11b5f5260045ffd5b63014b48fb60e71b5f5260045ffd5b6304f651fd60e41b5f5260045ffd5b3461031057610120366003190112610310576004356001600160401b03811161031057806004016101a06003198336030112610310576024356001600160401b038111610310576103b69036906004016107c6565b6044356001600160a01b03811693909291908484036103105760803660631901126103105760e435956001600160401b03871161031057608060031988360301126103105761010435956001600160401b03871161031057866004019661016060031982360301126103105760240135602483013514610343575f525f60205260405f2093823594855f5260205260ff60405f205416610325576020976104c0976104a08561046e610298986104ba96606499610e57565b6040519361047b85610820565b873585526084358d86015260a435604086015260c4356060860152600401848b611641565b6104b46104ad82806108c7565b838a610a09565b86610b84565b016108dc565b604051908152f35b34610310575f366003190112610310576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b34610310575f36600319011261031057602060405161ffff7f0000000000000000000000000000000000000000000000000000000000000000168152f35b34610310575f366003190112610310576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b34610310576020366003190112610310576004356001600160401b038111610310578060040161010060031983360301126103105760c482019060206105d483836107f6565b01359260e481019360206105e886856107f6565b01351461034357602481016001600160a01b036106048261080c565b165f525f60205260405f2091833592835f5260205260ff60405f2054166103255761063390604436910161088b565b9061065a6106408261080c565b8361065461064e89896107f6565b806108c7565b91610a09565b6106746106668261080c565b8361065461064e8a896107f6565b6106f461068186866107f6565b6106ed6106ca61069961069484806108c7565b6108dc565b60408401356020850135897f0000000000000000000000000000000000000000000000000000000000000000611830565b91604051926020840152602083526106e360408461086a565b6060369101610b0e565b90846118a6565b1561072b5761064e6104c095610725610694936107206102989661071a60209c8b6107f6565b89610b84565b61080c565b956107f6565b63480770df60e01b5f525f60045260245ffd5b34610310576040366003190112610310576004356001600160a01b03811690819003610310575f525f60205260405f206024355f52602052602060ff60405f2054166040519015158152f35b34610310575f3660031901126103105760209061ffff7f0000000000000000000000000000000000000000000000000000000000000000168152f35b9181601f84011215610310578235916001600160401b038311610310576020808501948460051b01011161031057565b90359061015e1981360301821215610310570190565b356001600160a01b03811681036103105790565b608081019081106001600160401b0382111761083b57604052565b634e487b7160e01b5f52604160045260245ffd5b60a081019081106001600160401b0382111761083b57604052565b90601f801991011681019081106001600160401b0382111761083b57604052565b9190826080910312610310576040516108a381610820565b60608082948035845260208101356020850152604081013560408501520135910152565b903590607e1981360301821215610310570190565b356001600160401b03811681036103105790565b919082018092116108fd57565b634e487b7160e01b5f52601160045260245ffd5b91908260809103126103105760405161092981610820565b60608082948051845260208101516020850152604081015160408501520151910152565b51906001600160401b038216820361031057565b61010081830312610310576109896040519261097c8461084f565b8251845260208301610911565b602083015260a0810151604083015260c081015163ffffffff811681036103105760608301526109bb9060e00161094d565b608082015290565b3563ffffffff811681036103105790565b903590601e198136030182121561031057018035906001600160401b03821161031057602001918160051b3603831361031057565b91610a13816108dc565b604051630950164160e11b81526001600160401b03909116600482015291610100836024817f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03165afa8015610b0357610ac79463ffffffff945f92610ace575b50610a9c906020850193610a8e856109c3565b9187604088013593166116ea565b91610abd610ab2866060855195015116926109c3565b9460608101906109d4565b9590941691611782565b1561030157565b610a9c919250610af5906101003d8111610afc575b610aed818361086a565b810190610961565b9190610a7b565b503d610ae3565b6040513d5f823e3d90fd5b9190826101009103126103105760405161010081018181106001600160401b0382111761083b5760405260e0808294803584526020810135602085015260408101356040850152606081013560608501526080810135608085015260a081013560a085015260c081013560c08501520135910152565b90610bd06106ca610bd69493610b9d61069485806108c7565b906040850135906020860135907f0000000000000000000000000000000000000000000000000000000000000000611830565b916118a6565b15610bdd57565b63480770df60e01b5f52600160045260245ffd5b818102929181159184041417156108fd57565b6001600160a01b039081165f8181526020818152604080832086845290915290819020805460ff191660011790555163027cf93b60e31b8152600481018290527f00000000000000000000000000000000000000000000000000000000000000009092169493909161010081602481895afa908115610b03575f91610dc8575b50610cbb602061271092015161ffff7f00000000000000000000000000000000000000000000000000000000000000001690610bf1565b0460405190634be9fd9f60e01b825283600483015260248201523360448201526020816084815f61ffff7f0000000000000000000000000000000000000000000000000000000000000000169a8b60648401525af1908115610b03575f91610d76575b507ffb865363f6d1a3a6144833cd1d5df901fc9b6bee8f87d67f5a84a2a875eb28009181612710610d526080949983610bf1565b04906001600160401b036040519316835260208301523360408301526060820152a3565b90506020813d602011610dc0575b81610d916020938361086a565b8101031261031057517ffb865363f6d1a3a6144833cd1d5df901fc9b6bee8f87d67f5a84a2a875eb2800610d1e565b3d9150610d84565b90506101003d8111610e50575b610ddf818361086a565b810190610100818303126103105760e090610e0660405193610e008561084f565b82610911565b835260808101516020840152610e1e60a0820161094d565b6040840152610e2f60c0820161094d565b60608401520151908115158203610310576080810191909152610cbb610c84565b503d610dd5565b91909160608101916001600160401b03610e70846108dc565b16158015611560575b61153c57610e86836108dc565b604051630950164160e11b81526001600160401b03909116600482015293610100856024817f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03165afa948515610b03575f9561151b575b5060405163334b774360e21b81527f00000000000000000000000000000000000000000000000000000000000000009290916020836004816001600160a01b0388165afa928315610b03575f936114dc575b50610f45608086018661160f565b9390606089019463ffffffff865116905f92811580156114c6575b611349575f1982018281116108fd57610f7a818484611bba565b3560f81c908115611349576001600160fd1b03811681036108fd57610fa29060031b85611bad565b906008821091826114ba575b5050611349575f5b8281106113845750610fc88484611bad565b8703611349579496945f92835b8885106112eb5750505050505f9289610fec611b67565b965f925b8784106112075750505050600381106111f0575061101360408901928351611bad565b9161271083029183830461271014841517156108fd5761ffff1691611039825184610bf1565b116111b4575050506110ac5750611073610bd09161105e6020611096970151956108dc565b90604085013590602086013590863590611830565b916040519260208401526020835261108c60408461086a565b60a0369101610b0e565b1561109d57565b638baa579f60e01b5f5260045ffd5b9360200151936110ba611b67565b946040820151906060830151925f925f945f516020611bc75f395f51905f5281106f1a0111ea397fe69a4b1ba7b6434bacd78314166f1a0111ea397fe69a4b1ba7b6434bacd78310179181811715806111ab575b15831661116b575b50501561115c576080604092895e608088015e60c086015260e085015260808461010081600b5afa60803d14161561115c57611073610bd09161105e61109696956108dc565b63b8fedf8760e01b5f5260045ffd5b9194508095505f516020611bc75f395f51905f5203945f516020611bc75f395f51905f5210016f1a0111ea397fe69a4b1ba7b6434bacd703925f80611116565b6001935061110e565b516111be91610bf1565b6127108101908181116108fd5761270f019081116108fd57612710916322df051360e11b5f526004520460245260445ffd5b63cd2ce46f60e01b5f52600452600360245260445ffd5b919563ffffffff9061121d858a85979c95611b8b565b6112758361122e366040850161088b565b9a61125661123b856109c3565b8d6112486020880161080c565b60c0880135998a93166116ea565b9051908289511691611267866109c3565b92610abd60e08801886109d4565b156112ca575090611285916108f0565b958861129a57600191505b9701918b91610ff0565b608090816112a6611b67565b93845e8183015e60808161010081600b5afa60803d14161561115c57600190611290565b6112d863ffffffff916109c3565b63f8cfaa4b60e01b5f521660045260245ffd5b6113006112fb868b8d9b9d611b8b565b6109c3565b63ffffffff8116918210801561137a575b61134957631fffffff8160031c16908582109182611358575b505061134957600181018091116108fd57600190940193989698610fd5565b630c563e4f60e41b5f5260045ffd5b600192506113696007918888611bba565b3560f81c91161c1615155f8061132a565b5082821015611311565b9384820135906113948685611bad565b6020811061146d575b507e01000100010001000100010001000100010001000100010001000100010001827f555555555555555555555555555555555555555555555555555555555555555561144c9460011c1690037f3333333333333333333333333333333333333333333333333333333333333333808260021c169116018060041c017e0f000f000f000f000f000f000f000f000f000f000f000f000f000f000f000f808260081c169116010260f01c906108f0565b936020810180911115610fb657634e487b7160e01b5f52601160045260245ffd5b602003602081116108fd576001600160fd1b03811681036108fd575f1960039190911b1b909116907e0100010001000100010001000100010001000100010001000100010001000161139d565b1c151590505f80610fae565b50600783018084116108fd5760031c8211610f60565b9092506020813d602011611513575b816114f86020938361086a565b81010312610310575161ffff8116810361031057915f610f37565b3d91506114eb565b6115359195506101003d8111610afc57610aed818361086a565b935f610ee5565b6001600160401b0361154d846108dc565b632938879b60e21b5f521660045260245ffd5b5061156a836108dc565b604051630ecce30160e31b81526020816004817f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03165afa908115610b03575f916115cb575b506001600160401b03809116911611610e79565b90506020813d602011611607575b816115e66020938361086a565b81010312610310576001600160401b03611600819261094d565b91506115b7565b3d91506115d9565b903590601e198136030182121561031057018035906001600160401b0382116103105760200191813603831361031057565b9261164b836108dc565b6001600160401b0380611660606085016108dc565b16911603610301576102236116869161167c8560209588610a09565b608081019061160f565b90631fffffff8260031c169080821093846116c6575b50505050156116a85750565b635b8ba6a960e11b5f5260018060a01b03166004525f60245260445ffd5b60019450916116d791600793611bba565b3560f81c91161c1615155f80808061169c565b929091604051606060208201928051845260208101516040840152604081015182840152015160808201526080815261172460a08261086a565b519020604051926020840194855260018060a01b03166040840152606083015260808201526080815261175860a08261086a565b51902090565b919081101561176e5760051b0190565b634e487b7160e01b5f52603260045260245ffd5b949391929080841090811591611806575b506117fd579291905f925b8084106117ad57505050501490565b90919293600184861c16155f146117e1576117c985838561175e565b35905f52602052600160405f205b940192919061179e565b6117ec85838561175e565b355f52602052600160405f206117d7565b50505050505f90565b5f91505b806001831b1061181e57508414155f611793565b905f1981146108fd576001019061180a565b9390926001600160401b039260405194602086019660e08852601261010088015271504f495f4154544553544154494f4e5f563160701b61012088015246604088015260018060a01b03166060870152608086015260a085015260c08401521660e082015261012081526117586101408261086a565b9091815160208301511760408301511760608301511715611b605760405192608084018085116108fd576103008501918286116108fd57859061070082019060205f606f835182865280846107406107208a0199868b52019601865e808c01600160f81b6107408201527f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107438201526107636b5357555f524f5f504f505f2b60a01b910152018460025afa925f5193848452600182537f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107218b01526b5357555f524f5f504f505f2b60a01b6107418b015260206106008b01604d8660025afa16936002905b60098210611b2f575050906001604092838552525260016107a08801536f1a0111ea397fe69a4b1ba7b6434bacd76107a18801525f516020611bc75f395f51905f526107c18801525f906107608801905b60048310611b04575050509061020061010092838560806105008b0160115afa843d14161683610400890160806105808b0160115afa843d14161693600d5afa6101003d14161615611af557826101006103009260805f956020975e6f17f1d3a73197d7942695638c4fa9ac0f6101808401527fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb6101a08401526f114d1d6855d545a8aa7d76c8cf2e21f26101c08401527f67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca6101e084015261020083015e600f5afa60203d14169060015f5114911561115c57565b63488bb28360e11b5f5260045ffd5b90919260019060406105008660061b8c01826106008201885e0160e18560055afa1693019190611a00565b909460019060206106208d84198a0160051b016106008101518618895289875301604d8860025afa169501906119af565b5050505f90565b60405190611b7482610820565b5f6060838281528260208201528260408201520152565b919081101561176e5760051b8101359060fe1981360301821215610310570190565b919082039182116108fd57565b9082101561176e57019056fe64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab' as const
 
 export const TaskManagerAbi = [
   {
@@ -2880,4 +3678,4 @@ export const TaskManagerAbi = [
   }
 ] as const
 
-export const TaskManagerBytecode = '0x60e08060405234610136576060816114fc803803809161001f828561016a565b8339810103126101365780516001600160a01b038116908190036101365760208201519061ffff82169283830361013657604061005c91016101a1565b928015801561015f575b61014d575060405163863dfbd760e01b8152602081600481855afa908115610142575f91610104575b506001600160401b039081169084168181116100ef57505060805260a05260c05260405161134690816101b6823960805181818161021301526104c4015260a05181818161012b01526106a4015260c0518181816101da0152610e4d0152f35b632e79a8a760e01b5f5260045260245260445ffd5b90506020813d60201161013a575b8161011f6020938361016a565b8101031261013657610130906101a1565b5f61008f565b5f80fd5b3d9150610112565b6040513d5f823e3d90fd5b632e109e9f60e01b5f5260045260245ffd5b506127108111610066565b601f909101601f19168101906001600160401b0382119082101761018d57604052565b634e487b7160e01b5f52604160045260245ffd5b51906001600160401b03821682036101365756fe60806040526004361015610011575f80fd5b5f3560e01c8063274a3de0146102d45780632f1b1d3f146102b95780636ca9da111461026b57806370894cd6146102425780637b103999146101fe578063969e3e8f146101bb578063bd07f3c914610190578063caa250581461014f578063cd2ddd0c146101115763f548906414610087575f80fd5b3461010d57608036600319011261010d57606036602319011261010d576004355f525f60205260405f2054801515806100c8575b6020906040519015158152f35b50604051906100d682610360565b602435825260443560208301526064356001600160401b038116810361010d57826101079160406020950152610ee4565b146100bb565b5f80fd5b3461010d575f36600319011261010d57602060405161ffff7f0000000000000000000000000000000000000000000000000000000000000000168152f35b3461010d57608036600319011261010d576064356001600160401b038116810361010d5761018860209160443560243560043530610fee565b604051908152f35b3461010d57602036600319011261010d576004355f525f602052602060405f20541515604051908152f35b3461010d575f36600319011261010d5760206040516001600160401b037f0000000000000000000000000000000000000000000000000000000000000000168152f35b3461010d575f36600319011261010d576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b3461010d57602036600319011261010d576004355f525f602052602060405f2054604051908152f35b3461010d57606036600319011261010d5760405161028881610360565b600435815260243560208201526044356001600160401b038116810361010d57816101889160406020940152610ee4565b3461010d575f36600319011261010d57602060405160038152f35b3461010d57604036600319011261010d576004356001600160401b03811161010d576101a0600319823603011261010d576024356001600160401b03811161010d573660238201121561010d5780600401356001600160401b03811161010d573660248260051b8401011161010d57602092602461035693019060040161049f565b6040519015158152f35b606081019081106001600160401b0382111761037b57604052565b634e487b7160e01b5f52604160045260245ffd5b608081019081106001600160401b0382111761037b57604052565b90601f801991011681019081106001600160401b0382111761037b57604052565b51906001600160401b038216820361010d57565b356001600160401b038116810361010d5790565b9190820180921161040057565b634e487b7160e01b5f52601160045260245ffd5b604051906104218261038f565b5f6060838281528260208201528260408201520152565b919081101561045a5760051b8101359060fe198136030182121561010d570190565b634e487b7160e01b5f52603260045260245ffd5b3563ffffffff8116810361010d5790565b9190820391821161040057565b8181029291811591840414171561040057565b9190823592835f525f60205260405f2054610edc57604051630ecce30160e31b8152927f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169290602085600481875afa948515610dfa575f95610ea0575b506001600160401b0360608401958161051d886103df565b91169182911611610e79576001600160401b03610539876103df565b16158015610e2c575b610e0557506101006001600160401b03602461055d886103df565b6040519788938492630950164160e11b84521660048301525afa938415610dfa575f94610d30575b5036839003936080840135601e19860181121561010d578401918235926001600160401b03841161010d5760208101843603811361010d57606084019463ffffffff865116915f9382158015610d1a575b610ba8575f198301838111610400576105f0818585610f24565b3560f81c908115610ba8576001600160fd1b0381168103610400576106189060031b8661047f565b90600882109182610d0e575b5050610ba8575f905b838210610be3575050610640848461047f565b8503610ba8579596955f92835b868510610b4a5750505050505f94610663610414565b945f915b848310610997575050506003811061098057506106896040830194855161047f565b9361271085029085820461271014861517156104005761ffff7f000000000000000000000000000000000000000000000000000000000000000016916106d082518461048c565b1161094157505061084857602091500151915b6020810135926040820135946101006107076106fe896103df565b88888c30610fee565b91604051926020840152602083526107206040846103aa565b609f19011261010d576040519161010083018381106001600160401b0382111761037b576107a2946101809160405260a0810135855260c0810135602086015260e081013560408601526101008101356060860152610120810135608086015261014081013560a086015261016081013560c0860152013560e0840152611064565b15610839576001600160401b0360a093610816866108056107e37f2bf317e0fb45dd9bc0f488c24c031b03d7d1c21d152968dd82259a633d53c0d3996103df565b85604051916107f183610360565b898352866020840152166040820152610ee4565b895f525f60205260405f20556103df565b9060405194855260208501521660408301526060820152336080820152a2600190565b638baa579f60e01b5f5260045ffd5b6020015190610855610414565b916040820151906060830151925f925f945f5160206113265f395f51905f5281106f1a0111ea397fe69a4b1ba7b6434bacd78314166f1a0111ea397fe69a4b1ba7b6434bacd7831017918181171580610938575b1583166108f8575b5050156108e9576080604092865e608085015e60c083015260e082015260808161010081600b5afa60803d1416156108e957916106e3565b63b8fedf8760e01b5f5260045ffd5b9194508095505f5160206113265f395f51905f5203945f5160206113265f395f51905f5210016f1a0111ea397fe69a4b1ba7b6434bacd703925f806108b1565b600193506108a9565b859161094e91519061048c565b6127108101908181116104005761270f0190811161040057612710916322df051360e11b5f526004520460245260445ffd5b63cd2ce46f60e01b5f52600452600360245260445ffd5b9091956109a5878685610438565b97883603906080603f1983011261010d57604051998a926109c58461038f565b60408201358085526020850190606084013582526060604087019660808601358852019060a085013582526109f98561046e565b9260208601356001600160a01b038116939084900361010d5760c087013598604051926020840194855251604084015251606083015251608082015260808152610a4460a0826103aa565b5190206040519163ffffffff60208401941684526040830152606082015285608082015260808152610a7760a0826103aa565b5190208a519063ffffffff88511690610a8f8561046e565b9360e086013590601e190181121561010d578501928335936001600160401b03851161010d57602001928460051b3603841361010d5763ffffffff610ad5961691610f40565b15610b29575090610ae5916103f3565b9787610af957600191505b96019190610667565b60809081610b05610414565b93845e8183015e60808161010081600b5afa60803d1416156108e957600190610af0565b610b3763ffffffff9161046e565b63f8cfaa4b60e01b5f521660045260245ffd5b610b5f610b5a86898c9d9c610438565b61046e565b63ffffffff81169182108015610bd9575b610ba857631fffffff8160031c16908582109182610bb7575b5050610ba857600181018091116104005760019094019398979861064d565b630c563e4f60e41b5f5260045ffd5b60019250610bc86007918888610f24565b3560f81c91161c1615155f80610b89565b5082821015610b70565b90946020868301013590610bf7878661047f565b60208110610cc1575b507e01000100010001000100010001000100010001000100010001000100010001827f5555555555555555555555555555555555555555555555555555555555555555610caf9460011c1690037f3333333333333333333333333333333333333333333333333333333333333333808260021c169116018060041c017e0f000f000f000f000f000f000f000f000f000f000f000f000f000f000f000f808260081c169116010260f01c906103f3565b9460208101809111610400579061062d565b60200360208111610400576001600160fd1b0381168103610400575f1960039190911b1b909116907e01000100010001000100010001000100010001000100010001000100010001610c00565b1c151590505f80610624565b50600784018085116104005760031c83116105d6565b809194506101003d8111610df3575b610d4981836103aa565b81010390610100821261010d576040519160a08301908382106001600160401b0383111761037b5760809160405282518452601f19011261010d57604051610d908161038f565b60208201518152604082015160208201526060820151604082015260808201516060820152602083015260a0810151604083015260c081015163ffffffff8116810361010d576060830152610de79060e0016103cb565b6080820152925f610585565b503d610d3f565b6040513d5f823e3d90fd5b6001600160401b03610e16876103df565b636742e21160e11b5f521660045260245260445ffd5b5080610e736001600160401b03610e42896103df565b166001600160401b037f000000000000000000000000000000000000000000000000000000000000000016906103f3565b10610542565b6001600160401b03610e8a876103df565b63651b1d8b60e11b5f521660045260245260445ffd5b9094506020813d602011610ed4575b81610ebc602093836103aa565b8101031261010d57610ecd906103cb565b935f610505565b3d9150610eaf565b505050505f90565b8051906001600160401b03604060208301519201511660405191602083019384526040830152606082015260608152610f1e6080826103aa565b51902090565b9082101561045a570190565b919081101561045a5760051b0190565b949391929080841090811591610fc4575b50610fbb579291905f925b808410610f6b57505050501490565b90919293600184861c16155f14610f9f57610f87858385610f30565b35905f52602052600160405f205b9401929190610f5c565b610faa858385610f30565b355f52602052600160405f20610f95565b50505050505f90565b5f91505b806001831b10610fdc57508414155f610f51565b905f1981146104005760010190610fc8565b9390926001600160401b039260405194602086019660e08852601261010088015271504f495f4154544553544154494f4e5f563160701b61012088015246604088015260018060a01b03166060870152608086015260a085015260c08401521660e08201526101208152610f1e610140826103aa565b909181516020830151176040830151176060830151171561131e5760405192608084018085116104005761030085019182861161040057859061070082019060205f606f835182865280846107406107208a0199868b52019601865e808c01600160f81b6107408201527f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107438201526107636b5357555f524f5f504f505f2b60a01b910152018460025afa925f5193848452600182537f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107218b01526b5357555f524f5f504f505f2b60a01b6107418b015260206106008b01604d8660025afa16936002905b600982106112ed575050906001604092838552525260016107a08801536f1a0111ea397fe69a4b1ba7b6434bacd76107a18801525f5160206113265f395f51905f526107c18801525f906107608801905b600483106112c2575050509061020061010092838560806105008b0160115afa843d14161683610400890160806105808b0160115afa843d14161693600d5afa6101003d141616156112b357826101006103009260805f956020975e6f17f1d3a73197d7942695638c4fa9ac0f6101808401527fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb6101a08401526f114d1d6855d545a8aa7d76c8cf2e21f26101c08401527f67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca6101e084015261020083015e600f5afa60203d14169060015f511491156108e957565b63488bb28360e11b5f5260045ffd5b90919260019060406105008660061b8c01826106008201885e0160e18560055afa16930191906111be565b909460019060206106208d84198a0160051b016106008101518618895289875301604d8860025afa1695019061116d565b5050505f9056fe64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab' as const
+export const TaskManagerBytecode = '0x60e08060405234610136576060816114fc803803809161001f828561016a565b8339810103126101365780516001600160a01b038116908190036101365760208201519061ffff82169283830361013657604061005c91016101a1565b928015801561015f575b61014d575060405163863dfbd760e01b8152602081600481855afa908115610142575f91610104575b506001600160401b039081169084168181116100ef57505060805260a05260c05260405161134690816101b682396080518181816102130152610439015260a05181818161012b0152610619015260c0518181816101da0152610dc20152f35b632e79a8a760e01b5f5260045260245260445ffd5b90506020813d60201161013a575b8161011f6020938361016a565b8101031261013657610130906101a1565b5f61008f565b5f80fd5b3d9150610112565b6040513d5f823e3d90fd5b632e109e9f60e01b5f5260045260245ffd5b506127108111610066565b601f909101601f19168101906001600160401b0382119082101761018d57604052565b634e487b7160e01b5f52604160045260245ffd5b51906001600160401b03821682036101365756fe60806040526004361015610011575f80fd5b5f3560e01c8063274a3de0146102d45780632f1b1d3f146102b95780636ca9da111461026b57806370894cd6146102425780637b103999146101fe578063969e3e8f146101bb578063bd07f3c914610190578063caa250581461014f578063cd2ddd0c146101115763f548906414610087575f80fd5b3461010d57608036600319011261010d57606036602319011261010d576004355f525f60205260405f2054801515806100c8575b6020906040519015158152f35b50604051906100d682610360565b602435825260443560208301526064356001600160401b038116810361010d57826101079160406020950152610e59565b146100bb565b5f80fd5b3461010d575f36600319011261010d57602060405161ffff7f0000000000000000000000000000000000000000000000000000000000000000168152f35b3461010d57608036600319011261010d576064356001600160401b038116810361010d5761018860209160443560243560043530610f24565b604051908152f35b3461010d57602036600319011261010d576004355f525f602052602060405f20541515604051908152f35b3461010d575f36600319011261010d5760206040516001600160401b037f0000000000000000000000000000000000000000000000000000000000000000168152f35b3461010d575f36600319011261010d576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b3461010d57602036600319011261010d576004355f525f602052602060405f2054604051908152f35b3461010d57606036600319011261010d5760405161028881610360565b600435815260243560208201526044356001600160401b038116810361010d57816101889160406020940152610e59565b3461010d575f36600319011261010d57602060405160038152f35b3461010d57604036600319011261010d576004356001600160401b03811161010d576101a0600319823603011261010d576024356001600160401b03811161010d573660238201121561010d5780600401356001600160401b03811161010d573660248260051b8401011161010d576020926024610356930190600401610414565b6040519015158152f35b606081019081106001600160401b0382111761037b57604052565b634e487b7160e01b5f52604160045260245ffd5b608081019081106001600160401b0382111761037b57604052565b90601f801991011681019081106001600160401b0382111761037b57604052565b51906001600160401b038216820361010d57565b356001600160401b038116810361010d5790565b9190820180921161040057565b634e487b7160e01b5f52601160045260245ffd5b9190823592835f525f60205260405f2054610e5157604051630ecce30160e31b8152927f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169290602085600481875afa948515610d6f575f95610e15575b506001600160401b03606084019581610492886103df565b91169182911611610dee576001600160401b036104ae876103df565b16158015610da1575b610d7a57506101006001600160401b0360246104d2886103df565b6040519788938492630950164160e11b84521660048301525afa938415610d6f575f94610ca5575b5036839003936080840135601e19860181121561010d578401918235926001600160401b03841161010d5760208101843603811361010d57606084019463ffffffff865116915f9382158015610c8f575b610b1d575f19830183811161040057610565818585610f9a565b3560f81c908115610b1d576001600160fd1b03811681036104005761058d9060031b86610f04565b90600882109182610c83575b5050610b1d575f905b838210610b585750506105b58484610f04565b8503610b1d579596955f92835b868510610abf5750505050505f946105d8610e99565b945f915b84831061090c57505050600381106108f557506105fe60408301948551610f04565b9361271085029085820461271014861517156104005761ffff7f00000000000000000000000000000000000000000000000000000000000000001691610645825184610f11565b116108b65750506107bd57602091500151915b60208101359260408201359461010061067c610673896103df565b88888c30610f24565b91604051926020840152602083526106956040846103aa565b609f19011261010d576040519161010083018381106001600160401b0382111761037b57610717946101809160405260a0810135855260c0810135602086015260e081013560408601526101008101356060860152610120810135608086015261014081013560a086015261016081013560c0860152013560e0840152611064565b156107ae576001600160401b0360a09361078b8661077a6107587f2bf317e0fb45dd9bc0f488c24c031b03d7d1c21d152968dd82259a633d53c0d3996103df565b856040519161076683610360565b898352866020840152166040820152610e59565b895f525f60205260405f20556103df565b9060405194855260208501521660408301526060820152336080820152a2600190565b638baa579f60e01b5f5260045ffd5b60200151906107ca610e99565b916040820151906060830151925f925f945f5160206113265f395f51905f5281106f1a0111ea397fe69a4b1ba7b6434bacd78314166f1a0111ea397fe69a4b1ba7b6434bacd78310179181811715806108ad575b15831661086d575b50501561085e576080604092865e608085015e60c083015260e082015260808161010081600b5afa60803d14161561085e5791610658565b63b8fedf8760e01b5f5260045ffd5b9194508095505f5160206113265f395f51905f5203945f5160206113265f395f51905f5210016f1a0111ea397fe69a4b1ba7b6434bacd703925f80610826565b6001935061081e565b85916108c3915190610f11565b6127108101908181116104005761270f0190811161040057612710916322df051360e11b5f526004520460245260445ffd5b63cd2ce46f60e01b5f52600452600360245260445ffd5b90919561091a878685610ebd565b97883603906080603f1983011261010d57604051998a9261093a8461038f565b60408201358085526020850190606084013582526060604087019660808601358852019060a0850135825261096e85610ef3565b9260208601356001600160a01b038116939084900361010d5760c0870135986040519260208401948552516040840152516060830152516080820152608081526109b960a0826103aa565b5190206040519163ffffffff602084019416845260408301526060820152856080820152608081526109ec60a0826103aa565b5190208a519063ffffffff88511690610a0485610ef3565b9360e086013590601e190181121561010d578501928335936001600160401b03851161010d57602001928460051b3603841361010d5763ffffffff610a4a961691610fb6565b15610a9e575090610a5a916103f3565b9787610a6e57600191505b960191906105dc565b60809081610a7a610e99565b93845e8183015e60808161010081600b5afa60803d14161561085e57600190610a65565b610aac63ffffffff91610ef3565b63f8cfaa4b60e01b5f521660045260245ffd5b610ad4610acf86898c9d9c610ebd565b610ef3565b63ffffffff81169182108015610b4e575b610b1d57631fffffff8160031c16908582109182610b2c575b5050610b1d5760018101809111610400576001909401939897986105c2565b630c563e4f60e41b5f5260045ffd5b60019250610b3d6007918888610f9a565b3560f81c91161c1615155f80610afe565b5082821015610ae5565b90946020868301013590610b6c8786610f04565b60208110610c36575b507e01000100010001000100010001000100010001000100010001000100010001827f5555555555555555555555555555555555555555555555555555555555555555610c249460011c1690037f3333333333333333333333333333333333333333333333333333333333333333808260021c169116018060041c017e0f000f000f000f000f000f000f000f000f000f000f000f000f000f000f000f808260081c169116010260f01c906103f3565b946020810180911161040057906105a2565b60200360208111610400576001600160fd1b0381168103610400575f1960039190911b1b909116907e01000100010001000100010001000100010001000100010001000100010001610b75565b1c151590505f80610599565b50600784018085116104005760031c831161054b565b809194506101003d8111610d68575b610cbe81836103aa565b81010390610100821261010d576040519160a08301908382106001600160401b0383111761037b5760809160405282518452601f19011261010d57604051610d058161038f565b60208201518152604082015160208201526060820151604082015260808201516060820152602083015260a0810151604083015260c081015163ffffffff8116810361010d576060830152610d5c9060e0016103cb565b6080820152925f6104fa565b503d610cb4565b6040513d5f823e3d90fd5b6001600160401b03610d8b876103df565b636742e21160e11b5f521660045260245260445ffd5b5080610de86001600160401b03610db7896103df565b166001600160401b037f000000000000000000000000000000000000000000000000000000000000000016906103f3565b106104b7565b6001600160401b03610dff876103df565b63651b1d8b60e11b5f521660045260245260445ffd5b9094506020813d602011610e49575b81610e31602093836103aa565b8101031261010d57610e42906103cb565b935f61047a565b3d9150610e24565b505050505f90565b8051906001600160401b03604060208301519201511660405191602083019384526040830152606082015260608152610e936080826103aa565b51902090565b60405190610ea68261038f565b5f6060838281528260208201528260408201520152565b9190811015610edf5760051b8101359060fe198136030182121561010d570190565b634e487b7160e01b5f52603260045260245ffd5b3563ffffffff8116810361010d5790565b9190820391821161040057565b8181029291811591840414171561040057565b9390926001600160401b039260405194602086019660e08852601261010088015271504f495f4154544553544154494f4e5f563160701b61012088015246604088015260018060a01b03166060870152608086015260a085015260c08401521660e08201526101208152610e93610140826103aa565b90821015610edf570190565b9190811015610edf5760051b0190565b94939192908084109081159161103a575b50611031579291905f925b808410610fe157505050501490565b90919293600184861c16155f1461101557610ffd858385610fa6565b35905f52602052600160405f205b9401929190610fd2565b611020858385610fa6565b355f52602052600160405f2061100b565b50505050505f90565b5f91505b806001831b1061105257508414155f610fc7565b905f198114610400576001019061103e565b909181516020830151176040830151176060830151171561131e5760405192608084018085116104005761030085019182861161040057859061070082019060205f606f835182865280846107406107208a0199868b52019601865e808c01600160f81b6107408201527f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107438201526107636b5357555f524f5f504f505f2b60a01b910152018460025afa925f5193848452600182537f424c535f5349475f424c53313233383147325f584d443a5348412d3235365f536107218b01526b5357555f524f5f504f505f2b60a01b6107418b015260206106008b01604d8660025afa16936002905b600982106112ed575050906001604092838552525260016107a08801536f1a0111ea397fe69a4b1ba7b6434bacd76107a18801525f5160206113265f395f51905f526107c18801525f906107608801905b600483106112c2575050509061020061010092838560806105008b0160115afa843d14161683610400890160806105808b0160115afa843d14161693600d5afa6101003d141616156112b357826101006103009260805f956020975e6f17f1d3a73197d7942695638c4fa9ac0f6101808401527fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb6101a08401526f114d1d6855d545a8aa7d76c8cf2e21f26101c08401527f67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca6101e084015261020083015e600f5afa60203d14169060015f5114911561085e57565b63488bb28360e11b5f5260045ffd5b90919260019060406105008660061b8c01826106008201885e0160e18560055afa16930191906111be565b909460019060206106208d84198a0160051b016106008101518618895289875301604d8860025afa1695019061116d565b5050505f9056fe64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab' as const

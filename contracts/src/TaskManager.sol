@@ -2,8 +2,8 @@
 pragma solidity ^0.8.28;
 
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
-import {BLS12381} from "./BLS12381.sol";
-import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
+import {OperatorRegistry, PoiMessages} from "./OperatorRegistry.sol";
+import {QuorumCertificates} from "./QuorumCertificates.sol";
 
 /// @title TaskManager
 /// @notice Verifies quorum certificates and stores each task's certified result. The signing key
@@ -37,7 +37,7 @@ contract TaskManager {
 
     uint256 internal constant BPS_DENOMINATOR = 10_000;
     /// @dev DESIGN §5: at least 3 signers whatever their stake (consensus DEFAULT_MIN_SIGNERS).
-    uint256 public constant MIN_SIGNERS = 3;
+    uint256 public constant MIN_SIGNERS = QuorumCertificates.MIN_SIGNERS;
 
     OperatorRegistry public immutable registry;
     uint16 public immutable quorumBps;
@@ -85,29 +85,7 @@ contract TaskManager {
         if (qc.epoch > current) revert FutureEpoch(qc.epoch, current);
         if (qc.epoch == 0 || uint256(qc.epoch) + maxEpochAge < current) revert StaleEpoch(qc.epoch, current);
         OperatorRegistry.Epoch memory ep = registry.getEpoch(qc.epoch);
-
-        uint256 signers = _countSigners(qc.signerBitmap, ep.count, nonSigners);
-
-        uint256 nonSignerStake;
-        BLS.G1Point memory nonSignerKeys;
-        for (uint256 k; k < nonSigners.length; ++k) {
-            NonSigner calldata s = nonSigners[k];
-            BLS.G1Point memory key = s.pubkey;
-            bytes32 leafHash = OperatorTree.leaf(s.index, s.operator, key, s.stake);
-            if (!OperatorTree.verify(ep.root, ep.count, s.index, leafHash, s.proof)) revert InvalidNonSignerProof(s.index);
-            nonSignerStake += s.stake;
-            nonSignerKeys = k == 0 ? key : BLS12381.g1Add(nonSignerKeys, key);
-        }
-
-        if (signers < MIN_SIGNERS) revert TooFewSigners(signers, MIN_SIGNERS);
-        uint256 signedStake = ep.totalStake - nonSignerStake;
-        if (signedStake * BPS_DENOMINATOR < uint256(quorumBps) * ep.totalStake) {
-            revert InsufficientStake(signedStake, (uint256(quorumBps) * ep.totalStake + BPS_DENOMINATOR - 1) / BPS_DENOMINATOR);
-        }
-
-        BLS.G1Point memory signingKey = nonSigners.length == 0 ? ep.apk : BLS12381.g1Sub(ep.apk, nonSignerKeys);
-        bytes32 digest = PoiMessages.attestationDigest(address(this), qc.taskId, qc.resultHash, qc.outputRef, qc.epoch);
-        if (!BLS12381.verify(signingKey, abi.encodePacked(digest), qc.signature)) revert InvalidSignature();
+        uint256 signedStake = QuorumCertificates.verify(ep, address(this), quorumBps, qc, nonSigners);
 
         _results[qc.taskId] = resultCommitment(Result({resultHash: qc.resultHash, outputRef: qc.outputRef, epoch: qc.epoch}));
         emit CertificateAccepted(qc.taskId, qc.resultHash, qc.outputRef, qc.epoch, signedStake, msg.sender);
@@ -140,56 +118,5 @@ contract TaskManager {
         returns (bytes32)
     {
         return PoiMessages.attestationDigest(address(this), taskId, resultHash, outputRef, epoch);
-    }
-
-    /// @dev Checks the bitmap is canonical for `count` operators and that its zero bits are exactly
-    /// the non-signers' indices; returns the number of signers. Word-wise popcount, so the cost
-    /// is flat in the set size (32 bytes cover 256 operators) and linear in the non-signers.
-    function _countSigners(bytes calldata bitmap, uint256 count, NonSigner[] calldata nonSigners)
-        internal
-        pure
-        returns (uint256 signers)
-    {
-        uint256 len = bitmap.length;
-        // Canonical form (consensus/bitmap.ts): non-empty, no trailing zero byte, no byte past
-        // the set, no bit at or beyond `count`. One encoding per signer set.
-        if (len == 0 || len > (count + 7) / 8) revert BitmapMismatch();
-        uint256 last = uint8(bitmap[len - 1]);
-        if (last == 0) revert BitmapMismatch();
-        uint256 bitsInLast = count - 8 * (len - 1);
-        if (bitsInLast < 8 && (last >> bitsInLast) != 0) revert BitmapMismatch();
-
-        for (uint256 offset; offset < len; offset += 32) {
-            uint256 word;
-            assembly ("memory-safe") {
-                word := calldataload(add(bitmap.offset, offset))
-            }
-            uint256 remaining = len - offset;
-            if (remaining < 32) word &= type(uint256).max << (8 * (32 - remaining));
-            signers += _popcount(word);
-        }
-
-        if (nonSigners.length != count - signers) revert BitmapMismatch();
-        uint256 next; // smallest index the next non-signer may have: strictly ascending
-        for (uint256 k; k < nonSigners.length; ++k) {
-            uint256 index = nonSigners[k].index;
-            if (index < next || index >= count) revert BitmapMismatch();
-            if (index >> 3 < len && (uint8(bitmap[index >> 3]) >> (index & 7)) & 1 != 0) revert BitmapMismatch();
-            next = index + 1;
-        }
-    }
-
-    /// @dev SWAR popcount of a 256-bit word.
-    function _popcount(uint256 x) internal pure returns (uint256) {
-        unchecked {
-            x = x - ((x >> 1) & 0x5555555555555555555555555555555555555555555555555555555555555555);
-            x = (x & 0x3333333333333333333333333333333333333333333333333333333333333333)
-                + ((x >> 2) & 0x3333333333333333333333333333333333333333333333333333333333333333);
-            x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f;
-            // per-byte counts (≤ 8) into 16-bit lanes (≤ 16), then sum the lanes in the top one (≤ 256)
-            x = (x & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff)
-                + ((x >> 8) & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff);
-            return (x * 0x0001000100010001000100010001000100010001000100010001000100010001) >> 240;
-        }
     }
 }
