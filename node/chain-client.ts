@@ -238,37 +238,37 @@ export class ChainClient implements SettlementChain {
   /** The CertificateAccepted event of a task, waiting up to `timeoutMs` for it. */
   async waitForAcceptance (taskId: Uint8Array, timeoutMs: number): Promise<AcceptedCertificate> {
     const end = Date.now() + timeoutMs
-    const id = bytesToHex(taskId)
     while (true) {
-      const logs = await this.publicClient.getContractEvents({
-        address: this.config.taskManager, abi: TaskManagerAbi, eventName: 'CertificateAccepted', args: { taskId: id },
-        fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
-      })
-      if (logs.length > 0) {
-        const ev = logs[0]
-        const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
-        return {
-          resultHash: ev.args.resultHash, outputRef: ev.args.outputRef, epoch: ev.args.epoch,
-          txHash: ev.transactionHash, gasUsed: receipt.gasUsed, submitter: ev.args.submitter, signedStake: ev.args.signedStake
-        }
-      }
-      if (Date.now() > end) throw new PermanentSubmissionError(`no certificate for task ${id} accepted on-chain within ${timeoutMs} ms`)
+      const accepted = await this.acceptance(taskId)
+      if (accepted !== undefined) return accepted
+      if (Date.now() > end) throw new PermanentSubmissionError(`no certificate for task ${bytesToHex(taskId)} accepted on-chain within ${timeoutMs} ms`)
       await new Promise(resolve => setTimeout(resolve, 200))
     }
   }
 
+  /** The task's CertificateAccepted event with its transaction's gas, or undefined when there is none (yet). */
+  private async acceptance (taskId: Uint8Array): Promise<AcceptedCertificate | undefined> {
+    const [ev] = await this.publicClient.getContractEvents({
+      address: this.config.taskManager, abi: TaskManagerAbi, eventName: 'CertificateAccepted', args: { taskId: bytesToHex(taskId) },
+      fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
+    })
+    if (ev == null) return undefined
+    const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
+    return {
+      resultHash: ev.args.resultHash, outputRef: ev.args.outputRef, epoch: ev.args.epoch,
+      txHash: ev.transactionHash, gasUsed: receipt.gasUsed, submitter: ev.args.submitter, signedStake: ev.args.signedStake
+    }
+  }
+
+
   /** Who settled the task (from its CertificateAccepted event), or undefined while it is not settled. */
   async certificateSettlement (taskId: Uint8Array): Promise<Settlement | undefined> {
     if (!await this.isCertified(taskId)) return undefined
-    const id = bytesToHex(taskId)
-    const [ev] = await this.publicClient.getContractEvents({
-      address: this.config.taskManager, abi: TaskManagerAbi, eventName: 'CertificateAccepted', args: { taskId: id },
-      fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
-    })
-    if (ev == null) throw new PoiError('ERR_SETTLEMENT_EVENT_MISSING', `task ${id} is settled on TaskManager ${this.config.taskManager} but the RPC returned no CertificateAccepted event for it; does the endpoint serve logs from block ${this.config.deployedAtBlock ?? 0n}?`)
-    const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
-    return { by: ev.args.submitter, txHash: ev.transactionHash, gasUsed: receipt.gasUsed, resultHash: ev.args.resultHash }
+    const accepted = await this.acceptance(taskId)
+    if (accepted === undefined) throw new PoiError('ERR_SETTLEMENT_EVENT_MISSING', `task ${bytesToHex(taskId)} is settled on TaskManager ${this.config.taskManager} but the RPC returned no CertificateAccepted event for it; does the endpoint serve logs from block ${this.config.deployedAtBlock ?? 0n}?`)
+    return { by: accepted.submitter, txHash: accepted.txHash, gasUsed: accepted.gasUsed, resultHash: accepted.resultHash }
   }
+
 
   /**
    * Sends `qc`. The simulation runs in parallel with other submissions; the send itself waits

@@ -100,13 +100,15 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
     }
   })
   identity.attach(node, opts.bootstrap)
-  // gossipsub's streams survive a duplicated peer id (node/gossip-streams.ts); a peer that breaks
-  // gossip framing is hung up on and banned like one whose score fell to the disconnect score.
+  // Every gossip misbehaviour that costs a peer its connection goes through here: banned
+  // (refused by the connection gater above), then hung up on.
   const cutOff = (peer: PeerId, why: string): void => {
     bans.ban(peer)
     log('disconnecting %p: %s; refused for %d s', peer, why, PEER_BAN_MS / 1000)
     node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
   }
+  // gossipsub's streams survive a duplicated peer id (node/gossip-streams.ts); a peer that breaks
+  // gossip framing is cut off.
   repairGossipStreams(node as unknown as Libp2p<{ pubsub: GossipInternals }>, {
     onFramingViolation: (peer) => { cutOff(peer, 'it sent a gossip frame over the RPC bound') }
   })
@@ -117,9 +119,19 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })
-  const enforcer = new ScoreEnforcer(node, bans)
-  enforcer.start()
-  node.addEventListener('stop', () => enforcer.stop(), { once: true })
+  // gossipsub scores peers but never disconnects one: it only stops reading a peer below the
+  // graylist, where the peer's penalty stops growing and decays, so a flooder was back within
+  // seconds (issue 9). After every heartbeat (meshes pruned, scores decayed) every peer at or
+  // below PEER_DISCONNECT_SCORE is cut off like the framing and foreign-topic violators above.
+  const pubsub = node.services.pubsub
+  const enforceScores = (): void => {
+    for (const peer of pubsub.getPeers()) {
+      const score = pubsub.getScore(peer.toString())
+      if (mustDisconnect(score)) cutOff(peer, `gossip score ${score} is at or below the disconnect score`)
+    }
+  }
+  pubsub.addEventListener('gossipsub:heartbeat', enforceScores)
+  node.addEventListener('stop', () => { pubsub.removeEventListener('gossipsub:heartbeat', enforceScores) }, { once: true })
   return node
 }
 
@@ -183,41 +195,6 @@ export class PeerBans {
   }
 }
 
-/**
- * gossipsub scores peers but never disconnects one: it only stops reading a peer below the
- * graylist, where the peer's penalty stops growing and decays, so a flooder was back within
- * seconds (issue 9). After every heartbeat (when gossipsub has pruned its meshes and decayed the
- * scores) this hangs up on every peer at or below PEER_DISCONNECT_SCORE and bans it.
- */
-class ScoreEnforcer {
-  private readonly node: PoiLibp2p
-  private readonly bans: PeerBans
-  private readonly onHeartbeat = (): void => { this.check() }
-
-  constructor (node: PoiLibp2p, bans: PeerBans) {
-    this.node = node
-    this.bans = bans
-  }
-
-  start (): void {
-    this.node.services.pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat)
-  }
-
-  stop (): void {
-    this.node.services.pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat)
-  }
-
-  private check (): void {
-    const pubsub = this.node.services.pubsub
-    for (const peer of pubsub.getPeers()) {
-      const score = pubsub.getScore(peer.toString())
-      if (!mustDisconnect(score)) continue
-      this.bans.ban(peer)
-      log('disconnecting %p: gossip score %d is at or below the disconnect score; refused for %d s', peer, score, PEER_BAN_MS / 1000)
-      this.node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
-    }
-  }
-}
 
 /**
  * libp2p 2 no longer dials the peers that discovery finds. This does, up to a
