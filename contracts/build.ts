@@ -24,7 +24,10 @@ export const ARTIFACTS_FILE = join(REPO_ROOT, 'contracts', 'generated', 'artifac
 export const EVM_VERSION = 'prague'
 const OPTIMIZER_RUNS = 200
 /** Where `import "solady/…"` resolves. */
-const REMAPPINGS: Record<string, string> = { 'solady/': join(REPO_ROOT, 'node_modules', 'solady', 'src') + '/' }
+const REMAPPINGS: Record<string, string> = {
+  'solady/': join(REPO_ROOT, 'node_modules', 'solady', 'src') + '/',
+  '@openzeppelin/contracts/': join(REPO_ROOT, 'node_modules', '@openzeppelin', 'contracts') + '/'
+}
 
 export class ContractBuildError extends PoiError {
   constructor (message: string) {
