@@ -217,7 +217,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
 
   /** Publishes a signed task (requester side) and tracks it like one from gossip. */
   async announce (task: TaskAnnouncement): Promise<Uint8Array> {
-    const taskId = taskIdOf(task)
+    const taskId = taskIdOf(task, this.opts.operatorSet.domain.taskManager)
     await this.relay.announce(taskId, task, encodeTaskAnnouncement(task))
     return taskId
   }

@@ -53,7 +53,7 @@ async function newTask (net: TestNetwork, model: ModelDir, ttlMs: number): Promi
   const task = await signTask(net.requesterKeys.account, set.domain.taskManager, {
     chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(Number(++nonce)), fee: 0n, deadline: BigInt(Date.now() + ttlMs), quorumBps: DEFAULT_QUORUM_BPS, nonce
   })
-  return { task, taskId: taskIdOf(task) }
+  return { task, taskId: taskIdOf(task, set.domain.taskManager) }
 }
 
 /** Starts an aggregator from a node directory of the test network (keys and data), as a restart does. */
@@ -328,7 +328,8 @@ function storedTask (n: number, deadline: number): TaskAnnouncement {
     quorumBps: DEFAULT_QUORUM_BPS,
     nonce: BigInt(n),
     requester: new Uint8Array(20).fill(0xaa),
-    requesterSig: new Uint8Array(65).fill(0x1b)
+    requesterSig: new Uint8Array(65).fill(0x1b),
+    validationRequest: new Uint8Array(0)
   }
 }
 

@@ -165,7 +165,7 @@ describe('end to end on a real chain (anvil)', function () {
       const task = await signTask(requesterKeys.account, client.config.taskManager, {
         chainId: net.operatorSet.domain.chainId, modelId, input: exampleInput(), fee: 0n, deadline: BigInt(Date.now() + TASK_TIMEOUT_MS), quorumBps: 6667, nonce: BigInt(taskIds.length + 1000)
       })
-      const id = to0xHex(taskIdOf(task)).slice(2)
+      const id = to0xHex(taskIdOf(task, client.config.taskManager)).slice(2)
       taskIds.push(id)
       await requester.announce(task)
       // The first full node that gets it drops it: it never travels further.

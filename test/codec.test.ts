@@ -52,7 +52,8 @@ describe('wire codecs', () => {
           requesterSig: filled(65, 0xff)
         }),
         task({ fee: new Uint8Array(0), nonce: 0n, params: new Uint8Array(0), quorumBps: 1, deadline: 1n, chainId: 1n, modelId: filled(1, 9) }),
-        task({ input: new Uint8Array(0), inputRef: filled(32, 0x09) })
+        task({ input: new Uint8Array(0), inputRef: filled(32, 0x09) }),
+        task({ validationRequest: filled(32, 0x0a) })
       ]
       roundTrips(cases, encodeTaskAnnouncement, decodeTaskAnnouncement, MAX_TASK_ANNOUNCEMENT_BYTES)
     })
@@ -180,6 +181,8 @@ describe('wire codecs', () => {
       ['both input and inputRef', { inputRef: filled(32, 1) }, 'INVALID_FIELD', 'inputRef'],
       ['inputRef of 31 bytes', { input: new Uint8Array(0), inputRef: filled(31, 1) }, 'INVALID_FIELD', 'inputRef'],
       ['inputRef all zero', { input: new Uint8Array(0), inputRef: filled(32, 0) }, 'INVALID_FIELD', 'inputRef'],
+      ['validationRequest of 31 bytes', { validationRequest: filled(31, 1) }, 'INVALID_FIELD', 'validationRequest'],
+      ['validationRequest all zero', { validationRequest: filled(32, 0) }, 'INVALID_FIELD', 'validationRequest'],
       ['params over 4 KiB', { params: filled(MAX_PARAMS_BYTES + 1, 1) }, 'OVERSIZED', 'params'],
       ['fee with a leading zero', { fee: Uint8Array.from([0, 1]) }, 'NON_CANONICAL', 'fee'],
       ['fee of 33 bytes', { fee: filled(33, 1) }, 'OVERSIZED', 'fee'],

@@ -168,7 +168,7 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       const expected = ['bad requester signature', 'unknown model', 'more than the']
       await until(() => expected.every(e => reasons.some(r => r.includes(e))), FOLLOW_UP_TIMEOUT_MS,
         () => `operator 0 to reject the three tasks for ${expected.map(e => `"${e}"`).join(', ')} (reasons seen: ${reasons.join('; ') || 'none'})`)
-      assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(forged)), undefined)
+      assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(forged, TEST_TASK_MANAGER)), undefined)
     })
   })
 
@@ -270,13 +270,13 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       const sender = await net.extraNode(await freshKeysAsync(), 'missing-input')
       await connectDirect(sender, net.operators[0]!, 'tasks')
       const ignored = waitForEvent(net.operators[0]!, 'rejected', {
-        timeoutMs: TASK_TIMEOUT_MS, what: `operator 0 ignoring task ${shortHex(taskIdOf(task))} because its input is not available`,
+        timeoutMs: TASK_TIMEOUT_MS, what: `operator 0 ignoring task ${shortHex(taskIdOf(task, TEST_TASK_MANAGER))} because its input is not available`,
         filter: d => d.topic === 'task' && d.reason.includes('not available')
       })
       await sender.libp2p.services.pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(task))
       await ignored
-      assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(task)), undefined)
-      assert.equal(await net.operators[0]!.store!.getOwnAttestation(taskIdOf(task)), undefined)
+      assert.equal(await net.operators[0]!.store!.getTask(taskIdOf(task, TEST_TASK_MANAGER)), undefined)
+      assert.equal(await net.operators[0]!.store!.getOwnAttestation(taskIdOf(task, TEST_TASK_MANAGER)), undefined)
     })
   })
 

@@ -123,7 +123,7 @@ describe('relay bounds: what peers can make a node keep', function () {
 
       // Three operators' attestations (a quorum of 3 of 4) come before their task.
       const task = await newTask()
-      const taskId = taskIdOf(task)
+      const taskId = taskIdOf(task, TEST_TASK_MANAGER)
       const output = new TextEncoder().encode('early result')
       for (const i of [0, 1, 2]) await attacker.libp2p.services.pubsub.publish(TOPICS.attestations, encodeAttestation(attestation(i, taskId, output)))
       await until(() => early.size >= 3, FOLLOW_UP_TIMEOUT_MS, () => `the three early attestations waiting at the bootstrap node (${early.size} waiting)`)
@@ -142,7 +142,7 @@ describe('relay bounds: what peers can make a node keep', function () {
   it('(b) replayed tasks and attestations of a forgotten task are ignored before any signature check', async () => {
     const node = net.bootstrap
     const task = await newTask()
-    const taskId = taskIdOf(task)
+    const taskId = taskIdOf(task, TEST_TASK_MANAGER)
     const att = attestation(0, taskId, new TextEncoder().encode('replayed'))
     const from = attacker.libp2p.peerId.toString()
     assert.equal(await validatorOf(node, 'tasks')(encodeTaskAnnouncement(task), from), 'accept')
@@ -192,7 +192,7 @@ describe('relay bounds: what peers can make a node keep', function () {
     try {
       const fresh = await newTask()
       assert.equal(await validatorOf(node, 'tasks')(encodeTaskAnnouncement(fresh), from), 'ignore')
-      assert.equal(node.knowsTask(taskIdOf(fresh)), false)
+      assert.equal(node.knowsTask(taskIdOf(fresh, TEST_TASK_MANAGER)), false)
       assert.equal(book.size, MAX_TRACKED_TASKS)
     } finally {
       // Forget the fillers (and the known task) as the sweep would after their deadline.
@@ -248,7 +248,7 @@ describe('relay bounds: what peers can make a node keep', function () {
     await until(() => sender.libp2p.services.pubsub.getSubscribers(TOPICS.tasks).some(p => p.toString() === boot), FOLLOW_UP_TIMEOUT_MS, 'the sender seeing the bootstrap node subscribe to tasks')
     const task = await newTask({ input: new Uint8Array(0), inputRef: new Uint8Array(randomBytes(32)) })
     const refused = waitForEvent(net.bootstrap, 'rejected', {
-      timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: `the bootstrap node refusing task ${toHex(taskIdOf(task))} for its missing input`,
+      timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: `the bootstrap node refusing task ${toHex(taskIdOf(task, TEST_TASK_MANAGER))} for its missing input`,
       filter: d => d.topic === 'task' && d.from === senderId
     })
     await sender.libp2p.services.pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(task))
@@ -256,12 +256,12 @@ describe('relay bounds: what peers can make a node keep', function () {
     assert.match(reason, /NOT_FOUND/)
     assert.equal(verdict, 'reject')
     await until(() => net.bootstrap.libp2p.services.pubsub.getScore(senderId) < 0, FOLLOW_UP_TIMEOUT_MS, () => `the sender's score at the bootstrap node going below 0 (it is ${net.bootstrap.libp2p.services.pubsub.getScore(senderId)})`)
-    assert.equal(net.bootstrap.knowsTask(taskIdOf(task)), false)
+    assert.equal(net.bootstrap.knowsTask(taskIdOf(task, TEST_TASK_MANAGER)), false)
   })
 
   it('(d) an attestation of the previous epoch during an epoch change is accepted, not rejected', async () => {
     const task = await newTask()
-    const taskId = taskIdOf(task)
+    const taskId = taskIdOf(task, TEST_TASK_MANAGER)
     await net.requester.announce(task)
     await until(() => net.bootstrap.knowsTask(taskId), FOLLOW_UP_TIMEOUT_MS, `the bootstrap node knowing task ${toHex(taskId)}`)
     // The bootstrap node reads the next epoch from the chain; the operator signing has not yet.

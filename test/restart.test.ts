@@ -147,7 +147,7 @@ describe('restart: a node killed with SIGKILL keeps what it stored', function ()
     const task = await signTask(keys.account, set.domain.taskManager, {
       chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(), fee: 0n, deadline: BigInt(Date.now() + TASK_TTL_MS), quorumBps: DEFAULT_QUORUM_BPS, nonce: 1n
     })
-    const taskId = taskIdOf(task)
+    const taskId = taskIdOf(task, set.domain.taskManager)
     const heard = waitForEvent(requester, 'certificate', {
       timeoutMs: EVENT_TIMEOUT_MS, what: `certificate for task 0x${toHex(taskId)} at the requester`, filter: d => bytesEqual(d.certificate.taskId, taskId)
     })
@@ -277,7 +277,7 @@ describe('restart: an aggregator restarted from its data directory (in-process)'
     const task = await signTask(net.requesterKeys.account, set.domain.taskManager, {
       chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(4), fee: 0n, deadline: BigInt(Date.now() + DEADLINE_MS), quorumBps: DEFAULT_QUORUM_BPS, nonce: 1n
     })
-    const taskId = taskIdOf(task)
+    const taskId = taskIdOf(task, set.domain.taskManager)
     const isTask = (id: Uint8Array): boolean => toHex(id) === toHex(taskId)
     const certified = waitForEvent(net.aggregator, 'certificate', { timeoutMs: EVENT_TIMEOUT_MS, what: 'certificate formed by the aggregator', filter: d => isTask(d.certificate.taskId) && d.formedHere })
     await net.requester.announce(task)

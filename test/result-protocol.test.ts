@@ -53,7 +53,8 @@ function taskWithId (nonce: bigint): TaskAnnouncement {
     quorumBps: 6667,
     nonce,
     requester: new Uint8Array(20).fill(0xaa),
-    requesterSig: new Uint8Array(65).fill(0x1b)
+    requesterSig: new Uint8Array(65).fill(0x1b),
+    validationRequest: new Uint8Array(0)
   }
 }
 

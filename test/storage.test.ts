@@ -29,7 +29,8 @@ function task (nonce: bigint): TaskAnnouncement {
     quorumBps: 6667,
     nonce,
     requester: bytes(20, 0xaa),
-    requesterSig: bytes(65, 0x1b)
+    requesterSig: bytes(65, 0x1b),
+    validationRequest: new Uint8Array(0)
   }
 }
 

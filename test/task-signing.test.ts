@@ -3,7 +3,7 @@
  * signed field, the chain or the TaskManager changes, and task ids that ignore the signature.
  */
 import assert from 'node:assert/strict'
-import { bytesToHex, keccak256, type Address } from 'viem'
+import { bytesToHex, recoverAddress, type Address } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import {
   DecodeError, EncodeError, decodeTaskAnnouncement, encodeTaskAnnouncement, MAX_INLINE_INPUT_BYTES,
@@ -43,7 +43,8 @@ describe('task signing (EIP-712)', () => {
     ['deadline', { deadline: 1_700_000_060_001n }],
     ['quorumBps', { quorumBps: 6668 }],
     ['nonce', { nonce: 2n }],
-    ['requester', { requester: Uint8Array.from(Buffer.from(accountB.address.slice(2), 'hex')) }]
+    ['requester', { requester: Uint8Array.from(Buffer.from(accountB.address.slice(2), 'hex')) }],
+    ['validationRequest', { validationRequest: filled(32, 0x09) }]
   ]
 
   it('signs a task that verifies, and survives the wire', async () => {
@@ -130,20 +131,22 @@ describe('task signing (EIP-712)', () => {
     assert.deepEqual(taskDomain(CHAIN_ID, TASK_MANAGER), { name: 'poi', version: '1', chainId: CHAIN_ID, verifyingContract: TASK_MANAGER })
   })
 
-  it('taskIdOf is stable, covers every field, and ignores the signature', async () => {
+  it('taskIdOf is the EIP-712 digest the requester signs: stable, covers every field and the domain, ignores the signature', async () => {
     const signed = await signTask(accountA, TASK_MANAGER, fields)
-    const id = taskIdOf(signed)
+    const id = taskIdOf(signed, TASK_MANAGER)
     assert.equal(id.length, 32)
-    assert.deepEqual(taskIdOf(signed), id)
-    assert.deepEqual(taskIdOf(decodeTaskAnnouncement(encodeTaskAnnouncement(signed))), id)
-    // Documented definition: keccak256 of the canonical encoding without the signature.
-    assert.deepEqual(id, keccak256(TaskAnnouncement.encode({ ...signed, requesterSig: new Uint8Array(0) }), 'bytes'))
-    assert.deepEqual(taskIdOf({ ...signed, requesterSig: filled(65, 0x42) }), id)
-    assert.deepEqual(taskIdOf({ ...signed, requesterSig: new Uint8Array(0) }), id)
+    assert.deepEqual(taskIdOf(signed, TASK_MANAGER), id)
+    assert.deepEqual(taskIdOf(decodeTaskAnnouncement(encodeTaskAnnouncement(signed)), TASK_MANAGER), id)
+    // Documented definition: the digest the signature recovers from.
+    assert.equal(await recoverAddress({ hash: bytesToHex(id), signature: bytesToHex(signed.requesterSig) }), accountA.address)
+    assert.deepEqual(taskIdOf({ ...signed, requesterSig: filled(65, 0x42) }, TASK_MANAGER), id)
+    assert.deepEqual(taskIdOf({ ...signed, requesterSig: new Uint8Array(0) }, TASK_MANAGER), id)
+    // The same task for another contract (or chain, in CHANGES) is another task.
+    assert.notDeepEqual(taskIdOf(signed, OTHER_TASK_MANAGER), id)
 
     const seen = new Set([bytesToHex(id)])
     for (const [name, change] of CHANGES) {
-      const other = bytesToHex(taskIdOf({ ...signed, ...change }))
+      const other = bytesToHex(taskIdOf({ ...signed, ...change }, TASK_MANAGER))
       assert.ok(!seen.has(other), `changing ${name} did not change the taskId`)
       seen.add(other)
     }

@@ -129,7 +129,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     quorumBps,
     nonce: params.nonce ?? BigInt('0x' + randomBytes(8).toString('hex'))
   })
-  const taskId = taskIdOf(task)
+  const taskId = taskIdOf(task, set.domain.taskManager)
   const id = to0xHex(taskId)
   throwIfAborted(signal, `signing task ${id}`)
 

@@ -212,7 +212,7 @@ export class Relay implements Startable {
    * write still lands before anything acts on the task.
    */
   private async onTask (task: TaskAnnouncement): Promise<void> {
-    const taskId = taskIdOf(task)
+    const taskId = taskIdOf(task, this.components.epochs.current.domain.taskManager)
     await this.components.store?.putTask(taskId, task)
     this.components.events.safeDispatchEvent('task', { detail: { taskId, task } })
     await this.components.operator?.attest(taskId, task)

@@ -56,7 +56,7 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
   const decoded = decodeWith(decodeTaskAnnouncement, bytes)
   if (!('message' in decoded)) return decoded
   const task = decoded.message
-  const taskId = taskIdOf(task)
+  const taskId = taskIdOf(task, ctx.taskManager)
   const id = toHex(taskId)
   if (ctx.known(taskId)) return { verdict: 'ignore', reason: `task ${id} already known`, duplicate: true }
   if (ctx.forgotten?.(taskId) === true) return refuse(`task ${id} is a replay of a task this node already forgot`, 'ignore')

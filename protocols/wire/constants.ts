@@ -43,7 +43,7 @@ export const MAX_OPERATORS = 1024
 /** Bitmap bytes needed for MAX_OPERATORS operators (128). */
 export const MAX_SIGNER_BITMAP_BYTES = MAX_OPERATORS / 8
 
-/** keccak256 task id. */
+/** Task id: the task's EIP-712 digest (protocols/wire/task.ts taskIdOf). */
 export const TASK_ID_BYTES = 32
 /** keccak256 of the canonical output. */
 export const RESULT_HASH_BYTES = 32
@@ -53,6 +53,8 @@ export const OUTPUT_REF_BYTES = 32
 export const INPUT_REF_BYTES = 32
 /** Ethereum address. */
 export const ADDRESS_BYTES = 20
+/** ERC-8004 validation request hash a task may name (bytes32). */
+export const VALIDATION_REQUEST_BYTES = 32
 /** secp256k1 signature r ‖ s ‖ v, as viem returns it for EIP-712. */
 export const REQUESTER_SIGNATURE_BYTES = 65
 /** Compressed G2 point of the Ethereum BLS12-381 scheme. */

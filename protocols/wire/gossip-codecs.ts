@@ -4,7 +4,7 @@
  * of each message, shared by decoders, encoders and task signing (task.ts).
  */
 import {
-  ADDRESS_BYTES, BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, INPUT_REF_BYTES, MAX_ATTESTATION_BYTES,
+  ADDRESS_BYTES, BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, INPUT_REF_BYTES, MAX_ATTESTATION_BYTES, VALIDATION_REQUEST_BYTES,
   MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES, MAX_OPERATORS, MAX_PARAMS_BYTES,
   MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES, OUTPUT_REF_BYTES,
   REQUESTER_SIGNATURE_BYTES, RESULT_HASH_BYTES, TASK_ID_BYTES
@@ -28,6 +28,7 @@ export interface TaskCheckOptions {
 export function checkTaskAnnouncement (task: TaskAnnouncement, options: TaskCheckOptions = {}): FieldViolation | undefined {
   const hasInput = task.input instanceof Uint8Array && task.input.length > 0
   const hasInputRef = task.inputRef instanceof Uint8Array && task.inputRef.length > 0
+  const hasValidationRequest = task.validationRequest instanceof Uint8Array && task.validationRequest.length > 0
   return ruleVersion(task.version) ??
     // EIP-155 chain ids start at 1; 0 would make the EIP-712 domain valid on no chain.
     ruleUint64('chainId', task.chainId, 1n) ??
@@ -45,6 +46,9 @@ export function checkTaskAnnouncement (task: TaskAnnouncement, options: TaskChec
     ruleUint32('quorumBps', task.quorumBps, 1, BPS_DENOMINATOR) ??
     ruleUint64('nonce', task.nonce) ??
     ruleExactBytes('requester', task.requester, ADDRESS_BYTES) ??
+    (hasValidationRequest ? ruleExactBytes('validationRequest', task.validationRequest, VALIDATION_REQUEST_BYTES) : ruleBytes('validationRequest', task.validationRequest)) ??
+    // Signed as bytes32(0) when absent, like inputRef: an all-zero hash would sign the same as none.
+    (hasValidationRequest && isAllZero(task.validationRequest) ? violation('INVALID_FIELD', 'validationRequest', 'must not be all zero bytes') : undefined) ??
     (options.signature === false ? undefined : ruleExactBytes('requesterSig', task.requesterSig, REQUESTER_SIGNATURE_BYTES))
 }
 
@@ -86,7 +90,8 @@ const TASK_ANNOUNCEMENT_CODEC = defineCodec<TaskAnnouncement>({
   maxBytes: MAX_TASK_ANNOUNCEMENT_BYTES,
   fields: {
     version: [1, V], chainId: [2, V], modelId: [3, L], input: [4, L], inputRef: [5, L], params: [6, L], fee: [7, L],
-    deadline: [8, V], quorumBps: [9, V], nonce: [10, V], requester: [11, L], requesterSig: [12, L]
+    deadline: [8, V], quorumBps: [9, V], nonce: [10, V], requester: [11, L], requesterSig: [12, L],
+    validationRequest: [13, L]
   },
   proto: TaskAnnouncement,
   check: (task) => checkTaskAnnouncement(task)

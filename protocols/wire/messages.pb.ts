@@ -17,6 +17,7 @@ export interface TaskAnnouncement {
   nonce: bigint
   requester: Uint8Array<ArrayBuffer>
   requesterSig: Uint8Array<ArrayBuffer>
+  validationRequest: Uint8Array<ArrayBuffer>
 }
 
 export namespace TaskAnnouncement {
@@ -89,6 +90,11 @@ export namespace TaskAnnouncement {
           w.bytes(obj.requesterSig)
         }
 
+        if ((obj.validationRequest != null && obj.validationRequest.byteLength > 0)) {
+          w.uint32(106)
+          w.bytes(obj.validationRequest)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -105,7 +111,8 @@ export namespace TaskAnnouncement {
           quorumBps: 0,
           nonce: 0n,
           requester: uint8ArrayAlloc(0),
-          requesterSig: uint8ArrayAlloc(0)
+          requesterSig: uint8ArrayAlloc(0),
+          validationRequest: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -160,6 +167,10 @@ export namespace TaskAnnouncement {
             }
             case 12: {
               obj.requesterSig = reader.bytes()
+              break
+            }
+            case 13: {
+              obj.validationRequest = reader.bytes()
               break
             }
             default: {
@@ -261,6 +272,13 @@ export namespace TaskAnnouncement {
               }
               break
             }
+            case 13: {
+              yield {
+                field: `${prefix}.validationRequest`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -333,6 +351,11 @@ export namespace TaskAnnouncement {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface TaskAnnouncementValidationRequestFieldEvent {
+    field: '$.validationRequest'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<TaskAnnouncement>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TaskAnnouncement.codec())
   }
@@ -341,7 +364,7 @@ export namespace TaskAnnouncement {
     return decodeMessage(buf, TaskAnnouncement.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskAnnouncement>): Generator<TaskAnnouncementVersionFieldEvent | TaskAnnouncementChainIdFieldEvent | TaskAnnouncementModelIdFieldEvent | TaskAnnouncementInputFieldEvent | TaskAnnouncementInputRefFieldEvent | TaskAnnouncementParamsFieldEvent | TaskAnnouncementFeeFieldEvent | TaskAnnouncementDeadlineFieldEvent | TaskAnnouncementQuorumBpsFieldEvent | TaskAnnouncementNonceFieldEvent | TaskAnnouncementRequesterFieldEvent | TaskAnnouncementRequesterSigFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskAnnouncement>): Generator<TaskAnnouncementVersionFieldEvent | TaskAnnouncementChainIdFieldEvent | TaskAnnouncementModelIdFieldEvent | TaskAnnouncementInputFieldEvent | TaskAnnouncementInputRefFieldEvent | TaskAnnouncementParamsFieldEvent | TaskAnnouncementFeeFieldEvent | TaskAnnouncementDeadlineFieldEvent | TaskAnnouncementQuorumBpsFieldEvent | TaskAnnouncementNonceFieldEvent | TaskAnnouncementRequesterFieldEvent | TaskAnnouncementRequesterSigFieldEvent | TaskAnnouncementValidationRequestFieldEvent> {
     return streamMessage(buf, TaskAnnouncement.codec(), opts)
   }
 }

@@ -4,10 +4,12 @@
  * A requester signs the task with its Ethereum account under the domain
  * `{ name: 'poi', version: '1', chainId, verifyingContract: taskManager }`, so a signed task is
  * valid on one chain and for one TaskManager contract only, and wallets can show what is signed.
- * The same typed struct can be checked on-chain with `ecrecover` over `hashTypedData`.
+ * The task id is that EIP-712 digest: the TaskManager recomputes it from the task's fields
+ * (the dynamic `bytes` fields as their keccak256, as EIP-712 encodes them) and checks the
+ * requester's signature with `ecrecover` before it charges anything.
  */
 import {
-  bytesToHex, hexToBytes, isAddress, isAddressEqual, keccak256, recoverTypedDataAddress, type Address,
+  bytesToHex, hashTypedData, hexToBytes, isAddress, isAddressEqual, recoverAddress, type Address,
   type Hex, type LocalAccount, type TypedDataDomain
 } from 'viem'
 import { DecodeError, EncodeError } from './codec.js'
@@ -24,7 +26,8 @@ export const TASK_DOMAIN_VERSION = String(PROTOCOL_VERSION)
 
 /**
  * The signed struct. `chainId` is in the domain; `version` is the domain version. An absent
- * inputRef is signed as bytes32(0), which is why the codec rejects an all-zero inputRef.
+ * inputRef or validationRequest is signed as bytes32(0), which is why the codec rejects an
+ * all-zero one. contracts/src/TaskManager.sol spells the same type string.
  */
 export const TASK_TYPED_DATA_TYPES = {
   TaskAnnouncement: [
@@ -36,7 +39,8 @@ export const TASK_TYPED_DATA_TYPES = {
     { name: 'deadline', type: 'uint64' },
     { name: 'quorumBps', type: 'uint16' },
     { name: 'nonce', type: 'uint64' },
-    { name: 'requester', type: 'address' }
+    { name: 'requester', type: 'address' },
+    { name: 'validationRequest', type: 'bytes32' }
   ]
 } as const
 
@@ -57,6 +61,8 @@ export interface TaskFields {
   /** share of the epoch stake needed, out of 10000 */
   quorumBps: number
   nonce: bigint
+  /** ERC-8004 validation request hash (32 bytes) the TaskManager answers when the task is certified. */
+  validationRequest?: Uint8Array
 }
 
 /** secp256k1 group order; signatures with s above half of it are the malleable twin of another. */
@@ -87,7 +93,8 @@ function typedTask (task: TaskAnnouncement, taskManager: Address) {
       deadline: task.deadline,
       quorumBps: task.quorumBps,
       nonce: task.nonce,
-      requester: bytesToHex(task.requester)
+      requester: bytesToHex(task.requester),
+      validationRequest: task.validationRequest.length === 0 ? ZERO_BYTES32 : bytesToHex(task.validationRequest)
     }
   } as const
 }
@@ -129,7 +136,8 @@ export async function signTask (account: LocalAccount, taskManager: Address, fie
     quorumBps: fields.quorumBps,
     nonce: fields.nonce,
     requester: new Uint8Array(hexToBytes(account.address)),
-    requesterSig: new Uint8Array(0)
+    requesterSig: new Uint8Array(0),
+    validationRequest: new Uint8Array(fields.validationRequest ?? [])
   }
   const bad = checkTaskAnnouncement(task, { signature: false })
   if (bad !== undefined) throw EncodeError.of('TaskAnnouncement', bad)
@@ -140,18 +148,19 @@ export async function signTask (account: LocalAccount, taskManager: Address, fie
 }
 
 /**
- * taskId = keccak256(canonical protobuf encoding of the task with `requesterSig` empty).
+ * taskId = the task's EIP-712 digest under the domain of `taskManager` on `task.chainId`: what
+ * the requester signs and what the TaskManager recomputes on-chain, so an id names one task on
+ * one chain and contract, and a replay elsewhere has another id.
  *
- * The signature is left out so the id is known before signing and cannot be changed by
- * re-signing (ECDSA signatures are randomisable by the signer). The encoding is canonical
- * (decoders reject any other spelling), so every node computes the same id from the same task.
- * Throws EncodeError for a task whose fields (other than the signature) are invalid.
+ * The signature is not part of it, so the id is known before signing and cannot be changed by
+ * re-signing (ECDSA signatures are randomisable by the signer). Throws EncodeError for a task
+ * whose fields (other than the signature) are invalid, or a malformed taskManager address.
  */
-export function taskIdOf (task: TaskAnnouncement): Uint8Array<ArrayBuffer> {
+export function taskIdOf (task: TaskAnnouncement, taskManager: Address): Uint8Array<ArrayBuffer> {
   const bad = checkTaskAnnouncement(task, { signature: false })
   if (bad !== undefined) throw EncodeError.of('TaskAnnouncement', bad)
-  const unsigned = TaskAnnouncement.encode({ ...task, requesterSig: new Uint8Array(0) })
-  return keccak256(unsigned, 'bytes') as Uint8Array<ArrayBuffer>
+  checkTaskManager(taskManager)
+  return hexToBytes(hashTypedData(typedTask(task, taskManager))) as Uint8Array<ArrayBuffer>
 }
 
 /** r ‖ s ‖ v with v in {27, 28}, 0 < r < n and 0 < s ≤ n/2 (EIP-2: one signature per signer and message). */
@@ -177,7 +186,7 @@ export async function verifyTaskSignature (task: TaskAnnouncement, taskManager: 
 
   let signer: Address
   try {
-    signer = await recoverTypedDataAddress({ ...typedTask(task, taskManager), signature: bytesToHex(task.requesterSig) })
+    signer = await recoverAddress({ hash: hashTypedData(typedTask(task, taskManager)), signature: bytesToHex(task.requesterSig) })
   } catch {
     // r that is no curve point's x coordinate: no signer exists, which is the answer.
     return false

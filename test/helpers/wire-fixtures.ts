@@ -48,6 +48,7 @@ export function task (overrides: Partial<TaskAnnouncement> = {}): TaskAnnounceme
     nonce: 7n,
     requester: filled(20, 0x04),
     requesterSig: filled(65, 0x05),
+    validationRequest: new Uint8Array(0),
     ...overrides
   }
 }
