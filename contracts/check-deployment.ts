@@ -7,7 +7,8 @@
  * What this proves: the addresses form one consistent poi deployment rooted at `registry`.
  * Reading from the registry outward (registry.slasher() → slashing.taskManager() → taskManager
  * .registry()) pins every address but the ModelRegistry, which links to nothing and is only
- * checked to be one. What it cannot prove: that `registry` is the network's registry and not a
+ * checked to be one, and the ERC-8004 registries: the ValidationRegistry must name the deployment's
+ * IdentityRegistry (getIdentityRegistry()), and the IdentityRegistry must answer as one. What it cannot prove: that `registry` is the network's registry and not a
  * complete copy deployed by whoever answered; pin the registry address where that matters.
  */
 import {
@@ -16,9 +17,11 @@ import {
 } from 'viem'
 import { PoiError } from '../protocols/wire/index.js'
 import type { Deployment } from './deployment.js'
-import { ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
+import {
+  IdentityRegistryAbi, ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, ValidationRegistryAbi
+} from './generated/artifacts.js'
 
-export type DeploymentContract = 'registry' | 'taskManager' | 'slashing' | 'modelRegistry'
+export type DeploymentContract = 'registry' | 'taskManager' | 'slashing' | 'modelRegistry' | 'identityRegistry' | 'validationRegistry'
 
 export type DeploymentMismatchReason =
   /** An address is not 0x-prefixed 20-byte hex. */
@@ -37,6 +40,8 @@ export type DeploymentMismatchReason =
   | 'SLASHING_REGISTRY'
   /** SlashingManager.taskManager() is another task manager. */
   | 'SLASHING_TASK_MANAGER'
+  /** ValidationRegistry.getIdentityRegistry() is another identity registry, or the deployment names none. */
+  | 'VALIDATION_IDENTITY_REGISTRY'
   /** deployedAtBlock is past the chain's head block. */
   | 'DEPLOYED_AFTER_HEAD'
 
@@ -57,8 +62,13 @@ const NAMES: Record<DeploymentContract, string> = {
   registry: 'OperatorRegistry',
   taskManager: 'TaskManager',
   slashing: 'SlashingManager',
-  modelRegistry: 'ModelRegistry'
+  modelRegistry: 'ModelRegistry',
+  identityRegistry: 'IdentityRegistry',
+  validationRegistry: 'ValidationRegistry'
 }
+
+/** The contracts a deployment may leave out, checked when named. */
+const OPTIONAL_ROLES = ['modelRegistry', 'identityRegistry', 'validationRegistry'] as const
 
 /** What to do about it, appended to every mismatch. */
 const ADVICE = "the node that named this deployment is misconfigured or lying; ask another bootstrap node or pass the network's deployment file"
@@ -77,7 +87,7 @@ function isNotThatContract (err: unknown): boolean {
  * nothing about the deployment.
  */
 export async function checkDeployment (publicClient: PublicClient, d: Deployment): Promise<void> {
-  const roles: DeploymentContract[] = d.modelRegistry === undefined ? ['registry', 'taskManager', 'slashing'] : ['registry', 'taskManager', 'slashing', 'modelRegistry']
+  const roles: DeploymentContract[] = ['registry', 'taskManager', 'slashing', ...OPTIONAL_ROLES.filter(role => d[role] !== undefined)]
   const addressOf = (role: DeploymentContract): `0x${string}` => d[role] as `0x${string}`
   const label = (role: DeploymentContract): string => `${NAMES[role]} ${addressOf(role)}`
 
@@ -129,6 +139,20 @@ export async function checkDeployment (publicClient: PublicClient, d: Deployment
     const maxLength = await read('modelRegistry', ModelRegistryAbi, 'MAX_MODEL_ID_LENGTH')
     if (typeof maxLength !== 'bigint') {
       throw new DeploymentMismatchError('NOT_A_POI_CONTRACT', 'modelRegistry', `${label('modelRegistry')}.MAX_MODEL_ID_LENGTH() returned ${String(maxLength)}; ${ADVICE}`)
+    }
+  }
+  if (d.validationRegistry !== undefined) {
+    if (d.identityRegistry === undefined) {
+      throw new DeploymentMismatchError('VALIDATION_IDENTITY_REGISTRY', 'validationRegistry', `the deployment names ${label('validationRegistry')} but no identityRegistry; ${ADVICE}`)
+    }
+    await expectLink('validationRegistry', ValidationRegistryAbi, 'getIdentityRegistry', 'identityRegistry', 'VALIDATION_IDENTITY_REGISTRY')
+  }
+  if (d.identityRegistry !== undefined) {
+    // Any ERC-721 answers name(); ours names its tokens after the ERC. A ValidationRegistry that
+    // links to it has already pinned it, so this only catches an identity registry named alone.
+    const name = await read('identityRegistry', IdentityRegistryAbi, 'name')
+    if (typeof name !== 'string') {
+      throw new DeploymentMismatchError('NOT_A_POI_CONTRACT', 'identityRegistry', `${label('identityRegistry')}.name() returned ${String(name)}; ${ADVICE}`)
     }
   }
 

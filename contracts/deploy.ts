@@ -2,12 +2,14 @@
  * Deploys the poi contracts in dependency order (registry → task manager → slashing manager) and
  * makes the slashing manager the registry's slasher. The deployer account becomes the registry
  * owner; after setSlasher it has no remaining power. The ModelRegistry, which depends on nothing
- * and has no owner of its own (each model has one), is deployed last. The result names every
- * contract, the ModelRegistry included.
+ * and has no owner of its own (each model has one), is deployed next, then the ERC-8004 Identity
+ * Registry and the Validation Registry over it (issue 10 point 5; neither has an owner). The
+ * result names every contract, the ModelRegistry and the ERC-8004 registries included.
  */
 import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
 import {
-  ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode
+  IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode,
+  ValidationRegistryAbi, ValidationRegistryBytecode
 } from './generated/artifacts.js'
 import { PoiError } from '../protocols/wire/index.js'
 import type { Deployment } from './deployment.js'
@@ -109,6 +111,10 @@ export async function deployPoi (
     address: registry.address, abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [slashing.address]
   }), 'OperatorRegistry.setSlasher')
   const modelRegistry = await deployed(await walletClient.deployContract({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode }), 'ModelRegistry')
+  const identityRegistry = await deployed(await walletClient.deployContract({ abi: IdentityRegistryAbi, bytecode: IdentityRegistryBytecode }), 'IdentityRegistry')
+  const validationRegistry = await deployed(await walletClient.deployContract({
+    abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [identityRegistry.address]
+  }), 'ValidationRegistry')
 
   return {
     chainId: await publicClient.getChainId(),
@@ -116,6 +122,8 @@ export async function deployPoi (
     taskManager: taskManager.address,
     slashing: slashing.address,
     modelRegistry: modelRegistry.address,
+    identityRegistry: identityRegistry.address,
+    validationRegistry: validationRegistry.address,
     deployedAtBlock: registry.blockNumber
   }
 }

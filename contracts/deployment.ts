@@ -22,6 +22,13 @@ export type Deployment = {
   slashing: `0x${string}`
   /** ModelRegistry: models, owners, fees, access (contracts/models.ts). Absent when the network has none. */
   modelRegistry?: `0x${string}`
+  /** ERC-8004 Identity Registry: agents as ERC-721 tokens (contracts/erc8004.ts). Absent when the network has none. */
+  identityRegistry?: `0x${string}`
+  /**
+   * ERC-8004 Validation Registry over `identityRegistry`: the requests the TaskManager answers as
+   * validator. Named only together with `identityRegistry`.
+   */
+  validationRegistry?: `0x${string}`
   /** Block of the registry's deployment: where event scans (readOperatorSet, model lists) start. */
   deployedAtBlock: bigint
 }
@@ -30,7 +37,10 @@ export type Deployment = {
 export type DeploymentJson = Omit<Deployment, 'deployedAtBlock'> & { deployedAtBlock: string }
 
 /** The fields of a Deployment; any other key of a record handed to parseDeployment must be one the caller reads itself. */
-export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'deployedAtBlock'] as const
+export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'identityRegistry', 'validationRegistry', 'deployedAtBlock'] as const
+
+/** The contracts a deployment may leave out; each is written and read only when present. */
+const OPTIONAL_CONTRACTS = ['modelRegistry', 'identityRegistry', 'validationRegistry'] as const
 
 /** A deployment record (from a file, a config, a peer) is malformed; `field` names the offending field. */
 export class DeploymentFormatError extends PoiError {
@@ -44,7 +54,10 @@ export class DeploymentFormatError extends PoiError {
 
 export function deploymentToJson (d: Deployment): DeploymentJson {
   const json: DeploymentJson = { chainId: d.chainId, registry: d.registry, taskManager: d.taskManager, slashing: d.slashing, deployedAtBlock: d.deployedAtBlock.toString() }
-  if (d.modelRegistry !== undefined) json.modelRegistry = d.modelRegistry
+  for (const field of OPTIONAL_CONTRACTS) {
+    const address = d[field]
+    if (address !== undefined) json[field] = address
+  }
   return json
 }
 
@@ -66,7 +79,7 @@ export interface ParseDeploymentOptions {
 export function parseDeployment (json: unknown, options: ParseDeploymentOptions): Deployment {
   const { source } = options
   if (json == null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, deployedAtBlock}`)
+    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, identityRegistry?, validationRegistry?, deployedAtBlock}`)
   }
   const record = json as Record<string, unknown>
   const known: readonly string[] = [...DEPLOYMENT_FIELDS, ...(options.otherKeys ?? [])]
@@ -95,7 +108,12 @@ export function parseDeployment (json: unknown, options: ParseDeploymentOptions)
     slashing: address('slashing'),
     deployedAtBlock
   }
-  if (record.modelRegistry !== undefined) deployment.modelRegistry = address('modelRegistry')
+  for (const field of OPTIONAL_CONTRACTS) {
+    if (record[field] !== undefined) deployment[field] = address(field)
+  }
+  if (deployment.validationRegistry !== undefined && deployment.identityRegistry === undefined) {
+    throw new DeploymentFormatError(`${source}.identityRegistry is missing: a validationRegistry is named only with the identity registry its agents live in`, 'identityRegistry')
+  }
   return deployment
 }
 

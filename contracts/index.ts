@@ -36,3 +36,8 @@ export {
   readModel, isModelUsable, isModelAllowed, listModelIds
 } from './models.js'
 export { checkDeployment, DeploymentMismatchError, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'
+export {
+  type Erc8004ErrorReason, type ValidationRequestArgs, type ValidationStatus, type ValidationSummary, Erc8004Error,
+  MAX_VALIDATION_RESPONSE, POI_VALIDATION_TAG, POI_TASK_URI_PREFIX,
+  poiTaskUri, registerAgent, requestValidation, respondToValidation, readValidationStatus, readValidationSummary
+} from './erc8004.js'

@@ -153,8 +153,10 @@ export function validateConfig (cfg: NodeConfig): void {
     if (c == null || typeof c !== 'object') throw new ConfigError('setting chain must be an object {rpcUrl, registry, taskManager, slashing}')
     const problem = rpcUrlProblem(c.rpcUrl)
     if (problem !== undefined) throw new ConfigError(`setting chain.rpcUrl: ${JSON.stringify(c.rpcUrl)} is not an http(s) or ws(s) URL (${problem})`)
-    if (c.modelRegistry !== undefined && (typeof c.modelRegistry !== 'string' || !ADDRESS.test(c.modelRegistry))) {
-      throw new ConfigError(`setting chain.modelRegistry must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c.modelRegistry)}`)
+    for (const key of ['modelRegistry', 'identityRegistry', 'validationRegistry']) {
+      if (c[key] !== undefined && (typeof c[key] !== 'string' || !ADDRESS.test(c[key]))) {
+        throw new ConfigError(`setting chain.${key} must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c[key])}`)
+      }
     }
     for (const key of ['registry', 'taskManager', 'slashing']) {
       if (typeof c[key] !== 'string' || !ADDRESS.test(c[key])) throw new ConfigError(`setting chain.${key} must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c[key])}`)

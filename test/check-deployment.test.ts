@@ -40,7 +40,21 @@ describe('checkDeployment: a named deployment against the chain', function () {
     await checkDeployment(chain.publicClient, first)
     const { modelRegistry: _, ...withoutModels } = first
     await checkDeployment(chain.publicClient, withoutModels)
+    const { identityRegistry: _i, validationRegistry: _v, ...withoutErc8004 } = first
+    await checkDeployment(chain.publicClient, withoutErc8004)
     await checkDeployment(chain.publicClient, second)
+  })
+
+  it('refuses ERC-8004 registries that are not this deployment\'s pair or not registries at all', async () => {
+    // the second deployment's validation registry points at the second identity registry
+    await refused(checkDeployment(chain.publicClient, { ...first, validationRegistry: second.validationRegistry }), 'VALIDATION_IDENTITY_REGISTRY', 'validationRegistry')
+    await refused(checkDeployment(chain.publicClient, { ...first, identityRegistry: second.identityRegistry }), 'VALIDATION_IDENTITY_REGISTRY', 'validationRegistry')
+    const { identityRegistry: _, ...noIdentity } = first
+    await refused(checkDeployment(chain.publicClient, noIdentity), 'VALIDATION_IDENTITY_REGISTRY', 'validationRegistry')
+    await refused(checkDeployment(chain.publicClient, { ...first, validationRegistry: first.taskManager }), 'NOT_A_POI_CONTRACT', 'validationRegistry')
+    await refused(checkDeployment(chain.publicClient, { ...first, identityRegistry: chain.wallets[5].account.address }), 'NO_CODE', 'identityRegistry')
+    const { validationRegistry: _v, ...identityOnly } = first
+    await refused(checkDeployment(chain.publicClient, { ...identityOnly, identityRegistry: first.taskManager }), 'NOT_A_POI_CONTRACT', 'identityRegistry')
   })
 
   it('deployPoi names the chain it deployed on', async () => {

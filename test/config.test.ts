@@ -150,6 +150,8 @@ describe('config: file, flags and validation', () => {
       taskManager: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
       slashing: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
       modelRegistry: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
+      identityRegistry: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
+      validationRegistry: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
       deployedAtBlock: 7n
     } as const
 
@@ -165,6 +167,8 @@ describe('config: file, flags and validation', () => {
       await configError(async () => await readDeployment(path), path, 'taskManager')
       await writeFile(path, JSON.stringify({ ...deployment, deployedAtBlock: '7', registy: deployment.registry }))
       await configError(async () => await readDeployment(path), path, '"registy"')
+      await writeFile(path, JSON.stringify({ ...deployment, deployedAtBlock: '7', validationRegistry: 'none' }))
+      await configError(async () => await readDeployment(path), path, 'validationRegistry')
       await configError(async () => await readDeployment(join(root, 'no-such-deployment.json')), 'no-such-deployment.json')
     })
   })

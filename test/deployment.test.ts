@@ -12,6 +12,8 @@ const DEPLOYMENT: Required<Deployment> = {
   taskManager: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
   slashing: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
   modelRegistry: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
+  identityRegistry: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
+  validationRegistry: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
   deployedAtBlock: 1n
 }
 const SOURCE = 'deployment file /tmp/d.json'
@@ -34,6 +36,9 @@ describe('deployment record: JSON form', () => {
     assert.deepEqual(parseDeployment(json, { source: SOURCE }), DEPLOYMENT)
     const { modelRegistry: _, ...withoutModels } = DEPLOYMENT
     assert.deepEqual(parseDeployment(deploymentToJson(withoutModels), { source: SOURCE }), withoutModels)
+    const { identityRegistry: _i, validationRegistry: _v, ...withoutErc8004 } = DEPLOYMENT
+    assert.deepEqual(parseDeployment(deploymentToJson(withoutErc8004), { source: SOURCE }), withoutErc8004)
+    assert.ok(!('identityRegistry' in deploymentToJson(withoutErc8004)) && !('validationRegistry' in deploymentToJson(withoutErc8004)))
   })
 
   it('reads lower-case addresses (returned checksummed), a string chain id and a numeric block', () => {
@@ -55,6 +60,10 @@ describe('deployment record: JSON form', () => {
     refused([], undefined, /must be an object/)
     refused({ ...good, registry: '0x1234' }, 'registry', /registry must be a 0x-prefixed 20-byte contract address, got "0x1234"/)
     refused({ ...good, modelRegistry: 7 }, 'modelRegistry', /modelRegistry must be/)
+    refused({ ...good, identityRegistry: '0x12' }, 'identityRegistry', /identityRegistry must be a 0x-prefixed 20-byte contract address/)
+    refused({ ...good, validationRegistry: null }, 'validationRegistry', /validationRegistry must be a 0x-prefixed 20-byte contract address/)
+    const { identityRegistry: _, ...noIdentity } = good
+    refused(noIdentity, 'identityRegistry', /identityRegistry is missing: a validationRegistry is named only with/)
     refused({ ...good, chainId: 0 }, 'chainId', /chainId must be a chain id/)
     refused({ ...good, chainId: 2 ** 53 }, 'chainId', /chainId must be a chain id/)
     refused({ ...good, chainId: '0x7a69' }, 'chainId', /chainId must be a chain id/)

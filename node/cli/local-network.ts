@@ -154,7 +154,7 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     const transport = http(anvil.rpcUrl)
     const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient
     const deployer = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
-    progress('deploying OperatorRegistry, TaskManager, SlashingManager and ModelRegistry')
+    progress('deploying OperatorRegistry, TaskManager, SlashingManager, ModelRegistry and the ERC-8004 Identity and Validation registries')
     const deployment = await deployPoi(deployer, publicClient, DEVNET_DEPLOY)
     for (const k of [...operators, ...others]) {
       const hash = await deployer.sendTransaction({ to: k.account.address, value: DEVNET_FUNDING_WEI })
