@@ -22,6 +22,11 @@ export type Deployment = {
   slashing: `0x${string}`
   /** ModelRegistry: models, owners, fees, access (contracts/models.ts). Absent when the network has none. */
   modelRegistry?: `0x${string}`
+  /**
+   * The payment asset of the TaskManager's vault (deposits, fees, rewards): the zero address for
+   * ETH, else an ERC-20. Absent in records older than payments (then read TaskManager.asset()).
+   */
+  paymentAsset?: `0x${string}`
   /** Block of the registry's deployment: where event scans (readOperatorSet, model lists) start. */
   deployedAtBlock: bigint
 }
@@ -30,7 +35,7 @@ export type Deployment = {
 export type DeploymentJson = Omit<Deployment, 'deployedAtBlock'> & { deployedAtBlock: string }
 
 /** The fields of a Deployment; any other key of a record handed to parseDeployment must be one the caller reads itself. */
-export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'deployedAtBlock'] as const
+export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'paymentAsset', 'deployedAtBlock'] as const
 
 /** A deployment record (from a file, a config, a peer) is malformed; `field` names the offending field. */
 export class DeploymentFormatError extends PoiError {
@@ -45,6 +50,7 @@ export class DeploymentFormatError extends PoiError {
 export function deploymentToJson (d: Deployment): DeploymentJson {
   const json: DeploymentJson = { chainId: d.chainId, registry: d.registry, taskManager: d.taskManager, slashing: d.slashing, deployedAtBlock: d.deployedAtBlock.toString() }
   if (d.modelRegistry !== undefined) json.modelRegistry = d.modelRegistry
+  if (d.paymentAsset !== undefined) json.paymentAsset = d.paymentAsset
   return json
 }
 
@@ -66,7 +72,7 @@ export interface ParseDeploymentOptions {
 export function parseDeployment (json: unknown, options: ParseDeploymentOptions): Deployment {
   const { source } = options
   if (json == null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, deployedAtBlock}`)
+    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, paymentAsset?, deployedAtBlock}`)
   }
   const record = json as Record<string, unknown>
   const known: readonly string[] = [...DEPLOYMENT_FIELDS, ...(options.otherKeys ?? [])]
@@ -96,6 +102,7 @@ export function parseDeployment (json: unknown, options: ParseDeploymentOptions)
     deployedAtBlock
   }
   if (record.modelRegistry !== undefined) deployment.modelRegistry = address('modelRegistry')
+  if (record.paymentAsset !== undefined) deployment.paymentAsset = address('paymentAsset')
   return deployment
 }
 
