@@ -12,8 +12,8 @@ import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { TaskAggregation, blsPublicKeyOf, generateBlsSecretKey, signAttestation, type EquivocationEvidence } from '../consensus/index.js'
 import { readOperatorSet, submitCertificate, submitEvidence, type OnChainOperatorSet } from '../contracts/index.js'
-import { bytesEqual } from '../protocols/wire/index.js'
-import { nextEpoch, registerAll, startPoiChain } from '../test/helpers/poi-chain.js'
+import { bytesEqual, taskIdOf } from '../protocols/wire/index.js'
+import { nextEpoch, paidTask, registerAll, startPoiChain } from '../test/helpers/poi-chain.js'
 
 const ETHER = 10n ** 18n
 const EPOCH_SECONDS = 60n
@@ -65,8 +65,8 @@ async function main (): Promise<void> {
         const nonSignerCount = share === 0 ? 0 : Math.ceil(size * share)
         // spread the non-signers over the set (their proofs then share few siblings, the costlier case)
         const nonSigners = new Set(Array.from({ length: nonSignerCount }, (_, k) => Math.floor(k * size / nonSignerCount)))
-        const taskId = new Uint8Array(32)
-        new DataView(taskId.buffer).setUint32(28, ++task)
+        const signedTask = await paidTask(chain, `bench-${++task}`)
+        const taskId = taskIdOf(signedTask, deployment.taskManager)
         const resultHash = new Uint8Array(32).fill(0xaa)
         const outputRef = new Uint8Array(32).fill(0xbb)
         const aggregation = new TaskAggregation({ operatorSet: set, taskId, quorumBps, deadline: Date.now() + 600_000 })
@@ -75,7 +75,7 @@ async function main (): Promise<void> {
           aggregation.add(signAttestation(secretKeys[i], set.domain, { taskId, resultHash, outputRef, epoch, operatorIndex: i, output: new Uint8Array(0) }), Date.now())
         }
         const qc = aggregation.buildCertificate(resultHash)
-        const { accepted, receipt: submitted } = await submitCertificate(submitter, publicClient, deployment.taskManager, qc, set)
+        const { accepted, receipt: submitted } = await submitCertificate(submitter, publicClient, deployment.taskManager, qc, set, signedTask)
         if (!accepted) throw new Error(`certificate for task ${task} was not accepted`)
         certificates.push({ operators: size, nonSignerShare: share, nonSigners: nonSignerCount, gasUsed: Number(submitted.gasUsed) })
       }

@@ -5,7 +5,7 @@
  */
 import type { Account, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
 import type { EquivocationEvidence } from '../consensus/index.js'
-import type { Attestation, QuorumCertificate } from '../protocols/wire/index.js'
+import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/wire/index.js'
 import { certificateAndAttestationCalldata, certificateCalldata, conflictingCertificatesCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
 import { OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
 import type { OnChainOperatorSet } from './operator-tree.js'
@@ -54,13 +54,15 @@ export async function advanceEpoch (walletClient: Wallet, publicClient: PublicCl
 }
 
 /**
- * Posts `qc` (of epoch `set.epoch`). accepted = false when another aggregator's QC for the task
- * landed first (the contract then changes nothing and does not revert).
+ * Posts `qc` (of epoch `set.epoch`) for `task`, the signed task it certifies: the contract checks
+ * the task against the QC's id and charges the task's fee. accepted = false when another
+ * aggregator's QC for the task landed first (the contract then changes nothing and does not revert).
  */
 export async function submitCertificate (
-  walletClient: Wallet, publicClient: PublicClient, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet
+  walletClient: Wallet, publicClient: PublicClient, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet,
+  task: TaskAnnouncement
 ): Promise<{ accepted: boolean, receipt: TransactionReceipt }> {
-  const { request, result } = await simulateCertificate(publicClient, walletClient.account, taskManager, qc, set)
+  const { request, result } = await simulateCertificate(publicClient, walletClient.account, taskManager, qc, set, task)
   return { accepted: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'TaskManager.submitCertificate') }
 }
 
@@ -70,10 +72,11 @@ export async function submitCertificate (
  * nonce and fees themselves (the node's ChainClient).
  */
 export async function simulateCertificate (
-  publicClient: PublicClient, account: Account, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet
+  publicClient: PublicClient, account: Account, taskManager: `0x${string}`, qc: QuorumCertificate, set: OnChainOperatorSet,
+  task: TaskAnnouncement
 ) {
   return await publicClient.simulateContract({
-    account, address: taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set)
+    account, address: taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set, task)
   })
 }
 

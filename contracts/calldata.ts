@@ -6,9 +6,9 @@
  * that). They throw CalldataError only when the input cannot be expressed on-chain at all
  * (a signature that is not a G2 point encoding, a QC for another epoch than `set`).
  */
-import { bytesToHex, getAddress, type Hex } from 'viem'
+import { bytesToHex, getAddress, keccak256, type Hex } from 'viem'
 import { blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type EquivocationEvidence } from '../consensus/index.js'
-import type { Attestation, QuorumCertificate } from '../protocols/wire/index.js'
+import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/wire/index.js'
 import { merkleProof, publicKeyHash, type G1Point, type G2Point, type OnChainOperatorSet } from './operator-tree.js'
 import { PoiError } from '../protocols/wire/index.js'
 
@@ -30,6 +30,23 @@ export type NonSignerArgs = {
   stake: bigint
   proof: readonly Hex[]
 }
+
+/** TaskManager.Task: the signed task, `input` and `params` as their keccak256 (as EIP-712 encodes bytes). */
+export type TaskArgs = {
+  modelId: Hex
+  inputHash: Hex
+  inputRef: Hex
+  paramsHash: Hex
+  fee: bigint
+  deadline: bigint
+  quorumBps: number
+  nonce: bigint
+  requester: `0x${string}`
+  validationRequest: Hex
+}
+
+/** Arguments of TaskManager.submitCertificate(qc, nonSigners, task, requesterSig). */
+export type CertificateCalldata = readonly [CertificateArgs, NonSignerArgs[], TaskArgs, Hex]
 
 /** SlashingManager.Member: an operator's leaf in one epoch's set. */
 export type MemberArgs = { epoch: bigint, index: number, stake: bigint, proof: readonly Hex[] }
@@ -87,8 +104,41 @@ export function nonSignerArgs (set: OnChainOperatorSet, index: number): NonSigne
   }
 }
 
-/** Arguments of TaskManager.submitCertificate(qc, nonSigners) for a QC of `set`'s epoch. */
-export function certificateCalldata (qc: QuorumCertificate, set: OnChainOperatorSet): readonly [CertificateArgs, NonSignerArgs[]] {
+const ZERO_BYTES32: Hex = `0x${'00'.repeat(32)}`
+
+/**
+ * TaskManager.Task of a signed task announcement. A fee that is not a uint256 (longer than 32
+ * bytes) or a requester that is not 20 bytes cannot be expressed: CalldataError.
+ */
+export function taskArgs (task: TaskAnnouncement): TaskArgs {
+  if (task.requester.length !== 20) throw new CalldataError(`task requester must be a 20-byte address, got ${task.requester.length} bytes`)
+  if (task.fee.length > 32) throw new CalldataError(`task fee must fit in a uint256, got ${task.fee.length} bytes`)
+  const optional32 = (bytes: Uint8Array, field: string): Hex => bytes.length === 0 ? ZERO_BYTES32 : hash32(bytes, field)
+  return {
+    modelId: bytesToHex(task.modelId),
+    inputHash: keccak256(task.input),
+    inputRef: optional32(task.inputRef, 'inputRef'),
+    paramsHash: keccak256(task.params),
+    fee: task.fee.length === 0 ? 0n : BigInt(bytesToHex(task.fee)),
+    deadline: task.deadline,
+    quorumBps: task.quorumBps,
+    nonce: task.nonce,
+    requester: getAddress(bytesToHex(task.requester)),
+    validationRequest: optional32(task.validationRequest, 'validationRequest')
+  }
+}
+
+/**
+ * Arguments of TaskManager.submitCertificate for a QC of `set`'s epoch over `task` (the task whose
+ * id the QC names; the contract recomputes the id and checks the requester's signature).
+ */
+export function certificateCalldata (qc: QuorumCertificate, set: OnChainOperatorSet, task: TaskAnnouncement): CertificateCalldata {
+  const [certificate, nonSigners] = qcCalldata(qc, set)
+  return [certificate, nonSigners, taskArgs(task), bytesToHex(task.requesterSig)]
+}
+
+/** The certificate and its non-signers for a QC of `set`'s epoch (what the SlashingManager takes). */
+export function qcCalldata (qc: QuorumCertificate, set: OnChainOperatorSet): readonly [CertificateArgs, NonSignerArgs[]] {
   if (qc.epoch !== set.epoch) {
     throw new CalldataError(`certificate is for epoch ${qc.epoch} but the operator set is epoch ${set.epoch}; read the set of the certificate's epoch (readOperatorSet)`)
   }
@@ -127,8 +177,8 @@ export function evidenceCalldata (evidence: EquivocationEvidence, set: OnChainOp
 export function conflictingCertificatesCalldata (
   a: QuorumCertificate, setA: OnChainOperatorSet, b: QuorumCertificate, setB: OnChainOperatorSet
 ): ConflictingCertificatesArgs {
-  const [certA, nonSignersA] = certificateCalldata(a, setA)
-  const [certB, nonSignersB] = certificateCalldata(b, setB)
+  const [certA, nonSignersA] = qcCalldata(a, setA)
+  const [certB, nonSignersB] = qcCalldata(b, setB)
   const accused: AccusedArgs[] = []
   for (let i = 0; i < setA.operators.length; i++) {
     if (!bitSet(a.signerBitmap, i)) continue
@@ -149,7 +199,7 @@ export function conflictingCertificatesCalldata (
 export function certificateAndAttestationCalldata (
   qc: QuorumCertificate, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
 ): CertificateAndAttestationArgs {
-  const [certificate, nonSigners] = certificateCalldata(qc, set)
+  const [certificate, nonSigners] = qcCalldata(qc, set)
   const signer = signedBy(attestation, attestationSet, 'attestation')
   const index = set.operators.findIndex((_, k) => sameOperator(signer.operator, nonSignerArgs(set, k)))
   if (index < 0) throw new CalldataError(`operator ${signer.operator.operator} is not in the certificate's epoch ${set.epoch}`)

@@ -34,6 +34,10 @@ export type DeploymentMismatchReason =
   | 'NOT_A_POI_CONTRACT'
   /** TaskManager.registry() is another registry. */
   | 'TASK_MANAGER_REGISTRY'
+  /** TaskManager.models() is another model registry than `modelRegistry`. */
+  | 'TASK_MANAGER_MODELS'
+  /** TaskManager.asset() is another payment asset than `paymentAsset`. */
+  | 'PAYMENT_ASSET'
   /** OperatorRegistry.slasher() is another contract than `slashing`. */
   | 'REGISTRY_SLASHER'
   /** SlashingManager.registry() is another registry. */
@@ -139,6 +143,14 @@ export async function checkDeployment (publicClient: PublicClient, d: Deployment
     const maxLength = await read('modelRegistry', ModelRegistryAbi, 'MAX_MODEL_ID_LENGTH')
     if (typeof maxLength !== 'bigint') {
       throw new DeploymentMismatchError('NOT_A_POI_CONTRACT', 'modelRegistry', `${label('modelRegistry')}.MAX_MODEL_ID_LENGTH() returned ${String(maxLength)}; ${ADVICE}`)
+    }
+    await expectLink('taskManager', TaskManagerAbi, 'models', 'modelRegistry', 'TASK_MANAGER_MODELS')
+  }
+  if (d.paymentAsset !== undefined) {
+    const asset = await read('taskManager', TaskManagerAbi, 'asset')
+    if (typeof asset !== 'string' || !isAddress(asset, { strict: false }) || !isAddressEqual(asset, d.paymentAsset)) {
+      throw new DeploymentMismatchError('PAYMENT_ASSET', 'taskManager',
+        `${label('taskManager')}.asset() is ${String(asset)}, not the payment asset ${d.paymentAsset} of this deployment; ${ADVICE}`)
     }
   }
   if (d.validationRegistry !== undefined) {

@@ -1,12 +1,12 @@
 /**
- * Deploys the poi contracts in dependency order (registry → task manager → slashing manager) and
+ * Deploys the poi contracts in dependency order (registry → model registry → the ERC-8004
+ * Identity Registry and the Validation Registry over it → task manager, which is also the payment
+ * vault and the validator that answers tasks naming a validation request → slashing manager) and
  * makes the slashing manager the registry's slasher. The deployer account becomes the registry
- * owner; after setSlasher it has no remaining power. The ModelRegistry, which depends on nothing
- * and has no owner of its own (each model has one), is deployed next, then the ERC-8004 Identity
- * Registry and the Validation Registry over it (issue 10 point 5; neither has an owner). The
- * result names every contract, the ModelRegistry and the ERC-8004 registries included.
+ * owner; after setSlasher it has no remaining power. The ModelRegistry and the ERC-8004 registries
+ * have no owner of their own. The result names every contract and the payment asset.
  */
-import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
+import { getAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
   IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode,
   ValidationRegistryAbi, ValidationRegistryBytecode
@@ -38,9 +38,39 @@ export type DeployPoiParameters = {
   slashBps?: number
   /** Share of the slashed amount paid to the reporter, basis points (default 1000). */
   reporterBps?: number
+  /** Payment asset of deposits, fees and rewards: the zero address for ETH (default), else an ERC-20. */
+  asset?: `0x${string}`
+  /** Receives the protocol fee (pulled with withdrawCredit); default the deployer. */
+  treasury?: `0x${string}`
+  /** Share of each fee after the model owner's part that goes to the treasury, basis points (default 500). */
+  protocolFeeBps?: number
+  /** The network's minimum fee per task on top of the model's fee, wei of the asset (default 0.0001 ether). */
+  minTaskFee?: bigint
+  /**
+   * Seconds a task's deadline may lie ahead of the block that settles it (default 1 hour: above the
+   * node's 10-minute maximum task TTL, so every task a node accepts can settle).
+   */
+  maxTaskLife?: bigint
+  /** Seconds after a task's deadline during which its certificate is still accepted (default 1 hour). */
+  settlementWindow?: bigint
+  /**
+   * Seconds between a requested withdrawal and its payment (default 3 hours). Must exceed
+   * maxTaskLife + settlementWindow, or a requester could withdraw before a task it signed settles.
+   */
+  withdrawalDelay?: bigint
 }
 
 const MAX_UINT64 = 2n ** 64n - 1n
+const MAX_UINT256 = 2n ** 256n - 1n
+const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
+/** Placeholder in the defaults: deployPoi replaces it with the deploying account. */
+const DEPLOYER = ZERO_ADDRESS
+/**
+ * 0.0001 ether: a task then costs its requester at least about what the aggregator pays to post
+ * its certificate at 1 gwei (~280k gas = 0.00028 ether is the same order), so a throwaway requester
+ * cannot make the network spend much more than it pays, while a task stays cheap.
+ */
+const DEFAULT_MIN_TASK_FEE = 10n ** 14n
 
 export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   minStake: 10n ** 18n,
@@ -50,7 +80,14 @@ export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   maxEpochAge: 2n,
   maxCertificateAge: 2n,
   slashBps: 5000,
-  reporterBps: 1000
+  reporterBps: 1000,
+  asset: ZERO_ADDRESS,
+  treasury: DEPLOYER,
+  protocolFeeBps: 500,
+  minTaskFee: DEFAULT_MIN_TASK_FEE,
+  maxTaskLife: 3_600n,
+  settlementWindow: 3_600n,
+  withdrawalDelay: 10_800n
 }
 
 /** A parameter is out of range, or a deployment transaction failed. */
@@ -74,15 +111,23 @@ export async function deployPoi (
   params: DeployPoiParameters = {}
 ): Promise<Required<Deployment>> {
   const p = deployParameters(params)
-  for (const name of ['quorumBps', 'slashBps', 'reporterBps'] as const) {
+  for (const name of ['quorumBps', 'slashBps', 'reporterBps', 'protocolFeeBps'] as const) {
     if (!Number.isInteger(p[name]) || p[name] < 0 || p[name] > 10_000 || (name === 'quorumBps' && p[name] === 0)) {
       throw new DeployError(`${name} must be an integer number of basis points in ${name === 'quorumBps' ? 1 : 0}..10000, got ${p[name]}`)
     }
   }
 
-  for (const name of ['exitDelay', 'epochDuration', 'maxEpochAge', 'maxCertificateAge'] as const) {
+  for (const name of ['exitDelay', 'epochDuration', 'maxEpochAge', 'maxCertificateAge', 'maxTaskLife', 'settlementWindow', 'withdrawalDelay'] as const) {
     if (p[name] < 0n || p[name] > MAX_UINT64) throw new DeployError(`${name} must fit in a uint64, got ${p[name]}`)
   }
+  if (p.minTaskFee < 0n || p.minTaskFee > MAX_UINT256) throw new DeployError(`minTaskFee must be a uint256 amount of wei, got ${p.minTaskFee}`)
+  for (const name of ['asset', 'treasury'] as const) {
+    if (!isAddress(p[name], { strict: false })) throw new DeployError(`${name} must be a 0x-prefixed 20-byte address, got ${String(p[name])}`)
+  }
+  if (p.withdrawalDelay <= p.maxTaskLife + p.settlementWindow) {
+    throw new DeployError(`withdrawalDelay (${p.withdrawalDelay} s) must exceed maxTaskLife + settlementWindow (${p.maxTaskLife} + ${p.settlementWindow} s): otherwise a requester can withdraw its deposit before a task it signed is settled; raise withdrawalDelay or shorten the other two`)
+  }
+  const treasury = p.treasury === DEPLOYER ? walletClient.account.address : p.treasury
   if (p.maxEpochAge > p.maxCertificateAge) {
     throw new DeployError(`maxEpochAge (${p.maxEpochAge}) exceeds the registry's maxCertificateAge (${p.maxCertificateAge}): certificates of epochs whose stake may already be withdrawn would be accepted, with nothing left to slash; raise maxCertificateAge or lower maxEpochAge`)
   }
@@ -101,8 +146,24 @@ export async function deployPoi (
   const registry = await deployed(await walletClient.deployContract({
     abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [p.minStake, p.exitDelay, p.epochDuration, p.maxCertificateAge]
   }), 'OperatorRegistry')
+  const modelRegistry = await deployed(await walletClient.deployContract({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode }), 'ModelRegistry')
+  const identityRegistry = await deployed(await walletClient.deployContract({ abi: IdentityRegistryAbi, bytecode: IdentityRegistryBytecode }), 'IdentityRegistry')
+  const validationRegistry = await deployed(await walletClient.deployContract({
+    abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [identityRegistry.address]
+  }), 'ValidationRegistry')
   const taskManager = await deployed(await walletClient.deployContract({
-    abi: TaskManagerAbi, bytecode: TaskManagerBytecode, args: [registry.address, p.quorumBps, p.maxEpochAge]
+    abi: TaskManagerAbi,
+    bytecode: TaskManagerBytecode,
+    args: [registry.address, modelRegistry.address, p.quorumBps, p.maxEpochAge, {
+      asset: p.asset,
+      treasury,
+      protocolFeeBps: p.protocolFeeBps,
+      minTaskFee: p.minTaskFee,
+      maxTaskLife: p.maxTaskLife,
+      settlementWindow: p.settlementWindow,
+      withdrawalDelay: p.withdrawalDelay,
+      validationRegistry: validationRegistry.address
+    }]
   }), 'TaskManager')
   const slashing = await deployed(await walletClient.deployContract({
     abi: SlashingManagerAbi, bytecode: SlashingManagerBytecode, args: [registry.address, taskManager.address, p.slashBps, p.reporterBps]
@@ -110,11 +171,6 @@ export async function deployPoi (
   await mined(await walletClient.writeContract({
     address: registry.address, abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [slashing.address]
   }), 'OperatorRegistry.setSlasher')
-  const modelRegistry = await deployed(await walletClient.deployContract({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode }), 'ModelRegistry')
-  const identityRegistry = await deployed(await walletClient.deployContract({ abi: IdentityRegistryAbi, bytecode: IdentityRegistryBytecode }), 'IdentityRegistry')
-  const validationRegistry = await deployed(await walletClient.deployContract({
-    abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [identityRegistry.address]
-  }), 'ValidationRegistry')
 
   return {
     chainId: await publicClient.getChainId(),
@@ -124,6 +180,7 @@ export async function deployPoi (
     modelRegistry: modelRegistry.address,
     identityRegistry: identityRegistry.address,
     validationRegistry: validationRegistry.address,
+    paymentAsset: getAddress(p.asset),
     deployedAtBlock: registry.blockNumber
   }
 }

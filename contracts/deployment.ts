@@ -29,6 +29,11 @@ export type Deployment = {
    * validator. Named only together with `identityRegistry`.
    */
   validationRegistry?: `0x${string}`
+  /**
+   * The payment asset of the TaskManager's vault (deposits, fees, rewards): the zero address for
+   * ETH, else an ERC-20. Absent in records older than payments (then read TaskManager.asset()).
+   */
+  paymentAsset?: `0x${string}`
   /** Block of the registry's deployment: where event scans (readOperatorSet, model lists) start. */
   deployedAtBlock: bigint
 }
@@ -37,7 +42,7 @@ export type Deployment = {
 export type DeploymentJson = Omit<Deployment, 'deployedAtBlock'> & { deployedAtBlock: string }
 
 /** The fields of a Deployment; any other key of a record handed to parseDeployment must be one the caller reads itself. */
-export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'identityRegistry', 'validationRegistry', 'deployedAtBlock'] as const
+export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'identityRegistry', 'validationRegistry', 'paymentAsset', 'deployedAtBlock'] as const
 
 /** The contracts a deployment may leave out; each is written and read only when present. */
 const OPTIONAL_CONTRACTS = ['modelRegistry', 'identityRegistry', 'validationRegistry'] as const
@@ -58,6 +63,7 @@ export function deploymentToJson (d: Deployment): DeploymentJson {
     const address = d[field]
     if (address !== undefined) json[field] = address
   }
+  if (d.paymentAsset !== undefined) json.paymentAsset = d.paymentAsset
   return json
 }
 
@@ -79,7 +85,7 @@ export interface ParseDeploymentOptions {
 export function parseDeployment (json: unknown, options: ParseDeploymentOptions): Deployment {
   const { source } = options
   if (json == null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, identityRegistry?, validationRegistry?, deployedAtBlock}`)
+    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, identityRegistry?, validationRegistry?, paymentAsset?, deployedAtBlock}`)
   }
   const record = json as Record<string, unknown>
   const known: readonly string[] = [...DEPLOYMENT_FIELDS, ...(options.otherKeys ?? [])]
@@ -114,6 +120,7 @@ export function parseDeployment (json: unknown, options: ParseDeploymentOptions)
   if (deployment.validationRegistry !== undefined && deployment.identityRegistry === undefined) {
     throw new DeploymentFormatError(`${source}.identityRegistry is missing: a validationRegistry is named only with the identity registry its agents live in`, 'identityRegistry')
   }
+  if (record.paymentAsset !== undefined) deployment.paymentAsset = address('paymentAsset')
   return deployment
 }
 

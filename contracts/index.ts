@@ -20,8 +20,8 @@ export {
 } from './operator-tree.js'
 export {
   type CertificateArgs, type NonSignerArgs, type MemberArgs, type SignedArgs, type EvidenceArgs, type AccusedArgs, type ConflictingCertificatesArgs,
-  type CertificateAndAttestationArgs, type RegistrationArgs, CalldataError,
-  nonSignerIndices, nonSignerArgs, certificateCalldata, evidenceCalldata, conflictingCertificatesCalldata, certificateAndAttestationCalldata,
+  type CertificateAndAttestationArgs, type RegistrationArgs, type TaskArgs, type CertificateCalldata, CalldataError,
+  nonSignerIndices, nonSignerArgs, certificateCalldata, qcCalldata, taskArgs, evidenceCalldata, conflictingCertificatesCalldata, certificateAndAttestationCalldata,
   registrationCalldata
 } from './calldata.js'
 export { type RegistryContracts, RegistryReadError, readCurrentEpoch, readQuorumBps, readOperatorSet } from './registry-reader.js'
@@ -35,6 +35,10 @@ export {
   modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
   readModel, isModelUsable, isModelAllowed, listModelIds
 } from './models.js'
+export {
+  type ClaimArgs, type VaultAccount, type Reputation, PaymentError,
+  readPaymentAsset, deposit, requestWithdrawal, withdraw, withdrawCredit, readVault, readCredit, rewardClaims, readPendingRewards, claimRewards, readReputation
+} from './payments.js'
 export { checkDeployment, DeploymentMismatchError, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'
 export {
   type Erc8004ErrorReason, type ValidationRequestArgs, type ValidationStatus, type ValidationSummary, Erc8004Error,

@@ -9,7 +9,7 @@ import {
   isModelAllowed, mined, readCurrentEpoch, readModel, readOperatorSet, simulateCertificate, simulateEvidence,
   type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
-import { PoiError, type QuorumCertificate } from '../protocols/wire/index.js'
+import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import type { StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
 import { PermanentSubmissionError, type Settlement, type SettlementChain, type SubmitOptions, type TxReceipt } from './roles/index.js'
@@ -275,11 +275,11 @@ export class ChainClient implements SettlementChain {
    * its turn for the account's nonce (AccountSender); the receipt is awaited in parallel again.
    * Undefined when the simulation shows the task already settled: nothing is sent.
    */
-  async submitCertificate (qc: QuorumCertificate, options: SubmitOptions = {}): Promise<TxReceipt | undefined> {
+  async submitCertificate (qc: QuorumCertificate, task: TaskAnnouncement, options: SubmitOptions = {}): Promise<TxReceipt | undefined> {
     const { wallet, sender } = this.sending()
     const set = await this.operatorSet(qc.epoch)
     try {
-      const { request, result } = await simulateCertificate(this.publicClient, wallet.account, this.config.taskManager, qc, set)
+      const { request, result } = await simulateCertificate(this.publicClient, wallet.account, this.config.taskManager, qc, set, task)
       if (!result) return undefined
       const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: TaskManagerAbi, functionName: 'submitCertificate', args: request.args }))
       const hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))

@@ -13,10 +13,10 @@ import {
 import {
   OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, certificateCalldata, evidenceCalldata, readOperatorSet,
   merkleProof, readCurrentEpoch, registerOperator, registrationCalldata, submitCertificate, submitEvidence, toOnChainOperatorSet, verifyMerkleProof,
-  type CertificateArgs, type NonSignerArgs, type OnChainOperatorSet
+  type CertificateCalldata, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
-import { expectRevert, makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { expectRevert, makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
 
 const CHAIN_TIMEOUT_MS = 60_000
 const EPOCH_SECONDS = 100n
@@ -157,14 +157,16 @@ describe('contracts: TaskManager certificates', function () {
   let set: OnChainOperatorSet
   let submitter: Wallet
   const taskManager = (): `0x${string}` => chain.deployment.taskManager
-  const simulate = async (args: readonly [CertificateArgs, NonSignerArgs[]]): Promise<boolean> =>
+  const simulate = async (args: CertificateCalldata): Promise<boolean> =>
     (await chain.publicClient.simulateContract({ account: submitter.account, address: taskManager(), abi: TaskManagerAbi, functionName: 'submitCertificate', args })).result
   const readResult = async (taskId: `0x${string}`): Promise<unknown> =>
     await chain.publicClient.readContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'getResultCommitment', args: [taskId] })
   const hasResult = async (taskId: `0x${string}`, result: { resultHash: `0x${string}`, outputRef: `0x${string}`, epoch: bigint }): Promise<boolean> =>
     await chain.publicClient.readContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'hasResult', args: [taskId, result] })
-  const calldata = (signers: number[], task: string, options: Parameters<typeof makeCertificate>[4] = {}): readonly [CertificateArgs, NonSignerArgs[]] =>
-    certificateCalldata(makeCertificate(set, keys, signers, taskResult(task, 'out'), options), set)
+  const calldata = async (signers: number[], label: string, options: Parameters<typeof makeCertificate>[4] = {}): Promise<CertificateCalldata> => {
+    const task = await paidTask(chain, label)
+    return certificateCalldata(makeCertificate(set, keys, signers, resultOf(chain, task, label, 'out'), options), set, task)
+  }
 
   before(async () => {
     chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, quorumBps: QUORUM_BPS, maxEpochAge: 1n })
@@ -176,7 +178,8 @@ describe('contracts: TaskManager certificates', function () {
   after(async () => { await chain?.stop() })
 
   it('accepts a QC aggregated from real attestations, stores the result and emits CertificateAccepted', async () => {
-    const result = taskResult('accepted', 'out')
+    const task = await paidTask(chain, 'accepted')
+    const result = resultOf(chain, task, 'accepted', 'out')
     const aggregation = new TaskAggregation({ operatorSet: set, taskId: result.taskId, quorumBps: QUORUM_BPS, deadline: Date.now() + 60_000 })
     for (const index of [0, 1, 2, 3, 4]) {
       aggregation.add(signAttestation(keys[index], set.domain, { ...result, epoch: set.epoch, operatorIndex: index }), Date.now())
@@ -184,10 +187,10 @@ describe('contracts: TaskManager certificates', function () {
     const qc = aggregation.buildCertificate(result.resultHash)
     assert.equal(verifyCertificate(qc, set, { quorumBps: QUORUM_BPS }).ok, true)
 
-    const { accepted, receipt } = await submitCertificate(submitter, chain.publicClient, taskManager(), qc, set)
+    const { accepted, receipt } = await submitCertificate(submitter, chain.publicClient, taskManager(), qc, set, task)
     assert.equal(accepted, true)
     const [event] = parseEventLogs({ abi: TaskManagerAbi, logs: receipt.logs, eventName: 'CertificateAccepted' })
-    const [certificate] = certificateCalldata(qc, set)
+    const [certificate] = certificateCalldata(qc, set, task)
     assert.deepEqual(event.args, {
       taskId: certificate.taskId, resultHash: certificate.resultHash, outputRef: certificate.outputRef, epoch: 1n, signedStake: 80n * ETHER, submitter: submitter.account.address
     })
@@ -197,9 +200,10 @@ describe('contracts: TaskManager certificates', function () {
   })
 
   it('treats a second valid QC for a settled task as a no-op (returns false, no event, result unchanged)', async () => {
-    const first = makeCertificate(set, keys, [0, 1, 2, 3, 4], taskResult('settled twice', 'out'))
-    assert.equal((await submitCertificate(submitter, chain.publicClient, taskManager(), first, set)).accepted, true)
-    const args = certificateCalldata(makeCertificate(set, keys, [1, 2, 3, 5], taskResult('settled twice', 'other')), set)
+    const task = await paidTask(chain, 'settled twice')
+    const first = makeCertificate(set, keys, [0, 1, 2, 3, 4], resultOf(chain, task, 'settled twice', 'out'))
+    assert.equal((await submitCertificate(submitter, chain.publicClient, taskManager(), first, set, task)).accepted, true)
+    const args = certificateCalldata(makeCertificate(set, keys, [1, 2, 3, 5], resultOf(chain, task, 'settled twice', 'other')), set, task)
     const before = await readResult(args[0].taskId)
     assert.equal(await simulate(args), false)
     const hash = await submitter.writeContract({ address: taskManager(), abi: TaskManagerAbi, functionName: 'submitCertificate', args })
@@ -210,60 +214,62 @@ describe('contracts: TaskManager certificates', function () {
   })
 
   it('accepts QCs where every operator or only a bare quorum signed', async () => {
-    assert.equal(await simulate(calldata([0, 1, 2, 3, 4, 5], 'all')), true)
-    assert.equal(await simulate(calldata([1, 2, 5], 'bare')), true) // 70 of 100
+    assert.equal(await simulate(await calldata([0, 1, 2, 3, 4, 5], 'all')), true)
+    assert.equal(await simulate(await calldata([1, 2, 5], 'bare')), true) // 70 of 100
   })
 
   it('rejects a signer bitmap that does not match the non-signers', async () => {
-    const [certificate, nonSigners] = calldata([0, 1, 2, 3], 'bitmap')
-    await expectRevert(simulate([certificate, nonSigners.slice(1)]), 'BitmapMismatch')
-    await expectRevert(simulate([certificate, [...nonSigners].reverse()]), 'BitmapMismatch')
-    await expectRevert(simulate([{ ...certificate, signerBitmap: `${certificate.signerBitmap}00` }, nonSigners]), 'BitmapMismatch')
+    const [certificate, nonSigners, ...paid] = await calldata([0, 1, 2, 3], 'bitmap')
+    await expectRevert(simulate([certificate, nonSigners.slice(1), ...paid]), 'BitmapMismatch')
+    await expectRevert(simulate([certificate, [...nonSigners].reverse(), ...paid]), 'BitmapMismatch')
+    await expectRevert(simulate([{ ...certificate, signerBitmap: `${certificate.signerBitmap}00` }, nonSigners, ...paid]), 'BitmapMismatch')
     // bit 6 names an operator the epoch does not have
-    await expectRevert(simulate(calldata([0, 1, 2, 3, 6], 'bitmap', { signatureFrom: [0, 1, 2, 3] })), 'BitmapMismatch')
-    await expectRevert(simulate([{ ...certificate, signerBitmap: '0x' }, nonSigners]), 'BitmapMismatch')
+    await expectRevert(simulate(await calldata([0, 1, 2, 3, 6], 'bitmap', { signatureFrom: [0, 1, 2, 3] })), 'BitmapMismatch')
+    await expectRevert(simulate([{ ...certificate, signerBitmap: '0x' }, nonSigners, ...paid]), 'BitmapMismatch')
   })
 
   it('rejects a forged aggregate signature', async () => {
-    await expectRevert(simulate(calldata([0, 1, 2, 3], 'forged', { signedResult: taskResult('forged', 'something else') })), 'InvalidSignature')
+    await expectRevert(simulate(await calldata([0, 1, 2, 3], 'forged', { signedResult: taskResult('forged', 'something else') })), 'InvalidSignature')
   })
 
   it('rejects a bitmap that claims a signer whose signature is not in the aggregate', async () => {
-    await expectRevert(simulate(calldata([0, 1, 2, 3, 5], 'missing', { signatureFrom: [0, 1, 2, 3] })), 'InvalidSignature')
+    await expectRevert(simulate(await calldata([0, 1, 2, 3, 5], 'missing', { signatureFrom: [0, 1, 2, 3] })), 'InvalidSignature')
   })
 
   it('rejects too little stake and too few signers', async () => {
-    const args = await expectRevert(simulate(calldata([0, 1, 4], 'light')), 'InsufficientStake')
+    const args = await expectRevert(simulate(await calldata([0, 1, 4], 'light')), 'InsufficientStake')
     assert.deepEqual(args, [35n * ETHER, (6667n * 100n * ETHER + 9999n) / 10000n])
-    await expectRevert(simulate(calldata([2, 5], 'two')), 'TooFewSigners')
+    await expectRevert(simulate(await calldata([2, 5], 'two')), 'TooFewSigners')
   })
 
   it('rejects a non-signer whose stake, key or proof does not match the epoch root', async () => {
-    const [certificate, nonSigners] = calldata([0, 1, 2, 3], 'proof')
+    const [certificate, nonSigners, ...paid] = await calldata([0, 1, 2, 3], 'proof')
     const cheaper = nonSigners.map((s, k) => k === 0 ? { ...s, stake: 1n } : s)
-    assert.deepEqual(await expectRevert(simulate([certificate, cheaper]), 'InvalidNonSignerProof'), [4])
+    assert.deepEqual(await expectRevert(simulate([certificate, cheaper, ...paid]), 'InvalidNonSignerProof'), [4])
     const otherKey = nonSigners.map((s, k) => k === 1 ? { ...s, pubkey: nonSigners[0].pubkey } : s)
-    assert.deepEqual(await expectRevert(simulate([certificate, otherKey]), 'InvalidNonSignerProof'), [5])
+    assert.deepEqual(await expectRevert(simulate([certificate, otherKey, ...paid]), 'InvalidNonSignerProof'), [5])
     const shortProof = nonSigners.map((s, k) => k === 0 ? { ...s, proof: s.proof.slice(1) } : s)
-    await expectRevert(simulate([certificate, shortProof]), 'InvalidNonSignerProof')
+    await expectRevert(simulate([certificate, shortProof, ...paid]), 'InvalidNonSignerProof')
   })
 
   it('rejects a QC signed for another chain id or another TaskManager', async () => {
-    const otherChain = makeCertificate(set, keys, [0, 1, 2, 3], taskResult('replay', 'out'), { domain: { ...set.domain, chainId: 1n } })
+    const task = await paidTask(chain, 'replay')
+    const result = resultOf(chain, task, 'replay', 'out')
+    const otherChain = makeCertificate(set, keys, [0, 1, 2, 3], result, { domain: { ...set.domain, chainId: 1n } })
     assert.equal(verifyCertificate(otherChain, set, { quorumBps: QUORUM_BPS }).ok, false)
-    await expectRevert(simulate(certificateCalldata(otherChain, set)), 'InvalidSignature')
-    const otherContract = makeCertificate(set, keys, [0, 1, 2, 3], taskResult('replay', 'out'), { domain: { ...set.domain, taskManager: chain.deployment.registry } })
-    await expectRevert(simulate(certificateCalldata(otherContract, set)), 'InvalidSignature')
+    await expectRevert(simulate(certificateCalldata(otherChain, set, task)), 'InvalidSignature')
+    const otherContract = makeCertificate(set, keys, [0, 1, 2, 3], result, { domain: { ...set.domain, taskManager: chain.deployment.registry } })
+    await expectRevert(simulate(certificateCalldata(otherContract, set, task)), 'InvalidSignature')
   })
 
   it('rejects future and stale epochs', async () => {
-    const [certificate, nonSigners] = calldata([0, 1, 2, 3], 'epochs')
-    assert.deepEqual(await expectRevert(simulate([{ ...certificate, epoch: 2n }, nonSigners]), 'FutureEpoch'), [2n, 1n])
-    await expectRevert(simulate([{ ...certificate, epoch: 0n }, nonSigners]), 'StaleEpoch')
+    const [certificate, nonSigners, ...paid] = await calldata([0, 1, 2, 3], 'epochs')
+    assert.deepEqual(await expectRevert(simulate([{ ...certificate, epoch: 2n }, nonSigners, ...paid]), 'FutureEpoch'), [2n, 1n])
+    await expectRevert(simulate([{ ...certificate, epoch: 0n }, nonSigners, ...paid]), 'StaleEpoch')
     await nextEpoch(chain)
-    assert.equal(await simulate([certificate, nonSigners]), true) // epoch 1 is one epoch old: still within maxEpochAge
+    assert.equal(await simulate([certificate, nonSigners, ...paid]), true) // epoch 1 is one epoch old: still within maxEpochAge
     await nextEpoch(chain)
-    assert.deepEqual(await expectRevert(simulate([certificate, nonSigners]), 'StaleEpoch'), [1n, 3n])
+    assert.deepEqual(await expectRevert(simulate([certificate, nonSigners, ...paid]), 'StaleEpoch'), [1n, 3n])
   })
 })
 

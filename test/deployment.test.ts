@@ -14,6 +14,7 @@ const DEPLOYMENT: Required<Deployment> = {
   modelRegistry: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
   identityRegistry: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
   validationRegistry: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
+  paymentAsset: '0x0000000000000000000000000000000000000000',
   deployedAtBlock: 1n
 }
 const SOURCE = 'deployment file /tmp/d.json'

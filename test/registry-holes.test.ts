@@ -6,7 +6,7 @@
  * Each test starts its own chain, so each passes alone.
  */
 import assert from 'node:assert/strict'
-import { BaseError, decodeErrorResult, encodeDeployData, numberToHex, pad, type Hex } from 'viem'
+import { BaseError, decodeErrorResult, encodeDeployData, numberToHex, pad, zeroAddress, type Hex } from 'viem'
 import { generateBlsSecretKey, signAttestation, type EquivocationEvidence, type OperatorSet } from '../consensus/index.js'
 import {
   DeployError, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, TaskManagerBytecode, certificateCalldata, deployPoi,
@@ -14,7 +14,7 @@ import {
 } from '../contracts/index.js'
 import { MAX_OPERATORS } from '../protocols/wire/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
-import { expectRevert, makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { expectRevert, makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
 
 const CHAIN_TIMEOUT_MS = 60_000
 const EPOCH_SECONDS = 100n
@@ -65,7 +65,8 @@ describe('registry holes: exiting stake stays slashable while its epochs can sti
   this.timeout(CHAIN_TIMEOUT_MS)
 
   it('refuses withdraw while a certificate of the last epoch that counted the stake is accepted, and evidence of that epoch still slashes', async () => {
-    await withChain({ maxEpochAge: 2n }, async (chain) => {
+    // a day to settle: the certificate is tried again after three hour-long epochs
+    await withChain({ maxEpochAge: 2n, settlementWindow: 86_400n, withdrawalDelay: 2n * 86_400n }, async (chain) => {
       const keys = Array.from({ length: 3 }, () => generateBlsSecretKey())
       await registerAll(chain, keys, keys.map(() => 10n * ETHER))
       await nextEpoch(chain)
@@ -73,7 +74,8 @@ describe('registry holes: exiting stake stays slashable while its epochs can sti
       const leaver = chain.wallets[1] // operator 0 of epoch 1
       await requestExit(chain, leaver) // exitEpoch 2: epoch 1 is the last that counts it
       // a certificate of epoch 1 that operator 0 signed, and its equivocation in the same epoch
-      const certificate = certificateCalldata(makeCertificate(set, keys, [0, 1, 2], taskResult('late', 'out')), set)
+      const task = await paidTask(chain, 'late')
+      const certificate = certificateCalldata(makeCertificate(set, keys, [0, 1, 2], resultOf(chain, task, 'late', 'out')), set, task)
       const simulateCertificate = async (): Promise<boolean> => (await chain.publicClient.simulateContract({
         account: chain.wallets[9].account, address: chain.deployment.taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificate
       })).result
@@ -109,7 +111,9 @@ describe('registry holes: exiting stake stays slashable while its epochs can sti
       await assert.rejects(deployPoi(chain.wallets[0], chain.publicClient, { maxEpochAge: 3n, maxCertificateAge: 2n }),
         (err: unknown) => err instanceof DeployError && /maxEpochAge \(3\) exceeds the registry's maxCertificateAge \(2\)/.test(err.message))
       // the constructor enforces it too, for deployments that do not go through deployPoi
-      const data = encodeDeployData({ abi: TaskManagerAbi, bytecode: TaskManagerBytecode, args: [chain.deployment.registry, 6667, 3n] })
+      const data = encodeDeployData({ abi: TaskManagerAbi, bytecode: TaskManagerBytecode, args: [chain.deployment.registry, chain.deployment.modelRegistry, 6667, 3n, {
+        asset: zeroAddress, treasury: chain.wallets[0].account.address, protocolFeeBps: 500, minTaskFee: 0n, maxTaskLife: 3600n, settlementWindow: 3600n, withdrawalDelay: 10_800n, validationRegistry: zeroAddress
+      }] })
       const reverted = await chain.publicClient.call({ account: chain.wallets[0].account, data }).then(() => undefined, (err: unknown) => err)
       const revertData = reverted instanceof BaseError ? (reverted.walk(e => typeof (e as { data?: unknown }).data === 'string') as { data?: Hex } | null)?.data : undefined
       assert.ok(revertData !== undefined, `expected the TaskManager constructor to revert, got ${String(reverted)}`)
@@ -150,7 +154,8 @@ describe('registry holes: withdrawn operators leave the epoch loop, which is cap
       const next = await nextEpoch(chain)
       const set = await readOperatorSet(chain.publicClient, chain.deployment, next.epoch)
       assert.deepEqual(set.operators.map(o => o.address), [3, 2, 1].map(i => chain.wallets[i].account.address))
-      const certificate = certificateCalldata(makeCertificate(set, [keys[2], keys[1], fresh], [0, 1, 2], taskResult('after-swap', 'out')), set)
+      const task = await paidTask(chain, 'after-swap')
+      const certificate = certificateCalldata(makeCertificate(set, [keys[2], keys[1], fresh], [0, 1, 2], resultOf(chain, task, 'after-swap', 'out')), set, task)
       assert.equal((await chain.publicClient.simulateContract({
         account: chain.wallets[9].account, address: chain.deployment.taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificate
       })).result, true)

@@ -12,9 +12,9 @@ import {
   type OnChainOperatorSet
 } from '../contracts/index.js'
 import { mulberry32 } from '../node/fixtures/build-model.js'
-import type { QuorumCertificate } from '../protocols/wire/index.js'
+import { taskIdOf, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
-import { makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+import { makeCertificate, nextEpoch, paidTask, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 
 /** Unequal on purpose: 87 ether in all, so quorum sits between subsets (34+21+3 = 58 is just below 2/3). */
 const STAKES = [1n, 2n, 3n, 5n, 8n, 13n, 21n, 34n].map(s => s * ETHER)
@@ -34,6 +34,8 @@ describe('contracts: off-chain and on-chain verifiers agree', function () {
   let chain: PoiChain
   let set: OnChainOperatorSet
   let quorumBps: number
+  /** One signed task for every case: each case is only simulated, so none settles it. */
+  let task: TaskAnnouncement
 
   before(async () => {
     chain = await startPoiChain({ epochDuration: 100n })
@@ -41,11 +43,12 @@ describe('contracts: off-chain and on-chain verifiers agree', function () {
     await nextEpoch(chain)
     set = await readOperatorSet(chain.publicClient, chain.deployment, 1n)
     quorumBps = await readQuorumBps(chain.publicClient, chain.deployment.taskManager)
+    task = await paidTask(chain, 'agreement')
   })
   after(async () => { await chain?.stop() })
 
   function build (name: string, signers: number[], tamper: Tamper): Case {
-    const result = taskResult(`agreement:${name}`, 'out')
+    const result = { ...taskResult(`agreement:${name}`, 'out'), taskId: taskIdOf(task, chain.deployment.taskManager) }
     const others = STAKES.map((_, i) => i).filter(i => !signers.includes(i))
     switch (tamper) {
       case 'none': return { name, qc: makeCertificate(set, keys, signers, result) }
@@ -96,7 +99,7 @@ describe('contracts: off-chain and on-chain verifiers agree', function () {
       let reason: string
       try {
         const { result } = await chain.publicClient.simulateContract({
-          account: chain.wallets[9].account, address: chain.deployment.taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set)
+          account: chain.wallets[9].account, address: chain.deployment.taskManager, abi: TaskManagerAbi, functionName: 'submitCertificate', args: certificateCalldata(qc, set, task)
         })
         assert.equal(result, true, `${name}: a fresh task must not read as already settled`)
         onChain = true

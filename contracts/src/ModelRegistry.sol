@@ -108,6 +108,13 @@ contract ModelRegistry {
         return _models[keccak256(modelId)];
     }
 
+    /// @notice Who is paid for a task of the model with key `modelKey` (keccak256 of its id) and
+    /// how much: (address(0), 0) for an unregistered model. The TaskManager's one read per certificate.
+    function paymentTerms(bytes32 modelKey) external view returns (address owner, uint256 fee) {
+        Model storage m = _models[modelKey];
+        return (m.owner, m.fee);
+    }
+
     /// @notice Whether `requester` is on the model's allowlist (meaningful under POLICY_ALLOWLIST).
     function isAllowed(bytes calldata modelId, address requester) external view returns (bool) {
         return _allowed[keccak256(modelId)][requester];

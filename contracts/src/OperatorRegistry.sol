@@ -89,6 +89,11 @@ contract OperatorRegistry {
         /// @dev The first epoch without this operator (set by requestExit).
         uint64 exitEpoch;
         bool registered;
+        /// @dev The first epoch that counts this registration (currentEpoch + 1 at register): where
+        /// its reputation starts (TaskManager.reputationOf). Shares the slot above: no extra write.
+        uint64 firstEpoch;
+        /// @dev Times slashed, over every registration of this account (reputation).
+        uint32 slashings;
     }
 
     struct Epoch {
@@ -208,6 +213,7 @@ contract OperatorRegistry {
         op.exitRequestedAt = 0;
         op.exitEpoch = 0;
         op.registered = true;
+        op.firstEpoch = currentEpoch + 1;
         _operatorList.push(msg.sender);
         _listPosition[msg.sender] = _operatorList.length;
         emit OperatorRegistered(msg.sender, key, msg.value);
@@ -303,6 +309,7 @@ contract OperatorRegistry {
         Operator storage op = _operators[operator];
         slashed = amount < op.stake ? amount : op.stake;
         op.stake -= slashed;
+        op.slashings += 1;
         uint256 reward = slashed * reporterBps / BPS_DENOMINATOR;
         emit OperatorSlashed(operator, slashed, reporter, reward);
         if (reward != 0) _pay(reporter, reward);

@@ -2,14 +2,38 @@
 pragma solidity ^0.8.28;
 
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
-import {OperatorRegistry, PoiMessages} from "./OperatorRegistry.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {ModelRegistry} from "./ModelRegistry.sol";
+import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
+import {PaymentVault} from "./PaymentVault.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
 
+/// @notice The part of an ERC-8004 Validation Registry the TaskManager calls as a validator.
+/// @dev Minimal inline declaration; the full interface lives with the registry's contract.
+interface IValidationResponse {
+    function validationResponse(
+        bytes32 requestHash,
+        uint8 response,
+        string calldata responseURI,
+        bytes32 responseHash,
+        string calldata tag
+    ) external;
+}
+
 /// @title TaskManager
-/// @notice Verifies quorum certificates and stores each task's certified result. The signing key
-/// is the epoch's aggregate key minus the non-signers' keys, so the cost grows with the number of
-/// non-signers (each proven against the epoch root), not with the size of the operator set.
-contract TaskManager {
+/// @notice Verifies quorum certificates, stores each task's certified result and settles its fee.
+/// The signing key is the epoch's aggregate key minus the non-signers' keys, so the cost grows
+/// with the number of non-signers (each proven against the epoch root), not with the size of the
+/// operator set. A certificate carries the task its requester signed (EIP-712; the task id is the
+/// digest): the fee is debited from the requester's deposit (PaymentVault) and split between the
+/// model owner, the treasury and the signers; signers are paid through a per-epoch reward-per-stake
+/// index and claim with their leaf of the epoch (claimRewards), non-signers through an exclusion
+/// record each, so nothing is written per signer.
+contract TaskManager is PaymentVault, EIP712 {
     struct Certificate {
         bytes32 taskId;
         bytes32 resultHash;
@@ -35,23 +59,123 @@ contract TaskManager {
         uint64 epoch;
     }
 
+    /// @notice The task as its requester signed it (protocols/wire/task.ts TASK_TYPED_DATA_TYPES),
+    /// the dynamic `input` and `params` as their keccak256 (what EIP-712 encodes for `bytes`).
+    struct Task {
+        bytes modelId;
+        bytes32 inputHash;
+        /// @dev bytes32(0) when the input is inline.
+        bytes32 inputRef;
+        bytes32 paramsHash;
+        /// @dev wei of the payment asset
+        uint256 fee;
+        /// @dev unix milliseconds
+        uint64 deadline;
+        uint16 quorumBps;
+        uint64 nonce;
+        address requester;
+        /// @dev ERC-8004 request hash the TaskManager answers on acceptance; bytes32(0) = none.
+        bytes32 validationRequest;
+    }
+
+    /// @notice One epoch's leaf of the caller, to claim that epoch's rewards with.
+    struct Claim {
+        uint64 epoch;
+        uint32 index;
+        BLS.G1Point pubkey;
+        uint256 stake;
+        bytes32[] proof;
+    }
+
+    /// @notice Deployment parameters of the payments (contracts/deploy.ts documents each).
+    struct PaymentConfig {
+        address asset;
+        address treasury;
+        uint16 protocolFeeBps;
+        uint256 minTaskFee;
+        uint64 maxTaskLife;
+        uint64 settlementWindow;
+        uint64 withdrawalDelay;
+        address validationRegistry;
+    }
+
+    /// @dev One slot per epoch: the signers' reward per unit of stake (× REWARD_SCALE) summed over
+    /// the epoch's certificates, and how many certificates the epoch has. Written once per certificate.
+    struct EpochRewards {
+        uint192 index;
+        uint64 certificates;
+    }
+
+    /// @dev One slot per (epoch, non-signer): the index increments of the certificates it missed
+    /// (excluded from its claim) and how many it missed.
+    struct Missed {
+        uint192 excluded;
+        uint64 count;
+    }
+
     uint256 internal constant BPS_DENOMINATOR = 10_000;
     /// @dev DESIGN §5: at least 3 signers whatever their stake (consensus DEFAULT_MIN_SIGNERS).
     uint256 public constant MIN_SIGNERS = QuorumCertificates.MIN_SIGNERS;
+    /// @notice Fixed-point scale of the reward-per-stake index: with stakes in ether (1e18 wei) a
+    /// certificate's increment keeps 9 more digits than its signers' share, so the rounding lost per
+    /// claim is below one wei per 1e9 wei of stake, and the uint192 index holds 6e57: far beyond
+    /// any sum of fees over stakes.
+    uint256 public constant REWARD_SCALE = 1e27;
+    /// @notice ERC-8004 response a certified task gets (0..100 scale: fully validated).
+    uint8 public constant VALIDATION_RESPONSE = 100;
+    /// @notice Gas the validation registry may use per response: enough for its writes and event,
+    /// small enough that a registry that burns gas cannot make settlement unaffordable.
+    uint256 public constant VALIDATION_GAS_LIMIT = 300_000;
+    /// @dev Task deadlines are unix milliseconds (the wire's unit); block timestamps are seconds.
+    uint256 internal constant MS_PER_SECOND = 1000;
+    /// @notice EIP-712 type of a task; protocols/wire/task.ts spells the same type.
+    bytes32 public constant TASK_TYPEHASH = keccak256(
+        "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest)"
+    );
 
     OperatorRegistry public immutable registry;
+    ModelRegistry public immutable models;
     uint16 public immutable quorumBps;
     /// @notice A certificate's epoch may be at most this many epochs behind the current one.
     uint64 public immutable maxEpochAge;
+    /// @notice Receives protocolFeeBps of each fee after the model owner's part (pulled with withdrawCredit).
+    address public immutable treasury;
+    uint16 public immutable protocolFeeBps;
+    /// @notice The network's minimum fee per task, wei, on top of the model's fee.
+    uint256 public immutable minTaskFee;
+    /// @notice Seconds a task's deadline may lie ahead of the block that settles it.
+    uint64 public immutable maxTaskLife;
+    /// @notice Seconds after a task's deadline during which its certificate is still accepted.
+    uint64 public immutable settlementWindow;
+    /// @notice ERC-8004 Validation Registry answered on acceptance; address(0) = none.
+    IValidationResponse public immutable validationRegistry;
 
     /// @dev taskId → keccak256(abi.encode(resultHash, outputRef, epoch)); zero = no result yet.
-    /// One slot instead of three keeps a certificate under 250k gas; the values themselves are
-    /// in the CertificateAccepted event, and `hasResult` checks any claimed triple against this.
+    /// One slot instead of three; the values themselves are in the CertificateAccepted event, and
+    /// `hasResult` checks any claimed triple against this.
     mapping(bytes32 => bytes32) internal _results;
+    mapping(uint64 => EpochRewards) internal _epochRewards;
+    mapping(uint64 => mapping(address => Missed)) internal _missed;
+    /// @dev epoch → operator → the index up to which it has claimed (net of its exclusions).
+    mapping(uint64 => mapping(address => uint256)) internal _claimedIndex;
 
     event CertificateAccepted(
         bytes32 indexed taskId, bytes32 resultHash, bytes32 outputRef, uint64 epoch, uint256 signedStake, address submitter
     );
+    /// @notice The fee split of an accepted certificate: `charged` (≤ fee) left the requester's
+    /// deposit; the model owner, the treasury and the epoch's signers got the three shares.
+    event TaskCharged(
+        bytes32 indexed taskId,
+        address indexed requester,
+        uint256 charged,
+        address modelOwner,
+        uint256 ownerShare,
+        uint256 protocolShare,
+        uint256 signersShare
+    );
+    event RewardsClaimed(address indexed operator, uint256 amount);
+    /// @notice The validation registry refused or failed the response; settlement went on.
+    event ValidationResponseFailed(bytes32 indexed taskId, bytes32 indexed requestHash, bytes reason);
 
     error InvalidBps(uint256 bps);
     error FutureEpoch(uint64 epoch, uint64 current);
@@ -64,32 +188,170 @@ contract TaskManager {
     /// @notice maxEpochAge would accept certificates of epochs whose stake the registry may already
     /// have paid out (it keeps an exiting stake for registryMax epochs after it last counted it).
     error EpochAgeExceedsRegistry(uint64 maxEpochAge, uint64 registryMax);
+    /// @notice The task's EIP-712 digest on this chain and contract is not the certificate's task id.
+    error TaskIdMismatch(bytes32 taskId, bytes32 digest);
+    /// @notice The signature is malformed, malleable (high s) or not by the task's requester.
+    error InvalidRequesterSignature(address requester);
+    /// @notice fee < the model's fee + minTaskFee.
+    error FeeBelowMinimum(uint256 fee, uint256 required);
+    /// @notice The deadline (ms) plus settlementWindow has passed at `nowMs`.
+    error TaskExpired(uint64 deadline, uint256 nowMs);
+    /// @notice The deadline (ms) lies more than maxTaskLife ahead; `latest` is the furthest allowed.
+    error DeadlineTooFar(uint64 deadline, uint256 latest);
+    /// @notice A deposit could be withdrawn before a task it must pay is settled: withdrawalDelay
+    /// must exceed maxTaskLife + settlementWindow (`minimum`).
+    error WithdrawalDelayTooShort(uint64 withdrawalDelay, uint256 minimum);
+    error ZeroAddress();
+    /// @notice The claim's leaf is not the caller's in that epoch (another operator's, or a bad proof).
+    error NotCallersLeaf(uint64 epoch, uint32 index);
+    error NothingToClaim();
+    error InvalidEpochRange(uint64 fromEpoch, uint64 toEpoch);
 
-    constructor(address registry_, uint16 quorumBps_, uint64 maxEpochAge_) {
+    constructor(address registry_, address models_, uint16 quorumBps_, uint64 maxEpochAge_, PaymentConfig memory payment)
+        PaymentVault(payment.asset, payment.withdrawalDelay)
+        EIP712("poi", "1") // protocols/wire/task.ts TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION
+    {
         if (quorumBps_ == 0 || quorumBps_ > BPS_DENOMINATOR) revert InvalidBps(quorumBps_);
+        if (payment.protocolFeeBps > BPS_DENOMINATOR) revert InvalidBps(payment.protocolFeeBps);
+        if (registry_ == address(0) || models_ == address(0) || payment.treasury == address(0)) revert ZeroAddress();
+        uint256 minimumDelay = uint256(payment.maxTaskLife) + payment.settlementWindow;
+        if (payment.withdrawalDelay <= minimumDelay) revert WithdrawalDelayTooShort(payment.withdrawalDelay, minimumDelay + 1);
         uint64 registryMax = OperatorRegistry(registry_).maxCertificateAge();
         if (maxEpochAge_ > registryMax) revert EpochAgeExceedsRegistry(maxEpochAge_, registryMax);
         registry = OperatorRegistry(registry_);
+        models = ModelRegistry(models_);
         quorumBps = quorumBps_;
         maxEpochAge = maxEpochAge_;
+        treasury = payment.treasury;
+        protocolFeeBps = payment.protocolFeeBps;
+        minTaskFee = payment.minTaskFee;
+        maxTaskLife = payment.maxTaskLife;
+        settlementWindow = payment.settlementWindow;
+        validationRegistry = IValidationResponse(payment.validationRegistry);
     }
 
-    /// @notice Verify `qc` and record its result. Returns false, changing nothing, when the task
-    /// already has a result: aggregators race, and the loser's transaction should not revert.
+    /// @notice Verify `qc` for `task`, record its result and settle the task's fee. Returns false,
+    /// changing nothing, when the task already has a result: aggregators race, and the loser's
+    /// transaction should not revert.
     /// @param nonSigners Exactly the operators whose bit is zero, ascending by index, each with its
     /// leaf proof against the epoch root (contracts/calldata.ts builds them).
-    function submitCertificate(Certificate calldata qc, NonSigner[] calldata nonSigners) external returns (bool accepted) {
+    /// @param task The task whose EIP-712 digest is qc.taskId.
+    /// @param requesterSig The requester's 65-byte EIP-712 signature of `task` (low s).
+    function submitCertificate(
+        Certificate calldata qc,
+        NonSigner[] calldata nonSigners,
+        Task calldata task,
+        bytes calldata requesterSig
+    ) external returns (bool accepted) {
         if (_results[qc.taskId] != 0) return false;
+
+        bytes32 digest = taskDigest(task);
+        if (digest != qc.taskId) revert TaskIdMismatch(qc.taskId, digest);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, requesterSig);
+        if (err != ECDSA.RecoverError.NoError || signer != task.requester) revert InvalidRequesterSignature(task.requester);
+        _checkDeadline(task.deadline);
+        (address modelOwner, uint256 modelFee) = models.paymentTerms(keccak256(task.modelId));
+        uint256 required = modelFee + minTaskFee;
+        if (task.fee < required) revert FeeBelowMinimum(task.fee, required);
 
         uint64 current = registry.currentEpoch();
         if (qc.epoch > current) revert FutureEpoch(qc.epoch, current);
         if (qc.epoch == 0 || uint256(qc.epoch) + maxEpochAge < current) revert StaleEpoch(qc.epoch, current);
-        OperatorRegistry.Epoch memory ep = registry.getEpoch(qc.epoch);
-        uint256 signedStake = QuorumCertificates.verify(ep, address(this), quorumBps, qc, nonSigners);
+        uint16 bps = task.quorumBps > quorumBps ? task.quorumBps : quorumBps;
+        uint256 signedStake = QuorumCertificates.verify(registry.getEpoch(qc.epoch), address(this), bps, qc, nonSigners);
 
         _results[qc.taskId] = resultCommitment(Result({resultHash: qc.resultHash, outputRef: qc.outputRef, epoch: qc.epoch}));
         emit CertificateAccepted(qc.taskId, qc.resultHash, qc.outputRef, qc.epoch, signedStake, msg.sender);
+        _settle(qc.taskId, qc.epoch, nonSigners, task.requester, task.fee, modelOwner, modelFee, signedStake);
+        if (task.validationRequest != 0 && address(validationRegistry) != address(0)) {
+            _respond(qc.taskId, task.validationRequest, qc.resultHash);
+        }
         return true;
+    }
+
+    /// @notice Pays the caller its signers' share of every epoch in `claims` (its leaf in each),
+    /// in the payment asset. Reverts NothingToClaim when none of them has anything new.
+    function claimRewards(Claim[] calldata claims) external nonReentrant returns (uint256 amount) {
+        for (uint256 k; k < claims.length; ++k) {
+            Claim calldata c = claims[k];
+            (uint256 owed, uint256 index) = _owed(msg.sender, c);
+            if (owed == 0) continue;
+            _claimedIndex[c.epoch][msg.sender] = index;
+            amount += owed;
+        }
+        if (amount == 0) revert NothingToClaim();
+        emit RewardsClaimed(msg.sender, amount);
+        _payOut(msg.sender, amount);
+    }
+
+    /// @notice What claimRewards(claims) would pay `operator` now (an epoch listed twice counts once).
+    function pendingRewards(address operator, Claim[] calldata claims) external view returns (uint256 amount) {
+        for (uint256 k; k < claims.length; ++k) {
+            bool repeated;
+            for (uint256 j; j < k; ++j) {
+                if (claims[j].epoch == claims[k].epoch) repeated = true;
+            }
+            if (repeated) continue;
+            (uint256 owed,) = _owed(operator, claims[k]);
+            amount += owed;
+        }
+    }
+
+    /// @notice Certificates `operator` signed and missed in epochs fromEpoch..toEpoch (inclusive),
+    /// which the caller knows it was in (EpochStarted), and its slashings over its life.
+    function reputation(address operator, uint64 fromEpoch, uint64 toEpoch)
+        public
+        view
+        returns (uint64 signed, uint64 missed, uint32 slashings)
+    {
+        if (fromEpoch == 0 || fromEpoch > toEpoch) revert InvalidEpochRange(fromEpoch, toEpoch);
+        (signed, missed) = _tally(operator, fromEpoch, toEpoch);
+        slashings = registry.operators(operator).slashings;
+    }
+
+    /// @notice reputation() over the epochs of the operator's current registration that have
+    /// started (from the first epoch that counted it to the last one, or the current one).
+    function reputationOf(address operator) external view returns (uint64 signed, uint64 missed, uint32 slashings) {
+        OperatorRegistry.Operator memory op = registry.operators(operator);
+        slashings = op.slashings;
+        if (!op.registered) return (0, 0, slashings);
+        uint64 last = registry.currentEpoch();
+        if (op.exitEpoch != 0 && op.exitEpoch - 1 < last) last = op.exitEpoch - 1;
+        if (op.firstEpoch == 0 || op.firstEpoch > last) return (0, 0, slashings);
+        (signed, missed) = _tally(operator, op.firstEpoch, last);
+    }
+
+    /// @notice The reward index and certificate count of `epoch`.
+    function epochRewards(uint64 epoch) external view returns (uint256 index, uint64 certificates) {
+        EpochRewards memory r = _epochRewards[epoch];
+        return (r.index, r.certificates);
+    }
+
+    /// @notice The index `operator` is excluded from in `epoch` and how many certificates it missed there.
+    function missedIn(uint64 epoch, address operator) external view returns (uint256 excluded, uint64 count) {
+        Missed memory m = _missed[epoch][operator];
+        return (m.excluded, m.count);
+    }
+
+    /// @notice The EIP-712 digest of `task` on this chain and contract: its task id.
+    function taskDigest(Task calldata task) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    TASK_TYPEHASH,
+                    keccak256(task.modelId),
+                    task.inputHash,
+                    task.inputRef,
+                    task.paramsHash,
+                    task.fee,
+                    task.deadline,
+                    task.quorumBps,
+                    task.nonce,
+                    task.requester,
+                    task.validationRequest
+                )
+            )
+        );
     }
 
     /// @notice The commitment stored for a task's result (zero when the task has none yet).
@@ -118,5 +380,74 @@ contract TaskManager {
         returns (bytes32)
     {
         return PoiMessages.attestationDigest(address(this), taskId, resultHash, outputRef, epoch);
+    }
+
+    /// @dev Debits the fee (what there is of it), credits owner and treasury, raises the epoch's
+    /// index by the signers' share per unit of signed stake and excludes each non-signer from it.
+    function _settle(
+        bytes32 taskId,
+        uint64 epoch,
+        NonSigner[] calldata nonSigners,
+        address requester,
+        uint256 fee,
+        address modelOwner,
+        uint256 modelFee,
+        uint256 signedStake
+    ) internal {
+        uint256 charged = _charge(requester, taskId, fee);
+        // an unregistered model (owner 0) has fee 0: everything after the protocol fee goes to the signers
+        uint256 ownerShare = charged < modelFee ? charged : modelFee;
+        if (ownerShare != 0) _credits[modelOwner] += ownerShare;
+        uint256 rest = charged - ownerShare;
+        uint256 protocolShare = rest * protocolFeeBps / BPS_DENOMINATOR;
+        if (protocolShare != 0) _credits[treasury] += protocolShare;
+        uint256 signersShare = rest - protocolShare;
+
+        // signedStake > 0: quorumBps > 0 of a positive total stake signed
+        uint256 increment = signersShare * REWARD_SCALE / signedStake;
+        EpochRewards memory r = _epochRewards[epoch];
+        _epochRewards[epoch] = EpochRewards({index: SafeCast.toUint192(r.index + increment), certificates: r.certificates + 1});
+        for (uint256 k; k < nonSigners.length; ++k) {
+            Missed storage m = _missed[epoch][nonSigners[k].operator];
+            (uint256 excluded, uint64 count) = (m.excluded, m.count);
+            (m.excluded, m.count) = (uint192(excluded + increment), count + 1);
+        }
+        emit TaskCharged(taskId, requester, charged, modelOwner, ownerShare, protocolShare, signersShare);
+    }
+
+    /// @dev ERC-8004: the TaskManager, as validator, answers the task's request. Never blocks settlement.
+    function _respond(bytes32 taskId, bytes32 requestHash, bytes32 resultHash) internal {
+        string memory uri = string.concat("poi://task/", Strings.toHexString(uint256(taskId), 32));
+        try validationRegistry.validationResponse{gas: VALIDATION_GAS_LIMIT}(
+            requestHash, VALIDATION_RESPONSE, uri, resultHash, "poi-qc"
+        ) {} catch (bytes memory reason) {
+            emit ValidationResponseFailed(taskId, requestHash, reason);
+        }
+    }
+
+    function _checkDeadline(uint64 deadline) internal view {
+        uint256 nowMs = block.timestamp * MS_PER_SECOND;
+        if (uint256(deadline) + uint256(settlementWindow) * MS_PER_SECOND < nowMs) revert TaskExpired(deadline, nowMs);
+        uint256 latest = nowMs + uint256(maxTaskLife) * MS_PER_SECOND;
+        if (deadline > latest) revert DeadlineTooFar(deadline, latest);
+    }
+
+    /// @dev What `operator` may still claim for `c.epoch` and the index it would have claimed up to.
+    function _owed(address operator, Claim calldata c) internal view returns (uint256 owed, uint256 index) {
+        OperatorRegistry.Epoch memory ep = registry.getEpoch(c.epoch);
+        bytes32 leafHash = OperatorTree.leaf(c.index, operator, c.pubkey, c.stake);
+        if (!OperatorTree.verify(ep.root, ep.count, c.index, leafHash, c.proof)) revert NotCallersLeaf(c.epoch, c.index);
+        index = _epochRewards[c.epoch].index - _missed[c.epoch][operator].excluded;
+        uint256 claimed = _claimedIndex[c.epoch][operator];
+        if (index > claimed) owed = Math.mulDiv(c.stake, index - claimed, REWARD_SCALE);
+    }
+
+    function _tally(address operator, uint64 fromEpoch, uint64 toEpoch) internal view returns (uint64 signed, uint64 missed) {
+        for (uint64 e = fromEpoch; e <= toEpoch; ++e) {
+            uint64 certificates = _epochRewards[e].certificates;
+            uint64 m = _missed[e][operator].count;
+            signed += certificates - m;
+            missed += m;
+        }
     }
 }

@@ -1,6 +1,6 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { PoiError, type QuorumCertificate } from '../../protocols/wire/index.js'
+import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../../protocols/wire/index.js'
 import type { NodeStore, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
@@ -62,8 +62,8 @@ export interface SettlementChain {
   readonly account: `0x${string}` | undefined
   /** Who settled the task, or undefined while the chain holds no result for it. */
   certificateSettlement: (taskId: Uint8Array) => Promise<Settlement | undefined>
-  /** Sends `qc`; undefined when the simulation shows the task already settled (nothing sent). */
-  submitCertificate: (qc: QuorumCertificate, options?: SubmitOptions) => Promise<TxReceipt | undefined>
+  /** Sends `qc` with `task`, the signed task it certifies (the contract charges its fee); undefined when the simulation shows the task already settled (nothing sent). */
+  submitCertificate: (qc: QuorumCertificate, task: TaskAnnouncement, options?: SubmitOptions) => Promise<TxReceipt | undefined>
   /** Who slashed the operator for this task, or undefined while it is not slashed. */
   evidenceSettlement: (evidence: StoredEvidence) => Promise<Settlement | undefined>
   submitEvidence: (evidence: StoredEvidence, options?: SubmitOptions) => Promise<TxReceipt>
@@ -159,7 +159,7 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
         return
       }
       const receipt = target.kind === 'certificate'
-        ? await this.chain.submitCertificate(target.qc, { signal })
+        ? await this.chain.submitCertificate(target.qc, target.task, { signal })
         : await this.chain.submitEvidence(target.evidence, { signal })
       if (receipt != null && receipt.accepted !== false) {
         await this.finish({ ...sub, state: 'confirmed', attempts: sub.attempts + 1, updatedAt: Date.now(), txHash: receipt.txHash, gasUsed: receipt.gasUsed.toString(), lastError: undefined }, 'confirmed')
@@ -194,11 +194,15 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     }
   }
 
-  private async load (kind: SubmissionKind, id: string): Promise<{ kind: 'certificate', qc: QuorumCertificate } | { kind: 'evidence', evidence: StoredEvidence }> {
+  private async load (kind: SubmissionKind, id: string): Promise<{ kind: 'certificate', qc: QuorumCertificate, task: TaskAnnouncement } | { kind: 'evidence', evidence: StoredEvidence }> {
     if (kind === 'certificate') {
-      const qc = await this.store.getCertificate(Uint8Array.from(Buffer.from(id, 'hex')))
+      const taskId = Uint8Array.from(Buffer.from(id, 'hex'))
+      const qc = await this.store.getCertificate(taskId)
       if (qc == null) throw new PermanentSubmissionError(`no certificate stored for task 0x${id}; the data directory lost it`)
-      return { kind, qc }
+      // the chain recomputes the id from the signed task and charges its fee: no task, no settlement
+      const task = await this.store.getTask(taskId)
+      if (task == null) throw new PermanentSubmissionError(`no task stored for certificate 0x${id}; the data directory lost it`)
+      return { kind, qc, task }
     }
     const [taskIdHex, op] = id.split('/')
     const evidence = await this.store.getEvidence(Uint8Array.from(Buffer.from(taskIdHex, 'hex')), Number(op))

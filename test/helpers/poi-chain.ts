@@ -11,7 +11,7 @@ import {
   createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain,
   type PublicClient, type TestClient, type TransactionReceipt, type Transport, type WalletClient
 } from 'viem'
-import { mnemonicToAccount } from 'viem/accounts'
+import { mnemonicToAccount, type HDAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import {
   OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName,
@@ -19,8 +19,8 @@ import {
   type Deployment
 } from '../../contracts/index.js'
 import { CERTIFICATE_VERSION, encodeSignerBitmap, signAttestation, type OperatorSet, type SigningDomain } from '../../consensus/index.js'
-import { uint256ToBytes, type QuorumCertificate } from '../../protocols/wire/index.js'
-import type { TaskResult } from '../consensus-fixtures.js'
+import { signTask, taskIdOf, uint256ToBytes, type QuorumCertificate, type TaskAnnouncement, type TaskFields } from '../../protocols/wire/index.js'
+import { hash32, taskResult, type TaskResult } from '../consensus-fixtures.js'
 
 /** anvil's well-known development mnemonic (public; devnets only). */
 const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
@@ -54,6 +54,51 @@ export async function startPoiChain (params: DeployPoiParameters = {}, anvilOpti
     await anvil.stop()
     throw err
   }
+}
+
+/** anvil account `index` as a local signer (what signTask needs). */
+export function anvilAccount (index: number): HDAccount {
+  return mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index })
+}
+
+/** The chain's clock in unix milliseconds (anvil's time moves with increaseTime, not with Date.now()). */
+export async function chainNowMs (chain: PoiChain): Promise<bigint> {
+  const block = await chain.publicClient.getBlock({ blockTag: 'latest' })
+  return block.timestamp * 1000n
+}
+
+/** How far ahead of the chain's clock a test task's deadline lies by default: the node's longest task TTL. */
+export const TEST_TASK_LIFE_MS = 600_000n
+
+export type PaidTaskOptions = Partial<Omit<TaskFields, 'chainId'>> & {
+  /** anvil account index of the requester (default the last account). */
+  requester?: number
+}
+
+/**
+ * A task `label` signed by an anvil account for the chain's TaskManager: fee the network minimum,
+ * an unregistered model, inline input, deadline TEST_TASK_LIFE_MS ahead of the chain's clock,
+ * nonce from the label (so one label is one task). Fields in `options` override these.
+ */
+export async function paidTask (chain: PoiChain, label: string, options: PaidTaskOptions = {}): Promise<TaskAnnouncement> {
+  const { requester, ...fields } = options
+  const account = anvilAccount(requester ?? chain.wallets.length - 1)
+  const nonce = BigInt('0x' + Buffer.from(hash32(`nonce:${label}`).subarray(0, 8)).toString('hex'))
+  return await signTask(account, chain.deployment.taskManager, {
+    chainId: BigInt(await chain.publicClient.getChainId()),
+    modelId: new TextEncoder().encode('test-model'),
+    input: new TextEncoder().encode(`input:${label}`),
+    fee: chain.params.minTaskFee,
+    deadline: (await chainNowMs(chain)) + TEST_TASK_LIFE_MS,
+    quorumBps: 1, // the network's quorum applies (the contract takes the larger)
+    nonce,
+    ...fields
+  })
+}
+
+/** taskResult(label, result) for `task`: the same result and output, the task's real id. */
+export function resultOf (chain: PoiChain, task: TaskAnnouncement, label: string, result: string): TaskResult {
+  return { ...taskResult(label, result), taskId: taskIdOf(task, chain.deployment.taskManager) }
 }
 
 export function walletFor (rpcUrl: string, account: Account): Wallet {
