@@ -6,6 +6,7 @@ import type { TypedEventTarget } from '@libp2p/interface'
 import type { EquivocationEvidence } from '../../consensus/index.js'
 import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../../protocols/wire/index.js'
 import type { FetchProgress } from '../models/index.js'
+import type { ConflictReport } from './conflicts.js'
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
@@ -32,6 +33,8 @@ export interface PoiNodeEvents {
   certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean, verifyMs?: number }>
   'no-quorum': CustomEvent<{ taskId: Uint8Array }>
   evidence: CustomEvent<EquivocationEvidence>
+  /** Two valid certificates for one task with different results, or a certificate and a conflicting attestation by a signer it names. */
+  'conflict-evidence': CustomEvent<ConflictReport>
   rejected: CustomEvent<Rejection>
   probe: CustomEvent<{ id: string, at: number }>
   /** This operator could not attest to a task (model unavailable, inference failed, runtime version refused). */
