@@ -16,13 +16,10 @@ import { bytesEqual, toHex, type Attestation, type QuorumCertificate } from '../
 import type { ConflictEvidence, NodeStore } from '../../storage/index.js'
 import type { AttestationLedger } from './attestation-ledger.js'
 import type { Epochs } from './epochs.js'
-import type { NodeEvents } from './events.js'
+import type { ConflictReport, NodeEvents } from './events.js'
 import type { Submitter } from './submitter.js'
 
 const log = logger('poi:conflicts')
-
-/** What a `conflict-evidence` event carries: the evidence, and who it accuses (indices in the first certificate's epoch). */
-export type ConflictReport = ConflictEvidence & { id: string, accused: number[] }
 
 export interface ConflictsComponents {
   store: NodeStore
