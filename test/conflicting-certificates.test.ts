@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { keccak256 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { TaskAggregation, generateBlsSecretKey, signAttestation } from '../consensus/index.js'
+import { TaskAggregation, generateBlsSecretKey, signAttestation, verifySignatureSets, type SignatureSet } from '../consensus/index.js'
 import { ANVIL_PRIVATE_KEYS, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { resolveConfig } from '../node/config.js'
@@ -23,7 +23,7 @@ import { PoiNode } from '../node/poi-node.js'
 import { Submitter } from '../node/roles/index.js'
 import type { GossipRouter, TopicHandler } from '../protocols/gossip/index.js'
 import { TOPICS, checkCertificate } from '../protocols/gossip/index.js'
-import { encodeQuorumCertificate, toHex, type QuorumCertificate } from '../protocols/wire/index.js'
+import { decodeQuorumCertificate, encodeQuorumCertificate, toHex, type QuorumCertificate } from '../protocols/wire/index.js'
 import { NodeStore, type Submission } from '../storage/index.js'
 import { ETHER, makeOperators, attest, type TaskResult } from './consensus-fixtures.js'
 import { freshKeysAsync } from './helpers/keys.js'
@@ -76,6 +76,19 @@ describe('conflicting certificates', function () {
       assert.deepEqual([full.verdict, 'duplicate' in full && full.duplicate], ['ignore', true])
       // A node that keeps no evidence (light) still drops it.
       assert.equal((await checkCertificate(certificate(other, [1, 2, 3]), settled)).verdict, 'ignore')
+    })
+
+    it('hands the aggregate signature to the verifier it is given (the node\'s is off the main thread)', async () => {
+      const held = async (): Promise<{ resultHash: Uint8Array, pairs: number }> => ({ resultHash: first.resultHash, pairs: 0 })
+      const seen: SignatureSet[] = []
+      const verify = async (set: SignatureSet): Promise<boolean> => { seen.push(set); return verifySignatureSets([set])[0] }
+      assert.equal((await checkCertificate(certificate(other, [1, 2, 3]), { ...settled, held, verify })).verdict, 'accept')
+      const forged = decodeQuorumCertificate(certificate(other, [1, 2, 3]))
+      const wrong = decodeQuorumCertificate(certificate(first, [1, 2, 3]))
+      const v = await checkCertificate(encodeQuorumCertificate({ ...forged, aggregateSig: wrong.aggregateSig }), { ...settled, held, verify })
+      assert.equal(v.verdict, 'reject')
+      assert.match('reason' in v ? v.reason : '', /aggregate signature does not verify/)
+      assert.equal(seen.length, 2, 'one pairing per certificate, both through the verifier')
     })
   })
 

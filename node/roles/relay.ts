@@ -296,7 +296,7 @@ export class Relay implements Startable {
   }
 
   private async validateCertificate (data: Uint8Array, from: string): Promise<Verdict> {
-    const { epochs, tasks, store, streamData, aggregator, conflicts } = this.components
+    const { epochs, tasks, store, streamData, aggregator, conflicts, verifier } = this.components
     const checked = this.verdictOf('certificate', from, await checkCertificate(data, {
       forgotten: (taskId) => this.forgottenTasks.has(taskId),
       settled: async (taskId) => {
@@ -311,7 +311,8 @@ export class Relay implements Startable {
           return held == null ? undefined : { resultHash: held.resultHash, pairs: await conflicts.pairsHeld(taskId) }
         },
       operatorSetOf: async (epoch) => await epochs.resolveSet(epoch),
-      quorumBpsOf: (taskId) => tasks.get(taskId)?.task.quorumBps
+      quorumBpsOf: (taskId) => tasks.get(taskId)?.task.quorumBps,
+      verify: async (set) => await verifier.verify(set)
     }))
     if (typeof checked === 'string') return checked
     const qc = checked

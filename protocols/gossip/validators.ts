@@ -10,7 +10,7 @@
  */
 import { keccak256 } from 'viem'
 import {
-  attestationSignatureSet, verifyCertificate, DEFAULT_QUORUM_BPS, type OperatorSet, type SignatureSet
+  attestationSignatureSet, certificateSignatureSet, verifyCertificate, DEFAULT_QUORUM_BPS, type OperatorSet, type SignatureSet
 } from '../../consensus/index.js'
 import {
   decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex, verifyTaskSignature,
@@ -160,6 +160,11 @@ export interface CertificateCheckContext {
    */
   held?: (taskId: Uint8Array) => Promise<{ resultHash: Uint8Array, pairs: number } | undefined>
   /**
+   * Checks the aggregate signature's set (batched, off the main thread, in the node). Without it
+   * the pairing runs here, on the caller's thread.
+   */
+  verify?: (set: SignatureSet) => Promise<boolean>
+  /**
    * The operator set of an epoch (recent epochs stay known; a node may read one it has not
    * adopted yet, e.g. the next epoch, from the chain). Undefined: this node cannot judge it.
    */
@@ -191,8 +196,14 @@ export async function checkCertificate (bytes: Uint8Array, ctx: CertificateCheck
   const set = await ctx.operatorSetOf(qc.epoch)
   // Ignored, not rejected: a relay that saw the epoch change first is honest.
   if (set == null) return refuse(`certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`, 'ignore')
-  const verdict = verifyCertificate(qc, set, { quorumBps: ctx.quorumBpsOf(qc.taskId) ?? DEFAULT_QUORUM_BPS })
+  const verdict = verifyCertificate(qc, set, { quorumBps: ctx.quorumBpsOf(qc.taskId) ?? DEFAULT_QUORUM_BPS, checkSignature: ctx.verify == null })
   if (!verdict.ok) return refuse(`certificate for task ${id}: ${verdict.reason}`)
+  if (ctx.verify != null) {
+    const signatureSet = certificateSignatureSet(qc, set)
+    if (signatureSet == null || !await ctx.verify(signatureSet)) {
+      return refuse(`certificate for task ${id}: aggregate signature does not verify for the signers in the bitmap on this task, result, epoch and domain`)
+    }
+  }
   return { verdict: 'accept', message: qc }
 }
 
