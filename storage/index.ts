@@ -1,4 +1,4 @@
-export { NodeStore, StorageError, DATA_DIR_MODE, DATA_FILE_MODE } from './node-store.js'
+export { NodeStore, StorageError, DATA_DIR_MODE, DATA_FILE_MODE, conflictIdOf } from './node-store.js'
 export type { TaskState, TaskRecordStatus, StoredEvidence, ConflictEvidence, StoredConflict, Submission, SubmissionKind, StoreArea } from './node-store.js'
 export { BlockStore, BLOCK_AREA } from './block-store.js'
 export type { Block } from './block-store.js'

@@ -396,7 +396,7 @@ export class NodeStore {
    * accused attester), with a pending submission when `submit`. Returns the id both are kept under.
    */
   async putConflict (e: ConflictEvidence, opts: { submit?: boolean } = {}): Promise<string> {
-    const id = conflictId(e)
+    const id = conflictIdOf(e)
     const value = e.kind === 'certificates'
       ? { kind: e.kind, taskId: toHex(e.taskId), a: toHex(QuorumCertificate.encode(e.a)), b: toHex(QuorumCertificate.encode(e.b)), foundAt: Date.now() }
       : { kind: e.kind, taskId: toHex(e.taskId), certificate: toHex(QuorumCertificate.encode(e.certificate)), attestation: toHex(Attestation.encode(e.attestation)), foundAt: Date.now() }
@@ -527,8 +527,11 @@ function parseEvidence (bytes: Uint8Array): StoredEvidence {
   }
 }
 
-/** One pair of certificates per task; one certificate-attestation entry per attestation's epoch and operator. */
-function conflictId (e: ConflictEvidence): string {
+/**
+ * Where conflict evidence is kept (and its submission's id): one pair of certificates per task,
+ * one certificate-attestation entry per attestation's epoch and operator.
+ */
+export function conflictIdOf (e: { kind: 'certificates', taskId: Uint8Array } | { kind: 'certificate-attestation', taskId: Uint8Array, attestation: { epoch: bigint, operatorIndex: number } }): string {
   const t = toHex(e.taskId)
   return e.kind === 'certificates' ? `${t}/certificates` : `${t}/attestation/${e.attestation.epoch}/${opKey(e.attestation.operatorIndex)}`
 }

@@ -14,16 +14,18 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { keccak256 } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { TaskAggregation, generateBlsSecretKey, signAttestation, verifySignatureSets, type SignatureSet } from '../consensus/index.js'
 import { ANVIL_PRIVATE_KEYS, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
+import { exampleInput } from '../node/cli/devnet.js'
 import { resolveConfig } from '../node/config.js'
+import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
 import { PoiNode } from '../node/poi-node.js'
 import { Submitter } from '../node/roles/index.js'
 import type { GossipRouter, TopicHandler } from '../protocols/gossip/index.js'
 import { TOPICS, checkCertificate } from '../protocols/gossip/index.js'
-import { decodeQuorumCertificate, encodeQuorumCertificate, toHex, type QuorumCertificate } from '../protocols/wire/index.js'
+import { decodeQuorumCertificate, encodeAttestation, encodeQuorumCertificate, encodeTaskAnnouncement, signTask, taskIdOf, toHex, type QuorumCertificate } from '../protocols/wire/index.js'
 import { NodeStore, type Submission } from '../storage/index.js'
 import { ETHER, makeOperators, attest, type TaskResult } from './consensus-fixtures.js'
 import { freshKeysAsync } from './helpers/keys.js'
@@ -193,6 +195,40 @@ describe('conflicting certificates', function () {
       // The observer keeps the pair too; it has no account, so it posts nothing.
       assert.equal((await observer.store!.listConflicts(taskId)).length, 1)
       assert.equal(await observer.store!.getSubmission('conflict', evidence.id), undefined)
+    })
+
+    it('a funded aggregator holding an operator\'s attestation keeps a certificate naming it with another result as evidence, and posts it', async () => {
+      const reporter = await client(6)
+      const aggregator = await startNode('aggregator-2', { aggregate: true, bootstrap: [], settlement: reporter })
+      const attacker = await startNode('attacker-2', { aggregate: false, bootstrap: [aggregator.addresses()[0]] })
+      await until(() => aggregator.meshPeers('tasks') >= 1 && aggregator.meshPeers('attestations') >= 1 && aggregator.meshPeers('certificates') >= 1 &&
+        attacker.meshPeers('certificates') >= 1, FOLLOW_UP_TIMEOUT_MS, 'meshes between the aggregator and the attacker')
+      const router = (n: PoiNode): GossipRouter => (n as unknown as { router: GossipRouter }).router
+      // A real task (no operator runs: every signature on the network is the test's).
+      const modelId = (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
+      const task = await signTask(privateKeyToAccount(generatePrivateKey()), set.domain.taskManager, {
+        chainId: set.domain.chainId, modelId, input: exampleInput(7), fee: 0n, deadline: BigInt(Date.now() + 60_000), quorumBps: 6667, nonce: 1n
+      })
+      const taskId = taskIdOf(task)
+      const tracked = waitForEvent(aggregator, 'task', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'the task at the aggregator', filter: d => toHex(d.taskId) === toHex(taskId) })
+      await router(attacker).publish('tasks', encodeTaskAnnouncement(task))
+      await tracked
+      // Operator 0 attests to one result, then a certificate it signed names another.
+      const attested = signedResult(taskId, 'label 5')
+      const counted = waitForEvent(aggregator, 'attestation', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'operator 0\'s attestation at the aggregator', filter: d => toHex(d.taskId) === toHex(taskId) })
+      await router(attacker).publish('attestations', encodeAttestation(signAttestation(keys[0], set.domain, { ...attested, epoch: set.epoch, operatorIndex: 0 })))
+      await counted
+      const before = await stakeOf(reporter, 0)
+      const found = waitForEvent(aggregator, 'conflict-evidence', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'certificate-attestation evidence at the aggregator' })
+      await router(attacker).publish('certificates', encodeQuorumCertificate(makeCertificate(set, keys, [0, 2, 3], signedResult(taskId, 'label 6'))))
+      const evidence = await found
+      assert.equal(evidence.kind, 'certificate-attestation')
+      assert.deepEqual(evidence.accused, [0])
+      let sub: Submission | undefined
+      await until(async () => { sub = await aggregator.store!.getSubmission('conflict', evidence.id); return sub?.state !== 'pending' }, SLASH_TIMEOUT_MS,
+        () => `the conflict submission to leave pending (${sub?.lastError ?? 'no error yet'})`)
+      assert.equal(sub!.state, 'confirmed', `submission: ${JSON.stringify(sub)}`)
+      assert.equal(await stakeOf(reporter, 0), before - before * BigInt(chain.params.slashBps) / 10_000n)
     })
 
     it('a certificate and a conflicting attestation by a signer it names: stored, kept across a restart, posted, the signer slashed', async () => {

@@ -13,7 +13,7 @@
 import { logger } from '@libp2p/logger'
 import { decodeSignerBitmap, type OperatorSet } from '../../consensus/index.js'
 import { bytesEqual, toHex, type Attestation, type QuorumCertificate } from '../../protocols/wire/index.js'
-import type { ConflictEvidence, NodeStore } from '../../storage/index.js'
+import { conflictIdOf, type ConflictEvidence, type NodeStore } from '../../storage/index.js'
 import type { AttestationLedger } from './attestation-ledger.js'
 import type { Epochs } from './epochs.js'
 import type { ConflictReport, NodeEvents } from './events.js'
@@ -32,9 +32,9 @@ export interface ConflictsComponents {
 export class Conflicts {
   constructor (private readonly components: ConflictsComponents) {}
 
-  /** Whether this node keeps a conflicting certificate pair for the task. */
+  /** Conflicting certificate pairs this node keeps for the task (0 or 1: MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK). */
   async pairsHeld (taskId: Uint8Array): Promise<number> {
-    return (await this.components.store.listConflicts(taskId)).filter(c => c.kind === 'certificates').length
+    return await this.components.store.getConflict(conflictIdOf({ kind: 'certificates', taskId })) != null ? 1 : 0
   }
 
   /**
@@ -82,6 +82,9 @@ export class Conflicts {
 
   private async record (evidence: ConflictEvidence, accused: number[]): Promise<void> {
     const { store, submitter, events } = this.components
+    // Kept once: a repeat (two conflicting certificates validated at once, an attestation seen
+    // again) must not overwrite the evidence or reset a submission that already settled.
+    if (await store.getConflict(conflictIdOf(evidence)) != null) return
     const id = await store.putConflict(evidence, { submit: submitter != null })
     log('task %s: %s stored as evidence against operators %s', toHex(evidence.taskId), evidence.kind === 'certificates' ? 'two certificates with different results' : 'a certificate and a conflicting attestation', accused.join(', '))
     if (submitter != null) submitter.kick('conflict', id)
