@@ -94,8 +94,8 @@ type Target =
   | { kind: 'conflict', conflict: StoredConflict }
 
 /**
- * Gets formed certificates, equivocation evidence and conflicting-certificate evidence on-chain exactly once from this node's point
- * of view: each is persisted as pending (with the QC or evidence, in one batch) before anything
+ * Gets formed certificates, equivocation evidence and conflicting-certificate evidence on-chain
+ * exactly once from this node's point of view: each is persisted as pending (with the QC or evidence, in one batch) before anything
  * is sent, and stays pending until the chain holds a result for its task. Every attempt asks the
  * chain first; a submission ends confirmed (our transaction), settled-by-other (whose, in which
  * transaction) or failed (a named revert), and anything else is retried with capped backoff, and
