@@ -14,12 +14,18 @@ import {
   HASH_LENGTH
 } from './constants.js'
 import { operatorPublicKeys, type OperatorSet } from './operator-set.js'
+import type { SignatureSet } from './signature-sets.js'
 
 export type VerifyCertificateOptions = {
   /** Stake share required, basis points (default DEFAULT_QUORUM_BPS = 6667); use the task's quorumBps. */
   quorumBps?: number
   /** Fewest signers accepted (default DEFAULT_MIN_SIGNERS = 3). */
   minSigners?: number
+  /**
+   * false: every check but the aggregate signature's pairing, which the caller runs on
+   * certificateSignatureSet (a gossip validator, off the main thread). Default true.
+   */
+  checkSignature?: boolean
 }
 
 export type VerifyCertificateResult =
@@ -85,10 +91,29 @@ function check (qc: QuorumCertificate, operatorSet: OperatorSet, options: Verify
   } catch (err) {
     return { ok: false, reason: `aggregateSig is not a valid G2 point: ${(err as Error).message}` }
   }
+  if (options.checkSignature === false) return { ok: true, signers, signedStake }
   const keys = operatorPublicKeys(operatorSet)
   const message = attestationMessage(operatorSet.domain, qc)
   if (!signature.verifyAggregate(signers.map(index => keys[index]), message)) {
     return { ok: false, reason: 'aggregate signature does not verify for the signers in the bitmap on this task, result, epoch and domain' }
   }
   return { ok: true, signers, signedStake }
+}
+
+/**
+ * The signature set that proves `qc`'s aggregate signature: the signers' aggregated public key,
+ * the attestation message of its task, result and epoch, and the aggregate signature; null when
+ * it cannot be built (bitmap or fields malformed, keys that aggregate to the identity). Run it
+ * after verifyCertificate with `checkSignature: false`, which checks everything else.
+ */
+export function certificateSignatureSet (qc: QuorumCertificate, operatorSet: OperatorSet): SignatureSet | null {
+  try {
+    const bitmap = decodeSignerBitmap(qc.signerBitmap, operatorSet.operators.length)
+    if (!bitmap.ok || bitmap.signers.length === 0) return null
+    const keys = operatorPublicKeys(operatorSet)
+    const publicKey = bls.PublicKey.aggregate(bitmap.signers.map(index => keys[index])).toBytes()
+    return { publicKey, message: attestationMessage(operatorSet.domain, qc), signature: qc.aggregateSig }
+  } catch {
+    return null
+  }
 }

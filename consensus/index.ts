@@ -37,5 +37,5 @@ export {
 } from './verifier.js'
 export { encodeSignerBitmap, decodeSignerBitmap, type DecodedBitmap } from './bitmap.js'
 export { TaskAggregation, type TaskAggregationParameters, type AddResult, type AggregationStatus } from './aggregation.js'
-export { verifyCertificate, type VerifyCertificateOptions, type VerifyCertificateResult } from './certificate.js'
+export { verifyCertificate, certificateSignatureSet, type VerifyCertificateOptions, type VerifyCertificateResult } from './certificate.js'
 export { type EquivocationEvidence, verifyEquivocationEvidence } from './equivocation.js'

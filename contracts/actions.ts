@@ -110,11 +110,19 @@ export async function submitConflictingCertificates (
   walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`,
   a: QuorumCertificate, setA: OnChainOperatorSet, b: QuorumCertificate, setB: OnChainOperatorSet
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
-  const { request, result } = await publicClient.simulateContract({
-    account: walletClient.account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitConflictingCertificates',
+  const { request, result } = await simulateConflictingCertificates(publicClient, walletClient.account, slashing, a, setA, b, setB)
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitConflictingCertificates') }
+}
+
+/** The simulated SlashingManager.submitConflictingCertificates from `account`, without sending it (see simulateCertificate). */
+export async function simulateConflictingCertificates (
+  publicClient: PublicClient, account: Account, slashing: `0x${string}`,
+  a: QuorumCertificate, setA: OnChainOperatorSet, b: QuorumCertificate, setB: OnChainOperatorSet
+) {
+  return await publicClient.simulateContract({
+    account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitConflictingCertificates',
     args: conflictingCertificatesCalldata(a, setA, b, setB)
   })
-  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitConflictingCertificates') }
 }
 
 /**
@@ -125,9 +133,17 @@ export async function submitCertificateAndAttestation (
   walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`,
   qc: QuorumCertificate, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
-  const { request, result } = await publicClient.simulateContract({
-    account: walletClient.account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitCertificateAndAttestation',
+  const { request, result } = await simulateCertificateAndAttestation(publicClient, walletClient.account, slashing, qc, set, attestation, attestationSet)
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitCertificateAndAttestation') }
+}
+
+/** The simulated SlashingManager.submitCertificateAndAttestation from `account`, without sending it (see simulateCertificate). */
+export async function simulateCertificateAndAttestation (
+  publicClient: PublicClient, account: Account, slashing: `0x${string}`,
+  qc: QuorumCertificate, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
+) {
+  return await publicClient.simulateContract({
+    account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitCertificateAndAttestation',
     args: certificateAndAttestationCalldata(qc, set, attestation, attestationSet)
   })
-  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitCertificateAndAttestation') }
 }

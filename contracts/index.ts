@@ -28,7 +28,7 @@ export { type RegistryContracts, RegistryReadError, readCurrentEpoch, readQuorum
 export { contractErrorName, contractErrorArgs } from './revert.js'
 export {
   registerOperator, advanceEpoch, submitCertificate, submitEvidence, submitConflictingCertificates, submitCertificateAndAttestation,
-  simulateCertificate, simulateEvidence, mined, TransactionFailedError
+  simulateCertificate, simulateEvidence, simulateConflictingCertificates, simulateCertificateAndAttestation, mined, TransactionFailedError
 } from './actions.js'
 export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MAX_MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,

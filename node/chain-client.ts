@@ -6,11 +6,12 @@ import {
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
-  isModelAllowed, mined, readCurrentEpoch, readModel, readOperatorSet, simulateCertificate, simulateEvidence,
+  CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, isModelAllowed, mined, readCurrentEpoch, readModel,
+  readOperatorSet, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
   type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
-import type { StoredEvidence } from '../storage/index.js'
+import type { StoredConflict, StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
 import { PermanentSubmissionError, type Settlement, type SettlementChain, type SubmitOptions, type TxReceipt } from './roles/index.js'
 
@@ -351,6 +352,73 @@ export class ChainClient implements SettlementChain {
     }
     const [limit, fees] = await Promise.all([gas(), this.publicClient.estimateFeesPerGas()])
     return { gas: limit, fees: { maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas } }
+  }
+
+  /**
+   * Who slashed the operators `conflict` accuses for its task (the reporter of the first one's
+   * EquivocationSlashed event, whatever evidence slashed it), or undefined while one of them is
+   * not slashed: posting the conflict then slashes the rest.
+   */
+  async conflictSettlement (conflict: StoredConflict): Promise<Settlement | undefined> {
+    const accused = await this.conflictAccused(conflict)
+    const taskId = bytesToHex(conflict.taskId)
+    for (const operator of accused) {
+      const slashed = await this.publicClient.readContract({ address: this.config.slashing, abi: SlashingManagerAbi, functionName: 'slashed', args: [operator, taskId] })
+      if (!slashed) return undefined
+    }
+    const [ev] = await this.publicClient.getContractEvents({
+      address: this.config.slashing, abi: SlashingManagerAbi, eventName: 'EquivocationSlashed', args: { operator: accused[0], taskId },
+      fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
+    })
+    if (ev == null) throw new PoiError('ERR_SETTLEMENT_EVENT_MISSING', `operator ${accused[0]} is slashed for task ${taskId} on SlashingManager ${this.config.slashing} but the RPC returned no EquivocationSlashed event; does the endpoint serve logs from block ${this.config.deployedAtBlock ?? 0n}?`)
+    const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
+    return { by: ev.args.reporter, txHash: ev.transactionHash, gasUsed: receipt.gasUsed }
+  }
+
+  /**
+   * Posts `conflict`: SlashingManager.submitConflictingCertificates for two certificates (every
+   * operator named as a signer in both), submitCertificateAndAttestation for a certificate and an
+   * attestation. Each statement is proven against the operator set of the epoch it names.
+   */
+  async submitConflict (conflict: StoredConflict, options: SubmitOptions = {}): Promise<TxReceipt> {
+    const { wallet, sender } = this.sending()
+    const what = conflict.kind === 'certificates' ? 'SlashingManager.submitConflictingCertificates' : 'SlashingManager.submitCertificateAndAttestation'
+    try {
+      let hash: Hash
+      if (conflict.kind === 'certificates') {
+        const [setA, setB] = [await this.operatorSet(conflict.a.epoch), await this.operatorSet(conflict.b.epoch)]
+        const { request } = await simulateConflictingCertificates(this.publicClient, wallet.account, this.config.slashing, conflict.a, setA, conflict.b, setB)
+        const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: SlashingManagerAbi, functionName: 'submitConflictingCertificates', args: request.args }))
+        hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
+      } else {
+        const [set, attSet] = [await this.operatorSet(conflict.certificate.epoch), await this.operatorSet(conflict.attestation.epoch)]
+        const { request } = await simulateCertificateAndAttestation(this.publicClient, wallet.account, this.config.slashing, conflict.certificate, set, conflict.attestation, attSet)
+        const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: SlashingManagerAbi, functionName: 'submitCertificateAndAttestation', args: request.args }))
+        hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
+      }
+      const receipt = await mined(this.publicClient, hash, what, { timeout: RECEIPT_TIMEOUT_MS, signal: options.signal })
+      const accepted = parseEventLogs({ abi: SlashingManagerAbi, eventName: 'EquivocationSlashed', logs: receipt.logs })
+        .some(l => l.args.taskId.toLowerCase() === bytesToHex(conflict.taskId))
+      return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed, accepted }
+    } catch (err) {
+      if (err instanceof CalldataError) throw new PermanentSubmissionError(`${what}: ${err.message}`, { cause: err })
+      throw classify(err, what)
+    }
+  }
+
+  /** The accounts `conflict` accuses, from the operator sets of the epochs its statements name. */
+  private async conflictAccused (conflict: StoredConflict): Promise<Array<`0x${string}`>> {
+    try {
+      if (conflict.kind === 'certificates') {
+        const args = conflictingCertificatesCalldata(conflict.a, await this.operatorSet(conflict.a.epoch), conflict.b, await this.operatorSet(conflict.b.epoch))
+        return args[4].map(x => x.operator)
+      }
+      const args = certificateAndAttestationCalldata(conflict.certificate, await this.operatorSet(conflict.certificate.epoch), conflict.attestation, await this.operatorSet(conflict.attestation.epoch))
+      return [args[2]]
+    } catch (err) {
+      if (err instanceof CalldataError) throw new PermanentSubmissionError(`conflict ${conflict.id} accuses no operator the chain knows: ${err.message}`, { cause: err })
+      throw err
+    }
   }
 
   private async evidenceOperator (evidence: StoredEvidence): Promise<`0x${string}`> {

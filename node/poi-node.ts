@@ -22,7 +22,7 @@ import { networkInfoOf } from './network-info.js'
 import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
 import { peerIdentityOf } from './peer-identity.js'
 import {
-  AttestationLedger, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
+  AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
   createStreamData, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
   type PoiNodeEvents, type Relay, type SettlementChain, type StreamData
 } from './roles/index.js'
@@ -108,6 +108,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.router = new GossipRouter(libp2p.services.pubsub)
     this.epochs = createEpochs({ blsPublicKey: keystore.blsPublicKey }, { operatorSet, readSet: opts.readOperatorSet })
     const ledger = new AttestationLedger({ store, submitter: this.submitter, events, tasks: this.tasks })
+    const conflicts = store != null ? new Conflicts({ store, submitter: this.submitter, events, epochs: this.epochs, ledger }) : undefined
     this.streamData = createStreamData({ libp2p, keystore, streams: this.streams })
     this.models = createModelService({ libp2p, blocks: this.blocks, events }, { models })
     const common = { gossip: this.router, epochs: this.epochs, events }
@@ -120,7 +121,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       ? createOperator({ ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att) })
       : undefined
     this.relay = createRelay(
-      { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate },
+      { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
     this.services.push(...this.servers(), this.models, this.streamData)

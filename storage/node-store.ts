@@ -16,6 +16,10 @@ import { Attestation, PoiError, QuorumCertificate, TaskAnnouncement, toHex } fro
  *   own/<taskId>                         encoded Attestation this node signed
  *   qc/<taskId>                          encoded QuorumCertificate
  *   evidence/<taskId>/<operator>         JSON of two encoded attestations
+ *   conflict/<taskId>/certificates       JSON of two encoded certificates with different results
+ *   conflict/<taskId>/attestation/<epoch>/<operator>
+ *                                        JSON of an encoded certificate and an encoded attestation
+ *                                        (another result, by an operator the certificate names)
  *   submit/<kind>/<id>                   JSON Submission: on-chain work not yet confirmed
  *
  * Writes that belong together go in one batch, so a SIGKILL at any point
@@ -41,6 +45,19 @@ export interface StoredEvidence {
 }
 
 /**
+ * Conflicting statements about one task (issue 10, hole 4), slashable on-chain: two valid
+ * certificates with different results (every operator named as a signer in both), or a valid
+ * certificate and a valid attestation with another result by an operator it names. Each
+ * certificate names its epoch; the operator sets of those epochs rebuild the calldata.
+ */
+export type ConflictEvidence =
+  | { kind: 'certificates', taskId: Uint8Array, a: QuorumCertificate, b: QuorumCertificate }
+  | { kind: 'certificate-attestation', taskId: Uint8Array, certificate: QuorumCertificate, attestation: Attestation }
+
+/** Conflict evidence as stored: `id` is its key under `conflict/` and its submission's id. */
+export type StoredConflict = ConflictEvidence & { id: string, foundAt: number }
+
+/**
  * Where a submission stands:
  * - pending: not yet on-chain; retried (and resumed after a restart) until it is;
  * - confirmed: settled on-chain by this node's account (txHash, gasUsed);
@@ -53,10 +70,10 @@ export interface StoredEvidence {
 export type SubmissionState = 'pending' | 'confirmed' | 'settled-by-other' | 'failed' | 'moot'
 
 /** Something this node must get on-chain, kept until the chain holds it (from this node or another). */
-export type SubmissionKind = 'certificate' | 'evidence'
+export type SubmissionKind = 'certificate' | 'evidence' | 'conflict'
 export interface Submission {
   kind: SubmissionKind
-  /** certificate: task id hex; evidence: `<taskId hex>/<operator index>` */
+  /** certificate: task id hex; evidence: `<taskId hex>/<operator index>`; conflict: StoredConflict.id */
   id: string
   state: SubmissionState
   attempts: number
@@ -85,7 +102,7 @@ export interface StoreArea {
 }
 
 /** Key spaces NodeStore itself uses. */
-const RESERVED_AREAS = new Set(['task', 'deadline', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'submit'])
+const RESERVED_AREAS = new Set(['task', 'deadline', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'conflict', 'submit'])
 
 /** A LevelDB operation failed; the message names the data directory, the action and what to do. */
 export class StorageError extends PoiError {
@@ -374,6 +391,47 @@ export class NodeStore {
     return await this.scan('evidence/', parseEvidence)
   }
 
+  /**
+   * Stores conflicting statements about one task (one entry per pair of certificates, one per
+   * accused attester), with a pending submission when `submit`. Returns the id both are kept under.
+   */
+  async putConflict (e: ConflictEvidence, opts: { submit?: boolean } = {}): Promise<string> {
+    const id = conflictIdOf(e)
+    const value = e.kind === 'certificates'
+      ? { kind: e.kind, taskId: toHex(e.taskId), a: toHex(QuorumCertificate.encode(e.a)), b: toHex(QuorumCertificate.encode(e.b)), foundAt: Date.now() }
+      : { kind: e.kind, taskId: toHex(e.taskId), certificate: toHex(QuorumCertificate.encode(e.certificate)), attestation: toHex(Attestation.encode(e.attestation)), foundAt: Date.now() }
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [{ type: 'put', key: `conflict/${id}`, value: utf8.encode(JSON.stringify(value)) }]
+    if (opts.submit === true) ops.push(this.submissionOp(newSubmission('conflict', id)))
+    await this.write('store conflicting-certificate evidence', ops)
+    return id
+  }
+
+  async getConflict (id: string): Promise<StoredConflict | undefined> {
+    const bytes = await this.read(`conflict/${id}`)
+    return bytes == null ? undefined : parseConflict(id, bytes)
+  }
+
+  /** Every stored conflict of `taskId` (default: of every task), in key order. */
+  async listConflicts (taskId?: Uint8Array): Promise<StoredConflict[]> {
+    const prefix = taskId == null ? 'conflict/' : `conflict/${toHex(taskId)}/`
+    const out: StoredConflict[] = []
+    try {
+      for await (const [key, value] of this.db.iterator({ gte: prefix, lt: prefix + '\xff' })) out.push(parseConflict(key.slice('conflict/'.length), value))
+    } catch (err) {
+      throw new StorageError(this.path, `scan ${prefix}`, err)
+    }
+    return out
+  }
+
+  /** Forgets a conflict and its submission record. */
+  async deleteConflict (id: string): Promise<void> {
+    try {
+      await this.db.batch([{ type: 'del', key: `conflict/${id}` }, { type: 'del', key: `submit/conflict/${id}` }])
+    } catch (err) {
+      throw new StorageError(this.path, `delete conflict ${id}`, err)
+    }
+  }
+
 
   private attestationOps (att: Attestation): Array<{ type: 'put', key: string, value: Uint8Array }> {
     const t = toHex(att.taskId)
@@ -467,6 +525,23 @@ function parseEvidence (bytes: Uint8Array): StoredEvidence {
     b: Attestation.decode(Buffer.from(j.b, 'hex')),
     foundAt: j.foundAt
   }
+}
+
+/**
+ * Where conflict evidence is kept (and its submission's id): one pair of certificates per task,
+ * one certificate-attestation entry per attestation's epoch and operator.
+ */
+export function conflictIdOf (e: { kind: 'certificates', taskId: Uint8Array } | { kind: 'certificate-attestation', taskId: Uint8Array, attestation: { epoch: bigint, operatorIndex: number } }): string {
+  const t = toHex(e.taskId)
+  return e.kind === 'certificates' ? `${t}/certificates` : `${t}/attestation/${e.attestation.epoch}/${opKey(e.attestation.operatorIndex)}`
+}
+
+function parseConflict (id: string, bytes: Uint8Array): StoredConflict {
+  const j = JSON.parse(fromUtf8.decode(bytes)) as { kind: ConflictEvidence['kind'], taskId: string, foundAt: number, a?: string, b?: string, certificate?: string, attestation?: string }
+  const taskId = Uint8Array.from(Buffer.from(j.taskId, 'hex'))
+  const qc = (hex: string | undefined): QuorumCertificate => QuorumCertificate.decode(Buffer.from(hex ?? '', 'hex'))
+  if (j.kind === 'certificates') return { kind: j.kind, id, taskId, a: qc(j.a), b: qc(j.b), foundAt: j.foundAt }
+  return { kind: 'certificate-attestation', id, taskId, certificate: qc(j.certificate), attestation: Attestation.decode(Buffer.from(j.attestation ?? '', 'hex')), foundAt: j.foundAt }
 }
 
 function newSubmission (kind: SubmissionKind, id: string): Submission {

@@ -37,6 +37,12 @@ export type PoiEvent =
   | { event: 'certificate', taskId: Hex, resultHash: Hex, signerBitmap: Hex, verifyMs?: number, at: number }
   | { event: 'no-quorum', taskId: Hex }
   | { event: 'evidence', taskId: Hex, operatorIndex: number }
+  /**
+   * Two valid certificates for the task with different results (`certificates`), or a certificate
+   * and an attestation with another result by a signer it names (`certificate-attestation`),
+   * stored as evidence `id` against operators `accused` (indices in the certificate's epoch).
+   */
+  | { event: 'conflict-evidence', taskId: Hex, kind: 'certificates' | 'certificate-attestation', id: string, accused: number[] }
   /** A gossip message this node refused: `reject` penalised the sender, `ignore` did not. */
   | { event: 'rejected', topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
   /** This operator could not attest to a task. */
@@ -53,17 +59,17 @@ export type PoiEvent =
   /** Gossip mesh sizes, printed when they change: a launcher waits for them instead of sleeping. */
   | { event: 'mesh', tasks: number, attestations: number, certificates: number, attestationSubscribers: number }
   /** A certificate or evidence settled on-chain by this aggregator's own transaction. */
-  | { event: 'submitted', kind: 'certificate' | 'evidence', id: string, txHash: Hex, gasUsed: Decimal }
+  | { event: 'submitted', kind: 'certificate' | 'evidence' | 'conflict', id: string, txHash: Hex, gasUsed: Decimal }
   /**
    * Not sent (or not the one that counted): the chain already held a result for the task (or had
    * slashed the operator), put there by account `settledBy` in transaction `txHash`; `resultHash`
    * is the result the chain holds (certificates).
    */
-  | { event: 'submission-settled-by-other', kind: 'certificate' | 'evidence', id: string, settledBy: Hex, txHash: Hex, resultHash?: Hex }
+  | { event: 'submission-settled-by-other', kind: 'certificate' | 'evidence' | 'conflict', id: string, settledBy: Hex, txHash: Hex, resultHash?: Hex }
   /** Never going on-chain: the contract refuses it with custom error `revert`, or its data is gone. */
-  | { event: 'submission-failed', kind: 'certificate' | 'evidence', id: string, reason: string, revert?: string }
+  | { event: 'submission-failed', kind: 'certificate' | 'evidence' | 'conflict', id: string, reason: string, revert?: string }
   /** An attempt failed for a reason that may pass (RPC, nonce, timeout): retried in `retryInMs`, without end. */
-  | { event: 'submission-retry', kind: 'certificate' | 'evidence', id: string, attempts: number, retryInMs: number, reason: string }
+  | { event: 'submission-retry', kind: 'certificate' | 'evidence' | 'conflict', id: string, attempts: number, retryInMs: number, reason: string }
   /**
    * A verified result: `poi request` adds the stake that signed and the latency, `poi result`
    * the on-chain result (null: not settled) when it has a chain. `source` says how `poi request`
@@ -168,7 +174,7 @@ const nullable = <T>(c: FieldCheck<T>): FieldCheck<T | null> => check<T | null>(
 const record = <T>(fields: { [F in keyof T]-?: FieldCheck<T[F]> }): FieldCheck<T> =>
   check<T>(`an object {${Object.keys(fields).join(', ')}}`, v => isRecord(v) && Object.entries<FieldCheck<unknown>>(fields).every(([k, c]) => c.test(v[k])))
 
-const submissionKind = oneOf('certificate', 'evidence')
+const submissionKind = oneOf('certificate', 'evidence', 'conflict')
 /** A record, so a phase added to FetchPhase fails to compile here until it is listed. */
 const FETCH_PHASES: Record<FetchPhase, true> = { finding: true, manifest: true, chunks: true, storing: true, providing: true, done: true }
 
@@ -180,6 +186,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },
   'no-quorum': { taskId: hex },
   evidence: { taskId: hex, operatorIndex: num },
+  'conflict-evidence': { taskId: hex, kind: oneOf('certificates', 'certificate-attestation'), id: str, accused: listOf(num) },
   rejected: { topic: str, reason: str, from: str, verdict: oneOf('reject', 'ignore') },
   failed: { taskId: hex, reason: str },
   probe: { id: str, at: num },

@@ -127,6 +127,8 @@ function reportEvents (node: PoiNode, out: CliOutput): void {
   node.addEventListener('no-quorum', ({ detail: n }) => out.event({ event: 'no-quorum', taskId: n.taskId }, `task ${shortHex(n.taskId)} ended with NoQuorum`))
   node.addEventListener('evidence', ({ detail: e }) => out.event({ event: 'evidence', taskId: e.taskId, operatorIndex: e.operatorIndex },
     `equivocation by operator ${e.operatorIndex} on task ${shortHex(e.taskId)} stored as evidence`))
+  node.addEventListener('conflict-evidence', ({ detail: c }) => out.event({ event: 'conflict-evidence', taskId: c.taskId, kind: c.kind, id: c.id, accused: c.accused },
+    `${c.kind === 'certificates' ? 'conflicting certificates' : 'a certificate and a conflicting attestation'} on task ${shortHex(c.taskId)} stored as evidence against operators ${c.accused.join(', ')}`))
   // Operators see why a message was refused without turning on debug logs.
   node.addEventListener('rejected', ({ detail: r }) => out.warning(
     { event: 'rejected', topic: r.topic, reason: r.reason, from: r.from, verdict: r.verdict },

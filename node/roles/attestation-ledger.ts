@@ -53,6 +53,11 @@ export class AttestationLedger {
     return att == null ? undefined : toHex(att.resultHash)
   }
 
+  /** The first valid attestation of each operator for the task that this node holds (without inline outputs). */
+  resultsOf (taskId: Uint8Array): Attestation[] {
+    return [...(this.first.get(toHex(taskId))?.values() ?? [])]
+  }
+
   /**
    * How a verified attestation relates to what this node saw before: the operator's first
    * result for the task ('new'), the same result again ('duplicate'), or a different one

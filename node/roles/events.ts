@@ -6,6 +6,7 @@ import type { TypedEventTarget } from '@libp2p/interface'
 import type { EquivocationEvidence } from '../../consensus/index.js'
 import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../../protocols/wire/index.js'
 import type { FetchProgress } from '../models/index.js'
+import type { ConflictEvidence } from '../../storage/index.js'
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
@@ -32,6 +33,8 @@ export interface PoiNodeEvents {
   certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean, verifyMs?: number }>
   'no-quorum': CustomEvent<{ taskId: Uint8Array }>
   evidence: CustomEvent<EquivocationEvidence>
+  /** Two valid certificates for one task with different results, or a certificate and a conflicting attestation by a signer it names. */
+  'conflict-evidence': CustomEvent<ConflictReport>
   rejected: CustomEvent<Rejection>
   probe: CustomEvent<{ id: string, at: number }>
   /** This operator could not attest to a task (model unavailable, inference failed, runtime version refused). */
@@ -45,6 +48,9 @@ export interface PoiNodeEvents {
   /** Another live process uses this node's peer id (or, seen here, a remote peer's): warn the operator. */
   'duplicate-identity': CustomEvent<DuplicateIdentity>
 }
+
+/** What a `conflict-evidence` event carries: the evidence, its stored id, and who it accuses (indices in the first certificate's epoch). */
+export type ConflictReport = ConflictEvidence & { id: string, accused: number[] }
 
 /** Where services dispatch the node's events. */
 export type NodeEvents = TypedEventTarget<PoiNodeEvents>

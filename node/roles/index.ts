@@ -8,11 +8,13 @@
  *   open tasks at start; on relay-only full nodes it runs as a backup;
  * - model service: shares models on the DHT, fetches and prefetches them;
  * - stream data: inputs and outputs by reference;
+ * - conflicts: conflicting certificates (and a certificate against an attestation) kept as evidence;
  * - submitter: gets certificates and evidence on-chain exactly once.
  */
 export { createEpochs, Epochs, type EpochsComponents, type EpochsInit } from './epochs.js'
 export { TaskBook, TASK_MEMORY_TTL_MS, type TrackedTask } from './task-book.js'
 export { AttestationLedger, type AttestationLedgerComponents } from './attestation-ledger.js'
+export { Conflicts, type ConflictsComponents } from './conflicts.js'
 export {
   createStreamData, StreamData, InputTooLargeForStreamError, InputNotHeldError, STREAM_CACHE_RETENTION_MS, OUTPUT_CHANNEL, INPUT_CHANNEL,
   type StreamDataComponents
@@ -25,4 +27,4 @@ export {
   Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS,
   type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
 } from './submitter.js'
-export { preciseNow, type PoiNodeEvents, type NodeEvents, type Rejection, type DuplicateIdentity } from './events.js'
+export { preciseNow, type PoiNodeEvents, type NodeEvents, type ConflictReport, type Rejection, type DuplicateIdentity } from './events.js'

@@ -20,12 +20,13 @@ import {
 } from '../../protocols/gossip/index.js'
 import { STREAM_REQUEST_TIMEOUT_MS } from '../../protocols/stream/index.js'
 import {
-  MAX_TRACKED_TASKS, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex,
+  MAX_TRACKED_TASKS, bytesEqual, decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex,
   type Attestation, type QuorumCertificate, type TaskAnnouncement
 } from '../../protocols/wire/index.js'
 import type { NodeStore } from '../../storage/index.js'
 import type { Aggregator } from './aggregator.js'
 import type { AttestationLedger } from './attestation-ledger.js'
+import type { Conflicts } from './conflicts.js'
 import { EarlyAttestations, type EarlyAttestationsInit } from './early-attestations.js'
 import type { Epochs } from './epochs.js'
 import { preciseNow, type NodeEvents } from './events.js'
@@ -62,6 +63,8 @@ export interface RelayComponents {
   operator?: Operator
   aggregator?: Aggregator
   modelGate?: ModelGate
+  /** Full nodes only: keeps conflicting certificates (and a certificate against an attestation) as evidence. */
+  conflicts?: Conflicts
 }
 
 export interface RelayInit {
@@ -281,21 +284,35 @@ export class Relay implements Startable {
 
   /** Stored before it counts toward a certificate, so a restart never forgets a counted signature. */
   private async onAttestation (att: Attestation): Promise<void> {
-    await this.components.store?.putAttestation(att)
+    const { store, tasks, conflicts } = this.components
+    await store?.putAttestation(att)
     this.components.events.safeDispatchEvent('attestation', { detail: att })
     this.components.aggregator?.add(att)
+    // A signer of the certificate this node holds that attests to another result: evidence.
+    if (conflicts != null && store != null && tasks.get(att.taskId)?.settled === true) {
+      const held = await store.getCertificate(att.taskId)
+      if (held != null) await conflicts.certificateAndAttestation(held, att)
+    }
   }
 
   private async validateCertificate (data: Uint8Array, from: string): Promise<Verdict> {
-    const { epochs, tasks, store, streamData, aggregator } = this.components
+    const { epochs, tasks, store, streamData, aggregator, conflicts, verifier } = this.components
     const checked = this.verdictOf('certificate', from, await checkCertificate(data, {
       forgotten: (taskId) => this.forgottenTasks.has(taskId),
       settled: async (taskId) => {
         if (tasks.get(taskId)?.settled === true && aggregator == null) return true
         return store != null && await store.getCertificate(taskId) != null
       },
+      // A certificate with another result than the one held here is evidence, verified in full.
+      held: conflicts == null || store == null
+        ? undefined
+        : async (taskId) => {
+          const held = await store.getCertificate(taskId)
+          return held == null ? undefined : { resultHash: held.resultHash, pairs: await conflicts.pairsHeld(taskId) }
+        },
       operatorSetOf: async (epoch) => await epochs.resolveSet(epoch),
-      quorumBpsOf: (taskId) => tasks.get(taskId)?.task.quorumBps
+      quorumBpsOf: (taskId) => tasks.get(taskId)?.task.quorumBps,
+      verify: async (set) => await verifier.verify(set)
     }))
     if (typeof checked === 'string') return checked
     const qc = checked
@@ -310,7 +327,16 @@ export class Relay implements Startable {
   }
 
   private async onCertificate (qc: QuorumCertificate): Promise<void> {
-    const { tasks, store, aggregator, events } = this.components
+    const { tasks, store, aggregator, events, conflicts } = this.components
+    if (conflicts != null && store != null) {
+      const held = await store.getCertificate(qc.taskId)
+      if (held != null && !bytesEqual(held.resultHash, qc.resultHash)) {
+        // Relayed (every aggregator can post it), kept as evidence, never taken as the task's result.
+        await conflicts.certificates(held, qc)
+        return
+      }
+      await conflicts.certificateAndAttestations(qc)
+    }
     const entry = tasks.get(qc.taskId)
     // Someone else's valid certificate settles the task here too: no need to build our own.
     if (entry != null) entry.settled = true

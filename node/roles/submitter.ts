@@ -1,7 +1,7 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../../protocols/wire/index.js'
-import type { NodeStore, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
+import type { NodeStore, StoredConflict, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
 
@@ -67,6 +67,13 @@ export interface SettlementChain {
   /** Who slashed the operator for this task, or undefined while it is not slashed. */
   evidenceSettlement: (evidence: StoredEvidence) => Promise<Settlement | undefined>
   submitEvidence: (evidence: StoredEvidence, options?: SubmitOptions) => Promise<TxReceipt>
+  /**
+   * Who slashed the operators a conflict accuses for its task, or undefined while one of them is
+   * not slashed yet (posting it then takes the rest).
+   */
+  conflictSettlement: (conflict: StoredConflict) => Promise<Settlement | undefined>
+  /** Posts conflicting certificates (or a certificate and an attestation): SlashingManager slashes every operator they accuse. */
+  submitConflict: (conflict: StoredConflict, options?: SubmitOptions) => Promise<TxReceipt>
 }
 
 export interface SubmitterEvents {
@@ -80,9 +87,15 @@ export interface SubmitterEvents {
   retrying: CustomEvent<Submission & { retryInMs: number }>
 }
 
+/** What one submission posts. */
+type Target =
+  | { kind: 'certificate', qc: QuorumCertificate, task: TaskAnnouncement }
+  | { kind: 'evidence', evidence: StoredEvidence }
+  | { kind: 'conflict', conflict: StoredConflict }
+
 /**
- * Gets formed certificates and equivocation evidence on-chain exactly once from this node's point
- * of view: each is persisted as pending (with the QC or evidence, in one batch) before anything
+ * Gets formed certificates, equivocation evidence and conflicting-certificate evidence on-chain
+ * exactly once from this node's point of view: each is persisted as pending (with the QC or evidence, in one batch) before anything
  * is sent, and stays pending until the chain holds a result for its task. Every attempt asks the
  * chain first; a submission ends confirmed (our transaction), settled-by-other (whose, in which
  * transaction) or failed (a named revert), and anything else is retried with capped backoff, and
@@ -151,8 +164,9 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     if (stored == null || (stored.state !== 'pending' && stored.state !== 'moot') || this.stopped) return
     const sub: Submission = { ...stored, state: 'pending' }
     const signal = this.abort.signal
+    let target: Target | undefined
     try {
-      const target = await this.load(kind, id)
+      target = await this.load(kind, id)
       const before = await this.settlement(target)
       if (before != null) {
         await this.settled(sub, before)
@@ -160,7 +174,9 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
       }
       const receipt = target.kind === 'certificate'
         ? await this.chain.submitCertificate(target.qc, target.task, { signal })
-        : await this.chain.submitEvidence(target.evidence, { signal })
+        : target.kind === 'evidence'
+          ? await this.chain.submitEvidence(target.evidence, { signal })
+          : await this.chain.submitConflict(target.conflict, { signal })
       if (receipt != null && receipt.accepted !== false) {
         await this.finish({ ...sub, state: 'confirmed', attempts: sub.attempts + 1, updatedAt: Date.now(), txHash: receipt.txHash, gasUsed: receipt.gasUsed.toString(), lastError: undefined }, 'confirmed')
         return
@@ -174,6 +190,14 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
       throw new SubmissionNotSettledError(kind, id, receipt?.txHash ?? 'none')
     } catch (err) {
       const message = (err as Error).message
+      // Another reporter's slash landed between our check and our send: the chain says whose.
+      if (err instanceof PermanentSubmissionError && err.revert === 'AlreadySlashed' && target != null) {
+        const after = await this.settlement(target).catch(() => undefined)
+        if (after != null) {
+          await this.settled(sub, after)
+          return
+        }
+      }
       if (err instanceof PermanentSubmissionError) {
         log.error('%s %s failed for good%s: %s', kind, id, err.revert != null ? ` (reverts with ${err.revert})` : '', message)
         await this.finish({ ...sub, state: 'failed', attempts: sub.attempts + 1, updatedAt: Date.now(), revert: err.revert, lastError: message }, 'failed')
@@ -194,7 +218,12 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     }
   }
 
-  private async load (kind: SubmissionKind, id: string): Promise<{ kind: 'certificate', qc: QuorumCertificate, task: TaskAnnouncement } | { kind: 'evidence', evidence: StoredEvidence }> {
+  private async load (kind: SubmissionKind, id: string): Promise<Target> {
+    if (kind === 'conflict') {
+      const conflict = await this.store.getConflict(id)
+      if (conflict == null) throw new PermanentSubmissionError(`no conflicting-certificate evidence stored for ${id}; the data directory lost it`)
+      return { kind, conflict }
+    }
     if (kind === 'certificate') {
       const taskId = Uint8Array.from(Buffer.from(id, 'hex'))
       const qc = await this.store.getCertificate(taskId)
@@ -210,10 +239,10 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     return { kind, evidence }
   }
 
-  private async settlement (target: Awaited<ReturnType<Submitter['load']>>): Promise<Settlement | undefined> {
-    return target.kind === 'certificate'
-      ? await this.chain.certificateSettlement(target.qc.taskId)
-      : await this.chain.evidenceSettlement(target.evidence)
+  private async settlement (target: Target): Promise<Settlement | undefined> {
+    if (target.kind === 'certificate') return await this.chain.certificateSettlement(target.qc.taskId)
+    if (target.kind === 'evidence') return await this.chain.evidenceSettlement(target.evidence)
+    return await this.chain.conflictSettlement(target.conflict)
   }
 
   /** The chain holds it: ours (sent before a restart, or a receipt we missed) or another account's. */

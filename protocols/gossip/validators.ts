@@ -10,11 +10,11 @@
  */
 import { keccak256 } from 'viem'
 import {
-  attestationSignatureSet, verifyCertificate, DEFAULT_QUORUM_BPS, type OperatorSet, type SignatureSet
+  attestationSignatureSet, certificateSignatureSet, verifyCertificate, DEFAULT_QUORUM_BPS, type OperatorSet, type SignatureSet
 } from '../../consensus/index.js'
 import {
   decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex, verifyTaskSignature,
-  bytesEqual, DecodeError, type Attestation, type QuorumCertificate, type TaskAnnouncement
+  bytesEqual, DecodeError, MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK, type Attestation, type QuorumCertificate, type TaskAnnouncement
 } from '../wire/index.js'
 
 /** What a validator decided: the decoded message, or why not (`reject` penalises the sender). */
@@ -146,8 +146,24 @@ export async function checkAttestation (bytes: Uint8Array, ctx: AttestationCheck
 export interface CertificateCheckContext {
   /** Whether this node tracked the task and forgot it: a replay, ignored before any check. */
   forgotten?: (taskId: Uint8Array) => boolean
-  /** Whether this node already holds a certificate for the task (then it is ignored before any check). */
+  /**
+   * Whether this node already holds a certificate for the task: then it is ignored before any
+   * check, unless `held` shows it conflicts (see there).
+   */
   settled: (taskId: Uint8Array) => boolean | Promise<boolean>
+  /**
+   * The result hash of the certificate this node holds for a settled task, and how many
+   * conflicting pairs it keeps for it. A certificate with another result is not a duplicate: it
+   * is checked in full and, valid, accepted as slashing evidence (the caller records and relays
+   * it), until MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK pairs are held. Without it (a light
+   * node keeps no evidence) every certificate of a settled task is a duplicate.
+   */
+  held?: (taskId: Uint8Array) => Promise<{ resultHash: Uint8Array, pairs: number } | undefined>
+  /**
+   * Checks the aggregate signature's set (batched, off the main thread, in the node). Without it
+   * the pairing runs here, on the caller's thread.
+   */
+  verify?: (set: SignatureSet) => Promise<boolean>
   /**
    * The operator set of an epoch (recent epochs stay known; a node may read one it has not
    * adopted yet, e.g. the next epoch, from the chain). Undefined: this node cannot judge it.
@@ -157,21 +173,37 @@ export interface CertificateCheckContext {
   quorumBpsOf: (taskId: Uint8Array) => number | undefined
 }
 
-/** A quorum certificate: well-formed, with consistent output fields, valid for its epoch's operator set and quorum. */
+/**
+ * A quorum certificate: well-formed, with consistent output fields, valid for its epoch's
+ * operator set and quorum. A second certificate for a settled task is a duplicate when it
+ * repeats the held result; with another result it is checked like the first (see `held`).
+ */
 export async function checkCertificate (bytes: Uint8Array, ctx: CertificateCheckContext): Promise<Validation<QuorumCertificate>> {
   const decoded = decodeWith(decodeQuorumCertificate, bytes)
   if (!('message' in decoded)) return decoded
   const qc = decoded.message
   const id = toHex(qc.taskId)
   if (ctx.forgotten?.(qc.taskId) === true) return refuse(`certificate for task ${id} is a replay: this node already forgot the task`, 'ignore')
-  if (await ctx.settled(qc.taskId)) return { verdict: 'ignore', reason: `task ${id} already certified here`, duplicate: true }
+  if (await ctx.settled(qc.taskId)) {
+    const held = await ctx.held?.(qc.taskId)
+    if (held == null || bytesEqual(held.resultHash, qc.resultHash)) return { verdict: 'ignore', reason: `task ${id} already certified here`, duplicate: true }
+    if (held.pairs >= MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK) {
+      return { verdict: 'ignore', reason: `task ${id} already has a conflicting certificate pair kept as evidence here`, duplicate: true }
+    }
+  }
   const badOutput = outputMismatch(qc)
   if (badOutput !== undefined) return refuse(`certificate for task ${id}: ${badOutput}`)
   const set = await ctx.operatorSetOf(qc.epoch)
   // Ignored, not rejected: a relay that saw the epoch change first is honest.
   if (set == null) return refuse(`certificate for task ${id} names epoch ${qc.epoch}, which this node does not know`, 'ignore')
-  const verdict = verifyCertificate(qc, set, { quorumBps: ctx.quorumBpsOf(qc.taskId) ?? DEFAULT_QUORUM_BPS })
+  const verdict = verifyCertificate(qc, set, { quorumBps: ctx.quorumBpsOf(qc.taskId) ?? DEFAULT_QUORUM_BPS, checkSignature: ctx.verify == null })
   if (!verdict.ok) return refuse(`certificate for task ${id}: ${verdict.reason}`)
+  if (ctx.verify != null) {
+    const signatureSet = certificateSignatureSet(qc, set)
+    if (signatureSet == null || !await ctx.verify(signatureSet)) {
+      return refuse(`certificate for task ${id}: aggregate signature does not verify for the signers in the bitmap on this task, result, epoch and domain`)
+    }
+  }
   return { verdict: 'accept', message: qc }
 }
 

@@ -306,4 +306,18 @@ export const MAX_EPOCHS_BEHIND_READ = 2n
  */
 export const EPOCH_MISS_RETRY_MS = 1_000
 
+// ── conflicting certificates: slashing evidence (node/roles/relay.ts, storage/node-store.ts) ──
+/**
+ * Conflicting certificate pairs a node keeps (and verifies, and relays) per task. One pair with
+ * different results already proves that every operator named as a signer in both signed both
+ * results, and slashes them all at once (SlashingManager.submitConflictingCertificates); a
+ * third certificate could only name further colluders, who had to sign one of the two results
+ * the pair holds, which certificate-attestation evidence catches from their attestations. So once a pair is held, every other certificate of the task is a duplicate,
+ * ignored before any signature work: a peer cannot make a node verify or store certificates for
+ * a settled task without end. The pair is one disk entry (two certificates, about 1 KiB).
+ * Certificate-attestation evidence needs no bound of its own: one entry per attester (keyed by
+ * epoch and operator index, a repeat replaces it), only for signatures this node verified.
+ */
+export const MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK = 1
+
 export {}
