@@ -105,8 +105,9 @@ contract ModelRegistry {
 
     /// @notice Registers `modelId` with the caller as owner, active from now on. `manifest` is the
     /// manifest block the id is the CID of; the caller must be the owner it names. Its calldata
-    /// is the cost of the proof: 16 gas a non-zero byte (about 1 KiB for a one-chunk model, up to
-    /// ~256 KiB for the largest), plus sha2-256 at 12 gas a word.
+    /// is the cost of the proof: a one-chunk model's manifest is about 600 bytes (measured 96,819
+    /// gas in all with a fee, 71,315 before the proof); the largest, 254,469 bytes for 4096 chunks, pays
+    /// EIP-7623's floor of 40 gas a non-zero byte: measured 10,204,070 gas, still within a block.
     function register(bytes calldata modelId, bytes calldata manifest, uint256 fee, uint8 accessPolicy)
         external
         returns (bytes32 modelKey)
