@@ -113,6 +113,13 @@ describe('inference', function () {
       const rawCid = CID.createV1(raw.code, await sha256.digest(modelBytes))
       assert.throws(() => parseModelId(rawCid.toString()), /json codec/)
       assert.throws(() => modelIdToString(new Uint8Array([1, 2, 3])), ModelIdError)
+      // the forms the ModelRegistry refuses, which multiformats alone would accept
+      const id = modelIdOf(manifest)
+      const nonMinimalVersion = Uint8Array.from([0x81, 0x00, ...id.subarray(1)])
+      assert.throws(() => modelIdToString(nonMinimalVersion), /not the canonical encoding .*not minimally encoded/)
+      const shortDigest = Uint8Array.from([0x01, 0x80, 0x04, 0x12, 0x1f, ...id.subarray(6)])
+      assert.throws(() => modelIdToString(shortDigest), /32-byte sha2-256 digest, got 31 bytes/)
+      assert.equal(modelIdToString(id), CID.decode(id).toString())
     })
   })
 })

@@ -15,7 +15,7 @@ import {
   setModelAccessPolicy, setModelActive, setModelAllowed, setModelFee, transferModelOwnership, type ModelRegistryErrorReason
 } from '../contracts/index.js'
 import { contractErrorArgs } from '../contracts/revert.js'
-import { MANIFEST_OWNER_PREFIX, UNOWNED, encodeManifest, modelIdOf, parseManifest } from '../node/inference/index.js'
+import { MANIFEST_OWNER_PREFIX, ModelIdError, UNOWNED, encodeManifest, modelIdOf, modelIdToString, parseManifest } from '../node/inference/index.js'
 import { ModelManifestError, decodeManifestBlock } from '../node/models/index.js'
 import { expectRevert, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 import { ownedManifest, type OwnedManifest } from './helpers/model-manifests.js'
@@ -234,6 +234,8 @@ describe('contracts: ModelRegistry', function () {
           .catch((e: Error) => { throw new Error(`${what}: ${e.message}`) })
         assert.deepEqual(contractErrorArgs(err.cause) ?? [], args, what)
         assert.equal(await readModel(chain.publicClient, models(), id), undefined, what)
+        // the nodes refuse the same bytes as a model id
+        assert.throws(() => modelIdToString(id), ModelIdError, what)
       }
       // the well-formed id of the same block registers
       await registerModel(chain.wallets[1], chain.publicClient, models(), modelId, block, 0n)

@@ -27,7 +27,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { code as RAW_CODEC } from 'multiformats/codecs/raw'
-import { PoiError } from '../../protocols/wire/index.js'
+import { PoiError, bytesEqual } from '../../protocols/wire/index.js'
 import { parseAgreementRule, AgreementRuleError, type AgreementRule } from './agreement.js'
 import { TENSOR_DTYPES, isTensorDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec } from './tensor.js'
 
@@ -349,14 +349,24 @@ export function modelIdOf (manifest: ModelManifest): Uint8Array {
   return CID.createV1(JSON_CODEC, Digest.create(sha256.code, new Uint8Array(hash))).bytes
 }
 
+/** sha2-256 digests are 32 bytes; the ModelRegistry refuses a multihash declaring another length. */
+const SHA256_DIGEST_BYTES = 32
+
 function decodeModelCid (cid: CID): CID {
   if (cid.version !== 1) throw new ModelIdError(`model id must be a CIDv1, got CIDv${cid.version}`)
   if (cid.code !== JSON_CODEC) throw new ModelIdError(`model id must use the json codec (0x${JSON_CODEC.toString(16)}), got 0x${cid.code.toString(16)}`)
   if (cid.multihash.code !== sha256.code) throw new ModelIdError(`model id must hash with sha2-256 (0x12), got 0x${cid.multihash.code.toString(16)}`)
+  if (cid.multihash.digest.length !== SHA256_DIGEST_BYTES) {
+    throw new ModelIdError(`model id must carry a ${SHA256_DIGEST_BYTES}-byte sha2-256 digest, got ${cid.multihash.digest.length} bytes`)
+  }
   return cid
 }
 
-/** Base32 text form of a model id (what the CLI prints and accepts). */
+/**
+ * Base32 text form of a model id (what the CLI prints and accepts). The bytes must be the
+ * canonical encoding of the CID (minimal varints), as the ModelRegistry requires: the registry
+ * keys models by these bytes, so a second spelling of one CID would be a second, unregistered id.
+ */
 export function modelIdToString (id: Uint8Array): string {
   let cid: CID
   try {
@@ -364,7 +374,10 @@ export function modelIdToString (id: Uint8Array): string {
   } catch (err) {
     throw new ModelIdError(`model id bytes are not a CID: ${(err as Error).message}`)
   }
-  return decodeModelCid(cid).toString()
+  decodeModelCid(cid)
+  const canonical = CID.createV1(JSON_CODEC, Digest.create(sha256.code, cid.multihash.digest))
+  if (!bytesEqual(canonical.bytes, id)) throw new ModelIdError(`model id bytes are not the canonical encoding of ${canonical.toString()} (a varint is not minimally encoded)`)
+  return canonical.toString()
 }
 
 /** Parse the text form back into model id bytes; rejects CIDs that are not manifest ids. */
