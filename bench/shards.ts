@@ -54,8 +54,8 @@ function modelBytesOf (mib: number, seed: number): Uint8Array {
 
 async function fieldsOf (name: string): Promise<ModelFields> {
   const { manifest } = await loadModelDir(SHIPPED_MODEL_DIR)
-  const { runtime, agreement, inputs, outputs }: ModelManifest = manifest
-  return { name, runtime, agreement, inputs, outputs }
+  const { owner, runtime, agreement, inputs, outputs }: ModelManifest = manifest
+  return { owner, name, runtime, agreement, inputs, outputs }
 }
 
 /** Child: hold the model, serve and provide it, print READY <multiaddr> <modelId>, exit when stdin closes. */

@@ -140,9 +140,9 @@ export async function checkDeployment (publicClient: PublicClient, d: Deployment
   await expectLink('slashing', SlashingManagerAbi, 'registry', 'registry', 'SLASHING_REGISTRY')
   await expectLink('slashing', SlashingManagerAbi, 'taskManager', 'taskManager', 'SLASHING_TASK_MANAGER')
   if (d.modelRegistry !== undefined) {
-    const maxLength = await read('modelRegistry', ModelRegistryAbi, 'MAX_MODEL_ID_LENGTH')
-    if (typeof maxLength !== 'bigint') {
-      throw new DeploymentMismatchError('NOT_A_POI_CONTRACT', 'modelRegistry', `${label('modelRegistry')}.MAX_MODEL_ID_LENGTH() returned ${String(maxLength)}; ${ADVICE}`)
+    const idLength = await read('modelRegistry', ModelRegistryAbi, 'MODEL_ID_LENGTH')
+    if (typeof idLength !== 'bigint') {
+      throw new DeploymentMismatchError('NOT_A_POI_CONTRACT', 'modelRegistry', `${label('modelRegistry')}.MODEL_ID_LENGTH() returned ${String(idLength)}; ${ADVICE}`)
     }
     await expectLink('taskManager', TaskManagerAbi, 'models', 'modelRegistry', 'TASK_MANAGER_MODELS')
   }

@@ -31,7 +31,7 @@ export {
   simulateCertificate, simulateEvidence, simulateConflictingCertificates, simulateCertificateAndAttestation, mined, TransactionFailedError
 } from './actions.js'
 export {
-  type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MAX_MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
+  type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
   modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
   readModel, isModelUsable, isModelAllowed, listModelIds
 } from './models.js'

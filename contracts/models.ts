@@ -1,6 +1,7 @@
 /**
  * The on-chain ModelRegistry from TypeScript (DESIGN §7, §9): register a model under its id (the
- * bytes of its manifest's CID), read it back, change its fee, active flag, access policy and
+ * bytes of its manifest's CID) with its manifest block as proof that the caller is the owner the
+ * manifest names, read it back, change its fee, active flag, access policy and
  * allowlist, and ask whether a requester may use it.
  *
  * Transactions simulate first (a revert costs no gas and surfaces as a ModelRegistryError named
@@ -16,8 +17,8 @@ import { PoiError } from '../protocols/wire/index.js'
 
 type Wallet = WalletClient<Transport, Chain, Account>
 
-/** Mirrors ModelRegistry.MAX_MODEL_ID_LENGTH. */
-export const MAX_MODEL_ID_LENGTH = 64
+/** Mirrors ModelRegistry.MODEL_ID_LENGTH: CIDv1 + json codec + sha2-256 multihash + 32-byte digest. */
+export const MODEL_ID_LENGTH = 37
 
 /** open: anyone may request the model; allowlist: only its owner and the requesters it allowed. */
 export type ModelAccessPolicy = 'open' | 'allowlist'
@@ -38,10 +39,14 @@ export type OnChainModel = {
 
 /** The contract's custom errors, each a reason a caller can branch on. */
 export type ModelRegistryErrorReason =
-  'EmptyModelId' | 'ModelIdTooLong' | 'AlreadyRegistered' | 'NotRegistered' | 'NotOwner' | 'UnknownAccessPolicy' | 'ZeroOwner'
+  'EmptyModelId' | 'ModelIdNotCidV1' | 'ModelIdNotJsonCodec' | 'ModelIdNotSha256' | 'ModelIdDigestLength' | 'MalformedModelId' |
+  'ManifestDigestMismatch' | 'ManifestOwnerUnreadable' | 'UnownedManifest' | 'NotManifestOwner' |
+  'AlreadyRegistered' | 'NotRegistered' | 'NotOwner' | 'UnknownAccessPolicy' | 'ZeroOwner'
 
 const REASONS: ReadonlySet<string> = new Set<ModelRegistryErrorReason>([
-  'EmptyModelId', 'ModelIdTooLong', 'AlreadyRegistered', 'NotRegistered', 'NotOwner', 'UnknownAccessPolicy', 'ZeroOwner'
+  'EmptyModelId', 'ModelIdNotCidV1', 'ModelIdNotJsonCodec', 'ModelIdNotSha256', 'ModelIdDigestLength', 'MalformedModelId',
+  'ManifestDigestMismatch', 'ManifestOwnerUnreadable', 'UnownedManifest', 'NotManifestOwner',
+  'AlreadyRegistered', 'NotRegistered', 'NotOwner', 'UnknownAccessPolicy', 'ZeroOwner'
 ])
 
 /** A ModelRegistry call the contract refused; `reason` is its custom error. */
@@ -66,12 +71,21 @@ export function modelKeyOf (modelId: Uint8Array): `0x${string}` {
   return keccak256(modelId)
 }
 
-/** Registers `modelId` with the wallet's account as owner, active at once. */
+/**
+ * Registers `modelId` with the wallet's account as owner, active at once. `manifestBlock` is the
+ * block whose CID `modelId` is (the canonical manifest JSON); the wallet's account must be the
+ * owner it names, or the contract refuses with NotManifestOwner.
+ */
 export async function registerModel (
-  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, fee: bigint, policy: ModelAccessPolicy = 'open'
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, manifestBlock: Uint8Array,
+  fee: bigint, policy: ModelAccessPolicy = 'open'
 ): Promise<{ modelKey: `0x${string}`, receipt: TransactionReceipt }> {
   const { request, result } = await refusals(publicClient.simulateContract({
-    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'register', args: [bytesToHex(modelId), fee, MODEL_ACCESS_POLICY_CODE[policy]]
+    account: walletClient.account,
+    address: registry,
+    abi: ModelRegistryAbi,
+    functionName: 'register',
+    args: [bytesToHex(modelId), bytesToHex(manifestBlock), fee, MODEL_ACCESS_POLICY_CODE[policy]]
   }), 'register', registry, modelId)
   return { modelKey: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'register') }
 }
@@ -155,6 +169,10 @@ export async function listModelIds (publicClient: PublicClient, registry: `0x${s
   return events.map(e => hexToBytes(e.args.modelId))
 }
 
+function hexArg (v: unknown): string {
+  return typeof v === 'bigint' ? v.toString(16) : String(v)
+}
+
 function policyOf (code: number): ModelAccessPolicy | undefined {
   for (const [name, value] of Object.entries(MODEL_ACCESS_POLICY_CODE)) if (value === code) return name as ModelAccessPolicy
   return undefined
@@ -186,7 +204,15 @@ function toModelRegistryError (err: unknown, functionName: WriteFunction, regist
   const where = `ModelRegistry ${registry}`
   const messages: Record<ModelRegistryErrorReason, string> = {
     EmptyModelId: `${functionName}: the model id is empty; pass the bytes of the model manifest's CID`,
-    ModelIdTooLong: `${functionName}: model id ${id} is ${String(args[0])} bytes, more than the ${String(args[1])} ${where} accepts; pass the bytes of the manifest's CID`,
+    ModelIdNotCidV1: `${functionName}: model id ${id} is a CIDv${String(args[0])}; ${where} takes the CIDv1 (json codec, sha2-256) of the manifest block`,
+    ModelIdNotJsonCodec: `${functionName}: model id ${id} has codec 0x${hexArg(args[0])}, not json (0x200); pass the CID of the manifest block`,
+    ModelIdNotSha256: `${functionName}: model id ${id} hashes with multihash 0x${hexArg(args[0])}, not sha2-256 (0x12); pass the CID \`poi model publish\` printed`,
+    ModelIdDigestLength: `${functionName}: model id ${id} declares a ${String(args[0])}-byte digest; sha2-256 ids carry 32 bytes`,
+    MalformedModelId: `${functionName}: model id ${id} is not a well-formed CID (at byte ${String(args[0])}); pass the bytes of the manifest's CID`,
+    ManifestDigestMismatch: `${functionName}: the manifest block passed hashes to ${String(args[1])}, but model id ${id} is the CID of ${String(args[0])}; pass that model's own manifest block`,
+    ManifestOwnerUnreadable: `${functionName}: the manifest of model ${id} does not start with {"owner":"0x<40 lowercase hex>", so it names no owner ${where} can read; republish it with \`poi model publish\``,
+    UnownedManifest: `${functionName}: the manifest of model ${id} names no owner (the zero address), so nobody can register it; republish it with \`poi model publish --keystore\` or \`--owner\``,
+    NotManifestOwner: `${functionName}: account ${String(args[0])} is not the owner named in the manifest of model ${id} (${String(args[1])}); only that account can register it`,
     AlreadyRegistered: `model ${id} is already registered on ${where} (owner ${String(args[1])}); its owner can change it with setModelFee/setModelActive`,
     NotRegistered: `model ${id} is not registered on ${where}; register it with \`poi model publish\``,
     NotOwner: `${functionName}: account ${String(args[0])} does not own model ${id} on ${where}; its owner is ${String(args[1])}`,

@@ -3,9 +3,6 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CID } from 'multiformats/cid'
-import * as json from 'multiformats/codecs/json'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { createTestClient, createWalletClient, hexToBytes, http, keccak256 } from 'viem'
@@ -15,7 +12,7 @@ import { foundry } from 'viem/chains'
 import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, registerModel, setModelActive } from '../contracts/index.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
-import { encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
+import { encodeManifest, encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { npmModelSampleInput, resolveNpmModel, type ResolvedNpmModel } from '../node/fixtures/index.js'
 import { loadKeystore, type Keystore } from '../node/keys.js'
 import { ChildNode, prepareNodeDir, type PoiEvent } from '../node/cli/launcher.js'
@@ -26,6 +23,7 @@ import { TOPICS } from '../protocols/gossip/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 import { importModel } from '../node/models/index.js'
 import { directResultHash } from './helpers/direct-run.js'
+import { ownedManifest } from './helpers/model-manifests.js'
 import { until, waitForEvent } from './helpers/wait.js'
 
 /** A task's deadline on this network of separate processes. */
@@ -50,12 +48,6 @@ async function poiFails (...args: string[]): Promise<{ code: number, stderr: str
   const failed = await poi(...args).then(() => undefined, (err: { code: number, stderr: string }) => err)
   assert.ok(failed != null, `poi ${args.join(' ')} succeeded`)
   return failed
-}
-
-let fresh = 0
-/** A model id (CIDv1, json codec, sha2-256) that nobody has registered or published. */
-async function newModelId (): Promise<Uint8Array> {
-  return CID.create(1, json.code, await sha256.digest(json.encode({ name: 'unregistered', n: fresh++ }))).bytes
 }
 
 /**
@@ -152,12 +144,14 @@ describe('end to end on a real chain (anvil)', function () {
     const client = net.chain!.client
     const registry = client.config.modelRegistry!
     const owner = createWalletClient({ chain: foundry, transport: http(client.config.rpcUrl), account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
-    const unregistered = await newModelId()
-    const deactivated = await newModelId()
-    await registerModel(owner, client.publicClient, registry, deactivated, 0n)
+    const unregistered = (await ownedManifest(owner.account.address, 'unregistered')).modelId
+    const deactivatedModel = await ownedManifest(owner.account.address, 'deactivated')
+    const deactivated = deactivatedModel.modelId
+    await registerModel(owner, client.publicClient, registry, deactivated, deactivatedModel.block, 0n)
     await setModelActive(owner, client.publicClient, registry, deactivated, false)
-    const allowlisted = await newModelId()
-    await registerModel(owner, client.publicClient, registry, allowlisted, 0n, 'allowlist')
+    const allowlistedModel = await ownedManifest(owner.account.address, 'allowlisted')
+    const allowlisted = allowlistedModel.modelId
+    await registerModel(owner, client.publicClient, registry, allowlisted, allowlistedModel.block, 0n, 'allowlist')
     const children = [net.bootstrap, net.aggregator, ...net.operators]
     const cases: Array<[Uint8Array, string]> = [[unregistered, 'is not registered'], [deactivated, 'is deactivated'], [allowlisted, 'not on the allowlist']]
     const taskIds: string[] = []
@@ -200,7 +194,7 @@ describe('end to end on a real chain (anvil)', function () {
         config: resolveConfig({ keystore: dirs.keystore, dataDir: dirs.dataDir, genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], chain: client.config, modelDirs: [] })
       }))
       const owner = createWalletClient({ chain: foundry, transport: http(client.config.rpcUrl), account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
-      await registerModel(owner, client.publicClient, client.config.modelRegistry!, cls.modelId, 0n)
+      await registerModel(owner, client.publicClient, client.config.modelRegistry!, cls.modelId, encodeManifest(cls.manifest), 0n)
       return cls
     })()
     return await ocrModel

@@ -3,9 +3,10 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import {
-  ManifestError, ModelIdError, SHIPPED_MODEL_DIR, loadModelDir, modelIdOf, modelIdToString, parseManifest, parseModelId,
-  type ModelManifest
+  MANIFEST_OWNER_PREFIX, ManifestError, ModelIdError, SHIPPED_MODEL_DIR, UNOWNED, encodeManifest, loadModelDir, modelIdOf, modelIdToString,
+  parseManifest, parseModelId, type ModelManifest
 } from '../node/inference/index.js'
+import { DEVNET_MODEL_OWNER } from '../node/fixtures/index.js'
 import { toHex } from '../protocols/wire/index.js'
 import { utf8 } from './helpers/shipped-model.js'
 
@@ -23,6 +24,11 @@ describe('inference', function () {
     }
     const cases: Array<[string, (m: Record<string, any>) => void, string]> = [
       ['version 2', m => { m.version = 2 }, 'version'],
+      ['missing owner', m => { delete m.owner }, 'owner'],
+      ['checksummed (mixed-case) owner', m => { m.owner = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266' }, 'owner'],
+      ['owner without 0x', m => { m.owner = m.owner.slice(2) }, 'owner'],
+      ['short owner', m => { m.owner = m.owner.slice(0, 41) }, 'owner'],
+      ['owner as a number', m => { m.owner = 0 }, 'owner'],
       ['missing name', m => { delete m.name }, 'name'],
       ['format tflite', m => { m.format = 'tflite' }, 'format'],
       ['negative size', m => { m.size = -1 }, 'size'],
@@ -69,18 +75,37 @@ describe('inference', function () {
       assert.deepEqual(m.inputs[0].shape, [null, 16])
     })
 
-    it('model id is a CIDv1 (json, sha2-256) of the canonical JSON, independent of key order', async function () {
+    it('model id is a CIDv1 (json, sha2-256) of the canonical JSON (owner first, then sorted keys), independent of key order', async function () {
       const reordered = JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(manifest).reverse())))
       const id = modelIdOf(manifest)
       assert.equal(toHex(modelIdOf(parseManifest(reordered))), toHex(id))
       const cid = CID.decode(id)
       assert.equal(cid.version, 1)
       assert.equal(cid.code, 0x0200)
-      const canonical = utf8(JSON.stringify(manifest, Object.keys(manifest).concat(Object.keys(manifest.runtime), 'name', 'dtype', 'shape').sort()))
+      const { owner, ...rest } = manifest
+      const sorted = JSON.stringify(rest, Object.keys(rest).concat(Object.keys(manifest.runtime), 'name', 'dtype', 'shape').sort())
+      const canonical = utf8(`{"owner":"${owner}",${sorted.slice(1)}`)
+      assert.deepEqual(encodeManifest(manifest), canonical)
       assert.equal(toHex(cid.multihash.digest), toHex((await sha256.digest(canonical)).digest))
       const text = modelIdToString(id)
       assert.match(text, /^bagaaiera/)
       assert.equal(toHex(parseModelId(text)), toHex(id))
+    })
+
+    it('every manifest block starts with the fixed owner header the ModelRegistry reads', function () {
+      assert.equal(manifest.owner, DEVNET_MODEL_OWNER)
+      const header = `${MANIFEST_OWNER_PREFIX}${manifest.owner.slice(2)}",`
+      assert.equal(header.length, 54)
+      for (const owner of [manifest.owner, UNOWNED, '0xabcdef0123456789abcdef0123456789abcdef01']) {
+        const text = new TextDecoder().decode(encodeManifest(parseManifest({ ...manifest, owner })))
+        assert.ok(text.startsWith(`{"owner":"${owner}",`), text.slice(0, 60))
+        assert.equal(text.indexOf('"owner"', 2), -1, 'owner appears once')
+      }
+    })
+
+    it('the owner is part of the id: the same model under another owner has another id', function () {
+      const other = parseManifest({ ...manifest, owner: UNOWNED })
+      assert.notEqual(toHex(modelIdOf(other)), toHex(modelIdOf(manifest)))
     })
 
     it('parseModelId rejects text that is not a manifest id', async function () {
@@ -88,6 +113,13 @@ describe('inference', function () {
       const rawCid = CID.createV1(raw.code, await sha256.digest(modelBytes))
       assert.throws(() => parseModelId(rawCid.toString()), /json codec/)
       assert.throws(() => modelIdToString(new Uint8Array([1, 2, 3])), ModelIdError)
+      // the forms the ModelRegistry refuses, which multiformats alone would accept
+      const id = modelIdOf(manifest)
+      const nonMinimalVersion = Uint8Array.from([0x81, 0x00, ...id.subarray(1)])
+      assert.throws(() => modelIdToString(nonMinimalVersion), /not the canonical encoding .*not minimally encoded/)
+      const shortDigest = Uint8Array.from([0x01, 0x80, 0x04, 0x12, 0x1f, ...id.subarray(6)])
+      assert.throws(() => modelIdToString(shortDigest), /32-byte sha2-256 digest, got 31 bytes/)
+      assert.equal(modelIdToString(id), CID.decode(id).toString())
     })
   })
 })

@@ -15,7 +15,7 @@ import { ChainClient } from '../node/chain-client.js'
 import { exampleInput, STAKE_WEI } from '../node/cli/devnet.js'
 import { parseEvent } from '../node/cli/events.js'
 import { resolveConfig, type ChainConfig } from '../node/config.js'
-import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
+import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir, type ModelDir } from '../node/inference/index.js'
 import { writeDeployment } from '../node/deployment.js'
 import type { Keystore } from '../node/keys.js'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
@@ -72,6 +72,7 @@ describe('a requester that believes the chain', function () {
   const nodes: PoiNode[] = []
   const relays: PoiLibp2p[] = []
   let operatorKeys: Keystore[]
+  let shipped: ModelDir
   let modelId: Uint8Array
   let bootstrapAddr: string
   let fullNodes: PoiNode[]
@@ -79,7 +80,8 @@ describe('a requester that believes the chain', function () {
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'poi-requester-chain-'))
-    modelId = (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
+    shipped = await loadModelDir(SHIPPED_MODEL_DIR)
+    modelId = shipped.modelId
     chain = await startPoiChain({ epochDuration: 0n, exitDelay: 60n }, { accounts: OPERATORS + 2 })
     operatorKeys = await Promise.all(Array.from({ length: OPERATORS }, async () => await freshKeysAsync()))
     await registerAll(chain, operatorKeys.map(k => k.blsSecretKey), operatorKeys.map(() => STAKE_WEI))
@@ -170,7 +172,8 @@ describe('a requester that believes the chain', function () {
   it('poi request behind that relay prints the settled result with its transaction and fails for want of the output', async () => {
     const relay = await censor()
     // poi request checks the ModelRegistry first; the in-process nodes have no model gate.
-    await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, 0n)
+    // wallets[0] is the owner the shipped manifest names (DEVNET_MODEL_OWNER)
+    await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, encodeManifest(shipped.manifest), 0n)
     const deploymentPath = join(root, 'deployment.json')
     await writeDeployment(deploymentPath, { rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
     const failed = await promisify(execFile)(process.execPath, [CLI, 'request', '--bootstrap', relay.getMultiaddrs()[0].toString(), '--chain', deploymentPath,

@@ -66,8 +66,8 @@ describe('models as shards through the DHT', function () {
   before(async function () {
     root = await mkdtemp(join(tmpdir(), 'poi-shards-'))
     shipped = await loadModelDir(SHIPPED_MODEL_DIR)
-    const { name: _name, runtime, agreement, inputs, outputs } = shipped.manifest
-    fields = { name: 'random-blob', runtime, agreement, inputs, outputs }
+    const { name: _name, owner, runtime, agreement, inputs, outputs } = shipped.manifest
+    fields = { owner, name: 'random-blob', runtime, agreement, inputs, outputs }
     const publisher = await startNode('publisher', [])
     const addr = publisher.libp2p.getMultiaddrs()[0].toString()
     for (const name of ['f1', 'f2', 'f3', 'f4', 'evil', 'fresh', 'huge']) {

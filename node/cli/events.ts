@@ -83,7 +83,7 @@ export type PoiEvent =
     source?: 'gossip' | 'full-node' | 'chain', signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null
   }
   /** `poi model publish --json`. */
-  | { event: 'published', modelId: string, chunks: number, registeredTx: Hex | null }
+  | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null }
   /**
    * Another live process uses a peer id: this node's own (`self`, told by a peer, or seen here),
    * or a remote peer's seen here as two connections with different identify answers. `count`:
@@ -219,6 +219,6 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     latencyMs: optional(num),
     onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal, submitter: optional(hex), txHash: optional(hex) })))
   },
-  published: { modelId: str, chunks: num, registeredTx: nullable(hex) },
+  published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex) },
   'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }
 }

@@ -15,7 +15,7 @@ import {
 } from '../../contracts/index.js'
 import { ChainClient } from '../chain-client.js'
 import { writeDeployment } from '../deployment.js'
-import { loadModelDir, SHIPPED_MODEL_DIR } from '../inference/index.js'
+import { encodeManifest, loadModelDir, SHIPPED_MODEL_DIR } from '../inference/index.js'
 import type { Keystore } from '../keys.js'
 import { ChildNode, prepareNodeDir, type MeshEvent } from './launcher.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
@@ -88,7 +88,7 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   let source: string[]
   try {
     if (opts.chain === true) {
-      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], (opts.extraModels ?? []).map(m => m.modelId), progress)
+      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], (opts.extraModels ?? []).map(m => m.dir), progress)
       operatorSet = await chain.client.operatorSet()
       genesisPath = chain.deploymentPath
       source = ['--chain', chain.deploymentPath]
@@ -144,9 +144,11 @@ const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
 /**
  * Starts anvil, deploys the contracts from anvil's first account, funds the
  * operators and aggregators, registers each operator with its own keys
- * (stake + BLS key + proof of possession) and starts epoch 1.
+ * (stake + BLS key + proof of possession) and starts epoch 1. The same account
+ * registers the models, so their manifests must name it as owner (the shipped
+ * and fixture models do: DEVNET_MODEL_OWNER in node/fixtures).
  */
-async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelIds: Uint8Array[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
+async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelDirs: string[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
   progress('starting anvil (prague) on 127.0.0.1')
   const anvil = await startAnvil()
   try {
@@ -168,9 +170,11 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
     progress(`epoch ${epoch} started with ${operators.length} operators`)
     // Nodes on a chain run only models active in the ModelRegistry.
-    const model = await loadModelDir(SHIPPED_MODEL_DIR)
-    for (const id of [model.modelId, ...extraModelIds]) await registerModel(deployer, publicClient, deployment.modelRegistry, id, 0n)
-    progress(`${1 + extraModelIds.length} model(s) registered in the ModelRegistry`)
+    for (const dir of [SHIPPED_MODEL_DIR, ...extraModelDirs]) {
+      const model = await loadModelDir(dir)
+      await registerModel(deployer, publicClient, deployment.modelRegistry, model.modelId, encodeManifest(model.manifest), 0n)
+    }
+    progress(`${1 + extraModelDirs.length} model(s) registered in the ModelRegistry`)
     const deploymentPath = join(root, 'deployment.json')
     await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, ...deployment })
     const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, ...deployment })

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
-import type { Account, Chain, Transport, WalletClient } from 'viem'
+import { isAddress, type Account, type Chain, type Transport, type WalletClient } from 'viem'
 import { registerModel, readModel } from '../../contracts/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { BlockStore, NodeStore } from '../../storage/index.js'
@@ -13,7 +13,7 @@ import { ChainClient } from '../chain-client.js'
 import { defaultConfig, type ChainConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
 import {
-  installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdToString, parseAgreementRule, parseModelId,
+  UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdToString, parseAgreementRule, parseModelId,
   type ModelManifest, type TensorSpec
 } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
@@ -31,19 +31,21 @@ export async function runModel (args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const { values, positionals } = parse(rest, {
     'data-dir': { type: 'string' }, rule: { type: 'string' }, name: { type: 'string' }, fee: { type: 'string' },
-    chain: { type: 'string' }, keystore: { type: 'string' }, json: { type: 'boolean' }
+    chain: { type: 'string' }, keystore: { type: 'string' }, owner: { type: 'string' }, json: { type: 'boolean' }
   })
   const dataDir = resolve(values['data-dir'] ?? defaultConfig().dataDir)
   if (sub === 'publish') {
     const file = positionals[0]
-    if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]')
+    if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]] (--chain needs --keystore)')
     if (values.fee !== undefined && !/^\d+$/.test(values.fee)) throw new UsageError(`--fee must be an amount in wei, got ${values.fee}`)
+    if (values.owner !== undefined && !isAddress(values.owner, { strict: false })) throw new UsageError(`--owner must be an Ethereum address (0x + 40 hex digits), got ${values.owner}`)
     const fee = values.fee !== undefined ? BigInt(values.fee) : undefined
     const chain = values.chain !== undefined ? await readDeployment(values.chain) : undefined
     const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
     const out = new CliOutput(values.json === true)
-    const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, fee }, (line) => out.progress(line))
-    out.event({ event: 'published', modelId: r.modelId, chunks: r.chunks, registeredTx: r.registeredTx ?? null },
+    const owner = values.owner as `0x${string}` | undefined
+    const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, owner, fee }, (line) => out.progress(line))
+    out.event({ event: 'published', modelId: r.modelId, owner: r.manifest.owner, chunks: r.chunks, registeredTx: r.registeredTx ?? null },
       `${r.modelId}\n(a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`)
   } else if (sub === 'ls') {
     for (const m of await listStoredModels(dataDir)) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
@@ -94,7 +96,14 @@ export interface PublishParams {
   dataDir: string
   name?: string
   chain?: ChainConfig
+  /** Pays for the registration; without `owner`, its account is the owner the manifest names. */
   keystore?: Keystore
+  /**
+   * The owner the manifest names, when it is not the keystore's account (e.g. publishing on a
+   * node for an owner whose key lives elsewhere, who registers the id later). Without it and
+   * without a keystore the manifest names UNOWNED: it runs off-chain but no account can register it.
+   */
+  owner?: `0x${string}`
   fee?: bigint
 }
 
@@ -106,11 +115,30 @@ export interface PublishResult {
 }
 
 /**
+ * The owner a published manifest names: --owner, else the keystore's account, else UNOWNED. With
+ * a chain the keystore's account registers, so it must be that owner (the contract would refuse).
+ */
+export function publishOwner (p: Pick<PublishParams, 'chain' | 'keystore' | 'owner'>): `0x${string}` {
+  const owner = p.owner?.toLowerCase() as `0x${string}` | undefined
+  const account = p.keystore?.account.address.toLowerCase() as `0x${string}` | undefined
+  if (p.chain != null) {
+    if (p.keystore == null || account === undefined) throw new PublishError('registering on-chain needs --keystore (its Ethereum account is the model\'s owner and pays the transaction)')
+    if (owner !== undefined && owner !== account) {
+      throw new PublishError(`--owner ${owner} is not the --keystore account ${account}: only the owner the manifest names can register it; drop --owner, or publish without --chain and let ${owner} register the id`)
+    }
+  }
+  return owner ?? account ?? UNOWNED
+}
+
+/**
  * `poi model publish`: splits an ONNX file into content-addressed blocks in
  * a node's data directory (the node announces them on the DHT when it runs)
- * and, with a chain, registers the model id in the ModelRegistry.
+ * and, with a chain, registers the model id in the ModelRegistry, passing the
+ * manifest block as proof that the keystore's account is the owner it names.
  */
 export async function publishModelFile (p: PublishParams, progress: (line: string) => void = () => {}): Promise<PublishResult> {
+  const owner = publishOwner(p)
+  if (p.chain != null && p.chain.modelRegistry == null) throw new PublishError('the deployment names no modelRegistry; redeploy or publish without --chain')
   const path = resolve(p.file)
   let bytes: Uint8Array
   try {
@@ -129,6 +157,7 @@ export async function publishModelFile (p: PublishParams, progress: (line: strin
   let published
   try {
     published = await publishModel(BlockStore.of(store), bytes, {
+      owner,
       name: p.name ?? basename(path).replace(/\.onnx$/, ''),
       runtime: { onnxruntime: installedOnnxruntimeVersion(), ...DEFAULT_PUBLISH_RUNTIME },
       agreement,
@@ -140,17 +169,20 @@ export async function publishModelFile (p: PublishParams, progress: (line: strin
   }
   const modelId = modelIdToString(published.modelId)
   progress(`stored ${published.cids.length - 1} chunks and the manifest of ${modelId} in ${p.dataDir}`)
+  if (owner === UNOWNED) {
+    progress(`the manifest names no owner (${UNOWNED}, no --keystore or --owner): nodes can serve ${modelId} off-chain, but no account can register it on a chain; publish with --keystore to own it`)
+  } else {
+    progress(`owner ${owner}: only this account can register ${modelId} on-chain`)
+  }
   let registeredTx: `0x${string}` | undefined
-  if (p.chain != null) {
-    if (p.chain.modelRegistry == null) throw new PublishError('the deployment names no modelRegistry; redeploy or publish without --chain')
-    if (p.keystore == null) throw new PublishError('registering on-chain needs --keystore (its Ethereum key pays the transaction)')
+  if (p.chain?.modelRegistry != null && p.keystore != null) {
     const client = await ChainClient.connect(p.chain, p.keystore.account)
     const existing = await readModel(client.publicClient, p.chain.modelRegistry, published.modelId)
     if (existing != null) {
       progress(`already registered on-chain by ${existing.owner}`)
     } else {
       const wallet = client.walletClient as WalletClient<Transport, Chain, Account>
-      const { receipt } = await registerModel(wallet, client.publicClient, p.chain.modelRegistry, published.modelId, p.fee ?? 0n)
+      const { receipt } = await registerModel(wallet, client.publicClient, p.chain.modelRegistry, published.modelId, encodeManifest(published.manifest), p.fee ?? 0n)
       registeredTx = receipt.transactionHash
       progress(`registered in ModelRegistry ${p.chain.modelRegistry} (tx ${registeredTx})`)
     }

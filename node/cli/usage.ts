@@ -17,9 +17,11 @@ Usage:
                                                  ask full nodes for a task's certificate and output, verify
                                                  both (and, with --chain, against the on-chain result)
   poi models                                     list the models in the configured model directories
-  poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--chain <deployment.json> --keystore <dir> [--fee <wei>]]
+  poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]]
                                                  store a model as content-addressed shards in a node's data dir
-                                                 (the node announces them on the DHT) and register it on-chain
+                                                 (the node announces them on the DHT) and register it on-chain;
+                                                 its manifest names the keystore's account (or --owner) as owner,
+                                                 the only account that can register it (--chain needs --keystore)
   poi model ls [--data-dir <dir>]                models held in a node's block store
   poi model show <model id> [--data-dir <dir>]   a stored model's manifest
   poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain] [--npm-models <keys|none>]

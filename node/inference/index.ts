@@ -11,6 +11,7 @@ export { formatCanonicalOutput } from './canonical-text.js'
 export type { ChunkLayout, ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig } from './manifest.js'
 export {
   DEFAULT_CHUNK_BYTES,
+  MANIFEST_OWNER_PREFIX,
   MANIFEST_VERSION,
   MAX_CHUNK_BYTES,
   MAX_MODEL_CHUNKS,
@@ -25,7 +26,8 @@ export {
   parseManifest,
   parseModelId,
   rawBlockCid,
-  sha256Hex
+  sha256Hex,
+  UNOWNED
 } from './manifest.js'
 export type { InferenceResult, LoadOptions, CreateSession, SessionOptions } from './runner.js'
 export {

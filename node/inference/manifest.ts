@@ -7,6 +7,19 @@
  * it as untrusted JSON and checks every field. Unknown keys are rejected rather than dropped:
  * the model id is the hash of the manifest, so a field we silently ignored would let two
  * different documents claim one id.
+ *
+ * Owner: a manifest names the Ethereum address that owns the model, and only that account can
+ * register the model id in the on-chain ModelRegistry (which checks the manifest block against
+ * the id, then reads the owner from it). So that the contract can read it cheaply and without
+ * ambiguity, the canonical encoding puts `owner` first and spells it in lowercase hex: every
+ * manifest block starts with the 54 bytes `{"owner":"0x<40 lowercase hex>",`, then every other
+ * key in sorted order. The contract reads those 54 bytes at a fixed offset and never scans the
+ * rest, however large the manifest (up to about 256 KiB). A block in any other form (keys
+ * reordered, a second `owner`, whitespace, a checksummed address) is refused by
+ * `decodeManifestBlock`, so the node and the chain always read the same owner. The owner is
+ * hashed into the id: two owners publishing the same weights get two model ids, on purpose (each
+ * registers and is paid for its own). The zero address (`UNOWNED`) marks a manifest published
+ * without an owner: valid off-chain (a genesis network), never registrable on a chain.
  */
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
@@ -14,7 +27,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { code as RAW_CODEC } from 'multiformats/codecs/raw'
-import { PoiError } from '../../protocols/wire/index.js'
+import { PoiError, bytesEqual } from '../../protocols/wire/index.js'
 import { parseAgreementRule, AgreementRuleError, type AgreementRule } from './agreement.js'
 import { TENSOR_DTYPES, isTensorDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec } from './tensor.js'
 
@@ -60,8 +73,16 @@ export interface RuntimeConfig {
   executionMode: ExecutionMode
 }
 
+/** Owner of a manifest that no account may register on-chain (published without a chain or key). */
+export const UNOWNED: `0x${string}` = '0x0000000000000000000000000000000000000000'
+
 export interface ModelManifest {
   version: 1
+  /**
+   * '0x' + 40 lowercase hex digits: the account that may register the model id on-chain (and
+   * receives its fee); UNOWNED if none may. Always first in the canonical encoding.
+   */
+  owner: `0x${string}`
   name: string
   format: 'onnx'
   /** Model size in bytes. */
@@ -142,6 +163,8 @@ function expectOneOf<T extends string> (v: unknown, field: string, options: read
 
 const SEMVER = /^\d+\.\d+\.\d+$/
 const SHA256_HEX = /^0x[0-9a-f]{64}$/
+/** Lowercase only: one spelling per address, the form the ModelRegistry reads (no EIP-55 checksum on-chain). */
+const OWNER_HEX = /^0x[0-9a-f]{40}$/
 
 function parseTensorSpecs (v: unknown, field: string): TensorSpec[] {
   if (!Array.isArray(v) || v.length === 0) throw new ManifestError(field, `must be a non-empty array, got ${describe(v)}`)
@@ -218,7 +241,7 @@ export function chunkLayoutOf (modelBytes: Uint8Array, chunkSize: number = DEFAU
   return { chunkSize, chunks }
 }
 
-const MANIFEST_KEYS = ['version', 'name', 'format', 'size', 'modelHash', 'chunkSize', 'chunks', 'runtime', 'agreement', 'inputs', 'outputs'] as const
+const MANIFEST_KEYS = ['version', 'owner', 'name', 'format', 'size', 'modelHash', 'chunkSize', 'chunks', 'runtime', 'agreement', 'inputs', 'outputs'] as const
 const RUNTIME_KEYS = ['onnxruntime', 'graphOptimizationLevel', 'intraOpNumThreads', 'interOpNumThreads', 'executionMode'] as const
 
 /**
@@ -233,6 +256,10 @@ export function parseManifest (json: unknown): ModelManifest {
   if (o.version !== MANIFEST_VERSION) {
     throw new ManifestError('version', `must be ${MANIFEST_VERSION} (this node reads manifest version ${MANIFEST_VERSION} only), got ${describe(o.version)}`)
   }
+  if (typeof o.owner !== 'string' || !OWNER_HEX.test(o.owner)) {
+    throw new ManifestError('owner', `must be '0x' followed by 40 lowercase hex digits (an Ethereum address; ${UNOWNED} for none), got ${describe(o.owner)}`)
+  }
+  const owner = o.owner as `0x${string}`
   const name = expectString(o.name, 'name', MAX_MODEL_NAME_LENGTH)
   if (o.format !== 'onnx') throw new ManifestError('format', `must be 'onnx', got ${describe(o.format)}`)
   const size = expectInt(o.size, 'size', 1, Number.MAX_SAFE_INTEGER)
@@ -265,7 +292,7 @@ export function parseManifest (json: unknown): ModelManifest {
   const inputs = parseTensorSpecs(o.inputs, 'inputs')
   const outputs = parseTensorSpecs(o.outputs, 'outputs')
   checkRuleFitsOutputs(agreement, outputs)
-  return { version: MANIFEST_VERSION, name, format: 'onnx', size, modelHash: o.modelHash, chunkSize, chunks, runtime, agreement, inputs, outputs }
+  return { version: MANIFEST_VERSION, owner, name, format: 'onnx', size, modelHash: o.modelHash, chunkSize, chunks, runtime, agreement, inputs, outputs }
 }
 
 /** Label rules need a last axis to pick from; catch an impossible rule when the manifest is read, not at the first task. */
@@ -294,9 +321,21 @@ export function canonicalJson (value: unknown): string {
   return JSON.stringify(value)
 }
 
-/** The bytes the model id commits to. */
+/**
+ * The first bytes of every manifest block up to the owner's hex digits; the ModelRegistry reads
+ * the owner at this fixed offset (its OWNER_PREFIX).
+ */
+export const MANIFEST_OWNER_PREFIX = '{"owner":"0x'
+
+/**
+ * The bytes the model id commits to: `{"owner":"0x…",` then the other keys as canonicalJson
+ * writes them (sorted at every level, no whitespace). Owner first so that the contract finds it
+ * at a fixed offset (see the module comment).
+ */
 export function encodeManifest (manifest: ModelManifest): Uint8Array {
-  return new TextEncoder().encode(canonicalJson(manifest))
+  const { owner, ...rest } = manifest
+  // rest always has keys, so canonicalJson(rest) is '{' + at least one member + '}'
+  return new TextEncoder().encode(`{${JSON.stringify('owner')}:${JSON.stringify(owner)},${canonicalJson(rest).slice(1)}`)
 }
 
 /** '0x' + sha256 hex, the form stored in `modelHash`. */
@@ -310,14 +349,24 @@ export function modelIdOf (manifest: ModelManifest): Uint8Array {
   return CID.createV1(JSON_CODEC, Digest.create(sha256.code, new Uint8Array(hash))).bytes
 }
 
+/** sha2-256 digests are 32 bytes; the ModelRegistry refuses a multihash declaring another length. */
+const SHA256_DIGEST_BYTES = 32
+
 function decodeModelCid (cid: CID): CID {
   if (cid.version !== 1) throw new ModelIdError(`model id must be a CIDv1, got CIDv${cid.version}`)
   if (cid.code !== JSON_CODEC) throw new ModelIdError(`model id must use the json codec (0x${JSON_CODEC.toString(16)}), got 0x${cid.code.toString(16)}`)
   if (cid.multihash.code !== sha256.code) throw new ModelIdError(`model id must hash with sha2-256 (0x12), got 0x${cid.multihash.code.toString(16)}`)
+  if (cid.multihash.digest.length !== SHA256_DIGEST_BYTES) {
+    throw new ModelIdError(`model id must carry a ${SHA256_DIGEST_BYTES}-byte sha2-256 digest, got ${cid.multihash.digest.length} bytes`)
+  }
   return cid
 }
 
-/** Base32 text form of a model id (what the CLI prints and accepts). */
+/**
+ * Base32 text form of a model id (what the CLI prints and accepts). The bytes must be the
+ * canonical encoding of the CID (minimal varints), as the ModelRegistry requires: the registry
+ * keys models by these bytes, so a second spelling of one CID would be a second, unregistered id.
+ */
 export function modelIdToString (id: Uint8Array): string {
   let cid: CID
   try {
@@ -325,7 +374,10 @@ export function modelIdToString (id: Uint8Array): string {
   } catch (err) {
     throw new ModelIdError(`model id bytes are not a CID: ${(err as Error).message}`)
   }
-  return decodeModelCid(cid).toString()
+  decodeModelCid(cid)
+  const canonical = CID.createV1(JSON_CODEC, Digest.create(sha256.code, cid.multihash.digest))
+  if (!bytesEqual(canonical.bytes, id)) throw new ModelIdError(`model id bytes are not the canonical encoding of ${canonical.toString()} (a varint is not minimally encoded)`)
+  return canonical.toString()
 }
 
 /** Parse the text form back into model id bytes; rejects CIDs that are not manifest ids. */

@@ -16,8 +16,8 @@ import { ModelIntegrityError, ModelManifestError } from './errors.js'
 
 const log = logger('poi:models')
 
-/** What the publisher chooses; the rest of the manifest (size, hash, chunks) comes from the bytes. */
-export type ModelFields = Pick<ModelManifest, 'name' | 'runtime' | 'agreement' | 'inputs' | 'outputs'>
+/** What the publisher chooses (owner included); the rest of the manifest (size, hash, chunks) comes from the bytes. */
+export type ModelFields = Pick<ModelManifest, 'owner' | 'name' | 'runtime' | 'agreement' | 'inputs' | 'outputs'>
 
 /** A model id in any of the forms the node handles: bytes (as on the wire and chain), base32 text, or a CID. */
 export type ModelIdInput = Uint8Array | string | CID
@@ -39,6 +39,7 @@ export function chunkModel (modelBytes: Uint8Array, chunkSize: number = DEFAULT_
 export function buildManifest (modelBytes: Uint8Array, fields: ModelFields, chunkSize: number = DEFAULT_CHUNK_BYTES): ModelManifest {
   return parseManifest({
     version: 1,
+    owner: fields.owner,
     format: 'onnx',
     name: fields.name,
     size: modelBytes.length,
@@ -84,7 +85,7 @@ export function decodeManifestBlock (modelId: CID, bytes: Uint8Array): ModelMani
     if (err instanceof ManifestError) throw new ModelManifestError(id, `does not parse: ${err.message}`, { cause: err })
     throw err
   }
-  if (!bytesEqual(encodeManifest(manifest), bytes)) throw new ModelManifestError(id, 'is not in canonical form (sorted keys, no whitespace)')
+  if (!bytesEqual(encodeManifest(manifest), bytes)) throw new ModelManifestError(id, 'is not in canonical form (owner first, then sorted keys, lowercase owner, no whitespace)')
   return manifest
 }
 
