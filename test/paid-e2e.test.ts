@@ -194,7 +194,18 @@ describe('paid tasks end to end on a real chain (anvil)', function () {
       assert.equal(await chain.publicClient.getBalance({ address: op.address }) - balance + gasCost(receipt), share, `signer ${i} paid out`)
     }
 
+    // Each operator printed its record when it started: nothing signed or missed yet.
+    for (const op of net.operators) {
+      const started = await op.waitForEvent('reputation', () => true, ACCEPTANCE_TIMEOUT_MS, 'reputation event at start')
+      assert.deepEqual([started.signed, started.missed, started.slashings], ['0', '0', 0])
+    }
     // poi network: every operator with its stake and reputation from the chain.
+    const human = (await poi('network', '--chain', net.chain!.deploymentPath)).stdout
+    assert.match(human, new RegExp(`^epoch ${set.epoch}: 4 operators, total stake ${Number(set.totalStake / ETHER)} ETH`))
+    for (const [i, op] of set.operators.entries()) {
+      const [signed, missed] = expected.signers.has(i) ? [1, 0] : [0, 1]
+      assert.match(human, new RegExp(`\\n  ${i} +${op.address} +${Number(op.stake / ETHER)} +${signed} +${missed} +0 +0 ETH \\(0 wei\\)`))
+    }
     const network = line((await poi('network', '--chain', net.chain!.deploymentPath, '--json')).stdout, 'network')
     assert.equal(network.epoch, `${set.epoch}`)
     assert.equal(network.operators.length, 4)
