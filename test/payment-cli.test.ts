@@ -4,13 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseEther } from 'viem'
-import { readVault } from '../contracts/index.js'
+import { getContractAddress, parseEther } from 'viem'
+import { TestTokenAbi, TestTokenBytecode, readVault } from '../contracts/index.js'
 import { parseEvent, type EventOf } from '../node/cli/events.js'
 import { AmountError, formatUnlock, parseAmount } from '../node/cli/payment-setup.js'
 import { writeDeployment } from '../node/deployment.js'
 import { generateKeystore, loadKeystore } from '../node/keys.js'
-import { startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+import { anvilAccount, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 /** A payment command reads a few views and sends at most one or two transactions; generous for a loaded machine. */
@@ -171,5 +171,53 @@ describe('poi deposit, withdraw and rewards (anvil)', function () {
     const noChain = await poi(home, 'rewards')
     assert.equal(noChain.code, 1)
     assert.match(noChain.stderr, /poi rewards needs --chain <deployment\.json>/)
+  })
+})
+
+/**
+ * A deployment whose payment asset is an ERC-20 (the mintable TestToken): `poi deposit` takes
+ * amounts in the token's units, approves the TaskManager and deposits, and `--token` must name
+ * that token.
+ */
+describe('poi deposit with an ERC-20 payment asset (anvil)', function () {
+  this.timeout(60_000)
+  let chain: PoiChain
+  let home: string
+  /** An anvil account that sends nothing before it deploys the token. */
+  const TOKEN_DEPLOYER = 9
+
+  after(async () => {
+    await chain?.stop()
+    if (home !== undefined) await rm(home, { recursive: true, force: true })
+  })
+
+  it('approves and deposits the token, accepts --token naming it and refuses ETH\'s zero address', async () => {
+    // The TaskManager takes its asset at deployment: the token's address is fixed beforehand
+    // (anvil account 9's first contract) and the token deployed there right after.
+    const token = getContractAddress({ from: anvilAccount(TOKEN_DEPLOYER).address, nonce: 0n })
+    chain = await startPoiChain({ asset: token })
+    const deployed = await chain.wallets[TOKEN_DEPLOYER].deployContract({ abi: TestTokenAbi, bytecode: TestTokenBytecode, args: ['Test USD', 'TUSD'] })
+    assert.equal((await chain.publicClient.waitForTransactionReceipt({ hash: deployed })).contractAddress, token.toLowerCase())
+
+    home = await mkdtemp(join(tmpdir(), 'poi-payment-cli-token-'))
+    const deploymentPath = join(home, 'deployment.json')
+    await writeDeployment(deploymentPath, { rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
+    const keystore = join(home, 'keys')
+    await generateKeystore(keystore)
+    const account = (await loadKeystore(keystore)).account.address
+    await chain.publicClient.waitForTransactionReceipt({ hash: await chain.wallets[0].sendTransaction({ to: account, value: parseEther('1') }) })
+    await chain.publicClient.waitForTransactionReceipt({ hash: await chain.wallets[0].writeContract({ address: token, abi: TestTokenAbi, functionName: 'mint', args: [account, parseEther('100')] }) })
+    const args = ['--chain', deploymentPath, '--keystore', keystore]
+
+    const eth = await poi(home, 'deposit', '1', '--token', '0x0000000000000000000000000000000000000000', ...args)
+    assert.equal(eth.code, 1)
+    assert.match(eth.stderr, new RegExp(`is not this network's payment asset: the TaskManager takes TUSD at ${token} \\(pass --token ${token} or leave it out\\)`))
+    const deposited = line(await poi(home, 'deposit', '2.5', '--token', token.toLowerCase(), ...args, '--json'), 'deposit')
+    assert.equal(deposited.asset, token)
+    assert.equal(deposited.balance, `${parseEther('2.5')}`)
+    assert.equal((await readVault(chain.publicClient, chain.deployment.taskManager, account)).balance, parseEther('2.5'))
+    assert.equal(await chain.publicClient.readContract({ address: token, abi: TestTokenAbi, functionName: 'balanceOf', args: [account] }), parseEther('97.5'))
+    const human = ok(await poi(home, 'deposit', '0.5', ...args))
+    assert.match(human.stdout, /balance +3 TUSD \(3000000000000000000 wei\)/)
   })
 })
