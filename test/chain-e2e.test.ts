@@ -9,7 +9,8 @@ import { createTestClient, createWalletClient, hexToBytes, http, keccak256 } fro
 import { signAttestation } from '../consensus/index.js'
 import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
-import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, registerModel, setModelActive } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, TaskManagerAbi, deposit, readModel, registerModel, setModelActive } from '../contracts/index.js'
+import { ChainClient } from '../node/chain-client.js'
 import { resolveConfig } from '../node/config.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
 import { encodeManifest, encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
@@ -34,6 +35,7 @@ const ACCEPTANCE_TIMEOUT_MS = 30_000
 const PREFETCH_TIMEOUT_MS = 30_000
 /** Gossip or a node's report that follows at once; generous for a loaded machine. */
 const FOLLOW_UP_TIMEOUT_MS = 15_000
+const ETHER = 10n ** 18n
 
 const execFileAsync = promisify(execFile)
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
@@ -64,6 +66,8 @@ describe('end to end on a real chain (anvil)', function () {
   let model: ModelDir
   let requester: PoiNode
   let requesterKeys: Keystore
+  /** A deposited keystore for `poi request` (its own peer id: the test's requester node is online). */
+  let cliKeystore: string
   const nodes: PoiNode[] = []
   const extraChildren: ChildNode[] = []
 
@@ -81,7 +85,26 @@ describe('end to end on a real chain (anvil)', function () {
     net = await startLocalNetwork({ root, operators: 4, chain: true })
     requester = await lightNode('requester')
     requesterKeys = await loadKeystore(join(root, 'requester', 'keys'))
+    // Every task is paid, and full nodes ignore tasks whose requester's deposit does not cover the
+    // fee: the test's requester and the one `poi request` runs as deposit first.
+    const cliRequester = await prepareNodeDir(root, 'cli-requester')
+    cliKeystore = cliRequester.keystore
+    for (const account of [requesterKeys.account, cliRequester.keys.account]) {
+      await net.chain!.fund(account.address, 10n * ETHER)
+      const client = await ChainClient.connect(net.chain!.client.config, account)
+      await deposit(client.walletClient!, client.publicClient, client.config.taskManager, ETHER)
+    }
   })
+
+  /** The least fee a task for `modelId` may offer: its owner's fee plus the network's minimum. */
+  async function feeOf (modelId: Uint8Array): Promise<bigint> {
+    const client = net.chain!.client
+    const [registered, minTaskFee] = await Promise.all([
+      readModel(client.publicClient, client.config.modelRegistry!, modelId),
+      client.publicClient.readContract({ address: client.config.taskManager, abi: TaskManagerAbi, functionName: 'minTaskFee' })
+    ])
+    return (registered?.fee ?? 0n) + minTaskFee
+  }
 
   after(async () => {
     await Promise.all(nodes.map(async n => await n.stop()))
@@ -101,7 +124,7 @@ describe('end to end on a real chain (anvil)', function () {
   })
 
   it('settles the certificate on-chain with the result the requester verified', async () => {
-    const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: TASK_TIMEOUT_MS })
+    const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: TASK_TIMEOUT_MS, fee: await feeOf(model.modelId) })
     const accepted = await net.chain!.client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
     assert.equal(accepted.resultHash, to0xHex(result.certificate.resultHash))
     assert.equal(accepted.outputRef, to0xHex(result.certificate.outputRef))
@@ -119,7 +142,7 @@ describe('end to end on a real chain (anvil)', function () {
   it('poi request and poi result work with only a bootstrap address and an RPC URL', async () => {
     // No deployment file: the bootstrap node names the contracts, checked on the chain.
     const args = ['--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl]
-    const requested = await poi('request', ...args, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
+    const requested = await poi('request', ...args, '--keystore', cliKeystore, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
     assert.match(requested.stderr, /TaskManager 0x[0-9a-fA-F]{40} \(named by the bootstrap node, checked on-chain\)/)
     const requestLine = JSON.parse(requested.stdout.trim()) as { taskId: `0x${string}`, resultHash: string, signers: number[] }
     assert.ok(requestLine.signers.length >= 3)
@@ -157,7 +180,7 @@ describe('end to end on a real chain (anvil)', function () {
     const taskIds: string[] = []
     for (const [modelId, why] of cases) {
       const task = await signTask(requesterKeys.account, client.config.taskManager, {
-        chainId: net.operatorSet.domain.chainId, modelId, input: exampleInput(), fee: 0n, deadline: BigInt(Date.now() + TASK_TIMEOUT_MS), quorumBps: 6667, nonce: BigInt(taskIds.length + 1000)
+        chainId: net.operatorSet.domain.chainId, modelId, input: exampleInput(), fee: await feeOf(modelId), deadline: BigInt(Date.now() + TASK_TIMEOUT_MS), quorumBps: 6667, nonce: BigInt(taskIds.length + 1000)
       })
       const id = to0xHex(taskIdOf(task, client.config.taskManager)).slice(2)
       taskIds.push(id)
@@ -211,7 +234,7 @@ describe('end to end on a real chain (anvil)', function () {
     const sample = npmModelSampleInput('ppocr-cls')
     const input = encodeTensorFile(sample)
     assert.ok(input.length > MAX_INLINE_INPUT_BYTES)
-    const result = await requestInference(requester, requesterKeys.account, { modelId: cls.modelId, input, timeoutMs: TASK_TIMEOUT_MS })
+    const result = await requestInference(requester, requesterKeys.account, { modelId: cls.modelId, input, timeoutMs: TASK_TIMEOUT_MS, fee: await feeOf(cls.modelId) })
     assert.equal(to0xHex(result.certificate.resultHash), `0x${await directResultHash(cls, sample)}`)
     const accepted = await client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
     const output = await fetchOutput(requester, hexToBytes(accepted.outputRef), hexToBytes(accepted.resultHash))
@@ -222,7 +245,7 @@ describe('end to end on a real chain (anvil)', function () {
     const cls = await registeredOcrModel()
     const sample = npmModelSampleInput('ppocr-cls')
     const input = encodeTensorFile(sample)
-    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl, '--model', modelIdToString(cls.modelId)]
+    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl, '--keystore', cliKeystore, '--model', modelIdToString(cls.modelId)]
     const samplePath = join(root, 'ocr-sample.poit')
     await writeFile(samplePath, input)
     const viaCli = await poi(...args, '--input', `@${samplePath}`)
@@ -250,7 +273,7 @@ describe('end to end on a real chain (anvil)', function () {
     nodes.push(cheat)
     await until(() => cheat.meshPeers('tasks') > 0 && cheat.meshPeers('attestations') > 0, FOLLOW_UP_TIMEOUT_MS, 'the cheating node joining the tasks and attestations meshes')
     const taskSeen = waitForEvent(cheat, 'task', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'task reaching the cheating node' })
-    const request = requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(5), timeoutMs: TASK_TIMEOUT_MS })
+    const request = requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(5), timeoutMs: TASK_TIMEOUT_MS, fee: await feeOf(model.modelId) })
     request.catch(() => {}) // awaited below; until then a failing wait reports first
     const { taskId } = await taskSeen
     for (const text of ['answer A', 'answer B']) {
@@ -278,7 +301,7 @@ describe('end to end on a real chain (anvil)', function () {
     try {
       await second.ready()
       await second.waitFor(e => e.event === 'mesh' && (e.attestations as number) > 0 && (e.certificates as number) > 0, FOLLOW_UP_TIMEOUT_MS, 'mesh event with attestations and certificates peers')
-      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(7), timeoutMs: TASK_TIMEOUT_MS })
+      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(7), timeoutMs: TASK_TIMEOUT_MS, fee: await feeOf(model.modelId) })
       const id = to0xHex(result.taskId).slice(2)
       await client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
       const settled = async (c: ChildNode): Promise<PoiEvent> =>
@@ -304,7 +327,7 @@ describe('end to end on a real chain (anvil)', function () {
     await chainControl.setAutomine(false)
     let mining = false
     try {
-      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(9), timeoutMs: TASK_TIMEOUT_MS })
+      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(9), timeoutMs: TASK_TIMEOUT_MS, fee: await feeOf(model.modelId) })
       const id = to0xHex(result.taskId)
       await net.aggregator.waitForEvent('certificate', e => e.taskId === id, FOLLOW_UP_TIMEOUT_MS, `certificate event for task ${id}`)
       net.aggregator.proc.kill('SIGKILL')

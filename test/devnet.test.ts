@@ -59,6 +59,46 @@ describe('poi devnet: reporting the operators\' model fetches', () => {
   })
 })
 
+/** The devnet's MLP task pays the model fee (DEVNET_MODEL_FEE) + the default network minimum (0.0001 ETH). */
+const MLP_FEE_WEI = 10n ** 15n + 10n ** 14n
+const MODEL_FEE_WEI = 10n ** 15n
+/** The default protocol fee, 5% of what is left after the model fee. */
+const PROTOCOL_FEE_BPS = 500n
+
+/**
+ * The paid task's split as `poi devnet` prints it: every payee's line, the figures to the wei
+ * (owner and treasury from the fee's terms, each signer the same third of the rest, the
+ * operator that did not sign nothing) and the sum, with any rounding said.
+ */
+function assertFeeSplit (stdout: string): void {
+  const wei = (re: RegExp): bigint => {
+    const m = re.exec(stdout)
+    assert.ok(m !== null, `no line matches ${re}\n${stdout}`)
+    return BigInt(m[1])
+  }
+  assert.equal(wei(/requester +0x[0-9a-fA-F]{40} paid [\d.]+ ETH \((\d+) wei\) from its deposit/), MLP_FEE_WEI)
+  const owner = wei(/model owner 0x[0-9a-fA-F]{40} earned [\d.]+ ETH \((\d+) wei\), credit/)
+  const treasury = wei(/treasury +0x[0-9a-fA-F]{40} earned [\d.]+ ETH \((\d+) wei\), credit/)
+  assert.equal(owner, MODEL_FEE_WEI)
+  const rest = MLP_FEE_WEI - MODEL_FEE_WEI
+  assert.equal(treasury, rest * PROTOCOL_FEE_BPS / 10_000n)
+  const signers = [...stdout.matchAll(/signer (\d) +0x[0-9a-fA-F]{40} earned [\d.]+ ETH \((\d+) wei\), claimable/g)].map(m => BigInt(m[2]))
+  const idle = [...stdout.matchAll(/operator \d +0x[0-9a-fA-F]{40} earned 0 ETH \(0 wei\) \(did not sign\)/g)]
+  assert.ok(signers.length >= 3, stdout)
+  assert.equal(signers.length + idle.length, 4, stdout)
+  // Equal stakes: equal shares of what the treasury left, less at most a wei each of rounding.
+  const signersShare = rest - treasury
+  for (const s of signers) assert.ok(s <= signersShare / BigInt(signers.length) && s >= signersShare / BigInt(signers.length) - 1n, `signer earned ${s} of ${signersShare}`)
+  const sum = owner + treasury + signers.reduce((a, b) => a + b, 0n)
+  const m = /adds up +owner (\d+) \+ treasury (\d+) \+ signers (\d+) = (\d+) wei of the (\d+) wei charged(, nothing left over| \((\d+) wei of rounding stays in the vault\))/.exec(stdout)
+  assert.ok(m !== null, stdout)
+  assert.equal(BigInt(m[4]), sum)
+  assert.equal(BigInt(m[5]), MLP_FEE_WEI)
+  assert.equal(MLP_FEE_WEI - sum, m[7] === undefined ? 0n : BigInt(m[7]))
+  assert.ok(MLP_FEE_WEI - sum < BigInt(signers.length), 'more than a wei per signer left in the vault')
+  assert.ok(wei(/gas +(\d+) for the certificate transaction/) > 0n)
+}
+
 /**
  * `npm start` is `poi devnet`: what a newcomer runs first. It must exit 0 having shown the
  * whole flow: operators fetching the model through the DHT, a certificate settled on-chain
@@ -91,6 +131,7 @@ describe('poi devnet (npm start)', function () {
     assert.match(stdout, /result +0x[0-9a-f]{64} \(epoch 1, matches the off-chain certificate\)/)
     assert.match(stdout, /outputRef 0x[0-9a-f]{64} \(resolves over \/poi\/stream\/1\/ to the \d+-byte output/)
     assert.match(stdout, /ppocr-mobile-v2-cls[\s\S]*input +110620 bytes, by stream reference[\s\S]*on-chain +0x[0-9a-f]{64} \(same result\)/)
+    assertFeeSplit(stdout)
     assert.match(stdout, /\] done/)
   })
 })

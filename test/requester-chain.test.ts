@@ -8,16 +8,16 @@ import { promisify } from 'node:util'
 import type { GossipsubMessage } from '@chainsafe/libp2p-gossipsub'
 import { TopicValidatorResult } from '@libp2p/interface'
 import { hexToBytes, keccak256 } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { TaskAggregation, type OperatorSet } from '../consensus/index.js'
-import { ANVIL_PRIVATE_KEYS, registerModel } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, TaskManagerAbi, deposit, registerModel } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput, STAKE_WEI } from '../node/cli/devnet.js'
 import { parseEvent } from '../node/cli/events.js'
 import { resolveConfig, type ChainConfig } from '../node/config.js'
 import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir, type ModelDir } from '../node/inference/index.js'
 import { writeDeployment } from '../node/deployment.js'
-import type { Keystore } from '../node/keys.js'
+import { generateKeystore, loadKeystore, type Keystore } from '../node/keys.js'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
 import { PoiNode } from '../node/poi-node.js'
 import { requestInference, waitForNetwork } from '../node/requester/index.js'
@@ -43,6 +43,8 @@ const OPERATORS = 4
 const CENSORED_TASK_TIMEOUT_MS = 25_000
 /** `poi request` in its own process: it loads libp2p, onnxruntime and viem before it connects. */
 const CLI_TIMEOUT_MS = 40_000
+/** A requester's deposit here: far more than the few minimum fees its tasks pay. */
+const REQUESTER_DEPOSIT_WEI = 10n ** 18n
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 
 /**
@@ -135,8 +137,24 @@ describe('a requester that believes the chain', function () {
     return await censorStarted
   }
 
+  /**
+   * Every task is paid and full nodes ignore a requester whose deposit does not cover the fee:
+   * sends `account` ETH from the deployer and deposits REQUESTER_DEPOSIT_WEI of it.
+   */
+  async function fundAndDeposit (account: PrivateKeyAccount): Promise<void> {
+    await chain.publicClient.waitForTransactionReceipt({ hash: await chain.wallets[0].sendTransaction({ to: account.address, value: 2n * REQUESTER_DEPOSIT_WEI }) })
+    const client = await ChainClient.connect(chainConfig, account)
+    await deposit(client.walletClient!, client.publicClient, chainConfig.taskManager, REQUESTER_DEPOSIT_WEI)
+  }
+
+  /** The fee of a task for the (free) shipped model: the network's minimum. */
+  async function minimumFee (): Promise<bigint> {
+    return await chain.publicClient.readContract({ address: chainConfig.taskManager, abi: TaskManagerAbi, functionName: 'minTaskFee' })
+  }
+
   async function lightNode (name: string, bootstrap: string[], readOperatorSet?: (epoch: bigint) => Promise<OperatorSet>): Promise<{ node: PoiNode, keys: Keystore }> {
     const keys = await freshKeysAsync()
+    await fundAndDeposit(keys.account)
     const node = await PoiNode.start({
       operate: false, aggregate: false, light: true, keystore: keys, operatorSet: await reader.operatorSet(), readOperatorSet,
       config: resolveConfig({ keystore: join(root, name, 'keys'), dataDir: join(root, name, 'data'), genesis: join(root, 'unused-genesis.json'), listen: [], bootstrap, chain: chainConfig })
@@ -151,7 +169,7 @@ describe('a requester that believes the chain', function () {
     await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
     const formed = waitForEvent(aggregator, 'certificate', { timeoutMs: CENSORED_TASK_TIMEOUT_MS, what: 'the aggregator forming a certificate' })
     const progress: string[] = []
-    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(31), timeoutMs: CENSORED_TASK_TIMEOUT_MS }, { onProgress: (l) => progress.push(l), chain: reader })
+    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(31), timeoutMs: CENSORED_TASK_TIMEOUT_MS, fee: await minimumFee() }, { onProgress: (l) => progress.push(l), chain: reader })
     assert.ok(result.certifiedAt - result.announcedAt < CENSORED_TASK_TIMEOUT_MS, 'the settlement was noticed only at the deadline')
     // The network did certify it, and the relay kept that from the requester.
     assert.ok(bytesEqual((await formed).certificate.taskId, result.taskId))
@@ -176,7 +194,10 @@ describe('a requester that believes the chain', function () {
     await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, encodeManifest(shipped.manifest), 0n)
     const deploymentPath = join(root, 'deployment.json')
     await writeDeployment(deploymentPath, { rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
-    const failed = await promisify(execFile)(process.execPath, [CLI, 'request', '--bootstrap', relay.getMultiaddrs()[0].toString(), '--chain', deploymentPath,
+    const keystore = join(root, 'cli-requester', 'keys')
+    await generateKeystore(keystore)
+    await fundAndDeposit((await loadKeystore(keystore)).account)
+    const failed = await promisify(execFile)(process.execPath, [CLI, 'request', '--bootstrap', relay.getMultiaddrs()[0].toString(), '--chain', deploymentPath, '--keystore', keystore,
       '--input', new TextDecoder().decode(exampleInput(33)), '--timeout', String(TASK_TIMEOUT_MS / 1000), '--json'], { timeout: CLI_TIMEOUT_MS })
       .then(() => undefined, (err: { code: number, stdout: string, stderr: string }) => err)
     assert.ok(failed !== undefined, 'poi request succeeded without the output')
@@ -213,7 +234,7 @@ describe('a requester that believes the chain', function () {
     for (const n of fullNodes) n.useOperatorSet(next)
     const refused: string[] = []
     requester.addEventListener('rejected', (evt) => { refused.push(`${evt.detail.verdict}: ${evt.detail.reason}`) })
-    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(32), timeoutMs: TASK_TIMEOUT_MS })
+    const result = await requestInference(requester, keys.account, { modelId, input: exampleInput(32), timeoutMs: TASK_TIMEOUT_MS, fee: await minimumFee() })
     assert.deepEqual(refused, [])
     assert.equal(result.source, 'gossip')
     assert.equal(result.certificate.epoch, epoch)

@@ -13,17 +13,21 @@ import { MAX_INLINE_INPUT_BYTES, PoiError, to0xHex } from '../../protocols/wire/
 import { resolveConfig } from '../config.js'
 import { NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput } from '../fixtures/index.js'
 import { encodeTensorFile, formatCanonicalOutput, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../inference/index.js'
+import { deposit, readVault } from '../../contracts/index.js'
+import { ChainClient, type AcceptedCertificate } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
 import { UsageError, num, parse } from './args.js'
 import { prepareNodeDir } from './launcher.js'
 import { startLocalNetwork, type LocalNetwork } from './local-network.js'
 import { waitForModels, type ModelOutcome } from './model-wait.js'
+import { formatFeeSplit, readFeeSplit, readPayees, snapshotPayees } from './fee-split.js'
+import { formatAmount, readAsset, readTaskFee, type PaymentAsset } from './payment-setup.js'
 import { formatSummary } from './summary.js'
 
 // Kept here for the tests and benchmarks that import them from the devnet.
 export { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
-export { startLocalNetwork } from './local-network.js'
+export { startLocalNetwork, DEVNET_MODEL_FEE, DEVNET_TREASURY } from './local-network.js'
 export type { LocalNetwork, LocalNetworkOptions } from './local-network.js'
 
 export const DEFAULT_DEVNET_OPERATORS = 4
@@ -38,6 +42,10 @@ const SETTLEMENT_TIMEOUT_MS = 30_000
  * 7.5 s was seen with the machine busy.
  */
 const MODEL_FETCH_TIMEOUT_MS = 60_000
+
+/** Gas money and deposit for the devnet's requester: the deposit pays for far more tasks than it runs. */
+const DEVNET_REQUESTER_FUNDING_WEI = 10n * 10n ** 18n
+const DEVNET_REQUESTER_DEPOSIT_WEI = 10n ** 18n
 
 /**
  * The PaddleOCR text-direction classifier: a real model (579 KB, so it travels as a shard)
@@ -111,16 +119,28 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     const keys = (await prepareNodeDir(root, 'requester')).keys
     const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [], chain: net.chain?.client.config })
     requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: keys, config, operatorSet: net.operatorSet })
+    // On a chain every task is paid: the requester funds its deposit before it asks anything.
+    const paid = net.chain != null ? await fundRequester(net, keys.account, progress) : undefined
     progress('requester (light peer) connecting')
     await waitForNetwork(requester)
-    progress(`sending a task for model ${model.manifest.name}`)
-    const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, { onProgress: progress })
+    const fee = paid != null ? await readTaskFee(paid.chain, model.modelId) : undefined
+    const payees = paid != null ? await readPayees(paid.chain, model.modelId, keys.account.address, await paid.chain.operatorSet()) : undefined
+    const before = paid != null && payees != null ? await snapshotPayees(paid.chain, payees) : undefined
+    progress(`sending a task for model ${model.manifest.name}${paid != null && fee != null ? `, fee ${formatAmount(fee.fee, paid.asset)} (model fee ${formatAmount(fee.modelFee, paid.asset)} + network minimum ${formatAmount(fee.minTaskFee, paid.asset)})` : ''}`)
+    const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: DEVNET_TASK_TIMEOUT_MS, fee: fee?.fee }, { onProgress: progress })
     console.log('\n' + formatSummary(result, net.operatorSet, `${model.manifest.name} (${mlp})`))
     // Without a chain there is no prefetch: the task made the operators fetch the model.
     const outcomes = await (prefetched ?? waitForModels(net.operators, [mlp], MODEL_FETCH_TIMEOUT_MS, { taskId: to0xHex(result.taskId) }))
     console.log(modelFetchLine(outcomes.filter(o => o.modelId === mlp), net.operators.length) + '\n')
-    if (net.chain != null) await reportSettlement(net, requester, result, progress)
-    for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress)
+    if (net.chain != null) {
+      const onChain = await reportSettlement(net, requester, result, progress)
+      if (paid != null && payees != null && before != null && fee != null) {
+        const split = await readFeeSplit(paid.chain, result.taskId, fee.fee, payees, before)
+        if (split.charged !== fee.fee) throw new DevnetError(`the certificate charged ${split.charged} wei of the ${fee.fee} wei fee: the requester's deposit did not cover it`)
+        console.log(formatFeeSplit(split, payees, result.signers, onChain.gasUsed, paid.asset).join('\n') + '\n')
+      }
+    }
+    for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
     code = 0
   } catch (err) {
     console.error(`devnet: ${(err as Error).message}\nnode logs are in ${root}`)
@@ -150,8 +170,23 @@ export function modelFetchLine (outcomes: readonly ModelOutcome[], operators: nu
     (failed.length > 0 ? `; not fetched: ${failed.join('; ')}` : '')
 }
 
+/**
+ * Sends the requester DEVNET_REQUESTER_FUNDING_WEI of ETH and deposits DEVNET_REQUESTER_DEPOSIT_WEI
+ * of it: full nodes ignore tasks whose requester's deposit does not cover the fee.
+ */
+async function fundRequester (net: LocalNetwork, account: PrivateKeyAccount, progress: (line: string) => void): Promise<{ chain: ChainClient, asset: PaymentAsset }> {
+  const { fund, client } = net.chain!
+  await fund(account.address, DEVNET_REQUESTER_FUNDING_WEI)
+  const chain = await ChainClient.connect(client.config, account)
+  const asset = await readAsset(chain)
+  await deposit(chain.walletClient!, chain.publicClient, client.config.taskManager, DEVNET_REQUESTER_DEPOSIT_WEI)
+  const vault = await readVault(chain.publicClient, client.config.taskManager, account.address)
+  progress(`requester ${account.address} deposited ${formatAmount(DEVNET_REQUESTER_DEPOSIT_WEI, asset)}; its balance in the vault: ${formatAmount(vault.balance, asset)}`)
+  return { chain, asset }
+}
+
 /** Waits for the aggregator's transaction and checks the chain against the off-chain certificate. */
-async function reportSettlement (net: LocalNetwork, requester: PoiNode, result: RequestResult, progress: (line: string) => void): Promise<void> {
+async function reportSettlement (net: LocalNetwork, requester: PoiNode, result: RequestResult, progress: (line: string) => void): Promise<AcceptedCertificate> {
   const chain = net.chain!
   progress('waiting for the aggregator to settle the certificate on-chain')
   const onChain = await chain.client.waitForAcceptance(result.taskId, SETTLEMENT_TIMEOUT_MS)
@@ -173,13 +208,15 @@ async function reportSettlement (net: LocalNetwork, requester: PoiNode, result: 
   ].join('\n'))
   if (!same) throw new DevnetError('the on-chain result differs from the verified off-chain certificate')
   if (resolved.startsWith('NOT')) throw new DevnetError(`the on-chain outputRef does not resolve: ${resolved}`)
+  return onChain
 }
 
 /** A task for a real model from npm with its sample input (by stream reference when large), and a short summary. */
-async function runExtraModelTask (net: LocalNetwork, requester: PoiNode, account: PrivateKeyAccount, m: ExtraModel, progress: (line: string) => void): Promise<void> {
+async function runExtraModelTask (net: LocalNetwork, requester: PoiNode, account: PrivateKeyAccount, m: ExtraModel, progress: (line: string) => void, chain?: ChainClient): Promise<void> {
   const input = encodeTensorFile(npmModelSampleInput(m.key))
-  progress(`sending a task for ${m.name}, a real model from npm, with its ${input.length}-byte sample input`)
-  const r = await requestInference(requester, account, { modelId: m.modelId, input, timeoutMs: DEVNET_TASK_TIMEOUT_MS }, { onProgress: progress })
+  const fee = chain != null ? (await readTaskFee(chain, m.modelId)).fee : undefined
+  progress(`sending a task for ${m.name}, a real model from npm, with its ${input.length}-byte sample input${fee !== undefined ? ` (fee ${fee} wei)` : ''}`)
+  const r = await requestInference(requester, account, { modelId: m.modelId, input, timeoutMs: DEVNET_TASK_TIMEOUT_MS, fee }, { onProgress: progress })
   const settled = net.chain != null ? await net.chain.client.waitForAcceptance(r.taskId, SETTLEMENT_TIMEOUT_MS) : undefined
   console.log([
     '',

@@ -27,6 +27,14 @@ export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
  */
 export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal, submitter?: Hex, txHash?: Hex }
 
+/** An operator's claimable rewards in one epoch. */
+export interface RewardEpochLine { epoch: Decimal, pending: Decimal }
+/** Certificates signed and missed, slashings (TaskManager.reputationOf). */
+export interface ReputationLine { signed: Decimal, missed: Decimal, slashings: number }
+/** A payout this command made: the amount and its transaction. */
+export interface PayoutLine { amount: Decimal, txHash: Hex }
+export interface NetworkOperatorLine extends ReputationLine { index: number, address: Hex, stake: Decimal, pendingRewards: Decimal }
+
 export type PoiEvent =
   /** The node listens and knows its models; the first line a launcher waits for. */
   | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[] }
@@ -80,8 +88,30 @@ export type PoiEvent =
    */
   | {
     event: 'result', taskId: Hex, resultHash: Hex, output: Hex | null, signers: number[] | null, epoch: Decimal,
-    source?: 'gossip' | 'full-node' | 'chain', signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null
+    source?: 'gossip' | 'full-node' | 'chain', signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null,
+    /** `poi request`: the fee the task offered (wei of the payment asset). */
+    fee?: Decimal
   }
+  /** `poi deposit --json`: the deposit's transaction and the account's vault balance after it. */
+  | { event: 'deposit', account: Hex, asset: Hex, amount: Decimal, balance: Decimal, available: Decimal, txHash: Hex }
+  /**
+   * `poi withdraw --json`: a withdrawal requested (it unlocks at `unlocksAt`, unix seconds) or
+   * completed (`withdrawn`: what was paid out); `balance` is the vault balance after it.
+   */
+  | { event: 'withdrawal', account: Hex, asset: Hex, action: 'requested' | 'withdrawn', amount: Decimal, unlocksAt: number | null, balance: Decimal, txHash: Hex }
+  /**
+   * `poi rewards --json`: what the account may claim as an operator, per epoch it was in, its
+   * reputation, and its credit as a model owner or the treasury; `claimed` and
+   * `creditWithdrawn` are the payouts this run made (null: none asked for).
+   */
+  | {
+    event: 'rewards', account: Hex, asset: Hex, epochs: RewardEpochLine[], pending: Decimal, reputation: ReputationLine,
+    credit: Decimal, claimed: PayoutLine | null, creditWithdrawn: PayoutLine | null
+  }
+  /** `poi network --json`: every operator of the current epoch with its stake, reputation and rewards pending in that epoch. */
+  | { event: 'network', epoch: Decimal, totalStake: Decimal, asset: Hex, operators: NetworkOperatorLine[] }
+  /** `poi operator` with a chain: its reputation when it starts. */
+  | { event: 'reputation', operator: Hex, signed: Decimal, missed: Decimal, slashings: number }
   /** `poi model publish --json`. */
   | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null }
   /**
@@ -178,6 +208,9 @@ const submissionKind = oneOf('certificate', 'evidence', 'conflict')
 /** A record, so a phase added to FetchPhase fails to compile here until it is listed. */
 const FETCH_PHASES: Record<FetchPhase, true> = { finding: true, manifest: true, chunks: true, storing: true, providing: true, done: true }
 
+const REPUTATION_FIELDS = { signed: decimal, missed: decimal, slashings: num }
+const PAYOUT_FIELDS = { amount: decimal, txHash: hex }
+
 /** Every event's fields and their checks; the type makes it list each field of each event. */
 const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'event'>]-?: FieldCheck<EventOf<K>[F]> } } = {
   ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str) },
@@ -217,8 +250,28 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     signedStake: optional(decimal),
     totalStake: optional(decimal),
     latencyMs: optional(num),
-    onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal, submitter: optional(hex), txHash: optional(hex) })))
+    onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal, submitter: optional(hex), txHash: optional(hex) }))),
+    fee: optional(decimal)
   },
   published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex) },
+  deposit: { account: hex, asset: hex, amount: decimal, balance: decimal, available: decimal, txHash: hex },
+  withdrawal: { account: hex, asset: hex, action: oneOf('requested', 'withdrawn'), amount: decimal, unlocksAt: nullable(num), balance: decimal, txHash: hex },
+  rewards: {
+    account: hex,
+    asset: hex,
+    epochs: listOf(record<RewardEpochLine>({ epoch: decimal, pending: decimal })),
+    pending: decimal,
+    reputation: record<ReputationLine>(REPUTATION_FIELDS),
+    credit: decimal,
+    claimed: nullable(record<PayoutLine>(PAYOUT_FIELDS)),
+    creditWithdrawn: nullable(record<PayoutLine>(PAYOUT_FIELDS))
+  },
+  network: {
+    epoch: decimal,
+    totalStake: decimal,
+    asset: hex,
+    operators: listOf(record<NetworkOperatorLine>({ ...REPUTATION_FIELDS, index: num, address: hex, stake: decimal, pendingRewards: decimal }))
+  },
+  reputation: { operator: hex, ...REPUTATION_FIELDS },
   'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }
 }

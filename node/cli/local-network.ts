@@ -34,7 +34,14 @@ export interface LocalNetwork {
   genesisPath: string
   operatorSet: OperatorSet
   /** Chain mode: the anvil chain, the deployed contracts and a read-only client. */
-  chain?: { anvil: Anvil, deployment: Required<Deployment>, deploymentPath: string, client: ChainClient }
+  chain?: {
+    anvil: Anvil
+    deployment: Required<Deployment>
+    deploymentPath: string
+    client: ChainClient
+    /** Sends `wei` of ETH from the deployer (anvil's first account) to `to`, e.g. a requester that will deposit. */
+    fund: (to: `0x${string}`, wei: bigint) => Promise<void>
+  }
   bootstrap: ChildNode
   bootstrapAddr: string
   operators: ChildNode[]
@@ -136,8 +143,21 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   }
 }
 
-/** Devnet chain parameters: epochs may advance at once, exits wait a minute. */
-const DEVNET_DEPLOY = { epochDuration: 0n, exitDelay: 60n, minStake: 10n ** 18n }
+/**
+ * The devnet's treasury: anvil's second account, so its credit is not mixed with the model
+ * owner's (the deployer, anvil's first account, registers the models).
+ */
+export const DEVNET_TREASURY = privateKeyToAccount(ANVIL_PRIVATE_KEYS[1]).address
+/**
+ * Devnet chain parameters: epochs may advance at once, exits wait a minute; fees as deployed
+ * by default (protocolFeeBps, minTaskFee) with a treasury of its own.
+ */
+const DEVNET_DEPLOY = { epochDuration: 0n, exitDelay: 60n, minStake: 10n ** 18n, treasury: DEVNET_TREASURY }
+/**
+ * The shipped model's owner fee on the devnet: non-zero, so a paid task's fee splits three ways
+ * (owner, treasury, signers). The npm models are registered free (their tasks pay the minimum).
+ */
+export const DEVNET_MODEL_FEE = 10n ** 15n
 /** Gas money for every node that sends transactions. */
 const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
 
@@ -170,15 +190,19 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
     progress(`epoch ${epoch} started with ${operators.length} operators`)
     // Nodes on a chain run only models active in the ModelRegistry.
+    // The shipped model charges an owner fee, so a paid task's fee splits three ways; the others are free.
     for (const dir of [SHIPPED_MODEL_DIR, ...extraModelDirs]) {
       const model = await loadModelDir(dir)
-      await registerModel(deployer, publicClient, deployment.modelRegistry, model.modelId, encodeManifest(model.manifest), 0n)
+      await registerModel(deployer, publicClient, deployment.modelRegistry, model.modelId, encodeManifest(model.manifest), dir === SHIPPED_MODEL_DIR ? DEVNET_MODEL_FEE : 0n)
     }
     progress(`${1 + extraModelDirs.length} model(s) registered in the ModelRegistry`)
     const deploymentPath = join(root, 'deployment.json')
     await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, ...deployment })
     const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, ...deployment })
-    return { anvil, deployment, deploymentPath, client }
+    const fund = async (to: `0x${string}`, wei: bigint): Promise<void> => {
+      await publicClient.waitForTransactionReceipt({ hash: await deployer.sendTransaction({ to, value: wei }) })
+    }
+    return { anvil, deployment, deploymentPath, client, fund }
   } catch (err) {
     await anvil.stop()
     throw err

@@ -23,6 +23,10 @@ export async function main (argv: string[]): Promise<number> {
     case 'bootstrap': await (await import('./node-commands.js')).runRole(cmd, rest); return 0
     case 'request': await (await import('./request-command.js')).runRequest(rest); return 0
     case 'result': await (await import('./result-command.js')).runResult(rest); return 0
+    case 'deposit': await (await import('./payment-commands.js')).runDeposit(rest); return 0
+    case 'withdraw': await (await import('./payment-commands.js')).runWithdraw(rest); return 0
+    case 'rewards': await (await import('./payment-commands.js')).runRewards(rest); return 0
+    case 'network': await (await import('./payment-commands.js')).runNetwork(rest); return 0
     case 'models': await (await import('./model-commands.js')).runModels(rest); return 0
     case 'model': await (await import('./model-commands.js')).runModel(rest); return 0
     case 'devnet': return await (await import('./devnet.js')).runDevnetCommand(rest)

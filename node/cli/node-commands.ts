@@ -2,6 +2,7 @@
  * `poi operator`, `poi aggregator`, `poi bootstrap`: start a full node, print what it does (a
  * line for a person, or with --json a PoiEvent line per event) and run until SIGINT/SIGTERM.
  */
+import { readReputation } from '../../contracts/index.js'
 import { shortHex } from '../../protocols/wire/index.js'
 import type { ChainClient } from '../chain-client.js'
 import { modelIdToString } from '../inference/index.js'
@@ -44,6 +45,7 @@ export async function runRole (role: NodeRoleName, args: string[]): Promise<void
     `poi ${node.roles().join('+')} ${peerId}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
   reportEvents(node, out)
+  if (role === 'operator' && chain != null) await reportReputation(chain, keystore.account.address, out)
   const unwatchModels = role === 'operator' && values['no-prefetch'] !== true ? await prefetchRegisteredModels(node, chain) : undefined
   await new Promise<void>((resolve) => {
     const shutdown = (): void => {
@@ -56,6 +58,18 @@ export async function runRole (role: NodeRoleName, args: string[]): Promise<void
     process.on('SIGINT', shutdown)
     process.on('SIGTERM', shutdown)
   })
+}
+
+/** An operator's own record at start (TaskManager.reputationOf): certificates signed, missed, slashings. */
+async function reportReputation (chain: ChainClient, operator: `0x${string}`, out: CliOutput): Promise<void> {
+  try {
+    const r = await readReputation(chain.publicClient, chain.config.taskManager, operator)
+    out.event({ event: 'reputation', operator, signed: r.signed, missed: r.missed, slashings: r.slashings },
+      `  reputation: signed ${r.signed} certificates, missed ${r.missed}, slashed ${r.slashings} time${r.slashings === 1 ? '' : 's'} (this registration)`)
+  } catch (err) {
+    // The node runs without it: a reputation is information, not a condition to operate.
+    console.error(`cannot read this operator's reputation from ${chain.config.rpcUrl}: ${(err as Error).message.split('\n')[0]}`)
+  }
 }
 
 /**

@@ -11,12 +11,15 @@ import {
   type ModelManifest
 } from '../inference/index.js'
 import { ModelNotFoundError, fetchManifest } from '../models/index.js'
+import { readVault } from '../../contracts/index.js'
+import type { ChainClient } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
 import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, requestInference, waitForNetwork } from '../requester/index.js'
 import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
-import { operatorSource } from './operator-source.js'
+import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
+import { AmountError, formatAmount, readAsset, readTaskFee, parseAmount } from './payment-setup.js'
 import { formatSummary } from './summary.js'
 import { USAGE } from './usage.js'
 
@@ -36,7 +39,8 @@ export async function runRequest (args: string[]): Promise<void> {
     model: { type: 'string' },
     input: { type: 'string' },
     timeout: { type: 'string' },
-    quorum: { type: 'string' }
+    quorum: { type: 'string' },
+    fee: { type: 'string' }
   })
   if (values.help === true) { console.log(USAGE); return }
   const out = new CliOutput(values.json === true)
@@ -48,6 +52,7 @@ export async function runRequest (args: string[]): Promise<void> {
   // Nodes drop tasks for models the registry does not allow; say why now rather than NoQuorum later.
   const refusal = await chain?.modelRefusal(modelId, keystore.account.address)
   if (refusal !== undefined) throw new ModelRefusedError(refusal)
+  const { fee, line: feeLine } = await taskFee(chain, modelId, values.fee, keystore.account.address, values.keystore !== undefined, out)
   const input = await readInput(values.input, manifest)
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
   const quorumBps = num(values.quorum, 'quorum')
@@ -63,7 +68,7 @@ export async function runRequest (args: string[]): Promise<void> {
     await waitForNetwork(node)
     if (manifest == null) await checkInputAgainstNetwork(node, modelId, input, out)
     // With a chain, a task no full node shows a certificate for is looked up there before NoQuorum.
-    const r = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps }, { onProgress: (line) => out.progress(line), chain })
+    const r = await requestInference(node, keystore.account, { modelId, input, timeoutMs, quorumBps, fee }, { onProgress: (line) => out.progress(line), chain })
     out.event({
       event: 'result',
       source: r.source,
@@ -77,14 +82,49 @@ export async function runRequest (args: string[]): Promise<void> {
       latencyMs: r.certifiedAt - r.announcedAt,
       ...(r.source === 'chain'
         ? { onChain: { resultHash: r.resultHash, outputRef: r.outputRef, epoch: r.epoch, submitter: r.settlement.submitter, txHash: r.settlement.txHash } }
-        : {})
-    }, formatSummary(r, operatorSet, modelIdToString(modelId)))
+        : {}),
+      fee
+    }, formatSummary(r, operatorSet, modelIdToString(modelId)) + `\nfee         ${feeLine}`)
     // Certified, but what was asked for cannot be shown: the result is printed, and the command fails.
     if (r.output === undefined) throw new OutputNotFoundError(r.outputRef, r.source === 'chain' ? r.outputFailures : [])
   } finally {
     unwatch?.()
     await node.stop()
   }
+}
+
+/** The requester's deposit cannot pay the task's fee: full nodes ignore such tasks. */
+export class DepositTooLowError extends PoiError {
+  constructor (message: string) {
+    super('ERR_DEPOSIT_TOO_LOW', message)
+  }
+}
+
+/**
+ * The task's fee: `--fee`, or by default the model's fee plus the network's minimum, read from
+ * the chain (0 without a chain: nothing is charged). With a chain, the requester's available
+ * deposit must cover it (full nodes ignore tasks it does not cover), and a `--fee` below the
+ * minimum is refused here as the TaskManager would refuse its certificate.
+ */
+async function taskFee (
+  chain: ChainClient | undefined, modelId: Uint8Array, given: string | undefined, requester: `0x${string}`, ownKey: boolean, out: CliOutput
+): Promise<{ fee: bigint, line: string }> {
+  if (chain == null) {
+    if (given !== undefined) throw new UsageError('--fee needs a chain (--chain or --rpc): without one nothing is charged')
+    return { fee: 0n, line: 'none (no chain)' }
+  }
+  const [asset, terms] = await Promise.all([readAsset(chain), readTaskFee(chain, modelId)])
+  const fee = given !== undefined ? parseAmount(given, asset, '--fee', true) : terms.fee
+  const parts = `model fee ${formatAmount(terms.modelFee, asset)} + network minimum ${formatAmount(terms.minTaskFee, asset)}`
+  if (fee < terms.fee) throw new AmountError(`--fee ${formatAmount(fee, asset)} is below this model's least fee ${formatAmount(terms.fee, asset)} (${parts}): nodes refuse it`)
+  const vault = await readChain(`the deposit of ${requester}`, chain.config.rpcUrl, async () => await readVault(chain.publicClient, chain.config.taskManager, requester))
+  if (vault.available < fee) {
+    throw new DepositTooLowError(`the deposit of ${requester} (${formatAmount(vault.available, asset)} available) does not cover the fee ${formatAmount(fee, asset)}: ` +
+      (ownKey ? 'run `poi deposit <amount>` with this keystore first' : 'pass --keystore <dir> of an account that has deposited (`poi deposit <amount>`); without it the task is signed by a throwaway key with no deposit'))
+  }
+  const line = `${formatAmount(fee, asset)}${given === undefined ? ` (${parts})` : ''}, paid from the deposit of ${requester}`
+  out.progress(`fee ${line}`)
+  return { fee, line }
 }
 
 /**

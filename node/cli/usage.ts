@@ -10,12 +10,26 @@ Usage:
   poi aggregator [node options]                  build quorum certificates from attestations
   poi bootstrap  [node options]                  relay gossip and answer DHT queries (peer discovery)
   poi request --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) --input <json|@file>
-              [--model <id|dir>] [--timeout <s>] [--quorum <bps>] [--keystore <dir>] [--json]
+              [--model <id|dir>] [--timeout <s>] [--quorum <bps>] [--fee <amount>] [--keystore <dir>] [--json]
                                                  announce a task, wait for its certificate, verify it
-                                                 (inputs above 64 KiB go by stream reference, up to 1 MiB)
+                                                 (inputs above 64 KiB go by stream reference, up to 1 MiB);
+                                                 on a chain the fee defaults to the model's fee + the network's
+                                                 minimum and is paid from the keystore account's deposit
   poi result <task id> --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) [--json]
                                                  ask full nodes for a task's certificate and output, verify
                                                  both (and, with --chain, against the on-chain result)
+  poi deposit <amount> --chain <deployment.json> [--keystore <dir>] [--token <address>] [--json]
+                                                 deposit ETH (or the deployment's ERC-20) to pay for tasks;
+                                                 amounts like 0.5 (units of the asset) or 123wei
+  poi withdraw [<amount>] --chain <deployment.json> [--keystore <dir>] [--json]
+                                                 with an amount: request a withdrawal and show when it unlocks;
+                                                 without: complete the pending one once unlocked
+  poi rewards --chain <deployment.json> [--keystore <dir>] [--claim] [--withdraw-credit] [--json]
+                                                 an operator's rewards per epoch and reputation, and the account's
+                                                 credit as model owner or treasury; --claim and --withdraw-credit
+                                                 pay them out
+  poi network --chain <deployment.json> [--json] every operator of the current epoch: stake, reputation
+                                                 (signed, missed, slashed) and rewards to claim in the epoch
   poi models                                     list the models in the configured model directories
   poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]]
                                                  store a model as content-addressed shards in a node's data dir
