@@ -22,7 +22,7 @@ export const SOURCES_DIR = join(REPO_ROOT, 'contracts', 'src')
 export const ARTIFACTS_FILE = join(REPO_ROOT, 'contracts', 'generated', 'artifacts.ts')
 /** Prague: the hard fork that brought the EIP-2537 BLS12-381 precompiles (solc's default is newer). */
 export const EVM_VERSION = 'prague'
-const OPTIMIZER_RUNS = 200
+const OPTIMIZER_RUNS = 10_000
 /** Where `import "solady/…"` resolves. */
 const REMAPPINGS: Record<string, string> = {
   'solady/': join(REPO_ROOT, 'node_modules', 'solady', 'src') + '/',

@@ -58,6 +58,12 @@ export type DeployPoiParameters = {
    * maxTaskLife + settlementWindow, or a requester could withdraw before a task it signed settles.
    */
   withdrawalDelay?: bigint
+  /**
+   * The ERC-8004 Validation Registry the TaskManager answers as validator. Default (the zero
+   * address): the one deployPoi deploys beside it; another address is for tests and for a network
+   * that shares an existing registry (the deployment record still names the pair deployPoi made).
+   */
+  validationRegistry?: `0x${string}`
 }
 
 const MAX_UINT64 = 2n ** 64n - 1n
@@ -87,7 +93,8 @@ export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   minTaskFee: DEFAULT_MIN_TASK_FEE,
   maxTaskLife: 3_600n,
   settlementWindow: 3_600n,
-  withdrawalDelay: 10_800n
+  withdrawalDelay: 10_800n,
+  validationRegistry: ZERO_ADDRESS
 }
 
 /** A parameter is out of range, or a deployment transaction failed. */
@@ -121,7 +128,7 @@ export async function deployPoi (
     if (p[name] < 0n || p[name] > MAX_UINT64) throw new DeployError(`${name} must fit in a uint64, got ${p[name]}`)
   }
   if (p.minTaskFee < 0n || p.minTaskFee > MAX_UINT256) throw new DeployError(`minTaskFee must be a uint256 amount of wei, got ${p.minTaskFee}`)
-  for (const name of ['asset', 'treasury'] as const) {
+  for (const name of ['asset', 'treasury', 'validationRegistry'] as const) {
     if (!isAddress(p[name], { strict: false })) throw new DeployError(`${name} must be a 0x-prefixed 20-byte address, got ${String(p[name])}`)
   }
   if (p.withdrawalDelay <= p.maxTaskLife + p.settlementWindow) {
@@ -162,7 +169,7 @@ export async function deployPoi (
       maxTaskLife: p.maxTaskLife,
       settlementWindow: p.settlementWindow,
       withdrawalDelay: p.withdrawalDelay,
-      validationRegistry: validationRegistry.address
+      validationRegistry: p.validationRegistry === ZERO_ADDRESS ? validationRegistry.address : p.validationRegistry
     }]
   }), 'TaskManager')
   const slashing = await deployed(await walletClient.deployContract({

@@ -11,7 +11,7 @@ import {
   verifyCertificate, verifyEquivocationEvidence, type EquivocationEvidence, type OperatorSet
 } from '../consensus/index.js'
 import {
-  OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, certificateCalldata, evidenceCalldata, readOperatorSet,
+  OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, certificateCalldata, evidenceCalldata, readOperatorSet, readReputation,
   merkleProof, readCurrentEpoch, registerOperator, registrationCalldata, submitCertificate, submitEvidence, toOnChainOperatorSet, verifyMerkleProof,
   type CertificateCalldata, type OnChainOperatorSet
 } from '../contracts/index.js'
@@ -320,6 +320,9 @@ describe('contracts: SlashingManager', function () {
     assert.equal(event.args.reward, reward)
     const operator = await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [set.operators[1].address] })
     assert.equal(operator.stake, STAKE - amount)
+    // reputation counts the slashing where it happens (the registry), whatever the certificates say
+    assert.equal(operator.slashings, 1)
+    assert.equal((await readReputation(chain.publicClient, chain.deployment.taskManager, set.operators[1].address)).slashings, 1)
     // the epoch snapshot keeps the stake it was frozen with
     const epoch = await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'getEpoch', args: [1n] })
     assert.equal(epoch.totalStake, 4n * STAKE)

@@ -7,22 +7,11 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {IValidationRegistry} from "./IValidationRegistry.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
 import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
 import {PaymentVault} from "./PaymentVault.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
-
-/// @notice The part of an ERC-8004 Validation Registry the TaskManager calls as a validator.
-/// @dev Minimal inline declaration; the full interface lives with the registry's contract.
-interface IValidationResponse {
-    function validationResponse(
-        bytes32 requestHash,
-        uint8 response,
-        string calldata responseURI,
-        bytes32 responseHash,
-        string calldata tag
-    ) external;
-}
 
 /// @title TaskManager
 /// @notice Verifies quorum certificates, stores each task's certified result and settles its fee.
@@ -148,7 +137,7 @@ contract TaskManager is PaymentVault, EIP712 {
     /// @notice Seconds after a task's deadline during which its certificate is still accepted.
     uint64 public immutable settlementWindow;
     /// @notice ERC-8004 Validation Registry answered on acceptance; address(0) = none.
-    IValidationResponse public immutable validationRegistry;
+    IValidationRegistry public immutable validationRegistry;
 
     /// @dev taskId → keccak256(abi.encode(resultHash, outputRef, epoch)); zero = no result yet.
     /// One slot instead of three; the values themselves are in the CertificateAccepted event, and
@@ -227,7 +216,7 @@ contract TaskManager is PaymentVault, EIP712 {
         minTaskFee = payment.minTaskFee;
         maxTaskLife = payment.maxTaskLife;
         settlementWindow = payment.settlementWindow;
-        validationRegistry = IValidationResponse(payment.validationRegistry);
+        validationRegistry = IValidationRegistry(payment.validationRegistry);
     }
 
     /// @notice Verify `qc` for `task`, record its result and settle the task's fee. Returns false,

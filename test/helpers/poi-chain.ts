@@ -70,9 +70,11 @@ export async function chainNowMs (chain: PoiChain): Promise<bigint> {
 /** How far ahead of the chain's clock a test task's deadline lies by default: the node's longest task TTL. */
 export const TEST_TASK_LIFE_MS = 600_000n
 
-export type PaidTaskOptions = Partial<Omit<TaskFields, 'chainId'>> & {
+export type PaidTaskOptions = Partial<TaskFields> & {
   /** anvil account index of the requester (default the last account). */
   requester?: number
+  /** The TaskManager the task is signed for (default the chain's). */
+  taskManager?: `0x${string}`
 }
 
 /**
@@ -81,10 +83,10 @@ export type PaidTaskOptions = Partial<Omit<TaskFields, 'chainId'>> & {
  * nonce from the label (so one label is one task). Fields in `options` override these.
  */
 export async function paidTask (chain: PoiChain, label: string, options: PaidTaskOptions = {}): Promise<TaskAnnouncement> {
-  const { requester, ...fields } = options
+  const { requester, taskManager, ...fields } = options
   const account = anvilAccount(requester ?? chain.wallets.length - 1)
   const nonce = BigInt('0x' + Buffer.from(hash32(`nonce:${label}`).subarray(0, 8)).toString('hex'))
-  return await signTask(account, chain.deployment.taskManager, {
+  return await signTask(account, taskManager ?? chain.deployment.taskManager, {
     chainId: BigInt(await chain.publicClient.getChainId()),
     modelId: new TextEncoder().encode('test-model'),
     input: new TextEncoder().encode(`input:${label}`),
