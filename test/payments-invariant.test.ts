@@ -129,7 +129,8 @@ type EpochModel = {
 
 type Coverage = Record<'deposits' | 'certificates' | 'defaults' | 'claims' | 'partialClaims' | 'emptyClaims' | 'foreignClaims' | 'credits' | 'slashes' | 'withdrawals' | 'lockedWithdrawals' | 'requests' | 'epochs', number>
 
-async function runFuzz (chain: PoiChain, seed: number, steps: number): Promise<Coverage> {
+/** Runs `steps` random steps from `seed`; `replay` says how to run the same sequence again (printed on a failure). */
+async function runFuzz (chain: PoiChain, seed: number, steps: number, replay: string): Promise<Coverage> {
   const rng = new Prng(seed)
   const { publicClient, deployment } = chain
   const tm = deployment.taskManager
@@ -540,7 +541,7 @@ async function runFuzz (chain: PoiChain, seed: number, steps: number): Promise<C
       }))
     }
   } catch (err) {
-    console.log(`payments invariant failed after step ${step}, seed ${seed}; last steps:\n  ${history.slice(-8).join('\n  ')}`)
+    console.log(`payments invariant failed after step ${step} (replay: ${replay}); last steps:\n  ${history.slice(-8).join('\n  ')}`)
     throw err
   }
   // drained of deposits, rewards and credits, the vault keeps only the rounding dust: under 1 wei per
@@ -596,12 +597,12 @@ describe('payments invariant (fuzz): the vault holds what it owes, no operator g
 
   it(`with ETH: ${ETH_STEPS} random steps`, async () => {
     chain = await startPoiChain({}, { accounts: ACCOUNTS })
-    assertCovered(await runFuzz(withFastPolling(chain), seed, ETH_STEPS), ETH_STEPS)
+    assertCovered(await runFuzz(withFastPolling(chain), seed, ETH_STEPS, `POI_FUZZ_SEED=${seed}`), ETH_STEPS)
   })
 
   it(`with an ERC-20 (TestToken): ${TOKEN_STEPS} random steps`, async () => {
     chain = await startPoiChain({}, { accounts: ACCOUNTS }, { testToken: true })
     assert.equal(isAddressEqual(chain.deployment.paymentAsset, zeroAddress), false)
-    assertCovered(await runFuzz(withFastPolling(chain), (seed ^ 0x5eed) >>> 0, TOKEN_STEPS), TOKEN_STEPS)
+    assertCovered(await runFuzz(withFastPolling(chain), (seed ^ 0x5eed) >>> 0, TOKEN_STEPS, `POI_FUZZ_SEED=${seed}`), TOKEN_STEPS)
   })
 })
