@@ -1,15 +1,16 @@
 /**
  * Gas of the poi contracts on anvil (Prague): TaskManager.submitCertificate for 4, 16, 64 and 128
  * registered operators with 0 %, 1 % and 10 % non-signers (at least one when the share is not 0),
- * OperatorRegistry.register, advanceEpoch, and SlashingManager.submitEvidence.
+ * unpaid (fee 0) and paid, OperatorRegistry.register, advanceEpoch, and SlashingManager.submitEvidence.
  *
- * Each certificate row has three figures from the same run:
- * - paid: a task with a fee for a registered model, charged to a funded requester (owner and
- *   treasury credits already non-zero, the epoch's reward slot already written): what a network
- *   pays per task. Its non-signers miss their first certificate of the epoch (a fresh record each);
- * - paidRepeat: the same, with the same non-signers again (their records already exist);
- * - unpaid: a fee-0 task (no charge, no credits; the epoch and non-signer records still count).
- * firstOfEpoch: the first paid certificate of each epoch, 0 non-signers (the epoch slot is fresh).
+ * Each (size, share) gets a fresh epoch and, in it, with the same non-signers:
+ *  1. paid, cold: the epoch's first certificate, its non-signers never recorded (zero → non-zero
+ *     SSTOREs of the epoch's reward slot and of each non-signer's record);
+ *  2. paid, steady: the next one (every slot it writes already non-zero: the requester's balance,
+ *     the model owner's and the treasury's credits, the epoch's index, the non-signers' records);
+ *  3. unpaid: fee 0 for an unregistered model (no charge, no credit; the reward and reputation
+ *     slots are still written, non-zero → non-zero).
+ * The per-non-signer slope is (gas at 10 % − gas at 0 %) / non-signers at 10 %.
  *
  *   npm run build && node dist/bench/gas.js [--sizes 4,16,64,128] [--out bench/results/gas.json]
  *
@@ -20,10 +21,9 @@ import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { TaskAggregation, blsPublicKeyOf, generateBlsSecretKey, signAttestation, type EquivocationEvidence } from '../consensus/index.js'
 import { deposit, readOperatorSet, registerModel, submitCertificate, submitEvidence, type OnChainOperatorSet } from '../contracts/index.js'
-import type { TaskAnnouncement } from '../protocols/wire/index.js'
-import { bytesEqual, taskIdOf } from '../protocols/wire/index.js'
+import { bytesEqual, taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { ownedManifest } from '../test/helpers/model-manifests.js'
-import { nextEpoch, paidTask, registerAll, startPoiChain } from '../test/helpers/poi-chain.js'
+import { nextEpoch, paidTask, registerAll, startPoiChain, type PoiChain } from '../test/helpers/poi-chain.js'
 
 const ETHER = 10n ** 18n
 const EPOCH_SECONDS = 60n
@@ -32,11 +32,20 @@ const MAX_EPOCH_AGE = 8n
 const NON_SIGNER_SHARES = [0, 0.01, 0.1] as const
 /** Unequal stakes (1..8 ether, cycling) so the sums are not all multiples of one value. */
 const stakeOf = (i: number): bigint => BigInt(1 + (i % 8)) * ETHER
-
-type CertificateRow = { operators: number, nonSignerShare: number, nonSigners: number, paid: number, paidRepeat: number, unpaid: number }
-/** A paid task: twice the model's fee (the network minimum is 0 here so that fee-0 rows run too), from a requester funded for every row. */
+/** The paid tasks' model: registered with this fee, so each paid certificate credits its owner. */
 const MODEL_FEE = 10n ** 14n
+/** A paid task's fee: the model's fee plus a network part (deployed with minTaskFee 0 so that fee 0 is accepted for the unpaid rows). */
+const PAID_FEE = 3n * 10n ** 14n + 7n
+/** The requester's deposit: covers every paid task of the run, so none defaults. */
 const REQUESTER_DEPOSIT = ETHER
+/** README "With a chain", before the economy issue: an unpaid certificate at 128 operators, and per non-signer. */
+const BEFORE_PAYMENTS = { noNonSigners: 235_000, perNonSigner: 12_000 }
+/** Issue 10's goal for the paid certificate at 128 operators. */
+const GOAL = { noNonSigners: 280_000, extraPerNonSigner: 20_000 }
+
+type CertificateRow = { operators: number, nonSignerShare: number, nonSigners: number, unpaid: number, paidSteady: number, paidCold: number }
+type Column = 'unpaid' | 'paidSteady' | 'paidCold'
+const COLUMNS: readonly Column[] = ['unpaid', 'paidSteady', 'paidCold']
 
 async function main (): Promise<void> {
   const { values } = parseArgs({
@@ -47,18 +56,17 @@ async function main (): Promise<void> {
   })
   const sizes = values.sizes.split(',').map(Number).sort((a, b) => a - b)
   const largest = sizes[sizes.length - 1]
-  // account 0 deploys, accounts 1..largest register, the last one submits
-  // account 0 deploys (and is the treasury), accounts 1..largest register, largest + 1 submits and
-  // requests (its own deposit pays), largest + 2 owns the model
+  // account 0 deploys and is the treasury, accounts 1..largest register, then the requester (who also submits) and the model owner
   const chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, maxEpochAge: MAX_EPOCH_AGE, minTaskFee: 0n }, { accounts: largest + 3 })
   try {
     const { publicClient, deployment } = chain
     const submitter = chain.wallets[largest + 1]
     const quorumBps = chain.params.quorumBps
-    const model = await ownedManifest(chain.wallets[largest + 2].account.address, 'bench-model')
-    await registerModel(chain.wallets[largest + 2], publicClient, deployment.modelRegistry, model.modelId, model.block, MODEL_FEE)
+    const model = await ownedManifest(chain.wallets[largest + 2].account.address, 'bench-paid-model')
+    const modelId = model.modelId
+    // an owner other than the treasury: their credits are two slots, as on a real network
+    await registerModel(chain.wallets[largest + 2], publicClient, deployment.modelRegistry, modelId, model.block, MODEL_FEE)
     await deposit(submitter, publicClient, deployment.taskManager, REQUESTER_DEPOSIT)
-    const firstOfEpoch: Array<{ operators: number, gasUsed: number }> = []
 
     const secretKeys: Uint8Array[] = []
     const registerGas: number[] = []
@@ -67,46 +75,53 @@ async function main (): Promise<void> {
     let set: OnChainOperatorSet | undefined
     let task = 0
 
+    /** Certifies a fresh task (paid or fee 0) in `set`'s epoch, signed by all but `nonSigners`; returns the gas. */
+    const certify = async (set: OnChainOperatorSet, nonSigners: ReadonlySet<number>, paid: boolean): Promise<number> => {
+      const signedTask: TaskAnnouncement = await paidTask(chain, `bench-${++task}`, { requester: largest + 1, ...(paid ? { fee: PAID_FEE, modelId } : { fee: 0n }) })
+      const taskId = taskIdOf(signedTask, deployment.taskManager)
+      const resultHash = new Uint8Array(32).fill(0xaa)
+      const outputRef = new Uint8Array(32).fill(0xbb)
+      const aggregation = new TaskAggregation({ operatorSet: set, taskId, quorumBps, deadline: Date.now() + 600_000 })
+      for (let i = 0; i < set.operators.length; i++) {
+        if (nonSigners.has(i)) continue
+        aggregation.add(signAttestation(secretKeys[i], set.domain, { taskId, resultHash, outputRef, epoch: set.epoch, operatorIndex: i, output: new Uint8Array(0) }), Date.now())
+      }
+      const qc = aggregation.buildCertificate(resultHash)
+      const { accepted, receipt } = await submitCertificate(submitter, publicClient, deployment.taskManager, qc, set, signedTask)
+      if (!accepted) throw new Error(`certificate for task ${task} was not accepted`)
+      return Number(receipt.gasUsed)
+    }
+    const freshEpoch = async (chain: PoiChain): Promise<{ set: OnChainOperatorSet, gasUsed: number }> => {
+      const { epoch, receipt } = await nextEpoch(chain)
+      const set = await readOperatorSet(publicClient, deployment, epoch)
+      for (const [i, operator] of set.operators.entries()) {
+        if (!bytesEqual(operator.blsPublicKey, blsPublicKeyOf(secretKeys[i]))) throw new Error(`operator ${i} of epoch ${epoch} is not the key registered ${i}th`)
+      }
+      return { set, gasUsed: Number(receipt.gasUsed) }
+    }
+
     for (const size of sizes) {
-      // grow the registry to `size` operators, then freeze it in a new epoch
+      // grow the registry to `size` operators
       const added = Array.from({ length: size - secretKeys.length }, () => generateBlsSecretKey())
       const receipts = await registerAll(chain, added, added.map((_, k) => stakeOf(secretKeys.length + k)), 1 + secretKeys.length)
       secretKeys.push(...added)
       registerGas.push(...receipts.map(r => Number(r.gasUsed)))
-      const { epoch, receipt } = await nextEpoch(chain)
-      epochGas.push({ operators: size, gasUsed: Number(receipt.gasUsed) })
-      set = await readOperatorSet(publicClient, deployment, epoch)
-      for (const [i, operator] of set.operators.entries()) {
-        if (!bytesEqual(operator.blsPublicKey, blsPublicKeyOf(secretKeys[i]))) throw new Error(`operator ${i} of epoch ${epoch} is not the key registered ${i}th`)
+      if (certificates.length === 0) {
+        // one paid certificate in an epoch of its own, so the owner's and the treasury's credits are non-zero from the first measured one on
+        await certify((await freshEpoch(chain)).set, new Set(), true)
       }
-
-      /** Gas of a certificate of `set` signed by all but `nonSigners` for `signed` (requested by the submitter). */
-      const certify = async (signed: TaskAnnouncement, nonSigners: ReadonlySet<number>): Promise<number> => {
-        const taskId = taskIdOf(signed, deployment.taskManager)
-        const resultHash = new Uint8Array(32).fill(0xaa)
-        const outputRef = new Uint8Array(32).fill(0xbb)
-        const aggregation = new TaskAggregation({ operatorSet: set!, taskId, quorumBps, deadline: Date.now() + 600_000 })
-        for (let i = 0; i < size; i++) {
-          if (nonSigners.has(i)) continue
-          aggregation.add(signAttestation(secretKeys[i], set!.domain, { taskId, resultHash, outputRef, epoch, operatorIndex: i, output: new Uint8Array(0) }), Date.now())
-        }
-        const qc = aggregation.buildCertificate(resultHash)
-        const { accepted, receipt: submitted } = await submitCertificate(submitter, publicClient, deployment.taskManager, qc, set!, signed)
-        if (!accepted) throw new Error(`certificate for task ${task} was not accepted`)
-        return Number(submitted.gasUsed)
-      }
-      const requester = largest + 1
-      const paid = async (): Promise<TaskAnnouncement> => await paidTask(chain, `bench-${++task}`, { modelId: model.modelId, fee: 2n * MODEL_FEE, requester })
-      firstOfEpoch.push({ operators: size, gasUsed: await certify(await paid(), new Set()) })
 
       for (const share of NON_SIGNER_SHARES) {
+        const fresh = await freshEpoch(chain)
+        set = fresh.set
+        if (share === 0) epochGas.push({ operators: size, gasUsed: fresh.gasUsed })
         const nonSignerCount = share === 0 ? 0 : Math.ceil(size * share)
         // spread the non-signers over the set (their proofs then share few siblings, the costlier case)
         const nonSigners = new Set(Array.from({ length: nonSignerCount }, (_, k) => Math.floor(k * size / nonSignerCount)))
-        const paidGas = await certify(await paid(), nonSigners)
-        const paidRepeat = await certify(await paid(), nonSigners)
-        const unpaid = await certify(await paidTask(chain, `bench-${++task}`, { fee: 0n, requester }), nonSigners)
-        certificates.push({ operators: size, nonSignerShare: share, nonSigners: nonSignerCount, paid: paidGas, paidRepeat, unpaid })
+        const paidCold = await certify(set, nonSigners, true)
+        const paidSteady = await certify(set, nonSigners, true)
+        const unpaid = await certify(set, nonSigners, false)
+        certificates.push({ operators: size, nonSignerShare: share, nonSigners: nonSignerCount, unpaid, paidSteady, paidCold })
       }
     }
 
@@ -120,21 +135,53 @@ async function main (): Promise<void> {
     const { receipt: slashReceipt } = await submitEvidence(submitter, publicClient, deployment.slashing, evidence, set)
     const slashGas = Number(slashReceipt.gasUsed)
 
-    const mean = (xs: number[]): number => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)
-    console.log('submitCertificate gas (whole transaction): paid / paid, repeat non-signers / fee 0')
-    console.log(['operators', ...NON_SIGNER_SHARES.map(s => `${s * 100}% non-signers`), 'first of epoch'].map(c => c.padStart(28)).join(''))
-    for (const size of sizes) {
-      const row = certificates.filter(c => c.operators === size)
-      const first = firstOfEpoch.find(f => f.operators === size)?.gasUsed ?? 0
-      console.log([String(size), ...row.map(c => `${c.paid}/${c.paidRepeat}/${c.unpaid} (${c.nonSigners})`), String(first)].map(c => c.padStart(28)).join(''))
+    // per non-signer: from no non-signers to 10 % of the set
+    const slopes = sizes.map(size => {
+      const rows = certificates.filter(c => c.operators === size)
+      const none = rows.find(c => c.nonSigners === 0)!
+      const most = rows.reduce((a, b) => b.nonSigners > a.nonSigners ? b : a)
+      const slope = (column: Column): number => Math.round((most[column] - none[column]) / most.nonSigners)
+      return { operators: size, nonSigners: most.nonSigners, unpaid: slope('unpaid'), paidSteady: slope('paidSteady'), paidCold: slope('paidCold') }
+    })
+    const atLargest = certificates.find(c => c.operators === largest && c.nonSigners === 0)!
+    const slopeAtLargest = slopes.find(s => s.operators === largest)!
+    const perNonSignerLimit = BEFORE_PAYMENTS.perNonSigner + GOAL.extraPerNonSigner
+    const goals = {
+      operators: largest,
+      noNonSigners: { limit: GOAL.noNonSigners, paidSteady: atLargest.paidSteady, paidCold: atLargest.paidCold, met: atLargest.paidSteady <= GOAL.noNonSigners },
+      perNonSigner: { limit: perNonSignerLimit, paidSteady: slopeAtLargest.paidSteady, paidCold: slopeAtLargest.paidCold, met: slopeAtLargest.paidSteady <= perNonSignerLimit }
     }
+
+    const mean = (xs: number[]): number => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)
+    const cell = (s: string, width = 16): string => s.padStart(width)
+    console.log('submitCertificate gas (whole transaction); paid steady = not the first of its epoch, paid cold = first of its epoch with fresh non-signers')
+    console.log([cell('operators', 10), cell('non-signers', 12), ...COLUMNS.map(c => cell(c)), cell('steady − unpaid')].join(''))
+    for (const c of certificates) {
+      console.log([cell(String(c.operators), 10), cell(`${c.nonSigners} (${c.nonSignerShare * 100}%)`, 12), ...COLUMNS.map(k => cell(String(c[k]))), cell(String(c.paidSteady - c.unpaid))].join(''))
+    }
+    console.log('per non-signer (0 → 10 % of the set)')
+    for (const s of slopes) {
+      console.log([cell(String(s.operators), 10), cell(`${s.nonSigners}`, 12), ...COLUMNS.map(k => cell(String(s[k])))].join(''))
+    }
+    const verdict = (value: number, limit: number): string => value <= limit ? `met (${limit - value} under)` : `missed by ${value - limit}`
+    console.log(`goal at ${largest} operators, no non-signers, ≤ ${GOAL.noNonSigners}: paid steady ${atLargest.paidSteady} ${verdict(atLargest.paidSteady, GOAL.noNonSigners)}; paid cold ${atLargest.paidCold} ${verdict(atLargest.paidCold, GOAL.noNonSigners)}`)
+    console.log(`goal per non-signer ≤ ${BEFORE_PAYMENTS.perNonSigner} (before payments) + ${GOAL.extraPerNonSigner} = ${perNonSignerLimit}: paid steady ${slopeAtLargest.paidSteady} ${verdict(slopeAtLargest.paidSteady, perNonSignerLimit)}; paid cold ${slopeAtLargest.paidCold} ${verdict(slopeAtLargest.paidCold, perNonSignerLimit)}`)
     console.log(`register: ${mean(registerGas)} gas (mean of ${registerGas.length}); advanceEpoch: ${epochGas.map(e => `${e.operators} ops ${e.gasUsed}`).join(', ')}; submitEvidence (slash): ${slashGas}`)
 
     const out = resolve(values.out)
     await mkdir(dirname(out), { recursive: true })
     await writeFile(out, JSON.stringify({
-      benchmark: 'gas', date: new Date().toISOString(), node: process.version, chain: 'anvil prague', note: 'receipt gasUsed, including the 21000 base and calldata; paid = funded requester, registered model, fresh non-signer records; paidRepeat = the same non-signers again; unpaid = fee-0 task',
-      submitCertificate: certificates, firstPaidCertificateOfEpoch: firstOfEpoch, register: { mean: mean(registerGas), samples: registerGas.length }, advanceEpoch: epochGas, submitEvidence: slashGas
+      benchmark: 'gas',
+      date: new Date().toISOString(),
+      node: process.version,
+      chain: 'anvil prague',
+      note: 'receipt gasUsed, including the 21000 base and calldata; unpaid = fee 0; paidSteady = a paid certificate that is not the first of its epoch (every slot it writes already non-zero); paidCold = the first of its epoch, non-signers never recorded; perNonSigner = (10 % − 0 %) / non-signers at 10 %',
+      submitCertificate: certificates,
+      perNonSigner: slopes,
+      goals,
+      register: { mean: mean(registerGas), samples: registerGas.length },
+      advanceEpoch: epochGas,
+      submitEvidence: slashGas
     }, null, 2) + '\n')
     console.log(`wrote ${out}`)
   } finally {

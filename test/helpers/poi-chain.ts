@@ -14,7 +14,7 @@ import {
 import { mnemonicToAccount, type HDAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import {
-  OperatorRegistryAbi, advanceEpoch, contractErrorArgs, contractErrorName,
+  OperatorRegistryAbi, TestTokenAbi, TestTokenBytecode, advanceEpoch, contractErrorArgs, contractErrorName,
   deployParameters, deployPoi, registerOperator, startAnvil, type Anvil, type AnvilOptions, type DeployPoiParameters,
   type Deployment
 } from '../../contracts/index.js'
@@ -39,8 +39,17 @@ export type PoiChain = {
   stop: () => Promise<void>
 }
 
-/** Starts anvil (anvilOptions.accounts funded accounts, default 10) and deploys the contracts from account 0 with `params`. */
-export async function startPoiChain (params: DeployPoiParameters = {}, anvilOptions: AnvilOptions = {}): Promise<PoiChain> {
+export type PoiChainOptions = {
+  /** Deploy a TestToken (anyone may mint it) from account 0 first and make it the payment asset (overrides params.asset). */
+  testToken?: boolean
+}
+
+/**
+ * Starts anvil (anvilOptions.accounts funded accounts, default 10) and deploys the contracts from
+ * account 0 with `params`; with options.testToken the payment asset is a fresh TestToken
+ * (deployment.paymentAsset).
+ */
+export async function startPoiChain (params: DeployPoiParameters = {}, anvilOptions: AnvilOptions = {}, options: PoiChainOptions = {}): Promise<PoiChain> {
   const anvil = await startAnvil(anvilOptions)
   try {
     const transport = http(anvil.rpcUrl)
@@ -48,6 +57,12 @@ export async function startPoiChain (params: DeployPoiParameters = {}, anvilOpti
     const testClient = createTestClient({ chain: foundry, mode: 'anvil', transport })
     // derived from anvil's mnemonic, which funds as many accounts as asked (ANVIL_PRIVATE_KEYS lists the first 10)
     const wallets = Array.from({ length: anvilOptions.accounts ?? ANVIL_ACCOUNTS }, (_, i) => walletFor(anvil.rpcUrl, mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: i })))
+    if (options.testToken === true) {
+      const hash = await wallets[0].deployContract({ abi: TestTokenAbi, bytecode: TestTokenBytecode, args: ['poi test token', 'POIT'] })
+      const { contractAddress } = await publicClient.waitForTransactionReceipt({ hash })
+      if (contractAddress == null) throw new Error(`deploying TestToken: receipt of ${hash} has no contract address`)
+      params = { ...params, asset: contractAddress }
+    }
     const deployment = await deployPoi(wallets[0], publicClient, params)
     return { anvil, publicClient, testClient, wallets, deployment, params: deployParameters(params), stop: anvil.stop }
   } catch (err) {
