@@ -170,7 +170,8 @@ export class ChainClient implements SettlementChain, PaymentChain {
    */
   async requesterAccount (requester: `0x${string}`, taskIds: readonly Uint8Array[]): Promise<RequesterAccount> {
     const address = this.config.taskManager
-    const blockNumber = await this.publicClient.getBlockNumber()
+    // Not viem's cached block number: a deposit mined a moment ago must count.
+    const blockNumber = await this.publicClient.getBlockNumber({ cacheTime: 0 })
     const [available, shortfall, ...settled] = await Promise.all([
       this.publicClient.readContract({ address, abi: TaskManagerAbi, functionName: 'availableBalance', args: [requester], blockNumber }),
       this.publicClient.readContract({ address, abi: TaskManagerAbi, functionName: 'shortfallOf', args: [requester], blockNumber }),
