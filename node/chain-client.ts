@@ -165,6 +165,16 @@ export class ChainClient implements SettlementChain, PaymentChain {
   }
 
   /**
+   * The least fee a task for `modelId` may offer: the model's fee plus the network minimum (what
+   * full nodes and the TaskManager require). Throws when the model is not registered.
+   */
+  async minimumFee (modelId: Uint8Array): Promise<bigint> {
+    const [{ minTaskFee }, modelFee] = await Promise.all([this.paymentTerms(), this.modelFee(modelId)])
+    if (modelFee === undefined) throw new PoiError('ERR_MODEL_NOT_REGISTERED', `model ${bytesToHex(modelId)} is not registered in ModelRegistry ${this.config.modelRegistry}, so it has no fee; publish it with poi model publish --chain`)
+    return modelFee + minTaskFee
+  }
+
+  /**
    * `requester`'s available deposit and shortfall and whether each of `taskIds` is settled, all
    * at one block: a task counted settled has its fee already out of that balance.
    */

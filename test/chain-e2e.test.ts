@@ -14,7 +14,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, registerModel, setModelActive } from '../contracts/index.js'
 import { resolveConfig } from '../node/config.js'
-import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
+import { exampleInput, fundRequester, startLocalNetwork, type LocalNetwork } from '../node/cli/devnet.js'
 import { encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
 import { npmModelSampleInput, resolveNpmModel, type ResolvedNpmModel } from '../node/fixtures/index.js'
 import { loadKeystore, type Keystore } from '../node/keys.js'
@@ -72,6 +72,8 @@ describe('end to end on a real chain (anvil)', function () {
   let model: ModelDir
   let requester: PoiNode
   let requesterKeys: Keystore
+  /** The shipped model's fee plus the network minimum. */
+  let fee: bigint
   const nodes: PoiNode[] = []
   const extraChildren: ChildNode[] = []
 
@@ -89,6 +91,9 @@ describe('end to end on a real chain (anvil)', function () {
     net = await startLocalNetwork({ root, operators: 4, chain: true })
     requester = await lightNode('requester')
     requesterKeys = await loadKeystore(join(root, 'requester', 'keys'))
+    // Full nodes on a chain admit only tasks a deposit pays for (the CLI requests below use this keystore too).
+    await fundRequester(net.chain!, requesterKeys.account)
+    fee = await net.chain!.client.minimumFee(model.modelId)
   })
 
   after(async () => {
@@ -109,7 +114,7 @@ describe('end to end on a real chain (anvil)', function () {
   })
 
   it('settles the certificate on-chain with the result the requester verified', async () => {
-    const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: TASK_TIMEOUT_MS })
+    const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(), fee, timeoutMs: TASK_TIMEOUT_MS })
     const accepted = await net.chain!.client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
     assert.equal(accepted.resultHash, to0xHex(result.certificate.resultHash))
     assert.equal(accepted.outputRef, to0xHex(result.certificate.outputRef))
@@ -127,7 +132,7 @@ describe('end to end on a real chain (anvil)', function () {
   it('poi request and poi result work with only a bootstrap address and an RPC URL', async () => {
     // No deployment file: the bootstrap node names the contracts, checked on the chain.
     const args = ['--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl]
-    const requested = await poi('request', ...args, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
+    const requested = await poi('request', ...args, '--keystore', requesterKeys.dir, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
     assert.match(requested.stderr, /TaskManager 0x[0-9a-fA-F]{40} \(named by the bootstrap node, checked on-chain\)/)
     const requestLine = JSON.parse(requested.stdout.trim()) as { taskId: `0x${string}`, resultHash: string, signers: number[] }
     assert.ok(requestLine.signers.length >= 3)
@@ -217,7 +222,7 @@ describe('end to end on a real chain (anvil)', function () {
     const sample = npmModelSampleInput('ppocr-cls')
     const input = encodeTensorFile(sample)
     assert.ok(input.length > MAX_INLINE_INPUT_BYTES)
-    const result = await requestInference(requester, requesterKeys.account, { modelId: cls.modelId, input, timeoutMs: TASK_TIMEOUT_MS })
+    const result = await requestInference(requester, requesterKeys.account, { modelId: cls.modelId, input, fee: await client.minimumFee(cls.modelId), timeoutMs: TASK_TIMEOUT_MS })
     assert.equal(to0xHex(result.certificate.resultHash), `0x${await directResultHash(cls, sample)}`)
     const accepted = await client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
     const output = await fetchOutput(requester, hexToBytes(accepted.outputRef), hexToBytes(accepted.resultHash))
@@ -228,7 +233,7 @@ describe('end to end on a real chain (anvil)', function () {
     const cls = await registeredOcrModel()
     const sample = npmModelSampleInput('ppocr-cls')
     const input = encodeTensorFile(sample)
-    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl, '--model', modelIdToString(cls.modelId)]
+    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl, '--keystore', requesterKeys.dir, '--model', modelIdToString(cls.modelId)]
     const samplePath = join(root, 'ocr-sample.poit')
     await writeFile(samplePath, input)
     const viaCli = await poi(...args, '--input', `@${samplePath}`)
@@ -256,7 +261,7 @@ describe('end to end on a real chain (anvil)', function () {
     nodes.push(cheat)
     await until(() => cheat.meshPeers('tasks') > 0 && cheat.meshPeers('attestations') > 0, FOLLOW_UP_TIMEOUT_MS, 'the cheating node joining the tasks and attestations meshes')
     const taskSeen = waitForEvent(cheat, 'task', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'task reaching the cheating node' })
-    const request = requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(5), timeoutMs: TASK_TIMEOUT_MS })
+    const request = requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(5), fee, timeoutMs: TASK_TIMEOUT_MS })
     request.catch(() => {}) // awaited below; until then a failing wait reports first
     const { taskId } = await taskSeen
     for (const text of ['answer A', 'answer B']) {
@@ -284,7 +289,7 @@ describe('end to end on a real chain (anvil)', function () {
     try {
       await second.ready()
       await second.waitFor(e => e.event === 'mesh' && (e.attestations as number) > 0 && (e.certificates as number) > 0, FOLLOW_UP_TIMEOUT_MS, 'mesh event with attestations and certificates peers')
-      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(7), timeoutMs: TASK_TIMEOUT_MS })
+      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(7), fee, timeoutMs: TASK_TIMEOUT_MS })
       const id = to0xHex(result.taskId).slice(2)
       await client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
       const settled = async (c: ChildNode): Promise<PoiEvent> =>
@@ -310,7 +315,7 @@ describe('end to end on a real chain (anvil)', function () {
     await chainControl.setAutomine(false)
     let mining = false
     try {
-      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(9), timeoutMs: TASK_TIMEOUT_MS })
+      const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(9), fee, timeoutMs: TASK_TIMEOUT_MS })
       const id = to0xHex(result.taskId)
       await net.aggregator.waitForEvent('certificate', e => e.taskId === id, FOLLOW_UP_TIMEOUT_MS, `certificate event for task ${id}`)
       net.aggregator.proc.kill('SIGKILL')

@@ -17,13 +17,13 @@ import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
 import { UsageError, num, parse } from './args.js'
 import { prepareNodeDir } from './launcher.js'
-import { startLocalNetwork, type LocalNetwork } from './local-network.js'
+import { fundRequester, startLocalNetwork, type LocalNetwork } from './local-network.js'
 import { waitForModels, type ModelOutcome } from './model-wait.js'
 import { formatSummary } from './summary.js'
 
 // Kept here for the tests and benchmarks that import them from the devnet.
 export { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
-export { startLocalNetwork } from './local-network.js'
+export { DEVNET_REQUESTER_DEPOSIT_WEI, fundRequester, startLocalNetwork } from './local-network.js'
 export type { LocalNetwork, LocalNetworkOptions } from './local-network.js'
 
 export const DEFAULT_DEVNET_OPERATORS = 4
@@ -110,11 +110,13 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     prefetched?.catch(() => {}) // awaited below; a failure before then must not go unhandled
     const keys = (await prepareNodeDir(root, 'requester')).keys
     const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [], chain: net.chain?.client.config })
+    // On a chain, full nodes admit only tasks a deposit pays for, at the model's fee plus the network minimum.
+    if (net.chain != null) await fundRequester(net.chain, keys.account)
     requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: keys, config, operatorSet: net.operatorSet })
     progress('requester (light peer) connecting')
     await waitForNetwork(requester)
     progress(`sending a task for model ${model.manifest.name}`)
-    const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, { onProgress: progress })
+    const result = await requestInference(requester, keys.account, { modelId: model.modelId, input: exampleInput(), fee: await net.chain?.client.minimumFee(model.modelId), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, { onProgress: progress })
     console.log('\n' + formatSummary(result, net.operatorSet, `${model.manifest.name} (${mlp})`))
     // Without a chain there is no prefetch: the task made the operators fetch the model.
     const outcomes = await (prefetched ?? waitForModels(net.operators, [mlp], MODEL_FETCH_TIMEOUT_MS, { taskId: to0xHex(result.taskId) }))
@@ -179,7 +181,7 @@ async function reportSettlement (net: LocalNetwork, requester: PoiNode, result: 
 async function runExtraModelTask (net: LocalNetwork, requester: PoiNode, account: PrivateKeyAccount, m: ExtraModel, progress: (line: string) => void): Promise<void> {
   const input = encodeTensorFile(npmModelSampleInput(m.key))
   progress(`sending a task for ${m.name}, a real model from npm, with its ${input.length}-byte sample input`)
-  const r = await requestInference(requester, account, { modelId: m.modelId, input, timeoutMs: DEVNET_TASK_TIMEOUT_MS }, { onProgress: progress })
+  const r = await requestInference(requester, account, { modelId: m.modelId, input, fee: await net.chain?.client.minimumFee(m.modelId), timeoutMs: DEVNET_TASK_TIMEOUT_MS }, { onProgress: progress })
   const settled = net.chain != null ? await net.chain.client.waitForAcceptance(r.taskId, SETTLEMENT_TIMEOUT_MS) : undefined
   console.log([
     '',

@@ -7,10 +7,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createPublicClient, createWalletClient, defineChain, http, type PublicClient } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
 import {
-  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil,
+  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, deposit, registerModel, registerOperator, startAnvil, type Anvil,
   type Deployment
 } from '../../contracts/index.js'
 import { ChainClient } from '../chain-client.js'
@@ -140,6 +140,24 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
 const DEVNET_DEPLOY = { epochDuration: 0n, exitDelay: 60n, minStake: 10n ** 18n }
 /** Gas money for every node that sends transactions. */
 const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
+/**
+ * What a devnet requester deposits for its tasks: full nodes on a chain admit only tasks a
+ * deposit covers. 1 ETH pays for 10,000 tasks at the default network minimum.
+ */
+export const DEVNET_REQUESTER_DEPOSIT_WEI = 10n ** 18n
+
+/**
+ * Gives `account` gas money from anvil's first account and deposits `amount` for its tasks in
+ * the TaskManager's vault (devnets and tests only).
+ */
+export async function fundRequester (chain: NonNullable<LocalNetwork['chain']>, account: PrivateKeyAccount, amount = DEVNET_REQUESTER_DEPOSIT_WEI): Promise<void> {
+  const { anvil, client } = chain
+  const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
+  const transport = http(anvil.rpcUrl)
+  const funder = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+  await client.publicClient.waitForTransactionReceipt({ hash: await funder.sendTransaction({ to: account.address, value: DEVNET_FUNDING_WEI }) })
+  await deposit(createWalletClient({ chain: chainDef, transport, account }), client.publicClient, chain.deployment.taskManager, amount)
+}
 
 /**
  * Starts anvil, deploys the contracts from anvil's first account, funds the
