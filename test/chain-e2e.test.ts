@@ -74,6 +74,8 @@ describe('end to end on a real chain (anvil)', function () {
   let requesterKeys: Keystore
   /** The shipped model's fee plus the network minimum. */
   let fee: bigint
+  /** A funded requester keystore for `poi request`. */
+  let cliKeystore: string
   const nodes: PoiNode[] = []
   const extraChildren: ChildNode[] = []
 
@@ -91,8 +93,11 @@ describe('end to end on a real chain (anvil)', function () {
     net = await startLocalNetwork({ root, operators: 4, chain: true })
     requester = await lightNode('requester')
     requesterKeys = await loadKeystore(join(root, 'requester', 'keys'))
-    // Full nodes on a chain admit only tasks a deposit pays for (the CLI requests below use this keystore too).
+    // Full nodes on a chain admit only tasks a deposit pays for. The CLI requests below sign with
+    // a keystore of their own (a second process must not share the requester's peer id).
     await fundRequester(net.chain!, requesterKeys.account)
+    cliKeystore = (await prepareNodeDir(root, 'cli-requester')).keystore
+    await fundRequester(net.chain!, (await loadKeystore(cliKeystore)).account)
     fee = await net.chain!.client.minimumFee(model.modelId)
   })
 
@@ -132,7 +137,7 @@ describe('end to end on a real chain (anvil)', function () {
   it('poi request and poi result work with only a bootstrap address and an RPC URL', async () => {
     // No deployment file: the bootstrap node names the contracts, checked on the chain.
     const args = ['--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl]
-    const requested = await poi('request', ...args, '--keystore', requesterKeys.dir, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
+    const requested = await poi('request', ...args, '--keystore', cliKeystore, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
     assert.match(requested.stderr, /TaskManager 0x[0-9a-fA-F]{40} \(named by the bootstrap node, checked on-chain\)/)
     const requestLine = JSON.parse(requested.stdout.trim()) as { taskId: `0x${string}`, resultHash: string, signers: number[] }
     assert.ok(requestLine.signers.length >= 3)
@@ -233,7 +238,7 @@ describe('end to end on a real chain (anvil)', function () {
     const cls = await registeredOcrModel()
     const sample = npmModelSampleInput('ppocr-cls')
     const input = encodeTensorFile(sample)
-    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl, '--keystore', requesterKeys.dir, '--model', modelIdToString(cls.modelId)]
+    const args = ['request', '--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl, '--keystore', cliKeystore, '--model', modelIdToString(cls.modelId)]
     const samplePath = join(root, 'ocr-sample.poit')
     await writeFile(samplePath, input)
     const viaCli = await poi(...args, '--input', `@${samplePath}`)

@@ -173,8 +173,9 @@ export class Relay implements Startable {
     if (typeof checked === 'string') return checked
     const { task, taskId } = checked
     const id = toHex(taskId)
-    // Signing a task costs its requester nothing yet (no deposit before the economy issue):
-    // past the bound, new tasks are dropped until old ones are forgotten, rather than grow memory.
+    // Without a chain, signing a task costs its requester nothing (with one, the payment gate
+    // below makes it cost a deposit): past the bound, new tasks are dropped until old ones are
+    // forgotten, rather than grow memory.
     if (!tasks.has(id) && tasks.size >= MAX_TRACKED_TASKS) return this.refuse('task', from, `task ${id}: this node already tracks ${tasks.size} tasks (MAX_TRACKED_TASKS)`, 'ignore')
     if (modelGate != null) {
       let refusal: string | undefined
