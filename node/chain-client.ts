@@ -13,7 +13,10 @@ import {
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import type { StoredConflict, StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
-import { PermanentSubmissionError, type Settlement, type SettlementChain, type SubmitOptions, type TxReceipt } from './roles/index.js'
+import {
+  PermanentSubmissionError, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain,
+  type SubmitOptions, type TxReceipt
+} from './roles/index.js'
 
 const log = logger('poi:chain')
 
@@ -82,7 +85,7 @@ export class ChainUnreachableError extends PoiError {
  * registry's events, checked against the stored root), and, with an
  * account, the transactions that settle certificates and slash equivocators.
  */
-export class ChainClient implements SettlementChain {
+export class ChainClient implements SettlementChain, PaymentChain {
   readonly config: ChainConfig
   readonly publicClient: PublicClient
   readonly walletClient: WalletClient<Transport, Chain, Account> | undefined
@@ -141,6 +144,41 @@ export class ChainClient implements SettlementChain {
     const allowed = await this.allowCache.get(`${bytesToHex(modelId)}/${requester.toLowerCase()}`,
       async () => await isModelAllowed(this.publicClient, registry, modelId, requester))
     return allowed ? undefined : `requester ${requester} is not on the allowlist of model ${bytesToHex(modelId)}`
+  }
+
+  /** The TaskManager's minimum fee and settlement window (immutable: read by the caller once). */
+  async paymentTerms (): Promise<PaymentTerms> {
+    const { taskManager } = this.config
+    const [minTaskFee, settlementWindow] = await Promise.all([
+      this.publicClient.readContract({ address: taskManager, abi: TaskManagerAbi, functionName: 'minTaskFee' }),
+      this.publicClient.readContract({ address: taskManager, abi: TaskManagerAbi, functionName: 'settlementWindow' })
+    ])
+    return { minTaskFee, settlementWindowMs: Number(settlementWindow) * 1000 }
+  }
+
+  /**
+   * The model's fee (wei, from the cached registry entry); undefined when it is not registered.
+   * A deployment without a ModelRegistry charges no model fee.
+   */
+  async modelFee (modelId: Uint8Array): Promise<bigint | undefined> {
+    if (this.config.modelRegistry == null) return 0n
+    return (await this.model(modelId))?.fee
+  }
+
+  /**
+   * `requester`'s available deposit and shortfall and whether each of `taskIds` is settled, all
+   * at one block: a task counted settled has its fee already out of that balance.
+   */
+  async requesterAccount (requester: `0x${string}`, taskIds: readonly Uint8Array[]): Promise<RequesterAccount> {
+    const address = this.config.taskManager
+    // Not viem's cached block number: a deposit mined a moment ago must count.
+    const blockNumber = await this.publicClient.getBlockNumber({ cacheTime: 0 })
+    const [available, shortfall, ...settled] = await Promise.all([
+      this.publicClient.readContract({ address, abi: TaskManagerAbi, functionName: 'availableBalance', args: [requester], blockNumber }),
+      this.publicClient.readContract({ address, abi: TaskManagerAbi, functionName: 'shortfallOf', args: [requester], blockNumber }),
+      ...taskIds.map(async (id) => await this.publicClient.readContract({ address, abi: TaskManagerAbi, functionName: 'isSettled', args: [bytesToHex(id)], blockNumber }))
+    ])
+    return { available: available as bigint, shortfall: shortfall as bigint, settled: settled as boolean[] }
   }
 
   /** Models registered in blocks fromBlock..toBlock that are active now, in registration order. */

@@ -23,11 +23,11 @@ import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
 import { peerIdentityOf } from './peer-identity.js'
 import {
   AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
-  createStreamData, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
-  type PoiNodeEvents, type Relay, type SettlementChain, type StreamData
+  createStreamData, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
+  type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData
 } from './roles/index.js'
 
-export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate } from './roles/index.js'
+export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
 
 const log = logger('poi:node')
 
@@ -61,6 +61,12 @@ export interface PoiNodeOptions {
    */
   modelGate?: ModelGate
   /**
+   * The chain's vault and fees (a ChainClient): tasks are admitted only when their fee covers
+   * the model's fee plus the network minimum and their requester's deposit pays for them
+   * (node/roles/payment-gate.ts). Without it (no chain), any fee is admitted.
+   */
+  payments?: PaymentChain
+  /**
    * A relay-only full node (neither operating nor aggregating) aggregates as a backup unless
    * this is false: it forms and gossips a task's certificate only when none has appeared a
    * short while after its quorum could form (BACKUP_AGGREGATION_DELAY_MS), so a dead
@@ -89,6 +95,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly operator: Operator | undefined
   private readonly aggregator: Aggregator | undefined
   private readonly relay: Relay
+  /** Admits only paid-for tasks (nodes with a chain). */
+  readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
   private readonly verifier = new BufferedVerifier()
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
@@ -120,11 +128,20 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.operator = opts.operate && store != null
       ? createOperator({ ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att) })
       : undefined
+    const paymentGate = opts.payments != null && !opts.light ? new PaymentGate(opts.payments) : undefined
+    this.paymentGate = paymentGate
+    if (paymentGate != null) {
+      // A certified task is looked up on-chain at its requester's next vault read; one that
+      // ended NoQuorum costs nothing.
+      this.addEventListener('certificate', ({ detail }) => { paymentGate.certified(detail.certificate.taskId) })
+      this.addEventListener('no-quorum', ({ detail }) => { paymentGate.ended(detail.taskId) })
+    }
     this.relay = createRelay(
-      { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, conflicts },
+      { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, paymentGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
     this.services.push(...this.servers(), this.models, this.streamData)
+    if (paymentGate != null) this.services.push(paymentGate)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
     if (submitter != null) this.services.push({ start: async () => { await submitter.start() }, stop: async () => { await submitter.stop() } })

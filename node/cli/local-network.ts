@@ -7,10 +7,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createPublicClient, createWalletClient, defineChain, http, type PublicClient } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
 import {
-  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, registerModel, registerOperator, startAnvil, type Anvil,
+  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, deposit, registerModel, registerOperator, startAnvil, type Anvil,
   type Deployment
 } from '../../contracts/index.js'
 import { ChainClient } from '../chain-client.js'
@@ -160,7 +160,6 @@ const DEVNET_DEPLOY = { epochDuration: 0n, exitDelay: 60n, minStake: 10n ** 18n,
 export const DEVNET_MODEL_FEE = 10n ** 15n
 /** Gas money for every node that sends transactions. */
 const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
-
 /**
  * Starts anvil, deploys the contracts from anvil's first account, funds the
  * operators and aggregators, registers each operator with its own keys

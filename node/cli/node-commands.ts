@@ -33,6 +33,7 @@ export async function runRole (role: NodeRoleName, args: string[]): Promise<void
     operatorSet,
     settlement: aggregate ? chain : undefined,
     modelGate: chain?.config.modelRegistry != null ? chain : undefined,
+    payments: chain,
     probe: values.probe === true,
     // A certificate of an epoch this node has not polled yet still verifies (read from the chain).
     readOperatorSet: chain != null ? async (epoch) => await chain.operatorSet(epoch) : undefined

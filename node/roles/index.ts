@@ -9,7 +9,8 @@
  * - model service: shares models on the DHT, fetches and prefetches them;
  * - stream data: inputs and outputs by reference;
  * - conflicts: conflicting certificates (and a certificate against an attestation) kept as evidence;
- * - submitter: gets certificates and evidence on-chain exactly once.
+ * - submitter: gets certificates and evidence on-chain exactly once;
+ * - payment gate: on a chain, admits only tasks their requesters' deposits pay for.
  */
 export { createEpochs, Epochs, type EpochsComponents, type EpochsInit } from './epochs.js'
 export { TaskBook, TASK_MEMORY_TTL_MS, type TrackedTask } from './task-book.js'
@@ -22,6 +23,10 @@ export {
 export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
 export { createOperator, Operator, type OperatorComponents } from './operator.js'
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
+export {
+  PaymentGate, PAYMENT_CACHE_MS, PAYMENT_SWEEP_MS,
+  type PaymentChain, type PaymentGateInit, type PaymentRefusal, type PaymentTerms, type RequesterAccount
+} from './payment-gate.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
 export {
   Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS,

@@ -33,6 +33,7 @@ import { preciseNow, type NodeEvents } from './events.js'
 import { displayModelId, type ModelService } from './model-service.js'
 import { ForgottenTasks, type ForgottenTasksInit } from './forgotten-tasks.js'
 import type { Operator } from './operator.js'
+import type { PaymentGate, PaymentRefusal } from './payment-gate.js'
 import type { StreamData } from './stream-data.js'
 import type { TaskBook } from './task-book.js'
 
@@ -65,6 +66,8 @@ export interface RelayComponents {
   modelGate?: ModelGate
   /** Full nodes only: keeps conflicting certificates (and a certificate against an attestation) as evidence. */
   conflicts?: Conflicts
+  /** On a node with a chain: admits only tasks their requesters' deposits pay for. */
+  paymentGate?: PaymentGate
 }
 
 export interface RelayInit {
@@ -158,7 +161,7 @@ export class Relay implements Startable {
   }
 
   private async validateTask (data: Uint8Array, from: string): Promise<Verdict> {
-    const { epochs, tasks, models, modelGate, store, aggregator } = this.components
+    const { epochs, tasks, models, modelGate, paymentGate, store, aggregator } = this.components
     const set = epochs.current
     const checked = this.verdictOf('task', from, await checkTask(data, {
       chainId: set.domain.chainId,
@@ -173,8 +176,9 @@ export class Relay implements Startable {
     if (typeof checked === 'string') return checked
     const { task, taskId } = checked
     const id = toHex(taskId)
-    // Signing a task costs its requester nothing yet (no deposit before the economy issue):
-    // past the bound, new tasks are dropped until old ones are forgotten, rather than grow memory.
+    // Without a chain, signing a task costs its requester nothing (with one, the payment gate
+    // below makes it cost a deposit): past the bound, new tasks are dropped until old ones are
+    // forgotten, rather than grow memory.
     if (!tasks.has(id) && tasks.size >= MAX_TRACKED_TASKS) return this.refuse('task', from, `task ${id}: this node already tracks ${tasks.size} tasks (MAX_TRACKED_TASKS)`, 'ignore')
     if (modelGate != null) {
       let refusal: string | undefined
@@ -187,12 +191,27 @@ export class Relay implements Startable {
       // honestly disagree, and must not lose score.
       if (refusal !== undefined) return this.refuse('task', from, `task ${id}: ${refusal}`, 'ignore')
     }
+    if (paymentGate != null) {
+      let refusal: PaymentRefusal | undefined
+      try {
+        refusal = await paymentGate.admit(taskId, task)
+      } catch (err) {
+        refusal = { verdict: 'ignore', reason: `cannot read the requester's deposit from the chain: ${(err as Error).message.split('\n')[0]}` }
+      }
+      // A fee below the model's and the network's minimum is the requester's own signed choice:
+      // rejected. An unfunded or defaulted requester is ignored: a relay that read the vault a
+      // moment earlier may honestly have admitted the task, and must not lose score.
+      if (refusal !== undefined) return this.refuse('task', from, `task ${id}: ${refusal.reason}`, refusal.verdict)
+    }
     if (task.inputRef.length > 0) {
       // A node forwards a task only once it holds the task's input, so the peer that sent it
       // has the input and the next hops can fetch it here: no operator ever gets a task whose
       // input it cannot reach. So a forwarder that says it lacks the input is at fault (rejected).
       const missing = await this.components.streamData.hold('input', task.inputRef, from, Number(task.deadline))
-      if (missing !== undefined) return this.refuse('task', from, `task ${id}: ${missing.reason}`, missing.verdict)
+      if (missing !== undefined) {
+        if (!tasks.has(id)) paymentGate?.release(taskId)
+        return this.refuse('task', from, `task ${id}: ${missing.reason}`, missing.verdict)
+      }
     }
     if (tasks.has(id)) return 'ignore'
     // A task re-gossiped after a restart: if we already hold its certificate, it is settled

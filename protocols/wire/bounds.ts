@@ -215,6 +215,25 @@ export const MAX_LEDGER_FIRST_RESULTS = 65_536
 /** How often the ledger drops first results of tasks the TaskBook no longer tracks. */
 export const LEDGER_SWEEP_MS = 15_000
 
+// ── paid admission (node/roles/payment-gate.ts) ─────────────────────────────────────────────
+/**
+ * Requesters whose vault reading (available deposit, shortfall) a node caches at once; past
+ * this the oldest reading is dropped and read again when needed. A reading is a few dozen bytes;
+ * any signature key can name a new requester, so the count is capped, and a dropped reading only
+ * costs one more chain read. Pending tasks are kept apart (below) and are never dropped with it.
+ */
+export const MAX_CACHED_PAYMENT_ACCOUNTS = 4_096
+/**
+ * Tasks a node counts against their requesters' deposits at once: admitted here, not yet seen
+ * settled on-chain nor ended NoQuorum, and whose deadline plus the TaskManager's settlement
+ * window has not passed (until then a certificate can still charge them). About 150 bytes each,
+ * 10 MB at most. Settled tasks leave within a cache period of their certificate, so this holds
+ * an hour (the default settlement window) of tasks that got no certificate here at 18 a second;
+ * past it new paid tasks are ignored (no penalty: the sender may be an honest relay) until
+ * pending ones leave, rather than grow memory.
+ */
+export const MAX_PENDING_PAID_TASKS = 65_536
+
 // ── stream data held for other peers (node/roles/stream-data.ts) ────────────────────────────
 
 /**

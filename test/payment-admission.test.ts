@@ -1,0 +1,264 @@
+/**
+ * Full nodes admit only paid-for tasks (issue 10, "What to build" 3): real libp2p nodes in this
+ * process against a real anvil chain. The operator set, the model's fee, the network minimum,
+ * deposits and defaults are all the chain's; requesters are anvil accounts that sign tasks for
+ * the deployed TaskManager.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
+import { ANVIL_PRIVATE_KEYS, deposit, readVault, registerModel, submitCertificate, type OnChainOperatorSet } from '../contracts/index.js'
+import { ChainClient } from '../node/chain-client.js'
+import { exampleInput } from '../node/cli/devnet.js'
+import { resolveConfig } from '../node/config.js'
+import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir } from '../node/inference/index.js'
+import { generateKeystore, loadKeystore, type Keystore } from '../node/keys.js'
+import { PoiNode, type Rejection } from '../node/poi-node.js'
+import { waitForNetwork, requestInference } from '../node/requester/index.js'
+import { PaymentGate, type PaymentChain } from '../node/roles/index.js'
+import { signTask, taskIdOf, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { ETHER, taskResult } from './consensus-fixtures.js'
+import { makeCertificate, nextEpoch, registerAll, startPoiChain, walletFor, type PoiChain } from './helpers/poi-chain.js'
+import { until } from './helpers/wait.js'
+
+const TEST_TIMEOUT_MS = 60_000
+const SETUP_TIMEOUT_MS = 120_000
+const MESH_TIMEOUT_MS = 30_000
+const REFUSAL_TIMEOUT_MS = 20_000
+const TASK_TIMEOUT_MS = 30_000
+/** The model owner's fee per task (the network minimum is the deployment default). */
+const MODEL_FEE = 20_000_000_000_000n
+/** Tasks in the burst, and how many the requester's deposit covers. */
+const BURST = 6
+const COVERED = 3
+
+/** anvil accounts used as requesters (0 deploys, 1-3 are operators). */
+const REQUESTER = { unfunded: 4, funded: 5, defaulted: 6, burst: 7, gate: 8, settled: 9 } as const
+
+describe('full nodes admit only paid-for tasks (anvil)', function () {
+  this.timeout(TEST_TIMEOUT_MS)
+  let chain: PoiChain
+  let client: ChainClient
+  let set: OnChainOperatorSet
+  let root: string
+  let modelId: Uint8Array
+  let required: bigint
+  const operatorKeys: Keystore[] = []
+  const nodes: PoiNode[] = []
+  let bootstrap: PoiNode
+  let operators: PoiNode[]
+  let aggregator: PoiNode
+  let requester: PoiNode
+  const rejections: Rejection[] = []
+  let inputs = 0
+
+  const account = (i: number): PrivateKeyAccount => privateKeyToAccount(ANVIL_PRIVATE_KEYS[i])
+  const wallet = (i: number): ReturnType<typeof walletFor> => walletFor(chain.anvil.rpcUrl, account(i))
+
+  before(async function () {
+    this.timeout(SETUP_TIMEOUT_MS)
+    root = await mkdtemp(join(tmpdir(), 'poi-payment-admission-'))
+    chain = await startPoiChain({ epochDuration: 0n })
+    for (let i = 0; i < 3; i++) {
+      await generateKeystore(join(root, `op${i}`, 'keys'))
+      operatorKeys.push(await loadKeystore(join(root, `op${i}`, 'keys')))
+    }
+    await registerAll(chain, operatorKeys.map(k => k.blsSecretKey), operatorKeys.map(() => 10n * ETHER))
+    await nextEpoch(chain)
+    // the shipped manifest names anvil's first account (wallets[0]) as its owner
+    const shipped = await loadModelDir(SHIPPED_MODEL_DIR)
+    modelId = shipped.modelId
+    await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, encodeManifest(shipped.manifest), MODEL_FEE)
+    required = MODEL_FEE + chain.params.minTaskFee
+    client = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
+    set = await client.operatorSet()
+
+    const start = async (name: string, role: { operate?: boolean, aggregate?: boolean, light?: boolean }, keys?: Keystore): Promise<PoiNode> => {
+      const dir = join(root, name)
+      if (keys == null) {
+        await generateKeystore(join(dir, 'keys'))
+        keys = await loadKeystore(join(dir, 'keys'))
+      }
+      const light = role.light === true
+      const node = await PoiNode.start({
+        operate: role.operate === true,
+        aggregate: role.aggregate === true,
+        light,
+        keystore: keys,
+        config: resolveConfig({
+          keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(root, 'unused-genesis.json'), chain: client.config,
+          listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes.length > 0 ? [nodes[0].addresses()[0]] : [], graceMs: 250
+        }),
+        operatorSet: set,
+        modelGate: client,
+        payments: client,
+        backupAggregation: false
+      })
+      nodes.push(node)
+      return node
+    }
+    bootstrap = await start('bootstrap', {})
+    bootstrap.addEventListener('rejected', ({ detail }) => { if (detail.topic === 'task') rejections.push(detail) })
+    operators = []
+    for (let i = 0; i < operatorKeys.length; i++) operators.push(await start(`op${i}`, { operate: true }, operatorKeys[i]))
+    aggregator = await start('aggregator', { aggregate: true })
+
+    requester = await start('requester', { light: true })
+    const full = [bootstrap, ...operators, aggregator]
+    await until(() => full.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('certificates') > 0 &&
+      (operators.includes(n) ? n.topicPeers('attestations') > 0 : n.meshPeers('attestations') > 0)), MESH_TIMEOUT_MS, 'gossip meshes on every full node')
+    await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
+  })
+
+  after(async function () {
+    this.timeout(SETUP_TIMEOUT_MS)
+    await Promise.all(nodes.map(async n => await n.stop()))
+    await chain?.stop()
+    if (root != null) await rm(root, { recursive: true, force: true })
+  })
+
+  async function task (requesterIndex: number, fields: { fee?: bigint, label?: string } = {}): Promise<TaskAnnouncement> {
+    return await signTask(account(requesterIndex), set.domain.taskManager, {
+      chainId: set.domain.chainId,
+      modelId,
+      input: exampleInput(++inputs),
+      fee: fields.fee ?? required,
+      deadline: BigInt(Date.now() + TASK_TIMEOUT_MS),
+      quorumBps: 6_667,
+      nonce: BigInt('0x' + randomBytes(8).toString('hex'))
+    })
+  }
+
+  const idOf = (t: TaskAnnouncement): string => toHex(taskIdOf(t, set.domain.taskManager))
+
+  /** The bootstrap node's refusal of the task (the light requester's first hop). */
+  async function refusalOf (t: TaskAnnouncement): Promise<Rejection> {
+    const id = idOf(t)
+    await until(() => rejections.some(r => r.reason.includes(id)), REFUSAL_TIMEOUT_MS, `the bootstrap node's refusal of task ${id}`)
+    return rejections.find(r => r.reason.includes(id))!
+  }
+
+  function assertNeverRun (t: TaskAnnouncement): void {
+    const taskId = taskIdOf(t, set.domain.taskManager)
+    for (const n of [bootstrap, ...operators, aggregator]) assert.equal(n.knowsTask(taskId), false, `a full node tracks task ${toHex(taskId)}`)
+  }
+
+  it('a task from a requester with no deposit is ignored with its reason and never run', async () => {
+    const t = await task(REQUESTER.unfunded)
+    await requester.announce(t)
+    const refusal = await refusalOf(t)
+    assert.equal(refusal.verdict, 'ignore', 'the relaying peer is not penalised')
+    assert.match(refusal.reason, new RegExp(`available deposit 0 wei does not cover this task's fee ${required} wei`))
+    assertNeverRun(t)
+  })
+
+  it('a funded requester\'s task runs, certifies and is counted against its deposit', async () => {
+    await deposit(wallet(REQUESTER.funded), chain.publicClient, chain.deployment.taskManager, 10n * required)
+    const result = await requestInference(requester, account(REQUESTER.funded), { modelId, input: exampleInput(++inputs), fee: required, timeoutMs: TASK_TIMEOUT_MS })
+    assert.ok(result.certificate.signedStake.length > 0)
+    assert.ok(operators.some(n => n.knowsTask(result.taskId)))
+    assert.ok(bootstrap.paymentGate!.pendingCount >= 1, 'the admitted task is counted until it settles on-chain')
+  })
+
+  it('a task whose fee is below the model\'s fee plus the network minimum is rejected with both figures', async () => {
+    await deposit(wallet(REQUESTER.funded), chain.publicClient, chain.deployment.taskManager, 10n * required)
+    const t = await task(REQUESTER.funded, { fee: required - 1n })
+    await requester.announce(t)
+    const refusal = await refusalOf(t)
+    assert.equal(refusal.verdict, 'reject', 'a fee below the minimum is the requester\'s own signed choice')
+    assert.match(refusal.reason, new RegExp(`fee ${required - 1n} wei is below the model's fee ${MODEL_FEE} wei plus the network minimum ${chain.params.minTaskFee} wei`))
+    assertNeverRun(t)
+  })
+
+  it('a requester in default is ignored, whatever it deposits afterwards', async () => {
+    // An accepted certificate its deposit could not cover: 1 wei against the task's fee.
+    await deposit(wallet(REQUESTER.defaulted), chain.publicClient, chain.deployment.taskManager, 1n)
+    const unpaid = await task(REQUESTER.defaulted)
+    const qc = makeCertificate(set, operatorKeys.map(k => k.blsSecretKey), [0, 1, 2], { ...taskResult('defaulted', 'out'), taskId: taskIdOf(unpaid, set.domain.taskManager) })
+    const { accepted } = await submitCertificate(chain.wallets[0], chain.publicClient, chain.deployment.taskManager, qc, set, unpaid)
+    assert.equal(accepted, true)
+    const vault = await readVault(chain.publicClient, chain.deployment.taskManager, account(REQUESTER.defaulted).address)
+    assert.equal(vault.shortfall, required - 1n)
+    await deposit(wallet(REQUESTER.defaulted), chain.publicClient, chain.deployment.taskManager, 10n * required)
+
+    const t = await task(REQUESTER.defaulted)
+    await requester.announce(t)
+    const refusal = await refusalOf(t)
+    assert.equal(refusal.verdict, 'ignore')
+    assert.match(refusal.reason, new RegExp(`is in default: accepted certificates left ${required - 1n} wei unpaid`))
+    assertNeverRun(t)
+  })
+
+  it(`a burst of ${BURST} tasks from a requester whose deposit covers ${COVERED} gets only ${COVERED} admitted`, async () => {
+    await deposit(wallet(REQUESTER.burst), chain.publicClient, chain.deployment.taskManager, BigInt(COVERED) * required)
+    const burst = await Promise.all(Array.from({ length: BURST }, async () => await task(REQUESTER.burst)))
+    const certified = new Set<string>()
+    requester.addEventListener('certificate', ({ detail }) => { certified.add(toHex(detail.certificate.taskId)) })
+    await Promise.all(burst.map(async t => await requester.announce(t)))
+    const ids = burst.map(idOf)
+    const refused = (): string[] => ids.filter(id => rejections.some(r => r.reason.includes(id)))
+    await until(() => refused().length >= BURST - COVERED && ids.filter(id => certified.has(id)).length >= COVERED, TASK_TIMEOUT_MS,
+      () => `${BURST - COVERED} refusals and ${COVERED} certificates (have ${refused().length} and ${ids.filter(id => certified.has(id)).length})`)
+    assert.equal(refused().length, BURST - COVERED)
+    // Every full node counts the deposit itself: none admits more than it covers.
+    for (const n of [bootstrap, ...operators, aggregator]) {
+      assert.ok(burst.filter(t => n.knowsTask(taskIdOf(t, set.domain.taskManager))).length <= COVERED, 'a full node admitted more tasks than the deposit covers')
+    }
+    for (const id of refused()) {
+      const r = rejections.find(r => r.reason.includes(id))!
+      assert.equal(r.verdict, 'ignore')
+      assert.match(r.reason, new RegExp(`available deposit ${BigInt(COVERED) * required} wei does not cover this task's fee ${required} wei plus ${BigInt(COVERED) * required} wei its ${COVERED} pending tasks`))
+    }
+    const admitted = ids.filter(id => !refused().includes(id))
+    assert.deepEqual(admitted.filter(id => certified.has(id)).sort(), [...admitted].sort(), 'every admitted task certifies')
+    for (const t of burst.filter(t => refused().includes(idOf(t)))) assertNeverRun(t)
+  })
+
+  it('reads a requester\'s vault once per cache period, however many of its tasks arrive at once', async () => {
+    await deposit(wallet(REQUESTER.gate), chain.publicClient, chain.deployment.taskManager, 2n * required)
+    let reads = 0
+    const counting: PaymentChain = {
+      paymentTerms: async () => await client.paymentTerms(),
+      modelFee: async (id) => await client.modelFee(id),
+      requesterAccount: async (r, ids) => { reads++; return await client.requesterAccount(r, ids) }
+    }
+    // A cache period far longer than the burst, so the count cannot depend on the machine's speed.
+    const gate = new PaymentGate(counting, { cacheMs: 10 * 60_000 })
+    const burst = await Promise.all(Array.from({ length: BURST }, async () => await task(REQUESTER.gate)))
+    const verdicts = await Promise.all(burst.map(async t => await gate.admit(taskIdOf(t, set.domain.taskManager), t)))
+    assert.equal(reads, 1)
+    assert.equal(verdicts.filter(v => v === undefined).length, 2)
+    assert.equal(gate.pendingCount, 2)
+    const admitted = burst.filter((_, i) => verdicts[i] === undefined)
+    const refused = burst.filter((_, i) => verdicts[i] !== undefined)
+    for (const v of verdicts.filter(v => v !== undefined)) assert.equal(v!.verdict, 'ignore')
+    // The same task again is not counted twice; one that ended NoQuorum frees its fee.
+    assert.equal(await gate.admit(taskIdOf(admitted[1], set.domain.taskManager), admitted[1]), undefined)
+    assert.equal(gate.pendingCount, 2)
+    assert.notEqual(await gate.admit(taskIdOf(refused[0], set.domain.taskManager), refused[0]), undefined)
+    gate.ended(taskIdOf(admitted[0], set.domain.taskManager))
+    assert.equal(await gate.admit(taskIdOf(refused[0], set.domain.taskManager), refused[0]), undefined)
+    assert.equal(gate.pendingCount, 2)
+    assert.equal(reads, 1)
+  })
+
+  it('a task settled on-chain stops counting against its requester at the next vault read', async () => {
+    await deposit(wallet(REQUESTER.settled), chain.publicClient, chain.deployment.taskManager, required)
+    // Read on every task, so the test does not wait out a cache period.
+    const gate = new PaymentGate(client, { cacheMs: 0 })
+    const [first, second] = await Promise.all([task(REQUESTER.settled), task(REQUESTER.settled)])
+    const firstId = taskIdOf(first, set.domain.taskManager)
+    assert.equal(await gate.admit(firstId, first), undefined)
+    assert.match((await gate.admit(taskIdOf(second, set.domain.taskManager), second))!.reason, new RegExp(`plus ${required} wei its 1 pending tasks`))
+    const qc = makeCertificate(set, operatorKeys.map(k => k.blsSecretKey), [0, 1, 2], { ...taskResult('settled', 'out'), taskId: firstId })
+    await submitCertificate(chain.wallets[0], chain.publicClient, chain.deployment.taskManager, qc, set, first)
+    gate.certified(firstId)
+    await deposit(wallet(REQUESTER.settled), chain.publicClient, chain.deployment.taskManager, required)
+    // The balance paid for the first task; counting it as pending too would refuse the second.
+    assert.equal(await gate.admit(taskIdOf(second, set.domain.taskManager), second), undefined)
+    assert.equal(gate.pendingCount, 1)
+  })
+})
