@@ -9,13 +9,13 @@ import { join } from 'node:path'
 import { privateKeyToAccount } from 'viem/accounts'
 import { bytesToHex } from 'viem'
 import { generateBlsSecretKey, signAttestation } from '../consensus/index.js'
-import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, TaskManagerAbi, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, TaskManagerAbi, deposit, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { Submitter } from '../node/roles/index.js'
-import { toHex, type QuorumCertificate } from '../protocols/wire/index.js'
+import { toHex, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { NodeStore, type Submission } from '../storage/index.js'
 import { ETHER, taskResult } from './consensus-fixtures.js'
-import { makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+import { makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 import { until } from './helpers/wait.js'
 
 const TEST_TIMEOUT_MS = 60_000
@@ -38,6 +38,8 @@ describe('submissions are never lost', function () {
     await registerAll(chain, keys, STAKES)
     await nextEpoch(chain)
     set = await readOperatorSet(chain.publicClient, chain.deployment, 1n)
+    // paidTask's requester (the last account) pays every certified task's fee (the network minimum).
+    await deposit(chain.wallets[chain.wallets.length - 1], chain.publicClient, chain.deployment.taskManager, ETHER)
     root = await mkdtemp(join(tmpdir(), 'poi-submissions-'))
   })
   afterEach(async () => {
@@ -48,8 +50,22 @@ describe('submissions are never lost', function () {
     if (root != null) await rm(root, { recursive: true, force: true })
   })
 
-  function certificates (prefix: string, n: number): QuorumCertificate[] {
-    return Array.from({ length: n }, (_, i) => makeCertificate(set, keys, [0, 1, 2], taskResult(`${prefix}-${i}`, `out-${i}`)))
+  /** The signed task of each certificate made here: the chain settles a certificate only with its task. */
+  const tasks = new Map<string, TaskAnnouncement>()
+
+  async function certificates (prefix: string, n: number): Promise<QuorumCertificate[]> {
+    return await Promise.all(Array.from({ length: n }, async (_, i) => {
+      const task = await paidTask(chain, `${prefix}-${i}`)
+      const qc = makeCertificate(set, keys, [0, 1, 2], resultOf(chain, task, `${prefix}-${i}`, `out-${i}`))
+      tasks.set(toHex(qc.taskId), task)
+      return qc
+    }))
+  }
+
+  /** Stores `qc` with its task, to be submitted (what an aggregator does when it forms one). */
+  async function putForSubmission (store: NodeStore, qc: QuorumCertificate): Promise<void> {
+    await store.putTask(qc.taskId, tasks.get(toHex(qc.taskId))!)
+    await store.putCertificate(qc, { submit: true })
   }
 
   async function client (account: number): Promise<ChainClient> {
@@ -95,10 +111,10 @@ describe('submissions are never lost', function () {
     await chain.publicClient.readContract({ address: chain.deployment.taskManager, abi: TaskManagerAbi, functionName: 'isSettled', args: [bytesToHex(qc.taskId)] })
 
   it(`a burst of ${BURST} certificates from one account all settle on-chain`, async () => {
-    const qcs = certificates('burst', BURST)
+    const qcs = await certificates('burst', BURST)
     const { store, submitter: s } = await submitter('burst', await client(9))
     await s.start()
-    for (const qc of qcs) await store.putCertificate(qc, { submit: true })
+    for (const qc of qcs) await putForSubmission(store, qc)
     for (const qc of qcs) s.kick('certificate', toHex(qc.taskId))
     const subs = await settle(store, qcs, 'burst')
     const notConfirmed = subs.filter(sub => sub.state !== 'confirmed')
@@ -108,10 +124,10 @@ describe('submissions are never lost', function () {
   })
 
   it('two accounts racing on the same tasks: each task settles once, the loser names the winner and its transaction', async () => {
-    const qcs = certificates('race', RACE)
+    const qcs = await certificates('race', RACE)
     const accounts = [7, 8]
     const racers = await Promise.all(accounts.map(async a => await submitter(`race-${a}`, await client(a))))
-    for (const { store } of racers) for (const qc of qcs) await store.putCertificate(qc, { submit: true })
+    for (const { store } of racers) for (const qc of qcs) await putForSubmission(store, qc)
     for (const qc of qcs) for (const { submitter: s } of racers) s.kick('certificate', toHex(qc.taskId))
     const outcomes = await Promise.all(racers.map(async ({ store }, i) => await settle(store, qcs, `account ${accounts[i]}`)))
     const events = await acceptances()
@@ -138,8 +154,8 @@ describe('submissions are never lost', function () {
   })
 
   it('a submitter stopped with transactions in flight, and a new one over the same store, settle everything once', async () => {
-    const sent = certificates('restart-sent', RACE)
-    const unsent = certificates('restart-unsent', 10)
+    const sent = await certificates('restart-sent', RACE)
+    const unsent = await certificates('restart-unsent', 10)
     const account = 6
     const address = privateKeyToAccount(ANVIL_PRIVATE_KEYS[account]).address
     const nonceBefore = await chain.publicClient.getTransactionCount({ address })
@@ -148,7 +164,7 @@ describe('submissions are never lost', function () {
     // No mining: the first submitter's transactions stay in the pool, their receipts never come.
     await chain.testClient.setAutomine(false)
     cleanups.push(async () => { await chain.testClient.setAutomine(true) })
-    for (const qc of [...sent, ...unsent]) await first.store.putCertificate(qc, { submit: true })
+    for (const qc of [...sent, ...unsent]) await putForSubmission(first.store, qc)
     for (const qc of sent) first.submitter.kick('certificate', toHex(qc.taskId))
     await until(async () => await chain.publicClient.getTransactionCount({ address, blockTag: 'pending' }) === nonceBefore + RACE, SETTLE_TIMEOUT_MS,
       `${RACE} transactions from account ${account} in the pool`)
@@ -175,10 +191,12 @@ describe('submissions are never lost', function () {
   })
 
   it('a certificate the contract refuses by name ends failed with that name, not retried', async () => {
-    const forged = makeCertificate(set, keys, [0, 1, 2], taskResult('forged', 'claimed'), { signedResult: taskResult('forged', 'signed') })
+    const forgedTask = await paidTask(chain, 'forged')
+    const forged = makeCertificate(set, keys, [0, 1, 2], resultOf(chain, forgedTask, 'forged', 'claimed'), { signedResult: resultOf(chain, forgedTask, 'forged', 'signed') })
+    tasks.set(toHex(forged.taskId), forgedTask)
     const { store, submitter: s } = await submitter('revert', await client(5))
     const failed = new Promise<Submission>(resolve => s.addEventListener('failed', ({ detail }) => { resolve(detail) }, { once: true }))
-    await store.putCertificate(forged, { submit: true })
+    await putForSubmission(store, forged)
     s.kick('certificate', toHex(forged.taskId))
     const [sub] = await settle(store, [forged], 'forged')
     assert.equal(sub.state, 'failed')
@@ -218,11 +236,11 @@ describe('submissions are never lost', function () {
   })
 
   it('a send refused as underpriced (another transaction holds its nonce) goes out again with bumped fees', async () => {
-    const [warmUp, qc] = certificates('bump', 2)
+    const [warmUp, qc] = await certificates('bump', 2)
     const account = 0
     const { store, submitter: s } = await submitter('bump', await client(account))
     // One certificate through first: the sender now counts this account's nonces itself.
-    await store.putCertificate(warmUp, { submit: true })
+    await putForSubmission(store, warmUp)
     s.kick('certificate', toHex(warmUp.taskId))
     await settle(store, [warmUp], 'warm-up')
     const wallet = chain.wallets[account]
@@ -234,7 +252,7 @@ describe('submissions are never lost', function () {
     const blocker = await wallet.sendTransaction({
       to: wallet.account.address, value: 0n, nonce, maxFeePerGas: fees.maxFeePerGas * 3n / 2n, maxPriorityFeePerGas: fees.maxPriorityFeePerGas * 3n / 2n
     })
-    await store.putCertificate(qc, { submit: true })
+    await putForSubmission(store, qc)
     s.kick('certificate', toHex(qc.taskId))
     let replacement: { hash: `0x${string}`, maxFeePerGas?: `0x${string}` } | undefined
     await until(async () => {
