@@ -120,13 +120,13 @@ describe('full nodes admit only paid-for tasks (anvil)', function () {
     if (root != null) await rm(root, { recursive: true, force: true })
   })
 
-  async function task (requesterIndex: number, fields: { fee?: bigint, label?: string } = {}): Promise<TaskAnnouncement> {
+  async function task (requesterIndex: number, fields: { fee?: bigint, deadline?: bigint } = {}): Promise<TaskAnnouncement> {
     return await signTask(account(requesterIndex), set.domain.taskManager, {
       chainId: set.domain.chainId,
       modelId,
       input: exampleInput(++inputs),
       fee: fields.fee ?? required,
-      deadline: BigInt(Date.now() + TASK_TIMEOUT_MS),
+      deadline: fields.deadline ?? BigInt(Date.now() + TASK_TIMEOUT_MS),
       quorumBps: 6_667,
       nonce: BigInt('0x' + randomBytes(8).toString('hex'))
     })
@@ -243,6 +243,29 @@ describe('full nodes admit only paid-for tasks (anvil)', function () {
     assert.equal(await gate.admit(taskIdOf(refused[0], set.domain.taskManager), refused[0]), undefined)
     assert.equal(gate.pendingCount, 2)
     assert.equal(reads, 1)
+  })
+
+  it('pending tasks are bounded, and one past its deadline plus the settlement window stops counting', async () => {
+    // REQUESTER.gate's deposit covers exactly 2 tasks (the test above, if it ran, deposited that and charged nothing).
+    const { available } = await readVault(chain.publicClient, chain.deployment.taskManager, account(REQUESTER.gate).address)
+    if (available < 2n * required) await deposit(wallet(REQUESTER.gate), chain.publicClient, chain.deployment.taskManager, 2n * required - available)
+    const { settlementWindowMs } = await client.paymentTerms()
+    const bounded = new PaymentGate(client, { cacheMs: 0, maxPending: 1 })
+    const [a, b] = await Promise.all([task(REQUESTER.gate), task(REQUESTER.gate)])
+    assert.equal(await bounded.admit(taskIdOf(a, set.domain.taskManager), a), undefined)
+    const refusal = await bounded.admit(taskIdOf(b, set.domain.taskManager), b)
+    assert.equal(refusal?.verdict, 'ignore')
+    assert.match(refusal!.reason, /already counts 1 unsettled paid tasks \(MAX_PENDING_PAID_TASKS\)/)
+
+    const gate = new PaymentGate(client, { cacheMs: 0 })
+    const expired = await task(REQUESTER.gate, { deadline: BigInt(Date.now() - settlementWindowMs - 1_000) })
+    const [c, d] = await Promise.all([task(REQUESTER.gate), task(REQUESTER.gate)])
+    assert.equal(await gate.admit(taskIdOf(expired, set.domain.taskManager), expired), undefined)
+    assert.equal(gate.pendingCount, 1)
+    // No certificate can charge the expired task any more: both new ones fit the deposit.
+    assert.equal(await gate.admit(taskIdOf(c, set.domain.taskManager), c), undefined)
+    assert.equal(await gate.admit(taskIdOf(d, set.domain.taskManager), d), undefined)
+    assert.equal(gate.pendingCount, 2)
   })
 
   it('a task settled on-chain stops counting against its requester at the next vault read', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { privateKeyToAccount } from 'viem/accounts'
 import { bytesToHex } from 'viem'
 import { generateBlsSecretKey, signAttestation } from '../consensus/index.js'
-import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, TaskManagerAbi, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, TaskManagerAbi, deposit, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { Submitter } from '../node/roles/index.js'
 import { toHex, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
@@ -38,6 +38,8 @@ describe('submissions are never lost', function () {
     await registerAll(chain, keys, STAKES)
     await nextEpoch(chain)
     set = await readOperatorSet(chain.publicClient, chain.deployment, 1n)
+    // paidTask's requester (the last account) pays every certified task's fee (the network minimum).
+    await deposit(chain.wallets[chain.wallets.length - 1], chain.publicClient, chain.deployment.taskManager, ETHER)
     root = await mkdtemp(join(tmpdir(), 'poi-submissions-'))
   })
   afterEach(async () => {

@@ -28,11 +28,12 @@ const log = logger('poi:payments')
 /**
  * How long a requester's vault reading is trusted. Every task is checked, so this bounds the
  * chain reads to one per requester per period, however many of its tasks arrive (a burst waits
- * for one shared read). A few seconds: a fresh deposit is seen that soon, and a withdrawal
- * request only leaves with a delay longer than any task's life plus the settlement window, so a
- * stale reading cannot let a task through that the deposit will not cover when it settles;
- * what it may miss is a charge by a certificate this node never saw, which the pending count
- * over-covers anyway.
+ * for one shared read). A few seconds: a fresh deposit is seen that soon, and a pending
+ * withdrawal already counts against the available balance (it unlocks only after any task's life
+ * plus the settlement window). What a reading cannot know is the tasks other nodes admitted and
+ * this one never saw: a node counts only its own, so a requester whose tasks reach disjoint nodes
+ * could overspend by what one period admits; its certificates then leave a shortfall, and every
+ * node ignores its tasks from its next reading on.
  */
 export const PAYMENT_CACHE_MS = 3_000
 /** How often pending tasks whose deadline plus settlement window passed are dropped. */
