@@ -1,8 +1,5 @@
 import { strict as assert } from 'node:assert'
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { createTestClient, createWalletClient, hexToBytes, http, keccak256 } from 'viem'
@@ -23,6 +20,7 @@ import { MAX_INLINE_INPUT_BYTES, encodeAttestation, signTask, taskIdOf, to0xHex 
 import { TOPICS } from '../protocols/gossip/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 import { importModel } from '../node/models/index.js'
+import { poi, poiFails } from './helpers/cli.js'
 import { directResultHash } from './helpers/direct-run.js'
 import { ownedManifest } from './helpers/model-manifests.js'
 import { until, waitForEvent } from './helpers/wait.js'
@@ -37,20 +35,6 @@ const PREFETCH_TIMEOUT_MS = 30_000
 const FOLLOW_UP_TIMEOUT_MS = 15_000
 const ETHER = 10n ** 18n
 
-const execFileAsync = promisify(execFile)
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
-
-/** Runs `poi <args>` and returns its output. */
-async function poi (...args: string[]): Promise<{ stdout: string, stderr: string }> {
-  return await execFileAsync(process.execPath, [CLI, ...args])
-}
-
-/** Runs `poi <args>`, which must fail: returns its exit code and stderr. */
-async function poiFails (...args: string[]): Promise<{ code: number, stderr: string }> {
-  const failed = await poi(...args).then(() => undefined, (err: { code: number, stderr: string }) => err)
-  assert.ok(failed != null, `poi ${args.join(' ')} succeeded`)
-  return failed
-}
 
 /**
  * The whole network with a real anvil chain, each node its own process:

@@ -1,11 +1,9 @@
 import { strict as assert } from 'node:assert'
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { loadGenesis, type OperatorSet } from '../consensus/index.js'
 import { ChildNode } from '../node/cli/launcher.js'
 import { formatError } from '../node/cli/main.js'
@@ -15,8 +13,8 @@ import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/infere
 import { KEY_FILES, generateKeystore, loadKeystore, publicKeysOf, type PublicKeys } from '../node/keys.js'
 import { ResultNotFoundError } from '../node/requester/index.js'
 import { PoiError } from '../protocols/wire/index.js'
+import { runPoi, type CliResult } from './helpers/cli.js'
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 /** Most commands here fail or finish before they touch the network; generous for a loaded machine. */
 const CLI_TIMEOUT_MS = 20_000
 /**
@@ -30,32 +28,13 @@ const STACK_FRAME = /^\s+at .+:\d+:\d+\)?$/m
 const READY_TIMEOUT_MS = 30_000
 const UNKNOWN_TASK = `0x${'ab'.repeat(32)}`
 
-interface CliResult { code: number | null, stdout: string, stderr: string }
-
-/**
- * Runs `poi <args>` with this test's Node (24), HOME pointed at a temp dir so the
- * ~/.poi defaults never touch the real home, and DEBUG unset so logs stay quiet.
- */
+/** Runs `poi <args>` with a temp HOME and DEBUG unset (helpers/cli.ts runPoi). */
 async function poi (home: string, ...args: string[]): Promise<CliResult> {
-  return await poiWithin(CLI_TIMEOUT_MS, home, ...args)
+  return await runPoi(home, CLI_TIMEOUT_MS, ...args)
 }
 
 async function poiWithin (timeoutMs: number, home: string, ...args: string[]): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home }
-  delete env.DEBUG
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return await new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`poi ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
-    }, timeoutMs)
-    child.once('error', (err) => { clearTimeout(timer); reject(err) })
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
+  return await runPoi(home, timeoutMs, ...args)
 }
 
 /**

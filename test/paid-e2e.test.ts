@@ -1,10 +1,7 @@
 import { strict as assert } from 'node:assert'
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import { join } from 'node:path'
 import { bytesToHex, hexToBytes, type TransactionReceipt } from 'viem'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import {
@@ -20,6 +17,7 @@ import { loadModelDir, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inferenc
 import { loadKeystore, type Keystore } from '../node/keys.js'
 import { PoiNode } from '../node/poi-node.js'
 import { requestInference } from '../node/requester/index.js'
+import { poi, poiFails } from './helpers/cli.js'
 
 /** A task's deadline on this network of separate processes. */
 const TASK_TIMEOUT_MS = 20_000
@@ -28,18 +26,6 @@ const ACCEPTANCE_TIMEOUT_MS = 30_000
 const ETHER = 10n ** 18n
 const BPS = 10_000n
 
-const execFileAsync = promisify(execFile)
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
-
-async function poi (...args: string[]): Promise<{ stdout: string, stderr: string }> {
-  return await execFileAsync(process.execPath, [CLI, ...args])
-}
-
-async function poiFails (...args: string[]): Promise<{ code: number, stderr: string }> {
-  const failed = await poi(...args).then(() => undefined, (err: { code: number, stderr: string }) => err)
-  assert.ok(failed != null, `poi ${args.join(' ')} succeeded`)
-  return failed
-}
 
 /** The one event line of a `--json` command. */
 function line<K extends 'rewards' | 'network' | 'result' | 'deposit'> (stdout: string, event: K): EventOf<K> {

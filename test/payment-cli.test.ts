@@ -1,39 +1,21 @@
 import { strict as assert } from 'node:assert'
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { getContractAddress, parseEther } from 'viem'
 import { TestTokenAbi, TestTokenBytecode, readVault } from '../contracts/index.js'
 import { parseEvent, type EventOf } from '../node/cli/events.js'
 import { AmountError, formatUnlock, parseAmount } from '../node/cli/payment-setup.js'
 import { writeDeployment } from '../node/deployment.js'
 import { generateKeystore, loadKeystore } from '../node/keys.js'
+import { runPoi, type CliResult } from './helpers/cli.js'
 import { anvilAccount, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../node/cli/main.js')
 /** A payment command reads a few views and sends at most one or two transactions; generous for a loaded machine. */
 const CLI_TIMEOUT_MS = 30_000
 
-interface CliResult { code: number | null, stdout: string, stderr: string }
-
 async function poi (home: string, ...args: string[]): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home }
-  delete env.DEBUG
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return await new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`poi ${args.join(' ')} did not exit within ${CLI_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
-    }, CLI_TIMEOUT_MS)
-    child.once('error', (err) => { clearTimeout(timer); reject(err) })
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
+  return await runPoi(home, CLI_TIMEOUT_MS, ...args)
 }
 
 function ok (r: CliResult): CliResult {
