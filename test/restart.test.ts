@@ -252,19 +252,23 @@ describe('restart: a node killed with SIGKILL keeps what it stored', function ()
  * (its certificate is in the store), not end `no-quorum` at its deadline.
  */
 describe('restart: an aggregator restarted from its data directory (in-process)', function () {
-  this.timeout(60_000)
+  this.timeout(90_000) // a 25 s deadline waited through, after a network start and a restart on a loaded machine
   /**
    * Short, so the test can wait for the deadline; long enough to certify, restart and
-   * resubscribe first on a loaded machine (8 s failed once under a parallel test run).
+   * resubscribe first on a loaded machine (8 s failed once under a parallel test run, 15 s once
+   * with the suite running beside four other builds and test runs, which is why the replaying
+   * peer now starts before the task and only the aggregator's restart races the deadline).
    */
-  const DEADLINE_MS = 15_000
+  const DEADLINE_MS = 25_000
   /** The deadline timer fires on the event loop of a busy process; allow it this long to show up. */
   const DEADLINE_SLACK_MS = 1_000
 
   let net: TestNetwork | undefined
   let aggregator: PoiNode | undefined
+  let replayer: PoiNode | undefined
 
   after(async function () {
+    await replayer?.stop()
     await aggregator?.stop()
     await net?.stop()
   })
@@ -273,6 +277,17 @@ describe('restart: an aggregator restarted from its data directory (in-process)'
     net = await startTestNetwork({ operators: OPERATORS })
     const model = await loadModelDir(SHIPPED_MODEL_DIR)
     await waitForNetwork(net.requester)
+    // The peer that may replay the task, started now (starting a node is slow on a loaded
+    // machine, and the task's deadline must not be spent on it) but connected to nobody: a peer
+    // that saw the task would not publish it again (gossipsub drops a duplicate).
+    replayer = await PoiNode.start({
+      operate: false,
+      aggregate: false,
+      light: false,
+      keystore: await freshKeysAsync(),
+      config: resolveConfig({ keystore: join(net.root, 'replayer', 'keys'), dataDir: join(net.root, 'replayer', 'data'), genesis: join(net.root, 'genesis.json'), listen: [LISTEN], bootstrap: [] }),
+      operatorSet: net.operatorSet
+    })
     const set = net.operatorSet
     const task = await signTask(net.requesterKeys.account, set.domain.taskManager, {
       chainId: set.domain.chainId, modelId: model.modelId, input: exampleInput(4), fee: 0n, deadline: BigInt(Date.now() + DEADLINE_MS), quorumBps: DEFAULT_QUORUM_BPS, nonce: 1n
@@ -298,7 +313,7 @@ describe('restart: an aggregator restarted from its data directory (in-process)'
     // restarted aggregator may fetch it through gossip (IHAVE/IWANT) by itself; if not, a
     // fresh peer replays it.
     if (!aggregator.knowsTask(taskId)) {
-      const replayer = await net.extraNode(await freshKeysAsync(), 'replayer')
+      await replayer.libp2p.dial(multiaddr(aggregator.addresses()[0]))
       await waitUntilSubscribed(replayer, aggregator.libp2p.peerId.toString(), EVENT_TIMEOUT_MS)
       const seen = waitForEvent(aggregator, 'task', {
         timeoutMs: Math.max(0, Number(task.deadline) - Date.now()), what: 'replayed task before its deadline (machine too slow for this test?)', filter: d => isTask(d.taskId)
