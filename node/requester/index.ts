@@ -23,4 +23,6 @@ export {
   CertificateRejectedError, AnnounceError, RequestAbortedError, formatFailures
 } from './errors.js'
 export type { PeerFailure } from './errors.js'
+export { InvalidRequestError, checkRequestParams } from './params.js'
+export type { RequestLimits } from './params.js'
 export * from './constants.js'

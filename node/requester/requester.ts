@@ -17,6 +17,7 @@ import {
 } from './errors.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
+import { checkRequestParams } from './params.js'
 
 // bench/qc-latency.ts still imports it from this file; others use the folder's index.
 export { waitForNetwork } from './network-wait.js'
@@ -85,6 +86,8 @@ export interface RequestOptions extends AbortOptions {
    * task was settled, and reads operator sets of epochs the node does not know from it.
    */
   chain?: RequesterChain
+  /** The farthest deadline the network's nodes accept; a longer timeout is refused before announcing (InvalidRequestError). */
+  maxTaskTtlMs?: number
 }
 
 /**
@@ -110,6 +113,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const { onProgress: progress = () => {}, signal, connectTimeoutMs, chain } = options
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
+  checkRequestParams({ timeoutMs, quorumBps }, { maxTaskTtlMs: options.maxTaskTtlMs })
   if (params.input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(params.input.length)
   await waitForNetwork(node, { timeoutMs: connectTimeoutMs, signal })
 
