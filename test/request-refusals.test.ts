@@ -3,7 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { exampleInput } from '../node/cli/devnet.js'
+import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
+import { InvalidRequestError, TaskRefusedError, requestInference } from '../node/requester/index.js'
+import { RESULT_STATUS, fetchResult } from '../protocols/result/index.js'
 import { runPoi } from './helpers/cli.js'
+import { startTestNetwork, type TestNetwork } from './helpers/network.js'
 
 /** A peer id for bootstrap addresses that nothing answers as. */
 const SOME_PEER = '12D3KooWGzRvmrDmrVGVdAN1EJbGpRvQcwhD5XHXjYNtdyUmyj9w'
@@ -59,5 +65,71 @@ describe('poi request refuses what the nodes would refuse, before any network tr
 
   it('says which flags give a network when none is given', async () => {
     await refused([], /needs to know the network's operators: give --chain <deployment.json>.*--rpc <url>.*--genesis <file>/)
+  })
+})
+
+describe('a task the nodes refuse fails at the requester with their reason', function () {
+  // The network starts in a few seconds; each request below is bounded far below its timeout.
+  this.timeout(60_000)
+  let net: TestNetwork
+  let input: Uint8Array
+  let modelId: Uint8Array
+
+  before(async () => {
+    net = await startTestNetwork({ operators: 1 })
+    const shipped = await loadModelDir(SHIPPED_MODEL_DIR)
+    modelId = shipped.modelId
+    input = exampleInput()
+  })
+  after(async () => { await net?.stop() })
+
+  /** A 40 s timeout: the refusal must come long before it. */
+  const TIMEOUT_MS = 40_000
+  /** Gossip, one refusal check after 0.5 s and the next every 1.5 s: a few seconds, with room for a slow machine. */
+  const REFUSED_WITHIN_MS = 12_000
+
+  it('a model no node knows: TaskRefusedError naming the node and its reason, within seconds', async () => {
+    const unknownModel = randomBytes(32)
+    const started = Date.now()
+    const err = await requestInference(net.requester, net.requesterKeys.account, { modelId: unknownModel, input, timeoutMs: TIMEOUT_MS })
+      .then(() => undefined, (e: unknown) => e)
+    const elapsed = Date.now() - started
+    assert.ok(err instanceof TaskRefusedError, `expected TaskRefusedError, got ${String(err)}`)
+    assert.ok(elapsed < REFUSED_WITHIN_MS, `refused after ${elapsed} ms, not within ${REFUSED_WITHIN_MS} ms`)
+    assert.match(err.message, /was refused by 12D3\S+: task \S+ names unknown model/)
+    assert.match(err.message, /claim/)
+    assert.match(err.reason, /names unknown model/)
+    const fullNodes = [net.bootstrap, net.aggregator, ...net.operators].filter(n => n !== undefined).map(n => n.libp2p.peerId.toString())
+    assert.ok(fullNodes.includes(err.peer), `${err.peer} is one of the network's full nodes`)
+
+    // The node itself answers REFUSED with the reason over /poi/result/1/.
+    const answer = await fetchResult(net.requester.libp2p, net.bootstrap.libp2p.peerId, err.taskId)
+    assert.equal(answer.status, 'refused')
+    assert.ok(answer.status === 'refused' && /names unknown model/.test(answer.reason))
+    assert.equal(RESULT_STATUS.REFUSED, 5)
+  })
+
+  it('a deadline beyond the nodes\' maximum (a requester told a larger one): refused by the nodes within seconds', async () => {
+    const started = Date.now()
+    // The requester believes the network allows an hour; the nodes accept 10 min.
+    const err = await requestInference(net.requester, net.requesterKeys.account, { modelId, input, timeoutMs: 15 * 60_000 }, { maxTaskTtlMs: 60 * 60_000 })
+      .then(() => undefined, (e: unknown) => e)
+    const elapsed = Date.now() - started
+    assert.ok(err instanceof TaskRefusedError, `expected TaskRefusedError, got ${String(err)}`)
+    assert.ok(elapsed < REFUSED_WITHIN_MS, `refused after ${elapsed} ms`)
+    assert.match(err.reason, /deadline is 9\d\d s away, more than the 600 s this node accepts/)
+  })
+
+  it('the library refuses a timeout or quorum the nodes would refuse before announcing', async () => {
+    const refused = async (params: { timeoutMs?: number, quorumBps?: number }, param: string): Promise<void> => {
+      const err = await requestInference(net.requester, net.requesterKeys.account, { modelId, input, ...params }).then(() => undefined, (e: unknown) => e)
+      assert.ok(err instanceof InvalidRequestError, `expected InvalidRequestError, got ${String(err)}`)
+      assert.equal(err.param, param)
+    }
+    await refused({ timeoutMs: 0 }, 'timeout')
+    await refused({ timeoutMs: -1000 }, 'timeout')
+    await refused({ timeoutMs: 11 * 60_000 }, 'timeout')
+    await refused({ quorumBps: 20_000 }, 'quorum')
+    await refused({ quorumBps: 0 }, 'quorum')
   })
 })
