@@ -7,7 +7,13 @@ import { randomBytes } from 'node:crypto'
 import { exampleInput } from '../node/cli/devnet.js'
 import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
 import { InvalidRequestError, TaskRefusedError, requestInference } from '../node/requester/index.js'
-import { RESULT_STATUS, fetchResult } from '../protocols/result/index.js'
+import { RESULT_STATUS, RESULT_VERSION, decodeResultResponse, encodeResultResponse, fetchResult } from '../protocols/result/index.js'
+import { MAX_REFUSAL_REASON_BYTES } from '../protocols/wire/index.js'
+import { RefusedTasks } from '../node/roles/refused-tasks.js'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { checkTask } from '../protocols/gossip/index.js'
+import { encodeTaskAnnouncement, signTask, toHex } from '../protocols/wire/index.js'
+import { TEST_DOMAIN } from './consensus-fixtures.js'
 import { runPoi } from './helpers/cli.js'
 import { startTestNetwork, type TestNetwork } from './helpers/network.js'
 
@@ -131,5 +137,49 @@ describe('a task the nodes refuse fails at the requester with their reason', fun
     await refused({ timeoutMs: 11 * 60_000 }, 'timeout')
     await refused({ quorumBps: 20_000 }, 'quorum')
     await refused({ quorumBps: 0 }, 'quorum')
+  })
+})
+
+describe('refusals as a node keeps and sends them', () => {
+  const EMPTY = new Uint8Array(0)
+  const response = (status: number, reason: string): Uint8Array => encodeResultResponse({ version: RESULT_VERSION, status, certificate: EMPTY, output: EMPTY, reason })
+
+  it('/poi/result/1/ carries REFUSED with a reason of 1 to MAX_REFUSAL_REASON_BYTES bytes, and no reason with any other status', () => {
+    const decoded = decodeResultResponse(response(RESULT_STATUS.REFUSED, 'task 0xab names unknown model x'))
+    assert.equal(decoded.status, RESULT_STATUS.REFUSED)
+    assert.equal(decoded.reason, 'task 0xab names unknown model x')
+    assert.throws(() => response(RESULT_STATUS.REFUSED, ''), /reason/)
+    assert.throws(() => response(RESULT_STATUS.REFUSED, 'x'.repeat(MAX_REFUSAL_REASON_BYTES + 1)), /reason/)
+    assert.throws(() => response(RESULT_STATUS.UNKNOWN_TASK, 'not refused'), /reason/)
+  })
+
+  it('a refusal names its task for the requester; a duplicate or a forged signature does not', async () => {
+    const account = privateKeyToAccount(generatePrivateKey())
+    const now = Date.now()
+    const context = (known: boolean): Parameters<typeof checkTask>[1] => ({
+      known: () => known, chainId: TEST_DOMAIN.chainId, taskManager: TEST_DOMAIN.taskManager, now, maxTaskTtlMs: 600_000,
+      isModelId: (id: Uint8Array) => id.length > 4, displayModelId: (id: Uint8Array) => toHex(id)
+    })
+    const fields = { chainId: TEST_DOMAIN.chainId, modelId: new Uint8Array(36).fill(7), input: new TextEncoder().encode('{}'), fee: 0n, deadline: BigInt(now + 30_000), quorumBps: 6667, nonce: 1n }
+    const unknownModel = await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, { ...fields, modelId: Uint8Array.from([1, 2, 3]) })), context(false))
+    assert.ok(unknownModel.verdict !== 'accept' && unknownModel.taskId !== undefined, 'an unknown model is a refusal of that task')
+    const good = await signTask(account, TEST_DOMAIN.taskManager, fields)
+    const duplicate = await checkTask(encodeTaskAnnouncement(good), context(true))
+    assert.ok(duplicate.verdict === 'ignore' && duplicate.duplicate === true && duplicate.taskId === undefined, 'a duplicate is not a refusal')
+    const forged = await checkTask(encodeTaskAnnouncement({ ...good, nonce: 2n }), context(false))
+    assert.ok(forged.verdict === 'reject' && forged.taskId === undefined, 'anyone can forge a bad signature: not the requester\'s refusal')
+  })
+
+  it('a node remembers a bounded number of refusals, for a bounded time, and forgets one it accepts later', () => {
+    const refused = new RefusedTasks({ maxTasks: 3, memoryMs: 60_000 })
+    for (let i = 0; i < 5; i++) refused.add(`0${i}`, `reason ${i}`)
+    assert.equal(refused.size, 3)
+    assert.equal(refused.refusalOf('00'), undefined, 'the oldest are dropped first')
+    assert.equal(refused.refusalOf('04'), 'reason 4')
+    refused.delete('04')
+    assert.equal(refused.refusalOf('04'), undefined)
+    const old = new RefusedTasks({ memoryMs: 1_000 })
+    old.add('aa', 'long ago', Date.now() - 2_000)
+    assert.equal(old.refusalOf('aa'), undefined, 'past its memory')
   })
 })
