@@ -157,7 +157,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const chain = this.opts.config.chain
     // Tells requesters that know only this node's address which contracts the network uses (they check it against the chain).
     const info = networkInfoOf(chain == null ? undefined : { ...chain, chainId: Number(this.opts.operatorSet.domain.chainId), deployedAtBlock: chain.deployedAtBlock ?? 0n })
-    return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams }), new NetworkInfoServer({ libp2p, info })]
+    return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams, refusals: this.relay.refusedTasks }), new NetworkInfoServer({ libp2p, info })]
   }
 
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {

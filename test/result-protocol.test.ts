@@ -148,11 +148,11 @@ describe('result protocol: /poi/result/1/', function () {
   })
 
   it('refuses a QC for another task and an output that does not match the result hash', async () => {
-    rogueAnswer = { frame: encodeResultResponse({ version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: encodeQuorumCertificate(inlineQc), output: EMPTY }) }
+    rogueAnswer = { frame: encodeResultResponse({ version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: encodeQuorumCertificate(inlineQc), output: EMPTY, reason: '' }) }
     await rejects(fetchResult(requester, rogue.peerId, byRef.taskId), 'WRONG_TASK')
-    rogueAnswer = { frame: encodeResultResponse({ version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: encodeQuorumCertificate(byRefQc), output: text('forged output') }) }
+    rogueAnswer = { frame: encodeResultResponse({ version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: encodeQuorumCertificate(byRefQc), output: text('forged output'), reason: '' }) }
     await rejects(fetchResult(requester, rogue.peerId, byRef.taskId), 'WRONG_OUTPUT')
-    rogueAnswer = { frame: encodeResultResponse({ version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: encodeQuorumCertificate(inlineQc), output: inline.output as Uint8Array<ArrayBuffer> }) }
+    rogueAnswer = { frame: encodeResultResponse({ version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: encodeQuorumCertificate(inlineQc), output: inline.output as Uint8Array<ArrayBuffer>, reason: '' }) }
     await rejects(fetchResult(requester, rogue.peerId, inline.taskId), 'INVALID_RESPONSE')
   })
 

@@ -14,7 +14,9 @@ import { ModelNotFoundError, fetchManifest } from '../models/index.js'
 import { readVault } from '../../contracts/index.js'
 import type { ChainClient } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
-import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, requestInference, waitForNetwork } from '../requester/index.js'
+import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, checkRequestParams, requestInference, waitForNetwork } from '../requester/index.js'
+import { DEFAULT_QUORUM_BPS } from '../../consensus/index.js'
+import { DEFAULT_MAX_TASK_TTL_MS } from '../config.js'
 import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
 import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
@@ -25,6 +27,15 @@ import { USAGE } from './usage.js'
 
 /** How long `poi request --model <id>` looks for the model's manifest before giving up. */
 const MANIFEST_LOOKUP_TIMEOUT_MS = 15_000
+
+/**
+ * The farthest deadline the network's nodes accept (their `maxTaskTtlMs`): every node runs
+ * with the default unless its operator configured another, and /poi/network/1/ does not carry
+ * it yet, so a requester checks its timeout against the default.
+ */
+const NETWORK_MAX_TASK_TTL_MS = DEFAULT_MAX_TASK_TTL_MS
+
+const exists = async (path: string): Promise<boolean> => await stat(path).then(() => true, () => false)
 
 /** The chain's ModelRegistry does not let this requester use the model. */
 export class ModelRefusedError extends PoiError {
@@ -44,8 +55,19 @@ export async function runRequest (args: string[]): Promise<void> {
   })
   if (values.help === true) { console.log(USAGE); return }
   const out = new CliOutput(values.json === true)
+  // What the nodes would refuse is refused here, before connecting to anything.
+  if (values.chain !== undefined && values.genesis !== undefined) {
+    throw new UsageError('--chain and --genesis are mutually exclusive: --chain <deployment.json> reads the operators from the chain, --genesis <file> from a genesis file; give one')
+  }
+  const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
+  const quorumBps = num(values.quorum, 'quorum') ?? DEFAULT_QUORUM_BPS
+  checkRequestParams({ timeoutMs, quorumBps }, { maxTaskTtlMs: NETWORK_MAX_TASK_TTL_MS })
   // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
   const config = await requesterConfig('request', values, (line) => out.notice(line))
+  if (config.chain == null && values.genesis === undefined && !await exists(config.genesis)) {
+    throw new UsageError('poi request needs to know the network\'s operators: give --chain <deployment.json> (a deployment file), ' +
+      '--rpc <url> (the bootstrap node names the contracts, checked on that chain) or --genesis <file> (a network without a chain)')
+  }
   const keystore = await requesterKeystore(values, config)
   const { operatorSet, chain } = await operatorSource(config, keystore)
   const { modelId, manifest } = await resolveModel(values.model)
@@ -54,8 +76,6 @@ export async function runRequest (args: string[]): Promise<void> {
   if (refusal !== undefined) throw new ModelRefusedError(refusal)
   const { fee, line: feeLine } = await taskFee(chain, modelId, values.fee, keystore.account.address, values.keystore !== undefined, out)
   const input = await readInput(values.input, manifest)
-  const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
-  const quorumBps = num(values.quorum, 'quorum')
   // With a chain, a certificate of an epoch the node has not adopted yet is checked against that
   // epoch's set read from the chain, and the node follows the chain's epochs while it runs.
   const node = await PoiNode.start({

@@ -37,3 +37,14 @@ export const RESULT_LOOKUP_TIMEOUT_MS = 3_000
  */
 export const OUTPUT_LOOKUP_PEERS = 8
 export const OUTPUT_LOOKUP_TIMEOUT_MS = 5_000
+
+/**
+ * While waiting for its certificate, a requester asks its connected full nodes over
+ * /poi/result/1/ whether they refused the task (a model they do not allow, a deposit that does
+ * not cover the fee, a deadline too far out): first this long after announcing (gossip reaches
+ * them within a few hundred ms on a healthy network), then every REFUSAL_POLL_MS. Each ask is
+ * one small exchange per peer (RESULT_LOOKUP_PEERS at most), so a refused task fails within
+ * seconds instead of at its deadline.
+ */
+export const REFUSAL_FIRST_CHECK_MS = 500
+export const REFUSAL_POLL_MS = 1_500

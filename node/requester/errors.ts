@@ -153,3 +153,20 @@ function reasonSuffix (reason: unknown): string {
   if (typeof reason === 'string' && reason !== '') return `: ${reason}`
   return ''
 }
+
+/** A full node says it refused the task, and why: the peer's claim, reported as such. */
+export class TaskRefusedError extends PoiError {
+  readonly taskId: Uint8Array
+  /** The peer id of the node that said it refused the task. */
+  readonly peer: string
+  /** Its reason, as it sent it. */
+  readonly reason: string
+
+  constructor (taskId: Uint8Array, peer: string, reason: string) {
+    super('ERR_TASK_REFUSED', `task ${to0xHex(taskId)} was refused by ${peer}: ${reason} ` +
+      '(that node\'s claim over /poi/result/1/; it logs the refusal with DEBUG=poi:*)')
+    this.taskId = taskId
+    this.peer = peer
+    this.reason = reason
+  }
+}

@@ -20,7 +20,9 @@ export { lookupResult, fetchOutput } from './lookup.js'
 export type { LookupResultOptions, FetchOutputOptions, FoundResult, OperatorSetOf } from './lookup.js'
 export {
   NoQuorumError, NotConnectedError, InputTooLargeError, ResultNotFoundError, OutputNotFoundError,
-  CertificateRejectedError, AnnounceError, RequestAbortedError, formatFailures
+  CertificateRejectedError, AnnounceError, RequestAbortedError, TaskRefusedError, formatFailures
 } from './errors.js'
 export type { PeerFailure } from './errors.js'
+export { InvalidRequestError, checkRequestParams } from './params.js'
+export type { RequestLimits } from './params.js'
 export * from './constants.js'

@@ -111,6 +111,7 @@ async function askForResult (node: PoiNode, peer: string, taskId: Uint8Array, qu
     case 'unknown-task': return failed(peer, 'UNKNOWN_TASK', 'has never seen the task')
     case 'pending': return failed(peer, 'PENDING', 'knows the task, no certificate yet')
     case 'no-quorum': return failed(peer, 'NO_QUORUM', 'the task ended without a quorum')
+    case 'refused': return failed(peer, 'REFUSED', `says it refused the task: ${answer.reason}`)
   }
   const { certificate } = answer
   let set: OperatorSet | undefined

@@ -13,10 +13,12 @@ import { DEFAULT_TASK_TIMEOUT_MS, SETTLEMENT_POLL_MS } from './constants.js'
 import { describeSettlement, readSettlement, type RequesterChain, type Settlement } from './chain.js'
 import {
   AnnounceError, CertificateRejectedError, InputTooLargeError, NoQuorumError, OutputNotFoundError, RequestAbortedError,
-  ResultNotFoundError, formatDuration, type PeerFailure
+  ResultNotFoundError, TaskRefusedError, formatDuration, type PeerFailure
 } from './errors.js'
+import { watchRefusal } from './refusal-watch.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
+import { checkRequestParams } from './params.js'
 
 // bench/qc-latency.ts still imports it from this file; others use the folder's index.
 export { waitForNetwork } from './network-wait.js'
@@ -85,6 +87,8 @@ export interface RequestOptions extends AbortOptions {
    * task was settled, and reads operator sets of epochs the node does not know from it.
    */
   chain?: RequesterChain
+  /** The farthest deadline the network's nodes accept; a longer timeout is refused before announcing (InvalidRequestError). */
+  maxTaskTtlMs?: number
 }
 
 /**
@@ -95,6 +99,8 @@ export interface RequestOptions extends AbortOptions {
  * waiting for the certificate and fetching the output: aborting rejects with
  * RequestAbortedError (its `cause` is the signal's reason). Whatever the outcome, every
  * listener and timer this call added is removed before it settles. Other failures:
+ * InvalidRequestError (before anything is sent), TaskRefusedError (a connected full node says
+ * it refused the task, within seconds of the announcement),
  * InputTooLargeError, NotConnectedError, AnnounceError, NoQuorumError (with the full nodes
  * asked after the deadline and why none had a certificate), CertificateRejectedError,
  * OutputNotFoundError.
@@ -110,6 +116,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const { onProgress: progress = () => {}, signal, connectTimeoutMs, chain } = options
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
+  checkRequestParams({ timeoutMs, quorumBps }, { maxTaskTtlMs: options.maxTaskTtlMs })
   if (params.input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(params.input.length)
   await waitForNetwork(node, { timeoutMs: connectTimeoutMs, signal })
 
@@ -136,6 +143,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   // Listening starts before the announcement so no certificate slips past; stop() runs on every way out.
   const poll = chain !== undefined ? { settled: async () => await chain.result(taskId) !== undefined, everyMs: SETTLEMENT_POLL_MS } : undefined
   const watch = watchCertificate(node, taskId, deadline, signal, poll)
+  const refusal = watchRefusal(node, taskId)
   let qc: QuorumCertificate
   let output: Uint8Array | undefined
   let verifiedAgainst: OperatorSet | undefined
@@ -148,7 +156,9 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   try {
     await raceAbort(node.announce(task).catch((err: unknown) => { throw new AnnounceError(taskId, err) }), signal, `announcing task ${id}`)
     progress(`announced task ${id} (deadline in ${formatDuration(timeoutMs)})`)
-    const outcome = await watch.outcome
+    // A task the full nodes refused fails now, with their reason, rather than at its deadline.
+    const outcome = await Promise.race([watch.outcome, refusal.refused])
+    if (outcome instanceof TaskRefusedError) throw outcome
     if (outcome.kind === 'aborted') throw new RequestAbortedError(`waiting for the certificate of task ${id}`, outcome.reason)
     if (outcome.kind === 'certified') {
       qc = outcome.certificate
@@ -174,6 +184,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
     certifiedAt = preciseNow()
   } finally {
     watch.stop()
+    refusal.stop()
   }
 
   verifiedAgainst ??= await raceAbort(setOf(qc.epoch), signal, `reading the operator set of epoch ${qc.epoch}`)

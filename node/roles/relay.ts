@@ -36,6 +36,7 @@ import type { Operator } from './operator.js'
 import type { PaymentGate, PaymentRefusal } from './payment-gate.js'
 import type { StreamData } from './stream-data.js'
 import type { TaskBook } from './task-book.js'
+import { RefusedTasks } from './refused-tasks.js'
 
 const log = logger('poi:relay')
 
@@ -90,10 +91,13 @@ export class Relay implements Startable {
   readonly earlyAttestations: EarlyAttestations
   /** Tasks the TaskBook forgot: their messages are replays. */
   readonly forgottenTasks: ForgottenTasks
+  /** Why tasks were refused here, for their requesters (/poi/result/1/ answers REFUSED). */
+  readonly refusedTasks: RefusedTasks
 
   constructor (private readonly components: RelayComponents, private readonly init: RelayInit) {
     this.earlyAttestations = new EarlyAttestations(init.early)
     this.forgottenTasks = new ForgottenTasks(components.tasks, init.forgotten)
+    this.refusedTasks = new RefusedTasks()
   }
 
   start (): void {
@@ -163,7 +167,7 @@ export class Relay implements Startable {
   private async validateTask (data: Uint8Array, from: string): Promise<Verdict> {
     const { epochs, tasks, models, modelGate, paymentGate, store, aggregator } = this.components
     const set = epochs.current
-    const checked = this.verdictOf('task', from, await checkTask(data, {
+    const validation = await checkTask(data, {
       chainId: set.domain.chainId,
       taskManager: set.domain.taskManager,
       known: (taskId) => tasks.has(taskId),
@@ -172,14 +176,22 @@ export class Relay implements Startable {
       maxTaskTtlMs: this.init.maxTaskTtlMs,
       isModelId: (id) => models.isModelId(id),
       displayModelId
-    }))
+    })
+    if (validation.verdict !== 'accept' && validation.taskId !== undefined) this.refusedTasks.add(validation.taskId, validation.reason)
+    const checked = this.verdictOf('task', from, validation)
     if (typeof checked === 'string') return checked
     const { task, taskId } = checked
     const id = toHex(taskId)
+    // Every refusal of this task from here on is remembered for its requester (/poi/result/1/).
+    // A task tracked here already (another forwarder lacking its input) is not refused for its requester.
+    const refuseTask = (reason: string, verdict: 'reject' | 'ignore' = 'reject'): Verdict => {
+      if (!tasks.has(id)) this.refusedTasks.add(id, reason)
+      return this.refuse('task', from, reason, verdict)
+    }
     // Without a chain, signing a task costs its requester nothing (with one, the payment gate
     // below makes it cost a deposit): past the bound, new tasks are dropped until old ones are
     // forgotten, rather than grow memory.
-    if (!tasks.has(id) && tasks.size >= MAX_TRACKED_TASKS) return this.refuse('task', from, `task ${id}: this node already tracks ${tasks.size} tasks (MAX_TRACKED_TASKS)`, 'ignore')
+    if (!tasks.has(id) && tasks.size >= MAX_TRACKED_TASKS) return refuseTask(`task ${id}: this node already tracks ${tasks.size} tasks (MAX_TRACKED_TASKS)`, 'ignore')
     if (modelGate != null) {
       let refusal: string | undefined
       try {
@@ -189,7 +201,7 @@ export class Relay implements Startable {
       }
       // Ignored, not rejected: a peer that read the registry a moment earlier or later may
       // honestly disagree, and must not lose score.
-      if (refusal !== undefined) return this.refuse('task', from, `task ${id}: ${refusal}`, 'ignore')
+      if (refusal !== undefined) return refuseTask(`task ${id}: ${refusal}`, 'ignore')
     }
     if (paymentGate != null) {
       let refusal: PaymentRefusal | undefined
@@ -201,7 +213,7 @@ export class Relay implements Startable {
       // A fee below the model's and the network's minimum is the requester's own signed choice:
       // rejected. An unfunded or defaulted requester is ignored: a relay that read the vault a
       // moment earlier may honestly have admitted the task, and must not lose score.
-      if (refusal !== undefined) return this.refuse('task', from, `task ${id}: ${refusal.reason}`, refusal.verdict)
+      if (refusal !== undefined) return refuseTask(`task ${id}: ${refusal.reason}`, refusal.verdict)
     }
     if (task.inputRef.length > 0) {
       // A node forwards a task only once it holds the task's input, so the peer that sent it
@@ -210,7 +222,7 @@ export class Relay implements Startable {
       const missing = await this.components.streamData.hold('input', task.inputRef, from, Number(task.deadline))
       if (missing !== undefined) {
         if (!tasks.has(id)) paymentGate?.release(taskId)
-        return this.refuse('task', from, `task ${id}: ${missing.reason}`, missing.verdict)
+        return refuseTask(`task ${id}: ${missing.reason}`, missing.verdict)
       }
     }
     if (tasks.has(id)) return 'ignore'
@@ -223,6 +235,7 @@ export class Relay implements Startable {
   }
 
   private track (taskId: Uint8Array, task: TaskAnnouncement, settled = false): void {
+    this.refusedTasks.delete(taskId)
     const { entry, added } = this.components.tasks.track(taskId, task, settled)
     if (added) this.components.aggregator?.track(entry)
     // Attestations that came first go on to validation now, as if they had just arrived.

@@ -20,7 +20,7 @@ import {
 /** What a validator decided: the decoded message, or why not (`reject` penalises the sender). */
 export type Validation<T> =
   | { verdict: 'accept', message: T }
-  | { verdict: 'reject' | 'ignore', reason: string, duplicate?: true }
+  | { verdict: 'reject' | 'ignore', reason: string, duplicate?: true, taskId?: Uint8Array }
 
 const refuse = (reason: string, verdict: 'reject' | 'ignore' = 'reject'): { verdict: 'reject' | 'ignore', reason: string } => ({ verdict, reason })
 
@@ -58,16 +58,19 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
   const task = decoded.message
   const taskId = taskIdOf(task, ctx.taskManager)
   const id = toHex(taskId)
+  // A refusal names its task, so the node can tell the task's requester why (not for duplicates).
+  const refuseTask = (reason: string, verdict: 'reject' | 'ignore' = 'reject'): Validation<never> => ({ ...refuse(reason, verdict), taskId })
   if (ctx.known(taskId)) return { verdict: 'ignore', reason: `task ${id} already known`, duplicate: true }
-  if (ctx.forgotten?.(taskId) === true) return refuse(`task ${id} is a replay of a task this node already forgot`, 'ignore')
-  if (task.chainId !== ctx.chainId) return refuse(`task ${id} is for chain ${task.chainId}, this network is chain ${ctx.chainId}`)
+  if (ctx.forgotten?.(taskId) === true) return refuseTask(`task ${id} is a replay of a task this node already forgot`, 'ignore')
+  if (task.chainId !== ctx.chainId) return refuseTask(`task ${id} is for chain ${task.chainId}, this network is chain ${ctx.chainId}`)
   const deadline = Number(task.deadline)
-  if (deadline <= ctx.now) return refuse(`task ${id} arrived after its deadline (${new Date(deadline).toISOString()})`, 'ignore')
+  if (deadline <= ctx.now) return refuseTask(`task ${id} arrived after its deadline (${new Date(deadline).toISOString()})`, 'ignore')
   if (deadline > ctx.now + ctx.maxTaskTtlMs) {
-    return refuse(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`)
+    return refuseTask(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`)
   }
-  if (!ctx.isModelId(task.modelId)) return refuse(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`)
+  if (!ctx.isModelId(task.modelId)) return refuseTask(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`)
   if (!await verifyTaskSignature(task, ctx.taskManager)) {
+    // Not named: anyone can send a task's fields with a bad signature, and its requester's own copy is good.
     return refuse(`task ${id} has a bad requester signature (requester ${to0xHex(task.requester)})`)
   }
   return { verdict: 'accept', message: { task, taskId } }

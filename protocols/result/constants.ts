@@ -38,5 +38,12 @@ export const RESULT_STATUS = {
   /** The task ended without quorum: there is no result and nothing to pay. */
   NO_QUORUM: 3,
   /** The request was malformed (another protocol version?). */
-  BAD_REQUEST: 4
+  BAD_REQUEST: 4,
+  /**
+   * The server refused the task when it was gossiped (e.g. a model it does not allow, a deposit
+   * that does not cover the fee, an input it could not fetch); `reason` says why. A peer's claim:
+   * another node may have accepted it. An older client, which does not know this status, sees a
+   * malformed answer from that peer, as it would have seen UNKNOWN_TASK.
+   */
+  REFUSED: 5
 } as const

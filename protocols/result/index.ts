@@ -14,5 +14,5 @@ export {
 /** @deprecated A fetch fails with the ExchangeError every exchange throws; this is its old name. */
 export { ExchangeError as ResultFetchError } from '../exchange/index.js'
 export type {
-  ResultFetchErrorCode, ResultSource, OutputSource, ResultServerInit, FetchResultOptions, FetchResultResult
+  ResultFetchErrorCode, ResultSource, RefusalSource, OutputSource, ResultServerInit, FetchResultOptions, FetchResultResult
 } from './result-protocol.js'

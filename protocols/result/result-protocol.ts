@@ -13,7 +13,7 @@ import { keccak256 } from 'viem'
 import { verifyCertificate, type OperatorSet, type VerifyCertificateOptions, type VerifyCertificateResult } from '../../consensus/index.js'
 import {
   decodeQuorumCertificate, encodeQuorumCertificate, type QuorumCertificate, MAX_QUORUM_CERTIFICATE_BYTES,
-  TASK_ID_BYTES, bytesEqual, defineCodec, ruleBoundedBytes, ruleExactBytes, ruleOneOf, ruleVersion, to0xHex,
+  MAX_REFUSAL_REASON_BYTES, TASK_ID_BYTES, bytesEqual, violation, defineCodec, ruleBoundedBytes, ruleExactBytes, ruleOneOf, ruleVersion, to0xHex,
   WIRE_LENGTH_DELIMITED as L, WIRE_VARINT as V, type FieldViolation, type StreamMessage, ResultRequest, ResultResponse
 } from '../wire/index.js'
 import {
@@ -46,6 +46,12 @@ function checkRequest (req: ResultRequest): FieldViolation | undefined {
 function checkResponse (res: ResultResponse): FieldViolation | undefined {
   const bad = ruleVersion(res.version, RESULT_VERSION) ?? ruleOneOf('status', res.status, STATUSES)
   if (bad !== undefined) return bad
+  const reasonBytes = new TextEncoder().encode(res.reason).length
+  if (res.status === RESULT_STATUS.REFUSED) {
+    if (reasonBytes === 0 || reasonBytes > MAX_REFUSAL_REASON_BYTES) return violation('INVALID_FIELD', 'reason', `must be 1 to ${MAX_REFUSAL_REASON_BYTES} bytes with status REFUSED, is ${reasonBytes}`)
+  } else if (reasonBytes > 0) {
+    return violation('INVALID_FIELD', 'reason', `must be unset with status ${res.status}`)
+  }
   if (res.status === RESULT_STATUS.FOUND) {
     return ruleBoundedBytes('certificate', res.certificate, 1, MAX_QUORUM_CERTIFICATE_BYTES) ??
       ruleBoundedBytes('output', res.output, 0, MAX_RESULT_OUTPUT_BYTES)
@@ -64,7 +70,7 @@ const REQUEST_CODEC = defineCodec<ResultRequest>({
 const RESPONSE_CODEC = defineCodec<ResultResponse>({
   name: 'ResultResponse',
   maxBytes: MAX_RESULT_RESPONSE_BYTES,
-  fields: { version: [1, V], status: [2, V], certificate: [3, L], output: [4, L] },
+  fields: { version: [1, V], status: [2, V], certificate: [3, L], output: [4, L], reason: [5, L] },
   proto: ResultResponse,
   check: checkResponse
 })
@@ -73,8 +79,16 @@ export const decodeResultRequest: (bytes: Uint8Array) => ResultRequest = REQUEST
 export const decodeResultResponse: (bytes: Uint8Array) => ResultResponse = RESPONSE_CODEC.decode
 export const encodeResultResponse: (res: ResultResponse) => Uint8Array<ArrayBuffer> = RESPONSE_CODEC.encode
 
-const answer = (status: number, certificate: Uint8Array = EMPTY, output: Uint8Array = EMPTY): ResultResponse =>
-  ({ version: RESULT_VERSION, status, certificate: certificate as Uint8Array<ArrayBuffer>, output: output as Uint8Array<ArrayBuffer> })
+const answer = (status: number, certificate: Uint8Array = EMPTY, output: Uint8Array = EMPTY, reason = ''): ResultResponse =>
+  ({ version: RESULT_VERSION, status, certificate: certificate as Uint8Array<ArrayBuffer>, output: output as Uint8Array<ArrayBuffer>, reason })
+
+/** A reason cut to MAX_REFUSAL_REASON_BYTES (whole characters), never empty. */
+function refusalReason (reason: string): string {
+  const encoder = new TextEncoder()
+  let cut = reason.trim() === '' ? 'refused' : reason
+  while (encoder.encode(cut).length > MAX_REFUSAL_REASON_BYTES) cut = [...cut].slice(0, -16).join('') + '…'
+  return cut
+}
 
 /** /poi/result/1/: one ResultRequest, one ResultResponse. */
 export const RESULT_EXCHANGE = defineExchange<ResultRequest, ResultResponse>({
@@ -94,6 +108,11 @@ export interface ResultSource {
   getTaskState: (taskId: Uint8Array) => Promise<{ state: string } | undefined>
 }
 
+/** Why this node refused a task it never tracked, if it remembers (node/roles' RefusedTasks). */
+export interface RefusalSource {
+  refusalOf: (taskId: Uint8Array) => string | undefined
+}
+
 /**
  * Where an output that is not inline in the certificate is found: a stored stream message
  * whose keccak256(payload) is the certificate's outputRef. StreamStore implements it.
@@ -105,14 +124,19 @@ export interface OutputSource {
 export interface ResultServerInit extends Omit<ExchangeServerInit<ResultRequest, ResultResponse>, 'answer'> {
   results: ResultSource
   outputs?: OutputSource
+  /** Refusals answered as REFUSED for tasks this node does not track. */
+  refusals?: RefusalSource
 }
 
 /** The answer of a node holding `results` and `outputs` to a request for `taskId`. */
-async function resultOf (taskId: Uint8Array, results: ResultSource, outputs: OutputSource | undefined): Promise<ResultResponse> {
+async function resultOf (taskId: Uint8Array, results: ResultSource, outputs: OutputSource | undefined, refusals: RefusalSource | undefined): Promise<ResultResponse> {
   const qc = await results.getCertificate(taskId)
   if (qc === undefined) {
     const state = await results.getTaskState(taskId)
-    if (state === undefined) return answer(RESULT_STATUS.UNKNOWN_TASK)
+    if (state === undefined) {
+      const refusal = refusals?.refusalOf(taskId)
+      return refusal === undefined ? answer(RESULT_STATUS.UNKNOWN_TASK) : answer(RESULT_STATUS.REFUSED, EMPTY, EMPTY, refusalReason(refusal))
+    }
     return answer(state.state === 'no-quorum' ? RESULT_STATUS.NO_QUORUM : RESULT_STATUS.PENDING)
   }
   let output: Uint8Array = EMPTY
@@ -125,8 +149,8 @@ async function resultOf (taskId: Uint8Array, results: ResultSource, outputs: Out
 
 /** Answers /poi/result/1/ from a node's store while started. */
 export class ResultServer extends ExchangeServer<ResultRequest, ResultResponse> {
-  constructor ({ results, outputs, ...init }: ResultServerInit) {
-    super(RESULT_EXCHANGE, { ...init, answer: async (req) => await resultOf(req.taskId, results, outputs) })
+  constructor ({ results, outputs, refusals, ...init }: ResultServerInit) {
+    super(RESULT_EXCHANGE, { ...init, answer: async (req) => await resultOf(req.taskId, results, outputs, refusals) })
   }
 }
 
@@ -146,6 +170,8 @@ export type FetchResultResult =
   | { status: 'unknown-task' }
   | { status: 'pending' }
   | { status: 'no-quorum' }
+  /** The peer says it refused the task, and why: its claim, not proof (another node may have accepted it). */
+  | { status: 'refused', reason: string }
 
 /**
  * Asks `peer` for the result of `taskId`. Throws ExchangeError (codes: ResultFetchErrorCode) for
@@ -163,6 +189,7 @@ export async function fetchResult (libp2p: Pick<ExchangeLibp2p, 'dialProtocol'>,
     case RESULT_STATUS.UNKNOWN_TASK: return { status: 'unknown-task' }
     case RESULT_STATUS.PENDING: return { status: 'pending' }
     case RESULT_STATUS.NO_QUORUM: return { status: 'no-quorum' }
+    case RESULT_STATUS.REFUSED: return { status: 'refused', reason: response.reason }
   }
   let certificate: QuorumCertificate
   try {

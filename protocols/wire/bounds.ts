@@ -207,6 +207,21 @@ export const FORGOTTEN_TASK_MEMORY_MS = 60 * 60_000
 /** Forgotten task ids remembered at once, oldest dropped first: ~150 bytes each, 2.5 MB at most. */
 export const MAX_FORGOTTEN_TASK_IDS = 16_384
 /**
+ * How long a full node remembers why it refused a task, so its requester can ask over
+ * /poi/result/1/ instead of waiting for its deadline: a requester asks while its task is
+ * open, at most the network's maximum task TTL (DEFAULT_MAX_TASK_TTL_MS, 10 min); 15 min
+ * covers that with room for clocks and a late look-up. Enforced in node/roles/refused-tasks.ts.
+ */
+export const REFUSED_TASK_MEMORY_MS = 15 * 60_000
+/**
+ * Refusals remembered at once, oldest dropped first: a task id and a reason of at most
+ * MAX_REFUSAL_REASON_BYTES, under 1 KB each, 4 MB at most. Anyone can sign tasks a node
+ * refuses, so this bound, not the sender, decides the memory.
+ */
+export const MAX_REFUSED_TASKS = 4_096
+/** A refusal's reason as /poi/result/1/ carries it: one log line, cut to this many UTF-8 bytes. */
+export const MAX_REFUSAL_REASON_BYTES = 512
+/**
  * First results remembered for duplicate and equivocation checks (node/roles/attestation-ledger.ts),
  * kept without their inline outputs (about 300 bytes each, 20 MB at most); the oldest task's are
  * dropped first. Entries go with their task (TaskBook) or, at the latest, at the next sweep.

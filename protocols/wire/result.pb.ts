@@ -121,6 +121,7 @@ export interface ResultResponse {
   status: number
   certificate: Uint8Array<ArrayBuffer>
   output: Uint8Array<ArrayBuffer>
+  reason: string
 }
 
 export namespace ResultResponse {
@@ -153,6 +154,11 @@ export namespace ResultResponse {
           w.bytes(obj.output)
         }
 
+        if ((obj.reason != null && obj.reason !== '')) {
+          w.uint32(42)
+          w.string(obj.reason)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -161,7 +167,8 @@ export namespace ResultResponse {
           version: 0,
           status: 0,
           certificate: uint8ArrayAlloc(0),
-          output: uint8ArrayAlloc(0)
+          output: uint8ArrayAlloc(0),
+          reason: ''
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -184,6 +191,10 @@ export namespace ResultResponse {
             }
             case 4: {
               obj.output = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.reason = reader.string()
               break
             }
             default: {
@@ -229,6 +240,13 @@ export namespace ResultResponse {
               }
               break
             }
+            case 5: {
+              yield {
+                field: `${prefix}.reason`,
+                value: reader.string()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -261,6 +279,11 @@ export namespace ResultResponse {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface ResultResponseReasonFieldEvent {
+    field: '$.reason'
+    value: string
+  }
+
   export function encode (obj: Partial<ResultResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, ResultResponse.codec())
   }
@@ -269,7 +292,7 @@ export namespace ResultResponse {
     return decodeMessage(buf, ResultResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ResultResponse>): Generator<ResultResponseVersionFieldEvent | ResultResponseStatusFieldEvent | ResultResponseCertificateFieldEvent | ResultResponseOutputFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ResultResponse>): Generator<ResultResponseVersionFieldEvent | ResultResponseStatusFieldEvent | ResultResponseCertificateFieldEvent | ResultResponseOutputFieldEvent | ResultResponseReasonFieldEvent> {
     return streamMessage(buf, ResultResponse.codec(), opts)
   }
 }
