@@ -7,7 +7,7 @@ import { exampleInput } from '../node/cli/devnet.js'
 import { parseEvent, type EventOf, type PoiEventName } from '../node/cli/events.js'
 import { ChildNode } from '../node/cli/launcher.js'
 import { MODEL_FILE, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
-import { loadKeystore } from '../node/keys.js'
+import { generateKeystore } from '../node/keys.js'
 import { runPoi, type CliResult } from './helpers/cli.js'
 import { until } from './helpers/wait.js'
 
@@ -57,12 +57,11 @@ describe('operator lifecycle on anvil with the poi commands only', function () {
     root = await mkdtemp(join(tmpdir(), 'poi-lifecycle-'))
     home = join(root, 'home')
     deployment = join(root, 'deployment.json')
-    // Keystores and gas money: the only steps outside poi are funding the accounts.
+    // Keystores (what `poi keys generate` writes, made in-process to save seven process starts) and
+    // gas money: funding the accounts is the only step outside poi.
     for (const name of ['deployer', 'op-0', 'op-1', 'op-2', 'aggregator', 'bootstrap', 'requester']) {
-      const r = await poi('keys', 'generate', '--dir', dir(name))
-      assert.equal(r.code, 0, r.stderr)
-      const { account } = await loadKeystore(dir(name))
-      await rpc(anvil.rpcUrl, 'anvil_setBalance', [account.address, `0x${(100n * ETHER).toString(16)}`])
+      const { address } = await generateKeystore(dir(name))
+      await rpc(anvil.rpcUrl, 'anvil_setBalance', [address, `0x${(100n * ETHER).toString(16)}`])
     }
   })
 
@@ -90,19 +89,24 @@ describe('operator lifecycle on anvil with the poi commands only', function () {
     assert.equal(noYes.code, 1)
     assert.match(noYes.stderr, /about to register 0x[0-9a-fA-F]{40} as an operator with 2 ETH stake[\s\S]*gas +\d+ \(estimated\)[\s\S]*pass --yes/)
     assert.equal(lineOf(await poi('operator', 'status', ...chain, '--keystore', dir('op-0'), '--json'), 'operator-status').registered, false)
+    // One after the other: the registry's list order (op-0, op-1, op-2) is then the operator indices of epoch 1.
     for (const op of ['op-0', 'op-1', 'op-2']) {
       const r = lineOf(await poi('operator', 'register', '--stake', '2', ...chain, '--keystore', dir(op), '--yes', '--json'), 'operator-registered')
       assert.equal(r.stake, `${2n * ETHER}`)
       assert.equal(r.firstEpoch, '1')
     }
-    const twice = await poi('operator', 'register', '--stake', '2', ...chain, '--keystore', dir('op-0'), '--yes')
+    // Read-only and refused steps run side by side (they change nothing on the chain).
+    const [twice, waitingRun, early] = await Promise.all([
+      poi('operator', 'register', '--stake', '2', ...chain, '--keystore', dir('op-0'), '--yes'),
+      poi('operator', 'status', ...chain, '--keystore', dir('op-0'), '--json'),
+      // An operator node started before its first epoch is told to advance the epoch, not to edit a genesis file.
+      poi('operator', ...chain, '--keystore', dir('op-0'), '--data-dir', join(root, 'op-0', 'data'), '--no-model-dir')
+    ])
     assert.equal(twice.code, 1)
     assert.match(twice.stderr, /already registered .*poi operator status/)
-    const waiting = lineOf(await poi('operator', 'status', ...chain, '--keystore', dir('op-0'), '--json'), 'operator-status')
+    const waiting = lineOf(waitingRun, 'operator-status')
     assert.deepEqual([waiting.registered, waiting.stake, waiting.firstEpoch, waiting.currentEpoch, waiting.inCurrentEpoch], [true, `${2n * ETHER}`, '1', '0', false])
 
-    // An operator node started before its first epoch is told to advance the epoch, not to edit a genesis file.
-    const early = await poi('operator', ...chain, '--keystore', dir('op-0'), '--data-dir', join(root, 'op-0', 'data'), '--no-model-dir')
     assert.equal(early.code, 1)
     assert.match(early.stderr, /registered and joins at epoch 1; run `poi epoch advance/)
     assert.doesNotMatch(early.stderr, /genesis/)
@@ -142,9 +146,12 @@ describe('operator lifecycle on anvil with the poi commands only', function () {
     // op-2 exits; withdrawing too early says when it becomes possible.
     const exit = lineOf(await poi('operator', 'exit', ...chain, '--keystore', dir('op-2'), '--yes', '--json'), 'operator-exit')
     assert.deepEqual([exit.exitEpoch, exit.withdrawableEpoch], ['2', '3'])
-    const exiting = lineOf(await poi('operator', 'status', ...chain, '--keystore', dir('op-2'), '--json'), 'operator-status')
+    const [exitingRun, tooEarly] = await Promise.all([
+      poi('operator', 'status', ...chain, '--keystore', dir('op-2'), '--json'),
+      poi('operator', 'withdraw', ...chain, '--keystore', dir('op-2'), '--yes')
+    ])
+    const exiting = lineOf(exitingRun, 'operator-status')
     assert.deepEqual([exiting.exitEpoch, exiting.withdrawableEpoch, exiting.withdrawableAt], ['2', '3', exit.withdrawableAt])
-    const tooEarly = await poi('operator', 'withdraw', ...chain, '--keystore', dir('op-2'), '--yes')
     assert.equal(tooEarly.code, 1)
     assert.match(tooEarly.stderr, /epoch 3 must start first .*poi epoch advance.*withdrawn from \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/)
     const epoch2 = lineOf(await poi('epoch', 'advance', ...chain, '--keystore', dir('deployer'), '--yes', '--json'), 'epoch-started')
