@@ -47,10 +47,10 @@ export class OperatorStateError extends PoiError {
 
 /** Too early: the stake is still locked, or the current epoch has not lasted epochDuration. */
 export class TooEarlyError extends PoiError {
-  /** Unix seconds from which the step can succeed (at the earliest). */
-  readonly readyAt: bigint
+  /** Unix seconds from which the step can succeed (at the earliest); undefined when it waits on an epoch, not a time. */
+  readonly readyAt: bigint | undefined
 
-  constructor (message: string, readyAt: bigint) {
+  constructor (message: string, readyAt?: bigint) {
     super('ERR_TOO_EARLY', message)
     this.readyAt = readyAt
   }
@@ -256,7 +256,7 @@ async function runRegister (args: string[]): Promise<void> {
   }
   if (stake < state.minStake) throw new OperatorStateError(`--stake ${formatEther(stake)} ETH is below the registry's minimum of ${formatEther(state.minStake)} ETH`)
   const { pubkey, proofOfPossession } = registrationCalldata(keystore.blsSecretKey, account)
-  const gas = await estimate(chain, 'registering', async () => await chain.publicClient.estimateContractGas({
+  const gas = await estimate('registering', async () => await chain.publicClient.estimateContractGas({
     account: wallet.account, address: chain.config.registry, abi: OperatorRegistryAbi, functionName: 'register', args: [pubkey, proofOfPossession], value: stake
   }))
   await confirmTransaction({
@@ -342,7 +342,7 @@ async function runExit (args: string[]): Promise<void> {
     const w = await readWithdrawableAt(chain.publicClient, chain.config.registry, op, state)
     throw new OperatorStateError(`${account} already asked to exit; its stake can be withdrawn from ${formatUnlock(w.at, now)} with \`poi operator withdraw --chain ${chainFile}\``)
   }
-  const gas = await estimate(chain, 'exiting', async () => await chain.publicClient.estimateContractGas({
+  const gas = await estimate('exiting', async () => await chain.publicClient.estimateContractGas({
     account: wallet.account, address: chain.config.registry, abi: OperatorRegistryAbi, functionName: 'requestExit'
   }))
   await confirmTransaction({
@@ -379,7 +379,7 @@ async function runStakeWithdraw (args: string[]): Promise<void> {
       : `${account} is not registered: no stake to withdraw`)
   }
   await checkWithdrawable(chain, op, state, now, chainFile)
-  const gas = await estimate(chain, 'withdrawing the stake', async () => await chain.publicClient.estimateContractGas({
+  const gas = await estimate('withdrawing the stake', async () => await chain.publicClient.estimateContractGas({
     account: wallet.account, address: chain.config.registry, abi: OperatorRegistryAbi, functionName: 'withdraw'
   }))
   await confirmTransaction({
@@ -404,11 +404,11 @@ async function checkWithdrawable (chain: ChainClient, op: OperatorRecord, state:
   if (now < w.at) throw new TooEarlyError(`the stake is still locked: it can be withdrawn from ${formatUnlock(w.at, now)}; run \`poi operator withdraw\` again then`, w.at)
 }
 
-async function estimate (chain: ChainClient, what: string, run: () => Promise<bigint>): Promise<bigint> {
+async function estimate (what: string, run: () => Promise<bigint>): Promise<bigint> {
   try {
     return await run()
   } catch (err) {
-    throw explainRevert(what, err, chain)
+    throw explainRevert(what, err)
   }
 }
 
@@ -422,13 +422,13 @@ async function refusedAs<T> (what: string, send: () => Promise<T>): Promise<T> {
 }
 
 /** The registry's named errors as what to do next. */
-function explainRevert (what: string, err: unknown, _chain?: ChainClient): Error {
+function explainRevert (what: string, err: unknown): Error {
   const name = contractErrorName(err)
   const args = contractErrorArgs(err)
   const at = (v: unknown): string => new Date(Number(v) * 1000).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC')
   switch (name) {
     case 'ExitNotReady': return new TooEarlyError(`${what}: the stake is still locked until ${at(args?.[0])}; run \`poi operator withdraw\` again then`, BigInt(args?.[0] as bigint))
-    case 'StakeStillCertifiable': return new TooEarlyError(`${what}: the stake stays certifiable until epoch ${String(args?.[0])} starts (\`poi epoch advance\`)`, 0n)
+    case 'StakeStillCertifiable': return new TooEarlyError(`${what}: the stake stays certifiable until epoch ${String(args?.[0])} starts (\`poi epoch advance\`)`)
     case 'EpochNotOver': return new TooEarlyError(`${what}: the current epoch lasts until ${at(args?.[0])}; run \`poi epoch advance\` then`, BigInt(args?.[0] as bigint))
     case 'AlreadyRegistered': return new OperatorStateError(`${what}: this account is already registered (\`poi operator status\`)`)
     case 'KeyAlreadyUsed': return new OperatorStateError(`${what}: this keystore's BLS key was registered before (keys are never reused): generate a new keystore with \`poi keys generate\``)
@@ -450,7 +450,7 @@ async function runAdvance (args: string[]): Promise<void> {
   const { state, now } = await registryNow(chain)
   const readyAt = state.lastEpochStart + state.epochDuration
   if (now < readyAt) throw new TooEarlyError(`epoch ${state.currentEpoch} lasts at least ${state.epochDuration} s: the next epoch may start from ${formatUnlock(readyAt, now)}; run \`poi epoch advance\` again then`, readyAt)
-  const gas = await estimate(chain, 'advancing the epoch', async () => await chain.publicClient.estimateContractGas({
+  const gas = await estimate('advancing the epoch', async () => await chain.publicClient.estimateContractGas({
     account: wallet.account, address: chain.config.registry, abi: OperatorRegistryAbi, functionName: 'advanceEpoch'
   }))
   await confirmTransaction({
