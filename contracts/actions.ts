@@ -147,3 +147,25 @@ export async function simulateCertificateAndAttestation (
     args: certificateAndAttestationCalldata(qc, set, attestation, attestationSet)
   })
 }
+
+/** Asks to leave the operator set from the next epoch (OperatorRegistry.requestExit). */
+export async function requestExit (walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`): Promise<TransactionReceipt> {
+  const { request } = await publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: OperatorRegistryAbi, functionName: 'requestExit'
+  })
+  return await mined(publicClient, await walletClient.writeContract(request), 'OperatorRegistry.requestExit')
+}
+
+/**
+ * Pays an exited operator's stake back (OperatorRegistry.withdraw); `amount` is the stake paid,
+ * read from the Withdrawn event. Reverts ExitNotReady(readyAt) or StakeStillCertifiable(epoch)
+ * when it is too early (simulated first, so nothing is spent then).
+ */
+export async function withdrawStake (walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`): Promise<{ amount: bigint, receipt: TransactionReceipt }> {
+  const account = walletClient.account.address
+  const { stake } = await publicClient.readContract({ address: registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [account] })
+  const { request } = await publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: OperatorRegistryAbi, functionName: 'withdraw'
+  })
+  return { amount: stake, receipt: await mined(publicClient, await walletClient.writeContract(request), 'OperatorRegistry.withdraw') }
+}

@@ -24,10 +24,13 @@ export {
   nonSignerIndices, nonSignerArgs, certificateCalldata, qcCalldata, taskArgs, evidenceCalldata, conflictingCertificatesCalldata, certificateAndAttestationCalldata,
   registrationCalldata
 } from './calldata.js'
-export { type RegistryContracts, RegistryReadError, readCurrentEpoch, readQuorumBps, readOperatorSet } from './registry-reader.js'
+export {
+  type RegistryContracts, type OperatorRecord, type RegistryState, RegistryReadError, readCurrentEpoch, readQuorumBps, readOperatorSet, readOperatorRecord,
+  readRegistryState, readWithdrawableAt
+} from './registry-reader.js'
 export { contractErrorName, contractErrorArgs } from './revert.js'
 export {
-  registerOperator, advanceEpoch, submitCertificate, submitEvidence, submitConflictingCertificates, submitCertificateAndAttestation,
+  registerOperator, advanceEpoch, requestExit, withdrawStake, submitCertificate, submitEvidence, submitConflictingCertificates, submitCertificateAndAttestation,
   simulateCertificate, simulateEvidence, simulateConflictingCertificates, simulateCertificateAndAttestation, mined, TransactionFailedError
 } from './actions.js'
 export {

@@ -73,3 +73,70 @@ export async function readOperatorSet (publicClient: PublicClient, contracts: Re
   }
   return { ...set, leaves, root: stored.root }
 }
+
+/** An account's record in the OperatorRegistry (zeros when it never registered). */
+export type OperatorRecord = {
+  registered: boolean
+  /** Live stake, wei. */
+  stake: bigint
+  /** The first epoch that counts this registration (0: never registered). */
+  firstEpoch: bigint
+  /** Unix seconds of requestExit (0: not exiting). */
+  exitRequestedAt: bigint
+  /** The first epoch without this operator (0: not exiting). */
+  exitEpoch: bigint
+  slashings: number
+}
+
+/** The registry's fixed parameters and epoch clock. */
+export type RegistryState = {
+  minStake: bigint
+  exitDelay: bigint
+  epochDuration: bigint
+  maxCertificateAge: bigint
+  currentEpoch: bigint
+  /** Unix seconds the current epoch started (0 before the first). */
+  lastEpochStart: bigint
+}
+
+export async function readOperatorRecord (publicClient: PublicClient, registry: `0x${string}`, account: `0x${string}`): Promise<OperatorRecord> {
+  const op = await publicClient.readContract({ address: registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [account] })
+  return {
+    registered: op.registered,
+    stake: op.stake,
+    firstEpoch: BigInt(op.firstEpoch),
+    exitRequestedAt: BigInt(op.exitRequestedAt),
+    exitEpoch: BigInt(op.exitEpoch),
+    slashings: Number(op.slashings)
+  }
+}
+
+export async function readRegistryState (publicClient: PublicClient, registry: `0x${string}`): Promise<RegistryState> {
+  const read = async (functionName: 'minStake' | 'exitDelay' | 'epochDuration' | 'maxCertificateAge' | 'currentEpoch' | 'lastEpochStart'): Promise<bigint> =>
+    BigInt(await publicClient.readContract({ address: registry, abi: OperatorRegistryAbi, functionName }))
+  const [minStake, exitDelay, epochDuration, maxCertificateAge, currentEpoch, lastEpochStart] = await Promise.all(
+    (['minStake', 'exitDelay', 'epochDuration', 'maxCertificateAge', 'currentEpoch', 'lastEpochStart'] as const).map(read))
+  return { minStake, exitDelay, epochDuration, maxCertificateAge, currentEpoch, lastEpochStart }
+}
+
+/**
+ * When an exiting operator's stake may be withdrawn, by the registry's rule (OperatorRegistry.withdraw):
+ * exitDelay after requestExit, epoch exitEpoch + maxCertificateAge started, and exitDelay after
+ * that epoch's start. `at` is the earliest unix time; when that epoch has not started yet it is
+ * the earliest it can (each epoch lasting epochDuration), so `epochsToGo` more epochs must be advanced.
+ */
+export async function readWithdrawableAt (
+  publicClient: PublicClient, registry: `0x${string}`, op: OperatorRecord, state: RegistryState
+): Promise<{ at: bigint, epoch: bigint, epochsToGo: bigint }> {
+  const epoch = op.exitEpoch + state.maxCertificateAge
+  const afterRequest = op.exitRequestedAt + state.exitDelay
+  if (state.currentEpoch >= epoch) {
+    const { startedAt } = await publicClient.readContract({ address: registry, abi: OperatorRegistryAbi, functionName: 'getEpoch', args: [epoch] })
+    const evidenceCloses = BigInt(startedAt) + state.exitDelay
+    return { at: afterRequest > evidenceCloses ? afterRequest : evidenceCloses, epoch, epochsToGo: 0n }
+  }
+  const epochsToGo = epoch - state.currentEpoch
+  const earliestStart = state.lastEpochStart + epochsToGo * state.epochDuration
+  const evidenceCloses = earliestStart + state.exitDelay
+  return { at: afterRequest > evidenceCloses ? afterRequest : evidenceCloses, epoch, epochsToGo }
+}

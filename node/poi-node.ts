@@ -163,7 +163,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {
     if (opts.operate && opts.light) throw new TypeError('a light node cannot operate')
     if (opts.operate && !opts.operatorSet.operators.some(o => bytesEqual(o.blsPublicKey, opts.keystore.blsPublicKey))) {
-      throw new NotInOperatorSetError(`this node's BLS key ${to0xHex(opts.keystore.blsPublicKey)} is not in the operator set (epoch ${opts.operatorSet.epoch}); add it to the genesis file ${opts.config.genesis} or run without the operator role`)
+      throw new NotInOperatorSetError(`this node's BLS key ${to0xHex(opts.keystore.blsPublicKey)} is not in the operator set (epoch ${opts.operatorSet.epoch}); ${opts.config.chain == null ? `add it to the genesis file ${opts.config.genesis}` : 'register it with `poi operator register --stake <eth> --chain <deployment.json>` and start the next epoch with `poi epoch advance`'} or run without the operator role`)
     }
     const models = opts.light ? [] : await Promise.all(opts.config.modelDirs.map(loadModelDir))
     const store = opts.light ? undefined : await NodeStore.open(opts.config.dataDir)

@@ -188,6 +188,9 @@ describe('cli: poi commands as a user runs them', function () {
     assert.ok(r.stderr.includes(x.blsPublicKey.slice(2)), `stderr should name the BLS key:\n${r.stderr}`)
     assert.match(r.stderr, /is not in the operator set/)
     assert.ok(r.stderr.includes(genesisPath), `stderr should name the genesis file:\n${r.stderr}`)
+    // Genesis mode keeps the genesis advice; registering on a chain is chain mode's.
+    assert.match(r.stderr, /add it to the genesis file/)
+    assert.doesNotMatch(r.stderr, /poi operator register/)
     assert.doesNotMatch(r.stderr, STACK_FRAME, `stderr has a stack trace:\n${r.stderr}`)
   })
 

@@ -112,6 +112,26 @@ export type PoiEvent =
   | { event: 'network', epoch: Decimal, totalStake: Decimal, asset: Hex, operators: NetworkOperatorLine[] }
   /** `poi operator` with a chain: its reputation when it starts. */
   | { event: 'reputation', operator: Hex, signed: Decimal, missed: Decimal, slashings: number }
+  /** A transaction command's preview (poi chain deploy, poi operator register|exit|withdraw, poi epoch advance): printed before it asks or sends. */
+  | { event: 'transaction-preview', action: string, from: Hex, to: Hex | null, value: Decimal, gas: Decimal, notes: string[] }
+  /** `poi chain deploy --json`: the deployment written to `file`. */
+  | { event: 'deployed', file: string, rpcUrl: string, chainId: number, registry: Hex, taskManager: Hex, slashing: Hex, modelRegistry: Hex, identityRegistry: Hex, validationRegistry: Hex, deployedAtBlock: Decimal }
+  /** `poi operator register|exit|withdraw --json`: what the transaction did. */
+  | { event: 'operator-registered', operator: Hex, stake: Decimal, firstEpoch: Decimal, txHash: Hex }
+  | { event: 'operator-exit', operator: Hex, exitEpoch: Decimal, withdrawableAt: number, withdrawableEpoch: Decimal, txHash: Hex }
+  | { event: 'stake-withdrawn', operator: Hex, amount: Decimal, txHash: Hex }
+  /**
+   * `poi operator status --json`: the account's registration; times are unix seconds (null: not
+   * applicable), `withdrawableAt` the earliest the stake can be withdrawn (when epoch
+   * `withdrawableEpoch` has started).
+   */
+  | {
+    event: 'operator-status', operator: Hex, registered: boolean, stake: Decimal, firstEpoch: Decimal | null, currentEpoch: Decimal,
+    inCurrentEpoch: boolean, exitRequestedAt: number | null, exitEpoch: Decimal | null, withdrawableAt: number | null, withdrawableEpoch: Decimal | null,
+    pendingRewards: Decimal, reputation: ReputationLine
+  }
+  /** `poi epoch advance --json`: the epoch started and its operator set's size and stake. */
+  | { event: 'epoch-started', epoch: Decimal, operators: number, totalStake: Decimal, txHash: Hex }
   /** `poi model publish --json`. */
   | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null }
   /**
@@ -253,6 +273,28 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal, submitter: optional(hex), txHash: optional(hex) }))),
     fee: optional(decimal)
   },
+  'transaction-preview': { action: str, from: hex, to: nullable(hex), value: decimal, gas: decimal, notes: listOf(str) },
+  deployed: {
+    file: str, rpcUrl: str, chainId: num, registry: hex, taskManager: hex, slashing: hex, modelRegistry: hex, identityRegistry: hex, validationRegistry: hex, deployedAtBlock: decimal
+  },
+  'operator-registered': { operator: hex, stake: decimal, firstEpoch: decimal, txHash: hex },
+  'operator-exit': { operator: hex, exitEpoch: decimal, withdrawableAt: num, withdrawableEpoch: decimal, txHash: hex },
+  'stake-withdrawn': { operator: hex, amount: decimal, txHash: hex },
+  'operator-status': {
+    operator: hex,
+    registered: bool,
+    stake: decimal,
+    firstEpoch: nullable(decimal),
+    currentEpoch: decimal,
+    inCurrentEpoch: bool,
+    exitRequestedAt: nullable(num),
+    exitEpoch: nullable(decimal),
+    withdrawableAt: nullable(num),
+    withdrawableEpoch: nullable(decimal),
+    pendingRewards: decimal,
+    reputation: record<ReputationLine>(REPUTATION_FIELDS)
+  },
+  'epoch-started': { epoch: decimal, operators: num, totalStake: decimal, txHash: hex },
   published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex) },
   deposit: { account: hex, asset: hex, amount: decimal, balance: decimal, available: decimal, txHash: hex },
   withdrawal: { account: hex, asset: hex, action: oneOf('requested', 'withdrawn'), amount: decimal, unlocksAt: nullable(num), balance: decimal, txHash: hex },

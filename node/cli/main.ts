@@ -18,7 +18,15 @@ export async function main (argv: string[]): Promise<number> {
   switch (cmd) {
     case 'keys': await (await import('./key-commands.js')).runKeys(rest); return 0
     case 'genesis': await (await import('./key-commands.js')).runGenesis(rest); return 0
-    case 'operator':
+    case 'operator': {
+      // `poi operator register|status|exit|withdraw` are lifecycle subcommands; `poi operator [node options]` starts the node.
+      const chainCommands = await import('./chain-commands.js')
+      const sub = chainCommands.OPERATOR_SUBCOMMANDS.find(s => s === rest[0])
+      if (sub !== undefined) { await chainCommands.runOperatorCommand(sub, rest.slice(1)); return 0 }
+      await (await import('./node-commands.js')).runRole(cmd, rest); return 0
+    }
+    case 'chain': await (await import('./chain-commands.js')).runChain(rest); return 0
+    case 'epoch': await (await import('./chain-commands.js')).runEpoch(rest); return 0
     case 'aggregator':
     case 'bootstrap': await (await import('./node-commands.js')).runRole(cmd, rest); return 0
     case 'request': await (await import('./request-command.js')).runRequest(rest); return 0

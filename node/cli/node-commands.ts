@@ -2,17 +2,19 @@
  * `poi operator`, `poi aggregator`, `poi bootstrap`: start a full node, print what it does (a
  * line for a person, or with --json a PoiEvent line per event) and run until SIGINT/SIGTERM.
  */
-import { readReputation } from '../../contracts/index.js'
+import { isAddressEqual } from 'viem'
+import { readOperatorRecord, readRegistryState, readReputation } from '../../contracts/index.js'
 import { shortHex } from '../../protocols/wire/index.js'
-import type { ChainClient } from '../chain-client.js'
+import { ChainClient } from '../chain-client.js'
 import { modelIdToString } from '../inference/index.js'
 import { loadKeystore } from '../keys.js'
-import { PoiNode, preciseNow } from '../poi-node.js'
+import { NotInOperatorSetError, PoiNode, preciseNow } from '../poi-node.js'
 import { peerIdentityOf } from '../peer-identity.js'
 import { NODE_OPTIONS, nodeConfig, parse } from './args.js'
 import type { Hex, NodeRoleName } from './events.js'
-import { operatorSource } from './operator-source.js'
+import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
+import { formatUnlock } from './payment-setup.js'
 import { USAGE } from './usage.js'
 
 const MIB = 2 ** 20
@@ -23,6 +25,7 @@ export async function runRole (role: NodeRoleName, args: string[]): Promise<void
   const config = await nodeConfig(values)
   const keystore = await loadKeystore(config.keystore)
   const aggregate = role === 'aggregator' || values.aggregate === true
+  if (role === 'operator' && config.chain != null && values.chain !== undefined) await checkInOperatorSet(await ChainClient.connect(config.chain), keystore.account.address, values.chain)
   const { operatorSet, chain } = await operatorSource(config, keystore)
   const node = await PoiNode.start({
     operate: role === 'operator',
@@ -59,6 +62,26 @@ export async function runRole (role: NodeRoleName, args: string[]): Promise<void
     process.on('SIGINT', shutdown)
     process.on('SIGTERM', shutdown)
   })
+}
+
+/**
+ * In chain mode an operator outside the current epoch's set is told what to run: register, or
+ * (registered, waiting for its first epoch) advance the epoch or wait for it, or (exiting) that
+ * it left the set.
+ */
+async function checkInOperatorSet (chain: ChainClient, account: `0x${string}`, chainFile: string): Promise<void> {
+  const rpc = chain.config.rpcUrl
+  const epoch = await readChain('the current epoch', rpc, async () => await chain.currentEpoch())
+  if (epoch > 0n && (await readChain('the current operator set', rpc, async () => await chain.operatorSet(epoch))).operators.some(o => isAddressEqual(o.address, account))) return
+  const [op, state] = await Promise.all([
+    readOperatorRecord(chain.publicClient, chain.config.registry, account),
+    readRegistryState(chain.publicClient, chain.config.registry)
+  ])
+  const now = (await chain.publicClient.getBlock()).timestamp
+  const here = `${account} is not in the operator set of epoch ${epoch}`
+  if (!op.registered) throw new NotInOperatorSetError(`${here}: it is not registered; run \`poi operator register --stake <eth> --chain ${chainFile}\`, then \`poi epoch advance --chain ${chainFile}\``)
+  if (op.exitRequestedAt > 0n) throw new NotInOperatorSetError(`${here}: it asked to exit (out of the set from epoch ${op.exitEpoch}); \`poi operator status --chain ${chainFile}\` says when its stake can be withdrawn`)
+  throw new NotInOperatorSetError(`${here}: it is registered and joins at epoch ${op.firstEpoch}; run \`poi epoch advance --chain ${chainFile}\` (possible from ${formatUnlock(state.lastEpochStart + state.epochDuration, now)}) or wait for the next epoch to start`)
 }
 
 /** An operator's own record at start (TaskManager.reputationOf): certificates signed, missed, slashings. */

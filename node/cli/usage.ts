@@ -6,7 +6,10 @@ Usage:
   poi keys show --dir <keystore>                 print peer id, BLS public key and address
   poi genesis create --out <file> --keystore <dir> [--keystore <dir> …] [--stake <wei>] [--chain-id <id>]
                                                  write an operator set from operators' keystores
-  poi operator   [node options] [--aggregate]    run models and attest results (optionally aggregate too)
+  poi operator   [node options] [--aggregate]    run models and attest results (optionally aggregate too);
+                                                 'poi operator register|status|exit|withdraw' are the lifecycle
+                                                 subcommands below (a first argument with that name), anything
+                                                 else starts the node
   poi aggregator [node options]                  build quorum certificates from attestations
   poi bootstrap  [node options]                  relay gossip and answer DHT queries (peer discovery)
   poi request --bootstrap <addr> (--rpc <url> | --chain <deployment.json> | --genesis <file>) --input <json|@file>
@@ -30,6 +33,30 @@ Usage:
                                                  pay them out
   poi network --chain <deployment.json> [--json] every operator of the current epoch: stake, reputation
                                                  (signed, missed, slashed) and rewards to claim in the epoch
+  poi chain deploy --rpc <url> --keystore <dir> [--out deployment.json] [--force] [--min-stake <eth>]
+              [--epoch-duration <s>] [--exit-delay <s>] [--quorum-bps <bps>] [--max-epoch-age <n>]
+              [--max-certificate-age <n>] [--protocol-fee-bps <bps>] [--min-task-fee <eth>] [--treasury <address>]
+              [--slash-bps <bps>] [--reporter-bps <bps>] [--asset <erc20>] [--max-task-life <s>]
+              [--settlement-window <s>] [--withdrawal-delay <s>] [--yes] [--json]
+                                                 deploy the contracts to any EVM chain with EIP-2537 (Prague) from
+                                                 the keystore's account and write the deployment file (refuses to
+                                                 overwrite it without --force)
+  poi operator register --stake <eth> --chain <deployment.json> [--keystore <dir>] [--yes] [--json]
+                                                 stake and register the keystore's BLS key with its proof of
+                                                 possession; it joins the set at the next epoch
+  poi operator status --chain <deployment.json> [--keystore <dir> | --address <0x…>] [--json]
+                                                 registered or not, first epoch, in the current epoch or not,
+                                                 stake, exit and withdrawal times, rewards, reputation
+  poi operator exit --chain <deployment.json> [--keystore <dir>] [--yes] [--json]
+                                                 leave the operator set from the next epoch
+  poi operator withdraw --chain <deployment.json> [--keystore <dir>] [--yes] [--json]
+                                                 take the stake back once unlocked (says when if too early)
+  poi epoch advance --chain <deployment.json> [--keystore <dir>] [--yes] [--json]
+                                                 start the next epoch (anyone may, once the current one has
+                                                 lasted the registry's epoch duration; says when if too early)
+                                                 Transaction commands print a preview (action, account, value,
+                                                 estimated gas) and ask on a terminal; --yes sends without asking;
+                                                 without a terminal they need --yes
   poi models                                     list the models in the configured model directories
   poi model publish <file.onnx> --rule <rule> [--data-dir <dir>] [--name <n>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]]
                                                  store a model as content-addressed shards in a node's data dir
