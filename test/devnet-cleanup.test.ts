@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { KEY_FILES } from '../node/keys.js'
 import { CLI } from './helpers/cli.js'
 
@@ -21,6 +21,8 @@ const EXIT_TIMEOUT_MS = 30_000
 /** After the devnet exited its children are gone already; this only absorbs the kernel's bookkeeping. */
 const GONE_TIMEOUT_MS = 5_000
 const POLL_MS = 100
+/** The repository (package.json's `npm start`): dist/test/../.. */
+const REPO = join(dirname(CLI), '../../..')
 /** The smallest devnet (fewest processes to start on a busy machine): 3 operators, so 5 nodes with the bootstrap node and the aggregator. */
 const OPERATORS = 3
 const NODES = OPERATORS + 2
@@ -32,10 +34,16 @@ class Devnet {
   stderr = ''
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 
-  constructor (args: string[], env: NodeJS.ProcessEnv = {}) {
+  /** `viaNpm`: as `npm start -- <args>` from the repository, with npm's own CLI (npm_execpath) when this test runs under npm. */
+  constructor (args: string[], env: NodeJS.ProcessEnv = {}, viaNpm = false) {
     const e: NodeJS.ProcessEnv = { ...process.env, ...env }
     delete e.DEBUG
-    this.proc = spawn(process.execPath, [CLI, 'devnet', '--npm-models', 'none', '--operators', String(OPERATORS), ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] })
+    const devnetArgs = ['--npm-models', 'none', '--operators', String(OPERATORS), ...args]
+    this.proc = viaNpm
+      ? (process.env.npm_execpath != null
+          ? spawn(process.execPath, [process.env.npm_execpath, 'start', '--', ...devnetArgs], { env: e, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+          : spawn('npm', ['start', '--', ...devnetArgs], { env: e, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }))
+      : spawn(process.execPath, [CLI, 'devnet', ...devnetArgs], { env: e, stdio: ['ignore', 'pipe', 'pipe'] })
     this.proc.stdout!.on('data', (d: Buffer) => { this.stdout += d.toString() })
     this.proc.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString() })
     this.exited = new Promise(resolve => this.proc.once('close', (code, signal) => resolve({ code, signal })))
@@ -52,10 +60,11 @@ class Devnet {
     }
   }
 
-  async exit (): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+  /** Waits for the exit; on a timeout kills it and `children` (those of an old devnet outlive it) and fails. */
+  async exit (children: Array<{ pid: number }> = []): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { this.proc.kill('SIGKILL'); reject(new Error(`the devnet did not exit within ${EXIT_TIMEOUT_MS} ms\n${this.output}`)) }, EXIT_TIMEOUT_MS)
+      timer = setTimeout(() => { this.proc.kill('SIGKILL'); for (const c of children) if (running(c.pid)) process.kill(c.pid, 'SIGKILL'); reject(new Error(`the devnet did not exit within ${EXIT_TIMEOUT_MS} ms\n${this.output}`)) }, EXIT_TIMEOUT_MS)
     })
     try {
       return await Promise.race([this.exited, timeout])
@@ -72,6 +81,8 @@ class Devnet {
   }
 }
 
+const running = (pid: number): boolean => { const s = procStat(pid); return s !== undefined && s.state !== 'Z' }
+
 /** "pid (comm) state ppid …" of a running (not zombie) process, or undefined. */
 function procStat (pid: number): { state: string, ppid: number } | undefined {
   try {
@@ -83,7 +94,6 @@ function procStat (pid: number): { state: string, ppid: number } | undefined {
   }
 }
 
-const running = (pid: number): boolean => { const s = procStat(pid); return s !== undefined && s.state !== 'Z' }
 
 function cmdline (pid: number): string {
   try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') } catch { return '' }
@@ -141,7 +151,7 @@ describe('poi devnet leaves nothing behind', function () {
     assert.equal(anvils(ps), 1, JSON.stringify(ps))
     assert.ok(await exists(join(devnet.root, 'bootstrap', 'keys')))
     devnet.proc.kill('SIGINT')
-    const { code, signal } = await devnet.exit()
+    const { code, signal } = await devnet.exit(ps)
     assert.deepEqual({ code, signal }, { code: 130, signal: null }, devnet.output)
     await assertAllGone(ps)
     assert.deepEqual((await readdir(sysTmp)).filter(f => f.startsWith('poi-devnet-')), [], 'the temporary key directory is left')
@@ -154,8 +164,19 @@ describe('poi devnet leaves nothing behind', function () {
     assert.equal(anvils(ps), 1, JSON.stringify(ps))
     assert.equal(nodes(ps), NODES, JSON.stringify(ps))
     devnet.proc.kill('SIGTERM')
-    const { code, signal } = await devnet.exit()
+    const { code, signal } = await devnet.exit(ps)
     assert.deepEqual({ code, signal }, { code: 143, signal: null }, devnet.output)
+    await assertAllGone(ps)
+    assert.deepEqual((await readdir(sysTmp)).filter(f => f.startsWith('poi-devnet-')), [], 'the temporary key directory is left')
+  })
+
+  it('SIGINT to npm only (`npm start`, not its process group) reaches the devnet: nothing is left', async () => {
+    const npm = new Devnet([], { TMPDIR: sysTmp }, true)
+    await npm.waitForLine(/starting bootstrap node\n/)
+    const ps = descendants(npm.proc.pid!)
+    assert.equal(anvils(ps), 1, JSON.stringify(ps))
+    npm.proc.kill('SIGINT')
+    await npm.exit(ps)
     await assertAllGone(ps)
     assert.deepEqual((await readdir(sysTmp)).filter(f => f.startsWith('poi-devnet-')), [], 'the temporary key directory is left')
   })
@@ -173,7 +194,7 @@ describe('poi devnet leaves nothing behind', function () {
       assert.equal(anvils(ps), 1, JSON.stringify(ps))
       assert.equal(nodes(ps), NODES, JSON.stringify(ps))
       devnet.proc.kill('SIGHUP')
-      const { code, signal } = await devnet.exit()
+      const { code, signal } = await devnet.exit(ps)
       assert.deepEqual({ code, signal }, { code: 0, signal: null }, devnet.output)
       await assertAllGone(ps)
       for (const name of ['bootstrap', 'aggregator', ...Array.from({ length: OPERATORS }, (_, i) => `operator-${i}`)]) {
@@ -201,7 +222,7 @@ describe('poi devnet leaves nothing behind', function () {
       const ps = descendants(devnet.proc.pid!)
       assert.equal(anvils(ps), 1, JSON.stringify(ps))
       devnet.proc.kill('SIGINT')
-      const { code } = await devnet.exit()
+      const { code } = await devnet.exit(ps)
       assert.equal(code, 130, devnet.output)
       await assertAllGone(ps)
       assert.ok(await exists(join(dir, 'deployment.json')), 'the --dir devnet\'s directory was deleted')
