@@ -66,6 +66,8 @@ export interface AnvilOptions {
   blockTime?: number
   accounts?: number
   balanceEth?: number
+  /** Called with anvil's process as soon as it is spawned, before it answers (e.g. to stop it with its owner). */
+  onSpawn?: (proc: ChildProcess) => void
 }
 
 export interface Anvil {
@@ -99,6 +101,7 @@ export async function startAnvil (opts: AnvilOptions = {}): Promise<Anvil> {
     '--accounts', String(opts.accounts ?? ANVIL_PRIVATE_KEYS.length), '--balance', String(opts.balanceEth ?? DEFAULT_BALANCE_ETH), '--silent']
   if (opts.blockTime != null) args.push('--block-time', String(opts.blockTime))
   const proc = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  opts.onSpawn?.(proc)
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4_000) })
   const exited = new Promise<void>(resolve => proc.once('exit', () => resolve()))

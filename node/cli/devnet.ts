@@ -4,8 +4,9 @@
  * real models from npm. What it reports it has waited for: the operators' model fetches are
  * counted once every operator has finished (or failed) each one.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { constants as osConstants, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { hexToBytes } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
@@ -18,6 +19,7 @@ import { ChainClient, type AcceptedCertificate } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
 import { UsageError, num, parse } from './args.js'
+import { killOwnedNow, stopOwned } from './children.js'
 import { prepareNodeDir } from './launcher.js'
 import { startLocalNetwork, type LocalNetwork } from './local-network.js'
 import { waitForModels, type ModelOutcome } from './model-wait.js'
@@ -71,18 +73,58 @@ export interface DevnetOptions {
   operators?: number
   keep?: boolean
   dir?: string
+  /** With `dir`: delete the devnet already there (keys, data, logs) and start over. */
+  force?: boolean
   /** Without a chain: the operator set from a genesis file, certificates only off-chain. */
   offchain?: boolean
   /** Real models from npm dev dependencies to run after the shipped one (NPM_MODELS keys); default DEFAULT_DEVNET_NPM_MODELS. */
   npmModels?: string[]
 }
 
-/** `poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain] [--npm-models <keys|none>]` */
+/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>]` */
 export async function runDevnetCommand (args: string[]): Promise<number> {
-  const { values } = parse(args, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } })
+  const { values } = parse(args, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } })
   const npm = values['npm-models']
   const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
-  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, offchain: values.offchain === true, npmModels })
+  if (values.force === true && values.dir === undefined) throw new UsageError('--force needs --dir: it deletes the devnet in that directory and starts over')
+  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels })
+}
+
+/** The signals that stop a devnet: Ctrl-C (also what npm passes on), `kill`, and a closed terminal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+/** How many lines of each node's log a failed devnet prints before it deletes its temporary directory. */
+const FAILED_LOG_LINES = 15
+
+/** A directory a devnet made: it has the bootstrap node's keys. */
+async function isDevnetDir (dir: string): Promise<boolean> {
+  return await stat(join(dir, 'bootstrap', 'keys')).then(s => s.isDirectory(), () => false)
+}
+
+/**
+ * The devnet's `--dir`: a new or empty directory, or with `force` one a devnet made, emptied.
+ * A kept devnet is not resumed (its anvil state is not saved): it starts over or goes elsewhere.
+ */
+async function prepareDevnetDir (dir: string, force: boolean): Promise<void> {
+  const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
+  if (entries.length === 0) return
+  const devnet = await isDevnetDir(dir)
+  if (!force) {
+    throw new UsageError(devnet
+      ? `${dir} holds a devnet already. A kept devnet cannot be resumed (its chain state is not saved): pass --force to delete it and start over, or pick another --dir`
+      : `${dir} is not empty and holds no devnet: pick an empty or new --dir`)
+  }
+  if (!devnet) throw new UsageError(`${dir} is not empty and holds no devnet (no bootstrap/keys): --force deletes only a devnet's directory; pick an empty or new --dir`)
+  await Promise.all(entries.map(async e => await rm(join(dir, e), { recursive: true, force: true })))
+}
+
+/** The last lines of every node's log in `root`, for a failed devnet whose directory is about to go. */
+async function logTails (root: string): Promise<string> {
+  const logs = (await readdir(root).catch(() => [])).filter(f => f.endsWith('.log')).sort()
+  const tails = await Promise.all(logs.map(async f => {
+    const lines = (await readFile(join(root, f), 'utf8').catch(() => '')).trimEnd().split('\n')
+    return `--- ${f} (last ${Math.min(lines.length, FAILED_LOG_LINES)} lines)\n${lines.slice(-FAILED_LOG_LINES).join('\n')}`
+  }))
+  return tails.join('\n')
 }
 
 interface ExtraModel { key: string, dir: string, modelId: Uint8Array, name: string }
@@ -92,8 +134,57 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
   const started = Date.now()
   const n = opts.operators ?? DEFAULT_DEVNET_OPERATORS
   if (n < MIN_DEVNET_OPERATORS) throw new UsageError(`a devnet needs at least ${MIN_DEVNET_OPERATORS} operators (a certificate needs ${MIN_DEVNET_OPERATORS} signers), got ${n}`)
+  if (opts.dir != null) await prepareDevnetDir(resolve(opts.dir), opts.force === true)
   const root = opts.dir != null ? resolve(opts.dir) : await mkdtemp(join(tmpdir(), 'poi-devnet-'))
   const progress = (line: string): void => { console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`) }
+  // The temporary directory holds private keys: it goes on every exit unless --dir or --keep keeps it.
+  const keepDir = opts.dir != null || opts.keep === true
+  const removeDir = (): void => { if (!keepDir) rmSync(root, { recursive: true, force: true }) }
+  // While --keep waits, a signal is the normal way to stop; before, it cuts the run short.
+  let keeping: (() => void) | undefined
+  let stopping = false
+  const onSignal = (signal: typeof STOP_SIGNALS[number]): void => {
+    if (keeping != null) { const stop = keeping; keeping = undefined; stop(); return }
+    const code = 128 + osConstants.signals[signal]
+    if (stopping) { killOwnedNow(); removeDir(); process.exit(code) } // a second Ctrl-C: now
+    stopping = true
+    progress(`${signal}: stopping every node and anvil${keepDir ? '' : ` and deleting ${root}`}`)
+    stopOwned().finally(() => { removeDir(); process.exit(code) })
+  }
+  // Whatever ends this process (an uncaught error, process.exit), no child and no key outlives it.
+  const onExit = (): void => { killOwnedNow(); removeDir() }
+  for (const s of STOP_SIGNALS) process.on(s, onSignal)
+  process.on('exit', onExit)
+  const waitForStop = async (): Promise<void> => { await new Promise<void>(resolve => { keeping = resolve }) }
+  // Once a signal is stopping the devnet, what fails because its nodes are gone is no news: the
+  // run waits for the signal's exit instead of reporting it.
+  const interrupted = async (): Promise<never> => await new Promise<never>(() => {})
+  try {
+    return await runDevnetIn(opts, n, { root, keepDir, progress, waitForStop, interrupted: () => stopping ? interrupted() : undefined })
+  } catch (err) {
+    if (stopping) return await interrupted()
+    // The network did not start: its logs say why, and the directory they are in is about to go.
+    if (!keepDir) console.error(await logTails(root))
+    removeDir()
+    throw err
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal)
+    process.off('exit', onExit)
+  }
+}
+
+/** Where a devnet runs and how it reports: its directory (kept or not), its progress lines, and the wait of --keep. */
+interface DevnetRun {
+  root: string
+  keepDir: boolean
+  progress: (line: string) => void
+  /** --keep: resolves on the first stop signal. */
+  waitForStop: () => Promise<void>
+  /** Once a signal is stopping the devnet: a promise that never settles (the signal's handler exits). */
+  interrupted: () => Promise<never> | undefined
+}
+
+async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, progress, waitForStop, interrupted }: DevnetRun): Promise<number> {
   // Real models are dev dependencies: without them (a production install) the devnet runs the shipped model only.
   const extraModels: ExtraModel[] = []
   for (const key of opts.npmModels ?? DEFAULT_DEVNET_NPM_MODELS) {
@@ -143,20 +234,19 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
     for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
     code = 0
   } catch (err) {
-    console.error(`devnet: ${(err as Error).message}\nnode logs are in ${root}`)
+    const stopping = interrupted()
+    if (stopping != null) return await stopping
+    console.error(`devnet: ${(err as Error).message}\n` + (keepDir ? `node logs are in ${root}` : `${await logTails(root)}\n(pass --dir <dir> to keep the whole logs)`))
   } finally {
     await requester?.stop()
   }
   if (opts.keep === true) {
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
-    console.log(`network left running (Ctrl-C to stop). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
-    await new Promise<void>(resolve => {
-      process.once('SIGINT', resolve)
-      process.once('SIGTERM', resolve)
-    })
+    console.log(`network left running (Ctrl-C to stop; keys, data and logs in ${root}). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
+    await waitForStop()
   }
   await net.stop()
-  if (opts.dir == null && opts.keep !== true && code === 0) await rm(root, { recursive: true, force: true })
+  if (!keepDir) await rm(root, { recursive: true, force: true })
   progress(code === 0 ? 'done' : 'failed')
   return code
 }

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { PoiError } from '../../protocols/wire/index.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../keys.js'
+import { EXIT_WITH_PARENT_ENV, own } from './children.js'
 import { EventLog } from './event-log.js'
 import { EventLineError, parseEvent, type EventOf, type PoiEvent, type PoiEventName } from './events.js'
 
@@ -32,8 +33,10 @@ export class ChildExitedError extends PoiError {
 
 /**
  * A poi node running as its own process, started with `--json` so it reports events (ready,
- * attested, certificate, mesh, …: PoiEvent) as lines on stdout. Its stderr, and any stdout
- * line that is not an event, go to a log file.
+ * attested, certificate, mesh, …: PoiEvent) as lines on stdout. Every line it prints, on
+ * stdout (events included) and stderr, goes to its log file. It is owned (node/cli/children.ts):
+ * stopped with its launcher, and it exits by itself when its launcher dies (its stdin, a pipe
+ * from the launcher, closes).
  */
 export class ChildNode {
   readonly name: string
@@ -50,18 +53,19 @@ export class ChildNode {
     this.eventLog = new EventLog(name, `see ${logFile}`)
     this.log = createWriteStream(logFile, { flags: 'a' })
     this.proc = spawn(process.execPath, [CLI_PATH, ...args, '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env }
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, [EXIT_WITH_PARENT_ENV]: '1' }
     })
+    own(this.proc)
     this.proc.stderr?.pipe(this.log, { end: false })
     const lines = createInterface({ input: this.proc.stdout! })
     lines.on('line', (line) => {
+      this.log.write(line + '\n')
       let event: PoiEvent
       try {
         event = parseEvent(line)
       } catch (err) {
         if (!(err instanceof EventLineError)) throw err
-        this.log.write(`[stdout] ${err.message}\n`)
         return
       }
       this.eventLog.push(event)

@@ -17,6 +17,7 @@ import { ChainClient } from '../chain-client.js'
 import { writeDeployment } from '../deployment.js'
 import { encodeManifest, loadModelDir, SHIPPED_MODEL_DIR } from '../inference/index.js'
 import type { Keystore } from '../keys.js'
+import { guardWithPipe, own } from './children.js'
 import { ChildNode, prepareNodeDir, type MeshEvent } from './launcher.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
 
@@ -169,7 +170,8 @@ const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
  */
 async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelDirs: string[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
   progress('starting anvil (prague) on 127.0.0.1')
-  const anvil = await startAnvil()
+  // Owned like the nodes (node/cli/children.ts): stopped with the devnet, and killed by a guard if the devnet dies.
+  const anvil = await startAnvil({ onSpawn: proc => { own(proc); guardWithPipe(proc) } })
   try {
     const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
     const transport = http(anvil.rpcUrl)

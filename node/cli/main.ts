@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { isPoiError } from '../../protocols/wire/index.js'
 import { UsageError } from './args.js'
+import { watchParentPipe } from './children.js'
 import { USAGE } from './usage.js'
 
 /**
@@ -67,6 +68,8 @@ if (isMain) {
   // LevelDB inside it) creates is private to its user unless a file says otherwise
   // (deployment files are made readable on purpose).
   process.umask(PRIVATE_UMASK)
+  // A node started by a devnet or a test launcher stops when its launcher dies (node/cli/children.ts).
+  watchParentPipe()
   main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
     console.error(formatError(err))
     process.exitCode = 1

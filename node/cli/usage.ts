@@ -65,11 +65,12 @@ Usage:
                                                  the only account that can register it (--chain needs --keystore)
   poi model ls [--data-dir <dir>]                models held in a node's block store
   poi model show <model id> [--data-dir <dir>]   a stored model's manifest
-  poi devnet [--operators <n>] [--keep] [--dir <dir>] [--offchain] [--npm-models <keys|none>]
+  poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>]
                                                  launch anvil, deploy, register operators and models, and run
                                                  tasks end to end with their certificates settled on-chain:
                                                  the shipped model, then real npm models (default ppocr-cls;
-                                                 keys: silero-vad, ppocr-cls, ppocr-rec)
+                                                 keys: silero-vad, ppocr-cls, ppocr-rec); --force deletes the
+                                                 devnet already in --dir and starts over
 
 Node options:
   --config <file>       JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs)
