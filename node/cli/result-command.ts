@@ -17,6 +17,7 @@ import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
 import { ChainReadError, chainOperatorSets, operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
+import { certificateLineFields, outputTensorLines } from './result-line.js'
 import { formatCertified, formatShare } from './summary.js'
 import { formatCanonicalOutput } from '../inference/index.js'
 import { USAGE } from './usage.js'
@@ -63,11 +64,18 @@ export async function runResult (args: string[]): Promise<void> {
     out.event({
       event: 'result',
       taskId,
+      // The certificate does not name its model, and no full node is asked for the task.
+      modelId: null,
       resultHash: found.certificate.resultHash,
+      outputRef: found.certificate.outputRef,
       output: found.output,
+      outputTensors: outputTensorLines(found.output),
       signers: verdict.signers,
+      ...certificateLineFields(found.certificate),
       epoch: found.certificate.epoch,
-      onChain: onChain ?? null
+      signedStake: verdict.signedStake,
+      totalStake: found.set.totalStake,
+      ...(chain != null ? { onChain: onChain ?? null } : {})
     }, [
       ...formatCertified(taskId, found.certificate, found.output, verdict.signers, found.set),
       chain == null ? 'on-chain    (no --chain given)' : onChain != null ? `on-chain    settled, same result (epoch ${onChain.epoch}, outputRef ${onChain.outputRef})` : 'on-chain    not settled yet'
@@ -97,9 +105,13 @@ async function showSettled (node: PoiNode, chain: ChainClient, taskId: Uint8Arra
     event: 'result',
     source: 'chain',
     taskId,
+    modelId: null,
     resultHash: settlement.resultHash,
+    outputRef: settlement.outputRef,
     output: output ?? null,
+    outputTensors: outputTensorLines(output),
     signers: null,
+    ...certificateLineFields(undefined),
     epoch: settlement.epoch,
     signedStake: settlement.signedStake,
     totalStake: settlement.totalStake,
