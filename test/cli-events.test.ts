@@ -1,7 +1,12 @@
 import { strict as assert } from 'node:assert'
+import { readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { EventLog, EventTimeoutError } from '../node/cli/event-log.js'
 import { UsageError } from '../node/cli/args.js'
-import { EventLineError, parseEvent, serializeEvent, taskIdOf, type PoiEvent, type PoiEventInput } from '../node/cli/events.js'
+import {
+  EVENT_DOC_END, EVENT_DOC_START, EventLineError, eventSchemaMarkdown, parseEvent, serializeEvent, taskIdOf, type PoiEvent, type PoiEventInput
+} from '../node/cli/events.js'
 import { errorEvent } from '../node/cli/main.js'
 import { outputTensorLines } from '../node/cli/result-line.js'
 import { canonicalizeOutputs, type AgreementRule, type OutputTensor } from '../node/inference/index.js'
@@ -104,6 +109,17 @@ describe('cli: --json event lines (one typed union)', () => {
     assert.deepEqual(outputTensorLines(top), [{ name: 'p', dtype: 'float32', shape: [2, 3], encoding: 'topk', values: [1, 2, 0, 2] }])
     assert.equal(outputTensorLines(Uint8Array.of(1, 2, 3)), null, 'bytes that do not decode leave only the raw hex')
     assert.equal(outputTensorLines(null), null)
+  })
+
+  it("README's list of event lines is the one parseEvent enforces, every event and field of node/cli/events.ts", async () => {
+    const readme = await readFile(join(dirname(fileURLToPath(import.meta.url)), '../../README.md'), 'utf8')
+    const start = readme.indexOf(EVENT_DOC_START)
+    const end = readme.indexOf(EVENT_DOC_END)
+    assert.ok(start >= 0 && end > start, 'README has the generated event list')
+    assert.equal(readme.slice(start, end + EVENT_DOC_END.length), eventSchemaMarkdown(),
+      'README is stale: regenerate its table with node -e "import(\'./dist/node/cli/events.js\').then(m => console.log(m.eventSchemaMarkdown()))"')
+    for (const name of ['result', 'error', 'ready', 'published']) assert.ok(eventSchemaMarkdown().includes(`| \`${name}\` |`), name)
+    assert.match(eventSchemaMarkdown(), /`aggregateSig`: 0x-hex or null; `certificateVersion`/)
   })
 
   it('taskIdOf names the task of task events and nothing for the others', () => {
