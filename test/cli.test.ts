@@ -397,7 +397,7 @@ describe('cli: --json of a certified task is enough to verify it independently',
       assert.deepEqual(again[field], line[field], field)
     }
     assert.deepEqual(again.outputTensors, line.outputTensors)
-    assert.equal(again.modelId, null, 'the certificate does not name its model')
+    assert.equal(again.modelId, null, 'without a chain nothing names the model of a certificate')
     assert.ok(verifyCertificate(certificateOfLine(again), set).ok)
     assert.equal(again.onChain, undefined, 'no chain, no on-chain part')
   })

@@ -98,8 +98,9 @@ export type PoiEvent =
    * the deadline, or only the chain (no full node showed the certificate): then `signers`,
    * `signerBitmap`, `aggregateSig` and `certificateVersion` are null (the chain gives the stake
    * that signed, not who), `onChain` names the transaction, and `output` is null when no full
-   * node served it. `modelId` is null where the command cannot know it (`poi result`: the
-   * certificate does not name its model).
+   * node served it. `modelId` is null where the command cannot know it (`poi result` without
+   * a settled task: the certificate does not name its model; with one, the model and `fee` come
+   * from the settling transaction's task).
    */
   | {
     event: 'result', taskId: Hex, modelId: string | null, resultHash: Hex, outputRef: Hex, output: Hex | null, outputTensors: OutputTensorLine[] | null,
