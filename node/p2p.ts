@@ -56,6 +56,33 @@ export interface P2pOptions {
   targetConnections?: number
 }
 
+/** The node cannot listen on an address it was given (in use, not this machine's, no permission). */
+export class ListenError extends PoiError {
+  constructor (readonly addresses: string[], reason: string, cause: unknown) {
+    super('ERR_LISTEN', `cannot listen on ${addresses.join(', ')}: ${reason}`, { cause })
+  }
+}
+
+/** Why a listen failed, in words, from the OS error code libp2p quotes for each address. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the port is in use by another process; stop it, or pass another --listen port (tcp/0 picks a free one)',
+  EADDRNOTAVAIL: 'the address is not one of this machine\'s; pass --listen with one of its addresses (or /ip4/0.0.0.0/tcp/<port>)',
+  EACCES: 'no permission to use that port (below 1024 needs privileges); pass --listen with a port above 1023'
+}
+
+/**
+ * libp2p reports a failed listen as UnsupportedListenAddressesError whose message lists each
+ * address with the OS error and its stack; the CLI says which address failed and what to do.
+ */
+export function explainListenFailure (err: unknown, listen: string[]): unknown {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return err
+  const failed = [...err.message.matchAll(/^\s*(\/\S+): Error: [^\n]*?\b(E[A-Z]+)\b/gm)]
+  const addresses = failed.length > 0 ? [...new Set(failed.map(m => m[1]))] : listen
+  const code = failed[0]?.[2]
+  const reason = code !== undefined && Object.hasOwn(LISTEN_FAILURES, code) ? `${code}: ${LISTEN_FAILURES[code]}` : `${code ?? 'the transport refused it'}; check the --listen addresses`
+  return new ListenError(addresses, reason, err)
+}
+
 export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   for (const addr of [...opts.listen, ...opts.bootstrap]) {
     try { multiaddr(addr) } catch (err) {
@@ -98,7 +125,7 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
       }),
       bans: () => bans
     }
-  })
+  }).catch((err: unknown) => { throw explainListenFailure(err, opts.listen) })
   identity.attach(node, opts.bootstrap)
   // Every gossip misbehaviour that costs a peer its connection goes through here: banned
   // (refused by the connection gater above), then hung up on.

@@ -128,7 +128,7 @@ describe('end to end on a real chain (anvil)', function () {
     const args = ['--bootstrap', net.bootstrapAddr, '--rpc', net.chain!.client.config.rpcUrl]
     const requested = await poi('request', ...args, '--keystore', cliKeystore, '--input', new TextDecoder().decode(exampleInput(21)), '--json')
     assert.match(requested.stderr, /TaskManager 0x[0-9a-fA-F]{40} \(named by the bootstrap node, checked on-chain\)/)
-    const requestLine = JSON.parse(requested.stdout.trim()) as { taskId: `0x${string}`, resultHash: string, signers: number[] }
+    const requestLine = JSON.parse(requested.stdout.trim()) as { taskId: `0x${string}`, resultHash: string, signers: number[], modelId: string, fee: string }
     assert.ok(requestLine.signers.length >= 3)
     const taskId = hexToBytes(requestLine.taskId)
     await net.chain!.client.waitForAcceptance(taskId, ACCEPTANCE_TIMEOUT_MS)
@@ -137,11 +137,15 @@ describe('end to end on a real chain (anvil)', function () {
     const pinnedWrong = await poiFails('result', requestLine.taskId, ...args, '--registry', `0x${'12'.repeat(20)}`)
     assert.equal(pinnedWrong.code, 1)
     assert.match(pinnedWrong.stderr, /not the 0x1212\S* given with --registry/)
-    const line = JSON.parse(shown.stdout.trim()) as { resultHash: string, output: string, signers: number[], onChain: { resultHash: string } | null }
+    const line = JSON.parse(shown.stdout.trim()) as { resultHash: string, output: string, signers: number[], modelId: string | null, fee?: string, onChain: { resultHash: string, txHash?: string } | null }
     assert.equal(line.resultHash, requestLine.resultHash)
     assert.equal(keccak256(line.output as `0x${string}`), line.resultHash)
     assert.ok(line.signers.length >= 3)
     assert.equal(line.onChain?.resultHash, requestLine.resultHash)
+    // The task's model and fee, read from the transaction that settled it, as poi request printed them.
+    assert.equal(line.modelId, requestLine.modelId)
+    assert.equal(line.fee, requestLine.fee)
+    assert.equal(line.onChain?.txHash, (await net.chain!.client.waitForAcceptance(taskId, 0)).txHash)
     const unknown = await poiFails('result', to0xHex(new Uint8Array(32).fill(0xab)), ...args)
     assert.equal(unknown.code, 1)
     assert.match(unknown.stderr, /no connected full node has a certificate/)

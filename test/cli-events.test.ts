@@ -1,8 +1,22 @@
 import { strict as assert } from 'node:assert'
+import { readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { EventLog, EventTimeoutError } from '../node/cli/event-log.js'
-import { EventLineError, parseEvent, serializeEvent, taskIdOf, type PoiEvent, type PoiEventInput } from '../node/cli/events.js'
+import { UsageError } from '../node/cli/args.js'
+import {
+  EVENT_DOC_END, EVENT_DOC_START, EventLineError, eventSchemaMarkdown, parseEvent, serializeEvent, taskIdOf, type PoiEvent, type PoiEventInput
+} from '../node/cli/events.js'
+import { errorEvent } from '../node/cli/main.js'
+import { outputTensorLines } from '../node/cli/result-line.js'
+import { canonicalizeOutputs, type AgreementRule, type OutputTensor } from '../node/inference/index.js'
 
 const TASK = new Uint8Array(32).fill(0xab)
+
+/** Canonical output bytes of `outputs` under `rule`, each output declared with its own dtype and dims. */
+function canonicalize (rule: AgreementRule, outputs: Record<string, OutputTensor>): Uint8Array {
+  return canonicalizeOutputs(outputs, { agreement: rule, outputs: Object.entries(outputs).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.dims })) })
+}
 const TASK_HEX = `0x${'ab'.repeat(32)}` as const
 
 /** Asserts `fn` throws an EventLineError whose message matches `why`. */
@@ -19,13 +33,19 @@ describe('cli: --json event lines (one typed union)', () => {
     const events: PoiEventInput[] = [
       { event: 'certificate', taskId: TASK, resultHash: Buffer.from('01ff', 'hex'), signerBitmap: new Uint8Array([7]), verifyMs: 1.5, at: 12.25 },
       { event: 'submitted', kind: 'certificate', id: 'ab', txHash: `0x${'12'.repeat(32)}`, gasUsed: 235476n },
-      { event: 'result', taskId: TASK, resultHash: TASK, output: new Uint8Array([1, 2]), signers: [0, 2], epoch: 1n, onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: 1n } },
+      {
+        event: 'result', taskId: TASK, modelId: null, resultHash: TASK, outputRef: TASK, output: new Uint8Array([1, 2]), outputTensors: null, signers: [0, 2],
+        signerBitmap: new Uint8Array([5]), aggregateSig: null, certificateVersion: 1, epoch: 1n, signedStake: 2n, totalStake: 3n, onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: 1n }
+      },
       { event: 'ready', role: 'operator', peerId: '12D3KooW', addrs: ['/ip4/127.0.0.1/tcp/1'], operatorIndex: null, models: [] }
     ]
     const read = events.map(e => parseEvent(serializeEvent(e)))
     assert.deepEqual(read[0], { event: 'certificate', taskId: TASK_HEX, resultHash: '0x01ff', signerBitmap: '0x07', verifyMs: 1.5, at: 12.25 })
     assert.deepEqual(read[1], { event: 'submitted', kind: 'certificate', id: 'ab', txHash: `0x${'12'.repeat(32)}`, gasUsed: '235476' })
-    assert.deepEqual(read[2], { event: 'result', taskId: TASK_HEX, resultHash: TASK_HEX, output: '0x0102', signers: [0, 2], epoch: '1', onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: '1' } })
+    assert.deepEqual(read[2], {
+      event: 'result', taskId: TASK_HEX, modelId: null, resultHash: TASK_HEX, outputRef: TASK_HEX, output: '0x0102', outputTensors: null, signers: [0, 2],
+      signerBitmap: '0x05', aggregateSig: null, certificateVersion: 1, epoch: '1', signedStake: '2', totalStake: '3', onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: '1' }
+    })
     assert.equal(read[3].event, 'ready')
     assert.ok(!serializeEvent(events[0]).includes('\n'), 'an event is one line')
   })
@@ -61,6 +81,45 @@ describe('cli: --json event lines (one typed union)', () => {
     assert.ok(e.event === 'certificate', e.event)
     assert.equal(e.verifyMs, undefined)
     assert.equal((e as unknown as { extra: boolean }).extra, true)
+  })
+
+  it('a failure is an error line with its code and message; a result line without the certificate fields a script checks is refused', () => {
+    assert.deepEqual(parseEvent(serializeEvent(errorEvent(new UsageError('--quorum must be …')))), { event: 'error', code: 'ERR_USAGE', message: '--quorum must be …' })
+    // Not poi's own error (a bug): still a line, with a code a script can test for.
+    assert.deepEqual(errorEvent(new TypeError('x is undefined')), { event: 'error', code: 'ERR_UNEXPECTED', message: 'x is undefined' })
+    rejectsLine('{"event":"error","message":"no code"}', /"error" needs code to be a string/)
+    const before = { event: 'result', taskId: TASK_HEX, resultHash: TASK_HEX, output: '0x0102', signers: [0, 2], epoch: '1' }
+    rejectsLine(JSON.stringify(before), /"result" needs modelId to be a string or null/)
+    rejectsLine(JSON.stringify({ ...before, modelId: null, outputRef: TASK_HEX, outputTensors: null, signerBitmap: '0x05', certificateVersion: 1, signedStake: '2', totalStake: '3' }),
+      /"result" needs aggregateSig to be 0x-hex or null/)
+  })
+
+  it('outputTensorLines decodes canonical output: names, dtypes, shapes and values JSON holds exactly', () => {
+    const output = canonicalize('exact', {
+      score: { dtype: 'float32', dims: [1, 1], data: Float32Array.of(0.75) },
+      nan: { dtype: 'float32', dims: [2], data: Float32Array.of(NaN, Infinity) },
+      ids: { dtype: 'int64', dims: [2], data: BigInt64Array.of(2n ** 62n, -1n) }
+    })
+    assert.deepEqual(outputTensorLines(output), [
+      { name: 'score', dtype: 'float32', shape: [1, 1], encoding: 'exact', values: [0.75] },
+      { name: 'nan', dtype: 'float32', shape: [2], encoding: 'exact', values: ['NaN', 'Infinity'] },
+      { name: 'ids', dtype: 'int64', shape: [2], encoding: 'exact', values: [(2n ** 62n).toString(), '-1'] }
+    ])
+    const top = canonicalize('topk:2', { p: { dtype: 'float32', dims: [2, 3], data: Float32Array.of(0.1, 0.7, 0.2, 0.5, 0.2, 0.3) } })
+    assert.deepEqual(outputTensorLines(top), [{ name: 'p', dtype: 'float32', shape: [2, 3], encoding: 'topk', values: [1, 2, 0, 2] }])
+    assert.equal(outputTensorLines(Uint8Array.of(1, 2, 3)), null, 'bytes that do not decode leave only the raw hex')
+    assert.equal(outputTensorLines(null), null)
+  })
+
+  it("README's list of event lines is the one parseEvent enforces, every event and field of node/cli/events.ts", async () => {
+    const readme = await readFile(join(dirname(fileURLToPath(import.meta.url)), '../../README.md'), 'utf8')
+    const start = readme.indexOf(EVENT_DOC_START)
+    const end = readme.indexOf(EVENT_DOC_END)
+    assert.ok(start >= 0 && end > start, 'README has the generated event list')
+    assert.equal(readme.slice(start, end + EVENT_DOC_END.length), eventSchemaMarkdown(),
+      'README is stale: regenerate its table with node -e "import(\'./dist/node/cli/events.js\').then(m => console.log(m.eventSchemaMarkdown()))"')
+    for (const name of ['result', 'error', 'ready', 'published']) assert.ok(eventSchemaMarkdown().includes(`| \`${name}\` |`), name)
+    assert.match(eventSchemaMarkdown(), /`aggregateSig`: 0x-hex or null; `certificateVersion`/)
   })
 
   it('taskIdOf names the task of task events and nothing for the others', () => {

@@ -1,19 +1,23 @@
 import { strict as assert } from 'node:assert'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadGenesis, type OperatorSet } from '../consensus/index.js'
+import { keccak256 } from 'viem'
+import { loadGenesis, signProofOfPossession, verifyCertificate, writeGenesis, type OperatorSet } from '../consensus/index.js'
+import { parseEvent, type EventOf } from '../node/cli/events.js'
 import { ChildNode } from '../node/cli/launcher.js'
 import { formatError } from '../node/cli/main.js'
 import { ChainReadError, chainOperatorSets } from '../node/cli/operator-source.js'
 import { explainLookupFailure } from '../node/cli/result-command.js'
-import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
+import { decodeCanonicalOutput, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
 import { KEY_FILES, generateKeystore, loadKeystore, publicKeysOf, type PublicKeys } from '../node/keys.js'
 import { ResultNotFoundError } from '../node/requester/index.js'
-import { PoiError } from '../protocols/wire/index.js'
+import { PoiError, uint256ToBytes, type QuorumCertificate } from '../protocols/wire/index.js'
 import { runPoi, type CliResult } from './helpers/cli.js'
+import { startTestNetwork, type TestNetwork } from './helpers/network.js'
+import { sampleInput } from './helpers/shipped-model.js'
 
 /** Most commands here fail or finish before they touch the network; generous for a loaded machine. */
 const CLI_TIMEOUT_MS = 20_000
@@ -83,6 +87,35 @@ function assertCleanFailure (r: CliResult, ...patterns: Array<RegExp | string>):
     else assert.match(r.stderr, p)
   }
   assert.doesNotMatch(r.stderr, STACK_FRAME, `stderr has a stack trace:\n${r.stderr}`)
+}
+
+/** The last stdout line of a `--json` run as an event; it must be `name`. */
+function lastEvent<K extends EventOf<'error'>['event'] | 'result'> (r: CliResult, name: K): EventOf<K> {
+  const lines = r.stdout.trim().split('\n')
+  const e = parseEvent(lines[lines.length - 1])
+  assert.equal(e.event, name, `expected a ${name} line last on stdout:\n${r.stdout}\nstderr: ${r.stderr}`)
+  return e as EventOf<K>
+}
+
+/**
+ * The certificate a `result` line describes, rebuilt from the line alone, as a script would
+ * before checking it against the operator set of its epoch.
+ */
+function certificateOfLine (line: EventOf<'result'>): QuorumCertificate {
+  const bytes = (hex: string): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(hex.slice(2), 'hex'))
+  assert.ok(line.signerBitmap !== null && line.aggregateSig !== null && line.certificateVersion !== null, 'a certified result carries its certificate')
+  return {
+    version: line.certificateVersion,
+    taskId: bytes(line.taskId),
+    resultHash: bytes(line.resultHash),
+    outputRef: bytes(line.outputRef),
+    epoch: BigInt(line.epoch),
+    signerBitmap: bytes(line.signerBitmap),
+    aggregateSig: bytes(line.aggregateSig),
+    signedStake: uint256ToBytes(BigInt(line.signedStake)),
+    totalStake: uint256ToBytes(BigInt(line.totalStake)),
+    output: new Uint8Array()
+  }
 }
 
 async function secretsOf (dir: string): Promise<string[]> {
@@ -221,6 +254,32 @@ describe('cli: poi commands as a user runs them', function () {
     assertCleanFailure(r, /--stake must be a non-negative integer/, 'poi help')
   })
 
+  it('with --json a failure is an error object on stdout, and the exit code is the same as without', async () => {
+    const args = ['request', '--genesis', genesisPath, '--input', '{"x":{"data":[1]}}']
+    const [plain, json] = await Promise.all([poi(root, ...args), poi(root, ...args, '--json')])
+    assertCleanFailure(json, /needs --bootstrap <multiaddr>/)
+    assert.equal(json.code, plain.code)
+    const line = lastEvent(json, 'error')
+    assert.equal(line.code, 'ERR_USAGE')
+    assert.match(line.message, /needs --bootstrap <multiaddr>/)
+    assert.equal(plain.stdout, '', 'without --json stdout stays empty')
+  })
+
+  it('a port in use is a clean error naming the address and what to do', async () => {
+    const busy = createTcpServer()
+    await new Promise<void>(resolve => busy.listen(0, '127.0.0.1', resolve))
+    const listen = `/ip4/127.0.0.1/tcp/${(busy.address() as AddressInfo).port}`
+    try {
+      const keystore = join(root, 'busy-keys')
+      await generateKeystore(keystore)
+      const r = await poi(root, 'bootstrap', '--keystore', keystore, '--data-dir', join(root, 'busy-data'), '--genesis', genesisPath, '--listen', listen, '--json')
+      assertCleanFailure(r, `cannot listen on ${listen}: EADDRINUSE`, /another --listen port/)
+      assert.equal(lastEvent(r, 'error').code, 'ERR_LISTEN')
+    } finally {
+      busy.close()
+    }
+  })
+
   describe('poi result says what failed', () => {
     let peerId: string
 
@@ -251,8 +310,12 @@ describe('cli: poi commands as a user runs them', function () {
       const boot = new ChildNode('bootstrap', ['bootstrap', '--keystore', keystore, '--data-dir', join(root, 'boot-data'), '--genesis', genesisPath, '--listen', '/ip4/127.0.0.1/tcp/0'], join(root, 'bootstrap.log'))
       try {
         const ready = await boot.ready(READY_TIMEOUT_MS)
-        const r = await poiWithin(NETWORK_CLI_TIMEOUT_MS, root, 'result', UNKNOWN_TASK, '--bootstrap', ready.addrs[0], '--genesis', genesisPath)
+        const r = await poiWithin(NETWORK_CLI_TIMEOUT_MS, root, 'result', UNKNOWN_TASK, '--bootstrap', ready.addrs[0], '--genesis', genesisPath, '--json')
         assertCleanFailure(r, `no connected full node has a certificate for task ${UNKNOWN_TASK}`, /asked 1 peer: 12D3\S+: UNKNOWN_TASK/)
+        // With --json the failure is also the last stdout line, with its code.
+        const line = lastEvent(r, 'error')
+        assert.match(line.code, /^ERR_/)
+        assert.ok(line.message.includes(`no connected full node has a certificate for task ${UNKNOWN_TASK}`), line.message)
       } finally {
         await boot.stop()
       }
@@ -285,5 +348,60 @@ describe('cli: errors and the messages poi exits with', () => {
     assert.match(explained.message, /^cannot read the operator set of epoch 3 from http:\/\/rpc\.example:8545: connection refused; the certificate a full node showed for task 0xabab\S+ cannot be checked without it \(asked 1 peer: /)
     // Without a failed chain read, not finding the certificate is what is reported.
     assert.equal(explainLookupFailure(notFound, taskId, []), notFound)
+  })
+})
+
+describe('cli: --json of a certified task is enough to verify it independently', function () {
+  this.timeout(180_000)
+  let net: TestNetwork
+  let genesisPath: string
+  let set: OperatorSet
+
+  before(async function () {
+    this.timeout(60_000)
+    net = await startTestNetwork({ operators: 3 })
+    genesisPath = join(net.root, 'cli-genesis.json')
+    await writeGenesis(genesisPath, net.operatorSet, net.keys.map(k => signProofOfPossession(k.blsSecretKey, k.account.address)))
+    set = await loadGenesis(genesisPath)
+  })
+  after(async () => { await net?.stop() })
+
+  it('poi request and poi result print task, model, epoch, bitmap, aggregate signature, stakes, result hash, outputRef, decoded and raw output, fee', async () => {
+    const shipped = modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)
+    const requested = await poiWithin(NETWORK_CLI_TIMEOUT_MS, net.root, 'request', '--bootstrap', net.bootstrapAddr, '--genesis', genesisPath,
+      '--input', new TextDecoder().decode(sampleInput()), '--timeout', '30', '--json')
+    assert.equal(requested.code, 0, requested.stderr)
+    const line = lastEvent(requested, 'result')
+    assert.equal(line.modelId, shipped)
+    assert.equal(line.epoch, String(set.epoch))
+    assert.equal(line.fee, '0')
+    assert.equal(line.totalStake, String(set.totalStake))
+    assert.equal(line.aggregateSig?.length, 2 + 2 * 96, 'a 96-byte compressed G2 point')
+    assert.ok(line.output !== null && line.outputTensors !== null)
+    assert.equal(keccak256(line.output), line.resultHash, 'the raw output is what the result hash commits to')
+    const decoded = decodeCanonicalOutput(Buffer.from(line.output.slice(2), 'hex'))
+    assert.deepEqual(line.outputTensors.map(t => [t.name, t.dtype, t.shape]), decoded.outputs.map(t => [t.name, t.dtype, t.dims]))
+    assert.ok(line.outputTensors.every(t => t.values.length > 0))
+
+    // Nothing but the line and the operator set: the aggregate signature verifies for the bitmap's signers.
+    const qc = certificateOfLine(line)
+    const verdict = verifyCertificate(qc, set)
+    assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason)
+    assert.deepEqual(verdict.signers, line.signers)
+    assert.equal(String(verdict.signedStake), line.signedStake)
+    const forged = certificateOfLine({ ...line, resultHash: `0x${'00'.repeat(32)}` })
+    assert.equal(verifyCertificate(forged, set).ok, false, 'the check the line allows is a real one')
+
+    // poi result asks a full node for the same task: the same certificate fields and output.
+    const fetched = await poiWithin(NETWORK_CLI_TIMEOUT_MS, net.root, 'result', line.taskId, '--bootstrap', net.bootstrapAddr, '--genesis', genesisPath, '--json')
+    assert.equal(fetched.code, 0, fetched.stderr)
+    const again = lastEvent(fetched, 'result')
+    for (const field of ['taskId', 'resultHash', 'outputRef', 'output', 'epoch', 'signedStake', 'totalStake', 'certificateVersion'] as const) {
+      assert.deepEqual(again[field], line[field], field)
+    }
+    assert.deepEqual(again.outputTensors, line.outputTensors)
+    assert.equal(again.modelId, null, 'without a chain nothing names the model of a certificate')
+    assert.ok(verifyCertificate(certificateOfLine(again), set).ok)
+    assert.equal(again.onChain, undefined, 'no chain, no on-chain part')
   })
 })

@@ -170,6 +170,9 @@ describe('inference', function () {
         assert.equal(formatCanonicalOutput(canon('grid:4', { probs: f32(0.0625, 0.7, 0.25) })), 'probs = [0.0625, 0.6875, 0.25] (argmax 1)')
         assert.equal(formatCanonicalOutput(canon('argmax', { probs: f32(0.0123, 0.9, 0.0877) })), 'probs: label = 1')
         assert.equal(formatCanonicalOutput(canon('topk:2', { probs: f32(0.0123, 0.9, 0.0877) })), 'probs: top-2 = [1, 2]')
+        // A single sigmoid score is printed as its value: an "argmax 0" of one value says nothing.
+        assert.equal(formatCanonicalOutput(canon('exact', { score: f32(0.7311) })), 'score = 0.7311')
+        assert.equal(formatCanonicalOutput(canon('grid:4', { score: f32(0.7) })), 'score = 0.6875')
         const long = formatCanonicalOutput(canon('exact', { v: { dtype: 'int32', dims: [20], data: Int32Array.from({ length: 20 }, (_, i) => i) } }))
         assert.match(long, /^v = \[0, 1, .*15, … 4 more\]$/)
 

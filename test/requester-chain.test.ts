@@ -13,7 +13,7 @@ import { TaskAggregation, type OperatorSet } from '../consensus/index.js'
 import { ANVIL_PRIVATE_KEYS, TaskManagerAbi, deposit, registerModel } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput, STAKE_WEI } from '../node/cli/devnet.js'
-import { parseEvent } from '../node/cli/events.js'
+import { parseEvent, type EventOf } from '../node/cli/events.js'
 import { resolveConfig, type ChainConfig } from '../node/config.js'
 import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir, type ModelDir } from '../node/inference/index.js'
 import { writeDeployment } from '../node/deployment.js'
@@ -65,6 +65,16 @@ async function censoringRelay (bootstrap: string): Promise<PoiLibp2p> {
   return relay
 }
 
+
+/** A `--json` stdout of a certified task whose output no node served: its result line, then the error line. */
+function resultThenError (stdout: string): EventOf<'result'> {
+  const lines = stdout.trim().split('\n').map(l => parseEvent(l))
+  const last = lines.at(-1)
+  assert.ok(last?.event === 'error' && last.code === 'ERR_OUTPUT_NOT_FOUND', `the last line is the error:\n${stdout}`)
+  const result = lines.find(e => e.event === 'result')
+  assert.ok(result?.event === 'result', `a result line:\n${stdout}`)
+  return result
+}
 describe('a requester that believes the chain', function () {
   this.timeout(60_000)
   let root: string
@@ -202,8 +212,8 @@ describe('a requester that believes the chain', function () {
       .then(() => undefined, (err: { code: number, stdout: string, stderr: string }) => err)
     assert.ok(failed !== undefined, 'poi request succeeded without the output')
     assert.equal(failed.code, 1, failed.stderr)
-    const line = parseEvent(failed.stdout.trim().split('\n').at(-1) ?? '')
-    assert.equal(line.event, 'result')
+    // The result it learned, then (last) the error it exits with.
+    const line = resultThenError(failed.stdout)
     assert.equal(line.source, 'chain')
     assert.equal(line.signers, null)
     assert.equal(line.output, null)
@@ -216,8 +226,7 @@ describe('a requester that believes the chain', function () {
       .then(() => undefined, (err: { code: number, stdout: string, stderr: string }) => err)
     assert.ok(looked !== undefined, 'poi result succeeded without the output')
     assert.equal(looked.code, 1, looked.stderr)
-    const shown = parseEvent(looked.stdout.trim().split('\n').at(-1) ?? '')
-    assert.equal(shown.event, 'result')
+    const shown = resultThenError(looked.stdout)
     assert.equal(shown.source, 'chain')
     assert.equal(shown.resultHash, accepted.resultHash)
     assert.equal(shown.onChain?.submitter?.toLowerCase(), accepted.submitter.toLowerCase())

@@ -27,6 +27,15 @@ export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
  */
 export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal, submitter?: Hex, txHash?: Hex }
 
+/**
+ * One output tensor of a result, decoded from the canonical output. `shape` is the tensor's
+ * dims; `encoding` is how the agreement rule kept it: `exact` and `grid` keep every value
+ * (floats as JSON numbers, NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity",
+ * 64-bit integers as decimal strings), `argmax` keeps one label per row of the last axis and
+ * `topk` k labels per row, row after row.
+ */
+export interface OutputTensorLine { name: string, dtype: string, shape: number[], encoding: 'exact' | 'grid' | 'argmax' | 'topk', values: Array<number | string> }
+
 /** An operator's claimable rewards in one epoch. */
 export interface RewardEpochLine { epoch: Decimal, pending: Decimal }
 /** Certificates signed and missed, slashings (TaskManager.reputationOf). */
@@ -79,19 +88,34 @@ export type PoiEvent =
   /** An attempt failed for a reason that may pass (RPC, nonce, timeout): retried in `retryInMs`, without end. */
   | { event: 'submission-retry', kind: 'certificate' | 'evidence' | 'conflict', id: string, attempts: number, retryInMs: number, reason: string }
   /**
-   * A verified result: `poi request` adds the stake that signed and the latency, `poi result`
-   * the on-chain result (null: not settled) when it has a chain. `source` says how `poi request`
-   * learned it: a certificate by gossip or from a full node asked after the deadline, or only
-   * the chain (no full node showed the certificate): then `signers` is null (the chain gives
-   * the stake that signed, not who), `onChain` names the transaction, and `output` is null when
-   * no full node served it.
+   * A verified result, with everything a script needs to check it again on its own: the
+   * certificate's fields as on the wire (`certificateVersion`, `epoch`, `signerBitmap`,
+   * `aggregateSig`: 96-byte compressed G2, `signedStake`, `totalStake`, `resultHash`,
+   * `outputRef`), the raw canonical `output` (its keccak256 is `resultHash`) and the same output
+   * decoded (`outputTensors`). `poi request` adds the model, the fee and the latency; both add
+   * the on-chain result when they have a chain (`poi result`: null when not settled). `source`
+   * says how `poi request` learned it: a certificate by gossip or from a full node asked after
+   * the deadline, or only the chain (no full node showed the certificate): then `signers`,
+   * `signerBitmap`, `aggregateSig` and `certificateVersion` are null (the chain gives the stake
+   * that signed, not who), `onChain` names the transaction, and `output` is null when no full
+   * node served it. `modelId` is null where the command cannot know it (`poi result` without
+   * a settled task: the certificate does not name its model; with one, the model and `fee` come
+   * from the settling transaction's task).
    */
   | {
-    event: 'result', taskId: Hex, resultHash: Hex, output: Hex | null, signers: number[] | null, epoch: Decimal,
-    source?: 'gossip' | 'full-node' | 'chain', signedStake?: Decimal, totalStake?: Decimal, latencyMs?: number, onChain?: OnChainResultLine | null,
+    event: 'result', taskId: Hex, modelId: string | null, resultHash: Hex, outputRef: Hex, output: Hex | null, outputTensors: OutputTensorLine[] | null,
+    signers: number[] | null, signerBitmap: Hex | null, aggregateSig: Hex | null, certificateVersion: number | null, epoch: Decimal,
+    signedStake: Decimal, totalStake: Decimal,
+    source?: 'gossip' | 'full-node' | 'chain', latencyMs?: number, onChain?: OnChainResultLine | null,
     /** `poi request`: the fee the task offered (wei of the payment asset). */
     fee?: Decimal
   }
+  /**
+   * The command failed (a refusal, a timeout, a bad option, an unreachable chain): with `--json`
+   * this is the last line on stdout, `code` the error's (ERR_…), `message` what stderr says. The
+   * exit code is the same as without `--json`.
+   */
+  | { event: 'error', code: string, message: string }
   /** `poi deposit --json`: the deposit's transaction and the account's vault balance after it. */
   | { event: 'deposit', account: Hex, asset: Hex, amount: Decimal, balance: Decimal, available: Decimal, txHash: Hex }
   /**
@@ -262,13 +286,25 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   'submission-retry': { kind: submissionKind, id: str, attempts: num, retryInMs: num, reason: str },
   result: {
     taskId: hex,
+    modelId: nullable(str),
     resultHash: hex,
+    outputRef: hex,
     output: nullable(hex),
+    outputTensors: nullable(listOf(record<OutputTensorLine>({
+      name: str,
+      dtype: str,
+      shape: listOf(num),
+      encoding: oneOf('exact', 'grid', 'argmax', 'topk'),
+      values: listOf(check<number | string>('a number or a string', v => typeof v === 'number' || typeof v === 'string'))
+    }))),
     signers: nullable(listOf(num)),
+    signerBitmap: nullable(hex),
+    aggregateSig: nullable(hex),
+    certificateVersion: nullable(num),
     epoch: decimal,
+    signedStake: decimal,
+    totalStake: decimal,
     source: optional(oneOf('gossip', 'full-node', 'chain')),
-    signedStake: optional(decimal),
-    totalStake: optional(decimal),
     latencyMs: optional(num),
     onChain: optional(nullable(record<OnChainResultLine>({ resultHash: hex, outputRef: hex, epoch: decimal, submitter: optional(hex), txHash: optional(hex) }))),
     fee: optional(decimal)
@@ -295,6 +331,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     reputation: record<ReputationLine>(REPUTATION_FIELDS)
   },
   'epoch-started': { epoch: decimal, operators: num, totalStake: decimal, txHash: hex },
+  error: { code: str, message: str },
   published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex) },
   deposit: { account: hex, asset: hex, amount: decimal, balance: decimal, available: decimal, txHash: hex },
   withdrawal: { account: hex, asset: hex, action: oneOf('requested', 'withdrawn'), amount: decimal, unlocksAt: nullable(num), balance: decimal, txHash: hex },
@@ -316,4 +353,21 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   },
   reputation: { operator: hex, ...REPUTATION_FIELDS },
   'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }
+}
+
+/** Where README's generated event list starts and ends (node/cli/events.ts eventSchemaMarkdown writes what is between). */
+export const EVENT_DOC_START = '<!-- event lines: generated by eventSchemaMarkdown() in node/cli/events.ts; do not edit by hand -->'
+export const EVENT_DOC_END = '<!-- end of event lines -->'
+
+/**
+ * Every event line and its fields, as a Markdown table for the README, written from the same
+ * checks parseEvent runs, so the documented schema is the enforced one. Regenerate with
+ * `node -e "import('./dist/node/cli/events.js').then(m => console.log(m.eventSchemaMarkdown()))"`.
+ */
+export function eventSchemaMarkdown (): string {
+  const rows = Object.entries<Record<string, FieldCheck<unknown>>>(EVENT_FIELDS).map(([name, fields]) => {
+    const described = Object.entries(fields).map(([field, c]) => `\`${field}\`: ${c.what}`).join('; ')
+    return `| \`${name}\` | ${described.replaceAll('|', '\\|')} |`
+  })
+  return [EVENT_DOC_START, '| event | fields (each line also has `"event": "<name>"`) |', '| --- | --- |', ...rows, EVENT_DOC_END].join('\n')
 }

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { isPoiError } from '../../protocols/wire/index.js'
 import { UsageError } from './args.js'
 import { watchParentPipe } from './children.js'
+import type { EventOf } from './events.js'
+import { writeEvent } from './output.js'
 import { USAGE } from './usage.js'
 
 /**
@@ -58,6 +60,20 @@ export function formatError (err: unknown): string {
   return `poi: ${err instanceof Error ? err.stack ?? err.message : String(err)}`
 }
 
+/**
+ * The `error` event line of a failure: poi's own code (ERR_…) and message, ERR_UNEXPECTED for
+ * anything else (a bug: its stack stays on stderr).
+ */
+export function errorEvent (err: unknown): EventOf<'error'> {
+  const code = (err as { code?: unknown } | null)?.code
+  const known = isPoiError(err) || (err instanceof Error && typeof code === 'string')
+  return {
+    event: 'error',
+    code: known ? String(code) : 'ERR_UNEXPECTED',
+    message: err instanceof Error ? err.message : String(err)
+  }
+}
+
 /** Files 0600, directories 0700. */
 const PRIVATE_UMASK = 0o077
 
@@ -70,8 +86,11 @@ if (isMain) {
   process.umask(PRIVATE_UMASK)
   // A node started by a devnet or a test launcher stops when its launcher dies (node/cli/children.ts).
   watchParentPipe()
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
+  const argv = process.argv.slice(2)
+  main(argv).then((code) => { process.exitCode = code }, (err: unknown) => {
     console.error(formatError(err))
+    // A script reading --json gets the failure on stdout too, as the last event line.
+    if (argv.includes('--json')) writeEvent(errorEvent(err))
     process.exitCode = 1
   })
 }

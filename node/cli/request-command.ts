@@ -22,6 +22,7 @@ import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
 import { AmountError, formatAmount, readAsset, readTaskFee, parseAmount } from './payment-setup.js'
+import { certificateLineFields, outputTensorLines } from './result-line.js'
 import { formatSummary } from './summary.js'
 import { USAGE } from './usage.js'
 
@@ -93,9 +94,13 @@ export async function runRequest (args: string[]): Promise<void> {
       event: 'result',
       source: r.source,
       taskId: r.taskId,
+      modelId: modelIdToString(modelId),
       resultHash: r.resultHash,
+      outputRef: r.outputRef,
       output: r.output ?? null,
+      outputTensors: outputTensorLines(r.output),
       signers: r.signers ?? null,
+      ...certificateLineFields(r.certificate),
       epoch: r.epoch,
       signedStake: r.signedStake,
       totalStake: r.totalStake,

@@ -17,8 +17,11 @@ import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
 import { ChainReadError, chainOperatorSets, operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
+import { certificateLineFields, outputTensorLines } from './result-line.js'
 import { formatCertified, formatShare } from './summary.js'
-import { formatCanonicalOutput } from '../inference/index.js'
+import { decodeFunctionData, hexToBytes } from 'viem'
+import { TaskManagerAbi } from '../../contracts/index.js'
+import { formatCanonicalOutput, modelIdToString } from '../inference/index.js'
 import { USAGE } from './usage.js'
 
 /** The chain settled the task with another result than the certificate the network showed. */
@@ -60,14 +63,25 @@ export async function runResult (args: string[]): Promise<void> {
     if (onChain != null && onChain.resultHash.toLowerCase() !== certified) {
       throw new OnChainResultMismatchError(taskId, onChain.resultHash, certified)
     }
+    const task = chain != null && onChain != null
+      ? await readChain(`the settling transaction of task ${to0xHex(taskId)}`, chain.config.rpcUrl, async () => await settledTask(chain, taskId))
+      : undefined
     out.event({
       event: 'result',
       taskId,
+      // The certificate does not name its model: only the settling transaction's task does.
+      modelId: task?.modelId ?? null,
       resultHash: found.certificate.resultHash,
+      outputRef: found.certificate.outputRef,
       output: found.output,
+      outputTensors: outputTensorLines(found.output),
       signers: verdict.signers,
+      ...certificateLineFields(found.certificate),
       epoch: found.certificate.epoch,
-      onChain: onChain ?? null
+      signedStake: verdict.signedStake,
+      totalStake: found.set.totalStake,
+      ...(chain != null ? { onChain: onChain != null ? { ...onChain, ...(task !== undefined ? { submitter: task.submitter, txHash: task.txHash } : {}) } : null } : {}),
+      ...(task !== undefined ? { fee: task.fee } : {})
     }, [
       ...formatCertified(taskId, found.certificate, found.output, verdict.signers, found.set),
       chain == null ? 'on-chain    (no --chain given)' : onChain != null ? `on-chain    settled, same result (epoch ${onChain.epoch}, outputRef ${onChain.outputRef})` : 'on-chain    not settled yet'
@@ -97,9 +111,13 @@ async function showSettled (node: PoiNode, chain: ChainClient, taskId: Uint8Arra
     event: 'result',
     source: 'chain',
     taskId,
+    modelId: null,
     resultHash: settlement.resultHash,
+    outputRef: settlement.outputRef,
     output: output ?? null,
+    outputTensors: outputTensorLines(output),
     signers: null,
+    ...certificateLineFields(undefined),
     epoch: settlement.epoch,
     signedStake: settlement.signedStake,
     totalStake: settlement.totalStake,
@@ -112,6 +130,31 @@ async function showSettled (node: PoiNode, chain: ChainClient, taskId: Uint8Arra
   ].join('\n'))
   if (output === undefined) throw new OutputNotFoundError(settlement.outputRef, failures)
   return true
+}
+
+/** The task a certificate settled on-chain was for, read from the transaction that settled it. */
+export interface SettledTask { modelId: string, fee: bigint, submitter: `0x${string}`, txHash: `0x${string}` }
+
+/**
+ * The task behind a settled certificate, decoded from the calldata of the transaction whose
+ * CertificateAccepted event settled it. The TaskManager accepted it only if the task's digest is
+ * the certificate's task id, so the model and fee read here are the task's. Undefined when the
+ * transaction is not a direct TaskManager.submitCertificate (a contract called it).
+ */
+export async function settledTask (chain: Pick<ChainClient, 'waitForAcceptance' | 'publicClient' | 'config'>, taskId: Uint8Array): Promise<SettledTask | undefined> {
+  const accepted = await chain.waitForAcceptance(taskId, 0)
+  const tx = await chain.publicClient.getTransaction({ hash: accepted.txHash })
+  if (tx.to?.toLowerCase() !== chain.config.taskManager.toLowerCase()) return undefined
+  let call
+  try {
+    call = decodeFunctionData({ abi: TaskManagerAbi, data: tx.input })
+  } catch {
+    return undefined
+  }
+  if (call.functionName !== 'submitCertificate') return undefined
+  const [qc, , task] = call.args
+  if (qc.taskId.toLowerCase() !== to0xHex(taskId)) return undefined
+  return { modelId: modelIdToString(hexToBytes(task.modelId)), fee: task.fee, submitter: accepted.submitter, txHash: accepted.txHash }
 }
 
 export interface FindResultOptions {

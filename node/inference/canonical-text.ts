@@ -19,7 +19,7 @@ function formatList (values: ReadonlyArray<number | bigint>): string {
 }
 
 /**
- * One line per output, for people: `probs = [0.0123, …] (argmax 7)`, `probs: label = 7`,
+ * One line per output, for people: `probs = [0.0123, …] (argmax 7)`, `score = 0.731` (one value), `probs: label = 7`,
  * `probs: top-3 = [7, 2, 0]`. Throws CanonicalOutputError on malformed bytes.
  */
 export function formatCanonicalOutput (bytes: Uint8Array): string {
@@ -28,9 +28,11 @@ export function formatCanonicalOutput (bytes: Uint8Array): string {
     switch (t.encoding) {
       case 'exact':
       case 'grid': {
+        // One value (a sigmoid score, a regression): the value itself; an argmax of one is always 0.
+        if (t.values.length === 1) return `${t.name} = ${formatNumber(t.values[0])}`
         let line = `${t.name} = ${formatList(t.values)}`
         const width = t.dims.length === 0 ? 0 : t.dims[t.dims.length - 1]
-        if (isFloatDtype(t.dtype) && width > 0 && t.values.length === width) {
+        if (isFloatDtype(t.dtype) && width > 1 && t.values.length === width) {
           const values = t.values as number[]
           let best = 0
           for (let j = 1; j < width; j++) if (ranksAbove(values[j], values[best])) best = j
