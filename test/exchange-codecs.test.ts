@@ -42,7 +42,7 @@ const CASES: Case[] = [
   { name: 'ResultRequest', valid: { version: RESULT_VERSION, taskId: filled(32, 7) }, raw: ResultRequest.encode, decode: decodeResultRequest, max: MAX_RESULT_REQUEST_BYTES },
   {
     name: 'ResultResponse',
-    valid: { version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: filled(30, 8), output: filled(3, 9) },
+    valid: { version: RESULT_VERSION, status: RESULT_STATUS.FOUND, certificate: filled(30, 8), output: filled(3, 9), reason: '' },
     raw: ResultResponse.encode,
     decode: decodeResultResponse,
     max: MAX_RESULT_RESPONSE_BYTES
