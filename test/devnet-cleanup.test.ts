@@ -144,25 +144,14 @@ describe('poi devnet leaves nothing behind', function () {
   })
   after(async () => { await rm(tmp, { recursive: true, force: true }) })
 
-  it('SIGINT during start-up stops anvil and every node started so far, and deletes the temporary key directory', async () => {
+  // One signal per test keeps the file short: SIGTERM here, SIGINT through npm and under --force,
+  // SIGHUP under --keep once every node is up; the devnet handles all three the same way.
+  it('SIGTERM during start-up stops anvil and every node started so far, and deletes the temporary key directory', async () => {
     const devnet = new Devnet([], { TMPDIR: sysTmp })
     await devnet.waitForLine(/starting bootstrap node\n/)
     const ps = descendants(devnet.proc.pid!)
     assert.equal(anvils(ps), 1, JSON.stringify(ps))
     assert.ok(await exists(join(devnet.root, 'bootstrap', 'keys')))
-    devnet.proc.kill('SIGINT')
-    const { code, signal } = await devnet.exit(ps)
-    assert.deepEqual({ code, signal }, { code: 130, signal: null }, devnet.output)
-    await assertAllGone(ps)
-    assert.deepEqual((await readdir(sysTmp)).filter(f => f.startsWith('poi-devnet-')), [], 'the temporary key directory is left')
-  })
-
-  it('SIGTERM once it is up stops every node and anvil, and deletes the temporary key directory', async () => {
-    const devnet = new Devnet([], { TMPDIR: sysTmp })
-    await devnet.waitForLine(/all nodes up/)
-    const ps = descendants(devnet.proc.pid!)
-    assert.equal(anvils(ps), 1, JSON.stringify(ps))
-    assert.equal(nodes(ps), NODES, JSON.stringify(ps))
     devnet.proc.kill('SIGTERM')
     const { code, signal } = await devnet.exit(ps)
     assert.deepEqual({ code, signal }, { code: 143, signal: null }, devnet.output)
