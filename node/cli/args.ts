@@ -1,20 +1,17 @@
 /**
- * Reading a command line: flag parsing that reports mistakes as UsageError, and the node
- * options every node-like command (operator, aggregator, bootstrap, request, result) shares.
+ * Reading a parsed command line (program.ts parses it): the types of each command's option
+ * values, checks of their values that report mistakes as UsageError, and the node options every
+ * node-like command (operator, aggregator, bootstrap, request, result) shares.
  */
 import { resolve } from 'node:path'
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { PoiError } from '../../protocols/wire/index.js'
+import type { ParseArgsConfig, parseArgs } from 'node:util'
 import { readConfigFile, resolveConfig, type NodeConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
+import { UsageError } from './usage-error.js'
 
-/** The command line is wrong: the CLI adds a hint to `poi help`. */
-export class UsageError extends PoiError {
-  constructor (message: string) {
-    super('ERR_USAGE', message)
-  }
-}
+export { UsageError } from './usage-error.js'
 
+/** The value types of the node options (declared with their help in program.ts). */
 export const NODE_OPTIONS = {
   config: { type: 'string' },
   keystore: { type: 'string' },
@@ -31,21 +28,17 @@ export const NODE_OPTIONS = {
   rpc: { type: 'string' },
   registry: { type: 'string' },
   aggregate: { type: 'boolean' },
-  probe: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' }
+  probe: { type: 'boolean' }
 } satisfies ParseArgsConfig['options']
 
 type Options = NonNullable<ParseArgsConfig['options']>
-export type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[], options: O, strict: true, allowPositionals: true }>>
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[], options: O, strict: true, allowPositionals: true }>>
 
-/** Strict parsing: an unknown flag or a missing value is a UsageError naming it. */
-export function parse<O extends Options> (args: string[], options: O): Parsed<O> {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true })
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
-}
+/**
+ * The option values a command receives, typed from a table of flag types (`{ dir: { type:
+ * 'string' } }` → `{ dir?: string }`, `multiple` → string[]), keyed by flag name as typed.
+ */
+export type OptionValues<O extends Options> = Parsed<O>['values']
 
 /** A non-negative number flag (`--timeout 30`), or undefined when absent. */
 export function num (value: string | undefined, name: string): number | undefined {

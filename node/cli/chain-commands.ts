@@ -18,12 +18,11 @@ import { PoiError } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
 import { writeDeployment } from '../deployment.js'
 import { loadKeystore } from '../keys.js'
-import { UsageError, nodeConfig, parse } from './args.js'
+import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import { confirmTransaction } from './confirm.js'
 import { readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { formatUnlock, parseAmount, type Wallet } from './payment-setup.js'
-import { USAGE } from './usage.js'
 
 const ETH = { decimals: 18, symbol: 'ETH' }
 
@@ -34,9 +33,35 @@ const LIFECYCLE_OPTIONS = {
   rpc: { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
-  yes: { type: 'boolean', short: 'y' },
-  help: { type: 'boolean', short: 'h' }
+  yes: { type: 'boolean', short: 'y' }
 } as const
+
+/** `poi chain deploy`'s flags. */
+const DEPLOY_OPTIONS = {
+  rpc: { type: 'string' },
+  keystore: { type: 'string' },
+  out: { type: 'string' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  'min-stake': { type: 'string' },
+  'epoch-duration': { type: 'string' },
+  'exit-delay': { type: 'string' },
+  'quorum-bps': { type: 'string' },
+  'max-epoch-age': { type: 'string' },
+  'max-certificate-age': { type: 'string' },
+  'slash-bps': { type: 'string' },
+  'reporter-bps': { type: 'string' },
+  'protocol-fee-bps': { type: 'string' },
+  'min-task-fee': { type: 'string' },
+  treasury: { type: 'string' },
+  asset: { type: 'string' },
+  'max-task-life': { type: 'string' },
+  'settlement-window': { type: 'string' },
+  'withdrawal-delay': { type: 'string' }
+} as const
+
+type LifecycleValues = OptionValues<typeof LIFECYCLE_OPTIONS>
 
 /** The registry's state does not allow this step now (not registered, already registered, not exiting, …). */
 export class OperatorStateError extends PoiError {
@@ -68,35 +93,6 @@ export class LifecycleRefusedError extends PoiError {
   constructor (what: string, cause: unknown) {
     const name = contractErrorName(cause)
     super('ERR_LIFECYCLE_REFUSED', `${what} was refused${name !== undefined ? ` by the contract (${name})` : `: ${(cause instanceof Error ? cause.message : String(cause)).split('\n')[0]}`}`, { cause })
-  }
-}
-
-/** `poi chain <sub>`. */
-export async function runChain (args: string[]): Promise<void> {
-  const [sub, ...rest] = args
-  if (sub === 'deploy') return await runDeploy(rest)
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') { console.log(USAGE); return }
-  throw new UsageError(`unknown subcommand "poi chain ${sub}" (known: deploy)`)
-}
-
-/** `poi epoch <sub>`. */
-export async function runEpoch (args: string[]): Promise<void> {
-  const [sub, ...rest] = args
-  if (sub === 'advance') return await runAdvance(rest)
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') { console.log(USAGE); return }
-  throw new UsageError(`unknown subcommand "poi epoch ${sub}" (known: advance)`)
-}
-
-/** The subcommands of `poi operator`; anything else starts an operator node. */
-export const OPERATOR_SUBCOMMANDS = ['register', 'status', 'exit', 'withdraw'] as const
-export type OperatorSubcommand = typeof OPERATOR_SUBCOMMANDS[number]
-
-export async function runOperatorCommand (sub: OperatorSubcommand, args: string[]): Promise<void> {
-  switch (sub) {
-    case 'register': return await runRegister(args)
-    case 'status': return await runStatus(args)
-    case 'exit': return await runExit(args)
-    case 'withdraw': return await runStakeWithdraw(args)
   }
 }
 
@@ -132,32 +128,7 @@ async function connectRpc (rpcUrl: string, account: Wallet['account']): Promise<
 }
 
 /** `poi chain deploy --rpc <url> --keystore <dir> [--out <file>] [--force] [parameters]`. */
-async function runDeploy (args: string[]): Promise<void> {
-  const { values } = parse(args, {
-    rpc: { type: 'string' },
-    keystore: { type: 'string' },
-    out: { type: 'string' },
-    force: { type: 'boolean' },
-    json: { type: 'boolean' },
-    yes: { type: 'boolean', short: 'y' },
-    help: { type: 'boolean', short: 'h' },
-    'min-stake': { type: 'string' },
-    'epoch-duration': { type: 'string' },
-    'exit-delay': { type: 'string' },
-    'quorum-bps': { type: 'string' },
-    'max-epoch-age': { type: 'string' },
-    'max-certificate-age': { type: 'string' },
-    'slash-bps': { type: 'string' },
-    'reporter-bps': { type: 'string' },
-    'protocol-fee-bps': { type: 'string' },
-    'min-task-fee': { type: 'string' },
-    treasury: { type: 'string' },
-    asset: { type: 'string' },
-    'max-task-life': { type: 'string' },
-    'settlement-window': { type: 'string' },
-    'withdrawal-delay': { type: 'string' }
-  })
-  if (values.help === true) { console.log(USAGE); return }
+export async function runDeploy (values: OptionValues<typeof DEPLOY_OPTIONS>): Promise<void> {
   if (values.rpc === undefined) throw new UsageError('poi chain deploy needs --rpc <url>: the JSON-RPC endpoint of a chain with the EIP-2537 precompiles (Prague)')
   if (values.keystore === undefined) throw new UsageError('poi chain deploy needs --keystore <dir>: its Ethereum key deploys and pays the gas (create one with `poi keys generate --dir <dir>`)')
   const out = new CliOutput(values.json === true)
@@ -238,9 +209,7 @@ function nextEpochAt (state: RegistryState, now: bigint): string {
 }
 
 /** `poi operator register --stake <eth> --chain <deployment.json> [--keystore <dir>]`. */
-async function runRegister (args: string[]): Promise<void> {
-  const { values } = parse(args, { ...LIFECYCLE_OPTIONS, stake: { type: 'string' } })
-  if (values.help === true) { console.log(USAGE); return }
+export async function runRegister (values: LifecycleValues & { stake?: string }): Promise<void> {
   if (values.stake === undefined) throw new UsageError('poi operator register needs --stake <eth>: the ETH staked (at least the registry\'s minimum; `poi operator status` shows it)')
   const stake = parseAmount(values.stake, ETH, '--stake')
   const { chain, wallet, rpc, chainFile } = await lifecycleContext('operator register', values)
@@ -276,9 +245,7 @@ async function runRegister (args: string[]): Promise<void> {
 }
 
 /** `poi operator status --chain <deployment.json> [--keystore <dir> | --address <0x…>]`. */
-async function runStatus (args: string[]): Promise<void> {
-  const { values } = parse(args, { ...LIFECYCLE_OPTIONS, address: { type: 'string' } })
-  if (values.help === true) { console.log(USAGE); return }
+export async function runStatus (values: LifecycleValues & { address?: string }): Promise<void> {
   if (typeof values.chain !== 'string') throw new UsageError('poi operator status needs --chain <deployment.json>: the network\'s contracts and RPC URL')
   const out = new CliOutput(values.json === true)
   const config = await nodeConfig(values)
@@ -327,9 +294,7 @@ async function runStatus (args: string[]): Promise<void> {
 }
 
 /** `poi operator exit --chain <deployment.json> [--keystore <dir>]`. */
-async function runExit (args: string[]): Promise<void> {
-  const { values } = parse(args, LIFECYCLE_OPTIONS)
-  if (values.help === true) { console.log(USAGE); return }
+export async function runExit (values: LifecycleValues): Promise<void> {
   const { chain, wallet, rpc, chainFile } = await lifecycleContext('operator exit', values)
   const out = new CliOutput(values.json === true)
   const account = wallet.account.address
@@ -363,9 +328,7 @@ async function runExit (args: string[]): Promise<void> {
 }
 
 /** `poi operator withdraw --chain <deployment.json> [--keystore <dir>]`: the stake of an exited operator. */
-async function runStakeWithdraw (args: string[]): Promise<void> {
-  const { values } = parse(args, LIFECYCLE_OPTIONS)
-  if (values.help === true) { console.log(USAGE); return }
+export async function runStakeWithdraw (values: LifecycleValues): Promise<void> {
   const { chain, wallet, rpc, chainFile } = await lifecycleContext('operator withdraw', values)
   const out = new CliOutput(values.json === true)
   const account = wallet.account.address
@@ -442,9 +405,7 @@ function explainRevert (what: string, err: unknown): Error {
 }
 
 /** `poi epoch advance --chain <deployment.json> [--keystore <dir>]`: anyone may start the next epoch once the current one has lasted epochDuration. */
-async function runAdvance (args: string[]): Promise<void> {
-  const { values } = parse(args, LIFECYCLE_OPTIONS)
-  if (values.help === true) { console.log(USAGE); return }
+export async function runAdvance (values: LifecycleValues): Promise<void> {
   const { chain, wallet } = await lifecycleContext('epoch advance', values)
   const out = new CliOutput(values.json === true)
   const { state, now } = await registryNow(chain)

@@ -18,7 +18,7 @@ import { deposit, readVault } from '../../contracts/index.js'
 import { ChainClient, type AcceptedCertificate } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
-import { UsageError, num, parse } from './args.js'
+import { UsageError, num, type OptionValues } from './args.js'
 import { killOwnedNow, stopOwned } from './children.js'
 import { prepareNodeDir } from './launcher.js'
 import { startLocalNetwork, type LocalNetwork } from './local-network.js'
@@ -81,9 +81,11 @@ export interface DevnetOptions {
   npmModels?: string[]
 }
 
+/** `poi devnet`'s flags (declared with their help in program.ts). */
+const DEVNET_OPTIONS = { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } } as const
+
 /** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>]` */
-export async function runDevnetCommand (args: string[]): Promise<number> {
-  const { values } = parse(args, { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } })
+export async function runDevnetCommand (values: OptionValues<typeof DEVNET_OPTIONS>): Promise<number> {
   const npm = values['npm-models']
   const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
   if (values.force === true && values.dir === undefined) throw new UsageError('--force needs --dir: it deletes the devnet in that directory and starts over')

@@ -1,52 +1,33 @@
 #!/usr/bin/env node
 /**
- * `poi`: the command line. This file only dispatches a command to its module and turns what
- * it throws into an exit code and a message (formatError).
+ * `poi`: the command line. program.ts declares and parses it; this file runs it and turns what
+ * a command throws into an exit code (exit-codes.ts) and a message (formatError).
  */
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { isPoiError } from '../../protocols/wire/index.js'
-import { UsageError } from './args.js'
 import { watchParentPipe } from './children.js'
 import type { EventOf } from './events.js'
+import { EXIT_FAILED, EXIT_USAGE } from './exit-codes.js'
 import { writeEvent } from './output.js'
-import { USAGE } from './usage.js'
+import { runCommandLine } from './program.js'
+import { CommandLineError, UsageError } from './usage-error.js'
+
+/** The command being run (`operator register`), for the hint of a UsageError it throws. */
+let runningCommand: string | undefined
 
 /**
- * Runs one command; resolves with its exit code, rejects with what it threw. A command's module
- * is loaded when it runs, so `poi keys` does not load libp2p, onnxruntime and viem first.
+ * Runs one command line; resolves with its exit code, rejects with what the command (or the
+ * parser, as a CommandLineError) threw. A command's module is loaded when it runs, so `poi keys`
+ * does not load libp2p, onnxruntime and viem first.
  */
 export async function main (argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv
-  switch (cmd) {
-    case 'keys': await (await import('./key-commands.js')).runKeys(rest); return 0
-    case 'genesis': await (await import('./key-commands.js')).runGenesis(rest); return 0
-    case 'operator': {
-      // `poi operator register|status|exit|withdraw` are lifecycle subcommands; `poi operator [node options]` starts the node.
-      const chainCommands = await import('./chain-commands.js')
-      const sub = chainCommands.OPERATOR_SUBCOMMANDS.find(s => s === rest[0])
-      if (sub !== undefined) { await chainCommands.runOperatorCommand(sub, rest.slice(1)); return 0 }
-      await (await import('./node-commands.js')).runRole(cmd, rest); return 0
-    }
-    case 'chain': await (await import('./chain-commands.js')).runChain(rest); return 0
-    case 'epoch': await (await import('./chain-commands.js')).runEpoch(rest); return 0
-    case 'aggregator':
-    case 'bootstrap': await (await import('./node-commands.js')).runRole(cmd, rest); return 0
-    case 'request': await (await import('./request-command.js')).runRequest(rest); return 0
-    case 'result': await (await import('./result-command.js')).runResult(rest); return 0
-    case 'deposit': await (await import('./payment-commands.js')).runDeposit(rest); return 0
-    case 'withdraw': await (await import('./payment-commands.js')).runWithdraw(rest); return 0
-    case 'rewards': await (await import('./payment-commands.js')).runRewards(rest); return 0
-    case 'network': await (await import('./payment-commands.js')).runNetwork(rest); return 0
-    case 'models': await (await import('./model-commands.js')).runModels(rest); return 0
-    case 'model': await (await import('./model-commands.js')).runModel(rest); return 0
-    case 'devnet': return await (await import('./devnet.js')).runDevnetCommand(rest)
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h': console.log(USAGE); return cmd === undefined ? 2 : 0
-    default: throw new UsageError(`unknown command "${cmd}"`)
-  }
+  return await runCommandLine(argv, (path) => { runningCommand = path })
+}
+
+/** The exit code of a failure: 2 when the parser refused the command line, 1 when a command failed. */
+export function exitCodeOf (err: unknown): number {
+  return err instanceof CommandLineError ? EXIT_USAGE : EXIT_FAILED
 }
 
 /**
@@ -55,7 +36,10 @@ export async function main (argv: string[]): Promise<number> {
  * printed without a stack; anything else is a bug and keeps its stack.
  */
 export function formatError (err: unknown): string {
-  if (err instanceof UsageError) return `poi: ${err.message}\n(run \`poi help\` for usage)`
+  if (err instanceof UsageError) {
+    const command = err instanceof CommandLineError ? err.command : runningCommand
+    return `poi: ${err.message}\n(run ${command !== undefined && command !== '' ? `\`poi ${command} --help\` for its options and an example, ` : ''}\`poi help\` for every command)`
+  }
   if (isPoiError(err) || (err instanceof Error && typeof (err as { code?: unknown }).code === 'string')) return `poi: ${err.message}`
   return `poi: ${err instanceof Error ? err.stack ?? err.message : String(err)}`
 }
@@ -86,11 +70,13 @@ if (isMain) {
   process.umask(PRIVATE_UMASK)
   // A node started by a devnet or a test launcher stops when its launcher dies (node/cli/children.ts).
   watchParentPipe()
+  // Through `npm run poi -- …` the process starts in the repository: relative paths are the user's, from where npm was run.
+  if (process.env.npm_lifecycle_event === 'poi' && process.env.INIT_CWD !== undefined) process.chdir(process.env.INIT_CWD)
   const argv = process.argv.slice(2)
   main(argv).then((code) => { process.exitCode = code }, (err: unknown) => {
     console.error(formatError(err))
     // A script reading --json gets the failure on stdout too, as the last event line.
     if (argv.includes('--json')) writeEvent(errorEvent(err))
-    process.exitCode = 1
+    process.exitCode = exitCodeOf(err)
   })
 }

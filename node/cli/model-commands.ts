@@ -18,7 +18,7 @@ import {
 } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
 import { listModels, loadModel, publishModel } from '../models/index.js'
-import { UsageError, nodeConfig, parse } from './args.js'
+import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import { CliOutput } from './output.js'
 
 export class PublishError extends PoiError {
@@ -27,39 +27,45 @@ export class PublishError extends PoiError {
   }
 }
 
-export async function runModel (args: string[]): Promise<void> {
-  const [sub, ...rest] = args
-  const { values, positionals } = parse(rest, {
-    'data-dir': { type: 'string' }, rule: { type: 'string' }, name: { type: 'string' }, fee: { type: 'string' },
-    chain: { type: 'string' }, keystore: { type: 'string' }, owner: { type: 'string' }, json: { type: 'boolean' }
-  })
-  const dataDir = resolve(values['data-dir'] ?? defaultConfig().dataDir)
-  if (sub === 'publish') {
-    const file = positionals[0]
-    if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]] (--chain needs --keystore)')
-    if (values.fee !== undefined && !/^\d+$/.test(values.fee)) throw new UsageError(`--fee must be an amount in wei, got ${values.fee}`)
-    if (values.owner !== undefined && !isAddress(values.owner, { strict: false })) throw new UsageError(`--owner must be an Ethereum address (0x + 40 hex digits), got ${values.owner}`)
-    const fee = values.fee !== undefined ? BigInt(values.fee) : undefined
-    const chain = values.chain !== undefined ? await readDeployment(values.chain) : undefined
-    const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
-    const out = new CliOutput(values.json === true)
-    const owner = values.owner as `0x${string}` | undefined
-    const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, owner, fee }, (line) => out.progress(line))
-    out.event({ event: 'published', modelId: r.modelId, owner: r.manifest.owner, chunks: r.chunks, registeredTx: r.registeredTx ?? null },
-      `${r.modelId}\n(a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`)
-  } else if (sub === 'ls') {
-    for (const m of await listStoredModels(dataDir)) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
-  } else if (sub === 'show') {
-    if (positionals[0] === undefined) throw new UsageError('usage: poi model show <model id> [--data-dir <dir>]')
-    console.log(JSON.stringify(await showStoredModel(dataDir, positionals[0]), null, 2))
-  } else {
-    throw new UsageError('usage: poi model publish|ls|show …')
-  }
+/** `poi model publish|ls|show`'s flags (declared with their help in program.ts). */
+const MODEL_OPTIONS = {
+  'data-dir': { type: 'string' }, rule: { type: 'string' }, name: { type: 'string' }, fee: { type: 'string' },
+  chain: { type: 'string' }, keystore: { type: 'string' }, owner: { type: 'string' }, json: { type: 'boolean' }
+} as const
+type ModelValues = OptionValues<typeof MODEL_OPTIONS>
+
+const dataDirOf = (values: ModelValues): string => resolve(values['data-dir'] ?? defaultConfig().dataDir)
+
+/** `poi model publish <file.onnx> --rule <rule> …`. */
+export async function runModelPublish (values: ModelValues, positionals: string[]): Promise<void> {
+  const dataDir = dataDirOf(values)
+  const file = positionals[0]
+  if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]] (--chain needs --keystore)')
+  if (values.fee !== undefined && !/^\d+$/.test(values.fee)) throw new UsageError(`--fee must be an amount in wei, got ${values.fee}`)
+  if (values.owner !== undefined && !isAddress(values.owner, { strict: false })) throw new UsageError(`--owner must be an Ethereum address (0x + 40 hex digits), got ${values.owner}`)
+  const fee = values.fee !== undefined ? BigInt(values.fee) : undefined
+  const chain = values.chain !== undefined ? await readDeployment(values.chain) : undefined
+  const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
+  const out = new CliOutput(values.json === true)
+  const owner = values.owner as `0x${string}` | undefined
+  const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, owner, fee }, (line) => out.progress(line))
+  out.event({ event: 'published', modelId: r.modelId, owner: r.manifest.owner, chunks: r.chunks, registeredTx: r.registeredTx ?? null },
+    `${r.modelId}\n(a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`)
+}
+
+/** `poi model ls [--data-dir <dir>]`. */
+export async function runModelLs (values: ModelValues): Promise<void> {
+  for (const m of await listStoredModels(dataDirOf(values))) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
+}
+
+/** `poi model show <model id> [--data-dir <dir>]`. */
+export async function runModelShow (values: ModelValues, positionals: string[]): Promise<void> {
+  if (positionals[0] === undefined) throw new UsageError('usage: poi model show <model id> [--data-dir <dir>]')
+  console.log(JSON.stringify(await showStoredModel(dataDirOf(values), positionals[0]), null, 2))
 }
 
 /** `poi models`: the models in the configured model directories (what a node started the same way runs). */
-export async function runModels (args: string[]): Promise<void> {
-  const { values } = parse(args, { config: { type: 'string' }, 'model-dir': { type: 'string', multiple: true } })
+export async function runModels (values: { config?: string, 'model-dir'?: string[] }): Promise<void> {
   const config = await nodeConfig(values)
   for (const dir of config.modelDirs) {
     const m = await loadModelDir(dir)

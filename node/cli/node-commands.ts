@@ -10,18 +10,15 @@ import { modelIdToString } from '../inference/index.js'
 import { loadKeystore } from '../keys.js'
 import { NotInOperatorSetError, PoiNode, preciseNow } from '../poi-node.js'
 import { peerIdentityOf } from '../peer-identity.js'
-import { NODE_OPTIONS, nodeConfig, parse } from './args.js'
+import { NODE_OPTIONS, nodeConfig, type OptionValues } from './args.js'
 import type { Hex, NodeRoleName } from './events.js'
 import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { formatUnlock } from './payment-setup.js'
-import { USAGE } from './usage.js'
 
 const MIB = 2 ** 20
 
-export async function runRole (role: NodeRoleName, args: string[]): Promise<void> {
-  const { values } = parse(args, NODE_OPTIONS)
-  if (values.help === true) { console.log(USAGE); return }
+export async function runRole (role: NodeRoleName, values: OptionValues<typeof NODE_OPTIONS>): Promise<void> {
   const config = await nodeConfig(values)
   const keystore = await loadKeystore(config.keystore)
   const aggregate = role === 'aggregator' || values.aggregate === true

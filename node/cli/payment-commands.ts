@@ -11,12 +11,11 @@ import {
 } from '../../contracts/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
-import { UsageError, nodeConfig, parse } from './args.js'
+import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import type { NetworkOperatorLine, RewardEpochLine } from './events.js'
 import { readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { WrongAssetError, formatAmount, formatUnlock, paymentContext, parseAmount, readAsset, type PaymentContext } from './payment-setup.js'
-import { USAGE } from './usage.js'
 
 /** The flags every payment command takes. */
 const CHAIN_OPTIONS = {
@@ -24,9 +23,10 @@ const CHAIN_OPTIONS = {
   keystore: { type: 'string' },
   rpc: { type: 'string' },
   config: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' }
+  json: { type: 'boolean' }
 } as const
+
+type ChainValues = OptionValues<typeof CHAIN_OPTIONS>
 
 /** The vault refused a withdrawal: nothing requested, or not unlocked yet. */
 export class WithdrawalError extends PoiError {
@@ -60,9 +60,7 @@ async function sending<T> (what: string, send: () => Promise<T>): Promise<T> {
 }
 
 /** `poi deposit <amount> [--token <address>]`: adds to the account's deposit and prints the balance after. */
-export async function runDeposit (args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...CHAIN_OPTIONS, token: { type: 'string' } })
-  if (values.help === true) { console.log(USAGE); return }
+export async function runDeposit (values: ChainValues & { token?: string }, positionals: string[]): Promise<void> {
   if (positionals[0] === undefined) throw new UsageError('usage: poi deposit <amount: e.g. 0.5 or 123wei> --chain <deployment.json> [--keystore <dir>] [--token <address>]')
   const ctx = await paymentContext('deposit', values)
   const { chain, asset, wallet } = ctx
@@ -86,9 +84,7 @@ export async function runDeposit (args: string[]): Promise<void> {
  * `poi withdraw <amount>` asks to take `amount` out and says when it unlocks; `poi withdraw`
  * completes the pending withdrawal once unlocked, and before that fails saying when.
  */
-export async function runWithdraw (args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, CHAIN_OPTIONS)
-  if (values.help === true) { console.log(USAGE); return }
+export async function runWithdraw (values: ChainValues, positionals: string[]): Promise<void> {
   const ctx = await paymentContext('withdraw', values)
   const out = new CliOutput(values.json === true)
   if (positionals[0] !== undefined) await requestOne(ctx, parseAmount(positionals[0], ctx.asset, 'the withdrawal'), out)
@@ -147,9 +143,7 @@ function formatReputation (r: Reputation): string {
  * it was in), its reputation, and its credit as a model owner or the treasury; `--claim` and
  * `--withdraw-credit` pay them out.
  */
-export async function runRewards (args: string[]): Promise<void> {
-  const { values } = parse(args, { ...CHAIN_OPTIONS, claim: { type: 'boolean' }, 'withdraw-credit': { type: 'boolean' } })
-  if (values.help === true) { console.log(USAGE); return }
+export async function runRewards (values: ChainValues & { claim?: boolean, 'withdraw-credit'?: boolean }): Promise<void> {
   const { chain, asset, wallet } = await paymentContext('rewards', values)
   const out = new CliOutput(values.json === true)
   const account = wallet.account.address
@@ -200,9 +194,7 @@ export async function runRewards (args: string[]): Promise<void> {
  * `poi network --chain <deployment.json>`: every operator of the current epoch with its stake,
  * reputation and the rewards it may claim for that epoch. Needs no keystore.
  */
-export async function runNetwork (args: string[]): Promise<void> {
-  const { values } = parse(args, CHAIN_OPTIONS)
-  if (values.help === true) { console.log(USAGE); return }
+export async function runNetwork (values: ChainValues): Promise<void> {
   if (typeof values.chain !== 'string') throw new UsageError('poi network needs --chain <deployment.json>: the network\'s contracts and RPC URL')
   const config = await nodeConfig(values)
   const chain = await ChainClient.connect(config.chain!)

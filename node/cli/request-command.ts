@@ -17,14 +17,13 @@ import { PoiNode } from '../poi-node.js'
 import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, checkRequestParams, requestInference, waitForNetwork } from '../requester/index.js'
 import { DEFAULT_QUORUM_BPS } from '../../consensus/index.js'
 import { DEFAULT_MAX_TASK_TTL_MS } from '../config.js'
-import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
+import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
 import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
 import { AmountError, formatAmount, readAsset, readTaskFee, parseAmount } from './payment-setup.js'
 import { certificateLineFields, outputTensorLines } from './result-line.js'
 import { formatSummary } from './summary.js'
-import { USAGE } from './usage.js'
 
 /** How long `poi request --model <id>` looks for the model's manifest before giving up. */
 const MANIFEST_LOOKUP_TIMEOUT_MS = 15_000
@@ -45,21 +44,19 @@ export class ModelRefusedError extends PoiError {
   }
 }
 
-export async function runRequest (args: string[]): Promise<void> {
-  const { values } = parse(args, {
-    ...NODE_OPTIONS,
-    model: { type: 'string' },
-    input: { type: 'string' },
-    timeout: { type: 'string' },
-    quorum: { type: 'string' },
-    fee: { type: 'string' }
-  })
-  if (values.help === true) { console.log(USAGE); return }
+/** `poi request`'s flags: the node options and these (declared with their help in program.ts, which refuses --chain with --genesis). */
+const REQUEST_OPTIONS = {
+  ...NODE_OPTIONS,
+  model: { type: 'string' },
+  input: { type: 'string' },
+  timeout: { type: 'string' },
+  quorum: { type: 'string' },
+  fee: { type: 'string' }
+} as const
+
+export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>): Promise<void> {
   const out = new CliOutput(values.json === true)
   // What the nodes would refuse is refused here, before connecting to anything.
-  if (values.chain !== undefined && values.genesis !== undefined) {
-    throw new UsageError('--chain and --genesis are mutually exclusive: --chain <deployment.json> reads the operators from the chain, --genesis <file> from a genesis file; give one')
-  }
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
   const quorumBps = num(values.quorum, 'quorum') ?? DEFAULT_QUORUM_BPS
   checkRequestParams({ timeoutMs, quorumBps }, { maxTaskTtlMs: NETWORK_MAX_TASK_TTL_MS })

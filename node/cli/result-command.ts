@@ -13,7 +13,7 @@ import {
   CertificateRejectedError, OutputNotFoundError, ResultNotFoundError, describeSettlement, fetchOutput, formatFailures, lookupResult, readSettlement,
   waitForNetwork, type FoundResult, type PeerFailure
 } from '../requester/index.js'
-import { NODE_OPTIONS, UsageError, num, parse } from './args.js'
+import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
 import { ChainReadError, chainOperatorSets, operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
 import { requesterConfig, requesterKeystore } from './requester-setup.js'
@@ -22,7 +22,6 @@ import { formatCertified, formatShare } from './summary.js'
 import { decodeFunctionData, hexToBytes } from 'viem'
 import { TaskManagerAbi } from '../../contracts/index.js'
 import { formatCanonicalOutput, modelIdToString } from '../inference/index.js'
-import { USAGE } from './usage.js'
 
 /** The chain settled the task with another result than the certificate the network showed. */
 export class OnChainResultMismatchError extends PoiError {
@@ -31,9 +30,10 @@ export class OnChainResultMismatchError extends PoiError {
   }
 }
 
-export async function runResult (args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...NODE_OPTIONS, quorum: { type: 'string' } })
-  if (values.help === true) { console.log(USAGE); return }
+/** `poi result`'s flags (declared with their help in program.ts). */
+const RESULT_OPTIONS = { ...NODE_OPTIONS, quorum: { type: 'string' } } as const
+
+export async function runResult (values: OptionValues<typeof RESULT_OPTIONS>, positionals: string[]): Promise<void> {
   const taskId = /^(0x)?[0-9a-fA-F]{64}$/.test(positionals[0] ?? '') ? fromHex(positionals[0]) : undefined
   if (taskId === undefined) throw new UsageError('usage: poi result <task id: 32 bytes hex> --bootstrap <addr> (--rpc <url> | --chain <file> | --genesis <file>)')
   const out = new CliOutput(values.json === true)
