@@ -18,7 +18,7 @@ export const EXIT_SIGNAL_BASE = 128
 /** What each exit code means, for `poi --help` and the README. */
 export const EXIT_CODES: ReadonlyArray<{ code: string, meaning: string }> = [
   { code: String(EXIT_OK), meaning: 'success' },
-  { code: String(EXIT_FAILED), meaning: 'the command failed (the message says why; with --json also an `error` line on stdout)' },
+  { code: String(EXIT_FAILED), meaning: 'the command failed, or refused the value of an option (the message says why; with --json also an `error` line on stdout)' },
   { code: String(EXIT_USAGE), meaning: 'usage error: unknown command or option, missing or extra argument, mutually exclusive options, `poi` alone' },
   { code: `${EXIT_SIGNAL_BASE}+n`, meaning: 'poi devnet stopped by signal n: 129 SIGHUP, 130 SIGINT (Ctrl-C), 143 SIGTERM' }
 ]
