@@ -41,6 +41,19 @@ function noFlag (flags: string, description: string): Option {
   return option
 }
 
+/**
+ * Options a command cannot run without. Checked before the action runs, not with commander's
+ * mandatory options, which are checked before unknown ones: `--dri` would be reported as a
+ * missing `--dir` instead of the typo it is.
+ */
+const requiredOptions = new WeakSet<Option>()
+
+function required (flags: string, description: string): Option {
+  const option = new Option(flags, `${description} (required)`)
+  requiredOptions.add(option)
+  return option
+}
+
 /** The root of this repository (dist/node/cli/ → ../../..), where package.json and node_modules are. */
 const REPO_ROOT = new URL('../../../', import.meta.url)
 
@@ -109,6 +122,11 @@ export function createProgram (onRun: (code: number, commandPath: string) => voi
   const program = new Command('poi')
   /** Runs `run` with the command's options and operands, and reports its exit code. */
   const action = <V>(load: () => Promise<Run<V>>) => async function (this: Command): Promise<void> {
+    for (const option of this.options) {
+      if (requiredOptions.has(option) && this.getOptionValue(option.attributeName()) === undefined) {
+        throw new CommandLineError(`required option "${option.flags}" not specified`, commandPath(this))
+      }
+    }
     const run = await load()
     // The declaration above is what produced these values: the command's own option types are its reading of them.
     const code = await run(commandValues(this) as V, this.args)
@@ -134,19 +152,19 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
 
   const keys = program.command('keys').description('an operator\'s keystore: libp2p, BLS and Ethereum keys')
   keys.command('generate').description('create libp2p, BLS and Ethereum keys (files mode 0600)')
-    .requiredOption('--dir <keystore>', 'the keystore directory to create (required)')
+    .addOption(required('--dir <keystore>', 'the keystore directory to create'))
     .option('--force', 'overwrite the keys already in --dir')
     .addHelpText('after', example(['poi keys generate --dir ./keys']))
     .action(action(async () => (await import('./key-commands.js')).runKeysGenerate))
   keys.command('show').description('print a keystore\'s peer id, BLS public key and address')
-    .requiredOption('--dir <keystore>', 'the keystore directory (required)')
+    .addOption(required('--dir <keystore>', 'the keystore directory'))
     .addHelpText('after', example(['poi keys show --dir ./keys']))
     .action(action(async () => (await import('./key-commands.js')).runKeysShow))
 
   program.command('genesis').description('an operator set for a network without a chain')
     .command('create').description('write an operator set (with proofs of possession) from operators\' keystores')
-    .requiredOption('--out <file>', 'the genesis file to write (required)')
-    .addOption(repeatable('--keystore <dir>', 'an operator\'s keystore, in operator order (required, at least one)').makeOptionMandatory())
+    .addOption(required('--out <file>', 'the genesis file to write'))
+    .addOption(required('--keystore <dir>', 'an operator\'s keystore, in operator order (repeatable, at least one)').argParser(collect))
     .option('--stake <wei>', 'each operator\'s stake in wei (default: 32 ETH)')
     .option('--chain-id <id>', 'chain id of the signing domain (default: 31337)')
     .addHelpText('after', example(['poi genesis create --out genesis.json --keystore ./op-0 --keystore ./op-1 --keystore ./op-2']))
@@ -277,7 +295,7 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
   const model = program.command('model').description('models stored as content-addressed shards in a node\'s data directory')
   model.command('publish').description('store a model as shards in a node\'s data dir (the node announces them on the DHT) and, with --chain, register it on-chain')
     .argument('<file.onnx>', 'the ONNX model')
-    .requiredOption('--rule <rule>', 'agreement rule: exact, grid:<k>, argmax or topk:<n> (required)')
+    .addOption(required('--rule <rule>', 'agreement rule: exact, grid:<k>, argmax or topk:<n>'))
     .option('--data-dir <dir>', 'the node\'s data directory (default: ~/.poi/data)')
     .option('--name <name>', 'model name in the manifest (default: the file name)')
     .option('--keystore <dir>', 'the owner\'s keystore (needed with --chain)')

@@ -22,7 +22,15 @@ export interface CliResult { code: number | null, stdout: string, stderr: string
 export async function runPoi (home: string, timeoutMs: number, ...args: string[]): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: home }
   delete env.DEBUG
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  return await runProcess(process.execPath, [CLI, ...args], { env, timeoutMs })
+}
+
+/**
+ * Runs `command <args>` (in `cwd`, with `env`); resolves with its exit code and output whatever
+ * the code, and rejects only if it does not exit within `timeoutMs` (it is killed then).
+ */
+export async function runProcess (command: string, args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?: string, timeoutMs: number }): Promise<CliResult> {
+  const child = spawn(command, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
@@ -30,8 +38,8 @@ export async function runPoi (home: string, timeoutMs: number, ...args: string[]
   return await new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`poi ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
-    }, timeoutMs)
+      reject(new Error(`${command} ${args.join(' ')} did not exit within ${opts.timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
+    }, opts.timeoutMs)
     child.once('error', (err) => { clearTimeout(timer); reject(err) })
     child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
   })
