@@ -96,11 +96,15 @@ describe('poi model publish to a running node', function () {
     assert.equal(toHex(result.certificate.resultHash), await directResultHash({ modelBytes: new Uint8Array(await readFile(MODEL)), manifest }, tensorsOfJsonInput(input, manifest)))
   })
 
-  it('poi model ls asks the running node', async () => {
+  it('poi model ls and poi model show ask the running node', async () => {
     const r = await runPoi(net.root, CLI_TIMEOUT_MS, 'model', 'ls', '--data-dir', publisherData)
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, /from the node running on/)
     for (const id of publisher.announcedModelIds) assert.ok(r.stdout.includes(id), `${id} in:\n${r.stdout}`)
+    const id = publisher.announcedModelIds[0]
+    const show = await runPoi(net.root, CLI_TIMEOUT_MS, 'model', 'show', id, '--data-dir', publisherData)
+    assert.equal(show.code, 0, show.stderr)
+    assert.equal((JSON.parse(show.stdout) as { size: number }).size, (await listModels(publisher.blocks!)).find(m => m.modelId === id)?.manifest.size)
   })
 
   it('the control channel refuses a malformed request, another version and a file that does not match the manifest, by name', async () => {

@@ -346,13 +346,19 @@ export async function listStoredModels (dataDir: string): Promise<{ models: Arra
   }
 }
 
-/** `poi model show`: one model's manifest from a node's block store. */
+/** `poi model show`: one model's manifest from a node's block store (asked of the node running on it, if one is). */
 export async function showStoredModel (dataDir: string, id: string): Promise<ModelManifest> {
   let modelId: Uint8Array
   try {
     modelId = parseModelId(id)
   } catch (err) {
     throw new PublishError(`${id} is not a model id: ${(err as Error).message}`)
+  }
+  const node = await ControlClient.find(dataDir)
+  if (node != null) {
+    const held = (await node.models()).models.find(m => m.modelId === modelIdToString(modelId))
+    if (held == null) throw new PublishError(`model ${id} is not in the store of the node running on ${dataDir}; publish it with \`poi model publish\` or let the node fetch it`)
+    return held.manifest
   }
   const store = await NodeStore.open(dataDir)
   try {
