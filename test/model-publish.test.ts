@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, readFile, rm, unlink } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -163,6 +163,7 @@ describe('a node started with the CLI: its ready line and its control socket', f
       assert.deepEqual(ready.models, [shipped], 'models: the model directories\'')
       assert.deepEqual([...ready.announced].sort(), [shipped, stored.modelId].sort(), 'announced: the store\'s too')
       assert.ok(await ControlClient.find(dataDir) != null, 'the node answers on its control socket')
+      assert.equal((await stat(controlSocketPath(dataDir))).mode & 0o777, 0o600, 'only the node\'s user may connect')
     } finally {
       await first.stop('SIGKILL')
     }

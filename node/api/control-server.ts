@@ -5,7 +5,7 @@
  * it: connect is refused) is replaced; a live one means another node runs on this data
  * directory and is an error. The socket file is removed on stop.
  */
-import { unlink } from 'node:fs/promises'
+import { chmod, unlink } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import type { Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
@@ -16,6 +16,9 @@ import {
 } from './control-protocol.js'
 
 const log = logger('poi:api:control')
+
+/** The data directory (0700) already keeps others out; the socket is narrowed too, should it ever be moved out of it. */
+const CONTROL_SOCKET_MODE = 0o600
 
 /** What the node does for each operation; `progress` sends a line to the client at once. */
 export interface ControlHandlers {
@@ -65,6 +68,7 @@ export class ControlServer implements Startable {
       }
     }
     this.server = server
+    await chmod(path, CONTROL_SOCKET_MODE)
     log('listening on %s', path)
   }
 
