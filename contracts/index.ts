@@ -35,7 +35,7 @@ export {
 } from './actions.js'
 export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
-  modelKeyOf, registerModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
+  modelKeyOf, registerModel, estimateRegisterModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
   readModel, isModelUsable, isModelAllowed, listModelIds
 } from './models.js'
 export {

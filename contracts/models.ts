@@ -90,6 +90,24 @@ export async function registerModel (
   return { modelKey: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'register') }
 }
 
+/**
+ * What `registerModel` would cost, without sending it: the contract's refusals surface as
+ * ModelRegistryErrors (as registerModel's), otherwise the gas the transaction needs. A
+ * publisher checks this against its balance before it stores anything (`poi model publish`).
+ */
+export async function estimateRegisterModel (
+  publicClient: PublicClient, account: `0x${string}`, registry: `0x${string}`, modelId: Uint8Array, manifestBlock: Uint8Array,
+  fee: bigint, policy: ModelAccessPolicy = 'open'
+): Promise<bigint> {
+  return await refusals(publicClient.estimateContractGas({
+    account,
+    address: registry,
+    abi: ModelRegistryAbi,
+    functionName: 'register',
+    args: [bytesToHex(modelId), bytesToHex(manifestBlock), fee, MODEL_ACCESS_POLICY_CODE[policy]]
+  }), 'register', registry, modelId)
+}
+
 /** Sets the per-task fee (wei); owner only. */
 export async function setModelFee (
   walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, fee: bigint

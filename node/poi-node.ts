@@ -5,6 +5,7 @@
  * protocol logic: validation and relaying are the relay's, running models the operator's,
  * certificates the aggregator's, models the model service's (node/roles/).
  */
+import { readFile } from 'node:fs/promises'
 import { TypedEventEmitter, type Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { BufferedVerifier, type OperatorSet } from '../consensus/index.js'
@@ -15,8 +16,10 @@ import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
 import { PoiError, bytesEqual, encodeTaskAnnouncement, taskIdOf, to0xHex, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
+import { ControlError, controlSocketPath, createControlServer, type ControlHandlers, type ControlServer } from './api/index.js'
 import type { NodeConfig } from './config.js'
 import { loadModelDir, type ModelDir } from './inference/index.js'
+import { listModels } from './models/index.js'
 import type { Keystore } from './keys.js'
 import { networkInfoOf } from './network-info.js'
 import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
@@ -79,6 +82,11 @@ export interface PoiNodeOptions {
    * the epoch watcher catches up; only epochs near the current one are read (node/roles/epochs.ts).
    */
   readOperatorSet?: (epoch: bigint) => Promise<OperatorSet | undefined>
+  /**
+   * A full node listens on a Unix socket in its data directory (node/api/: `poi model publish`
+   * and `poi model ls` reach the running node through it) unless this is false.
+   */
+  control?: boolean
 }
 
 export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
@@ -95,6 +103,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly operator: Operator | undefined
   private readonly aggregator: Aggregator | undefined
   private readonly relay: Relay
+  /** The local control channel (full nodes). */
+  readonly control: ControlServer | undefined
   /** Admits only paid-for tasks (nodes with a chain). */
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
@@ -141,6 +151,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
     this.services.push(...this.servers(), this.models, this.streamData)
+    // After the model service: a model published through it is stored and announced by it.
+    this.control = store != null && opts.control !== false ? createControlServer(this.controlHandlers(), { path: controlSocketPath(config.dataDir) }) : undefined
+    if (this.control != null) this.services.push(this.control)
     if (paymentGate != null) this.services.push(paymentGate)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
@@ -158,6 +171,22 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Tells requesters that know only this node's address which contracts the network uses (they check it against the chain).
     const info = networkInfoOf(chain == null ? undefined : { ...chain, chainId: Number(this.opts.operatorSet.domain.chainId), deployedAtBlock: chain.deployedAtBlock ?? 0n })
     return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams, refusals: this.relay.refusedTasks }), new NetworkInfoServer({ libp2p, info })]
+  }
+
+  /** What the control channel does: publish a model to this node (stored, held, announced at once), list the store's models. */
+  private controlHandlers (): ControlHandlers {
+    return {
+      publish: async ({ file, manifest }, progress) => {
+        let bytes: Uint8Array
+        try {
+          bytes = new Uint8Array(await readFile(file))
+        } catch (err) {
+          throw new ControlError('ERR_PUBLISH', `the node cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (it runs as its own process: the file must be readable by it)`)
+        }
+        return await this.models.publish(manifest, bytes, progress)
+      },
+      models: async () => ({ models: this.blocks == null ? [] : (await listModels(this.blocks)).map(m => ({ modelId: m.modelId, manifest: m.manifest })) })
+    }
   }
 
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {
@@ -225,6 +254,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   }
 
   get modelIds (): string[] { return this.models.ids }
+
+  /** Every model this node announces on the DHT: its model directories' and every other one in its block store. */
+  get announcedModelIds (): string[] { return this.models.announcedIds }
 
   addresses (): string[] { return this.libp2p.getMultiaddrs().map(a => a.toString()) }
 

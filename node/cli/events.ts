@@ -45,8 +45,12 @@ export interface PayoutLine { amount: Decimal, txHash: Hex }
 export interface NetworkOperatorLine extends ReputationLine { index: number, address: Hex, stake: Decimal, pendingRewards: Decimal }
 
 export type PoiEvent =
-  /** The node listens and knows its models; the first line a launcher waits for. */
-  | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[] }
+  /**
+   * The node listens and knows its models; the first line a launcher waits for. `models`: those
+   * of its model directories; `announced`: every model it announces on the DHT (those and every
+   * other model in its block store: published to it, fetched earlier).
+   */
+  | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[], announced: string[] }
   /** A valid task arrived; `at` is wall-clock ms (sub-ms, comparable across local processes). */
   | { event: 'task', taskId: Hex, at: number }
   | { event: 'attested', taskId: Hex, resultHash: Hex, inferenceMs: number, signMs: number, at: number }
@@ -157,7 +161,13 @@ export type PoiEvent =
   /** `poi epoch advance --json`: the epoch started and its operator set's size and stake. */
   | { event: 'epoch-started', epoch: Decimal, operators: number, totalStake: Decimal, txHash: Hex }
   /** `poi model publish --json`. */
-  | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null }
+  /**
+   * `poi model publish`: `via` says how the model reached the store (`node`: through the node
+   * running on the data directory, which serves it now; `store`: straight into the store, no
+   * node running there); `announced`: every block is on the DHT now (only a running node
+   * announces; a node started later announces the store's models at start).
+   */
+  | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null, via: 'node' | 'store', announced: boolean }
   /**
    * Another live process uses a peer id: this node's own (`self`, told by a peer, or seen here),
    * or a remote peer's seen here as two connections with different identify answers. `count`:
@@ -257,7 +267,7 @@ const PAYOUT_FIELDS = { amount: decimal, txHash: hex }
 
 /** Every event's fields and their checks; the type makes it list each field of each event. */
 const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'event'>]-?: FieldCheck<EventOf<K>[F]> } } = {
-  ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str) },
+  ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str), announced: listOf(str) },
   task: { taskId: hex, at: num },
   attested: { taskId: hex, resultHash: hex, inferenceMs: num, signMs: num, at: num },
   certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },
@@ -332,7 +342,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   },
   'epoch-started': { epoch: decimal, operators: num, totalStake: decimal, txHash: hex },
   error: { code: str, message: str },
-  published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex) },
+  published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex), via: oneOf('node', 'store'), announced: bool },
   deposit: { account: hex, asset: hex, amount: decimal, balance: decimal, available: decimal, txHash: hex },
   withdrawal: { account: hex, asset: hex, action: oneOf('requested', 'withdrawn'), amount: decimal, unlocksAt: nullable(num), balance: decimal, txHash: hex },
   rewards: {

@@ -5,25 +5,26 @@
 import { readFile } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
-import { isAddress, type Account, type Chain, type Transport, type WalletClient } from 'viem'
-import { registerModel, readModel } from '../../contracts/index.js'
+import { formatEther, formatGwei, isAddress, isAddressEqual, type Account, type Chain, type Transport, type WalletClient } from 'viem'
+import { ModelRegistryError, estimateRegisterModel, registerModel, readModel } from '../../contracts/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { BlockStore, NodeStore } from '../../storage/index.js'
+import { ControlClient, controlSocketPath } from '../api/index.js'
 import { ChainClient } from '../chain-client.js'
 import { defaultConfig, type ChainConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
 import {
-  UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdToString, parseAgreementRule, parseModelId,
+  UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdOf, modelIdToString, parseAgreementRule, parseModelId,
   type ModelManifest, type TensorSpec
 } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
-import { listModels, loadModel, publishModel } from '../models/index.js'
+import { buildManifest, listModels, loadModel, storeModel } from '../models/index.js'
 import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import { CliOutput } from './output.js'
 
 export class PublishError extends PoiError {
-  constructor (message: string) {
-    super('ERR_PUBLISH', message)
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_PUBLISH', message, options)
   }
 }
 
@@ -48,14 +49,23 @@ export async function runModelPublish (values: ModelValues, positionals: string[
   const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
   const out = new CliOutput(values.json === true)
   const owner = values.owner as `0x${string}` | undefined
-  const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, owner, fee }, (line) => out.progress(line))
-  out.event({ event: 'published', modelId: r.modelId, owner: r.manifest.owner, chunks: r.chunks, registeredTx: r.registeredTx ?? null },
-    `${r.modelId}\n(a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`)
+  const rerun = `\`${['poi model publish', resolve(file), '--rule', values.rule, '--data-dir', dataDir,
+    ...(values.name !== undefined ? ['--name', JSON.stringify(values.name)] : []), ...(values.owner !== undefined ? ['--owner', values.owner] : []),
+    ...(values.keystore !== undefined ? ['--keystore', resolve(values.keystore)] : []), ...(values.chain !== undefined ? ['--chain', resolve(values.chain)] : []),
+    ...(values.fee !== undefined ? ['--fee', values.fee] : [])].join(' ')}\``
+  const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, owner, fee, rerun }, (line) => out.progress(line))
+  out.event({ event: 'published', modelId: r.modelId, owner: r.manifest.owner, chunks: r.chunks, registeredTx: r.registeredTx ?? null, via: r.path, announced: r.announced },
+    `${r.modelId}\n${r.path === 'node'
+      ? `(published through the node running on ${dataDir}: it serves it and ${r.announced ? 'has announced it on the DHT' : 'announces it on the DHT as soon as it has DHT peers'})`
+      : `(stored in ${dataDir}, where no node runs: a node started with --data-dir ${dataDir} serves it and announces it on the DHT)`}`)
 }
 
 /** `poi model ls [--data-dir <dir>]`. */
 export async function runModelLs (values: ModelValues): Promise<void> {
-  for (const m of await listStoredModels(dataDirOf(values))) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
+  const dataDir = dataDirOf(values)
+  const { models, path } = await listStoredModels(dataDir)
+  if (path === 'node') console.error(`(from the node running on ${dataDir}, which announces each on the DHT)`)
+  for (const m of models) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
 }
 
 /** `poi model show <model id> [--data-dir <dir>]`. */
@@ -111,13 +121,20 @@ export interface PublishParams {
    */
   owner?: `0x${string}`
   fee?: bigint
+  /** The command that finishes this publish (for messages after a partial failure); the CLI passes the one it ran. */
+  rerun?: string
 }
 
 export interface PublishResult {
   modelId: string
   manifest: ModelManifest
   chunks: number
+  /** The registration sent now; undefined without a chain or when this owner had registered the id already. */
   registeredTx?: `0x${string}`
+  /** Through the running node, or straight into the store (no node running on the data directory). */
+  path: PublishPath
+  /** Every block announced on the DHT now (only a running node announces). */
+  announced: boolean
 }
 
 /**
@@ -136,11 +153,21 @@ export function publishOwner (p: Pick<PublishParams, 'chain' | 'keystore' | 'own
   return owner ?? account ?? UNOWNED
 }
 
+/** How a model reached the node's store: through the running node's control socket, or by opening the store (no node running). */
+export type PublishPath = 'node' | 'store'
+
 /**
- * `poi model publish`: splits an ONNX file into content-addressed blocks in
- * a node's data directory (the node announces them on the DHT when it runs)
- * and, with a chain, registers the model id in the ModelRegistry, passing the
- * manifest block as proof that the keystore's account is the owner it names.
+ * `poi model publish`, atomic from the user's view (issue 11 item 6):
+ *  1. the manifest and model id are computed from the file, nothing written;
+ *  2. the store is made reachable first: the node running on the data directory (its control
+ *     socket answers), or the store itself, opened and held (no node runs there);
+ *  3. with a chain, the registration is preflighted (already registered by this owner: skipped;
+ *     by another owner: PublishError; the contract's refusals and the gas against the
+ *     account's balance: checked by simulating), then sent;
+ *  4. the model is stored (by the node, which announces it on the DHT at once, or in the store,
+ *     announced when a node starts on it).
+ * A failure before 4 leaves nothing behind; a store failing after a registration says how to
+ * finish (a rerun sees the registration and only stores).
  */
 export async function publishModelFile (p: PublishParams, progress: (line: string) => void = () => {}): Promise<PublishResult> {
   const owner = publishOwner(p)
@@ -159,60 +186,186 @@ export async function publishModelFile (p: PublishParams, progress: (line: strin
     throw new PublishError(`--rule ${p.rule}: ${(err as Error).message} (rules: exact, grid:<k>, argmax, topk:<n>)`)
   }
   const specs = await tensorSpecsOf(bytes, path)
-  const store = await NodeStore.open(p.dataDir)
-  let published
+  const manifest = buildManifest(bytes, {
+    owner,
+    name: p.name ?? basename(path).replace(/\.onnx$/, ''),
+    runtime: { onnxruntime: installedOnnxruntimeVersion(), ...DEFAULT_PUBLISH_RUNTIME },
+    agreement,
+    inputs: specs.inputs,
+    outputs: specs.outputs
+  })
+  const modelIdBytes = modelIdOf(manifest)
+  const modelId = modelIdToString(modelIdBytes)
+  const rerun = p.rerun ?? 'the same `poi model publish` command'
+  const target = await openPublishTarget(p.dataDir)
+  let registeredTx: `0x${string}` | undefined
+  let stored: { path: PublishPath, unannounced: number }
   try {
-    published = await publishModel(BlockStore.of(store), bytes, {
-      owner,
-      name: p.name ?? basename(path).replace(/\.onnx$/, ''),
-      runtime: { onnxruntime: installedOnnxruntimeVersion(), ...DEFAULT_PUBLISH_RUNTIME },
-      agreement,
-      inputs: specs.inputs,
-      outputs: specs.outputs
-    })
+    if (p.chain?.modelRegistry != null && p.keystore != null) {
+      registeredTx = await registerPublished({ chain: p.chain, registry: p.chain.modelRegistry, keystore: p.keystore, modelId: modelIdBytes, manifest, fee: p.fee ?? 0n, rerun }, progress)
+    }
+    try {
+      stored = await target.store(path, manifest, bytes, progress)
+    } catch (err) {
+      if (registeredTx === undefined) throw err
+      throw new PublishError(`${modelId} is registered on-chain (tx ${registeredTx}) but not stored in ${p.dataDir}: ${oneLine(err)}. Fix that and rerun ${rerun}: it finds the registration and only stores the model`, { cause: err })
+    }
   } finally {
-    await store.close()
+    await target.close()
   }
-  const modelId = modelIdToString(published.modelId)
-  progress(`stored ${published.cids.length - 1} chunks and the manifest of ${modelId} in ${p.dataDir}`)
   if (owner === UNOWNED) {
     progress(`the manifest names no owner (${UNOWNED}, no --keystore or --owner): nodes can serve ${modelId} off-chain, but no account can register it on a chain; publish with --keystore to own it`)
-  } else {
+  } else if (p.chain == null) {
     progress(`owner ${owner}: only this account can register ${modelId} on-chain`)
   }
-  let registeredTx: `0x${string}` | undefined
-  if (p.chain?.modelRegistry != null && p.keystore != null) {
-    const client = await ChainClient.connect(p.chain, p.keystore.account)
-    const existing = await readModel(client.publicClient, p.chain.modelRegistry, published.modelId)
-    if (existing != null) {
-      progress(`already registered on-chain by ${existing.owner}`)
-    } else {
-      const wallet = client.walletClient as WalletClient<Transport, Chain, Account>
-      const { receipt } = await registerModel(wallet, client.publicClient, p.chain.modelRegistry, published.modelId, encodeManifest(published.manifest), p.fee ?? 0n)
-      registeredTx = receipt.transactionHash
-      progress(`registered in ModelRegistry ${p.chain.modelRegistry} (tx ${registeredTx})`)
-    }
-  }
-  return { modelId, manifest: published.manifest, chunks: published.cids.length - 1, registeredTx }
+  return { modelId, manifest, chunks: manifest.chunks.length, registeredTx, path: stored.path, announced: stored.path === 'node' && stored.unannounced === 0 }
 }
 
-/** `poi model ls`: the models a node's block store holds. */
-export async function listStoredModels (dataDir: string): Promise<Array<{ modelId: string, manifest: ModelManifest }>> {
+/** Where `publishModelFile` stores: a running node (control socket) or the store itself, held open from before the registration. */
+interface PublishTarget {
+  store: (file: string, manifest: ModelManifest, bytes: Uint8Array, progress: (line: string) => void) => Promise<{ path: PublishPath, unannounced: number }>
+  close: () => Promise<void>
+}
+
+async function openPublishTarget (dataDir: string): Promise<PublishTarget> {
+  const node = await ControlClient.find(dataDir)
+  if (node != null) {
+    return {
+      store: async (file, manifest, _bytes, progress) => {
+        progress(`a node runs on ${dataDir}: publishing through it (${node.path})`)
+        const r = await node.publish(file, manifest, progress)
+        progress(r.unannounced === 0
+          ? `the node stored ${r.modelId} and announced it on the DHT (${r.provided} blocks): other nodes can fetch it now`
+          : `the node stored ${r.modelId}; ${r.unannounced} of ${r.provided + r.unannounced} blocks are not announced yet (no DHT peer answered), it keeps trying`)
+        return { path: 'node', unannounced: r.unannounced }
+      },
+      close: async () => {}
+    }
+  }
+  let store: NodeStore
+  try {
+    store = await NodeStore.open(dataDir)
+  } catch (err) {
+    throw new PublishError(`cannot open the store in ${dataDir}, and no node answers on ${controlSocketPath(dataDir)}: ${oneLine(err)}`, { cause: err })
+  }
+  return {
+    store: async (_file, manifest, bytes, progress) => {
+      await storeModel(BlockStore.of(store), manifest, bytes)
+      progress(`no node runs on ${dataDir}: stored ${manifest.chunks.length} chunks and the manifest in its store; a node started with --data-dir ${dataDir} announces it on the DHT`)
+      return { path: 'store', unannounced: manifest.chunks.length + 1 }
+    },
+    close: async () => { await store.close() }
+  }
+}
+
+interface Registration {
+  chain: ChainConfig
+  registry: `0x${string}`
+  keystore: Keystore
+  modelId: Uint8Array
+  manifest: ModelManifest
+  fee: bigint
+  /** The command that finishes the publish, for error messages. */
+  rerun: string
+}
+
+/**
+ * Registers the model id unless this account already did (then nothing is sent). Everything
+ * that can refuse is asked first: the registry (the model's owner, the contract's checks, by
+ * simulation) and the account's balance against the gas. Returns the transaction's hash when
+ * one was sent. Every failure is a one-line PublishError saying what to do.
+ */
+async function registerPublished (r: Registration, progress: (line: string) => void): Promise<`0x${string}` | undefined> {
+  const id = modelIdToString(r.modelId)
+  const account = r.keystore.account.address
+  const rpc = r.chain.rpcUrl
+  const client = await ChainClient.connect(r.chain, r.keystore.account)
+  const chainId = client.publicClient.chain?.id ?? r.chain.chainId ?? 'unknown'
+  const existing = await onChain(`reading model ${id} from the ModelRegistry`, rpc, async () => await readModel(client.publicClient, r.registry, r.modelId))
+  if (existing != null) {
+    if (!isAddressEqual(existing.owner, account)) {
+      throw new PublishError(`model ${id} is registered on chain ${chainId} by ${existing.owner}, not by ${account}: only its owner manages it; publish without --chain to serve it, or ask ${existing.owner}`)
+    }
+    progress(`already registered on chain ${chainId} by ${account} (this manifest: the id is its hash; fee ${existing.fee} wei): not registering again`)
+    return undefined
+  }
+  const manifestBytes = encodeManifest(r.manifest)
+  const balance = await onChain(`reading the balance of ${account}`, rpc, async () => await client.publicClient.getBalance({ address: account }))
+  const fund = `fund it, then rerun ${r.rerun}`
+  if (balance === 0n) throw new PublishError(`account ${account} has 0 ETH on chain ${chainId}, and registering ${id} costs gas: ${fund}`)
+  let gas: bigint
+  try {
+    gas = await estimateRegisterModel(client.publicClient, account, r.registry, r.modelId, manifestBytes, r.fee)
+  } catch (err) {
+    if (err instanceof ModelRegistryError) throw new PublishError(`the ModelRegistry refuses to register ${id}: ${oneLine(err)}`, { cause: err })
+    throw chainFailure(`estimating the registration of ${id}`, rpc, err, fund)
+  }
+  const { maxFeePerGas } = await onChain('reading the gas price', rpc, async () => await client.publicClient.estimateFeesPerGas())
+  const cost = gas * maxFeePerGas
+  if (balance < cost) {
+    throw new PublishError(`account ${account} has ${formatEther(balance)} ETH on chain ${chainId}; registering ${id} needs up to ${formatEther(cost)} ETH (${gas} gas at ${formatGwei(maxFeePerGas)} gwei): ${fund}`)
+  }
+  progress(`registering ${id} in ModelRegistry ${r.registry} (${gas} gas, up to ${formatEther(cost)} ETH)`)
+  const wallet = client.walletClient as WalletClient<Transport, Chain, Account>
+  let tx: `0x${string}`
+  try {
+    tx = (await registerModel(wallet, client.publicClient, r.registry, r.modelId, manifestBytes, r.fee)).receipt.transactionHash
+  } catch (err) {
+    if (err instanceof ModelRegistryError) throw new PublishError(`the ModelRegistry refuses to register ${id}: ${oneLine(err)}`, { cause: err })
+    throw chainFailure(`registering ${id}`, rpc, err, `nothing was stored; rerun ${r.rerun}`)
+  }
+  progress(`registered in ModelRegistry ${r.registry} (tx ${tx})`)
+  return tx
+}
+
+/** A chain read, its viem error turned into one PublishError line. */
+async function onChain<T> (what: string, rpc: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read()
+  } catch (err) {
+    throw chainFailure(what, rpc, err, 'check the RPC and rerun')
+  }
+}
+
+function chainFailure (what: string, rpc: string, err: unknown, next: string): PublishError {
+  if (err instanceof PoiError) return new PublishError(`${what}: ${oneLine(err)}; ${next}`, { cause: err })
+  const text = (err as Error).message ?? String(err)
+  if (/insufficient funds/i.test(text)) return new PublishError(`${what}: the account cannot pay the gas; ${next}`, { cause: err })
+  return new PublishError(`${what} on ${rpc} failed: ${oneLine(err)}; ${next}`, { cause: err })
+}
+
+/** The first line of an error (viem's `shortMessage` when it has one): what a user reads, not a dump. */
+function oneLine (err: unknown): string {
+  const short = (err as { shortMessage?: unknown }).shortMessage
+  const text = typeof short === 'string' && short !== '' ? short : (err as Error).message ?? String(err)
+  return text.split('\n')[0]
+}
+
+/** `poi model ls`: the models a node's block store holds, asked of the node running on it, or read from the store when none is. */
+export async function listStoredModels (dataDir: string): Promise<{ models: Array<{ modelId: string, manifest: ModelManifest }>, path: PublishPath }> {
+  const node = await ControlClient.find(dataDir)
+  if (node != null) return { models: (await node.models()).models, path: 'node' }
   const store = await NodeStore.open(dataDir)
   try {
-    return (await listModels(BlockStore.of(store))).map(m => ({ modelId: m.modelId, manifest: m.manifest }))
+    return { models: (await listModels(BlockStore.of(store))).map(m => ({ modelId: m.modelId, manifest: m.manifest })), path: 'store' }
   } finally {
     await store.close()
   }
 }
 
-/** `poi model show`: one model's manifest from a node's block store. */
+/** `poi model show`: one model's manifest from a node's block store (asked of the node running on it, if one is). */
 export async function showStoredModel (dataDir: string, id: string): Promise<ModelManifest> {
   let modelId: Uint8Array
   try {
     modelId = parseModelId(id)
   } catch (err) {
     throw new PublishError(`${id} is not a model id: ${(err as Error).message}`)
+  }
+  const node = await ControlClient.find(dataDir)
+  if (node != null) {
+    const held = (await node.models()).models.find(m => m.modelId === modelIdToString(modelId))
+    if (held == null) throw new PublishError(`model ${id} is not in the store of the node running on ${dataDir}; publish it with \`poi model publish\` or let the node fetch it`)
+    return held.manifest
   }
   const store = await NodeStore.open(dataDir)
   try {

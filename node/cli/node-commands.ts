@@ -42,9 +42,12 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
   const out = new CliOutput(values.json === true)
   const addrs = node.addresses()
   const peerId = node.libp2p.peerId.toString()
-  out.event({ event: 'ready', role, peerId, addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds },
+  const fromStore = node.announcedModelIds.filter(id => !node.modelIds.includes(id))
+  out.event({ event: 'ready', role, peerId, addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds, announced: node.announcedModelIds },
     `poi ${node.roles().join('+')} ${peerId}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
-    addrs.map(a => `  listening on ${a}`).join('\n') + `\n  models: ${node.modelIds.join(', ')}`)
+    addrs.map(a => `  listening on ${a}`).join('\n') +
+    `\n  models announced on the DHT: ${[...node.modelIds.map(id => `${id} (model dir)`), ...fromStore.map(id => `${id} (block store)`)].join(', ') || 'none'}` +
+    (node.control?.listening === true ? `\n  control socket ${node.control.path} (\`poi model publish --data-dir ${config.dataDir}\` publishes through this node)` : ''))
   reportEvents(node, out)
   if (role === 'operator' && chain != null) await reportReputation(chain, keystore.account.address, out)
   const unwatchModels = role === 'operator' && values['no-prefetch'] !== true ? await prefetchRegisteredModels(node, chain) : undefined

@@ -9,7 +9,7 @@ import type { Libp2p, Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { PoiError, toHex } from '../../protocols/wire/index.js'
 import type { BlockStore } from '../../storage/index.js'
-import { modelIdToString, type ModelDir as LoadedModel } from '../inference/index.js'
+import { modelIdToString, type ModelDir as LoadedModel, type ModelManifest } from '../inference/index.js'
 import {
   ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchLibp2p
 } from '../models/index.js'
@@ -52,6 +52,8 @@ export class ModelService implements Startable {
   private readonly models = new Map<string, LoadedModel>()
   /** Models being fetched from the network, by model id hex (one fetch per model). */
   private readonly fetching = new Map<string, Promise<LoadedModel>>()
+  /** Every model in the block store (model directories, published, fetched): what this node announces, as CID strings. */
+  private readonly stored = new Set<string>()
   private reprovider: NodeJS.Timeout | undefined
   private stopped = false
 
@@ -68,19 +70,68 @@ export class ModelService implements Startable {
     const { blocks, libp2p } = this.components
     if (blocks == null) return
     for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes)
-    if ((await listModels(blocks)).length === 0) return
+    for (const m of await listModels(blocks)) this.stored.add(m.modelId)
+    if (this.stored.size === 0) return
     // Provider records need DHT peers: announce once connected, retry what failed, and
     // re-announce before records expire.
     const announce = (): void => { void this.announce(0) }
     if (libp2p.getConnections().length > 0) announce()
     else libp2p.addEventListener('peer:connect', announce, { once: true })
-    this.reprovider = setInterval(announce, REPROVIDE_INTERVAL_MS)
-    this.reprovider.unref()
+    this.reprovideLater()
   }
 
   stop (): void {
     this.stopped = true
     clearInterval(this.reprovider)
+    this.reprovider = undefined
+  }
+
+  /** Re-announces the store before provider records expire (once there is something to announce). */
+  private reprovideLater (): void {
+    if (this.reprovider != null) return
+    this.reprovider = setInterval(() => { void this.announce(0) }, REPROVIDE_INTERVAL_MS)
+    this.reprovider.unref()
+  }
+
+  /**
+   * Every model this node announces on the DHT: those of its model directories and every other
+   * model in its block store (published to it, or fetched earlier), as CID strings.
+   */
+  get announcedIds (): string[] {
+    return [...this.stored]
+  }
+
+  /**
+   * A model published to this running node (`poi model publish` over the control channel):
+   * its bytes are checked against the manifest and stored in one write, the model is held
+   * (ready for tasks), and its blocks are announced on the DHT now, so other nodes can fetch it
+   * without a restart. Blocks that cannot be announced yet (no DHT peers) are retried in the
+   * background and reported in `unannounced`.
+   */
+  async publish (manifest: ModelManifest, modelBytes: Uint8Array, onProgress: (line: string) => void = () => {}): Promise<{ modelId: string, chunks: number, provided: number, unannounced: number }> {
+    const { blocks, libp2p } = this.components
+    if (blocks == null) throw new NoBlockStoreError()
+    const published = await importModel(blocks, manifest, modelBytes)
+    const modelId = modelIdToString(published.modelId)
+    this.models.set(toHex(published.modelId), { manifest, modelBytes, modelId: published.modelId })
+    this.stored.add(modelId)
+    onProgress(`stored ${manifest.chunks.length} chunks and the manifest of ${modelId} in the node's block store`)
+    let lastTenth = -1
+    const report = await provideModel(libp2p, published.cids, {
+      signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS),
+      onProvided: (done, total) => {
+        const tenth = Math.floor(10 * done / total)
+        if (tenth !== lastTenth) { lastTenth = tenth; onProgress(`announcing on the DHT: ${done}/${total} blocks`) }
+      }
+    })
+    log('model %s published to this node: %d blocks announced, %d failed', modelId, report.provided, report.failed.length)
+    if (report.failed.length > 0) {
+      const retry = (): void => { void this.announce(1) }
+      if (libp2p.getConnections().length > 0) retry()
+      else libp2p.addEventListener('peer:connect', retry, { once: true })
+    }
+    this.reprovideLater()
+    return { modelId, chunks: manifest.chunks.length, provided: report.provided, unannounced: report.failed.length }
   }
 
   /** The models this node holds now, as CID strings. */
@@ -164,6 +215,8 @@ export class ModelService implements Startable {
       .catch((err) => { log('announcing fetched model failed: %s', (err as Error).message) })
     const model: LoadedModel = { manifest: fetched.manifest, modelBytes: fetched.modelBytes, modelId: fetched.modelId }
     this.models.set(toHex(modelId), model)
+    this.stored.add(modelIdToString(fetched.modelId))
+    this.reprovideLater()
     log('model %s fetched (%d bytes from %d peers) in %d ms', displayModelId(modelId), fetched.modelBytes.length, fetched.servedBy.length, Date.now() - started)
     events.safeDispatchEvent('model', { detail: { modelId, bytes: fetched.modelBytes.length, fromStore: fetched.fromStore, ms: Date.now() - started } })
     return model

@@ -1,0 +1,13 @@
+/**
+ * The node's local interfaces (DESIGN §12). So far the control channel: a Unix domain socket in
+ * the data directory through which `poi` commands ask a running node to publish a model or list
+ * its models, instead of opening its (locked) store.
+ */
+export {
+  CONTROL_PROTOCOL_VERSION, CONTROL_REQUEST_TIMEOUT_MS, CONTROL_SOCKET_NAME, ControlError, MAX_CONTROL_REQUEST_BYTES, MAX_CONTROL_REPLY_BYTES,
+  MAX_SOCKET_PATH_BYTES, controlSocketPath, parseControlReply, parseControlRequest
+} from './control-protocol.js'
+export type { ControlModelsResult, ControlPublishResult, ControlReply, ControlRequest, ControlResults } from './control-protocol.js'
+export { ControlServer, createControlServer } from './control-server.js'
+export type { ControlHandlers, ControlServerInit } from './control-server.js'
+export { CONTROL_IDLE_TIMEOUT_MS, ControlClient } from './control-client.js'
