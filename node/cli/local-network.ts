@@ -4,7 +4,7 @@
  * from a local anvil chain the contracts are deployed to. `poi devnet`, the end-to-end tests
  * and the benchmarks start it.
  */
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createPublicClient, createWalletClient, defineChain, http, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
@@ -258,7 +258,7 @@ function funder (publicClient: PublicClient, deployer: WalletClient<Transport, C
 async function resumeChain (root: string, operators: Keystore[], stateFile: string | undefined, progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
   if (stateFile === undefined) throw new ChainError('resuming a chain needs the state file anvil dumped')
   const deploymentPath = join(root, DEPLOYMENT_FILE)
-  const deployment = await readFullDeployment(deploymentPath)
+  const { deployment, json } = await readFullDeployment(deploymentPath)
   progress(`starting anvil (prague) on 127.0.0.1 from the state in ${stateFile}`)
   const anvil = await startOwnedAnvil({ loadState: stateFile, dumpState: stateFile })
   try {
@@ -277,7 +277,8 @@ async function resumeChain (root: string, operators: Keystore[], stateFile: stri
     // would otherwise mix with the earlier run's unclaimed fees).
     const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
     progress(`epoch ${epoch} started with ${(await readOperatorSet(publicClient, deployment, epoch)).operators.length} of the devnet's ${operators.length} operators`)
-    await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, ...deployment })
+    // Only the URL changes (anvil listens on a new port): the rest of the file stays as written.
+    await writeFile(deploymentPath, JSON.stringify({ ...json, rpcUrl: anvil.rpcUrl }, null, 2) + '\n')
     const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, ...deployment })
     return { anvil, deployment, deploymentPath, client, fund: funder(publicClient, deployer) }
   } catch (err) {
@@ -287,7 +288,7 @@ async function resumeChain (root: string, operators: Keystore[], stateFile: stri
 }
 
 /** The devnet's own deployment file, with every contract a devnet deploys. */
-async function readFullDeployment (path: string): Promise<Required<Deployment>> {
+async function readFullDeployment (path: string): Promise<{ deployment: Required<Deployment>, json: object }> {
   let json: unknown
   try {
     json = JSON.parse(await readFile(path, 'utf8'))
@@ -297,5 +298,5 @@ async function readFullDeployment (path: string): Promise<Required<Deployment>> 
   const d = parseDeployment(json, { source: `deployment file ${path}`, otherKeys: ['rpcUrl'] })
   const missing = DEPLOYMENT_FIELDS.filter(f => d[f] === undefined)
   if (missing.length > 0) throw new ChainError(`the devnet's deployment file ${path} lacks ${missing.join(', ')}; pass --force to start over`)
-  return d as Required<Deployment>
+  return { deployment: d as Required<Deployment>, json: json as object }
 }
