@@ -69,8 +69,9 @@ Usage:
                                                  launch anvil, deploy, register operators and models, and run
                                                  tasks end to end with their certificates settled on-chain:
                                                  the shipped model, then real npm models (default ppocr-cls;
-                                                 keys: silero-vad, ppocr-cls, ppocr-rec); --force deletes the
-                                                 devnet already in --dir and starts over
+                                                 keys: silero-vad, ppocr-cls, ppocr-rec); --dir on a stopped
+                                                 devnet's directory resumes it (same chain and keys); --force
+                                                 deletes the devnet already in --dir and starts over
 
 Node options:
   --config <file>       JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs)
