@@ -68,6 +68,14 @@ export interface AnvilOptions {
   balanceEth?: number
   /** Called with anvil's process as soon as it is spawned, before it answers (e.g. to stop it with its owner). */
   onSpawn?: (proc: ChildProcess) => void
+  /** A state file (anvil's --dump-state) to start from: same accounts, contracts, storage and block number. */
+  loadState?: string
+  /**
+   * Where anvil writes its state when it stops on SIGTERM or SIGINT (`stop` sends SIGTERM), and
+   * every `stateIntervalS` seconds while it runs, so a SIGKILL loses only the last interval.
+   */
+  dumpState?: string
+  stateIntervalS?: number
 }
 
 export interface Anvil {
@@ -100,6 +108,9 @@ export async function startAnvil (opts: AnvilOptions = {}): Promise<Anvil> {
   const args = ['--host', '127.0.0.1', '--port', String(port), '--hardfork', ANVIL_HARDFORK, '--chain-id', String(ANVIL_CHAIN_ID),
     '--accounts', String(opts.accounts ?? ANVIL_PRIVATE_KEYS.length), '--balance', String(opts.balanceEth ?? DEFAULT_BALANCE_ETH), '--silent']
   if (opts.blockTime != null) args.push('--block-time', String(opts.blockTime))
+  if (opts.loadState != null) args.push('--load-state', opts.loadState)
+  if (opts.dumpState != null) args.push('--dump-state', opts.dumpState)
+  if (opts.dumpState != null && opts.stateIntervalS != null) args.push('--state-interval', String(opts.stateIntervalS))
   const proc = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
   opts.onSpawn?.(proc)
   let stderr = ''

@@ -2,8 +2,8 @@
  * `poi devnet` leaves nothing behind: whatever stops it (Ctrl-C during start-up, `kill` once it
  * is up, a closed terminal under --keep), no anvil and no node it started is still running
  * afterwards, and its temporary directory (private keys) is gone unless --dir or --keep kept
- * it. A kept --dir devnet has its nodes' logs, and a second one in the same --dir starts over
- * with --force only. The devnet's children are found in /proc (Linux), as its descendants.
+ * it. A kept --dir devnet has its nodes' logs, and a second one in the same --dir that does not
+ * resume it (test/devnet-resume.test.ts) starts over with --force only. The devnet's children are found in /proc (Linux), as its descendants.
  */
 import { strict as assert } from 'node:assert'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -193,12 +193,13 @@ describe('poi devnet leaves nothing behind', function () {
       assert.match(await readFile(join(dir, 'operator-0.log'), 'utf8'), /"event":"attested"/)
     })
 
-    it('a second devnet in that --dir refuses without --force and touches nothing', async () => {
+    // Resuming it is test/devnet-resume.test.ts; here, that a refused resume touches nothing.
+    it('a second devnet in that --dir with other options refuses without --force and touches nothing', async () => {
       const key = await bootstrapKey()
-      const devnet = new Devnet(['--keep', '--dir', dir])
+      const devnet = new Devnet(['--keep', '--dir', dir, '--operators', String(OPERATORS + 1)])
       const { code } = await devnet.exit()
       assert.equal(code, 1, devnet.output)
-      assert.match(devnet.stderr, /holds a devnet already\. A kept devnet cannot be resumed .*: pass --force to delete it and start over, or pick another --dir/)
+      assert.match(devnet.stderr, /differs from the devnet's 3 operators: a resumed devnet keeps what it was made with; drop the option, or pass --force/)
       assert.doesNotMatch(devnet.stdout, /starting anvil/)
       assert.equal(await bootstrapKey(), key)
     })

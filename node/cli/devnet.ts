@@ -5,9 +5,9 @@
  * counted once every operator has finished (or failed) each one.
  */
 import { rmSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { constants as osConstants, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { hexToBytes } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { MAX_INLINE_INPUT_BYTES, PoiError, to0xHex } from '../../protocols/wire/index.js'
@@ -20,7 +20,11 @@ import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
 import { UsageError, num, type OptionValues } from './args.js'
 import { killOwnedNow, stopOwned } from './children.js'
-import { prepareNodeDir } from './launcher.js'
+import {
+  DEVNET_PID_FILE, DEVNET_RECORD_FILE, DEVNET_RECORD_VERSION, DEVNET_STATE_FILE, DevnetResumeError, checkNotRunning, checkStateFile, readDevnetRecord,
+  removePidFileSync, writeDevnetRecord, writePidFile, type DevnetRecord
+} from './devnet-state.js'
+import { openNodeDir, prepareNodeDir } from './launcher.js'
 import { startLocalNetwork, type LocalNetwork } from './local-network.js'
 import { waitForModels, type ModelOutcome } from './model-wait.js'
 import { formatFeeSplit, readFeeSplit, readPayees, snapshotPayees } from './fee-split.js'
@@ -48,6 +52,8 @@ const MODEL_FETCH_TIMEOUT_MS = 60_000
 /** Gas money and deposit for the devnet's requester: the deposit pays for far more tasks than it runs. */
 const DEVNET_REQUESTER_FUNDING_WEI = 10n * 10n ** 18n
 const DEVNET_REQUESTER_DEPOSIT_WEI = 10n ** 18n
+/** A resumed devnet's requester deposits again only below this: a tenth of the deposit still pays ~90 tasks of the shipped model (0.0011 ETH). */
+const DEVNET_REQUESTER_TOPUP_BELOW_WEI = DEVNET_REQUESTER_DEPOSIT_WEI / 10n
 
 /**
  * The PaddleOCR text-direction classifier: a real model (579 KB, so it travels as a shard)
@@ -97,26 +103,57 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 /** How many lines of each node's log a failed devnet prints before it deletes its temporary directory. */
 const FAILED_LOG_LINES = 15
 
+/** Whether `<root>/<name>` has a node's keystore (a resumed devnet's requester may not: the first run may have stopped before it). */
+async function isNodeDir (root: string, name: string): Promise<boolean> {
+  return await stat(join(root, name, 'keys')).then(s => s.isDirectory(), () => false)
+}
+
 /** A directory a devnet made: it has the bootstrap node's keys. */
 async function isDevnetDir (dir: string): Promise<boolean> {
-  return await stat(join(dir, 'bootstrap', 'keys')).then(s => s.isDirectory(), () => false)
+  return await isNodeDir(dir, 'bootstrap')
 }
 
 /**
- * The devnet's `--dir`: a new or empty directory, or with `force` one a devnet made, emptied.
- * A kept devnet is not resumed (its anvil state is not saved): it starts over or goes elsewhere.
+ * The devnet's `--dir`: a new or empty directory (a new devnet), one a stopped devnet left (its
+ * record, to resume it), or with `force` one a devnet made, emptied. A devnet still running
+ * there is never touched.
  */
-async function prepareDevnetDir (dir: string, force: boolean): Promise<void> {
+async function prepareDevnetDir (dir: string, force: boolean): Promise<DevnetRecord | undefined> {
   const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
-  if (entries.length === 0) return
-  const devnet = await isDevnetDir(dir)
-  if (!force) {
-    throw new UsageError(devnet
-      ? `${dir} holds a devnet already. A kept devnet cannot be resumed (its chain state is not saved): pass --force to delete it and start over, or pick another --dir`
+  // Only a pid file: a devnet stopped before it made its keys, or one starting right now.
+  if (entries.every(e => e === DEVNET_PID_FILE)) {
+    await checkNotRunning(dir, undefined)
+    return undefined
+  }
+  if (!await isDevnetDir(dir)) {
+    throw new UsageError(force
+      ? `${dir} is not empty and holds no devnet (no bootstrap/keys): --force deletes only a devnet's directory; pick an empty or new --dir`
       : `${dir} is not empty and holds no devnet: pick an empty or new --dir`)
   }
-  if (!devnet) throw new UsageError(`${dir} is not empty and holds no devnet (no bootstrap/keys): --force deletes only a devnet's directory; pick an empty or new --dir`)
-  await Promise.all(entries.map(async e => await rm(join(dir, e), { recursive: true, force: true })))
+  if (force) {
+    // A damaged record must not stop --force; a live devnet must (its processes would write into the emptied directory).
+    await checkNotRunning(dir, await readDevnetRecord(dir).catch(() => undefined))
+    await Promise.all(entries.map(async e => await rm(join(dir, e), { recursive: true, force: true })))
+    return undefined
+  }
+  const record = await readDevnetRecord(dir)
+  if (record === undefined) {
+    throw new DevnetResumeError(`${dir} holds a devnet that cannot be resumed: it has no ${DEVNET_RECORD_FILE} (it was stopped before it finished starting, or an older poi made it): pass --force to delete it and start over, or pick another --dir`)
+  }
+  await checkNotRunning(dir, record)
+  if (record.chain) await checkStateFile(dir)
+  return record
+}
+
+/** What a resume takes from the record; an option that says otherwise is refused rather than silently ignored. */
+function resumedOptions (dir: string, record: DevnetRecord, opts: DevnetOptions): { operators: number, offchain: boolean, npmModels: string[] } {
+  const conflict = (what: string): UsageError => new UsageError(`${what}: a resumed devnet keeps what it was made with; drop the option, or pass --force to delete the devnet in ${dir} and start over with it`)
+  if (opts.operators !== undefined && opts.operators !== record.operators) throw conflict(`--operators ${opts.operators} differs from the devnet's ${record.operators} operators`)
+  if (opts.offchain === true && record.chain) throw conflict('--offchain, but the devnet runs on a chain')
+  if (opts.npmModels !== undefined && opts.npmModels.join(',') !== record.npmModels.join(',')) {
+    throw conflict(`--npm-models ${opts.npmModels.join(',') || 'none'} differs from the devnet's ${record.npmModels.join(',') || 'none'}`)
+  }
+  return { operators: record.operators, offchain: !record.chain, npmModels: record.npmModels }
 }
 
 /** The last lines of every node's log in `root`, for a failed devnet whose directory is about to go. */
@@ -132,16 +169,18 @@ async function logTails (root: string): Promise<string> {
 interface ExtraModel { key: string, dir: string, modelId: Uint8Array, name: string }
 
 /** `poi devnet` / `npm start`: a whole network on this machine, tasks end to end. */
-export async function runDevnet (opts: DevnetOptions): Promise<number> {
+export async function runDevnet (options: DevnetOptions): Promise<number> {
   const started = Date.now()
+  const resumed = options.dir != null ? await prepareDevnetDir(resolve(options.dir), options.force === true) : undefined
+  const opts = resumed != null ? { ...options, ...resumedOptions(resolve(options.dir!), resumed, options) } : options
   const n = opts.operators ?? DEFAULT_DEVNET_OPERATORS
   if (n < MIN_DEVNET_OPERATORS) throw new UsageError(`a devnet needs at least ${MIN_DEVNET_OPERATORS} operators (a certificate needs ${MIN_DEVNET_OPERATORS} signers), got ${n}`)
-  if (opts.dir != null) await prepareDevnetDir(resolve(opts.dir), opts.force === true)
   const root = opts.dir != null ? resolve(opts.dir) : await mkdtemp(join(tmpdir(), 'poi-devnet-'))
   const progress = (line: string): void => { console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`) }
   // The temporary directory holds private keys: it goes on every exit unless --dir or --keep keeps it.
   const keepDir = opts.dir != null || opts.keep === true
-  const removeDir = (): void => { if (!keepDir) rmSync(root, { recursive: true, force: true }) }
+  if (opts.dir != null) { await mkdir(root, { recursive: true }); await writePidFile(root) }
+  const removeDir = (): void => { if (!keepDir) rmSync(root, { recursive: true, force: true }); else if (opts.dir != null) removePidFileSync(root) }
   // While --keep waits, a signal is the normal way to stop; before, it cuts the run short.
   let keeping: (() => void) | undefined
   let stopping = false
@@ -162,7 +201,7 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
   // run waits for the signal's exit instead of reporting it.
   const interrupted = async (): Promise<never> => await new Promise<never>(() => {})
   try {
-    return await runDevnetIn(opts, n, { root, keepDir, progress, waitForStop, interrupted: () => stopping ? interrupted() : undefined })
+    return await runDevnetIn(opts, n, { root, keepDir, resume: resumed != null, progress, waitForStop, interrupted: () => stopping ? interrupted() : undefined })
   } catch (err) {
     if (stopping) return await interrupted()
     // The network did not start: its logs say why, and the directory they are in is about to go.
@@ -172,6 +211,7 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal)
     process.off('exit', onExit)
+    if (opts.dir != null) removePidFileSync(root)
   }
 }
 
@@ -179,6 +219,8 @@ export async function runDevnet (opts: DevnetOptions): Promise<number> {
 interface DevnetRun {
   root: string
   keepDir: boolean
+  /** The devnet in `root` is resumed (prepareDevnetDir found its record). */
+  resume: boolean
   progress: (line: string) => void
   /** --keep: resolves on the first stop signal. */
   waitForStop: () => Promise<void>
@@ -186,7 +228,7 @@ interface DevnetRun {
   interrupted: () => Promise<never> | undefined
 }
 
-async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, progress, waitForStop, interrupted }: DevnetRun): Promise<number> {
+async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, resume, progress, waitForStop, interrupted }: DevnetRun): Promise<number> {
   // Real models are dev dependencies: without them (a production install) the devnet runs the shipped model only.
   const extraModels: ExtraModel[] = []
   for (const key of opts.npmModels ?? DEFAULT_DEVNET_NPM_MODELS) {
@@ -198,10 +240,25 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, pro
       progress(`skipping ${key}: ${err.message}`)
     }
   }
-  const net = await startLocalNetwork({ root, operators: n, progress, chain: opts.offchain !== true, extraModels })
+  const chain = opts.offchain !== true
+  // A kept directory can be resumed: anvil saves its state there (DEVNET_STATE_INTERVAL_S and on stop).
+  const stateFile = keepDir && chain ? join(root, DEVNET_STATE_FILE) : undefined
+  const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels, stateFile, resume })
   let requester: PoiNode | undefined
   let code = 1
   try {
+    const requesterDir = resume && await isNodeDir(root, 'requester') ? await openNodeDir(root, 'requester') : await prepareNodeDir(root, 'requester')
+    if (keepDir) {
+      const rpcPort = net.chain != null ? Number(new URL(net.chain.client.config.rpcUrl).port) : undefined
+      await writeDevnetRecord(root, {
+        version: DEVNET_RECORD_VERSION,
+        operators: n,
+        chain,
+        ...(net.chain != null ? { chainId: net.chain.anvil.chainId, rpcPort, deploymentFile: basename(net.chain.deploymentPath) } : {}),
+        npmModels: opts.npmModels ?? DEFAULT_DEVNET_NPM_MODELS,
+        nodes: ['bootstrap', ...net.operators.map(o => o.name), 'aggregator', 'requester']
+      })
+    }
     const model = await loadModelDir(SHIPPED_MODEL_DIR)
     const mlp = modelIdToString(model.modelId)
     // On a chain, operators prefetch every registered model from the start: wait for all of them.
@@ -209,11 +266,11 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, pro
       ? waitForModels(net.operators, [mlp, ...extraModels.map(m => modelIdToString(m.modelId))], MODEL_FETCH_TIMEOUT_MS)
       : undefined
     prefetched?.catch(() => {}) // awaited below; a failure before then must not go unhandled
-    const keys = (await prepareNodeDir(root, 'requester')).keys
+    const keys = requesterDir.keys
     const config = resolveConfig({ keystore: keys.dir, dataDir: join(root, 'requester', 'data'), genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [], chain: net.chain?.client.config })
     requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: keys, config, operatorSet: net.operatorSet })
     // On a chain every task is paid: the requester funds its deposit before it asks anything.
-    const paid = net.chain != null ? await fundRequester(net, keys.account, progress) : undefined
+    const paid = net.chain != null ? await fundRequester(net, keys.account, resume, progress) : undefined
     progress('requester (light peer) connecting')
     await waitForNetwork(requester)
     const fee = paid != null ? await readTaskFee(paid.chain, model.modelId) : undefined
@@ -244,12 +301,12 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, pro
   }
   if (opts.keep === true) {
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
-    console.log(`network left running (Ctrl-C to stop; keys, data and logs in ${root}). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
+    console.log(`network left running (Ctrl-C to stop; keys, data, chain state and logs in ${root}; \`poi devnet --dir ${root}\` resumes it). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     await waitForStop()
   }
   await net.stop()
   if (!keepDir) await rm(root, { recursive: true, force: true })
-  progress(code === 0 ? 'done' : 'failed')
+  progress(`${code === 0 ? 'done' : 'failed'}${opts.dir != null ? `; \`poi devnet --dir ${root}\` resumes this devnet` : ''}`)
   return code
 }
 
@@ -257,8 +314,11 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, pro
 export function modelFetchLine (outcomes: readonly ModelOutcome[], operators: number): string {
   const fetched = outcomes.flatMap(o => 'fetched' in o && !o.fetched.fromStore ? [o.fetched] : [])
   const failed = outcomes.flatMap(o => 'failed' in o ? [`${o.node}: ${o.failed}`] : [])
+  // A resumed devnet's operators have the model from the earlier run.
+  const stored = outcomes.filter(o => 'fetched' in o && o.fetched.fromStore).length
   return `model shards: ${fetched.length} of ${operators} operators fetched the model through the DHT from the bootstrap node` +
     (fetched.length > 0 ? ` (${Math.max(...fetched.map(e => e.ms))} ms at most)` : '') +
+    (stored > 0 ? `; ${stored} had it in their store already` : '') +
     (failed.length > 0 ? `; not fetched: ${failed.join('; ')}` : '')
 }
 
@@ -266,11 +326,18 @@ export function modelFetchLine (outcomes: readonly ModelOutcome[], operators: nu
  * Sends the requester DEVNET_REQUESTER_FUNDING_WEI of ETH and deposits DEVNET_REQUESTER_DEPOSIT_WEI
  * of it: full nodes ignore tasks whose requester's deposit does not cover the fee.
  */
-async function fundRequester (net: LocalNetwork, account: PrivateKeyAccount, progress: (line: string) => void): Promise<{ chain: ChainClient, asset: PaymentAsset }> {
+async function fundRequester (net: LocalNetwork, account: PrivateKeyAccount, resume: boolean, progress: (line: string) => void): Promise<{ chain: ChainClient, asset: PaymentAsset }> {
   const { fund, client } = net.chain!
-  await fund(account.address, DEVNET_REQUESTER_FUNDING_WEI)
   const chain = await ChainClient.connect(client.config, account)
   const asset = await readAsset(chain)
+  if (resume) {
+    const left = await readVault(chain.publicClient, client.config.taskManager, account.address)
+    if (left.balance >= DEVNET_REQUESTER_TOPUP_BELOW_WEI) {
+      progress(`requester ${account.address} resumed with ${formatAmount(left.balance, asset)} in the vault`)
+      return { chain, asset }
+    }
+  }
+  await fund(account.address, DEVNET_REQUESTER_FUNDING_WEI)
   await deposit(chain.walletClient!, chain.publicClient, client.config.taskManager, DEVNET_REQUESTER_DEPOSIT_WEI)
   const vault = await readVault(chain.publicClient, client.config.taskManager, account.address)
   progress(`requester ${account.address} deposited ${formatAmount(DEVNET_REQUESTER_DEPOSIT_WEI, asset)}; its balance in the vault: ${formatAmount(vault.balance, asset)}`)

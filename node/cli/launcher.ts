@@ -124,6 +124,13 @@ export interface NodeDirs {
   dataDir: string
 }
 
+/** `<root>/<name>/{keys,data}` of a node made before (a resumed devnet), with its keys. */
+export async function openNodeDir (root: string, name: string): Promise<NodeDirs & { keys: Keystore }> {
+  const dir = resolve(root, name)
+  const keystore = join(dir, 'keys')
+  return { keystore, dataDir: join(dir, 'data'), keys: await loadKeystore(keystore) }
+}
+
 /** Makes `<root>/<name>/{keys,data}` with fresh keys. */
 export async function prepareNodeDir (root: string, name: string): Promise<NodeDirs & { keys: Keystore }> {
   const dir = resolve(root, name)

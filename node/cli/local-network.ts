@@ -4,21 +4,22 @@
  * from a local anvil chain the contracts are deployed to. `poi devnet`, the end-to-end tests
  * and the benchmarks start it.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { createPublicClient, createWalletClient, defineChain, http, type PublicClient } from 'viem'
+import { createPublicClient, createWalletClient, defineChain, http, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
 import {
-  ANVIL_PRIVATE_KEYS, advanceEpoch, deployPoi, deposit, registerModel, registerOperator, startAnvil, type Anvil,
-  type Deployment
+  ANVIL_PRIVATE_KEYS, ChainError, DEPLOYMENT_FIELDS, DeploymentMismatchError, advanceEpoch, checkDeployment, deployPoi, deposit, parseDeployment,
+  readCurrentEpoch, readOperatorSet, registerModel, registerOperator, startAnvil, type Anvil, type Deployment
 } from '../../contracts/index.js'
 import { ChainClient } from '../chain-client.js'
 import { writeDeployment } from '../deployment.js'
 import { encodeManifest, loadModelDir, SHIPPED_MODEL_DIR } from '../inference/index.js'
 import type { Keystore } from '../keys.js'
 import { guardWithPipe, own } from './children.js'
-import { ChildNode, prepareNodeDir, type MeshEvent } from './launcher.js'
+import { DEVNET_STATE_INTERVAL_S } from './devnet-state.js'
+import { ChildNode, openNodeDir, prepareNodeDir, type MeshEvent } from './launcher.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
 
 /**
@@ -69,7 +70,21 @@ export interface LocalNetworkOptions {
    * directories); with a chain they are registered in the ModelRegistry too.
    */
   extraModels?: Array<{ dir: string, modelId: Uint8Array }>
+  /**
+   * Chain mode: anvil keeps its state in this file (dumped every DEVNET_STATE_INTERVAL_S and when
+   * it stops), so the network can be resumed.
+   */
+  stateFile?: string
+  /**
+   * Resume the network made before in `root`: its keys, data and (chain mode) the chain from
+   * `stateFile` and the contracts of `<root>/deployment.json`, nothing deployed, funded or
+   * registered again; a new epoch starts.
+   */
+  resume?: boolean
 }
+
+/** The deployment file of a chain-mode network, in its root. */
+export const DEPLOYMENT_FILE = 'deployment.json'
 
 /**
  * Starts a bootstrap node, n operators and one aggregator as separate
@@ -80,11 +95,15 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   const progress = opts.progress ?? (() => {})
   const root = resolve(opts.root)
   await mkdir(root, { recursive: true })
-  progress(`generating keys for 1 bootstrap, ${opts.operators} operators and 1 aggregator in ${root}`)
-  const bootDir = await prepareNodeDir(root, 'bootstrap')
+  const resume = opts.resume === true
+  progress(resume
+    ? `reusing the keys of 1 bootstrap, ${opts.operators} operators and 1 aggregator in ${root}`
+    : `generating keys for 1 bootstrap, ${opts.operators} operators and 1 aggregator in ${root}`)
+  const nodeDir = resume ? openNodeDir : prepareNodeDir
+  const bootDir = await nodeDir(root, 'bootstrap')
   const opDirs = []
-  for (let i = 0; i < opts.operators; i++) opDirs.push(await prepareNodeDir(root, `operator-${i}`))
-  const aggDir = await prepareNodeDir(root, 'aggregator')
+  for (let i = 0; i < opts.operators; i++) opDirs.push(await nodeDir(root, `operator-${i}`))
+  const aggDir = await nodeDir(root, 'aggregator')
   const children: ChildNode[] = []
   let chain: LocalNetwork['chain']
   const stop = async (): Promise<void> => {
@@ -96,7 +115,9 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
   let source: string[]
   try {
     if (opts.chain === true) {
-      chain = await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], (opts.extraModels ?? []).map(m => m.dir), progress)
+      chain = resume
+        ? await resumeChain(root, opDirs.map(d => d.keys), opts.stateFile, progress)
+        : await startChain(root, opDirs.map(d => d.keys), [aggDir.keys], (opts.extraModels ?? []).map(m => m.dir), opts.stateFile, progress)
       operatorSet = await chain.client.operatorSet()
       genesisPath = chain.deploymentPath
       source = ['--chain', chain.deploymentPath]
@@ -107,6 +128,8 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
         operators: opDirs.map(d => ({ address: d.keys.account.address, blsPublicKey: d.keys.blsPublicKey, stake: STAKE_WEI, peerId: d.keys.peerId.toString() }))
       })
       genesisPath = join(root, 'genesis.json')
+      if (resume) progress(`resuming the devnet in ${root} (off-chain: the operator set of ${genesisPath})`)
+      // Rewritten on a resume too: the same keys give the same file.
       await writeGenesis(genesisPath, operatorSet, opDirs.map(d => signProofOfPossession(d.keys.blsSecretKey, d.keys.account.address)))
       source = ['--genesis', genesisPath]
     }
@@ -168,15 +191,11 @@ const DEVNET_FUNDING_WEI = 1_000n * 10n ** 18n
  * registers the models, so their manifests must name it as owner (the shipped
  * and fixture models do: DEVNET_MODEL_OWNER in node/fixtures).
  */
-async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelDirs: string[], progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
+async function startChain (root: string, operators: Keystore[], others: Keystore[], extraModelDirs: string[], stateFile: string | undefined, progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
   progress('starting anvil (prague) on 127.0.0.1')
-  // Owned like the nodes (node/cli/children.ts): stopped with the devnet, and killed by a guard if the devnet dies.
-  const anvil = await startAnvil({ onSpawn: proc => { own(proc); guardWithPipe(proc) } })
+  const anvil = await startOwnedAnvil({ dumpState: stateFile })
   try {
-    const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
-    const transport = http(anvil.rpcUrl)
-    const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient
-    const deployer = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+    const { publicClient, deployer } = anvilClients(anvil)
     progress('deploying OperatorRegistry, TaskManager, SlashingManager, ModelRegistry and the ERC-8004 Identity and Validation registries')
     const deployment = await deployPoi(deployer, publicClient, DEVNET_DEPLOY)
     for (const k of [...operators, ...others]) {
@@ -185,7 +204,7 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
     }
     progress(`registering ${operators.length} operators with ${STAKE_WEI / 10n ** 18n} ETH stake each`)
     for (const k of operators) {
-      const wallet = createWalletClient({ chain: chainDef, transport, account: k.account })
+      const wallet = createWalletClient({ chain: deployer.chain, transport: http(anvil.rpcUrl), account: k.account })
       await registerOperator(wallet, publicClient, deployment.registry, k.blsSecretKey, STAKE_WEI)
     }
     const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
@@ -197,15 +216,87 @@ async function startChain (root: string, operators: Keystore[], others: Keystore
       await registerModel(deployer, publicClient, deployment.modelRegistry, model.modelId, encodeManifest(model.manifest), dir === SHIPPED_MODEL_DIR ? DEVNET_MODEL_FEE : 0n)
     }
     progress(`${1 + extraModelDirs.length} model(s) registered in the ModelRegistry`)
-    const deploymentPath = join(root, 'deployment.json')
+    const deploymentPath = join(root, DEPLOYMENT_FILE)
     await writeDeployment(deploymentPath, { rpcUrl: anvil.rpcUrl, ...deployment })
     const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, ...deployment })
-    const fund = async (to: `0x${string}`, wei: bigint): Promise<void> => {
-      await publicClient.waitForTransactionReceipt({ hash: await deployer.sendTransaction({ to, value: wei }) })
-    }
-    return { anvil, deployment, deploymentPath, client, fund }
+    return { anvil, deployment, deploymentPath, client, fund: funder(publicClient, deployer) }
   } catch (err) {
     await anvil.stop()
     throw err
   }
+}
+
+/** anvil for a local network: owned like the nodes (node/cli/children.ts), stopped with the devnet and killed by a guard if the devnet dies. */
+async function startOwnedAnvil (state: { loadState?: string, dumpState?: string }): Promise<Anvil> {
+  return await startAnvil({
+    ...state,
+    stateIntervalS: state.dumpState != null ? DEVNET_STATE_INTERVAL_S : undefined,
+    onSpawn: proc => { own(proc); guardWithPipe(proc) }
+  })
+}
+
+/** A reader and the deployer's wallet (anvil's first account) on `anvil`. */
+function anvilClients (anvil: Anvil): { publicClient: PublicClient, deployer: WalletClient<Transport, Chain, PrivateKeyAccount> } {
+  const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
+  const transport = http(anvil.rpcUrl)
+  const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient
+  const deployer = createWalletClient({ chain: chainDef, transport, account: privateKeyToAccount(ANVIL_PRIVATE_KEYS[0]) })
+  return { publicClient, deployer }
+}
+
+function funder (publicClient: PublicClient, deployer: WalletClient<Transport, Chain, PrivateKeyAccount>): (to: `0x${string}`, wei: bigint) => Promise<void> {
+  return async (to, wei) => {
+    await publicClient.waitForTransactionReceipt({ hash: await deployer.sendTransaction({ to, value: wei }) })
+  }
+}
+
+/**
+ * A network's chain as it was left: anvil loads `stateFile` (and keeps dumping to it), the
+ * contracts are those of `<root>/deployment.json`, checked to be there, and the file gets
+ * the new RPC URL. Nothing is deployed, funded or registered; a new epoch starts.
+ */
+async function resumeChain (root: string, operators: Keystore[], stateFile: string | undefined, progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
+  if (stateFile === undefined) throw new ChainError('resuming a chain needs the state file anvil dumped')
+  const deploymentPath = join(root, DEPLOYMENT_FILE)
+  const { deployment, json } = await readFullDeployment(deploymentPath)
+  progress(`starting anvil (prague) on 127.0.0.1 from the state in ${stateFile}`)
+  const anvil = await startOwnedAnvil({ loadState: stateFile, dumpState: stateFile })
+  try {
+    const { publicClient, deployer } = anvilClients(anvil)
+    try {
+      await checkDeployment(publicClient, deployment)
+    } catch (err) {
+      if (!(err instanceof DeploymentMismatchError)) throw err
+      throw new ChainError(`the chain state in ${stateFile} does not hold the contracts of ${deploymentPath} (${err.message}): it was saved before the deployment finished or belongs to another devnet; pass --force to start over`)
+    }
+    const block = await publicClient.getBlockNumber()
+    progress(`resuming the devnet in ${root} (chain at block ${block}, epoch ${await readCurrentEpoch(publicClient, deployment.registry)})`)
+    // A new epoch for the resumed run: operators' joins and exits made meanwhile (poi operator
+    // register|exit) take effect, and its tasks' rewards form a pool of their own, so a paid
+    // task's split is exact (signers' rewards are a share of their epoch's pool, whose rounding
+    // would otherwise mix with the earlier run's unclaimed fees).
+    const { epoch } = await advanceEpoch(deployer, publicClient, deployment.registry)
+    progress(`epoch ${epoch} started with ${(await readOperatorSet(publicClient, deployment, epoch)).operators.length} of the devnet's ${operators.length} operators`)
+    // Only the URL changes (anvil listens on a new port): the rest of the file stays as written.
+    await writeFile(deploymentPath, JSON.stringify({ ...json, rpcUrl: anvil.rpcUrl }, null, 2) + '\n')
+    const client = await ChainClient.connect({ rpcUrl: anvil.rpcUrl, ...deployment })
+    return { anvil, deployment, deploymentPath, client, fund: funder(publicClient, deployer) }
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}
+
+/** The devnet's own deployment file, with every contract a devnet deploys. */
+async function readFullDeployment (path: string): Promise<{ deployment: Required<Deployment>, json: object }> {
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'))
+  } catch (err) {
+    throw new ChainError(`cannot read the devnet's deployment file ${path}: ${(err as Error).message}; pass --force to start over`)
+  }
+  const d = parseDeployment(json, { source: `deployment file ${path}`, otherKeys: ['rpcUrl'] })
+  const missing = DEPLOYMENT_FIELDS.filter(f => d[f] === undefined)
+  if (missing.length > 0) throw new ChainError(`the devnet's deployment file ${path} lacks ${missing.join(', ')}; pass --force to start over`)
+  return { deployment: d as Required<Deployment>, json: json as object }
 }
