@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEther } from 'viem'
 import { createOperatorSet, signProofOfPossession, writeGenesis } from '../consensus/index.js'
-import { listModelIds, readModel } from '../contracts/index.js'
+import { listModelIds, readModel, transferModelOwnership } from '../contracts/index.js'
 import { ControlClient, MAX_CONTROL_REQUEST_BYTES, controlSocketPath, parseControlReply, type ControlReply } from '../node/api/index.js'
 import { ChildNode, prepareNodeDir } from '../node/cli/launcher.js'
 import { PublishError, publishModelFile } from '../node/cli/model-commands.js'
@@ -33,7 +33,7 @@ import { runPoi } from './helpers/cli.js'
 import { directResultHash, tensorsOfJsonInput } from './helpers/direct-run.js'
 import { freshKeysAsync } from './helpers/keys.js'
 import { startTestNetwork, TEST_CHAIN_ID, TEST_TASK_MANAGER, type TestNetwork } from './helpers/network.js'
-import { startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+import { startPoiChain, walletFor, type PoiChain } from './helpers/poi-chain.js'
 import { until } from './helpers/wait.js'
 
 const MODEL = join(SHIPPED_MODEL_DIR, MODEL_FILE)
@@ -221,7 +221,7 @@ describe('poi model publish --chain: registration and storage, atomic from the u
     }
   })
 
-  it('a store failing after the registration names the tx and the rerun; the rerun stores without registering again', async () => {
+  it('a store failing after the registration names the tx and the rerun; the rerun stores without registering again; once the id has another owner a publish is refused by name, storing nothing', async () => {
     const alice = await prepareNodeDir(root, 'alice')
     const fund = await chain.wallets[0].sendTransaction({ to: alice.keys.account.address, value: parseEther('1') })
     await chain.publicClient.waitForTransactionReceipt({ hash: fund })
@@ -261,6 +261,20 @@ describe('poi model publish --chain: registration and storage, atomic from the u
       assert.equal((await listModelIds(chain.publicClient, chain.deployment.modelRegistry)).length, 1)
       assert.ok(await hasModel(node.blocks!, ids[0]), 'stored by the running node')
       assert.equal((await readModel(chain.publicClient, chain.deployment.modelRegistry, ids[0]))?.owner.toLowerCase(), keystore.account.address.toLowerCase())
+
+      // Handed to another account: the manifest's owner can no longer register or skip it as its own.
+      const other = chain.wallets[1].account.address
+      await transferModelOwnership(walletFor(chain.anvil.rpcUrl, keystore.account), chain.publicClient, chain.deployment.modelRegistry, ids[0], other)
+      const elsewhere = join(root, 'elsewhere')
+      const chainId = await chain.publicClient.getChainId()
+      await assert.rejects(publishModelFile({ ...params, dataDir: elsewhere }),
+        (err: Error) => err instanceof PublishError && err.message.includes(`is registered on chain ${chainId} by ${other}, not by ${keystore.account.address}`))
+      const store = await NodeStore.open(elsewhere)
+      try {
+        assert.deepEqual(await listModels(BlockStore.of(store)), [], 'nothing stored')
+      } finally {
+        await store.close()
+      }
     } finally {
       await node.stop()
     }

@@ -251,7 +251,7 @@ async function openPublishTarget (dataDir: string): Promise<PublishTarget> {
   return {
     store: async (_file, manifest, bytes, progress) => {
       await storeModel(BlockStore.of(store), manifest, bytes)
-      progress(`no node runs on ${dataDir}: stored ${manifest.chunks.length} chunks and the manifest in its store; a node started with --data-dir ${dataDir} announces it on the DHT`)
+      progress(`no node answers on ${controlSocketPath(dataDir)}: stored ${manifest.chunks.length} chunks and the manifest in ${dataDir} directly`)
       return { path: 'store', unannounced: manifest.chunks.length + 1 }
     },
     close: async () => { await store.close() }

@@ -47,7 +47,11 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
     `poi ${node.roles().join('+')} ${peerId}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') +
     `\n  models announced on the DHT: ${[...node.modelIds.map(id => `${id} (model dir)`), ...fromStore.map(id => `${id} (block store)`)].join(', ') || 'none'}` +
-    (node.control?.listening === true ? `\n  control socket ${node.control.path} (\`poi model publish --data-dir ${config.dataDir}\` publishes through this node)` : ''))
+    (node.control == null
+      ? ''
+      : node.control.listening
+        ? `\n  control socket ${node.control.path} (\`poi model publish --data-dir ${config.dataDir}\` publishes through this node)`
+        : `\n  no control socket: ${node.control.path} is longer than a Unix socket path may be, so \`poi model publish\` cannot reach this node; use a shorter --data-dir`))
   reportEvents(node, out)
   if (role === 'operator' && chain != null) await reportReputation(chain, keystore.account.address, out)
   const unwatchModels = role === 'operator' && values['no-prefetch'] !== true ? await prefetchRegisteredModels(node, chain) : undefined
