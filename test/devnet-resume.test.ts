@@ -151,7 +151,21 @@ describe('poi devnet --dir resumes a stopped devnet', function () {
     assert.equal(await d.exit(), 0, d.output)
   })
 
-  it('a damaged chain state is refused with what to do', async () => {
+  it('a devnet of another record version is refused with what to do', async () => {
+    const path = join(dir, DEVNET_RECORD_FILE)
+    const record = await readFile(path, 'utf8')
+    await writeFile(path, JSON.stringify({ ...JSON.parse(record), version: 0 }))
+    const d = devnet(['--dir', dir])
+    assert.equal(await d.exit(REFUSAL_TIMEOUT_MS), 1, d.output)
+    assert.match(d.stderr, /was made by another poi version \(record version 0, this poi resumes version 1\): pass --force to delete it and start over/)
+    assert.doesNotMatch(d.stdout, /starting anvil/)
+    await writeFile(path, record) // the next test's refusal comes from the state file, past this record
+  })
+
+  it('a damaged chain state is refused with what to do (a stale pid file does not count as a running devnet)', async () => {
+    const exited = spawn(process.execPath, ['-e', ''])
+    await new Promise(resolve => exited.once('exit', resolve))
+    await writeFile(join(dir, DEVNET_PID_FILE), `${exited.pid}\n`)
     const state = join(dir, DEVNET_STATE_FILE)
     await writeFile(state, (await readFile(state, 'utf8')).slice(0, 100))
     const d = devnet(['--dir', dir])

@@ -10,7 +10,7 @@ import { createPublicClient, createWalletClient, defineChain, http, type Chain, 
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
 import {
-  ANVIL_PRIVATE_KEYS, ChainError, DEPLOYMENT_FIELDS, DeploymentMismatchError, advanceEpoch, checkDeployment, deployPoi, deposit, parseDeployment,
+  ANVIL_PRIVATE_KEYS, DEPLOYMENT_FIELDS, DeploymentMismatchError, advanceEpoch, checkDeployment, deployPoi, deposit, parseDeployment,
   readCurrentEpoch, readOperatorSet, registerModel, registerOperator, startAnvil, type Anvil, type Deployment
 } from '../../contracts/index.js'
 import { ChainClient } from '../chain-client.js'
@@ -18,7 +18,7 @@ import { writeDeployment } from '../deployment.js'
 import { encodeManifest, loadModelDir, SHIPPED_MODEL_DIR } from '../inference/index.js'
 import type { Keystore } from '../keys.js'
 import { guardWithPipe, own } from './children.js'
-import { DEVNET_STATE_INTERVAL_S } from './devnet-state.js'
+import { DEVNET_STATE_INTERVAL_S, DevnetResumeError } from './devnet-state.js'
 import { ChildNode, openNodeDir, prepareNodeDir, type MeshEvent } from './launcher.js'
 import { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
 
@@ -244,6 +244,7 @@ function anvilClients (anvil: Anvil): { publicClient: PublicClient, deployer: Wa
   return { publicClient, deployer }
 }
 
+/** Sends ETH from the deployer, e.g. gas money and a deposit for a requester. */
 function funder (publicClient: PublicClient, deployer: WalletClient<Transport, Chain, PrivateKeyAccount>): (to: `0x${string}`, wei: bigint) => Promise<void> {
   return async (to, wei) => {
     await publicClient.waitForTransactionReceipt({ hash: await deployer.sendTransaction({ to, value: wei }) })
@@ -256,7 +257,7 @@ function funder (publicClient: PublicClient, deployer: WalletClient<Transport, C
  * the new RPC URL. Nothing is deployed, funded or registered; a new epoch starts.
  */
 async function resumeChain (root: string, operators: Keystore[], stateFile: string | undefined, progress: (line: string) => void): Promise<NonNullable<LocalNetwork['chain']>> {
-  if (stateFile === undefined) throw new ChainError('resuming a chain needs the state file anvil dumped')
+  if (stateFile === undefined) throw new DevnetResumeError('resuming a chain needs the state file anvil dumped')
   const deploymentPath = join(root, DEPLOYMENT_FILE)
   const { deployment, json } = await readFullDeployment(deploymentPath)
   progress(`starting anvil (prague) on 127.0.0.1 from the state in ${stateFile}`)
@@ -267,7 +268,7 @@ async function resumeChain (root: string, operators: Keystore[], stateFile: stri
       await checkDeployment(publicClient, deployment)
     } catch (err) {
       if (!(err instanceof DeploymentMismatchError)) throw err
-      throw new ChainError(`the chain state in ${stateFile} does not hold the contracts of ${deploymentPath} (${err.message}): it was saved before the deployment finished or belongs to another devnet; pass --force to start over`)
+      throw new DevnetResumeError(`the chain state in ${stateFile} does not hold the contracts of ${deploymentPath} (${err.message}): it was saved before the deployment finished or belongs to another devnet; pass --force to start over`)
     }
     const block = await publicClient.getBlockNumber()
     progress(`resuming the devnet in ${root} (chain at block ${block}, epoch ${await readCurrentEpoch(publicClient, deployment.registry)})`)
@@ -293,10 +294,10 @@ async function readFullDeployment (path: string): Promise<{ deployment: Required
   try {
     json = JSON.parse(await readFile(path, 'utf8'))
   } catch (err) {
-    throw new ChainError(`cannot read the devnet's deployment file ${path}: ${(err as Error).message}; pass --force to start over`)
+    throw new DevnetResumeError(`cannot read the devnet's deployment file ${path}: ${(err as Error).message}; pass --force to start over`)
   }
   const d = parseDeployment(json, { source: `deployment file ${path}`, otherKeys: ['rpcUrl'] })
   const missing = DEPLOYMENT_FIELDS.filter(f => d[f] === undefined)
-  if (missing.length > 0) throw new ChainError(`the devnet's deployment file ${path} lacks ${missing.join(', ')}; pass --force to start over`)
+  if (missing.length > 0) throw new DevnetResumeError(`the devnet's deployment file ${path} lacks ${missing.join(', ')}; pass --force to start over`)
   return { deployment: d as Required<Deployment>, json: json as object }
 }
