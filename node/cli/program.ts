@@ -28,7 +28,8 @@ const CONFLICT_REASONS: Record<string, string> = {
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 
 function repeatable (flags: string, description: string): Option {
-  return new Option(flags, `${description} (repeatable)`).argParser(collect)
+  // 'repeatable' before a '(default: …)' that ends the description.
+  return new Option(flags, description.replace(/( \(default: [^)]*\))?$/, '; repeatable$1')).argParser(collect)
 }
 
 /**
