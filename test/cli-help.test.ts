@@ -6,6 +6,8 @@
  * relative paths resolved where they were typed, and passes the exit code through.
  */
 import { strict as assert } from 'node:assert'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -103,6 +105,16 @@ describe('cli: help, version, refusals and exit codes', function () {
     assert.equal(bare.code, EXIT_USAGE)
     assert.equal(bare.stdout, '')
     assert.match(bare.stderr, /^Usage: poi /)
+  })
+
+  it('a reader that leaves early (`poi --help | head -1`) ends poi quietly with exit 0, not an EPIPE stack', async () => {
+    const child = spawn(process.execPath, [CLI, '--help'], { env: { ...process.env, HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.destroy()
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const [code] = await once(child, 'close') as [number | null]
+    assert.equal(code, EXIT_OK, stderr)
+    assert.equal(stderr, '')
   })
 
   it('the README lists the exit codes the CLI has', async () => {

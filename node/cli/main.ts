@@ -58,6 +58,22 @@ export function errorEvent (err: unknown): EventOf<'error'> {
   }
 }
 
+/**
+ * `poi --help | head -1`: once the reader of stdout has gone (EPIPE), further output is dropped
+ * instead of crashing with a stack trace. A command that keeps running (a node, a devnet: those
+ * listen for SIGTERM) stops the way a SIGTERM stops it, as a process killed by SIGPIPE would;
+ * any other command finishes with its own exit code.
+ */
+function stopWritingWhenReaderLeaves (): void {
+  let gone = false
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    if (gone) return
+    gone = true
+    if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM')
+  })
+}
+
 /** Files 0600, directories 0700. */
 const PRIVATE_UMASK = 0o077
 
@@ -70,6 +86,7 @@ if (isMain) {
   process.umask(PRIVATE_UMASK)
   // A node started by a devnet or a test launcher stops when its launcher dies (node/cli/children.ts).
   watchParentPipe()
+  stopWritingWhenReaderLeaves()
   // Through `npm run poi -- …` the process starts in the repository: relative paths are the user's, from where npm was run.
   if (process.env.npm_lifecycle_event === 'poi' && process.env.INIT_CWD !== undefined) process.chdir(process.env.INIT_CWD)
   const argv = process.argv.slice(2)
