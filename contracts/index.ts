@@ -40,7 +40,7 @@ export {
 } from './models.js'
 export {
   type ClaimArgs, type VaultAccount, type Reputation, PaymentError,
-  readPaymentAsset, deposit, requestWithdrawal, withdraw, withdrawCredit, readVault, readCredit, rewardClaims, readPendingRewards, claimRewards, readReputation
+  requiredTaskFee, readPaymentAsset, deposit, requestWithdrawal, withdraw, withdrawCredit, readVault, readCredit, rewardClaims, readPendingRewards, claimRewards, readReputation
 } from './payments.js'
 export { checkDeployment, DeploymentMismatchError, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'
 export {
