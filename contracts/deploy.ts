@@ -6,7 +6,7 @@
  * owner; after setSlasher it has no remaining power. The ModelRegistry and the ERC-8004 registries
  * have no owner of their own. The result names every contract and the payment asset.
  */
-import { getAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
+import { encodeDeployData, getAddress, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
   IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode,
   ValidationRegistryAbi, ValidationRegistryBytecode
@@ -112,12 +112,13 @@ export function deployParameters (params: DeployPoiParameters = {}): Required<De
   return { ...DEFAULT_DEPLOY_PARAMETERS, ...params, maxCertificateAge: params.maxCertificateAge ?? params.maxEpochAge ?? DEFAULT_DEPLOY_PARAMETERS.maxCertificateAge }
 }
 
-export async function deployPoi (
-  walletClient: WalletClient<Transport, Chain, Account>,
-  publicClient: PublicClient,
-  params: DeployPoiParameters = {}
-): Promise<Required<Deployment>> {
-  const p = deployParameters(params)
+/** The contracts deployPoi creates, in the order it creates them (each needs only those before it). */
+export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'TaskManager', 'SlashingManager'] as const
+export type PoiContractName = typeof POI_DEPLOY_ORDER[number]
+type DeployedSoFar = Partial<Record<PoiContractName, `0x${string}`>>
+
+/** Throws DeployError for parameters the contracts (or the safety of payments) rule out. */
+function checkDeployParameters (p: Required<DeployPoiParameters>): void {
   for (const name of ['quorumBps', 'slashBps', 'reporterBps', 'protocolFeeBps'] as const) {
     if (!Number.isInteger(p[name]) || p[name] < 0 || p[name] > 10_000 || (name === 'quorumBps' && p[name] === 0)) {
       throw new DeployError(`${name} must be an integer number of basis points in ${name === 'quorumBps' ? 1 : 0}..10000, got ${p[name]}`)
@@ -134,10 +135,108 @@ export async function deployPoi (
   if (p.withdrawalDelay <= p.maxTaskLife + p.settlementWindow) {
     throw new DeployError(`withdrawalDelay (${p.withdrawalDelay} s) must exceed maxTaskLife + settlementWindow (${p.maxTaskLife} + ${p.settlementWindow} s): otherwise a requester can withdraw its deposit before a task it signed is settled; raise withdrawalDelay or shorten the other two`)
   }
-  const treasury = p.treasury === DEPLOYER ? walletClient.account.address : p.treasury
   if (p.maxEpochAge > p.maxCertificateAge) {
     throw new DeployError(`maxEpochAge (${p.maxEpochAge}) exceeds the registry's maxCertificateAge (${p.maxCertificateAge}): certificates of epochs whose stake may already be withdrawn would be accepted, with nothing left to slash; raise maxCertificateAge or lower maxEpochAge`)
   }
+}
+
+/**
+ * The creation transaction's data (bytecode and constructor arguments) of `name`, given the
+ * addresses of the contracts deployed before it: deployPoi sends it, estimateDeployPoiGas
+ * estimates it, so the two cannot drift apart.
+ */
+function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, treasury: `0x${string}`, at: DeployedSoFar): `0x${string}` {
+  const before = (contract: PoiContractName): `0x${string}` => {
+    const address = at[contract]
+    // deployPoi's order guarantees it; a reordering without updating the arguments lands here
+    if (address === undefined) throw new DeployError(`${name} needs the ${contract} address, which is deployed after it`)
+    return address
+  }
+  switch (name) {
+    case 'OperatorRegistry':
+      return encodeDeployData({ abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [p.minStake, p.exitDelay, p.epochDuration, p.maxCertificateAge] })
+    case 'ModelRegistry':
+      return encodeDeployData({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode })
+    case 'IdentityRegistry':
+      return encodeDeployData({ abi: IdentityRegistryAbi, bytecode: IdentityRegistryBytecode })
+    case 'ValidationRegistry':
+      return encodeDeployData({ abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [before('IdentityRegistry')] })
+    case 'TaskManager':
+      return encodeDeployData({
+        abi: TaskManagerAbi,
+        bytecode: TaskManagerBytecode,
+        args: [before('OperatorRegistry'), before('ModelRegistry'), p.quorumBps, p.maxEpochAge, {
+          asset: p.asset,
+          treasury,
+          protocolFeeBps: p.protocolFeeBps,
+          minTaskFee: p.minTaskFee,
+          maxTaskLife: p.maxTaskLife,
+          settlementWindow: p.settlementWindow,
+          withdrawalDelay: p.withdrawalDelay,
+          validationRegistry: p.validationRegistry === ZERO_ADDRESS ? before('ValidationRegistry') : p.validationRegistry
+        }]
+      })
+    case 'SlashingManager':
+      return encodeDeployData({ abi: SlashingManagerAbi, bytecode: SlashingManagerBytecode, args: [before('OperatorRegistry'), before('TaskManager'), p.slashBps, p.reporterBps] })
+  }
+}
+
+/** The gas each deployment of deployPoi is estimated to take, and their sum. */
+export interface DeployPoiGasEstimate {
+  perContract: Record<PoiContractName, bigint>
+  /** The six deployments; the setSlasher call that follows is not in it (it needs the deployed registry). */
+  total: bigint
+}
+
+/**
+ * Estimates the gas of each contract deployPoi would deploy from `account` with `params`,
+ * without sending anything. A contract deployed after others is estimated at the addresses they
+ * will have (CREATE addresses follow the account's nonce), with their code put there by a state
+ * override: the TaskManager's constructor reads the registry it is given. Throws DeployError for
+ * parameters deployPoi would refuse, and the RPC's error when a deployment would revert.
+ */
+export async function estimateDeployPoiGas (
+  publicClient: PublicClient, account: Account | `0x${string}`, params: DeployPoiParameters = {}
+): Promise<DeployPoiGasEstimate> {
+  const p = deployParameters(params)
+  checkDeployParameters(p)
+  const from = typeof account === 'string' ? account : account.address
+  const treasury = p.treasury === DEPLOYER ? from : p.treasury
+  const nonce = await publicClient.getTransactionCount({ address: from, blockTag: 'pending' })
+  const at: DeployedSoFar = {}
+  const deployed: Array<{ address: `0x${string}`, code: `0x${string}` }> = []
+  const perContract: Partial<Record<PoiContractName, bigint>> = {}
+  let total = 0n
+  for (const [i, name] of POI_DEPLOY_ORDER.entries()) {
+    const data = creationCode(name, p, treasury, at)
+    // as the i-th transaction from now: at its nonce, so it creates where it will be created
+    const asSent = [...deployed, { address: from, nonce: nonce + i }]
+    const gas = await publicClient.estimateGas({ account, data, stateOverride: asSent })
+    perContract[name] = gas
+    total += gas
+    // what the constructor returns is the code the contract will have, immutables included
+    const { data: code } = await publicClient.call({ account, data, stateOverride: asSent })
+    if (code === undefined) throw new DeployError(`deploying ${name} would leave no code (the constructor returned nothing)`)
+    const address = getContractAddress({ from, nonce: BigInt(nonce + i) })
+    deployed.push({ address, code })
+    at[name] = address
+  }
+  return { perContract: perContract as Record<PoiContractName, bigint>, total }
+}
+
+/**
+ * Deploys the contracts of POI_DEPLOY_ORDER with `params` (over DEFAULT_DEPLOY_PARAMETERS) and
+ * makes the SlashingManager the registry's slasher. Throws DeployError for parameters out of
+ * range or a reverted deployment.
+ */
+export async function deployPoi (
+  walletClient: WalletClient<Transport, Chain, Account>,
+  publicClient: PublicClient,
+  params: DeployPoiParameters = {}
+): Promise<Required<Deployment>> {
+  const p = deployParameters(params)
+  checkDeployParameters(p)
+  const treasury = p.treasury === DEPLOYER ? walletClient.account.address : p.treasury
 
   const mined = async (hash: `0x${string}`, what: string): Promise<{ contractAddress: `0x${string}` | null | undefined, blockNumber: bigint }> => {
     const receipt = await publicClient.waitForTransactionReceipt({ hash })
@@ -150,44 +249,28 @@ export async function deployPoi (
     return { address: receipt.contractAddress, blockNumber: receipt.blockNumber }
   }
 
-  const registry = await deployed(await walletClient.deployContract({
-    abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [p.minStake, p.exitDelay, p.epochDuration, p.maxCertificateAge]
-  }), 'OperatorRegistry')
-  const modelRegistry = await deployed(await walletClient.deployContract({ abi: ModelRegistryAbi, bytecode: ModelRegistryBytecode }), 'ModelRegistry')
-  const identityRegistry = await deployed(await walletClient.deployContract({ abi: IdentityRegistryAbi, bytecode: IdentityRegistryBytecode }), 'IdentityRegistry')
-  const validationRegistry = await deployed(await walletClient.deployContract({
-    abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [identityRegistry.address]
-  }), 'ValidationRegistry')
-  const taskManager = await deployed(await walletClient.deployContract({
-    abi: TaskManagerAbi,
-    bytecode: TaskManagerBytecode,
-    args: [registry.address, modelRegistry.address, p.quorumBps, p.maxEpochAge, {
-      asset: p.asset,
-      treasury,
-      protocolFeeBps: p.protocolFeeBps,
-      minTaskFee: p.minTaskFee,
-      maxTaskLife: p.maxTaskLife,
-      settlementWindow: p.settlementWindow,
-      withdrawalDelay: p.withdrawalDelay,
-      validationRegistry: p.validationRegistry === ZERO_ADDRESS ? validationRegistry.address : p.validationRegistry
-    }]
-  }), 'TaskManager')
-  const slashing = await deployed(await walletClient.deployContract({
-    abi: SlashingManagerAbi, bytecode: SlashingManagerBytecode, args: [registry.address, taskManager.address, p.slashBps, p.reporterBps]
-  }), 'SlashingManager')
+  const at: DeployedSoFar = {}
+  let deployedAtBlock = 0n
+  for (const name of POI_DEPLOY_ORDER) {
+    const contract = await deployed(await walletClient.sendTransaction({ data: creationCode(name, p, treasury, at) }), name)
+    at[name] = contract.address
+    if (name === 'OperatorRegistry') deployedAtBlock = contract.blockNumber
+  }
+  // every name of POI_DEPLOY_ORDER was set by the loop
+  const address = (name: PoiContractName): `0x${string}` => at[name]!
   await mined(await walletClient.writeContract({
-    address: registry.address, abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [slashing.address]
+    address: address('OperatorRegistry'), abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [address('SlashingManager')]
   }), 'OperatorRegistry.setSlasher')
 
   return {
     chainId: await publicClient.getChainId(),
-    registry: registry.address,
-    taskManager: taskManager.address,
-    slashing: slashing.address,
-    modelRegistry: modelRegistry.address,
-    identityRegistry: identityRegistry.address,
-    validationRegistry: validationRegistry.address,
+    registry: address('OperatorRegistry'),
+    taskManager: address('TaskManager'),
+    slashing: address('SlashingManager'),
+    modelRegistry: address('ModelRegistry'),
+    identityRegistry: address('IdentityRegistry'),
+    validationRegistry: address('ValidationRegistry'),
     paymentAsset: getAddress(p.asset),
-    deployedAtBlock: registry.blockNumber
+    deployedAtBlock
   }
 }

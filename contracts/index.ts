@@ -13,7 +13,10 @@ export { startAnvil, anvilBinary, ANVIL_PRIVATE_KEYS, ANVIL_CHAIN_ID, ANVIL_HARD
 export {
   type Deployment, type DeploymentJson, type ParseDeploymentOptions, DEPLOYMENT_FIELDS, DeploymentFormatError, deploymentToJson, parseDeployment
 } from './deployment.js'
-export { deployPoi, deployParameters, DEFAULT_DEPLOY_PARAMETERS, DeployError, type DeployPoiParameters } from './deploy.js'
+export {
+  deployPoi, deployParameters, estimateDeployPoiGas, DEFAULT_DEPLOY_PARAMETERS, POI_DEPLOY_ORDER, DeployError, type DeployPoiParameters, type DeployPoiGasEstimate,
+  type PoiContractName
+} from './deploy.js'
 export {
   type G1Point, type G2Point, type OnChainOperatorSet, OperatorTreeError,
   publicKeyHash, operatorLeaf, operatorLeafOf, treeDepth, merkleRoot, merkleProof, verifyMerkleProof, toOnChainOperatorSet
@@ -40,7 +43,7 @@ export {
 } from './models.js'
 export {
   type ClaimArgs, type VaultAccount, type Reputation, PaymentError,
-  readPaymentAsset, deposit, requestWithdrawal, withdraw, withdrawCredit, readVault, readCredit, rewardClaims, readPendingRewards, claimRewards, readReputation
+  requiredTaskFee, readPaymentAsset, deposit, requestWithdrawal, withdraw, withdrawCredit, readVault, readCredit, rewardClaims, readPendingRewards, claimRewards, readReputation
 } from './payments.js'
 export { checkDeployment, DeploymentMismatchError, type DeploymentContract, type DeploymentMismatchReason } from './check-deployment.js'
 export {

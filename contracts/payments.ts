@@ -42,6 +42,16 @@ export class PaymentError extends PoiError {
   }
 }
 
+/**
+ * The least fee a task for a model may carry: the model owner's fee (ModelRegistry) plus the
+ * network's minimum (TaskManager.minTaskFee). The TaskManager refuses a certificate whose task
+ * pays less (FeeBelowMinimum), so full nodes refuse such a task before running it and
+ * `poi request` offers this sum by default: one rule, written once off-chain.
+ */
+export function requiredTaskFee (modelFee: bigint, minTaskFee: bigint): bigint {
+  return modelFee + minTaskFee
+}
+
 function checkAmount (amount: bigint, what: string): void {
   if (amount <= 0n) throw new PaymentError(`${what} must be a positive amount of wei, got ${amount}`)
 }

@@ -168,8 +168,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const { libp2p, store, streams, blocks } = this
     if (store == null || streams == null || blocks == null) return [new StreamServer({ libp2p, messages: this.streamData.heldInputs! })]
     const chain = this.opts.config.chain
-    // Tells requesters that know only this node's address which contracts the network uses (they check it against the chain).
-    const info = networkInfoOf(chain == null ? undefined : { ...chain, chainId: Number(this.opts.operatorSet.domain.chainId), deployedAtBlock: chain.deployedAtBlock ?? 0n })
+    // Tells requesters that know only this node's address which contracts the network uses (they check it against the chain)
+    // and how far ahead a task's deadline may lie here (they refuse a longer timeout before announcing).
+    const info = networkInfoOf(chain == null ? undefined : { ...chain, chainId: Number(this.opts.operatorSet.domain.chainId), deployedAtBlock: chain.deployedAtBlock ?? 0n }, this.opts.config.maxTaskTtlMs)
     return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams, refusals: this.relay.refusedTasks }), new NetworkInfoServer({ libp2p, info })]
   }
 

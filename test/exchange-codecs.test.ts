@@ -50,7 +50,7 @@ const CASES: Case[] = [
   { name: 'NetworkInfoRequest', valid: { version: NETWORK_VERSION }, raw: NetworkInfoRequest.encode, decode: decodeNetworkInfoRequest, max: MAX_NETWORK_INFO_REQUEST_BYTES },
   {
     name: 'NetworkInfo',
-    valid: networkInfoOf({ chainId: 31337, registry: `0x${'11'.repeat(20)}`, taskManager: `0x${'22'.repeat(20)}`, slashing: `0x${'33'.repeat(20)}`, deployedAtBlock: 5n }),
+    valid: networkInfoOf({ chainId: 31337, registry: `0x${'11'.repeat(20)}`, taskManager: `0x${'22'.repeat(20)}`, slashing: `0x${'33'.repeat(20)}`, deployedAtBlock: 5n }, 600_000),
     raw: NetworkInfo.encode,
     decode: decodeNetworkInfo,
     max: MAX_NETWORK_INFO_RESPONSE_BYTES

@@ -10,7 +10,10 @@ import {
   NETWORK_PROTOCOL, NETWORK_STATUS, NETWORK_VERSION, NetworkInfo, NetworkInfoRequest, NetworkInfoServer
 } from '../protocols/network/index.js'
 import type { Deployment } from '../contracts/index.js'
-import { deploymentOfNetworkInfo, networkInfoOf } from '../node/network-info.js'
+import { deploymentOfNetworkInfo, maxTaskTtlMsOf, networkInfoOf } from '../node/network-info.js'
+import { DEFAULT_MAX_TASK_TTL_MS } from '../node/config.js'
+import { InvalidRequestError, checkTaskTtl, readNetworkTaskTtl } from '../node/requester/index.js'
+import { until } from './helpers/wait.js'
 import { DecodeError, EncodeError } from '../protocols/wire/index.js'
 import { type ExchangeError, requestOnce } from '../protocols/exchange/index.js'
 import { rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnswer } from './helpers/exchange-peers.js'
@@ -53,10 +56,10 @@ describe('network info protocol: /poi/network/1/', function () {
   /** What the rogue answers: a raw byte string, one frame, nothing at all, or a closed stream. */
   let rogueAnswer: RogueAnswer = {}
 
-  /** Serves `deployment` from the bootstrap node in place of the previous server. */
-  async function serve (deployment: Deployment | undefined): Promise<void> {
+  /** Serves `deployment` (and `maxTaskTtlMs`, unset like an older node) from the bootstrap node in place of the previous server. */
+  async function serve (deployment: Deployment | undefined, maxTaskTtlMs?: number): Promise<void> {
     await server?.stop()
-    server = new NetworkInfoServer({ libp2p: bootstrap, info: networkInfoOf(deployment) })
+    server = new NetworkInfoServer({ libp2p: bootstrap, info: networkInfoOf(deployment, maxTaskTtlMs) })
     await server.start()
   }
 
@@ -91,6 +94,50 @@ describe('network info protocol: /poi/network/1/', function () {
     assert.equal(deploymentOfNetworkInfo(info), undefined)
   })
 
+  it('tells the node\'s maximum task TTL, with a chain or without; an older node\'s answer without it still decodes', async () => {
+    await serve(DEPLOYMENT, 20 * 60_000)
+    const found = await fetchNetworkInfo(requester, bootstrap.peerId)
+    assert.equal(found.maxTaskTtlSeconds, 1200)
+    assert.equal(maxTaskTtlMsOf(found), 20 * 60_000)
+    sameDeployment(deploymentOfNetworkInfo(found), DEPLOYMENT)
+    // a limit in ms is told in whole seconds, rounded down: a requester never goes past it
+    await serve(undefined, 90_500)
+    const noChain = await fetchNetworkInfo(requester, bootstrap.peerId)
+    assert.deepEqual([noChain.status, maxTaskTtlMsOf(noChain)], [NETWORK_STATUS.NO_CHAIN, 90_000])
+
+    // A node from before the field sends exactly the bytes it sent then (field 9 absent): they
+    // decode, and say nothing about the limit.
+    await serve(DEPLOYMENT)
+    const old = await fetchNetworkInfo(requester, bootstrap.peerId)
+    assert.equal(maxTaskTtlMsOf(old), undefined)
+    assert.deepEqual(encodeNetworkInfo(old), encodeNetworkInfo({ ...old, maxTaskTtlSeconds: 0 }))
+  })
+
+  it('readNetworkTaskTtl: the smallest limit the connected nodes report, the default when none reports one', async () => {
+    // the rogue answers garbage: skipped, as a failing node is
+    rogueAnswer = { frame: Uint8Array.from([0xde, 0xad]) }
+    const node = { libp2p: requester }
+    await until(async () => (await requester.peerStore.get(bootstrap.peerId)).protocols.includes(NETWORK_PROTOCOL) &&
+      (await requester.peerStore.get(rogue.peerId)).protocols.includes(NETWORK_PROTOCOL), 10_000, 'identify of both peers')
+    await serve(DEPLOYMENT, 20 * 60_000)
+    const reported = await readNetworkTaskTtl(node)
+    assert.deepEqual([reported.maxTaskTtlMs, reported.peer], [20 * 60_000, bootstrap.peerId.toString()])
+    assert.match(reported.source, /reported by 12D3\S+ over \/poi\/network\/1\//)
+    // the rogue now reports a smaller limit: the smallest wins
+    rogueAnswer = { frame: encodeNetworkInfo(networkInfoOf(undefined, 5 * 60_000)) }
+    assert.deepEqual(await readNetworkTaskTtl(node).then(r => [r.maxTaskTtlMs, r.peer]), [5 * 60_000, rogue.peerId.toString()])
+    // nodes older than the field: the default, said as such
+    rogueAnswer = { frame: encodeNetworkInfo(networkInfoOf(undefined)) }
+    await serve(DEPLOYMENT)
+    const fallback = await readNetworkTaskTtl(node)
+    assert.deepEqual([fallback.maxTaskTtlMs, fallback.peer], [DEFAULT_MAX_TASK_TTL_MS, undefined])
+    assert.match(fallback.source, /the default: none of the 2 connected nodes/)
+    assert.throws(() => checkTaskTtl(15 * 60_000, fallback), /15 min|900 s/)
+    assert.throws(() => checkTaskTtl(25 * 60_000, reported), (err: Error) => err instanceof InvalidRequestError &&
+      /more than the 1200 s the network's nodes accept \(their maximum task TTL, reported by 12D3\S+ over \/poi\/network\/1\/\).*at most 1200 s/.test(err.message))
+    checkTaskTtl(15 * 60_000, reported)
+  })
+
   it('answers BAD_REQUEST to another version or garbage, and stops serving after stop()', async () => {
     await serve(DEPLOYMENT)
     for (const request of [NetworkInfoRequest.encode({ version: NETWORK_VERSION + 1 }), Uint8Array.from([0xde, 0xad])]) {
@@ -119,7 +166,8 @@ describe('network info protocol: /poi/network/1/', function () {
       ['FOUND on chain 0', NetworkInfo.encode({ ...found, chainId: 0n }), 'INVALID_FIELD'],
       ['NO_CHAIN with an address', NetworkInfo.encode({ ...noChain, taskManager: found.taskManager }), 'INVALID_FIELD'],
       ['fields out of order', Uint8Array.from([0x10, 0x01, 0x08, 0x01]), 'NON_CANONICAL'],
-      ['an unknown field', Uint8Array.from([...encodeNetworkInfo(noChain), 0x48, 0x01]), 'NON_CANONICAL'],
+      ['an unknown field (10, varint)', Uint8Array.from([...encodeNetworkInfo(noChain), 0x50, 0x01]), 'NON_CANONICAL'],
+      ['BAD_REQUEST with a task limit', NetworkInfo.encode({ ...noChain, status: NETWORK_STATUS.BAD_REQUEST, maxTaskTtlSeconds: 600 }), 'INVALID_FIELD'],
       ['a default value written out', Uint8Array.from([0x08, 0x01, 0x10, 0x01, 0x18, 0x00]), 'NON_CANONICAL']
     ]
     for (const [what, frame, code] of cases) {
@@ -135,8 +183,9 @@ describe('network info protocol: /poi/network/1/', function () {
   })
 
   it('refuses an oversized answer before reading it, and an empty one', async () => {
-    // a length prefix announcing one byte more than any NetworkInfo can take (one-byte varint: 123 < 128)
-    rogueAnswer = { raw: Uint8Array.from([MAX_NETWORK_INFO_RESPONSE_BYTES + 1, 1, 2, 3]) }
+    // a length prefix announcing one byte more than any NetworkInfo can take (a two-byte varint: 128 ≤ 129 < 2^14)
+    const tooLong = MAX_NETWORK_INFO_RESPONSE_BYTES + 1
+    rogueAnswer = { raw: Uint8Array.from([0x80 | (tooLong & 0x7f), tooLong >> 7, 1, 2, 3]) }
     await rejects(fetchNetworkInfo(requester, rogue.peerId), 'OVERSIZED')
     rogueAnswer = { close: true }
     await rejects(fetchNetworkInfo(requester, rogue.peerId), 'NO_RESPONSE')

@@ -192,8 +192,13 @@ describe('paid tasks end to end on a real chain (anvil)', function () {
       const [signed, missed] = expected.signers.has(i) ? [1, 0] : [0, 1]
       assert.match(human, new RegExp(`\\n  ${i} +${op.address} +${Number(op.stake / ETHER)} +${signed} +${missed} +0 +0 ETH \\(0 wei\\)`))
     }
+    // the network's task life on-chain and its ERC-8004 registries, which a node's /poi/network/1/ answer does not carry
+    assert.match(human, /\ntask life +deadlines up to \d+ s ahead settle on-chain \(TaskManager\.maxTaskLife\); each node accepts up to its own maximum task TTL \(default 600 s\)/)
+    assert.match(human, /\nERC-8004 +IdentityRegistry 0x[0-9a-fA-F]{40}, ValidationRegistry 0x[0-9a-fA-F]{40}/)
     const network = line((await poi('network', '--chain', net.chain!.deploymentPath, '--json')).stdout, 'network')
     assert.equal(network.epoch, `${set.epoch}`)
+    assert.match(network.maxTaskLife, /^[1-9]\d*$/)
+    assert.ok(network.identityRegistry !== null && network.validationRegistry !== null, 'the deployment file names both ERC-8004 registries')
     assert.equal(network.operators.length, 4)
     for (const o of network.operators) {
       const signed = expected.signers.has(o.index)

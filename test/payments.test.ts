@@ -10,7 +10,7 @@ import { decodeEventLog, hexToBytes, parseEventLogs, type TransactionReceipt } f
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
   DeployError, TaskManagerAbi, TestTokenAbi, TestTokenBytecode, certificateCalldata, claimRewards, deployParameters, deployPoi, deposit,
-  readCredit, readOperatorSet, readPendingRewards, readReputation, readVault, registerModel, requestWithdrawal, rewardClaims,
+  readCredit, readOperatorSet, readPendingRewards, readReputation, readVault, registerModel, requestWithdrawal, requiredTaskFee, rewardClaims,
   submitCertificate, withdraw, withdrawCredit, type CertificateCalldata, type DeployPoiParameters, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
@@ -179,7 +179,8 @@ describe('payments: paid certificates in ETH', function () {
     const snapshot = async (): Promise<unknown[]> => await balances(chain, tm(), set.operators.map(o => o.address))
     const before = await snapshot()
     const requester = chain.wallets[REQUESTER].account.address
-    const okFee = MODEL_FEE + chain.params.minTaskFee
+    // the off-chain rule (nodes' admission, the CLI's default fee): the contract must name the same figure below
+    const okFee = requiredTaskFee(MODEL_FEE, chain.params.minTaskFee)
     const args = async (task: TaskAnnouncement, label = 'bad'): Promise<CertificateCalldata> =>
       certificateCalldata(makeCertificate(set, keys, [0, 1, 2, 3], resultOf(chain, task, label, 'out')), set, task)
 

@@ -8,9 +8,9 @@
  */
 import { access } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { createPublicClient, createWalletClient, defineChain, encodeDeployData, formatEther, http, isAddress, isAddressEqual, type PublicClient } from 'viem'
+import { createPublicClient, createWalletClient, defineChain, formatEther, http, isAddress, isAddressEqual, type PublicClient } from 'viem'
 import {
-  OperatorRegistryAbi, OperatorRegistryBytecode, advanceEpoch, contractErrorArgs, contractErrorName, deployParameters, deployPoi, readOperatorRecord,
+  OperatorRegistryAbi, POI_DEPLOY_ORDER, advanceEpoch, contractErrorArgs, contractErrorName, deployParameters, deployPoi, estimateDeployPoiGas, readOperatorRecord,
   readPendingRewards, readRegistryState, readReputation, readWithdrawableAt, registerOperator, registrationCalldata, requestExit, withdrawStake,
   type DeployPoiParameters, type OperatorRecord, type RegistryState
 } from '../../contracts/index.js'
@@ -154,18 +154,15 @@ export async function runDeploy (values: OptionValues<typeof DEPLOY_OPTIONS>): P
   const params = deployParameters(Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as DeployPoiParameters)
   const keystore = await loadKeystore(resolve(values.keystore))
   const { publicClient, wallet } = await connectRpc(values.rpc, keystore.account)
-  const gas = await readChain('a gas estimate of the OperatorRegistry deployment', values.rpc, async () => await publicClient.estimateGas({
-    account: keystore.account,
-    data: encodeDeployData({ abi: OperatorRegistryAbi, bytecode: OperatorRegistryBytecode, args: [params.minStake, params.exitDelay, params.epochDuration, params.maxCertificateAge] })
-  }))
+  const gas = await readChain('a gas estimate of the contracts\' deployment', values.rpc, async () => await estimateDeployPoiGas(publicClient, keystore.account, params))
   await confirmTransaction({
     action: 'deploy the poi contracts (OperatorRegistry, ModelRegistry, IdentityRegistry, ValidationRegistry, TaskManager, SlashingManager)',
     from: keystore.account.address,
     to: null,
     value: 0n,
-    gas,
+    gas: gas.total,
     notes: [
-      'gas is the OperatorRegistry\'s; six more transactions follow (five contracts and setSlasher)',
+      `gas is the sum over the six deployments (${POI_DEPLOY_ORDER.map(name => `${name} ${gas.perContract[name]}`).join(', ')}); a seventh transaction, OperatorRegistry.setSlasher, follows`,
       `min stake ${formatEther(params.minStake)} ETH, epoch ≥ ${params.epochDuration} s, exit delay ${params.exitDelay} s, quorum ${params.quorumBps} bps, max epoch age ${params.maxEpochAge}`,
       `protocol fee ${params.protocolFeeBps} bps, min task fee ${formatEther(params.minTaskFee)}, treasury ${params.treasury === '0x0000000000000000000000000000000000000000' ? keystore.account.address : params.treasury}`,
       `writes ${file}`

@@ -30,7 +30,7 @@ export interface TransactionPreview {
   to: `0x${string}` | null
   /** Wei sent with it. */
   value: bigint
-  /** Estimated gas of the transaction (of the first one, for a deployment: see `notes`). */
+  /** Estimated gas of the transaction (for a deployment, the sum over its contracts: see `notes`). */
   gas: bigint
   /** More lines a person should read before saying yes. */
   notes: string[]

@@ -137,7 +137,14 @@ export type PoiEvent =
     credit: Decimal, claimed: PayoutLine | null, creditWithdrawn: PayoutLine | null
   }
   /** `poi network --json`: every operator of the current epoch with its stake, reputation and rewards pending in that epoch. */
-  | { event: 'network', epoch: Decimal, totalStake: Decimal, asset: Hex, operators: NetworkOperatorLine[] }
+  | {
+    event: 'network', epoch: Decimal, totalStake: Decimal, asset: Hex,
+    /** TaskManager.maxTaskLife, seconds: the farthest deadline a certificate settles for (each node's own limit, over /poi/network/1/, is usually lower). */
+    maxTaskLife: Decimal,
+    /** The ERC-8004 registries of the deployment file; null when it names none. */
+    identityRegistry: Hex | null, validationRegistry: Hex | null,
+    operators: NetworkOperatorLine[]
+  }
   /** `poi operator` with a chain: its reputation when it starts. */
   | { event: 'reputation', operator: Hex, signed: Decimal, missed: Decimal, slashings: number }
   /** A transaction command's preview (poi chain deploy, poi operator register|exit|withdraw, poi epoch advance): printed before it asks or sends. */
@@ -359,6 +366,9 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     epoch: decimal,
     totalStake: decimal,
     asset: hex,
+    maxTaskLife: decimal,
+    identityRegistry: nullable(hex),
+    validationRegistry: nullable(hex),
     operators: listOf(record<NetworkOperatorLine>({ ...REPUTATION_FIELDS, index: num, address: hex, stake: decimal, pendingRewards: decimal }))
   },
   reputation: { operator: hex, ...REPUTATION_FIELDS },

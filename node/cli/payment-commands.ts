@@ -11,11 +11,12 @@ import {
 } from '../../contracts/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
+import { DEFAULT_MAX_TASK_TTL_MS } from '../config.js'
 import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import type { NetworkOperatorLine, RewardEpochLine } from './events.js'
 import { readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
-import { WrongAssetError, formatAmount, formatUnlock, paymentContext, parseAmount, readAsset, type PaymentContext } from './payment-setup.js'
+import { WrongAssetError, formatAmount, formatUnlock, isEth, paymentContext, parseAmount, readAsset, type PaymentContext } from './payment-setup.js'
 
 /** The flags every payment command takes. */
 const CHAIN_OPTIONS = {
@@ -201,6 +202,8 @@ export async function runNetwork (values: ChainValues): Promise<void> {
   const out = new CliOutput(values.json === true)
   const rpc = chain.config.rpcUrl
   const asset = await readAsset(chain)
+  const maxTaskLife = await readChain('the TaskManager\'s maximum task life', rpc, async () =>
+    await chain.publicClient.readContract({ address: chain.config.taskManager, abi: TaskManagerAbi, functionName: 'maxTaskLife' }))
   const set = await readChain('the current operator set', rpc, async () => await chain.operatorSet())
   const operators: NetworkOperatorLine[] = await readChain(`the reputation and rewards of epoch ${set.epoch}'s operators`, rpc, async () => await Promise.all(set.operators.map(async (op, index) => {
     const { operator: _, ...leaf } = nonSignerArgs(set, index)
@@ -210,9 +213,22 @@ export async function runNetwork (values: ChainValues): Promise<void> {
     ])
     return { index, address: op.address, stake: `${op.stake}`, signed: `${reputation.signed}`, missed: `${reputation.missed}`, slashings: reputation.slashings, pendingRewards: `${pendingRewards}` }
   })))
-  out.event({ event: 'network', epoch: set.epoch, totalStake: set.totalStake, asset: asset.address, operators }, [
+  const { identityRegistry, validationRegistry } = chain.config
+  out.event({
+    event: 'network',
+    epoch: set.epoch,
+    totalStake: set.totalStake,
+    asset: asset.address,
+    maxTaskLife,
+    identityRegistry: identityRegistry ?? null,
+    validationRegistry: validationRegistry ?? null,
+    operators
+  }, [
     `epoch ${set.epoch}: ${set.operators.length} operators, total stake ${`${formatEther(set.totalStake)} ETH`}`,
     '  index  address                                     stake (ETH)  signed  missed  slashed  rewards to claim in this epoch',
-    ...operators.map(o => `  ${String(o.index).padEnd(5)}  ${o.address}  ${formatEther(BigInt(o.stake)).padStart(11)}  ${o.signed.padStart(6)}  ${o.missed.padStart(6)}  ${String(o.slashings).padStart(7)}  ${formatAmount(BigInt(o.pendingRewards), asset)}`)
+    ...operators.map(o => `  ${String(o.index).padEnd(5)}  ${o.address}  ${formatEther(BigInt(o.stake)).padStart(11)}  ${o.signed.padStart(6)}  ${o.missed.padStart(6)}  ${String(o.slashings).padStart(7)}  ${formatAmount(BigInt(o.pendingRewards), asset)}`),
+    `payment asset  ${isEth(asset) ? 'ETH' : `${asset.symbol} at ${asset.address}`}`,
+    `task life      deadlines up to ${maxTaskLife} s ahead settle on-chain (TaskManager.maxTaskLife); each node accepts up to its own maximum task TTL (default ${DEFAULT_MAX_TASK_TTL_MS / 1000} s), which it reports over /poi/network/1/`,
+    `ERC-8004       ${identityRegistry !== undefined ? `IdentityRegistry ${identityRegistry}, ValidationRegistry ${validationRegistry ?? '(none)'}` : 'no registries in this deployment file'}`
   ].join('\n'))
 }

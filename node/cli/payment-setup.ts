@@ -5,7 +5,7 @@
  * types and reads them, and a task's default fee.
  */
 import { erc20Abi, formatUnits, isAddressEqual, parseUnits, zeroAddress, type Account, type Chain, type Transport, type WalletClient } from 'viem'
-import { TaskManagerAbi, readModel, readPaymentAsset } from '../../contracts/index.js'
+import { TaskManagerAbi, readModel, readPaymentAsset, requiredTaskFee } from '../../contracts/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
 import { loadKeystore, type Keystore } from '../keys.js'
@@ -100,7 +100,7 @@ export interface TaskFeeTerms {
   modelFee: bigint
   /** The network's minimum on top (TaskManager.minTaskFee). */
   minTaskFee: bigint
-  /** modelFee + minTaskFee. */
+  /** requiredTaskFee(modelFee, minTaskFee). */
   fee: bigint
 }
 
@@ -112,7 +112,7 @@ export async function readTaskFee (chain: ChainClient, modelId: Uint8Array): Pro
       chain.publicClient.readContract({ address: chain.config.taskManager, abi: TaskManagerAbi, functionName: 'minTaskFee' })
     ])
     const modelFee = model?.fee ?? 0n
-    return { modelFee, minTaskFee, fee: modelFee + minTaskFee }
+    return { modelFee, minTaskFee, fee: requiredTaskFee(modelFee, minTaskFee) }
   })
 }
 

@@ -14,9 +14,8 @@ import { ModelNotFoundError, fetchManifest } from '../models/index.js'
 import { readVault } from '../../contracts/index.js'
 import type { ChainClient } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
-import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, checkRequestParams, requestInference, waitForNetwork } from '../requester/index.js'
+import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, checkRequestBounds, requestInference, waitForNetwork } from '../requester/index.js'
 import { DEFAULT_QUORUM_BPS } from '../../consensus/index.js'
-import { DEFAULT_MAX_TASK_TTL_MS } from '../config.js'
 import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
 import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
@@ -27,13 +26,6 @@ import { formatSummary } from './summary.js'
 
 /** How long `poi request --model <id>` looks for the model's manifest before giving up. */
 const MANIFEST_LOOKUP_TIMEOUT_MS = 15_000
-
-/**
- * The farthest deadline the network's nodes accept (their `maxTaskTtlMs`): every node runs
- * with the default unless its operator configured another, and /poi/network/1/ does not carry
- * it yet, so a requester checks its timeout against the default.
- */
-const NETWORK_MAX_TASK_TTL_MS = DEFAULT_MAX_TASK_TTL_MS
 
 const exists = async (path: string): Promise<boolean> => await stat(path).then(() => true, () => false)
 
@@ -59,7 +51,9 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
   // What the nodes would refuse is refused here, before connecting to anything.
   const timeoutMs = (num(values.timeout, 'timeout') ?? DEFAULT_TASK_TIMEOUT_MS / 1000) * 1000
   const quorumBps = num(values.quorum, 'quorum') ?? DEFAULT_QUORUM_BPS
-  checkRequestParams({ timeoutMs, quorumBps }, { maxTaskTtlMs: NETWORK_MAX_TASK_TTL_MS })
+  // The timeout against the network's maximum task TTL is checked once connected (requestInference
+  // asks the nodes over /poi/network/1/), still before the task is announced.
+  checkRequestBounds({ timeoutMs, quorumBps })
   // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
   const config = await requesterConfig('request', values, (line) => out.notice(line))
   if (config.chain == null && values.genesis === undefined && !await exists(config.genesis)) {

@@ -48,3 +48,11 @@ export const OUTPUT_LOOKUP_TIMEOUT_MS = 5_000
  */
 export const REFUSAL_FIRST_CHECK_MS = 500
 export const REFUSAL_POLL_MS = 1_500
+
+/**
+ * Full nodes asked over /poi/network/1/ for their maximum task TTL before a task is announced,
+ * all at once, and how long each may take. The answer is ~130 bytes; three connected nodes are
+ * the bootstrap nodes a requester usually has, and the smallest limit among them is used.
+ */
+export const TASK_TTL_LOOKUP_PEERS = 3
+export const TASK_TTL_LOOKUP_TIMEOUT_MS = 3_000

@@ -22,20 +22,36 @@ export class InvalidRequestError extends PoiError {
 export interface RequestLimits {
   /** The farthest deadline the network's nodes accept, from the announcement; default DEFAULT_MAX_TASK_TTL_MS. */
   maxTaskTtlMs?: number
+  /** Who says so, for the message: e.g. `reported by 12D3… over /poi/network/1/`; default: the built-in default. */
+  source?: string
 }
 
 /** Throws InvalidRequestError for a timeout or quorum the nodes would refuse. */
 export function checkRequestParams (params: { timeoutMs: number, quorumBps: number }, limits: RequestLimits = {}): void {
+  checkRequestBounds(params)
+  checkTaskTtl(params.timeoutMs, limits)
+}
+
+/**
+ * The checks that need no network: a timeout above 0 and a quorum in 1..10000 bps. Throws
+ * InvalidRequestError.
+ */
+export function checkRequestBounds (params: { timeoutMs: number, quorumBps: number }): void {
   const { timeoutMs, quorumBps } = params
-  const maxTaskTtlMs = limits.maxTaskTtlMs ?? DEFAULT_MAX_TASK_TTL_MS
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new InvalidRequestError('timeout', `the task timeout must be more than 0 s (got ${timeoutMs / 1000} s): it sets the deadline from the announcement`)
   }
-  if (timeoutMs > maxTaskTtlMs) {
-    throw new InvalidRequestError('timeout', `the task timeout ${formatDuration(timeoutMs)} is more than the ${formatDuration(maxTaskTtlMs)} the network's nodes accept ` +
-      `(their maximum task TTL): they would refuse the task; use a timeout of at most ${maxTaskTtlMs / 1000} s`)
-  }
   if (!Number.isInteger(quorumBps) || quorumBps < 1 || quorumBps > BPS_DENOMINATOR) {
     throw new InvalidRequestError('quorum', `the quorum must be a whole number of basis points from 1 to ${BPS_DENOMINATOR} (${BPS_DENOMINATOR} = all of the stake), got ${quorumBps}`)
+  }
+}
+
+/** Throws InvalidRequestError for a timeout beyond the network's maximum task TTL (`limits`, default DEFAULT_MAX_TASK_TTL_MS). */
+export function checkTaskTtl (timeoutMs: number, limits: RequestLimits = {}): void {
+  const maxTaskTtlMs = limits.maxTaskTtlMs ?? DEFAULT_MAX_TASK_TTL_MS
+  const source = limits.maxTaskTtlMs === undefined ? 'the default' : limits.source ?? 'as given'
+  if (timeoutMs > maxTaskTtlMs) {
+    throw new InvalidRequestError('timeout', `the task timeout ${formatDuration(timeoutMs)} is more than the ${formatDuration(maxTaskTtlMs)} the network's nodes accept ` +
+      `(their maximum task TTL, ${source}): they would refuse the task; use a timeout of at most ${Math.floor(maxTaskTtlMs / 1000)} s`)
   }
 }

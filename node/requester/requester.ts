@@ -18,7 +18,8 @@ import {
 import { watchRefusal } from './refusal-watch.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
-import { checkRequestParams } from './params.js'
+import { checkRequestBounds, checkTaskTtl } from './params.js'
+import { readNetworkTaskTtl } from './task-ttl.js'
 
 // bench/qc-latency.ts still imports it from this file; others use the folder's index.
 export { waitForNetwork } from './network-wait.js'
@@ -87,7 +88,11 @@ export interface RequestOptions extends AbortOptions {
    * task was settled, and reads operator sets of epochs the node does not know from it.
    */
   chain?: RequesterChain
-  /** The farthest deadline the network's nodes accept; a longer timeout is refused before announcing (InvalidRequestError). */
+  /**
+   * The farthest deadline the network's nodes accept; a longer timeout is refused before
+   * announcing (InvalidRequestError). Default: the smallest limit the connected full nodes report
+   * over /poi/network/1/ (readNetworkTaskTtl), or DEFAULT_MAX_TASK_TTL_MS when none reports one.
+   */
   maxTaskTtlMs?: number
 }
 
@@ -99,7 +104,8 @@ export interface RequestOptions extends AbortOptions {
  * waiting for the certificate and fetching the output: aborting rejects with
  * RequestAbortedError (its `cause` is the signal's reason). Whatever the outcome, every
  * listener and timer this call added is removed before it settles. Other failures:
- * InvalidRequestError (before anything is sent), TaskRefusedError (a connected full node says
+ * InvalidRequestError (before the task is announced; a timeout beyond the maximum task TTL the
+ * connected full nodes report is one), TaskRefusedError (a connected full node says
  * it refused the task, within seconds of the announcement),
  * InputTooLargeError, NotConnectedError, AnnounceError, NoQuorumError (with the full nodes
  * asked after the deadline and why none had a certificate), CertificateRejectedError,
@@ -116,9 +122,15 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const { onProgress: progress = () => {}, signal, connectTimeoutMs, chain } = options
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
-  checkRequestParams({ timeoutMs, quorumBps }, { maxTaskTtlMs: options.maxTaskTtlMs })
+  checkRequestBounds({ timeoutMs, quorumBps })
+  if (options.maxTaskTtlMs !== undefined) checkTaskTtl(timeoutMs, { maxTaskTtlMs: options.maxTaskTtlMs, source: 'as the caller says' })
   if (params.input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(params.input.length)
   await waitForNetwork(node, { timeoutMs: connectTimeoutMs, signal })
+  if (options.maxTaskTtlMs === undefined) {
+    const ttl = await readNetworkTaskTtl(node, { signal })
+    throwIfAborted(signal, 'asking the network for its maximum task TTL')
+    checkTaskTtl(timeoutMs, ttl)
+  }
 
   const set: OperatorSet = node.operatorSet
   const deadline = Date.now() + timeoutMs

@@ -19,6 +19,7 @@
  */
 import type { Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
+import { requiredTaskFee } from '../../contracts/index.js'
 import {
   MAX_CACHED_PAYMENT_ACCOUNTS, MAX_PENDING_PAID_TASKS, bytesToUint256, to0xHex, toHex, type TaskAnnouncement
 } from '../../protocols/wire/index.js'
@@ -131,7 +132,7 @@ export class PaymentGate implements Startable {
     const fee = bytesToUint256(task.fee)
     const [terms, modelFee] = await Promise.all([this.paymentTerms(), this.chain.modelFee(task.modelId)])
     if (modelFee === undefined) return { verdict: 'ignore', reason: `model ${to0xHex(task.modelId)} is not registered, so its fee is unknown` }
-    const required = modelFee + terms.minTaskFee
+    const required = requiredTaskFee(modelFee, terms.minTaskFee)
     if (fee < required) {
       return { verdict: 'reject', reason: `fee ${fee} wei is below the model's fee ${modelFee} wei plus the network minimum ${terms.minTaskFee} wei (${required} wei); the TaskManager would refuse its certificate (FeeBelowMinimum)` }
     }

@@ -22,27 +22,27 @@ const ADDRESS_FIELD_BYTES = TAG_BYTES + 1 + ADDRESS_BYTES
 export const MAX_NETWORK_INFO_REQUEST_BYTES = TAG_BYTES + MAX_UINT32_VARINT_BYTES
 
 /**
- * The largest NetworkInfo, computed from its fields (version and status uint32, chainId and
- * deployedAtBlock uint64, four addresses): 122 bytes. Anything longer is not a NetworkInfo, so
- * the client refuses the frame before buffering it.
+ * The largest NetworkInfo, computed from its fields (version, status and maxTaskTtlSeconds
+ * uint32, chainId and deployedAtBlock uint64, four addresses): 128 bytes. Anything longer is not
+ * a NetworkInfo, so the client refuses the frame before buffering it.
  */
 export const MAX_NETWORK_INFO_RESPONSE_BYTES =
-  2 * (TAG_BYTES + MAX_UINT32_VARINT_BYTES) + 2 * (TAG_BYTES + MAX_UINT64_VARINT_BYTES) + 4 * ADDRESS_FIELD_BYTES
+  3 * (TAG_BYTES + MAX_UINT32_VARINT_BYTES) + 2 * (TAG_BYTES + MAX_UINT64_VARINT_BYTES) + 4 * ADDRESS_FIELD_BYTES
 
 /** Status codes of NetworkInfo.status. */
 export const NETWORK_STATUS = {
-  /** chainId, registry, taskManager, slashing and deployedAtBlock are set; modelRegistry may be empty. */
+  /** chainId, registry, taskManager, slashing and deployedAtBlock are set; modelRegistry and maxTaskTtlSeconds may be empty. */
   FOUND: 0,
-  /** The node runs from a genesis file, without contracts: every other field is empty or zero. */
+  /** The node runs from a genesis file, without contracts: every field but maxTaskTtlSeconds is empty or zero. */
   NO_CHAIN: 1,
-  /** The request was malformed (another protocol version?). */
+  /** The request was malformed (another protocol version?): every other field is empty or zero. */
   BAD_REQUEST: 2
 } as const
 
 /**
  * Time and inbound bounds are the exchange defaults (protocols/exchange/constants.ts): a
  * requester asks its bootstrap node once when it starts, so a bootstrap node may see a burst,
- * and each answer is a constant of ~120 bytes. A node asks other nodes only once at start, so
+ * and each answer is a constant of ~130 bytes. A node asks other nodes only once at start, so
  * it needs few outbound streams.
  */
 export const NETWORK_MAX_OUTBOUND_STREAMS = 4

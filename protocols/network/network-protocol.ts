@@ -9,7 +9,7 @@
  */
 import { logger } from '@libp2p/logger'
 import {
-  ADDRESS_BYTES, defineCodec, ruleExactBytes, ruleOneOf, ruleUint64, ruleVersion, to0xHex, violation, WIRE_LENGTH_DELIMITED as L,
+  ADDRESS_BYTES, defineCodec, ruleExactBytes, ruleOneOf, ruleUint32, ruleUint64, ruleVersion, to0xHex, violation, WIRE_LENGTH_DELIMITED as L,
   WIRE_VARINT as V, type FieldViolation, NetworkInfo, NetworkInfoRequest
 } from '../wire/index.js'
 import {
@@ -36,8 +36,13 @@ function checkRequest (req: NetworkInfoRequest): FieldViolation | undefined {
 
 function checkResponse (res: NetworkInfo): FieldViolation | undefined {
   const bad = ruleVersion(res.version, NETWORK_VERSION) ?? ruleOneOf('status', res.status, STATUSES) ??
-    ruleUint64('chainId', res.chainId) ?? ruleUint64('deployedAtBlock', res.deployedAtBlock)
+    ruleUint64('chainId', res.chainId) ?? ruleUint64('deployedAtBlock', res.deployedAtBlock) ??
+    ruleUint32('maxTaskTtlSeconds', res.maxTaskTtlSeconds)
   if (bad !== undefined) return bad
+  // A node's own limit, with or without a chain; absent (0) from a node older than the field.
+  if (res.status === NETWORK_STATUS.BAD_REQUEST && res.maxTaskTtlSeconds !== 0) {
+    return violation('INVALID_FIELD', 'maxTaskTtlSeconds', `must be unset with status ${res.status} (a refused request)`)
+  }
   if (res.status === NETWORK_STATUS.FOUND) {
     if (res.chainId === 0n) return violation('INVALID_FIELD', 'chainId', 'is 0; a deployment lives on a chain with a non-zero id')
     return ruleExactBytes('registry', res.registry, ADDRESS_BYTES) ??
@@ -45,7 +50,7 @@ function checkResponse (res: NetworkInfo): FieldViolation | undefined {
       ruleExactBytes('slashing', res.slashing, ADDRESS_BYTES) ??
       (res.modelRegistry.length === 0 ? undefined : ruleExactBytes('modelRegistry', res.modelRegistry, ADDRESS_BYTES))
   }
-  // NO_CHAIN and BAD_REQUEST carry nothing else.
+  // NO_CHAIN and BAD_REQUEST carry no deployment.
   const unset = (field: string, isSet: boolean): FieldViolation | undefined =>
     isSet ? violation('INVALID_FIELD', field, `must be unset with status ${res.status} (no deployment)`) : undefined
   return unset('chainId', res.chainId !== 0n) ?? unset('deployedAtBlock', res.deployedAtBlock !== 0n) ??
@@ -61,12 +66,18 @@ const REQUEST_CODEC = defineCodec<NetworkInfoRequest>({
   check: checkRequest
 })
 
+/**
+ * maxTaskTtlSeconds (field 9) came after version 1 shipped, without a version bump: a requester
+ * reads an older node's answer (the field absent is 0, "not said", and it assumes the default),
+ * but a requester older than the field refuses a newer node's answer as NON_CANONICAL (a field
+ * it does not know). Upgrade requesters with or before the nodes they ask.
+ */
 const RESPONSE_CODEC = defineCodec<NetworkInfo>({
   name: 'NetworkInfo',
   maxBytes: MAX_NETWORK_INFO_RESPONSE_BYTES,
   fields: {
     version: [1, V], status: [2, V], chainId: [3, V], registry: [4, L], taskManager: [5, L], slashing: [6, L],
-    modelRegistry: [7, L], deployedAtBlock: [8, V]
+    modelRegistry: [7, L], deployedAtBlock: [8, V], maxTaskTtlSeconds: [9, V]
   },
   proto: NetworkInfo,
   check: checkResponse
@@ -77,11 +88,12 @@ export const decodeNetworkInfo: (bytes: Uint8Array) => NetworkInfo = RESPONSE_CO
 export const encodeNetworkInfo: (info: NetworkInfo) => Uint8Array<ArrayBuffer> = RESPONSE_CODEC.encode
 
 /**
- * The answer of a node that runs without contracts (from a genesis file). What a node with a
- * chain announces is built from its deployment by node/ (contracts' Deployment → NetworkInfo).
+ * The answer of a node that runs without contracts (from a genesis file) and does not say its
+ * task limit. What a node announces is built by node/ (contracts' Deployment and the node's
+ * maximum task TTL → NetworkInfo).
  */
 export const NO_CHAIN_INFO: NetworkInfo = Object.freeze({
-  version: NETWORK_VERSION, status: NETWORK_STATUS.NO_CHAIN, chainId: 0n, registry: EMPTY, taskManager: EMPTY, slashing: EMPTY, modelRegistry: EMPTY, deployedAtBlock: 0n
+  version: NETWORK_VERSION, status: NETWORK_STATUS.NO_CHAIN, chainId: 0n, registry: EMPTY, taskManager: EMPTY, slashing: EMPTY, modelRegistry: EMPTY, deployedAtBlock: 0n, maxTaskTtlSeconds: 0
 })
 
 /** /poi/network/1/: one NetworkInfoRequest, one NetworkInfo. */

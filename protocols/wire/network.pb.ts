@@ -102,6 +102,7 @@ export interface NetworkInfo {
   slashing: Uint8Array<ArrayBuffer>
   modelRegistry: Uint8Array<ArrayBuffer>
   deployedAtBlock: bigint
+  maxTaskTtlSeconds: number
 }
 
 export namespace NetworkInfo {
@@ -154,6 +155,11 @@ export namespace NetworkInfo {
           w.uint64(obj.deployedAtBlock)
         }
 
+        if ((obj.maxTaskTtlSeconds != null && obj.maxTaskTtlSeconds !== 0)) {
+          w.uint32(72)
+          w.uint32(obj.maxTaskTtlSeconds)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -166,7 +172,8 @@ export namespace NetworkInfo {
           taskManager: uint8ArrayAlloc(0),
           slashing: uint8ArrayAlloc(0),
           modelRegistry: uint8ArrayAlloc(0),
-          deployedAtBlock: 0n
+          deployedAtBlock: 0n,
+          maxTaskTtlSeconds: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -205,6 +212,10 @@ export namespace NetworkInfo {
             }
             case 8: {
               obj.deployedAtBlock = reader.uint64()
+              break
+            }
+            case 9: {
+              obj.maxTaskTtlSeconds = reader.uint32()
               break
             }
             default: {
@@ -278,6 +289,13 @@ export namespace NetworkInfo {
               }
               break
             }
+            case 9: {
+              yield {
+                field: `${prefix}.maxTaskTtlSeconds`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -330,6 +348,11 @@ export namespace NetworkInfo {
     value: bigint
   }
 
+  export interface NetworkInfoMaxTaskTtlSecondsFieldEvent {
+    field: '$.maxTaskTtlSeconds'
+    value: number
+  }
+
   export function encode (obj: Partial<NetworkInfo>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NetworkInfo.codec())
   }
@@ -338,7 +361,7 @@ export namespace NetworkInfo {
     return decodeMessage(buf, NetworkInfo.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NetworkInfo>): Generator<NetworkInfoVersionFieldEvent | NetworkInfoStatusFieldEvent | NetworkInfoChainIdFieldEvent | NetworkInfoRegistryFieldEvent | NetworkInfoTaskManagerFieldEvent | NetworkInfoSlashingFieldEvent | NetworkInfoModelRegistryFieldEvent | NetworkInfoDeployedAtBlockFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NetworkInfo>): Generator<NetworkInfoVersionFieldEvent | NetworkInfoStatusFieldEvent | NetworkInfoChainIdFieldEvent | NetworkInfoRegistryFieldEvent | NetworkInfoTaskManagerFieldEvent | NetworkInfoSlashingFieldEvent | NetworkInfoModelRegistryFieldEvent | NetworkInfoDeployedAtBlockFieldEvent | NetworkInfoMaxTaskTtlSecondsFieldEvent> {
     return streamMessage(buf, NetworkInfo.codec(), opts)
   }
 }

@@ -36,6 +36,8 @@ export interface TestNetworkOptions {
   operatorsWithoutModels?: boolean
   /** false: the bootstrap and extra nodes do not aggregate as backups (to test the aggregator alone). */
   backupAggregation?: boolean
+  /** Every node's maximum task TTL (default: the config's, DEFAULT_MAX_TASK_TTL_MS). */
+  maxTaskTtlMs?: number
 }
 
 /** Gossipsub grafts on its 1 s heartbeat; a few heartbeats are enough, this much leaves room for a loaded machine. */
@@ -66,7 +68,8 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     genesis: join(root, 'genesis.json'),
     listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'],
     bootstrap,
-    graceMs: opts.graceMs ?? 250
+    graceMs: opts.graceMs ?? 250,
+    ...(opts.maxTaskTtlMs !== undefined ? { maxTaskTtlMs: opts.maxTaskTtlMs } : {})
   })
   const fresh = async (name: string): Promise<Keystore> => {
     await generateKeystore(join(root, name, 'keys'))
