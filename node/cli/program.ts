@@ -283,7 +283,7 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .addHelpText('after', example(['poi rewards --chain deployment.json --keystore ./keys', 'poi rewards --chain deployment.json --keystore ./keys --claim']))
     .action(action(async () => (await import('./payment-commands.js')).runRewards))
   addChainOptions(program.command('network'), false)
-    .description('every operator of the current epoch: stake, reputation (signed, missed, slashed) and rewards to claim')
+    .description('the network: its contracts (payment asset, maximum task life, ERC-8004 registries) and every operator of the current epoch with stake, reputation (signed, missed, slashed) and rewards to claim')
     .addHelpText('after', example(['poi network --chain deployment.json --json']))
     .action(action(async () => (await import('./payment-commands.js')).runNetwork))
 
