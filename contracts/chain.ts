@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { PoiError } from '../protocols/wire/index.js'
 
@@ -24,6 +23,10 @@ export const ANVIL_CHAIN_ID = 31337
 export const ANVIL_HARDFORK = 'prague'
 const READY_TIMEOUT_MS = 20_000
 const STOP_TIMEOUT_MS = 5_000
+/** The line anvil prints once it has bound its port (the last line of its banner). */
+const LISTENING = /^Listening on 127\.0\.0\.1:(\d+)\r?\n/m
+/** How much of anvil's stdout is kept while looking for LISTENING: more than a line, far less than the banner. */
+const LISTENING_SCAN_CHARS = 512
 /** Enough for 128 operators each registering with ETH stake, and then some. */
 const DEFAULT_BALANCE_ETH = 100_000
 
@@ -46,18 +49,6 @@ export function anvilBinary (): string {
   } catch {
     throw new ChainError(`no anvil binary for ${process.platform}/${process.arch}: package ${platformPackage} is not installed. poi lists the linux x64 build as an optional dependency; on another platform install the matching @foundry-rs/anvil-* package, or point nodes at any chain with --chain`)
   }
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr != null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 export interface AnvilOptions {
@@ -102,21 +93,25 @@ async function rpcAnswers (url: string): Promise<boolean> {
 /**
  * Starts a local anvil chain on 127.0.0.1 with the Prague hard fork and
  * waits until it answers JSON-RPC.
+ *
+ * Without opts.port anvil binds port 0 and says which port the OS gave it (LISTENING). Picking a
+ * free port first and handing it over would leave a moment in which another process (a test file
+ * running in parallel, a node listening on port 0) can take it, and the RPC URL could then reach
+ * someone else's anvil.
  */
 export async function startAnvil (opts: AnvilOptions = {}): Promise<Anvil> {
-  const port = opts.port ?? await freePort()
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--hardfork', ANVIL_HARDFORK, '--chain-id', String(ANVIL_CHAIN_ID),
-    '--accounts', String(opts.accounts ?? ANVIL_PRIVATE_KEYS.length), '--balance', String(opts.balanceEth ?? DEFAULT_BALANCE_ETH), '--silent']
+  // Not --silent: anvil prints LISTENING only in its banner; the lines after it are drained unread.
+  const args = ['--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--hardfork', ANVIL_HARDFORK, '--chain-id', String(ANVIL_CHAIN_ID),
+    '--accounts', String(opts.accounts ?? ANVIL_PRIVATE_KEYS.length), '--balance', String(opts.balanceEth ?? DEFAULT_BALANCE_ETH)]
   if (opts.blockTime != null) args.push('--block-time', String(opts.blockTime))
   if (opts.loadState != null) args.push('--load-state', opts.loadState)
   if (opts.dumpState != null) args.push('--dump-state', opts.dumpState)
   if (opts.dumpState != null && opts.stateIntervalS != null) args.push('--state-interval', String(opts.stateIntervalS))
-  const proc = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
   opts.onSpawn?.(proc)
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4_000) })
   const exited = new Promise<void>(resolve => proc.once('exit', () => resolve()))
-  const rpcUrl = `http://127.0.0.1:${port}`
   const stop = async (): Promise<void> => {
     if (proc.exitCode != null || proc.signalCode != null) return
     proc.kill('SIGTERM')
@@ -125,8 +120,19 @@ export async function startAnvil (opts: AnvilOptions = {}): Promise<Anvil> {
     clearTimeout(timer)
   }
   const deadline = Date.now() + READY_TIMEOUT_MS
+  const failed = (what: string): ChainError => new ChainError(`anvil ${what}: ${stderr.trim() || `code ${proc.exitCode}`}`)
+  const port = await listeningPort(proc, READY_TIMEOUT_MS)
+  if (port === 'timeout') {
+    await stop()
+    throw new ChainError(`anvil did not say which port it listens on within ${READY_TIMEOUT_MS} ms`)
+  }
+  if (port === 'exited') {
+    if (proc.stderr != null && !proc.stderr.readableEnded) await new Promise(resolve => proc.stderr?.once('end', resolve))
+    throw failed('exited before listening')
+  }
+  const rpcUrl = `http://127.0.0.1:${port}`
   while (!await rpcAnswers(rpcUrl)) {
-    if (proc.exitCode != null || proc.signalCode != null) throw new ChainError(`anvil exited before answering on ${rpcUrl}: ${stderr.trim() || `code ${proc.exitCode}`}`)
+    if (proc.exitCode != null || proc.signalCode != null) throw failed(`exited before answering on ${rpcUrl}`)
     if (Date.now() > deadline) {
       await stop()
       throw new ChainError(`anvil did not answer on ${rpcUrl} within ${READY_TIMEOUT_MS} ms`)
@@ -134,4 +140,32 @@ export async function startAnvil (opts: AnvilOptions = {}): Promise<Anvil> {
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   return { rpcUrl, chainId: ANVIL_CHAIN_ID, process: proc, stop }
+}
+
+/**
+ * The port in anvil's LISTENING line, read from its stdout: 'exited' if its stdout ends first,
+ * 'timeout' after timeoutMs. Whatever anvil prints afterwards is read and dropped.
+ */
+async function listeningPort (proc: ChildProcess, timeoutMs: number): Promise<number | 'exited' | 'timeout'> {
+  const stdout = proc.stdout
+  if (stdout == null) return 'exited'
+  let seen = ''
+  return await new Promise(resolve => {
+    const done = (outcome: number | 'exited' | 'timeout'): void => {
+      clearTimeout(timer)
+      stdout.off('data', onData)
+      stdout.off('end', onEnd)
+      stdout.resume() // keep draining: anvil logs every request, and a full pipe would stall it
+      resolve(outcome)
+    }
+    const onData = (d: Buffer): void => {
+      seen = (seen + d.toString()).slice(-LISTENING_SCAN_CHARS)
+      const m = LISTENING.exec(seen)
+      if (m !== null) done(Number(m[1]))
+    }
+    const onEnd = (): void => { done('exited') }
+    const timer = setTimeout(() => { done('timeout') }, timeoutMs)
+    stdout.on('data', onData)
+    stdout.once('end', onEnd)
+  })
 }
