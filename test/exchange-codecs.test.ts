@@ -47,7 +47,7 @@ const CASES: Case[] = [
     decode: decodeResultResponse,
     max: MAX_RESULT_RESPONSE_BYTES
   },
-  { name: 'NetworkInfoRequest', valid: { version: NETWORK_VERSION }, raw: NetworkInfoRequest.encode, decode: decodeNetworkInfoRequest, max: MAX_NETWORK_INFO_REQUEST_BYTES },
+  { name: 'NetworkInfoRequest', valid: { version: NETWORK_VERSION, withMaxTaskTtl: true }, raw: NetworkInfoRequest.encode, decode: decodeNetworkInfoRequest, max: MAX_NETWORK_INFO_REQUEST_BYTES },
   {
     name: 'NetworkInfo',
     valid: networkInfoOf({ chainId: 31337, registry: `0x${'11'.repeat(20)}`, taskManager: `0x${'22'.repeat(20)}`, slashing: `0x${'33'.repeat(20)}`, deployedAtBlock: 5n }, 600_000),
@@ -101,6 +101,14 @@ describe('one strict codec for streams and exchanges', () => {
       })
     })
   }
+
+  it('NetworkInfoRequest: a requester older than withMaxTaskTtl (its version alone) still decodes; the flag has one spelling', () => {
+    assert.deepEqual(decodeNetworkInfoRequest(Uint8Array.from([0x08, 0x01])), { version: NETWORK_VERSION, withMaxTaskTtl: false })
+    assert.deepEqual([...NetworkInfoRequest.encode({ version: NETWORK_VERSION, withMaxTaskTtl: true })], [0x08, 0x01, 0x10, 0x01])
+    // false written out, and true spelled 2: the same request in other bytes
+    expectDecodeError(() => decodeNetworkInfoRequest(Uint8Array.from([0x08, 0x01, 0x10, 0x00])), 'NON_CANONICAL')
+    expectDecodeError(() => decodeNetworkInfoRequest(Uint8Array.from([0x08, 0x01, 0x10, 0x02])), 'NON_CANONICAL')
+  })
 
   it('encoders refuse what the decoders refuse, with EncodeError', () => {
     assert.throws(() => encodeStreamRequest({ version: STREAM_VERSION, msgId: filled(31, 1), payloadRef: new Uint8Array(0) }),

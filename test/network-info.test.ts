@@ -1,7 +1,9 @@
 /**
  * /poi/network/1/ between real libp2p nodes on 127.0.0.1: a requester learns the network's
  * contracts from a bootstrap node; garbage, oversized, wrong-version and late answers from a
- * hand-written bad server are refused with the right codes.
+ * hand-written bad server are refused with the right codes. The maximum task TTL is opt-in, so
+ * requesters and nodes from before it (test/helpers/network-before-ttl.ts) still understand
+ * today's.
  */
 import { strict as assert } from 'node:assert'
 import type { PoiLibp2p } from '../node/p2p.js'
@@ -17,6 +19,7 @@ import { until } from './helpers/wait.js'
 import { DecodeError, EncodeError } from '../protocols/wire/index.js'
 import { type ExchangeError, requestOnce } from '../protocols/exchange/index.js'
 import { rejectsExchange, startExchangePeers, type ExchangePeers, type RogueAnswer } from './helpers/exchange-peers.js'
+import { OLD_REQUEST_CODEC, OLD_RESPONSE_CODEC, oldNetworkInfoServer } from './helpers/network-before-ttl.js'
 
 /** Short limit for the test that waits for a peer that never answers. */
 const SHORT_TIMEOUT_MS = 400
@@ -55,6 +58,10 @@ describe('network info protocol: /poi/network/1/', function () {
   let server: NetworkInfoServer | undefined
   /** What the rogue answers: a raw byte string, one frame, nothing at all, or a closed stream. */
   let rogueAnswer: RogueAnswer = {}
+  /** Answers the rogue gives first, one per request, before falling back to rogueAnswer. */
+  let rogueQueue: RogueAnswer[] = []
+  /** An old node's server in place of the bootstrap node's (stopped after its test). */
+  let oldServer: { stop: () => Promise<void> } | undefined
 
   /** Serves `deployment` (and `maxTaskTtlMs`, unset like an older node) from the bootstrap node in place of the previous server. */
   async function serve (deployment: Deployment | undefined, maxTaskTtlMs?: number): Promise<void> {
@@ -64,8 +71,14 @@ describe('network info protocol: /poi/network/1/', function () {
   }
 
   before(async () => {
-    peers = await startExchangePeers(NETWORK_PROTOCOL, () => rogueAnswer)
+    peers = await startExchangePeers(NETWORK_PROTOCOL, () => rogueQueue.shift() ?? rogueAnswer)
     ;({ server: bootstrap, client: requester, rogue } = peers)
+  })
+
+  afterEach(async () => {
+    rogueQueue = []
+    await oldServer?.stop()
+    oldServer = undefined
   })
 
   after(async () => {
@@ -111,6 +124,69 @@ describe('network info protocol: /poi/network/1/', function () {
     const old = await fetchNetworkInfo(requester, bootstrap.peerId)
     assert.equal(maxTaskTtlMsOf(old), undefined)
     assert.deepEqual(encodeNetworkInfo(old), encodeNetworkInfo({ ...old, maxTaskTtlSeconds: 0 }))
+  })
+
+  it('answers a request that does not ask for the limit (a requester older than it) with the bytes the old rules decode', async () => {
+    // What an old requester sends: its version, nothing else.
+    const oldRequest = Uint8Array.from([0x08, 0x01])
+    assert.deepEqual(OLD_REQUEST_CODEC.encode({ version: NETWORK_VERSION }), oldRequest)
+    const ask = async (request: Uint8Array): Promise<Uint8Array> =>
+      await requestOnce(requester, bootstrap.peerId, NETWORK_PROTOCOL, request, { maxResponseBytes: MAX_NETWORK_INFO_RESPONSE_BYTES, timeoutMs: 5_000 })
+    for (const deployment of [DEPLOYMENT, undefined]) {
+      await serve(deployment, 20 * 60_000)
+      const bytes = await ask(oldRequest)
+      // the old codec refuses any field it does not know, so field 9 is not in these bytes
+      const old = OLD_RESPONSE_CODEC.decode(bytes)
+      assert.equal(old.status, deployment === undefined ? NETWORK_STATUS.NO_CHAIN : NETWORK_STATUS.FOUND)
+      assert.deepEqual([...bytes], [...encodeNetworkInfo({ ...networkInfoOf(deployment), maxTaskTtlSeconds: 0 })])
+      // the same node tells its limit to a requester that asks, which the old rules could not read
+      const asked = await ask(NetworkInfoRequest.encode({ version: NETWORK_VERSION, withMaxTaskTtl: true }))
+      assert.equal(decodeNetworkInfo(asked).maxTaskTtlSeconds, 1200)
+      assert.throws(() => OLD_RESPONSE_CODEC.decode(asked), (err: unknown) => err instanceof DecodeError && err.code === 'NON_CANONICAL')
+    }
+  })
+
+  it('a node older than the limit refuses the question (BAD_REQUEST): asked again without it, its contracts still come, and the default limit applies', async () => {
+    await server?.stop()
+    let answered = 0
+    const old = oldNetworkInfoServer({ libp2p: bootstrap, info: networkInfoOf(DEPLOYMENT), onAnswer: () => { answered++ } })
+    oldServer = old
+    await old.start()
+    // what the old node does with today's request: its strict codec refuses field 2
+    const refused = await requestOnce(requester, bootstrap.peerId, NETWORK_PROTOCOL,
+      NetworkInfoRequest.encode({ version: NETWORK_VERSION, withMaxTaskTtl: true }), { maxResponseBytes: MAX_NETWORK_INFO_RESPONSE_BYTES, timeoutMs: 5_000 })
+    assert.equal(decodeNetworkInfo(refused).status, NETWORK_STATUS.BAD_REQUEST)
+    assert.equal(answered, 0)
+
+    const info = await fetchNetworkInfo(requester, bootstrap.peerId)
+    sameDeployment(deploymentOfNetworkInfo(info), DEPLOYMENT)
+    assert.equal(maxTaskTtlMsOf(info), undefined)
+    assert.equal(answered, 1, 'the second request, without the question, was answered')
+
+    // the rogue is also an old node: it refuses the question, then answers without the limit
+    rogueQueue = [{ frame: encodeNetworkInfo({ ...networkInfoOf(undefined), status: NETWORK_STATUS.BAD_REQUEST }) }]
+    rogueAnswer = { frame: encodeNetworkInfo(networkInfoOf(undefined)) }
+    await until(async () => (await requester.peerStore.get(bootstrap.peerId)).protocols.includes(NETWORK_PROTOCOL) &&
+      (await requester.peerStore.get(rogue.peerId)).protocols.includes(NETWORK_PROTOCOL), 10_000, 'identify of both peers')
+    const ttl = await readNetworkTaskTtl({ libp2p: requester })
+    assert.deepEqual([ttl.maxTaskTtlMs, ttl.peer], [DEFAULT_MAX_TASK_TTL_MS, undefined])
+    assert.match(ttl.source, /the default: none of the 2 connected nodes/)
+    assert.equal(answered, 2)
+    assert.deepEqual(rogueQueue, [], 'the rogue was asked twice')
+  })
+
+  it('refuses a limit the request did not ask for, and a peer that refuses both questions', async () => {
+    const badRequest = { frame: encodeNetworkInfo({ ...networkInfoOf(undefined), status: NETWORK_STATUS.BAD_REQUEST }) }
+    // refuses the question, then tells the limit anyway
+    rogueQueue = [badRequest]
+    rogueAnswer = { frame: encodeNetworkInfo(networkInfoOf(DEPLOYMENT, 20 * 60_000)) }
+    const err = await rejects(fetchNetworkInfo(requester, rogue.peerId), 'INVALID_RESPONSE')
+    assert.ok(err.cause instanceof DecodeError && err.cause.field === 'maxTaskTtlSeconds', err.message)
+    assert.match(err.message, /did not ask for it/)
+    rogueQueue = [badRequest]
+    rogueAnswer = badRequest
+    await rejects(fetchNetworkInfo(requester, rogue.peerId), 'BAD_REQUEST')
+    assert.deepEqual(rogueQueue, [])
   })
 
   it('readNetworkTaskTtl: the smallest limit the connected nodes report, the default when none reports one', async () => {

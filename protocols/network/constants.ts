@@ -18,8 +18,11 @@ const MAX_UINT64_VARINT_BYTES = 10
 /** An address field: tag, one-byte length (20 < 128), 20 bytes. */
 const ADDRESS_FIELD_BYTES = TAG_BYTES + 1 + ADDRESS_BYTES
 
-/** A request is only its version: at most 6 bytes. */
-export const MAX_NETWORK_INFO_REQUEST_BYTES = TAG_BYTES + MAX_UINT32_VARINT_BYTES
+/** A bool varint is one byte (1; false is not written). */
+const BOOL_VARINT_BYTES = 1
+
+/** A request is its version and whether it asks for the maximum task TTL: at most 8 bytes. */
+export const MAX_NETWORK_INFO_REQUEST_BYTES = TAG_BYTES + MAX_UINT32_VARINT_BYTES + TAG_BYTES + BOOL_VARINT_BYTES
 
 /**
  * The largest NetworkInfo, computed from its fields (version, status and maxTaskTtlSeconds
@@ -31,9 +34,9 @@ export const MAX_NETWORK_INFO_RESPONSE_BYTES =
 
 /** Status codes of NetworkInfo.status. */
 export const NETWORK_STATUS = {
-  /** chainId, registry, taskManager, slashing and deployedAtBlock are set; modelRegistry and maxTaskTtlSeconds may be empty. */
+  /** chainId, registry, taskManager, slashing and deployedAtBlock are set; modelRegistry may be empty; maxTaskTtlSeconds is set only when asked for. */
   FOUND: 0,
-  /** The node runs from a genesis file, without contracts: every field but maxTaskTtlSeconds is empty or zero. */
+  /** The node runs from a genesis file, without contracts: every field but maxTaskTtlSeconds (when asked for) is empty or zero. */
   NO_CHAIN: 1,
   /** The request was malformed (another protocol version?): every other field is empty or zero. */
   BAD_REQUEST: 2

@@ -6,6 +6,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 
 export interface NetworkInfoRequest {
   version: number
+  withMaxTaskTtl: boolean
 }
 
 export namespace NetworkInfoRequest {
@@ -23,12 +24,18 @@ export namespace NetworkInfoRequest {
           w.uint32(obj.version)
         }
 
+        if ((obj.withMaxTaskTtl != null && obj.withMaxTaskTtl !== false)) {
+          w.uint32(16)
+          w.bool(obj.withMaxTaskTtl)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          version: 0
+          version: 0,
+          withMaxTaskTtl: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -39,6 +46,10 @@ export namespace NetworkInfoRequest {
           switch (tag >>> 3) {
             case 1: {
               obj.version = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.withMaxTaskTtl = reader.bool()
               break
             }
             default: {
@@ -63,6 +74,13 @@ export namespace NetworkInfoRequest {
               }
               break
             }
+            case 2: {
+              yield {
+                field: `${prefix}.withMaxTaskTtl`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -80,6 +98,11 @@ export namespace NetworkInfoRequest {
     value: number
   }
 
+  export interface NetworkInfoRequestWithMaxTaskTtlFieldEvent {
+    field: '$.withMaxTaskTtl'
+    value: boolean
+  }
+
   export function encode (obj: Partial<NetworkInfoRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NetworkInfoRequest.codec())
   }
@@ -88,7 +111,7 @@ export namespace NetworkInfoRequest {
     return decodeMessage(buf, NetworkInfoRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NetworkInfoRequest>): Generator<NetworkInfoRequestVersionFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NetworkInfoRequest>): Generator<NetworkInfoRequestVersionFieldEvent | NetworkInfoRequestWithMaxTaskTtlFieldEvent> {
     return streamMessage(buf, NetworkInfoRequest.codec(), opts)
   }
 }
