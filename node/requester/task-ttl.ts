@@ -6,7 +6,8 @@
  * Trust: a node's answer is untrusted; at worst a node that under-reports makes the requester
  * refuse a timeout others would accept (the user sees which node said so), and one that
  * over-reports lets a task through that the nodes then refuse (the refusal watch reports it).
- * The smallest limit reported is used. A node older than the field does not report one: when no
+ * The smallest limit reported is used. A node older than the field does not report one (it
+ * refuses the question, and fetchNetworkInfo asks again without it): when no
  * connected node does, the built-in default applies (DEFAULT_MAX_TASK_TTL_MS, what every node
  * runs with unless its operator configured another).
  */
