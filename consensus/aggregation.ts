@@ -16,7 +16,7 @@
  * the contract would pay a signer it is about to slash. A QC already built before the second
  * signature arrived stays valid (it cannot be recalled); the evidence is still returned.
  */
-import bls from '@chainsafe/bls'
+import bls from './bls.js'
 import { BPS_DENOMINATOR, bytesEqual, toHex, type Attestation, type QuorumCertificate, uint256ToBytes } from '../protocols/wire/index.js'
 import { CERTIFICATE_VERSION, DEFAULT_MIN_SIGNERS, HASH_LENGTH } from './constants.js'
 import { encodeSignerBitmap } from './bitmap.js'

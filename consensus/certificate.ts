@@ -4,7 +4,7 @@
  * stake is recomputed from the set, never read from the QC. Never throws: bad input yields
  * { ok: false, reason }.
  */
-import bls from '@chainsafe/bls'
+import bls from './bls.js'
 import type { Signature } from '@chainsafe/bls/types'
 import { BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, bytesToUint256, type QuorumCertificate } from '../protocols/wire/index.js'
 import { decodeSignerBitmap } from './bitmap.js'

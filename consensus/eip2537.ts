@@ -13,7 +13,7 @@
  * infinity passes: callers validate keys with `validateBlsPublicKey` and leave signatures to the
  * pairing, which does the subgroup check (off-chain blst, on-chain the precompile).
  */
-import bls from '@chainsafe/bls'
+import bls from './bls.js'
 import { PointFormat } from '@chainsafe/bls/types'
 import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
 import { BLS_SIGNATURE_BYTES, errorWithCode } from '../protocols/wire/index.js'

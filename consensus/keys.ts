@@ -6,7 +6,7 @@
  * `validateBlsPublicKey` (or `deserializeBlsPublicKey`) accepted them. The infinity point is
  * rejected: it would verify any aggregate it is added to.
  */
-import bls from '@chainsafe/bls'
+import bls from './bls.js'
 import type { PublicKey } from '@chainsafe/bls/types'
 import { bytesToHex, hexToBytes, isHex } from 'viem'
 import { BLS_PUBLIC_KEY_LENGTH, BLS_SECRET_KEY_LENGTH } from './constants.js'

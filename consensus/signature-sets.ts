@@ -9,7 +9,7 @@
  * (PublicKeyCache); signatures are subgroup- and infinity-checked on every call. Malformed input
  * yields false, never an exception, so a gossip validator can call this on raw wire bytes.
  */
-import bls from '@chainsafe/bls'
+import bls from './bls.js'
 import type { PublicKey, Signature } from '@chainsafe/bls/types'
 import { BLS_SIGNATURE_BYTES } from '../protocols/wire/index.js'
 import { PublicKeyCache } from './pubkey-cache.js'

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import bls from '@chainsafe/bls'
+import bls from '../consensus/bls.js'
 import {
   BaseError, ContractFunctionRevertedError, createPublicClient, createWalletClient, http, toHex,
   type Hex, type PublicClient

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert'
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { cp, lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -77,7 +77,8 @@ async function kill (child: ChildNode): Promise<void> {
  * exactly as the crash left it (opening it here would recover and compact it first).
  */
 async function openSnapshot (dataDir: string, snapshotDir: string): Promise<NodeStore> {
-  await cp(dataDir, snapshotDir, { recursive: true })
+  // The control socket a killed node leaves is not store data (and cannot be copied).
+  await cp(dataDir, snapshotDir, { recursive: true, filter: async (src) => !(await lstat(src)).isSocket() })
   return await NodeStore.open(snapshotDir)
 }
 

@@ -6,7 +6,7 @@
  * transactions are contracts' actions; what lives here (anvil's mnemonic wallets, moving the
  * chain's clock with anvil's test methods) only makes sense on a throwaway development chain.
  */
-import bls from '@chainsafe/bls'
+import bls from '../../consensus/bls.js'
 import {
   createPublicClient, createTestClient, createWalletClient, http, type Account, type Chain,
   type PublicClient, type TestClient, type TransactionReceipt, type Transport, type WalletClient
