@@ -15,7 +15,7 @@ import { checkTask } from '../protocols/gossip/index.js'
 import { encodeTaskAnnouncement, signTask, toHex } from '../protocols/wire/index.js'
 import { TEST_DOMAIN } from './consensus-fixtures.js'
 import { runPoi } from './helpers/cli.js'
-import { signProofOfPossession, writeGenesis } from '../consensus/index.js'
+import { DEFAULT_MIN_SIGNERS, signProofOfPossession, writeGenesis } from '../consensus/index.js'
 import { startTestNetwork, type TestNetwork } from './helpers/network.js'
 
 /** A peer id for bootstrap addresses that nothing answers as. */
@@ -80,7 +80,8 @@ describe('a task the nodes refuse fails at the requester with their reason', fun
   let modelId: Uint8Array
 
   before(async () => {
-    net = await startTestNetwork({ operators: 1 })
+    // Three operators: fewer could never certify (DEFAULT_MIN_SIGNERS), and the requester refuses to announce on such a network.
+    net = await startTestNetwork({ operators: 3 })
     const shipped = await loadModelDir(SHIPPED_MODEL_DIR)
     modelId = shipped.modelId
     input = exampleInput()
@@ -138,6 +139,30 @@ describe('a task the nodes refuse fails at the requester with their reason', fun
     assert.ok(err instanceof TaskRefusedError, `expected TaskRefusedError, got ${String(err)}`)
     assert.ok(elapsed < REFUSED_WITHIN_MS, `refused after ${elapsed} ms`)
     assert.match(err.reason, /deadline is 9\d\d s away, more than the 600 s this node accepts/)
+  })
+})
+
+describe('a network with fewer operators than a certificate needs signers', function () {
+  this.timeout(60_000)
+  let net: TestNetwork
+  before(async () => { net = await startTestNetwork({ operators: 2 }) })
+  after(async () => { await net?.stop() })
+
+  it('is refused before announcing, naming the count and what to do, instead of ending in NoQuorum at the deadline', async () => {
+    const { modelId } = await loadModelDir(SHIPPED_MODEL_DIR)
+    let seen = 0
+    const count = (): void => { seen++ }
+    for (const n of [net.aggregator, net.bootstrap]) n.addEventListener('task', count)
+    const started = Date.now()
+    const err = await requestInference(net.requester, net.requesterKeys.account, { modelId, input: exampleInput(), timeoutMs: 30_000 }).then(() => undefined, (e: unknown) => e)
+    assert.ok(err instanceof InvalidRequestError, `expected InvalidRequestError, got ${String(err)}`)
+    assert.equal(err.param, 'operators')
+    assert.match(err.message, new RegExp(`has 2 operators, and a certificate needs at least ${DEFAULT_MIN_SIGNERS} distinct signers.*poi operator register`))
+    assert.ok(Date.now() - started < 15_000, 'refused at once, not at the 30 s deadline')
+    // Nothing was announced: a task would reach the full nodes within a gossip round.
+    await new Promise(resolve => setTimeout(resolve, 1_000))
+    for (const n of [net.aggregator, net.bootstrap]) n.removeEventListener('task', count)
+    assert.equal(seen, 0)
   })
 })
 

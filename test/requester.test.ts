@@ -58,7 +58,7 @@ describe('requester client', function () {
   // No operator online: every task is relayed and tracked, and ends without a certificate.
   before(async () => {
     modelId = (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
-    net = await startTestNetwork({ operators: 1, offline: [0] })
+    net = await startTestNetwork({ operators: 3, offline: [0, 1, 2] })
   })
   after(async () => { await net?.stop() })
 

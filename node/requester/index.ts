@@ -23,7 +23,7 @@ export {
   CertificateRejectedError, AnnounceError, RequestAbortedError, TaskRefusedError, formatFailures
 } from './errors.js'
 export type { PeerFailure } from './errors.js'
-export { InvalidRequestError, checkRequestParams, checkRequestBounds, checkTaskTtl } from './params.js'
+export { InvalidRequestError, checkRequestParams, checkRequestBounds, checkTaskTtl, checkOperatorCount } from './params.js'
 export { readNetworkTaskTtl } from './task-ttl.js'
 export type { NetworkTaskTtl } from './task-ttl.js'
 export type { RequestLimits } from './params.js'

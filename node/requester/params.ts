@@ -4,16 +4,17 @@
  * timeout that is not positive). A refused task is otherwise only seen as NoQuorum at its
  * deadline, since nodes refuse it silently on the gossip topic.
  */
+import { DEFAULT_MIN_SIGNERS, type OperatorSet } from '../../consensus/index.js'
 import { BPS_DENOMINATOR, PoiError } from '../../protocols/wire/index.js'
 import { DEFAULT_MAX_TASK_TTL_MS } from '../config.js'
 import { formatDuration } from './errors.js'
 
 /** A request the network's nodes would refuse, found before it was announced. */
 export class InvalidRequestError extends PoiError {
-  /** Which parameter: `timeout` or `quorum`. */
-  readonly param: 'timeout' | 'quorum'
+  /** Which parameter: `timeout` or `quorum`, or `operators` for a network no task can be certified on. */
+  readonly param: 'timeout' | 'quorum' | 'operators'
 
-  constructor (param: 'timeout' | 'quorum', message: string) {
+  constructor (param: 'timeout' | 'quorum' | 'operators', message: string) {
     super('ERR_INVALID_REQUEST', message)
     this.param = param
   }
@@ -53,5 +54,18 @@ export function checkTaskTtl (timeoutMs: number, limits: RequestLimits = {}): vo
   if (timeoutMs > maxTaskTtlMs) {
     throw new InvalidRequestError('timeout', `the task timeout ${formatDuration(timeoutMs)} is more than the ${formatDuration(maxTaskTtlMs)} the network's nodes accept ` +
       `(their maximum task TTL, ${source}): they would refuse the task; use a timeout of at most ${Math.floor(maxTaskTtlMs / 1000)} s`)
+  }
+}
+
+/**
+ * Throws InvalidRequestError when the epoch has fewer operators than a certificate needs
+ * signers (DEFAULT_MIN_SIGNERS, a protocol constant the contracts share): every task would end
+ * in NoQuorum whatever its stake share, so none is announced.
+ */
+export function checkOperatorCount (set: OperatorSet): void {
+  const n = set.operators.length
+  if (n < DEFAULT_MIN_SIGNERS) {
+    throw new InvalidRequestError('operators', `epoch ${set.epoch} has ${n} operator${n === 1 ? '' : 's'}, and a certificate needs at least ${DEFAULT_MIN_SIGNERS} distinct signers: ` +
+      'no task can be certified on this network until more operators join (poi operator register, then poi epoch advance)')
   }
 }

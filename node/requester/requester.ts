@@ -18,7 +18,7 @@ import {
 import { watchRefusal } from './refusal-watch.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
-import { checkRequestBounds, checkTaskTtl } from './params.js'
+import { checkOperatorCount, checkRequestBounds, checkTaskTtl } from './params.js'
 import { readNetworkTaskTtl } from './task-ttl.js'
 
 // bench/qc-latency.ts still imports it from this file; others use the folder's index.
@@ -133,6 +133,7 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   }
 
   const set: OperatorSet = node.operatorSet
+  checkOperatorCount(set)
   const deadline = Date.now() + timeoutMs
   // Too large to inline: the input becomes a stream message this node serves, and the task
   // carries its 32-byte reference.
