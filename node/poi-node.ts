@@ -239,6 +239,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         }
       },
       task: async (taskId) => await this.taskView(taskId),
+      recentTasks: async (limit) => this.store == null ? [] : await Promise.all((await this.store.listRecentTaskIds(limit)).map(async id => await this.taskView(to0xHex(id)))),
       models: async () => this.blocks == null ? [] : (await listModels(this.blocks)).map(m => ({ modelId: m.modelId, manifest: m.manifest }))
     }
   }
@@ -254,7 +255,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (this.opts.operate) {
       const mesh = this.meshPeers('tasks')
       const subscribers = this.topicPeers('attestations')
-      checks.push({ name: 'tasks-mesh', ok: mesh > 0 && subscribers > 0, detail: `${mesh} peers in the tasks mesh, ${subscribers} attestation subscribers` })
+      checks.push({ name: 'tasks-mesh', ok: mesh > 0 && subscribers > 0, detail: `${mesh} peer${mesh === 1 ? '' : 's'} in the tasks mesh, ${subscribers} attestation subscriber${subscribers === 1 ? '' : 's'}` })
     }
     if (this.opts.config.chain != null) {
       const read = this.opts.chainEpoch

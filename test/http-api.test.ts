@@ -125,7 +125,7 @@ describe('HTTP API (--http)', function () {
     assert.equal(r.body.deployment, null, 'no chain: no deployment')
   })
 
-  it('GET /v1/tasks/:id: certified with its certificate after a real task, unknown for one never seen', async () => {
+  it('GET /v1/tasks/:id: certified with its certificate after a real task, unknown for one never seen; GET /v1/tasks?limit= lists it', async () => {
     const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(5), timeoutMs: TASK_TIMEOUT_MS })
     const taskId = to0xHex(result.taskId)
     const qc = result.certificate
@@ -144,6 +144,21 @@ describe('HTTP API (--http)', function () {
       assert.equal(r.body.certificate.signerBitmap, to0xHex(qc.signerBitmap))
       assert.equal(r.body.certificate.aggregateSig, to0xHex(qc.aggregateSig))
       assert.equal(r.body.certificate.epoch, qc.epoch.toString())
+    }
+    // The most recent tasks: this one is listed, certified; limit bounds the list.
+    const recent = await get(net.aggregator.http?.url, '/v1/tasks?limit=5')
+    assert.equal(recent.status, 200)
+    const listed = recent.body.tasks.find((t: Json) => t.taskId === taskId)
+    assert.ok(listed != null, `task ${taskId} is among the recent ones: ${JSON.stringify(recent.body.tasks.map((t: Json) => t.taskId))}`)
+    assert.equal(listed.status, 'certified')
+    assert.equal(listed.certificate.resultHash, to0xHex(qc.resultHash))
+    assert.ok(recent.body.tasks.length <= 5)
+    const one = await get(net.aggregator.http?.url, '/v1/tasks?limit=1')
+    assert.equal(one.body.tasks.length, 1)
+    for (const bad of ['0', '101', 'abc', '-1']) {
+      const r = await get(net.aggregator.http?.url, `/v1/tasks?limit=${bad}`)
+      assert.equal(r.status, 400, `limit=${bad}`)
+      assert.equal(r.body.error.code, 'ERR_BAD_REQUEST')
     }
     // Upper-case hex is the same task.
     const upper = await get(net.aggregator.http?.url, `/v1/tasks/0x${taskId.slice(2).toUpperCase()}`)

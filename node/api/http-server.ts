@@ -24,6 +24,10 @@ export const HTTP_REQUEST_TIMEOUT_MS = 10_000
 export const HTTP_CONNECTION_TIMEOUT_MS = 30_000
 /** Keep-alive between requests: short, the API is polled, not streamed. */
 export const HTTP_KEEP_ALIVE_TIMEOUT_MS = 5_000
+/** `GET /v1/tasks` without `limit`. */
+export const DEFAULT_TASKS_LIMIT = 20
+/** The most `GET /v1/tasks?limit=` lists: each costs a few store reads. */
+export const MAX_TASKS_LIMIT = 100
 /** A task id: 32 bytes, 0x-hex. */
 const TASK_ID_PATTERN = '^0x[0-9a-fA-F]{64}$'
 /** A model id: a base32 CIDv1 (what `poi model ls` prints). */
@@ -72,6 +76,8 @@ export interface HttpSource {
   network: () => NetworkView
   /** `taskId` is 0x + 64 hex digits (validated). */
   task: (taskId: string) => Promise<TaskView>
+  /** The `limit` most recent tasks this node stored (latest deadline first). */
+  recentTasks: (limit: number) => Promise<TaskView[]>
   models: () => Promise<ModelView[]>
 }
 
@@ -122,7 +128,7 @@ export class HttpServer implements Startable {
       return503OnClosing: true,
       logger: false
     })
-    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see GET /health, /v1/network, /v1/tasks/<id>, /v1/models`)))
+    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see GET /health, /v1/network, /v1/tasks, /v1/tasks/<id>, /v1/models`)))
     app.setErrorHandler(async (err: Error & { statusCode?: number, code?: string, validation?: unknown }, req, reply) => {
       if (err.validation != null) return await reply.code(400).send(errorBody('ERR_BAD_REQUEST', err.message))
       const status = err.statusCode ?? 500
@@ -164,6 +170,9 @@ export class HttpServer implements Startable {
     getRoute(app, '/v1/tasks/:id', {
       schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: TASK_ID_PATTERN } }, required: ['id'] } }
     }, async (req) => await source.task((req.params as { id: string }).id.toLowerCase()))
+    getRoute(app, '/v1/tasks', {
+      schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_TASKS_LIMIT, default: DEFAULT_TASKS_LIMIT } }, additionalProperties: false } }
+    }, async (req) => ({ tasks: await source.recentTasks((req.query as { limit: number }).limit) }))
     getRoute(app, '/v1/models', {}, async () => ({ models: await source.models() }))
     getRoute(app, '/v1/models/:id', {
       schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: MODEL_ID_PATTERN } }, required: ['id'] } }

@@ -97,7 +97,7 @@ function addNodeOptions (cmd: Command, role: 'operator' | 'aggregator' | 'bootst
     .option('--json', 'print machine-readable event lines on stdout')
   if (role !== 'client') {
     cmd.option('--probe', 'relay and report gossip latency probes (benchmarks)')
-    cmd.option('--http <host:port>', 'serve the HTTP API (/health, /v1/network, /v1/tasks/<id>, /v1/models) here; a bare port or :port binds 127.0.0.1, port 0 a free one (default: off)')
+    cmd.option('--http <host:port>', 'serve the HTTP API (/health, /v1/network, /v1/tasks, /v1/models) here; a bare port or :port binds 127.0.0.1, port 0 a free one (default: off)')
   }
   if (role === 'operator') {
     cmd.option('--aggregate', 'also build quorum certificates (an aggregator too)')
