@@ -31,6 +31,11 @@ export interface NodeConfig {
    * set, the operator set comes from the chain and `genesis` is not used.
    */
   chain?: ChainConfig
+  /**
+   * Serve the HTTP API (node/api/http-server.ts) on this address: `host:port`, `:port` or a bare
+   * port (127.0.0.1), port 0 for any free one. Off when absent.
+   */
+  http?: string
 }
 
 /**
@@ -71,7 +76,7 @@ export function defaultConfig (): NodeConfig {
   }
 }
 
-const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs', 'chain']
+const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs', 'chain', 'http']
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
 
 /** Reads and validates a config file; relative paths in it are relative to the file. */
@@ -148,6 +153,7 @@ export function validateConfig (cfg: NodeConfig): void {
     const v = cfg[key]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`setting ${key} must be a non-negative number of milliseconds, got ${JSON.stringify(v)}`)
   }
+  if (cfg.http !== undefined) parseHttpAddress(cfg.http)
   if (cfg.chain !== undefined) {
     const c = cfg.chain as unknown as Record<string, unknown>
     if (c == null || typeof c !== 'object') throw new ConfigError('setting chain must be an object {rpcUrl, registry, taskManager, slashing}')
@@ -162,6 +168,27 @@ export function validateConfig (cfg: NodeConfig): void {
       if (typeof c[key] !== 'string' || !ADDRESS.test(c[key])) throw new ConfigError(`setting chain.${key} must be a 0x-prefixed 20-byte contract address, got ${JSON.stringify(c[key])}`)
     }
   }
+}
+
+/** Where the HTTP API binds when `--http` names only a port: this machine only. */
+export const DEFAULT_HTTP_HOST = '127.0.0.1'
+/** Highest TCP port. */
+const MAX_PORT = 65535
+
+/**
+ * The HTTP API's address: `host:port`, `[ipv6]:port`, `:port` or `port` (then 127.0.0.1); port 0
+ * picks a free one. A malformed value is a ConfigError naming the setting.
+ */
+export function parseHttpAddress (value: unknown): { host: string, port: number } {
+  const bad = (why: string): ConfigError => new ConfigError(`setting http: ${JSON.stringify(value)} ${why}; examples: 127.0.0.1:8080, :8080, 8080, [::1]:8080`)
+  if (typeof value !== 'string' || value.trim() === '') throw bad('is not an address')
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):)?(\d{1,5})$/.exec(value.trim())
+  if (m == null) throw bad('is not host:port')
+  const port = Number(m[2])
+  if (port > MAX_PORT) throw bad(`has a port above ${MAX_PORT}`)
+  const rawHost = m[1] ?? ''
+  const host = rawHost === '' ? DEFAULT_HTTP_HOST : rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost
+  return { host, port }
 }
 
 /** Why `a` is not a multiaddr, or undefined when it is one. */

@@ -5,6 +5,7 @@
  * protocol logic: validation and relaying are the relay's, running models the operator's,
  * certificates the aggregator's, models the model service's (node/roles/).
  */
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { TypedEventEmitter, type Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
@@ -14,10 +15,14 @@ import { NetworkInfoServer } from '../protocols/network/index.js'
 import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
-import { PoiError, bytesEqual, encodeTaskAnnouncement, taskIdOf, to0xHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { PoiError, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
-import { ControlError, controlSocketPath, createControlServer, type ControlHandlers, type ControlServer } from './api/index.js'
-import type { NodeConfig } from './config.js'
+import {
+  ControlError, controlSocketPath, createControlServer, createHttpServer, type ControlHandlers, type ControlServer, type HealthCheck, type HttpServer,
+  type HttpSource, type TaskView
+} from './api/index.js'
+import type { FastifyPluginAsync } from 'fastify'
+import { parseHttpAddress, type NodeConfig } from './config.js'
 import { loadModelDir, type ModelDir } from './inference/index.js'
 import { listModels } from './models/index.js'
 import type { Keystore } from './keys.js'
@@ -87,7 +92,23 @@ export interface PoiNodeOptions {
    * and `poi model ls` reach the running node through it) unless this is false.
    */
   control?: boolean
+  /** Reads the chain's current epoch: `GET /health` checks the chain through it (nodes with a chain and `config.http`). */
+  chainEpoch?: () => Promise<bigint>
+  /** Extra HTTP routes (e.g. /metrics) served with the API when `config.http` is set. */
+  httpPlugins?: FastifyPluginAsync[]
 }
+
+/** This software's version (package.json), in `GET /v1/network`. */
+export const POI_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'
+  } catch {
+    return 'unknown'
+  }
+})()
+
+/** How long `GET /health` waits for the chain's answer before reporting it unreachable (a health probe must answer quickly). */
+const HEALTH_CHAIN_TIMEOUT_MS = 3_000
 
 export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   readonly store: NodeStore | undefined
@@ -105,6 +126,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly relay: Relay
   /** The local control channel (full nodes). */
   readonly control: ControlServer | undefined
+  /** The HTTP API (full nodes with `config.http`). */
+  readonly http: HttpServer | undefined
   /** Admits only paid-for tasks (nodes with a chain). */
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
@@ -155,6 +178,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.control = store != null && opts.control !== false ? createControlServer(this.controlHandlers(), { path: controlSocketPath(config.dataDir) }) : undefined
     if (this.control != null) this.services.push(this.control)
     if (paymentGate != null) this.services.push(paymentGate)
+    this.http = config.http != null && !opts.light ? createHttpServer(this.httpSource(), { ...parseHttpAddress(config.http), plugins: opts.httpPlugins }) : undefined
+    if (this.http != null) this.services.push(this.http)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
     if (submitter != null) this.services.push({ start: async () => { await submitter.start() }, stop: async () => { await submitter.stop() } })
@@ -188,6 +213,100 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       },
       models: async () => ({ models: this.blocks == null ? [] : (await listModels(this.blocks)).map(m => ({ modelId: m.modelId, manifest: m.manifest })) })
     }
+  }
+
+  /** What the HTTP API reads (node/api/http-server.ts). */
+  private httpSource (): HttpSource {
+    return {
+      health: async () => await this.health(),
+      network: () => {
+        const set = this.epochs.current
+        const chain = this.opts.config.chain
+        const share = (stake: bigint): number => set.totalStake === 0n ? 0 : Number((stake * 1_000_000n) / set.totalStake) / 1_000_000
+        return {
+          peerId: this.libp2p.peerId.toString(),
+          roles: this.roles(),
+          version: POI_VERSION,
+          peers: this.libp2p.getPeers().map(p => p.toString()),
+          epoch: set.epoch.toString(),
+          operators: set.operators.map(o => ({ index: o.index, address: o.address, stake: o.stake.toString(), share: share(o.stake) })),
+          totalStake: set.totalStake.toString(),
+          deployment: chain == null
+            ? null
+            : Object.fromEntries(Object.entries({ ...chain, chainId: Number(set.domain.chainId) })
+              .filter(([k, v]) => k !== 'rpcUrl' && v != null)
+              .map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v as string | number]))
+        }
+      },
+      task: async (taskId) => await this.taskView(taskId),
+      recentTasks: async (limit) => this.store == null ? [] : await Promise.all((await this.store.listRecentTaskIds(limit)).map(async id => await this.taskView(to0xHex(id)))),
+      models: async () => this.blocks == null ? [] : (await listModels(this.blocks)).map(m => ({ modelId: m.modelId, manifest: m.manifest }))
+    }
+  }
+
+  /** The conditions under which this node serves (GET /health): each with why it fails. */
+  private async health (): Promise<HealthCheck[]> {
+    const started = this.libp2p.status === 'started'
+    const peers = this.libp2p.getPeers().length
+    const checks: HealthCheck[] = [
+      { name: 'libp2p', ok: started, detail: `libp2p is ${this.libp2p.status}` },
+      { name: 'peers', ok: peers > 0, detail: `${peers} connected peer${peers === 1 ? '' : 's'}${peers === 0 ? `; check --bootstrap (${this.opts.config.bootstrap.join(', ') || 'none given'})` : ''}` }
+    ]
+    if (this.opts.operate) {
+      const mesh = this.meshPeers('tasks')
+      const subscribers = this.topicPeers('attestations')
+      checks.push({ name: 'tasks-mesh', ok: mesh > 0 && subscribers > 0, detail: `${mesh} peer${mesh === 1 ? '' : 's'} in the tasks mesh, ${subscribers} attestation subscriber${subscribers === 1 ? '' : 's'}` })
+    }
+    if (this.opts.config.chain != null) {
+      const read = this.opts.chainEpoch
+      let check: HealthCheck
+      if (read == null) {
+        check = { name: 'chain', ok: false, detail: 'a chain is configured but this node has no client to reach it' }
+      } else {
+        let timer: NodeJS.Timeout | undefined
+        try {
+          const epoch = await Promise.race([read(), new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no answer within ${HEALTH_CHAIN_TIMEOUT_MS} ms`)) }, HEALTH_CHAIN_TIMEOUT_MS) })])
+          check = { name: 'chain', ok: true, detail: `${this.opts.config.chain.rpcUrl} answers: epoch ${epoch} (this node uses epoch ${this.epochs.current.epoch})` }
+        } catch (err) {
+          check = { name: 'chain', ok: false, detail: `${this.opts.config.chain.rpcUrl} does not answer: ${(err as Error).message.split('\n')[0]}` }
+        } finally {
+          clearTimeout(timer)
+        }
+      }
+      checks.push(check)
+    }
+    return checks
+  }
+
+  /** A task's status as this node knows it (GET /v1/tasks/:id). */
+  private async taskView (taskIdHex: string): Promise<TaskView> {
+    const taskId = fromHex(taskIdHex)
+    // The route's schema admits only 0x + 64 hex digits; anything else is a task never seen.
+    if (taskId == null) return { taskId: taskIdHex, status: 'unknown', outputRef: null, certificate: null }
+    const certificate = await this.store?.getCertificate(taskId)
+    if (certificate != null) {
+      return {
+        taskId: taskIdHex,
+        status: 'certified',
+        outputRef: to0xHex(certificate.outputRef),
+        certificate: {
+          version: certificate.version,
+          taskId: to0xHex(certificate.taskId),
+          resultHash: to0xHex(certificate.resultHash),
+          outputRef: to0xHex(certificate.outputRef),
+          epoch: certificate.epoch.toString(),
+          signerBitmap: to0xHex(certificate.signerBitmap),
+          aggregateSig: to0xHex(certificate.aggregateSig),
+          signedStake: to0xHex(certificate.signedStake),
+          totalStake: to0xHex(certificate.totalStake),
+          output: to0xHex(certificate.output)
+        }
+      }
+    }
+    const state = await this.store?.getTaskState(taskId)
+    if (state?.state === 'no-quorum') return { taskId: taskIdHex, status: 'no-quorum', ...(state.reason != null ? { reason: state.reason } : {}), outputRef: null, certificate: null }
+    const known = state != null || this.tasks.has(taskId)
+    return { taskId: taskIdHex, status: known ? 'pending' : 'unknown', outputRef: null, certificate: null }
   }
 
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {

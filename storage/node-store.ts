@@ -246,6 +246,24 @@ export class NodeStore {
     return out
   }
 
+  /**
+   * The ids of the `limit` tasks stored here with the latest deadlines (latest first), whatever
+   * their state: what `GET /v1/tasks?limit=` lists. Only `limit` keys of the deadline index are
+   * read, so the cost does not grow with the node's history.
+   */
+  async listRecentTaskIds (limit: number): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = []
+    if (limit <= 0) return out
+    try {
+      for await (const key of this.db.keys({ gte: 'deadline/', lt: 'deadline/\xff', reverse: true, limit })) {
+        out.push(fromHexKey(key.slice(key.lastIndexOf('/') + 1)))
+      }
+    } catch (err) {
+      throw new StorageError(this.path, 'scan deadline/', err)
+    }
+    return out
+  }
+
   async setTaskState (taskId: Uint8Array, state: TaskState, reason?: string): Promise<void> {
     const status: TaskRecordStatus = { state, updatedAt: Date.now(), reason }
     await this.write('store task state', [

@@ -37,7 +37,7 @@ describe('cli: --json event lines (one typed union)', () => {
         event: 'result', taskId: TASK, modelId: null, resultHash: TASK, outputRef: TASK, output: new Uint8Array([1, 2]), outputTensors: null, signers: [0, 2],
         signerBitmap: new Uint8Array([5]), aggregateSig: null, certificateVersion: 1, epoch: 1n, signedStake: 2n, totalStake: 3n, onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: 1n }
       },
-      { event: 'ready', role: 'operator', peerId: '12D3KooW', addrs: ['/ip4/127.0.0.1/tcp/1'], operatorIndex: null, models: [], announced: [] }
+      { event: 'ready', role: 'operator', peerId: '12D3KooW', addrs: ['/ip4/127.0.0.1/tcp/1'], operatorIndex: null, models: [], announced: [], http: 'http://127.0.0.1:8080' }
     ]
     const read = events.map(e => parseEvent(serializeEvent(e)))
     assert.deepEqual(read[0], { event: 'certificate', taskId: TASK_HEX, resultHash: '0x01ff', signerBitmap: '0x07', verifyMs: 1.5, at: 12.25 })
@@ -46,7 +46,7 @@ describe('cli: --json event lines (one typed union)', () => {
       event: 'result', taskId: TASK_HEX, modelId: null, resultHash: TASK_HEX, outputRef: TASK_HEX, output: '0x0102', outputTensors: null, signers: [0, 2],
       signerBitmap: '0x05', aggregateSig: null, certificateVersion: 1, epoch: '1', signedStake: '2', totalStake: '3', onChain: { resultHash: TASK_HEX, outputRef: TASK_HEX, epoch: '1' }
     })
-    assert.equal(read[3].event, 'ready')
+    assert.deepEqual(read[3], { event: 'ready', role: 'operator', peerId: '12D3KooW', addrs: ['/ip4/127.0.0.1/tcp/1'], operatorIndex: null, models: [], announced: [], http: 'http://127.0.0.1:8080' })
     assert.ok(!serializeEvent(events[0]).includes('\n'), 'an event is one line')
   })
 

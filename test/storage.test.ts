@@ -189,6 +189,22 @@ describe('storage: NodeStore on LevelDB', () => {
     sameMessage((await store.listOpenTasks({ deadlineAfter: now + 2_500, limit: 1 }))[0].task, withDeadline(2, now + 3_000))
   })
 
+  it('lists the most recent task ids by deadline, latest first, whatever their state, reading only `limit` of them', async () => {
+    store = await NodeStore.open(join(root, 'db'))
+    const now = 1_900_000_000_000
+    const withDeadline = (n: number, deadline: number): TaskAnnouncement => ({ ...task(BigInt(n)), deadline: BigInt(deadline) })
+    await store.putTask(taskIdFor(1), withDeadline(1, now + 1_000))
+    await store.putTask(taskIdFor(2), withDeadline(2, now + 3_000))
+    await store.putTask(taskIdFor(3), withDeadline(3, now - 5_000))
+    await store.putCertificate(certificate(taskIdFor(2)))
+    await store.putTask(taskIdFor(4), withDeadline(4, now + 2_000))
+    await store.setTaskState(taskIdFor(4), 'no-quorum')
+    const ids = (list: Uint8Array[]): number[] => list.map(t => t[0])
+    assert.deepEqual(ids(await store.listRecentTaskIds(10)), [2, 4, 1, 3])
+    assert.deepEqual(ids(await store.listRecentTaskIds(2)), [2, 4])
+    assert.deepEqual(await store.listRecentTaskIds(0), [])
+  })
+
   it('reads at most `perOperator` results of each operator for a task', async () => {
     store = await NodeStore.open(join(root, 'db'))
     const t = taskIdFor(1)

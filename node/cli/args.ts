@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 import type { ParseArgsConfig, parseArgs } from 'node:util'
-import { readConfigFile, resolveConfig, type NodeConfig } from '../config.js'
+import { ConfigError, parseHttpAddress, readConfigFile, resolveConfig, type NodeConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
 import { UsageError } from './usage-error.js'
 
@@ -28,7 +28,8 @@ export const NODE_OPTIONS = {
   rpc: { type: 'string' },
   registry: { type: 'string' },
   aggregate: { type: 'boolean' },
-  probe: { type: 'boolean' }
+  probe: { type: 'boolean' },
+  http: { type: 'string' }
 } satisfies ParseArgsConfig['options']
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -54,6 +55,14 @@ export async function nodeConfig (values: Record<string, unknown>): Promise<Node
   const deployment = typeof values.chain === 'string' ? await readDeployment(values.chain) : undefined
   // --rpc points a deployment file at another endpoint of the same chain.
   const chain = deployment != null && typeof values.rpc === 'string' ? { ...deployment, rpcUrl: values.rpc } : deployment
+  if (typeof values.http === 'string') {
+    try {
+      parseHttpAddress(values.http)
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(`--http: ${JSON.stringify(values.http)} is not an address to serve HTTP on (host:port, :port or port; port 0 picks a free one), e.g. --http 127.0.0.1:8080`)
+      throw err
+    }
+  }
   const abs = (v: unknown): string | undefined => typeof v === 'string' ? resolve(v) : undefined
   return resolveConfig(file, {
     keystore: abs(values.keystore),
@@ -63,6 +72,7 @@ export async function nodeConfig (values: Record<string, unknown>): Promise<Node
     genesis: abs(values.genesis),
     modelDirs: values['no-model-dir'] === true ? [] : (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
     graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms'),
-    chain
+    chain,
+    http: typeof values.http === 'string' ? values.http : undefined
   })
 }

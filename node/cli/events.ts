@@ -50,7 +50,7 @@ export type PoiEvent =
    * of its model directories; `announced`: every model it announces on the DHT (those and every
    * other model in its block store: published to it, fetched earlier).
    */
-  | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[], announced: string[] }
+  | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[], announced: string[], http: string | null }
   /** A valid task arrived; `at` is wall-clock ms (sub-ms, comparable across local processes). */
   | { event: 'task', taskId: Hex, at: number }
   | { event: 'attested', taskId: Hex, resultHash: Hex, inferenceMs: number, signMs: number, at: number }
@@ -274,7 +274,7 @@ const PAYOUT_FIELDS = { amount: decimal, txHash: hex }
 
 /** Every event's fields and their checks; the type makes it list each field of each event. */
 const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'event'>]-?: FieldCheck<EventOf<K>[F]> } } = {
-  ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str), announced: listOf(str) },
+  ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str), announced: listOf(str), http: nullable(str) },
   task: { taskId: hex, at: num },
   attested: { taskId: hex, resultHash: hex, inferenceMs: num, signMs: num, at: num },
   certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },

@@ -36,17 +36,19 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
     payments: chain,
     probe: values.probe === true,
     // A certificate of an epoch this node has not polled yet still verifies (read from the chain).
-    readOperatorSet: chain != null ? async (epoch) => await chain.operatorSet(epoch) : undefined
+    readOperatorSet: chain != null ? async (epoch) => await chain.operatorSet(epoch) : undefined,
+    chainEpoch: chain != null ? async () => await chain.currentEpoch() : undefined
   })
   const unwatch = chain?.watchEpochs(set => node.useOperatorSet(set), operatorSet.epoch)
   const out = new CliOutput(values.json === true)
   const addrs = node.addresses()
   const peerId = node.libp2p.peerId.toString()
   const fromStore = node.announcedModelIds.filter(id => !node.modelIds.includes(id))
-  out.event({ event: 'ready', role, peerId, addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds, announced: node.announcedModelIds },
+  out.event({ event: 'ready', role, peerId, addrs, operatorIndex: node.operatorIndex ?? null, models: node.modelIds, announced: node.announcedModelIds, http: node.http?.url ?? null },
     `poi ${node.roles().join('+')} ${peerId}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') +
     `\n  models announced on the DHT: ${[...node.modelIds.map(id => `${id} (model dir)`), ...fromStore.map(id => `${id} (block store)`)].join(', ') || 'none'}` +
+    (node.http?.url != null ? `\n  HTTP API on ${node.http.url} (GET /health, /v1/network, /v1/tasks, /v1/models)` : '') +
     (node.control == null
       ? ''
       : node.control.listening

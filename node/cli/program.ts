@@ -80,7 +80,7 @@ const example = (lines: string[]): string => `\nExample${lines.length > 1 ? 's' 
 /** The options every node-like command (operator, aggregator, bootstrap, request, result) shares. */
 function addNodeOptions (cmd: Command, role: 'operator' | 'aggregator' | 'bootstrap' | 'client'): Command {
   cmd
-    .option('--config <file>', 'JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs); flags override it')
+    .option('--config <file>', 'JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs, http); flags override it')
     .option('--keystore <dir>', role === 'client' ? 'keystore whose keys sign the task (default: a throwaway identity)' : 'keystore (default: ~/.poi/keys)')
     .option('--data-dir <dir>', 'data directory: block store, certificates, outputs (default: ~/.poi/data)')
     .addOption(repeatable('--listen <multiaddr>', 'address to listen on (default: /ip4/127.0.0.1/tcp/0)'))
@@ -95,7 +95,10 @@ function addNodeOptions (cmd: Command, role: 'operator' | 'aggregator' | 'bootst
     .addOption(noFlag('--no-model-dir', 'start without local models: fetch each through the DHT when a task names it'))
     .option('--grace-ms <ms>', 'aggregation grace window after quorum (default: 250)')
     .option('--json', 'print machine-readable event lines on stdout')
-  if (role !== 'client') cmd.option('--probe', 'relay and report gossip latency probes (benchmarks)')
+  if (role !== 'client') {
+    cmd.option('--probe', 'relay and report gossip latency probes (benchmarks)')
+    cmd.option('--http <host:port>', 'serve the HTTP API (/health, /v1/network, /v1/tasks, /v1/models) here; a bare port or :port binds 127.0.0.1, port 0 a free one (default: off)')
+  }
   if (role === 'operator') {
     cmd.option('--aggregate', 'also build quorum certificates (an aggregator too)')
     cmd.addOption(noFlag('--no-prefetch', 'with --chain: fetch a registered model only when a task names it, not at start'))

@@ -38,6 +38,8 @@ export interface TestNetworkOptions {
   backupAggregation?: boolean
   /** Every node's maximum task TTL (default: the config's, DEFAULT_MAX_TASK_TTL_MS). */
   maxTaskTtlMs?: number
+  /** Every full node serves the HTTP API on a free loopback port (node.http.url). */
+  http?: boolean
 }
 
 /** Gossipsub grafts on its 1 s heartbeat; a few heartbeats are enough, this much leaves room for a loaded machine. */
@@ -69,7 +71,8 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'],
     bootstrap,
     graceMs: opts.graceMs ?? 250,
-    ...(opts.maxTaskTtlMs !== undefined ? { maxTaskTtlMs: opts.maxTaskTtlMs } : {})
+    ...(opts.maxTaskTtlMs !== undefined ? { maxTaskTtlMs: opts.maxTaskTtlMs } : {}),
+    ...(opts.http === true && !light ? { http: '127.0.0.1:0' } : {})
   })
   const fresh = async (name: string): Promise<Keystore> => {
     await generateKeystore(join(root, name, 'keys'))
