@@ -16,7 +16,7 @@ import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
 import { PoiError, bytesEqual, encodeTaskAnnouncement, taskIdOf, to0xHex, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
-import { ControlError, controlSocketPath, createControlServer, type ControlHandlers, type ControlServer } from './api/index.js'
+import { ControlError, NodeMetrics, controlSocketPath, createControlServer, type ControlHandlers, type ControlServer } from './api/index.js'
 import type { NodeConfig } from './config.js'
 import { loadModelDir, type ModelDir } from './inference/index.js'
 import { listModels } from './models/index.js'
@@ -87,6 +87,19 @@ export interface PoiNodeOptions {
    * and `poi model ls` reach the running node through it) unless this is false.
    */
   control?: boolean
+  /**
+   * Prometheus metrics (node/api/metrics.ts: the node's own registry with process, libp2p and
+   * poi series) unless this is false.
+   */
+  metrics?: boolean
+}
+
+function rolesOf (opts: Pick<PoiNodeOptions, 'light' | 'operate' | 'aggregate'>): NodeRole[] {
+  if (opts.light) return ['requester']
+  const r: NodeRole[] = []
+  if (opts.operate) r.push('operator')
+  if (opts.aggregate) r.push('aggregator')
+  return r.length === 0 ? ['bootstrap'] : r
 }
 
 export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
@@ -112,9 +125,12 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
   private readonly services: Startable[] = []
   private stopped = false
+  /** This node's Prometheus registry and poi series (GET /metrics: node/api metricsRoutes); undefined with `metrics: false`. */
+  readonly metrics: NodeMetrics | undefined
 
-  private constructor (private readonly opts: PoiNodeOptions, readonly libp2p: PoiLibp2p, store: NodeStore | undefined, models: ModelDir[]) {
+  private constructor (private readonly opts: PoiNodeOptions, readonly libp2p: PoiLibp2p, store: NodeStore | undefined, models: ModelDir[], metrics: NodeMetrics | undefined) {
     super()
+    this.metrics = metrics
     const { keystore, config, operatorSet } = opts
     this.store = store
     this.streams = store != null ? new StreamStore(store) : undefined
@@ -123,7 +139,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const events = this
     // Another process with this node's key (seen by a peer, or here for a remote peer): the CLI warns.
     peerIdentityOf(libp2p)?.addEventListener('duplicate-identity', ({ detail }) => this.safeDispatchEvent('duplicate-identity', { detail }))
-    this.router = new GossipRouter(libp2p.services.pubsub)
+    this.router = new GossipRouter(libp2p.services.pubsub, metrics == null ? undefined : (topic, verdict) => { metrics.gossipVerdict(topic, verdict === 'accept' ? 'accepted' : verdict === 'reject' ? 'rejected' : 'ignored') })
     this.epochs = createEpochs({ blsPublicKey: keystore.blsPublicKey }, { operatorSet, readSet: opts.readOperatorSet })
     const ledger = new AttestationLedger({ store, submitter: this.submitter, events, tasks: this.tasks })
     const conflicts = store != null ? new Conflicts({ store, submitter: this.submitter, events, epochs: this.epochs, ledger }) : undefined
@@ -161,6 +177,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Last: it reloads open tasks from the store and acts on them from timers, which then run
     // once start() has returned and the caller's listeners are attached.
     if (this.aggregator != null) this.services.push(this.aggregator)
+    metrics?.observe(this, this.submitter)
   }
 
   /** The request/response servers: a full node serves blocks, stream messages, results and its network; a light one only its held inputs. */
@@ -197,14 +214,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     const models = opts.light ? [] : await Promise.all(opts.config.modelDirs.map(loadModelDir))
     const store = opts.light ? undefined : await NodeStore.open(opts.config.dataDir)
+    const metrics = opts.metrics === false ? undefined : new NodeMetrics({ role: rolesOf(opts).join('+'), peerId: opts.keystore.peerId.toString() })
     let libp2p: PoiLibp2p
     try {
-      libp2p = await createPoiLibp2p({ privateKey: opts.keystore.privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light })
+      libp2p = await createPoiLibp2p({ privateKey: opts.keystore.privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light, metricsRegistry: metrics?.registry })
     } catch (err) {
       await store?.close()
       throw err
     }
-    const node = new PoiNode(opts, libp2p, store, models)
+    const node = new PoiNode(opts, libp2p, store, models, metrics)
     try {
       // Models load (and are hash-checked) before the node joins; topics are subscribed before
       // it connects, so its first peers learn them in the handshake.
@@ -226,6 +244,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     for (const service of [...this.services].reverse()) await service.stop()
     for (const service of [this.relay, this.tasks, this.epochs]) await service.stop()
     await this.libp2p.stop()
+    this.metrics?.stop()
     await this.verifier.close()
     await this.operator?.stop()
     await this.store?.close()
@@ -246,13 +265,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Adopts a newer epoch's operator set (from the chain); older sets stay known, so certificates of recent epochs still verify. */
   useOperatorSet (set: OperatorSet): void { this.epochs.use(set) }
 
-  roles (): NodeRole[] {
-    if (this.opts.light) return ['requester']
-    const r: NodeRole[] = []
-    if (this.opts.operate) r.push('operator')
-    if (this.opts.aggregate) r.push('aggregator')
-    return r.length === 0 ? ['bootstrap'] : r
-  }
+  roles (): NodeRole[] { return rolesOf(this.opts) }
 
   get modelIds (): string[] { return this.models.ids }
 
