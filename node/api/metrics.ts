@@ -71,6 +71,22 @@ function packageVersion (): string {
 
 let cachedVersion: string | undefined
 
+let processRegistry: Registry | undefined
+
+/**
+ * prom-client's default metrics (CPU, memory, event loop, GC, handles), collected once per
+ * process: each collection starts an event-loop-delay monitor and a GC observer that nothing
+ * stops, so one per node would pile up in a process that starts many nodes (tests, benchmarks).
+ * Every node's exposition includes them with its own labels.
+ */
+function processMetrics (): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
+
 /**
  * A refusal reason as a bounded label: hex values (task ids, hashes) and numbers (operator
  * indices, epochs) become placeholders, so one reason is one series whatever task it was for.
@@ -81,7 +97,9 @@ export function reasonLabel (reason: string): string {
 }
 
 export class NodeMetrics {
+  /** This node's series: poi's and libp2p's (node/p2p.ts registers them here); the exposition adds the process's. */
   readonly registry: Registry
+  private readonly labels: Record<string, string>
   private readonly tasksSeen: Counter
   private readonly tasksAttested: Counter
   private readonly tasksCertified: Counter
@@ -100,8 +118,8 @@ export class NodeMetrics {
     cachedVersion ??= packageVersion()
     const registry = new Registry()
     this.registry = registry
-    registry.setDefaultLabels({ role: init.role, peer_id: init.peerId, version: init.version ?? cachedVersion })
-    collectDefaultMetrics({ register: registry })
+    this.labels = { role: init.role, peer_id: init.peerId, version: init.version ?? cachedVersion }
+    registry.setDefaultLabels(this.labels)
     const registers = [registry]
     this.tasksSeen = new Counter({ name: 'poi_tasks_seen_total', help: 'Valid tasks this node saw (by gossip or announced here)', registers })
     this.tasksAttested = new Counter({ name: 'poi_tasks_attested_total', help: 'Tasks this operator ran and signed', registers })
@@ -115,8 +133,15 @@ export class NodeMetrics {
     this.gasUsed = new Counter({ name: 'poi_chain_gas_used_total', help: "Gas used by this node's own settled submissions", registers })
   }
 
-  /** The registry's text exposition, for GET /metrics. */
-  async text (): Promise<string> { return await this.registry.metrics() }
+  /** Everything GET /metrics shows: this node's series and the process's, all with this node's labels. */
+  exposition (): Registry {
+    const merged = Registry.merge([this.registry, processMetrics()])
+    merged.setDefaultLabels(this.labels)
+    return merged
+  }
+
+  /** The text exposition, for GET /metrics. */
+  async text (): Promise<string> { return await this.exposition().metrics() }
 
   get contentType (): string { return this.registry.contentType }
 
