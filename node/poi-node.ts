@@ -121,7 +121,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Admits only paid-for tasks (nodes with a chain). */
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
-  private readonly verifier = new BufferedVerifier()
+  private readonly verifier: BufferedVerifier
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
   private readonly services: Startable[] = []
   private stopped = false
@@ -131,6 +131,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private constructor (private readonly opts: PoiNodeOptions, readonly libp2p: PoiLibp2p, store: NodeStore | undefined, models: ModelDir[], metrics: NodeMetrics | undefined) {
     super()
     this.metrics = metrics
+    this.verifier = new BufferedVerifier({ onBatch: metrics == null ? undefined : (sets) => { metrics.verifyBatch(sets) } })
     const { keystore, config, operatorSet } = opts
     this.store = store
     this.streams = store != null ? new StreamStore(store) : undefined

@@ -23,7 +23,7 @@ const FOLLOW_UP_TIMEOUT_MS = 10_000
 
 const POI_SERIES = [
   'poi_tasks_seen_total', 'poi_tasks_attested_total', 'poi_tasks_certified_total', 'poi_tasks_no_quorum_total',
-  'poi_task_certificate_seconds', 'poi_attestation_verify_seconds', 'poi_gossip_messages_total', 'poi_model_bytes_fetched_total',
+  'poi_task_certificate_seconds', 'poi_attestation_verify_seconds', 'poi_attestation_verify_batch_size', 'poi_gossip_messages_total', 'poi_model_bytes_fetched_total',
   'poi_chain_submissions_total', 'poi_chain_gas_used_total'
 ]
 
@@ -74,6 +74,9 @@ describe('metrics: a Prometheus registry per node', function () {
     assert.equal(inf[0].value, total(f, 'poi_task_certificate_seconds_count', labels), 'the +Inf bucket holds every observation')
     assert.ok(total(f, 'poi_task_certificate_seconds_sum', labels) > 0)
     assert.ok(total(f, 'poi_attestation_verify_seconds_count', labels) >= 1, 'the certificate formed here reports its verification time')
+    const batches = total(f, 'poi_attestation_verify_batch_size_count', labels)
+    assert.ok(batches >= 1, 'the attestations it verified went to the verifier in batches')
+    assert.ok(total(f, 'poi_attestation_verify_batch_size_sum', labels) >= batches, 'every batch holds at least one set')
     assert.ok(total(f, 'poi_gossip_messages_total', { ...labels, topic: 'attestations', result: 'accepted' }) >= 2, 'the operators\' attestations were accepted')
     assert.equal(total(f, 'poi_tasks_no_quorum_total'), 0)
     for (const family of f.values()) {

@@ -12,5 +12,5 @@ export type { ControlModelsResult, ControlPublishResult, ControlReply, ControlRe
 export { ControlServer, createControlServer } from './control-server.js'
 export type { ControlHandlers, ControlServerInit } from './control-server.js'
 export { CONTROL_IDLE_TIMEOUT_MS, ControlClient } from './control-client.js'
-export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, NodeMetrics, VERIFY_SECONDS_BUCKETS, metricsRoutes, reasonLabel } from './metrics.js'
+export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, NodeMetrics, VERIFY_BATCH_BUCKETS, VERIFY_SECONDS_BUCKETS, metricsRoutes, reasonLabel } from './metrics.js'
 export type { GossipResult, NodeMetricsInit } from './metrics.js'

@@ -33,6 +33,9 @@ export const CERTIFICATE_SECONDS_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 /** Seconds of one BLS attestation check (a pairing is about a millisecond; batches and a loaded machine take longer). */
 export const VERIFY_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 
+/** Signature sets per batch sent to a verifier worker: 1 on an idle node, up to the verifier's MAX_BUFFERED_SETS under load. */
+export const VERIFY_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128]
+
 /** A refusal reason as a label: at most this many characters (Prometheus keeps one series per label value). */
 export const MAX_REASON_LABEL_CHARS = 80
 
@@ -106,6 +109,7 @@ export class NodeMetrics {
   private readonly tasksNoQuorum: Counter
   private readonly certificateSeconds: Histogram
   private readonly verifySeconds: Histogram
+  private readonly verifyBatchSize: Histogram
   private readonly gossip: Counter<'topic' | 'result' | 'reason'>
   private readonly modelBytesFetched: Counter
   private readonly submissions: Counter<'kind' | 'result'>
@@ -127,6 +131,7 @@ export class NodeMetrics {
     this.tasksNoQuorum = new Counter({ name: 'poi_tasks_no_quorum_total', help: 'Tasks that ended without a quorum', registers })
     this.certificateSeconds = new Histogram({ name: 'poi_task_certificate_seconds', help: 'Seconds from first sight of a task to its certificate', buckets: CERTIFICATE_SECONDS_BUCKETS, registers })
     this.verifySeconds = new Histogram({ name: 'poi_attestation_verify_seconds', help: 'Longest attestation signature check among those a certificate formed here counted', buckets: VERIFY_SECONDS_BUCKETS, registers })
+    this.verifyBatchSize = new Histogram({ name: 'poi_attestation_verify_batch_size', help: 'Signature sets per batch sent to a BLS verifier worker', buckets: VERIFY_BATCH_BUCKETS, registers })
     this.gossip = new Counter({ name: 'poi_gossip_messages_total', help: 'Gossip messages validated, by topic and verdict (refusals with their reason; duplicates ignored silently are not counted)', labelNames: ['topic', 'result', 'reason'], registers })
     this.modelBytesFetched = new Counter({ name: 'poi_model_bytes_fetched_total', help: 'Bytes of models fetched from the network', registers })
     this.submissions = new Counter({ name: 'poi_chain_submissions_total', help: 'Certificate and evidence submissions ended or retried, by kind and result', labelNames: ['kind', 'result'], registers })
@@ -144,6 +149,9 @@ export class NodeMetrics {
   async text (): Promise<string> { return await this.exposition().metrics() }
 
   get contentType (): string { return this.registry.contentType }
+
+  /** A batch of `sets` signature sets went to a verifier worker. */
+  verifyBatch (sets: number): void { this.verifyBatchSize.observe(sets) }
 
   /** A verdict of the gossip router (accepted messages: refusals are counted with their reason from the node's `rejected` events). */
   gossipVerdict (topic: string, result: GossipResult): void {
