@@ -46,6 +46,8 @@ export type BufferedVerifierOptions = {
   maxBufferWaitMs?: number
   /** Batch size that triggers an immediate send (default MAX_BUFFERED_SETS). */
   maxBufferedSets?: number
+  /** Told the size of every batch sent to a worker (metrics). */
+  onBatch?: (sets: number) => void
 }
 
 /** Main thread → worker. */
@@ -68,8 +70,10 @@ export class BufferedVerifier {
   private immediate: NodeJS.Immediate | null = null
   private nextJobId = 0
   private closed = false
+  private readonly onBatch: ((sets: number) => void) | undefined
 
   constructor (options: BufferedVerifierOptions = {}) {
+    this.onBatch = options.onBatch
     this.workerCount = positiveInteger('workers', options.workers ?? DEFAULT_VERIFIER_WORKERS)
     this.maxBufferWaitMs = nonNegative('maxBufferWaitMs', options.maxBufferWaitMs ?? MAX_BUFFER_WAIT_MS)
     this.maxBufferedSets = positiveInteger('maxBufferedSets', options.maxBufferedSets ?? MAX_BUFFERED_SETS)
@@ -127,6 +131,7 @@ export class BufferedVerifier {
     if (this.buffer.length === 0 || this.closed) return
     const batch = this.buffer
     this.buffer = []
+    this.onBatch?.(batch.length)
 
     const slot = this.leastBusySlot()
     const id = this.nextJobId++

@@ -10,6 +10,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import type { Registry } from 'prom-client'
 import { TOPICS, gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
 import { guardForeignTopics, type GuardedGossip } from './gossip-guard.js'
 import { MAX_BANNED_PEERS, PEER_BAN_MS, PoiError } from '../protocols/wire/index.js'
@@ -54,6 +55,26 @@ export interface P2pOptions {
   /** Requesters are light peers: they query the DHT but do not serve it. */
   dhtClientMode: boolean
   targetConnections?: number
+  /** libp2p's own metrics (@libp2p/prometheus-metrics) go into this registry (the node's, node/api/metrics.ts); none without it. */
+  metricsRegistry?: Registry
+}
+
+let prometheusInstances = 0
+
+/**
+ * libp2p's Prometheus metrics registered into `registry` only. @libp2p/prometheus-metrics keeps
+ * one module-level map from metric name to metric for the whole process and hands a node the
+ * metric another node registered under the same name (in that node's registry), or, by default,
+ * clears the map and prom-client's global registry whenever a node is created: either way several
+ * nodes in one process (tests, benchmarks) would share or lose series. Each node therefore loads
+ * its own instance of the module (a distinct URL is a distinct ES module; its helpers are
+ * stateless and shared), keeps existing metrics, and leaves process metrics to the node registry.
+ */
+async function libp2pMetrics (registry: Registry): Promise<ReturnType<typeof import('@libp2p/prometheus-metrics').prometheusMetrics>> {
+  prometheusInstances++
+  const url = `${import.meta.resolve('@libp2p/prometheus-metrics')}?node=${prometheusInstances}`
+  const mod = await import(url) as typeof import('@libp2p/prometheus-metrics')
+  return mod.prometheusMetrics({ registry, collectDefaultMetrics: false, preserveExistingMetrics: true })
 }
 
 /** The node cannot listen on an address it was given (in use, not this machine's, no permission). */
@@ -94,6 +115,7 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   const identity = peerIdentityGuard()
   const node: PoiLibp2p = await createLibp2p<PoiServices>({
     privateKey: opts.privateKey,
+    ...(opts.metricsRegistry != null ? { metrics: await libp2pMetrics(opts.metricsRegistry) } : {}),
     connectionGater: bans.gater(),
     addresses: { listen: opts.listen },
     transports: [tcp()],

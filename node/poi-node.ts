@@ -18,8 +18,8 @@ import { StreamServer } from '../protocols/stream/index.js'
 import { PoiError, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import {
-  ControlError, controlSocketPath, createControlServer, createHttpServer, type ControlHandlers, type ControlServer, type HealthCheck, type HttpServer,
-  type HttpSource, type TaskView
+  ControlError, NodeMetrics, controlSocketPath, metricsRoutes, createControlServer, createHttpServer, type ControlHandlers, type ControlServer, type HealthCheck,
+  type HttpServer, type HttpSource, type TaskView
 } from './api/index.js'
 import type { FastifyPluginAsync } from 'fastify'
 import { parseHttpAddress, type NodeConfig } from './config.js'
@@ -96,6 +96,19 @@ export interface PoiNodeOptions {
   chainEpoch?: () => Promise<bigint>
   /** Extra HTTP routes (e.g. /metrics) served with the API when `config.http` is set. */
   httpPlugins?: FastifyPluginAsync[]
+  /**
+   * Prometheus metrics (node/api/metrics.ts: the node's own registry with process, libp2p and
+   * poi series) unless this is false.
+   */
+  metrics?: boolean
+}
+
+function rolesOf (opts: Pick<PoiNodeOptions, 'light' | 'operate' | 'aggregate'>): NodeRole[] {
+  if (opts.light) return ['requester']
+  const r: NodeRole[] = []
+  if (opts.operate) r.push('operator')
+  if (opts.aggregate) r.push('aggregator')
+  return r.length === 0 ? ['bootstrap'] : r
 }
 
 /** This software's version (package.json), in `GET /v1/network`. */
@@ -131,13 +144,17 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Admits only paid-for tasks (nodes with a chain). */
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
-  private readonly verifier = new BufferedVerifier()
+  private readonly verifier: BufferedVerifier
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
   private readonly services: Startable[] = []
   private stopped = false
+  /** This node's Prometheus registry and poi series (GET /metrics: node/api metricsRoutes); undefined with `metrics: false`. */
+  readonly metrics: NodeMetrics | undefined
 
-  private constructor (private readonly opts: PoiNodeOptions, readonly libp2p: PoiLibp2p, store: NodeStore | undefined, models: ModelDir[]) {
+  private constructor (private readonly opts: PoiNodeOptions, readonly libp2p: PoiLibp2p, store: NodeStore | undefined, models: ModelDir[], metrics: NodeMetrics | undefined) {
     super()
+    this.metrics = metrics
+    this.verifier = new BufferedVerifier({ onBatch: metrics == null ? undefined : (sets) => { metrics.verifyBatch(sets) } })
     const { keystore, config, operatorSet } = opts
     this.store = store
     this.streams = store != null ? new StreamStore(store) : undefined
@@ -146,7 +163,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const events = this
     // Another process with this node's key (seen by a peer, or here for a remote peer): the CLI warns.
     peerIdentityOf(libp2p)?.addEventListener('duplicate-identity', ({ detail }) => this.safeDispatchEvent('duplicate-identity', { detail }))
-    this.router = new GossipRouter(libp2p.services.pubsub)
+    this.router = new GossipRouter(libp2p.services.pubsub, metrics == null ? undefined : (topic, verdict) => { metrics.gossipVerdict(topic, verdict === 'accept' ? 'accepted' : verdict === 'reject' ? 'rejected' : 'ignored') })
     this.epochs = createEpochs({ blsPublicKey: keystore.blsPublicKey }, { operatorSet, readSet: opts.readOperatorSet })
     const ledger = new AttestationLedger({ store, submitter: this.submitter, events, tasks: this.tasks })
     const conflicts = store != null ? new Conflicts({ store, submitter: this.submitter, events, epochs: this.epochs, ledger }) : undefined
@@ -178,7 +195,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.control = store != null && opts.control !== false ? createControlServer(this.controlHandlers(), { path: controlSocketPath(config.dataDir) }) : undefined
     if (this.control != null) this.services.push(this.control)
     if (paymentGate != null) this.services.push(paymentGate)
-    this.http = config.http != null && !opts.light ? createHttpServer(this.httpSource(), { ...parseHttpAddress(config.http), plugins: opts.httpPlugins }) : undefined
+    this.http = config.http != null && !opts.light ? createHttpServer(this.httpSource(), { ...parseHttpAddress(config.http), plugins: [...(metrics != null ? [metricsRoutes(metrics)] : []), ...(opts.httpPlugins ?? [])] }) : undefined
     if (this.http != null) this.services.push(this.http)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
@@ -186,6 +203,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Last: it reloads open tasks from the store and acts on them from timers, which then run
     // once start() has returned and the caller's listeners are attached.
     if (this.aggregator != null) this.services.push(this.aggregator)
+    metrics?.observe(this, this.submitter)
   }
 
   /** The request/response servers: a full node serves blocks, stream messages, results and its network; a light one only its held inputs. */
@@ -316,14 +334,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     const models = opts.light ? [] : await Promise.all(opts.config.modelDirs.map(loadModelDir))
     const store = opts.light ? undefined : await NodeStore.open(opts.config.dataDir)
+    const metrics = opts.metrics === false ? undefined : new NodeMetrics({ role: rolesOf(opts).join('+'), peerId: opts.keystore.peerId.toString() })
     let libp2p: PoiLibp2p
     try {
-      libp2p = await createPoiLibp2p({ privateKey: opts.keystore.privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light })
+      libp2p = await createPoiLibp2p({ privateKey: opts.keystore.privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light, metricsRegistry: metrics?.registry })
     } catch (err) {
       await store?.close()
       throw err
     }
-    const node = new PoiNode(opts, libp2p, store, models)
+    const node = new PoiNode(opts, libp2p, store, models, metrics)
     try {
       // Models load (and are hash-checked) before the node joins; topics are subscribed before
       // it connects, so its first peers learn them in the handshake.
@@ -345,6 +364,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     for (const service of [...this.services].reverse()) await service.stop()
     for (const service of [this.relay, this.tasks, this.epochs]) await service.stop()
     await this.libp2p.stop()
+    this.metrics?.stop()
     await this.verifier.close()
     await this.operator?.stop()
     await this.store?.close()
@@ -365,13 +385,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Adopts a newer epoch's operator set (from the chain); older sets stay known, so certificates of recent epochs still verify. */
   useOperatorSet (set: OperatorSet): void { this.epochs.use(set) }
 
-  roles (): NodeRole[] {
-    if (this.opts.light) return ['requester']
-    const r: NodeRole[] = []
-    if (this.opts.operate) r.push('operator')
-    if (this.opts.aggregate) r.push('aggregator')
-    return r.length === 0 ? ['bootstrap'] : r
-  }
+  roles (): NodeRole[] { return rolesOf(this.opts) }
 
   get modelIds (): string[] { return this.models.ids }
 

@@ -297,12 +297,15 @@ describe('consensus: BufferedVerifier (worker thread)', () => {
     assert.deepEqual(results, sets.map((_, i) => i !== 11 && i !== 37))
   })
 
-  it('verifies across several workers and small batches', async () => {
-    verifier = new BufferedVerifier({ workers: 2, maxBufferedSets: 4 })
+  it('verifies across several workers and small batches, and reports each batch\'s size', async () => {
+    const batches: number[] = []
+    verifier = new BufferedVerifier({ workers: 2, maxBufferedSets: 4, onBatch: (n) => { batches.push(n) } })
     const sets = randomSets(10)
     sets[0] = { ...sets[0], message: hash32('tampered') }
     const results = await Promise.all(sets.map(async set => await verifier!.verify(set)))
     assert.deepEqual(results, sets.map((_, i) => i !== 0))
+    assert.equal(batches.reduce((a, n) => a + n, 0), sets.length, `every set went in one batch: ${batches.join(', ')}`)
+    assert.ok(batches.every(n => n >= 1 && n <= 4), `batches of 1 to maxBufferedSets: ${batches.join(', ')}`)
   })
 
   it('rejects work after close and closes idempotently', async () => {

@@ -214,6 +214,23 @@ describe('HTTP API (--http)', function () {
     assert.deepEqual(unknown.body, { taskId: `0x${'ab'.repeat(32)}`, status: 'unknown', outputRef: null, certificate: null })
   })
 
+  it('GET /metrics on a node serving the API: Prometheus text with poi\'s series after the task, libp2p\'s, and 405 for another method', async () => {
+    const url = net.aggregator.http?.url
+    assert.ok(url != null)
+    await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(6), timeoutMs: TASK_TIMEOUT_MS })
+    const res = await fetch(`${url}/metrics`)
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+    const text = await res.text()
+    // The task was certified here: the counter is at least 1, with this node's labels.
+    const certified = text.split('\n').find(l => l.startsWith('poi_tasks_certified_total{'))
+    assert.ok(certified != null, 'poi_tasks_certified_total is served')
+    assert.ok(certified.includes(`peer_id="${net.aggregator.libp2p.peerId.toString()}"`), certified)
+    assert.ok(Number(certified.split(' ').at(-1)) >= 1, certified)
+    assert.match(text, /^libp2p_connection_manager_connections\{/m)
+    assert.equal((await fetch(`${url}/metrics`, { method: 'POST' })).status, 405)
+  })
+
   it('GET /v1/models and /v1/models/:id: the models held, with their manifests', async () => {
     const op = net.operators[0]!
     const r = await get(op.http?.url, '/v1/models')

@@ -1,7 +1,8 @@
 /**
  * The node's local interfaces (DESIGN §12): the control channel, a Unix domain socket in the
  * data directory through which `poi` commands ask a running node to publish a model or list its
- * models, instead of opening its (locked) store; and the HTTP API (`--http`).
+ * models, instead of opening its (locked) store; the HTTP API (`--http`); and the node's
+ * Prometheus metrics (metrics.ts), with the GET /metrics route for its HTTP server.
  */
 export {
   CONTROL_PROTOCOL_VERSION, CONTROL_REQUEST_TIMEOUT_MS, CONTROL_SOCKET_NAME, ControlError, MAX_CONTROL_REQUEST_BYTES, MAX_CONTROL_REPLY_BYTES,
@@ -13,3 +14,5 @@ export type { ControlHandlers, ControlServerInit } from './control-server.js'
 export { CONTROL_IDLE_TIMEOUT_MS, ControlClient } from './control-client.js'
 export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS, HttpApiError, HttpServer, createHttpServer, getRoute } from './http-server.js'
 export type { HealthCheck, HttpErrorBody, HttpServerInit, HttpSource, ModelView, NetworkView, TaskStatus, TaskView } from './http-server.js'
+export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, NodeMetrics, VERIFY_BATCH_BUCKETS, VERIFY_SECONDS_BUCKETS, metricsRoutes, reasonLabel } from './metrics.js'
+export type { GossipResult, NodeMetricsInit } from './metrics.js'

@@ -133,7 +133,8 @@ export class GossipRouter {
 
   private readonly admission = (_from: PeerId, msg: Message): TopicValidatorResult => this.admit(msg)
 
-  constructor (pubsub: GossipSub) {
+  /** `onVerdict`: told every verdict of a topic validator (metrics: node/api/metrics.ts). */
+  constructor (pubsub: GossipSub, private readonly onVerdict?: (topic: string, verdict: Verdict) => void) {
     this.pubsub = pubsub
     this.listener = (evt) => { void this.dispatch(evt.detail) }
     this.pubsub.addEventListener('gossipsub:message', this.listener)
@@ -210,6 +211,7 @@ export class GossipRouter {
       verdict = 'ignore'
     }
     this.pubsub.reportMessageValidationResult(msgId, from, VERDICTS[verdict])
+    this.onVerdict?.(msg.topic, verdict)
     if (verdict !== 'accept' || handler.onMessage == null) return
     try {
       await handler.onMessage(msg.data, from)
