@@ -1,4 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { peerIdentityOf } from '../peer-identity.js'
 import type { PoiNode } from '../poi-node.js'
 import { sleep, throwIfAborted } from './abort.js'
@@ -13,6 +14,20 @@ export interface WaitForNetworkOptions extends AbortOptions {
 /** Distinct peers `node` has a connection to (a peer may have several connections). */
 export function connectedPeerIds (node: Pick<PoiNode, 'libp2p'>): string[] {
   return [...new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))]
+}
+
+/**
+ * Up to `max` connected peers that said (identify) they serve `protocol`, in connection order:
+ * whom a requester asks a question only full nodes answer.
+ */
+export async function connectedPeersServing (node: Pick<PoiNode, 'libp2p'>, protocol: string, max: number): Promise<string[]> {
+  const peers: string[] = []
+  for (const id of connectedPeerIds(node)) {
+    if (peers.length >= max) break
+    const peer = await node.libp2p.peerStore.get(peerIdFromString(id)).catch(() => undefined)
+    if (peer?.protocols.includes(protocol) === true) peers.push(id)
+  }
+  return peers
 }
 
 /**

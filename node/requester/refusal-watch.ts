@@ -11,7 +11,7 @@ import { to0xHex } from '../../protocols/wire/index.js'
 import type { PoiNode } from '../poi-node.js'
 import { REFUSAL_FIRST_CHECK_MS, REFUSAL_POLL_MS, RESULT_LOOKUP_PEERS, RESULT_LOOKUP_TIMEOUT_MS } from './constants.js'
 import { TaskRefusedError } from './errors.js'
-import { connectedPeerIds } from './network-wait.js'
+import { connectedPeersServing } from './network-wait.js'
 
 const log = logger('poi:requester')
 
@@ -28,12 +28,7 @@ export function watchRefusal (node: PoiNode, taskId: Uint8Array): RefusalWatch {
   const refused = new Promise<TaskRefusedError>((resolve) => { report = resolve })
 
   const ask = async (): Promise<TaskRefusedError | undefined> => {
-    const peers: string[] = []
-    for (const id of connectedPeerIds(node)) {
-      const peer = await node.libp2p.peerStore.get(peerIdFromString(id)).catch(() => undefined)
-      if (peer?.protocols.includes(RESULT_PROTOCOL) === true) peers.push(id)
-      if (peers.length >= RESULT_LOOKUP_PEERS) break
-    }
+    const peers = await connectedPeersServing(node, RESULT_PROTOCOL, RESULT_LOOKUP_PEERS)
     const answers = await Promise.all(peers.map(async (peer) => {
       try {
         const answer = await fetchResult(node.libp2p, peerIdFromString(peer), taskId, { signal: stopper.signal, timeoutMs: RESULT_LOOKUP_TIMEOUT_MS })

@@ -19,7 +19,7 @@ import { DEFAULT_MAX_TASK_TTL_MS } from '../config.js'
 import { maxTaskTtlMsOf } from '../network-info.js'
 import type { PoiNode } from '../poi-node.js'
 import { TASK_TTL_LOOKUP_PEERS, TASK_TTL_LOOKUP_TIMEOUT_MS } from './constants.js'
-import { connectedPeerIds } from './network-wait.js'
+import { connectedPeersServing } from './network-wait.js'
 import type { RequestLimits } from './params.js'
 
 const log = logger('poi:requester')
@@ -37,12 +37,7 @@ export type NetworkTaskTtl = Required<RequestLimits> & {
  * the asks early.
  */
 export async function readNetworkTaskTtl (node: Pick<PoiNode, 'libp2p'>, options: AbortOptions = {}): Promise<NetworkTaskTtl> {
-  const peers: string[] = []
-  for (const id of connectedPeerIds(node)) {
-    const peer = await node.libp2p.peerStore.get(peerIdFromString(id)).catch(() => undefined)
-    if (peer?.protocols.includes(NETWORK_PROTOCOL) === true) peers.push(id)
-    if (peers.length >= TASK_TTL_LOOKUP_PEERS) break
-  }
+  const peers = await connectedPeersServing(node, NETWORK_PROTOCOL, TASK_TTL_LOOKUP_PEERS)
   const reports = await Promise.all(peers.map(async (peer) => {
     try {
       const info = await fetchNetworkInfo(node.libp2p, peerIdFromString(peer), { signal: options.signal, timeoutMs: TASK_TTL_LOOKUP_TIMEOUT_MS })
