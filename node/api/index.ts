@@ -16,3 +16,5 @@ export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNE
 export type { HealthCheck, HttpErrorBody, HttpServerInit, HttpSource, ModelView, NetworkView, TaskStatus, TaskView } from './http-server.js'
 export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, NodeMetrics, VERIFY_BATCH_BUCKETS, VERIFY_SECONDS_BUCKETS, metricsRoutes, reasonLabel } from './metrics.js'
 export type { GossipResult, NodeMetricsInit } from './metrics.js'
+export { serializeEvent, subscribeNodeEvents } from './events.js'
+export type { Decimal, Encodable, Hex, NodeEventLine, NodeEventName, NodeEventOptions, NodeEventSource } from './events.js'

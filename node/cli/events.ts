@@ -12,12 +12,11 @@
  * name and every field it declares (type, hex, decimal) before the line is used; fields it does
  * not declare are left alone, so a newer node may add some without breaking an older reader.
  */
-import { PoiError, to0xHex } from '../../protocols/wire/index.js'
+import { serializeEvent as serializeLine, type Decimal, type Encodable, type Hex, type NodeEventLine } from '../api/index.js'
+import { PoiError } from '../../protocols/wire/index.js'
 import type { FetchPhase } from '../models/index.js'
 
-export type Hex = `0x${string}`
-/** A bigint as a decimal string. */
-export type Decimal = `${bigint}`
+export type { Decimal, Hex, NodeEventLine } from '../api/index.js'
 
 export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
 
@@ -51,46 +50,8 @@ export type PoiEvent =
    * other model in its block store: published to it, fetched earlier).
    */
   | { event: 'ready', role: NodeRoleName, peerId: string, addrs: string[], operatorIndex: number | null, models: string[], announced: string[], http: string | null }
-  /** A valid task arrived; `at` is wall-clock ms (sub-ms, comparable across local processes). */
-  | { event: 'task', taskId: Hex, at: number }
-  | { event: 'attested', taskId: Hex, resultHash: Hex, inferenceMs: number, signMs: number, at: number }
-  /** A quorum certificate this node formed (aggregators). */
-  | { event: 'certificate', taskId: Hex, resultHash: Hex, signerBitmap: Hex, verifyMs?: number, at: number }
-  | { event: 'no-quorum', taskId: Hex }
-  | { event: 'evidence', taskId: Hex, operatorIndex: number }
-  /**
-   * Two valid certificates for the task with different results (`certificates`), or a certificate
-   * and an attestation with another result by a signer it names (`certificate-attestation`),
-   * stored as evidence `id` against operators `accused` (indices in the certificate's epoch).
-   */
-  | { event: 'conflict-evidence', taskId: Hex, kind: 'certificates' | 'certificate-attestation', id: string, accused: number[] }
-  /** A gossip message this node refused: `reject` penalised the sender, `ignore` did not. */
-  | { event: 'rejected', topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
-  /** This operator could not attest to a task. */
-  | { event: 'failed', taskId: Hex, reason: string }
-  | { event: 'probe', id: string, at: number }
-  | {
-    event: 'model-progress', modelId: string, phase: FetchPhase, bytesDone: number, bytesTotal: number,
-    chunksDone: number, chunksTotal: number, providers: number, dropped: number
-  }
-  /** A model became available: fetched through the DHT, or found in the node's block store. */
-  | { event: 'model', modelId: string, bytes: number, fromStore: boolean, ms: number }
-  /** A model fetched ahead of its tasks (a registered one) could not be fetched. */
-  | { event: 'prefetch-failed', modelId: string, reason: string }
-  /** Gossip mesh sizes, printed when they change: a launcher waits for them instead of sleeping. */
-  | { event: 'mesh', tasks: number, attestations: number, certificates: number, attestationSubscribers: number }
-  /** A certificate or evidence settled on-chain by this aggregator's own transaction. */
-  | { event: 'submitted', kind: 'certificate' | 'evidence' | 'conflict', id: string, txHash: Hex, gasUsed: Decimal }
-  /**
-   * Not sent (or not the one that counted): the chain already held a result for the task (or had
-   * slashed the operator), put there by account `settledBy` in transaction `txHash`; `resultHash`
-   * is the result the chain holds (certificates).
-   */
-  | { event: 'submission-settled-by-other', kind: 'certificate' | 'evidence' | 'conflict', id: string, settledBy: Hex, txHash: Hex, resultHash?: Hex }
-  /** Never going on-chain: the contract refuses it with custom error `revert`, or its data is gone. */
-  | { event: 'submission-failed', kind: 'certificate' | 'evidence' | 'conflict', id: string, reason: string, revert?: string }
-  /** An attempt failed for a reason that may pass (RPC, nonce, timeout): retried in `retryInMs`, without end. */
-  | { event: 'submission-retry', kind: 'certificate' | 'evidence' | 'conflict', id: string, attempts: number, retryInMs: number, reason: string }
+  /** What a running node prints while it works (node/api/events.ts; `GET /v1/events` sends the same lines). */
+  | NodeEventLine
   /**
    * A verified result, with everything a script needs to check it again on its own: the
    * certificate's fields as on the wire (`certificateVersion`, `epoch`, `signerBitmap`,
@@ -175,23 +136,10 @@ export type PoiEvent =
    * announces; a node started later announces the store's models at start).
    */
   | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null, via: 'node' | 'store', announced: boolean }
-  /**
-   * Another live process uses a peer id: this node's own (`self`, told by a peer, or seen here),
-   * or a remote peer's seen here as two connections with different identify answers. `count`:
-   * how many such reports this node has had so far.
-   */
-  | { event: 'duplicate-identity', peerId: string, self: boolean, how: 'two-connections' | 'peer-notice', reportedBy: string, addresses: string[][], count: number }
 
 export type PoiEventName = PoiEvent['event']
 export type EventOf<K extends PoiEventName> = Extract<PoiEvent, { event: K }>
 
-/** What an emitter may pass for a line: bytes where the line has hex, bigints where it has decimals. */
-type Encodable<T> =
-  T extends Hex ? Hex | Uint8Array
-    : T extends Decimal ? Decimal | bigint
-      : T extends Array<infer U> ? Array<Encodable<U>>
-        : T extends object ? { [K in keyof T]: Encodable<T[K]> }
-          : T
 export type PoiEventInput = Encodable<PoiEvent>
 
 /** A line that is not a poi event (not JSON, an unknown `event`, a field of the wrong type). */
@@ -204,16 +152,9 @@ export class EventLineError extends PoiError {
   }
 }
 
-/** One JSON line (without the newline): bytes as 0x-hex, bigints as decimal strings. */
+/** One JSON line (without the newline): bytes as 0x-hex, bigints as decimal strings (node/api/events.ts writes it, for `GET /v1/events` too). */
 export function serializeEvent (event: PoiEventInput): string {
-  return JSON.stringify(event, jsonValue)
-}
-
-/** Reads the raw value: a Buffer's toJSON runs before a replacer sees it. */
-function jsonValue (this: Record<string, unknown>, key: string, value: unknown): unknown {
-  const raw = this[key]
-  if (raw instanceof Uint8Array) return to0xHex(raw)
-  return typeof value === 'bigint' ? value.toString() : value
+  return serializeLine(event)
 }
 
 /** Parses one line into an event, checking its `event` name and the fields that event declares. */
@@ -278,6 +219,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   task: { taskId: hex, at: num },
   attested: { taskId: hex, resultHash: hex, inferenceMs: num, signMs: num, at: num },
   certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },
+  certified: { taskId: hex, resultHash: hex, signerBitmap: hex, at: num },
   'no-quorum': { taskId: hex },
   evidence: { taskId: hex, operatorIndex: num },
   'conflict-evidence': { taskId: hex, kind: oneOf('certificates', 'certificate-attestation'), id: str, accused: listOf(num) },

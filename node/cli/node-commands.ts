@@ -4,12 +4,10 @@
  */
 import { isAddressEqual } from 'viem'
 import { readOperatorRecord, readRegistryState, readReputation } from '../../contracts/index.js'
-import { shortHex } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
-import { modelIdToString } from '../inference/index.js'
+import { subscribeNodeEvents, type NodeEventLine } from '../api/index.js'
 import { loadKeystore } from '../keys.js'
-import { NotInOperatorSetError, PoiNode, preciseNow } from '../poi-node.js'
-import { peerIdentityOf } from '../peer-identity.js'
+import { NotInOperatorSetError, PoiNode } from '../poi-node.js'
 import { NODE_OPTIONS, nodeConfig, type OptionValues } from './args.js'
 import type { Hex, NodeRoleName } from './events.js'
 import { operatorSource, readChain } from './operator-source.js'
@@ -119,77 +117,44 @@ async function prefetchRegisteredModels (node: PoiNode, chain: ChainClient | und
   }
 }
 
-/** Every node event as a PoiEvent line (--json) or a line for a person. */
+/**
+ * Every node event as its line (--json) or a line for a person: the lines come from
+ * subscribeNodeEvents (node/api), the same that `GET /v1/events` streams.
+ */
 function reportEvents (node: PoiNode, out: CliOutput): void {
-  node.submitter?.addEventListener('confirmed', ({ detail: s }) => out.event(
-    // Set on every confirmed submission: the receipt's hash and gas.
-    { event: 'submitted', kind: s.kind, id: s.id, txHash: s.txHash as Hex, gasUsed: BigInt(s.gasUsed ?? 0) },
-    `${s.kind} ${s.id.slice(0, 16)}… settled on-chain in ${s.txHash} (gas ${s.gasUsed})`))
-  node.submitter?.addEventListener('settled-by-other', ({ detail: s }) => out.event(
-    // Set on every settled-by-other submission: the other account and its transaction.
-    { event: 'submission-settled-by-other', kind: s.kind, id: s.id, settledBy: s.settledBy as Hex, txHash: s.txHash as Hex, resultHash: s.resultHash as Hex | undefined },
-    `${s.kind} ${s.id.slice(0, 16)}… already settled on-chain by ${s.settledBy} in ${s.txHash}${s.resultHash != null ? ` (result ${s.resultHash.slice(0, 18)}…)` : ''}; not sent`))
-  node.submitter?.addEventListener('failed', ({ detail: s }) => out.warning(
-    { event: 'submission-failed', kind: s.kind, id: s.id, reason: s.lastError ?? 'unknown', revert: s.revert },
-    `${s.kind} ${s.id.slice(0, 16)}… FAILED, never going on-chain: ${s.revert != null ? `the contract reverts with ${s.revert}` : (s.lastError ?? 'unknown')}`))
-  // A stuck submission is visible without flooding: attempts 1, 2, 4, 8, … (it retries every RETRY_CAP_MS meanwhile).
-  node.submitter?.addEventListener('retrying', ({ detail: s }) => {
-    if ((s.attempts & (s.attempts - 1)) !== 0) return
-    out.warning({ event: 'submission-retry', kind: s.kind, id: s.id, attempts: s.attempts, retryInMs: s.retryInMs, reason: (s.lastError ?? '').split('\n')[0] },
-      `${s.kind} ${s.id.slice(0, 16)}… not on-chain yet (attempt ${s.attempts}), retrying in ${Math.round(s.retryInMs / 1000)} s: ${(s.lastError ?? '').split('\n')[0]}`)
-  })
-  // A fetch in progress, at most one line per tenth of the model (humans) or per phase (JSON).
-  let lastShown = ''
-  node.addEventListener('model-progress', ({ detail: { modelId, progress: p } }) => {
-    const tenth = p.bytesTotal > 0 ? Math.floor(10 * p.bytesDone / p.bytesTotal) : 0
-    const key = `${p.phase}/${out.json ? 0 : tenth}`
-    if (key === lastShown) return
-    lastShown = key
-    const id = modelIdToString(modelId)
-    out.event({ event: 'model-progress', modelId: id, ...p },
-      `fetching model ${id.slice(0, 16)}…: ${p.phase}, ${p.chunksDone}/${p.chunksTotal} chunks, ${(p.bytesDone / MIB).toFixed(1)}/${(p.bytesTotal / MIB).toFixed(1)} MiB from ${p.providers} providers${p.dropped > 0 ? ` (${p.dropped} dropped)` : ''}`)
-  })
-  node.addEventListener('model', ({ detail: m }) => out.event(
-    { event: 'model', modelId: modelIdToString(m.modelId), bytes: m.bytes, fromStore: m.fromStore, ms: m.ms },
-    `model ${modelIdToString(m.modelId)} ${m.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${m.bytes} bytes, ${m.ms} ms)`))
-  node.addEventListener('prefetch-failed', ({ detail: f }) => out.event(
-    { event: 'prefetch-failed', modelId: modelIdToString(f.modelId), reason: f.reason },
-    `prefetching model ${modelIdToString(f.modelId)} failed: ${f.reason} (it is fetched again when a task names it)`))
-  node.addEventListener('failed', ({ detail: f }) => out.warning(
-    { event: 'failed', taskId: f.taskId, reason: f.reason },
-    `task ${shortHex(f.taskId)}: cannot attest: ${f.reason}`))
-  node.addEventListener('task', ({ detail: t }) => out.event({ event: 'task', taskId: t.taskId, at: preciseNow() }))
-  node.addEventListener('probe', ({ detail: p }) => out.event({ event: 'probe', id: p.id, at: p.at }))
-  node.addEventListener('attested', ({ detail: a }) => out.event(
-    { event: 'attested', taskId: a.attestation.taskId, resultHash: a.attestation.resultHash, inferenceMs: a.inferenceMs, signMs: a.signMs, at: preciseNow() },
-    `attested task ${shortHex(a.attestation.taskId)} result ${shortHex(a.attestation.resultHash)} (inference ${a.inferenceMs.toFixed(1)} ms)`))
-  node.addEventListener('certificate', ({ detail: c }) => {
-    if (!c.formedHere) return
-    out.event({ event: 'certificate', taskId: c.certificate.taskId, resultHash: c.certificate.resultHash, signerBitmap: c.certificate.signerBitmap, verifyMs: c.verifyMs, at: preciseNow() },
-      `certificate formed for task ${shortHex(c.certificate.taskId)}`)
-  })
-  node.addEventListener('no-quorum', ({ detail: n }) => out.event({ event: 'no-quorum', taskId: n.taskId }, `task ${shortHex(n.taskId)} ended with NoQuorum`))
-  node.addEventListener('evidence', ({ detail: e }) => out.event({ event: 'evidence', taskId: e.taskId, operatorIndex: e.operatorIndex },
-    `equivocation by operator ${e.operatorIndex} on task ${shortHex(e.taskId)} stored as evidence`))
-  node.addEventListener('conflict-evidence', ({ detail: c }) => out.event({ event: 'conflict-evidence', taskId: c.taskId, kind: c.kind, id: c.id, accused: c.accused },
-    `${c.kind === 'certificates' ? 'conflicting certificates' : 'a certificate and a conflicting attestation'} on task ${shortHex(c.taskId)} stored as evidence against operators ${c.accused.join(', ')}`))
-  // Operators see why a message was refused without turning on debug logs.
-  node.addEventListener('rejected', ({ detail: r }) => out.warning(
-    { event: 'rejected', topic: r.topic, reason: r.reason, from: r.from, verdict: r.verdict },
-    `${r.verdict === 'reject' ? 'rejected' : 'ignored'} ${r.topic} from ${r.from}: ${r.reason}`))
-  // Two processes with one keystore: loud, since the copy can sign what this operator did not run.
-  node.addEventListener('duplicate-identity', ({ detail: d }) => out.warning(
-    { event: 'duplicate-identity', ...d, count: peerIdentityOf(node.libp2p)?.duplicateReports() ?? 1 },
-    d.self
-      ? `ANOTHER LIVE PROCESS USES THIS NODE'S KEYSTORE (peer id ${d.peerId}), reported by ${d.reportedBy}: stop one of them; two copies of one operator key can sign two results for one task and be slashed`
-      : `peer ${d.peerId} runs as two live processes (listening on ${d.addresses.map(a => a.join(' ')).join(' and on ')}): its operator has started one keystore twice`))
-  if (out.json) {
-    // Lets a launcher wait for gossip meshes instead of sleeping.
-    let last = ''
-    node.libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => {
-      const mesh = { tasks: node.meshPeers('tasks'), attestations: node.meshPeers('attestations'), certificates: node.meshPeers('certificates'), attestationSubscribers: node.topicPeers('attestations') }
-      const now = JSON.stringify(mesh)
-      if (now !== last) { last = now; out.event({ event: 'mesh', ...mesh }) }
-    })
+  subscribeNodeEvents(node, (line) => {
+    const human = humanLine(line)
+    if (human?.warning === true) out.warning(line, human.text)
+    else out.event(line, human?.text)
+  }, { progress: out.json ? 'phase' : 'tenth' })
+}
+
+/** What a person reads for a node event (warnings on stderr); undefined: nothing (--json only). */
+function humanLine (e: NodeEventLine): { text: string, warning?: true } | undefined {
+  const short = (hex: string): string => hex.length > 18 ? `${hex.slice(0, 18)}…` : hex
+  switch (e.event) {
+    case 'submitted': return { text: `${e.kind} ${e.id.slice(0, 16)}… settled on-chain in ${e.txHash} (gas ${e.gasUsed})` }
+    case 'submission-settled-by-other': return { text: `${e.kind} ${e.id.slice(0, 16)}… already settled on-chain by ${e.settledBy} in ${e.txHash}${e.resultHash != null ? ` (result ${e.resultHash.slice(0, 18)}…)` : ''}; not sent` }
+    case 'submission-failed': return { warning: true, text: `${e.kind} ${e.id.slice(0, 16)}… FAILED, never going on-chain: ${e.revert != null ? `the contract reverts with ${e.revert}` : e.reason}` }
+    case 'submission-retry': return { warning: true, text: `${e.kind} ${e.id.slice(0, 16)}… not on-chain yet (attempt ${e.attempts}), retrying in ${Math.round(e.retryInMs / 1000)} s: ${e.reason}` }
+    case 'model-progress': return { text: `fetching model ${e.modelId.slice(0, 16)}…: ${e.phase}, ${e.chunksDone}/${e.chunksTotal} chunks, ${(e.bytesDone / MIB).toFixed(1)}/${(e.bytesTotal / MIB).toFixed(1)} MiB from ${e.providers} providers${e.dropped > 0 ? ` (${e.dropped} dropped)` : ''}` }
+    case 'model': return { text: `model ${e.modelId} ${e.fromStore ? 'loaded from the block store' : 'fetched through the DHT'} (${e.bytes} bytes, ${e.ms} ms)` }
+    case 'prefetch-failed': return { text: `prefetching model ${e.modelId} failed: ${e.reason} (it is fetched again when a task names it)` }
+    case 'failed': return { warning: true, text: `task ${short(e.taskId)}: cannot attest: ${e.reason}` }
+    case 'attested': return { text: `attested task ${short(e.taskId)} result ${short(e.resultHash)} (inference ${e.inferenceMs.toFixed(1)} ms)` }
+    case 'certificate': return { text: `certificate formed for task ${short(e.taskId)}` }
+    case 'no-quorum': return { text: `task ${short(e.taskId)} ended with NoQuorum` }
+    case 'evidence': return { text: `equivocation by operator ${e.operatorIndex} on task ${short(e.taskId)} stored as evidence` }
+    case 'conflict-evidence': return { text: `${e.kind === 'certificates' ? 'conflicting certificates' : 'a certificate and a conflicting attestation'} on task ${short(e.taskId)} stored as evidence against operators ${e.accused.join(', ')}` }
+    // Operators see why a message was refused without turning on debug logs.
+    case 'rejected': return { warning: true, text: `${e.verdict === 'reject' ? 'rejected' : 'ignored'} ${e.topic} from ${e.from}: ${e.reason}` }
+    // Two processes with one keystore: loud, since the copy can sign what this operator did not run.
+    case 'duplicate-identity': return {
+      warning: true,
+      text: e.self
+        ? `ANOTHER LIVE PROCESS USES THIS NODE'S KEYSTORE (peer id ${e.peerId}), reported by ${e.reportedBy}: stop one of them; two copies of one operator key can sign two results for one task and be slashed`
+        : `peer ${e.peerId} runs as two live processes (listening on ${e.addresses.map(a => a.join(' ')).join(' and on ')}): its operator has started one keystore twice`
+    }
+    case 'task': case 'certified': case 'probe': case 'mesh': return undefined
   }
 }
