@@ -9,17 +9,17 @@ import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { TypedEventEmitter, type Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { BufferedVerifier, type OperatorSet } from '../consensus/index.js'
+import { BufferedVerifier, decodeSignerBitmap, type OperatorSet } from '../consensus/index.js'
 import { GossipRouter, type TopicName } from '../protocols/gossip/index.js'
 import { NetworkInfoServer } from '../protocols/network/index.js'
 import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
-import { PoiError, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { PoiError, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import {
-  ControlError, NodeMetrics, controlSocketPath, metricsRoutes, createControlServer, createHttpServer, type ControlHandlers, type ControlServer, type HealthCheck,
-  type HttpServer, type HttpSource, type TaskView
+  ControlError, NodeMetrics, controlSocketPath, metricsRoutes, createControlServer, createEventStream, createHttpServer, networkPageRoutes, subscribeNodeEvents,
+  type ControlHandlers, type ControlServer, type EventStream, type EventStreamInit, type HealthCheck, type HttpServer, type HttpSource, type TaskView
 } from './api/index.js'
 import type { FastifyPluginAsync } from 'fastify'
 import { parseHttpAddress, type NodeConfig } from './config.js'
@@ -101,6 +101,8 @@ export interface PoiNodeOptions {
    * poi series) unless this is false.
    */
   metrics?: boolean
+  /** Limits of `GET /v1/events` (node/api/event-stream.ts); tests lower them. */
+  eventStream?: EventStreamInit
 }
 
 function rolesOf (opts: Pick<PoiNodeOptions, 'light' | 'operate' | 'aggregate'>): NodeRole[] {
@@ -141,6 +143,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   readonly control: ControlServer | undefined
   /** The HTTP API (full nodes with `config.http`). */
   readonly http: HttpServer | undefined
+  /** `GET /v1/events`, served with the HTTP API: the node's event lines as server-sent events. */
+  readonly eventStream: EventStream | undefined
   /** Admits only paid-for tasks (nodes with a chain). */
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
@@ -195,7 +199,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.control = store != null && opts.control !== false ? createControlServer(this.controlHandlers(), { path: controlSocketPath(config.dataDir) }) : undefined
     if (this.control != null) this.services.push(this.control)
     if (paymentGate != null) this.services.push(paymentGate)
-    this.http = config.http != null && !opts.light ? createHttpServer(this.httpSource(), { ...parseHttpAddress(config.http), plugins: [...(metrics != null ? [metricsRoutes(metrics)] : []), ...(opts.httpPlugins ?? [])] }) : undefined
+    // The same lines as the CLI's --json (subscribeNodeEvents), started before the server so no stream misses one.
+    this.eventStream = config.http != null && !opts.light ? createEventStream((onLine) => subscribeNodeEvents(this, onLine), opts.eventStream) : undefined
+    if (this.eventStream != null) this.services.push(this.eventStream)
+    const pages = this.eventStream != null ? [this.eventStream.routes(), networkPageRoutes()] : []
+    this.http = config.http != null && !opts.light ? createHttpServer(this.httpSource(), { ...parseHttpAddress(config.http), plugins: [...(metrics != null ? [metricsRoutes(metrics)] : []), ...pages, ...(opts.httpPlugins ?? [])] }) : undefined
     if (this.http != null) this.services.push(this.http)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
@@ -302,10 +310,17 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // The route's schema admits only 0x + 64 hex digits; anything else is a task never seen.
     if (taskId == null) return { taskId: taskIdHex, status: 'unknown', outputRef: null, certificate: null }
     const certificate = await this.store?.getCertificate(taskId)
+    const timing = this.eventStream?.timing(taskIdHex.toLowerCase()) ?? { seenAt: null, certifiedAt: null }
     if (certificate != null) {
+      // A stored certificate was verified against its epoch's set: any count its bitmap fits decodes it.
+      const decoded = decodeSignerBitmap(certificate.signerBitmap, certificate.signerBitmap.length * 8)
+      const submission = await this.store?.getSubmission('certificate', toHex(taskId))
       return {
         taskId: taskIdHex,
         status: 'certified',
+        signers: decoded.ok ? decoded.signers : [],
+        ...timing,
+        settlement: submission == null ? null : { state: submission.state, txHash: submission.txHash ?? null, gasUsed: submission.gasUsed ?? null, settledBy: submission.settledBy ?? null },
         outputRef: to0xHex(certificate.outputRef),
         certificate: {
           version: certificate.version,
@@ -322,9 +337,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       }
     }
     const state = await this.store?.getTaskState(taskId)
-    if (state?.state === 'no-quorum') return { taskId: taskIdHex, status: 'no-quorum', ...(state.reason != null ? { reason: state.reason } : {}), outputRef: null, certificate: null }
+    if (state?.state === 'no-quorum') return { taskId: taskIdHex, status: 'no-quorum', ...(state.reason != null ? { reason: state.reason } : {}), outputRef: null, certificate: null, seenAt: timing.seenAt }
     const known = state != null || this.tasks.has(taskId)
-    return { taskId: taskIdHex, status: known ? 'pending' : 'unknown', outputRef: null, certificate: null }
+    return { taskId: taskIdHex, status: known ? 'pending' : 'unknown', outputRef: null, certificate: null, ...(known ? { seenAt: timing.seenAt } : {}) }
   }
 
   static async start (opts: PoiNodeOptions): Promise<PoiNode> {

@@ -66,7 +66,18 @@ export interface TaskView {
   reason?: string
   outputRef: string | null
   certificate: Record<string, string | number> | null
+  /** Operator indices that signed the certificate (certified tasks). */
+  signers?: number[]
+  /** When this node first saw the task, unix ms; null when not since it started (the event stream remembers recent tasks). */
+  seenAt?: number | null
+  /** When this node held the task's certificate, unix ms; null when not known. */
+  certifiedAt?: number | null
+  /** This node's own on-chain submission of the certificate (aggregators with a chain); null when it submits none. */
+  settlement?: TaskSettlement | null
 }
+
+/** A certificate's submission as this node knows it: `gasUsed` and `txHash` once confirmed, `settledBy` when another account settled it first. */
+export interface TaskSettlement { state: string, txHash: string | null, gasUsed: string | null, settledBy: string | null }
 
 export interface ModelView { modelId: string, manifest: unknown }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { createOperatorSet, type OperatorSet } from '../../consensus/index.js'
 import { resolveConfig } from '../../node/config.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
+import type { EventStreamInit } from '../../node/api/index.js'
 import { PoiNode } from '../../node/poi-node.js'
 import { waitForNetwork } from '../../node/requester/index.js'
 import { until } from './wait.js'
@@ -40,6 +41,8 @@ export interface TestNetworkOptions {
   maxTaskTtlMs?: number
   /** Every full node serves the HTTP API on a free loopback port (node.http.url). */
   http?: boolean
+  /** Limits of every full node's `GET /v1/events` (with `http`), e.g. lowered to test a client that stops reading. */
+  eventStream?: EventStreamInit
 }
 
 /** Gossipsub grafts on its 1 s heartbeat; a few heartbeats are enough, this much leaves room for a loaded machine. */
@@ -84,23 +87,23 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
   }
   try {
     const bootKeys = await fresh('bootstrap')
-    const bootstrap = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: bootKeys, config: configFor('bootstrap', []), operatorSet, backupAggregation: opts.backupAggregation })
+    const bootstrap = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: bootKeys, config: configFor('bootstrap', []), operatorSet, backupAggregation: opts.backupAggregation, eventStream: opts.eventStream })
     nodes.push(bootstrap)
     const bootstrapAddr = bootstrap.addresses()[0]
     const operators: Array<PoiNode | undefined> = []
     for (let i = 0; i < opts.operators; i++) {
       if (opts.offline?.includes(i) === true) { operators.push(undefined); continue }
-      const n = await PoiNode.start({ operate: true, aggregate: false, light: false, keystore: keys[i], config: configFor(`op${i}`, [bootstrapAddr], false, opts.operatorsWithoutModels === true), operatorSet })
+      const n = await PoiNode.start({ operate: true, aggregate: false, light: false, keystore: keys[i], config: configFor(`op${i}`, [bootstrapAddr], false, opts.operatorsWithoutModels === true), operatorSet, eventStream: opts.eventStream })
       nodes.push(n)
       operators.push(n)
     }
-    const aggregator = await PoiNode.start({ operate: false, aggregate: true, light: false, keystore: await fresh('aggregator'), config: configFor('aggregator', [bootstrapAddr]), operatorSet })
+    const aggregator = await PoiNode.start({ operate: false, aggregate: true, light: false, keystore: await fresh('aggregator'), config: configFor('aggregator', [bootstrapAddr]), operatorSet, eventStream: opts.eventStream })
     nodes.push(aggregator)
     const requesterKeys = await fresh('requester')
     const requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: requesterKeys, config: configFor('requester', [bootstrapAddr], true), operatorSet })
     nodes.push(requester)
     const extraNode = async (k: Keystore, name: string): Promise<PoiNode> => {
-      const n = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: k, config: configFor(name, [bootstrapAddr]), operatorSet, backupAggregation: opts.backupAggregation })
+      const n = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: k, config: configFor(name, [bootstrapAddr]), operatorSet, backupAggregation: opts.backupAggregation, eventStream: opts.eventStream })
       nodes.push(n)
       return n
     }
