@@ -215,6 +215,13 @@ export async function runDevnet (options: DevnetOptions): Promise<number> {
   }
 }
 
+/** The network page of every node (`--http` on a free port each), the aggregator's first: what a person opens in a browser. */
+export function networkPages (net: Pick<LocalNetwork, 'aggregator' | 'bootstrap' | 'operators'>): string {
+  const nodes = [net.aggregator, net.bootstrap, ...net.operators]
+  const width = Math.max(...nodes.map(n => n.name.length))
+  return ['network pages (open in a browser; they update live):', ...nodes.map(n => `  ${n.name.padEnd(width)}  ${n.httpUrl != null ? `${n.httpUrl}/` : '(no HTTP API)'}`)].join('\n')
+}
+
 /** Where a devnet runs and how it reports: its directory (kept or not), its progress lines, and the wait of --keep. */
 interface DevnetRun {
   root: string
@@ -302,6 +309,7 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   if (opts.keep === true) {
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
     console.log(`network left running (Ctrl-C to stop; keys, data, chain state and logs in ${root}; \`poi devnet --dir ${root}\` resumes it). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
+    console.log(networkPages(net))
     await waitForStop()
   }
   await net.stop()

@@ -105,6 +105,9 @@ export class ChildNode {
     return await this.eventLog.waitForEvent('ready', () => true, timeoutMs, 'ready event')
   }
 
+  /** Where the node serves HTTP (`--http`): the `http` of its ready line; undefined before it, or without --http. */
+  get httpUrl (): string | undefined { return this.eventLog.last('ready')?.http ?? undefined }
+
   /** The node's current gossip mesh sizes (from its last `mesh` event; zeros before the first). */
   mesh (): Omit<MeshEvent, 'event'> {
     return this.eventLog.last('mesh') ?? { tasks: 0, attestations: 0, certificates: 0, attestationSubscribers: 0 }

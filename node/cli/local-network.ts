@@ -137,7 +137,8 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     await stop()
     throw err
   }
-  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, ...source, '--listen', '/ip4/127.0.0.1/tcp/0', ...(opts.nodeArgs ?? [])]
+  // Every node serves its HTTP API and network page on a free loopback port (ChildNode.httpUrl, from its ready line).
+  const common = (d: { keystore: string, dataDir: string }): string[] => ['--keystore', d.keystore, '--data-dir', d.dataDir, ...source, '--listen', '/ip4/127.0.0.1/tcp/0', '--http', '127.0.0.1:0', ...(opts.nodeArgs ?? [])]
   try {
     progress('starting bootstrap node')
     const modelDirs = (opts.extraModels ?? []).length === 0 ? [] : [SHIPPED_MODEL_DIR, ...opts.extraModels!.map(m => m.dir)].flatMap(d => ['--model-dir', d])

@@ -46,7 +46,7 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
     `poi ${node.roles().join('+')} ${peerId}${node.operatorIndex != null ? ` (operator ${node.operatorIndex})` : ''}\n` +
     addrs.map(a => `  listening on ${a}`).join('\n') +
     `\n  models announced on the DHT: ${[...node.modelIds.map(id => `${id} (model dir)`), ...fromStore.map(id => `${id} (block store)`)].join(', ') || 'none'}` +
-    (node.http?.url != null ? `\n  HTTP API on ${node.http.url} (GET /health, /v1/network, /v1/tasks, /v1/models)` : '') +
+    (node.http?.url != null ? `\n  HTTP API on ${node.http.url} (GET /health, /metrics, /v1/network, /v1/tasks, /v1/models, /v1/events; the network page at ${node.http.url}/)` : '') +
     (node.control == null
       ? ''
       : node.control.listening
