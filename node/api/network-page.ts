@@ -226,10 +226,21 @@ function logLine (name, text) {
 }
 
 const TASK_EVENTS = ['task', 'attested', 'certificate', 'certified', 'no-quorum', 'failed', 'evidence']
+const RETRY_MS = 5000
 function follow () {
   const source = new EventSource('/v1/events')
-  source.addEventListener('open', () => { $('live').className = 'on'; $('live').textContent = 'live' })
-  source.addEventListener('error', () => { $('live').className = 'off'; $('live').textContent = 'reconnecting…' })
+  let lost = false
+  source.addEventListener('open', () => {
+    $('live').className = 'on'; $('live').textContent = 'live'
+    // The stream has no replay: what happened while it was down is read from the JSON endpoints.
+    if (lost) { lost = false; reload() }
+  })
+  source.addEventListener('error', () => {
+    lost = true
+    $('live').className = 'off'; $('live').textContent = 'reconnecting…'
+    // EventSource retries by itself, except after an answer that is not a stream (a 503 when the node serves too many): then start again.
+    if (source.readyState === EventSource.CLOSED) setTimeout(follow, RETRY_MS)
+  })
   for (const name of TASK_EVENTS) {
     source.addEventListener(name, (msg) => {
       const e = JSON.parse(msg.data)
@@ -261,7 +272,7 @@ function follow () {
   }
 }
 
-async function load () {
+async function reload () {
   try {
     const [network, tasks, models] = await Promise.all([getJson('/v1/network'), getJson('/v1/tasks?limit=' + MAX_TASKS), getJson('/v1/models')])
     state.network = network
@@ -271,9 +282,8 @@ async function load () {
   } catch (err) {
     showError('cannot read this node\\'s API: ' + (err.message || err))
   }
-  follow()
 }
-load()
+reload().then(follow)
 `
 
 const HTML = `<!doctype html>
