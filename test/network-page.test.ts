@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { serializeEvent, subscribeNodeEvents } from '../node/api/index.js'
 import { exampleInput } from '../node/cli/devnet.js'
 import { parseEvent, type PoiEvent } from '../node/cli/events.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR, type ModelDir } from '../node/inference/index.js'
@@ -106,6 +107,9 @@ describe('GET /v1/events and the network page', function () {
   it('streams the --json lines of a task (id counter, event name, data), with heartbeat comments', async () => {
     const agg = await openStream(net.aggregator.http!.url!)
     const op = await openStream(net.operators[0]!.http!.url!)
+    // What the CLI's --json prints for this node: its lines come from the same subscribeNodeEvents.
+    const printed: string[] = []
+    const unsubscribe = subscribeNodeEvents(net.aggregator, (line) => { printed.push(serializeEvent(line)) })
     try {
       assert.match(agg.res.headers.get('content-type') ?? '', /^text\/event-stream/)
       assert.equal(agg.res.headers.get('cache-control'), 'no-cache, no-transform')
@@ -122,6 +126,11 @@ describe('GET /v1/events and the network page', function () {
       const ids = agg.sse.events.map(e => Number(e.id))
       assert.ok(ids.every((id, i) => Number.isInteger(id) && (i === 0 || id > ids[i - 1])), `ids increase: ${ids.join(',')}`)
       assert.ok(agg.sse.events.every(e => parseEvent(e.data).event === e.event))
+      // The stream's lines for the task are the --json lines, field for field (each subscriber stamps its own `at`).
+      const withoutAt = (line: string): unknown => { const { at: _at, ...rest } = JSON.parse(line) as Record<string, unknown>; return rest }
+      const forTask = (lines: string[]): unknown[] => lines.filter(l => l.includes(taskId)).map(withoutAt)
+      assert.deepEqual(forTask(agg.sse.events.map(e => e.data)), forTask(printed))
+      assert.ok(forTask(printed).length >= 2)
       await until(() => agg.sse.comments >= 3, 10_000, 'heartbeat comments on a quiet stream')
       // The task view says who signed, and when this node saw the task and its certificate.
       const view = await (await fetch(`${net.aggregator.http!.url!}/v1/tasks/${taskId}`)).json() as { status: string, signers: number[], seenAt: number, certifiedAt: number }
@@ -129,6 +138,7 @@ describe('GET /v1/events and the network page', function () {
       assert.ok(view.signers.length >= 2 && view.signers.every(i => i >= 0 && i < 3), JSON.stringify(view.signers))
       assert.ok(view.seenAt > 0 && view.certifiedAt >= view.seenAt, JSON.stringify(view))
     } finally {
+      unsubscribe()
       await agg.sse.cancel()
       await op.sse.cancel()
     }
