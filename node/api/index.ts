@@ -16,3 +16,9 @@ export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNE
 export type { HealthCheck, HttpErrorBody, HttpServerInit, HttpSource, ModelView, NetworkView, TaskStatus, TaskView } from './http-server.js'
 export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, NodeMetrics, VERIFY_BATCH_BUCKETS, VERIFY_SECONDS_BUCKETS, metricsRoutes, reasonLabel } from './metrics.js'
 export type { GossipResult, NodeMetricsInit } from './metrics.js'
+export {
+  DEFAULT_GATEWAY_RATE_LIMIT_MAX, DEFAULT_GATEWAY_RATE_LIMIT_WINDOW_MS, FOREIGN_LOOKUP_TIMEOUT_MS, GATEWAY_BODY_LIMIT_BYTES, GATEWAY_BODY_SLACK_BYTES,
+  MAX_TRACKED_OUTPUT_BYTES, MAX_TRACKED_TASKS, MAX_WAIT_MS, Gateway, certificateView, createGateway, isLoopbackHost
+} from './gateway.js'
+export type { GatewayBackend, GatewayErrorBody, GatewayInit, GatewayResult, GatewaySubmitted, GatewayTaskRequest, GatewayTaskStatus, GatewayTaskView } from './gateway.js'
+export { GATEWAY_TOKEN_BYTES, GATEWAY_TOKEN_FILE, GatewayTokenError, bearerMatches, loadOrCreateGatewayToken } from './gateway-token.js'

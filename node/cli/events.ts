@@ -181,6 +181,12 @@ export type PoiEvent =
    * how many such reports this node has had so far.
    */
   | { event: 'duplicate-identity', peerId: string, self: boolean, how: 'two-connections' | 'peer-notice', reportedBy: string, addresses: string[][], count: number }
+  /**
+   * `poi gateway`: it serves HTTP at `url`; `peerId` is its light peer, `address` the account
+   * that signs (and pays for) its tasks, `tokenFile` the bearer token writes need when
+   * `tokenRequired` (not bound to loopback).
+   */
+  | { event: 'gateway-ready', url: string, peerId: string, address: Hex, tokenRequired: boolean, tokenFile: string }
 
 export type PoiEventName = PoiEvent['event']
 export type EventOf<K extends PoiEventName> = Extract<PoiEvent, { event: K }>
@@ -372,7 +378,8 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     operators: listOf(record<NetworkOperatorLine>({ ...REPUTATION_FIELDS, index: num, address: hex, stake: decimal, pendingRewards: decimal }))
   },
   reputation: { operator: hex, ...REPUTATION_FIELDS },
-  'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }
+  'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num },
+  'gateway-ready': { url: str, peerId: str, address: hex, tokenRequired: bool, tokenFile: str }
 }
 
 /** Where README's generated event list starts and ends (node/cli/events.ts eventSchemaMarkdown writes what is between). */
