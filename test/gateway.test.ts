@@ -22,6 +22,7 @@ import { encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } fr
 import { generateKeystore } from '../node/keys.js'
 import { to0xHex, type QuorumCertificate } from '../protocols/wire/index.js'
 import { startTestNetwork, type TestNetwork } from './helpers/network.js'
+import { parsePromText, samples as samplesOf, total } from './helpers/prom-text.js'
 
 /** One task on loopback certifies in well under a second; generous for a loaded machine. */
 const TASK_TIMEOUT_MS = 30_000
@@ -257,6 +258,27 @@ describe('requester gateway (poi gateway)', function () {
     } finally {
       await limited.stop()
     }
+  })
+
+  it('GET /metrics counts the tasks submitted and certified here and the requests refused, in Prometheus text', async () => {
+    const scrape = async (): Promise<ReturnType<typeof parsePromText>> => {
+      const res = await fetch(`${openUrl}/metrics`)
+      assert.equal(res.status, 200)
+      return parsePromText(await res.text())
+    }
+    const before = await scrape()
+    const accepted = await post(openUrl, { model: modelId, input: JSON.parse(new TextDecoder().decode(exampleInput(11))) })
+    assert.equal(accepted.status, 202)
+    assert.equal((await waitSettled(openUrl, accepted.body.links.self, TASK_TIMEOUT_MS)).status, 'certified')
+    assert.equal((await post(openUrl, '{')).status, 400)
+    const after = await scrape()
+    const grew = (name: string, labels: Record<string, string> = {}): number => total(after, name, labels) - total(before, name, labels)
+    assert.equal(grew('poi_gateway_tasks_submitted_total'), 1)
+    assert.equal(grew('poi_gateway_tasks_settled_total', { status: 'certified' }), 1)
+    assert.equal(grew('poi_gateway_task_seconds_count', { status: 'certified' }), 1)
+    assert.equal(grew('poi_gateway_requests_refused_total', { status: '400', code: 'ERR_BAD_JSON' }), 1)
+    assert.equal(total(after, 'poi_gateway_tracked_tasks'), open.trackedTasks)
+    assert.equal(samplesOf(after, 'poi_gateway_tasks_submitted_total')[0].labels.role, 'gateway')
   })
 
   it('GET /health says the light peer is connected and the operator set known', async () => {

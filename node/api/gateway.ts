@@ -19,6 +19,7 @@ import type { Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import rateLimit from '@fastify/rate-limit'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { BPS_DENOMINATOR, MAX_STREAM_PAYLOAD_BYTES, to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import { bearerMatches } from './gateway-token.js'
 import {
@@ -63,6 +64,11 @@ export const FOREIGN_LOOKUP_TIMEOUT_MS = 10_000
  */
 export const DEFAULT_GATEWAY_RATE_LIMIT_MAX = 300
 export const DEFAULT_GATEWAY_RATE_LIMIT_WINDOW_MS = 60_000
+/**
+ * Seconds from a task's submission here to its outcome: the devnet certifies in a few hundred
+ * milliseconds, a loaded network in seconds; task timeouts bound it at minutes.
+ */
+export const GATEWAY_TASK_SECONDS_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 /** A task id: 32 bytes, 0x-hex. */
 const TASK_ID_PATTERN = '^0x[0-9a-fA-F]{64}$'
 /** A model id: a base32 CIDv1 (what `poi model ls` prints), as the node's API takes it. */
@@ -129,6 +135,27 @@ export interface GatewayInit {
   rateLimit?: { max?: number, windowMs?: number }
   /** `GET /health`'s checks (the light peer's connections, the operator set); without it, only "serving". */
   health?: () => Promise<HealthCheck[]>
+  /** Labels every `GET /metrics` series carries (e.g. peer_id, version), besides role="gateway". */
+  metricsLabels?: Record<string, string>
+}
+
+/** The gateway's own Prometheus series (its own registry: several gateways in one process keep theirs). */
+class GatewayMetrics {
+  readonly registry = new Registry()
+  readonly submitted: Counter
+  readonly settled: Counter<'status'>
+  readonly refused: Counter<'status' | 'code'>
+  readonly taskSeconds: Histogram<'status'>
+
+  constructor (labels: Record<string, string>, tracked: () => number) {
+    const registers = [this.registry]
+    this.registry.setDefaultLabels({ role: 'gateway', ...labels })
+    this.submitted = new Counter({ name: 'poi_gateway_tasks_submitted_total', help: 'Tasks signed and announced through the gateway', registers })
+    this.settled = new Counter({ name: 'poi_gateway_tasks_settled_total', help: 'Tasks submitted here that ended, by status (certified, no-quorum, failed)', labelNames: ['status'], registers })
+    this.refused = new Counter({ name: 'poi_gateway_requests_refused_total', help: 'Requests answered with a 4xx, by status and error code', labelNames: ['status', 'code'], registers })
+    this.taskSeconds = new Histogram({ name: 'poi_gateway_task_seconds', help: 'Seconds from submission here to the task\'s outcome, by status', labelNames: ['status'], buckets: GATEWAY_TASK_SECONDS_BUCKETS, registers })
+    new Gauge({ name: 'poi_gateway_tracked_tasks', help: 'Tasks the gateway remembers (bounded by MAX_TRACKED_TASKS)', registers, collect () { this.set(tracked()) } })
+  }
 }
 
 /** The JSON body of every error answer; `field` names the request field at fault, when one is. */
@@ -294,8 +321,11 @@ export class Gateway implements Startable {
   /** Insertion order is age: the first entry is the oldest. */
   private readonly tasks = new Map<string, Tracked>()
   private heldBytes = 0
+  private readonly metrics: GatewayMetrics
 
-  constructor (private readonly backend: GatewayBackend, private readonly init: GatewayInit) {}
+  constructor (private readonly backend: GatewayBackend, private readonly init: GatewayInit) {
+    this.metrics = new GatewayMetrics(init.metricsLabels ?? {}, () => this.tasks.size)
+  }
 
   /** Where it listens, once started (port 0 resolved). */
   get address (): { host: string, port: number } | undefined { return this.bound }
@@ -324,7 +354,7 @@ export class Gateway implements Startable {
       // An unknown body field is refused (a typo like `timeout` must not be silently ignored).
       ajv: { customOptions: { removeAdditional: false } }
     })
-    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see POST /v1/tasks, GET /v1/tasks/<id>, GET /health`)))
+    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see POST /v1/tasks, GET /v1/tasks/<id>, GET /health, GET /metrics`)))
     app.setErrorHandler(async (err: FastifyError & { field?: string }, req, reply) => {
       if (err.validation != null) return await reply.code(400).send(errorBody('ERR_BAD_REQUEST', err.message, validationField(err)))
       const status = err.statusCode ?? 500
@@ -344,6 +374,11 @@ export class Gateway implements Startable {
       // Keyed by the token only when it is the right one: made-up tokens would each get a fresh budget.
       keyGenerator: (req) => bearerMatches(req.headers.authorization, token) ? 'token' : `ip:${req.ip}`,
       errorResponseBuilder: (_req, ctx) => new GatewayRequestError(429, 'ERR_RATE_LIMITED', `more than ${ctx.max} requests in ${Math.round(windowMs / 1000)} s from this client; retry in ${ctx.after}`)
+    })
+    // Every refusal is one of the gateway's JSON error bodies: its code labels the count.
+    app.addHook('onSend', async (_req, reply, payload) => {
+      if (reply.statusCode >= 400 && reply.statusCode < 500) this.metrics.refused.inc({ status: String(reply.statusCode), code: errorCodeOf(payload) })
+      return payload
     })
     this.routes(app)
     try {
@@ -372,6 +407,11 @@ export class Gateway implements Startable {
       const checks: HealthCheck[] = [{ name: 'gateway', ok: true, detail: `serving on ${this.url ?? 'its address'}` }, ...(await this.init.health?.() ?? [])]
       const ok = checks.every(c => c.ok)
       return await reply.code(ok ? 200 : 503).send({ ok, checks: ok ? checks : checks.filter(c => !c.ok) })
+    })
+
+    getRoute(app, '/metrics', { config: { rateLimit: false } }, async (_req, reply) => {
+      const body = await this.metrics.registry.metrics()
+      return await reply.type(this.metrics.registry.contentType).send(body)
     })
 
     const authorize = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -446,9 +486,16 @@ export class Gateway implements Startable {
   /** Remembers a submitted task; its outcome is filled in when its result settles. */
   private track (taskId: string, submitted: GatewaySubmitted): void {
     const entry: Tracked = { taskId, deadline: submitted.deadline, settled: Promise.resolve(), bytes: 0 }
+    this.metrics.submitted.inc()
+    const timer = this.metrics.taskSeconds.startTimer()
+    const ended = (outcome: Outcome): void => {
+      timer({ status: outcome.kind })
+      this.metrics.settled.inc({ status: outcome.kind })
+      this.settle(entry, outcome)
+    }
     entry.settled = submitted.result.then(
-      (result) => { this.settle(entry, { kind: 'certified', result }) },
-      (err: unknown) => { this.settle(entry, failureOutcome(err)) }
+      (result) => { ended({ kind: 'certified', result }) },
+      (err: unknown) => { ended(failureOutcome(err)) }
     )
     this.remember(entry)
   }
@@ -513,6 +560,17 @@ export class Gateway implements Startable {
     const found: Tracked = { taskId, outcome: { kind: 'certified', result }, settled: Promise.resolve(), bytes: result.output?.length ?? 0 }
     this.remember(found)
     return viewOf(found)
+  }
+}
+
+/** The `error.code` of a JSON error body being sent, or `unknown`. */
+function errorCodeOf (payload: unknown): string {
+  if (typeof payload !== 'string') return 'unknown'
+  try {
+    const code = (JSON.parse(payload) as Partial<GatewayErrorBody>).error?.code
+    return typeof code === 'string' ? code : 'unknown'
+  } catch {
+    return 'unknown'
   }
 }
 

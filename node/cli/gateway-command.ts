@@ -5,6 +5,7 @@
  */
 import { parseHttpAddress } from '../config.js'
 import { createGateway, loadOrCreateGatewayToken } from '../api/index.js'
+import { POI_VERSION } from '../poi-node.js'
 import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
 import { connectGatewayBackend } from './gateway-backend.js'
 import { CliOutput } from './output.js'
@@ -24,7 +25,7 @@ export async function runGateway (values: OptionValues<typeof GATEWAY_OPTIONS>):
   const { host, port } = parseHttpAddress(values.http)
   const { token, path: tokenFile, created } = await loadOrCreateGatewayToken(values.keystore)
   const client = await connectGatewayBackend(values, (line) => { out.progress(line) })
-  const gateway = createGateway(client.backend, { host, port, token, health: client.health, ...(rateLimit !== undefined ? { rateLimit: { max: rateLimit, windowMs: 60_000 } } : {}) })
+  const gateway = createGateway(client.backend, { host, port, token, health: client.health, metricsLabels: { peer_id: client.peerId, version: POI_VERSION }, ...(rateLimit !== undefined ? { rateLimit: { max: rateLimit, windowMs: 60_000 } } : {}) })
   try {
     await gateway.start()
   } catch (err) {
