@@ -20,7 +20,7 @@ import { logger } from '@libp2p/logger'
 import rateLimit from '@fastify/rate-limit'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { BPS_DENOMINATOR, MAX_STREAM_PAYLOAD_BYTES, to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
+import { BPS_DENOMINATOR, MAX_STREAM_PAYLOAD_BYTES, PoiError, to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import { bearerMatches } from './gateway-token.js'
 import {
   HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS, HttpApiError, getRoute, type HealthCheck
@@ -211,10 +211,10 @@ interface Tracked {
   bytes: number
 }
 
-/** A request the gateway refuses, with the status and the field at fault. */
-class GatewayRequestError extends Error {
-  constructor (readonly statusCode: number, readonly code: string, message: string, readonly field?: string) {
-    super(message)
+/** A request the gateway refuses: the HTTP status, and the request field at fault when there is one. */
+export class GatewayRequestError extends PoiError {
+  constructor (readonly statusCode: number, code: string, message: string, readonly field?: string) {
+    super(code, message)
   }
 }
 

@@ -18,7 +18,7 @@ export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, N
 export type { GossipResult, NodeMetricsInit } from './metrics.js'
 export {
   DEFAULT_GATEWAY_RATE_LIMIT_MAX, DEFAULT_GATEWAY_RATE_LIMIT_WINDOW_MS, FOREIGN_LOOKUP_TIMEOUT_MS, GATEWAY_BODY_LIMIT_BYTES, GATEWAY_BODY_SLACK_BYTES,
-  MAX_TRACKED_OUTPUT_BYTES, MAX_TRACKED_TASKS, MAX_WAIT_MS, Gateway, certificateView, createGateway, isLoopbackHost
+  MAX_TRACKED_OUTPUT_BYTES, MAX_TRACKED_TASKS, MAX_WAIT_MS, GATEWAY_TASK_SECONDS_BUCKETS, Gateway, GatewayRequestError, certificateView, createGateway, isLoopbackHost
 } from './gateway.js'
 export type { GatewayBackend, GatewayErrorBody, GatewayInit, GatewayResult, GatewaySubmitted, GatewayTaskRequest, GatewayTaskStatus, GatewayTaskView } from './gateway.js'
 export { GATEWAY_TOKEN_BYTES, GATEWAY_TOKEN_FILE, GatewayTokenError, bearerMatches, loadOrCreateGatewayToken } from './gateway-token.js'
