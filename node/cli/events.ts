@@ -14,6 +14,7 @@
  */
 import { PoiError, to0xHex } from '../../protocols/wire/index.js'
 import type { FetchPhase } from '../models/index.js'
+import type { OutputTensorLine } from '../client/index.js'
 
 export type Hex = `0x${string}`
 /** A bigint as a decimal string. */
@@ -27,14 +28,8 @@ export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
  */
 export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal, submitter?: Hex, txHash?: Hex }
 
-/**
- * One output tensor of a result, decoded from the canonical output. `shape` is the tensor's
- * dims; `encoding` is how the agreement rule kept it: `exact` and `grid` keep every value
- * (floats as JSON numbers, NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity",
- * 64-bit integers as decimal strings), `argmax` keeps one label per row of the last axis and
- * `topk` k labels per row, row after row.
- */
-export interface OutputTensorLine { name: string, dtype: string, shape: number[], encoding: 'exact' | 'grid' | 'argmax' | 'topk', values: Array<number | string> }
+/** One output tensor of a result (the client library's type: PoiResult.outputTensors is the same). */
+export type { OutputTensorLine } from '../client/index.js'
 
 /** An operator's claimable rewards in one epoch. */
 export interface RewardEpochLine { epoch: Decimal, pending: Decimal }
