@@ -1,7 +1,7 @@
 /**
  * The requester gateway's HTTP overhead: tasks per second and latency through one gateway
  * (HTTP POST /v1/tasks, then GET /v1/tasks/:id?wait=) to the 4-operator devnet, against the same
- * tasks sent through the requester client directly (submit, then await the result), with 1, 8
+ * tasks sent through PoiClient directly (submit, then await the result), with 1, 8
  * and 32 concurrent clients. Both paths share one light peer in this process, so the difference
  * is the HTTP layer: parsing, validation, the rate limiter, JSON answers and the client's fetch.
  *
@@ -20,9 +20,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
-import { createGateway, loadOrCreateGatewayToken, MAX_WAIT_MS, type GatewayBackend } from '../node/api/index.js'
+import { createGateway, loadOrCreateGatewayToken, MAX_WAIT_MS } from '../node/api/index.js'
 import { exampleInput, startLocalNetwork } from '../node/cli/devnet.js'
-import { connectGatewayBackend } from '../node/cli/gateway-backend.js'
+import { PoiClient } from '../node/client/index.js'
 import { prepareNodeDir } from '../node/cli/launcher.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
 
@@ -71,9 +71,9 @@ async function viaGateway (base: string, model: string, input: Record<string, un
 }
 
 /** The same task through the client directly. Returns ms. */
-async function direct (backend: GatewayBackend, model: string, input: Record<string, unknown>): Promise<number> {
+async function direct (client: PoiClient, model: string, input: Record<string, unknown>): Promise<number> {
   const start = performance.now()
-  const submitted = await backend.submit({ model, input, timeoutMs: TASK_TIMEOUT_MS })
+  const submitted = await client.submit({ model, input, timeoutMs: TASK_TIMEOUT_MS })
   await submitted.result
   return performance.now() - start
 }
@@ -142,20 +142,20 @@ async function main (): Promise<void> {
   try {
     const model = modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)
     const dirs = await prepareNodeDir(root, 'gateway')
-    const client = await connectGatewayBackend({ keystore: dirs.keystore, 'data-dir': dirs.dataDir, bootstrap: [net.bootstrapAddr], genesis: net.genesisPath }, log)
+    const client = await PoiClient.connect({ keystore: dirs.keystore, bootstrap: [net.bootstrapAddr], genesis: net.genesisPath, onProgress: log })
     const { token } = await loadOrCreateGatewayToken(dirs.keystore)
-    const gateway = createGateway(client.backend, { host: '127.0.0.1', port: 0, token, rateLimit: { max: BENCH_RATE_LIMIT } })
+    const gateway = createGateway(client, { host: '127.0.0.1', port: 0, token, rateLimit: { max: BENCH_RATE_LIMIT } })
     await gateway.start()
     const base = gateway.url!
     try {
       log(`warming up (${WARMUP_TASKS} tasks each way)`)
       for (let i = 0; i < WARMUP_TASKS; i++) {
-        await direct(client.backend, model, inputOf(10_000 + i))
+        await direct(client, model, inputOf(10_000 + i))
         await viaGatewayInWorker({ base, model, clients: 1, inputs: [inputOf(20_000 + i)] })
       }
       const paths: Record<Path, (clients: number, inputs: Array<Record<string, unknown>>) => Promise<{ latencies: number[], wallMs: number }>> = {
         gateway: async (clients, inputs) => await viaGatewayInWorker({ base, model, clients, inputs }),
-        direct: async (clients, inputs) => await runClients(clients, inputs, async (input) => await direct(client.backend, model, input))
+        direct: async (clients, inputs) => await runClients(clients, inputs, async (input) => await direct(client, model, input))
       }
       for (const clients of levels) {
         // Each half keeps every client busy: at least `clients` tasks in it.

@@ -355,12 +355,13 @@ export class Gateway implements Startable {
       ajv: { customOptions: { removeAdditional: false } }
     })
     app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see POST /v1/tasks, GET /v1/tasks/<id>, GET /health, GET /metrics`)))
-    app.setErrorHandler(async (err: FastifyError & { field?: string }, req, reply) => {
+    app.setErrorHandler(async (err: FastifyError, req, reply) => {
+      if (err instanceof GatewayRequestError) return await reply.code(err.statusCode).send(errorBody(err.code, err.message, err.field))
       if (err.validation != null) return await reply.code(400).send(errorBody('ERR_BAD_REQUEST', err.message, validationField(err)))
       const status = err.statusCode ?? 500
       if (status === 413) return await reply.code(413).send(errorBody('ERR_BODY_TOO_LARGE', `the body is over ${GATEWAY_BODY_LIMIT_BYTES} bytes (a task input is at most ${MAX_STREAM_PAYLOAD_BYTES} bytes, base64-expanded)`, 'body'))
       if (status === 400 && err.code?.startsWith('FST_ERR_CTP') === true) return await reply.code(400).send(errorBody('ERR_BAD_JSON', `the body is not valid JSON: ${err.message}`, 'body'))
-      if (status >= 400 && status < 500) return await reply.code(status).send(errorBody(err.code ?? 'ERR_BAD_REQUEST', err.message, err.field))
+      if (status >= 400 && status < 500) return await reply.code(status).send(errorBody(err.code ?? 'ERR_BAD_REQUEST', err.message))
       log.error('%s %s failed: %s', req.method, req.url, err.stack)
       return await reply.code(500).send(errorBody('ERR_INTERNAL', 'internal error; see the gateway\'s log (DEBUG=poi:api:gateway)'))
     })

@@ -1,14 +1,16 @@
 /**
- * `poi gateway`: a light peer with the keystore's key and an HTTP server in front of it
- * (node/api/gateway.ts), so programs submit tasks over HTTP and read verified results. Runs
- * until SIGINT/SIGTERM.
+ * `poi gateway`: a requester client (PoiClient: a light peer with the keystore's key) and an
+ * HTTP server in front of it (node/api/gateway.ts), so programs submit tasks over HTTP and read
+ * verified results. Runs until SIGINT/SIGTERM.
  */
 import { parseHttpAddress } from '../config.js'
-import { createGateway, loadOrCreateGatewayToken } from '../api/index.js'
+import { createGateway, loadOrCreateGatewayToken, type HealthCheck } from '../api/index.js'
+import { PoiClient } from '../client/index.js'
 import { POI_VERSION } from '../poi-node.js'
+import { connectedPeerIds } from '../requester/index.js'
 import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
-import { connectGatewayBackend } from './gateway-backend.js'
 import { CliOutput } from './output.js'
+import { requesterConfig } from './requester-setup.js'
 
 /** `poi gateway`'s flags: the node options and these (declared with their help in program.ts). */
 const GATEWAY_OPTIONS = {
@@ -24,8 +26,10 @@ export async function runGateway (values: OptionValues<typeof GATEWAY_OPTIONS>):
   if (rateLimit !== undefined && (!Number.isInteger(rateLimit) || rateLimit < 1)) throw new UsageError(`--rate-limit must be a whole number of requests per minute, at least 1 (got ${values['rate-limit']})`)
   const { host, port } = parseHttpAddress(values.http)
   const { token, path: tokenFile, created } = await loadOrCreateGatewayToken(values.keystore)
-  const client = await connectGatewayBackend(values, (line) => { out.progress(line) })
-  const gateway = createGateway(client.backend, { host, port, token, health: client.health, metricsLabels: { peer_id: client.peerId, version: POI_VERSION }, ...(rateLimit !== undefined ? { rateLimit: { max: rateLimit, windowMs: 60_000 } } : {}) })
+  // Which contracts were accepted is said even with --json (on stderr): it is what results are trusted on.
+  const config = await requesterConfig('gateway', values, (line) => { out.notice(line) })
+  const client = await PoiClient.connect({ bootstrap: config.bootstrap, config, keystore: values.keystore, onProgress: (line) => { out.progress(line) } })
+  const gateway = createGateway(client, { host, port, token, health: async () => clientHealth(client), metricsLabels: { peer_id: client.peerId, version: POI_VERSION }, ...(rateLimit !== undefined ? { rateLimit: { max: rateLimit, windowMs: 60_000 } } : {}) })
   try {
     await gateway.start()
   } catch (err) {
@@ -52,4 +56,14 @@ export async function runGateway (values: OptionValues<typeof GATEWAY_OPTIONS>):
     process.on('SIGINT', shutdown)
     process.on('SIGTERM', shutdown)
   })
+}
+
+/** `GET /health`'s checks of the client: connected to a full node, an operator set to verify against. */
+export function clientHealth (client: Pick<PoiClient, 'node'>): HealthCheck[] {
+  const peers = connectedPeerIds(client.node).length
+  const set = client.node.operatorSet
+  return [
+    { name: 'peers', ok: peers > 0, detail: `${peers} connected peer${peers === 1 ? '' : 's'}${peers === 0 ? '; check --bootstrap and that the node there runs' : ''}` },
+    { name: 'operator-set', ok: set.operators.length > 0, detail: `epoch ${set.epoch}, ${set.operators.length} operator${set.operators.length === 1 ? '' : 's'}` }
+  ]
 }
