@@ -14,7 +14,7 @@ import { createOperatorSet } from '../consensus/index.js'
 import { createHttpServer, type HttpServer, type HttpSource } from '../node/api/index.js'
 import { resolveConfig } from '../node/config.js'
 import { generateKeystore, loadKeystore } from '../node/keys.js'
-import { PoiNode } from '../node/poi-node.js'
+import { PoiNode, rpcOrigin } from '../node/poi-node.js'
 import { STAKE, TEST_CHAIN_ID, TEST_TASK_MANAGER, until } from './helpers/network.js'
 import { parseRawAnswer } from './helpers/http-fuzz.js'
 
@@ -107,6 +107,15 @@ describe('HTTP API: slow clients are cut off by the timeouts', function () {
   it('a connection that never sends a request is closed once the request timeout passes (headers are due within it)', async () => {
     const { afterMs } = await cutOff(stall(port, ''), 'a silent connection')
     assert.ok(afterMs >= REQUEST_TIMEOUT_MS * 0.9, `closed after ${afterMs.toFixed(0)} ms`)
+  })
+})
+
+describe('GET /health shows the RPC endpoint without its key', () => {
+  it('rpcOrigin keeps scheme, host and port, and drops user, path and query (where providers put API keys)', () => {
+    assert.equal(rpcOrigin('https://user:secret@eth.example:8443/v3/0123456789abcdef?key=abc'), 'https://eth.example:8443')
+    assert.equal(rpcOrigin('http://127.0.0.1:8545'), 'http://127.0.0.1:8545')
+    assert.equal(rpcOrigin('wss://rpc.example/ws/KEY'), 'wss://rpc.example')
+    assert.equal(rpcOrigin('not a url /with/KEY'), 'the RPC endpoint')
   })
 })
 
