@@ -12,8 +12,8 @@ export type { ControlModelsResult, ControlPublishResult, ControlReply, ControlRe
 export { ControlServer, createControlServer } from './control-server.js'
 export type { ControlHandlers, ControlServerInit } from './control-server.js'
 export { CONTROL_IDLE_TIMEOUT_MS, ControlClient } from './control-client.js'
-export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS, HttpApiError, HttpServer, createHttpServer, getRoute } from './http-server.js'
-export type { HealthCheck, HttpErrorBody, HttpServerInit, HttpSource, ModelView, NetworkView, TaskStatus, TaskView } from './http-server.js'
+export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_MAX_PARAM_CHARS, HTTP_REQUEST_TIMEOUT_MS, HTTP_TIMEOUT_CHECK_INTERVAL_MS, HttpApiError, HttpServer, createHttpServer, getRoute, httpErrorOf } from './http-server.js'
+export type { HealthCheck, HttpErrorBody, HttpServerInit, HttpSource, HttpTimeouts, ModelView, NetworkView, TaskStatus, TaskView } from './http-server.js'
 export { CERTIFICATE_SECONDS_BUCKETS, MAX_REASON_LABEL_CHARS, MAX_TIMED_TASKS, NodeMetrics, VERIFY_BATCH_BUCKETS, VERIFY_SECONDS_BUCKETS, metricsRoutes, reasonLabel } from './metrics.js'
 export type { GossipResult, NodeMetricsInit } from './metrics.js'
 export {
