@@ -9,6 +9,7 @@
  */
 import { strict as assert } from 'node:assert'
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hexToBytes as viemHexToBytes } from 'viem'
 import { signProofOfPossession, verifyCertificate, writeGenesis } from '../consensus/index.js'
@@ -20,8 +21,9 @@ import { clientHealth } from '../node/cli/gateway-command.js'
 import { PoiClient } from '../node/client/index.js'
 import { ChildNode } from '../node/cli/launcher.js'
 import { encodeTensorFile, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
-import { generateKeystore } from '../node/keys.js'
+import { KEY_FILES, generateKeystore } from '../node/keys.js'
 import { to0xHex, type QuorumCertificate } from '../protocols/wire/index.js'
+import { runHttpFuzz, type FuzzRoute } from './helpers/http-fuzz.js'
 import { startTestNetwork, type TestNetwork } from './helpers/network.js'
 import { parsePromText, samples as samplesOf, total } from './helpers/prom-text.js'
 
@@ -29,6 +31,16 @@ import { parsePromText, samples as samplesOf, total } from './helpers/prom-text.
 const TASK_TIMEOUT_MS = 30_000
 /** `poi gateway` connects and prints gateway-ready within seconds; generous for a loaded machine. */
 const READY_TIMEOUT_MS = 40_000
+/** Malformed requests the fuzz test sends the gateway: every generator many times, a few seconds on a loaded machine. */
+const FUZZ_REQUESTS = 1500
+const FUZZ_SEED = 21
+/** The gateway's routes, for the fuzz helper (test/helpers/http-fuzz.ts). */
+const GATEWAY_ROUTES: FuzzRoute[] = [
+  { method: 'GET', path: '/health' },
+  { method: 'GET', path: '/metrics', text: true },
+  { method: 'POST', path: '/v1/tasks', jsonBody: true },
+  { method: 'GET', path: '/v1/tasks/:id', params: { id: '^0x[0-9a-fA-F]{64}$' } }
+]
 
 interface Json { [key: string]: any }
 
@@ -283,6 +295,25 @@ describe('requester gateway (poi gateway)', function () {
     assert.equal(grew('poi_gateway_requests_refused_total', { status: '400', code: 'ERR_BAD_JSON' }), 1)
     assert.equal(total(after, 'poi_gateway_tracked_tasks'), open.trackedTasks)
     assert.equal(samplesOf(after, 'poi_gateway_tasks_submitted_total')[0].labels.role, 'gateway')
+  })
+
+  it(`${FUZZ_REQUESTS} seeded malformed requests (the HTTP fuzz helper): every answer a 4xx (or a 2xx valid by chance) with JSON, no 5xx, no key, token or path revealed; the gateway still serves`, async () => {
+    // Its own gateway: the rate limit would otherwise answer most of them 429 before they are parsed.
+    const fuzzed = createGateway(client, { host: '127.0.0.1', port: 0, token, rateLimit: { max: 10 * FUZZ_REQUESTS } })
+    await fuzzed.start()
+    try {
+      const keyHexes = await Promise.all(Object.values(KEY_FILES).map(async f => (await readFile(join(keystore, f), 'utf8')).trim().replace(/^0x/, '')))
+      const forbidden = [net.root, keystore, token, homedir(), `${tmpdir()}/`, process.cwd(), ...keyHexes]
+      const report = await runHttpFuzz({ url: fuzzed.url!, routes: GATEWAY_ROUTES, count: FUZZ_REQUESTS, seed: FUZZ_SEED, bodyLimitBytes: GATEWAY_BODY_LIMIT_BYTES, forbidden })
+      assert.equal(report.sent, FUZZ_REQUESTS)
+      assert.deepEqual(report.problems.slice(0, 20), [], `${report.problems.length} answers broke the rules; by status ${JSON.stringify(report.byStatus)}`)
+      for (const status of [400, 404, 405, 413, 415]) assert.ok((report.byStatus[status] ?? 0) > 0, `some requests answered ${status}: ${JSON.stringify(report.byStatus)}`)
+      assert.equal((await call(`${fuzzed.url!}/health`)).status, 200)
+      // No malformed body became a task.
+      assert.equal(fuzzed.trackedTasks, 0)
+    } finally {
+      await fuzzed.stop()
+    }
   })
 
   it('GET /health says the light peer is connected and the operator set known', async () => {

@@ -23,7 +23,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { BPS_DENOMINATOR, MAX_STREAM_PAYLOAD_BYTES, PoiError, to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import { bearerMatches } from './gateway-token.js'
 import {
-  HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS, HttpApiError, getRoute, type HealthCheck
+  HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_MAX_PARAM_CHARS, HTTP_REQUEST_TIMEOUT_MS, HTTP_TIMEOUT_CHECK_INTERVAL_MS, HttpApiError,
+  getRoute, httpErrorOf, onClientError, onConnect, onUnknownExpectation, type HealthCheck
 } from './http-server.js'
 
 const log = logger('poi:api:gateway')
@@ -222,6 +223,15 @@ function errorBody (code: string, message: string, field?: string): GatewayError
   return { error: { code, message, ...(field !== undefined ? { field } : {}) } }
 }
 
+/** The longest request path an error message repeats: enough to recognise it, not an echo of whatever was sent. */
+const MAX_ECHOED_PATH_CHARS = 200
+
+/** A request's path for an error message: no query, bounded. */
+function pathOf (url: string): string {
+  const path = url.split('?')[0]
+  return path.length > MAX_ECHOED_PATH_CHARS ? `${path.slice(0, MAX_ECHOED_PATH_CHARS)}…` : path
+}
+
 /** Whether `host` is a loopback address: only this machine can reach the gateway there. */
 export function isLoopbackHost (host: string): boolean {
   const h = host.toLowerCase()
@@ -344,27 +354,40 @@ export class Gateway implements Startable {
   get trackedTasks (): number { return this.tasks.size }
 
   async start (): Promise<void> {
+    const sendError = async (err: FastifyError, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      if (err instanceof GatewayRequestError) return await reply.code(err.statusCode).send(errorBody(err.code, err.message, err.field))
+      if (err.validation != null) return await reply.code(400).send(errorBody('ERR_BAD_REQUEST', err.message, validationField(err)))
+      // The node API's mapping of fastify's own errors (body parsing, URLs, limits); the gateway names the body as the field.
+      const { status, body } = httpErrorOf(err)
+      if (status >= 500) {
+        log.error('%s %s failed: %s', req.method, pathOf(req.url), err.stack)
+        return await reply.code(500).send(errorBody('ERR_INTERNAL', 'internal error; see the gateway\'s log (DEBUG=poi:api:gateway)'))
+      }
+      const { code } = body.error
+      if (code === 'ERR_BODY_TOO_LARGE') return await reply.code(413).send(errorBody(code, `the body is over ${GATEWAY_BODY_LIMIT_BYTES} bytes (a task input is at most ${MAX_STREAM_PAYLOAD_BYTES} bytes, base64-expanded)`, 'body'))
+      if (code === 'ERR_BAD_JSON') return await reply.code(400).send(errorBody(code, `the body is not valid JSON: ${body.error.message}`, 'body'))
+      return await reply.code(status).send(errorBody(code, body.error.message))
+    }
+    // The node API's hardening (node/api/http-server.ts): headers within the request timeout, Node's
+    // parser refusals, CONNECT and unknown Expect all answered as JSON errors.
     const app = Fastify({
       bodyLimit: GATEWAY_BODY_LIMIT_BYTES,
       requestTimeout: HTTP_REQUEST_TIMEOUT_MS,
       connectionTimeout: HTTP_CONNECTION_TIMEOUT_MS,
       keepAliveTimeout: HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      routerOptions: { maxParamLength: HTTP_MAX_PARAM_CHARS },
+      http: { headersTimeout: HTTP_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_INTERVAL_MS, requireHostHeader: false },
+      clientErrorHandler: onClientError,
+      frameworkErrors: sendError,
       return503OnClosing: true,
       logger: false,
       // An unknown body field is refused (a typo like `timeout` must not be silently ignored).
       ajv: { customOptions: { removeAdditional: false } }
     })
-    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see POST /v1/tasks, GET /v1/tasks/<id>, GET /health, GET /metrics`)))
-    app.setErrorHandler(async (err: FastifyError, req, reply) => {
-      if (err instanceof GatewayRequestError) return await reply.code(err.statusCode).send(errorBody(err.code, err.message, err.field))
-      if (err.validation != null) return await reply.code(400).send(errorBody('ERR_BAD_REQUEST', err.message, validationField(err)))
-      const status = err.statusCode ?? 500
-      if (status === 413) return await reply.code(413).send(errorBody('ERR_BODY_TOO_LARGE', `the body is over ${GATEWAY_BODY_LIMIT_BYTES} bytes (a task input is at most ${MAX_STREAM_PAYLOAD_BYTES} bytes, base64-expanded)`, 'body'))
-      if (status === 400 && err.code?.startsWith('FST_ERR_CTP') === true) return await reply.code(400).send(errorBody('ERR_BAD_JSON', `the body is not valid JSON: ${err.message}`, 'body'))
-      if (status >= 400 && status < 500) return await reply.code(status).send(errorBody(err.code ?? 'ERR_BAD_REQUEST', err.message))
-      log.error('%s %s failed: %s', req.method, req.url, err.stack)
-      return await reply.code(500).send(errorBody('ERR_INTERNAL', 'internal error; see the gateway\'s log (DEBUG=poi:api:gateway)'))
-    })
+    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${pathOf(req.url)}; see POST /v1/tasks, GET /v1/tasks/<id>, GET /health, GET /metrics`)))
+    app.setErrorHandler(sendError)
+    app.server.on('connect', onConnect)
+    app.server.on('checkExpectation', onUnknownExpectation)
     const { token } = this.init
     const max = this.init.rateLimit?.max ?? DEFAULT_GATEWAY_RATE_LIMIT_MAX
     const windowMs = this.init.rateLimit?.windowMs ?? DEFAULT_GATEWAY_RATE_LIMIT_WINDOW_MS

@@ -175,7 +175,7 @@ const CLIENT_ERRORS: Record<string, { status: number, code: string, message: str
  * A malformed or too slow request, refused by Node's parser: answered with this API's JSON
  * error (fastify's default answers with its own shape) and the socket closed.
  */
-function onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
+export function onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const known = err.code != null ? CLIENT_ERRORS[err.code] : undefined
   const status = known?.status ?? 400
@@ -188,13 +188,13 @@ function onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 /** An `Expect` other than 100-continue: Node would answer 417 with no body. */
-function onUnknownExpectation (req: IncomingMessage, res: ServerResponse): void {
+export function onUnknownExpectation (req: IncomingMessage, res: ServerResponse): void {
   res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' })
   res.end(JSON.stringify(errorBody('ERR_EXPECTATION_FAILED', `this API meets no expectation but 100-continue, not ${JSON.stringify(String(req.headers.expect).slice(0, 50))}`)))
 }
 
 /** CONNECT (a proxy's method) never reaches fastify: Node hands it to this, else it would drop the socket without an answer. */
-function onConnect (req: IncomingMessage, socket: Duplex): void {
+export function onConnect (req: IncomingMessage, socket: Duplex): void {
   const body = JSON.stringify(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method ?? 'CONNECT'} is not allowed: this is not a proxy`))
   socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`)
 }
