@@ -119,8 +119,8 @@ export interface GatewaySubmitted {
 
 /**
  * What the gateway needs of a requester client: PoiClient's submit and result. Errors are
- * PoiErrors with a `code`; a request error names what is wrong in `field` (or, for
- * InvalidRequestError, `param`), which the gateway answers as 400 with that field.
+ * PoiErrors with a `code`; a request error names what is wrong in `field`, which the gateway
+ * answers as 400 with that field (413 for an input above the largest a task carries).
  */
 export interface GatewayBackend {
   submit: (request: GatewayTaskRequest) => Promise<GatewaySubmitted>
@@ -278,19 +278,17 @@ function resultView (r: GatewayResult): GatewayTaskView {
   }
 }
 
+/**
+ * The request field an error of the client names (PoiClient's errors carry `field`: `model`,
+ * `input` or `input.<name>`, `fee`, `timeoutMs`, `quorumBps`), or undefined for errors that are
+ * not the request's fault.
+ */
 function errorField (err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined
-  const { field, param, code } = err as { field?: unknown, param?: unknown, code?: unknown }
-  if (typeof field === 'string' && field !== '') return field
-  // InvalidRequestError (node/requester) names its parameter by the CLI's words.
-  if (param === 'timeout') return 'timeoutMs'
-  if (param === 'quorum') return 'quorumBps'
-  switch (code) {
-    case 'ERR_MODEL_NOT_FOUND': case 'ERR_MODEL_MANIFEST': case 'ERR_MODEL_REFUSED': case 'ERR_INVALID_MODEL_ID': return 'model'
-    case 'ERR_INFERENCE_INPUT': case 'ERR_INPUT_TOO_LARGE': case 'ERR_TENSOR_FILE': return 'input'
-    case 'ERR_DEPOSIT_TOO_LOW': case 'ERR_AMOUNT': case 'ERR_FEE_TOO_LOW': return 'fee'
-    default: return undefined
-  }
+  const { field, code } = err as { field?: unknown, code?: unknown }
+  // ClientOptionsError names an option of the client itself (e.g. that it is closed), not of the request.
+  if (code === 'ERR_CLIENT_OPTIONS') return undefined
+  return typeof field === 'string' && field !== '' ? field : undefined
 }
 
 /** Why the backend's submit failed, as an HTTP answer: the request's fault (400, naming the field) or the network's (503). */
@@ -300,7 +298,8 @@ function submitFailure (err: unknown): GatewayRequestError {
   const field = errorField(err)
   if (code === 'ERR_INPUT_TOO_LARGE') return new GatewayRequestError(413, code, message, 'input')
   if (field !== undefined) return new GatewayRequestError(400, code, message, field)
-  if ((err as { param?: unknown })?.param === 'operators' || code === 'ERR_NOT_CONNECTED' || code === 'ERR_ANNOUNCE_FAILED' || code === 'ERR_CHAIN_READ') {
+  // The network's or the gateway's state, not the request: no operators to certify, no peers, the chain unreadable, the client closing.
+  if ((err as { param?: unknown })?.param === 'operators' || ['ERR_NOT_CONNECTED', 'ERR_ANNOUNCE_FAILED', 'ERR_CHAIN_READ', 'ERR_CLIENT_OPTIONS'].includes(code)) {
     return new GatewayRequestError(503, code, message)
   }
   log.error('submit failed: %s', err instanceof Error ? err.stack : message)
