@@ -8,7 +8,9 @@
  *   contracts                          above consensus (chain calls, deployment)
  *   node/inference                     no network code: above wire only
  *   node/models, node/roles, node/     the running node: above everything else
- *   node/requester, node/cli           on top; node/fixtures only for the CLI, tests and benchmarks
+ *   node/requester                     the requester's calls, above the node
+ *   node/client                        the client library (PoiClient), above node/requester; below node/api and node/cli
+ *   node/cli                           on top; node/fixtures only for the CLI, tests and benchmarks
  *
  * and no cycle, between files or folders. test/ and bench/ may import anything.
  */
@@ -37,8 +39,12 @@ module.exports = {
     layer('contracts-above-consensus-only', '^contracts/', '^(protocols/(?!wire/)|storage/|node/)'),
     layer('inference-has-no-network', '^node/inference/', '^(protocols/(?!wire/)|consensus/|storage/|contracts/|node/(?!inference/))',
       'Inference runs models; it knows nothing of peers, storage, consensus or the chain.'),
-    layer('services-below-the-root', '^node/(roles|models|inference)/', '^node/(poi-node\\.ts|requester/|cli/|api/)',
+    layer('services-below-the-root', '^node/(roles|models|inference)/', '^node/(poi-node\\.ts|requester/|client/|cli/|api/)',
       'Role services, models and inference are wired by the composition root, never the other way round.'),
+    layer('client-below-api-and-cli', '^node/client/', '^node/(cli|api)/',
+      'The client library is what the gateway (node/api) and the CLI are built on, never the other way round.'),
+    layer('requester-below-client', '^node/(requester|poi-node\\.ts)', '^node/client/',
+      'PoiClient wraps the requester and the node; they know nothing of it.'),
     {
       name: 'fixtures-are-not-runtime',
       comment: 'Model generators and the npm model registry serve tests, benchmarks and the devnet only.',
@@ -58,7 +64,7 @@ module.exports = {
       severity: 'error',
       from: { path: '^(protocols/[^/]+|consensus|storage|contracts|node/[^/]+)/[^/]+$' },
       to: {
-        path: '^(protocols/[^/]+|consensus|storage|contracts|node/(?:inference|models|fixtures|roles|requester))/[^/]+\\.ts$',
+        path: '^(protocols/[^/]+|consensus|storage|contracts|node/(?:inference|models|fixtures|roles|requester|client))/[^/]+\\.ts$',
         pathNot: ['^$1/', '/index\\.ts$']
       }
     }

@@ -122,6 +122,20 @@ export const POI_VERSION: string = (() => {
   }
 })()
 
+/**
+ * An RPC URL as `GET /health` shows it: scheme, host and port only. Providers put the API key in
+ * the path, the query or the user part, and the health answer may be read by anyone who can
+ * reach the API.
+ */
+export function rpcOrigin (rpcUrl: string): string {
+  try {
+    const url = new URL(rpcUrl)
+    return url.origin !== 'null' ? url.origin : `${url.protocol}//…`
+  } catch {
+    return 'the RPC endpoint'
+  }
+}
+
 /** How long `GET /health` waits for the chain's answer before reporting it unreachable (a health probe must answer quickly). */
 const HEALTH_CHAIN_TIMEOUT_MS = 3_000
 
@@ -292,9 +306,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         let timer: NodeJS.Timeout | undefined
         try {
           const epoch = await Promise.race([read(), new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no answer within ${HEALTH_CHAIN_TIMEOUT_MS} ms`)) }, HEALTH_CHAIN_TIMEOUT_MS) })])
-          check = { name: 'chain', ok: true, detail: `${this.opts.config.chain.rpcUrl} answers: epoch ${epoch} (this node uses epoch ${this.epochs.current.epoch})` }
+          check = { name: 'chain', ok: true, detail: `${rpcOrigin(this.opts.config.chain.rpcUrl)} answers: epoch ${epoch} (this node uses epoch ${this.epochs.current.epoch})` }
         } catch (err) {
-          check = { name: 'chain', ok: false, detail: `${this.opts.config.chain.rpcUrl} does not answer: ${(err as Error).message.split('\n')[0]}` }
+          check = { name: 'chain', ok: false, detail: `${rpcOrigin(this.opts.config.chain.rpcUrl)} does not answer: ${(err as Error).message.split('\n')[0].replaceAll(this.opts.config.chain.rpcUrl, rpcOrigin(this.opts.config.chain.rpcUrl))}` }
         } finally {
           clearTimeout(timer)
         }

@@ -15,6 +15,7 @@
 import { serializeEvent as serializeLine, type Decimal, type Encodable, type Hex, type NodeEventLine } from '../api/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import type { FetchPhase } from '../models/index.js'
+import type { OutputTensorLine } from '../client/index.js'
 
 export type { Decimal, Hex, NodeEventLine } from '../api/index.js'
 
@@ -26,14 +27,8 @@ export type NodeRoleName = 'operator' | 'aggregator' | 'bootstrap'
  */
 export interface OnChainResultLine { resultHash: Hex, outputRef: Hex, epoch: Decimal, submitter?: Hex, txHash?: Hex }
 
-/**
- * One output tensor of a result, decoded from the canonical output. `shape` is the tensor's
- * dims; `encoding` is how the agreement rule kept it: `exact` and `grid` keep every value
- * (floats as JSON numbers, NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity",
- * 64-bit integers as decimal strings), `argmax` keeps one label per row of the last axis and
- * `topk` k labels per row, row after row.
- */
-export interface OutputTensorLine { name: string, dtype: string, shape: number[], encoding: 'exact' | 'grid' | 'argmax' | 'topk', values: Array<number | string> }
+/** One output tensor of a result (the client library's type: PoiResult.outputTensors is the same). */
+export type { OutputTensorLine } from '../client/index.js'
 
 /** An operator's claimable rewards in one epoch. */
 export interface RewardEpochLine { epoch: Decimal, pending: Decimal }
@@ -136,6 +131,12 @@ export type PoiEvent =
    * announces; a node started later announces the store's models at start).
    */
   | { event: 'published', modelId: string, owner: Hex, chunks: number, registeredTx: Hex | null, via: 'node' | 'store', announced: boolean }
+  /**
+   * `poi gateway`: it serves HTTP at `url`; `peerId` is its light peer, `address` the account
+   * that signs (and pays for) its tasks, `tokenFile` the bearer token writes need when
+   * `tokenRequired` (not bound to loopback).
+   */
+  | { event: 'gateway-ready', url: string, peerId: string, address: Hex, tokenRequired: boolean, tokenFile: string }
 
 export type PoiEventName = PoiEvent['event']
 export type EventOf<K extends PoiEventName> = Extract<PoiEvent, { event: K }>
@@ -314,7 +315,8 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     operators: listOf(record<NetworkOperatorLine>({ ...REPUTATION_FIELDS, index: num, address: hex, stake: decimal, pendingRewards: decimal }))
   },
   reputation: { operator: hex, ...REPUTATION_FIELDS },
-  'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num }
+  'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num },
+  'gateway-ready': { url: str, peerId: str, address: hex, tokenRequired: bool, tokenFile: str }
 }
 
 /** Where README's generated event list starts and ends (node/cli/events.ts eventSchemaMarkdown writes what is between). */

@@ -4,24 +4,16 @@
  * asset (ETH or the deployment's ERC-20, with its symbol and decimals), amounts as a person
  * types and reads them, and a task's default fee.
  */
-import { erc20Abi, formatUnits, isAddressEqual, parseUnits, zeroAddress, type Account, type Chain, type Transport, type WalletClient } from 'viem'
-import { TaskManagerAbi, readModel, readPaymentAsset, requiredTaskFee } from '../../contracts/index.js'
+import { parseUnits, type Account, type Chain, type Transport, type WalletClient } from 'viem'
+import { isEth, readAsset, type PaymentAsset } from '../client/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
 import { loadKeystore, type Keystore } from '../keys.js'
 import { UsageError, nodeConfig } from './args.js'
-import { readChain } from './operator-source.js'
 
-/** ETH and most ERC-20s count in 10^-18 units. */
-const ETHER_DECIMALS = 18
-
-/** The network's payment asset as the CLI shows it. */
-export interface PaymentAsset {
-  /** Zero address: ETH. */
-  address: `0x${string}`
-  symbol: string
-  decimals: number
-}
+// The asset, its amounts and a task's least fee are the client library's; the commands import them from here as before.
+export { isEth, readAsset, formatAmount, readTaskFee } from '../client/index.js'
+export type { PaymentAsset, TaskFeeTerms } from '../client/index.js'
 
 /** An amount the command line cannot use: not a number, too many decimals, or zero. */
 export class AmountError extends UsageError {}
@@ -31,10 +23,6 @@ export class WrongAssetError extends PoiError {
   constructor (given: string, asset: PaymentAsset) {
     super('ERR_WRONG_ASSET', `--token ${given} is not this network's payment asset: the TaskManager takes ${isEth(asset) ? 'ETH (leave out --token)' : `${asset.symbol} at ${asset.address} (pass --token ${asset.address} or leave it out)`}`)
   }
-}
-
-export function isEth (asset: PaymentAsset): boolean {
-  return isAddressEqual(asset.address, zeroAddress)
 }
 
 /**
@@ -57,24 +45,6 @@ export function parseAmount (text: string, asset: Pick<PaymentAsset, 'decimals' 
   return amount
 }
 
-/** `0.5 ETH (500000000000000000 wei)`: both forms, so a figure can be checked to the wei. */
-export function formatAmount (amount: bigint, asset: Pick<PaymentAsset, 'decimals' | 'symbol'>): string {
-  return `${formatUnits(amount, asset.decimals)} ${asset.symbol} (${amount} wei)`
-}
-
-/** The payment asset of the TaskManager, with the ERC-20's symbol and decimals read from it. */
-export async function readAsset (chain: ChainClient): Promise<PaymentAsset> {
-  return await readChain('the payment asset of the TaskManager', chain.config.rpcUrl, async () => {
-    const address = chain.config.paymentAsset ?? await readPaymentAsset(chain.publicClient, chain.config.taskManager)
-    if (isAddressEqual(address, zeroAddress)) return { address: zeroAddress, symbol: 'ETH', decimals: ETHER_DECIMALS }
-    const [symbol, decimals] = await Promise.all([
-      chain.publicClient.readContract({ address, abi: erc20Abi, functionName: 'symbol' }).catch(() => 'tokens'),
-      chain.publicClient.readContract({ address, abi: erc20Abi, functionName: 'decimals' }).catch(() => ETHER_DECIMALS)
-    ])
-    return { address, symbol, decimals }
-  })
-}
-
 export type Wallet = WalletClient<Transport, Chain, Account>
 
 /** A chain command's chain (from `--chain`) and, when it sends transactions, its wallet (from `--keystore`). */
@@ -92,28 +62,6 @@ export async function paymentContext (command: string, values: Record<string, un
   const keystore = await loadKeystore(config.keystore)
   const chain = await ChainClient.connect(config.chain!, keystore.account)
   return { chain, keystore, wallet: chain.walletClient!, asset: await readAsset(chain) }
-}
-
-/** The least fee a network node and the TaskManager accept for a task of `modelId`. */
-export interface TaskFeeTerms {
-  /** The model owner's fee (ModelRegistry; 0 without a registry or an entry). */
-  modelFee: bigint
-  /** The network's minimum on top (TaskManager.minTaskFee). */
-  minTaskFee: bigint
-  /** requiredTaskFee(modelFee, minTaskFee). */
-  fee: bigint
-}
-
-/** The default fee of a task for `modelId`: the model's fee plus the network's minimum, read from the chain. */
-export async function readTaskFee (chain: ChainClient, modelId: Uint8Array): Promise<TaskFeeTerms> {
-  return await readChain('the model fee and the network\'s minimum task fee', chain.config.rpcUrl, async () => {
-    const [model, minTaskFee] = await Promise.all([
-      chain.config.modelRegistry != null ? readModel(chain.publicClient, chain.config.modelRegistry, modelId) : undefined,
-      chain.publicClient.readContract({ address: chain.config.taskManager, abi: TaskManagerAbi, functionName: 'minTaskFee' })
-    ])
-    const modelFee = model?.fee ?? 0n
-    return { modelFee, minTaskFee, fee: requiredTaskFee(modelFee, minTaskFee) }
-  })
 }
 
 /** "2026-11-30 01:13:46 UTC (in 2 h 59 min)": an unlock time and how far off it is. */

@@ -78,10 +78,14 @@ export function versionText (): string {
 const example = (lines: string[]): string => `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map(l => `  $ ${l}`).join('\n')}`
 
 /** The options every node-like command (operator, aggregator, bootstrap, request, result) shares. */
-function addNodeOptions (cmd: Command, role: 'operator' | 'aggregator' | 'bootstrap' | 'client'): Command {
+function addNodeOptions (cmd: Command, kind: 'operator' | 'aggregator' | 'bootstrap' | 'client' | 'gateway'): Command {
+  // A gateway is a client that must have its own key (it signs and pays for every task).
+  const role = kind === 'gateway' ? 'client' : kind
   cmd
     .option('--config <file>', 'JSON config (keys: keystore, dataDir, listen, bootstrap, genesis, modelDirs, graceMs, maxTaskTtlMs, http); flags override it')
-    .option('--keystore <dir>', role === 'client' ? 'keystore whose keys sign the task (default: a throwaway identity)' : 'keystore (default: ~/.poi/keys)')
+  if (kind === 'gateway') cmd.addOption(required('--keystore <dir>', 'keystore whose key signs and pays for the tasks; the bearer token is kept there (gateway-token)'))
+  else cmd.option('--keystore <dir>', role === 'client' ? 'keystore whose keys sign the task (default: a throwaway identity)' : 'keystore (default: ~/.poi/keys)')
+  cmd
     .option('--data-dir <dir>', 'data directory: block store, certificates, outputs (default: ~/.poi/data)')
     .addOption(repeatable('--listen <multiaddr>', 'address to listen on (default: /ip4/127.0.0.1/tcp/0)'))
     .addOption(repeatable('--bootstrap <multiaddr>', 'a node to join through, with /p2p/<peer id>'))
@@ -260,6 +264,16 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
       'poi request --bootstrap <multiaddr> --rpc http://127.0.0.1:8545 --model 0x… --input @input.json --json'
     ]))
     .action(action(async () => (await import('./request-command.js')).runRequest))
+
+  addNodeOptions(program.command('gateway'), 'gateway')
+    .description('serve a requester gateway over HTTP: POST /v1/tasks signs and announces a task with this keystore\'s key, GET /v1/tasks/<id>?wait=<ms> answers with its verified certificate and output')
+    .addOption(required('--http <host:port>', 'where to serve; a bare port or :port binds 127.0.0.1 (writes open to this machine); any other address needs the bearer token of <keystore>/gateway-token for writes'))
+    .option('--rate-limit <n>', 'requests per minute each client (a token, or an IP) may make (default: 300)')
+    .addHelpText('after', example([
+      'poi gateway --http 127.0.0.1:8080 --keystore ./keys --bootstrap <multiaddr> --chain deployment.json',
+      'curl -s -X POST http://127.0.0.1:8080/v1/tasks -H \'content-type: application/json\' -d \'{"model":"<id>","input":{"x":{"data":[0.1, …]}}}\''
+    ]))
+    .action(action(async () => (await import('./gateway-command.js')).runGateway))
 
   addNodeOptions(program.command('result'), 'client')
     .description('ask full nodes for a task\'s certificate and output and verify both (with a chain, also against the on-chain result)')

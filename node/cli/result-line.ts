@@ -6,8 +6,8 @@
  * the canonical format's decoder.
  */
 import type { QuorumCertificate } from '../../protocols/wire/index.js'
-import { CanonicalOutputError, decodeCanonicalOutput } from '../inference/index.js'
-import type { OutputTensorLine } from './events.js'
+// The output's decoding is the client library's; the CLI's imports of it stay as they were.
+export { outputTensorLines } from '../client/index.js'
 
 /** The certificate fields a result line carries beside its task, result hash, epoch and stakes. */
 export interface CertificateLineFields {
@@ -20,35 +20,4 @@ export interface CertificateLineFields {
 export function certificateLineFields (certificate: QuorumCertificate | undefined): CertificateLineFields {
   if (certificate === undefined) return { signerBitmap: null, aggregateSig: null, certificateVersion: null }
   return { signerBitmap: certificate.signerBitmap, aggregateSig: certificate.aggregateSig, certificateVersion: certificate.version }
-}
-
-/**
- * The canonical output as tensors (see OutputTensorLine); null when there is no output, or when
- * it does not decode (a certified output that a newer format wrote: the raw hex still stands).
- */
-export function outputTensorLines (output: Uint8Array | undefined | null): OutputTensorLine[] | null {
-  if (output == null) return null
-  let decoded
-  try {
-    decoded = decodeCanonicalOutput(output)
-  } catch (err) {
-    if (err instanceof CanonicalOutputError) return null
-    throw err
-  }
-  return decoded.outputs.map((t): OutputTensorLine => {
-    const base = { name: t.name, dtype: t.dtype, shape: [...t.dims] }
-    switch (t.encoding) {
-      case 'exact':
-      case 'grid': return { ...base, encoding: t.encoding, values: t.values.map(jsonNumber) }
-      case 'argmax': return { ...base, encoding: 'argmax', values: [...t.labels] }
-      case 'topk': return { ...base, encoding: 'topk', values: t.labels.flat() }
-    }
-    throw new CanonicalOutputError(`unknown encoding of output ${base.name}`)
-  })
-}
-
-/** A value JSON can hold exactly: finite floats as numbers, the rest as strings. */
-function jsonNumber (v: number | bigint): number | string {
-  if (typeof v === 'bigint') return v.toString()
-  return Number.isFinite(v) ? v : String(v)
 }

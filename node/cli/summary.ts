@@ -1,7 +1,9 @@
+import { hexToBytes } from 'viem'
 import type { OperatorSet } from '../../consensus/index.js'
 import { to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import { formatCanonicalOutput } from '../inference/index.js'
 import { formatFailures, type RequestResult, type SettledResult } from '../requester/index.js'
+import type { PoiResult } from '../client/index.js'
 
 const BPS = 10_000n
 
@@ -54,5 +56,31 @@ function formatSettled (r: SettledResult, model: string): string {
     `  tx        ${s.txHash}`,
     `  posted by ${s.submitter}`,
     `time from announcement to the settled result: ${(r.certifiedAt - r.announcedAt).toFixed(1)} ms`
+  ].join('\n')
+}
+
+/**
+ * The same summary for a PoiResult (the client library's result): a certificate against the
+ * operator set it verified against (`set` when it carries none), a chain-settled result as the
+ * contract accepted it.
+ */
+export function formatPoiResult (r: PoiResult, set: OperatorSet, model: string): string {
+  const latency = `${(r.latencyMs ?? 0).toFixed(1)} ms`
+  const taskId = hexToBytes(r.taskId)
+  if (r.certificate === undefined || r.output === undefined || r.signers === undefined) {
+    return [
+      `task        ${r.taskId}`,
+      `model       ${model}`,
+      `output      ${r.output !== undefined ? formatCanonicalOutput(r.output) : `not available: no full node served it ${formatFailures(r.outputFailures ?? [])}`}`,
+      `result hash ${r.resultHash}`,
+      `settled on-chain: no full node showed the certificate; the TaskManager accepted one in epoch ${r.epoch} signed by ${formatShare(r.signedStake, r.totalStake)} of stake`,
+      ...(r.settlement !== undefined ? [`  tx        ${r.settlement.txHash}`, `  posted by ${r.settlement.submitter}`] : []),
+      `time from announcement to the settled result: ${latency}`
+    ].join('\n')
+  }
+  return [
+    ...formatCertified(taskId, r.certificate, r.output, r.signers, r.operatorSet ?? set, model),
+    ...(r.source === 'full-node' ? ['certificate from a full node asked after the deadline (gossip did not bring it)'] : []),
+    `time from announcement to certificate: ${latency}`
   ].join('\n')
 }

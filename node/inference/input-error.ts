@@ -12,7 +12,15 @@ export const MAX_INPUT_BYTES = 16 * 1024 * 1024
 export class InputError extends PoiError {
   static readonly code = 'ERR_INFERENCE_INPUT'
   declare readonly code: typeof InputError.code
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(InputError.code, `invalid task input: ${message}`, options)
+  /**
+   * Which part of the input is wrong, as a request field: `input.<name>` for one input tensor,
+   * `input` for the whole (not JSON, too large, a tensor file that does not parse).
+   */
+  readonly field: string
+
+  /** `options.input`: the name of the input tensor at fault, when there is one. */
+  constructor (message: string, options?: { cause?: unknown, input?: string }) {
+    super(InputError.code, `invalid task input: ${message}`, options?.cause !== undefined ? { cause: options.cause } : undefined)
+    this.field = options?.input !== undefined ? `input.${options.input}` : 'input'
   }
 }

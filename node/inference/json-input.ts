@@ -43,13 +43,13 @@ function checkElement (name: string, spec: TensorSpec, v: unknown, i: number): n
   if (spec.dtype === 'bool') {
     if (v === true || v === 1) return 1
     if (v === false || v === 0) return 0
-    throw new InputError(`${at} must be true, false, 0 or 1 for a bool tensor`)
+    throw new InputError(`${at} must be true, false, 0 or 1 for a bool tensor`, { input: name })
   }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(`${at} must be a finite number, got ${v === null ? 'null (NaN/Infinity are not JSON)' : JSON.stringify(v)}`)
-  if (spec.dtype === 'float32' && !Number.isFinite(Math.fround(v))) throw new InputError(`${at} = ${v} overflows float32`)
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(`${at} must be a finite number, got ${v === null ? 'null (NaN/Infinity are not JSON)' : JSON.stringify(v)}`, { input: name })
+  if (spec.dtype === 'float32' && !Number.isFinite(Math.fround(v))) throw new InputError(`${at} = ${v} overflows float32`, { input: name })
   const range = INT_RANGES[spec.dtype]
   if (range !== undefined && (!Number.isInteger(v) || v < range[0] || v > range[1])) {
-    throw new InputError(`${at} = ${v} is not an integer in the ${spec.dtype} range [${range[0]}, ${range[1]}]`)
+    throw new InputError(`${at} = ${v} is not an integer in the ${spec.dtype} range [${range[0]}, ${range[1]}]`, { input: name })
   }
   return v
 }
@@ -71,36 +71,36 @@ export function parseJsonTaskInput (input: Uint8Array, specs: readonly TensorSpe
   const obj = json as Record<string, unknown>
   const expected = specs.map(s => s.name)
   for (const key of Object.keys(obj)) {
-    if (!expected.includes(key)) throw new InputError(`unknown input "${key}"; the model takes ${expected.map(n => `"${n}"`).join(', ')}`)
+    if (!expected.includes(key)) throw new InputError(`unknown input "${key}"; the model takes ${expected.map(n => `"${n}"`).join(', ')}`, { input: key })
   }
   const feeds: Record<string, Tensor> = {}
   for (const spec of specs) {
-    if (!Object.hasOwn(obj, spec.name)) throw new InputError(`input "${spec.name}" is missing`)
+    if (!Object.hasOwn(obj, spec.name)) throw new InputError(`input "${spec.name}" is missing`, { input: spec.name })
     const entry = obj[spec.name]
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-      throw new InputError(`input "${spec.name}" must be an object {"dims": [...], "data": [...]}`)
+      throw new InputError(`input "${spec.name}" must be an object {"dims": [...], "data": [...]}`, { input: spec.name })
     }
     const { dims: rawDims, data, ...rest } = entry as Record<string, unknown>
     const extra = Object.keys(rest)
-    if (extra.length > 0) throw new InputError(`input "${spec.name}" has unknown field "${extra[0]}" (allowed: dims, data)`)
+    if (extra.length > 0) throw new InputError(`input "${spec.name}" has unknown field "${extra[0]}" (allowed: dims, data)`, { input: spec.name })
 
     let dims: number[]
     const shapeText = `[${spec.shape.map(d => d ?? '?').join(',')}]`
     if (rawDims === undefined) {
-      if (spec.shape.some(d => d === null)) throw new InputError(`input "${spec.name}" needs "dims": its shape ${shapeText} has a free axis`)
+      if (spec.shape.some(d => d === null)) throw new InputError(`input "${spec.name}" needs "dims": its shape ${shapeText} has a free axis`, { input: spec.name })
       dims = spec.shape as number[]
     } else {
       if (!Array.isArray(rawDims) || rawDims.some(d => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1)) {
-        throw new InputError(`input "${spec.name}" dims must be an array of positive integers`)
+        throw new InputError(`input "${spec.name}" dims must be an array of positive integers`, { input: spec.name })
       }
       dims = rawDims as number[]
       if (dims.length !== spec.shape.length || dims.some((d, i) => spec.shape[i] !== null && spec.shape[i] !== d)) {
-        throw new InputError(`input "${spec.name}" dims [${dims.join(',')}] do not fit the model's shape ${shapeText}`)
+        throw new InputError(`input "${spec.name}" dims [${dims.join(',')}] do not fit the model's shape ${shapeText}`, { input: spec.name })
       }
     }
-    if (!Array.isArray(data)) throw new InputError(`input "${spec.name}" data must be an array of numbers`)
+    if (!Array.isArray(data)) throw new InputError(`input "${spec.name}" data must be an array of numbers`, { input: spec.name })
     const count = elementCount(dims)
-    if (data.length !== count) throw new InputError(`input "${spec.name}" has ${data.length} values but dims [${dims.join(',')}] need ${count}`)
+    if (data.length !== count) throw new InputError(`input "${spec.name}" has ${data.length} values but dims [${dims.join(',')}] need ${count}`, { input: spec.name })
     const values = data.map((v, i) => checkElement(spec.name, spec, v, i))
     feeds[spec.name] = new Tensor(spec.dtype, toTypedArray(spec.dtype, values), dims)
   }

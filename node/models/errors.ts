@@ -3,6 +3,8 @@ import { errorWithCode } from '../../protocols/wire/index.js'
 
 /** No peer on the DHT provides the model. */
 export class ModelNotFoundError extends errorWithCode('ERR_MODEL_NOT_FOUND') {
+  /** The request field at fault, for a gateway's 400 (see PoiClient's requestErrorField). */
+  readonly field = 'model'
   constructor (readonly modelId: string, detail: string) {
     super(`model ${modelId}: no provider found on the DHT (${detail}); the id may be wrong, the model never published (\`poi model publish\`), or every holder offline`)
   }

@@ -82,6 +82,8 @@ export class NotConnectedError extends PoiError {
 
 export class InputTooLargeError extends PoiError {
   readonly bytes: number
+  /** The request field at fault, for a gateway's 400 (see PoiClient's requestErrorField). */
+  readonly field = 'input'
 
   constructor (bytes: number) {
     super('ERR_INPUT_TOO_LARGE', `the input is ${bytes} bytes; a task input is at most ${MAX_STREAM_PAYLOAD_BYTES} bytes (inputs above ${MAX_INLINE_INPUT_BYTES} bytes travel by stream reference)`)

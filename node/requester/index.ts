@@ -10,8 +10,8 @@
  *
  * Every call takes an AbortSignal (`options.signal`), and every wait has a time limit.
  */
-export { requestInference } from './requester.js'
-export type { RequestParams, RequestResult, SettledResult, RequestOptions, Progress } from './requester.js'
+export { requestInference, announceTask } from './requester.js'
+export type { RequestParams, RequestResult, SettledResult, RequestOptions, Progress, AnnouncedTask } from './requester.js'
 export { readSettlement, describeSettlement } from './chain.js'
 export type { RequesterChain, Settlement } from './chain.js'
 export { waitForNetwork, connectedPeerIds } from './network-wait.js'

@@ -13,10 +13,16 @@ import { formatDuration } from './errors.js'
 export class InvalidRequestError extends PoiError {
   /** Which parameter: `timeout` or `quorum`, or `operators` for a network no task can be certified on. */
   readonly param: 'timeout' | 'quorum' | 'operators'
+  /**
+   * The request field at fault as the client library and the gateway name it (`timeoutMs`,
+   * `quorumBps`); undefined for `operators`, which is the network's state, not the request's.
+   */
+  readonly field: 'timeoutMs' | 'quorumBps' | undefined
 
   constructor (param: 'timeout' | 'quorum' | 'operators', message: string) {
     super('ERR_INVALID_REQUEST', message)
     this.param = param
+    this.field = param === 'timeout' ? 'timeoutMs' : param === 'quorum' ? 'quorumBps' : undefined
   }
 }
 

@@ -8,14 +8,14 @@ import {
 } from '../../protocols/wire/index.js'
 import { preciseNow, type PoiNode } from '../poi-node.js'
 import { raceAbort, throwIfAborted } from './abort.js'
-import { watchCertificate } from './certificate-watch.js'
+import { watchCertificate, type CertificateWatch } from './certificate-watch.js'
 import { DEFAULT_TASK_TIMEOUT_MS, SETTLEMENT_POLL_MS } from './constants.js'
 import { describeSettlement, readSettlement, type RequesterChain, type Settlement } from './chain.js'
 import {
   AnnounceError, CertificateRejectedError, InputTooLargeError, NoQuorumError, OutputNotFoundError, RequestAbortedError,
   ResultNotFoundError, TaskRefusedError, formatDuration, type PeerFailure
 } from './errors.js'
-import { watchRefusal } from './refusal-watch.js'
+import { watchRefusal, type RefusalWatch } from './refusal-watch.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
 import { checkOperatorCount, checkRequestBounds, checkTaskTtl } from './params.js'
@@ -119,6 +119,34 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
  */
 export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options: RequestOptions): Promise<RequestResult | SettledResult>
 export async function requestInference (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options: RequestOptions = {}): Promise<RequestResult | SettledResult> {
+  const announced = await announceTask(node, account, params, options)
+  return await announced.result
+}
+
+/** A task signed and announced: its id and deadline now, its verified result later. */
+export interface AnnouncedTask {
+  taskId: Uint8Array
+  /** Wall-clock ms. */
+  deadline: number
+  /** When the announcement was made (preciseNow), for the time to certificate. */
+  announcedAt: number
+  /**
+   * Settles as requestInference does: with the verified result, or with its typed errors
+   * (TaskRefusedError, NoQuorumError, CertificateRejectedError, OutputNotFoundError,
+   * RequestAbortedError when `options.signal` fires). A no-op catch is attached, so a caller
+   * that never awaits it leaves no unhandled rejection.
+   */
+  result: Promise<RequestResult | SettledResult>
+}
+
+/**
+ * The first half of requestInference: the same checks, then signs and announces the task and
+ * returns once it is announced, its result still to come. Listening for the certificate starts
+ * before the announcement, as in requestInference, and ends when `result` settles (an abort
+ * through `options.signal` ends it too). A failure up to and including the announcement
+ * rejects this call, with every listener it added removed.
+ */
+export async function announceTask (node: PoiNode, account: PrivateKeyAccount, params: RequestParams, options: RequestOptions = {}): Promise<AnnouncedTask> {
   const { onProgress: progress = () => {}, signal, connectTimeoutMs, chain } = options
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
@@ -157,18 +185,35 @@ export async function requestInference (node: PoiNode, account: PrivateKeyAccoun
   const poll = chain !== undefined ? { settled: async () => await chain.result(taskId) !== undefined, everyMs: SETTLEMENT_POLL_MS } : undefined
   const watch = watchCertificate(node, taskId, deadline, signal, poll)
   const refusal = watchRefusal(node, taskId)
+  const announcedAt = preciseNow()
+  try {
+    await raceAbort(node.announce(task).catch((err: unknown) => { throw new AnnounceError(taskId, err) }), signal, `announcing task ${id}`)
+  } catch (err) {
+    watch.stop()
+    refusal.stop()
+    throw err
+  }
+  progress(`announced task ${id} (deadline in ${formatDuration(timeoutMs)})`)
+  const result = awaitResult(node, { taskId, id, set, timeoutMs, quorumBps, announcedAt, watch, refusal, progress, signal, chain })
+  result.catch(() => {})
+  return { taskId, deadline, announcedAt, result }
+}
+
+/** The second half of requestInference: the wait for an announced task's certificate, its check and its output. */
+async function awaitResult (node: PoiNode, ctx: {
+  taskId: Uint8Array, id: string, set: OperatorSet, timeoutMs: number, quorumBps: number, announcedAt: number,
+  watch: CertificateWatch, refusal: RefusalWatch, progress: Progress, signal?: AbortSignal, chain?: RequesterChain
+}): Promise<RequestResult | SettledResult> {
+  const { taskId, id, set, timeoutMs, quorumBps, announcedAt, watch, refusal, progress, signal, chain } = ctx
   let qc: QuorumCertificate
   let output: Uint8Array | undefined
   let verifiedAgainst: OperatorSet | undefined
   let source: RequestResult['source'] = 'gossip'
-  const announcedAt = preciseNow()
   let certifiedAt: number
   // A certificate is checked against the set of its own epoch: the network may have moved on
   // since this node loaded its set (the node reads the next epoch's when it can).
   const setOf = async (epoch: bigint): Promise<OperatorSet | undefined> => await node.operatorSetOf(epoch) ?? await chain?.operatorSet(epoch)
   try {
-    await raceAbort(node.announce(task).catch((err: unknown) => { throw new AnnounceError(taskId, err) }), signal, `announcing task ${id}`)
-    progress(`announced task ${id} (deadline in ${formatDuration(timeoutMs)})`)
     // A task the full nodes refused fails now, with their reason, rather than at its deadline.
     const outcome = await Promise.race([watch.outcome, refusal.refused])
     if (outcome instanceof TaskRefusedError) throw outcome
