@@ -230,3 +230,31 @@ describe('requestErrorField: the field a gateway names in its 400', () => {
     assert.equal(requestErrorField(undefined), undefined)
   })
 })
+
+describe("the package's types: what a TypeScript project that depends on poi sees", function () {
+  this.timeout(90_000)
+
+  it("`import { PoiClient, type PoiResult } from 'poi'` type-checks through the package's exports and declarations", async () => {
+    const dir = await mkdtemp(join(REPO, 'dist', '.poi-client-types-'))
+    try {
+      const file = join(dir, 'consumer.ts')
+      await writeFile(file, `import { PoiClient, requestErrorField, type PoiResult, type SubmittedTask } from 'poi'
+export async function run (): Promise<[PoiResult, SubmittedTask['taskId'], string | undefined]> {
+  const client = await PoiClient.connect({ bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/x'], genesis: 'genesis.json' })
+  const task = await client.submit({ model: 'bagaaiera', input: { x: { data: [1] } }, fee: 0n })
+  return [await task.result, task.taskId, requestErrorField(new Error('x'))]
+}
+// A wrong use is a type error: the request needs a model.
+// @ts-expect-error
+export const wrong = async (c: PoiClient): Promise<PoiResult> => await c.request({ input: new Uint8Array() })
+`)
+      const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc')
+      await new Promise<void>((resolve, reject) => {
+        execFile(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2023', '--types', 'node', file],
+          { cwd: dir, timeout: 80_000 }, (err, stdout, stderr) => { if (err != null) reject(new Error(`tsc: ${err.message}\n${stdout}${stderr}`)); else resolve() })
+      })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

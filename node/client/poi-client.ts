@@ -363,7 +363,7 @@ export class PoiClient {
     const vault = await readChain(`the deposit of ${this.address}`, chain.config.rpcUrl, async () => await readVault(chain.publicClient, chain.config.taskManager, this.address))
     if (vault.available < fee) {
       throw new DepositTooLowError(`the deposit of ${this.address} (${formatAmount(vault.available, asset)} available) does not cover the fee ${formatAmount(fee, asset)}: ` +
-        (this.#ownKey ? 'run `poi deposit <amount>` with this keystore first' : 'pass --keystore <dir> of an account that has deposited (`poi deposit <amount>`); without it the task is signed by a throwaway key with no deposit'))
+        (this.#ownKey ? 'run `poi deposit <amount>` with this keystore first' : 'give the keystore of an account that has deposited with `poi deposit <amount>` (--keystore <dir>, or PoiClient\'s keystore option); without it the task is signed by a throwaway key with no deposit'))
     }
     const description = `${formatAmount(fee, asset)}${given === undefined ? ` (${parts})` : ''}, paid from the deposit of ${this.address}`
     this.#progress(`fee ${description}`)
