@@ -28,8 +28,7 @@ const FOLLOW_UP_TIMEOUT_MS = 10_000
 const POI_SERIES = [
   'poi_tasks_seen_total', 'poi_tasks_attested_total', 'poi_tasks_certified_total', 'poi_tasks_no_quorum_total',
   'poi_task_certificate_seconds', 'poi_attestation_verify_seconds', 'poi_attestation_verify_batch_size', 'poi_gossip_messages_total', 'poi_model_bytes_fetched_total',
-  'poi_chain_submissions_total', 'poi_chain_gas_used_total', 'poi_model_bytes_served_total', 'poi_stream_messages_held', 'poi_stream_bytes_held',
-  'poi_rewards_claimable'
+  'poi_chain_submissions_total', 'poi_chain_gas_used_total', 'poi_model_bytes_served_total', 'poi_stream_messages_held', 'poi_stream_bytes_held'
 ]
 
 function metricsOf (node: PoiNode): NodeMetrics {
@@ -103,6 +102,9 @@ describe('metrics: a Prometheus registry per node', function () {
     assert.ok(served >= fetched, `served ${served} bytes, fetched ${fetched}`)
     assert.ok(total(await scrape(net.bootstrap), 'poi_model_bytes_served_total') > 0, 'the bootstrap node, which held the model, served it')
     assert.equal(total(await scrape(net.requester), 'poi_model_bytes_served_total'), 0, 'a light requester serves no models')
+    const light = await scrape(net.requester)
+    assert.ok(!light.has('poi_stream_messages_held') && !light.has('poi_stream_bytes_held'), 'a light requester has no stream store: no holdings gauges')
+    assert.ok(!light.has('poi_rewards_claimable') && !(await scrape(net.aggregator)).has('poi_rewards_claimable'), 'no chain, no operator on one: no rewards gauge')
   })
 
   it("the stream store's holdings are read on scrape: a message stored is one more message and its bytes more", async () => {

@@ -141,15 +141,14 @@ export class NodeMetrics {
   private readonly gossip: Counter<'topic' | 'result' | 'reason'>
   private readonly modelBytesFetched: Counter
   private readonly modelBytesServed: Counter
-  private readonly streamMessagesHeld: Gauge
-  private readonly streamBytesHeld: Gauge
-  private readonly rewardsClaimable: Gauge
   private readonly submissions: Counter<'kind' | 'result'>
   private readonly gasUsed: Counter
   /** First sight (performance.now() ms) of each task not yet certified, oldest first. */
   private readonly firstSeen = new Map<string, number>()
   private readonly unsubscribes: Array<() => void> = []
   private sources: NodeMetricsSources = {}
+  /** The gauges readFrom registered. */
+  private readonly gauges: Gauge[] = []
   private holdings: { at: number, reading: Promise<StreamHoldings | undefined> } | undefined
   /** The last claimable-rewards reading and when it was asked for (REWARDS_REFRESH_MS). */
   private rewards: { value: bigint | undefined, askedAt: number, reading: boolean } = { value: undefined, askedAt: -Infinity, reading: false }
@@ -171,25 +170,6 @@ export class NodeMetrics {
     this.gossip = new Counter({ name: 'poi_gossip_messages_total', help: 'Gossip messages validated, by topic and verdict (refusals with their reason; duplicates ignored silently are not counted)', labelNames: ['topic', 'result', 'reason'], registers })
     this.modelBytesFetched = new Counter({ name: 'poi_model_bytes_fetched_total', help: 'Bytes of models fetched from the network', registers })
     this.modelBytesServed = new Counter({ name: 'poi_model_bytes_served_total', help: 'Bytes of model blocks (shards and manifests) this node served to peers over the shard exchange', registers })
-    const metrics = this
-    this.streamMessagesHeld = new Gauge({
-      name: 'poi_stream_messages_held',
-      help: 'Stream messages this node stores (task inputs and outputs, its own and copies held for others)',
-      registers,
-      async collect () { const held = await metrics.streamHoldings(); if (held != null) this.set(held.messages) }
-    })
-    this.streamBytesHeld = new Gauge({
-      name: 'poi_stream_bytes_held',
-      help: 'Bytes of the stream messages this node stores',
-      registers,
-      async collect () { const held = await metrics.streamHoldings(); if (held != null) this.set(held.bytes) }
-    })
-    this.rewardsClaimable = new Gauge({
-      name: 'poi_rewards_claimable',
-      help: `Rewards this operator can claim now, in the smallest unit of the TaskManager's asset (wei for ETH); read from the chain at most every ${REWARDS_REFRESH_MS / 1000} s`,
-      registers,
-      collect () { const value = metrics.claimableRewards(); if (value !== undefined) this.set(Number(value)) }
-    })
     this.submissions = new Counter({ name: 'poi_chain_submissions_total', help: 'Certificate and evidence submissions ended or retried, by kind and result', labelNames: ['kind', 'result'], registers })
     this.gasUsed = new Counter({ name: 'poi_chain_gas_used_total', help: "Gas used by this node's own settled submissions", registers })
   }
@@ -207,7 +187,39 @@ export class NodeMetrics {
   get contentType (): string { return this.registry.contentType }
 
   /** Where scrapes read the stream store's holdings and the claimable rewards. */
-  readFrom (sources: NodeMetricsSources): void { this.sources = sources }
+  /**
+   * Where scrapes read the stream store's holdings and the claimable rewards. A gauge is
+   * registered only for what the node has (no stream store on a light node, no rewards off a
+   * chain or off the operator role): absent, not a misleading 0.
+   */
+  readFrom (sources: NodeMetricsSources): void {
+    this.sources = sources
+    const metrics = this
+    const registers = [this.registry]
+    if (this.gauges.splice(0).length > 0) for (const name of ['poi_stream_messages_held', 'poi_stream_bytes_held', 'poi_rewards_claimable']) this.registry.removeSingleMetric(name)
+    if (sources.streams != null) {
+      this.gauges.push(new Gauge({
+        name: 'poi_stream_messages_held',
+        help: 'Stream messages this node stores (task inputs and outputs, its own and copies held for others)',
+        registers,
+        async collect () { const held = await metrics.streamHoldings(); if (held != null) this.set(held.messages) }
+      }))
+      this.gauges.push(new Gauge({
+        name: 'poi_stream_bytes_held',
+        help: 'Bytes of the stream messages this node stores',
+        registers,
+        async collect () { const held = await metrics.streamHoldings(); if (held != null) this.set(held.bytes) }
+      }))
+    }
+    if (sources.claimableRewards != null) {
+      this.gauges.push(new Gauge({
+        name: 'poi_rewards_claimable',
+        help: `Rewards this operator can claim now, in the smallest unit of the TaskManager's asset (wei for ETH); read from the chain at most every ${REWARDS_REFRESH_MS / 1000} s`,
+        registers,
+        collect () { const value = metrics.claimableRewards(); if (value !== undefined) this.set(Number(value)) }
+      }))
+    }
+  }
 
   /** `bytes` of a model block went to a peer. */
   modelServed (bytes: number): void { this.modelBytesServed.inc(bytes) }
