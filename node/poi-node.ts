@@ -103,6 +103,11 @@ export interface PoiNodeOptions {
   metrics?: boolean
   /** Limits of `GET /v1/events` (node/api/event-stream.ts); tests lower them. */
   eventStream?: EventStreamInit
+  /**
+   * What this operator can claim now from the TaskManager (a ChainClient read): GET /metrics
+   * shows it as poi_rewards_claimable, read in the background (node/api/metrics.ts REWARDS_REFRESH_MS).
+   */
+  claimableRewards?: () => Promise<bigint>
 }
 
 function rolesOf (opts: Pick<PoiNodeOptions, 'light' | 'operate' | 'aggregate'>): NodeRole[] {
@@ -226,6 +231,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // once start() has returned and the caller's listeners are attached.
     if (this.aggregator != null) this.services.push(this.aggregator)
     metrics?.observe(this, this.submitter)
+    const streams = this.streams
+    metrics?.readFrom({ streams: streams == null ? undefined : async () => await streams.holdings(), claimableRewards: opts.claimableRewards })
   }
 
   /** The request/response servers: a full node serves blocks, stream messages, results and its network; a light one only its held inputs. */
@@ -236,7 +243,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Tells requesters that know only this node's address which contracts the network uses (they check it against the chain)
     // and how far ahead a task's deadline may lie here (they refuse a longer timeout before announcing).
     const info = networkInfoOf(chain == null ? undefined : { ...chain, chainId: Number(this.opts.operatorSet.domain.chainId), deployedAtBlock: chain.deployedAtBlock ?? 0n }, this.opts.config.maxTaskTtlMs)
-    return [shardServer(libp2p, blocks), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams, refusals: this.relay.refusedTasks }), new NetworkInfoServer({ libp2p, info })]
+    return [shardServer(libp2p, blocks, { onServed: this.metrics == null ? undefined : (bytes) => { this.metrics?.modelServed(bytes) } }), new StreamServer({ libp2p, messages: streams }), new ResultServer({ libp2p, results: store, outputs: streams, refusals: this.relay.refusedTasks }), new NetworkInfoServer({ libp2p, info })]
   }
 
   /** What the control channel does: publish a model to this node (stored, held, announced at once), list the store's models. */

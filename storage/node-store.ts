@@ -99,6 +99,8 @@ export interface StoreArea {
   del: (keys: string[]) => Promise<void>
   /** Entries whose key starts with `keyPrefix`, in key order. */
   entries: (keyPrefix?: string) => Promise<Array<[string, Uint8Array]>>
+  /** How many entries start with `keyPrefix` and their values' bytes, without holding them all. */
+  size: (keyPrefix?: string) => Promise<{ entries: number, bytes: number }>
 }
 
 /** Key spaces NodeStore itself uses. */
@@ -487,6 +489,19 @@ export class NodeStore {
           throw new StorageError(this.path, `scan ${name}`, err)
         }
         return out
+      },
+      size: async (keyPrefix = '') => {
+        let entries = 0
+        let bytes = 0
+        try {
+          for await (const value of this.db.values({ gte: prefix + keyPrefix, lt: prefix + keyPrefix + '\xff' })) {
+            entries++
+            bytes += value.length
+          }
+        } catch (err) {
+          throw new StorageError(this.path, `scan ${name}`, err)
+        }
+        return { entries, bytes }
       }
     }
   }

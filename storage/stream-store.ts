@@ -206,6 +206,12 @@ export class StreamStore {
     return undefined
   }
 
+  /** How many messages this store holds and their bytes (their canonical encodings): what GET /metrics reports. */
+  async holdings (): Promise<{ messages: number, bytes: number }> {
+    const { entries, bytes } = await this.area.size('msg/')
+    return { messages: entries, bytes }
+  }
+
   /** The highest stored message of `channel`, if any. */
   async head (channel: Uint8Array): Promise<StreamHead | undefined> {
     const bytes = await this.area.get(`head/${toHex(channel)}`)

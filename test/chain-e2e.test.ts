@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { createTestClient, createWalletClient, hexToBytes, http, keccak256 } from 'viem'
-import { signAttestation } from '../consensus/index.js'
+import { decodeSignerBitmap, signAttestation } from '../consensus/index.js'
 import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { ANVIL_PRIVATE_KEYS, SlashingManagerAbi, TaskManagerAbi, deposit, readModel, registerModel, setModelActive } from '../contracts/index.js'
@@ -14,6 +14,7 @@ import { encodeManifest, encodeTensorFile, loadModelDir, modelIdToString, SHIPPE
 import { npmModelSampleInput, resolveNpmModel, type ResolvedNpmModel } from '../node/fixtures/index.js'
 import { loadKeystore, type Keystore } from '../node/keys.js'
 import { ChildNode, prepareNodeDir, type PoiEvent } from '../node/cli/launcher.js'
+import { claimableRewards } from '../node/cli/payment-commands.js'
 import { PoiNode } from '../node/poi-node.js'
 import { fetchOutput, requestInference } from '../node/requester/index.js'
 import { MAX_INLINE_INPUT_BYTES, encodeAttestation, signTask, taskIdOf, to0xHex } from '../protocols/wire/index.js'
@@ -24,6 +25,7 @@ import { poi, poiFails } from './helpers/cli.js'
 import { directResultHash } from './helpers/direct-run.js'
 import { ownedManifest } from './helpers/model-manifests.js'
 import { until, waitForEvent } from './helpers/wait.js'
+import { parsePromText, samples, total, type Family } from './helpers/prom-text.js'
 
 /** A task's deadline on this network of separate processes. */
 const TASK_TIMEOUT_MS = 20_000
@@ -66,7 +68,8 @@ describe('end to end on a real chain (anvil)', function () {
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'poi-chain-e2e-'))
     model = await loadModelDir(SHIPPED_MODEL_DIR)
-    net = await startLocalNetwork({ root, operators: 4, chain: true })
+    // --http: GET /metrics is read for the chain series.
+    net = await startLocalNetwork({ root, operators: 4, chain: true, nodeArgs: ['--http', '127.0.0.1:0'] })
     requester = await lightNode('requester')
     requesterKeys = await loadKeystore(join(root, 'requester', 'keys'))
     // Every task is paid, and full nodes ignore tasks whose requester's deposit does not cover the
@@ -121,6 +124,41 @@ describe('end to end on a real chain (anvil)', function () {
     const output = await fetchOutput(requester, hexToBytes(stored.outputRef), hexToBytes(stored.resultHash))
     assert.equal(keccak256(output), stored.resultHash)
     assert.equal(to0xHex(output), to0xHex(result.output))
+  })
+
+  it('GET /metrics: the aggregator counts its confirmed certificate and the gas the chain reports; each signer\'s claimable rewards are what the chain says', async () => {
+    const scrape = async (child: ChildNode): Promise<Map<string, Family>> => {
+      const { http } = await child.ready()
+      assert.ok(http != null, `${child.name} serves HTTP`)
+      const res = await fetch(`${http}/metrics`)
+      assert.equal(res.status, 200)
+      return parsePromText(await res.text())
+    }
+    const confirmed = { kind: 'certificate', result: 'confirmed' }
+    const before = await scrape(net.aggregator)
+    const result = await requestInference(requester, requesterKeys.account, { modelId: model.modelId, input: exampleInput(3), timeoutMs: TASK_TIMEOUT_MS, fee: await feeOf(model.modelId) })
+    const accepted = await net.chain!.client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)
+    let after = before
+    await until(async () => {
+      after = await scrape(net.aggregator)
+      return total(after, 'poi_chain_submissions_total', confirmed) > total(before, 'poi_chain_submissions_total', confirmed)
+    }, ACCEPTANCE_TIMEOUT_MS, 'the aggregator counting its confirmed certificate')
+    assert.ok(total(after, 'poi_chain_gas_used_total') - total(before, 'poi_chain_gas_used_total') >= Number(accepted.gasUsed), 'the gas of the settled certificate is counted')
+    assert.equal(total(after, 'poi_chain_submissions_total', { result: 'failed' }), 0)
+    const decoded = decodeSignerBitmap(result.certificate.signerBitmap, net.operatorSet.operators.length)
+    assert.ok(decoded.ok)
+    let rewarded = 0
+    for (const op of net.operators) {
+      const { operatorIndex } = await op.ready()
+      if (operatorIndex == null || !decoded.signers.includes(operatorIndex)) continue
+      // The first scrape starts the read (never on the scrape path); a later one shows it: the chain's figure.
+      const onChain = await claimableRewards(net.chain!.client, net.operatorSet.operators[operatorIndex].address)
+      assert.ok(onChain > 0n, `operator ${operatorIndex} signed a paid certificate`)
+      await until(async () => total(await scrape(op), 'poi_rewards_claimable') === Number(onChain), ACCEPTANCE_TIMEOUT_MS, `${op.name}'s poi_rewards_claimable showing ${onChain}`)
+      rewarded++
+    }
+    assert.ok(rewarded >= 3, `the signers' rewards are shown: ${rewarded}`)
+    assert.equal(samples(after, 'poi_rewards_claimable').length, 0, 'the aggregator is no operator: no rewards gauge')
   })
 
   it('poi request and poi result work with only a bootstrap address and an RPC URL', async () => {

@@ -1,15 +1,19 @@
 /**
  * Prometheus metrics (node/api/metrics.ts): a real network in this process runs a certified
- * task, then each node's own registry is read as text and parsed strictly (test/helpers/prom-text.ts):
- * poi's series with the role, peer_id and version labels, process and libp2p series, separate
- * values per node, refusals by reason, and GET /metrics through a bare fastify server.
+ * task (its operators fetch the model from the bootstrap node first), then each node's own
+ * registry is read as text and parsed strictly (test/helpers/prom-text.ts): poi's series with the
+ * role, peer_id and poi_version labels, model bytes fetched and served, the stream store's
+ * holdings, process and libp2p series, separate values per node, refusals by reason, and
+ * GET /metrics through a bare fastify server.
  */
 import { strict as assert } from 'node:assert'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import { MAX_REASON_LABEL_CHARS, metricsRoutes, reasonLabel, type NodeMetrics } from '../node/api/index.js'
 import { exampleInput } from '../node/cli/devnet.js'
 import { SHIPPED_MODEL_DIR, loadModelDir, type ModelDir } from '../node/inference/index.js'
+import { loadKeystore } from '../node/keys.js'
 import type { PoiNode } from '../node/poi-node.js'
 import { requestInference } from '../node/requester/index.js'
 import { TOPICS } from '../protocols/gossip/index.js'
@@ -24,7 +28,7 @@ const FOLLOW_UP_TIMEOUT_MS = 10_000
 const POI_SERIES = [
   'poi_tasks_seen_total', 'poi_tasks_attested_total', 'poi_tasks_certified_total', 'poi_tasks_no_quorum_total',
   'poi_task_certificate_seconds', 'poi_attestation_verify_seconds', 'poi_attestation_verify_batch_size', 'poi_gossip_messages_total', 'poi_model_bytes_fetched_total',
-  'poi_chain_submissions_total', 'poi_chain_gas_used_total'
+  'poi_chain_submissions_total', 'poi_chain_gas_used_total', 'poi_model_bytes_served_total', 'poi_stream_messages_held', 'poi_stream_bytes_held'
 ]
 
 function metricsOf (node: PoiNode): NodeMetrics {
@@ -47,7 +51,8 @@ describe('metrics: a Prometheus registry per node', function () {
     model = await loadModelDir(SHIPPED_MODEL_DIR)
     // Quorum is 2 of 3; the grace lets the aggregator wait for the third signature. No backup
     // aggregation: the aggregator forms the certificate (and times its verification) on a slow machine too.
-    net = await startTestNetwork({ operators: 3, graceMs: TASK_TIMEOUT_MS / 4, backupAggregation: false })
+    // The operators start without the model: they fetch it from the bootstrap node, which serves it.
+    net = await startTestNetwork({ operators: 3, graceMs: TASK_TIMEOUT_MS / 4, backupAggregation: false, operatorsWithoutModels: true })
     await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: TASK_TIMEOUT_MS })
     // Every operator ran the task and saw its certificate (gossiped after the aggregator formed it).
     await until(async () => {
@@ -62,7 +67,7 @@ describe('metrics: a Prometheus registry per node', function () {
 
   it("after a certified task the aggregator's registry has poi's series, with the role, peer id and version on every sample", async () => {
     const f = await scrape(net.aggregator)
-    const labels = { role: 'aggregator', peer_id: net.aggregator.libp2p.peerId.toString(), version }
+    const labels = { role: 'aggregator', peer_id: net.aggregator.libp2p.peerId.toString(), poi_version: version }
     for (const name of POI_SERIES) assert.ok(f.has(name), `${name} is exposed`)
     assert.equal(f.get('poi_tasks_certified_total')?.type, 'counter')
     assert.equal(f.get('poi_task_certificate_seconds')?.type, 'histogram')
@@ -80,13 +85,44 @@ describe('metrics: a Prometheus registry per node', function () {
     assert.ok(total(f, 'poi_gossip_messages_total', { ...labels, topic: 'attestations', result: 'accepted' }) >= 2, 'the operators\' attestations were accepted')
     assert.equal(total(f, 'poi_tasks_no_quorum_total'), 0)
     for (const family of f.values()) {
-      // prom-client's nodejs_version_info has its own `version` label (Node's), which wins over the registry's.
-      if (family.name === 'nodejs_version_info') {
-        assert.equal(family.samples[0]?.labels.version, process.version)
-        continue
-      }
-      for (const s of family.samples) assert.deepEqual({ role: s.labels.role, peer_id: s.labels.peer_id, version: s.labels.version }, labels, `${s.name} carries the node's labels`)
+      for (const s of family.samples) assert.deepEqual({ role: s.labels.role, peer_id: s.labels.peer_id, poi_version: s.labels.poi_version }, labels, `${s.name} carries the node's labels`)
+      // Only prom-client's nodejs_version_info has a `version` label: Node's, beside ours.
+      if (family.name !== 'nodejs_version_info') for (const s of family.samples) assert.equal(s.labels.version, undefined, `${s.name} has no version label`)
     }
+    assert.equal(samples(f, 'nodejs_version_info')[0]?.labels.version, process.version, "nodejs_version_info keeps Node's version")
+  })
+
+  it('model bytes: the operators count what they fetched, the nodes that served it count what they served', async () => {
+    let fetched = 0
+    for (const op of net.operators) fetched += total(await scrape(op!), 'poi_model_bytes_fetched_total')
+    assert.ok(fetched >= 3, `every operator fetched the model: ${fetched} bytes`)
+    let served = 0
+    for (const node of [net.bootstrap, net.aggregator, ...net.operators.map(o => o!)]) served += total(await scrape(node), 'poi_model_bytes_served_total')
+    // Served blocks include the manifest, and a block may be served twice (a retried fetch): never less than fetched.
+    assert.ok(served >= fetched, `served ${served} bytes, fetched ${fetched}`)
+    assert.ok(total(await scrape(net.bootstrap), 'poi_model_bytes_served_total') > 0, 'the bootstrap node, which held the model, served it')
+    assert.equal(total(await scrape(net.requester), 'poi_model_bytes_served_total'), 0, 'a light requester serves no models')
+    const light = await scrape(net.requester)
+    assert.ok(!light.has('poi_stream_messages_held') && !light.has('poi_stream_bytes_held'), 'a light requester has no stream store: no holdings gauges')
+    assert.ok(!light.has('poi_rewards_claimable') && !(await scrape(net.aggregator)).has('poi_rewards_claimable'), 'no chain, no operator on one: no rewards gauge')
+  })
+
+  it("the stream store's holdings are read on scrape: a message stored is one more message and its bytes more", async () => {
+    const node = net.aggregator
+    const streams = node.streams!
+    const read = async (): Promise<{ messages: number, bytes: number }> => {
+      const f = await scrape(node)
+      return { messages: total(f, 'poi_stream_messages_held'), bytes: total(f, 'poi_stream_bytes_held') }
+    }
+    const before = await streams.holdings()
+    await until(async () => { const r = await read(); return r.messages === before.messages && r.bytes === before.bytes }, FOLLOW_UP_TIMEOUT_MS, 'the gauges showing the store')
+    const keys = await loadKeystore(join(net.root, 'aggregator', 'keys'))
+    const { message } = await streams.append(keys.privateKey, 'metrics-test', new Uint8Array(100).fill(7))
+    const after = await streams.holdings()
+    assert.equal(after.messages, before.messages + 1)
+    assert.ok(after.bytes > before.bytes + 100, `${after.bytes} > ${before.bytes} + the payload`)
+    await until(async () => { const r = await read(); return r.messages === after.messages && r.bytes === after.bytes }, FOLLOW_UP_TIMEOUT_MS, () => `the gauges showing ${after.messages} messages, ${after.bytes} bytes`)
+    assert.equal(message.seq, 0n)
   })
 
   it('process metrics and libp2p\'s own metrics are in each node\'s registry, once', async () => {

@@ -4,11 +4,13 @@
  * values. It holds the process's default metrics, libp2p's own (node/p2p.ts registers them into
  * the same registry) and poi's series, fed from events the node already dispatches (the ones
  * `--json` prints) and from the gossip router's verdicts. Every series carries the labels
- * role, peer_id and version (the registry's default labels).
+ * role, peer_id and poi_version (the registry's default labels). Not `version`: prom-client's
+ * nodejs_version_info has a `version` label of its own (Node's), which would hide ours there and
+ * read as Node's version everywhere else.
  */
 import { readFileSync } from 'node:fs'
 import { logger } from '@libp2p/logger'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { TypedEventTarget } from '@libp2p/interface'
 import type { Submission } from '../../storage/index.js'
@@ -52,12 +54,37 @@ const TOPIC_LABELS: Record<string, string> = {
   '/poi/1/probes/proto': 'probes'
 }
 
+/**
+ * A scrape reads the claimable rewards from this cache, refreshed in the background at most
+ * this often: reading them takes several chain calls (the operator's epochs, then each epoch's
+ * claim), too slow for a scrape that must answer in its timeout, and rewards change per settled
+ * certificate, not per second.
+ */
+export const REWARDS_REFRESH_MS = 30_000
+
+/**
+ * A scrape's stream store reading is reused this long: it walks every stored message's key,
+ * and several scrapers (or one scrape's two gauges) need not walk it again at once.
+ */
+export const HOLDINGS_CACHE_MS = 1_000
+
+/** What the stream store holds (a full node's task inputs, outputs and channels), read on scrape. */
+export interface StreamHoldings { messages: number, bytes: number }
+
 export interface NodeMetricsInit {
   /** The node's roles, joined with '+' (operator, aggregator, bootstrap, requester). */
   role: string
   peerId: string
   /** Defaults to this package's version (package.json). */
   version?: string
+}
+
+/** Readings taken when /metrics is scraped (set by the node once its stores and chain are known). */
+export interface NodeMetricsSources {
+  /** The stream store's holdings (full nodes). */
+  streams?: () => Promise<StreamHoldings>
+  /** What this operator can claim now, in the TaskManager's asset's smallest unit (operators on a chain). */
+  claimableRewards?: () => Promise<bigint>
 }
 
 export type GossipResult = 'accepted' | 'rejected' | 'ignored'
@@ -113,17 +140,24 @@ export class NodeMetrics {
   private readonly verifyBatchSize: Histogram
   private readonly gossip: Counter<'topic' | 'result' | 'reason'>
   private readonly modelBytesFetched: Counter
+  private readonly modelBytesServed: Counter
   private readonly submissions: Counter<'kind' | 'result'>
   private readonly gasUsed: Counter
   /** First sight (performance.now() ms) of each task not yet certified, oldest first. */
   private readonly firstSeen = new Map<string, number>()
   private readonly unsubscribes: Array<() => void> = []
+  private sources: NodeMetricsSources = {}
+  /** The gauges readFrom registered. */
+  private readonly gauges: Gauge[] = []
+  private holdings: { at: number, reading: Promise<StreamHoldings | undefined> } | undefined
+  /** The last claimable-rewards reading and when it was asked for (REWARDS_REFRESH_MS). */
+  private rewards: { value: bigint | undefined, askedAt: number, reading: boolean } = { value: undefined, askedAt: -Infinity, reading: false }
 
   constructor (init: NodeMetricsInit) {
     cachedVersion ??= packageVersion()
     const registry = new Registry()
     this.registry = registry
-    this.labels = { role: init.role, peer_id: init.peerId, version: init.version ?? cachedVersion }
+    this.labels = { role: init.role, peer_id: init.peerId, poi_version: init.version ?? cachedVersion }
     registry.setDefaultLabels(this.labels)
     const registers = [registry]
     this.tasksSeen = new Counter({ name: 'poi_tasks_seen_total', help: 'Valid tasks this node saw (by gossip or announced here)', registers })
@@ -135,6 +169,7 @@ export class NodeMetrics {
     this.verifyBatchSize = new Histogram({ name: 'poi_attestation_verify_batch_size', help: 'Signature sets per batch sent to a BLS verifier worker', buckets: VERIFY_BATCH_BUCKETS, registers })
     this.gossip = new Counter({ name: 'poi_gossip_messages_total', help: 'Gossip messages validated, by topic and verdict (refusals with their reason; duplicates ignored silently are not counted)', labelNames: ['topic', 'result', 'reason'], registers })
     this.modelBytesFetched = new Counter({ name: 'poi_model_bytes_fetched_total', help: 'Bytes of models fetched from the network', registers })
+    this.modelBytesServed = new Counter({ name: 'poi_model_bytes_served_total', help: 'Bytes of model blocks (shards and manifests) this node served to peers over the shard exchange', registers })
     this.submissions = new Counter({ name: 'poi_chain_submissions_total', help: 'Certificate and evidence submissions ended or retried, by kind and result', labelNames: ['kind', 'result'], registers })
     this.gasUsed = new Counter({ name: 'poi_chain_gas_used_total', help: "Gas used by this node's own settled submissions", registers })
   }
@@ -150,6 +185,71 @@ export class NodeMetrics {
   async text (): Promise<string> { return await this.exposition().metrics() }
 
   get contentType (): string { return this.registry.contentType }
+
+  /** Where scrapes read the stream store's holdings and the claimable rewards. */
+  /**
+   * Where scrapes read the stream store's holdings and the claimable rewards. A gauge is
+   * registered only for what the node has (no stream store on a light node, no rewards off a
+   * chain or off the operator role): absent, not a misleading 0.
+   */
+  readFrom (sources: NodeMetricsSources): void {
+    this.sources = sources
+    const metrics = this
+    const registers = [this.registry]
+    if (this.gauges.splice(0).length > 0) for (const name of ['poi_stream_messages_held', 'poi_stream_bytes_held', 'poi_rewards_claimable']) this.registry.removeSingleMetric(name)
+    if (sources.streams != null) {
+      this.gauges.push(new Gauge({
+        name: 'poi_stream_messages_held',
+        help: 'Stream messages this node stores (task inputs and outputs, its own and copies held for others)',
+        registers,
+        async collect () { const held = await metrics.streamHoldings(); if (held != null) this.set(held.messages) }
+      }))
+      this.gauges.push(new Gauge({
+        name: 'poi_stream_bytes_held',
+        help: 'Bytes of the stream messages this node stores',
+        registers,
+        async collect () { const held = await metrics.streamHoldings(); if (held != null) this.set(held.bytes) }
+      }))
+    }
+    if (sources.claimableRewards != null) {
+      this.gauges.push(new Gauge({
+        name: 'poi_rewards_claimable',
+        help: `Rewards this operator can claim now, in the smallest unit of the TaskManager's asset (wei for ETH); read from the chain at most every ${REWARDS_REFRESH_MS / 1000} s`,
+        registers,
+        collect () { const value = metrics.claimableRewards(); if (value !== undefined) this.set(Number(value)) }
+      }))
+    }
+  }
+
+  /** `bytes` of a model block went to a peer. */
+  modelServed (bytes: number): void { this.modelBytesServed.inc(bytes) }
+
+  /** The stream store's holdings, read at most once per HOLDINGS_CACHE_MS (both stream gauges share one read). */
+  private async streamHoldings (): Promise<StreamHoldings | undefined> {
+    const read = this.sources.streams
+    if (read == null) return undefined
+    const now = performance.now()
+    if (this.holdings == null || now - this.holdings.at >= HOLDINGS_CACHE_MS) {
+      this.holdings = { at: now, reading: read().catch((err: Error) => { log('reading the stream store failed: %s', err.message); return undefined }) }
+    }
+    return await this.holdings.reading
+  }
+
+  /** The last claimable-rewards reading; a stale one starts a new read in the background. */
+  private claimableRewards (): bigint | undefined {
+    const read = this.sources.claimableRewards
+    if (read == null) return undefined
+    const now = performance.now()
+    if (!this.rewards.reading && now - this.rewards.askedAt >= REWARDS_REFRESH_MS) {
+      this.rewards.askedAt = now
+      this.rewards.reading = true
+      read().then(
+        (value) => { this.rewards.value = value },
+        (err: Error) => { log('reading the claimable rewards failed: %s', err.message.split('\n')[0]) }
+      ).finally(() => { this.rewards.reading = false })
+    }
+    return this.rewards.value
+  }
 
   /** A batch of `sets` signature sets went to a verifier worker. */
   verifyBatch (sets: number): void { this.verifyBatchSize.observe(sets) }

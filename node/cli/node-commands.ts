@@ -12,6 +12,7 @@ import { NODE_OPTIONS, nodeConfig, type OptionValues } from './args.js'
 import type { Hex, NodeRoleName } from './events.js'
 import { operatorSource, readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
+import { claimableRewards } from './payment-commands.js'
 import { formatUnlock } from './payment-setup.js'
 
 const MIB = 2 ** 20
@@ -35,7 +36,8 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
     probe: values.probe === true,
     // A certificate of an epoch this node has not polled yet still verifies (read from the chain).
     readOperatorSet: chain != null ? async (epoch) => await chain.operatorSet(epoch) : undefined,
-    chainEpoch: chain != null ? async () => await chain.currentEpoch() : undefined
+    chainEpoch: chain != null ? async () => await chain.currentEpoch() : undefined,
+    claimableRewards: role === 'operator' && chain != null ? async () => await claimableRewards(chain, keystore.account.address) : undefined
   })
   const unwatch = chain?.watchEpochs(set => node.useOperatorSet(set), operatorSet.epoch)
   const out = new CliOutput(values.json === true)

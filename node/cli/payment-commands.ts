@@ -135,6 +135,11 @@ async function epochRewards (chain: ChainClient, operator: `0x${string}`): Promi
   })))
 }
 
+/** Everything `operator` can claim now, summed over its epochs: the node's poi_rewards_claimable gauge. */
+export async function claimableRewards (chain: ChainClient, operator: `0x${string}`): Promise<bigint> {
+  return (await epochRewards(chain, operator)).reduce((sum, e) => sum + e.pending, 0n)
+}
+
 function formatReputation (r: Reputation): string {
   return `signed ${r.signed} certificates, missed ${r.missed}, slashed ${r.slashings} time${r.slashings === 1 ? '' : 's'}`
 }

@@ -37,7 +37,7 @@ export interface BlockSource {
  * Exported so a node (or a test) can serve from any BlockSource; ShardServer registers it as
  * the protocol handler.
  */
-export async function serveShardStream (stream: Stream, blocks: BlockSource, remotePeer: string): Promise<void> {
+export async function serveShardStream (stream: Stream, blocks: BlockSource, remotePeer: string, onServed?: (bytes: number) => void): Promise<void> {
   // restarted after every response: bounds each request, and a client that stops asking
   const timer = setTimeout(() => {
     stream.abort(new Error(`shard request not served within ${SERVE_BLOCK_TIMEOUT_MS} ms`))
@@ -48,8 +48,9 @@ export async function serveShardStream (stream: Stream, blocks: BlockSource, rem
       (source) => lp.decode(source, { maxDataLength: MAX_CID_BYTES }),
       async function * (requests) {
         for await (const request of requests) {
-          const { response, malformed } = await respond(request.subarray(), blocks, remotePeer)
+          const { response, malformed, served } = await respond(request.subarray(), blocks, remotePeer)
           yield * response
+          if (served > 0) onServed?.(served)
           // a client that sends garbage gets its answer and nothing more
           if (malformed) return
           timer.refresh()
@@ -71,26 +72,28 @@ function responseHead (status: ShardStatus, blockBytes: number): Uint8Array {
 }
 
 /** One length-prefixed response frame as [head, block]: the block is not copied. */
-async function respond (request: Uint8Array, blocks: BlockSource, remotePeer: string): Promise<{ response: Uint8Array[], malformed: boolean }> {
+async function respond (request: Uint8Array, blocks: BlockSource, remotePeer: string): Promise<{ response: Uint8Array[], malformed: boolean, served: number }> {
   let cid: CID
   try {
     cid = CID.decode(request)
   } catch (err) {
     log('malformed shard request from %s: %s', remotePeer, (err as Error).message)
-    return { response: [responseHead(ShardStatus.BAD_REQUEST, 0)], malformed: true }
+    return { response: [responseHead(ShardStatus.BAD_REQUEST, 0)], malformed: true, served: 0 }
   }
   const block = await blocks.get(cid)
   if (block === undefined || block.length > MAX_BLOCK_BYTES) {
     log('%s asked for %s: not here', remotePeer, cid)
-    return { response: [responseHead(ShardStatus.NOT_FOUND, 0)], malformed: false }
+    return { response: [responseHead(ShardStatus.NOT_FOUND, 0)], malformed: false, served: 0 }
   }
   log.trace('serving %s (%d bytes) to %s', cid, block.length, remotePeer)
-  return { response: [responseHead(ShardStatus.OK, block.length), block], malformed: false }
+  return { response: [responseHead(ShardStatus.OK, block.length), block], malformed: false, served: block.length }
 }
 
 export interface ShardServerInit {
   maxInboundStreams?: number
   maxOutboundStreams?: number
+  /** Told the size of each block once it is sent (a node counts the model bytes it serves). */
+  onServed?: (bytes: number) => void
 }
 
 /** Serves blocks over /poi/shard/1/ while started. */
@@ -104,7 +107,7 @@ export class ShardServer {
     private readonly init: ShardServerInit = {}
   ) {
     this.handler = ({ stream, connection }) => {
-      void serveShardStream(stream, this.blocks, connection.remotePeer.toString())
+      void serveShardStream(stream, this.blocks, connection.remotePeer.toString(), this.init.onServed)
     }
   }
 
