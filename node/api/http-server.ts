@@ -248,7 +248,7 @@ export class HttpServer implements Startable {
       return503OnClosing: true,
       logger: false
     })
-    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${echoedPath(req.url)}; see GET /health, /v1/network, /v1/tasks, /v1/tasks/<id>, /v1/models`)))
+    app.setNotFoundHandler(async (req, reply) => await reply.code(404).send(errorBody('ERR_NOT_FOUND', `no route ${req.method} ${echoedPath(req.url)}; see GET / (the network page), /health, /metrics, /v1/network, /v1/tasks, /v1/tasks/<id>, /v1/models, /v1/events`)))
     app.setErrorHandler(sendError)
     app.server.on('connect', onConnect)
     app.server.on('checkExpectation', onUnknownExpectation)
