@@ -17,17 +17,22 @@ import { fileURLToPath } from 'node:url'
 /** Slowest first, by wall time with two jobs (bench/test-times.ts), as names under test/ without `.test.js`. */
 export const SLOWEST_FIRST = [
   'chain-e2e',
-  'aggregator-restart',
   'operator-lifecycle',
-  'contracts-build',
   'devnet-resume',
-  'restart',
-  'devnet-cleanup',
-  'devnet',
   'network',
-  'real-models',
+  'devnet-cleanup',
+  'model-publish',
+  'devnet',
+  // 40 s of CPU when it compiles (a changed source or a cold cache), under a second otherwise
+  'contracts-build',
   'cli-help',
+  'aggregator-restart',
+  'cli',
+  'restart',
+  'real-models',
   'paid-e2e',
+  'model-owner',
+  'http-api',
   'streams'
 ]
 
