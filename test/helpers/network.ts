@@ -87,28 +87,18 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     const bootstrap = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: bootKeys, config: configFor('bootstrap', []), operatorSet, backupAggregation: opts.backupAggregation })
     nodes.push(bootstrap)
     const bootstrapAddr = bootstrap.addresses()[0]
-    const started = async (options: Parameters<typeof PoiNode.start>[0]): Promise<PoiNode> => {
-      const n = await PoiNode.start(options)
+    const operators: Array<PoiNode | undefined> = []
+    for (let i = 0; i < opts.operators; i++) {
+      if (opts.offline?.includes(i) === true) { operators.push(undefined); continue }
+      const n = await PoiNode.start({ operate: true, aggregate: false, light: false, keystore: keys[i], config: configFor(`op${i}`, [bootstrapAddr], false, opts.operatorsWithoutModels === true), operatorSet })
       nodes.push(n)
-      return n
+      operators.push(n)
     }
-    // Everything but the bootstrap node starts at once: a start mostly waits (model files read and
-    // hash-checked, LevelDB opened, sockets bound), and one after the other these waits added up to
-    // seconds per network, in every file that builds one. All are settled before anything is
-    // thrown, so a failed start leaves no node running that stop() would miss.
+    const aggregator = await PoiNode.start({ operate: false, aggregate: true, light: false, keystore: await fresh('aggregator'), config: configFor('aggregator', [bootstrapAddr]), operatorSet })
+    nodes.push(aggregator)
     const requesterKeys = await fresh('requester')
-    const aggregatorKeys = await fresh('aggregator')
-    const starts = await Promise.allSettled([
-      ...keys.map(async (k, i) => opts.offline?.includes(i) === true
-        ? undefined
-        : await started({ operate: true, aggregate: false, light: false, keystore: k, config: configFor(`op${i}`, [bootstrapAddr], false, opts.operatorsWithoutModels === true), operatorSet })),
-      started({ operate: false, aggregate: true, light: false, keystore: aggregatorKeys, config: configFor('aggregator', [bootstrapAddr]), operatorSet }),
-      started({ operate: false, aggregate: false, light: true, keystore: requesterKeys, config: configFor('requester', [bootstrapAddr], true), operatorSet })
-    ])
-    const failed = starts.find(s => s.status === 'rejected')
-    if (failed !== undefined) throw failed.reason
-    const [aggregator, requester] = starts.slice(-2).map(s => (s as PromiseFulfilledResult<PoiNode>).value)
-    const operators = starts.slice(0, -2).map(s => (s as PromiseFulfilledResult<PoiNode | undefined>).value)
+    const requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: requesterKeys, config: configFor('requester', [bootstrapAddr], true), operatorSet })
+    nodes.push(requester)
     const extraNode = async (k: Keystore, name: string): Promise<PoiNode> => {
       const n = await PoiNode.start({ operate: false, aggregate: false, light: false, keystore: k, config: configFor(name, [bootstrapAddr]), operatorSet, backupAggregation: opts.backupAggregation })
       nodes.push(n)
