@@ -46,8 +46,15 @@ interface SolcOutput {
   contracts?: Record<string, Record<string, { abi: unknown[], evm: { bytecode: { object: string } } }>>
 }
 
-export async function compileContracts (): Promise<{ contracts: CompiledContract[], solcVersion: string }> {
-  const solc = require('solc') as { compile: (input: string, opts: { import: (p: string) => { contents: string } | { error: string } }) => string, version: () => string }
+/** solc-js as build.ts uses it. */
+type Solc = { compile: (input: string, opts: { import: (p: string) => { contents: string } | { error: string } }) => string, version: () => string }
+
+/**
+ * The compiler's standard-JSON input: every contracts/src/*.sol file and the settings. With
+ * solc's version, the imported files' contents and this module, it decides the output (what the
+ * contract-artifacts test's cache keys on).
+ */
+export async function compilerInput (): Promise<{ files: string[], input: string }> {
   const files = (await readdir(SOURCES_DIR)).filter(f => f.endsWith('.sol')).sort()
   const sources: Record<string, { content: string }> = {}
   for (const f of files) sources[f] = { content: await readFile(join(SOURCES_DIR, f), 'utf8') }
@@ -63,19 +70,34 @@ export async function compileContracts (): Promise<{ contracts: CompiledContract
       outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } }
     }
   }
-  const findImport = (path: string): { contents: string } | { error: string } => {
-    for (const [prefix, target] of Object.entries(REMAPPINGS)) {
-      if (path.startsWith(prefix)) {
-        try {
-          return { contents: require('node:fs').readFileSync(target + path.slice(prefix.length), 'utf8') as string }
-        } catch (err) {
-          return { error: `cannot read ${path}: ${(err as Error).message}` }
-        }
+  return { files, input: JSON.stringify(input) }
+}
+
+/** The contents of a file a contract imports (`solady/…`, `@openzeppelin/contracts/…`), as solc's import callback answers. */
+export function readImport (path: string): { contents: string } | { error: string } {
+  for (const [prefix, target] of Object.entries(REMAPPINGS)) {
+    if (path.startsWith(prefix)) {
+      try {
+        return { contents: require('node:fs').readFileSync(target + path.slice(prefix.length), 'utf8') as string }
+      } catch (err) {
+        return { error: `cannot read ${path}: ${(err as Error).message}` }
       }
     }
-    return { error: `import ${path} is outside contracts/src and has no remapping` }
   }
-  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport })) as SolcOutput
+  return { error: `import ${path} is outside contracts/src and has no remapping` }
+}
+
+/** The contracts compiled, solc's version, and the contents of every file the sources imported (by import path). */
+export async function compileContracts (): Promise<{ contracts: CompiledContract[], solcVersion: string, imports: Record<string, string> }> {
+  const solc = require('solc') as Solc
+  const { files, input } = await compilerInput()
+  const imports: Record<string, string> = {}
+  const findImport = (path: string): { contents: string } | { error: string } => {
+    const found = readImport(path)
+    if ('contents' in found) imports[path] = found.contents
+    return found
+  }
+  const output = JSON.parse(solc.compile(input, { import: findImport })) as SolcOutput
   const errors = (output.errors ?? []).filter(e => e.severity === 'error')
   if (errors.length > 0) throw new ContractBuildError('solc failed:\n' + errors.map(e => e.formattedMessage).join('\n'))
   const contracts: CompiledContract[] = []
@@ -85,7 +107,7 @@ export async function compileContracts (): Promise<{ contracts: CompiledContract
       contracts.push({ name, abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` })
     }
   }
-  return { contracts, solcVersion: solc.version() }
+  return { contracts, solcVersion: solc.version(), imports }
 }
 
 export function renderArtifacts (contracts: CompiledContract[], solcVersion: string): string {

@@ -30,7 +30,26 @@ function negatedSecretKey (secretKey: Uint8Array): Uint8Array {
   return Uint8Array.from(Buffer.from((GROUP_ORDER - sk).toString(16).padStart(64, '0'), 'hex'))
 }
 
+/**
+ * The chain of the tests that need no other deploy parameters: started once, and each such test
+ * runs on an anvil snapshot of it that is reverted afterwards, so it starts from the freshly
+ * deployed contracts as on a chain of its own, without another anvil start and deployment.
+ */
+let sharedChain: Promise<PoiChain> | undefined
+after(async () => { await (await sharedChain)?.stop() })
+
 async function withChain (params: Parameters<typeof startPoiChain>[0], body: (chain: PoiChain) => Promise<void>): Promise<void> {
+  if (params === undefined || Object.keys(params).length === 0) {
+    sharedChain ??= startPoiChain({ epochDuration: EPOCH_SECONDS, exitDelay: EXIT_DELAY })
+    const shared = await sharedChain
+    const id = await shared.testClient.snapshot()
+    try {
+      await body(shared)
+    } finally {
+      await shared.testClient.revert({ id })
+    }
+    return
+  }
   const chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, exitDelay: EXIT_DELAY, ...params })
   try {
     await body(chain)

@@ -1,0 +1,53 @@
+/**
+ * The test files in the order `npm test` gives them to `mocha --parallel` (package.json's test
+ * script runs `mocha … $(node dist/test/helpers/suite-order.js)`): the slowest files first, then
+ * every other file in name order.
+ *
+ * mocha --parallel hands files to its workers in the order it is given them. In name order
+ * (the glob's) the slowest files came in the middle and the end (chain-e2e, operator-lifecycle,
+ * restart), and the suite ended with one worker still running one of them while the other sat
+ * idle. Started first, they overlap with the many short files instead (longest job first).
+ * The list is measured, not exhaustive: `node dist/bench/test-times.js` prints each file's time;
+ * a file missing from it only starts later.
+ */
+import { readdirSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** Slowest first, by wall time with two jobs (bench/test-times.ts), as names under test/ without `.test.js`. */
+export const SLOWEST_FIRST = [
+  'chain-e2e',
+  'operator-lifecycle',
+  'devnet-resume',
+  'network',
+  'devnet-cleanup',
+  'model-publish',
+  'devnet',
+  // 40 s of CPU when it compiles (a changed source or a cold cache), under a second otherwise
+  'contracts-build',
+  'cli-help',
+  'aggregator-restart',
+  'cli',
+  'restart',
+  'real-models',
+  'paid-e2e',
+  'model-owner',
+  'http-api',
+  'streams'
+]
+
+/** dist/test, from dist/test/helpers/suite-order.js. */
+const TEST_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** Every `*.test.js` file under `dir` (paths relative to it), slowest known first, then in name order; names of SLOWEST_FIRST with no file are left out. */
+export function suiteOrder (dir = TEST_DIR): string[] {
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(f => f.endsWith('.test.js')).sort()
+  const first = SLOWEST_FIRST.map(name => `${name}.test.js`).filter(f => files.includes(f))
+  return [...first, ...files.filter(f => !first.includes(f))]
+}
+
+if (process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const missing = SLOWEST_FIRST.filter(name => !suiteOrder().includes(`${name}.test.js`))
+  if (missing.length > 0) process.stderr.write(`suite-order: no test file for ${missing.join(', ')} (renamed? update SLOWEST_FIRST in test/helpers/suite-order.ts)\n`)
+  console.log(suiteOrder().map(f => relative(process.cwd(), join(TEST_DIR, f))).join('\n'))
+}
