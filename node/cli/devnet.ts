@@ -24,7 +24,7 @@ import {
   DEVNET_PID_FILE, DEVNET_RECORD_FILE, DEVNET_RECORD_VERSION, DEVNET_STATE_FILE, DevnetResumeError, checkNotRunning, checkStateFile, readDevnetRecord,
   removePidFileSync, writeDevnetRecord, writePidFile, type DevnetRecord
 } from './devnet-state.js'
-import { openNodeDir, prepareNodeDir } from './launcher.js'
+import { ChildNode, openNodeDir, prepareNodeDir } from './launcher.js'
 import { startLocalNetwork, type LocalNetwork } from './local-network.js'
 import { waitForModels, type ModelOutcome } from './model-wait.js'
 import { formatFeeSplit, readFeeSplit, readPayees, snapshotPayees } from './fee-split.js'
@@ -222,6 +222,40 @@ export function networkPages (net: Pick<LocalNetwork, 'aggregator' | 'bootstrap'
   return ['network pages (open in a browser; they update live):', ...nodes.map(n => `  ${n.name.padEnd(width)}  ${n.httpUrl != null ? `${n.httpUrl}/` : '(no HTTP API)'}`)].join('\n')
 }
 
+/** How long `poi gateway` may take to print its gateway-ready line: a node's start-up (READY_TIMEOUT_MS in local-network.ts) and the light peer's first connection. */
+const GATEWAY_READY_TIMEOUT_MS = 60_000
+
+/**
+ * `poi gateway` on a free loopback port with the devnet requester's keystore (the account that
+ * deposited, so its tasks are paid), joined through the bootstrap node; its log is
+ * `<root>/gateway.log`. A gateway that does not start is reported, not fatal: the network stays up.
+ */
+async function startDevnetGateway (net: LocalNetwork, keystore: string, progress: (line: string) => void): Promise<{ node: ChildNode, url: string } | undefined> {
+  const source = net.chain != null ? ['--chain', net.chain.deploymentPath] : ['--genesis', net.genesisPath]
+  const logFile = join(net.root, 'gateway.log')
+  const node = new ChildNode('gateway', ['gateway', '--keystore', keystore, '--data-dir', join(net.root, 'gateway', 'data'), '--bootstrap', net.bootstrapAddr, ...source, '--http', '127.0.0.1:0'], logFile)
+  progress('starting a requester gateway (poi gateway) with the requester\'s key')
+  try {
+    const ready = await node.waitForEvent('gateway-ready', () => true, GATEWAY_READY_TIMEOUT_MS, 'gateway-ready event')
+    return { node, url: ready.url }
+  } catch (err) {
+    await node.stop()
+    progress(`the requester gateway did not start (${(err as Error).message}); see ${logFile}`)
+    return undefined
+  }
+}
+
+/**
+ * One shell line that exports the devnet's HTTP endpoints, for the README's "Try the HTTP API":
+ * POI_NODE the aggregator, POI_OPERATOR the first operator, POI_GATEWAY the requester gateway,
+ * POI_MODEL the shipped model's id.
+ */
+export function httpExports (net: Pick<LocalNetwork, 'aggregator' | 'operators'>, gatewayUrl: string | undefined, modelId: string): string {
+  const vars = [['POI_NODE', net.aggregator.httpUrl], ['POI_OPERATOR', net.operators[0]?.httpUrl], ['POI_GATEWAY', gatewayUrl], ['POI_MODEL', modelId]]
+    .flatMap(([name, value]) => value !== undefined ? [`${name}=${value}`] : [])
+  return `HTTP API (paste in another shell, then see "Try the HTTP API" in the README):\nexport ${vars.join(' ')}`
+}
+
 /** Where a devnet runs and how it reports: its directory (kept or not), its progress lines, and the wait of --keep. */
 interface DevnetRun {
   root: string
@@ -252,9 +286,12 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   const stateFile = keepDir && chain ? join(root, DEVNET_STATE_FILE) : undefined
   const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels, stateFile, resume })
   let requester: PoiNode | undefined
+  /** The requester's keystore once it exists: --keep's gateway signs (and pays) with it. */
+  let requesterKeystore: string | undefined
   let code = 1
   try {
     const requesterDir = resume && await isNodeDir(root, 'requester') ? await openNodeDir(root, 'requester') : await prepareNodeDir(root, 'requester')
+    requesterKeystore = requesterDir.keys.dir
     if (keepDir) {
       const rpcPort = net.chain != null ? Number(new URL(net.chain.client.config.rpcUrl).port) : undefined
       await writeDevnetRecord(root, {
@@ -310,7 +347,15 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
     console.log(`network left running (Ctrl-C to stop; keys, data, chain state and logs in ${root}; \`poi devnet --dir ${root}\` resumes it). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     console.log(networkPages(net))
-    await waitForStop()
+    // Started only now, so `npm start` without --keep does not pay for it, and after the
+    // requester stopped: the gateway is the same peer (the requester's keys), which must not run twice.
+    const gateway = requesterKeystore !== undefined ? await startDevnetGateway(net, requesterKeystore, progress) : undefined
+    console.log(httpExports(net, gateway?.url, modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)))
+    try {
+      await waitForStop()
+    } finally {
+      await gateway?.node.stop()
+    }
   }
   await net.stop()
   if (!keepDir) await rm(root, { recursive: true, force: true })
