@@ -226,20 +226,26 @@ export function networkPages (net: Pick<LocalNetwork, 'aggregator' | 'bootstrap'
 const GATEWAY_READY_TIMEOUT_MS = 60_000
 
 /**
- * `poi gateway` on a free loopback port with the devnet requester's keystore (the account that
- * deposited, so its tasks are paid), joined through the bootstrap node; its log is
- * `<root>/gateway.log`. A gateway that does not start is reported, not fatal: the network stays up.
+ * `poi gateway` on a free loopback port, joined through the bootstrap node, with a keystore of
+ * its own (`<root>/gateway/keys`) funded and deposited like the requester's (on a chain every
+ * task is paid); its log is `<root>/gateway.log`. Not the requester's keys: the requester peer
+ * has just left the network, and gossipsub peers refuse a peer id they pruned for a minute
+ * (the prune backoff), so a gateway with that peer id formed no mesh and its first tasks failed
+ * ERR_NOT_CONNECTED. A gateway that does not start is reported, not fatal: the network stays up.
  */
-async function startDevnetGateway (net: LocalNetwork, keystore: string, progress: (line: string) => void): Promise<{ node: ChildNode, url: string } | undefined> {
-  const source = net.chain != null ? ['--chain', net.chain.deploymentPath] : ['--genesis', net.genesisPath]
+async function startDevnetGateway (net: LocalNetwork, resume: boolean, progress: (line: string) => void): Promise<{ node: ChildNode, url: string } | undefined> {
   const logFile = join(net.root, 'gateway.log')
-  const node = new ChildNode('gateway', ['gateway', '--keystore', keystore, '--data-dir', join(net.root, 'gateway', 'data'), '--bootstrap', net.bootstrapAddr, ...source, '--http', '127.0.0.1:0'], logFile)
-  progress('starting a requester gateway (poi gateway) with the requester\'s key')
+  let node: ChildNode | undefined
   try {
+    const dirs = resume && await isNodeDir(net.root, 'gateway') ? await openNodeDir(net.root, 'gateway') : await prepareNodeDir(net.root, 'gateway')
+    if (net.chain != null) await fundRequester(net, dirs.keys.account, resume, progress)
+    const source = net.chain != null ? ['--chain', net.chain.deploymentPath] : ['--genesis', net.genesisPath]
+    progress(`starting a requester gateway (poi gateway, tasks signed and paid by ${dirs.keys.account.address})`)
+    node = new ChildNode('gateway', ['gateway', '--keystore', dirs.keystore, '--data-dir', dirs.dataDir, '--bootstrap', net.bootstrapAddr, ...source, '--http', '127.0.0.1:0'], logFile)
     const ready = await node.waitForEvent('gateway-ready', () => true, GATEWAY_READY_TIMEOUT_MS, 'gateway-ready event')
     return { node, url: ready.url }
   } catch (err) {
-    await node.stop()
+    await node?.stop()
     progress(`the requester gateway did not start (${(err as Error).message}); see ${logFile}`)
     return undefined
   }
@@ -286,12 +292,9 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   const stateFile = keepDir && chain ? join(root, DEVNET_STATE_FILE) : undefined
   const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels, stateFile, resume })
   let requester: PoiNode | undefined
-  /** The requester's keystore once it exists: --keep's gateway signs (and pays) with it. */
-  let requesterKeystore: string | undefined
   let code = 1
   try {
     const requesterDir = resume && await isNodeDir(root, 'requester') ? await openNodeDir(root, 'requester') : await prepareNodeDir(root, 'requester')
-    requesterKeystore = requesterDir.keys.dir
     if (keepDir) {
       const rpcPort = net.chain != null ? Number(new URL(net.chain.client.config.rpcUrl).port) : undefined
       await writeDevnetRecord(root, {
@@ -347,9 +350,8 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
     console.log(`network left running (Ctrl-C to stop; keys, data, chain state and logs in ${root}; \`poi devnet --dir ${root}\` resumes it). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     console.log(networkPages(net))
-    // Started only now, so `npm start` without --keep does not pay for it, and after the
-    // requester stopped: the gateway is the same peer (the requester's keys), which must not run twice.
-    const gateway = requesterKeystore !== undefined ? await startDevnetGateway(net, requesterKeystore, progress) : undefined
+    // Started only now, so `npm start` without --keep does not pay for it.
+    const gateway = await startDevnetGateway(net, resume, progress)
     console.log(httpExports(net, gateway?.url, modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)))
     try {
       await waitForStop()
