@@ -233,7 +233,7 @@ const GATEWAY_READY_TIMEOUT_MS = 60_000
  * (the prune backoff), so a gateway with that peer id formed no mesh and its first tasks failed
  * ERR_NOT_CONNECTED. A gateway that does not start is reported, not fatal: the network stays up.
  */
-async function startDevnetGateway (net: LocalNetwork, resume: boolean, progress: (line: string) => void): Promise<{ node: ChildNode, url: string } | undefined> {
+async function startDevnetGateway (net: LocalNetwork, resume: boolean, progress: (line: string) => void, stopped: Promise<void>): Promise<{ node: ChildNode, url: string } | undefined> {
   const logFile = join(net.root, 'gateway.log')
   let node: ChildNode | undefined
   try {
@@ -242,11 +242,17 @@ async function startDevnetGateway (net: LocalNetwork, resume: boolean, progress:
     const source = net.chain != null ? ['--chain', net.chain.deploymentPath] : ['--genesis', net.genesisPath]
     progress(`starting a requester gateway (poi gateway, tasks signed and paid by ${dirs.keys.account.address})`)
     node = new ChildNode('gateway', ['gateway', '--keystore', dirs.keystore, '--data-dir', dirs.dataDir, '--bootstrap', net.bootstrapAddr, ...source, '--http', '127.0.0.1:0'], logFile)
-    const ready = await node.waitForEvent('gateway-ready', () => true, GATEWAY_READY_TIMEOUT_MS, 'gateway-ready event')
-    return { node, url: ready.url }
+    const ready = node.waitForEvent('gateway-ready', () => true, GATEWAY_READY_TIMEOUT_MS, 'gateway-ready event')
+    ready.catch(() => {}) // raced against a stop signal below, which may win
+    const first = await Promise.race([ready, stopped.then(() => undefined)])
+    if (first === undefined) {
+      await node.stop()
+      return undefined
+    }
+    return { node, url: first.url }
   } catch (err) {
     await node?.stop()
-    progress(`the requester gateway did not start (${(err as Error).message}); see ${logFile}`)
+    progress(`the requester gateway did not start: ${(err as Error).message}`)
     return undefined
   }
 }
@@ -347,14 +353,17 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
     await requester?.stop()
   }
   if (opts.keep === true) {
+    // From here a signal is how the devnet ends (exit 0), also while the gateway starts.
+    let stopRequested = false
+    const stopped = waitForStop().then(() => { stopRequested = true })
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
     console.log(`network left running (Ctrl-C to stop; keys, data, chain state and logs in ${root}; \`poi devnet --dir ${root}\` resumes it). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     console.log(networkPages(net))
     // Started only now, so `npm start` without --keep does not pay for it.
-    const gateway = await startDevnetGateway(net, resume, progress)
-    console.log(httpExports(net, gateway?.url, modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)))
+    const gateway = await startDevnetGateway(net, resume, progress, stopped)
     try {
-      await waitForStop()
+      if (!stopRequested) console.log(httpExports(net, gateway?.url, modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)))
+      await stopped
     } finally {
       await gateway?.node.stop()
     }
