@@ -24,7 +24,7 @@ import {
   DEVNET_PID_FILE, DEVNET_RECORD_FILE, DEVNET_RECORD_VERSION, DEVNET_STATE_FILE, DevnetResumeError, checkNotRunning, checkStateFile, readDevnetRecord,
   removePidFileSync, writeDevnetRecord, writePidFile, type DevnetRecord
 } from './devnet-state.js'
-import { openNodeDir, prepareNodeDir } from './launcher.js'
+import { ChildNode, openNodeDir, prepareNodeDir } from './launcher.js'
 import { startLocalNetwork, type LocalNetwork } from './local-network.js'
 import { waitForModels, type ModelOutcome } from './model-wait.js'
 import { formatFeeSplit, readFeeSplit, readPayees, snapshotPayees } from './fee-split.js'
@@ -222,6 +222,52 @@ export function networkPages (net: Pick<LocalNetwork, 'aggregator' | 'bootstrap'
   return ['network pages (open in a browser; they update live):', ...nodes.map(n => `  ${n.name.padEnd(width)}  ${n.httpUrl != null ? `${n.httpUrl}/` : '(no HTTP API)'}`)].join('\n')
 }
 
+/** How long `poi gateway` may take to print its gateway-ready line: a node's start-up (READY_TIMEOUT_MS in local-network.ts) and the light peer's first connection. */
+const GATEWAY_READY_TIMEOUT_MS = 60_000
+
+/**
+ * `poi gateway` on a free loopback port, joined through the bootstrap node, with a keystore of
+ * its own (`<root>/gateway/keys`) funded and deposited like the requester's (on a chain every
+ * task is paid); its log is `<root>/gateway.log`. Not the requester's keys: the requester peer
+ * has just left the network, and gossipsub peers refuse a peer id they pruned for a minute
+ * (the prune backoff), so a gateway with that peer id formed no mesh and its first tasks failed
+ * ERR_NOT_CONNECTED. A gateway that does not start is reported, not fatal: the network stays up.
+ */
+async function startDevnetGateway (net: LocalNetwork, resume: boolean, progress: (line: string) => void, stopped: Promise<void>): Promise<{ node: ChildNode, url: string } | undefined> {
+  const logFile = join(net.root, 'gateway.log')
+  let node: ChildNode | undefined
+  try {
+    const dirs = resume && await isNodeDir(net.root, 'gateway') ? await openNodeDir(net.root, 'gateway') : await prepareNodeDir(net.root, 'gateway')
+    if (net.chain != null) await fundRequester(net, dirs.keys.account, resume, progress)
+    const source = net.chain != null ? ['--chain', net.chain.deploymentPath] : ['--genesis', net.genesisPath]
+    progress(`starting a requester gateway (poi gateway, tasks signed and paid by ${dirs.keys.account.address})`)
+    node = new ChildNode('gateway', ['gateway', '--keystore', dirs.keystore, '--data-dir', dirs.dataDir, '--bootstrap', net.bootstrapAddr, ...source, '--http', '127.0.0.1:0'], logFile)
+    const ready = node.waitForEvent('gateway-ready', () => true, GATEWAY_READY_TIMEOUT_MS, 'gateway-ready event')
+    ready.catch(() => {}) // raced against a stop signal below, which may win
+    const first = await Promise.race([ready, stopped.then(() => undefined)])
+    if (first === undefined) {
+      await node.stop()
+      return undefined
+    }
+    return { node, url: first.url }
+  } catch (err) {
+    await node?.stop()
+    progress(`the requester gateway did not start: ${(err as Error).message}`)
+    return undefined
+  }
+}
+
+/**
+ * One shell line that exports the devnet's HTTP endpoints, for the README's "Try the HTTP API":
+ * POI_NODE the aggregator, POI_OPERATOR the first operator, POI_GATEWAY the requester gateway,
+ * POI_MODEL the shipped model's id.
+ */
+export function httpExports (net: Pick<LocalNetwork, 'aggregator' | 'operators'>, gatewayUrl: string | undefined, modelId: string): string {
+  const vars = [['POI_NODE', net.aggregator.httpUrl], ['POI_OPERATOR', net.operators[0]?.httpUrl], ['POI_GATEWAY', gatewayUrl], ['POI_MODEL', modelId]]
+    .flatMap(([name, value]) => value !== undefined ? [`${name}=${value}`] : [])
+  return `HTTP API (paste in another shell, then see "Try the HTTP API" in the README):\nexport ${vars.join(' ')}`
+}
+
 /** Where a devnet runs and how it reports: its directory (kept or not), its progress lines, and the wait of --keep. */
 interface DevnetRun {
   root: string
@@ -307,10 +353,20 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
     await requester?.stop()
   }
   if (opts.keep === true) {
+    // From here a signal is how the devnet ends (exit 0), also while the gateway starts.
+    let stopRequested = false
+    const stopped = waitForStop().then(() => { stopRequested = true })
     const source = net.chain != null ? `--rpc ${net.chain.client.config.rpcUrl}` : `--genesis ${net.genesisPath}`
     console.log(`network left running (Ctrl-C to stop; keys, data, chain state and logs in ${root}; \`poi devnet --dir ${root}\` resumes it). Bootstrap: ${net.bootstrapAddr}\ntry: poi request --bootstrap ${net.bootstrapAddr} ${source} --input '${new TextDecoder().decode(exampleInput(2))}'`)
     console.log(networkPages(net))
-    await waitForStop()
+    // Started only now, so `npm start` without --keep does not pay for it.
+    const gateway = await startDevnetGateway(net, resume, progress, stopped)
+    try {
+      if (!stopRequested) console.log(httpExports(net, gateway?.url, modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)))
+      await stopped
+    } finally {
+      await gateway?.node.stop()
+    }
   }
   await net.stop()
   if (!keepDir) await rm(root, { recursive: true, force: true })
