@@ -7,7 +7,9 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TypedEventEmitter, type Startable } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
 import { BufferedVerifier, decodeSignerBitmap, type OperatorSet } from '../consensus/index.js'
 import { GossipRouter, type TopicName } from '../protocols/gossip/index.js'
@@ -370,10 +372,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     }
     const models = opts.light ? [] : await Promise.all(opts.config.modelDirs.map(loadModelDir))
     const store = opts.light ? undefined : await NodeStore.open(opts.config.dataDir)
-    const metrics = opts.metrics === false ? undefined : new NodeMetrics({ role: rolesOf(opts).join('+'), peerId: opts.keystore.peerId.toString() })
+    // A light peer (a requester, a gateway) takes a fresh libp2p identity each run: its tasks are
+    // signed by the keystore's account, not its peer id, and full nodes keep a departed peer id's
+    // gossipsub score and prune backoff for a while, so a requester rerun soon under the same
+    // peer id could not join the certificates mesh (ERR_NOT_CONNECTED after 20 s).
+    const privateKey = opts.light ? await generateKeyPair('Ed25519') : opts.keystore.privateKey
+    const metrics = opts.metrics === false ? undefined : new NodeMetrics({ role: rolesOf(opts).join('+'), peerId: peerIdFromPrivateKey(privateKey).toString() })
     let libp2p: PoiLibp2p
     try {
-      libp2p = await createPoiLibp2p({ privateKey: opts.keystore.privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light, metricsRegistry: metrics?.registry })
+      libp2p = await createPoiLibp2p({ privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light, metricsRegistry: metrics?.registry })
     } catch (err) {
       await store?.close()
       throw err

@@ -32,6 +32,7 @@ export const SLOWEST_FIRST = [
   'poi-client',
   'http-fuzz',
   'network-page',
+  'readme-curl',
   'cli',
   'restart',
   'real-models',
