@@ -7,12 +7,12 @@
  */
 import { strict as assert } from 'node:assert'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { KEY_FILES } from '../node/keys.js'
 import { CLI } from './helpers/cli.js'
+import { descendants, running } from './helpers/processes.js'
 
 /** A devnet with no npm model is up in 5-10 s on a quiet machine; several times that under load. */
 const DEVNET_UP_TIMEOUT_MS = 120_000
@@ -79,40 +79,6 @@ class Devnet {
     assert.ok(m !== null, this.output)
     return m[1]
   }
-}
-
-const running = (pid: number): boolean => { const s = procStat(pid); return s !== undefined && s.state !== 'Z' }
-
-/** "pid (comm) state ppid …" of a running (not zombie) process, or undefined. */
-function procStat (pid: number): { state: string, ppid: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const [state, ppid] = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    return { state, ppid: Number(ppid) }
-  } catch {
-    return undefined
-  }
-}
-
-
-function cmdline (pid: number): string {
-  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') } catch { return '' }
-}
-
-/** Every running descendant of `root`, with its command line. */
-function descendants (root: number): Array<{ pid: number, cmd: string }> {
-  const children = new Map<number, number[]>()
-  for (const name of readdirSync('/proc')) {
-    const pid = Number(name)
-    if (!Number.isInteger(pid)) continue
-    const s = procStat(pid)
-    if (s === undefined || s.state === 'Z') continue
-    children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid])
-  }
-  const found: number[] = []
-  const queue = [root]
-  while (queue.length > 0) for (const c of children.get(queue.shift()!) ?? []) { found.push(c); queue.push(c) }
-  return found.map(pid => ({ pid, cmd: cmdline(pid) }))
 }
 
 /** Waits until none of `pids` runs; fails naming those still running. */

@@ -7,12 +7,12 @@
  */
 import { strict as assert } from 'node:assert'
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { CLI } from './helpers/cli.js'
+import { descendants, running } from './helpers/processes.js'
 
 /** A 3-operator devnet without npm models is up, its task settled and its gateway started in 20-30 s on a quiet machine; several times that under load. */
 const DEVNET_UP_TIMEOUT_MS = 150_000
@@ -38,39 +38,6 @@ function readmeBlock (readme: string): string {
   const fenced = /```sh\n([\s\S]*?)\n```/.exec(readme.slice(start, end))
   assert.ok(fenced !== null, 'the CURL_EXAMPLE block has no ```sh fence')
   return fenced[1]
-}
-
-/** "pid (comm) state ppid …" of a process, or undefined once it is gone. */
-function procStat (pid: number): { state: string, ppid: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const [state, ppid] = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    return { state, ppid: Number(ppid) }
-  } catch {
-    return undefined
-  }
-}
-
-const running = (pid: number): boolean => { const s = procStat(pid); return s !== undefined && s.state !== 'Z' }
-
-/** Every running descendant of `root`, with its command line. */
-function descendants (root: number): Array<{ pid: number, cmd: string }> {
-  const children = new Map<number, number[]>()
-  for (const name of readdirSync('/proc')) {
-    const pid = Number(name)
-    if (!Number.isInteger(pid)) continue
-    const s = procStat(pid)
-    if (s === undefined || s.state === 'Z') continue
-    children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid])
-  }
-  const found: number[] = []
-  const queue = [root]
-  while (queue.length > 0) for (const c of children.get(queue.shift()!) ?? []) { found.push(c); queue.push(c) }
-  return found.map(pid => {
-    let cmd = ''
-    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') } catch {}
-    return { pid, cmd }
-  })
 }
 
 describe('the README\'s curl examples against `poi devnet --keep`', function () {
