@@ -24,7 +24,7 @@ import { BPS_DENOMINATOR, MAX_STREAM_PAYLOAD_BYTES, PoiError, to0xHex, type Quor
 import { bearerMatches } from './gateway-token.js'
 import {
   HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_MAX_PARAM_CHARS, HTTP_REQUEST_TIMEOUT_MS, HTTP_TIMEOUT_CHECK_INTERVAL_MS, HttpApiError,
-  getRoute, httpErrorOf, onClientError, onConnect, onUnknownExpectation, type HealthCheck
+  closeNow, getRoute, httpErrorOf, onClientError, onConnect, onUnknownExpectation, type HealthCheck
 } from './http-server.js'
 
 const log = logger('poi:api:gateway')
@@ -420,9 +420,7 @@ export class Gateway implements Startable {
     const app = this.app
     if (app == null) return
     this.app = undefined
-    // Waiting GETs and keep-alive sockets would hold close() until they time out.
-    app.server.closeAllConnections()
-    await app.close()
+    await closeNow(app)
   }
 
   private routes (app: FastifyInstance): void {

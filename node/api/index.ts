@@ -12,7 +12,7 @@ export type { ControlModelsResult, ControlPublishResult, ControlReply, ControlRe
 export { ControlServer, createControlServer } from './control-server.js'
 export type { ControlHandlers, ControlServerInit } from './control-server.js'
 export { CONTROL_IDLE_TIMEOUT_MS, ControlClient } from './control-client.js'
-export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_MAX_PARAM_CHARS, HTTP_REQUEST_TIMEOUT_MS, HTTP_TIMEOUT_CHECK_INTERVAL_MS, HttpApiError, HttpServer, createHttpServer, getRoute, httpErrorOf } from './http-server.js'
+export { DEFAULT_TASKS_LIMIT, MAX_TASKS_LIMIT, HTTP_BODY_LIMIT_BYTES, HTTP_CONNECTION_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_MAX_PARAM_CHARS, HTTP_REQUEST_TIMEOUT_MS, HTTP_TIMEOUT_CHECK_INTERVAL_MS, HttpApiError, HttpServer, closeNow, createHttpServer, getRoute, httpErrorOf } from './http-server.js'
 export type { HealthCheck, HttpErrorBody, HttpServerInit, HttpSource, HttpTimeouts, ModelView, NetworkView, TaskSettlement, TaskStatus, TaskView } from './http-server.js'
 export { EventStream, SSE_HEARTBEAT_MS, SSE_MAX_BUFFERED_BYTES, SSE_MAX_CLIENTS, SSE_RETRY_MS, TASK_TIMINGS_KEPT, createEventStream } from './event-stream.js'
 export type { EventLineSubscribe, EventStreamInit, TaskTiming } from './event-stream.js'

@@ -19,7 +19,7 @@ import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
 import { CliOutput } from './output.js'
 import { requesterConfig } from './requester-setup.js'
 import { AmountError, parseAmount } from './payment-setup.js'
-import { certificateLineFields } from './result-line.js'
+import { resultLineFields } from './result-line.js'
 import { formatPoiResult } from './summary.js'
 
 // The errors and the fee now live in the client library; existing imports of them from here keep working.
@@ -70,17 +70,8 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
     out.event({
       event: 'result',
       source: r.source,
-      taskId: r.taskId,
+      ...resultLineFields(r),
       modelId: id,
-      resultHash: r.resultHash,
-      outputRef: r.outputRef,
-      output: r.output ?? null,
-      outputTensors: r.outputTensors,
-      signers: r.signers ?? null,
-      ...certificateLineFields(r.certificate),
-      epoch: r.epoch,
-      signedStake: r.signedStake,
-      totalStake: r.totalStake,
       latencyMs: r.latencyMs,
       ...(r.source === 'chain' && r.settlement !== undefined
         ? { onChain: { resultHash: r.resultHash, outputRef: r.outputRef, epoch: r.epoch, submitter: r.settlement.submitter, txHash: r.settlement.txHash } }

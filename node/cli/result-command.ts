@@ -14,7 +14,7 @@ import { PoiClient, type PoiResult } from '../client/index.js'
 import { NODE_OPTIONS, UsageError, num, type OptionValues } from './args.js'
 import { CliOutput } from './output.js'
 import { requesterConfig } from './requester-setup.js'
-import { certificateLineFields } from './result-line.js'
+import { certificateLineFields, resultLineFields } from './result-line.js'
 import { formatCertified, formatShare } from './summary.js'
 
 // The error lives in the client library now; existing imports of it from here keep working.
@@ -39,18 +39,9 @@ export async function runResult (values: OptionValues<typeof RESULT_OPTIONS>, po
     }
     out.event({
       event: 'result',
-      taskId: r.taskId,
+      ...resultLineFields(r),
       // The certificate does not name its model: only the settling transaction's task does.
       modelId: r.modelId ?? null,
-      resultHash: r.resultHash,
-      outputRef: r.outputRef,
-      output: r.output ?? null,
-      outputTensors: r.outputTensors,
-      signers: r.signers ?? null,
-      ...certificateLineFields(r.certificate),
-      epoch: r.epoch,
-      signedStake: r.signedStake,
-      totalStake: r.totalStake,
       ...(r.onChain !== undefined ? { onChain: r.onChain } : {}),
       ...(r.fee !== undefined ? { fee: r.fee } : {})
     }, [
