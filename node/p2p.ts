@@ -10,7 +10,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import type { Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import { TOPICS, gossipsubOptions, mustDisconnect } from '../protocols/gossip/index.js'
 import { guardForeignTopics, type GuardedGossip } from './gossip-guard.js'
 import { MAX_BANNED_PEERS, PEER_BAN_MS, PoiError } from '../protocols/wire/index.js'
@@ -151,7 +151,10 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   identity.attach(node, opts.bootstrap)
   // Every gossip misbehaviour that costs a peer its connection goes through here: banned
   // (refused by the connection gater above), then hung up on.
-  const cutOff = (peer: PeerId, why: string): void => {
+  const banMetrics = opts.metricsRegistry != null ? peerBanMetrics(opts.metricsRegistry) : undefined
+  const cutOff = (peer: PeerId, reason: BanReason, why: string): void => {
+    // A peer still listed until its hang-up completes is cut off again at the next heartbeat: counted once.
+    if (!bans.isBanned(peer)) banMetrics?.bans.inc({ reason })
     bans.ban(peer)
     log('disconnecting %p: %s; refused for %d s', peer, why, PEER_BAN_MS / 1000)
     node.hangUp(peer).catch((err: Error) => { log('hang-up on %p failed: %s', peer, err.message) })
@@ -159,11 +162,11 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   // gossipsub's streams survive a duplicated peer id (node/gossip-streams.ts); a peer that breaks
   // gossip framing is cut off.
   repairGossipStreams(node as unknown as Libp2p<{ pubsub: GossipInternals }>, {
-    onFramingViolation: (peer) => { cutOff(peer, 'it sent a gossip frame over the RPC bound') }
+    onFramingViolation: (peer) => { cutOff(peer, 'gossip-framing', 'it sent a gossip frame over the RPC bound') }
   })
   // allowedTopics drops other topics silently; a peer that keeps using them loses its connection.
   const foreignTopics = guardForeignTopics(node.services.pubsub as unknown as GuardedGossip, Object.values(TOPICS),
-    (peer, topics) => { cutOff(peer, `it used ${topics} gossip topics that are not poi's`) })
+    (peer, topics) => { cutOff(peer, 'foreign-topics', `it used ${topics} gossip topics that are not poi's`) })
   node.addEventListener('peer:disconnect', (evt) => { foreignTopics.forget(evt.detail) })
   const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
   connector.start()
@@ -176,12 +179,30 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   const enforceScores = (): void => {
     for (const peer of pubsub.getPeers()) {
       const score = pubsub.getScore(peer.toString())
-      if (mustDisconnect(score)) cutOff(peer, `gossip score ${score} is at or below the disconnect score`)
+      if (!mustDisconnect(score)) continue
+      banMetrics?.lowestScore(score)
+      cutOff(peer, 'gossip-score', `gossip score ${score} is at or below the disconnect score`)
     }
   }
   pubsub.addEventListener('gossipsub:heartbeat', enforceScores)
   node.addEventListener('stop', () => { pubsub.removeEventListener('gossipsub:heartbeat', enforceScores) }, { once: true })
   return node
+}
+
+/** Why a peer was cut off and banned: the `reason` label of poi_peer_bans_total. */
+export type BanReason = 'gossip-score' | 'gossip-framing' | 'foreign-topics'
+
+/**
+ * What an operator (or the chaos suite's flood) sees of the bans from outside the process:
+ * how many peers were banned and why, and how low the lowest gossip score that cost a peer its
+ * connection went (0 until one did). gossipsub's own score metrics need its metrics registry,
+ * which poi does not wire; these two series answer "was the flooder scored down and cut off".
+ */
+function peerBanMetrics (registry: Registry): { bans: Counter<'reason'>, lowestScore: (score: number) => void } {
+  const bans = new Counter({ name: 'poi_peer_bans_total', help: 'Peers disconnected and banned for PEER_BAN_MS, by reason (gossip-score, gossip-framing, foreign-topics)', labelNames: ['reason'], registers: [registry] })
+  const lowest = new Gauge({ name: 'poi_peer_ban_lowest_score', help: 'Lowest gossip score of a peer banned for its score (0 until one was)', registers: [registry] })
+  let min = 0
+  return { bans, lowestScore: (score) => { if (score < min) { min = score; lowest.set(score) } } }
 }
 
 /**
