@@ -47,12 +47,18 @@ export class ChildNode {
   private readonly log: WriteStream
   private exitedFlag = false
 
-  constructor (name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}) {
+  /**
+   * `command`: what the node runs under, e.g. `['ip', 'netns', 'exec', ns]` to put it in a
+   * network namespace (the chaos suite's partition); it must exec the node in its own process,
+   * so that signals reach the node.
+   */
+  constructor (name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}, command: string[] = []) {
     this.name = name
     this.logFile = logFile
     this.eventLog = new EventLog(name, `see ${logFile}`)
     this.log = createWriteStream(logFile, { flags: 'a' })
-    this.proc = spawn(process.execPath, [CLI_PATH, ...args, '--json'], {
+    const argv = [...command, process.execPath, CLI_PATH, ...args, '--json']
+    this.proc = spawn(argv[0], argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...env, [EXIT_WITH_PARENT_ENV]: '1' }
     })
