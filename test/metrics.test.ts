@@ -171,6 +171,10 @@ describe('metrics: a Prometheus registry per node', function () {
     assert.equal(a, reasonLabel('attestation for task 0xdef456 by operator 13: epoch 9 unknown'))
     assert.equal(a, 'attestation for task 0x… by operator N: epoch N unknown')
     assert.equal(reasonLabel('x'.repeat(500)).length, MAX_REASON_LABEL_CHARS)
+    // The gossip validators name tasks without 0x (toHex): still one series for every task.
+    const bare = (id: string): string => reasonLabel(`attestation for task ${id} by operator 1: bad BLS signature for operator 1`)
+    assert.equal(bare('5fb2eecd1c0ebf9d4a2ee8dff6b1e4cc'.repeat(2)), bare('a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5'.repeat(2)))
+    assert.equal(bare('ab'.repeat(32)), 'attestation for task … by operator N: bad BLS signature for operator N')
   })
 
   it('GET /metrics through a fastify server answers the registry\'s text with its content type', async () => {

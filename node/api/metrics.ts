@@ -119,11 +119,22 @@ function processMetrics (): Registry {
 }
 
 /**
- * A refusal reason as a bounded label: hex values (task ids, hashes) and numbers (operator
- * indices, epochs) become placeholders, so one reason is one series whatever task it was for.
+ * A hex value in a reason without its `0x`: the gossip validators name a task by toHex(taskId),
+ * 64 digits. Sixteen or more hex digits in a row are taken for one (no English word is).
+ */
+const BARE_HEX_MIN_DIGITS = 16
+/** What reasonLabel blanks: `0x` hex, bare hex of BARE_HEX_MIN_DIGITS or more, and numbers. */
+const LABEL_VARIABLES = new RegExp(`0x[0-9a-fA-F]+|\\b[0-9a-fA-F]{${BARE_HEX_MIN_DIGITS},}\\b|\\d+`, 'g')
+
+/**
+ * A refusal reason as a bounded label: hex values (task ids, hashes, with or without `0x`) and
+ * numbers (operator indices, epochs) become placeholders, so one reason is one series whatever
+ * task it was for. (A bare task id made one series per task: attestations for random task ids,
+ * which are ignored without a penalty once a peer's early-attestation allowance is spent, could
+ * grow the registry without bound.)
  */
 export function reasonLabel (reason: string): string {
-  const text = reason.replace(/0x[0-9a-fA-F]+|\d+/g, (m) => m.startsWith('0x') ? '0x…' : 'N')
+  const text = reason.replace(LABEL_VARIABLES, (m) => m.startsWith('0x') ? '0x…' : m.length >= BARE_HEX_MIN_DIGITS ? '…' : 'N')
   return text.length > MAX_REASON_LABEL_CHARS ? `${text.slice(0, MAX_REASON_LABEL_CHARS - 1)}…` : text
 }
 
