@@ -187,9 +187,12 @@ export const flood: Scenario = {
         const refusals = n.events.flatMap(e => e.event === 'rejected' && e.from === rogueId ? [e] : [])
         const rejected = refusals.filter(e => e.verdict === 'reject').length
         const ignored = refusals.length - rejected
-        // Why, counted: the node's metric label of each reason (task ids and numbers blanked).
+        // Why, counted: undecodable, bad signature, or the node's metric label of any other reason.
         const why: Record<string, number> = {}
-        for (const e of refusals) why[`${e.verdict}: ${reasonLabel(e.reason)}`] = (why[`${e.verdict}: ${reasonLabel(e.reason)}`] ?? 0) + 1
+        for (const e of refusals) {
+          const kind = /cannot decode/.test(e.reason) ? 'malformed' : /bad BLS signature/.test(e.reason) ? 'bad signature' : `${e.verdict}: ${reasonLabel(e.reason)}`
+          why[kind] = (why[kind] ?? 0) + 1
+        }
         const text = n.running ? await metricsOf(n) : ''
         const bans = metricValue(text, 'poi_peer_bans_total', 'reason="gossip-score"')
         const lowest = metricValue(text, 'poi_peer_ban_lowest_score')

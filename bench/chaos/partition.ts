@@ -11,7 +11,7 @@
  * Needs root (ip netns, iptables). Every namespace, veth and rule carries a per-run prefix and
  * is removed in a finally block, whatever happened (the rules go with their namespaces).
  */
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -114,6 +114,14 @@ class Topology {
     await sh(['ip', 'netns', 'exec', this.nsOf(i), 'iptables', '-F'])
   }
 
+  /** remove() for a signal handler, where nothing asynchronous runs any more. */
+  removeSync (): void {
+    try { execFileSync('ip', ['link', 'del', this.rootVeth], { stdio: 'ignore' }) } catch {}
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch {}
+    }
+  }
+
   async remove (): Promise<string[]> {
     const errors: string[] = []
     // The root veth's peer is in the hub: deleting either end deletes both.
@@ -134,6 +142,14 @@ export const partition: Scenario = {
     const topo = new Topology(`pc${randomBytes(2).toString('hex')}`, subnet())
     const children: ChildNode[] = []
     let client: PoiClient | undefined
+    // Interrupted (Ctrl-C, the runner stopped), the finally block below would not run: the
+    // namespaces go first, then the signal takes its course (the nodes exit with this process).
+    const onSignal = (signal: NodeJS.Signals): void => {
+      topo.removeSync()
+      process.kill(process.pid, signal)
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
     try {
       ctx.progress(`network namespaces ${topo.prefix}* on ${topo.net}.0/24`)
       await topo.create()
@@ -228,6 +244,8 @@ export const partition: Scenario = {
       result.passed = false
       result.failure = `ended early: ${err instanceof Error ? err.message : String(err)}`
     } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
       await client?.close().catch(() => {})
       await Promise.all(children.map(async c => { await c.stop() }))
       const left = await topo.remove()
