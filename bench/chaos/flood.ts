@@ -100,12 +100,11 @@ export const flood: Scenario = {
       const meshedWith = rogue.services.pubsub.getSubscribers(TOPICS.tasks).length
       ctx.progress(`rogue ${rogueId} reaches ${meshedWith} of ${nodes.length} nodes on the tasks topic`)
 
-      // Valid-looking attestations: signed by a key that is no operator's over real fields; each
-      // message then gets its own result hash (a distinct message id), so no signature matches.
+      // Valid-looking attestations for the tasks being sent: a real signature by a key that is no
+      // operator's, one per task and operator (signing 10,000 would be the bench's own load); each
+      // message then gets a fresh result hash (a distinct message id), so no signature matches.
       const wrongKey = generateBlsSecretKey()
       const taskIds: string[] = [warm.taskId]
-      // One signature per task and operator is enough to look valid (signing 10,000 would be the
-      // bench's own load); every message gets a fresh result hash, so none matches its signature.
       const templates = new Map<string, Attestation>()
       const badAttestation = (i: number): Uint8Array => {
         const taskId = taskIds[i % taskIds.length]
