@@ -10,6 +10,8 @@ import { InvalidRequestError, TaskRefusedError, requestInference } from '../node
 import { RESULT_STATUS, RESULT_VERSION, decodeResultResponse, encodeResultResponse, fetchResult } from '../protocols/result/index.js'
 import { MAX_REFUSAL_REASON_BYTES } from '../protocols/wire/index.js'
 import { RefusedTasks } from '../node/roles/refused-tasks.js'
+import { AskBudget, refusalPollDelay } from '../node/requester/refusal-watch.js'
+import { REFUSAL_ASKS_IN_FLIGHT, REFUSAL_FIRST_CHECK_MS, REFUSAL_POLL_MAX_MS, REFUSAL_POLL_MS } from '../node/requester/constants.js'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { checkTask } from '../protocols/gossip/index.js'
 import { encodeTaskAnnouncement, signTask, toHex } from '../protocols/wire/index.js'
@@ -252,5 +254,29 @@ describe('refusals as a node keeps and sends them', () => {
     const old = new RefusedTasks({ memoryMs: 1_000 })
     old.add('aa', 'long ago', Date.now() - 2_000)
     assert.equal(old.refusalOf('aa'), undefined, 'past its memory')
+  })
+})
+
+describe('a light peer\'s refusal asks back off and share one budget', () => {
+  it('waits REFUSAL_FIRST_CHECK_MS, then REFUSAL_POLL_MS doubling, never beyond REFUSAL_POLL_MAX_MS', () => {
+    const delays = Array.from({ length: 40 }, (_, i) => refusalPollDelay(i))
+    assert.equal(delays[0], REFUSAL_FIRST_CHECK_MS)
+    assert.equal(delays[1], REFUSAL_POLL_MS)
+    assert.equal(delays[2], 2 * REFUSAL_POLL_MS)
+    for (let i = 2; i < delays.length; i++) assert.ok(delays[i] >= delays[i - 1] && delays[i] <= REFUSAL_POLL_MAX_MS, `delay ${i}: ${delays[i]}`)
+    assert.equal(delays.at(-1), REFUSAL_POLL_MAX_MS)
+    // 200 tasks pending for a minute ask at most this many times in all (the flat poll asked 40 times each)
+    const asksPerTask = (ms: number): number => { let t = 0; let n = 0; while ((t += refusalPollDelay(n)) <= ms) n++; return n }
+    assert.ok(asksPerTask(60_000) <= 10, `${asksPerTask(60_000)} asks per task in 60 s`)
+  })
+
+  it('lets at most its limit of asks run at once, and frees a place when one ends', () => {
+    const budget = new AskBudget(REFUSAL_ASKS_IN_FLIGHT)
+    for (let i = 0; i < REFUSAL_ASKS_IN_FLIGHT; i++) assert.equal(budget.tryTake(), true)
+    assert.equal(budget.tryTake(), false)
+    assert.equal(budget.busy, REFUSAL_ASKS_IN_FLIGHT)
+    budget.release()
+    assert.equal(budget.tryTake(), true)
+    assert.equal(budget.tryTake(), false)
   })
 })

@@ -48,6 +48,19 @@ export const OUTPUT_LOOKUP_TIMEOUT_MS = 5_000
  */
 export const REFUSAL_FIRST_CHECK_MS = 500
 export const REFUSAL_POLL_MS = 1_500
+/**
+ * The wait between asks doubles from REFUSAL_POLL_MS up to this. Full nodes decide a refusal
+ * when the task reaches them, so the first asks find nearly every one; a flat 1.5 s poll cost
+ * ~400 exchanges a second with 200 tasks pending (the chaos suite's burst), slowing the very
+ * nodes that had to certify them.
+ */
+export const REFUSAL_POLL_MAX_MS = 12_000
+/**
+ * Refusal asks one light peer keeps in flight over all its pending tasks; a task whose turn
+ * finds them all busy skips that round (a refusal is news, not a result: the certificate or the
+ * deadline still ends the wait). Eight is RESULT_LOOKUP_PEERS for two or three tasks at once.
+ */
+export const REFUSAL_ASKS_IN_FLIGHT = 8
 
 /**
  * Full nodes asked over /poi/network/1/ for their maximum task TTL before a task is announced,
