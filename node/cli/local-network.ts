@@ -58,6 +58,8 @@ export interface LocalNetworkOptions {
   progress?: (line: string) => void
   /** Extra flags per operator (e.g. --model-dir). */
   operatorArgs?: (index: number) => string[]
+  /** Extra environment per operator process (e.g. the chaos suite's POI_TEST_FAULT, node/roles/test-faults.ts). */
+  operatorEnv?: (index: number) => NodeJS.ProcessEnv
   /** Extra flags for every node (e.g. --probe). */
   nodeArgs?: string[]
   /**
@@ -150,7 +152,7 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     const grace = opts.graceMs != null ? ['--grace-ms', String(opts.graceMs)] : []
     // Operators start without the model: the bootstrap node holds it and
     // announces its shards on the DHT, and operators fetch it for the first task.
-    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`)))
+    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`), opts.operatorEnv?.(i)))
     children.push(...operators)
     const aggregator = new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
     children.push(aggregator)
