@@ -3,8 +3,9 @@
  * after forming it and before its transaction lands. Deterministically: anvil stops mining
  * before the task, the kill follows the aggregator's `certificate` line, and whatever it had
  * sent is dropped from the mempool (as if it died before sending) before mining resumes. The
- * other aggregator (a longer grace window, so it is never first) holds the certificate from
- * gossip and posts it after its backup delay. The killed one, restarted on its data directory,
+ * other aggregator holds the certificate from gossip and posts it after its backup delay: it
+ * never forms one of its own, for its grace window is long and one operator is down from the
+ * start, so no task is signed by every operator (which would end the window at once). The killed one, restarted on its data directory,
  * finds its pending submission settled by the other and stands down: one CertificateAccepted
  * per task on-chain, no second transaction, no failed submission.
  */
@@ -15,11 +16,12 @@ import { loadKeystore } from '../../node/keys.js'
 import { anvilControl, crash, ETHER, meshed, READY_TIMEOUT_MS, restart, scenario, SETTLE_TIMEOUT_MS, TASK_TIMEOUT_MS, type ChaosNetwork } from './harness.js'
 import type { Scenario } from './scenario.js'
 
-const OPERATORS = 4
+/** One of them is stopped before the first task: the other four hold the quorum (80 %), never all. */
+const OPERATORS = 5
 /** The first aggregator forms a certificate as soon as the quorum is there. */
 const FIRST_GRACE_MS = 0
-/** The second waits this long after the quorum: the first one's certificate reaches it before. */
-const SECOND_GRACE_MS = 2_000
+/** The second waits this long after the quorum: the first one's certificate reaches it long before. */
+const SECOND_GRACE_MS = 10_000
 /** Gas money for the second aggregator. */
 const AGGREGATOR_FUNDING_WEI = 100n * ETHER
 
@@ -57,7 +59,9 @@ export const aggregatorKilled: Scenario = {
     await meshed(second, false)
     details.aggregators = { first: { address: firstAddress, pid: first.proc.pid }, second: { address: secondAddress, pid: second.proc.pid } }
 
-    ctx.progress('warm-up task, settled by the first aggregator')
+    const absent = c.net.operators[OPERATORS - 1]
+    await absent.stop()
+    ctx.progress(`stopped ${absent.name}; warm-up task, settled by the first aggregator`)
     const warm = await tasks.send(c, 400)
     if (warm.kind !== 'certified') return { failures: [`the warm-up task did not certify: ${warm.reason ?? warm.kind}`], recoverMs: null }
     await c.chain.client.waitForAcceptance(hex(warm.taskId!), SETTLE_TIMEOUT_MS)

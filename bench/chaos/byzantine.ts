@@ -38,7 +38,10 @@ export const byzantine: Scenario = {
     const address = async (i: number): Promise<`0x${string}`> => (await loadKeystore(join(c.net.root, `operator-${i}`, 'keys'))).account.address
     const addresses = { wrong: await address(wrongAt), equivocator: await address(equivocatorAt) }
     const stakeBefore = { wrong: await client.liveStake(addresses.wrong), equivocator: await client.liveStake(addresses.equivocator) }
-    details.faulty = { wrong: { ...indices, pid: wrong.proc.pid, address: addresses.wrong }, equivocator: { pid: equivocator.proc.pid, address: addresses.equivocator } }
+    details.faulty = {
+      wrongResult: { name: wrong.name, operatorIndex: indices.wrong, pid: wrong.proc.pid, address: addresses.wrong },
+      equivocator: { name: equivocator.name, operatorIndex: indices.equivocator, pid: equivocator.proc.pid, address: addresses.equivocator }
+    }
     ctx.progress(`operator index ${indices.wrong} signs wrong results, index ${indices.equivocator} equivocates; ${TASKS} tasks`)
     for (let i = 0; i < TASKS; i++) await tasks.send(c, 500 + i)
     const certified = tasks.outcomes.filter(o => o.kind === 'certified')

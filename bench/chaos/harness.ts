@@ -10,7 +10,7 @@ import { deposit } from '../../contracts/index.js'
 import { ChainClient } from '../../node/chain-client.js'
 import { exampleInput, startLocalNetwork, type LocalNetwork, type LocalNetworkOptions } from '../../node/cli/devnet.js'
 import { ChildNode, prepareNodeDir } from '../../node/cli/launcher.js'
-import { NoQuorumError, PoiClient, type JsonTensors } from '../../node/client/index.js'
+import { NoQuorumError, PoiClient, PoiError, type JsonTensors } from '../../node/client/index.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../../node/inference/index.js'
 import type { ScenarioContext, ScenarioResult } from './scenario.js'
 
@@ -19,6 +19,8 @@ export const ETHER = 10n ** 18n
 export const TASK_TIMEOUT_MS = 30_000
 /** A (re)started node printing its ready line: five at once on two busy cores took over 30 s. */
 export const READY_TIMEOUT_MS = 60_000
+/** The whole network started at once (up to nine processes loading libp2p, onnxruntime and viem on two cores others use too). */
+const NETWORK_READY_TIMEOUT_MS = 180_000
 /** Gossipsub grafts on its 1 s heartbeat; a restarted peer may wait out a prune backoff first. */
 export const MESH_TIMEOUT_MS = 60_000
 /** From a certificate to its transaction mined (anvil mines at once; a backup waits 5 s first). */
@@ -46,7 +48,9 @@ export interface ChaosNetworkOptions {
 
 /** Starts the network with a chain, funds and deposits a requester and connects it. */
 export async function startChaosNetwork (ctx: ScenarioContext, opts: ChaosNetworkOptions): Promise<ChaosNetwork> {
-  const net = await startLocalNetwork({ root: ctx.root, operators: opts.operators, chain: true, graceMs: opts.graceMs, operatorEnv: opts.operatorEnv, progress: ctx.progress })
+  const net = await startLocalNetwork({ root: ctx.root, operators: opts.operators, chain: true, graceMs: opts.graceMs, operatorEnv: opts.operatorEnv, progress: ctx.progress,
+    readyTimeoutMs: NETWORK_READY_TIMEOUT_MS, meshTimeoutMs: MESH_TIMEOUT_MS
+  })
   const extra: ChildNode[] = []
   let client: PoiClient | undefined
   const stop = async (): Promise<void> => {
@@ -112,6 +116,7 @@ export class TaskLog {
     return outcome
   }
 
+  /** `sent` counts every task tried, refused ones included, so that it is the sum of the other four. */
   counts (): Pick<ScenarioResult, 'sent' | 'certified' | 'noQuorum' | 'refused' | 'lost'> {
     const n = (k: TaskOutcome['kind']): number => this.outcomes.filter(o => o.kind === k).length
     return { sent: this.outcomes.length, certified: n('certified'), noQuorum: n('no-quorum'), refused: n('refused'), lost: n('lost') }
@@ -135,7 +140,7 @@ export class TaskLog {
 /** The operator index a node's ready line names (its place in the current operator set). */
 export function operatorIndexOf (node: ChildNode): number {
   const ready = node.events.find(e => e.event === 'ready')
-  if (ready?.event !== 'ready' || ready.operatorIndex == null) throw new Error(`${node.name} printed no ready line with an operator index; see ${node.logFile}`)
+  if (ready?.event !== 'ready' || ready.operatorIndex == null) throw new PoiError('ERR_NO_OPERATOR_INDEX', `${node.name} printed no ready line with an operator index; see ${node.logFile}`)
   return ready.operatorIndex
 }
 
