@@ -53,14 +53,16 @@ export const byzantine: Scenario = {
     // The aggregator keeps each equivocation as evidence and posts it; the chain slashes once per task.
     const slashedFor = async (taskId: `0x${string}`): Promise<boolean> =>
       await client.publicClient.readContract({ address: client.config.slashing, abi: SlashingManagerAbi, functionName: 'slashed', args: [addresses.equivocator, taskId] })
-    const first = certified[0]?.taskId
+    // Every announced task: the equivocator signs two results whether or not the task certified.
+    const announced = tasks.outcomes.flatMap(o => o.taskId !== undefined ? [o.taskId] : [])
+    const first = announced[0]
     if (first !== undefined) {
       ctx.progress('waiting for the equivocator\'s slash on-chain')
       const end = Date.now() + SETTLE_TIMEOUT_MS
       while (!await slashedFor(first) && Date.now() < end) await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
     const slashedTasks: string[] = []
-    for (const o of certified) if (await slashedFor(o.taskId!)) slashedTasks.push(o.taskId!)
+    for (const id of announced) if (await slashedFor(id)) slashedTasks.push(id)
     const stakeAfter = { wrong: await client.liveStake(addresses.wrong), equivocator: await client.liveStake(addresses.equivocator) }
     const evidence = c.net.aggregator.events.filter(e => e.event === 'evidence' && e.operatorIndex === indices.equivocator).length
     const submitted = c.net.aggregator.events.filter(e => e.event === 'submitted' && e.kind === 'evidence').length

@@ -49,6 +49,10 @@ export interface ChaosNetworkOptions {
 /** Starts the network with a chain, funds and deposits a requester and connects it. */
 export async function startChaosNetwork (ctx: ScenarioContext, opts: ChaosNetworkOptions): Promise<ChaosNetwork> {
   const net = await startLocalNetwork({ root: ctx.root, operators: opts.operators, chain: true, graceMs: opts.graceMs, operatorEnv: opts.operatorEnv, progress: ctx.progress,
+    // Operators hold the shipped model from the start (loaded before their ready line): fetching it
+    // through the DHT is not what these scenarios test, and on a loaded machine an operator's
+    // provider lookup once found nobody for every task of a run, which ended them NoQuorum.
+    operatorArgs: () => ['--model-dir', SHIPPED_MODEL_DIR],
     readyTimeoutMs: NETWORK_READY_TIMEOUT_MS, meshTimeoutMs: MESH_TIMEOUT_MS
   })
   const extra: ChildNode[] = []
@@ -92,6 +96,9 @@ export interface TaskOutcome {
   reason?: string
 }
 
+/** A failure line quotes this much of each task's error (the whole one is in details.tasks). */
+const UNCERTIFIED_REASON_CHARS = 160
+
 /** Every task a scenario sent and how it ended. */
 export class TaskLog {
   readonly outcomes: TaskOutcome[] = []
@@ -133,7 +140,7 @@ export class TaskLog {
 
   /** One line per task that did not certify, for a failure message. */
   uncertified (): string {
-    return this.outcomes.filter(o => o.kind !== 'certified').map(o => `task ${o.taskId ?? `(seed ${o.seed})`} ${o.kind}: ${o.reason ?? ''}`).join('; ')
+    return this.outcomes.filter(o => o.kind !== 'certified').map(o => `task ${o.taskId?.slice(0, 10) ?? `(seed ${o.seed})`}… ${o.kind}${o.kind === 'no-quorum' || o.reason === undefined ? '' : `: ${o.reason.slice(0, UNCERTIFIED_REASON_CHARS)}`}`).join('; ')
   }
 }
 
@@ -213,7 +220,15 @@ export async function scenario (
     ...(failures.length > 0 ? { failure: failures.join('; ') } : {})
   })
   try {
-    c = await startChaosNetwork(ctx, network)
+    try {
+      c = await startChaosNetwork(ctx, network)
+    } catch (err) {
+      // Nothing was injected yet: a network that did not come up on a machine loaded by others
+      // gets a second try, in a directory of its own (the first one's keys and logs are kept).
+      ctx.progress(`the network did not come up (${(err as Error).message}); starting it once more`)
+      details.startRetried = (err as Error).message
+      c = await startChaosNetwork({ ...ctx, root: join(ctx.root, 'second-start') }, network)
+    }
     details.pids = Object.fromEntries([c.net.bootstrap, c.net.aggregator, ...c.net.operators].map(n => [n.name, n.proc.pid]))
     const { failures, recoverMs } = await body(c, tasks, details)
     return finish(failures, recoverMs)

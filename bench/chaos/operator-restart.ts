@@ -62,8 +62,6 @@ export const operatorRestart: Scenario = {
     const again = restart(c, victim, `${victim.name}-restarted`)
     await again.ready(READY_TIMEOUT_MS)
     await meshed(again, true)
-    // Its model, loaded again from its block store (the registry's models are prefetched at start).
-    await again.waitForEvent('model', () => true, READY_TIMEOUT_MS, 'model event (the model loaded from its store)')
     const rejoinedAt = Date.now()
     details.rejoinMs = rejoinedAt - restartedAt
     details.restartedPid = again.proc.pid
