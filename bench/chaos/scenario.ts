@@ -33,6 +33,8 @@ export interface ScenarioResult {
   details: Record<string, unknown>
   /** Why the expectation did not hold (or the error that ended the scenario early). */
   failure?: string
+  /** Why the scenario did not run here (e.g. not root for network namespaces); `passed` is then false but no expectation failed. */
+  skipped?: string
 }
 
 export interface ScenarioContext {
@@ -46,6 +48,8 @@ export interface Scenario {
   name: string
   /** Needs root and network namespaces (skipped with a reason otherwise). */
   needsNetns?: boolean
+  /** Its expectation, for a result the runner writes itself (skipped, or the scenario threw). */
+  expectation?: string
   run: (ctx: ScenarioContext) => Promise<ScenarioResult>
 }
 
@@ -53,6 +57,6 @@ export interface Scenario {
 export function chaosTable (results: ScenarioResult[]): string {
   const head = '| scenario | sent | certified | no-quorum | refused | lost | recover | held |'
   const rule = '|---|---|---|---|---|---|---|---|'
-  const rows = results.map(r => `| ${r.name} | ${r.sent} | ${r.certified} | ${r.noQuorum} | ${r.refused} | ${r.lost} | ${r.recoverMs == null ? '–' : `${(r.recoverMs / 1000).toFixed(1)} s`} | ${r.passed ? 'yes' : `NO: ${r.failure ?? ''}`} |`)
+  const rows = results.map(r => `| ${r.name} | ${r.sent} | ${r.certified} | ${r.noQuorum} | ${r.refused} | ${r.lost} | ${r.recoverMs == null ? '–' : `${(r.recoverMs / 1000).toFixed(1)} s`} | ${r.skipped !== undefined ? `skipped: ${r.skipped}` : r.passed ? 'yes' : `NO: ${r.failure ?? ''}`} |`)
   return [head, rule, ...rows].join('\n')
 }

@@ -58,6 +58,14 @@ export interface LocalNetworkOptions {
   progress?: (line: string) => void
   /** Extra flags per operator (e.g. --model-dir). */
   operatorArgs?: (index: number) => string[]
+  /**
+   * How long nodes may take to print their ready line and to get gossip meshes (default
+   * READY_TIMEOUT_MS, MESH_TIMEOUT_MS): the chaos suite waits longer on a machine others load too.
+   */
+  readyTimeoutMs?: number
+  meshTimeoutMs?: number
+  /** Extra environment per operator process (e.g. the chaos suite's POI_TEST_FAULT, node/roles/test-faults.ts). */
+  operatorEnv?: (index: number) => NodeJS.ProcessEnv
   /** Extra flags for every node (e.g. --probe). */
   nodeArgs?: string[]
   /**
@@ -144,23 +152,23 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     const modelDirs = (opts.extraModels ?? []).length === 0 ? [] : [SHIPPED_MODEL_DIR, ...opts.extraModels!.map(m => m.dir)].flatMap(d => ['--model-dir', d])
     const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir), ...modelDirs], join(root, 'bootstrap.log'))
     children.push(bootstrap)
-    const ready = await bootstrap.ready(READY_TIMEOUT_MS)
+    const ready = await bootstrap.ready(opts.readyTimeoutMs ?? READY_TIMEOUT_MS)
     const bootstrapAddr = ready.addrs.find(a => a.includes('/tcp/')) ?? ready.addrs[0]
     progress(`bootstrap ${bootstrapAddr}`)
     const grace = opts.graceMs != null ? ['--grace-ms', String(opts.graceMs)] : []
     // Operators start without the model: the bootstrap node holds it and
     // announces its shards on the DHT, and operators fetch it for the first task.
-    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`)))
+    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`), opts.operatorEnv?.(i)))
     children.push(...operators)
     const aggregator = new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
     children.push(aggregator)
     progress(`starting ${operators.length} operators and an aggregator`)
-    await Promise.all([...operators, aggregator].map(async c => await c.ready(READY_TIMEOUT_MS)))
+    await Promise.all([...operators, aggregator].map(async c => await c.ready(opts.readyTimeoutMs ?? READY_TIMEOUT_MS)))
     progress('all nodes up; waiting for gossip meshes')
     // Operators only publish attestations (to known subscribers); relays and aggregators mesh on them.
     const meshed = (c: ChildNode) => (e: MeshEvent): boolean => e.tasks > 0 && e.certificates > 0 &&
       (operators.includes(c) ? e.attestationSubscribers > 0 : e.attestations > 0)
-    await Promise.all(children.map(async c => await c.waitForEvent('mesh', meshed(c), MESH_TIMEOUT_MS, 'gossip mesh')))
+    await Promise.all(children.map(async c => await c.waitForEvent('mesh', meshed(c), opts.meshTimeoutMs ?? MESH_TIMEOUT_MS, 'gossip mesh')))
     return { root, genesisPath, operatorSet, chain, bootstrap, bootstrapAddr, operators, aggregator, stop }
   } catch (err) {
     await stop()

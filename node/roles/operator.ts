@@ -18,6 +18,7 @@ import type { Epochs } from './epochs.js'
 import type { NodeEvents } from './events.js'
 import type { ModelService } from './model-service.js'
 import { OUTPUT_CHANNEL, type StreamData } from './stream-data.js'
+import { testFaultFromEnv, warnTestFault, wrongResult, type TestFault } from './test-faults.js'
 
 const log = logger('poi:operator')
 
@@ -36,6 +37,8 @@ export interface OperatorComponents {
 
 export class Operator implements Startable {
   private readonly runners = new Map<string, Promise<InferenceRunner>>()
+  /** The chaos suite's byzantine behaviour (node/roles/test-faults.ts); undefined for every real operator. */
+  private fault: TestFault | undefined
 
   constructor (private readonly components: OperatorComponents) {}
 
@@ -44,6 +47,8 @@ export class Operator implements Startable {
    * stops the operator here with its path, not at its first task.
    */
   async start (): Promise<void> {
+    this.fault = testFaultFromEnv(process.env)
+    if (this.fault !== undefined) warnTestFault(this.fault)
     for (const model of this.components.models.all()) await this.runner(model)
   }
 
@@ -87,6 +92,7 @@ export class Operator implements Startable {
         return
       }
       result = await runner.run(await streamData.taskInput(task))
+      if (this.fault === 'wrong-result') result = { ...result, ...wrongResult(result.canonical) }
     } catch (err) {
       this.fail(taskId, (err as Error).message)
       return
@@ -113,6 +119,7 @@ export class Operator implements Startable {
       output: inline ? result.canonical : new Uint8Array(0)
     })
     const signMs = performance.now() - signStart
+    if (this.fault === 'equivocate') await this.equivocate(attestation)
     // Stored before it leaves the node: a crash after gossiping must not let the restarted
     // node sign a second, different result.
     await store.putOwnAttestation(attestation)
@@ -124,6 +131,19 @@ export class Operator implements Startable {
     // it is off the critical path.
     if (inline) await streamData.appendOwn(OUTPUT_CHANNEL, result.canonical)
     this.components.onOwnAttestation?.(attestation)
+  }
+
+  /**
+   * Test fault only: gossips a second, wrong result for the task signed with the same key, ahead
+   * of the right one (so no aggregator ever counts this operator before it sees both). Never stored.
+   */
+  private async equivocate (honest: Attestation): Promise<void> {
+    const wrong = wrongResult(honest.output.length > 0 ? honest.output : honest.resultHash)
+    const set = this.components.epochs.current
+    const conflicting = signAttestation(this.components.blsSecretKey, set.domain, {
+      taskId: honest.taskId, resultHash: wrong.resultHash, outputRef: wrong.resultHash, epoch: honest.epoch, operatorIndex: honest.operatorIndex, output: wrong.canonical
+    })
+    await this.components.gossip.publish('attestations', encodeAttestation(conflicting))
   }
 
   private fail (taskId: Uint8Array, reason: string): void {

@@ -38,6 +38,8 @@ export const SLOWEST_FIRST = [
   'real-models',
   'paid-e2e',
   'model-owner',
+  // issue 13: an in-process network of four with one faulty operator started twice
+  'test-faults',
   'http-api',
   'streams'
 ]
