@@ -12,7 +12,7 @@ export interface ScenarioResult {
   name: string
   /** What the scenario expects, in one sentence (printed in the table). */
   expectation: string
-  /** Tasks announced. */
+  /** Tasks tried: announced, or refused before announcing (sent = certified + noQuorum + refused + lost). */
   sent: number
   /** Tasks that ended with a verified quorum certificate. */
   certified: number
