@@ -16,8 +16,8 @@ COPY consensus consensus
 COPY storage storage
 COPY contracts contracts
 COPY node node
-COPY test test
-COPY bench bench
+# Not test/ nor bench/: nothing the image runs imports them, tsc builds what is there, and a changed
+# test does not send the build back through npm ci.
 # The npm cache survives between builds, so a source change does not download every package again.
 # Behind a TLS-inspecting proxy, pass its CA bundle as the build secret `ca`
 # (`--secret id=ca,src=$NODE_EXTRA_CA_CERTS`; deploy/testnet.sh build does): it is read for this
@@ -36,7 +36,6 @@ RUN npm prune --omit=dev --no-audit --no-fund \
  && find node_modules/onnxruntime-node/bin/napi-v*/linux -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} + \
  && find node_modules/classic-level/prebuilds -mindepth 1 -maxdepth 1 ! -name "linux-$arch" -exec rm -rf {} + \
  && rm -rf node_modules/typescript \
- && rm -rf dist/test dist/bench \
  && find dist -name '*.map' -delete
 
 # --- runtime ---

@@ -53,8 +53,11 @@ keys () {
     poi keys generate --dir "$KEYS" >/dev/null
     say "new keystore in $KEYS"
   fi
-  ADDRESS=$(poi keys show --dir "$KEYS" | sed -n 's/^address *//p')
-  PEER_ID=$(poi keys show --dir "$KEYS" | sed -n 's/^peer id *//p')
+  local shown
+  # One CLI start, not two: on a loaded machine each costs seconds.
+  shown=$(poi keys show --dir "$KEYS")
+  ADDRESS=$(sed -n 's/^address *//p' <<<"$shown")
+  PEER_ID=$(sed -n 's/^peer id *//p' <<<"$shown")
   say "address $ADDRESS, peer id $PEER_ID"
 }
 
