@@ -233,6 +233,18 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--json', 'print machine-readable event lines on stdout')
     .addHelpText('after', `(defaults of the parameters: contracts/src, as \`poi chain deploy\`'s preview prints them)${example(['poi chain deploy --rpc http://127.0.0.1:8545 --keystore ./keys --out deployment.json --epoch-duration 60'])}`)
     .action(action(async () => (await import('./chain-commands.js')).runDeploy))
+  program.commands.find(c => c.name() === 'chain')!
+    .command('faucet').description('serve a testnet\'s deployment file and fund each new address once from the keystore\'s account (GET /v1/deployment, POST /v1/fund {"address":"0x…"})')
+    .addOption(required('--chain <deployment.json>', 'the deployment it serves, on whose chain it funds'))
+    .addOption(required('--keystore <dir>', 'keystore whose Ethereum account pays the grants'))
+    .addOption(required('--http <host:port>', 'where to serve; a bare port or :port binds 127.0.0.1'))
+    .option('--rpc <url>', 'chain RPC endpoint: overrides the deployment file\'s')
+    .option('--amount <eth>', 'what each address gets, once (default: 40; at most 1000)')
+    .option('--max-grants <n>', 'how many addresses it funds in all (default: 256)')
+    .option('--state <file>', 'where the funded addresses are kept across restarts (default: faucet-grants.json beside --chain)')
+    .addHelpText('after', example(['poi chain faucet --chain deployment.json --keystore ./keys --http 0.0.0.0:8546 --amount 40',
+      'curl -s -X POST http://127.0.0.1:8546/v1/fund -H \'content-type: application/json\' -d \'{"address":"0x…"}\'']))
+    .action(action(async () => (await import('./faucet-command.js')).runFaucet))
 
   addChainOptions(program.command('epoch').description('the epochs of a network')
     .command('advance'), true)

@@ -44,12 +44,20 @@ export const SLOWEST_FIRST = [
   'streams'
 ]
 
+/**
+ * Files `npm test` runs alone, after the parallel run (package.json's test script names each):
+ * the swarm test builds images and starts a dozen containers, which takes every core of the
+ * machine and would slow the parallel files into their timeouts.
+ */
+export const RUN_ALONE = ['swarm']
+
 /** dist/test, from dist/test/helpers/suite-order.js. */
 const TEST_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 
-/** Every `*.test.js` file under `dir` (paths relative to it), slowest known first, then in name order; names of SLOWEST_FIRST with no file are left out. */
+/** Every `*.test.js` file under `dir` (paths relative to it) but RUN_ALONE's, slowest known first, then in name order; names of SLOWEST_FIRST with no file are left out. */
 export function suiteOrder (dir = TEST_DIR): string[] {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(f => f.endsWith('.test.js')).sort()
+  const alone = RUN_ALONE.map(name => `${name}.test.js`)
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(f => f.endsWith('.test.js') && !alone.includes(f)).sort()
   const first = SLOWEST_FIRST.map(name => `${name}.test.js`).filter(f => files.includes(f))
   return [...first, ...files.filter(f => !first.includes(f))]
 }
