@@ -28,6 +28,8 @@ import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../node/infere
 const MIB = 1024 * 1024
 /** The first task of a size is tried this many times (on a loaded machine the operators' first model load can outlast a deadline). */
 const WARMUP_ATTEMPTS = 3
+/** The requester's connect: its default 20 s ran out at 32 operators with the shared machine at load 50 (its dials of the bootstrap node timed out). */
+const CONNECT_TIMEOUT_MS = 120_000
 /** Per task; larger networks gather more attestations on the same two cores. */
 const TASK_TIMEOUT_MS = 120_000
 /** After the meshes form, nodes still dial, fill their DHT tables and exchange peers: wait before sampling "idle". */
@@ -200,7 +202,7 @@ async function measureSize (size: number, tasks: number, wave: number, compare: 
 
     const model = modelIdToString((await loadModelDir(SHIPPED_MODEL_DIR)).modelId)
     const dirs = await prepareNodeDir(root, 'requester')
-    client = await PoiClient.connect({ keystore: dirs.keystore, bootstrap: [net.bootstrapAddr], genesis: net.genesisPath })
+    client = await PoiClient.connect({ keystore: dirs.keystore, bootstrap: [net.bootstrapAddr], genesis: net.genesisPath, connectTimeoutMs: CONNECT_TIMEOUT_MS })
     const input = (seed: number): Record<string, unknown> => JSON.parse(new TextDecoder().decode(exampleInput(seed))) as Record<string, unknown>
     // The first task also has every operator load the model (and with --fetch-model fetch it
     // through the DHT): timed apart, and tried again if it ends without a certificate.
