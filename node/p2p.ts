@@ -36,6 +36,17 @@ const DIAL_TIMEOUT_MS = 5_000
 const INBOUND_CONNECTION_THRESHOLD = 1_000
 const RECONNECT_RETRY_INTERVAL_MS = 1_000
 const RECONNECT_BACKOFF_FACTOR = 2
+/**
+ * A node with fewer connections than this keeps looking for peers: the bootstrap nodes again
+ * when it has none, the DHT otherwise. gossipsub's mesh degree D: below it no topic can have a
+ * full mesh. Without this a node whose single dial of the bootstrap node timed out (tens of
+ * processes starting at once on a loaded machine) stayed alone for good.
+ */
+const EXPLORE_UNTIL_CONNECTIONS = 6
+/** The first retry; each further one waits twice as long, up to EXPLORE_RETRY_MAX_MS. */
+const EXPLORE_RETRY_FIRST_MS = 2_000
+/** The longest wait between two looks for peers (a small network never reaches EXPLORE_UNTIL_CONNECTIONS: it costs one DHT query a minute). */
+export const EXPLORE_RETRY_MAX_MS = 60_000
 
 export type PoiServices = {
   identify: Identify
@@ -168,7 +179,7 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
   const foreignTopics = guardForeignTopics(node.services.pubsub as unknown as GuardedGossip, Object.values(TOPICS),
     (peer, topics) => { cutOff(peer, 'foreign-topics', `it used ${topics} gossip topics that are not poi's`) })
   node.addEventListener('peer:disconnect', (evt) => { foreignTopics.forget(evt.detail) })
-  const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS)
+  const connector = new PeerConnector(node, opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS, opts.bootstrap)
   connector.start()
   node.addEventListener('stop', () => connector.stop(), { once: true })
   // gossipsub scores peers but never disconnects one: it only stops reading a peer below the
@@ -268,41 +279,79 @@ export class PeerBans {
 
 /**
  * libp2p 2 no longer dials the peers that discovery finds. This does, up to a
- * target, so gossip has topic peers beyond the bootstrap node.
+ * target, so gossip has topic peers beyond the bootstrap node; and while the node
+ * has fewer than EXPLORE_UNTIL_CONNECTIONS it looks again, with backoff.
  */
 class PeerConnector {
   private readonly node: PoiLibp2p
   private readonly target: number
+  private readonly bootstrap: string[]
   private readonly dialing = new Set<string>()
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => { void this.maybeDial(evt.detail.id) }
-  private readonly onConnect = (): void => { void this.exploreOnce() }
+  private readonly onConnect = (): void => { if (!this.explored) void this.explore() }
   private explored = false
+  private exploring = false
+  private retryMs = EXPLORE_RETRY_FIRST_MS
+  private retryTimer: NodeJS.Timeout | undefined
 
-  constructor (node: PoiLibp2p, target: number) {
+  constructor (node: PoiLibp2p, target: number, bootstrap: string[]) {
     this.node = node
     this.target = target
+    this.bootstrap = bootstrap
   }
 
   start (): void {
     this.node.addEventListener('peer:discovery', this.onDiscovery)
     this.node.addEventListener('peer:connect', this.onConnect)
+    this.scheduleRetry()
   }
 
   stop (): void {
     this.node.removeEventListener('peer:discovery', this.onDiscovery)
     this.node.removeEventListener('peer:connect', this.onConnect)
+    clearTimeout(this.retryTimer)
   }
 
-  /** After the first connection, ask the DHT for peers near us to learn the network. */
-  private async exploreOnce (): Promise<void> {
-    if (this.explored) return
+  private scheduleRetry (): void {
+    this.retryTimer = setTimeout(() => { void this.retry() }, this.retryMs)
+    this.retryTimer.unref()
+  }
+
+  /** Too few connections: dial the bootstrap nodes again (none at all) or ask the DHT (some). */
+  private async retry (): Promise<void> {
+    if (this.node.status !== 'started') return
+    const connections = this.node.getConnections().length
+    if (connections < EXPLORE_UNTIL_CONNECTIONS) {
+      if (connections === 0) {
+        log('no connections: dialing the bootstrap nodes again')
+        await Promise.all(this.bootstrap.map(async addr => {
+          await this.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+            .catch((err: Error) => { log('dial %s failed: %s', addr, err.message) })
+        }))
+      } else {
+        await this.explore()
+      }
+      this.retryMs = Math.min(this.retryMs * 2, EXPLORE_RETRY_MAX_MS)
+    } else {
+      // Enough peers: look again only if they go (checked at the longest interval).
+      this.retryMs = EXPLORE_RETRY_MAX_MS
+    }
+    if (this.node.status === 'started') this.scheduleRetry()
+  }
+
+  /** Ask the DHT for peers near us to learn the network (after the first connection, and on retries). */
+  private async explore (): Promise<void> {
+    if (this.exploring) return
     this.explored = true
+    this.exploring = true
     try {
       for await (const _ of this.node.services.dht.getClosestPeers(this.node.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS * 2) })) {
         // events are consumed for their side effect: discovered peers are dialed
       }
     } catch (err) {
-      log('initial peer exploration ended: %s', (err as Error).message)
+      log('peer exploration ended: %s', (err as Error).message)
+    } finally {
+      this.exploring = false
     }
     for (const peer of await this.node.peerStore.all()) void this.maybeDial(peer.id)
   }

@@ -8,6 +8,7 @@ import { PoiError } from '../../protocols/wire/index.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../keys.js'
 import { EXIT_WITH_PARENT_ENV, own } from './children.js'
 import { EventLog } from './event-log.js'
+import { heapFlags } from './heap-flags.js'
 import { EventLineError, parseEvent, type EventOf, type PoiEvent, type PoiEventName } from './events.js'
 
 export { EventTimeoutError } from './event-log.js'
@@ -57,10 +58,11 @@ export class ChildNode {
     this.logFile = logFile
     this.eventLog = new EventLog(name, `see ${logFile}`)
     this.log = createWriteStream(logFile, { flags: 'a' })
-    const argv = [...command, process.execPath, CLI_PATH, ...args, '--json']
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, [EXIT_WITH_PARENT_ENV]: '1' }
+    const argv = [...command, process.execPath, ...heapFlags([], childEnv.NODE_OPTIONS), CLI_PATH, ...args, '--json']
     this.proc = spawn(argv[0], argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...env, [EXIT_WITH_PARENT_ENV]: '1' }
+      env: childEnv
     })
     own(this.proc)
     this.proc.stderr?.pipe(this.log, { end: false })

@@ -58,14 +58,6 @@ export interface LocalNetworkOptions {
   progress?: (line: string) => void
   /** Extra flags per operator (e.g. --model-dir). */
   operatorArgs?: (index: number) => string[]
-  /**
-   * How long nodes may take to print their ready line and to get gossip meshes (default
-   * READY_TIMEOUT_MS, MESH_TIMEOUT_MS): the chaos suite waits longer on a machine others load too.
-   */
-  readyTimeoutMs?: number
-  meshTimeoutMs?: number
-  /** Extra environment per operator process (e.g. the chaos suite's POI_TEST_FAULT, node/roles/test-faults.ts). */
-  operatorEnv?: (index: number) => NodeJS.ProcessEnv
   /** Extra flags for every node (e.g. --probe). */
   nodeArgs?: string[]
   /**
@@ -89,6 +81,18 @@ export interface LocalNetworkOptions {
    * registered again; a new epoch starts.
    */
   resume?: boolean
+  /** How long each node may take to print its ready line; default READY_TIMEOUT_MS (larger networks on few cores, or a loaded machine, need more). */
+  readyTimeoutMs?: number
+  /** How long every node may take to find its gossip meshes once all are up; default MESH_TIMEOUT_MS. */
+  meshTimeoutMs?: number
+  /**
+   * Start the operators and the aggregator this many at a time, each wave ready before the next
+   * starts; default all at once. Tens of processes loading their modules together on two cores
+   * each take far longer to be ready than a few at a time do.
+   */
+  startWave?: number
+  /** Extra environment per operator (the chaos suite's POI_TEST_FAULT, node/roles/test-faults.ts; NODE_OPTIONS to compare V8 settings side by side). */
+  operatorEnv?: (index: number) => NodeJS.ProcessEnv
 }
 
 /** The deployment file of a chain-mode network, in its root. */
@@ -152,18 +156,27 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     const modelDirs = (opts.extraModels ?? []).length === 0 ? [] : [SHIPPED_MODEL_DIR, ...opts.extraModels!.map(m => m.dir)].flatMap(d => ['--model-dir', d])
     const bootstrap = new ChildNode('bootstrap', ['bootstrap', ...common(bootDir), ...modelDirs], join(root, 'bootstrap.log'))
     children.push(bootstrap)
-    const ready = await bootstrap.ready(opts.readyTimeoutMs ?? READY_TIMEOUT_MS)
+    const readyTimeoutMs = opts.readyTimeoutMs ?? READY_TIMEOUT_MS
+    const ready = await bootstrap.ready(readyTimeoutMs)
     const bootstrapAddr = ready.addrs.find(a => a.includes('/tcp/')) ?? ready.addrs[0]
     progress(`bootstrap ${bootstrapAddr}`)
     const grace = opts.graceMs != null ? ['--grace-ms', String(opts.graceMs)] : []
     // Operators start without the model: the bootstrap node holds it and
     // announces its shards on the DHT, and operators fetch it for the first task.
-    const operators = opDirs.map((d, i) => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`), opts.operatorEnv?.(i)))
-    children.push(...operators)
-    const aggregator = new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
-    children.push(aggregator)
-    progress(`starting ${operators.length} operators and an aggregator`)
-    await Promise.all([...operators, aggregator].map(async c => await c.ready(opts.readyTimeoutMs ?? READY_TIMEOUT_MS)))
+    const starts = [
+      ...opDirs.map((d, i) => () => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`), opts.operatorEnv?.(i))),
+      () => new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
+    ]
+    const wave = Math.max(1, opts.startWave ?? starts.length)
+    progress(`starting ${opDirs.length} operators and an aggregator${wave < starts.length ? ` (${wave} at a time)` : ''}`)
+    for (let i = 0; i < starts.length; i += wave) {
+      const started = starts.slice(i, i + wave).map(start => start())
+      children.push(...started)
+      await Promise.all(started.map(async c => await c.ready(readyTimeoutMs)))
+      if (wave < starts.length) progress(`${Math.min(i + wave, starts.length)} of ${starts.length} ready`)
+    }
+    const operators = children.slice(1, 1 + opDirs.length)
+    const aggregator = children[children.length - 1]
     progress('all nodes up; waiting for gossip meshes')
     // Operators only publish attestations (to known subscribers); relays and aggregators mesh on them.
     const meshed = (c: ChildNode) => (e: MeshEvent): boolean => e.tasks > 0 && e.certificates > 0 &&
