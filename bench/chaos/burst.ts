@@ -9,7 +9,7 @@ import { prepareNodeDir } from '../../node/cli/launcher.js'
 import { PoiClient } from '../../node/client/index.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../../node/inference/index.js'
 import type { Scenario, ScenarioContext, ScenarioResult } from './scenario.js'
-import { inMiB, MiB, RssSampler, sendTask, sleep, tally, type Outcome } from './tally.js'
+import { conclude, endedEarly, inMiB, MiB, type Outcome, RssSampler, sendTask, sleep, tally } from './tally.js'
 
 /** The issue's burst: 200 tasks in 20 s from one requester. */
 const BURST_TASKS = 200
@@ -96,11 +96,9 @@ export const burst: Scenario = {
       if (dead.length > 0) failures.push(`${dead.join(', ')} died`)
       const over = [...growth].filter(([name, g]) => g > RSS_GROWTH_BOUND_BYTES || (sampler!.peak.get(name) ?? 0) > RSS_CEILING_BYTES).map(([name]) => name)
       if (over.length > 0) failures.push(`memory over its bound on ${over.join(', ')}`)
-      result.passed = failures.length === 0
-      if (!result.passed) result.failure = failures.join('; ')
+      conclude(result, failures)
     } catch (err) {
-      result.passed = false
-      result.failure = `ended early: ${err instanceof Error ? err.message : String(err)}`
+      endedEarly(result, err)
     } finally {
       sampler?.stop()
       await client?.close()

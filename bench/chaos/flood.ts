@@ -22,7 +22,7 @@ import { createPoiLibp2p, type PoiLibp2p } from '../../node/p2p.js'
 import { TOPICS } from '../../protocols/gossip/index.js'
 import { encodeAttestation, fromHex, type Attestation } from '../../protocols/wire/index.js'
 import type { Scenario, ScenarioContext, ScenarioResult } from './scenario.js'
-import { inMiB, MiB, RssSampler, sendTask, sleep, tally, type Outcome } from './tally.js'
+import { conclude, endedEarly, inMiB, MiB, type Outcome, RssSampler, sendTask, sleep, tally } from './tally.js'
 
 /** The issue's flood: 10,000 malformed messages and 10,000 attestations with bad signatures. */
 const FLOOD_MESSAGES = 10_000
@@ -221,11 +221,9 @@ export const flood: Scenario = {
       if (rogueConnections > 0) failures.push(`the flooder still has ${rogueConnections} connections`)
       const high = over(settled)
       if (high.length > 0) failures.push(`RSS of ${high.join(', ')} did not settle within ${RSS_SETTLE_MARGIN_BYTES / MiB} MiB of baseline`)
-      result.passed = failures.length === 0
-      if (!result.passed) result.failure = failures.join('; ')
+      conclude(result, failures)
     } catch (err) {
-      result.passed = false
-      result.failure = `ended early: ${err instanceof Error ? err.message : String(err)}`
+      endedEarly(result, err)
     } finally {
       sampler?.stop()
       await rogue?.stop()

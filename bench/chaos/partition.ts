@@ -21,7 +21,7 @@ import { ChildNode, prepareNodeDir, type MeshEvent } from '../../node/cli/launch
 import { PoiClient } from '../../node/client/index.js'
 import { loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../../node/inference/index.js'
 import type { Scenario, ScenarioContext, ScenarioResult } from './scenario.js'
-import { sendTask, sleep, tally, type Outcome } from './tally.js'
+import { conclude, endedEarly, type Outcome, sendTask, sleep, tally } from './tally.js'
 
 const run = promisify(execFile)
 
@@ -238,11 +238,9 @@ export const partition: Scenario = {
       if (t.lost > 0) failures.push(`${t.lost} tasks lost`)
       const dead = children.filter(c => !c.running).map(c => c.name)
       if (dead.length > 0) failures.push(`${dead.join(', ')} died`)
-      result.passed = failures.length === 0
-      if (!result.passed) result.failure = failures.join('; ')
+      conclude(result, failures)
     } catch (err) {
-      result.passed = false
-      result.failure = `ended early: ${err instanceof Error ? err.message : String(err)}`
+      endedEarly(result, err)
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { NoQuorumError, PoiError, TaskRefusedError, type PoiClient, type SubmittedTask } from '../../node/client/index.js'
-import { exampleInput } from '../../node/cli/devnet.js'
+import { inputOf } from './harness.js'
+import type { ScenarioResult } from './scenario.js'
 
 /**
  * How long past its deadline a task's result may take to settle before it counts as lost: the
@@ -20,10 +21,6 @@ export type Outcome =
   | { kind: 'refused', taskId?: string, at: number, reason: string }
   | { kind: 'lost', taskId?: string, at: number, reason: string }
 
-/** The shipped model's example input as JSON tensors, a different one per seed (distinct tasks). */
-export function inputOf (seed: number): Record<string, unknown> {
-  return JSON.parse(new TextDecoder().decode(exampleInput(seed))) as Record<string, unknown>
-}
 
 /** A refusal's reason with task ids and numbers blanked, so reasons can be counted. */
 export function reasonKind (err: unknown): string {
@@ -127,3 +124,15 @@ export function inMiB (m: Map<string, number>): Record<string, number> {
 }
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** Ends a result once its checks ran: it held when nothing failed, else the failures are its reason. */
+export function conclude (result: ScenarioResult, failures: string[]): void {
+  result.passed = failures.length === 0
+  if (!result.passed) result.failure = failures.join('; ')
+}
+
+/** A scenario that threw before its checks: failed, with what stopped it. */
+export function endedEarly (result: ScenarioResult, err: unknown): void {
+  result.passed = false
+  result.failure = `ended early: ${err instanceof Error ? err.message : String(err)}`
+}
