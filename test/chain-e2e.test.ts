@@ -374,7 +374,7 @@ describe('end to end on a real chain (anvil)', function () {
       await chainControl.setAutomine(true)
       mining = true
       assert.equal(await client.result(result.taskId), undefined, 'the certificate reached the chain before the kill')
-      const restarted = new ChildNode('aggregator-restarted', [...net.aggregator.proc.spawnargs.slice(2).filter(a => a !== '--json')], join(root, 'aggregator-restarted.log'))
+      const restarted = new ChildNode('aggregator-restarted', net.aggregator.args, join(root, 'aggregator-restarted.log'))
       extraChildren.push(restarted)
       await restarted.ready()
       const accepted = await client.waitForAcceptance(result.taskId, ACCEPTANCE_TIMEOUT_MS)

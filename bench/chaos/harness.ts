@@ -164,9 +164,7 @@ export async function crash (node: ChildNode): Promise<void> {
 
 /** Starts `node` again as `name`, with the same command line (keys, data dir, chain, bootstrap) and `env`. */
 export function restart (c: ChaosNetwork, node: ChildNode, name: string, env?: NodeJS.ProcessEnv): ChildNode {
-  // spawnargs: node, the CLI, its arguments…, --json (which ChildNode adds again).
-  const args = node.proc.spawnargs.slice(2).filter(a => a !== '--json')
-  const again = new ChildNode(name, args, join(c.net.root, `${name}.log`), env)
+  const again = new ChildNode(name, node.args, join(c.net.root, `${name}.log`), env)
   c.extra.push(again)
   return again
 }

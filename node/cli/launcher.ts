@@ -41,6 +41,8 @@ export class ChildExitedError extends PoiError {
  */
 export class ChildNode {
   readonly name: string
+  /** The `poi` arguments it was started with (without --json, which the launcher adds): what a restart of the same node passes again. */
+  readonly args: string[]
   readonly proc: ChildProcess
   readonly logFile: string
   readonly exited: Promise<{ code: number | null, signal: string | null }>
@@ -55,6 +57,7 @@ export class ChildNode {
    */
   constructor (name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}, command: string[] = []) {
     this.name = name
+    this.args = [...args]
     this.logFile = logFile
     this.eventLog = new EventLog(name, `see ${logFile}`)
     this.log = createWriteStream(logFile, { flags: 'a' })
