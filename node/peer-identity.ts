@@ -16,7 +16,7 @@
  * to each other (libp2p refuses to dial itself), DHT peers never tell a peer about itself, and
  * a pure operator does not subscribe to attestations (and its twin's are byte-identical: BLS
  * signatures are deterministic). A third node can: it holds two open connections proving one
- * peer id whose identify answers differ (listen addresses, signed peer record sequence), which
+ * peer id whose identify answers differ (listen addresses), which
  * one process never gives. It reports that itself and opens a notice stream
  * (DUPLICATE_IDENTITY_PROTOCOL) on both connections, so both processes warn. Known limits: two
  * light peers (no listen addresses) are not told apart; an old connection of a restarted node
@@ -191,7 +191,11 @@ export function peerIdentityGuard (): PeerIdentityGuard {
         const addrs = r.listenAddrs.map(a => a.toString()).sort()
         // A light peer listens nowhere: two of them cannot be told apart from one.
         if (addrs.length === 0) return
-        const listen = `${r.signedPeerRecord?.seq ?? ''}|${addrs.join(',')}`
+        // Listen addresses only: one process re-signs its peer record (a new seq) whenever its
+        // addresses or protocols change, so two identify answers of one process a moment apart
+        // differ in seq, and comparing it reported every node that had two connections to one
+        // peer (a simultaneous dial) as a duplicate of itself (seen in every 6-operator devnet).
+        const listen = addrs.join(',')
         identified.set(r.connection.id, { listen, addrs })
         const others = node.getConnections(r.peerId).filter(c => c.id !== r.connection.id && c.status === 'open')
         for (const other of others) {

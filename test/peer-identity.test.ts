@@ -121,6 +121,41 @@ describe('peer identity', function () {
     })
   })
 
+  describe('one process with two connections', () => {
+    const nodes: PoiLibp2p[] = []
+    after(async () => { for (const n of nodes) await n.stop() })
+
+    it('is not reported as a duplicate when its two identify answers carry different record sequence numbers', async () => {
+      // A node that has not stored its own signed peer record yet seals a fresh one per identify
+      // answer (seq = the time in ms): two connections opened at once (a simultaneous dial) got
+      // two seqs, and every 6-operator devnet reported its nodes as duplicates of themselves.
+      const start = async (listen: string[]): Promise<PoiLibp2p> => {
+        const node = await createPoiLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen, bootstrap: [], dhtClientMode: listen.length === 0 })
+        nodes.push(node)
+        await node.start()
+        return node
+      }
+      const listener = await start(['/ip4/127.0.0.1/tcp/0'])
+      const dialer = await start([])
+      const seqs: bigint[] = []
+      const identified = new Promise<void>(resolve => {
+        dialer.addEventListener('peer:identify', (evt) => {
+          if (!evt.detail.peerId.equals(listener.peerId)) return
+          seqs.push(evt.detail.signedPeerRecord?.seq ?? -1n)
+          if (seqs.length === 2) resolve()
+        })
+      })
+      await dialer.dial(listener.getMultiaddrs()[0])
+      // A second connection, a few ms later, as a simultaneous dial leaves.
+      await new Promise(resolve => setTimeout(resolve, 5))
+      await dialer.dial(listener.getMultiaddrs()[0], { force: true })
+      await identified
+      assert.equal(dialer.getConnections(listener.peerId).length, 2, 'two open connections to one process')
+      assert.equal(new Set(seqs).size, 2, `the case under test: two identify answers with different seqs (got ${seqs.join(', ')})`)
+      assert.equal(peerIdentityOf(dialer)?.duplicateReports(), 0, 'one process is not its own duplicate')
+    })
+  })
+
   describe('a second process with the same keystore', () => {
     let net: TestNetwork
     // Three operators of equal stake: quorum (6667 bps) needs all three, so a certificate proves
