@@ -30,6 +30,14 @@ export const DHT_PROTOCOL = '/poi/kad/1.0.0'
 export const DEFAULT_TARGET_CONNECTIONS = 24
 const DIAL_TIMEOUT_MS = 5_000
 /**
+ * A bootstrap node is every node's first peer until the DHT gives it others. At the 64 of any
+ * other node it saturated once 64 nodes had joined (bench:scale, 64 operators: every operator
+ * started after that held 0 or 1 connections and never reached a gossip mesh). Its connections
+ * are short-lived work (a DHT query, gossip until the newcomer's own meshes form), so it takes
+ * many; beyond this libp2p prunes its least useful ones.
+ */
+export const BOOTSTRAP_MAX_CONNECTIONS = 1_024
+/**
  * Many processes dial a fresh node at once on a devnet; libp2p's default of 5
  * inbound connections per second per host would turn most of them away.
  */
@@ -66,6 +74,8 @@ export interface P2pOptions {
   /** Requesters are light peers: they query the DHT but do not serve it. */
   dhtClientMode: boolean
   targetConnections?: number
+  /** A bootstrap node: every newcomer's first peer, so it accepts up to BOOTSTRAP_MAX_CONNECTIONS. */
+  bootstrapNode?: boolean
   /** libp2p's own metrics (@libp2p/prometheus-metrics) go into this registry (the node's, node/api/metrics.ts); none without it. */
   metricsRegistry?: Registry
 }
@@ -135,15 +145,20 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     connectionManager: {
       inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD,
-      maxConnections: Math.max(64, (opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS) * 2),
+      maxConnections: opts.bootstrapNode === true ? BOOTSTRAP_MAX_CONNECTIONS : Math.max(64, (opts.targetConnections ?? DEFAULT_TARGET_CONNECTIONS) * 2),
       // libp2p 2.10 leaves these undefined for p-retry, which then retries
       // a lost peer every millisecond (and warns TimeoutNaNWarning).
       reconnectRetryInterval: RECONNECT_RETRY_INTERVAL_MS,
       reconnectBackoffFactor: RECONNECT_BACKOFF_FACTOR
     },
-    // A node busy running a model answers pings late; dropping the connection
-    // for that would cut it off exactly when its attestation is due.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // libp2p's connection monitor pings every connection every 10 s, each ping a new stream,
+    // and every stream, in or out, rewrites the peer's peer-store record (protocols merged in).
+    // With dropping on a failed ping off (a node busy running a model answers late, and cutting it
+    // off then would lose its attestation) the pings only measured round trips nobody reads, and
+    // at 24-30 connections per node they were most of an idle node's CPU (profile of an idle
+    // operator in a 64-operator network: peer-store merges 38 % of its samples). Dead connections
+    // still end on a TCP error or reset; yamux still sends its keepalive pings (frames, not streams).
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),

@@ -380,7 +380,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const metrics = opts.metrics === false ? undefined : new NodeMetrics({ role: rolesOf(opts).join('+'), peerId: peerIdFromPrivateKey(privateKey).toString() })
     let libp2p: PoiLibp2p
     try {
-      libp2p = await createPoiLibp2p({ privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light, metricsRegistry: metrics?.registry })
+      libp2p = await createPoiLibp2p({ privateKey, listen: opts.light ? [] : opts.config.listen, bootstrap: opts.config.bootstrap, dhtClientMode: opts.light, bootstrapNode: rolesOf(opts).includes('bootstrap'), metricsRegistry: metrics?.registry })
     } catch (err) {
       await store?.close()
       throw err
