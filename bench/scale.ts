@@ -11,7 +11,7 @@
  * push the machine (shared with others) into swap or the OOM killer. `--compare` runs one
  * network whose operators alternate between V8's default heap settings, poi's
  * (node/cli/heap-flags.ts) and a larger cap, so the memory cut and its CPU and latency cost are
- * read side by side in one run (use a size that is a multiple of 3).
+ * read side by side in one run (use a size that is a multiple of 4).
  */
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -152,15 +152,18 @@ interface SizeResult {
 }
 
 /**
- * The variants of --compare, by operator index: V8's own young-generation sizing, poi's cap
- * (node/cli/heap-flags.ts; the launcher adds it when NODE_OPTIONS does not choose) and a cap
- * four times larger, for the CPU the smaller one may cost.
+ * The variants of --compare, by operator index: poi's defaults, and the process settings that
+ * could cut an idle operator's memory further, side by side in one network: V8's own
+ * young-generation sizing (what poi's cap, node/cli/heap-flags.ts, saves), glibc with two malloc
+ * arenas instead of one per thread (MALLOC_ARENA_MAX), and one V8 platform worker thread
+ * instead of four (--v8-pool-size: fewer threads, fewer arenas and stacks, GC helped by fewer).
  */
 const VARIANTS: Array<{ name: string, env: NodeJS.ProcessEnv }> = [
+  { name: `poi (semi ${MAX_SEMI_SPACE_MIB} MiB)`, env: {} },
   // 0 is V8's "size it yourself"; an explicit flag keeps the launcher from adding its own.
   { name: 'v8-default', env: { NODE_OPTIONS: '--max-semi-space-size=0' } },
-  { name: `poi (semi ${MAX_SEMI_SPACE_MIB} MiB)`, env: {} },
-  { name: `semi ${4 * MAX_SEMI_SPACE_MIB} MiB`, env: { NODE_OPTIONS: `--max-semi-space-size=${4 * MAX_SEMI_SPACE_MIB}` } }
+  { name: 'malloc arenas 2', env: { MALLOC_ARENA_MAX: '2' } },
+  { name: 'v8 pool 1', env: { NODE_OPTIONS: `--max-semi-space-size=${MAX_SEMI_SPACE_MIB} --v8-pool-size=1` } }
 ]
 
 async function measureSize (size: number, tasks: number, wave: number, compare: boolean, fetchModel: boolean, log: (s: string) => void): Promise<SizeResult> {
