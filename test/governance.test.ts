@@ -9,7 +9,7 @@ import { encodeFunctionData, parseEventLogs, toHex, type TransactionReceipt } fr
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
   ANVIL_PRIVATE_KEYS, OperatorRegistryAbi, TaskManagerAbi, TimelockControllerAbi, castVote, claimRewards, delegateVotes, deployPoi, deposit, executeProposal,
-  parameterChangeProposal, pauseNetwork, proposalIdOf, proposalState, propose, queueProposal, readGovernorSettings, readOperatorSet, readParameter,
+  GovernanceError, governedParameter, parameterChangeProposal, parameterContract, parseParameterValue, pauseNetwork, proposalIdOf, proposalState, propose, queueProposal, readGovernorSettings, readOperatorSet, readParameter,
   readPause, readProposal, readVault, readVotes, registerOperator, requestExit, requestWithdrawal, setGuardianDirect, setParameterDirect,
   submitCertificate, unpauseDirect, unpauseProposal, withdraw, withdrawCredit, withdrawStake, type GovernedParameter, type OnChainOperatorSet,
   type ParameterValue, type PoiDeployment, type Proposal
@@ -308,6 +308,17 @@ describe('governance: keepOwner deployments and the setters\' bounds', function 
     for (const address of [d.registry, d.taskManager, d.slashing]) {
       assert.equal(await chain.publicClient.readContract({ address, abi: OperatorRegistryAbi, functionName: 'owner' }), chain.wallets[0].account.address)
     }
+  })
+
+  it('parses and encodes parameter values by name, refusing unknown names and malformed values', () => {
+    assert.equal(parseParameterValue('protocolFeeBps', '50'), 50n)
+    assert.equal(parseParameterValue('treasury', chain.wallets[3].account.address.toLowerCase()), chain.wallets[3].account.address)
+    assert.throws(() => parseParameterValue('minTaskFee', '1.5'), GovernanceError)
+    assert.throws(() => parseParameterValue('treasury', '0x12'), GovernanceError)
+    assert.throws(() => governedParameter('asset'), /unknown parameter "asset"; governed parameters: minStake, exitDelay/)
+    assert.equal(parameterContract(d, 'exitDelay'), d.registry)
+    assert.equal(parameterContract(d, 'withdrawalDelay'), d.taskManager)
+    assert.equal(parameterContract(d, 'reporterBps'), d.slashing)
   })
 
   it('refuses each bound with its named error and sets values within them', async () => {
