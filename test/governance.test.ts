@@ -16,8 +16,8 @@ import {
 } from '../contracts/index.js'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ChainClient, SettlementPausedError } from '../node/chain-client.js'
-import { NetworkQuorum } from '../node/roles/index.js'
-import type { TaskAnnouncement } from '../protocols/wire/index.js'
+import { NetworkQuorum, PaymentGate } from '../node/roles/index.js'
+import { taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { ETHER } from './consensus-fixtures.js'
 import {
   expectRevert, makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain, type Wallet
@@ -361,6 +361,27 @@ describe('governance: keepOwner deployments and the setters\' bounds', function 
     }
     // an unknown name reaches the contract as UnknownParameter
     await expectRevert(owner.writeContract({ address: d.taskManager, abi: TaskManagerAbi, functionName: 'setParameter', args: [toHex('asset', { size: 32 }), 1n] }), 'UnknownParameter')
+  })
+
+  it('a running node admits by a changed minimum fee without a restart (payment terms read again after their TTL)', async () => {
+    const client = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...d })
+    const gate = new PaymentGate({
+      paymentTerms: async () => await client.paymentTerms(),
+      modelFee: async () => 0n,
+      requesterAccount: async (requester, taskIds) => await client.requesterAccount(requester, taskIds)
+    }, { termsTtlMs: 0 })
+    await deposit(chain.wallets[8], chain.publicClient, d.taskManager, ETHER)
+    const minTaskFee = 10n ** 14n
+    await setParameterDirect(chain.wallets[0], chain.publicClient, d, 'minTaskFee', minTaskFee)
+    const admit = async (label: string): Promise<unknown> => {
+      const task = await paidTask(chain, label, { requester: 8, fee: minTaskFee })
+      return await gate.admit(taskIdOf(task, d.taskManager), task)
+    }
+    assert.equal(await admit('old-minimum'), undefined)
+    await setParameterDirect(chain.wallets[0], chain.publicClient, d, 'minTaskFee', minTaskFee * 2n)
+    const refusal = await admit('new-minimum') as { verdict: string, reason: string }
+    assert.equal(refusal.verdict, 'reject')
+    assert.match(refusal.reason, new RegExp(`network minimum ${minTaskFee * 2n} wei`))
   })
 
   it('lets the owner (not the guardian role alone) unpause, and a new guardian pause', async () => {
