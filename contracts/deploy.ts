@@ -2,9 +2,10 @@
  * Deploys the poi contracts in dependency order (registry → model registry → the ERC-8004
  * Identity Registry and the Validation Registry over it → task manager, which is also the payment
  * vault and the validator that answers tasks naming a validation request → slashing manager) and
- * makes the slashing manager the registry's slasher. The deployer account becomes the registry
- * owner; after setSlasher it has no remaining power. The ModelRegistry and the ERC-8004 registries
- * have no owner of their own. The result names every contract and the payment asset.
+ * makes the slashing manager the registry's slasher and binds the task manager to the model
+ * registry (which it pays access purchases into and takes credits from at settlement). The deployer
+ * account becomes the registry owner; after setSlasher and bindTaskManager it has no remaining
+ * power. The ModelRegistry and the ERC-8004 registries have no owner of their own. The result names every contract and the payment asset.
  */
 import { encodeDeployData, getAddress, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
@@ -184,7 +185,7 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
 /** The gas each deployment of deployPoi is estimated to take, and their sum. */
 export interface DeployPoiGasEstimate {
   perContract: Record<PoiContractName, bigint>
-  /** The six deployments; the setSlasher call that follows is not in it (it needs the deployed registry). */
+  /** The six deployments; the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
   total: bigint
 }
 
@@ -261,6 +262,10 @@ export async function deployPoi (
   await mined(await walletClient.writeContract({
     address: address('OperatorRegistry'), abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [address('SlashingManager')]
   }), 'OperatorRegistry.setSlasher')
+  // The ModelRegistry's one binding: the TaskManager alone takes credits at settlement and receives access purchases.
+  await mined(await walletClient.writeContract({
+    address: address('ModelRegistry'), abi: ModelRegistryAbi, functionName: 'bindTaskManager', args: [address('TaskManager')]
+  }), 'ModelRegistry.bindTaskManager')
 
   return {
     chainId: await publicClient.getChainId(),

@@ -25,7 +25,7 @@ export { createOperator, Operator, type OperatorComponents } from './operator.js
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
 export {
   PaymentGate, PAYMENT_CACHE_MS, PAYMENT_SWEEP_MS,
-  type PaymentChain, type PaymentGateInit, type PaymentRefusal, type PaymentTerms, type RequesterAccount
+  type CreditAccount, type PaymentChain, type PaymentGateInit, type PaymentRefusal, type PaymentTerms, type RequesterAccount
 } from './payment-gate.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
 export {
