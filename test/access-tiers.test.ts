@@ -12,9 +12,12 @@ import {
   ModelRegistryAbi, ModelRegistryError, TaskManagerAbi, buyModelAccess, modelKeyOf, certificateCalldata, deposit, readAccess, readCredit, readModel, readOperatorSet, registerModel,
   setModelAccessTier, setModelActive, setModelAllowed, submitCertificate, withdrawCredit, type OnChainOperatorSet
 } from '../contracts/index.js'
-import type { TaskAnnouncement } from '../protocols/wire/index.js'
+import { ChainClient } from '../node/chain-client.js'
+import { PaymentGate } from '../node/roles/index.js'
+import { taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { ETHER } from './consensus-fixtures.js'
 import { ownedManifest, type OwnedManifest } from './helpers/model-manifests.js'
+import { until } from './helpers/wait.js'
 import { chainNowMs, expectRevert, makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
 
 const CHAIN_TIMEOUT_MS = 60_000
@@ -83,6 +86,10 @@ describe('model access tiers on-chain (ModelRegistry, TaskManager settlement)', 
     const owner = chain.wallets[OWNER]
     ;[subscription, credits, allowlist] = await Promise.all(['subscription', 'credits', 'allowlist'].map(async name => await ownedManifest(address(OWNER), name)))
     for (const m of [subscription, credits, allowlist]) await registerModel(owner, chain.publicClient, registry(), m.modelId, m.block, 0n)
+    // each test passes alone: the tiers are set here (the tier test sets the subscription's again)
+    await setModelAccessTier(owner, chain.publicClient, registry(), subscription.modelId, 'subscription', PERIOD_PRICE, PERIOD)
+    await setModelAccessTier(owner, chain.publicClient, registry(), credits.modelId, 'credits', CREDIT_PRICE)
+    await setModelAccessTier(owner, chain.publicClient, registry(), allowlist.modelId, 'allowlist', 0n)
     for (const i of [OTHER, REQUESTER]) await deposit(chain.wallets[i], chain.publicClient, tm(), ETHER)
   })
   after(async () => { await chain?.stop() })
@@ -114,8 +121,6 @@ describe('model access tiers on-chain (ModelRegistry, TaskManager settlement)', 
     assert.deepEqual(changed.args, { modelKey: modelKeyOf(id), tier: 3, price: PERIOD_PRICE, period: PERIOD })
     // access is paid at purchase: the per-task fee is 0 under a prepaid tier
     assert.deepEqual(await readModel(chain.publicClient, registry(), id).then(m => [m?.accessPolicy, m?.fee, m?.price, m?.period]), ['subscription', 0n, PERIOD_PRICE, PERIOD])
-    await setModelAccessTier(owner, chain.publicClient, registry(), credits.modelId, 'credits', CREDIT_PRICE)
-    await setModelAccessTier(owner, chain.publicClient, registry(), allowlist.modelId, 'allowlist', 0n)
   })
 
   it('refuses purchases of an inactive model, of a tier the model does not offer, of nothing, and with the wrong payment', async () => {
@@ -218,6 +223,46 @@ describe('model access tiers on-chain (ModelRegistry, TaskManager settlement)', 
     assert.equal((await readAccess(chain.publicClient, registry(), id, address(REQUESTER))).credits, 0n)
     await refusedAtSettlement(await task('cr-3'), 'cr-3', 'NoCreditsLeft')
     assert.equal(await chain.publicClient.readContract({ address: registry(), abi: ModelRegistryAbi, functionName: 'hasAccess', args: [bytesToHex(id), address(REQUESTER), BigInt(Math.floor(Date.now() / 1000))] }), false)
+  })
+
+  it('full nodes: refuse with the reason at the task\'s deadline, and count the credits their pending tasks hold', async () => {
+    // A fresh credits model, so the credits here are this test's alone.
+    const owner = chain.wallets[OWNER]
+    const model = await ownedManifest(address(OWNER), 'gate-credits')
+    await registerModel(owner, chain.publicClient, registry(), model.modelId, model.block, 0n)
+    await setModelAccessTier(owner, chain.publicClient, registry(), model.modelId, 'credits', CREDIT_PRICE)
+    const node = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
+    const id = bytesToHex(model.modelId)
+    const requester = address(OTHER)
+    assert.match(await node.modelRefusal(model.modelId, requester) ?? '', new RegExp(`requester ${requester} has no credits left for model ${id} \\(buy some with poi model buy ${id} --credits <n>\\)`))
+    assert.equal(await node.modelRefusal(model.modelId, address(OWNER)), undefined, 'the owner needs none')
+    // subscription: none, then one that ends before a late deadline
+    const sub = subscription.modelId
+    assert.match(await node.modelRefusal(sub, requester) ?? '', /has no subscription to model 0x[0-9a-f]+ \(buy one with poi model buy/)
+    const { expiresAt } = await buyModelAccess(chain.wallets[OTHER], chain.publicClient, registry(), sub, 'subscription', 1n)
+    await until(async () => await node.modelRefusal(sub, requester, Number(expiresAt!) * 1000 - 1) === undefined, 10_000, 'the node seeing the subscription')
+    const late = await node.modelRefusal(sub, requester, Number(expiresAt!) * 1000)
+    assert.match(late ?? '', new RegExp(`subscription to model 0x[0-9a-f]+ ${expiresAt! * 1000n <= BigInt(Date.now()) ? 'ended' : 'ends'} at ${new Date(Number(expiresAt!) * 1000).toISOString()}`))
+    // allowlist
+    assert.match(await node.modelRefusal(allowlist.modelId, address(STRANGER)) ?? '', /requester 0x[0-9a-fA-F]+ is not on the allowlist of model/)
+
+    // one credit: a node admits one task at a time for it
+    await buyModelAccess(chain.wallets[OTHER], chain.publicClient, registry(), model.modelId, 'credits', 1n)
+    await until(async () => await node.modelRefusal(model.modelId, requester) === undefined, 10_000, 'the node seeing the credit')
+    const gate = new PaymentGate(node)
+    const [a, b] = await Promise.all(['gate-a', 'gate-b'].map(async label => await paidTask(chain, label, { modelId: model.modelId, requester: OTHER, fee: fee() })))
+    const idOf = (t: TaskAnnouncement): Uint8Array => taskIdOf(t, tm())
+    // a burst: both asked at once, one admitted
+    const verdicts = await Promise.all([gate.admit(idOf(a), a), gate.admit(idOf(b), b)])
+    assert.equal(verdicts[0], undefined)
+    assert.match(verdicts[1]?.reason ?? '', new RegExp(`requester ${requester.toLowerCase()} has 1 credit left for model ${id} and 1 pending task here already holds it \\(buy more`))
+    assert.equal(verdicts[1]?.verdict, 'ignore')
+    // a settles and uses the credit: b is refused for want of credits, not for a's pending hold
+    await certify(a, 'gate-a')
+    gate.certified(idOf(a))
+    assert.match((await gate.admit(idOf(b), b))?.reason ?? '', /has no credits left for model/)
+    await buyModelAccess(chain.wallets[OTHER], chain.publicClient, registry(), model.modelId, 'credits', 1n)
+    assert.equal(await gate.admit(idOf(b), b), undefined)
   })
 
   it('allowlist: settlement refuses a requester who is not on the list, and settles once it is', async () => {

@@ -296,14 +296,13 @@ contract ModelRegistry {
         emit CreditsPurchased(modelKey, msg.sender, credits, paid, balance);
     }
 
-    /// @notice The TaskManager, at settlement: checks that `requester` may use the model with key
+    /// @notice The TaskManager, at settlement (the only caller a credit is taken for): checks that `requester` may use the model with key
     /// `modelKey` for a task whose deadline is `atTime` (unix seconds), takes one credit under
     /// TIER_CREDITS, and returns who is paid the per-task fee and how much ((0, 0) for an
     /// unregistered model, which stays open as before). Reverts NotAllowed, SubscriptionEnded or
     /// NoCreditsLeft otherwise. The active flag is not checked here: deactivating a model stops
     /// nodes from taking new tasks, while tasks already served still settle and pay their signers.
     function useAccess(bytes32 modelKey, address requester, uint64 atTime) external returns (address owner, uint256 fee) {
-        if (msg.sender != taskManager) revert NotTaskManager(msg.sender, taskManager);
         Model storage m = _models[modelKey];
         (owner, fee) = (m.owner, m.fee);
         uint8 tier = m.accessPolicy;
@@ -318,6 +317,9 @@ contract ModelRegistry {
             if (atTime >= expiresAt) revert SubscriptionEnded(modelKey, requester, expiresAt, atTime);
             return (owner, fee);
         }
+        // Only here does useAccess write, so only here is the caller checked: the other tiers
+        // answer anyone as a view would, and the TaskManager's certificate skips a cold SLOAD.
+        if (msg.sender != taskManager) revert NotTaskManager(msg.sender, taskManager);
         uint64 credits = a.credits;
         if (credits == 0) revert NoCreditsLeft(modelKey, requester);
         unchecked {
