@@ -24,10 +24,11 @@ const log = logger('poi:chain')
 export const EPOCH_POLL_MS = 1_000
 const RPC_TIMEOUT_MS = 10_000
 /**
- * How long a model's registry entry (and a requester's place on its
- * allowlist) is trusted before it is read again: relays and operators check
- * every task, so this bounds RPC calls to one per model per interval, and a
- * deactivated model stops being served within it.
+ * How long a model's registry entry is trusted before it is read again:
+ * relays and operators check every task, so this bounds RPC calls to one per
+ * model per interval, and a deactivated model stops being served within it.
+ * A requester's standing under the model's access tier is read more often
+ * (ACCESS_CACHE_MS).
  */
 export const MODEL_CACHE_MS = 30_000
 /**

@@ -3,13 +3,14 @@
  * a tier and its terms, requesters buy a subscription or credits paid to the owner's credit to the
  * wei, the TaskManager checks access again at settlement (at the task's deadline) and takes a
  * credit, and every bad input reverts with its named error and moves nothing. The same tiers
- * through a network of real nodes are in access-network.test.ts.
+ * through a network of real nodes are in access-network.test.ts. A second, small chain pays in an
+ * ERC-20 (TestToken) to show purchases work the same there.
  */
 import assert from 'node:assert/strict'
 import { bytesToHex, parseEventLogs, type TransactionReceipt } from 'viem'
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
-  ModelRegistryAbi, ModelRegistryError, TaskManagerAbi, buyModelAccess, modelKeyOf, certificateCalldata, deposit, readAccess, readCredit, readModel, readOperatorSet, registerModel,
+  ModelRegistryAbi, ModelRegistryError, TaskManagerAbi, TestTokenAbi, buyModelAccess, modelKeyOf, certificateCalldata, deposit, readAccess, readCredit, readModel, readOperatorSet, registerModel,
   setModelAccessTier, setModelActive, setModelAllowed, submitCertificate, withdrawCredit, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
@@ -272,5 +273,35 @@ describe('model access tiers on-chain (ModelRegistry, TaskManager settlement)', 
     assert.equal(who, address(REQUESTER))
     await setModelAllowed(chain.wallets[OWNER], chain.publicClient, registry(), id, address(REQUESTER), true)
     await certify(task, 'al-1')
+  })
+})
+
+describe('model access tiers on-chain: purchases in an ERC-20', function () {
+  this.timeout(CHAIN_TIMEOUT_MS)
+  let chain: PoiChain
+  before(async () => { chain = await startPoiChain({}, {}, { testToken: true }) })
+  after(async () => { await chain?.stop() })
+
+  it('pulls the price in the token after an approval, credits the owner exactly, and takes no ETH', async () => {
+    const token = chain.deployment.paymentAsset
+    const [owner, requester] = [chain.wallets[OWNER], chain.wallets[REQUESTER]]
+    const registry = chain.deployment.modelRegistry
+    const model = await ownedManifest(owner.account.address, 'erc20-credits')
+    await registerModel(owner, chain.publicClient, registry, model.modelId, model.block, 0n)
+    await setModelAccessTier(owner, chain.publicClient, registry, model.modelId, 'credits', CREDIT_PRICE)
+    const minted = 10n * CREDIT_PRICE
+    await chain.publicClient.waitForTransactionReceipt({ hash: await requester.writeContract({ address: token, abi: TestTokenAbi, functionName: 'mint', args: [requester.account.address, minted] }) })
+    // ETH sent on a token network is refused with the vault's error
+    await expectRevert(chain.publicClient.simulateContract({
+      account: requester.account, address: registry, abi: ModelRegistryAbi, functionName: 'buyCredits', args: [bytesToHex(model.modelId), 1n], value: 1n
+    }), 'WrongDepositValue')
+    const bought = await buyModelAccess(requester, chain.publicClient, registry, model.modelId, 'credits', 3n)
+    assert.deepEqual([bought.paid, bought.credits], [3n * CREDIT_PRICE, 3n])
+    const balanceOf = async (who: `0x${string}`): Promise<bigint> => await chain.publicClient.readContract({ address: token, abi: TestTokenAbi, functionName: 'balanceOf', args: [who] })
+    assert.equal(await balanceOf(requester.account.address), minted - 3n * CREDIT_PRICE)
+    assert.equal(await readCredit(chain.publicClient, chain.deployment.taskManager, owner.account.address), 3n * CREDIT_PRICE)
+    const { amount } = await withdrawCredit(owner, chain.publicClient, chain.deployment.taskManager)
+    assert.equal(amount, 3n * CREDIT_PRICE)
+    assert.equal(await balanceOf(owner.account.address), 3n * CREDIT_PRICE, 'the owner received the token, to the wei')
   })
 })
