@@ -2,7 +2,8 @@
  * Deploys the poi contracts in dependency order (registry → model registry → the ERC-8004
  * Identity Registry and the Validation Registry over it → task manager, which is also the payment
  * vault and the validator that answers tasks naming a validation request → slashing manager) and
- * makes the slashing manager the registry's slasher. Then governance: a TimelockController (as
+ * makes the slashing manager the registry's slasher and binds the task manager to the model
+ * registry (which it pays access purchases into and takes credits from at settlement). Then governance: a TimelockController (as
  * OpenZeppelin ships it) and a PoiGovernor voting with the registry's stake; the governor is the
  * timelock's only proposer and canceller, anyone may execute what the timelock holds ready, the
  * deployer names the guardian, renounces the timelock's admin role and transfers the ownership of
@@ -233,7 +234,7 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
 /** The gas each deployment of deployPoi is estimated to take, and their sum. */
 export interface DeployPoiGasEstimate {
   perContract: Record<PoiContractName, bigint>
-  /** The six deployments; the setSlasher call that follows is not in it (it needs the deployed registry). */
+  /** The six deployments; the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
   total: bigint
 }
 
@@ -319,6 +320,10 @@ export async function deployPoi (
   await mined(await walletClient.writeContract({
     address: address('OperatorRegistry'), abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [address('SlashingManager')]
   }), 'OperatorRegistry.setSlasher')
+  // The ModelRegistry's one binding: the TaskManager alone takes credits at settlement and receives access purchases.
+  await mined(await walletClient.writeContract({
+    address: address('ModelRegistry'), abi: ModelRegistryAbi, functionName: 'bindTaskManager', args: [address('TaskManager')]
+  }), 'ModelRegistry.bindTaskManager')
   const deployer = walletClient.account.address
   const guardian = p.guardian === DEPLOYER ? deployer : getAddress(p.guardian)
   if (guardian !== ZERO_ADDRESS) {

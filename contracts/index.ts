@@ -39,7 +39,8 @@ export {
 export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
   modelKeyOf, registerModel, estimateRegisterModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
-  readModel, isModelUsable, isModelAllowed, listModelIds
+  readModel, isModelUsable, isModelAllowed, listModelIds,
+  type ModelAccessTier, type RequesterAccess, type AccessPurchase, MODEL_ACCESS_TIERS, readAccess, hasModelAccess, setModelAccessTier, buyModelAccess
 } from './models.js'
 export {
   type ClaimArgs, type VaultAccount, type Reputation, PaymentError,

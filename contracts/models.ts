@@ -1,17 +1,17 @@
 /**
  * The on-chain ModelRegistry from TypeScript (DESIGN §7, §9): register a model under its id (the
  * bytes of its manifest's CID) with its manifest block as proof that the caller is the owner the
- * manifest names, read it back, change its fee, active flag, access policy and
- * allowlist, and ask whether a requester may use it.
+ * manifest names, read it back, change its fee, active flag, access tier and
+ * allowlist, buy a subscription or credits, and ask whether a requester may use it.
  *
  * Transactions simulate first (a revert costs no gas and surfaces as a ModelRegistryError named
  * after the contract's custom error), then send and wait for the receipt. Chain data is untrusted:
  * readModel rejects an access policy this code does not know instead of guessing.
  * `registry` below is always the ModelRegistry's address (Deployment.modelRegistry).
  */
-import { bytesToHex, hexToBytes, keccak256, type Account, type Chain, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem'
+import { bytesToHex, erc20Abi, hexToBytes, isAddressEqual, keccak256, parseEventLogs, zeroAddress, type Account, type Chain, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem'
 import { TransactionFailedError } from './actions.js'
-import { ModelRegistryAbi } from './generated/artifacts.js'
+import { ModelRegistryAbi, TaskManagerAbi } from './generated/artifacts.js'
 import { contractErrorArgs, contractErrorName } from './revert.js'
 import { PoiError } from '../protocols/wire/index.js'
 
@@ -20,11 +20,18 @@ type Wallet = WalletClient<Transport, Chain, Account>
 /** Mirrors ModelRegistry.MODEL_ID_LENGTH: CIDv1 + json codec + sha2-256 multihash + 32-byte digest. */
 export const MODEL_ID_LENGTH = 37
 
-/** open: anyone may request the model; allowlist: only its owner and the requesters it allowed. */
-export type ModelAccessPolicy = 'open' | 'allowlist'
+/**
+ * The model's access tier (ModelRegistry.setAccessTier): open, anyone; allowlist, only its owner
+ * and the requesters it allowed; pay-per-use, anyone, paying the model fee per task (open and
+ * allowlist charge the fee too, 0 = free); subscription, requesters who bought a period
+ * covering the task's deadline; credits, requesters holding a credit (each certified task uses one).
+ */
+export type ModelAccessPolicy = 'open' | 'allowlist' | 'pay-per-use' | 'subscription' | 'credits'
+export type ModelAccessTier = ModelAccessPolicy
 
-/** The contract's uint8 for each policy (ModelRegistry.POLICY_OPEN / POLICY_ALLOWLIST). */
-export const MODEL_ACCESS_POLICY_CODE: Readonly<Record<ModelAccessPolicy, number>> = { open: 0, allowlist: 1 }
+/** The contract's uint8 for each tier (ModelRegistry.POLICY_OPEN, POLICY_ALLOWLIST, TIER_PAY_PER_USE, TIER_SUBSCRIPTION, TIER_CREDITS). */
+export const MODEL_ACCESS_POLICY_CODE: Readonly<Record<ModelAccessPolicy, number>> = { open: 0, allowlist: 1, 'pay-per-use': 2, subscription: 3, credits: 4 }
+export const MODEL_ACCESS_TIERS = Object.keys(MODEL_ACCESS_POLICY_CODE) as readonly ModelAccessTier[]
 
 export type OnChainModel = {
   modelId: Uint8Array
@@ -35,18 +42,37 @@ export type OnChainModel = {
   accessPolicy: ModelAccessPolicy
   /** Block timestamp of the registration, seconds. */
   registeredAt: bigint
+  /** subscription: wei per period; credits: wei per credit; 0 for the other tiers. */
+  price: bigint
+  /** subscription: seconds one period buys; 0 otherwise. */
+  period: bigint
+}
+
+/** A requester's standing under a model's tier (ModelRegistry.accessOf). */
+export type RequesterAccess = {
+  tier: ModelAccessTier
+  active: boolean
+  /** The model's owner always has access. */
+  isOwner: boolean
+  /** On the allowlist (meaningful under 'allowlist'). */
+  allowed: boolean
+  /** End of the subscription, unix seconds (0: never bought); it covers tasks whose deadline is before it. */
+  expiresAt: bigint
+  credits: bigint
 }
 
 /** The contract's custom errors, each a reason a caller can branch on. */
 export type ModelRegistryErrorReason =
   'EmptyModelId' | 'ModelIdNotCidV1' | 'ModelIdNotJsonCodec' | 'ModelIdNotSha256' | 'ModelIdDigestLength' | 'MalformedModelId' |
   'ManifestDigestMismatch' | 'ManifestOwnerUnreadable' | 'UnownedManifest' | 'NotManifestOwner' |
-  'AlreadyRegistered' | 'NotRegistered' | 'NotOwner' | 'UnknownAccessPolicy' | 'ZeroOwner'
+  'AlreadyRegistered' | 'NotRegistered' | 'NotOwner' | 'UnknownAccessPolicy' | 'ZeroOwner' |
+  'ModelInactive' | 'TierNotOffered' | 'InvalidTierTerms' | 'ZeroUnits' | 'NotTaskManager' | 'WrongDepositValue'
 
 const REASONS: ReadonlySet<string> = new Set<ModelRegistryErrorReason>([
   'EmptyModelId', 'ModelIdNotCidV1', 'ModelIdNotJsonCodec', 'ModelIdNotSha256', 'ModelIdDigestLength', 'MalformedModelId',
   'ManifestDigestMismatch', 'ManifestOwnerUnreadable', 'UnownedManifest', 'NotManifestOwner',
-  'AlreadyRegistered', 'NotRegistered', 'NotOwner', 'UnknownAccessPolicy', 'ZeroOwner'
+  'AlreadyRegistered', 'NotRegistered', 'NotOwner', 'UnknownAccessPolicy', 'ZeroOwner',
+  'ModelInactive', 'TierNotOffered', 'InvalidTierTerms', 'ZeroUnits', 'NotTaskManager', 'WrongDepositValue'
 ])
 
 /** A ModelRegistry call the contract refused; `reason` is its custom error. */
@@ -164,12 +190,91 @@ export async function readModel (publicClient: PublicClient, registry: `0x${stri
   if (/^0x0{40}$/.test(m.owner)) return undefined
   const accessPolicy = policyOf(m.accessPolicy)
   if (accessPolicy === undefined) {
-    throw new ModelReadError(`model ${bytesToHex(modelId)} on registry ${registry} has access policy ${m.accessPolicy}, which this version does not know (0 = open, 1 = allowlist); upgrade poi`)
+    throw new ModelReadError(`model ${bytesToHex(modelId)} on registry ${registry} has access tier ${m.accessPolicy}, which this version does not know (${TIER_CODES}); upgrade poi`)
   }
-  return { modelId: Uint8Array.from(modelId), owner: m.owner, fee: m.fee, active: m.active, accessPolicy, registeredAt: m.registeredAt }
+  return { modelId: Uint8Array.from(modelId), owner: m.owner, fee: m.fee, active: m.active, accessPolicy, registeredAt: m.registeredAt, price: m.price, period: m.period }
 }
 
-/** Registered, active, and `requester` allowed under the model's policy (the owner always is). */
+/**
+ * The model's tier and `requester`'s standing under it, read at one block. Throws ModelReadError
+ * for a tier this version does not know.
+ */
+export async function readAccess (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, requester: `0x${string}`): Promise<RequesterAccess> {
+  const a = await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'accessOf', args: [bytesToHex(modelId), requester] })
+  const tier = policyOf(a.tier)
+  if (tier === undefined) throw new ModelReadError(`model ${bytesToHex(modelId)} on registry ${registry} has access tier ${a.tier}, which this version does not know (${TIER_CODES}); upgrade poi`)
+  return { tier, active: a.active, isOwner: a.isOwner, allowed: a.allowed, expiresAt: a.expiresAt, credits: a.credits }
+}
+
+/** Whether `requester` may have a task of `modelId` with deadline `atTime` (unix seconds) served (ModelRegistry.hasAccess). */
+export async function hasModelAccess (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, requester: `0x${string}`, atTime: bigint): Promise<boolean> {
+  return await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'hasAccess', args: [bytesToHex(modelId), requester, atTime] })
+}
+
+/**
+ * Sets the model's tier and terms in one transaction; owner only. open, allowlist, pay-per-use:
+ * `price` is the per-task fee (pay-per-use needs one above 0); subscription: `price` wei per
+ * `period` seconds; credits: `price` wei per credit. The contract refuses other terms (InvalidTierTerms).
+ */
+export async function setModelAccessTier (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, tier: ModelAccessTier, price: bigint, period = 0n
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'setAccessTier', args: [bytesToHex(modelId), MODEL_ACCESS_POLICY_CODE[tier], price, period]
+  }), 'setAccessTier', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'setAccessTier')
+}
+
+/** What a purchase bought: the price paid (credited to the owner) and the access it gives now. */
+export type AccessPurchase = {
+  /** Wei of the payment asset that reached the owner's credit. */
+  paid: bigint
+  /** subscription: the new end, unix seconds. */
+  expiresAt?: bigint
+  /** credits: the requester's credits after the purchase. */
+  credits?: bigint
+  receipt: TransactionReceipt
+}
+
+/**
+ * Buys `units` periods (subscription) or credits (credits) of `modelId` for the wallet's account,
+ * at the model's price × units, paid straight from the wallet (ETH as value; an ERC-20 after
+ * approving the TaskManager for the shortfall of its allowance), not from its vault deposit.
+ */
+export async function buyModelAccess (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, kind: 'subscription' | 'credits', units: bigint
+): Promise<AccessPurchase> {
+  const account = walletClient.account
+  const [model, taskManager] = await Promise.all([
+    readModel(publicClient, registry, modelId),
+    publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'taskManager' })
+  ])
+  const cost = (model?.price ?? 0n) * units
+  const asset = await publicClient.readContract({ address: taskManager, abi: TaskManagerAbi, functionName: 'asset' })
+  const eth = isAddressEqual(asset, zeroAddress)
+  if (!eth && model?.accessPolicy === kind && cost > 0n) {
+    const allowance = await publicClient.readContract({ address: asset, abi: erc20Abi, functionName: 'allowance', args: [account.address, taskManager] })
+    if (allowance < cost) {
+      const { request } = await publicClient.simulateContract({ account, address: asset, abi: erc20Abi, functionName: 'approve', args: [taskManager, cost] })
+      const hash = await walletClient.writeContract(request)
+      const receipt = await publicClient.waitForTransactionReceipt({ hash })
+      if (receipt.status !== 'success') throw new TransactionFailedError('ERC20.approve', hash)
+    }
+  }
+  const functionName = kind === 'subscription' ? 'buySubscription' : 'buyCredits'
+  const { request } = await refusals(publicClient.simulateContract({
+    account, address: registry, abi: ModelRegistryAbi, functionName, args: [bytesToHex(modelId), units], value: eth ? cost : 0n
+  }), functionName, registry, modelId)
+  const receipt = await mined(publicClient, await walletClient.writeContract(request), functionName)
+  if (kind === 'subscription') {
+    const [e] = parseEventLogs({ abi: ModelRegistryAbi, eventName: 'SubscriptionPurchased', logs: receipt.logs })
+    return { paid: e.args.paid, expiresAt: e.args.expiresAt, receipt }
+  }
+  const [e] = parseEventLogs({ abi: ModelRegistryAbi, eventName: 'CreditsPurchased', logs: receipt.logs })
+  return { paid: e.args.paid, credits: e.args.balance, receipt }
+}
+
+/** Registered, active, and `requester` may use it now under the model's tier (the owner always may). */
 export async function isModelUsable (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, requester: `0x${string}`): Promise<boolean> {
   return await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'isUsable', args: [bytesToHex(modelId), requester] })
 }
@@ -191,12 +296,14 @@ function hexArg (v: unknown): string {
   return typeof v === 'bigint' ? v.toString(16) : String(v)
 }
 
+const TIER_CODES = Object.entries(MODEL_ACCESS_POLICY_CODE).map(([name, code]) => `${code} = ${name}`).join(', ')
+
 function policyOf (code: number): ModelAccessPolicy | undefined {
   for (const [name, value] of Object.entries(MODEL_ACCESS_POLICY_CODE)) if (value === code) return name as ModelAccessPolicy
   return undefined
 }
 
-type WriteFunction = 'register' | 'setFee' | 'setActive' | 'setAccessPolicy' | 'setAllowed' | 'transferOwnership'
+type WriteFunction = 'register' | 'setFee' | 'setActive' | 'setAccessPolicy' | 'setAllowed' | 'transferOwnership' | 'setAccessTier' | 'buySubscription' | 'buyCredits'
 
 async function mined (publicClient: PublicClient, hash: `0x${string}`, functionName: WriteFunction): Promise<TransactionReceipt> {
   const receipt = await publicClient.waitForTransactionReceipt({ hash })
@@ -211,6 +318,17 @@ async function refusals<T> (simulation: Promise<T>, functionName: WriteFunction,
   } catch (err) {
     throw toModelRegistryError(err, functionName, registry, modelId) ?? err
   }
+}
+
+function tierName (code: unknown): string {
+  return policyOf(Number(code)) ?? `tier ${String(code)}`
+}
+
+function tierHint (code: unknown): string {
+  const tier = policyOf(Number(code))
+  if (tier === 'subscription') return 'buy periods (`poi model buy <id> --period N`)'
+  if (tier === 'credits') return 'buy credits (`poi model buy <id> --credits N`)'
+  return 'it needs no purchase: request tasks directly'
 }
 
 function toModelRegistryError (err: unknown, functionName: WriteFunction, registry: `0x${string}`, modelId: Uint8Array): ModelRegistryError | undefined {
@@ -234,8 +352,14 @@ function toModelRegistryError (err: unknown, functionName: WriteFunction, regist
     AlreadyRegistered: `model ${id} is already registered on ${where} (owner ${String(args[1])}); its owner can change it with setModelFee/setModelActive`,
     NotRegistered: `model ${id} is not registered on ${where}; register it with \`poi model publish\``,
     NotOwner: `${functionName}: account ${String(args[0])} does not own model ${id} on ${where}; its owner is ${String(args[1])}`,
-    UnknownAccessPolicy: `${functionName}: access policy ${String(args[0])} is unknown to ${where} (0 = open, 1 = allowlist)`,
-    ZeroOwner: `${functionName}: cannot transfer model ${id} to the zero address; to retire a model, make it inactive with setModelActive`
+    UnknownAccessPolicy: `${functionName}: access tier ${String(args[0])} is not one ${functionName} takes on ${where} (${TIER_CODES}; register and setAccessPolicy take 0..2, setAccessTier all)`,
+    ZeroOwner: `${functionName}: cannot transfer model ${id} to the zero address; to retire a model, make it inactive with setModelActive`,
+    ModelInactive: `${functionName}: model ${id} is inactive on ${where}: its owner switched it off, so access to it cannot be bought`,
+    TierNotOffered: `${functionName}: model ${id} is offered as ${tierName(args[1])}, not ${tierName(args[2])}; ${tierHint(args[1])}`,
+    InvalidTierTerms: `${functionName}: terms price ${String(args[1])} wei, period ${String(args[2])} s do not fit tier ${tierName(args[0])}: subscription needs a price and a period, credits a price and no period, pay-per-use a price (the per-task fee), open and allowlist no period`,
+    ZeroUnits: `${functionName}: buy at least one period or credit`,
+    NotTaskManager: `${functionName}: ${where} has no TaskManager bound (deployed outside deployPoi?), so it cannot take payments; redeploy with \`poi chain deploy\``,
+    WrongDepositValue: `${functionName}: sent ${String(args[0])} wei of ETH for a price of ${String(args[1])} wei (an ERC-20 network takes no ETH: the TaskManager pulls the token)`
   }
   return new ModelRegistryError(reason, messages[reason], { cause: err })
 }

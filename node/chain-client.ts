@@ -6,15 +6,15 @@ import {
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
-  CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, isModelAllowed, mined, readCurrentEpoch, readModel, readQuorumBps,
+  CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, mined, readAccess, readCurrentEpoch, readModel, readQuorumBps,
   readOperatorSet, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
-  type OnChainModel, type OnChainOperatorSet
+  type OnChainModel, type OnChainOperatorSet, type RequesterAccess
 } from '../contracts/index.js'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import type { StoredConflict, StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
 import {
-  PermanentSubmissionError, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain,
+  PermanentSubmissionError, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain,
   type SubmitOptions, type TxReceipt
 } from './roles/index.js'
 
@@ -24,10 +24,11 @@ const log = logger('poi:chain')
 export const EPOCH_POLL_MS = 1_000
 const RPC_TIMEOUT_MS = 10_000
 /**
- * How long a model's registry entry (and a requester's place on its
- * allowlist) is trusted before it is read again: relays and operators check
- * every task, so this bounds RPC calls to one per model per interval, and a
- * deactivated model stops being served within it.
+ * How long a model's registry entry is trusted before it is read again:
+ * relays and operators check every task, so this bounds RPC calls to one per
+ * model per interval, and a deactivated model stops being served within it.
+ * A requester's standing under the model's access tier is read more often
+ * (ACCESS_CACHE_MS).
  */
 export const MODEL_CACHE_MS = 30_000
 /**
@@ -35,6 +36,14 @@ export const MODEL_CACHE_MS = 30_000
  * published one should not wait half a minute for every relay to notice.
  */
 export const MODEL_MISS_CACHE_MS = 2_000
+/**
+ * How long a requester's standing under a model's access tier (ModelRegistry.accessOf: the tier,
+ * its allowlist place, subscription end and credits) is trusted. Short, unlike MODEL_CACHE_MS:
+ * a requester who has just bought access should be served within seconds, a tier change by the
+ * owner seen as fast, and credits change with every settled task. Like PAYMENT_CACHE_MS, it
+ * bounds the reads to one per model and requester per period however many tasks arrive.
+ */
+export const ACCESS_CACHE_MS = 3_000
 /** How often operators look for newly registered models to prefetch. */
 export const MODEL_WATCH_MS = 5_000
 /**
@@ -73,6 +82,33 @@ export interface AcceptedCertificate extends OnChainResult {
 }
 
 
+/**
+ * Why `a` (a requester's standing under a model's tier) does not cover a task with deadline
+ * `deadlineMs`, or undefined when it does. The rule is ModelRegistry.hasAccess's (without the
+ * owner, whom the caller lets through): a subscription covers deadlines before its end.
+ */
+export function accessRefusal (a: RequesterAccess, modelId: string, requester: string, deadlineMs: number): string | undefined {
+  if (!a.active) return `model ${modelId} is deactivated by its owner`
+  if (a.isOwner) return undefined
+  switch (a.tier) {
+    case 'open':
+    case 'pay-per-use':
+      return undefined
+    case 'allowlist':
+      return a.allowed ? undefined : `requester ${requester} is not on the allowlist of model ${modelId}`
+    case 'subscription': {
+      if (a.expiresAt === 0n) return `requester ${requester} has no subscription to model ${modelId} (buy one with poi model buy ${modelId} --period <n>)`
+      if (BigInt(deadlineMs) < a.expiresAt * 1000n) return undefined
+      const end = new Date(Number(a.expiresAt) * 1000).toISOString()
+      return a.expiresAt * 1000n <= BigInt(Date.now())
+        ? `requester ${requester}'s subscription to model ${modelId} ended at ${end} (extend it with poi model buy ${modelId} --period <n>)`
+        : `requester ${requester}'s subscription to model ${modelId} ends at ${end}, before the task's deadline ${new Date(deadlineMs).toISOString()} (extend it with poi model buy ${modelId} --period <n>)`
+    }
+    case 'credits':
+      return a.credits > 0n ? undefined : `requester ${requester} has no credits left for model ${modelId} (buy some with poi model buy ${modelId} --credits <n>)`
+  }
+}
+
 /** The RPC endpoint did not answer: nothing was read or sent. */
 export class ChainUnreachableError extends PoiError {
   constructor (readonly rpcUrl: string, cause: unknown) {
@@ -91,7 +127,7 @@ export class ChainClient implements SettlementChain, PaymentChain {
   readonly walletClient: WalletClient<Transport, Chain, Account> | undefined
   private readonly sets = new Map<bigint, Promise<OnChainOperatorSet>>()
   private readonly modelCache = new ReadThroughCache<OnChainModel | undefined>((m) => m == null ? MODEL_MISS_CACHE_MS : MODEL_CACHE_MS, (m) => m?.active === true)
-  private readonly allowCache = new ReadThroughCache<boolean>(() => MODEL_CACHE_MS, (allowed) => allowed)
+  private readonly accessCache = new ReadThroughCache<RequesterAccess>(() => ACCESS_CACHE_MS, () => false)
   private readonly sender: AccountSender | undefined
 
   private constructor (config: ChainConfig, publicClient: PublicClient, walletClient?: WalletClient<Transport, Chain, Account>) {
@@ -129,21 +165,50 @@ export class ChainClient implements SettlementChain, PaymentChain {
   }
 
   /**
-   * Why the network must not run `modelId` for `requester`, or undefined
-   * when it may: the model is not registered, its owner deactivated it, or
-   * its allowlist leaves the requester out. Always undefined when the
-   * deployment names no ModelRegistry (any model then runs).
+   * Why the network must not run `modelId` for `requester` in a task whose deadline is
+   * `deadlineMs` (unix ms; default now), or undefined when it may: the model is not registered,
+   * its owner deactivated it, or its access tier leaves the requester out at that deadline (not on
+   * the allowlist, no subscription or one that ends before the deadline, no credits left), each
+   * said so. The TaskManager checks the same at settlement (ModelRegistry.useAccess) and refuses
+   * the certificate otherwise. Always undefined when the deployment names no ModelRegistry.
    */
-  async modelRefusal (modelId: Uint8Array, requester: `0x${string}`): Promise<string | undefined> {
+  async modelRefusal (modelId: Uint8Array, requester: `0x${string}`, deadlineMs = Date.now()): Promise<string | undefined> {
     const registry = this.config.modelRegistry
     if (registry == null) return undefined
     const m = await this.model(modelId)
-    if (m == null) return `model ${bytesToHex(modelId)} is not registered in ModelRegistry ${registry} (publish it with poi model publish --chain)`
-    if (!m.active) return `model ${bytesToHex(modelId)} is deactivated by its owner ${m.owner}`
-    if (m.accessPolicy === 'open' || requester.toLowerCase() === m.owner.toLowerCase()) return undefined
-    const allowed = await this.allowCache.get(`${bytesToHex(modelId)}/${requester.toLowerCase()}`,
-      async () => await isModelAllowed(this.publicClient, registry, modelId, requester))
-    return allowed ? undefined : `requester ${requester} is not on the allowlist of model ${bytesToHex(modelId)}`
+    const id = bytesToHex(modelId)
+    if (m == null) return `model ${id} is not registered in ModelRegistry ${registry} (publish it with poi model publish --chain)`
+    if (!m.active) return `model ${id} is deactivated by its owner ${m.owner}`
+    if (requester.toLowerCase() === m.owner.toLowerCase()) return undefined
+    // The tier itself comes from this short-lived read, so an owner's tier change is seen within ACCESS_CACHE_MS.
+    const a = await this.access(modelId, requester)
+    return accessRefusal(a, id, requester, deadlineMs)
+  }
+
+  /** `requester`'s standing under the access tier of `modelId` (ModelRegistry.accessOf), cached ACCESS_CACHE_MS. */
+  async access (modelId: Uint8Array, requester: `0x${string}`): Promise<RequesterAccess> {
+    const registry = this.config.modelRegistry
+    if (registry == null) throw new PoiError('ERR_NO_MODEL_REGISTRY', 'the deployment names no modelRegistry; deploy one, or run without model checks')
+    return await this.accessCache.get(`${bytesToHex(modelId)}/${requester.toLowerCase()}`,
+      async () => await readAccess(this.publicClient, registry, modelId, requester))
+  }
+
+  /**
+   * For a model under the credits tier (and a requester other than its owner): the requester's
+   * credits and whether each of `taskIds` is settled, read at one block, so a credit a settled
+   * task used is never counted twice. Undefined for any other tier (nothing to count).
+   */
+  async creditAccount (modelId: Uint8Array, requester: `0x${string}`, taskIds: readonly Uint8Array[]): Promise<CreditAccount | undefined> {
+    const registry = this.config.modelRegistry
+    if (registry == null) return undefined
+    const a = await this.access(modelId, requester)
+    if (a.tier !== 'credits' || a.isOwner) return undefined
+    const blockNumber = await this.publicClient.getBlockNumber({ cacheTime: 0 })
+    const [credits, ...settled] = await Promise.all([
+      this.publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'creditsOf', args: [bytesToHex(modelId), requester], blockNumber }),
+      ...taskIds.map(async (id) => await this.publicClient.readContract({ address: this.config.taskManager, abi: TaskManagerAbi, functionName: 'isSettled', args: [bytesToHex(id)], blockNumber }))
+    ])
+    return { credits: credits as bigint, settled: settled as boolean[] }
   }
 
   /** The network's quorum, basis points (TaskManager.quorumBps: governed, so read again now and then). */

@@ -87,7 +87,7 @@ describe('contracts: ModelRegistry', function () {
 
     const block_ = await chain.publicClient.getBlock({ blockNumber: receipt.blockNumber })
     const model = await readModel(chain.publicClient, models(), modelId)
-    assert.deepEqual(model, { modelId, owner: address(1), fee, active: true, accessPolicy: 'open', registeredAt: block_.timestamp })
+    assert.deepEqual(model, { modelId, owner: address(1), fee, active: true, accessPolicy: 'open', registeredAt: block_.timestamp, price: 0n, period: 0n })
     assert.equal(await isModelUsable(chain.publicClient, models(), modelId, address(2)), true)
     const listed = await listModelIds(chain.publicClient, models(), chain.deployment.deployedAtBlock)
     assert.ok(listed.some(id => bytesToHex(id) === bytesToHex(modelId)))
@@ -313,11 +313,14 @@ describe('contracts: ModelRegistry', function () {
   })
 
   it('rejects an unknown access policy', async () => {
-    // the TypeScript API cannot express policy 2; a raw call shows the contract refuses it too
+    // register takes the tiers that need no terms (0..2; subscription and credits go through
+    // setAccessTier) and no unknown one; a raw call shows the contract refuses them
     const { modelId, block } = await modelOf(1)
-    const unknownPolicy = chain.publicClient.simulateContract({
-      account: chain.wallets[1].account, address: models(), abi: ModelRegistryAbi, functionName: 'register', args: [bytesToHex(modelId), bytesToHex(block), 0n, 2]
-    })
-    assert.deepEqual(await expectRevert(unknownPolicy, 'UnknownAccessPolicy'), [2])
+    for (const policy of [3, 5]) {
+      const unknownPolicy = chain.publicClient.simulateContract({
+        account: chain.wallets[1].account, address: models(), abi: ModelRegistryAbi, functionName: 'register', args: [bytesToHex(modelId), bytesToHex(block), 0n, policy]
+      })
+      assert.deepEqual(await expectRevert(unknownPolicy, 'UnknownAccessPolicy'), [policy])
+    }
   })
 })

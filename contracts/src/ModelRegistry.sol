@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+/// @notice The payment side of an access purchase: the TaskManager (its PaymentVault) takes the
+/// price from the payer in the network's payment asset and credits the model owner.
+interface IAccessPayments {
+    function collectAccessPayment(address payer, address modelOwner, uint256 amount) external payable returns (uint256 received);
+}
+
 /// @title ModelRegistry
 /// @notice Which models the network serves, who owns each, what a task costs and who may request
 /// it (DESIGN §7, §9). A model is registered under its id, the bytes of its manifest's CID, by the
@@ -23,6 +31,12 @@ pragma solidity ^0.8.28;
 /// and no EIP-55 checksum is computed here. The owner is hashed into the id, so two owners who
 /// publish the same weights get two model ids; that is intended, each registers its own. The zero
 /// address means "not registrable" (a manifest published without an owner) and is refused.
+/// Access tiers (DESIGN §9), chosen per model by its owner (setAccessTier): open, allowlist and pay
+/// per use let requesters in as they come and charge the model fee per task at settlement;
+/// subscription and credits are bought here first (buySubscription, buyCredits), the price paid
+/// at once to the owner's credit in the TaskManager's vault. A subscription gives access to
+/// tasks whose deadline is before its end; each certified task of a credits model uses one
+/// credit, which only the TaskManager takes (useAccess, at settlement). The owner always has access.
 /// @dev Models are keyed by keccak256(modelId): a fixed-size key whatever the CID's codec and hash,
 /// and the same value a `bytes indexed` topic would carry, so events filter by it.
 contract ModelRegistry {
@@ -36,12 +50,43 @@ contract ModelRegistry {
         bool active;
         /// @dev Per task, in wei; what requesters are asked to pay (collected by the task escrow, not here).
         uint256 fee;
+        /// @dev TIER_SUBSCRIPTION: wei per period; TIER_CREDITS: wei per credit; 0 otherwise. One slot
+        /// with `period`, written only by setAccessTier and read only by purchases.
+        uint128 price;
+        /// @dev TIER_SUBSCRIPTION: seconds of access one period buys; 0 otherwise.
+        uint64 period;
+    }
+
+    /// @notice A requester's bought access to one model: one slot, read by useAccess at settlement.
+    struct Access {
+        /// @dev Unix seconds; the subscription covers tasks whose deadline is before it (0 = never bought).
+        uint64 expiresAt;
+        uint64 credits;
+    }
+
+    /// @notice What a node needs to decide whether `requester` may use a model (accessOf).
+    struct RequesterAccess {
+        uint8 tier;
+        bool active;
+        bool isOwner;
+        /// @dev On the allowlist (meaningful under POLICY_ALLOWLIST).
+        bool allowed;
+        uint64 expiresAt;
+        uint64 credits;
     }
 
     /// @notice Anyone may request the model.
     uint8 public constant POLICY_OPEN = 0;
     /// @notice Only the owner and the requesters the owner allowed (setAllowed) may request it.
     uint8 public constant POLICY_ALLOWLIST = 1;
+    /// @notice Anyone may request the model and pays the model fee per task (an owner's way to say
+    /// the fee is the price of access; open charges the fee too, and open with fee 0 is free).
+    uint8 public constant TIER_PAY_PER_USE = 2;
+    /// @notice A requester buys periods (buySubscription) and may request tasks whose deadline is
+    /// before the end of its subscription.
+    uint8 public constant TIER_SUBSCRIPTION = 3;
+    /// @notice A requester buys credits (buyCredits); each certified task uses one.
+    uint8 public constant TIER_CREDITS = 4;
     /// @notice Every id register accepts: version (1 byte) + json codec varint (2) + multihash code
     /// (1) + digest length (1) + sha2-256 digest (32).
     uint256 public constant MODEL_ID_LENGTH = 37;
@@ -69,6 +114,14 @@ contract ModelRegistry {
     /// @dev keccak256(modelId) => requester => allowed under POLICY_ALLOWLIST. Kept across policy
     /// and ownership changes, so an owner can fill the list before switching to it.
     mapping(bytes32 => mapping(address => bool)) internal _allowed;
+    /// @dev keccak256(modelId) => requester => bought access. Kept across tier changes: switching
+    /// away and back does not take away what a requester paid for.
+    mapping(bytes32 => mapping(address => Access)) internal _access;
+
+    /// @notice The account that deployed the registry: it alone binds the TaskManager, once.
+    address public immutable deployer;
+    /// @notice The only caller of useAccess and the vault purchases are paid into (bindTaskManager).
+    address public taskManager;
 
     event ModelRegistered(bytes32 indexed modelKey, address indexed owner, bytes modelId, uint256 fee, uint8 accessPolicy);
     event ModelFeeChanged(bytes32 indexed modelKey, uint256 fee);
@@ -76,6 +129,13 @@ contract ModelRegistry {
     event ModelAccessPolicyChanged(bytes32 indexed modelKey, uint8 accessPolicy);
     event ModelAllowedChanged(bytes32 indexed modelKey, address indexed requester, bool allowed);
     event ModelOwnershipTransferred(bytes32 indexed modelKey, address indexed previousOwner, address indexed newOwner);
+    /// @notice setAccessTier: the model's tier and its terms (price per period or per credit, period in seconds).
+    event ModelAccessTierChanged(bytes32 indexed modelKey, uint8 tier, uint256 price, uint64 period);
+    /// @notice `requester` bought `periods` periods for `paid` wei (credited to the owner); access until `expiresAt`.
+    event SubscriptionPurchased(bytes32 indexed modelKey, address indexed requester, uint64 periods, uint256 paid, uint64 expiresAt);
+    /// @notice `requester` bought `credits` credits for `paid` wei (credited to the owner); it now holds `balance`.
+    event CreditsPurchased(bytes32 indexed modelKey, address indexed requester, uint64 credits, uint256 paid, uint64 balance);
+    event TaskManagerBound(address taskManager);
 
     error EmptyModelId();
     /// @notice The id is not a CIDv1 (`version` 0 for a CIDv0).
@@ -102,6 +162,43 @@ contract ModelRegistry {
     error NotOwner(address caller, address owner);
     error UnknownAccessPolicy(uint8 accessPolicy);
     error ZeroOwner();
+    /// @notice Purchases need an active model.
+    error ModelInactive(bytes32 modelKey);
+    /// @notice The model's tier is `tier`, not the `asked` one the purchase is for.
+    error TierNotOffered(bytes32 modelKey, uint8 tier, uint8 asked);
+    /// @notice setAccessTier terms that do not fit the tier: subscription needs a price and a
+    /// period, credits a price and no period, the others no period (their price is the per-task fee).
+    error InvalidTierTerms(uint8 tier, uint256 price, uint64 period);
+    /// @notice A purchase of zero periods or credits.
+    error ZeroUnits();
+    /// @notice Settlement: the requester is not on the allowlist of an allowlist model.
+    error NotAllowed(bytes32 modelKey, address requester);
+    /// @notice Settlement: the task's deadline (`atTime`, unix seconds) is not before the end of
+    /// the requester's subscription (`expiresAt`; 0 = never subscribed).
+    error SubscriptionEnded(bytes32 modelKey, address requester, uint64 expiresAt, uint64 atTime);
+    /// @notice Settlement: the requester holds no credit for a credits model.
+    error NoCreditsLeft(bytes32 modelKey, address requester);
+    /// @notice useAccess and purchases before bindTaskManager, or useAccess by another caller.
+    error NotTaskManager(address caller, address taskManager);
+    error NotDeployer(address caller);
+    error TaskManagerAlreadyBound(address taskManager);
+    /// @notice Mirrors PaymentVault's error (same selector), raised through a purchase: ETH sent
+    /// ≠ the price on an ETH network, or ETH sent on an ERC-20 network.
+    error WrongDepositValue(uint256 sent, uint256 amount);
+
+    constructor() {
+        deployer = msg.sender;
+    }
+
+    /// @notice Once, by the deployer (contracts/deploy.ts, right after the TaskManager): the
+    /// TaskManager then alone takes credits at settlement and receives purchase payments.
+    function bindTaskManager(address taskManager_) external {
+        if (msg.sender != deployer) revert NotDeployer(msg.sender);
+        if (taskManager != address(0)) revert TaskManagerAlreadyBound(taskManager);
+        if (taskManager_ == address(0)) revert ZeroOwner();
+        taskManager = taskManager_;
+        emit TaskManagerBound(taskManager_);
+    }
 
     /// @notice Registers `modelId` with the caller as owner, active from now on. `manifest` is the
     /// manifest block the id is the CID of; the caller must be the owner it names. Its calldata
@@ -151,6 +248,85 @@ contract ModelRegistry {
         emit ModelAccessPolicyChanged(modelKey, accessPolicy);
     }
 
+    /// @notice Sets the model's access tier and its terms in one transaction. Open, allowlist and
+    /// pay per use: `price` becomes the per-task fee (pay per use needs one above 0), `period`
+    /// must be 0. Subscription: `price` wei per `period` seconds, both above 0. Credits: `price`
+    /// wei per credit above 0, `period` 0. For these two the per-task fee becomes 0: access is
+    /// paid at purchase (setFee can still add one). What requesters already bought is kept.
+    function setAccessTier(bytes calldata modelId, uint8 tier, uint256 price, uint64 period) external {
+        (bytes32 modelKey, Model storage m) = _owned(modelId);
+        if (tier > TIER_CREDITS) revert UnknownAccessPolicy(tier);
+        bool prepaid = tier == TIER_SUBSCRIPTION || tier == TIER_CREDITS;
+        if (
+            (tier == TIER_SUBSCRIPTION) != (period != 0) || (prepaid && (price == 0 || price > type(uint128).max))
+                || (tier == TIER_PAY_PER_USE && price == 0)
+        ) revert InvalidTierTerms(tier, price, period);
+        m.accessPolicy = tier;
+        if (prepaid) {
+            (m.price, m.period) = (uint128(price), period);
+            if (m.fee != 0) m.fee = 0;
+        } else {
+            (m.price, m.period) = (0, 0);
+            m.fee = price;
+        }
+        emit ModelAccessTierChanged(modelKey, tier, price, period);
+    }
+
+    /// @notice Buys `periods` periods of a subscription model for price × periods, paid now to
+    /// its owner (ETH as msg.value, or the ERC-20 the TaskManager pulls: approve it first).
+    /// Access runs from max(now, the current end) for period × periods seconds.
+    function buySubscription(bytes calldata modelId, uint64 periods) external payable returns (uint64 expiresAt) {
+        (bytes32 modelKey, Model storage m) = _purchasable(modelId, TIER_SUBSCRIPTION, periods);
+        Access storage a = _access[modelKey][msg.sender];
+        uint256 from = a.expiresAt > block.timestamp ? a.expiresAt : block.timestamp;
+        expiresAt = SafeCast.toUint64(from + uint256(m.period) * periods);
+        a.expiresAt = expiresAt;
+        uint256 paid = _collect(m, periods);
+        emit SubscriptionPurchased(modelKey, msg.sender, periods, paid, expiresAt);
+    }
+
+    /// @notice Buys `credits` uses of a credits model for price × credits, paid now to its owner
+    /// (as buySubscription). Returns the requester's credits after the purchase.
+    function buyCredits(bytes calldata modelId, uint64 credits) external payable returns (uint64 balance) {
+        (bytes32 modelKey, Model storage m) = _purchasable(modelId, TIER_CREDITS, credits);
+        Access storage a = _access[modelKey][msg.sender];
+        balance = SafeCast.toUint64(uint256(a.credits) + credits);
+        a.credits = balance;
+        uint256 paid = _collect(m, credits);
+        emit CreditsPurchased(modelKey, msg.sender, credits, paid, balance);
+    }
+
+    /// @notice The TaskManager, at settlement (the only caller a credit is taken for): checks that `requester` may use the model with key
+    /// `modelKey` for a task whose deadline is `atTime` (unix seconds), takes one credit under
+    /// TIER_CREDITS, and returns who is paid the per-task fee and how much ((0, 0) for an
+    /// unregistered model, which stays open as before). Reverts NotAllowed, SubscriptionEnded or
+    /// NoCreditsLeft otherwise. The active flag is not checked here: deactivating a model stops
+    /// nodes from taking new tasks, while tasks already served still settle and pay their signers.
+    function useAccess(bytes32 modelKey, address requester, uint64 atTime) external returns (address owner, uint256 fee) {
+        Model storage m = _models[modelKey];
+        (owner, fee) = (m.owner, m.fee);
+        uint8 tier = m.accessPolicy;
+        if (tier == POLICY_OPEN || tier == TIER_PAY_PER_USE || requester == owner) return (owner, fee);
+        if (tier == POLICY_ALLOWLIST) {
+            if (!_allowed[modelKey][requester]) revert NotAllowed(modelKey, requester);
+            return (owner, fee);
+        }
+        Access storage a = _access[modelKey][requester];
+        if (tier == TIER_SUBSCRIPTION) {
+            uint64 expiresAt = a.expiresAt;
+            if (atTime >= expiresAt) revert SubscriptionEnded(modelKey, requester, expiresAt, atTime);
+            return (owner, fee);
+        }
+        // Only here does useAccess write, so only here is the caller checked: the other tiers
+        // answer anyone as a view would, and the TaskManager's certificate skips a cold SLOAD.
+        if (msg.sender != taskManager) revert NotTaskManager(msg.sender, taskManager);
+        uint64 credits = a.credits;
+        if (credits == 0) revert NoCreditsLeft(modelKey, requester);
+        unchecked {
+            a.credits = credits - 1;
+        }
+    }
+
     /// @notice Adds `requester` to (or removes it from) the model's allowlist, whatever the current
     /// policy: the list takes effect while the policy is POLICY_ALLOWLIST.
     function setAllowed(bytes calldata modelId, address requester, bool allowed) external {
@@ -183,15 +359,68 @@ contract ModelRegistry {
         return _allowed[keccak256(modelId)][requester];
     }
 
-    /// @notice True when `modelId` is registered, active, and `requester` may use it under its
-    /// policy (the owner always may). False, never a revert, for an unknown or malformed id.
+    /// @notice True when `modelId` is registered, active, and `requester` may use it now under its
+    /// tier (the owner always may). False, never a revert, for an unknown or malformed id.
     function isUsable(bytes calldata modelId, address requester) external view returns (bool) {
+        return hasAccess(modelId, requester, uint64(block.timestamp));
+    }
+
+    /// @notice Whether `requester` may have a task of `modelId` whose deadline is `atTime` (unix
+    /// seconds) served: the model is registered and active, and its tier lets the requester in
+    /// (open, pay per use; allowlist: on it; subscription: atTime before its end; credits: at
+    /// least one left). What nodes ask before they serve a task; settlement asks the same (useAccess).
+    function hasAccess(bytes calldata modelId, address requester, uint64 atTime) public view returns (bool) {
         bytes32 modelKey = keccak256(modelId);
         Model storage m = _models[modelKey];
         // an unregistered model has active == false
         if (!m.active) return false;
-        if (m.accessPolicy == POLICY_OPEN) return true;
-        return requester == m.owner || _allowed[modelKey][requester];
+        uint8 tier = m.accessPolicy;
+        if (tier == POLICY_OPEN || tier == TIER_PAY_PER_USE || requester == m.owner) return true;
+        if (tier == POLICY_ALLOWLIST) return _allowed[modelKey][requester];
+        Access storage a = _access[modelKey][requester];
+        if (tier == TIER_SUBSCRIPTION) return atTime < a.expiresAt;
+        return a.credits != 0;
+    }
+
+    /// @notice The model's tier and `requester`'s standing under it, so a node can say why not.
+    function accessOf(bytes calldata modelId, address requester) external view returns (RequesterAccess memory) {
+        bytes32 modelKey = keccak256(modelId);
+        Model storage m = _models[modelKey];
+        Access storage a = _access[modelKey][requester];
+        return RequesterAccess({
+            tier: m.accessPolicy,
+            active: m.active,
+            isOwner: m.owner != address(0) && requester == m.owner,
+            allowed: _allowed[modelKey][requester],
+            expiresAt: a.expiresAt,
+            credits: a.credits
+        });
+    }
+
+    /// @notice Credits `requester` holds for `modelId` (TIER_CREDITS).
+    function creditsOf(bytes calldata modelId, address requester) external view returns (uint64) {
+        return _access[keccak256(modelId)][requester].credits;
+    }
+
+    /// @notice When `requester`'s subscription to `modelId` ends, unix seconds (0 = never bought).
+    function subscriptionOf(bytes calldata modelId, address requester) external view returns (uint64) {
+        return _access[keccak256(modelId)][requester].expiresAt;
+    }
+
+    /// @dev The model a purchase of `units` under `tier` is for: registered, active, offering it.
+    function _purchasable(bytes calldata modelId, uint8 tier, uint64 units) internal view returns (bytes32 modelKey, Model storage m) {
+        modelKey = keccak256(modelId);
+        m = _models[modelKey];
+        if (m.owner == address(0)) revert NotRegistered(modelKey);
+        if (!m.active) revert ModelInactive(modelKey);
+        if (m.accessPolicy != tier) revert TierNotOffered(modelKey, m.accessPolicy, tier);
+        if (units == 0) revert ZeroUnits();
+        if (taskManager == address(0)) revert NotTaskManager(address(0), address(0));
+    }
+
+    /// @dev Has the TaskManager take price × units from the caller into the owner's credit; what arrived.
+    function _collect(Model storage m, uint64 units) internal returns (uint256) {
+        return IAccessPayments(taskManager).collectAccessPayment{value: msg.value}(msg.sender, m.owner, uint256(m.price) * units);
     }
 
     function _owned(bytes calldata modelId) internal view returns (bytes32 modelKey, Model storage m) {
@@ -257,7 +486,9 @@ contract ModelRegistry {
         return address(owner);
     }
 
+    /// @dev register and setAccessPolicy take the tiers that need no terms (subscription and
+    /// credits need a price: setAccessTier).
     function _checkPolicy(uint8 accessPolicy) internal pure {
-        if (accessPolicy > POLICY_ALLOWLIST) revert UnknownAccessPolicy(accessPolicy);
+        if (accessPolicy > TIER_PAY_PER_USE) revert UnknownAccessPolicy(accessPolicy);
     }
 }

@@ -5,6 +5,8 @@ import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
@@ -26,6 +28,8 @@ import {QuorumCertificates} from "./QuorumCertificates.sol";
 /// @dev Governance: the owner (the timelock once deployPoi hands it over) changes the settlement
 /// parameters within bounds (setParameter); the registry's pause (settlementEpoch) stops settlement.
 contract TaskManager is PaymentVault, EIP712, Ownable {
+    using SafeERC20 for IERC20;
+
     struct Certificate {
         bytes32 taskId;
         bytes32 resultHash;
@@ -235,6 +239,14 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     error ProtocolFeeAboveCap(uint256 protocolFeeBps, uint16 cap);
     /// @notice Settlement is paused by the guardian (OperatorRegistry.pause); the certificate can be posted after unpause.
     error Paused();
+    /// @notice collectAccessPayment is the ModelRegistry's alone.
+    error NotModelRegistry(address caller);
+    // Raised by ModelRegistry.useAccess inside submitCertificate (same selectors), declared here so
+    // the TaskManager's ABI names them: the requester lost access to the model between the
+    // operators' acceptance and settlement; the certificate is refused and nothing is paid.
+    error NotAllowed(bytes32 modelKey, address requester);
+    error SubscriptionEnded(bytes32 modelKey, address requester, uint64 expiresAt, uint64 atTime);
+    error NoCreditsLeft(bytes32 modelKey, address requester);
 
     /// @dev The deployer owns the TaskManager until deployPoi transfers it to the timelock.
     /// Deploy-time delays are the deployer's choice (tests use short ones); the quorum floor, the
@@ -334,7 +346,9 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, requesterSig);
         if (err != ECDSA.RecoverError.NoError || signer != task.requester) revert InvalidRequesterSignature(task.requester);
         _checkDeadline(task.deadline);
-        (address modelOwner, uint256 modelFee) = models.paymentTerms(keccak256(task.modelId));
+        // the requester's access at the task's deadline (seconds); takes a credit under the credits tier
+        (address modelOwner, uint256 modelFee) =
+            models.useAccess(keccak256(task.modelId), task.requester, uint64(task.deadline / MS_PER_SECOND));
         uint256 required = modelFee + minTaskFee;
         if (task.fee < required) revert FeeBelowMinimum(task.fee, required);
 
@@ -351,6 +365,30 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
             _respond(qc.taskId, task.validationRequest, qc.resultHash);
         }
         return true;
+    }
+
+    /// @notice The ModelRegistry, when `payer` buys access to a model: takes `amount` of the
+    /// payment asset from `payer` (ETH: exactly msg.value; an ERC-20: pulled with transferFrom,
+    /// approve the TaskManager first) and credits it to `modelOwner` (withdrawCredit). Not from
+    /// the payer's deposit, which stays reserved for task fees (its withdrawal delay protects them).
+    function collectAccessPayment(address payer, address modelOwner, uint256 amount)
+        external
+        payable
+        nonReentrant
+        returns (uint256 received)
+    {
+        if (msg.sender != address(models)) revert NotModelRegistry(msg.sender);
+        received = amount;
+        if (asset == address(0)) {
+            if (msg.value != amount) revert WrongDepositValue(msg.value, amount);
+        } else {
+            if (msg.value != 0) revert WrongDepositValue(msg.value, amount);
+            IERC20 token = IERC20(asset);
+            uint256 before = token.balanceOf(address(this));
+            token.safeTransferFrom(payer, address(this), amount);
+            received = token.balanceOf(address(this)) - before;
+        }
+        _credits[modelOwner] += received;
     }
 
     /// @notice Pays the caller its signers' share of every epoch in `claims` (its leaf in each),

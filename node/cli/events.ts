@@ -76,6 +76,21 @@ export type PoiEvent =
    * exit code is the same as without `--json`.
    */
   | { event: 'error', code: string, message: string }
+  /**
+   * `poi model access --json`: the model's access tier after the owner's change, its terms
+   * (`price` per period or per credit and `period` in seconds, 0 for the other tiers) and its
+   * per-task `fee` (wei).
+   */
+  | { event: 'model-access', modelId: string, tier: 'open' | 'allowlist' | 'pay-per-use' | 'subscription' | 'credits', price: Decimal, period: Decimal, fee: Decimal, active: boolean, txHash: Hex }
+  /**
+   * `poi model buy --json`: `units` periods or credits bought for `paid` (wei of `asset`, credited
+   * to `owner` at once); after it, the subscription runs until `expiresAt` (unix seconds) or the
+   * account holds `credits` (null for the other kind).
+   */
+  | {
+    event: 'model-purchase', modelId: string, account: Hex, owner: Hex, asset: Hex, tier: 'subscription' | 'credits', units: Decimal, paid: Decimal,
+    expiresAt: number | null, credits: Decimal | null, txHash: Hex
+  }
   /** `poi deposit --json`: the deposit's transaction and the account's vault balance after it. */
   | { event: 'deposit', account: Hex, asset: Hex, amount: Decimal, balance: Decimal, available: Decimal, txHash: Hex }
   /**
@@ -293,6 +308,11 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   'epoch-started': { epoch: decimal, operators: num, totalStake: decimal, txHash: hex },
   error: { code: str, message: str },
   published: { modelId: str, owner: hex, chunks: num, registeredTx: nullable(hex), via: oneOf('node', 'store'), announced: bool },
+  'model-access': { modelId: str, tier: oneOf('open', 'allowlist', 'pay-per-use', 'subscription', 'credits'), price: decimal, period: decimal, fee: decimal, active: bool, txHash: hex },
+  'model-purchase': {
+    modelId: str, account: hex, owner: hex, asset: hex, tier: oneOf('subscription', 'credits'), units: decimal, paid: decimal,
+    expiresAt: nullable(num), credits: nullable(decimal), txHash: hex
+  },
   deposit: { account: hex, asset: hex, amount: decimal, balance: decimal, available: decimal, txHash: hex },
   withdrawal: { account: hex, asset: hex, action: oneOf('requested', 'withdrawn'), amount: decimal, unlocksAt: nullable(num), balance: decimal, txHash: hex },
   rewards: {

@@ -240,7 +240,7 @@ export class PoiClient {
     if (input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(input.length)
     // Nodes drop tasks for models the registry does not allow; say why now rather than NoQuorum later.
     const refusal = this.#chain != null
-      ? await readChain(`whether the ModelRegistry lets ${this.address} use model ${id}`, this.#chain.config.rpcUrl, async () => await this.#chain!.modelRefusal(modelId, this.address))
+      ? await readChain(`whether the ModelRegistry lets ${this.address} use model ${id}`, this.#chain.config.rpcUrl, async () => await this.#chain!.modelRefusal(modelId, this.address, Date.now() + timeoutMs))
       : undefined
     if (refusal !== undefined) throw new ModelRefusedError(refusal)
     const fee = await this.#taskFee(modelId, request.fee)

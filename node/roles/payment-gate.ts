@@ -8,6 +8,13 @@
  * - its requester's available deposit (balance − pending withdrawal, read from the chain and
  *   cached PAYMENT_CACHE_MS) covers its fee plus what its pending tasks here may still cost.
  *
+ * - for a model under the credits tier (ModelRegistry), its requester holds a credit that none
+ *   of its pending tasks here for that model already holds: a requester with 1 credit gets one
+ *   task served at a time by this node, not 5. Credits and the settlement of those tasks are read
+ *   at one block, at each such task (no cache: a credit is worth a task). A node counts only the
+ *   tasks it admitted: tasks that reach disjoint nodes can each be served, and all but the credits
+ *   held fail at settlement (NoCreditsLeft), unpaid; every node refuses from its next read on.
+ *
  * A pending task is one this node admitted whose deadline plus the settlement window has not
  * passed (a certificate can still charge it until then), that was not seen settled on-chain and
  * did not end NoQuorum here. A task whose certificate this node has seen is looked up on-chain
@@ -64,6 +71,13 @@ export interface RequesterAccount {
   settled: boolean[]
 }
 
+/** A requester's credits for a credits-tier model and which of the asked tasks were settled, at one block. */
+export interface CreditAccount {
+  credits: bigint
+  /** settled[i]: the i-th asked task has an accepted certificate (its credit is already used). */
+  settled: boolean[]
+}
+
 /** What the gate reads from the chain (a ChainClient). */
 export interface PaymentChain {
   paymentTerms: () => Promise<PaymentTerms>
@@ -71,6 +85,12 @@ export interface PaymentChain {
   modelFee: (modelId: Uint8Array) => Promise<bigint | undefined>
   /** The requester's vault and whether each of `taskIds` is settled, all read at one block. */
   requesterAccount: (requester: `0x${string}`, taskIds: readonly Uint8Array[]) => Promise<RequesterAccount>
+  /**
+   * For a model under the credits tier: the requester's credits and whether each of `taskIds` is
+   * settled, at one block; undefined for any other tier (or the model's owner). Optional: a chain
+   * without access tiers counts no credits.
+   */
+  creditAccount?: (modelId: Uint8Array, requester: `0x${string}`, taskIds: readonly Uint8Array[]) => Promise<CreditAccount | undefined>
 }
 
 /** Why a task is not admitted: `reject` when its requester signed a task no node may run, `ignore` otherwise. */
@@ -83,6 +103,8 @@ interface PendingTask {
   expiresAt: number
   /** A valid certificate was seen here: look it up on-chain at the next vault read. */
   certified: boolean
+  /** Set for a task of a credits-tier model: it holds one of its requester's credits for that model (hex id). */
+  creditModel?: string
 }
 
 interface Reading { at: number, available: bigint, shortfall: bigint }
@@ -152,9 +174,18 @@ export class PaymentGate implements Startable {
     if (reading.shortfall > 0n) {
       return { verdict: 'ignore', reason: `requester ${requester} is in default: accepted certificates left ${reading.shortfall} wei unpaid (TaskManager shortfallOf)` }
     }
+    const creditModel = to0xHex(task.modelId)
+    const credits = await this.creditsOf(task, requester, creditModel)
     // Synchronous from here to the count: each task of a burst sees the ones admitted before it.
     if (this.requesterOf.has(id)) return undefined
     const mine = this.pendingOf(requester, Date.now())
+    if (credits !== undefined) {
+      let holding = 0n
+      for (const p of mine?.values() ?? []) if (p.creditModel === creditModel) holding++
+      if (holding >= credits) {
+        return { verdict: 'ignore', reason: `requester ${requester} has ${credits === 0n ? 'no credits left' : `${credits} credit${credits === 1n ? '' : 's'} left`} for model ${creditModel}${holding > 0n ? ` and ${holding} pending task${holding === 1n ? '' : 's'} here already hold${holding === 1n ? 's' : ''} ${holding === 1n ? 'it' : 'them'}` : ''} (buy more with poi model buy ${creditModel} --credits <n>)` }
+      }
+    }
     let owed = 0n
     for (const p of mine?.values() ?? []) owed += p.fee
     if (owed + fee > reading.available) {
@@ -163,7 +194,7 @@ export class PaymentGate implements Startable {
     if (this.requesterOf.size >= this.maxPending) {
       return { verdict: 'ignore', reason: `this node already counts ${this.requesterOf.size} unsettled paid tasks (MAX_PENDING_PAID_TASKS)` }
     }
-    this.add(requester, { taskId, fee, expiresAt: Number(task.deadline) + terms.settlementWindowMs, certified: false })
+    this.add(requester, { taskId, fee, expiresAt: Number(task.deadline) + terms.settlementWindowMs, certified: false, creditModel: credits !== undefined ? creditModel : undefined })
     return undefined
   }
 
@@ -184,6 +215,22 @@ export class PaymentGate implements Startable {
   /** The task ended NoQuorum (it costs its requester nothing). */
   ended (taskId: Uint8Array): void {
     this.remove(toHex(taskId))
+  }
+
+  /**
+   * The requester's credits for the task's model when it is under the credits tier (undefined
+   * otherwise), after dropping this requester's pending tasks of that model that have settled
+   * (each holds no credit any more: the chain took it).
+   */
+  private async creditsOf (task: TaskAnnouncement, requester: `0x${string}`, creditModel: string): Promise<bigint | undefined> {
+    if (this.chain.creditAccount == null) return undefined
+    const asked = [...(this.pending.get(requester)?.values() ?? [])].filter(p => p.creditModel === creditModel && p.certified)
+    const account = await this.chain.creditAccount(task.modelId, requester, asked.map(p => p.taskId))
+    if (account === undefined) return undefined
+    // Settled: its credit is out of `credits` already. It holds none here any more, but its fee
+    // stays counted until the requester's next vault read (the balance read may predate it).
+    asked.forEach((p, i) => { if (account.settled[i] === true) p.creditModel = undefined })
+    return account.credits
   }
 
   private async paymentTerms (): Promise<PaymentTerms> {

@@ -46,9 +46,9 @@ const log = logger('poi:relay')
  */
 const LATE_ATTESTATION_SLACK_MS = 2_000
 
-/** Decides whether a requester may have a model run: undefined, or why not. */
+/** Decides whether a requester may have a model run in a task with deadline `deadlineMs` (unix ms): undefined, or why not. */
 export interface ModelGate {
-  modelRefusal: (modelId: Uint8Array, requester: `0x${string}`) => Promise<string | undefined>
+  modelRefusal: (modelId: Uint8Array, requester: `0x${string}`, deadlineMs?: number) => Promise<string | undefined>
 }
 
 export interface RelayComponents {
@@ -195,7 +195,7 @@ export class Relay implements Startable {
     if (modelGate != null) {
       let refusal: string | undefined
       try {
-        refusal = await modelGate.modelRefusal(task.modelId, to0xHex(task.requester))
+        refusal = await modelGate.modelRefusal(task.modelId, to0xHex(task.requester), Number(task.deadline))
       } catch (err) {
         refusal = `cannot read the model registry: ${(err as Error).message.split('\n')[0]}`
       }

@@ -40,6 +40,9 @@ export const SLOWEST_FIRST = [
   'model-owner',
   // issue 13: an in-process network of four with one faulty operator started twice
   'test-faults',
+  // issue 14: model access tiers through a network on anvil (a network of separate processes), then on anvil alone
+  'access-network',
+  'access-tiers',
   'http-api',
   'streams',
   // issue 14: governance on one anvil chain (proposals through voting, queue and the timelock)
