@@ -34,6 +34,22 @@ export async function mined (
   return receipt
 }
 
+/**
+ * Gas one ERC-5805 checkpoint may cost beyond an estimate: the registry's vote checkpoints are
+ * keyed by block timestamp, and an estimate run in the latest block's second updates that
+ * second's checkpoint in place (~2,900 gas) where the mined transaction, in a later second,
+ * writes a fresh slot (22,100). Registration, exit and slashing move votes (the mover's delegate
+ * and the total: two checkpoints each).
+ */
+export const VOTE_CHECKPOINT_GAS = 22_100n
+
+/** `request` with a gas limit of its estimate plus `checkpoints` × VOTE_CHECKPOINT_GAS. */
+async function withCheckpointHeadroom<R extends object> (publicClient: PublicClient, request: R, checkpoints: number): Promise<R & { gas: bigint }> {
+  // a simulateContract request is what estimateContractGas takes; its generic types do not line up
+  const estimate = await publicClient.estimateContractGas(request as unknown as Parameters<PublicClient['estimateContractGas']>[0])
+  return { ...request, gas: estimate + VOTE_CHECKPOINT_GAS * BigInt(checkpoints) }
+}
+
 /** Registers the wallet's account as an operator with BLS key `secretKey`, staking `stake` wei. */
 export async function registerOperator (
   walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, secretKey: Uint8Array, stake: bigint
@@ -42,7 +58,7 @@ export async function registerOperator (
   const { request } = await publicClient.simulateContract({
     account: walletClient.account, address: registry, abi: OperatorRegistryAbi, functionName: 'register', args: [pubkey, proofOfPossession], value: stake
   })
-  return await mined(publicClient, await walletClient.writeContract(request), 'OperatorRegistry.register')
+  return await mined(publicClient, await walletClient.writeContract(await withCheckpointHeadroom(publicClient, request, 2)), 'OperatorRegistry.register')
 }
 
 /** Starts the next epoch; returns its number. */
@@ -89,7 +105,7 @@ export async function submitEvidence (
   setB: OnChainOperatorSet = set
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
   const { request, result } = await simulateEvidence(publicClient, walletClient.account, slashing, evidence, set, setB)
-  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitEvidence') }
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(await withCheckpointHeadroom(publicClient, request, 2)), 'SlashingManager.submitEvidence') }
 }
 
 /** The simulated SlashingManager.submitEvidence from `account`, without sending it (see simulateCertificate). */
@@ -111,7 +127,8 @@ export async function submitConflictingCertificates (
   a: QuorumCertificate, setA: OnChainOperatorSet, b: QuorumCertificate, setB: OnChainOperatorSet
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
   const { request, result } = await simulateConflictingCertificates(publicClient, walletClient.account, slashing, a, setA, b, setB)
-  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitConflictingCertificates') }
+  const checkpoints = 1 + request.args[4].length
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(await withCheckpointHeadroom(publicClient, request, checkpoints)), 'SlashingManager.submitConflictingCertificates') }
 }
 
 /** The simulated SlashingManager.submitConflictingCertificates from `account`, without sending it (see simulateCertificate). */
@@ -134,7 +151,7 @@ export async function submitCertificateAndAttestation (
   qc: QuorumCertificate, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
 ): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
   const { request, result } = await simulateCertificateAndAttestation(publicClient, walletClient.account, slashing, qc, set, attestation, attestationSet)
-  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(request), 'SlashingManager.submitCertificateAndAttestation') }
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(await withCheckpointHeadroom(publicClient, request, 2)), 'SlashingManager.submitCertificateAndAttestation') }
 }
 
 /** The simulated SlashingManager.submitCertificateAndAttestation from `account`, without sending it (see simulateCertificate). */
@@ -153,7 +170,7 @@ export async function requestExit (walletClient: Wallet, publicClient: PublicCli
   const { request } = await publicClient.simulateContract({
     account: walletClient.account, address: registry, abi: OperatorRegistryAbi, functionName: 'requestExit'
   })
-  return await mined(publicClient, await walletClient.writeContract(request), 'OperatorRegistry.requestExit')
+  return await mined(publicClient, await walletClient.writeContract(await withCheckpointHeadroom(publicClient, request, 2)), 'OperatorRegistry.requestExit')
 }
 
 /**

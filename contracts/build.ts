@@ -29,6 +29,14 @@ const REMAPPINGS: Record<string, string> = {
   '@openzeppelin/contracts/': join(REPO_ROOT, 'node_modules', '@openzeppelin', 'contracts') + '/'
 }
 
+/**
+ * Contracts of imported files that get artifacts as they are (no wrapper of ours): the
+ * TimelockController that deployPoi deploys unchanged (PoiGovernor.sol imports it).
+ */
+const IMPORTED_CONTRACTS: Record<string, readonly string[]> = {
+  '@openzeppelin/contracts/governance/TimelockController.sol': ['TimelockController']
+}
+
 export class ContractBuildError extends PoiError {
   constructor (message: string) {
     super('ERR_CONTRACT_BUILD', message)
@@ -104,6 +112,13 @@ export async function compileContracts (): Promise<{ contracts: CompiledContract
   for (const file of files) {
     for (const [name, c] of Object.entries(output.contracts?.[file] ?? {})) {
       if (c.evm.bytecode.object.length === 0) continue // libraries and interfaces without code
+      contracts.push({ name, abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` })
+    }
+  }
+  for (const [file, names] of Object.entries(IMPORTED_CONTRACTS)) {
+    for (const name of names) {
+      const c = output.contracts?.[file]?.[name]
+      if (c === undefined) throw new ContractBuildError(`${name} of ${file} was not compiled: does a contract in contracts/src still import it?`)
       contracts.push({ name, abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` })
     }
   }

@@ -2,14 +2,20 @@
  * Deploys the poi contracts in dependency order (registry → model registry → the ERC-8004
  * Identity Registry and the Validation Registry over it → task manager, which is also the payment
  * vault and the validator that answers tasks naming a validation request → slashing manager) and
- * makes the slashing manager the registry's slasher. The deployer account becomes the registry
- * owner; after setSlasher it has no remaining power. The ModelRegistry and the ERC-8004 registries
- * have no owner of their own. The result names every contract and the payment asset.
+ * makes the slashing manager the registry's slasher. Then governance: a TimelockController (as
+ * OpenZeppelin ships it) and a PoiGovernor voting with the registry's stake; the governor is the
+ * timelock's only proposer and canceller, anyone may execute what the timelock holds ready, the
+ * deployer names the guardian, renounces the timelock's admin role and transfers the ownership of
+ * the OperatorRegistry, the TaskManager and the SlashingManager to the timelock: from then on only
+ * a passed proposal, after the timelock's delay, changes a parameter. With `keepOwner` the deployer
+ * keeps ownership and no governor is deployed (tests that call the setters directly). The
+ * ModelRegistry and the ERC-8004 registries have no owner of their own. The result names every
+ * contract and the payment asset.
  */
-import { encodeDeployData, getAddress, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
+import { encodeDeployData, getAddress, keccak256, toHex, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
-  IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode,
-  ValidationRegistryAbi, ValidationRegistryBytecode
+  IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
+  SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode, TimelockControllerAbi, TimelockControllerBytecode, ValidationRegistryAbi, ValidationRegistryBytecode
 } from './generated/artifacts.js'
 import { PoiError } from '../protocols/wire/index.js'
 import type { Deployment } from './deployment.js'
@@ -64,10 +70,31 @@ export type DeployPoiParameters = {
    * that shares an existing registry (the deployment record still names the pair deployPoi made).
    */
   validationRegistry?: `0x${string}`
+  /**
+   * Keep the deployer as the owner of every governed contract and deploy no governor or timelock
+   * (default false). For tests and scripts that call setParameter, setGuardian or unpause
+   * directly; a network meant to be governed leaves it false.
+   */
+  keepOwner?: boolean
+  /** Governance: seconds between a proposal and the snapshot its votes are counted at (default 60: devnet-friendly; days on a real network). */
+  votingDelay?: bigint
+  /** Governance: seconds a proposal is open for votes (default 600). */
+  votingPeriod?: bigint
+  /** Governance: stake (wei of voting power) a proposer needs (default: minStake, one operator's worth). */
+  proposalThreshold?: bigint
+  /** Governance: percent of the active stake at the snapshot that must vote for or abstain (default 33). */
+  quorumPercent?: number
+  /** Governance: the timelock's minimum delay, seconds, between queueing a passed proposal and executing it (default 300). */
+  timelockDelay?: bigint
+  /** May pause registrations and settlement (never unpause); default the deployer. The zero address: nobody. */
+  guardian?: `0x${string}`
 }
 
+/** Placeholder for "minStake" as the default proposal threshold. */
+const THRESHOLD_IS_MIN_STAKE = -1n
+
 const MAX_UINT64 = 2n ** 64n - 1n
-const MAX_UINT256 = 2n ** 256n - 1n
+const MAX_UINT128 = 2n ** 128n - 1n
 const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
 /** Placeholder in the defaults: deployPoi replaces it with the deploying account. */
 const DEPLOYER = ZERO_ADDRESS
@@ -94,8 +121,22 @@ export const DEFAULT_DEPLOY_PARAMETERS: Required<DeployPoiParameters> = {
   maxTaskLife: 3_600n,
   settlementWindow: 3_600n,
   withdrawalDelay: 10_800n,
-  validationRegistry: ZERO_ADDRESS
+  validationRegistry: ZERO_ADDRESS,
+  keepOwner: false,
+  votingDelay: 60n,
+  votingPeriod: 600n,
+  proposalThreshold: THRESHOLD_IS_MIN_STAKE,
+  quorumPercent: 33,
+  timelockDelay: 300n,
+  guardian: DEPLOYER
 }
+
+/**
+ * The PoiGovernor's quorum and the contracts' bounds as deployPoi checks them before sending
+ * anything (the contracts check them again): TaskManager.MIN_QUORUM_BPS, MAX_PROTOCOL_FEE_BPS.
+ */
+const MIN_QUORUM_BPS = 6667
+const MAX_PROTOCOL_FEE_BPS = 2000
 
 /** A parameter is out of range, or a deployment transaction failed. */
 export class DeployError extends PoiError {
@@ -128,8 +169,16 @@ function checkDeployParameters (p: Required<DeployPoiParameters>): void {
   for (const name of ['exitDelay', 'epochDuration', 'maxEpochAge', 'maxCertificateAge', 'maxTaskLife', 'settlementWindow', 'withdrawalDelay'] as const) {
     if (p[name] < 0n || p[name] > MAX_UINT64) throw new DeployError(`${name} must fit in a uint64, got ${p[name]}`)
   }
-  if (p.minTaskFee < 0n || p.minTaskFee > MAX_UINT256) throw new DeployError(`minTaskFee must be a uint256 amount of wei, got ${p.minTaskFee}`)
-  for (const name of ['asset', 'treasury', 'validationRegistry'] as const) {
+  if (p.quorumBps < MIN_QUORUM_BPS) throw new DeployError(`quorumBps ${p.quorumBps} is below the floor of ${MIN_QUORUM_BPS} (two thirds): two conflicting certificates of one epoch could both reach quorum`)
+  if (p.protocolFeeBps > MAX_PROTOCOL_FEE_BPS) throw new DeployError(`protocolFeeBps ${p.protocolFeeBps} is above the cap of ${MAX_PROTOCOL_FEE_BPS} (TaskManager.MAX_PROTOCOL_FEE_BPS)`)
+  if (p.minTaskFee < 0n || p.minTaskFee > MAX_UINT128) throw new DeployError(`minTaskFee must be a uint128 amount of wei, got ${p.minTaskFee}`)
+  for (const name of ['votingDelay', 'timelockDelay'] as const) {
+    if (p[name] < 0n || p[name] >= 2n ** 48n) throw new DeployError(`${name} must be a number of seconds below 2^48, got ${p[name]}`)
+  }
+  if (p.votingPeriod < 1n || p.votingPeriod >= 2n ** 32n) throw new DeployError(`votingPeriod must be 1..2^32-1 seconds, got ${p.votingPeriod}`)
+  if (!Number.isInteger(p.quorumPercent) || p.quorumPercent < 1 || p.quorumPercent > 100) throw new DeployError(`quorumPercent must be an integer from 1 to 100, got ${p.quorumPercent}`)
+  if (p.proposalThreshold < THRESHOLD_IS_MIN_STAKE) throw new DeployError(`proposalThreshold must be a non-negative amount of wei, got ${p.proposalThreshold}`)
+  for (const name of ['asset', 'treasury', 'validationRegistry', 'guardian'] as const) {
     if (!isAddress(p[name], { strict: false })) throw new DeployError(`${name} must be a 0x-prefixed 20-byte address, got ${String(p[name])}`)
   }
   if (p.withdrawalDelay <= p.maxTaskLife + p.settlementWindow) {
@@ -225,15 +274,24 @@ export async function estimateDeployPoiGas (
 }
 
 /**
- * Deploys the contracts of POI_DEPLOY_ORDER with `params` (over DEFAULT_DEPLOY_PARAMETERS) and
- * makes the SlashingManager the registry's slasher. Throws DeployError for parameters out of
- * range or a reverted deployment.
+ * What deployPoi returns: every contract, the governor and timelock unless `keepOwner`.
+ */
+export type PoiDeployment = Required<Omit<Deployment, 'governor' | 'timelock'>> & Pick<Deployment, 'governor' | 'timelock'>
+
+/** The contracts the timelock owns once deployPoi has handed them over (their setParameter is governed). */
+export const GOVERNED_CONTRACTS = ['OperatorRegistry', 'TaskManager', 'SlashingManager'] as const
+
+/**
+ * Deploys the contracts of POI_DEPLOY_ORDER with `params` (over DEFAULT_DEPLOY_PARAMETERS),
+ * makes the SlashingManager the registry's slasher, names the guardian and, unless `keepOwner`,
+ * deploys the TimelockController and the PoiGovernor and hands ownership to the timelock. Throws
+ * DeployError for parameters out of range or a reverted transaction.
  */
 export async function deployPoi (
   walletClient: WalletClient<Transport, Chain, Account>,
   publicClient: PublicClient,
   params: DeployPoiParameters = {}
-): Promise<Required<Deployment>> {
+): Promise<PoiDeployment> {
   const p = deployParameters(params)
   checkDeployParameters(p)
   const treasury = p.treasury === DEPLOYER ? walletClient.account.address : p.treasury
@@ -261,8 +319,19 @@ export async function deployPoi (
   await mined(await walletClient.writeContract({
     address: address('OperatorRegistry'), abi: OperatorRegistryAbi, functionName: 'setSlasher', args: [address('SlashingManager')]
   }), 'OperatorRegistry.setSlasher')
+  const deployer = walletClient.account.address
+  const guardian = p.guardian === DEPLOYER ? deployer : getAddress(p.guardian)
+  if (guardian !== ZERO_ADDRESS) {
+    await mined(await walletClient.writeContract({
+      address: address('OperatorRegistry'), abi: OperatorRegistryAbi, functionName: 'setGuardian', args: [guardian]
+    }), 'OperatorRegistry.setGuardian')
+  }
+  const governance = p.keepOwner ? {} : await deployGovernance(walletClient, mined, deployed, p, {
+    OperatorRegistry: address('OperatorRegistry'), TaskManager: address('TaskManager'), SlashingManager: address('SlashingManager')
+  })
 
   return {
+    ...governance,
     chainId: await publicClient.getChainId(),
     registry: address('OperatorRegistry'),
     taskManager: address('TaskManager'),
@@ -273,4 +342,40 @@ export async function deployPoi (
     paymentAsset: getAddress(p.asset),
     deployedAtBlock
   }
+}
+
+type Mined = (hash: `0x${string}`, what: string) => Promise<unknown>
+type Deployed = (hash: `0x${string}`, what: string) => Promise<{ address: `0x${string}` }>
+
+/**
+ * The timelock (the deployer its temporary admin), the governor over the registry's votes, the
+ * governor's roles on the timelock (proposer, canceller; the zero address as executor: anyone may
+ * execute a ready operation), the deployer's admin role renounced, and every governed contract's
+ * ownership transferred to the timelock.
+ */
+async function deployGovernance (
+  walletClient: WalletClient<Transport, Chain, Account>, mined: Mined, deployed: Deployed, p: Required<DeployPoiParameters>,
+  owned: Record<typeof GOVERNED_CONTRACTS[number], `0x${string}`>
+): Promise<{ governor: `0x${string}`, timelock: `0x${string}` }> {
+  const deployer = walletClient.account.address
+  const timelock = (await deployed(await walletClient.deployContract({
+    abi: TimelockControllerAbi, bytecode: TimelockControllerBytecode, args: [p.timelockDelay, [], [ZERO_ADDRESS], deployer]
+  }), 'TimelockController')).address
+  const threshold = p.proposalThreshold === THRESHOLD_IS_MIN_STAKE ? p.minStake : p.proposalThreshold
+  const governor = (await deployed(await walletClient.deployContract({
+    abi: PoiGovernorAbi, bytecode: PoiGovernorBytecode, args: [owned.OperatorRegistry, timelock, Number(p.votingDelay), Number(p.votingPeriod), threshold, BigInt(p.quorumPercent)]
+  }), 'PoiGovernor')).address
+  // TimelockController's role ids: keccak256 of the name, the admin role zero
+  const role = async (name: 'PROPOSER_ROLE' | 'CANCELLER_ROLE' | 'DEFAULT_ADMIN_ROLE'): Promise<`0x${string}`> =>
+    name === 'DEFAULT_ADMIN_ROLE' ? `0x${'00'.repeat(32)}` : keccak256(toHex(name))
+  for (const name of ['PROPOSER_ROLE', 'CANCELLER_ROLE'] as const) {
+    await mined(await walletClient.writeContract({ address: timelock, abi: TimelockControllerAbi, functionName: 'grantRole', args: [await role(name), governor] }), `TimelockController.grantRole(${name})`)
+  }
+  for (const [name, at] of Object.entries(owned)) {
+    await mined(await walletClient.writeContract({ address: at, abi: OperatorRegistryAbi, functionName: 'transferOwnership', args: [timelock] }), `${name}.transferOwnership`)
+  }
+  await mined(await walletClient.writeContract({
+    address: timelock, abi: TimelockControllerAbi, functionName: 'renounceRole', args: [await role('DEFAULT_ADMIN_ROLE'), deployer]
+  }), 'TimelockController.renounceRole(DEFAULT_ADMIN_ROLE)')
+  return { governor: getAddress(governor), timelock: getAddress(timelock) }
 }

@@ -34,6 +34,13 @@ export type Deployment = {
    * ETH, else an ERC-20. Absent in records older than payments (then read TaskManager.asset()).
    */
   paymentAsset?: `0x${string}`
+  /**
+   * PoiGovernor: proposals and votes by stake (contracts/governance.ts). Absent when the network
+   * is not governed (deployed with keepOwner, or older than governance).
+   */
+  governor?: `0x${string}`
+  /** TimelockController: owns every parameter setter; executes passed proposals after its delay. Named only with `governor`. */
+  timelock?: `0x${string}`
   /** Block of the registry's deployment: where event scans (readOperatorSet, model lists) start. */
   deployedAtBlock: bigint
 }
@@ -42,10 +49,10 @@ export type Deployment = {
 export type DeploymentJson = Omit<Deployment, 'deployedAtBlock'> & { deployedAtBlock: string }
 
 /** The fields of a Deployment; any other key of a record handed to parseDeployment must be one the caller reads itself. */
-export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'identityRegistry', 'validationRegistry', 'paymentAsset', 'deployedAtBlock'] as const
+export const DEPLOYMENT_FIELDS = ['chainId', 'registry', 'taskManager', 'slashing', 'modelRegistry', 'identityRegistry', 'validationRegistry', 'paymentAsset', 'governor', 'timelock', 'deployedAtBlock'] as const
 
 /** The contracts a deployment may leave out; each is written and read only when present. */
-const OPTIONAL_CONTRACTS = ['modelRegistry', 'identityRegistry', 'validationRegistry'] as const
+const OPTIONAL_CONTRACTS = ['modelRegistry', 'identityRegistry', 'validationRegistry', 'governor', 'timelock'] as const
 
 /** A deployment record (from a file, a config, a peer) is malformed; `field` names the offending field. */
 export class DeploymentFormatError extends PoiError {
@@ -85,7 +92,7 @@ export interface ParseDeploymentOptions {
 export function parseDeployment (json: unknown, options: ParseDeploymentOptions): Deployment {
   const { source } = options
   if (json == null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, identityRegistry?, validationRegistry?, paymentAsset?, deployedAtBlock}`)
+    throw new DeploymentFormatError(`${source} must be an object {chainId, registry, taskManager, slashing, modelRegistry?, identityRegistry?, validationRegistry?, paymentAsset?, governor?, timelock?, deployedAtBlock}`)
   }
   const record = json as Record<string, unknown>
   const known: readonly string[] = [...DEPLOYMENT_FIELDS, ...(options.otherKeys ?? [])]
@@ -119,6 +126,10 @@ export function parseDeployment (json: unknown, options: ParseDeploymentOptions)
   }
   if (deployment.validationRegistry !== undefined && deployment.identityRegistry === undefined) {
     throw new DeploymentFormatError(`${source}.identityRegistry is missing: a validationRegistry is named only with the identity registry its agents live in`, 'identityRegistry')
+  }
+  if ((deployment.governor === undefined) !== (deployment.timelock === undefined)) {
+    const missing = deployment.governor === undefined ? 'governor' : 'timelock'
+    throw new DeploymentFormatError(`${source}.${missing} is missing: a governor and its timelock are named together`, missing)
   }
   if (record.paymentAsset !== undefined) deployment.paymentAsset = address('paymentAsset')
   return deployment

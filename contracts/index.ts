@@ -14,8 +14,8 @@ export {
   type Deployment, type DeploymentJson, type ParseDeploymentOptions, DEPLOYMENT_FIELDS, DeploymentFormatError, deploymentToJson, parseDeployment
 } from './deployment.js'
 export {
-  deployPoi, deployParameters, estimateDeployPoiGas, DEFAULT_DEPLOY_PARAMETERS, POI_DEPLOY_ORDER, DeployError, type DeployPoiParameters, type DeployPoiGasEstimate,
-  type PoiContractName
+  deployPoi, deployParameters, estimateDeployPoiGas, DEFAULT_DEPLOY_PARAMETERS, POI_DEPLOY_ORDER, GOVERNED_CONTRACTS, DeployError, type DeployPoiParameters, type DeployPoiGasEstimate,
+  type PoiContractName, type PoiDeployment
 } from './deploy.js'
 export {
   type G1Point, type G2Point, type OnChainOperatorSet, OperatorTreeError,
@@ -51,3 +51,10 @@ export {
   MAX_VALIDATION_RESPONSE, POI_VALIDATION_TAG, POI_TASK_URI_PREFIX,
   poiTaskUri, registerAgent, requestValidation, respondToValidation, readValidationStatus, readValidationSummary
 } from './erc8004.js'
+export {
+  type GovernedContract, type GovernedParameter, type ParameterValue, type GovernanceContracts, type Proposal, type ProposalState, type VoteSupport,
+  type GovernorSettings, type ProposalStatus, GOVERNED_PARAMETERS, PROPOSAL_STATES, VOTE_SUPPORT, GovernanceError,
+  isGovernedParameter, governedParameter, parameterKey, parameterContract, encodeParameterValue, parameterCall, parameterChangeProposal, unpauseProposal,
+  setGuardianProposal, proposalIdOf, readParameter, readParameters, readGovernorSettings, readProposal, proposalState, propose, castVote, queueProposal,
+  executeProposal, readVotes, delegateVotes, readPause, pauseNetwork, unpauseDirect, setGuardianDirect, setParameterDirect
+} from './governance.js'

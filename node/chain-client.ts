@@ -6,7 +6,7 @@ import {
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
-  CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, isModelAllowed, mined, readCurrentEpoch, readModel,
+  CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, isModelAllowed, mined, readCurrentEpoch, readModel, readQuorumBps,
   readOperatorSet, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
   type OnChainModel, type OnChainOperatorSet
 } from '../contracts/index.js'
@@ -146,7 +146,12 @@ export class ChainClient implements SettlementChain, PaymentChain {
     return allowed ? undefined : `requester ${requester} is not on the allowlist of model ${bytesToHex(modelId)}`
   }
 
-  /** The TaskManager's minimum fee and settlement window (immutable: read by the caller once). */
+  /** The network's quorum, basis points (TaskManager.quorumBps: governed, so read again now and then). */
+  async networkQuorumBps (): Promise<number> {
+    return await readQuorumBps(this.publicClient, this.config.taskManager)
+  }
+
+  /** The TaskManager's minimum fee and settlement window (governed: the payment gate reads them again every PAYMENT_TERMS_TTL_MS). */
   async paymentTerms (): Promise<PaymentTerms> {
     const { taskManager } = this.config
     const [minTaskFee, settlementWindow] = await Promise.all([
@@ -479,8 +484,19 @@ export class ChainClient implements SettlementChain, PaymentChain {
 }
 
 /** A named contract error will revert again on retry; anything else (RPC, nonce, timeout) may pass later. */
+/**
+ * The guardian paused settlement (OperatorRegistry.pause): the simulation reverted, nothing was
+ * sent. Not permanent: the submitter retries (simulating only) until governance unpauses.
+ */
+export class SettlementPausedError extends PoiError {
+  constructor (what: string, options?: { cause?: unknown }) {
+    super('ERR_SETTLEMENT_PAUSED', `${what}: settlement is paused by the network's guardian (OperatorRegistry.paused); nothing was sent, retrying until governance unpauses`, options)
+  }
+}
+
 function classify (err: unknown, what: string): Error {
   const name = contractErrorName(err)
+  if (name === 'Paused') return new SettlementPausedError(what, { cause: err })
   if (name != null) return new PermanentSubmissionError(`${what} reverted with ${name}`, { cause: err, revert: name })
   return err instanceof Error ? err : new Error(String(err))
 }

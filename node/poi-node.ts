@@ -33,7 +33,7 @@ import { createPoiLibp2p, type PoiLibp2p } from './p2p.js'
 import { peerIdentityOf } from './peer-identity.js'
 import {
   AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
-  createStreamData, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
+  createStreamData, NetworkQuorum, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
   type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData
 } from './roles/index.js'
 
@@ -94,6 +94,12 @@ export interface PoiNodeOptions {
    * and `poi model ls` reach the running node through it) unless this is false.
    */
   control?: boolean
+  /**
+   * Reads the network's quorum (TaskManager.quorumBps, which governance may change): an
+   * aggregator then forms certificates at max(task's quorum, network's), re-read every
+   * NETWORK_PARAMETERS_REFRESH_MS (node/roles/network-quorum.ts).
+   */
+  networkQuorumBps?: () => Promise<number>
   /** Reads the chain's current epoch: `GET /health` checks the chain through it (nodes with a chain and `config.http`). */
   chainEpoch?: () => Promise<bigint>
   /** Extra HTTP routes (e.g. /metrics) served with the API when `config.http` is set. */
@@ -197,8 +203,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const common = { gossip: this.router, epochs: this.epochs, events }
     // Relay-only full nodes already verify and store every attestation: they aggregate too, as backups.
     const backup = !opts.aggregate && !opts.operate && !opts.light && opts.backupAggregation !== false
-    this.aggregator = opts.aggregate || backup
-      ? createAggregator({ ...common, store, submitter: this.submitter, tasks: this.tasks }, { graceMs: config.graceMs, backup })
+    const aggregating = opts.aggregate || backup
+    const networkQuorum = aggregating && opts.networkQuorumBps != null ? new NetworkQuorum(opts.networkQuorumBps) : undefined
+    if (networkQuorum != null) this.services.push(networkQuorum)
+    this.aggregator = aggregating
+      ? createAggregator({ ...common, store, submitter: this.submitter, tasks: this.tasks, networkQuorum }, { graceMs: config.graceMs, backup })
       : undefined
     this.operator = opts.operate && store != null
       ? createOperator({ ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att) })

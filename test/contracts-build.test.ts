@@ -4,7 +4,9 @@ import { ARTIFACTS_FILE, EVM_VERSION, renderArtifacts } from '../contracts/build
 import { compiledContracts } from './helpers/contracts-cache.js'
 
 describe('contract artifacts', function () {
-  this.timeout(120_000)
+  // a cold compile of every contract, the governor and the timelock included, takes two minutes
+  // and more on a loaded two-core machine
+  this.timeout(300_000)
 
   // The compile is reused while solc, the sources, their imports and build.ts are unchanged
   // (test/helpers/contracts-cache.ts): the comparison below always runs.

@@ -15,6 +15,8 @@ const DEPLOYMENT: Required<Deployment> = {
   identityRegistry: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
   validationRegistry: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
   paymentAsset: '0x0000000000000000000000000000000000000000',
+  governor: '0x0165878A594ca255338adfa4d48449f69242Eb8F',
+  timelock: '0xa513E6E4b8f2a923D98304ec87F64353C4D5C853',
   deployedAtBlock: 1n
 }
 const SOURCE = 'deployment file /tmp/d.json'

@@ -22,8 +22,12 @@ const EPOCH_SECONDS = 100n
 const EXIT_DELAY = 10n
 /** BLS12-381 group order r: r − sk is the secret key of −pk. */
 const GROUP_ORDER = 0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001n
-/** OperatorRegistry's storage slot of `_operatorList` (its length): slot 0 holds slasher and currentEpoch, slot 1 lastEpochStart. */
-const OPERATOR_LIST_SLOT: Hex = pad('0x2', { size: 32 })
+/**
+ * OperatorRegistry's storage slot of `_operatorList` (its length): slots 0–6 are Ownable's owner,
+ * EIP712's two name fallbacks, Nonces and Votes' three mappings; 7 the epoch slot, 8 guardian and
+ * exitDelay, 9 slasher, 10 minStake.
+ */
+const OPERATOR_LIST_SLOT: Hex = pad('0xb', { size: 32 })
 
 function negatedSecretKey (secretKey: Uint8Array): Uint8Array {
   const sk = BigInt(`0x${Buffer.from(secretKey).toString('hex')}`)

@@ -2,6 +2,9 @@
 pragma solidity ^0.8.28;
 
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Votes} from "@openzeppelin/contracts/governance/utils/Votes.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {BLS12381} from "./BLS12381.sol";
 
 /// @notice The messages operators BLS-sign. Must match consensus/attestation.ts and
@@ -79,7 +82,12 @@ library OperatorTree {
 /// @notice Operators stake ETH and register a BLS key with a proof of possession; at each epoch
 /// boundary the active set is frozen (ordered list, Merkle root, aggregate key, total stake) so a
 /// quorum certificate of that epoch stays checkable whatever happens to the registry later.
-contract OperatorRegistry {
+/// @dev Governance: the owner (the timelock once deployPoi hands it over) changes minStake,
+/// exitDelay and epochDuration within bounds (setParameter) and names the guardian, who can pause
+/// new registrations and, through TaskManager.settlementEpoch, new task settlement in one call;
+/// only the owner unpauses. Voting power (ERC-5805, timestamp clock) is active stake: a registered
+/// operator that has not asked to exit votes with its live stake, self-delegated at registration.
+contract OperatorRegistry is Ownable, Votes {
     struct Operator {
         BLS.G1Point pubkey;
         /// @dev Live stake: lowered by slashing, paid out by withdraw. Epoch snapshots keep their own copy.
@@ -110,20 +118,42 @@ contract OperatorRegistry {
     /// index and a signer bitmap no longer fits, and advanceEpoch's loop stays bounded.
     uint256 public constant MAX_OPERATORS = 1024;
 
-    address public immutable owner;
-    uint256 public immutable minStake;
-    uint64 public immutable exitDelay;
-    uint64 public immutable epochDuration;
+    /// @notice Shortest exit delay governance may set: evidence against the last certificate that
+    /// could count an exiting stake must still be able to land (a reporter reacting, a congested
+    /// chain); below it the stake could leave before it is slashable (ExitDelayBreaksSlashability).
+    uint64 public constant MIN_EXIT_DELAY = 1 hours;
+    /// @notice Longest exit delay governance may set: stake must always be able to leave.
+    uint64 public constant MAX_EXIT_DELAY = 30 days;
+    /// @notice Shortest epoch governance may set: maxCertificateAge and a certificate's age are
+    /// counted in epochs, so epochs started back to back would expire certificates in flight and
+    /// release exiting stake within minutes.
+    uint64 public constant MIN_EPOCH_DURATION = 5 minutes;
+    /// @notice Longest epoch governance may set: a registration waits for the next epoch to count.
+    uint64 public constant MAX_EPOCH_DURATION = 7 days;
+
     /// @notice The most epochs a certificate's epoch may lag the current one in any contract that
-    /// trusts this registry's snapshots (TaskManager refuses a larger maxEpochAge at construction).
-    /// An exiting operator's stake stays here until no certificate naming an epoch that counted it
-    /// can still be accepted, so whatever it signed there can still be slashed.
+    /// trusts this registry's snapshots (TaskManager refuses a larger maxEpochAge, at construction
+    /// and in its setter). An exiting operator's stake stays here until no certificate naming an
+    /// epoch that counted it can still be accepted, so whatever it signed there can still be slashed.
+    /// Immutable: lowering it would release stake that certificates still accepted may count.
     uint64 public immutable maxCertificateAge;
 
-    address public slasher;
     /// @notice The latest epoch started; 0 before the first advanceEpoch.
+    /// @dev currentEpoch, lastEpochStart, epochDuration and paused share one slot: advanceEpoch
+    /// and settlementEpoch (every certificate) read one slot.
     uint64 public currentEpoch;
     uint64 public lastEpochStart;
+    /// @notice Shortest epoch, seconds (setParameter "epochDuration").
+    uint64 public epochDuration;
+    /// @notice New registrations and new task settlement are refused while true (guardian's pause).
+    bool public paused;
+    /// @notice May pause (never unpause); set by the owner. address(0) = nobody.
+    address public guardian;
+    /// @notice Seconds an exiting stake stays after the last certificate that could count it (setParameter "exitDelay").
+    uint64 public exitDelay;
+    address public slasher;
+    /// @notice Smallest stake register() accepts, wei (setParameter "minStake").
+    uint256 public minStake;
 
     /// @dev The registered operators (exiting ones included); withdraw swaps the leaver with the
     /// last entry and pops, so the order is not registration order. Each epoch commits to the order
@@ -144,8 +174,14 @@ contract OperatorRegistry {
     );
     event OperatorSlashed(address indexed operator, uint256 amount, address indexed reporter, uint256 reward);
     event SlasherSet(address slasher);
+    /// @notice A governed parameter changed (`name` as bytes32 of its ASCII name, e.g. "exitDelay").
+    event ParameterChanged(bytes32 indexed name, uint256 oldValue, uint256 newValue);
+    event GuardianSet(address indexed guardian);
+    /// @notice The guardian paused registrations and task settlement.
+    event NetworkPaused(address indexed guardian);
+    /// @notice The owner (the timelock) lifted the pause.
+    event NetworkUnpaused(address indexed by);
 
-    error NotOwner();
     error NotSlasher();
     error SlasherAlreadySet();
     error ZeroAddress();
@@ -168,18 +204,90 @@ contract OperatorRegistry {
     error EpochNotOver(uint64 readyAt);
     error InvalidBps(uint256 bps);
     error TransferFailed();
+    /// @notice setParameter knows no parameter of that name here.
+    error UnknownParameter(bytes32 name);
+    /// @notice `value` is outside [min, max] for parameter `name`.
+    error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
+    /// @notice An exit delay below MIN_EXIT_DELAY would let stake leave before evidence against
+    /// the last certificate that counted it can land.
+    error ExitDelayBreaksSlashability(uint256 exitDelay, uint64 minimum);
+    /// @notice pause() by an account that is not the guardian.
+    error NotGuardian(address caller);
+    /// @notice Registrations and task settlement are paused by the guardian until the owner unpauses.
+    error Paused();
+    error NotPaused();
 
-    constructor(uint256 minStake_, uint64 exitDelay_, uint64 epochDuration_, uint64 maxCertificateAge_) {
-        owner = msg.sender;
+    /// @dev The deployer owns the registry until deployPoi transfers it to the timelock. Deploy-time
+    /// values are the deployer's choice (devnets use short delays); setParameter enforces the
+    /// governance bounds on every change.
+    constructor(uint256 minStake_, uint64 exitDelay_, uint64 epochDuration_, uint64 maxCertificateAge_)
+        Ownable(msg.sender)
+        EIP712("poi operator votes", "1")
+    {
         minStake = minStake_;
         exitDelay = exitDelay_;
         epochDuration = epochDuration_;
         maxCertificateAge = maxCertificateAge_;
     }
 
+    /// @notice Governance: sets "minStake" (wei, > 0), "exitDelay" (MIN_EXIT_DELAY..MAX_EXIT_DELAY
+    /// seconds) or "epochDuration" (MIN_EPOCH_DURATION..MAX_EPOCH_DURATION seconds). A new
+    /// exitDelay applies to every exit not yet withdrawn; a new epochDuration from the current epoch.
+    function setParameter(bytes32 name, uint256 value) external onlyOwner {
+        uint256 old;
+        if (name == "minStake") {
+            if (value == 0) revert ParameterOutOfBounds(name, value, 1, type(uint256).max);
+            old = minStake;
+            minStake = value;
+        } else if (name == "exitDelay") {
+            if (value < MIN_EXIT_DELAY) revert ExitDelayBreaksSlashability(value, MIN_EXIT_DELAY);
+            if (value > MAX_EXIT_DELAY) revert ParameterOutOfBounds(name, value, MIN_EXIT_DELAY, MAX_EXIT_DELAY);
+            old = exitDelay;
+            exitDelay = uint64(value);
+        } else if (name == "epochDuration") {
+            if (value < MIN_EPOCH_DURATION || value > MAX_EPOCH_DURATION) {
+                revert ParameterOutOfBounds(name, value, MIN_EPOCH_DURATION, MAX_EPOCH_DURATION);
+            }
+            old = epochDuration;
+            epochDuration = uint64(value);
+        } else {
+            revert UnknownParameter(name);
+        }
+        emit ParameterChanged(name, old, value);
+    }
+
+    /// @notice Governance: names the guardian (address(0): nobody can pause).
+    function setGuardian(address guardian_) external onlyOwner {
+        guardian = guardian_;
+        emit GuardianSet(guardian_);
+    }
+
+    /// @notice The guardian stops new registrations and new task settlement at once. Exits,
+    /// stake withdrawals, deposits' withdrawals, credit and reward claims, slashing and epochs go on.
+    function pause() external {
+        if (msg.sender != guardian) revert NotGuardian(msg.sender);
+        if (paused) revert Paused();
+        paused = true;
+        emit NetworkPaused(msg.sender);
+    }
+
+    /// @notice Only the owner (the timelock) lifts the pause: a compromised guardian can stop the
+    /// network for at most the time governance takes, never restart it against governance.
+    function unpause() external onlyOwner {
+        if (!paused) revert NotPaused();
+        paused = false;
+        emit NetworkUnpaused(msg.sender);
+    }
+
+    /// @notice The current epoch, for contracts that settle against it: reverts Paused while the
+    /// guardian's pause holds (one slot read for both).
+    function settlementEpoch() external view returns (uint64) {
+        if (paused) revert Paused();
+        return currentEpoch;
+    }
+
     /// @notice Once, by the owner: the SlashingManager is then the only account that can slash.
-    function setSlasher(address slasher_) external {
-        if (msg.sender != owner) revert NotOwner();
+    function setSlasher(address slasher_) external onlyOwner {
         if (slasher != address(0)) revert SlasherAlreadySet();
         if (slasher_ == address(0)) revert ZeroAddress();
         slasher = slasher_;
@@ -190,6 +298,7 @@ contract OperatorRegistry {
     /// @param proofOfPossession BLS signature by `pubkey` over proofOfPossessionDigest(msg.sender, pubkey):
     /// blocks rogue-key attacks on aggregate keys, and the pairing precompile subgroup-checks the key.
     function register(BLS.G1Point calldata pubkey, BLS.G2Point calldata proofOfPossession) external payable {
+        if (paused) revert Paused();
         if (msg.value < minStake) revert StakeTooLow(msg.value, minStake);
         Operator storage op = _operators[msg.sender];
         if (op.registered) revert AlreadyRegistered();
@@ -207,6 +316,9 @@ contract OperatorRegistry {
         bytes32 digest = PoiMessages.proofOfPossessionDigest(msg.sender, key);
         if (!BLS12381.verify(key, abi.encodePacked(digest), proofOfPossession)) revert InvalidProofOfPossession();
 
+        // votes follow the operator unless it delegated them before (an earlier registration);
+        // before the stake is recorded, so that delegating moves nothing and the stake counts once
+        if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
         keyUsed[keyHash] = true;
         op.pubkey = key;
         op.stake = msg.value;
@@ -216,6 +328,7 @@ contract OperatorRegistry {
         op.firstEpoch = currentEpoch + 1;
         _operatorList.push(msg.sender);
         _listPosition[msg.sender] = _operatorList.length;
+        _transferVotingUnits(address(0), msg.sender, msg.value);
         emit OperatorRegistered(msg.sender, key, msg.value);
     }
 
@@ -227,6 +340,8 @@ contract OperatorRegistry {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert NotRegistered();
         if (op.exitRequestedAt != 0) revert AlreadyExiting();
+        // an exiting stake no longer secures the network: it stops voting now (withdraw finds none left)
+        _transferVotingUnits(msg.sender, address(0), op.stake);
         op.exitRequestedAt = uint64(block.timestamp);
         op.exitEpoch = currentEpoch + 1;
         emit ExitRequested(msg.sender, uint64(block.timestamp) + exitDelay);
@@ -308,11 +423,23 @@ contract OperatorRegistry {
         if (reporterBps > BPS_DENOMINATOR) revert InvalidBps(reporterBps);
         Operator storage op = _operators[operator];
         slashed = amount < op.stake ? amount : op.stake;
+        if (_getVotingUnits(operator) != 0) _transferVotingUnits(operator, address(0), slashed);
         op.stake -= slashed;
         op.slashings += 1;
         uint256 reward = slashed * reporterBps / BPS_DENOMINATOR;
         emit OperatorSlashed(operator, slashed, reporter, reward);
         if (reward != 0) _pay(reporter, reward);
+    }
+
+    /// @notice ERC-6372: votes are checkpointed by block timestamp, the unit of epochs, exit and
+    /// timelock delays (and of anvil's evm_increaseTime), not by block number.
+    function clock() public view override returns (uint48) {
+        return uint48(block.timestamp);
+    }
+
+    // solhint-disable-next-line func-name-mixedcase
+    function CLOCK_MODE() public pure override returns (string memory) {
+        return "mode=timestamp";
     }
 
     function operators(address operator) external view returns (Operator memory) {
@@ -326,6 +453,12 @@ contract OperatorRegistry {
     /// @notice Number of registered operators, exiting ones included (at most MAX_OPERATORS).
     function operatorCount() external view returns (uint256) {
         return _operatorList.length;
+    }
+
+    /// @dev Voting units: the live stake of a registered operator that has not asked to exit.
+    function _getVotingUnits(address account) internal view override returns (uint256) {
+        Operator storage op = _operators[account];
+        return op.registered && op.exitRequestedAt == 0 ? op.stake : 0;
     }
 
     /// @dev Swap and pop: O(1), keeps advanceEpoch's loop to operators that still hold stake here.

@@ -31,8 +31,9 @@ abstract contract PaymentVault is ReentrancyGuardTransient {
 
     /// @notice The payment asset: address(0) = ETH, else an ERC-20.
     address public immutable asset;
-    /// @notice Seconds between requestWithdrawal and the earliest withdraw.
-    uint64 public immutable withdrawalDelay;
+    /// @notice Seconds between requestWithdrawal and the earliest withdraw (governed: the
+    /// TaskManager's setParameter "withdrawalDelay"; a request keeps the unlock time it was given).
+    uint64 public withdrawalDelay;
 
     mapping(address => Account) internal _accounts;
     /// @dev Model owners' and the treasury's earnings, withdrawn with withdrawCredit.

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {BLS12381} from "./BLS12381.sol";
 import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
@@ -16,7 +17,9 @@ import {TaskManager} from "./TaskManager.sol";
 ///   alone cannot catch keys that cancel in an aggregate (pk and −pk add to nothing, so the pair
 ///   signs nothing yet counts as signing); the certificates they were named in can;
 /// - a valid certificate and an attestation: the attester is slashed if the certificate names it.
-contract SlashingManager {
+/// @dev Governance: the owner (the timelock once deployPoi hands it over) changes slashBps and
+/// reporterBps within bounds (setParameter).
+contract SlashingManager is Ownable {
     /// @notice An operator's leaf in an epoch's set: index, stake and Merkle proof against the root.
     struct Member {
         uint64 epoch;
@@ -50,11 +53,18 @@ contract SlashingManager {
     }
 
     uint256 internal constant BPS_DENOMINATOR = 10_000;
+    /// @notice Lowest slashBps governance may set: an equivocation must cost at least a tenth of
+    /// the stake, or signing two results becomes a cheap bet.
+    uint16 public constant MIN_SLASH_BPS = 1000;
+    /// @notice Highest reporterBps governance may set: an operator reporting its own equivocation
+    /// must still lose at least half of what is slashed.
+    uint16 public constant MAX_REPORTER_BPS = 5000;
 
     OperatorRegistry public immutable registry;
     address public immutable taskManager;
-    uint16 public immutable slashBps;
-    uint16 public immutable reporterBps;
+    /// @dev slashBps and reporterBps share one slot with the owner (read together in _slash).
+    uint16 public slashBps;
+    uint16 public reporterBps;
 
     mapping(address => mapping(bytes32 => bool)) public slashed;
 
@@ -63,6 +73,8 @@ contract SlashingManager {
     event EquivocationSlashed(
         address indexed operator, bytes32 indexed taskId, uint64 epoch, uint256 amount, address reporter, uint256 reward
     );
+    /// @notice A governed parameter changed (`name` as bytes32 of its ASCII name, e.g. "slashBps").
+    event ParameterChanged(bytes32 indexed name, uint256 oldValue, uint256 newValue);
 
     error InvalidBps(uint256 bps);
     error IdenticalResults();
@@ -77,14 +89,36 @@ contract SlashingManager {
     error UnknownEpoch(uint64 epoch);
     /// @notice The operator's bit is clear in certificate `which` (0 = a, 1 = b).
     error NotASigner(address operator, uint8 which);
+    /// @notice setParameter knows no parameter of that name here.
+    error UnknownParameter(bytes32 name);
+    /// @notice `value` is outside [min, max] for parameter `name`.
+    error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
 
-    constructor(address registry_, address taskManager_, uint16 slashBps_, uint16 reporterBps_) {
+    /// @dev Deploy-time shares only need to be basis points; setParameter enforces the governance bounds.
+    constructor(address registry_, address taskManager_, uint16 slashBps_, uint16 reporterBps_) Ownable(msg.sender) {
         if (slashBps_ > BPS_DENOMINATOR) revert InvalidBps(slashBps_);
         if (reporterBps_ > BPS_DENOMINATOR) revert InvalidBps(reporterBps_);
         registry = OperatorRegistry(registry_);
         taskManager = taskManager_;
         slashBps = slashBps_;
         reporterBps = reporterBps_;
+    }
+
+    /// @notice Governance: sets "slashBps" (MIN_SLASH_BPS..10000) or "reporterBps" (0..MAX_REPORTER_BPS).
+    function setParameter(bytes32 name, uint256 value) external onlyOwner {
+        uint256 old;
+        if (name == "slashBps") {
+            if (value < MIN_SLASH_BPS || value > BPS_DENOMINATOR) revert ParameterOutOfBounds(name, value, MIN_SLASH_BPS, BPS_DENOMINATOR);
+            old = slashBps;
+            slashBps = uint16(value);
+        } else if (name == "reporterBps") {
+            if (value > MAX_REPORTER_BPS) revert ParameterOutOfBounds(name, value, 0, MAX_REPORTER_BPS);
+            old = reporterBps;
+            reporterBps = uint16(value);
+        } else {
+            revert UnknownParameter(name);
+        }
+        emit ParameterChanged(name, old, value);
     }
 
     /// @notice Two attestations by one operator for one task with different result hashes. Each

@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
@@ -22,7 +23,9 @@ import {QuorumCertificates} from "./QuorumCertificates.sol";
 /// model owner, the treasury and the signers; signers are paid through a per-epoch reward-per-stake
 /// index and claim with their leaf of the epoch (claimRewards), non-signers through an exclusion
 /// record each, so nothing is written per signer.
-contract TaskManager is PaymentVault, EIP712 {
+/// @dev Governance: the owner (the timelock once deployPoi hands it over) changes the settlement
+/// parameters within bounds (setParameter); the registry's pause (settlementEpoch) stops settlement.
+contract TaskManager is PaymentVault, EIP712, Ownable {
     struct Certificate {
         bytes32 taskId;
         bytes32 resultHash;
@@ -122,22 +125,46 @@ contract TaskManager is PaymentVault, EIP712 {
         "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest)"
     );
 
+    /// @notice Lowest network quorum governance may set: two thirds of the stake, the BFT bound
+    /// under which two conflicting certificates of one epoch could both reach quorum.
+    uint16 public constant MIN_QUORUM_BPS = 6667;
+    /// @notice Highest protocol fee governance may set (20 % of what is left after the model
+    /// owner's fee): the signers, who secure the network, keep most of every fee.
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 2000;
+    /// @notice Shortest maxTaskLife governance may set: the node's longest task TTL (600 s), so
+    /// every task a node accepts can still settle.
+    uint64 public constant MIN_TASK_LIFE = 10 minutes;
+    /// @notice Longest maxTaskLife and settlementWindow governance may set: each lengthens the
+    /// withdrawal delay deposits need (withdrawalDelay > maxTaskLife + settlementWindow).
+    uint64 public constant MAX_TASK_WINDOW = 1 days;
+    /// @notice Shortest settlementWindow governance may set: an aggregator needs a few blocks to
+    /// post a certificate made just before the deadline.
+    uint64 public constant MIN_SETTLEMENT_WINDOW = 5 minutes;
+    /// @notice Longest withdrawalDelay governance may set: deposits must always be able to leave.
+    uint64 public constant MAX_WITHDRAWAL_DELAY = 30 days;
+
     OperatorRegistry public immutable registry;
     ModelRegistry public immutable models;
-    uint16 public immutable quorumBps;
-    /// @notice A certificate's epoch may be at most this many epochs behind the current one.
-    uint64 public immutable maxEpochAge;
-    /// @notice Receives protocolFeeBps of each fee after the model owner's part (pulled with withdrawCredit).
-    address public immutable treasury;
-    uint16 public immutable protocolFeeBps;
-    /// @notice The network's minimum fee per task, wei, on top of the model's fee.
-    uint256 public immutable minTaskFee;
-    /// @notice Seconds a task's deadline may lie ahead of the block that settles it.
-    uint64 public immutable maxTaskLife;
-    /// @notice Seconds after a task's deadline during which its certificate is still accepted.
-    uint64 public immutable settlementWindow;
     /// @notice ERC-8004 Validation Registry answered on acceptance; address(0) = none.
     IValidationRegistry public immutable validationRegistry;
+
+    // Governed parameters (setParameter), in two slots that every certificate reads: the payment
+    // asset, registry and model registry stay immutable (changing them would orphan balances,
+    // snapshots and fees already recorded).
+
+    /// @notice Receives protocolFeeBps of each fee after the model owner's part (pulled with withdrawCredit).
+    address public treasury;
+    /// @notice The network's quorum, basis points of the epoch's stake (a task may ask for more).
+    uint16 public quorumBps;
+    uint16 public protocolFeeBps;
+    /// @notice A certificate's epoch may be at most this many epochs behind the current one.
+    uint64 public maxEpochAge;
+    /// @notice The network's minimum fee per task, wei, on top of the model's fee.
+    uint128 public minTaskFee;
+    /// @notice Seconds a task's deadline may lie ahead of the block that settles it.
+    uint64 public maxTaskLife;
+    /// @notice Seconds after a task's deadline during which its certificate is still accepted.
+    uint64 public settlementWindow;
 
     /// @dev taskId → keccak256(abi.encode(resultHash, outputRef, epoch)); zero = no result yet.
     /// One slot instead of three; the values themselves are in the CertificateAccepted event, and
@@ -165,6 +192,9 @@ contract TaskManager is PaymentVault, EIP712 {
     event RewardsClaimed(address indexed operator, uint256 amount);
     /// @notice The validation registry refused or failed the response; settlement went on.
     event ValidationResponseFailed(bytes32 indexed taskId, bytes32 indexed requestHash, bytes reason);
+    /// @notice A governed parameter changed (`name` as bytes32 of its ASCII name, e.g. "quorumBps";
+    /// the treasury as uint256(uint160(address))).
+    event ParameterChanged(bytes32 indexed name, uint256 oldValue, uint256 newValue);
 
     error InvalidBps(uint256 bps);
     error FutureEpoch(uint64 epoch, uint64 current);
@@ -195,28 +225,93 @@ contract TaskManager is PaymentVault, EIP712 {
     error NotCallersLeaf(uint64 epoch, uint32 index);
     error NothingToClaim();
     error InvalidEpochRange(uint64 fromEpoch, uint64 toEpoch);
+    /// @notice setParameter knows no parameter of that name here.
+    error UnknownParameter(bytes32 name);
+    /// @notice `value` is outside [min, max] for parameter `name`.
+    error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
+    /// @notice A network quorum below MIN_QUORUM_BPS (two thirds).
+    error QuorumBelowFloor(uint256 quorumBps, uint16 floor);
+    /// @notice A protocol fee above MAX_PROTOCOL_FEE_BPS.
+    error ProtocolFeeAboveCap(uint256 protocolFeeBps, uint16 cap);
+    /// @notice Settlement is paused by the guardian (OperatorRegistry.pause); the certificate can be posted after unpause.
+    error Paused();
 
+    /// @dev The deployer owns the TaskManager until deployPoi transfers it to the timelock.
+    /// Deploy-time delays are the deployer's choice (tests use short ones); the quorum floor, the
+    /// fee cap, the withdrawal rule and the epoch-age rule hold here and in setParameter.
     constructor(address registry_, address models_, uint16 quorumBps_, uint64 maxEpochAge_, PaymentConfig memory payment)
         PaymentVault(payment.asset, payment.withdrawalDelay)
         EIP712("poi", "1") // protocols/wire/task.ts TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION
+        Ownable(msg.sender)
     {
-        if (quorumBps_ == 0 || quorumBps_ > BPS_DENOMINATOR) revert InvalidBps(quorumBps_);
-        if (payment.protocolFeeBps > BPS_DENOMINATOR) revert InvalidBps(payment.protocolFeeBps);
+        if (quorumBps_ > BPS_DENOMINATOR) revert InvalidBps(quorumBps_);
+        if (quorumBps_ < MIN_QUORUM_BPS) revert QuorumBelowFloor(quorumBps_, MIN_QUORUM_BPS);
+        if (payment.protocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert ProtocolFeeAboveCap(payment.protocolFeeBps, MAX_PROTOCOL_FEE_BPS);
         if (registry_ == address(0) || models_ == address(0) || payment.treasury == address(0)) revert ZeroAddress();
-        uint256 minimumDelay = uint256(payment.maxTaskLife) + payment.settlementWindow;
-        if (payment.withdrawalDelay <= minimumDelay) revert WithdrawalDelayTooShort(payment.withdrawalDelay, minimumDelay + 1);
-        uint64 registryMax = OperatorRegistry(registry_).maxCertificateAge();
-        if (maxEpochAge_ > registryMax) revert EpochAgeExceedsRegistry(maxEpochAge_, registryMax);
+        _checkWithdrawalDelay(payment.withdrawalDelay, payment.maxTaskLife, payment.settlementWindow);
         registry = OperatorRegistry(registry_);
+        _checkEpochAge(maxEpochAge_);
         models = ModelRegistry(models_);
         quorumBps = quorumBps_;
         maxEpochAge = maxEpochAge_;
         treasury = payment.treasury;
         protocolFeeBps = payment.protocolFeeBps;
-        minTaskFee = payment.minTaskFee;
+        minTaskFee = SafeCast.toUint128(payment.minTaskFee);
         maxTaskLife = payment.maxTaskLife;
         settlementWindow = payment.settlementWindow;
         validationRegistry = IValidationRegistry(payment.validationRegistry);
+    }
+
+    /// @notice Governance: sets one parameter by name ("quorumBps", "maxEpochAge", "treasury" as
+    /// uint160, "protocolFeeBps", "minTaskFee", "maxTaskLife", "settlementWindow",
+    /// "withdrawalDelay"), each within its bounds whoever proposes it. A change applies to the
+    /// next certificate (and, for withdrawalDelay, the next withdrawal request).
+    function setParameter(bytes32 name, uint256 value) external onlyOwner {
+        uint256 old;
+        if (name == "quorumBps") {
+            if (value > BPS_DENOMINATOR) revert InvalidBps(value);
+            if (value < MIN_QUORUM_BPS) revert QuorumBelowFloor(value, MIN_QUORUM_BPS);
+            old = quorumBps;
+            quorumBps = uint16(value);
+        } else if (name == "maxEpochAge") {
+            if (value == 0 || value > type(uint64).max) revert ParameterOutOfBounds(name, value, 1, type(uint64).max);
+            _checkEpochAge(uint64(value));
+            old = maxEpochAge;
+            maxEpochAge = uint64(value);
+        } else if (name == "treasury") {
+            if (value > type(uint160).max) revert ParameterOutOfBounds(name, value, 1, type(uint160).max);
+            if (value == 0) revert ZeroAddress();
+            old = uint160(treasury);
+            treasury = address(uint160(value));
+        } else if (name == "protocolFeeBps") {
+            if (value > MAX_PROTOCOL_FEE_BPS) revert ProtocolFeeAboveCap(value, MAX_PROTOCOL_FEE_BPS);
+            old = protocolFeeBps;
+            protocolFeeBps = uint16(value);
+        } else if (name == "minTaskFee") {
+            if (value > type(uint128).max) revert ParameterOutOfBounds(name, value, 0, type(uint128).max);
+            old = minTaskFee;
+            minTaskFee = uint128(value);
+        } else if (name == "maxTaskLife") {
+            if (value < MIN_TASK_LIFE || value > MAX_TASK_WINDOW) revert ParameterOutOfBounds(name, value, MIN_TASK_LIFE, MAX_TASK_WINDOW);
+            _checkWithdrawalDelay(withdrawalDelay, uint64(value), settlementWindow);
+            old = maxTaskLife;
+            maxTaskLife = uint64(value);
+        } else if (name == "settlementWindow") {
+            if (value < MIN_SETTLEMENT_WINDOW || value > MAX_TASK_WINDOW) {
+                revert ParameterOutOfBounds(name, value, MIN_SETTLEMENT_WINDOW, MAX_TASK_WINDOW);
+            }
+            _checkWithdrawalDelay(withdrawalDelay, maxTaskLife, uint64(value));
+            old = settlementWindow;
+            settlementWindow = uint64(value);
+        } else if (name == "withdrawalDelay") {
+            if (value > MAX_WITHDRAWAL_DELAY) revert ParameterOutOfBounds(name, value, 0, MAX_WITHDRAWAL_DELAY);
+            _checkWithdrawalDelay(uint64(value), maxTaskLife, settlementWindow);
+            old = withdrawalDelay;
+            withdrawalDelay = uint64(value);
+        } else {
+            revert UnknownParameter(name);
+        }
+        emit ParameterChanged(name, old, value);
     }
 
     /// @notice Verify `qc` for `task`, record its result and settle the task's fee. Returns false,
@@ -243,7 +338,7 @@ contract TaskManager is PaymentVault, EIP712 {
         uint256 required = modelFee + minTaskFee;
         if (task.fee < required) revert FeeBelowMinimum(task.fee, required);
 
-        uint64 current = registry.currentEpoch();
+        uint64 current = registry.settlementEpoch(); // reverts Paused while the guardian's pause holds
         if (qc.epoch > current) revert FutureEpoch(qc.epoch, current);
         if (qc.epoch == 0 || uint256(qc.epoch) + maxEpochAge < current) revert StaleEpoch(qc.epoch, current);
         uint16 bps = task.quorumBps > quorumBps ? task.quorumBps : quorumBps;
@@ -412,6 +507,18 @@ contract TaskManager is PaymentVault, EIP712 {
         ) {} catch (bytes memory reason) {
             emit ValidationResponseFailed(taskId, requestHash, reason);
         }
+    }
+
+    /// @dev A deposit must not be withdrawable before a task it must pay is settled.
+    function _checkWithdrawalDelay(uint64 delay, uint64 taskLife, uint64 window) internal pure {
+        uint256 minimumDelay = uint256(taskLife) + window;
+        if (delay <= minimumDelay) revert WithdrawalDelayTooShort(delay, minimumDelay + 1);
+    }
+
+    /// @dev No certificate may be accepted for an epoch whose exiting stake the registry may already have paid out.
+    function _checkEpochAge(uint64 age) internal view {
+        uint64 registryMax = registry.maxCertificateAge();
+        if (age > registryMax) revert EpochAgeExceedsRegistry(age, registryMax);
     }
 
     function _checkDeadline(uint64 deadline) internal view {

@@ -178,6 +178,7 @@ export async function runDeploy (values: OptionValues<typeof DEPLOY_OPTIONS>): P
     `  ModelRegistry       ${deployment.modelRegistry}`,
     `  IdentityRegistry    ${deployment.identityRegistry}`,
     `  ValidationRegistry  ${deployment.validationRegistry}`,
+    ...(deployment.governor !== undefined ? [`  PoiGovernor         ${deployment.governor}`, `  Timelock            ${deployment.timelock} (owns every parameter setter)`] : []),
     `next: operators run \`poi operator register --stake <eth> --chain ${file} --keystore <dir>\`, then \`poi epoch advance --chain ${file}\``
   ].join('\n'))
 }

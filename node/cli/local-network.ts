@@ -11,7 +11,7 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { createOperatorSet, signProofOfPossession, writeGenesis, type OperatorSet } from '../../consensus/index.js'
 import {
   ANVIL_PRIVATE_KEYS, DEPLOYMENT_FIELDS, DeploymentMismatchError, advanceEpoch, checkDeployment, deployPoi, deposit, parseDeployment,
-  readCurrentEpoch, readOperatorSet, registerModel, registerOperator, startAnvil, type Anvil, type Deployment
+  readCurrentEpoch, readOperatorSet, registerModel, registerOperator, startAnvil, type Anvil, type Deployment, type PoiDeployment
 } from '../../contracts/index.js'
 import { ChainClient } from '../chain-client.js'
 import { writeDeployment } from '../deployment.js'
@@ -38,7 +38,7 @@ export interface LocalNetwork {
   /** Chain mode: the anvil chain, the deployed contracts and a read-only client. */
   chain?: {
     anvil: Anvil
-    deployment: Required<Deployment>
+    deployment: PoiDeployment
     deploymentPath: string
     client: ChainClient
     /** Sends `wei` of ETH from the deployer (anvil's first account) to `to`, e.g. a requester that will deposit. */
@@ -311,7 +311,7 @@ async function resumeChain (root: string, operators: Keystore[], stateFile: stri
 }
 
 /** The devnet's own deployment file, with every contract a devnet deploys. */
-async function readFullDeployment (path: string): Promise<{ deployment: Required<Deployment>, json: object }> {
+async function readFullDeployment (path: string): Promise<{ deployment: PoiDeployment, json: object }> {
   let json: unknown
   try {
     json = JSON.parse(await readFile(path, 'utf8'))
@@ -319,7 +319,8 @@ async function readFullDeployment (path: string): Promise<{ deployment: Required
     throw new DevnetResumeError(`cannot read the devnet's deployment file ${path}: ${(err as Error).message}; pass --force to start over`)
   }
   const d = parseDeployment(json, { source: `deployment file ${path}`, otherKeys: ['rpcUrl'] })
-  const missing = DEPLOYMENT_FIELDS.filter(f => d[f] === undefined)
+  // a devnet deployed before governance has no governor or timelock, and needs none
+  const missing = DEPLOYMENT_FIELDS.filter(f => f !== 'governor' && f !== 'timelock' && d[f] === undefined)
   if (missing.length > 0) throw new DevnetResumeError(`the devnet's deployment file ${path} lacks ${missing.join(', ')}; pass --force to start over`)
-  return { deployment: d as Required<Deployment>, json: json as object }
+  return { deployment: d as PoiDeployment, json: json as object }
 }

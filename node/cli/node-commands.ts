@@ -37,6 +37,7 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
     // A certificate of an epoch this node has not polled yet still verifies (read from the chain).
     readOperatorSet: chain != null ? async (epoch) => await chain.operatorSet(epoch) : undefined,
     chainEpoch: chain != null ? async () => await chain.currentEpoch() : undefined,
+    networkQuorumBps: chain != null ? async () => await chain.networkQuorumBps() : undefined,
     claimableRewards: role === 'operator' && chain != null ? async () => await claimableRewards(chain, keystore.account.address) : undefined
   })
   const unwatch = chain?.watchEpochs(set => node.useOperatorSet(set), operatorSet.epoch)

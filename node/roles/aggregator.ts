@@ -56,6 +56,8 @@ export interface AggregatorComponents {
   epochs: Epochs
   tasks: TaskBook
   events: NodeEvents
+  /** The network's quorum (governed, read from the chain): certificates aim at max(task's, network's). */
+  networkQuorum?: { readonly quorumBps: number | undefined }
 }
 
 export interface AggregatorInit {
@@ -111,7 +113,10 @@ export class Aggregator implements Startable {
     if (open != null) return open
     const state: Aggregating = {
       entry,
-      aggregation: new TaskAggregation({ operatorSet: this.components.epochs.current, taskId: entry.taskId, quorumBps: entry.task.quorumBps, deadline: entry.deadline })
+      // the contract takes the larger of the task's quorum and the network's (TaskManager.quorumBps)
+      aggregation: new TaskAggregation({
+        operatorSet: this.components.epochs.current, taskId: entry.taskId, quorumBps: Math.max(entry.task.quorumBps, this.components.networkQuorum?.quorumBps ?? 0), deadline: entry.deadline
+      })
     }
     this.open.set(id, state)
     state.deadlineTimer = setTimeout(() => { void this.onDeadline(state) }, Math.max(0, entry.deadline - Date.now()))

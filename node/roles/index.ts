@@ -22,9 +22,10 @@ export {
 } from './stream-data.js'
 export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
 export { createOperator, Operator, type OperatorComponents } from './operator.js'
+export { NetworkQuorum, NETWORK_PARAMETERS_REFRESH_MS } from './network-quorum.js'
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
 export {
-  PaymentGate, PAYMENT_CACHE_MS, PAYMENT_SWEEP_MS,
+  PaymentGate, PAYMENT_CACHE_MS, PAYMENT_SWEEP_MS, PAYMENT_TERMS_TTL_MS,
   type PaymentChain, type PaymentGateInit, type PaymentRefusal, type PaymentTerms, type RequesterAccount
 } from './payment-gate.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'

@@ -37,10 +37,16 @@ const log = logger('poi:payments')
  * node ignores its tasks from its next reading on.
  */
 export const PAYMENT_CACHE_MS = 3_000
+/**
+ * How long the payment terms (minTaskFee, settlementWindow) are trusted: governance may change
+ * them, after a timelock delay of minutes at least, so a node admits by a new minimum fee within
+ * this long of its execution, without a restart.
+ */
+export const PAYMENT_TERMS_TTL_MS = 30_000
 /** How often pending tasks whose deadline plus settlement window passed are dropped. */
 export const PAYMENT_SWEEP_MS = 15_000
 
-/** The TaskManager's immutable payment terms. */
+/** The TaskManager's payment terms (governed: read again every PAYMENT_TERMS_TTL_MS). */
 export interface PaymentTerms {
   /** The network's minimum fee per task on top of the model's, wei. */
   minTaskFee: bigint
@@ -89,6 +95,8 @@ export interface PaymentGateInit {
 
 export class PaymentGate implements Startable {
   private terms: Promise<PaymentTerms> | undefined
+  /** When `terms` was asked for (unix ms). */
+  private termsAt = 0
   private readonly readings = new Map<`0x${string}`, Reading>()
   private readonly reads = new Map<`0x${string}`, Promise<Reading>>()
   /** Pending tasks by requester, then by task id (hex). */
@@ -175,9 +183,10 @@ export class PaymentGate implements Startable {
   }
 
   private async paymentTerms (): Promise<PaymentTerms> {
-    if (this.terms == null) {
+    if (this.terms == null || Date.now() - this.termsAt >= PAYMENT_TERMS_TTL_MS) {
       const terms = this.chain.paymentTerms()
       this.terms = terms
+      this.termsAt = Date.now()
       terms.catch(() => { if (this.terms === terms) this.terms = undefined })
     }
     return await this.terms

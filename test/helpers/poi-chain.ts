@@ -16,7 +16,7 @@ import { foundry } from 'viem/chains'
 import {
   OperatorRegistryAbi, TestTokenAbi, TestTokenBytecode, advanceEpoch, contractErrorArgs, contractErrorName,
   deployParameters, deployPoi, registerOperator, startAnvil, type Anvil, type AnvilOptions, type DeployPoiParameters,
-  type Deployment
+  type Deployment, type PoiDeployment
 } from '../../contracts/index.js'
 import { CERTIFICATE_VERSION, encodeSignerBitmap, signAttestation, type OperatorSet, type SigningDomain } from '../../consensus/index.js'
 import { signTask, taskIdOf, uint256ToBytes, type QuorumCertificate, type TaskAnnouncement, type TaskFields } from '../../protocols/wire/index.js'
@@ -34,7 +34,7 @@ export type PoiChain = {
   testClient: TestClient<'anvil'>
   /** wallets[i] = anvil account i; wallets[0] deployed the contracts. */
   wallets: Wallet[]
-  deployment: Required<Deployment>
+  deployment: PoiDeployment
   params: Required<DeployPoiParameters>
   stop: () => Promise<void>
 }

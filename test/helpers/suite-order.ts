@@ -41,7 +41,9 @@ export const SLOWEST_FIRST = [
   // issue 13: an in-process network of four with one faulty operator started twice
   'test-faults',
   'http-api',
-  'streams'
+  'streams',
+  // issue 14: governance on one anvil chain (proposals through voting, queue and the timelock)
+  'governance'
 ]
 
 /**
