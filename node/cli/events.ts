@@ -162,6 +162,8 @@ export type PoiEvent =
   | { event: 'gov-queued', proposalId: Decimal, eta: number, txHash: Hex }
   /** `poi gov execute --json`: the timelock ran the proposal's calls. */
   | { event: 'gov-executed', proposalId: Decimal, txHash: Hex }
+  /** `poi gov delegate --json`: the delegator's voting power (its active stake) now goes to `delegatee` (itself: taken back). */
+  | { event: 'gov-delegated', delegator: Hex, delegatee: Hex, stake: Decimal, txHash: Hex }
   /** `poi gov pause --json`: the guardian paused task settlement and registrations. */
   | { event: 'gov-paused', guardian: Hex, txHash: Hex }
   /**
@@ -372,6 +374,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   'gov-voted': { proposalId: decimal, voter: hex, support: oneOf('against', 'for', 'abstain'), weight: decimal, reason: str, txHash: hex },
   'gov-queued': { proposalId: decimal, eta: num, txHash: hex },
   'gov-executed': { proposalId: decimal, txHash: hex },
+  'gov-delegated': { delegator: hex, delegatee: hex, stake: decimal, txHash: hex },
   'gov-paused': { guardian: hex, txHash: hex },
   'gov-proposal': {
     proposalId: decimal,
