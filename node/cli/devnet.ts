@@ -85,17 +85,21 @@ export interface DevnetOptions {
   offchain?: boolean
   /** Real models from npm dev dependencies to run after the shipped one (NPM_MODELS keys); default DEFAULT_DEVNET_NPM_MODELS. */
   npmModels?: string[]
+  /** After the tasks: change a parameter through governance (propose, vote, queue, execute) and print it before and after (devnet-gov.ts). */
+  gov?: boolean
 }
 
 /** `poi devnet`'s flags (declared with their help in program.ts). */
-const DEVNET_OPTIONS = { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } } as const
+const DEVNET_OPTIONS = {
+  operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' }, gov: { type: 'boolean' }
+} as const
 
-/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>]` */
+/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>] [--gov]` */
 export async function runDevnetCommand (values: OptionValues<typeof DEVNET_OPTIONS>): Promise<number> {
   const npm = values['npm-models']
   const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
   if (values.force === true && values.dir === undefined) throw new UsageError('--force needs --dir: it deletes the devnet in that directory and starts over')
-  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels })
+  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels, gov: values.gov === true })
 }
 
 /** The signals that stop a devnet: Ctrl-C (also what npm passes on), `kill`, and a closed terminal. */
@@ -150,6 +154,7 @@ function resumedOptions (dir: string, record: DevnetRecord, opts: DevnetOptions)
   const conflict = (what: string): UsageError => new UsageError(`${what}: a resumed devnet keeps what it was made with; drop the option, or pass --force to delete the devnet in ${dir} and start over with it`)
   if (opts.operators !== undefined && opts.operators !== record.operators) throw conflict(`--operators ${opts.operators} differs from the devnet's ${record.operators} operators`)
   if (opts.offchain === true && record.chain) throw conflict('--offchain, but the devnet runs on a chain')
+  if (opts.gov === true && !record.chain) throw new UsageError(`--gov changes a parameter on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
   if (opts.npmModels !== undefined && opts.npmModels.join(',') !== record.npmModels.join(',')) {
     throw conflict(`--npm-models ${opts.npmModels.join(',') || 'none'} differs from the devnet's ${record.npmModels.join(',') || 'none'}`)
   }
@@ -344,6 +349,7 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
       }
     }
     for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
+    if (opts.gov === true && net.chain != null) await runGovernance(net, progress)
     code = 0
   } catch (err) {
     const stopping = interrupted()
@@ -372,6 +378,24 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   if (!keepDir) await rm(root, { recursive: true, force: true })
   progress(`${code === 0 ? 'done' : 'failed'}${opts.dir != null ? `; \`poi devnet --dir ${root}\` resumes this devnet` : ''}`)
   return code
+}
+
+/**
+ * `--gov`: the governed change of devnet-gov.ts with the operators' keys, and the parameter
+ * before and after. Loaded only then.
+ */
+async function runGovernance (net: LocalNetwork, progress: (line: string) => void): Promise<void> {
+  const { runGovernanceDemo } = await import('./devnet-gov.js')
+  const { formatValue } = await import('./gov-parameters.js')
+  const operators = await Promise.all(net.operators.map(async o => (await openNodeDir(net.root, o.name)).keys))
+  const r = await runGovernanceDemo(net.chain!.client, operators, progress)
+  console.log([
+    '',
+    `governance  ${r.parameter} changed by proposal ${r.proposalId}: voted by ${operators.length} operators with their stake, executed by the timelock`,
+    `  before    ${r.parameter} = ${formatValue(r.parameter, r.before)}`,
+    `  after     ${r.parameter} = ${formatValue(r.parameter, r.after)}`,
+    ''
+  ].join('\n'))
 }
 
 /** "model shards: 4 of 4 operators fetched the model through the DHT …", from every operator's outcome. */

@@ -21,7 +21,8 @@ const CONFLICT_REASONS: Record<string, string> = {
   'chain|genesis': '--chain <deployment.json> reads the operators from the chain, --genesis <file> from a genesis file; give one',
   'rpc|genesis': '--rpc <url> asks the bootstrap node for the contracts on a chain, --genesis <file> runs without a chain; give one',
   'model-dir|no-model-dir': '--model-dir names local models, --no-model-dir starts without any; give one',
-  'keystore|address': '--address looks up another operator, --keystore <dir> names this one; give one'
+  'keystore|address': '--address looks up another operator, --keystore <dir> names this one; give one',
+  'offchain|gov': '--gov changes a parameter on the devnet\'s chain, --offchain runs without one; give one'
 }
 
 /** `--listen a --listen b` → ['a', 'b']. */
@@ -400,7 +401,8 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--force', 'with --dir: delete the devnet already there and start over')
     .option('--offchain', 'no chain: operators from a genesis file, certificates only off-chain')
     .option('--npm-models <keys|none>', 'real models from npm to run after the shipped one, comma-separated: silero-vad, ppocr-cls, ppocr-rec (default: ppocr-cls)')
-    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none']))
+    .addOption(new Option('--gov', 'then change a network parameter through governance: propose, vote with the operators\' stake, queue, execute (anvil\'s clock moved past the voting period and the timelock delay), and print it before and after').conflicts('offchain'))
+    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none', 'npm start -- --gov']))
     .action(action(async () => (await import('./devnet.js')).runDevnetCommand))
 
   configureTree(program)
