@@ -4,7 +4,8 @@
  * before and after, every step's --json line checked), and the refusals a user meets on the way:
  * an unknown parameter or a value past its bound refused before anything is sent, a vote before
  * voting opens, a second vote and a vote without stake, executing before the timelock's delay
- * (with the time left), a pause by someone who is not the guardian. One chain for the file.
+ * (with the time left), a pause by someone who is not the guardian; the guardian's pause, an
+ * unpause proposal and a delegation. One chain for the file.
  */
 import { strict as assert } from 'node:assert'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEther } from 'viem'
 import {
-  GOVERNED_PARAMETERS, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, castVote, readParameter, registerOperator, type ParameterValue
+  GOVERNED_PARAMETERS, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, castVote, readParameter, readVotes, registerOperator, type ParameterValue
 } from '../contracts/index.js'
 import { writeDeployment } from '../node/deployment.js'
 import { loadKeystore, generateKeystore, type Keystore } from '../node/keys.js'
@@ -64,16 +65,16 @@ describe('poi gov: a parameter change through the governor and the timelock, on 
 
   before(async () => {
     // The deployment's governance as deployed by default: voting opens 60 s after a proposal, lasts 600 s, the timelock waits 300 s.
-    chain = await startPoiChain()
-    assert.ok(chain.deployment.governor !== undefined && chain.deployment.timelock !== undefined, 'deployPoi deploys a governor and a timelock')
     root = await mkdtemp(join(tmpdir(), 'poi-gov-cli-'))
     home = join(root, 'home')
     deploymentFile = join(root, 'deployment.json')
+    // Keystores as `poi keys generate` writes them: three operators, an account without stake, the guardian.
+    for (const name of ['op-0', 'op-1', 'op-2', 'outsider', 'guardian']) await generateKeystore(dir(name))
+    chain = await startPoiChain({ guardian: (await loadKeystore(dir('guardian'))).account.address })
+    assert.ok(chain.deployment.governor !== undefined && chain.deployment.timelock !== undefined, 'deployPoi deploys a governor and a timelock')
     await writeDeployment(deploymentFile, { rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
-    // Three operators with 2 ETH of stake each (6 ETH in all) and an account without stake, each
-    // a keystore as `poi keys generate` writes it; registering and funding are the only steps outside `poi gov`.
-    for (const name of ['op-0', 'op-1', 'op-2', 'outsider']) {
-      await generateKeystore(dir(name))
+    // The operators register 2 ETH of stake each (6 ETH in all); registering and funding are the only steps outside `poi gov`.
+    for (const name of ['op-0', 'op-1', 'op-2', 'outsider', 'guardian']) {
       const keys = await loadKeystore(dir(name))
       await chain.testClient.setBalance({ address: keys.account.address, value: parseEther('100') })
       if (name.startsWith('op-')) {
@@ -217,16 +218,30 @@ describe('poi gov: a parameter change through the governor and the timelock, on 
     assert.match(said.message, new RegExp(`${operators[1].account.address} has already voted on proposal ${proposalId} \\(GovernorAlreadyCastVote\\)`))
   })
 
-  it('only the guardian pauses: another account is refused with ERR_NOT_GUARDIAN, and unpausing is a proposal', async () => {
-    const refused = errorOf(await gov('pause', 'op-0'))
+  it('the guardian pauses, nobody else does, a proposal unpauses; an operator delegates its votes', async () => {
+    const guardian = (await loadKeystore(dir('guardian'))).account.address
+    const [notGuardian, paused, delegated] = await Promise.all([
+      gov('pause', 'op-0'),
+      gov('pause', 'guardian'),
+      gov('delegate', 'op-1', operators[2].account.address)
+    ])
+    const refused = errorOf(notGuardian)
     assert.equal(refused.error.code, 'ERR_NOT_GUARDIAN')
-    assert.match(refused.error.message, /is not the guardian \(0x[0-9a-fA-F]{40}\)/)
-    const [status, unpause] = await Promise.all([
+    assert.match(refused.error.message, new RegExp(`${operators[0].account.address} is not the guardian \\(${guardian}\\)`))
+    assert.equal(lineOf(paused, 'gov-paused').guardian, guardian)
+    const d = lineOf(delegated, 'gov-delegated')
+    assert.deepEqual([d.delegator, d.delegatee, d.stake], [operators[1].account.address, operators[2].account.address, `${STAKE}`])
+    assert.equal((await readVotes(chain.publicClient, chain.deployment.registry, operators[2].account.address)).votes, 2n * STAKE)
+
+    const [status, twice, unpause] = await Promise.all([
       poi('gov', 'status', '--chain', deploymentFile, '--json'),
+      gov('pause', 'guardian'),
       gov('unpause', 'op-2', '--reason', 'resume')
     ])
-    assert.equal(lineOf(status, 'gov-parameters').guardian, chain.wallets[0].account.address)
+    const s = lineOf(status, 'gov-parameters')
+    assert.deepEqual([s.guardian, s.paused], [guardian, true])
+    assert.match(errorOf(twice).error.message, /paused already; a proposal lifts the pause/)
     const proposed = lineOf(unpause, 'gov-proposed')
-    assert.deepEqual([proposed.action, proposed.parameter, proposed.value], ['unpause', null, null])
+    assert.deepEqual([proposed.action, proposed.parameter, proposed.value, proposed.description], ['unpause', null, null, 'unpause the network\n\nresume'])
   })
 })

@@ -24,7 +24,7 @@ import {
 } from './gov-parameters.js'
 import { readChain } from './operator-source.js'
 import { CliOutput } from './output.js'
-import { formatUnlock, readAsset, type Wallet } from './payment-setup.js'
+import { readAsset, type Wallet } from './payment-setup.js'
 
 /** The flags of every `poi gov` command (declared with their help in program.ts). */
 const GOV_OPTIONS = {
@@ -131,6 +131,21 @@ async function govContext (command: string, values: GovValues, withWallet: boole
   return { chain, gov, out: new CliOutput(values.json === true), rpc: chain.config.rpcUrl, chainFile: values.chain, fromBlock: chain.config.deployedAtBlock ?? 0n, wallet: chain.walletClient }
 }
 
+/** "2026-11-30 10:37:40 UTC". */
+function utc (at: bigint): string {
+  return new Date(Number(at) * 1000).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC')
+}
+
+/** "2026-11-30 10:37:40 UTC (in 1 min 0 s)", "… (9 min 45 s ago)": a time of the chain's clock and how far it is from `now`. */
+export function formatTime (at: bigint, now: bigint): string {
+  const d = at > now ? at - now : now - at
+  if (d === 0n) return `${utc(at)} (now)`
+  const h = d / 3600n
+  const min = (d % 3600n) / 60n
+  const span = h > 0n ? `${h} h ${min} min` : min > 0n ? `${min} min ${d % 60n} s` : `${d} s`
+  return `${utc(at)} (${at > now ? `in ${span}` : `${span} ago`})`
+}
+
 /** The proposal's state as the event lines carry it (the Governor's ProposalState, lower case). */
 function stateOf (view: ProposalView): GovProposalState {
   return view.state.toLowerCase() as GovProposalState
@@ -155,7 +170,7 @@ export function explainRevert (what: string, id: bigint | undefined, err: unknow
   switch (name) {
     case 'GovernorAlreadyCastVote': return new AlreadyVotedError(getAddress(String(args?.[0])), id ?? 0n)
     case 'NoVotingPower':
-      return new NoVotingPowerError(`${what}: ${String(args?.[0])} had no stake to vote with at the proposal's snapshot (${formatUnlock(BigInt(args?.[1] as bigint), 0n).replace(/ \(.*\)$/, '')}) (NoVotingPower): voting power is an operator's active stake, or stake delegated to it, at that time`)
+      return new NoVotingPowerError(`${what}: ${String(args?.[0])} had no stake to vote with at the proposal's snapshot (${utc(BigInt(args?.[1] as bigint))}) (NoVotingPower): voting power is an operator's active stake, or stake delegated to it, at that time`)
     case 'GovernorUnexpectedProposalState':
       return new ProposalStateError(`${what}: the proposal is not in a state that allows it (GovernorUnexpectedProposalState); \`poi gov status${ref}\` shows its state and what comes next`)
     case 'GovernorNonexistentProposal': return new ProposalStateError(`${what}: the governor has no such proposal (GovernorNonexistentProposal)`)
@@ -302,7 +317,7 @@ async function proposeChange (ctx: GovContext & { wallet: Wallet }, change: Prop
   }, [
     `proposed    ${actionText(change)}${change.action === 'set' ? ` (now ${change.current})` : ''} (tx ${receipt.transactionHash})`,
     `proposal    ${proposalId}`,
-    `voting      after ${formatUnlock(voteStart, after)} until ${formatUnlock(voteEnd, after).replace(' (unlocked)', '')}, with the stake held at the first of these`,
+    `voting      opens after ${formatTime(voteStart, after)}, closes ${formatTime(voteEnd, after)}; each vote counts the stake held when it opens`,
     `next        \`poi gov vote ${proposalId} for --chain ${chainFile}\` once voting opens; \`poi gov status ${proposalId} --chain ${chainFile}\` shows the tally`
   ].join('\n'))
 }
@@ -333,13 +348,13 @@ export async function runGovVote (values: GovValues, positionals: string[]): Pro
   const view = await proposalOrThrow(ctx, id)
   const now = await readChain('the latest block', rpc, async () => await chainNow(client))
   const state = stateOf(view)
-  if (state === 'pending') throw new ProposalStateError(`proposal ${id} is pending: voting opens after ${formatUnlock(view.snapshot, now)}; vote then`)
-  if (state !== 'active') throw new ProposalStateError(`proposal ${id} is ${state}: voting closed at ${formatUnlock(view.deadline, now).replace(' (unlocked)', '')} (\`poi gov status ${id} --chain ${chainFile}\`)`)
+  if (state === 'pending') throw new ProposalStateError(`proposal ${id} is pending: voting opens after ${formatTime(view.snapshot, now)}; vote then`)
+  if (state !== 'active') throw new ProposalStateError(`proposal ${id} is ${state}: voting closed at ${formatTime(view.deadline, now)} (\`poi gov status ${id} --chain ${chainFile}\`)`)
   const voted = await readChain('the votes cast', rpc, async () => await client.readContract({ address: gov.governor, abi: PoiGovernorAbi, functionName: 'hasVoted', args: [id, account] }))
   if (voted) throw new AlreadyVotedError(account, id)
   const { pastVotes: weight = 0n } = await readChain(`the stake of ${account} at the snapshot`, rpc, async () => await readVotes(client, gov.registry, account, view.snapshot))
   if (weight === 0n) {
-    throw new NoVotingPowerError(`${account} had no stake to vote with at the proposal's snapshot (${formatUnlock(view.snapshot, now).replace(' (unlocked)', '')}): voting power is an operator's active stake, or stake delegated to it, at that time; stake registered later does not count for this proposal`)
+    throw new NoVotingPowerError(`${account} had no stake to vote with at the proposal's snapshot (${formatTime(view.snapshot, now)}): voting power is an operator's active stake, or stake delegated to it, at that time; stake registered later does not count for this proposal`)
   }
   const reason = values.reason ?? ''
   const gas = await refusedAs('the vote', id, async () => await client.estimateContractGas({
@@ -358,7 +373,7 @@ export async function runGovVote (values: GovValues, positionals: string[]): Pro
   out.event({ event: 'gov-voted', proposalId: id, voter: account, support, weight: counted, reason, txHash: receipt.transactionHash }, [
     `voted       ${support} proposal ${id} with ${formatEther(counted)} ETH of stake (tx ${receipt.transactionHash})`,
     `tally       ${tally(after)}`,
-    `closes      ${formatUnlock(after.deadline, await chainNow(client))}; then \`poi gov queue ${id} --chain ${chainFile}\` if it passed`
+    `closes      ${formatTime(after.deadline, await chainNow(client))}; then \`poi gov queue ${id} --chain ${chainFile}\` if it passed`
   ].join('\n'))
 }
 
@@ -371,8 +386,8 @@ export async function runGovQueue (values: GovValues, positionals: string[]): Pr
   const view = await proposalOrThrow(ctx, id)
   const now = await readChain('the latest block', rpc, async () => await chainNow(client))
   const state = stateOf(view)
-  if (state === 'pending' || state === 'active') throw new ProposalStateError(`proposal ${id} is ${state}: it can be queued once voting closes, after ${formatUnlock(view.deadline, now)}, if it passed`)
-  if (state === 'queued') throw new ProposalStateError(`proposal ${id} is queued already: execute it from ${formatUnlock(view.eta, now)} with \`poi gov execute ${id} --chain ${chainFile}\``)
+  if (state === 'pending' || state === 'active') throw new ProposalStateError(`proposal ${id} is ${state}: it can be queued once voting closes, after ${formatTime(view.deadline, now)}, if it passed`)
+  if (state === 'queued') throw new ProposalStateError(`proposal ${id} is queued already: execute it from ${formatTime(view.eta, now)} with \`poi gov execute ${id} --chain ${chainFile}\``)
   if (state !== 'succeeded') throw new ProposalStateError(`proposal ${id} is ${state}${state === 'defeated' ? ` (${tally(view)})` : ''}: only a succeeded proposal can be queued`)
   const { proposal } = view
   const settings = await readChain('the governor\'s settings', rpc, async () => await readGovernorSettings(client, gov.governor))
@@ -387,7 +402,7 @@ export async function runGovQueue (values: GovValues, positionals: string[]): Pr
   const { eta, receipt } = await refusedAs('queueing', id, async () => await queueProposal(wallet, client, gov.governor, proposal))
   out.event({ event: 'gov-queued', proposalId: id, eta: Number(eta), txHash: receipt.transactionHash }, [
     `queued      proposal ${id} in the timelock ${gov.timelock} (tx ${receipt.transactionHash})`,
-    `next        \`poi gov execute ${id} --chain ${chainFile}\` from ${formatUnlock(eta, await chainNow(client))}`
+    `next        \`poi gov execute ${id} --chain ${chainFile}\` from ${formatTime(eta, await chainNow(client))}`
   ].join('\n'))
 }
 
@@ -415,7 +430,7 @@ export async function runGovExecute (values: GovValues, positionals: string[]): 
   const now = await readChain('the latest block', rpc, async () => await chainNow(client))
   // The timelock's ETA: the next block's timestamp must reach it (the next block is at least a second later).
   if (now + 1n < view.eta) {
-    throw new TimelockNotReadyError(`proposal ${id} is queued, but the timelock's delay has not passed: it can be executed from ${formatUnlock(view.eta, now)}; run \`poi gov execute ${id}\` again then`, view.eta)
+    throw new TimelockNotReadyError(`proposal ${id} is queued, but the timelock's delay has not passed: it can be executed from ${formatTime(view.eta, now)}; run \`poi gov execute ${id}\` again then`, view.eta)
   }
   const { proposal } = view
   await confirmTransaction({
@@ -472,13 +487,13 @@ export async function runGovStatus (values: GovValues, positionals: string[]): P
       eta: view.eta > 0n ? Number(view.eta) : null
     }, [
       `proposal    ${id}: ${state}`,
-      `description ${view.proposal.description.split('\n').join('\n            ')}`,
+      `description ${view.proposal.description.split('\n').join('\n            ').replace(/ +\n/g, '\n')}`,
       `proposer    ${view.proposer}`,
       ...describeCalls(gov, view.proposal).map((d, i) => `${i === 0 ? 'calls       ' : '            '}${d}`),
-      `votes       ${tally(view)}`,
-      `snapshot    ${formatUnlock(view.snapshot, now)}: the stake held then votes`,
-      `deadline    ${formatUnlock(view.deadline, now)}: the last second votes count`,
-      `eta         ${view.eta > 0n ? formatUnlock(view.eta, now) : 'not queued'}`,
+      `votes       ${tally(view)}; it passes with more for than against and the quorum reached when voting closes`,
+      `snapshot    ${formatTime(view.snapshot, now)}: the stake held then votes`,
+      `deadline    ${formatTime(view.deadline, now)}: the last second votes count`,
+      `eta         ${view.eta > 0n ? formatTime(view.eta, now) : 'not queued'}`,
       `next        ${nextStep(state, id, chainFile)}`
     ].join('\n'))
     return
