@@ -1,6 +1,6 @@
 /**
- * `poi gov propose|vote|queue|execute|status|pause|unpause`: the network's parameters under its
- * Governor (operators vote with their stake) and its timelock, and the guardian's pause. A
+ * `poi gov propose|vote|queue|execute|status|delegate|pause|unpause`: the network's parameters
+ * under its Governor (operators vote with their stake) and its timelock, and the guardian's pause. A
  * parameter change is one readable command (`poi gov propose set protocolFeeBps 50`), checked
  * here against the parameter's name and bounds before anything is sent; every step reads the
  * proposal's state first, so a refusal says what to do and when (the timelock's ETA, the
@@ -9,14 +9,14 @@
 import { formatEther, getAddress, isAddress, isAddressEqual, keccak256, toFunctionSelector, toHex, type PublicClient } from 'viem'
 import {
   castVote, contractErrorArgs, contractErrorName, delegateVotes, executeProposal, OperatorRegistryAbi, parameterChangeProposal, pauseNetwork, PoiGovernorAbi, propose, proposalIdOf, queueProposal,
-  readGovernorSettings, readVotes, setGuardianProposal, unpauseProposal, type GovernedParameter, type Proposal
+  readGovernorSettings, readVotes, setGuardianProposal, unpauseProposal, VOTE_SUPPORT, type GovernedParameter, type Proposal
 } from '../../contracts/index.js'
 import { PoiError } from '../../protocols/wire/index.js'
 import { ChainClient } from '../chain-client.js'
 import { loadKeystore } from '../keys.js'
 import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import { confirmTransaction } from './confirm.js'
-import type { GovAction, GovProposalState, GovSupport } from './events.js'
+import type { GovProposalState, GovSupport } from './events.js'
 import { chainNow, findProposal, listProposalIds, type Address, type ProposalView } from './gov-chain.js'
 import {
   checkRelations, describeBounds, describeCalls, formatValue, governedDeployment, parameterName, parseParameterValue, readGovernanceState, readParameterValues,
@@ -358,7 +358,7 @@ export async function runGovVote (values: GovValues, positionals: string[]): Pro
   }
   const reason = values.reason ?? ''
   const gas = await refusedAs('the vote', id, async () => await client.estimateContractGas({
-    account: wallet.account, address: gov.governor, abi: PoiGovernorAbi, functionName: 'castVoteWithReason', args: [id, support === 'against' ? 0 : support === 'for' ? 1 : 2, reason]
+    account: wallet.account, address: gov.governor, abi: PoiGovernorAbi, functionName: 'castVoteWithReason', args: [id, VOTE_SUPPORT[support], reason]
   }))
   await confirmTransaction({
     action: `vote ${support} proposal ${id} with ${formatEther(weight)} ETH of stake`,
