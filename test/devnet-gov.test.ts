@@ -1,8 +1,8 @@
 /**
  * The issue's acceptance: `npm start -- --gov` runs the devnet, then changes a network parameter
  * through governance (propose, vote with the operators' stake, queue, execute, anvil's clock
- * moved past the voting period and the timelock's delay), prints it before and after, and exits
- * 0. Run through npm as a user types it, with the smallest devnet (3 operators, no npm model);
+ * moved past the voting period and the timelock's delay), prints it before and after, sends one
+ * more task whose fee the TaskManager splits with the new value, and exits 0. Run through npm as a user types it, with the smallest devnet (3 operators, no npm model);
  * and `--gov --offchain` is refused before anything starts.
  */
 import { strict as assert } from 'node:assert'
@@ -19,7 +19,7 @@ const REPO = join(dirname(CLI), '../../..')
 describe('poi devnet --gov (npm start -- --gov): a governed parameter change on the devnet', function () {
   this.timeout(DEVNET_TIMEOUT_MS + 30_000)
 
-  it('proposes, votes, queues and executes the change, prints the parameter before and after, and exits 0', async () => {
+  it('proposes, votes, queues and executes the change, prints the parameter before and after, the next task pays the new share, and exits 0', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env }
     delete env.DEBUG
     const args = ['start', '--', '--gov', '--npm-models', 'none', '--operators', '3']
@@ -49,6 +49,9 @@ describe('poi devnet --gov (npm start -- --gov): a governed parameter change on 
       at += m.index + m[0].length
     }
     assert.match(r.stdout, /governance {2}protocolFeeBps changed by proposal \d+: voted by 3 operators with their stake, executed by the timelock\n {2}before {4}protocolFeeBps = 500 bps \(5 %\)\n {2}after {5}protocolFeeBps = 250 bps \(2\.5 %\)\n/)
+    // The next task pays the treasury the new share: 250 bps of what is left after the model owner's fee (0.0001 ETH), where the first paid 500.
+    assert.match(r.stdout, /treasury {4}0x[0-9a-fA-F]{40} earned 0\.000005 ETH \(5000000000000 wei\), credit/)
+    assert.match(r.stdout, /after the change: task 0x[0-9a-f]{64} settled in 0x[0-9a-f]{64}\n {2}treasury {4}earned 0\.0000025 ETH \(2500000000000 wei\): 250 bps of the 0\.0001 ETH \(100000000000000 wei\) left after the model owner's fee\n/)
     assert.match(r.stdout, /\] done\n?$/)
   })
 

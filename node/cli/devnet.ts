@@ -14,7 +14,7 @@ import { MAX_INLINE_INPUT_BYTES, PoiError, to0xHex } from '../../protocols/wire/
 import { resolveConfig } from '../config.js'
 import { NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput } from '../fixtures/index.js'
 import { encodeTensorFile, formatCanonicalOutput, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../inference/index.js'
-import { deposit, readVault } from '../../contracts/index.js'
+import { TaskManagerAbi, deposit, readVault } from '../../contracts/index.js'
 import { ChainClient, type AcceptedCertificate } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
@@ -349,7 +349,10 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
       }
     }
     for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
-    if (opts.gov === true && net.chain != null) await runGovernance(net, progress)
+    if (opts.gov === true && net.chain != null) {
+      await runGovernance(net, progress)
+      if (paid != null) await runTaskAfterGovernance(net, requester, keys.account, model.modelId, paid, progress)
+    }
     code = 0
   } catch (err) {
     const stopping = interrupted()
@@ -397,6 +400,35 @@ async function runGovernance (net: LocalNetwork, progress: (line: string) => voi
     ''
   ].join('\n'))
 }
+
+/**
+ * `--gov`: one more paid task for the shipped model once the protocol fee has changed, so the
+ * change is seen where it matters: the treasury's share of the task's fee, computed by the
+ * TaskManager with the new protocolFeeBps (of what is left after the model owner's fee).
+ */
+async function runTaskAfterGovernance (
+  net: LocalNetwork, requester: PoiNode, account: PrivateKeyAccount, modelId: Uint8Array, paid: { chain: ChainClient, asset: PaymentAsset }, progress: (line: string) => void
+): Promise<void> {
+  const { chain, asset } = paid
+  const feeBps = await chain.publicClient.readContract({ address: chain.config.taskManager, abi: TaskManagerAbi, functionName: 'protocolFeeBps' })
+  const fee = await readTaskFee(chain, modelId)
+  const payees = await readPayees(chain, modelId, account.address, await chain.operatorSet())
+  const before = await snapshotPayees(chain, payees)
+  progress(`sending another task for the shipped model, now with a protocol fee of ${feeBps} bps`)
+  const result = await requestInference(requester, account, { modelId, input: exampleInput(3), timeoutMs: DEVNET_TASK_TIMEOUT_MS, fee: fee.fee }, { onProgress: progress })
+  const settled = await net.chain!.client.waitForAcceptance(result.taskId, SETTLEMENT_TIMEOUT_MS)
+  const split = await readFeeSplit(chain, result.taskId, fee.fee, payees, before)
+  const expected = (split.charged - split.ownerShare) * BigInt(feeBps) / BPS
+  if (split.protocolShare !== expected) throw new DevnetError(`the treasury's share of the task after the change is ${split.protocolShare} wei, not ${feeBps} bps of ${split.charged - split.ownerShare} wei (${expected} wei)`)
+  console.log([
+    `after the change: task ${to0xHex(result.taskId)} settled in ${settled.txHash}`,
+    `  treasury    earned ${formatAmount(split.treasuryReceived, asset)}: ${feeBps} bps of the ${formatAmount(split.charged - split.ownerShare, asset)} left after the model owner's fee`,
+    ''
+  ].join('\n'))
+}
+
+/** Basis points in a whole. */
+const BPS = 10_000n
 
 /** "model shards: 4 of 4 operators fetched the model through the DHT …", from every operator's outcome. */
 export function modelFetchLine (outcomes: readonly ModelOutcome[], operators: number): string {
