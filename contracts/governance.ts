@@ -119,6 +119,19 @@ export function encodeParameterValue (name: GovernedParameter, value: ParameterV
   return value
 }
 
+/**
+ * A value for `name` from text: a decimal whole number (wei, seconds, basis points, epochs as the
+ * contract counts them), or a 0x address for `treasury`. Throws GovernanceError naming the parameter.
+ */
+export function parseParameterValue (name: GovernedParameter, text: string): ParameterValue {
+  if (GOVERNED_PARAMETERS[name].kind === 'address') {
+    if (!isAddress(text, { strict: false })) throw new GovernanceError(`${name} must be a 0x-prefixed 20-byte address, got "${text}"`)
+    return getAddress(text)
+  }
+  if (!/^(0|[1-9][0-9]*)$/.test(text)) throw new GovernanceError(`${name} must be a whole number in the contract's unit (wei, seconds, basis points or epochs), got "${text}"`)
+  return BigInt(text)
+}
+
 /** The one call that sets `name` to `value`: setParameter on the contract that holds it. */
 export function parameterCall (contracts: GovernanceContracts, name: GovernedParameter, value: ParameterValue): { target: Hex, value: bigint, calldata: Hex } {
   // the three setParameter functions have one signature: any of the ABIs encodes it

@@ -54,7 +54,7 @@ export {
 export {
   type GovernedContract, type GovernedParameter, type ParameterValue, type GovernanceContracts, type Proposal, type ProposalState, type VoteSupport,
   type GovernorSettings, type ProposalStatus, GOVERNED_PARAMETERS, PROPOSAL_STATES, VOTE_SUPPORT, GovernanceError,
-  isGovernedParameter, governedParameter, parameterKey, parameterContract, encodeParameterValue, parameterCall, parameterChangeProposal, unpauseProposal,
+  isGovernedParameter, governedParameter, parseParameterValue, parameterKey, parameterContract, encodeParameterValue, parameterCall, parameterChangeProposal, unpauseProposal,
   setGuardianProposal, proposalIdOf, readParameter, readParameters, readGovernorSettings, readProposal, proposalState, propose, castVote, queueProposal,
   executeProposal, readVotes, delegateVotes, readPause, pauseNetwork, unpauseDirect, setGuardianDirect, setParameterDirect
 } from './governance.js'

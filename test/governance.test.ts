@@ -9,15 +9,15 @@ import { encodeFunctionData, parseEventLogs, toHex, type TransactionReceipt } fr
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
   ANVIL_PRIVATE_KEYS, OperatorRegistryAbi, TaskManagerAbi, TimelockControllerAbi, castVote, claimRewards, delegateVotes, deployPoi, deposit, executeProposal,
-  parameterChangeProposal, pauseNetwork, proposalIdOf, proposalState, propose, queueProposal, readGovernorSettings, readOperatorSet, readParameter,
+  GovernanceError, governedParameter, parameterChangeProposal, parameterContract, parseParameterValue, pauseNetwork, proposalIdOf, proposalState, propose, queueProposal, readGovernorSettings, readOperatorSet, readParameter,
   readPause, readProposal, readVault, readVotes, registerOperator, requestExit, requestWithdrawal, setGuardianDirect, setParameterDirect,
   submitCertificate, unpauseDirect, unpauseProposal, withdraw, withdrawCredit, withdrawStake, type GovernedParameter, type OnChainOperatorSet,
   type ParameterValue, type PoiDeployment, type Proposal
 } from '../contracts/index.js'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ChainClient, SettlementPausedError } from '../node/chain-client.js'
-import { NetworkQuorum } from '../node/roles/index.js'
-import type { TaskAnnouncement } from '../protocols/wire/index.js'
+import { NetworkQuorum, PaymentGate } from '../node/roles/index.js'
+import { taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { ETHER } from './consensus-fixtures.js'
 import {
   expectRevert, makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain, type Wallet
@@ -310,6 +310,17 @@ describe('governance: keepOwner deployments and the setters\' bounds', function 
     }
   })
 
+  it('parses and encodes parameter values by name, refusing unknown names and malformed values', () => {
+    assert.equal(parseParameterValue('protocolFeeBps', '50'), 50n)
+    assert.equal(parseParameterValue('treasury', chain.wallets[3].account.address.toLowerCase()), chain.wallets[3].account.address)
+    assert.throws(() => parseParameterValue('minTaskFee', '1.5'), GovernanceError)
+    assert.throws(() => parseParameterValue('treasury', '0x12'), GovernanceError)
+    assert.throws(() => governedParameter('asset'), /unknown parameter "asset"; governed parameters: minStake, exitDelay/)
+    assert.equal(parameterContract(d, 'exitDelay'), d.registry)
+    assert.equal(parameterContract(d, 'withdrawalDelay'), d.taskManager)
+    assert.equal(parameterContract(d, 'reporterBps'), d.slashing)
+  })
+
   it('refuses each bound with its named error and sets values within them', async () => {
     const owner = chain.wallets[0]
     const refused: Array<[GovernedParameter, ParameterValue, string]> = [
@@ -350,6 +361,27 @@ describe('governance: keepOwner deployments and the setters\' bounds', function 
     }
     // an unknown name reaches the contract as UnknownParameter
     await expectRevert(owner.writeContract({ address: d.taskManager, abi: TaskManagerAbi, functionName: 'setParameter', args: [toHex('asset', { size: 32 }), 1n] }), 'UnknownParameter')
+  })
+
+  it('a running node admits by a changed minimum fee without a restart (payment terms read again after their TTL)', async () => {
+    const client = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...d })
+    const gate = new PaymentGate({
+      paymentTerms: async () => await client.paymentTerms(),
+      modelFee: async () => 0n,
+      requesterAccount: async (requester, taskIds) => await client.requesterAccount(requester, taskIds)
+    }, { termsTtlMs: 0 })
+    await deposit(chain.wallets[8], chain.publicClient, d.taskManager, ETHER)
+    const minTaskFee = 10n ** 14n
+    await setParameterDirect(chain.wallets[0], chain.publicClient, d, 'minTaskFee', minTaskFee)
+    const admit = async (label: string): Promise<unknown> => {
+      const task = await paidTask(chain, label, { requester: 8, fee: minTaskFee })
+      return await gate.admit(taskIdOf(task, d.taskManager), task)
+    }
+    assert.equal(await admit('old-minimum'), undefined)
+    await setParameterDirect(chain.wallets[0], chain.publicClient, d, 'minTaskFee', minTaskFee * 2n)
+    const refusal = await admit('new-minimum') as { verdict: string, reason: string }
+    assert.equal(refusal.verdict, 'reject')
+    assert.match(refusal.reason, new RegExp(`network minimum ${minTaskFee * 2n} wei`))
   })
 
   it('lets the owner (not the guardian role alone) unpause, and a new guardian pause', async () => {

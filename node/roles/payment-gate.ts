@@ -89,6 +89,8 @@ interface Reading { at: number, available: bigint, shortfall: bigint }
 
 export interface PaymentGateInit {
   cacheMs?: number
+  /** How long the payment terms are trusted (default PAYMENT_TERMS_TTL_MS). */
+  termsTtlMs?: number
   maxAccounts?: number
   maxPending?: number
 }
@@ -105,11 +107,13 @@ export class PaymentGate implements Startable {
   private readonly requesterOf = new Map<string, `0x${string}`>()
   private sweeper: NodeJS.Timeout | undefined
   private readonly cacheMs: number
+  private readonly termsTtlMs: number
   private readonly maxAccounts: number
   private readonly maxPending: number
 
   constructor (private readonly chain: PaymentChain, init: PaymentGateInit = {}) {
     this.cacheMs = init.cacheMs ?? PAYMENT_CACHE_MS
+    this.termsTtlMs = init.termsTtlMs ?? PAYMENT_TERMS_TTL_MS
     this.maxAccounts = init.maxAccounts ?? MAX_CACHED_PAYMENT_ACCOUNTS
     this.maxPending = init.maxPending ?? MAX_PENDING_PAID_TASKS
   }
@@ -183,7 +187,7 @@ export class PaymentGate implements Startable {
   }
 
   private async paymentTerms (): Promise<PaymentTerms> {
-    if (this.terms == null || Date.now() - this.termsAt >= PAYMENT_TERMS_TTL_MS) {
+    if (this.terms == null || Date.now() - this.termsAt >= this.termsTtlMs) {
       const terms = this.chain.paymentTerms()
       this.terms = terms
       this.termsAt = Date.now()
