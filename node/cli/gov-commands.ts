@@ -19,7 +19,7 @@ import { confirmTransaction } from './confirm.js'
 import type { GovProposalState, GovSupport } from './events.js'
 import { chainNow, findProposal, listProposalIds, type Address, type ProposalView } from './gov-chain.js'
 import {
-  checkRelations, describeBounds, describeCalls, formatValue, governedDeployment, parameterName, parseParameterValue, readGovernanceState, readParameterValues,
+  checkRelations, describeBounds, describeCalls, formatValue, governedDeployment, parameterName, parseTypedValue, readGovernanceState, readParameterValues,
   valueText, type AssetUnits, type GovernedDeployment
 } from './gov-parameters.js'
 import { readChain } from './operator-source.js'
@@ -223,7 +223,7 @@ export async function proposalFor (client: PublicClient, gov: GovernedDeployment
       const name = parameterName(given)
       if (text === undefined) throw new UsageError(`poi gov propose set ${name} needs a value:\n${describeBounds([name])}`)
       if (extra.length > 0) throw new UsageError(`poi gov propose set takes one parameter and one value, got also ${extra.join(' ')}`)
-      const value = parseParameterValue(name, text, asset)
+      const value = parseTypedValue(name, text, asset)
       const now = await readParameterValues(client, gov)
       checkRelations(name, value, now, asset)
       const change: ProposedChange = { action: 'set', parameter: name, value: valueText(value), display: formatValue(name, value, asset), current: formatValue(name, now[name], asset) }
@@ -251,7 +251,7 @@ export async function runGovPropose (values: GovValues, positionals: Array<strin
   // The name and the value are checked before the keystore is even opened.
   if (action === 'set') {
     const name = parameterName(rest[0])
-    if (rest[1] !== undefined && name !== 'minTaskFee') parseParameterValue(name, rest[1])
+    if (rest[1] !== undefined && name !== 'minTaskFee') parseTypedValue(name, rest[1])
   }
   const ctx = await govContext('propose', values, true)
   const asset = await readAsset(ctx.chain)

@@ -142,8 +142,12 @@ export function parameterName (name: string | undefined): GovernedParameter {
   throw new UsageError(`${name === undefined ? 'no parameter given' : `unknown parameter ${JSON.stringify(name)}`}; the governed parameters are:\n${describeBounds()}`)
 }
 
-/** A typed value (`50`, `2h`, `0.5`, `123wei`, `0x…`) as setParameter takes it; a UsageError with the bounds when it is not one. */
-export function parseParameterValue (name: GovernedParameter, text: string, asset: AssetUnits = ETH_UNITS): ParameterValue {
+/**
+ * A value as a person types it (`50`, `2h`, `0.5`, `123wei`, `0x…`) as setParameter takes it; a
+ * UsageError with the unit and the bounds when it is not one (contracts' parseParameterValue
+ * takes the contract's own units only, and checks no bound).
+ */
+export function parseTypedValue (name: GovernedParameter, text: string, asset: AssetUnits = ETH_UNITS): ParameterValue {
   const spec = PARAMETER_SPECS[name]
   const t = text.trim()
   const refuse = (why: string): UsageError => new UsageError(`${name} ${JSON.stringify(text)}: ${why}; ${name} is in ${UNIT_WORDS[spec.kind]}, ${spec.bounds}`)
