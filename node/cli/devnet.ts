@@ -14,7 +14,7 @@ import { MAX_INLINE_INPUT_BYTES, PoiError, to0xHex } from '../../protocols/wire/
 import { resolveConfig } from '../config.js'
 import { NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput } from '../fixtures/index.js'
 import { encodeTensorFile, formatCanonicalOutput, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../inference/index.js'
-import { deposit, readVault } from '../../contracts/index.js'
+import { TaskManagerAbi, deposit, readVault } from '../../contracts/index.js'
 import { ChainClient, type AcceptedCertificate } from '../chain-client.js'
 import { PoiNode } from '../poi-node.js'
 import { fetchOutput, requestInference, waitForNetwork, type RequestResult } from '../requester/index.js'
@@ -85,17 +85,21 @@ export interface DevnetOptions {
   offchain?: boolean
   /** Real models from npm dev dependencies to run after the shipped one (NPM_MODELS keys); default DEFAULT_DEVNET_NPM_MODELS. */
   npmModels?: string[]
+  /** After the tasks: change a parameter through governance (propose, vote, queue, execute) and print it before and after (devnet-gov.ts). */
+  gov?: boolean
 }
 
 /** `poi devnet`'s flags (declared with their help in program.ts). */
-const DEVNET_OPTIONS = { operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' } } as const
+const DEVNET_OPTIONS = {
+  operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' }, gov: { type: 'boolean' }
+} as const
 
-/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>]` */
+/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>] [--gov]` */
 export async function runDevnetCommand (values: OptionValues<typeof DEVNET_OPTIONS>): Promise<number> {
   const npm = values['npm-models']
   const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
   if (values.force === true && values.dir === undefined) throw new UsageError('--force needs --dir: it deletes the devnet in that directory and starts over')
-  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels })
+  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels, gov: values.gov === true })
 }
 
 /** The signals that stop a devnet: Ctrl-C (also what npm passes on), `kill`, and a closed terminal. */
@@ -150,6 +154,7 @@ function resumedOptions (dir: string, record: DevnetRecord, opts: DevnetOptions)
   const conflict = (what: string): UsageError => new UsageError(`${what}: a resumed devnet keeps what it was made with; drop the option, or pass --force to delete the devnet in ${dir} and start over with it`)
   if (opts.operators !== undefined && opts.operators !== record.operators) throw conflict(`--operators ${opts.operators} differs from the devnet's ${record.operators} operators`)
   if (opts.offchain === true && record.chain) throw conflict('--offchain, but the devnet runs on a chain')
+  if (opts.gov === true && !record.chain) throw new UsageError(`--gov changes a parameter on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
   if (opts.npmModels !== undefined && opts.npmModels.join(',') !== record.npmModels.join(',')) {
     throw conflict(`--npm-models ${opts.npmModels.join(',') || 'none'} differs from the devnet's ${record.npmModels.join(',') || 'none'}`)
   }
@@ -344,6 +349,10 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
       }
     }
     for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
+    if (opts.gov === true && net.chain != null) {
+      await runGovernance(net, progress)
+      if (paid != null) await runTaskAfterGovernance(net, requester, keys.account, model.modelId, paid, progress)
+    }
     code = 0
   } catch (err) {
     const stopping = interrupted()
@@ -373,6 +382,53 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   progress(`${code === 0 ? 'done' : 'failed'}${opts.dir != null ? `; \`poi devnet --dir ${root}\` resumes this devnet` : ''}`)
   return code
 }
+
+/**
+ * `--gov`: the governed change of devnet-gov.ts with the operators' keys, and the parameter
+ * before and after. Loaded only then.
+ */
+async function runGovernance (net: LocalNetwork, progress: (line: string) => void): Promise<void> {
+  const { runGovernanceDemo } = await import('./devnet-gov.js')
+  const { formatValue } = await import('./gov-parameters.js')
+  const operators = await Promise.all(net.operators.map(async o => (await openNodeDir(net.root, o.name)).keys))
+  const r = await runGovernanceDemo(net.chain!.client, operators, progress)
+  console.log([
+    '',
+    `governance  ${r.parameter} changed by proposal ${r.proposalId}: voted by ${operators.length} operators with their stake, executed by the timelock`,
+    `  before    ${r.parameter} = ${formatValue(r.parameter, r.before)}`,
+    `  after     ${r.parameter} = ${formatValue(r.parameter, r.after)}`,
+    ''
+  ].join('\n'))
+}
+
+/**
+ * `--gov`: one more paid task for the shipped model once the protocol fee has changed, so the
+ * change is seen where it matters: the treasury's share of the task's fee, computed by the
+ * TaskManager with the new protocolFeeBps (of what is left after the model owner's fee).
+ */
+async function runTaskAfterGovernance (
+  net: LocalNetwork, requester: PoiNode, account: PrivateKeyAccount, modelId: Uint8Array, paid: { chain: ChainClient, asset: PaymentAsset }, progress: (line: string) => void
+): Promise<void> {
+  const { chain, asset } = paid
+  const feeBps = await chain.publicClient.readContract({ address: chain.config.taskManager, abi: TaskManagerAbi, functionName: 'protocolFeeBps' })
+  const fee = await readTaskFee(chain, modelId)
+  const payees = await readPayees(chain, modelId, account.address, await chain.operatorSet())
+  const before = await snapshotPayees(chain, payees)
+  progress(`sending another task for the shipped model, now with a protocol fee of ${feeBps} bps`)
+  const result = await requestInference(requester, account, { modelId, input: exampleInput(3), timeoutMs: DEVNET_TASK_TIMEOUT_MS, fee: fee.fee }, { onProgress: progress })
+  const settled = await net.chain!.client.waitForAcceptance(result.taskId, SETTLEMENT_TIMEOUT_MS)
+  const split = await readFeeSplit(chain, result.taskId, fee.fee, payees, before)
+  const expected = (split.charged - split.ownerShare) * BigInt(feeBps) / BPS
+  if (split.protocolShare !== expected) throw new DevnetError(`the treasury's share of the task after the change is ${split.protocolShare} wei, not ${feeBps} bps of ${split.charged - split.ownerShare} wei (${expected} wei)`)
+  console.log([
+    `after the change: task ${to0xHex(result.taskId)} settled in ${settled.txHash}`,
+    `  treasury    earned ${formatAmount(split.treasuryReceived, asset)}: ${feeBps} bps of the ${formatAmount(split.charged - split.ownerShare, asset)} left after the model owner's fee`,
+    ''
+  ].join('\n'))
+}
+
+/** Basis points in a whole. */
+const BPS = 10_000n
 
 /** "model shards: 4 of 4 operators fetched the model through the DHT …", from every operator's outcome. */
 export function modelFetchLine (outcomes: readonly ModelOutcome[], operators: number): string {

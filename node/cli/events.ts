@@ -36,6 +36,15 @@ export interface RewardEpochLine { epoch: Decimal, pending: Decimal }
 export interface ReputationLine { signed: Decimal, missed: Decimal, slashings: number }
 /** A payout this command made: the amount and its transaction. */
 export interface PayoutLine { amount: Decimal, txHash: Hex }
+/** What an executed proposal does (`poi gov propose set|guardian`, `poi gov unpause`). */
+export type GovAction = 'set' | 'guardian' | 'unpause'
+/** A vote: the Governor's simple counting (0 against, 1 for, 2 abstain). */
+export type GovSupport = 'against' | 'for' | 'abstain'
+/** The Governor's ProposalState, in its order. */
+export const GOV_PROPOSAL_STATES = ['pending', 'active', 'canceled', 'defeated', 'succeeded', 'queued', 'expired', 'executed'] as const
+export type GovProposalState = typeof GOV_PROPOSAL_STATES[number]
+/** A governed parameter: its name (as the contracts name it), the contract that holds it, its value (decimal, or an address). */
+export interface GovParameterLine { name: string, contract: Hex, value: string }
 export interface NetworkOperatorLine extends ReputationLine { index: number, address: Hex, stake: Decimal, pendingRewards: Decimal }
 
 export type PoiEvent =
@@ -152,6 +161,47 @@ export type PoiEvent =
    * `tokenRequired` (not bound to loopback).
    */
   | { event: 'gateway-ready', url: string, peerId: string, address: Hex, tokenRequired: boolean, tokenFile: string }
+  /**
+   * `poi gov propose|unpause --json`: a proposal made. `action` is what it does once executed:
+   * `set` a governed `parameter` to `value` (decimal, or an address), `guardian` (a new
+   * guardian, `value` its address), `unpause`. Votes count after `voteStart` until `voteEnd`
+   * (unix seconds: the governor's clock is the chain's time), with the stake held at `voteStart`.
+   */
+  | {
+    event: 'gov-proposed', proposalId: Decimal, action: GovAction, parameter: string | null, value: string | null, description: string, proposer: Hex,
+    voteStart: number, voteEnd: number, txHash: Hex
+  }
+  /** `poi gov vote --json`: a vote cast with the voter's stake (`weight`, wei) at the proposal's snapshot. */
+  | { event: 'gov-voted', proposalId: Decimal, voter: Hex, support: GovSupport, weight: Decimal, reason: string, txHash: Hex }
+  /** `poi gov queue --json`: the proposal is in the timelock; it can be executed from `eta` (unix seconds). */
+  | { event: 'gov-queued', proposalId: Decimal, eta: number, txHash: Hex }
+  /** `poi gov execute --json`: the timelock ran the proposal's calls. */
+  | { event: 'gov-executed', proposalId: Decimal, txHash: Hex }
+  /** `poi gov delegate --json`: the delegator's voting power (its active stake) now goes to `delegatee` (itself: taken back). */
+  | { event: 'gov-delegated', delegator: Hex, delegatee: Hex, stake: Decimal, txHash: Hex }
+  /** `poi gov pause --json`: the guardian paused task settlement and registrations. */
+  | { event: 'gov-paused', guardian: Hex, txHash: Hex }
+  /**
+   * `poi gov status <id> --json`: a proposal's state (the Governor's ProposalState, lower case),
+   * its calls in words, its votes and the quorum it needs (wei of stake; null before the
+   * snapshot, when it is not known yet), its voting window and, once queued, the time it can be
+   * executed from (`eta`); times in unix seconds.
+   */
+  | {
+    event: 'gov-proposal', proposalId: Decimal, state: GovProposalState, description: string, proposer: Hex, actions: string[],
+    forVotes: Decimal, againstVotes: Decimal, abstainVotes: Decimal, quorum: Decimal | null,
+    voteStart: number, voteEnd: number, eta: number | null
+  }
+  /**
+   * `poi gov status --json` (no id): every governed parameter's current value (decimal, or an
+   * address), the guardian, whether settlement and registrations are paused, the governor's
+   * settings (seconds; the threshold in wei of stake, the quorum in percent of the active
+   * stake) and every proposal's id.
+   */
+  | {
+    event: 'gov-parameters', governor: Hex, timelock: Hex, guardian: Hex, paused: boolean, parameters: GovParameterLine[],
+    votingDelay: number, votingPeriod: number, timelockDelay: number, proposalThreshold: Decimal, quorumPercent: number, proposals: Decimal[]
+  }
 
 export type PoiEventName = PoiEvent['event']
 export type EventOf<K extends PoiEventName> = Extract<PoiEvent, { event: K }>
@@ -336,7 +386,43 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   },
   reputation: { operator: hex, ...REPUTATION_FIELDS },
   'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num },
-  'gateway-ready': { url: str, peerId: str, address: hex, tokenRequired: bool, tokenFile: str }
+  'gateway-ready': { url: str, peerId: str, address: hex, tokenRequired: bool, tokenFile: str },
+  'gov-proposed': {
+    proposalId: decimal, action: oneOf('set', 'guardian', 'unpause'), parameter: nullable(str), value: nullable(str), description: str, proposer: hex,
+    voteStart: num, voteEnd: num, txHash: hex
+  },
+  'gov-voted': { proposalId: decimal, voter: hex, support: oneOf('against', 'for', 'abstain'), weight: decimal, reason: str, txHash: hex },
+  'gov-queued': { proposalId: decimal, eta: num, txHash: hex },
+  'gov-executed': { proposalId: decimal, txHash: hex },
+  'gov-delegated': { delegator: hex, delegatee: hex, stake: decimal, txHash: hex },
+  'gov-paused': { guardian: hex, txHash: hex },
+  'gov-proposal': {
+    proposalId: decimal,
+    state: oneOf(...GOV_PROPOSAL_STATES),
+    description: str,
+    proposer: hex,
+    actions: listOf(str),
+    forVotes: decimal,
+    againstVotes: decimal,
+    abstainVotes: decimal,
+    quorum: nullable(decimal),
+    voteStart: num,
+    voteEnd: num,
+    eta: nullable(num)
+  },
+  'gov-parameters': {
+    governor: hex,
+    timelock: hex,
+    guardian: hex,
+    paused: bool,
+    parameters: listOf(record<GovParameterLine>({ name: str, contract: hex, value: str })),
+    votingDelay: num,
+    votingPeriod: num,
+    timelockDelay: num,
+    proposalThreshold: decimal,
+    quorumPercent: num,
+    proposals: listOf(decimal)
+  }
 }
 
 /** Where README's generated event list starts and ends (node/cli/events.ts eventSchemaMarkdown writes what is between). */

@@ -21,7 +21,8 @@ const CONFLICT_REASONS: Record<string, string> = {
   'chain|genesis': '--chain <deployment.json> reads the operators from the chain, --genesis <file> from a genesis file; give one',
   'rpc|genesis': '--rpc <url> asks the bootstrap node for the contracts on a chain, --genesis <file> runs without a chain; give one',
   'model-dir|no-model-dir': '--model-dir names local models, --no-model-dir starts without any; give one',
-  'keystore|address': '--address looks up another operator, --keystore <dir> names this one; give one'
+  'keystore|address': '--address looks up another operator, --keystore <dir> names this one; give one',
+  'offchain|gov': '--gov changes a parameter on the devnet\'s chain, --offchain runs without one; give one'
 }
 
 /** `--listen a --listen b` → ['a', 'b']. */
@@ -316,6 +317,54 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .addHelpText('after', example(['poi network --chain deployment.json --json']))
     .action(action(async () => (await import('./payment-commands.js')).runNetwork))
 
+  const gov = program.command('gov').description('network governance: operators vote with their stake on parameter changes, which a timelock runs after its delay; the guardian can pause')
+  addChainOptions(gov.command('propose'), true)
+    .description('propose a governed change: `set <parameter> <value>` (a network parameter, checked against its bounds first), `guardian <address>` or `unpause`; prints the proposal id')
+    .argument('<action>', 'set, guardian or unpause')
+    .argument('[args...]', 'set: <parameter> <value>; guardian: <address>')
+    .option('--reason <text>', 'why: part of the proposal\'s description, which voters read')
+    .addHelpText('after', `\nParameters: \`poi gov status\` lists each with its current value; \`poi gov propose set <unknown>\` lists them all with their bounds.${example([
+      'poi gov propose set protocolFeeBps 50 --reason "lower the protocol fee" --chain deployment.json --keystore ./keys --yes',
+      'poi gov propose guardian 0x… --chain deployment.json --keystore ./keys --yes'
+    ])}`)
+    .action(action(async () => (await import('./gov-commands.js')).runGovPropose))
+  addChainOptions(gov.command('vote'), true)
+    .description('vote on an active proposal with the keystore\'s stake (its voting power at the proposal\'s snapshot)')
+    .argument('<proposal-id>', 'the id `poi gov propose` printed (decimal or 0x-hex)')
+    .argument('<support>', 'for, against or abstain')
+    .option('--reason <text>', 'a reason recorded with the vote')
+    .addHelpText('after', example(['poi gov vote 4242…17 for --chain deployment.json --keystore ./keys --yes']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovVote))
+  addChainOptions(gov.command('queue'), true)
+    .description('put a succeeded proposal in the timelock; it can be executed once the timelock\'s delay has passed')
+    .argument('<proposal-id>', 'the proposal id (decimal or 0x-hex)')
+    .addHelpText('after', example(['poi gov queue 4242…17 --chain deployment.json --keystore ./keys --yes']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovQueue))
+  addChainOptions(gov.command('execute'), true)
+    .description('run a queued proposal through the timelock (says how long is left when its delay has not passed)')
+    .argument('<proposal-id>', 'the proposal id (decimal or 0x-hex)')
+    .addHelpText('after', example(['poi gov execute 4242…17 --chain deployment.json --keystore ./keys --yes']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovExecute))
+  addChainOptions(gov.command('status'), false)
+    .description('with an id: the proposal\'s state, votes, quorum, voting window and execution time; without: every governed parameter\'s value, the guardian, the pause and the governance timings')
+    .argument('[proposal-id]', 'the proposal id (decimal or 0x-hex)')
+    .addHelpText('after', example(['poi gov status --chain deployment.json', 'poi gov status 4242…17 --chain deployment.json --json']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovStatus))
+  addChainOptions(gov.command('delegate'), true)
+    .description('let another account vote with this operator\'s stake (its own address takes the votes back); counts for proposals made after it')
+    .argument('<address>', 'the account that votes with the stake')
+    .addHelpText('after', example(['poi gov delegate 0x… --chain deployment.json --keystore ./keys --yes']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovDelegate))
+  addChainOptions(gov.command('pause'), true)
+    .description('the guardian only: pause task settlement and operator registrations at once (deposits, stake past its delay and rewards can still be withdrawn); only a proposal unpauses')
+    .addHelpText('after', example(['poi gov pause --chain deployment.json --keystore ./guardian --yes']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovPause))
+  addChainOptions(gov.command('unpause'), true)
+    .description('propose to unpause (only the timelock unpauses): the same as `poi gov propose unpause`')
+    .option('--reason <text>', 'why: part of the proposal\'s description')
+    .addHelpText('after', example(['poi gov unpause --reason "the incident is fixed" --chain deployment.json --keystore ./keys --yes']))
+    .action(action(async () => (await import('./gov-commands.js')).runGovUnpause))
+
   program.command('models').description('list the models in the configured model directories (what a node started the same way runs)')
     .option('--config <file>', 'JSON config (its modelDirs)')
     .addOption(repeatable('--model-dir <dir>', 'model directory (default: the shipped model)'))
@@ -368,7 +417,8 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--force', 'with --dir: delete the devnet already there and start over')
     .option('--offchain', 'no chain: operators from a genesis file, certificates only off-chain')
     .option('--npm-models <keys|none>', 'real models from npm to run after the shipped one, comma-separated: silero-vad, ppocr-cls, ppocr-rec (default: ppocr-cls)')
-    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none']))
+    .addOption(new Option('--gov', 'then change a network parameter through governance: propose, vote with the operators\' stake, queue, execute (anvil\'s clock moved past the voting period and the timelock delay), and print it before and after').conflicts('offchain'))
+    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none', 'npm start -- --gov']))
     .action(action(async () => (await import('./devnet.js')).runDevnetCommand))
 
   configureTree(program)

@@ -46,7 +46,11 @@ export const SLOWEST_FIRST = [
   'http-api',
   'streams',
   // issue 14: governance on one anvil chain (proposals through voting, queue and the timelock)
-  'governance'
+  'governance',
+  // issue 14: a whole devnet, then a governed change (85 s with the machine's load at 60; ~15 s quiet, like `npm start`)
+  'devnet-gov',
+  // issue 14: `poi gov` as processes on one anvil chain, about 20 of them (60-70 s with the load at 60)
+  'gov-cli'
 ]
 
 /**
