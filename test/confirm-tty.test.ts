@@ -108,9 +108,9 @@ describe('a transaction command asks on a terminal (poi chain deploy under a pse
     assert.equal(r.code, 0, r.output)
     assert.ok(r.output.includes(QUESTION), r.output)
     assert.match(r.output, /deployed on chain \d+ from block \d+; wrote /)
-    // six deployments, setSlasher, setGuardian; then governance: the timelock, the governor, two
-    // role grants, three ownership transfers and the deployer's admin role renounced
-    assert.equal(await publicClient.getTransactionCount({ address: deployer }), 16)
+    // six deployments, setSlasher, bindTaskManager, setGuardian; then governance: the timelock, the
+    // governor, two role grants, three ownership transfers and the deployer's admin role renounced
+    assert.equal(await publicClient.getTransactionCount({ address: deployer }), 17)
     await access(deployment())
     const registry = /OperatorRegistry +(0x[0-9a-fA-F]{40})/.exec(r.output)?.[1] as `0x${string}` | undefined
     assert.ok(registry !== undefined, r.output)
