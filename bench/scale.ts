@@ -50,10 +50,11 @@ const FIRST_ESTIMATE_PER_NODE_BYTES = 150 * MIB
 const ESTIMATE_MARGIN = 1.3
 /**
  * Ready and mesh timeouts grow with the processes starting together (a wave) and with the size:
- * a wave of 8 took 75 s to be ready with the shared machine at load 50.
+ * a wave of 8 took 75 s to be ready with the shared machine at load 50, and at 64 operators the
+ * last wave's meshes took over 192 s (2 s per node) with other work on the machine.
  */
 const READY_S_PER_NODE = 15
-const MESH_S_PER_NODE = 2
+const MESH_S_PER_NODE = 4
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
 

@@ -74,7 +74,7 @@ export interface P2pOptions {
   /** Requesters are light peers: they query the DHT but do not serve it. */
   dhtClientMode: boolean
   targetConnections?: number
-  /** A bootstrap node: every newcomer's first peer, so it accepts up to BOOTSTRAP_MAX_CONNECTIONS. */
+  /** A bootstrap node: every newcomer's first peer, so it accepts up to BOOTSTRAP_MAX_CONNECTIONS and offers peers when it prunes one from a full gossip mesh (peer exchange). */
   bootstrapNode?: boolean
   /** libp2p's own metrics (@libp2p/prometheus-metrics) go into this registry (the node's, node/api/metrics.ts); none without it. */
   metricsRegistry?: Registry
@@ -162,7 +162,10 @@ export async function createPoiLibp2p (opts: P2pOptions): Promise<PoiLibp2p> {
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub(gossipsubOptions()) as (components: any) => GossipSub,
+      pubsub: gossipsub(gossipsubOptions({
+        peerExchange: opts.bootstrapNode === true,
+        bootstrapPeers: opts.bootstrap.map(a => multiaddr(a).getPeerId()).filter((id): id is string => id != null)
+      })) as (components: any) => GossipSub,
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: opts.dhtClientMode,

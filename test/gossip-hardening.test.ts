@@ -14,7 +14,7 @@ import type { RPC } from '@chainsafe/libp2p-gossipsub/message'
 import { PeerScore } from '@chainsafe/libp2p-gossipsub/score'
 import type { PeerId } from '@libp2p/interface'
 import { createPoiLibp2p, PeerBans, type PoiLibp2p } from '../node/p2p.js'
-import { GossipRouter, mustDisconnect, peerScoreParams, TOPICS } from '../protocols/gossip/index.js'
+import { gossipsubOptions, GossipRouter, mustDisconnect, peerScoreParams, TOPICS } from '../protocols/gossip/index.js'
 import {
   GOSSIP_GOSSIP_SCORE, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_RPC_SUBSCRIPTIONS, MAX_FOREIGN_TOPICS_PER_PEER, GOSSIP_PUBLISH_SCORE, IP_COLOCATION_THRESHOLD,
   MAX_ATTESTATION_BYTES, MAX_INLINE_INPUT_BYTES, MAX_PARAMS_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES,
@@ -221,6 +221,24 @@ describe('gossip hardening (issue 9)', function () {
       // A message's envelope adds its topic and a few bytes of protobuf framing.
       const largest = Math.max(MAX_TASK_ANNOUNCEMENT_BYTES, MAX_ATTESTATION_BYTES, MAX_QUORUM_CERTIFICATE_BYTES) + 256
       assert.ok(largest * 8 < GOSSIP_MAX_RPC_BYTES, 'an IWANT answer with several of the largest messages must fit in one RPC')
+    })
+
+    it('takes peer exchange only from its own bootstrap nodes, and only bootstrap nodes offer it', async () => {
+      const bootstrap = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+      const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+      const opts = gossipsubOptions({ bootstrapPeers: [bootstrap] })
+      const params = opts.scoreParams as Required<NonNullable<typeof opts.scoreParams>>
+      const acceptPX = opts.scoreThresholds?.acceptPXThreshold ?? 10
+      // gossipsub accepts a PRUNE's peers when the pruner's score reaches acceptPXThreshold.
+      const scoreOf = (peer: string): number => {
+        const score = new PeerScore(params, null, defaultLogger(), { scoreCacheValidityMs: 0 })
+        score.addPeer(peer)
+        return score.score(peer)
+      }
+      assert.ok(scoreOf(bootstrap) >= acceptPX, `a bootstrap node scores ${scoreOf(bootstrap)}, under acceptPXThreshold ${acceptPX}`)
+      assert.ok(scoreOf(stranger) < acceptPX, `any other peer scores ${scoreOf(stranger)}, at or over acceptPXThreshold ${acceptPX}`)
+      assert.equal(opts.doPX, false, 'an operator offers no peers')
+      assert.equal(gossipsubOptions({ peerExchange: true }).doPX, true, 'a bootstrap node offers peers')
     })
 
     it('does not read an RPC larger than the bound, and stops reading gossip from its sender', async () => {

@@ -60,6 +60,14 @@ export interface GossipOptions {
    * 127.0.0.1, where the penalty (IP_COLOCATION_WEIGHT) would cut all of them off.
    */
   colocationWhitelist?: string[]
+  /**
+   * Offer peers when pruning one from a full mesh (gossipsub's peer exchange): bootstrap nodes,
+   * which everyone meshes with first. Without it, nodes that joined a 64-operator network after
+   * the bootstrap node's meshes were full stayed outside every task mesh for minutes.
+   */
+  peerExchange?: boolean
+  /** Peer ids of this node's bootstrap nodes, whose peer exchange it accepts (BOOTSTRAP_APP_SCORE). */
+  bootstrapPeers?: string[]
 }
 
 /**
@@ -98,7 +106,8 @@ export function gossipsubOptions (opts: GossipOptions = {}): Partial<GossipsubOp
     },
     maxInboundDataLength: GOSSIP_MAX_RPC_BYTES,
     maxOutboundBufferSize: GOSSIP_MAX_OUTBOUND_BUFFER_BYTES,
-    scoreParams: peerScoreParams(Object.values(TOPICS), opts.colocationWhitelist ?? LOOPBACK_ADDRESSES),
+    doPX: opts.peerExchange === true,
+    scoreParams: peerScoreParams(Object.values(TOPICS), opts.colocationWhitelist ?? LOOPBACK_ADDRESSES, opts.bootstrapPeers ?? []),
     scoreThresholds: peerScoreThresholds()
   }
 }

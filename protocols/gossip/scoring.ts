@@ -69,8 +69,13 @@ export function topicScoreParams (): TopicScoreParams {
  * IP_COLOCATION_WEIGHT). Behaviour penalties (GRAFT while backed off, IWANT promises broken)
  * keep gossipsub's defaults: -10 × excess², decaying to a fifth each second.
  */
-export function peerScoreParams (topics: readonly string[], colocationWhitelist: readonly string[] = LOOPBACK_ADDRESSES): PeerScoreParams {
+export function peerScoreParams (topics: readonly string[], colocationWhitelist: readonly string[] = LOOPBACK_ADDRESSES, bootstrapPeers: readonly string[] = []): PeerScoreParams {
+  const bootstrap = new Set(bootstrapPeers)
   return createPeerScoreParams({
+    // The node's own bootstrap nodes score above gossipsub's acceptPXThreshold (10), so the
+    // peers they offer when they prune this node from a full mesh are dialed (the gossipsub
+    // spec's advice for bootstrappers); anyone else's peer exchange is still ignored.
+    appSpecificScore: (peer) => bootstrap.has(peer) ? BOOTSTRAP_APP_SCORE : 0,
     topics: Object.fromEntries(topics.map(topic => [topic, topicScoreParams()])),
     topicScoreCap: GOSSIP_TOPIC_SCORE_CAP,
     IPColocationFactorWeight: IP_COLOCATION_WEIGHT,
@@ -79,6 +84,13 @@ export function peerScoreParams (topics: readonly string[], colocationWhitelist:
     retainScore: GOSSIP_SCORE_RETAIN_MS
   })
 }
+
+/**
+ * The application-specific score of a node's own bootstrap nodes: times gossipsub's
+ * appSpecificWeight (10) it is 20, over the acceptPXThreshold of 10 that a peer's exchange
+ * offers must reach, and small beside the penalties that cut a misbehaving peer off.
+ */
+export const BOOTSTRAP_APP_SCORE = 2
 
 /** The scores at which gossipsub stops gossiping with, publishing to and reading a peer. */
 export function peerScoreThresholds (): PeerScoreThresholds {

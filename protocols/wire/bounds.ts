@@ -57,7 +57,7 @@ export const GOSSIP_MAX_RPC_IDONTWANT_IDS = 512
 
 /**
  * Peers offered in one PRUNE for peer exchange (`decodeRpcLimits.maxPeerInfos`): gossipsub
- * offers at most `prunePeers` (16) and poi does not offer any (`doPX` is off).
+ * offers at most `prunePeers` (16); in poi only bootstrap nodes offer any (`doPX`).
  */
 export const GOSSIP_MAX_RPC_PEER_INFOS = 16
 
