@@ -188,7 +188,10 @@ describe('peer identity', function () {
       } finally {
         await duplicate.stop()
       }
-      await until(() => [net.aggregator, net.bootstrap].every(n => n.libp2p.getConnections(peer).length <= 1), CONNECT_TIMEOUT_MS, 'the duplicate\'s connections closing')
+      const left = (): string => [net.aggregator, net.bootstrap].map((n, i) => `${['aggregator', 'bootstrap'][i]}: ` +
+        n.libp2p.getConnections(peer).map(c => `${c.id} ${c.direction} ${c.remoteAddr.toString()} ${c.status} opened ${Date.now() - c.timeline.open} ms ago`).join('; ')).join(' | ')
+      await until(() => [net.aggregator, net.bootstrap].every(n => n.libp2p.getConnections(peer).length <= 1), CONNECT_TIMEOUT_MS,
+        () => `the duplicate's connections closing (original listens on ${original.libp2p.getMultiaddrs().join(', ')}; left: ${left()})`)
       // Before the fix: NoQuorum, the original's attestations never reached the aggregator again.
       for (let i = 0; i < 2; i++) {
         const after = await requestInference(net.requester, net.requesterKeys.account, { modelId: model.modelId, input: exampleInput(), timeoutMs: TASK_TIMEOUT_MS })
