@@ -41,3 +41,6 @@ export class AggregationError extends errorWithCode('ERR_AGGREGATION') {}
 
 /** The BufferedVerifier was closed, or its worker died, before a set was verified. */
 export class VerifierError extends errorWithCode('ERR_VERIFIER') {}
+
+/** A batch (issue 15) given to BatchTree or its helpers is malformed: no leaves, leaves out of task id order or repeated, a bad tab sequence. */
+export class BatchFormatError extends errorWithCode('ERR_BATCH_FORMAT') {}

@@ -10,7 +10,7 @@
  *   TaskAggregation.add, which the caller has verified first.
  */
 export * from './constants.js'
-export { InvalidPublicKeyError, InvalidSecretKeyError, AttestationFieldError, GenesisError, AggregationError, VerifierError } from './errors.js'
+export { InvalidPublicKeyError, InvalidSecretKeyError, AttestationFieldError, GenesisError, AggregationError, VerifierError, BatchFormatError } from './errors.js'
 export {
   generateBlsSecretKey, blsSecretKeyFromBytes, blsSecretKeyFromHex, blsSecretKeyToHex, blsPublicKeyOf, blsSign,
   deserializeBlsPublicKey, validateBlsPublicKey, isValidBlsPublicKey, type BlsPublicKey
@@ -39,3 +39,8 @@ export { encodeSignerBitmap, decodeSignerBitmap, type DecodedBitmap } from './bi
 export { TaskAggregation, type TaskAggregationParameters, type AddResult, type AggregationStatus } from './aggregation.js'
 export { verifyCertificate, certificateSignatureSet, type VerifyCertificateOptions, type VerifyCertificateResult } from './certificate.js'
 export { type EquivocationEvidence, verifyEquivocationEvidence } from './equivocation.js'
+export {
+  BATCH_DOMAIN_TAG, TAB_SEQUENCE_LIMIT, SEQUENCES_PER_WORD, TAB_CHARGE_COMPONENTS, VALIDATION_COMPONENTS,
+  type BatchLeaf, type ModelCharge, type TabCharge, type BatchValidation, type BatchSummary,
+  BatchTree, batchLeafHash, verifyBatchProof, assertBatchOrder, batchSummaryHash, batchDigest, sequenceWords
+} from './batch.js'

@@ -35,6 +35,7 @@ export {
   TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION, TASK_TYPED_DATA_TYPES
 } from './task.js'
 export type { TaskFields } from './task.js'
+export { VOUCHER_TYPED_DATA_TYPES, VOUCHER_SEQUENCE_LIMIT, voucherDigest, signVoucher, verifyVoucherSignature, type TabVoucher } from './voucher.js'
 export {
   StreamMessageError, createStreamMessage, verifyStreamMessage, decodeStreamMessage, encodeStreamMessage,
   streamMessageId, streamMessageIdOfBytes, payloadRefOf, channelAddressOf, channelNameOf,
