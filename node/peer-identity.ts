@@ -88,6 +88,12 @@ export interface IdentityState {
   bootstrapRefusals: () => PeerIdentityMismatchError[] | undefined
   /** Duplicate identities seen so far (counted, including reports not re-dispatched inside the report interval). */
   duplicateReports: () => number
+  /**
+   * The listen addresses an open connection's identify answer gave (sorted), or undefined before
+   * identify or for a light peer: which process is behind a connection when one peer id has
+   * several (a duplicate, or a simultaneous dial that left one process with two connections).
+   */
+  listenAddressesOf: (connectionId: string) => string[] | undefined
   addEventListener: (type: 'duplicate-identity', listener: (evt: CustomEvent<DuplicateIdentity>) => void) => void
   removeEventListener: (type: 'duplicate-identity', listener: (evt: CustomEvent<DuplicateIdentity>) => void) => void
 }
@@ -236,6 +242,7 @@ export function peerIdentityGuard (): PeerIdentityGuard {
           return refused.every(m => m !== undefined) ? refused as PeerIdentityMismatchError[] : undefined
         },
         duplicateReports: () => reports,
+        listenAddressesOf: (connectionId) => identified.get(connectionId)?.addrs.slice(),
         addEventListener: (type, listener) => { events.addEventListener(type, listener as (evt: Event) => void) },
         removeEventListener: (type, listener) => { events.removeEventListener(type, listener as (evt: Event) => void) }
       })
