@@ -52,7 +52,8 @@ export const SLOWEST_FIRST = [
   // issue 14: `poi gov` as processes on one anvil chain, about 20 of them (60-70 s with the load at 60)
   'gov-cli',
   // issue 15: batches on one anvil chain each (a few dozen transactions; under 40 s quiet)
-  'batch-settlement'
+  'batch-settlement',
+  'batch-invariant'
 ]
 
 /**
