@@ -13,7 +13,7 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { bytesToHex, hexToBigInt, parseEventLogs, type Hex, type TransactionReceipt } from 'viem'
 import { BatchTree, generateBlsSecretKey, type BatchSummary } from '../consensus/index.js'
 import {
-  TaskManagerAbi, buyModelAccess, deposit, hasBatchResult, isTabSequenceSettled, readAccess, readBatchEpoch, readCredit, readOperatorSet,
+  TaskManagerAbi, buyModelAccess, deposit, pauseNetwork, readValidationStatus, registerAgent, requestValidation, hasBatchResult, isTabSequenceSettled, readAccess, readBatchEpoch, readCredit, readOperatorSet,
   readPendingRewards, readTab, readVault, registerModel, setModelAccessTier, setModelFee, simulateBatch, submitBatch, submitCertificate,
   type BatchQuorumCertificate, type OnChainOperatorSet
 } from '../contracts/index.js'
@@ -327,6 +327,39 @@ describe('batches: many tab tasks under one certificate', function () {
         assert.equal(await hasBatchResult(chain.publicClient, tm(), leaf.taskId, result, reference.getProof(k) as Hex[]), true, `leaf ${k} of ${size}`)
       }
     }
+  })
+
+  it('answers the ERC-8004 requests of its leaves: one response per validation entry', async () => {
+    const r3 = REQUESTERS[2]
+    const agent = await registerAgent(chain.wallets[r3], chain.publicClient, chain.deployment.identityRegistry, 'ipfs://agent')
+    const requestHash = random32()
+    await requestValidation(chain.wallets[r3], chain.publicClient, chain.deployment.validationRegistry, { validator: tm(), agentId: agent, requestURI: 'ipfs://request', requestHash })
+    const sequence = (await readTab(chain.publicClient, tm(), address(r3))).lastSequence
+    const tasks = [await tabTask(r3, sequence + 1n, openModel, chain.params.minTaskFee), await tabTask(r3, sequence + 2n, openModel, chain.params.minTaskFee)]
+    const unknown = random32()
+    const batch = await buildBatch(tasks, (summary) => {
+      summary.validations = [
+        { taskId: tasks[0].leaf.taskId, requestHash, resultHash: tasks[0].leaf.resultHash },
+        // a request the registry never saw: the response fails, settlement goes on
+        { taskId: tasks[1].leaf.taskId, requestHash: unknown, resultHash: tasks[1].leaf.resultHash }
+      ]
+    })
+    const { accepted, receipt } = await post(batch)
+    assert.equal(accepted, true)
+    const status = await readValidationStatus(chain.publicClient, chain.deployment.validationRegistry, requestHash)
+    assert.equal(status?.response, 100)
+    assert.equal(status?.responseHash, tasks[0].leaf.resultHash)
+    const failed = parseEventLogs({ abi: TaskManagerAbi, logs: receipt.logs, eventName: 'ValidationResponseFailed' })
+    assert.deepEqual(failed.map(l => [l.args.taskId, l.args.requestHash]), [[tasks[1].leaf.taskId, unknown]])
+  })
+
+  it('stops with the guardian\'s pause: Paused (last: the pause stays)', async () => {
+    const r3 = REQUESTERS[2]
+    const sequence = (await readTab(chain.publicClient, tm(), address(r3))).lastSequence
+    const batch = await buildBatch([await tabTask(r3, sequence + 1n, openModel, chain.params.minTaskFee)])
+    assert.equal((await simulateBatch(chain.publicClient, submitter.account, tm(), batch.qc, batch.summary, set)).result, true)
+    await pauseNetwork(chain.wallets[0], chain.publicClient, chain.deployment.registry)
+    await refused(batch, 'Paused')
   })
 })
 
