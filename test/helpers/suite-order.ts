@@ -50,7 +50,10 @@ export const SLOWEST_FIRST = [
   // issue 14: a whole devnet, then a governed change (85 s with the machine's load at 60; ~15 s quiet, like `npm start`)
   'devnet-gov',
   // issue 14: `poi gov` as processes on one anvil chain, about 20 of them (60-70 s with the load at 60)
-  'gov-cli'
+  'gov-cli',
+  // issue 15: batches on one anvil chain each (a few dozen transactions; under 40 s quiet)
+  'batch-settlement',
+  'batch-invariant'
 ]
 
 /**
