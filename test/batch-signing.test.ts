@@ -17,11 +17,14 @@ import {
 import { signTask, signVoucher, taskIdOf, to0xHex, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { NodeStore } from '../storage/index.js'
 import { buildBatch, type BatchItem, type TaskVoucher } from '../node/roles/batch-contents.js'
+import { Batcher, type BatchReport } from '../node/roles/batcher.js'
+import type { BatchSubmission } from '../node/roles/submitter.js'
 import {
   BatchSigner, SignedBatches, checkBatchProposal,
   type BatchProposalContent, type BatchRefusalCode, type BatchSignerSource
 } from '../node/roles/batch-signer.js'
 import { attest, makeOperators, type TestOperators } from './consensus-fixtures.js'
+import { until } from './helpers/wait.js'
 
 const QUORUM_BPS = 6667
 const FEE = 10n ** 15n
@@ -264,6 +267,78 @@ describe('batch signing (issue 15)', function () {
       }
       assert.equal(await refusal(proposalOf(items), { source: chainSource }), 'already-settled')
       assert.equal(await refusal(proposalOf(items), { set: makeOperators([1n, 1n, 1n], { epoch: 2n }).set }), 'unknown-epoch')
+    })
+  })
+
+  describe('batcher', function () {
+    /** A batcher wired to the four operators' batch signers directly (the node does it over gossip). */
+    function network (init: { maxLeaves: number, maxWaitMs: number }, area = store.area(`batcher-${storeArea++}`)): { batcher: Batcher, submitted: BatchSubmission[], reports: BatchReport[] } {
+      const submitted: BatchSubmission[] = []
+      const reports: BatchReport[] = []
+      const batcher: Batcher = new Batcher({
+        area,
+        resolveSet: async (epoch) => (epoch === ops.set.epoch ? ops.set : undefined),
+        verify: async (set) => await verifier.verify(set),
+        networkQuorumBps: () => QUORUM_BPS,
+        loadItem: async (taskId) => items.find(i => i.taskId.toLowerCase() === taskId.toLowerCase()),
+        publishProposal: async (proposal) => {
+          for (const signer of signers) {
+            const out = await signer.onProposal(proposal)
+            if ('share' in out) await batcher.addSignature(proposal.root, out.share)
+          }
+        },
+        publishCertificate: async () => {},
+        submit: async (batch) => { submitted.push(batch); return { state: 'confirmed', txHash: `0x${'11'.repeat(32)}`, by: undefined, gasUsed: 1n, attempts: 1 } },
+        onBatch: (r) => { reports.push(r) }
+      }, { ...init, graceMs: 50 })
+      const signers = ops.secretKeys.map(sk => new BatchSigner({
+        blsSecretKey: sk, blsPublicKey: blsPublicKeyOf(sk), source, signed: freshLedger(),
+        resolveSet: async (epoch) => (epoch === ops.set.epoch ? ops.set : undefined), publish: async () => {}
+      }))
+      return { batcher, submitted, reports }
+    }
+
+    it('closes a batch on the size bound, the rest on the time bound; every certificate verifies', async function () {
+      const { batcher, submitted, reports } = network({ maxLeaves: 4, maxWaitMs: 300 })
+      await batcher.start()
+      for (const item of items) await batcher.add(item)
+      await until(() => submitted.length === 2, 20_000, () => `two batches submitted, got ${submitted.length}: ${reports.map(r => r.state).join(', ')}`)
+      await batcher.idle()
+      assert.deepEqual(submitted.map(b => b.summary.leafCount), [4, 2])
+      for (const { qc } of submitted) {
+        const check = verifyBatchCertificate(qc, ops.set, { quorumBps: QUORUM_BPS })
+        assert.ok(check.ok && check.signers.length >= 3, check.ok ? `${check.signers.length} signers` : check.reason)
+      }
+      const settled = reports.filter(r => r.state === 'settled').flatMap(r => r.taskIds).sort()
+      assert.deepEqual(settled, items.map(i => i.taskId.toLowerCase()).sort(), 'every task settled once')
+      assert.equal(batcher.pendingCount, 0)
+      await batcher.stop()
+    })
+
+    it('does not batch a task that asked for more than the network quorum', async function () {
+      const strict = await tabTask(requesters[0]!, 9n, MODEL_B, { quorumBps: 9000 })
+      const { batcher } = network({ maxLeaves: 4, maxWaitMs: 60_000 })
+      await batcher.add(strict)
+      assert.equal(batcher.pendingCount, 0)
+      await batcher.stop()
+    })
+
+    it('a restarted batcher still has the certified tasks it had not batched', async function () {
+      const area = store.area(`batcher-${storeArea++}`)
+      const first = network({ maxLeaves: 64, maxWaitMs: 60_000 }, area)
+      await first.batcher.start()
+      for (const item of items.slice(0, 3)) await first.batcher.add(item)
+      await first.batcher.stop()
+      assert.equal(first.submitted.length, 0)
+      const second = network({ maxLeaves: 64, maxWaitMs: 60_000 }, area)
+      await second.batcher.start()
+      assert.equal(second.batcher.pendingCount, 3)
+      second.batcher.flush()
+      await until(() => second.submitted.length === 1, 20_000, 'the reloaded tasks batched')
+      await second.batcher.idle()
+      assert.equal(second.submitted[0]!.summary.leafCount, 3)
+      assert.deepEqual(await area.entries('pending/'), [], 'nothing left pending once settled')
+      await second.batcher.stop()
     })
   })
 })
