@@ -99,6 +99,11 @@ function addNodeOptions (cmd: Command, kind: 'operator' | 'aggregator' | 'bootst
     .addOption(repeatable('--model-dir <dir>', 'model directory (manifest.json + model.onnx) (default: the shipped model)').conflicts('noModelDir'))
     .addOption(noFlag('--no-model-dir', 'start without local models: fetch each through the DHT when a task names it'))
     .option('--grace-ms <ms>', 'aggregation grace window after quorum (default: 250)')
+  if (role === 'aggregator' || role === 'operator') {
+    cmd.option('--batch-max-leaves <n>', 'aggregators: a batch of tab tasks closes once it holds this many (default: 64)')
+    cmd.option('--batch-max-wait-ms <ms>', 'aggregators: a batch closes this long after its first task was certified (default: 5000)')
+  }
+  cmd
     .option('--json', 'print machine-readable event lines on stdout')
   if (role !== 'client') {
     cmd.option('--probe', 'relay and report gossip latency probes (benchmarks)')
