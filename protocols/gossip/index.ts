@@ -9,3 +9,8 @@ export type { TopicName, TopicHandler, Verdict, GossipOptions } from './router.j
 export { peerScoreParams, peerScoreThresholds, topicScoreParams, mustDisconnect, LOOPBACK_ADDRESSES } from './scoring.js'
 export { checkTask, checkAttestation, precheckAttestation, checkCertificate, outputMismatch, outputRefOf } from './validators.js'
 export type { Validation, TaskCheckContext, AttestationCheckContext, AttestationPrecheckContext, CertificateCheckContext } from './validators.js'
+export {
+  leafToWire, leafFromWire, summaryToWire, summaryFromWire, batchProposalOf, batchProposalParts, batchSignatureOf,
+  batchCertificateOf, batchCertificateParts, batchSignatureSet, batchCertificateSignatureSet, checkBatchMessage
+} from './batches.js'
+export type { BatchProposalParts, BatchCertificateParts, BatchCheckContext } from './batches.js'

@@ -98,8 +98,11 @@ export class EncodeError extends CodecError<EncodeErrorCode> {
 // ---------------------------------------------------------------------------------------------
 // The codec definition
 
-/** Field number and wire type of every field of T, as in its .proto file. */
-export type FieldTable<T> = { readonly [K in keyof T & string]-?: readonly [fieldNumber: number, wireType: WireType] }
+/**
+ * Field number and wire type of every field of T, as in its .proto file; `'repeated'` marks a
+ * repeated field (its entries follow one another on the wire).
+ */
+export type FieldTable<T> = { readonly [K in keyof T & string]-?: readonly [fieldNumber: number, wireType: WireType, repeated?: 'repeated'] }
 
 /** What protons generates for a message (`TaskAnnouncement`, `StreamRequest`, ...). */
 export interface ProtoCodec<T> {
@@ -139,16 +142,17 @@ const STRUCTURE_CODES: Record<Exclude<WireFindingKind, 'non-canonical'>, DecodeE
 /** A strict codec for one message; its `decode` and `encode` may be passed around unbound. */
 export function defineCodec<T> (definition: CodecDefinition<T>): StrictCodec<T> {
   const { name, maxBytes, proto, check } = definition
-  const entries = Object.entries(definition.fields) as Array<[string, readonly [number, WireType]]>
+  const entries = Object.entries(definition.fields) as Array<[string, readonly [number, WireType, 'repeated'?]]>
   const wireTypes = new Map(entries.map(([, [n, wireType]]) => [n, wireType]))
   const names = new Map(entries.map(([field, [n]]) => [n, field]))
+  const repeatable = new Set(entries.filter(([, [, , repeated]]) => repeated === 'repeated').map(([, [n]]) => n))
 
   /**
    * Step 2. Throws for bytes protobuf cannot parse; returns the first unknown, repeated or
    * out-of-order field (reported in step 4) or undefined.
    */
   function scanStructure (bytes: Uint8Array): string | undefined {
-    const scan = scanWire(bytes, wireTypes)
+    const scan = scanWire(bytes, wireTypes, repeatable)
     // An overflowing varint comes before any fault (the scan goes on past it, not past a fault).
     const broken = scan.firstOverflow ?? scan.fault
     if (broken !== undefined) {
@@ -170,8 +174,11 @@ export function defineCodec<T> (definition: CodecDefinition<T>): StrictCodec<T> 
     try {
       msg = proto.decode(bytes)
     } catch (err) {
-      // The scan accepted the structure, so protons should too; kept typed in case it does not.
-      throw new DecodeError(name, 'MALFORMED', undefined, `protobuf decoding failed: ${(err as Error).message}`)
+      // A repeated field past the decode limits its codec passes to protons (batches) is
+      // OVERSIZED; otherwise the scan accepted the structure, so protons should too (kept typed
+      // in case it does not, or for a fault inside a nested message, which the scan does not enter).
+      const oversized = (err as Error).name === 'MaxLengthError'
+      throw new DecodeError(name, oversized ? 'OVERSIZED' : 'MALFORMED', undefined, `protobuf decoding failed: ${(err as Error).message}`)
     }
     const bad = check(msg)
     if (bad !== undefined) throw DecodeError.of(name, bad)

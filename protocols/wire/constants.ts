@@ -84,3 +84,63 @@ export const UINT64_MAX = (1n << 64n) - 1n
 
 /** Largest value of a protobuf uint32 field. */
 export const UINT32_MAX = 0xffff_ffff
+
+// ── batches and credit tabs (issue 15) ──────────────────────────────────────────────────────
+/**
+ * Leaves in one batch. A proposal carries its leaves (operators check each against a
+ * certificate they hold), about 104 bytes each, so 1024 leaves are about 104 KiB and the whole
+ * proposal stays well under one gossip RPC (GOSSIP_MAX_RPC_BYTES, 1 MiB); hashing the tree is
+ * 2,047 keccaks (a few ms). The issue's benchmark goes to 256 leaves per batch, past which the
+ * gas per task is already dominated by what grows per requester and per model owner, not per
+ * leaf: 1024 leaves 4 times that room. Also bounds validations (at most one per leaf).
+ */
+export const MAX_BATCH_LEAVES = 1024
+/**
+ * Requesters (tabs) in one batch: each costs an ecrecover and ~400 bytes of calldata on chain;
+ * an aggregator closes a batch when it reaches this many requesters.
+ */
+export const MAX_BATCH_TABS = 256
+/** Models one requester pays for in one batch (ModelCharge entries per tab); the aggregator closes a batch at this. */
+export const MAX_TAB_MODELS = 16
+/**
+ * Settled-sequence bitmap words one tab carries (256 sequences each): a span of 4,096 of one
+ * requester's sequences in one batch. A tab's tasks live at most a task TTL (minutes), so a
+ * batch holds a narrow, recent span; a wider one would pay calldata and a storage slot per word
+ * (the aggregator closes the batch instead).
+ */
+export const MAX_TAB_SEQUENCE_WORDS = 16
+/** Tab sequences (a tab task's nonce) lie in 1 … VOUCHER_SEQUENCE_LIMIT - 1 (consensus TAB_SEQUENCE_LIMIT, spec15: 2^40); other tasks' nonces are at least this. */
+export const VOUCHER_SEQUENCE_LIMIT = 1n << 40n
+/** A voucher's EIP-712 signature (r ‖ s ‖ v), like a task's. */
+export const VOUCHER_SIGNATURE_BYTES = REQUESTER_SIGNATURE_BYTES
+/** A batch's Merkle root, a summary hash, a model key, an ERC-8004 request hash: bytes32. */
+export const BATCH_HASH_BYTES = 32
+/** Stream reference of a batch's leaves (empty when none). */
+export const BATCH_REF_BYTES = 32
+
+/**
+ * Encoded size bounds of the entries of batch messages, with their protobuf overhead (tag and
+ * length bytes, varints at their widest): what the message bounds below add up.
+ */
+const UINT256_FIELD_BYTES = 34
+const BYTES32_FIELD_BYTES = 34
+const UINT64_FIELD_BYTES = 11
+const UINT32_FIELD_BYTES = 6
+/** taskId, resultHash, outputRef (or requestHash) and the entry's own tag and length. */
+const BATCH_LEAF_ENTRY_BYTES = 3 * BYTES32_FIELD_BYTES + 2
+/** modelKey, count, fees, two deadlines, the entry's tag and length. */
+const MODEL_CHARGE_ENTRY_BYTES = BYTES32_FIELD_BYTES + UINT32_FIELD_BYTES + UINT256_FIELD_BYTES + 2 * UINT64_FIELD_BYTES + 2
+/** requester, cumulative, sequence, signature, firstWord, the entry's tag and (up to 3-byte) length. */
+const TAB_CHARGE_FIXED_BYTES = (ADDRESS_BYTES + 2) + UINT256_FIELD_BYTES + UINT64_FIELD_BYTES + (REQUESTER_SIGNATURE_BYTES + 2) + UINT64_FIELD_BYTES + 4
+/** Tabs, their bitmap words and model charges (at most one per leaf: every charge counts one leaf or more) and the validations. */
+const BATCH_SUMMARY_MAX_BYTES = MAX_BATCH_TABS * (TAB_CHARGE_FIXED_BYTES + MAX_TAB_SEQUENCE_WORDS * UINT256_FIELD_BYTES) +
+  MAX_BATCH_LEAVES * MODEL_CHARGE_ENTRY_BYTES + MAX_BATCH_LEAVES * BATCH_LEAF_ENTRY_BYTES
+
+/** Largest encoded BatchProposal (about 480 KiB): leaves, summary and fixed fields. Checked before decoding. */
+export const MAX_BATCH_PROPOSAL_BYTES = MAX_BATCH_LEAVES * BATCH_LEAF_ENTRY_BYTES + BATCH_SUMMARY_MAX_BYTES + MESSAGE_HEADROOM_BYTES
+/** Largest encoded BatchSignature: fixed fields only. */
+export const MAX_BATCH_SIGNATURE_BYTES = MESSAGE_HEADROOM_BYTES
+/** Largest encoded BatchCertificate: summary, signer bitmap and fixed fields. */
+export const MAX_BATCH_CERTIFICATE_BYTES = BATCH_SUMMARY_MAX_BYTES + MAX_SIGNER_BITMAP_BYTES + MESSAGE_HEADROOM_BYTES
+/** Largest message on the batches gossip topic: one of the three in an envelope (tag and 3-byte length). */
+export const MAX_BATCH_GOSSIP_BYTES = Math.max(MAX_BATCH_PROPOSAL_BYTES, MAX_BATCH_CERTIFICATE_BYTES) + 4

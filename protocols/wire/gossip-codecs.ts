@@ -7,7 +7,7 @@ import {
   ADDRESS_BYTES, BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, INPUT_REF_BYTES, MAX_ATTESTATION_BYTES, VALIDATION_REQUEST_BYTES,
   MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES, MAX_OPERATORS, MAX_PARAMS_BYTES,
   MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES, OUTPUT_REF_BYTES,
-  REQUESTER_SIGNATURE_BYTES, RESULT_HASH_BYTES, TASK_ID_BYTES
+  REQUESTER_SIGNATURE_BYTES, RESULT_HASH_BYTES, TASK_ID_BYTES, VOUCHER_SEQUENCE_LIMIT, VOUCHER_SIGNATURE_BYTES
 } from './constants.js'
 import {
   defineCodec, isAllZero, ruleBoundedBytes, ruleBytes, ruleExactBytes, ruleUint256, ruleUint32, ruleUint64,
@@ -49,7 +49,33 @@ export function checkTaskAnnouncement (task: TaskAnnouncement, options: TaskChec
     (hasValidationRequest ? ruleExactBytes('validationRequest', task.validationRequest, VALIDATION_REQUEST_BYTES) : ruleBytes('validationRequest', task.validationRequest)) ??
     // Signed as bytes32(0) when absent, like inputRef: an all-zero hash would sign the same as none.
     (hasValidationRequest && isAllZero(task.validationRequest) ? violation('INVALID_FIELD', 'validationRequest', 'must not be all zero bytes') : undefined) ??
-    (options.signature === false ? undefined : ruleExactBytes('requesterSig', task.requesterSig, REQUESTER_SIGNATURE_BYTES))
+    (options.signature === false ? undefined : ruleExactBytes('requesterSig', task.requesterSig, REQUESTER_SIGNATURE_BYTES)) ??
+    (task.voucher == null ? undefined : checkTaskVoucher(task))
+}
+
+/**
+ * A tab task's voucher (issue 15): well-formed, for the task's own nonce, which is a tab
+ * sequence (1 .. 2^40-1), and at least the task's fee (a cumulative amount below this task's fee
+ * cannot cover it, whatever was settled before). Its signature is checked by the operators'
+ * admission (node/roles/payment-gate.ts), which knows the TaskManager it is for.
+ */
+export function checkTaskVoucher (task: TaskAnnouncement): FieldViolation | undefined {
+  const voucher = task.voucher
+  if (voucher == null) return undefined
+  const bad = ruleUint256('voucher.cumulative', voucher.cumulative) ??
+    ruleUint64('voucher.sequence', voucher.sequence, 1n) ??
+    (voucher.sequence >= VOUCHER_SEQUENCE_LIMIT
+      ? violation('INVALID_FIELD', 'voucher.sequence', `${voucher.sequence} is not a tab sequence (1 .. 2^40-1)`)
+      : undefined) ??
+    (voucher.sequence !== task.nonce
+      ? violation('INVALID_FIELD', 'voucher.sequence', `${voucher.sequence} is not the task's nonce ${task.nonce} (a tab task's nonce is its sequence)`)
+      : undefined) ??
+    ruleExactBytes('voucher.signature', voucher.signature, VOUCHER_SIGNATURE_BYTES)
+  if (bad !== undefined) return bad
+  if (ruleUint256('fee', task.fee) === undefined && bytesToUint256(voucher.cumulative) < bytesToUint256(task.fee)) {
+    return violation('INVALID_FIELD', 'voucher.cumulative', 'is below the task\'s fee, so it cannot cover it')
+  }
+  return undefined
 }
 
 /** Every rule an Attestation obeys on the wire; returns the first broken one. */
@@ -91,7 +117,7 @@ const TASK_ANNOUNCEMENT_CODEC = defineCodec<TaskAnnouncement>({
   fields: {
     version: [1, V], chainId: [2, V], modelId: [3, L], input: [4, L], inputRef: [5, L], params: [6, L], fee: [7, L],
     deadline: [8, V], quorumBps: [9, V], nonce: [10, V], requester: [11, L], requesterSig: [12, L],
-    validationRequest: [13, L]
+    validationRequest: [13, L], voucher: [14, L]
   },
   proto: TaskAnnouncement,
   check: (task) => checkTaskAnnouncement(task)

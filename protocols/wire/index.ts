@@ -8,7 +8,10 @@
  * structure and field rules, not any signature check (verifyTaskSignature, verifyStreamMessage
  * and consensus do those).
  */
-export { TaskAnnouncement, Attestation, QuorumCertificate } from './messages.pb.js'
+export {
+  TaskAnnouncement, TaskVoucher, Attestation, QuorumCertificate,
+  LeafEntry, ModelChargeEntry, TabChargeEntry, ValidationEntry, BatchProposal, BatchSignature, BatchCertificate, BatchGossip
+} from './messages.pb.js'
 export { StreamMessage, StreamRequest, StreamResponse } from './stream.pb.js'
 export { ResultRequest, ResultResponse } from './result.pb.js'
 export { NetworkInfo, NetworkInfoRequest } from './network.pb.js'
@@ -27,15 +30,21 @@ export {
   decodeTaskAnnouncement, encodeTaskAnnouncement,
   decodeAttestation, encodeAttestation,
   decodeQuorumCertificate, encodeQuorumCertificate,
-  checkTaskAnnouncement, checkAttestation, checkQuorumCertificate
+  checkTaskAnnouncement, checkTaskVoucher, checkAttestation, checkQuorumCertificate
 } from './gossip-codecs.js'
+export {
+  decodeBatchProposal, encodeBatchProposal, decodeBatchSignature, encodeBatchSignature,
+  decodeBatchCertificate, encodeBatchCertificate, decodeBatchGossip, encodeBatchGossip,
+  checkBatchProposal, checkBatchSignature, checkBatchCertificate, checkBatchSummary, checkBatchGossip, checkLeaves,
+  type BatchGossipMessage, type BatchSummaryFields
+} from './batch-codecs.js'
 export type { TaskCheckOptions } from './gossip-codecs.js'
 export {
   signTask, verifyTaskSignature, taskIdOf, taskDomain,
   TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION, TASK_TYPED_DATA_TYPES
 } from './task.js'
 export type { TaskFields } from './task.js'
-export { VOUCHER_TYPED_DATA_TYPES, VOUCHER_SEQUENCE_LIMIT, voucherDigest, signVoucher, verifyVoucherSignature, type TabVoucher } from './voucher.js'
+export { VOUCHER_TYPED_DATA_TYPES, voucherDigest, signVoucher, verifyVoucherSignature, type TabVoucher } from './voucher.js'
 export {
   StreamMessageError, createStreamMessage, verifyStreamMessage, decodeStreamMessage, encodeStreamMessage,
   streamMessageId, streamMessageIdOfBytes, payloadRefOf, channelAddressOf, channelNameOf,

@@ -112,9 +112,11 @@ function readVarint (bytes: Uint8Array, pos: number, what: string, notes: Notes)
 
 /**
  * One pass over the top-level fields of `bytes`, checked against `fields` (the wire type of
- * each declared field number, as in the .proto file).
+ * each declared field number, as in the .proto file). A field number in `repeatable` (a
+ * `repeated` field) may appear several times in a row, as the canonical encoder writes its
+ * entries; anywhere else a repeat is non-canonical like for any other field.
  */
-export function scanWire (bytes: Uint8Array, fields: ReadonlyMap<number, WireType>): WireScan {
+export function scanWire (bytes: Uint8Array, fields: ReadonlyMap<number, WireType>, repeatable: ReadonlySet<number> = new Set()): WireScan {
   const notes: Notes = { firstOverflow: undefined, firstNonCanonical: undefined }
   const end = (fault: WireFinding<WireFaultKind> | undefined): WireScan => ({ fault, ...notes })
   let pos = 0
@@ -138,7 +140,7 @@ export function scanWire (bytes: Uint8Array, fields: ReadonlyMap<number, WireTyp
     }
     if (expected === undefined) {
       notes.firstNonCanonical ??= { kind: 'non-canonical', fieldNumber, reason: `unknown field number ${fieldNumber} at offset ${tagAt}` }
-    } else if (fieldNumber <= lastField) {
+    } else if (fieldNumber < lastField || (fieldNumber === lastField && !repeatable.has(fieldNumber))) {
       notes.firstNonCanonical ??= { kind: 'non-canonical', fieldNumber, reason: `field ${fieldNumber} at offset ${tagAt} is repeated or out of order` }
     }
     lastField = Math.max(lastField, fieldNumber)

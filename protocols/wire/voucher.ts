@@ -6,6 +6,7 @@
  */
 import { hashTypedData, isAddress, isAddressEqual, recoverAddress, type Address, type Hex, type LocalAccount } from 'viem'
 import { EncodeError } from './codec.js'
+import { VOUCHER_SEQUENCE_LIMIT } from './constants.js'
 import { taskDomain } from './task.js'
 
 /** The signed struct; `taskManager` repeats the domain's verifying contract, as the issue asks. */
@@ -18,8 +19,8 @@ export const VOUCHER_TYPED_DATA_TYPES = {
   ]
 } as const
 
-/** Tab sequences (a tab task's nonce) lie in 1 … TAB_SEQUENCE_LIMIT - 1 (consensus TAB_SEQUENCE_LIMIT). */
-export const VOUCHER_SEQUENCE_LIMIT = 1n << 40n
+// Defined with the other wire limits (constants.ts), so the codecs check it without importing this file.
+export { VOUCHER_SEQUENCE_LIMIT }
 const UINT256_LIMIT = 1n << 256n
 
 export interface TabVoucher {
