@@ -45,6 +45,15 @@ const log = logger('poi:batch-signer')
  */
 export const SIGNED_BATCH_EXPIRY_MS = 120_000
 
+/**
+ * How long a proposal whose leaf has no certificate here yet is checked again before it is
+ * refused: an aggregator may close a batch (on its size bound) the moment it forms the last
+ * leaf's certificate, which then reaches this node through the same gossip mesh within tens of
+ * ms (about a second seen on the loaded test machine). Polled every MISSING_CERTIFICATE_POLL_MS.
+ */
+export const MISSING_CERTIFICATE_WAIT_MS = 3_000
+const MISSING_CERTIFICATE_POLL_MS = 200
+
 /** What an aggregator proposes (the wire BatchProposal, decoded). */
 export interface BatchProposalContent {
   epoch: bigint
@@ -307,7 +316,11 @@ export class BatchSigner {
         await publish(proposal, share)
         return { share }
       }
-      const check = await checkBatchProposal(proposal, set, source, signed)
+      let check = await checkBatchProposal(proposal, set, source, signed)
+      for (const until = Date.now() + MISSING_CERTIFICATE_WAIT_MS; !check.ok && check.refusal.code === 'no-certificate' && Date.now() < until;) {
+        await new Promise(resolve => setTimeout(resolve, MISSING_CERTIFICATE_POLL_MS))
+        check = await checkBatchProposal(proposal, set, source, signed)
+      }
       if (check.ok) {
         await signed.signed(proposal.root, proposal.leaves.map(l => l.taskId))
         const share = signBatch(blsSecretKey, set, { root: proposal.root, epoch: proposal.epoch, summaryHash: batchSummaryHash(proposal.summary) }, index)

@@ -50,7 +50,9 @@ export const SLOWEST_FIRST = [
   // issue 14: a whole devnet, then a governed change (85 s with the machine's load at 60; ~15 s quiet, like `npm start`)
   'devnet-gov',
   // issue 14: `poi gov` as processes on one anvil chain, about 20 of them (60-70 s with the load at 60)
-  'gov-cli'
+  'gov-cli',
+  // issue 15: batches through an in-process network (about 20 s)
+  'batch-network'
 ]
 
 /**
