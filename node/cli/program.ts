@@ -277,6 +277,7 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--timeout <s>', 'seconds to wait for the certificate (default: 30; at most the nodes\' 600)')
     .option('--quorum <bps>', 'stake share the certificate must carry, in basis points (default: 6667)')
     .option('--fee <amount>', 'with a chain: the fee, like 0.01 or 123wei (default: the model\'s fee + the network\'s minimum, from the keystore account\'s deposit)')
+    .option('--tab', 'pay from the keystore account\'s credit tab: the task takes the tab\'s next sequence (kept in the keystore directory) and a voucher, and settles in a batch (default: off, the task settles by its own certificate)')
     .addHelpText('after', example([
       'poi request --bootstrap <multiaddr> --chain deployment.json --keystore ./keys --input \'{"x":{"data":[0.1, …]}}\'',
       'poi request --bootstrap <multiaddr> --rpc http://127.0.0.1:8545 --model 0x… --input @input.json --json'

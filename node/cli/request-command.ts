@@ -34,7 +34,8 @@ const REQUEST_OPTIONS = {
   input: { type: 'string' },
   timeout: { type: 'string' },
   quorum: { type: 'string' },
-  fee: { type: 'string' }
+  fee: { type: 'string' },
+  tab: { type: 'boolean' }
 } as const
 
 export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>): Promise<void> {
@@ -62,7 +63,7 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
     const fee = values.fee !== undefined && asset !== undefined ? parseAmount(values.fee, asset, '--fee', true) : undefined
     let submitted
     try {
-      submitted = await client.submit({ model: modelId, input, timeoutMs, quorumBps, fee, manifest })
+      submitted = await client.submit({ model: modelId, input, timeoutMs, quorumBps, fee, manifest, tab: values.tab === true })
     } catch (err) {
       throw await inFlagTerms(err, client, modelId)
     }

@@ -22,7 +22,8 @@ import { fetchManifest } from '../models/index.js'
 import { PoiNode } from '../poi-node.js'
 import {
   CertificateRejectedError, DEFAULT_TASK_TIMEOUT_MS, InputTooLargeError, OutputNotFoundError, ResultNotFoundError, announceTask,
-  checkRequestBounds, fetchOutput, readSettlement, waitForNetwork, type PeerFailure, type RequestResult, type SettledResult, type Settlement
+  checkRequestBounds, fetchOutput, readSettlement, waitForNetwork, type PeerFailure, type RequestResult, type SettledResult, type Settlement,
+  RequesterTab, type TabReader
 } from '../requester/index.js'
 import { operatorSource, readChain } from './chain-read.js'
 import {
@@ -61,6 +62,12 @@ export interface PoiClientOptions {
   /** Gives up connecting when it fires (RequestAbortedError), with everything started so far stopped. */
   signal?: AbortSignal
   /**
+   * Reads the requester's on-chain tab (contracts/batches.ts readTab) when a tab is first used,
+   * so a tab whose file was lost continues above the last settled sequence. Without it the tab
+   * continues from its file alone (a new file starts at sequence 1).
+   */
+  readTab?: TabReader
+  /**
    * A resolved node configuration to start from, as the CLI builds it from its flags and
    * `--config` file (listen addresses, its chain and genesis). When given, its chain and genesis
    * are used as they are (chain, genesis and rpc above only add a chain it lacks, through the
@@ -87,6 +94,15 @@ export interface TaskRequest {
   signal?: AbortSignal
   /** The model's manifest when the caller holds it (a model directory): then it is not fetched through the DHT. */
   manifest?: ModelManifest
+  /**
+   * Pay from this requester's credit tab (issue 15): the task takes the tab's next sequence as
+   * its nonce (kept in the keystore directory, written before the task is sent) and carries a
+   * cumulative voucher; full nodes check the voucher against the tab and the deposit. Default
+   * false: a tab task settles only in a batch, so it needs aggregators that batch and a
+   * TaskManager with submitBatch; without the tab the task settles by its own certificate, as
+   * before issue 15. Needs the requester's own keystore.
+   */
+  tab?: boolean
 }
 
 export interface PoiResult {
@@ -131,6 +147,8 @@ export interface SubmittedTask {
   fee: bigint
   /** The fee as a person reads it, and how it was made up: e.g. `0.001 ETH (… wei) (model fee … + network minimum …), paid from the deposit of 0x…`. */
   feeDescription: string
+  /** With `tab`: the task's tab sequence (its nonce) and the voucher's cumulative amount, wei. */
+  tab?: { sequence: bigint, cumulative: bigint }
 }
 
 /** The verdict of verifyCertificate. */
@@ -154,9 +172,13 @@ export class PoiClient {
   readonly #unwatch: (() => void) | undefined
   readonly #progress: (line: string) => void
   readonly #manifests = new Map<string, ModelManifest>()
+  readonly #readTab: TabReader | undefined
+  /** The credit tab, opened when the first tab task is submitted. */
+  #tab: Promise<RequesterTab> | undefined
   #closed: Promise<void> | undefined
 
-  private constructor (node: PoiNode, keystore: Keystore, ownKey: boolean, chain: ChainClient | undefined, unwatch: (() => void) | undefined, progress: (line: string) => void) {
+  private constructor (node: PoiNode, keystore: Keystore, ownKey: boolean, chain: ChainClient | undefined, unwatch: (() => void) | undefined, progress: (line: string) => void, readTab?: TabReader) {
+    this.#readTab = readTab
     this.node = node
     this.#keystore = keystore
     this.#ownKey = ownKey
@@ -199,7 +221,7 @@ export class PoiClient {
       throw err
     }
     log('connected as %s (account %s)', node.libp2p.peerId, keystore.account.address)
-    return new PoiClient(node, keystore, ownKey, chain, unwatch, progress)
+    return new PoiClient(node, keystore, ownKey, chain, unwatch, progress, options.readTab)
   }
 
   /** The network's payment asset (ETH or an ERC-20, with its symbol and decimals); undefined without a chain. */
@@ -247,12 +269,16 @@ export class PoiClient {
     // A wrong input is a clear error now instead of NoQuorum at the deadline.
     const manifest = request.manifest ?? await this.manifest(modelId, { signal })
     parseTaskInput(input, manifest.inputs)
-    const announced = await announceTask(this.node, this.#keystore.account, { modelId, input, timeoutMs, quorumBps, fee: fee.fee }, {
+    const tab = request.tab === true ? await this.#openTab() : undefined
+    const announced = await announceTask(this.node, this.#keystore.account, { modelId, input, timeoutMs, quorumBps, fee: fee.fee, tab }, {
       onProgress: this.#progress, signal, chain: this.#chain
     })
     const result = announced.result.then(r => poiResult(r, id, fee.fee))
     result.catch(() => {})
-    return { taskId: to0xHex(announced.taskId), deadline: announced.deadline, result, fee: fee.fee, feeDescription: fee.description }
+    return {
+      taskId: to0xHex(announced.taskId), deadline: announced.deadline, result, fee: fee.fee, feeDescription: fee.description,
+      ...(announced.tab !== undefined ? { tab: announced.tab } : {})
+    }
   }
 
   /** submit() and await its result. */
@@ -337,6 +363,20 @@ export class PoiClient {
       await this.node.stop()
     })()
     await this.#closed
+  }
+
+  /** The requester's tab on this network, kept in its keystore directory (ClientOptionsError without one). */
+  async #openTab (): Promise<RequesterTab> {
+    if (!this.#ownKey) {
+      throw new ClientOptionsError('keystore', 'a tab task needs the requester\'s own keystore (--keystore <dir>, or PoiClient\'s keystore option): ' +
+        'its tab state (the sequences used) is kept there, and its deposit pays the tab')
+    }
+    if (this.#tab === undefined) {
+      const { domain } = this.node.operatorSet
+      this.#tab = RequesterTab.open({ dir: this.#keystore.dir, account: this.#keystore.account, chainId: domain.chainId, taskManager: domain.taskManager, readTab: this.#readTab })
+      this.#tab.catch(() => { this.#tab = undefined })
+    }
+    return await this.#tab
   }
 
   #checkOpen (): void {

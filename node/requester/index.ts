@@ -10,7 +10,9 @@
  *
  * Every call takes an AbortSignal (`options.signal`), and every wait has a time limit.
  */
-export { requestInference, announceTask } from './requester.js'
+export { requestInference, announceTask, randomTaskNonce, RANDOM_NONCE_BIT } from './requester.js'
+export { RequesterTab, TabStateError, tabFilePath } from './tab.js'
+export type { TabOpenOptions, TabPayment, TabReader, OnChainTab } from './tab.js'
 export type { RequestParams, RequestResult, SettledResult, RequestOptions, Progress, AnnouncedTask } from './requester.js'
 export { readSettlement, describeSettlement } from './chain.js'
 export type { RequesterChain, Settlement } from './chain.js'

@@ -11,15 +11,15 @@ import { formatDuration } from './errors.js'
 
 /** A request the network's nodes would refuse, found before it was announced. */
 export class InvalidRequestError extends PoiError {
-  /** Which parameter: `timeout` or `quorum`, or `operators` for a network no task can be certified on. */
-  readonly param: 'timeout' | 'quorum' | 'operators'
+  /** Which parameter: `timeout` or `quorum`, `nonce` (a tab with a nonce), or `operators` for a network no task can be certified on. */
+  readonly param: 'timeout' | 'quorum' | 'operators' | 'nonce'
   /**
    * The request field at fault as the client library and the gateway name it (`timeoutMs`,
    * `quorumBps`); undefined for `operators`, which is the network's state, not the request's.
    */
   readonly field: 'timeoutMs' | 'quorumBps' | undefined
 
-  constructor (param: 'timeout' | 'quorum' | 'operators', message: string) {
+  constructor (param: 'timeout' | 'quorum' | 'operators' | 'nonce', message: string) {
     super('ERR_INVALID_REQUEST', message)
     this.param = param
     this.field = param === 'timeout' ? 'timeoutMs' : param === 'quorum' ? 'quorumBps' : undefined

@@ -18,7 +18,8 @@ import {
 import { watchRefusal, type RefusalWatch } from './refusal-watch.js'
 import { fetchOutput, lookupResult } from './lookup.js'
 import { waitForNetwork } from './network-wait.js'
-import { checkOperatorCount, checkRequestBounds, checkTaskTtl } from './params.js'
+import { checkOperatorCount, checkRequestBounds, checkTaskTtl, InvalidRequestError } from './params.js'
+import type { RequesterTab } from './tab.js'
 import { readNetworkTaskTtl } from './task-ttl.js'
 
 // bench/qc-latency.ts still imports it from this file; others use the folder's index.
@@ -31,7 +32,26 @@ export interface RequestParams {
   timeoutMs?: number
   quorumBps?: number
   fee?: bigint
+  /** Default: random with bit 63 set (RANDOM_NONCE_BIT: at or above the tab sequences, so a single task). Not with `tab`. */
   nonce?: bigint
+  /**
+   * Pay from this credit tab (issue 15): the task takes the tab's next sequence as its nonce and
+   * carries a voucher for it, written to the tab's file before the task is signed. Such a task
+   * settles only in a batch. Without it the task is a single task, paid from the deposit by its
+   * own certificate.
+   */
+  tab?: RequesterTab
+}
+
+/**
+ * Set on every random nonce: single tasks' nonces are at or above 2^40 (spec15: below is a tab
+ * sequence, which settles only in a batch), and bit 63 puts them there whatever the other bits.
+ */
+export const RANDOM_NONCE_BIT = 1n << 63n
+
+/** A single task's nonce: 63 random bits and RANDOM_NONCE_BIT. */
+export function randomTaskNonce (): bigint {
+  return BigInt('0x' + randomBytes(8).toString('hex')) | RANDOM_NONCE_BIT
 }
 
 /** What every answer to a request says: the task, its certified result and when it was known. */
@@ -137,6 +157,8 @@ export interface AnnouncedTask {
    * that never awaits it leaves no unhandled rejection.
    */
   result: Promise<RequestResult | SettledResult>
+  /** A tab task's sequence (its nonce) and its voucher's cumulative amount, wei. */
+  tab?: { sequence: bigint, cumulative: bigint }
 }
 
 /**
@@ -151,6 +173,10 @@ export async function announceTask (node: PoiNode, account: PrivateKeyAccount, p
   const timeoutMs = params.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const quorumBps = params.quorumBps ?? DEFAULT_QUORUM_BPS
   checkRequestBounds({ timeoutMs, quorumBps })
+  if (params.tab !== undefined && params.nonce !== undefined) throw new InvalidRequestError('nonce', 'a tab task\'s nonce is its tab sequence: give either tab or nonce, not both')
+  if (params.tab !== undefined && (params.tab.requester.toLowerCase() !== account.address.toLowerCase())) {
+    throw new InvalidRequestError('nonce', `the tab is ${params.tab.requester}'s, but ${account.address} signs the task`)
+  }
   if (options.maxTaskTtlMs !== undefined) checkTaskTtl(timeoutMs, { maxTaskTtlMs: options.maxTaskTtlMs, source: 'as the caller says' })
   if (params.input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(params.input.length)
   await waitForNetwork(node, { timeoutMs: connectTimeoutMs, signal })
@@ -168,15 +194,21 @@ export async function announceTask (node: PoiNode, account: PrivateKeyAccount, p
   const byRef = params.input.length > MAX_INLINE_INPUT_BYTES
   const inputRef = byRef ? await raceAbort(node.offerInput(params.input, deadline), signal, `offering an input of ${params.input.length} bytes by stream reference`) : undefined
   if (inputRef !== undefined) progress(`input of ${params.input.length} bytes goes by stream reference ${to0xHex(inputRef)}`)
+  const fee = params.fee ?? 0n
+  // The tab's next sequence is on disk before the task that uses it is signed (tab.ts).
+  const payment = params.tab !== undefined ? await params.tab.next(fee) : undefined
+  if (payment !== undefined) progress(`paying from the tab of ${account.address}: sequence ${payment.sequence}, cumulative ${payment.cumulative} wei`)
   const task = await signTask(account, set.domain.taskManager, {
     chainId: set.domain.chainId,
     modelId: params.modelId,
     ...(inputRef !== undefined ? { inputRef } : { input: params.input }),
-    fee: params.fee ?? 0n,
+    fee,
     deadline: BigInt(deadline),
     quorumBps,
-    nonce: params.nonce ?? BigInt('0x' + randomBytes(8).toString('hex'))
+    nonce: payment?.sequence ?? params.nonce ?? randomTaskNonce()
   })
+  // Outside the task's EIP-712 digest: the task id is the same with it.
+  if (payment !== undefined) task.voucher = payment.voucher
   const taskId = taskIdOf(task, set.domain.taskManager)
   const id = to0xHex(taskId)
   throwIfAborted(signal, `signing task ${id}`)
@@ -196,7 +228,7 @@ export async function announceTask (node: PoiNode, account: PrivateKeyAccount, p
   progress(`announced task ${id} (deadline in ${formatDuration(timeoutMs)})`)
   const result = awaitResult(node, { taskId, id, set, timeoutMs, quorumBps, announcedAt, watch, refusal, progress, signal, chain })
   result.catch(() => {})
-  return { taskId, deadline, announcedAt, result }
+  return { taskId, deadline, announcedAt, result, ...(payment !== undefined ? { tab: { sequence: payment.sequence, cumulative: payment.cumulative } } : {}) }
 }
 
 /** The second half of requestInference: the wait for an announced task's certificate, its check and its output. */
