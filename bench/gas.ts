@@ -12,18 +12,26 @@
  *     slots are still written, non-zero → non-zero).
  * The per-non-signer slope is (gas at 10 % − gas at 0 %) / non-signers at 10 %.
  *
+ * Batches (issue 15), at the largest size in a fresh epoch, every operator signing: submitBatch of
+ * 1, 16, 64 and 256 paid tab tasks from 1 and 16 requesters (each requester's tab, deposit and
+ * bitmap word already written by a warm-up batch, as on a running network), gas per task with
+ * the payments included, beside the paid steady single certificate of the same run.
+ *
  *   npm run build && node dist/bench/gas.js [--sizes 4,16,64,128] [--out bench/results/gas.json]
  *
  * Figures are receipt gasUsed: the whole transaction, 21,000 base and calldata included.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { TaskAggregation, blsPublicKeyOf, generateBlsSecretKey, signAttestation, type EquivocationEvidence } from '../consensus/index.js'
-import { deposit, readOperatorSet, registerModel, submitCertificate, submitEvidence, type OnChainOperatorSet } from '../contracts/index.js'
+import { deposit, readOperatorSet, registerModel, submitBatch, submitCertificate, submitEvidence, type OnChainOperatorSet } from '../contracts/index.js'
+import { bytesToHex } from 'viem'
 import { bytesEqual, taskIdOf, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { signBatch, tabBatch, type TabTask } from '../test/helpers/batch-chain.js'
 import { ownedManifest } from '../test/helpers/model-manifests.js'
-import { nextEpoch, paidTask, registerAll, startPoiChain, type PoiChain } from '../test/helpers/poi-chain.js'
+import { anvilAccount, chainNowMs, nextEpoch, paidTask, registerAll, startPoiChain, TEST_TASK_LIFE_MS, type PoiChain } from '../test/helpers/poi-chain.js'
 
 const ETHER = 10n ** 18n
 const EPOCH_SECONDS = 60n
@@ -43,6 +51,13 @@ const BEFORE_PAYMENTS = { noNonSigners: 235_000, perNonSigner: 12_000 }
 /** Issue 10's goal for the paid certificate at 128 operators. */
 const GOAL = { noNonSigners: 280_000, extraPerNonSigner: 20_000 }
 
+/** Batches: tasks per batch, and how many requesters they come from (a row needs at least one task per requester). */
+const BATCH_TASKS = [1, 16, 64, 256]
+const BATCH_REQUESTERS = [1, 16]
+/** Issue 15's goals: gas per task, payments included, at 128 operators. */
+const BATCH_GOALS: Record<number, number> = { 64: 15_000, 256: 4_000 }
+
+type BatchRow = { operators: number, tasks: number, requesters: number, gasUsed: number, perTask: number, calldataBytes: number }
 type CertificateRow = { operators: number, nonSignerShare: number, nonSigners: number, unpaid: number, paidSteady: number, paidCold: number }
 type Column = 'unpaid' | 'paidSteady' | 'paidCold'
 const COLUMNS: readonly Column[] = ['unpaid', 'paidSteady', 'paidCold']
@@ -56,8 +71,9 @@ async function main (): Promise<void> {
   })
   const sizes = values.sizes.split(',').map(Number).sort((a, b) => a - b)
   const largest = sizes[sizes.length - 1]
-  // account 0 deploys and is the treasury, accounts 1..largest register, then the requester (who also submits) and the model owner
-  const chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, maxEpochAge: MAX_EPOCH_AGE, minTaskFee: 0n }, { accounts: largest + 3 })
+  const batchRequesters = Math.max(...BATCH_REQUESTERS)
+  // account 0 deploys and is the treasury, accounts 1..largest register, then the requester (who also submits), the model owner and the batches' requesters
+  const chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, maxEpochAge: MAX_EPOCH_AGE, minTaskFee: 0n }, { accounts: largest + 3 + batchRequesters })
   try {
     const { publicClient, deployment } = chain
     const submitter = chain.wallets[largest + 1]
@@ -125,6 +141,41 @@ async function main (): Promise<void> {
       }
     }
 
+    // batches at the largest size: a fresh epoch, every operator signs
+    const batchSet = (await freshEpoch(chain)).set
+    const everyone = batchSet.operators.map((_, i) => i)
+    const requesterAccounts = Array.from({ length: batchRequesters }, (_, k) => anvilAccount(largest + 3 + k))
+    for (const [k, account] of requesterAccounts.entries()) await deposit(chain.wallets[largest + 3 + k], publicClient, deployment.taskManager, REQUESTER_DEPOSIT)
+    const lastSequence = requesterAccounts.map(() => 0n)
+    const authorised = requesterAccounts.map(() => 0n)
+    /** Settles `tasks` tab tasks spread over the first `requesters` batch requesters; returns the receipt's gas and the calldata size. */
+    const settleBatch = async (tasks: number, requesters: number): Promise<{ gasUsed: number, calldataBytes: number }> => {
+      const deadlineMs = (await chainNowMs(chain)) + TEST_TASK_LIFE_MS
+      const tabTasks: TabTask[] = Array.from({ length: tasks }, (_, k) => {
+        const r = k % requesters
+        authorised[r] += PAID_FEE
+        return {
+          account: requesterAccounts[r], sequence: ++lastSequence[r], modelId, fee: PAID_FEE, deadlineMs, cumulative: authorised[r],
+          leaf: { taskId: bytesToHex(randomBytes(32)), resultHash: bytesToHex(randomBytes(32)), outputRef: bytesToHex(randomBytes(32)) }
+        }
+      })
+      const { tree, summary } = await tabBatch(tabTasks, batchSet.domain, bytesToHex(randomBytes(32)))
+      const qc = signBatch(batchSet.domain, batchSet.epoch, secretKeys, everyone, tree.root, summary)
+      const { accepted, receipt } = await submitBatch(submitter, publicClient, deployment.taskManager, qc, summary, batchSet)
+      if (!accepted) throw new Error(`batch of ${tasks} tasks was not accepted`)
+      const tx = await publicClient.getTransaction({ hash: receipt.transactionHash })
+      return { gasUsed: Number(receipt.gasUsed), calldataBytes: (tx.input.length - 2) / 2 }
+    }
+    // warm-up: every requester's tab, deposit and first bitmap word written once, and the epoch's reward slot
+    await settleBatch(batchRequesters, batchRequesters)
+    const batches: BatchRow[] = []
+    for (const requesters of BATCH_REQUESTERS) {
+      for (const tasks of BATCH_TASKS.filter(t => t >= requesters)) {
+        const { gasUsed, calldataBytes } = await settleBatch(tasks, requesters)
+        batches.push({ operators: largest, tasks, requesters, gasUsed, perTask: Math.round(gasUsed / tasks), calldataBytes })
+      }
+    }
+
     // equivocation: operator 0 signs two results for one task
     if (set === undefined) throw new Error('no sizes given')
     const taskId = new Uint8Array(32).fill(0xee)
@@ -166,6 +217,13 @@ async function main (): Promise<void> {
     const verdict = (value: number, limit: number): string => value <= limit ? `met (${limit - value} under)` : `missed by ${value - limit}`
     console.log(`goal at ${largest} operators, no non-signers, ≤ ${GOAL.noNonSigners}: paid steady ${atLargest.paidSteady} ${verdict(atLargest.paidSteady, GOAL.noNonSigners)}; paid cold ${atLargest.paidCold} ${verdict(atLargest.paidCold, GOAL.noNonSigners)}`)
     console.log(`goal per non-signer ≤ ${BEFORE_PAYMENTS.perNonSigner} (before payments) + ${GOAL.extraPerNonSigner} = ${perNonSignerLimit}: paid steady ${slopeAtLargest.paidSteady} ${verdict(slopeAtLargest.paidSteady, perNonSignerLimit)}; paid cold ${slopeAtLargest.paidCold} ${verdict(slopeAtLargest.paidCold, perNonSignerLimit)}`)
+    console.log(`submitBatch gas at ${largest} operators, every one signing, payments included (paid tab tasks, warm tabs); single paid steady certificate: ${atLargest.paidSteady} per task`)
+    console.log([cell('tasks', 10), cell('requesters', 12), cell('gas'), cell('gas per task'), cell('calldata bytes'), cell('vs single')].join(''))
+    for (const b of batches) {
+      console.log([cell(String(b.tasks), 10), cell(String(b.requesters), 12), cell(String(b.gasUsed)), cell(String(b.perTask)), cell(String(b.calldataBytes)), cell(`${(atLargest.paidSteady / b.perTask).toFixed(1)}×`)].join(''))
+    }
+    const batchGoals = batches.filter(b => BATCH_GOALS[b.tasks] !== undefined).map(b => ({ ...b, limit: BATCH_GOALS[b.tasks], met: b.perTask <= BATCH_GOALS[b.tasks] }))
+    for (const g of batchGoals) console.log(`goal ${g.tasks} tasks from ${g.requesters} requester(s) ≤ ${g.limit} gas per task: ${g.perTask} ${verdict(g.perTask, g.limit)}`)
     console.log(`register: ${mean(registerGas)} gas (mean of ${registerGas.length}); advanceEpoch: ${epochGas.map(e => `${e.operators} ops ${e.gasUsed}`).join(', ')}; submitEvidence (slash): ${slashGas}`)
 
     const out = resolve(values.out)
@@ -177,6 +235,7 @@ async function main (): Promise<void> {
       chain: 'anvil prague',
       note: 'receipt gasUsed, including the 21000 base and calldata; unpaid = fee 0; paidSteady = a paid certificate that is not the first of its epoch (every slot it writes already non-zero); paidCold = the first of its epoch, non-signers never recorded; perNonSigner = (10 % − 0 %) / non-signers at 10 %',
       submitCertificate: certificates,
+      submitBatch: { note: 'paid tab tasks (model fee + network part each), every operator signing, tabs already written by a warm-up batch; perTask = gasUsed / tasks', singlePaidSteady: atLargest.paidSteady, rows: batches, goals: batchGoals },
       perNonSigner: slopes,
       goals,
       register: { mean: mean(registerGas), samples: registerGas.length },

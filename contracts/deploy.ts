@@ -1,7 +1,8 @@
 /**
  * Deploys the poi contracts in dependency order (registry → model registry → the ERC-8004
  * Identity Registry and the Validation Registry over it → task manager, which is also the payment
- * vault and the validator that answers tasks naming a validation request → slashing manager) and
+ * vault and the validator that answers tasks naming a validation request, linked to the
+ * BatchSettlement library deployed just before it → slashing manager) and
  * makes the slashing manager the registry's slasher and binds the task manager to the model
  * registry (which it pays access purchases into and takes credits from at settlement). Then governance: a TimelockController (as
  * OpenZeppelin ships it) and a PoiGovernor voting with the registry's stake; the governor is the
@@ -15,7 +16,7 @@
  */
 import { encodeDeployData, getAddress, keccak256, toHex, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
-  IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
+  BatchSettlementBytecode, IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
   SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode, TimelockControllerAbi, TimelockControllerBytecode, ValidationRegistryAbi, ValidationRegistryBytecode
 } from './generated/artifacts.js'
 import { PoiError } from '../protocols/wire/index.js'
@@ -155,7 +156,35 @@ export function deployParameters (params: DeployPoiParameters = {}): Required<De
 }
 
 /** The contracts deployPoi creates, in the order it creates them (each needs only those before it). */
-export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'TaskManager', 'SlashingManager'] as const
+export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'BatchSettlement', 'TaskManager', 'SlashingManager'] as const
+
+/**
+ * The linked libraries, by solc's fully qualified name: the TaskManager's batch settlement runs in
+ * BatchSettlement (an external library, DELEGATECALLed) because both together exceed EIP-170's
+ * 24,576 bytes of runtime code.
+ */
+export const BATCH_SETTLEMENT_LIBRARY = 'BatchSettlement.sol:BatchSettlement'
+
+/**
+ * `bytecode` with each library placeholder solc left in it (`__$` + the first 34 hex digits of
+ * keccak256(fully qualified name) + `$__`) replaced by the library's address. Throws DeployError
+ * when a placeholder remains: such code would call a nonexistent address.
+ */
+export function linkBytecode (bytecode: `0x${string}`, libraries: Record<string, `0x${string}`>): `0x${string}` {
+  let linked: string = bytecode
+  for (const [name, address] of Object.entries(libraries)) {
+    const placeholder = `__$${keccak256(toHex(name)).slice(2, 36)}$__`
+    linked = linked.split(placeholder).join(getAddress(address).slice(2).toLowerCase())
+  }
+  const left = /__\$[0-9a-f]{34}\$__/.exec(linked)
+  if (left !== null) throw new DeployError(`bytecode still has the library placeholder ${left[0]} after linking ${Object.keys(libraries).join(', ') || 'nothing'}`)
+  return linked as `0x${string}`
+}
+
+/** The TaskManager's creation bytecode linked to the BatchSettlement library at `batchSettlement`. */
+export function taskManagerBytecode (batchSettlement: `0x${string}`): `0x${string}` {
+  return linkBytecode(TaskManagerBytecode, { [BATCH_SETTLEMENT_LIBRARY]: batchSettlement })
+}
 export type PoiContractName = typeof POI_DEPLOY_ORDER[number]
 type DeployedSoFar = Partial<Record<PoiContractName, `0x${string}`>>
 
@@ -211,10 +240,12 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
       return encodeDeployData({ abi: IdentityRegistryAbi, bytecode: IdentityRegistryBytecode })
     case 'ValidationRegistry':
       return encodeDeployData({ abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [before('IdentityRegistry')] })
+    case 'BatchSettlement':
+      return BatchSettlementBytecode
     case 'TaskManager':
       return encodeDeployData({
         abi: TaskManagerAbi,
-        bytecode: TaskManagerBytecode,
+        bytecode: taskManagerBytecode(before('BatchSettlement')),
         args: [before('OperatorRegistry'), before('ModelRegistry'), p.quorumBps, p.maxEpochAge, {
           asset: p.asset,
           treasury,
@@ -234,7 +265,7 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
 /** The gas each deployment of deployPoi is estimated to take, and their sum. */
 export interface DeployPoiGasEstimate {
   perContract: Record<PoiContractName, bigint>
-  /** The six deployments; the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
+  /** The seven deployments (the BatchSettlement library included); the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
   total: bigint
 }
 

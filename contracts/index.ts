@@ -15,6 +15,7 @@ export {
 } from './deployment.js'
 export {
   deployPoi, deployParameters, estimateDeployPoiGas, DEFAULT_DEPLOY_PARAMETERS, POI_DEPLOY_ORDER, GOVERNED_CONTRACTS, DeployError, type DeployPoiParameters, type DeployPoiGasEstimate,
+  BATCH_SETTLEMENT_LIBRARY, linkBytecode, taskManagerBytecode,
   type PoiContractName, type PoiDeployment
 } from './deploy.js'
 export {
@@ -59,3 +60,7 @@ export {
   setGuardianProposal, proposalIdOf, readParameter, readParameters, readGovernorSettings, readProposal, proposalState, propose, castVote, queueProposal,
   executeProposal, readVotes, delegateVotes, readPause, pauseNetwork, unpauseDirect, setGuardianDirect, setParameterDirect
 } from './governance.js'
+export {
+  type BatchQuorumCertificate, type BatchCertificateArgs, type ModelChargeArgs, type TabChargeArgs, type ValidationArgs, type BatchCalldata, type OnChainTab,
+  type BatchResultArgs, batchCalldata, simulateBatch, submitBatch, estimateBatchGas, readTab, isTabSequenceSettled, readBatchEpoch, hasBatchResult
+} from './batches.js'

@@ -303,6 +303,23 @@ contract ModelRegistry {
     /// NoCreditsLeft otherwise. The active flag is not checked here: deactivating a model stops
     /// nodes from taking new tasks, while tasks already served still settle and pay their signers.
     function useAccess(bytes32 modelKey, address requester, uint64 atTime) external returns (address owner, uint256 fee) {
+        return _useAccess(modelKey, requester, atTime, 1);
+    }
+
+    /// @notice useAccess for `count` tasks of one requester settled at once (a batch, issue 15):
+    /// `atTime` is the latest of their deadlines (a subscription must hold until then), and
+    /// `count` credits are taken under TIER_CREDITS, all or none (NoCreditsLeft when fewer remain).
+    function useAccessBatch(bytes32 modelKey, address requester, uint64 atTime, uint64 count)
+        external
+        returns (address owner, uint256 fee)
+    {
+        return _useAccess(modelKey, requester, atTime, count);
+    }
+
+    function _useAccess(bytes32 modelKey, address requester, uint64 atTime, uint64 count)
+        internal
+        returns (address owner, uint256 fee)
+    {
         Model storage m = _models[modelKey];
         (owner, fee) = (m.owner, m.fee);
         uint8 tier = m.accessPolicy;
@@ -321,9 +338,9 @@ contract ModelRegistry {
         // answer anyone as a view would, and the TaskManager's certificate skips a cold SLOAD.
         if (msg.sender != taskManager) revert NotTaskManager(msg.sender, taskManager);
         uint64 credits = a.credits;
-        if (credits == 0) revert NoCreditsLeft(modelKey, requester);
+        if (credits < count) revert NoCreditsLeft(modelKey, requester);
         unchecked {
-            a.credits = credits - 1;
+            a.credits = credits - count;
         }
     }
 

@@ -29,7 +29,22 @@ library QuorumCertificates {
         TaskManager.Certificate calldata qc,
         TaskManager.NonSigner[] calldata nonSigners
     ) internal view returns (uint256 signedStake) {
-        uint256 signers = countSigners(qc.signerBitmap, ep.count, nonSigners);
+        bytes32 digest = PoiMessages.attestationDigest(domain, qc.taskId, qc.resultHash, qc.outputRef, qc.epoch);
+        return verifyDigest(ep, quorumBps, qc.signerBitmap, qc.signature, nonSigners, digest);
+    }
+
+    /// @notice The check of `verify` for any message operators sign (a task's attestation digest,
+    /// a batch's POI_BATCH_V1 digest): the same bitmap, non-signer, quorum and pairing rules; only
+    /// the 32-byte `digest` hashed to G2 differs.
+    function verifyDigest(
+        OperatorRegistry.Epoch memory ep,
+        uint16 quorumBps,
+        bytes calldata signerBitmap,
+        BLS.G2Point calldata signature,
+        TaskManager.NonSigner[] calldata nonSigners,
+        bytes32 digest
+    ) internal view returns (uint256 signedStake) {
+        uint256 signers = countSigners(signerBitmap, ep.count, nonSigners);
 
         uint256 nonSignerStake;
         BLS.G1Point memory nonSignerKeys;
@@ -53,8 +68,7 @@ library QuorumCertificates {
         }
 
         BLS.G1Point memory signingKey = nonSigners.length == 0 ? ep.apk : BLS12381.g1Sub(ep.apk, nonSignerKeys);
-        bytes32 digest = PoiMessages.attestationDigest(domain, qc.taskId, qc.resultHash, qc.outputRef, qc.epoch);
-        if (!BLS12381.verify(signingKey, abi.encodePacked(digest), qc.signature)) revert TaskManager.InvalidSignature();
+        if (!BLS12381.verify(signingKey, abi.encodePacked(digest), signature)) revert TaskManager.InvalidSignature();
     }
 
     /// @notice Whether bit `index` of `bitmap` is set (LSB first within each byte).

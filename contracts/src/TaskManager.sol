@@ -9,7 +9,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {BatchSettlement} from "./BatchSettlement.sol";
 import {IValidationRegistry} from "./IValidationRegistry.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
 import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
@@ -74,6 +75,55 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         bytes32 validationRequest;
     }
 
+    /// @notice A batch's quorum certificate (issue 15): operators signed
+    /// keccak256(abi.encode("POI_BATCH_V1", chainid, this, root, epoch, summaryHash)) with
+    /// summaryHash = keccak256(abi.encode(leafCount, batchRef, tabs, validations)) (consensus/batch.ts).
+    struct BatchCertificate {
+        /// @dev Merkle root (OpenZeppelin StandardMerkleTree shape) over the leaves
+        /// (taskId, resultHash, outputRef), ascending by task id.
+        bytes32 root;
+        uint64 epoch;
+        /// @dev Number of leaves: the total popcount of every tab's sequenceBits.
+        uint32 leafCount;
+        /// @dev Stream reference of the batch's leaves (where anyone fetches them to build proofs); 0 = none.
+        bytes32 batchRef;
+        bytes signerBitmap;
+        BLS.G2Point signature;
+    }
+
+    /// @notice One requester's charges for one model in a batch.
+    struct ModelCharge {
+        /// @dev keccak256(modelId), as the ModelRegistry keys models.
+        bytes32 modelKey;
+        uint32 count;
+        /// @dev Sum of the tasks' fees, wei.
+        uint256 fees;
+        /// @dev Earliest and latest task deadline among them, unix seconds.
+        uint64 firstDeadline;
+        uint64 lastDeadline;
+    }
+
+    /// @notice One requester's part of a batch: its highest voucher (TabVoucher, signed under this
+    /// contract's EIP-712 domain) and the tab sequences and charges the batch settles for it.
+    struct TabCharge {
+        address requester;
+        uint256 cumulative;
+        uint64 sequence;
+        bytes signature;
+        /// @dev Bit i of sequenceBits[k] set ⇔ sequence (firstWord + k) * 256 + i is settled here.
+        uint64 firstWord;
+        uint256[] sequenceBits;
+        /// @dev Ascending by modelKey, strictly.
+        ModelCharge[] models;
+    }
+
+    /// @notice An ERC-8004 response a batch leaf asks for.
+    struct Validation {
+        bytes32 taskId;
+        bytes32 requestHash;
+        bytes32 resultHash;
+    }
+
     /// @notice One epoch's leaf of the caller, to claim that epoch's rewards with.
     struct Claim {
         uint64 epoch;
@@ -116,18 +166,25 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     /// certificate's increment keeps 9 more digits than its signers' share, so the rounding lost per
     /// claim is below one wei per 1e9 wei of stake, and the uint192 index holds 6e57: far beyond
     /// any sum of fees over stakes.
-    uint256 public constant REWARD_SCALE = 1e27;
+    uint256 public constant REWARD_SCALE = BatchSettlement.REWARD_SCALE;
     /// @notice ERC-8004 response a certified task gets (0..100 scale: fully validated).
-    uint8 public constant VALIDATION_RESPONSE = 100;
+    uint8 public constant VALIDATION_RESPONSE = BatchSettlement.VALIDATION_RESPONSE;
     /// @notice Gas the validation registry may use per response: enough for its writes and event,
     /// small enough that a registry that burns gas cannot make settlement unaffordable.
-    uint256 public constant VALIDATION_GAS_LIMIT = 300_000;
+    uint256 public constant VALIDATION_GAS_LIMIT = BatchSettlement.VALIDATION_GAS_LIMIT;
     /// @dev Task deadlines are unix milliseconds (the wire's unit); block timestamps are seconds.
     uint256 internal constant MS_PER_SECOND = 1000;
     /// @notice EIP-712 type of a task; protocols/wire/task.ts spells the same type.
     bytes32 public constant TASK_TYPEHASH = keccak256(
         "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest)"
     );
+
+    /// @notice EIP-712 type of a tab voucher; protocols/wire/voucher.ts spells the same type.
+    bytes32 public constant VOUCHER_TYPEHASH = BatchSettlement.VOUCHER_TYPEHASH;
+    /// @notice Tasks whose nonce is below this are tab tasks: the nonce is their sequence in the
+    /// requester's tab, and they settle only in a batch (single tasks have nonces at or above it,
+    /// and settle only singly), so no task settles twice. 2**40 sequences outlast any requester.
+    uint64 public constant TAB_SEQUENCE_LIMIT = BatchSettlement.TAB_SEQUENCE_LIMIT;
 
     /// @notice Lowest network quorum governance may set: two thirds of the stake, the BFT bound
     /// under which two conflicting certificates of one epoch could both reach quorum.
@@ -178,6 +235,8 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     mapping(uint64 => mapping(address => Missed)) internal _missed;
     /// @dev epoch → operator → the index up to which it has claimed (net of its exclusions).
     mapping(uint64 => mapping(address => uint256)) internal _claimedIndex;
+    /// @dev Batches: root → epoch, requesters' tabs and settled-sequence bitmaps (BatchSettlement).
+    BatchSettlement.State internal _batches;
 
     event CertificateAccepted(
         bytes32 indexed taskId, bytes32 resultHash, bytes32 outputRef, uint64 epoch, uint256 signedStake, address submitter
@@ -194,6 +253,14 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         uint256 signersShare
     );
     event RewardsClaimed(address indexed operator, uint256 amount);
+    /// @notice A batch's certificate was accepted: every leaf of `root` is provable with hasResult.
+    event BatchAccepted(bytes32 indexed root, uint64 epoch, uint32 leafCount, bytes32 batchRef, uint256 signedStake, address submitter);
+    /// @notice A batch charged `charge` to `requester`'s deposit under its voucher (`sequence`, `cumulative`).
+    event TabSettled(address indexed requester, uint64 sequence, uint256 cumulative, uint256 charge);
+    /// @notice A batch credited a model owner its fees for all its tasks in the batch.
+    event BatchOwnerCredited(bytes32 indexed root, address indexed owner, uint256 ownerShare);
+    /// @notice A batch's fee split: `charged` left the requesters' deposits; owners, treasury and signers got the shares.
+    event BatchCharged(bytes32 indexed root, uint256 charged, uint256 ownerShares, uint256 protocolShare, uint256 signersShare);
     /// @notice The validation registry refused or failed the response; settlement went on.
     event ValidationResponseFailed(bytes32 indexed taskId, bytes32 indexed requestHash, bytes reason);
     /// @notice A governed parameter changed (`name` as bytes32 of its ASCII name, e.g. "quorumBps";
@@ -247,6 +314,29 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     error NotAllowed(bytes32 modelKey, address requester);
     error SubscriptionEnded(bytes32 modelKey, address requester, uint64 expiresAt, uint64 atTime);
     error NoCreditsLeft(bytes32 modelKey, address requester);
+    /// @notice A tab task (nonce < TAB_SEQUENCE_LIMIT) settles only in a batch (submitBatch).
+    error TabTaskSettlesInBatch(bytes32 taskId, uint64 nonce);
+    /// @notice The voucher is not `requester`'s signature for this TaskManager and chain (another
+    /// requester's, another TaskManager's, or altered).
+    error InvalidVoucherSignature(address requester);
+    /// @notice The voucher is not newer than the last one settled (an older voucher after a newer one, or the same twice).
+    error StaleVoucher(uint64 sequence, uint64 lastSequence);
+    /// @notice The voucher's sequence is not the highest sequence the tab settles (`highest`), or is not below TAB_SEQUENCE_LIMIT.
+    error VoucherSequenceMismatch(uint64 sequence, uint256 highest);
+    /// @notice What the tab would have been charged in total exceeds what the voucher authorises.
+    error VoucherExceeded(uint256 cumulative, uint256 settledPlusCharge);
+    /// @notice The requester's deposit does not cover its charge in the batch (nothing is charged partially).
+    error InsufficientDeposit(address requester, uint256 available, uint256 charge);
+    /// @notice The tab sequence (a tab task) is already settled.
+    error TaskAlreadySettled(address requester, uint256 sequence);
+    /// @notice Leaf counts disagree: `expected` (the bitmaps' or the certificate's) against `actual` (the charges' or the bitmaps').
+    error LeafCountMismatch(uint256 expected, uint256 actual);
+    /// @notice Tabs must ascend strictly by requester.
+    error TabsOutOfOrder(address requester);
+    /// @notice A tab's model charges must ascend strictly by model key.
+    error ModelsOutOfOrder(address requester, bytes32 modelKey);
+    /// @notice A tab without sequences or models, with a zero last word, sequence 0 or a zero count.
+    error MalformedTab(address requester);
 
     /// @dev The deployer owns the TaskManager until deployPoi transfers it to the timelock.
     /// Deploy-time delays are the deployer's choice (tests use short ones); the quorum floor, the
@@ -340,6 +430,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         bytes calldata requesterSig
     ) external returns (bool accepted) {
         if (_results[qc.taskId] != 0) return false;
+        if (task.nonce < TAB_SEQUENCE_LIMIT) revert TabTaskSettlesInBatch(qc.taskId, task.nonce);
 
         bytes32 digest = taskDigest(task);
         if (digest != qc.taskId) revert TaskIdMismatch(qc.taskId, digest);
@@ -352,9 +443,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         uint256 required = modelFee + minTaskFee;
         if (task.fee < required) revert FeeBelowMinimum(task.fee, required);
 
-        uint64 current = registry.settlementEpoch(); // reverts Paused while the guardian's pause holds
-        if (qc.epoch > current) revert FutureEpoch(qc.epoch, current);
-        if (qc.epoch == 0 || uint256(qc.epoch) + maxEpochAge < current) revert StaleEpoch(qc.epoch, current);
+        _checkEpoch(qc.epoch);
         uint16 bps = task.quorumBps > quorumBps ? task.quorumBps : quorumBps;
         uint256 signedStake = QuorumCertificates.verify(registry.getEpoch(qc.epoch), address(this), bps, qc, nonSigners);
 
@@ -365,6 +454,69 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
             _respond(qc.taskId, task.validationRequest, qc.resultHash);
         }
         return true;
+    }
+
+    /// @notice Verify a batch certificate and settle the batch from its requesters' tabs (issue 15):
+    /// one pairing for every leaf, one voucher signature per requester. Returns false, changing
+    /// nothing, when the root is already stored (aggregators race; the loser does not revert).
+    /// The quorum is the network's quorumBps (operators batch no task that asked for more).
+    /// A duplicated, missing or extra leaf changes the root (a reordering too, unless the
+    /// commutative node hash keeps the root: then it is the batch signed), and any change to the
+    /// tabs or validations the summary: the quorum signed neither, so either reverts InvalidSignature.
+    /// Bad tabs revert with TabsOutOfOrder, InvalidVoucherSignature, StaleVoucher,
+    /// VoucherSequenceMismatch, TaskAlreadySettled, MalformedTab, ModelsOutOfOrder,
+    /// LeafCountMismatch, FeeBelowMinimum, TaskExpired, DeadlineTooFar, NotAllowed,
+    /// SubscriptionEnded, NoCreditsLeft, VoucherExceeded or InsufficientDeposit; nothing is charged.
+    /// @param nonSigners As for submitCertificate.
+    /// @param tabs Ascending by requester, strictly; each with its highest voucher in the batch.
+    /// @param validations The ERC-8004 requests of the batch's leaves, answered on acceptance.
+    function submitBatch(
+        BatchCertificate calldata qc,
+        NonSigner[] calldata nonSigners,
+        TabCharge[] calldata tabs,
+        Validation[] calldata validations
+    ) external returns (bool accepted) {
+        if (_batches.epochOf[qc.root] != 0) return false;
+        _checkEpoch(qc.epoch);
+        BatchSettlement.Params memory p = BatchSettlement.Params({
+            models: models,
+            validationRegistry: validationRegistry,
+            treasury: treasury,
+            quorumBps: quorumBps,
+            protocolFeeBps: protocolFeeBps,
+            minTaskFee: minTaskFee,
+            maxTaskLife: maxTaskLife,
+            settlementWindow: settlementWindow,
+            domainSeparator: _domainSeparatorV4()
+        });
+        BatchSettlement.settle(
+            _batches, _accounts, _credits, _epochRewards, _missed, p, registry.getEpoch(qc.epoch), qc, nonSigners, tabs, validations
+        );
+        return true;
+    }
+
+    /// @notice Whether `result` is certified for `taskId` by a batch: `proof` takes the leaf
+    /// (taskId, resultHash, outputRef) to a stored root whose certificate's epoch is result.epoch.
+    function hasResult(bytes32 taskId, Result calldata result, bytes32[] calldata proof) external view returns (bool) {
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, result.resultHash, result.outputRef))));
+        uint64 epoch = _batches.epochOf[MerkleProof.processProofCalldata(proof, leaf)];
+        return epoch != 0 && epoch == result.epoch;
+    }
+
+    /// @notice The epoch of the batch certificate that stored `root` (0 = none).
+    function batchEpoch(bytes32 root) external view returns (uint64) {
+        return _batches.epochOf[root];
+    }
+
+    /// @notice What `requester`'s vouchers have been charged in total and its last settled voucher's sequence.
+    function tabOf(address requester) external view returns (uint256 settled, uint64 lastSequence) {
+        BatchSettlement.Tab memory t = _batches.tabs[requester];
+        return (t.settled, t.lastSequence);
+    }
+
+    /// @notice Whether tab sequence `sequence` of `requester` (its tab task of that nonce) is settled.
+    function isTabSequenceSettled(address requester, uint64 sequence) external view returns (bool) {
+        return (_batches.settled[requester][sequence >> 8] >> (sequence & 255)) & 1 != 0;
     }
 
     /// @notice The ModelRegistry, when `payer` buys access to a model: takes `amount` of the
@@ -539,12 +691,14 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
 
     /// @dev ERC-8004: the TaskManager, as validator, answers the task's request. Never blocks settlement.
     function _respond(bytes32 taskId, bytes32 requestHash, bytes32 resultHash) internal {
-        string memory uri = string.concat("poi://task/", Strings.toHexString(uint256(taskId), 32));
-        try validationRegistry.validationResponse{gas: VALIDATION_GAS_LIMIT}(
-            requestHash, VALIDATION_RESPONSE, uri, resultHash, "poi-qc"
-        ) {} catch (bytes memory reason) {
-            emit ValidationResponseFailed(taskId, requestHash, reason);
-        }
+        BatchSettlement.respond(validationRegistry, taskId, requestHash, resultHash);
+    }
+
+    /// @dev The certificate's epoch must have started, be at most maxEpochAge old, and settlement not paused.
+    function _checkEpoch(uint64 epoch) internal view {
+        uint64 current = registry.settlementEpoch(); // reverts Paused while the guardian's pause holds
+        if (epoch > current) revert FutureEpoch(epoch, current);
+        if (epoch == 0 || uint256(epoch) + maxEpochAge < current) revert StaleEpoch(epoch, current);
     }
 
     /// @dev A deposit must not be withdrawable before a task it must pay is settled.
@@ -560,10 +714,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     }
 
     function _checkDeadline(uint64 deadline) internal view {
-        uint256 nowMs = block.timestamp * MS_PER_SECOND;
-        if (uint256(deadline) + uint256(settlementWindow) * MS_PER_SECOND < nowMs) revert TaskExpired(deadline, nowMs);
-        uint256 latest = nowMs + uint256(maxTaskLife) * MS_PER_SECOND;
-        if (deadline > latest) revert DeadlineTooFar(deadline, latest);
+        BatchSettlement.checkDeadline(deadline, settlementWindow, maxTaskLife);
     }
 
     /// @dev What `operator` may still claim for `c.epoch` and the index it would have claimed up to.

@@ -95,12 +95,13 @@ export type PaidTaskOptions = Partial<TaskFields> & {
 /**
  * A task `label` signed by an anvil account for the chain's TaskManager: fee the network minimum,
  * an unregistered model, inline input, deadline TEST_TASK_LIFE_MS ahead of the chain's clock,
- * nonce from the label (so one label is one task). Fields in `options` override these.
+ * nonce from the label (so one label is one task; a single task's nonce, ≥ 2**40). Fields in `options` override these.
  */
 export async function paidTask (chain: PoiChain, label: string, options: PaidTaskOptions = {}): Promise<TaskAnnouncement> {
   const { requester, taskManager, ...fields } = options
   const account = anvilAccount(requester ?? chain.wallets.length - 1)
-  const nonce = BigInt('0x' + Buffer.from(hash32(`nonce:${label}`).subarray(0, 8)).toString('hex'))
+  // bit 63 set: a single task, never a tab task (TaskManager.TAB_SEQUENCE_LIMIT, 2**40), whatever the label
+  const nonce = BigInt('0x' + Buffer.from(hash32(`nonce:${label}`).subarray(0, 8)).toString('hex')) | (1n << 63n)
   return await signTask(account, taskManager ?? chain.deployment.taskManager, {
     chainId: BigInt(await chain.publicClient.getChainId()),
     modelId: new TextEncoder().encode('test-model'),

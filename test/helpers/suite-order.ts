@@ -51,6 +51,9 @@ export const SLOWEST_FIRST = [
   'devnet-gov',
   // issue 14: `poi gov` as processes on one anvil chain, about 20 of them (60-70 s with the load at 60)
   'gov-cli',
+  // issue 15: batches on one anvil chain each (a few dozen transactions; under 40 s quiet)
+  'batch-settlement',
+  'batch-invariant',
   // issue 15: batches through an in-process network (about 20 s)
   'batch-network'
 ]
