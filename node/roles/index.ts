@@ -36,7 +36,7 @@ export {
   Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS,
   type BatchSettlementChain, type BatchSubmission, type BatchOutcome, type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
 } from './submitter.js'
-export { buildBatch, summarize, modelKeyOf, NO_BATCH_REF, type BatchItem, type BuiltBatch, type TaskVoucher } from './batch-contents.js'
+export { buildBatch, summarize, modelKeyOf, compareTaskIds, NO_BATCH_REF, type BatchItem, type BuiltBatch, type TaskVoucher } from './batch-contents.js'
 export {
   BatchSigner, SignedBatches, checkBatchProposal, SIGNED_BATCH_EXPIRY_MS,
   type BatchProposalContent, type BatchRefusal, type BatchRefusalCode, type BatchSignerSource, type BatchSignerComponents
