@@ -54,7 +54,8 @@ export const SLOWEST_FIRST = [
   // issue 15: batches on one anvil chain each (a few dozen transactions; under 40 s quiet)
   'batch-settlement',
   'batch-invariant',
-  // issue 15: batches through an in-process network (about 20 s)
+  // issue 15: batches on anvil through a network of processes (about 40 s quiet), then through an in-process network (about 20 s)
+  'batch-chain',
   'batch-network'
 ]
 
