@@ -7,7 +7,7 @@ import type { PrivateKeyAccount } from 'viem/accounts'
 import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
   CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, mined, readAccess, readCurrentEpoch, readModel, readQuorumBps,
-  readOperatorSet, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
+  readOperatorSet, readTab, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
   isTabSequenceSettled, readBatchEpoch, simulateBatch,
   type OnChainModel, type OnChainOperatorSet, type RequesterAccess
 } from '../contracts/index.js'
@@ -15,7 +15,7 @@ import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../prot
 import type { StoredConflict, StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
 import {
-  PermanentSubmissionError, type BatchSettlementChain, type BatchSubmission, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain,
+  PermanentSubmissionError, type BatchSettlementChain, type BatchSubmission, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain, type TabChain,
   type SubmitOptions, type TxReceipt
 } from './roles/index.js'
 
@@ -137,6 +137,22 @@ export class ChainClient implements SettlementChain, BatchSettlementChain, Payme
     this.walletClient = walletClient
     this.sender = walletClient != null ? new AccountSender(publicClient, walletClient.account.address) : undefined
   }
+
+  /**
+   * Credit tabs (issue 15) for the payment gate: the vouchers' signing domain (this chain and
+   * TaskManager) and a requester's on-chain tab (TaskManager tabOf: settled amount, last settled
+   * sequence), read fresh on each call (the gate caches it with the requester's vault reading).
+   */
+  get tabs (): TabChain {
+    this.#tabs ??= {
+      chainId: BigInt(this.publicClient.chain?.id ?? 0),
+      taskManager: this.config.taskManager,
+      readTab: async (requester) => await readTab(this.publicClient, this.config.taskManager, requester)
+    }
+    return this.#tabs
+  }
+
+  #tabs: TabChain | undefined
 
   /** The account this client sends from (undefined: read-only). */
   get account (): `0x${string}` | undefined {

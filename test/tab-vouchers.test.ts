@@ -8,11 +8,23 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bytesToHex } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
-import { RequesterTab, TabStateError, randomTaskNonce, tabFilePath } from '../node/requester/index.js'
-import { bytesToUint256, verifyVoucherSignature, VOUCHER_SEQUENCE_LIMIT } from '../protocols/wire/index.js'
-import { TEST_DOMAIN } from './consensus-fixtures.js'
+import { bytesToHex, hexToBytes } from 'viem'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
+import { generateBlsSecretKey } from '../consensus/index.js'
+import { ANVIL_PRIVATE_KEYS, deposit, registerModel, type OnChainOperatorSet } from '../contracts/index.js'
+import { ChainClient } from '../node/chain-client.js'
+import { exampleInput } from '../node/cli/devnet.js'
+import { resolveConfig } from '../node/config.js'
+import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir } from '../node/inference/index.js'
+import { generateKeystore, loadKeystore } from '../node/keys.js'
+import { PoiNode, type Rejection } from '../node/poi-node.js'
+import { RequesterTab, TabStateError, TaskRefusedError, announceTask, randomTaskNonce, requestInference, tabFilePath, waitForNetwork } from '../node/requester/index.js'
+import {
+  bytesToUint256, signTask, signVoucher, taskIdOf, toHex, uint256ToBytes, verifyVoucherSignature, VOUCHER_SEQUENCE_LIMIT, type TaskAnnouncement
+} from '../protocols/wire/index.js'
+import { ETHER, TEST_DOMAIN } from './consensus-fixtures.js'
+import { nextEpoch, registerAll, startPoiChain, walletFor, type PoiChain } from './helpers/poi-chain.js'
+import { until } from './helpers/wait.js'
 
 const ACCOUNT = privateKeyToAccount('0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d')
 const OTHER = privateKeyToAccount('0x5de4111afa1a4b94908f83103eb1f1706367c2e82ca4a8e6a27b12a1b3b2d8c4')
@@ -77,6 +89,146 @@ describe('credit tabs (issue 15)', function () {
 
     it('single tasks\' random nonces are never tab sequences', () => {
       for (let i = 0; i < 100; i++) assert.ok(randomTaskNonce() >= VOUCHER_SEQUENCE_LIMIT)
+    })
+  })
+
+  describe('full nodes admit tab tasks only when their voucher pays (anvil, in-process nodes)', function () {
+    const SETUP_TIMEOUT_MS = 120_000
+    const MESH_TIMEOUT_MS = 30_000
+    const REFUSAL_TIMEOUT_MS = 20_000
+    const TASK_TIMEOUT_MS = 30_000
+    const MODEL_FEE = 20_000_000_000_000n
+    /** anvil accounts used as requesters (0 deploys, 1-3 are operators). */
+    const REQUESTER = { paying: 4, forger: 5, poor: 6, behind: 7 } as const
+    let chain: PoiChain
+    let client: ChainClient
+    let set: OnChainOperatorSet
+    let root: string
+    let modelId: Uint8Array
+    let required: bigint
+    let bootstrap: PoiNode
+    let requester: PoiNode
+    const nodes: PoiNode[] = []
+    const rejections: Rejection[] = []
+    let inputs = 100
+    const account = (i: number): PrivateKeyAccount => privateKeyToAccount(ANVIL_PRIVATE_KEYS[i])
+    const fund = async (i: number, amount: bigint): Promise<void> => { await deposit(walletFor(chain.anvil.rpcUrl, account(i)), chain.publicClient, chain.deployment.taskManager, amount) }
+    const tabOf = async (i: number): Promise<RequesterTab> =>
+      await RequesterTab.open({ dir: join(root, `tab-${i}`), account: account(i), chainId: set.domain.chainId, taskManager: set.domain.taskManager, readTab: client.tabs.readTab })
+
+    before(async function () {
+      this.timeout(SETUP_TIMEOUT_MS)
+      root = await mkdtemp(join(tmpdir(), 'poi-tab-admission-'))
+      for (const i of Object.values(REQUESTER)) await import('node:fs/promises').then(async fs => await fs.mkdir(join(root, `tab-${i}`)))
+      chain = await startPoiChain({ epochDuration: 0n })
+      // three registered operators make a set a request can be certified by; admission needs no operator running
+      await registerAll(chain, [0, 1, 2].map(() => generateBlsSecretKey()), [0, 1, 2].map(() => 10n * ETHER))
+      await nextEpoch(chain)
+      const shipped = await loadModelDir(SHIPPED_MODEL_DIR)
+      modelId = shipped.modelId
+      await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, encodeManifest(shipped.manifest), MODEL_FEE)
+      required = MODEL_FEE + chain.params.minTaskFee
+      client = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
+      set = await client.operatorSet()
+      const start = async (name: string, light: boolean): Promise<PoiNode> => {
+        const dir = join(root, name)
+        await generateKeystore(join(dir, 'keys'))
+        const node = await PoiNode.start({
+          operate: false, aggregate: false, light, keystore: await loadKeystore(join(dir, 'keys')),
+          config: resolveConfig({
+            keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(root, 'unused-genesis.json'), chain: client.config,
+            listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes.length > 0 ? [nodes[0].addresses()[0]] : [], graceMs: 250
+          }),
+          operatorSet: set, modelGate: client, payments: client, backupAggregation: false
+        })
+        nodes.push(node)
+        return node
+      }
+      bootstrap = await start('bootstrap', false)
+      bootstrap.addEventListener('rejected', ({ detail }) => { if (detail.topic === 'task') rejections.push(detail) })
+      requester = await start('requester', true)
+      await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
+    })
+
+    after(async function () {
+      this.timeout(SETUP_TIMEOUT_MS)
+      await Promise.all(nodes.map(async n => await n.stop()))
+      await chain?.stop()
+      if (root != null) await rm(root, { recursive: true, force: true })
+    })
+
+    const params = (fee = required): { modelId: Uint8Array, input: Uint8Array, fee: bigint, timeoutMs: number } => ({ modelId, input: exampleInput(++inputs), fee, timeoutMs: TASK_TIMEOUT_MS })
+
+    /** A task `signer` signs as a tab task of sequence `nonce`, with the voucher `voucher` signs (another account: a forgery). */
+    async function craft (signer: number, nonce: bigint, voucherBy: number | undefined, cumulative = required): Promise<TaskAnnouncement> {
+      const task = await signTask(account(signer), set.domain.taskManager, { chainId: set.domain.chainId, modelId, input: exampleInput(++inputs), fee: required, deadline: BigInt(Date.now() + TASK_TIMEOUT_MS), quorumBps: 6_667, nonce })
+      if (voucherBy !== undefined) {
+        const by = account(voucherBy)
+        const signature = await signVoucher(by, set.domain.chainId, { requester: by.address, taskManager: set.domain.taskManager, cumulative, sequence: nonce })
+        task.voucher = { cumulative: uint256ToBytes(cumulative), sequence: nonce, signature: hexToBytes(signature) as Uint8Array<ArrayBuffer> }
+      }
+      return task
+    }
+
+    async function refusalOf (t: TaskAnnouncement): Promise<Rejection> {
+      const id = toHex(taskIdOf(t, set.domain.taskManager))
+      await until(() => rejections.some(r => r.reason.includes(id)), REFUSAL_TIMEOUT_MS, `the bootstrap node's refusal of task ${id}`)
+      return rejections.find(r => r.reason.includes(id))!
+    }
+
+    it('admits a funded requester\'s tab task (nonce = sequence 1, voucher = its fee) and counts it', async () => {
+      await fund(REQUESTER.paying, 10n * required)
+      const tab = await tabOf(REQUESTER.paying)
+      const announced = await announceTask(requester, account(REQUESTER.paying), { ...params(), tab })
+      announced.result.catch(() => {})
+      assert.deepEqual(announced.tab, { sequence: 1n, cumulative: required })
+      await until(() => bootstrap.knowsTask(announced.taskId), REFUSAL_TIMEOUT_MS, 'the bootstrap node admits the tab task')
+      assert.ok(bootstrap.paymentGate!.pendingCount >= 1)
+    })
+
+    it('the requester sees why: a voucher that does not cover its fee on top of its lower pending tab tasks', async () => {
+      const tab = await tabOf(REQUESTER.behind)
+      await fund(REQUESTER.behind, 10n * required)
+      const first = await announceTask(requester, account(REQUESTER.behind), { ...params(), tab })
+      first.result.catch(() => {})
+      await until(() => bootstrap.knowsTask(first.taskId), REFUSAL_TIMEOUT_MS, 'the first tab task admitted')
+      // the tab file rolled back (say, restored from an old backup) signs sequence 2 with a cumulative of one fee only
+      const path = tabFilePath(join(root, `tab-${REQUESTER.behind}`), set.domain.chainId, set.domain.taskManager)
+      const state = JSON.parse(await readFile(path, 'utf8'))
+      await writeFile(path, JSON.stringify({ ...state, cumulative: '0' }))
+      const rolledBack = await tabOf(REQUESTER.behind)
+      await assert.rejects(requestInference(requester, account(REQUESTER.behind), { ...params(), tab: rolledBack }), (err: Error) => {
+        assert.ok(err instanceof TaskRefusedError, String(err))
+        assert.match(err.reason, new RegExp(`voucher does not cover its fee: cumulative ${required} wei − 0 wei settled on the tab − ${required} wei of lower-sequence tab tasks pending here`))
+        return true
+      })
+    })
+
+    it('the requester sees why: a tab task whose fee exceeds the deposit minus what it already owes', async () => {
+      await fund(REQUESTER.poor, required)
+      const tab = await tabOf(REQUESTER.poor)
+      const first = await announceTask(requester, account(REQUESTER.poor), { ...params(), tab })
+      first.result.catch(() => {})
+      await until(() => bootstrap.knowsTask(first.taskId), REFUSAL_TIMEOUT_MS, 'the first tab task admitted')
+      await assert.rejects(requestInference(requester, account(REQUESTER.poor), { ...params(), tab }), (err: Error) => {
+        assert.ok(err instanceof TaskRefusedError, String(err))
+        assert.match(err.reason, new RegExp(`available deposit ${required} wei does not cover this task's fee ${required} wei plus ${required} wei its 1 pending tasks here may still cost`))
+        return true
+      })
+      assert.equal(tab.sequence, 2n, 'the refused task still used its sequence (written before it was sent)')
+    })
+
+    it('refuses a voucher signed by another account, and a tab nonce without a voucher (rejected: the requester\'s own doing; last, since a rejection lowers the forwarding requester\'s score)', async () => {
+      await fund(REQUESTER.forger, 10n * required)
+      const forged = await craft(REQUESTER.forger, 1n, REQUESTER.paying)
+      await requester.announce(forged)
+      const refusal = await refusalOf(forged)
+      assert.equal(refusal.verdict, 'reject')
+      assert.match(refusal.reason, new RegExp(`voucher .* is not signed by its requester ${account(REQUESTER.forger).address.toLowerCase()}`))
+      const bare = await craft(REQUESTER.forger, 2n, undefined)
+      await requester.announce(bare)
+      assert.match((await refusalOf(bare)).reason, /below 2\^40, which makes it a tab task, but it carries no voucher/)
+      for (const t of [forged, bare]) assert.equal(bootstrap.knowsTask(taskIdOf(t, set.domain.taskManager)), false)
     })
   })
 })

@@ -62,9 +62,9 @@ export interface PoiClientOptions {
   /** Gives up connecting when it fires (RequestAbortedError), with everything started so far stopped. */
   signal?: AbortSignal
   /**
-   * Reads the requester's on-chain tab (contracts/batches.ts readTab) when a tab is first used,
-   * so a tab whose file was lost continues above the last settled sequence. Without it the tab
-   * continues from its file alone (a new file starts at sequence 1).
+   * Reads the requester's on-chain tab when a tab is first used, so a tab whose file was lost
+   * continues above the last settled sequence. Default: the chain's (contracts/batches.ts
+   * readTab) when the client has a chain; without one the tab continues from its file alone.
    */
   readTab?: TabReader
   /**
@@ -373,7 +373,9 @@ export class PoiClient {
     }
     if (this.#tab === undefined) {
       const { domain } = this.node.operatorSet
-      this.#tab = RequesterTab.open({ dir: this.#keystore.dir, account: this.#keystore.account, chainId: domain.chainId, taskManager: domain.taskManager, readTab: this.#readTab })
+      // The chain's tab, when there is a chain: a lost tab file then continues above what it settled.
+      const readTab = this.#readTab ?? this.#chain?.tabs.readTab
+      this.#tab = RequesterTab.open({ dir: this.#keystore.dir, account: this.#keystore.account, chainId: domain.chainId, taskManager: domain.taskManager, readTab })
       this.#tab.catch(() => { this.#tab = undefined })
     }
     return await this.#tab

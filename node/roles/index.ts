@@ -29,7 +29,7 @@ export { NetworkQuorum, NETWORK_PARAMETERS_REFRESH_MS } from './network-quorum.j
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
 export {
   PaymentGate, PAYMENT_CACHE_MS, PAYMENT_SWEEP_MS, PAYMENT_TERMS_TTL_MS,
-  type CreditAccount, type PaymentChain, type PaymentGateInit, type PaymentRefusal, type PaymentTerms, type RequesterAccount
+  type CreditAccount, type PaymentChain, type PaymentGateInit, type PaymentRefusal, type PaymentTerms, type RequesterAccount, type TabChain, type TabReading
 } from './payment-gate.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
 export {

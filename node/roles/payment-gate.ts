@@ -15,6 +15,17 @@
  *   tasks it admitted: tasks that reach disjoint nodes can each be served, and all but the credits
  *   held fail at settlement (NoCreditsLeft), unpaid; every node refuses from its next read on.
  *
+ * Credit tabs (issue 15): a task whose nonce is below 2^40 is a tab task, paid by its voucher
+ * (the cumulative amount its requester authorises its tab to be charged) and settled only in a
+ * batch. Such a task is refused when it carries no voucher, its voucher is not signed by its
+ * requester for this network's TaskManager, its sequence is already settled on chain or taken
+ * by another task here, or its voucher does not cover it: cumulative − the tab's settled amount
+ * (on chain) − the fees of this requester's lower-sequence tab tasks pending here < its fee. Its
+ * fee then counts against the deposit like any task's (the deposit check above). It stops being
+ * pending when the chain's last settled sequence reaches it (its fee is then in `settled`, or it
+ * was left out of the batches and can no longer be charged: sequences settle only upwards per
+ * voucher), when it ends NoQuorum, or when it expires.
+ *
  * A pending task is one this node admitted whose deadline plus the settlement window has not
  * passed (a certificate can still charge it until then), that was not seen settled on-chain and
  * did not end NoQuorum here. A task whose certificate this node has seen is looked up on-chain
@@ -28,7 +39,8 @@ import type { Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { requiredTaskFee } from '../../contracts/index.js'
 import {
-  MAX_CACHED_PAYMENT_ACCOUNTS, MAX_PENDING_PAID_TASKS, bytesToUint256, to0xHex, toHex, type TaskAnnouncement
+  MAX_CACHED_PAYMENT_ACCOUNTS, MAX_PENDING_PAID_TASKS, VOUCHER_SEQUENCE_LIMIT, bytesToUint256, isCanonicalSignature, to0xHex, toHex,
+  verifyVoucherSignature, type TaskAnnouncement
 } from '../../protocols/wire/index.js'
 
 const log = logger('poi:payments')
@@ -78,6 +90,22 @@ export interface CreditAccount {
   settled: boolean[]
 }
 
+/** A requester's credit tab on chain (TaskManager; contracts/batches.ts readTab). */
+export interface TabReading {
+  /** wei charged to the tab so far, over its life. */
+  settled: bigint
+  /** The highest sequence settled (0: none). */
+  lastSequence: bigint
+}
+
+/** What the gate needs for credit tabs: the vouchers' signing domain and the on-chain tab. */
+export interface TabChain {
+  chainId: bigint
+  /** The TaskManager vouchers must name (their EIP-712 verifying contract). */
+  taskManager: `0x${string}`
+  readTab: (requester: `0x${string}`) => Promise<TabReading>
+}
+
 /** What the gate reads from the chain (a ChainClient). */
 export interface PaymentChain {
   paymentTerms: () => Promise<PaymentTerms>
@@ -91,6 +119,8 @@ export interface PaymentChain {
    * without access tiers counts no credits.
    */
   creditAccount?: (modelId: Uint8Array, requester: `0x${string}`, taskIds: readonly Uint8Array[]) => Promise<CreditAccount | undefined>
+  /** Credit tabs (issue 15). Optional: on a chain without them every tab task is refused. */
+  tabs?: TabChain
 }
 
 /** Why a task is not admitted: `reject` when its requester signed a task no node may run, `ignore` otherwise. */
@@ -105,9 +135,12 @@ interface PendingTask {
   certified: boolean
   /** Set for a task of a credits-tier model: it holds one of its requester's credits for that model (hex id). */
   creditModel?: string
+  /** Set for a tab task: its tab sequence (its nonce). */
+  sequence?: bigint
 }
 
-interface Reading { at: number, available: bigint, shortfall: bigint }
+/** A requester's vault (and, once one of its tab tasks was asked about, its tab) as last read. */
+interface Reading { at: number, available: bigint, shortfall: bigint, tab?: TabReading }
 
 export interface PaymentGateInit {
   cacheMs?: number
@@ -122,7 +155,8 @@ export class PaymentGate implements Startable {
   /** When `terms` was asked for (unix ms). */
   private termsAt = 0
   private readonly readings = new Map<`0x${string}`, Reading>()
-  private readonly reads = new Map<`0x${string}`, Promise<Reading>>()
+  /** Reads under way, by requester (and `+tab` for one with the tab). */
+  private readonly reads = new Map<string, Promise<Reading>>()
   /** Pending tasks by requester, then by task id (hex). */
   private readonly pending = new Map<`0x${string}`, Map<string, PendingTask>>()
   /** The requester of each pending task. */
@@ -170,7 +204,12 @@ export class PaymentGate implements Startable {
     if (fee < required) {
       return { verdict: 'reject', reason: `fee ${fee} wei is below the model's fee ${modelFee} wei plus the network minimum ${terms.minTaskFee} wei (${required} wei); the TaskManager would refuse its certificate (FeeBelowMinimum)` }
     }
-    const reading = await this.reading(requester)
+    const isTab = task.nonce < VOUCHER_SEQUENCE_LIMIT
+    if (isTab) {
+      const bad = await this.voucherRefusal(task, requester)
+      if (bad !== undefined) return bad
+    }
+    const reading = await this.reading(requester, isTab)
     if (reading.shortfall > 0n) {
       return { verdict: 'ignore', reason: `requester ${requester} is in default: accepted certificates left ${reading.shortfall} wei unpaid (TaskManager shortfallOf)` }
     }
@@ -186,6 +225,10 @@ export class PaymentGate implements Startable {
         return { verdict: 'ignore', reason: `requester ${requester} has ${credits === 0n ? 'no credits left' : `${credits} credit${credits === 1n ? '' : 's'} left`} for model ${creditModel}${holding > 0n ? ` and ${holding} pending task${holding === 1n ? '' : 's'} here already hold${holding === 1n ? 's' : ''} ${holding === 1n ? 'it' : 'them'}` : ''} (buy more with poi model buy ${creditModel} --credits <n>)` }
       }
     }
+    if (isTab) {
+      const bad = this.tabRefusal(task, id, requester, fee, reading.tab, mine)
+      if (bad !== undefined) return bad
+    }
     let owed = 0n
     for (const p of mine?.values() ?? []) owed += p.fee
     if (owed + fee > reading.available) {
@@ -194,7 +237,58 @@ export class PaymentGate implements Startable {
     if (this.requesterOf.size >= this.maxPending) {
       return { verdict: 'ignore', reason: `this node already counts ${this.requesterOf.size} unsettled paid tasks (MAX_PENDING_PAID_TASKS)` }
     }
-    this.add(requester, { taskId, fee, expiresAt: Number(task.deadline) + terms.settlementWindowMs, certified: false, creditModel: credits !== undefined ? creditModel : undefined })
+    this.add(requester, {
+      taskId, fee, expiresAt: Number(task.deadline) + terms.settlementWindowMs, certified: false,
+      creditModel: credits !== undefined ? creditModel : undefined, sequence: isTab ? task.nonce : undefined
+    })
+    return undefined
+  }
+
+  /**
+   * What a tab task's voucher alone can tell (no chain read): it is there, and signed by the
+   * task's requester for this network's TaskManager (low s, as OpenZeppelin's ECDSA requires on
+   * chain). The codec already checked that its sequence is the task's nonce.
+   */
+  private async voucherRefusal (task: TaskAnnouncement, requester: `0x${string}`): Promise<PaymentRefusal | undefined> {
+    const voucher = task.voucher
+    if (voucher == null) {
+      return { verdict: 'reject', reason: `its nonce ${task.nonce} is below 2^40, which makes it a tab task, but it carries no voucher: a tab task settles only in a batch, against its voucher (sign it from a tab, or use a nonce of 2^40 or more)` }
+    }
+    const tabs = this.chain.tabs
+    if (tabs == null) return { verdict: 'ignore', reason: 'it pays from a credit tab, and this node\'s chain has no credit tabs (no TaskManager batches); pay from the deposit without a tab' }
+    const cumulative = bytesToUint256(voucher.cumulative)
+    const signed = isCanonicalSignature(voucher.signature) && await verifyVoucherSignature(tabs.chainId,
+      { requester, taskManager: tabs.taskManager, cumulative, sequence: voucher.sequence }, to0xHex(voucher.signature))
+    if (!signed) {
+      return { verdict: 'reject', reason: `its voucher (sequence ${voucher.sequence}, cumulative ${cumulative} wei) is not signed by its requester ${requester} for TaskManager ${tabs.taskManager} on chain ${tabs.chainId}` }
+    }
+    return undefined
+  }
+
+  /**
+   * A tab task against its tab as the chain last showed it and the requester's tab tasks pending
+   * here: its sequence is neither settled nor taken, and its voucher covers its fee on top of the
+   * tab's settled amount and the fees of its lower sequences pending here. Ignored, not rejected,
+   * when the answer depends on the chain or on what this node saw: a relay that read the tab
+   * earlier may honestly have admitted it.
+   */
+  private tabRefusal (task: TaskAnnouncement, id: string, requester: `0x${string}`, fee: bigint, tab: TabReading | undefined, mine: Map<string, PendingTask> | undefined): PaymentRefusal | undefined {
+    const voucher = task.voucher
+    if (voucher == null || tab === undefined) return { verdict: 'ignore', reason: 'the requester\'s tab could not be read from the chain' }
+    const sequence = task.nonce
+    if (sequence <= tab.lastSequence) {
+      return { verdict: 'ignore', reason: `its tab sequence ${sequence} is not above the last one settled on chain (${tab.lastSequence}): a voucher cannot be settled twice nor after a newer one` }
+    }
+    let below = 0n
+    for (const [other, p] of mine ?? []) {
+      if (p.sequence === undefined) continue
+      if (p.sequence === sequence && other !== id) return { verdict: 'reject', reason: `its tab sequence ${sequence} is already taken by task ${other} of the same requester` }
+      if (p.sequence < sequence) below += p.fee
+    }
+    const cumulative = bytesToUint256(voucher.cumulative)
+    if (cumulative < tab.settled + below + fee) {
+      return { verdict: 'ignore', reason: `its voucher does not cover its fee: cumulative ${cumulative} wei − ${tab.settled} wei settled on the tab − ${below} wei of lower-sequence tab tasks pending here leaves ${cumulative - tab.settled - below} wei, below the fee ${fee} wei` }
+    }
     return undefined
   }
 
@@ -243,25 +337,37 @@ export class PaymentGate implements Startable {
     return await this.terms
   }
 
-  /** The requester's reading, read once per period however many tasks ask at once. */
-  private async reading (requester: `0x${string}`): Promise<Reading> {
+  /** The requester's reading (with its tab when `withTab`), read once per period however many tasks ask at once. */
+  private async reading (requester: `0x${string}`, withTab = false): Promise<Reading> {
     const hit = this.readings.get(requester)
-    if (hit != null && Date.now() - hit.at < this.cacheMs) return hit
-    let read = this.reads.get(requester)
+    if (hit != null && Date.now() - hit.at < this.cacheMs && (!withTab || hit.tab !== undefined)) return hit
+    // A read with the tab and one without are shared apart: a tab task never takes a reading without its tab.
+    const key = withTab ? `${requester}+tab` : requester
+    let read = this.reads.get(key)
     if (read == null) {
-      read = this.read(requester)
-      this.reads.set(requester, read)
-      read.catch(() => {}).finally(() => this.reads.delete(requester))
+      const started = this.read(requester, withTab)
+      this.reads.set(key, started)
+      started.catch(() => {}).finally(() => this.reads.delete(key))
+      read = started
     }
     return await read
   }
 
-  private async read (requester: `0x${string}`): Promise<Reading> {
-    const asked = [...(this.pending.get(requester)?.values() ?? [])].filter(p => p.certified)
-    const account = await this.chain.requesterAccount(requester, asked.map(p => p.taskId))
+  private async read (requester: `0x${string}`, withTab = false): Promise<Reading> {
+    const pending = [...(this.pending.get(requester)?.values() ?? [])]
+    // Tab tasks are settled by sequence (the tab below), not by task id.
+    const asked = pending.filter(p => p.certified && p.sequence === undefined)
+    const tabs = this.chain.tabs
+    const readTab = tabs != null && (withTab || pending.some(p => p.sequence !== undefined))
+    const [account, tab] = await Promise.all([
+      this.chain.requesterAccount(requester, asked.map(p => p.taskId)),
+      readTab ? tabs.readTab(requester) : undefined
+    ])
     // The balance already paid for these: count them no longer.
     asked.forEach((p, i) => { if (account.settled[i] === true) this.remove(toHex(p.taskId)) })
-    const reading = { at: Date.now(), available: account.available, shortfall: account.shortfall }
+    // Tab tasks the chain's tab has moved past: charged (in `settled`), or past any charge.
+    if (tab !== undefined) for (const p of pending) if (p.sequence !== undefined && p.sequence <= tab.lastSequence) this.remove(toHex(p.taskId))
+    const reading: Reading = { at: Date.now(), available: account.available, shortfall: account.shortfall, ...(tab !== undefined ? { tab } : {}) }
     this.readings.delete(requester)
     this.readings.set(requester, reading)
     if (this.readings.size > this.maxAccounts) {

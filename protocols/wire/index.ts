@@ -40,7 +40,7 @@ export {
 } from './batch-codecs.js'
 export type { TaskCheckOptions } from './gossip-codecs.js'
 export {
-  signTask, verifyTaskSignature, taskIdOf, taskDomain,
+  signTask, verifyTaskSignature, taskIdOf, taskDomain, isCanonicalSignature,
   TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION, TASK_TYPED_DATA_TYPES
 } from './task.js'
 export type { TaskFields } from './task.js'

@@ -164,7 +164,7 @@ export function taskIdOf (task: TaskAnnouncement, taskManager: Address): Uint8Ar
 }
 
 /** r ‖ s ‖ v with v in {27, 28}, 0 < r < n and 0 < s ≤ n/2 (EIP-2: one signature per signer and message). */
-function isCanonicalSignature (sig: Uint8Array): boolean {
+export function isCanonicalSignature (sig: Uint8Array): boolean {
   if (sig.length !== REQUESTER_SIGNATURE_BYTES) return false
   const r = BigInt(bytesToHex(sig.subarray(0, 32)))
   const s = BigInt(bytesToHex(sig.subarray(32, 64)))
