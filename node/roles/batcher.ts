@@ -311,7 +311,13 @@ export class Batcher implements Startable {
     log('batch %s (seq %d): certified by %d signers with %s of %s stake', qc.root, proposal.seq, signers, qc.signedStake, qc.totalStake)
     this.components.onBatch?.({ state: 'certified', root: qc.root, epoch: proposal.epoch, seq: proposal.seq, leaves: taskIds.length, taskIds, signers })
     await publishCertificate(proposal, qc).catch(err => { log('batch %s: gossiping its certificate failed: %s', qc.root, (err as Error).message) })
-    if (submit != null) await this.submitStored(qc.root, stored, { qc, summary: proposal.summary })
+    if (submit != null) {
+      await this.submitStored(qc.root, stored, { qc, summary: proposal.summary })
+      return
+    }
+    // No chain here: the batch certificate is as far as a batch goes, so nothing stays pending.
+    await area?.del([`batch/${qc.root.toLowerCase()}`, ...taskIds.map(id => `pending/${id}`)])
+    for (const id of taskIds) this.inFlight.delete(id)
   }
 
   private resubmit (root: Hex, stored: StoredBatch): void {
