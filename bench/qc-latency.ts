@@ -5,6 +5,14 @@
  *
  *   npm run bench:qc -- [--operators 4,8,16] [--tasks 50] [--probes 30] [--out file]
  *
+ * With `--settlement` (issue 15) it measures instead, on an anvil chain with 4 operators, the time
+ * from announcement to ON-CHAIN settlement: single paid tasks (each certificate posted alone; the
+ * requester polls the chain every 200 ms, so single times are up to ~200 ms late) beside tab tasks
+ * settled in one batch of `--batch-size` (announced together; the time is the aggregator's
+ * batch-settled event, stamped in its process).
+ *
+ *   npm run bench:qc -- --settlement [--tasks 10] [--batch-size 16] [--out file]
+ *
  * Every node timestamps with performance.timeOrigin + performance.now(), which
  * is comparable across processes on one machine.
  */
@@ -19,9 +27,16 @@ import { exampleInput, startLocalNetwork, type LocalNetwork } from '../node/cli/
 import { loadModelDir, SHIPPED_MODEL_DIR } from '../node/inference/index.js'
 import { prepareNodeDir, type ChildNode, type EventOf } from '../node/cli/launcher.js'
 import { PoiNode } from '../node/poi-node.js'
-import { requestInference, waitForNetwork } from '../node/requester/index.js'
+import { RequesterTab, requestInference, waitForNetwork } from '../node/requester/index.js'
+import { deposit, readTab } from '../contracts/index.js'
+import { ChainClient } from '../node/chain-client.js'
+import { readTaskFee } from '../node/cli/payment-setup.js'
 
 const WARMUP_TASKS = 3
+/** --tasks' default for the QC latency runs. */
+const DEFAULT_TASKS = '50'
+/** Single tasks settled one by one with --settlement when --tasks is not given: each waits for its own transaction, so fewer suffice. */
+const SETTLEMENT_SINGLE_TASKS = 10
 const EVENT_TIMEOUT_MS = 10_000
 
 interface TaskSample {
@@ -145,15 +160,93 @@ async function runSize (n: number, tasks: number, probes: number, log: (s: strin
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
 
+interface SettlementResult {
+  operators: number
+  single: { tasks: number, medianMs: number, p95Ms: number }
+  batch: { tasks: number, medianMs: number, p95Ms: number, gasUsed: string | undefined, gasPerTask: string | undefined }
+}
+
+/**
+ * Announcement → on-chain settlement, single certificates beside one batch (issue 15). The batch's
+ * size bound is exactly its tasks (they settle together), and its time bound is large: the wait
+ * measured is the batch's own (the last certificate, signatures, one transaction), not a timer's.
+ */
+async function runSettlement (singles: number, batchSize: number, log: (s: string) => void): Promise<SettlementResult> {
+  const root = await mkdtemp(join(tmpdir(), 'poi-bench-settle-'))
+  const net = await startLocalNetwork({ root, operators: 4, chain: true, progress: (s) => log(`  ${s}`), aggregatorArgs: ['--batch-max-leaves', String(batchSize), '--batch-max-wait-ms', '120000'] })
+  let requester: PoiNode | undefined
+  try {
+    const chain = net.chain!
+    const model = await loadModelDir(SHIPPED_MODEL_DIR)
+    const dirs = await prepareNodeDir(root, 'requester')
+    await chain.fund(dirs.keys.account.address, 10n ** 19n)
+    const client = await ChainClient.connect(chain.client.config, dirs.keys.account)
+    await deposit(client.walletClient!, client.publicClient, chain.client.config.taskManager, 10n ** 18n)
+    const config = resolveConfig({ keystore: dirs.keystore, dataDir: dirs.dataDir, genesis: net.genesisPath, bootstrap: [net.bootstrapAddr], listen: [], chain: chain.client.config })
+    requester = await PoiNode.start({ operate: false, aggregate: false, light: true, keystore: dirs.keys, config, operatorSet: await chain.client.operatorSet() })
+    await waitForNetwork(requester)
+    const { fee } = await readTaskFee(chain.client, model.modelId)
+    log(`  warming up (${WARMUP_TASKS} single tasks)`)
+    for (let i = 0; i < WARMUP_TASKS; i++) {
+      const r = await requestInference(requester, dirs.keys.account, { modelId: model.modelId, input: exampleInput(2000 + i), timeoutMs: 20_000, fee })
+      await chain.client.waitForAcceptance(r.taskId, 30_000)
+    }
+    log(`  ${singles} single tasks, each settled alone`)
+    const single: number[] = []
+    for (let i = 0; i < singles; i++) {
+      const r = await requestInference(requester, dirs.keys.account, { modelId: model.modelId, input: exampleInput(3000 + i), timeoutMs: 20_000, fee })
+      await chain.client.waitForAcceptance(r.taskId, 30_000)
+      single.push(performance.timeOrigin + performance.now() - r.announcedAt)
+    }
+    log(`  ${batchSize} tab tasks announced together, settled in one batch`)
+    const tab = await RequesterTab.open({
+      dir: dirs.keystore, account: dirs.keys.account, chainId: BigInt(chain.anvil.chainId), taskManager: chain.deployment.taskManager,
+      readTab: async (a) => await readTab(chain.client.publicClient, chain.deployment.taskManager, a)
+    })
+    const results = await Promise.all(Array.from({ length: batchSize }, async (_, i) =>
+      await requestInference(requester!, dirs.keys.account, { modelId: model.modelId, input: exampleInput(4000 + i), timeoutMs: 30_000, fee, tab })))
+    const ids = new Set<string>(results.map(r => to0xHex(r.taskId)))
+    const settled = await net.aggregator.waitForEvent('batch', e => e.state === 'settled' && [...ids].every(id => e.taskIds.some(t => t.toLowerCase() === id)), 120_000, 'the batch settled')
+    const batch = results.map(r => settled.at - r.announcedAt)
+    const gasPerTask = settled.gasUsed !== undefined ? (BigInt(settled.gasUsed) / BigInt(batchSize)).toString() : undefined
+    return {
+      operators: 4,
+      single: { tasks: singles, medianMs: median(single), p95Ms: quantile(single, 0.95) },
+      batch: { tasks: batchSize, medianMs: median(batch), p95Ms: quantile(batch, 0.95), gasUsed: settled.gasUsed, gasPerTask }
+    }
+  } finally {
+    await requester?.stop()
+    await net.stop()
+    await rm(root, { recursive: true, force: true })
+  }
+}
+
+async function mainSettlement (singles: number, batchSize: number, outFile: string, log: (s: string) => void): Promise<void> {
+  const r = await runSettlement(singles, batchSize, log)
+  console.log('announcement → on-chain settlement, 4 operators on anvil (ms)')
+  console.log(`  single certificates  ${r.single.tasks} tasks   median ${r.single.medianMs.toFixed(0)}   p95 ${r.single.p95Ms.toFixed(0)}   (requester polls every 200 ms)`)
+  console.log(`  one batch            ${r.batch.tasks} tasks   median ${r.batch.medianMs.toFixed(0)}   p95 ${r.batch.p95Ms.toFixed(0)}   gas ${r.batch.gasUsed ?? '?'} (${r.batch.gasPerTask ?? '?'} per task)`)
+  const out = resolve(outFile.replace(/qc-latency\.json$/, 'qc-settlement.json'))
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, JSON.stringify({ benchmark: 'qc-settlement', date: new Date().toISOString(), node: process.version, result: r }, null, 2) + '\n')
+  console.log(`wrote ${out}`)
+}
+
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
       operators: { type: 'string', default: '4,8,16' },
-      tasks: { type: 'string', default: '50' },
+      tasks: { type: 'string', default: DEFAULT_TASKS },
       probes: { type: 'string', default: '30' },
-      out: { type: 'string', default: 'bench/results/qc-latency.json' }
+      out: { type: 'string', default: 'bench/results/qc-latency.json' },
+      settlement: { type: 'boolean', default: false },
+      'batch-size': { type: 'string', default: '16' }
     }
   })
+  if (values.settlement) {
+    await mainSettlement(values.tasks === DEFAULT_TASKS ? SETTLEMENT_SINGLE_TASKS : Number(values.tasks), Number(values['batch-size']), values.out, (s) => { console.error(s) })
+    return
+  }
   const sizes = values.operators.split(',').map(Number)
   const tasks = Number(values.tasks)
   const probes = Number(values.probes)

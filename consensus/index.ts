@@ -44,3 +44,8 @@ export {
   type BatchLeaf, type ModelCharge, type TabCharge, type BatchValidation, type BatchSummary,
   BatchTree, batchLeafHash, verifyBatchProof, assertBatchOrder, batchSummaryHash, batchDigest, sequenceWords
 } from './batch.js'
+export {
+  BatchAggregation, signBatch, batchSigningMessage, verifyBatchCertificate, batchCertificateSignatureSet,
+  type BatchSigningFields, type BatchSignatureShare, type BatchQuorumCertificate, type BatchAddResult,
+  type BatchAggregationParameters, type VerifyBatchCertificateResult
+} from './batch-aggregation.js'

@@ -8,13 +8,14 @@ import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
   CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, mined, readAccess, readCurrentEpoch, readModel, readQuorumBps,
   readOperatorSet, readTab, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
+  isTabSequenceSettled, readBatchEpoch, simulateBatch,
   type OnChainModel, type OnChainOperatorSet, type RequesterAccess
 } from '../contracts/index.js'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
 import type { StoredConflict, StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
 import {
-  PermanentSubmissionError, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain, type TabChain,
+  PermanentSubmissionError, type BatchSettlementChain, type BatchSubmission, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain, type TabChain,
   type SubmitOptions, type TxReceipt
 } from './roles/index.js'
 
@@ -121,7 +122,7 @@ export class ChainUnreachableError extends PoiError {
  * registry's events, checked against the stored root), and, with an
  * account, the transactions that settle certificates and slash equivocators.
  */
-export class ChainClient implements SettlementChain, PaymentChain {
+export class ChainClient implements SettlementChain, BatchSettlementChain, PaymentChain {
   readonly config: ChainConfig
   readonly publicClient: PublicClient
   readonly walletClient: WalletClient<Transport, Chain, Account> | undefined
@@ -417,6 +418,45 @@ export class ChainClient implements SettlementChain, PaymentChain {
     } catch (err) {
       throw classify(err, 'TaskManager.submitCertificate')
     }
+  }
+
+  /** Who stored the batch's root (its BatchAccepted event), or undefined while the chain holds no such batch (issue 15). */
+  async batchSettlement (root: Hex): Promise<Settlement | undefined> {
+    if (await readBatchEpoch(this.publicClient, this.config.taskManager, root) === 0n) return undefined
+    const [ev] = await this.publicClient.getContractEvents({
+      address: this.config.taskManager, abi: TaskManagerAbi, eventName: 'BatchAccepted', args: { root },
+      fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
+    })
+    if (ev == null) throw new PoiError('ERR_SETTLEMENT_EVENT_MISSING', `batch ${root} is stored on TaskManager ${this.config.taskManager} but the RPC returned no BatchAccepted event for it; does the endpoint serve logs from block ${this.config.deployedAtBlock ?? 0n}?`)
+    const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
+    return { by: ev.args.submitter, txHash: ev.transactionHash, gasUsed: receipt.gasUsed }
+  }
+
+  /**
+   * Sends a batch (TaskManager.submitBatch), as submitCertificate sends a certificate: simulated
+   * first (undefined when the root is already stored: nothing sent), then sent in the account's
+   * nonce order; `accepted` from the receipt's BatchAccepted event.
+   */
+  async submitBatch (batch: BatchSubmission, options: SubmitOptions = {}): Promise<TxReceipt | undefined> {
+    const { wallet, sender } = this.sending()
+    const set = await this.operatorSet(batch.qc.epoch)
+    try {
+      const { request, result } = await simulateBatch(this.publicClient, wallet.account, this.config.taskManager, batch.qc, batch.summary, set)
+      if (!result) return undefined
+      const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: TaskManagerAbi, functionName: 'submitBatch', args: request.args }))
+      const hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
+      const receipt = await mined(this.publicClient, hash, 'TaskManager.submitBatch', { timeout: RECEIPT_TIMEOUT_MS, signal: options.signal })
+      const accepted = parseEventLogs({ abi: TaskManagerAbi, eventName: 'BatchAccepted', logs: receipt.logs })
+        .some(l => l.args.root.toLowerCase() === batch.qc.root.toLowerCase())
+      return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed, accepted }
+    } catch (err) {
+      throw classify(err, 'TaskManager.submitBatch')
+    }
+  }
+
+  /** Whether `requester`'s tab sequence is already settled in some batch (operators refuse to batch it again). */
+  async tabSettled (requester: Hex, sequence: bigint): Promise<boolean> {
+    return await isTabSequenceSettled(this.publicClient, this.config.taskManager, requester, sequence)
   }
 
   async isSlashed (evidence: StoredEvidence): Promise<boolean> {

@@ -26,6 +26,10 @@ export interface NodeConfig {
   graceMs: number
   /** Reject tasks whose deadline is further away than this (bounds the state a task holds). */
   maxTaskTtlMs: number
+  /** Aggregators: a batch of tab tasks closes once it holds this many (node/roles/batcher.ts DEFAULT_BATCH_MAX_LEAVES). */
+  batchMaxLeaves?: number
+  /** Aggregators: a batch closes this long after its first task was certified, however few it holds (DEFAULT_BATCH_MAX_WAIT_MS). */
+  batchMaxWaitMs?: number
   /**
    * The chain holding the operator registry and settling certificates. When
    * set, the operator set comes from the chain and `genesis` is not used.
@@ -76,7 +80,7 @@ export function defaultConfig (): NodeConfig {
   }
 }
 
-const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs', 'chain', 'http']
+const KEYS: Array<keyof NodeConfig> = ['keystore', 'dataDir', 'listen', 'bootstrap', 'genesis', 'modelDirs', 'graceMs', 'maxTaskTtlMs', 'chain', 'http', 'batchMaxLeaves', 'batchMaxWaitMs']
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
 
 /** Reads and validates a config file; relative paths in it are relative to the file. */
@@ -152,6 +156,12 @@ export function validateConfig (cfg: NodeConfig): void {
   for (const key of ['graceMs', 'maxTaskTtlMs'] as const) {
     const v = cfg[key]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`setting ${key} must be a non-negative number of milliseconds, got ${JSON.stringify(v)}`)
+  }
+  if (cfg.batchMaxWaitMs !== undefined && (typeof cfg.batchMaxWaitMs !== 'number' || !Number.isFinite(cfg.batchMaxWaitMs) || cfg.batchMaxWaitMs < 0)) {
+    throw new ConfigError(`setting batchMaxWaitMs must be a non-negative number of milliseconds, got ${JSON.stringify(cfg.batchMaxWaitMs)}`)
+  }
+  if (cfg.batchMaxLeaves !== undefined && (typeof cfg.batchMaxLeaves !== 'number' || !Number.isInteger(cfg.batchMaxLeaves) || cfg.batchMaxLeaves < 1)) {
+    throw new ConfigError(`setting batchMaxLeaves must be a positive whole number of tasks, got ${JSON.stringify(cfg.batchMaxLeaves)}`)
   }
   if (cfg.http !== undefined) parseHttpAddress(cfg.http)
   if (cfg.chain !== undefined) {

@@ -34,7 +34,8 @@ import { peerIdentityOf } from './peer-identity.js'
 import {
   AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
   createStreamData, NetworkQuorum, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
-  type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData
+  type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData,
+  BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource
 } from './roles/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
@@ -100,6 +101,10 @@ export interface PoiNodeOptions {
    * NETWORK_PARAMETERS_REFRESH_MS (node/roles/network-quorum.ts).
    */
   networkQuorumBps?: () => Promise<number>
+  /** Where batches of tab tasks are settled (issue 15; aggregators with a chain whose client has submitBatch). */
+  batchSettlement?: BatchSettlementChain
+  /** Whether the chain already settled a requester's tab sequence: operators refuse to batch it again (a ChainClient read). */
+  tabSettled?: BatchSignerSource['tabSettled']
   /** Reads the chain's current epoch: `GET /health` checks the chain through it (nodes with a chain and `config.http`). */
   chainEpoch?: () => Promise<bigint>
   /** Extra HTTP routes (e.g. /metrics) served with the API when `config.http` is set. */
@@ -166,6 +171,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly operator: Operator | undefined
   private readonly aggregator: Aggregator | undefined
   private readonly relay: Relay
+  /** Aggregators: batches of certified tab tasks (issue 15). */
+  readonly batcher: Batcher | undefined
+  private readonly batchGossip: BatchGossip | undefined
   /** The local control channel (full nodes). */
   readonly control: ControlServer | undefined
   /** The HTTP API (full nodes with `config.http`). */
@@ -190,7 +198,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.store = store
     this.streams = store != null ? new StreamStore(store) : undefined
     this.blocks = store != null ? BlockStore.of(store) : undefined
-    this.submitter = opts.settlement != null && store != null && opts.aggregate ? new Submitter(store, opts.settlement) : undefined
+    this.submitter = opts.settlement != null && store != null && opts.aggregate ? new Submitter(store, opts.settlement, opts.batchSettlement) : undefined
     const events = this
     // Another process with this node's key (seen by a peer, or here for a remote peer): the CLI warns.
     peerIdentityOf(libp2p)?.addEventListener('duplicate-identity', ({ detail }) => this.safeDispatchEvent('duplicate-identity', { detail }))
@@ -224,6 +232,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, paymentGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
+    const batches = this.batchRoles(store, networkQuorum, events)
+    this.batcher = batches?.batcher
+    this.batchGossip = batches?.gossip
     this.services.push(...this.servers(), this.models, this.streamData)
     // After the model service: a model published through it is stored and announced by it.
     this.control = store != null && opts.control !== false ? createControlServer(this.controlHandlers(), { path: controlSocketPath(config.dataDir) }) : undefined
@@ -241,9 +252,64 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     // Last: it reloads open tasks from the store and acts on them from timers, which then run
     // once start() has returned and the caller's listeners are attached.
     if (this.aggregator != null) this.services.push(this.aggregator)
+    if (this.batcher != null) this.services.push(this.batcher)
+    if (this.batchGossip != null) this.services.push(this.batchGossip)
     metrics?.observe(this, this.submitter)
     const streams = this.streams
     metrics?.readFrom({ streams: streams == null ? undefined : async () => await streams.holdings(), claimableRewards: opts.claimableRewards })
+  }
+
+  /**
+   * Batches of tab tasks (issue 15): every full node relays the batches topic; an operator signs
+   * proposals that pass its checks; an aggregator batches the certified tab tasks it holds.
+   */
+  private batchRoles (store: NodeStore | undefined, networkQuorum: NetworkQuorum | undefined, events: PoiNode): { batcher?: Batcher, gossip: BatchGossip } | undefined {
+    const { opts } = this
+    if (opts.light || store == null) return undefined
+    let quorum = networkQuorum
+    if (quorum == null && opts.operate && opts.networkQuorumBps != null) {
+      quorum = new NetworkQuorum(opts.networkQuorumBps)
+      this.services.push(quorum)
+    }
+    const quorumBps = (): number | undefined => quorum?.quorumBps
+    const resolveSet = async (epoch: bigint): Promise<OperatorSet | undefined> => await this.epochs.resolveSet(epoch)
+    let gossip: BatchGossip | undefined
+    const signed = opts.operate ? new SignedBatches(store.area('batch-signed')) : undefined
+    const signer = signed != null
+      ? new BatchSigner({
+        blsSecretKey: opts.keystore.blsSecretKey,
+        blsPublicKey: opts.keystore.blsPublicKey,
+        source: storeBatchSource(store, quorumBps, opts.tabSettled),
+        signed,
+        resolveSet,
+        publish: async (proposal, share) => { await gossip?.publishSignature(proposal, share) },
+        onRefusal: (proposal, refusal) => { events.safeDispatchEvent('batch-refused', { detail: { ...refusal, root: proposal.root, seq: proposal.seq } }) }
+      })
+      : undefined
+    const submitter = this.submitter
+    const batcher = opts.aggregate
+      ? new Batcher({
+        area: store.area('batcher'),
+        resolveSet,
+        verify: async (set) => await this.verifier.verify(set),
+        networkQuorumBps: quorumBps,
+        loadItem: async (taskId) => await storedBatchItem(store, taskId),
+        publishProposal: async (proposal) => { await gossip?.publishProposal(proposal) },
+        publishCertificate: async (proposal, qc) => { await gossip?.publishCertificate(proposal, qc) },
+        submit: submitter?.settlesBatches === true ? async (batch) => await submitter.submitBatch(batch) : undefined,
+        onBatch: (report) => { events.safeDispatchEvent('batch', { detail: report }) }
+      }, { maxLeaves: opts.config.batchMaxLeaves, maxWaitMs: opts.config.batchMaxWaitMs, graceMs: opts.config.graceMs })
+      : undefined
+    if (batcher != null) {
+      // A certified tab task (formed here or received; stored before the event) waits for a batch.
+      this.addEventListener('certificate', ({ detail }) => {
+        storedBatchItem(store, to0xHex(detail.certificate.taskId))
+          .then(async item => { if (item !== undefined) await batcher.add(item) })
+          .catch(err => { log.error('task %s: could not be queued for a batch: %s', to0xHex(detail.certificate.taskId), (err as Error).message) })
+      })
+    }
+    gossip = new BatchGossip({ gossip: this.router, epochs: this.epochs, events, verify: async (set) => await this.verifier.verify(set), networkQuorumBps: quorumBps, signer, signed, batcher })
+    return { batcher, gossip }
   }
 
   /** The request/response servers: a full node serves blocks, stream messages, results and its network; a light one only its held inputs. */

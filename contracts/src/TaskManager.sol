@@ -25,7 +25,11 @@ import {QuorumCertificates} from "./QuorumCertificates.sol";
 /// digest): the fee is debited from the requester's deposit (PaymentVault) and split between the
 /// model owner, the treasury and the signers; signers are paid through a per-epoch reward-per-stake
 /// index and claim with their leaf of the epoch (claimRewards), non-signers through an exclusion
-/// record each, so nothing is written per signer.
+/// record each, so nothing is written per signer. Batches (issue 15, submitBatch): one certificate
+/// over a Merkle root of many results, paid from the requesters' credit tabs (one EIP-712 voucher
+/// per requester per batch), run by the linked BatchSettlement library; any leaf is proved with
+/// hasResult(taskId, result, proof). Tab tasks (nonce < TAB_SEQUENCE_LIMIT) settle only in
+/// batches, other tasks only singly, so no task settles twice.
 /// @dev Governance: the owner (the timelock once deployPoi hands it over) changes the settlement
 /// parameters within bounds (setParameter); the registry's pause (settlementEpoch) stops settlement.
 contract TaskManager is PaymentVault, EIP712, Ownable {

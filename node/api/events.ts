@@ -70,6 +70,14 @@ export type NodeEventLine =
    * how many such reports this node has had so far.
    */
   | { event: 'duplicate-identity', peerId: string, self: boolean, how: 'two-connections' | 'peer-notice', reportedBy: string, addresses: string[][], count: number }
+  /**
+   * A step of a batch this aggregator proposed (issue 15): `proposed` to the operators, `certified`
+   * by `signers` of them, `settled` on chain (`txHash`, `gasUsed` when this node sent it, `settledBy`),
+   * `failed` (`reason`: the contract's error) or `dropped` (no quorum in time; its tasks wait for the next batch).
+   */
+  | { event: 'batch', state: 'proposed' | 'certified' | 'settled' | 'failed' | 'dropped', root: Hex, epoch: Decimal, seq: Decimal, leaves: number, taskIds: Hex[], signers?: number, txHash?: Hex, gasUsed?: Decimal, settledBy?: Hex, reason?: string, at: number }
+  /** This operator refused to sign a batch proposal: `code` (node/roles/batch-signer.ts BatchRefusalCode) and why. */
+  | { event: 'batch-refused', root: Hex, seq: Decimal, code: string, reason: string, taskId?: Hex }
 
 export type NodeEventName = NodeEventLine['event']
 
@@ -166,6 +174,17 @@ export function subscribeNodeEvents (node: NodeEventSource, onLine: (line: NodeE
   on('evidence', ({ detail: e }) => { onLine({ event: 'evidence', taskId: to0xHex(e.taskId), operatorIndex: e.operatorIndex }) })
   on('conflict-evidence', ({ detail: c }) => { onLine({ event: 'conflict-evidence', taskId: to0xHex(c.taskId), kind: c.kind, id: c.id, accused: c.accused }) })
   on('rejected', ({ detail: r }) => { onLine({ event: 'rejected', topic: r.topic, reason: r.reason, from: r.from, verdict: r.verdict }) })
+  on('batch', ({ detail: b }) => {
+    onLine({
+      event: 'batch', state: b.state, root: b.root, epoch: b.epoch.toString() as Decimal, seq: b.seq.toString() as Decimal, leaves: b.leaves, taskIds: b.taskIds,
+      ...(b.signers !== undefined ? { signers: b.signers } : {}), ...(b.txHash !== undefined ? { txHash: b.txHash } : {}),
+      ...(b.gasUsed !== undefined ? { gasUsed: b.gasUsed.toString() as Decimal } : {}), ...(b.settledBy !== undefined ? { settledBy: b.settledBy } : {}),
+      ...(b.reason !== undefined ? { reason: b.reason } : {}), at: preciseNow()
+    })
+  })
+  on('batch-refused', ({ detail: r }) => {
+    onLine({ event: 'batch-refused', root: r.root, seq: r.seq.toString() as Decimal, code: r.code, reason: r.reason, ...(r.taskId !== undefined ? { taskId: r.taskId } : {}) })
+  })
   on('duplicate-identity', ({ detail: d }) => {
     onLine({ event: 'duplicate-identity', peerId: d.peerId, self: d.self, how: d.how, reportedBy: d.reportedBy, addresses: d.addresses, count: peerIdentityOf(node.libp2p)?.duplicateReports() ?? 1 })
   })

@@ -23,6 +23,8 @@ export const NODE_OPTIONS = {
   'no-model-dir': { type: 'boolean' },
   'no-prefetch': { type: 'boolean' },
   'grace-ms': { type: 'string' },
+  'batch-max-leaves': { type: 'string' },
+  'batch-max-wait-ms': { type: 'string' },
   json: { type: 'boolean' },
   chain: { type: 'string' },
   rpc: { type: 'string' },
@@ -72,6 +74,8 @@ export async function nodeConfig (values: Record<string, unknown>): Promise<Node
     genesis: abs(values.genesis),
     modelDirs: values['no-model-dir'] === true ? [] : (values['model-dir'] as string[] | undefined)?.map(d => resolve(d)),
     graceMs: num(values['grace-ms'] as string | undefined, 'grace-ms'),
+    batchMaxLeaves: num(values['batch-max-leaves'] as string | undefined, 'batch-max-leaves'),
+    batchMaxWaitMs: num(values['batch-max-wait-ms'] as string | undefined, 'batch-max-wait-ms'),
     chain,
     http: typeof values.http === 'string' ? values.http : undefined
   })

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { constants as osConstants, tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { hexToBytes } from 'viem'
-import type { PrivateKeyAccount } from 'viem/accounts'
+import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { MAX_INLINE_INPUT_BYTES, PoiError, to0xHex } from '../../protocols/wire/index.js'
 import { resolveConfig } from '../config.js'
 import { NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput } from '../fixtures/index.js'
@@ -30,6 +30,7 @@ import { waitForModels, type ModelOutcome } from './model-wait.js'
 import { formatFeeSplit, readFeeSplit, readPayees, snapshotPayees } from './fee-split.js'
 import { formatAmount, readAsset, readTaskFee, type PaymentAsset } from './payment-setup.js'
 import { formatSummary } from './summary.js'
+import { DEVNET_BATCH_MAX_WAIT_MS, DEVNET_BATCH_REQUESTERS, DEVNET_BATCH_TASKS_PER_REQUESTER, formatBatchDemo, runBatchDemo } from './devnet-batch.js'
 
 // Kept here for the tests and benchmarks that import them from the devnet.
 export { DEVNET_CHAIN_ID, DEVNET_TASK_MANAGER, STAKE_WEI } from './network-defaults.js'
@@ -87,19 +88,21 @@ export interface DevnetOptions {
   npmModels?: string[]
   /** After the tasks: change a parameter through governance (propose, vote, queue, execute) and print it before and after (devnet-gov.ts). */
   gov?: boolean
+  /** After the tasks: tab tasks from two requesters settled in one batch on chain, each leaf proved by Merkle proof (devnet-batch.ts). */
+  batch?: boolean
 }
 
 /** `poi devnet`'s flags (declared with their help in program.ts). */
 const DEVNET_OPTIONS = {
-  operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' }, gov: { type: 'boolean' }
+  operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' }, gov: { type: 'boolean' }, batch: { type: 'boolean' }
 } as const
 
-/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>] [--gov]` */
+/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>] [--gov] [--batch]` */
 export async function runDevnetCommand (values: OptionValues<typeof DEVNET_OPTIONS>): Promise<number> {
   const npm = values['npm-models']
   const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
   if (values.force === true && values.dir === undefined) throw new UsageError('--force needs --dir: it deletes the devnet in that directory and starts over')
-  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels, gov: values.gov === true })
+  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels, gov: values.gov === true, batch: values.batch === true })
 }
 
 /** The signals that stop a devnet: Ctrl-C (also what npm passes on), `kill`, and a closed terminal. */
@@ -154,6 +157,7 @@ function resumedOptions (dir: string, record: DevnetRecord, opts: DevnetOptions)
   const conflict = (what: string): UsageError => new UsageError(`${what}: a resumed devnet keeps what it was made with; drop the option, or pass --force to delete the devnet in ${dir} and start over with it`)
   if (opts.operators !== undefined && opts.operators !== record.operators) throw conflict(`--operators ${opts.operators} differs from the devnet's ${record.operators} operators`)
   if (opts.offchain === true && record.chain) throw conflict('--offchain, but the devnet runs on a chain')
+  if (opts.batch === true && !record.chain) throw new UsageError(`--batch settles tab tasks on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
   if (opts.gov === true && !record.chain) throw new UsageError(`--gov changes a parameter on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
   if (opts.npmModels !== undefined && opts.npmModels.join(',') !== record.npmModels.join(',')) {
     throw conflict(`--npm-models ${opts.npmModels.join(',') || 'none'} differs from the devnet's ${record.npmModels.join(',') || 'none'}`)
@@ -301,7 +305,12 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   const chain = opts.offchain !== true
   // A kept directory can be resumed: anvil saves its state there (DEVNET_STATE_INTERVAL_S and on stop).
   const stateFile = keepDir && chain ? join(root, DEVNET_STATE_FILE) : undefined
-  const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels, stateFile, resume })
+  if (opts.batch === true && !chain) throw new UsageError('--batch settles tab tasks on the devnet\'s chain: leave out --offchain')
+  // --batch: the aggregator closes its batch at exactly the devnet's tab tasks (devnet-batch.ts), so they settle in one.
+  const batchArgs = opts.batch === true
+    ? ['--batch-max-leaves', String(DEVNET_BATCH_REQUESTERS * DEVNET_BATCH_TASKS_PER_REQUESTER), '--batch-max-wait-ms', String(DEVNET_BATCH_MAX_WAIT_MS)]
+    : []
+  const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels, stateFile, resume, aggregatorArgs: batchArgs })
   let requester: PoiNode | undefined
   let code = 1
   try {
@@ -340,8 +349,10 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
     // Without a chain there is no prefetch: the task made the operators fetch the model.
     const outcomes = await (prefetched ?? waitForModels(net.operators, [mlp], MODEL_FETCH_TIMEOUT_MS, { taskId: to0xHex(result.taskId) }))
     console.log(modelFetchLine(outcomes.filter(o => o.modelId === mlp), net.operators.length) + '\n')
+    let singleGas: bigint | undefined
     if (net.chain != null) {
       const onChain = await reportSettlement(net, requester, result, progress)
+      singleGas = onChain.gasUsed
       if (paid != null && payees != null && before != null && fee != null) {
         const split = await readFeeSplit(paid.chain, result.taskId, fee.fee, payees, before)
         if (split.charged !== fee.fee) throw new DevnetError(`the certificate charged ${split.charged} wei of the ${fee.fee} wei fee: the requester's deposit did not cover it`)
@@ -349,6 +360,7 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
       }
     }
     for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
+    if (opts.batch === true && net.chain != null) await runBatch(net, requester, keys.account, model, extraModels, singleGas, progress)
     if (opts.gov === true && net.chain != null) {
       await runGovernance(net, progress)
       if (paid != null) await runTaskAfterGovernance(net, requester, keys.account, model.modelId, paid, progress)
@@ -425,6 +437,26 @@ async function runTaskAfterGovernance (
     `  treasury    earned ${formatAmount(split.treasuryReceived, asset)}: ${feeBps} bps of the ${formatAmount(split.charged - split.ownerShare, asset)} left after the model owner's fee`,
     ''
   ].join('\n'))
+}
+
+/**
+ * `--batch`: tab tasks of the devnet's requester and a second one, over the shipped model and the
+ * first npm model, settled in one batch and proved leaf by leaf on chain (devnet-batch.ts).
+ */
+async function runBatch (
+  net: LocalNetwork, requester: PoiNode, account: PrivateKeyAccount, model: { modelId: Uint8Array, manifest: { name: string } }, extraModels: ExtraModel[],
+  singleGas: bigint | undefined, progress: (line: string) => void
+): Promise<void> {
+  const second = privateKeyToAccount(generatePrivateKey())
+  await fundRequester(net, second, false, progress)
+  const models = [
+    { modelId: model.modelId, input: exampleInput(5), name: model.manifest.name },
+    ...extraModels.slice(0, 1).map(m => ({ modelId: m.modelId, input: encodeTensorFile(npmModelSampleInput(m.key)), name: m.name }))
+  ]
+  const r = await runBatchDemo(net, requester, [account, second], models, progress)
+  console.log(formatBatchDemo(r, net.chain!.deployment.taskManager, singleGas))
+  if (r.proved !== r.results.length) throw new DevnetError(`only ${r.proved} of the batch's ${r.results.length} leaves are proved on chain`)
+  if (r.forgedAccepted) throw new DevnetError('the chain accepted a forged result for a batch leaf')
 }
 
 /** Basis points in a whole. */

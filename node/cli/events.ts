@@ -386,6 +386,21 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   },
   reputation: { operator: hex, ...REPUTATION_FIELDS },
   'duplicate-identity': { peerId: str, self: bool, how: oneOf('two-connections', 'peer-notice'), reportedBy: str, addresses: listOf(listOf(str)), count: num },
+  batch: {
+    state: oneOf('proposed', 'certified', 'settled', 'failed', 'dropped'),
+    root: hex,
+    epoch: decimal,
+    seq: decimal,
+    leaves: num,
+    taskIds: listOf(hex),
+    signers: optional(num),
+    txHash: optional(hex),
+    gasUsed: optional(decimal),
+    settledBy: optional(hex),
+    reason: optional(str),
+    at: num
+  },
+  'batch-refused': { root: hex, seq: decimal, code: str, reason: str, taskId: optional(hex) },
   'gateway-ready': { url: str, peerId: str, address: hex, tokenRequired: bool, tokenFile: str },
   'gov-proposed': {
     proposalId: decimal, action: oneOf('set', 'guardian', 'unpause'), parameter: nullable(str), value: nullable(str), description: str, proposer: hex,

@@ -60,6 +60,8 @@ export interface LocalNetworkOptions {
   operatorArgs?: (index: number) => string[]
   /** Extra flags for every node (e.g. --probe). */
   nodeArgs?: string[]
+  /** Extra flags for the aggregator (e.g. --batch-max-leaves). */
+  aggregatorArgs?: string[]
   /**
    * Run a local anvil chain: deploy the contracts, fund and register the
    * operators, start epoch 1, and point every node at it (--chain).
@@ -165,7 +167,7 @@ export async function startLocalNetwork (opts: LocalNetworkOptions): Promise<Loc
     // announces its shards on the DHT, and operators fetch it for the first task.
     const starts = [
       ...opDirs.map((d, i) => () => new ChildNode(`operator-${i}`, ['operator', ...common(d), '--bootstrap', bootstrapAddr, ...(opts.operatorArgs?.(i) ?? ['--no-model-dir'])], join(root, `operator-${i}.log`), opts.operatorEnv?.(i))),
-      () => new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace], join(root, 'aggregator.log'))
+      () => new ChildNode('aggregator', ['aggregator', ...common(aggDir), '--bootstrap', bootstrapAddr, ...grace, ...(opts.aggregatorArgs ?? [])], join(root, 'aggregator.log'))
     ]
     const wave = Math.max(1, opts.startWave ?? starts.length)
     progress(`starting ${opDirs.length} operators and an aggregator${wave < starts.length ? ` (${wave} at a time)` : ''}`)

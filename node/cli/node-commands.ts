@@ -31,6 +31,9 @@ export async function runRole (role: NodeRoleName, values: OptionValues<typeof N
     config,
     operatorSet,
     settlement: aggregate ? chain : undefined,
+    // issue 15: batches of tab tasks settle through the same client; operators ask it what is settled already
+    batchSettlement: aggregate ? chain : undefined,
+    tabSettled: chain != null ? async (requester, sequence) => await chain.tabSettled(requester, sequence) : undefined,
     modelGate: chain?.config.modelRegistry != null ? chain : undefined,
     payments: chain,
     probe: values.probe === true,

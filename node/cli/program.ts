@@ -22,7 +22,8 @@ const CONFLICT_REASONS: Record<string, string> = {
   'rpc|genesis': '--rpc <url> asks the bootstrap node for the contracts on a chain, --genesis <file> runs without a chain; give one',
   'model-dir|no-model-dir': '--model-dir names local models, --no-model-dir starts without any; give one',
   'keystore|address': '--address looks up another operator, --keystore <dir> names this one; give one',
-  'offchain|gov': '--gov changes a parameter on the devnet\'s chain, --offchain runs without one; give one'
+  'offchain|gov': '--gov changes a parameter on the devnet\'s chain, --offchain runs without one; give one',
+  'offchain|batch': '--batch settles tab tasks in a batch on the devnet\'s chain, --offchain runs without one; give one'
 }
 
 /** `--listen a --listen b` → ['a', 'b']. */
@@ -99,6 +100,11 @@ function addNodeOptions (cmd: Command, kind: 'operator' | 'aggregator' | 'bootst
     .addOption(repeatable('--model-dir <dir>', 'model directory (manifest.json + model.onnx) (default: the shipped model)').conflicts('noModelDir'))
     .addOption(noFlag('--no-model-dir', 'start without local models: fetch each through the DHT when a task names it'))
     .option('--grace-ms <ms>', 'aggregation grace window after quorum (default: 250)')
+  if (role === 'aggregator' || role === 'operator') {
+    cmd.option('--batch-max-leaves <n>', 'aggregators: a batch of tab tasks closes once it holds this many (default: 64)')
+    cmd.option('--batch-max-wait-ms <ms>', 'aggregators: a batch closes this long after its first task was certified (default: 5000)')
+  }
+  cmd
     .option('--json', 'print machine-readable event lines on stdout')
   if (role !== 'client') {
     cmd.option('--probe', 'relay and report gossip latency probes (benchmarks)')
@@ -419,7 +425,8 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--offchain', 'no chain: operators from a genesis file, certificates only off-chain')
     .option('--npm-models <keys|none>', 'real models from npm to run after the shipped one, comma-separated: silero-vad, ppocr-cls, ppocr-rec (default: ppocr-cls)')
     .addOption(new Option('--gov', 'then change a network parameter through governance: propose, vote with the operators\' stake, queue, execute (anvil\'s clock moved past the voting period and the timelock delay), and print it before and after').conflicts('offchain'))
-    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none', 'npm start -- --gov']))
+    .addOption(new Option('--batch', 'then send tab tasks from two requesters (paid from credit tabs), settle them on chain in one batch, prove each leaf with its Merkle proof and print the gas per task').conflicts('offchain'))
+    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none', 'npm start -- --gov', 'npm start -- --batch']))
     .action(action(async () => (await import('./devnet.js')).runDevnetCommand))
 
   configureTree(program)

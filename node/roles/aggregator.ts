@@ -181,9 +181,12 @@ export class Aggregator implements Startable {
   async onCertificate (qc: QuorumCertificate): Promise<void> {
     const { store, submitter } = this.components
     this.close(toHex(qc.taskId))
+    // A tab task settles only in a batch (issue 15): its certificate is never posted alone.
+    const task = this.components.tasks.get(qc.taskId)?.task ?? await store?.getTask(qc.taskId)
+    const single = submitter != null && task?.voucher == null
     // Kept as a pending submission, posted only if the chain still lacks it after a while.
-    await store?.putCertificate(qc, { submit: submitter != null })
-    submitter?.kick('certificate', toHex(qc.taskId), BACKUP_SUBMISSION_DELAY_MS)
+    await store?.putCertificate(qc, { submit: single })
+    if (single) submitter?.kick('certificate', toHex(qc.taskId), BACKUP_SUBMISSION_DELAY_MS)
   }
 
   private count (state: Aggregating, att: Attestation): void {
@@ -231,8 +234,10 @@ export class Aggregator implements Startable {
     this.close(toHex(entry.taskId))
     if (store != null && await store.getCertificate(entry.taskId) != null) return
     const qc = state.aggregation.buildCertificate(best)
-    await store?.putCertificate(qc, { submit: submitter != null })
-    submitter?.kick('certificate', toHex(qc.taskId))
+    // A tab task settles only in a batch (issue 15, node/roles/batcher.ts): no single submission.
+    const single = submitter != null && entry.task.voucher == null
+    await store?.putCertificate(qc, { submit: single })
+    if (single) submitter?.kick('certificate', toHex(qc.taskId))
     const signers = decodeSignerBitmap(qc.signerBitmap, state.aggregation.operatorSet.operators.length)
     log('task %s: certificate formed%s with %s of %s stake by %d signers', toHex(entry.taskId), this.init.backup === true ? ' (as backup)' : '',
       bytesToUint256(qc.signedStake), bytesToUint256(qc.totalStake), signers.ok ? signers.signers.length : 0)

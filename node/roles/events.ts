@@ -7,6 +7,8 @@ import type { EquivocationEvidence } from '../../consensus/index.js'
 import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../../protocols/wire/index.js'
 import type { FetchProgress } from '../models/index.js'
 import type { ConflictEvidence } from '../../storage/index.js'
+import type { BatchReport } from './batcher.js'
+import type { BatchRefusal } from './batch-signer.js'
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
@@ -47,6 +49,10 @@ export interface PoiNodeEvents {
   model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
   /** Another live process uses this node's peer id (or, seen here, a remote peer's): warn the operator. */
   'duplicate-identity': CustomEvent<DuplicateIdentity>
+  /** A step of a batch this aggregator proposed (issue 15): proposed, certified, settled on chain, failed, or dropped without quorum. */
+  batch: CustomEvent<BatchReport>
+  /** This operator refused to sign a batch proposal, and why (node/roles/batch-signer.ts). */
+  'batch-refused': CustomEvent<BatchRefusal & { root: `0x${string}`, seq: bigint }>
 }
 
 /** What a `conflict-evidence` event carries: the evidence, its stored id, and who it accuses (indices in the first certificate's epoch). */

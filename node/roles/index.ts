@@ -10,7 +10,10 @@
  * - stream data: inputs and outputs by reference;
  * - conflicts: conflicting certificates (and a certificate against an attestation) kept as evidence;
  * - submitter: gets certificates and evidence on-chain exactly once;
- * - payment gate: on a chain, admits only tasks their requesters' deposits pay for.
+ * - payment gate: on a chain, admits only tasks their requesters' deposits pay for;
+ * - batches (issue 15): the batcher (aggregators) closes batches of certified tab tasks and
+ *   settles them; the batch signer (operators) signs proposals that pass its checks; the batch
+ *   gossip relays the batches topic between them.
  */
 export { createEpochs, Epochs, type EpochsComponents, type EpochsInit } from './epochs.js'
 export { TaskBook, TASK_MEMORY_TTL_MS, type TrackedTask } from './task-book.js'
@@ -31,6 +34,16 @@ export {
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
 export {
   Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS,
-  type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
+  type BatchSettlementChain, type BatchSubmission, type BatchOutcome, type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
 } from './submitter.js'
+export { buildBatch, summarize, modelKeyOf, compareTaskIds, NO_BATCH_REF, type BatchItem, type BuiltBatch, type TaskVoucher } from './batch-contents.js'
+export {
+  BatchSigner, SignedBatches, checkBatchProposal, SIGNED_BATCH_EXPIRY_MS,
+  type BatchProposalContent, type BatchRefusal, type BatchRefusalCode, type BatchSignerSource, type BatchSignerComponents
+} from './batch-signer.js'
+export {
+  Batcher, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_BATCH_MAX_WAIT_MS, BATCH_SIGNATURE_TIMEOUT_MS,
+  type BatcherComponents, type BatcherInit, type BatchReport, type BatchState
+} from './batcher.js'
+export { BatchGossip, storeBatchSource, storedBatchItem, voucherOf } from './batch-gossip.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type ConflictReport, type Rejection, type DuplicateIdentity } from './events.js'

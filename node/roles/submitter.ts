@@ -1,5 +1,6 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
+import type { BatchQuorumCertificate, BatchSummary } from '../../consensus/index.js'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../../protocols/wire/index.js'
 import type { NodeStore, StoredConflict, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
@@ -76,6 +77,27 @@ export interface SettlementChain {
   submitConflict: (conflict: StoredConflict, options?: SubmitOptions) => Promise<TxReceipt>
 }
 
+/** A batch to settle (issue 15): its certificate and the settlement summary its signers signed. */
+export interface BatchSubmission {
+  qc: BatchQuorumCertificate
+  summary: BatchSummary
+}
+
+/** What the submitter needs from the chain for batches; the viem implementation lives in chain-client.ts. */
+export interface BatchSettlementChain {
+  readonly account: `0x${string}` | undefined
+  /** Who stored the batch's root, or undefined while the chain does not hold it. */
+  batchSettlement: (root: `0x${string}`) => Promise<Settlement | undefined>
+  /** Sends TaskManager.submitBatch; `accepted: false` when another account's batch with this root came first. */
+  submitBatch: (batch: BatchSubmission, options?: SubmitOptions) => Promise<TxReceipt | undefined>
+}
+
+/** How a batch submission ended; 'pending' when the submitter stopped first (the batcher resumes it at its next start). */
+export type BatchOutcome =
+  | { state: 'confirmed' | 'settled-by-other', txHash: `0x${string}`, by: `0x${string}` | undefined, gasUsed?: bigint, attempts: number }
+  | { state: 'failed', revert?: string, lastError: string, attempts: number }
+  | { state: 'pending', attempts: number }
+
 export interface SubmitterEvents {
   /** Settled on-chain by this node's account. */
   confirmed: CustomEvent<Submission>
@@ -109,10 +131,60 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
   private abort = new AbortController()
   private stopped = false
 
-  constructor (store: NodeStore, chain: SettlementChain) {
+  constructor (store: NodeStore, chain: SettlementChain, private readonly batchChain?: BatchSettlementChain) {
     super()
     this.store = store
     this.chain = chain
+  }
+
+  /** Whether this submitter can settle batches (its chain client implements submitBatch). */
+  get settlesBatches (): boolean { return this.batchChain != null }
+
+  /**
+   * Gets a batch on chain, as certificates are: every attempt asks the chain first, a named
+   * revert ends it (failed), anything else is retried with the same capped backoff. Losing a
+   * race to another aggregator's identical batch is 'settled-by-other', not an error. The
+   * batcher keeps the batch in its store until this resolves, so a restart resumes it.
+   */
+  async submitBatch (batch: BatchSubmission): Promise<BatchOutcome> {
+    const chain = this.batchChain
+    if (chain == null) return { state: 'failed', lastError: 'this node\'s chain client cannot submit batches', attempts: 0 }
+    const root = batch.qc.root
+    let attempts = 0
+    const settled = (s: Settlement): BatchOutcome => {
+      const ours = chain.account != null && s.by.toLowerCase() === chain.account.toLowerCase()
+      return { state: ours ? 'confirmed' : 'settled-by-other', txHash: s.txHash, by: s.by, gasUsed: s.gasUsed, attempts }
+    }
+    while (!this.stopped) {
+      try {
+        const before = await chain.batchSettlement(root)
+        if (before != null) return settled(before)
+        attempts++
+        const receipt = await chain.submitBatch(batch, { signal: this.abort.signal })
+        if (receipt != null && receipt.accepted !== false) {
+          log('batch %s confirmed in %s (%s gas)', root, receipt.txHash, receipt.gasUsed)
+          return { state: 'confirmed', txHash: receipt.txHash, by: chain.account, gasUsed: receipt.gasUsed, attempts }
+        }
+        const after = await chain.batchSettlement(root)
+        if (after != null) return settled(after)
+        throw new PoiError('ERR_SUBMISSION_NOT_SETTLED', `batch ${root}: transaction ${receipt?.txHash ?? 'none'} was mined but the chain holds no such batch; sending again`)
+      } catch (err) {
+        const message = (err as Error).message
+        if (err instanceof PermanentSubmissionError) {
+          log.error('batch %s failed for good%s: %s', root, err.revert != null ? ` (reverts with ${err.revert})` : '', message)
+          return { state: 'failed', revert: err.revert, lastError: message, attempts }
+        }
+        if (this.stopped) break
+        const retryInMs = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(Math.max(attempts - 1, 0), 16))
+        log('batch %s failed (attempt %d), retrying in %d ms: %s', root, attempts, retryInMs, message.split('\n')[0])
+        await new Promise<void>(resolve => {
+          const timer = setTimeout(() => { this.timers.delete(timer); resolve() }, retryInMs)
+          this.timers.add(timer)
+          this.abort.signal.addEventListener('abort', () => { clearTimeout(timer); this.timers.delete(timer); resolve() }, { once: true })
+        })
+      }
+    }
+    return { state: 'pending', attempts }
   }
 
   /** Picks up everything a previous run left unsettled. */

@@ -53,7 +53,10 @@ export const SLOWEST_FIRST = [
   'gov-cli',
   // issue 15: batches on one anvil chain each (a few dozen transactions; under 40 s quiet)
   'batch-settlement',
-  'batch-invariant'
+  'batch-invariant',
+  // issue 15: batches on anvil through a network of processes (about 40 s quiet), then through an in-process network (about 20 s)
+  'batch-chain',
+  'batch-network'
 ]
 
 /**
