@@ -187,7 +187,7 @@ export function verifyBatchCertificate (qc: BatchQuorumCertificate, operatorSet:
 }
 
 /** The signature set proving a batch certificate's aggregate signature, or null when it cannot be built. */
-export function batchCertificateSignatureSet (qc: BatchQuorumCertificate, operatorSet: OperatorSet): SignatureSet | null {
+export function batchCertificateSignatureSet (qc: BatchSigningFields & Pick<BatchQuorumCertificate, 'signerBitmap' | 'aggregateSig'>, operatorSet: OperatorSet): SignatureSet | null {
   try {
     const bitmap = decodeSignerBitmap(qc.signerBitmap, operatorSet.operators.length)
     if (!bitmap.ok || bitmap.signers.length === 0 || qc.aggregateSig.length !== BLS_SIGNATURE_BYTES) return null

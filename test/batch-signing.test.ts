@@ -20,7 +20,7 @@ import { buildBatch, type BatchItem, type TaskVoucher } from '../node/roles/batc
 import { Batcher, type BatchReport } from '../node/roles/batcher.js'
 import type { BatchSubmission } from '../node/roles/submitter.js'
 import {
-  BatchSigner, SignedBatches, checkBatchProposal,
+  BatchSigner, SignedBatches, reviewBatchProposal,
   type BatchProposalContent, type BatchRefusalCode, type BatchSignerSource
 } from '../node/roles/batch-signer.js'
 import { attest, makeOperators, type TestOperators } from './consensus-fixtures.js'
@@ -83,7 +83,7 @@ describe('batch signing (issue 15)', function () {
   }
 
   async function refusal (proposal: BatchProposalContent, options: { source?: BatchSignerSource, set?: OperatorSet, ledger?: SignedBatches } = {}): Promise<BatchRefusalCode | 'signed'> {
-    const check = await checkBatchProposal(proposal, options.set ?? ops.set, options.source ?? source, options.ledger ?? freshLedger())
+    const check = await reviewBatchProposal(proposal, options.set ?? ops.set, options.source ?? source, options.ledger ?? freshLedger())
     return check.ok ? 'signed' : check.refusal.code
   }
 

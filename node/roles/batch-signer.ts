@@ -169,7 +169,7 @@ function refuse (code: BatchRefusalCode, reason: string, taskId?: Hex): BatchChe
  * Runs every check on a proposal, cheapest first; the first that fails is the refusal. On
  * success returns the batch's items in leaf order.
  */
-export async function checkBatchProposal (proposal: BatchProposalContent, operatorSet: OperatorSet, source: BatchSignerSource, signed?: SignedBatches): Promise<BatchCheck> {
+export async function reviewBatchProposal (proposal: BatchProposalContent, operatorSet: OperatorSet, source: BatchSignerSource, signed?: SignedBatches): Promise<BatchCheck> {
   const { leaves } = proposal
   if (proposal.epoch !== operatorSet.epoch) return refuse('unknown-epoch', `the batch is of epoch ${proposal.epoch}, this node checks against epoch ${operatorSet.epoch}`)
   try {
@@ -286,7 +286,7 @@ export interface BatchSignerComponents {
 }
 
 /**
- * Signs proposals that pass checkBatchProposal. One proposal at a time: checks read what the
+ * Signs proposals that pass reviewBatchProposal. One proposal at a time: checks read what the
  * last signature claimed, so two proposals sharing a leaf cannot both pass.
  */
 export class BatchSigner {
@@ -316,10 +316,10 @@ export class BatchSigner {
         await publish(proposal, share)
         return { share }
       }
-      let check = await checkBatchProposal(proposal, set, source, signed)
+      let check = await reviewBatchProposal(proposal, set, source, signed)
       for (const until = Date.now() + MISSING_CERTIFICATE_WAIT_MS; !check.ok && check.refusal.code === 'no-certificate' && Date.now() < until;) {
         await new Promise(resolve => setTimeout(resolve, MISSING_CERTIFICATE_POLL_MS))
-        check = await checkBatchProposal(proposal, set, source, signed)
+        check = await reviewBatchProposal(proposal, set, source, signed)
       }
       if (check.ok) {
         await signed.signed(proposal.root, proposal.leaves.map(l => l.taskId))

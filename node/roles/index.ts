@@ -38,7 +38,7 @@ export {
 } from './submitter.js'
 export { buildBatch, summarize, modelKeyOf, compareTaskIds, NO_BATCH_REF, type BatchItem, type BuiltBatch, type TaskVoucher } from './batch-contents.js'
 export {
-  BatchSigner, SignedBatches, checkBatchProposal, SIGNED_BATCH_EXPIRY_MS,
+  BatchSigner, SignedBatches, reviewBatchProposal, SIGNED_BATCH_EXPIRY_MS,
   type BatchProposalContent, type BatchRefusal, type BatchRefusalCode, type BatchSignerSource, type BatchSignerComponents
 } from './batch-signer.js'
 export {

@@ -18,7 +18,7 @@
 import bls from '@chainsafe/bls/blst-native'
 import { bytesToHex, getAddress, hexToBytes, type Hex } from 'viem'
 import {
-  BatchTree, batchDigest, batchSummaryHash, decodeSignerBitmap, operatorPublicKeys, DEFAULT_MIN_SIGNERS, DEFAULT_QUORUM_BPS,
+  BatchTree, batchCertificateSignatureSet, batchDigest, batchSummaryHash, decodeSignerBitmap, operatorPublicKeys, DEFAULT_MIN_SIGNERS, DEFAULT_QUORUM_BPS,
   type BatchLeaf, type BatchSummary, type OperatorSet, type SignatureSet, type SigningDomain, type TabCharge
 } from '../../consensus/index.js'
 import {
@@ -145,17 +145,9 @@ export function batchSignatureSet (sig: BatchSignature, set: OperatorSet): Signa
   return { publicKey: operator.blsPublicKey, message: batchDigest(set.domain, bytesToHex(sig.root), sig.epoch, bytesToHex(sig.summaryHash)), signature: sig.signature }
 }
 
-/** The set that checks a batch certificate's aggregate (signers' keys aggregated); null for an empty or bad bitmap. */
-export function batchCertificateSignatureSet (c: BatchCertificate, set: OperatorSet, summaryHash: Hex): SignatureSet | null {
-  try {
-    const bitmap = decodeSignerBitmap(c.signerBitmap, set.operators.length)
-    if (!bitmap.ok || bitmap.signers.length === 0) return null
-    const keys = operatorPublicKeys(set)
-    const publicKey = bls.PublicKey.aggregate(bitmap.signers.map(index => keys[index]!)).toBytes()
-    return { publicKey, message: batchDigest(set.domain, bytesToHex(c.root), c.epoch, summaryHash), signature: c.signature }
-  } catch {
-    return null
-  }
+/** The set that checks a batch certificate's aggregate (consensus batchCertificateSignatureSet on the wire message); null for an empty or bad bitmap. */
+export function wireBatchCertificateSignatureSet (c: BatchCertificate, set: OperatorSet, summaryHash: Hex): SignatureSet | null {
+  return batchCertificateSignatureSet({ root: bytesToHex(c.root), epoch: c.epoch, summaryHash, signerBitmap: c.signerBitmap, aggregateSig: c.signature }, set)
 }
 
 /** Checks signature sets (batched, off the main thread, in the node); without it, verified here. */
@@ -229,7 +221,7 @@ export async function checkBatchMessage (bytes: Uint8Array, ctx: BatchCheckConte
       if (bitmap.signers.length < DEFAULT_MIN_SIGNERS || signedStake * BigInt(BPS_DENOMINATOR) < BigInt(quorumBps) * set.totalStake) {
         return { verdict: 'reject', reason: `batch certificate ${root}: ${bitmap.signers.length} signers hold ${signedStake} of ${set.totalStake} stake, below the quorum of ${quorumBps}/${BPS_DENOMINATOR}` }
       }
-      const signatureSet = batchCertificateSignatureSet(c, set, batchSummaryHash(summaryFromWire(c)))
+      const signatureSet = wireBatchCertificateSignatureSet(c, set, batchSummaryHash(summaryFromWire(c)))
       if (signatureSet == null || !await verify(signatureSet)) {
         return { verdict: 'reject', reason: `batch certificate ${root}: the aggregate signature does not verify for its signers over this root, epoch and summary` }
       }

@@ -11,6 +11,6 @@ export { checkTask, checkAttestation, precheckAttestation, checkCertificate, out
 export type { Validation, TaskCheckContext, AttestationCheckContext, AttestationPrecheckContext, CertificateCheckContext } from './validators.js'
 export {
   leafToWire, leafFromWire, summaryToWire, summaryFromWire, batchProposalOf, batchProposalParts, batchSignatureOf,
-  batchCertificateOf, batchCertificateParts, batchSignatureSet, batchCertificateSignatureSet, checkBatchMessage
+  batchCertificateOf, batchCertificateParts, batchSignatureSet, wireBatchCertificateSignatureSet, checkBatchMessage
 } from './batches.js'
 export type { BatchProposalParts, BatchCertificateParts, BatchCheckContext } from './batches.js'
