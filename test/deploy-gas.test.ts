@@ -27,8 +27,8 @@ describe('deployment gas estimate (anvil)', function () {
     await chain?.stop()
   })
 
-  it('estimates each of the six deployments, close to what deployPoi then uses', async () => {
-    // account 1 has deployed nothing yet: its first six transactions will be the six contracts
+  it('estimates each of the seven deployments (the BatchSettlement library included), close to what deployPoi then uses', async () => {
+    // account 1 has deployed nothing yet: its first seven transactions will be the seven contracts
     const wallet = chain.wallets[1]
     const from = wallet.account.address
     const nonce = await chain.publicClient.getTransactionCount({ address: from })
