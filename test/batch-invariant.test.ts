@@ -29,6 +29,7 @@ import { signBatch, tabBatch, type TabTask } from './helpers/batch-chain.js'
 import { ownedManifest } from './helpers/model-manifests.js'
 import { ETHER } from './consensus-fixtures.js'
 import { anvilAccount, chainNowMs, nextEpoch, registerAll, startPoiChain, TEST_TASK_LIFE_MS, type PoiChain } from './helpers/poi-chain.js'
+import { fuzzSeed, Prng } from './helpers/prng.js'
 
 const FUZZ_TIMEOUT_MS = 150_000
 const STEPS = 45
@@ -44,33 +45,6 @@ const MODEL_FEE = 300_000_000_000_001n
 const BPS = 10_000n
 /** Gas for batches sent although they must revert (no estimate: it would fail). */
 const REVERTING_TX_GAS = 3_000_000n
-
-/** mulberry32, as payments-invariant: enough to replay a sequence from its seed. */
-class Prng {
-  private state: number
-  constructor (seed: number) { this.state = seed >>> 0 }
-  next (): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0
-    let t = this.state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-
-  int (n: number): number { return Math.floor(this.next() * n) }
-  chance (p: number): boolean { return this.next() < p }
-  big (lo: bigint, hi: bigint): bigint { return lo + BigInt(Math.floor(this.next() * Number(hi - lo + 1n))) }
-}
-
-function fuzzSeed (): number {
-  const fromEnv = process.env.POI_FUZZ_SEED
-  if (fromEnv !== undefined && fromEnv !== '') {
-    const seed = Number(fromEnv)
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new Error(`POI_FUZZ_SEED must be an integer in 0..4294967295, got ${fromEnv}`)
-    return seed
-  }
-  return randomBytes(4).readUInt32BE(0)
-}
 
 /** The off-chain model of what the contract holds for each party. */
 interface Model {

@@ -21,7 +21,6 @@
  * replays the same sequence.
  */
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { createPublicClient, erc20Abi, http, isAddressEqual, parseEventLogs, zeroAddress, type PublicClient, type TransactionReceipt } from 'viem'
 import { foundry } from 'viem/chains'
 import { generateBlsSecretKey, signAttestation, type EquivocationEvidence } from '../consensus/index.js'
@@ -33,6 +32,7 @@ import { taskIdOf } from '../protocols/wire/index.js'
 import { ownedManifest } from './helpers/model-manifests.js'
 import { ETHER, hash32 } from './consensus-fixtures.js'
 import { currentEpoch, expectRevert, makeCertificate, nextEpoch, paidTask, registerAll, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { fuzzSeed, Prng } from './helpers/prng.js'
 
 /** Per `it`: a few hundred anvil transactions and BLS signatures on a loaded 2-core machine. */
 const FUZZ_TIMEOUT_MS = 120_000
@@ -59,29 +59,6 @@ const REVERTING_TX_GAS = 1_000_000n
 const UNLOCK_MARGIN_S = 300n
 /** anvil mines at once; a receipt is there by the next poll. */
 const FAST_POLL_MS = 20
-
-/** mulberry32: a small seeded PRNG, enough to replay a sequence from its seed. */
-class Prng {
-  private state: number
-  constructor (seed: number) { this.state = seed >>> 0 }
-  next (): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0
-    let t = this.state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-
-  int (n: number): number { return Math.floor(this.next() * n) }
-  chance (p: number): boolean { return this.next() < p }
-  pick<T> (xs: readonly T[]): T { return xs[this.int(xs.length)] }
-  /** A uniform-ish bigint in [lo, hi] (53 random bits scaled). */
-  big (lo: bigint, hi: bigint): bigint {
-    const span = hi - lo + 1n
-    const r = (BigInt(this.int(2 ** 26)) << 27n) | BigInt(this.int(2 ** 27))
-    return lo + (r * span >> 53n)
-  }
-}
 
 /** A non-negative rational, exact. */
 class Fraction {
@@ -555,16 +532,6 @@ async function runFuzz (chain: PoiChain, seed: number, steps: number, replay: st
   assert.ok(dust < BigInt(claimFloors + 1), `after every withdrawal and claim the vault still holds ${dust} wei (bound ${claimFloors + 1})`)
   console.log(`    drained: ${dust} wei of rounding dust left over ${epochs.size} epochs`)
   return coverage
-}
-
-function fuzzSeed (): number {
-  const fromEnv = process.env.POI_FUZZ_SEED
-  if (fromEnv !== undefined && fromEnv !== '') {
-    const seed = Number(fromEnv)
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new Error(`POI_FUZZ_SEED must be an integer in 0..4294967295, got ${fromEnv}`)
-    return seed
-  }
-  return randomBytes(4).readUInt32BE(0)
 }
 
 /**
