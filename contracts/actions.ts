@@ -6,7 +6,9 @@
 import type { Account, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
 import type { EquivocationEvidence } from '../consensus/index.js'
 import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/wire/index.js'
-import { certificateAndAttestationCalldata, certificateCalldata, conflictingCertificatesCalldata, evidenceCalldata, registrationCalldata } from './calldata.js'
+import {
+  batchLeafAndAttestationCalldata, certificateAndAttestationCalldata, certificateCalldata, conflictingCertificatesCalldata, evidenceCalldata, registrationCalldata, type SignedBatchLeaf
+} from './calldata.js'
 import { OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi } from './generated/artifacts.js'
 import type { OnChainOperatorSet } from './operator-tree.js'
 import { PoiError } from '../protocols/wire/index.js'
@@ -163,6 +165,29 @@ export async function simulateCertificateAndAttestation (
   return await publicClient.simulateContract({
     account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitCertificateAndAttestation',
     args: certificateAndAttestationCalldata(qc, set, attestation, attestationSet)
+  })
+}
+
+/**
+ * Posts an operator's signed batch (of `set`'s epoch) whose leaf for a task differs from that
+ * operator's attestation for the task (proven against `attestationSet`, default `set`); the operator is slashed.
+ */
+export async function submitBatchLeafAndAttestation (
+  walletClient: Wallet, publicClient: PublicClient, slashing: `0x${string}`,
+  batch: SignedBatchLeaf, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
+): Promise<{ slashed: bigint, receipt: TransactionReceipt }> {
+  const { request, result } = await simulateBatchLeafAndAttestation(publicClient, walletClient.account, slashing, batch, set, attestation, attestationSet)
+  return { slashed: result, receipt: await mined(publicClient, await walletClient.writeContract(await withCheckpointHeadroom(publicClient, request, 2)), 'SlashingManager.submitBatchLeafAndAttestation') }
+}
+
+/** The simulated SlashingManager.submitBatchLeafAndAttestation from `account`, without sending it (see simulateCertificate). */
+export async function simulateBatchLeafAndAttestation (
+  publicClient: PublicClient, account: Account, slashing: `0x${string}`,
+  batch: SignedBatchLeaf, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
+) {
+  return await publicClient.simulateContract({
+    account, address: slashing, abi: SlashingManagerAbi, functionName: 'submitBatchLeafAndAttestation',
+    args: batchLeafAndAttestationCalldata(batch, set, attestation, attestationSet)
   })
 }
 

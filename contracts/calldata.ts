@@ -7,7 +7,9 @@
  * (a signature that is not a G2 point encoding, a QC for another epoch than `set`).
  */
 import { bytesToHex, getAddress, keccak256, type Hex } from 'viem'
-import { blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type EquivocationEvidence } from '../consensus/index.js'
+import {
+  blsPublicKeyOf, g1ToEip2537, g2ToEip2537, signProofOfPossession, type BatchLeaf, type BatchSignatureShare, type BatchSigningFields, type EquivocationEvidence
+} from '../consensus/index.js'
 import type { Attestation, QuorumCertificate, TaskAnnouncement } from '../protocols/wire/index.js'
 import { merkleProof, publicKeyHash, type G1Point, type G2Point, type OnChainOperatorSet } from './operator-tree.js'
 import { PoiError } from '../protocols/wire/index.js'
@@ -71,6 +73,31 @@ export type ConflictingCertificatesArgs = readonly [CertificateArgs, NonSignerAr
 
 /** Arguments of SlashingManager.submitCertificateAndAttestation. */
 export type CertificateAndAttestationArgs = readonly [CertificateArgs, NonSignerArgs[], `0x${string}`, G1Point, MemberArgs, SignedArgs]
+
+/** SlashingManager.BatchStatement: an operator's batch signature and the batch's leaf for the task. */
+export type BatchStatementArgs = {
+  member: MemberArgs
+  root: Hex
+  summaryHash: Hex
+  resultHash: Hex
+  outputRef: Hex
+  leafProof: readonly Hex[]
+  signature: G2Point
+}
+
+/** Arguments of SlashingManager.submitBatchLeafAndAttestation(taskId, operator, pubkey, batch, attestation). */
+export type BatchLeafAndAttestationArgs = readonly [Hex, `0x${string}`, G1Point, BatchStatementArgs, SignedArgs]
+
+/**
+ * One operator's signed batch as evidence: the batch fields it signed, its share (BatchSignature),
+ * and the batch's leaf for the disputed task with that leaf's Merkle proof (BatchTree.proof).
+ */
+export interface SignedBatchLeaf {
+  batch: BatchSigningFields
+  share: BatchSignatureShare
+  leaf: BatchLeaf
+  proof: readonly Hex[]
+}
 
 /** OperatorRegistry.register arguments (msg.value is the stake, passed separately). */
 export type RegistrationArgs = { pubkey: G1Point, proofOfPossession: G2Point }
@@ -204,6 +231,33 @@ export function certificateAndAttestationCalldata (
   const index = set.operators.findIndex((_, k) => sameOperator(signer.operator, nonSignerArgs(set, k)))
   if (index < 0) throw new CalldataError(`operator ${signer.operator.operator} is not in the certificate's epoch ${set.epoch}`)
   return [certificate, nonSigners, signer.operator.operator, signer.operator.pubkey, memberOf(set, nonSignerArgs(set, index)), signer.signed]
+}
+
+/**
+ * Arguments of SlashingManager.submitBatchLeafAndAttestation: an operator's signature over a batch
+ * (of `set`'s epoch) whose leaf for a task has one result, and the same operator's attestation for
+ * that task with another, proven against `attestationSet` (default `set`).
+ */
+export function batchLeafAndAttestationCalldata (
+  signed: SignedBatchLeaf, set: OnChainOperatorSet, attestation: Attestation, attestationSet: OnChainOperatorSet = set
+): BatchLeafAndAttestationArgs {
+  if (signed.batch.epoch !== set.epoch) throw new CalldataError(`the batch is for epoch ${signed.batch.epoch} but the operator set is epoch ${set.epoch}`)
+  const signer = signedBy(attestation, attestationSet, 'attestation')
+  const inBatch = nonSignerArgs(set, signed.share.operatorIndex)
+  if (!sameOperator(signer.operator, inBatch)) {
+    throw new CalldataError(`the batch signer (operator ${signed.share.operatorIndex} of epoch ${set.epoch}) is not the attester ${signer.operator.operator}`)
+  }
+  const taskId = hash32(attestation.taskId, 'attestation.taskId')
+  if (BigInt(signed.leaf.taskId) !== BigInt(taskId)) throw new CalldataError(`the batch leaf is for task ${signed.leaf.taskId}, the attestation for ${taskId}`)
+  return [taskId, signer.operator.operator, signer.operator.pubkey, {
+    member: memberOf(set, inBatch),
+    root: signed.batch.root,
+    summaryHash: signed.batch.summaryHash,
+    resultHash: signed.leaf.resultHash,
+    outputRef: signed.leaf.outputRef,
+    leafProof: signed.proof,
+    signature: signature(signed.share.blsSig, 'batch signature')
+  }, signer.signed]
 }
 
 /** Registration arguments for the BLS key `secretKey` and the operator account `address`. */

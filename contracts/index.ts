@@ -24,8 +24,8 @@ export {
 } from './operator-tree.js'
 export {
   type CertificateArgs, type NonSignerArgs, type MemberArgs, type SignedArgs, type EvidenceArgs, type AccusedArgs, type ConflictingCertificatesArgs,
-  type CertificateAndAttestationArgs, type RegistrationArgs, type TaskArgs, type CertificateCalldata, CalldataError,
-  nonSignerIndices, nonSignerArgs, certificateCalldata, qcCalldata, taskArgs, evidenceCalldata, conflictingCertificatesCalldata, certificateAndAttestationCalldata,
+  type CertificateAndAttestationArgs, type BatchStatementArgs, type BatchLeafAndAttestationArgs, type SignedBatchLeaf, type RegistrationArgs, type TaskArgs, type CertificateCalldata, CalldataError,
+  nonSignerIndices, nonSignerArgs, certificateCalldata, qcCalldata, taskArgs, evidenceCalldata, conflictingCertificatesCalldata, certificateAndAttestationCalldata, batchLeafAndAttestationCalldata,
   registrationCalldata
 } from './calldata.js'
 export {
@@ -34,8 +34,8 @@ export {
 } from './registry-reader.js'
 export { contractErrorName, contractErrorArgs } from './revert.js'
 export {
-  registerOperator, advanceEpoch, requestExit, withdrawStake, submitCertificate, submitEvidence, submitConflictingCertificates, submitCertificateAndAttestation,
-  simulateCertificate, simulateEvidence, simulateConflictingCertificates, simulateCertificateAndAttestation, mined, TransactionFailedError
+  registerOperator, advanceEpoch, requestExit, withdrawStake, submitCertificate, submitEvidence, submitConflictingCertificates, submitCertificateAndAttestation, submitBatchLeafAndAttestation,
+  simulateCertificate, simulateEvidence, simulateConflictingCertificates, simulateCertificateAndAttestation, simulateBatchLeafAndAttestation, mined, TransactionFailedError
 } from './actions.js'
 export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {BLS12381} from "./BLS12381.sol";
 import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
@@ -10,13 +11,16 @@ import {TaskManager} from "./TaskManager.sol";
 
 /// @title SlashingManager
 /// @notice Slashes slashBps of an operator's live stake, once per (operator, task), for signing two
-/// different results of one task; the reporter gets reporterBps of each slashed amount. Three kinds
+/// different results of one task; the reporter gets reporterBps of each slashed amount. Four kinds
 /// of evidence, each a pair of signed statements for one task with different result hashes:
 /// - two attestations by the operator, each in an epoch whose set held its key (any two epochs);
 /// - two valid certificates: every operator named as a signer in both is slashed. Attestations
 ///   alone cannot catch keys that cancel in an aggregate (pk and −pk add to nothing, so the pair
 ///   signs nothing yet counts as signing); the certificates they were named in can;
-/// - a valid certificate and an attestation: the attester is slashed if the certificate names it.
+/// - a valid certificate and an attestation: the attester is slashed if the certificate names it;
+/// - the operator's own batch signature (issue 15) over a batch holding a leaf for the task, and
+///   its attestation for the task: a batch settles leaves without per-task certificates on chain,
+///   so a leaf different from what the operator attested must cost as much as two attestations.
 /// @dev Governance: the owner (the timelock once deployPoi hands it over) changes slashBps and
 /// reporterBps within bounds (setParameter).
 contract SlashingManager is Ownable {
@@ -52,6 +56,20 @@ contract SlashingManager is Ownable {
         Member inB;
     }
 
+    /// @notice One operator's signature over a batch (its gossiped BatchSignature) and the batch's
+    /// leaf for the task, proven against the batch root.
+    struct BatchStatement {
+        Member member;
+        bytes32 root;
+        bytes32 summaryHash;
+        bytes32 resultHash;
+        bytes32 outputRef;
+        bytes32[] leafProof;
+        BLS.G2Point signature;
+    }
+
+    /// @dev The tag TaskManager's batch settlement signs under (BatchSettlement.BATCH_DOMAIN_TAG).
+    string internal constant BATCH_DOMAIN_TAG = "POI_BATCH_V1";
     uint256 internal constant BPS_DENOMINATOR = 10_000;
     /// @notice Lowest slashBps governance may set: an equivocation must cost at least a tenth of
     /// the stake, or signing two results becomes a cheap bet.
@@ -89,6 +107,8 @@ contract SlashingManager is Ownable {
     error UnknownEpoch(uint64 epoch);
     /// @notice The operator's bit is clear in certificate `which` (0 = a, 1 = b).
     error NotASigner(address operator, uint8 which);
+    /// @notice The Merkle proof does not take the task's leaf to the batch root.
+    error NotInBatch();
     /// @notice setParameter knows no parameter of that name here.
     error UnknownParameter(bytes32 name);
     /// @notice `value` is outside [min, max] for parameter `name`.
@@ -190,6 +210,32 @@ contract SlashingManager is Ownable {
         _checkMember(operator, key, attestation.member);
         _checkSigned(qc.taskId, attestation, key, 1);
         amount = _slash(operator, qc.taskId, qc.epoch);
+    }
+
+    /// @notice An operator's own signature over a batch whose leaf for `taskId` has one result, and
+    /// its attestation for `taskId` with another. The batch need not have settled: the operator's
+    /// signature over its root is the statement. `batch.member` is its leaf in the batch's epoch.
+    /// @return amount The stake taken from the operator.
+    function submitBatchLeafAndAttestation(
+        bytes32 taskId,
+        address operator,
+        BLS.G1Point calldata pubkey,
+        BatchStatement calldata batch,
+        Signed calldata attestation
+    ) external returns (uint256 amount) {
+        if (batch.resultHash == attestation.resultHash) revert IdenticalResults();
+        if (slashed[operator][taskId]) revert AlreadySlashed();
+        BLS.G1Point memory key = pubkey;
+        _checkMember(operator, key, batch.member);
+        _checkMember(operator, key, attestation.member);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, batch.resultHash, batch.outputRef))));
+        if (!MerkleProof.verifyCalldata(batch.leafProof, batch.root, leaf)) revert NotInBatch();
+        bytes32 digest = keccak256(
+            abi.encode(BATCH_DOMAIN_TAG, block.chainid, taskManager, batch.root, batch.member.epoch, batch.summaryHash)
+        );
+        if (!BLS12381.verify(key, abi.encodePacked(digest), batch.signature)) revert InvalidSignature(0);
+        _checkSigned(taskId, attestation, key, 1);
+        amount = _slash(operator, taskId, batch.member.epoch);
     }
 
     function _slash(address operator, bytes32 taskId, uint64 epoch) internal returns (uint256 amount) {
