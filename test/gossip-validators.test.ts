@@ -54,9 +54,15 @@ describe('gossip validators (pure functions)', () => {
       const otherChain = await signTask(account, TEST_DOMAIN.taskManager, { ...fields, chainId: 1n })
       assert.match(reasonOf(await checkTask(encodeTaskAnnouncement(otherChain), taskContext)), /is for chain 1, this network is chain 31337/)
       const far = await signTask(account, TEST_DOMAIN.taskManager, { ...fields, deadline: BigInt(NOW + 3_600_000) })
-      assert.match(reasonOf(await checkTask(encodeTaskAnnouncement(far), taskContext)), /more than the 600 s this node accepts/)
+      const farVerdict = await checkTask(encodeTaskAnnouncement(far), taskContext)
+      assert.match(reasonOf(farVerdict), /more than the 600 s this node accepts/)
       const unknown = await signTask(account, TEST_DOMAIN.taskManager, { ...fields, modelId: Uint8Array.from([1, 2, 3]) })
-      assert.match(reasonOf(await checkTask(encodeTaskAnnouncement(unknown), taskContext)), /names unknown model/)
+      const unknownVerdict = await checkTask(encodeTaskAnnouncement(unknown), taskContext)
+      assert.match(reasonOf(unknownVerdict), /names unknown model/)
+      // This node's own limits are ignored, not rejected: the honest sender keeps its gossip score.
+      assert.equal(farVerdict.verdict, 'ignore')
+      assert.equal(unknownVerdict.verdict, 'ignore')
+      assert.equal((await checkTask(encodeTaskAnnouncement(otherChain), taskContext)).verdict, 'reject')
       const good = await signTask(account, TEST_DOMAIN.taskManager, fields)
       const forged = { ...good, nonce: 2n }
       const v = await checkTask(encodeTaskAnnouncement(forged), taskContext)

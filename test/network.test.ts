@@ -161,7 +161,7 @@ describe('network: operators, aggregator and requester over libp2p on 127.0.0.1'
       const forged = { ...good, nonce: 100n } // signature no longer matches
       const unknownModel = await signTask(account, TEST_TASK_MANAGER, { ...base, modelId: Uint8Array.from([1, 2, 3, 4]) })
       const tooFar = await signTask(account, TEST_TASK_MANAGER, { ...base, deadline: BigInt(Date.now() + 3_600_000) })
-      // Sent by a throwaway peer: rejected messages cost the sender its score.
+      // Sent by a throwaway peer: the forged one is rejected and costs the sender its score.
       const sender = await net.extraNode(await freshKeysAsync(), 'bad-tasks')
       await connectDirect(sender, net.operators[0]!, 'tasks')
       for (const task of [forged, unknownModel, tooFar]) await sender.libp2p.services.pubsub.publish(TOPICS.tasks, encodeTaskAnnouncement(task))

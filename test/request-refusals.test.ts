@@ -19,6 +19,7 @@ import { TEST_DOMAIN } from './consensus-fixtures.js'
 import { runPoi } from './helpers/cli.js'
 import { DEFAULT_MIN_SIGNERS, signProofOfPossession, writeGenesis } from '../consensus/index.js'
 import { startTestNetwork, type TestNetwork } from './helpers/network.js'
+import type { Rejection } from '../node/poi-node.js'
 
 /** A peer id for bootstrap addresses that nothing answers as. */
 const SOME_PEER = '12D3KooWGzRvmrDmrVGVdAN1EJbGpRvQcwhD5XHXjYNtdyUmyj9w'
@@ -97,6 +98,10 @@ describe('a task the nodes refuse fails at the requester with their reason', fun
 
   it('a model no node knows: TaskRefusedError naming the node and its reason, within seconds', async () => {
     const unknownModel = randomBytes(32)
+    const verdicts: string[] = []
+    const onRejected = (e: CustomEvent<Rejection>): void => { if (e.detail.topic === 'task') verdicts.push(e.detail.verdict) }
+    const nodes = [net.bootstrap, net.aggregator, ...net.operators].filter(n => n !== undefined)
+    for (const n of nodes) n.addEventListener('rejected', onRejected)
     const started = Date.now()
     const err = await requestInference(net.requester, net.requesterKeys.account, { modelId: unknownModel, input, timeoutMs: TIMEOUT_MS })
       .then(() => undefined, (e: unknown) => e)
@@ -108,6 +113,10 @@ describe('a task the nodes refuse fails at the requester with their reason', fun
     assert.match(err.reason, /names unknown model/)
     const fullNodes = [net.bootstrap, net.aggregator, ...net.operators].filter(n => n !== undefined).map(n => n.libp2p.peerId.toString())
     assert.ok(fullNodes.includes(err.peer), `${err.peer} is one of the network's full nodes`)
+    // Ignored, not rejected: an honest requester's mistake must not cost it the gossip score
+    // that keeps it in the meshes bringing its next task's certificate (the next tests need them).
+    for (const n of nodes) n.removeEventListener('rejected', onRejected)
+    assert.ok(verdicts.length > 0 && verdicts.every(v => v === 'ignore'), `the nodes' verdicts on the task: ${verdicts.join(', ') || 'none'}`)
 
     // The node itself answers REFUSED with the reason over /poi/result/1/.
     const answer = await fetchResult(net.requester.libp2p, net.bootstrap.libp2p.peerId, err.taskId)
@@ -116,8 +125,8 @@ describe('a task the nodes refuse fails at the requester with their reason', fun
     assert.equal(RESULT_STATUS.REFUSED, 5)
   })
 
-  // Before the next test: its task is rejected by the nodes, which then score its sender down
-  // (gossip), and the 11 min case here needs the network to ask its limit.
+  // The 11 min case here needs the network to ask its limit: the requester must still be in the
+  // meshes after the previous test's refused task.
   it('the library refuses a timeout or quorum the nodes would refuse before announcing', async () => {
     const refused = async (params: { timeoutMs?: number, quorumBps?: number }, param: string, message?: RegExp): Promise<void> => {
       const err = await requestInference(net.requester, net.requesterKeys.account, { modelId, input, ...params }).then(() => undefined, (e: unknown) => e)

@@ -65,10 +65,14 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
   if (task.chainId !== ctx.chainId) return refuseTask(`task ${id} is for chain ${task.chainId}, this network is chain ${ctx.chainId}`)
   const deadline = Number(task.deadline)
   if (deadline <= ctx.now) return refuseTask(`task ${id} arrived after its deadline (${new Date(deadline).toISOString()})`, 'ignore')
+  // The next two are this node's own policy (its --max-task-ttl, the models it knows), not
+  // faults every node sees: ignored, not rejected, so an honest requester that asked for the
+  // wrong model or a long deadline is told why without losing gossip score, and with it its
+  // place in the meshes that would bring its next task's certificate.
   if (deadline > ctx.now + ctx.maxTaskTtlMs) {
-    return refuseTask(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`)
+    return refuseTask(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`, 'ignore')
   }
-  if (!ctx.isModelId(task.modelId)) return refuseTask(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`)
+  if (!ctx.isModelId(task.modelId)) return refuseTask(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`, 'ignore')
   if (!await verifyTaskSignature(task, ctx.taskManager)) {
     // Not named: anyone can send a task's fields with a bad signature, and its requester's own copy is good.
     return refuse(`task ${id} has a bad requester signature (requester ${to0xHex(task.requester)})`)
