@@ -18,6 +18,7 @@ import { resolveConfig } from '../node/config.js'
 import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir } from '../node/inference/index.js'
 import { generateKeystore, loadKeystore } from '../node/keys.js'
 import { PoiNode, type Rejection } from '../node/poi-node.js'
+import { fetchResult } from '../protocols/result/index.js'
 import { RequesterTab, TabStateError, TaskRefusedError, announceTask, randomTaskNonce, requestInference, tabFilePath, waitForNetwork } from '../node/requester/index.js'
 import {
   bytesToUint256, signTask, signVoucher, taskIdOf, toHex, uint256ToBytes, verifyVoucherSignature, VOUCHER_SEQUENCE_LIMIT, type TaskAnnouncement
@@ -218,7 +219,7 @@ describe('credit tabs (issue 15)', function () {
       assert.equal(tab.sequence, 2n, 'the refused task still used its sequence (written before it was sent)')
     })
 
-    it('refuses a voucher signed by another account, and a tab nonce without a voucher (rejected: the requester\'s own doing; last, since a rejection lowers the forwarding requester\'s score)', async () => {
+    it('refuses a voucher signed by another account, and a tab nonce without a voucher (rejected, but not told to the requester: a relay may have stripped it; last, since a rejection lowers the forwarding requester\'s score)', async () => {
       await fund(REQUESTER.forger, 10n * required)
       const forged = await craft(REQUESTER.forger, 1n, REQUESTER.paying)
       await requester.announce(forged)
@@ -229,6 +230,19 @@ describe('credit tabs (issue 15)', function () {
       await requester.announce(bare)
       assert.match((await refusalOf(bare)).reason, /below 2\^40, which makes it a tab task, but it carries no voucher/)
       for (const t of [forged, bare]) assert.equal(bootstrap.knowsTask(taskIdOf(t, set.domain.taskManager)), false)
+      // The voucher is outside the task's signature, so a relay could have stripped or mangled
+      // it: the node does not tell the requester it refused the task, and admits the intact copy.
+      for (const t of [forged, bare]) {
+        const answer = await fetchResult(requester.libp2p, bootstrap.libp2p.peerId, taskIdOf(t, set.domain.taskManager))
+        assert.notEqual(answer.status, 'refused', 'a refusal over the unsigned voucher is not the requester\'s')
+      }
+      const intact = await craft(REQUESTER.forger, 3n, REQUESTER.forger)
+      const stripped: TaskAnnouncement = { ...intact, voucher: undefined }
+      await requester.announce(stripped)
+      await refusalOf(stripped)
+      await requester.announce(intact)
+      const intactId = taskIdOf(intact, set.domain.taskManager)
+      await until(() => bootstrap.knowsTask(intactId), REFUSAL_TIMEOUT_MS, 'the intact copy admitted after a stripped one was refused')
     })
   })
 })

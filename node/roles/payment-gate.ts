@@ -124,7 +124,17 @@ export interface PaymentChain {
 }
 
 /** Why a task is not admitted: `reject` when its requester signed a task no node may run, `ignore` otherwise. */
-export interface PaymentRefusal { verdict: 'reject' | 'ignore', reason: string }
+export interface PaymentRefusal {
+  verdict: 'reject' | 'ignore'
+  reason: string
+  /**
+   * Set when the refusal is about the voucher, which travels outside the task's signature: a
+   * relay can strip or mangle it while the requester's own copy is good, so the refusal is not
+   * remembered for the requester (as for a bad task signature), and the intact copy is still
+   * admitted when it arrives.
+   */
+  unsigned?: true
+}
 
 interface PendingTask {
   taskId: Uint8Array
@@ -252,7 +262,7 @@ export class PaymentGate implements Startable {
   private async voucherRefusal (task: TaskAnnouncement, requester: `0x${string}`): Promise<PaymentRefusal | undefined> {
     const voucher = task.voucher
     if (voucher == null) {
-      return { verdict: 'reject', reason: `its nonce ${task.nonce} is below 2^40, which makes it a tab task, but it carries no voucher: a tab task settles only in a batch, against its voucher (sign it from a tab, or use a nonce of 2^40 or more)` }
+      return { verdict: 'reject', unsigned: true, reason: `its nonce ${task.nonce} is below 2^40, which makes it a tab task, but it carries no voucher: a tab task settles only in a batch, against its voucher (sign it from a tab, or use a nonce of 2^40 or more)` }
     }
     const tabs = this.chain.tabs
     if (tabs == null) return { verdict: 'ignore', reason: 'it pays from a credit tab, and this node\'s chain has no credit tabs (no TaskManager batches); pay from the deposit without a tab' }
@@ -260,7 +270,7 @@ export class PaymentGate implements Startable {
     const signed = isCanonicalSignature(voucher.signature) && await verifyVoucherSignature(tabs.chainId,
       { requester, taskManager: tabs.taskManager, cumulative, sequence: voucher.sequence }, to0xHex(voucher.signature))
     if (!signed) {
-      return { verdict: 'reject', reason: `its voucher (sequence ${voucher.sequence}, cumulative ${cumulative} wei) is not signed by its requester ${requester} for TaskManager ${tabs.taskManager} on chain ${tabs.chainId}` }
+      return { verdict: 'reject', unsigned: true, reason: `its voucher (sequence ${voucher.sequence}, cumulative ${cumulative} wei) is not signed by its requester ${requester} for TaskManager ${tabs.taskManager} on chain ${tabs.chainId}` }
     }
     return undefined
   }

@@ -184,8 +184,8 @@ export class Relay implements Startable {
     const id = toHex(taskId)
     // Every refusal of this task from here on is remembered for its requester (/poi/result/1/).
     // A task tracked here already (another forwarder lacking its input) is not refused for its requester.
-    const refuseTask = (reason: string, verdict: 'reject' | 'ignore' = 'reject'): Verdict => {
-      if (!tasks.has(id)) this.refusedTasks.add(id, reason)
+    const refuseTask = (reason: string, verdict: 'reject' | 'ignore' = 'reject', named = true): Verdict => {
+      if (named && !tasks.has(id)) this.refusedTasks.add(id, reason)
       return this.refuse('task', from, reason, verdict)
     }
     // Without a chain, signing a task costs its requester nothing (with one, the payment gate
@@ -212,8 +212,9 @@ export class Relay implements Startable {
       }
       // A fee below the model's and the network's minimum is the requester's own signed choice:
       // rejected. An unfunded or defaulted requester is ignored: a relay that read the vault a
-      // moment earlier may honestly have admitted the task, and must not lose score.
-      if (refusal !== undefined) return refuseTask(`task ${id}: ${refusal.reason}`, refusal.verdict)
+      // moment earlier may honestly have admitted the task, and must not lose score. A voucher
+      // stripped or mangled on the way is not the requester's refusal (unsigned).
+      if (refusal !== undefined) return refuseTask(`task ${id}: ${refusal.reason}`, refusal.verdict, refusal.unsigned !== true)
     }
     if (task.inputRef.length > 0) {
       // A node forwards a task only once it holds the task's input, so the peer that sent it
