@@ -6,22 +6,18 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
-import { ANVIL_PRIVATE_KEYS, deposit, readVault, registerModel, submitCertificate, type OnChainOperatorSet } from '../contracts/index.js'
+import { ANVIL_PRIVATE_KEYS, deposit, readVault, submitCertificate, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput } from '../node/cli/devnet.js'
-import { resolveConfig } from '../node/config.js'
-import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir } from '../node/inference/index.js'
-import { generateKeystore, loadKeystore, type Keystore } from '../node/keys.js'
-import { PoiNode, type Rejection } from '../node/poi-node.js'
+import type { Keystore } from '../node/keys.js'
+import type { PoiNode, Rejection } from '../node/poi-node.js'
 import { waitForNetwork, requestInference } from '../node/requester/index.js'
 import { PaymentGate, type PaymentChain } from '../node/roles/index.js'
 import { signTask, taskIdOf, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
-import { ETHER, taskResult } from './consensus-fixtures.js'
-import { makeCertificate, nextEpoch, registerAll, startPoiChain, walletFor, type PoiChain } from './helpers/poi-chain.js'
+import { taskResult } from './consensus-fixtures.js'
+import { startPaidNetwork, type PaidNetwork } from './helpers/paid-network.js'
+import { makeCertificate, walletFor, type PoiChain } from './helpers/poi-chain.js'
 import { until } from './helpers/wait.js'
 
 const TEST_TIMEOUT_MS = 60_000
@@ -40,14 +36,13 @@ const REQUESTER = { unfunded: 4, funded: 5, defaulted: 6, burst: 7, gate: 8, set
 
 describe('full nodes admit only paid-for tasks (anvil)', function () {
   this.timeout(TEST_TIMEOUT_MS)
+  let net: PaidNetwork
   let chain: PoiChain
   let client: ChainClient
   let set: OnChainOperatorSet
-  let root: string
   let modelId: Uint8Array
   let required: bigint
-  const operatorKeys: Keystore[] = []
-  const nodes: PoiNode[] = []
+  let operatorKeys: Keystore[]
   let bootstrap: PoiNode
   let operators: PoiNode[]
   let aggregator: PoiNode
@@ -60,53 +55,15 @@ describe('full nodes admit only paid-for tasks (anvil)', function () {
 
   before(async function () {
     this.timeout(SETUP_TIMEOUT_MS)
-    root = await mkdtemp(join(tmpdir(), 'poi-payment-admission-'))
-    chain = await startPoiChain({ epochDuration: 0n })
-    for (let i = 0; i < 3; i++) {
-      await generateKeystore(join(root, `op${i}`, 'keys'))
-      operatorKeys.push(await loadKeystore(join(root, `op${i}`, 'keys')))
-    }
-    await registerAll(chain, operatorKeys.map(k => k.blsSecretKey), operatorKeys.map(() => 10n * ETHER))
-    await nextEpoch(chain)
-    // the shipped manifest names anvil's first account (wallets[0]) as its owner
-    const shipped = await loadModelDir(SHIPPED_MODEL_DIR)
-    modelId = shipped.modelId
-    await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, encodeManifest(shipped.manifest), MODEL_FEE)
-    required = MODEL_FEE + chain.params.minTaskFee
-    client = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
-    set = await client.operatorSet()
-
-    const start = async (name: string, role: { operate?: boolean, aggregate?: boolean, light?: boolean }, keys?: Keystore): Promise<PoiNode> => {
-      const dir = join(root, name)
-      if (keys == null) {
-        await generateKeystore(join(dir, 'keys'))
-        keys = await loadKeystore(join(dir, 'keys'))
-      }
-      const light = role.light === true
-      const node = await PoiNode.start({
-        operate: role.operate === true,
-        aggregate: role.aggregate === true,
-        light,
-        keystore: keys,
-        config: resolveConfig({
-          keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(root, 'unused-genesis.json'), chain: client.config,
-          listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes.length > 0 ? [nodes[0].addresses()[0]] : [], graceMs: 250
-        }),
-        operatorSet: set,
-        modelGate: client,
-        payments: client,
-        backupAggregation: false
-      })
-      nodes.push(node)
-      return node
-    }
-    bootstrap = await start('bootstrap', {})
+    net = await startPaidNetwork('poi-payment-admission-', MODEL_FEE)
+    ;({ chain, client, set, modelId, required, operatorKeys } = net)
+    bootstrap = await net.start('bootstrap')
     bootstrap.addEventListener('rejected', ({ detail }) => { if (detail.topic === 'task') rejections.push(detail) })
     operators = []
-    for (let i = 0; i < operatorKeys.length; i++) operators.push(await start(`op${i}`, { operate: true }, operatorKeys[i]))
-    aggregator = await start('aggregator', { aggregate: true })
+    for (let i = 0; i < operatorKeys.length; i++) operators.push(await net.start(`op${i}`, { operate: true }, operatorKeys[i]))
+    aggregator = await net.start('aggregator', { aggregate: true })
 
-    requester = await start('requester', { light: true })
+    requester = await net.start('requester', { light: true })
     const full = [bootstrap, ...operators, aggregator]
     await until(() => full.every(n => n.meshPeers('tasks') > 0 && n.meshPeers('certificates') > 0 &&
       (operators.includes(n) ? n.topicPeers('attestations') > 0 : n.meshPeers('attestations') > 0)), MESH_TIMEOUT_MS, 'gossip meshes on every full node')
@@ -115,9 +72,7 @@ describe('full nodes admit only paid-for tasks (anvil)', function () {
 
   after(async function () {
     this.timeout(SETUP_TIMEOUT_MS)
-    await Promise.all(nodes.map(async n => await n.stop()))
-    await chain?.stop()
-    if (root != null) await rm(root, { recursive: true, force: true })
+    await net?.stop()
   })
 
   async function task (requesterIndex: number, fields: { fee?: bigint, deadline?: bigint } = {}): Promise<TaskAnnouncement> {

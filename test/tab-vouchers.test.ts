@@ -5,26 +5,23 @@
  * whose voucher is not the requester's, does not cover the fee, or exceeds the deposit.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bytesToHex, hexToBytes } from 'viem'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
-import { generateBlsSecretKey } from '../consensus/index.js'
-import { ANVIL_PRIVATE_KEYS, deposit, registerModel, type OnChainOperatorSet } from '../contracts/index.js'
+import { deposit, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput } from '../node/cli/devnet.js'
-import { resolveConfig } from '../node/config.js'
-import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir } from '../node/inference/index.js'
-import { generateKeystore, loadKeystore } from '../node/keys.js'
-import { PoiNode, type Rejection } from '../node/poi-node.js'
+import type { PoiNode, Rejection } from '../node/poi-node.js'
 import { fetchResult } from '../protocols/result/index.js'
 import { RequesterTab, TabStateError, TaskRefusedError, announceTask, randomTaskNonce, requestInference, tabFilePath, waitForNetwork } from '../node/requester/index.js'
 import {
   bytesToUint256, signTask, signVoucher, taskIdOf, toHex, uint256ToBytes, verifyVoucherSignature, VOUCHER_SEQUENCE_LIMIT, type TaskAnnouncement
 } from '../protocols/wire/index.js'
-import { ETHER, TEST_DOMAIN } from './consensus-fixtures.js'
-import { nextEpoch, registerAll, startPoiChain, walletFor, type PoiChain } from './helpers/poi-chain.js'
+import { TEST_DOMAIN } from './consensus-fixtures.js'
+import { startPaidNetwork, type PaidNetwork } from './helpers/paid-network.js'
+import type { PoiChain } from './helpers/poi-chain.js'
 import { until } from './helpers/wait.js'
 
 const ACCOUNT = privateKeyToAccount('0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d')
@@ -101,6 +98,7 @@ describe('credit tabs (issue 15)', function () {
     const MODEL_FEE = 20_000_000_000_000n
     /** anvil accounts used as requesters (0 deploys, 1-3 are operators). */
     const REQUESTER = { paying: 4, forger: 5, poor: 6, behind: 7 } as const
+    let net: PaidNetwork
     let chain: PoiChain
     let client: ChainClient
     let set: OnChainOperatorSet
@@ -109,53 +107,28 @@ describe('credit tabs (issue 15)', function () {
     let required: bigint
     let bootstrap: PoiNode
     let requester: PoiNode
-    const nodes: PoiNode[] = []
     const rejections: Rejection[] = []
     let inputs = 100
-    const account = (i: number): PrivateKeyAccount => privateKeyToAccount(ANVIL_PRIVATE_KEYS[i])
-    const fund = async (i: number, amount: bigint): Promise<void> => { await deposit(walletFor(chain.anvil.rpcUrl, account(i)), chain.publicClient, chain.deployment.taskManager, amount) }
+    const account = (i: number): PrivateKeyAccount => net.account(i)
+    const fund = async (i: number, amount: bigint): Promise<void> => { await net.fund(i, amount) }
     const tabOf = async (i: number): Promise<RequesterTab> =>
       await RequesterTab.open({ dir: join(root, `tab-${i}`), account: account(i), chainId: set.domain.chainId, taskManager: set.domain.taskManager, readTab: client.tabs.readTab })
 
     before(async function () {
       this.timeout(SETUP_TIMEOUT_MS)
-      root = await mkdtemp(join(tmpdir(), 'poi-tab-admission-'))
-      for (const i of Object.values(REQUESTER)) await import('node:fs/promises').then(async fs => await fs.mkdir(join(root, `tab-${i}`)))
-      chain = await startPoiChain({ epochDuration: 0n })
-      // three registered operators make a set a request can be certified by; admission needs no operator running
-      await registerAll(chain, [0, 1, 2].map(() => generateBlsSecretKey()), [0, 1, 2].map(() => 10n * ETHER))
-      await nextEpoch(chain)
-      const shipped = await loadModelDir(SHIPPED_MODEL_DIR)
-      modelId = shipped.modelId
-      await registerModel(chain.wallets[0], chain.publicClient, chain.deployment.modelRegistry, modelId, encodeManifest(shipped.manifest), MODEL_FEE)
-      required = MODEL_FEE + chain.params.minTaskFee
-      client = await ChainClient.connect({ rpcUrl: chain.anvil.rpcUrl, ...chain.deployment })
-      set = await client.operatorSet()
-      const start = async (name: string, light: boolean): Promise<PoiNode> => {
-        const dir = join(root, name)
-        await generateKeystore(join(dir, 'keys'))
-        const node = await PoiNode.start({
-          operate: false, aggregate: false, light, keystore: await loadKeystore(join(dir, 'keys')),
-          config: resolveConfig({
-            keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(root, 'unused-genesis.json'), chain: client.config,
-            listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes.length > 0 ? [nodes[0].addresses()[0]] : [], graceMs: 250
-          }),
-          operatorSet: set, modelGate: client, payments: client, backupAggregation: false
-        })
-        nodes.push(node)
-        return node
-      }
-      bootstrap = await start('bootstrap', false)
+      // the three registered operators make a set a request can be certified by; admission needs no operator running
+      net = await startPaidNetwork('poi-tab-admission-', MODEL_FEE)
+      ;({ chain, client, set, root, modelId, required } = net)
+      for (const i of Object.values(REQUESTER)) await mkdir(join(root, `tab-${i}`))
+      bootstrap = await net.start('bootstrap')
       bootstrap.addEventListener('rejected', ({ detail }) => { if (detail.topic === 'task') rejections.push(detail) })
-      requester = await start('requester', true)
+      requester = await net.start('requester', { light: true })
       await waitForNetwork(requester, { timeoutMs: MESH_TIMEOUT_MS })
     })
 
     after(async function () {
       this.timeout(SETUP_TIMEOUT_MS)
-      await Promise.all(nodes.map(async n => await n.stop()))
-      await chain?.stop()
-      if (root != null) await rm(root, { recursive: true, force: true })
+      await net?.stop()
     })
 
     const params = (fee = required): { modelId: Uint8Array, input: Uint8Array, fee: bigint, timeoutMs: number } => ({ modelId, input: exampleInput(++inputs), fee, timeoutMs: TASK_TIMEOUT_MS })
