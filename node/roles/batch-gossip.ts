@@ -57,7 +57,8 @@ export function storeBatchSource (store: NodeStore, networkQuorumBps: () => numb
     },
     certificate: async (taskId) => await store.getCertificate(hexToBytes(taskId)),
     networkQuorumBps,
-    tabSettled
+    tabSettled,
+    ownResult: async (taskId) => (await store.getOwnAttestation(hexToBytes(taskId)))?.resultHash
   }
 }
 
