@@ -25,7 +25,7 @@ import { ChainClient } from '../node/chain-client.js'
 import { exampleInput } from '../node/cli/devnet.js'
 import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
 import type { PoiNode } from '../node/poi-node.js'
-import { AttestationLedger, Conflicts, type ConflictReport, type PoiNodeEvents } from '../node/roles/index.js'
+import { AttestationLedger, Conflicts, Submitter, type ConflictReport, type PoiNodeEvents } from '../node/roles/index.js'
 import { batchProposalOf, batchSignatureOf } from '../protocols/gossip/index.js'
 import { encodeAttestation, encodeBatchGossip, encodeTaskAnnouncement, signTask, taskIdOf, toHex, type Attestation } from '../protocols/wire/index.js'
 import { NodeStore, conflictIdOf, type Submission } from '../storage/index.js'
@@ -234,6 +234,18 @@ describe('batch leaves against attestations (issue 15, point 4)', function () {
       assert.deepEqual(stakesAfter, stakesBefore.map((s, i) => i === 1 ? s - s * slashBps / 10_000n : s), 'operator 1 alone loses slashBps of its stake')
       // Task 1's leaf agrees with operator 1's attestation for it: one piece of evidence only.
       assert.deepEqual((await aggregator.store!.listConflicts()).map(c => c.id), [evidence.id])
+
+      // Posted again from another account (a second reporter): the slash is done, so it is settled, by whom the chain says.
+      const late = new Submitter(aggregator.store!, await ChainClient.connect({ ...chain.deployment, rpcUrl: chain.anvil.rpcUrl }, privateKeyToAccount(ANVIL_PRIVATE_KEYS[8])))
+      try {
+        await aggregator.store!.putSubmission({ ...sub!, state: 'pending', attempts: 0 })
+        late.kick('conflict', evidence.id)
+        await until(async () => { sub = await aggregator.store!.getSubmission('conflict', evidence.id); return sub?.state !== 'pending' }, SLASH_TIMEOUT_MS, 'the second posting to settle')
+      } finally {
+        await late.stop()
+      }
+      assert.deepEqual([sub!.state, sub!.settledBy?.toLowerCase()], ['settled-by-other', reporter.account!.toLowerCase()])
+      assert.deepEqual(await Promise.all(set.operators.map(async o => await reporter.liveStake(o.address))), stakesAfter, 'no second slash')
     })
   })
 })
