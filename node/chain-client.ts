@@ -6,13 +6,13 @@ import {
 import type { PrivateKeyAccount } from 'viem/accounts'
 import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
-  CalldataError, certificateAndAttestationCalldata, conflictingCertificatesCalldata, mined, readAccess, readCurrentEpoch, readModel, readQuorumBps,
-  readOperatorSet, readTab, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
+  CalldataError, batchLeafAndAttestationCalldata, certificateAndAttestationCalldata, conflictingCertificatesCalldata, mined, readAccess, readCurrentEpoch, readModel, readQuorumBps,
+  readOperatorSet, readTab, simulateBatchLeafAndAttestation, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
   isTabSequenceSettled, readBatchEpoch, simulateBatch,
-  type OnChainModel, type OnChainOperatorSet, type RequesterAccess
+  type OnChainModel, type OnChainOperatorSet, type RequesterAccess, type SignedBatchLeaf
 } from '../contracts/index.js'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
-import type { StoredConflict, StoredEvidence } from '../storage/index.js'
+import type { BatchStatement, StoredConflict, StoredEvidence } from '../storage/index.js'
 import type { ChainConfig } from './config.js'
 import {
   PermanentSubmissionError, type BatchSettlementChain, type BatchSubmission, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain, type TabChain,
@@ -114,6 +114,23 @@ export function accessRefusal (a: RequesterAccess, modelId: string, requester: s
 export class ChainUnreachableError extends PoiError {
   constructor (readonly rpcUrl: string, cause: unknown) {
     super('ERR_CHAIN_UNREACHABLE', `cannot reach the chain at ${rpcUrl}: ${(cause as Error).message.split('\n')[0]}; is the node running and the URL right?`, { cause })
+  }
+}
+
+/** The SlashingManager function that takes each kind of conflict evidence. */
+const CONFLICT_FUNCTIONS: Record<StoredConflict['kind'], string> = {
+  certificates: 'submitConflictingCertificates',
+  'certificate-attestation': 'submitCertificateAndAttestation',
+  'batch-attestation': 'submitBatchLeafAndAttestation'
+}
+
+/** A stored batch statement as the calldata builder takes it. */
+function signedBatchLeafOf (taskId: Uint8Array, b: BatchStatement): SignedBatchLeaf {
+  return {
+    batch: { root: b.root, epoch: b.epoch, summaryHash: b.summaryHash },
+    share: { operatorIndex: b.operatorIndex, blsSig: hexToBytes(b.signature) },
+    leaf: { taskId: bytesToHex(taskId), resultHash: b.resultHash, outputRef: b.outputRef },
+    proof: b.proof
   }
 }
 
@@ -542,11 +559,12 @@ export class ChainClient implements SettlementChain, BatchSettlementChain, Payme
   /**
    * Posts `conflict`: SlashingManager.submitConflictingCertificates for two certificates (every
    * operator named as a signer in both), submitCertificateAndAttestation for a certificate and an
-   * attestation. Each statement is proven against the operator set of the epoch it names.
+   * attestation, submitBatchLeafAndAttestation for a batch signature and an attestation. Each
+   * statement is proven against the operator set of the epoch it names.
    */
   async submitConflict (conflict: StoredConflict, options: SubmitOptions = {}): Promise<TxReceipt> {
     const { wallet, sender } = this.sending()
-    const what = conflict.kind === 'certificates' ? 'SlashingManager.submitConflictingCertificates' : 'SlashingManager.submitCertificateAndAttestation'
+    const what = `SlashingManager.${CONFLICT_FUNCTIONS[conflict.kind]}`
     try {
       let hash: Hash
       if (conflict.kind === 'certificates') {
@@ -554,10 +572,15 @@ export class ChainClient implements SettlementChain, BatchSettlementChain, Payme
         const { request } = await simulateConflictingCertificates(this.publicClient, wallet.account, this.config.slashing, conflict.a, setA, conflict.b, setB)
         const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: SlashingManagerAbi, functionName: 'submitConflictingCertificates', args: request.args }))
         hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
-      } else {
+      } else if (conflict.kind === 'certificate-attestation') {
         const [set, attSet] = [await this.operatorSet(conflict.certificate.epoch), await this.operatorSet(conflict.attestation.epoch)]
         const { request } = await simulateCertificateAndAttestation(this.publicClient, wallet.account, this.config.slashing, conflict.certificate, set, conflict.attestation, attSet)
         const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: SlashingManagerAbi, functionName: 'submitCertificateAndAttestation', args: request.args }))
+        hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
+      } else {
+        const [set, attSet] = [await this.operatorSet(conflict.batch.epoch), await this.operatorSet(conflict.attestation.epoch)]
+        const { request } = await simulateBatchLeafAndAttestation(this.publicClient, wallet.account, this.config.slashing, signedBatchLeafOf(conflict.taskId, conflict.batch), set, conflict.attestation, attSet)
+        const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: SlashingManagerAbi, functionName: 'submitBatchLeafAndAttestation', args: request.args }))
         hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
       }
       const receipt = await mined(this.publicClient, hash, what, { timeout: RECEIPT_TIMEOUT_MS, signal: options.signal })
@@ -576,6 +599,10 @@ export class ChainClient implements SettlementChain, BatchSettlementChain, Payme
       if (conflict.kind === 'certificates') {
         const args = conflictingCertificatesCalldata(conflict.a, await this.operatorSet(conflict.a.epoch), conflict.b, await this.operatorSet(conflict.b.epoch))
         return args[4].map(x => x.operator)
+      }
+      if (conflict.kind === 'batch-attestation') {
+        const args = batchLeafAndAttestationCalldata(signedBatchLeafOf(conflict.taskId, conflict.batch), await this.operatorSet(conflict.batch.epoch), conflict.attestation, await this.operatorSet(conflict.attestation.epoch))
+        return [args[1]]
       }
       const args = certificateAndAttestationCalldata(conflict.certificate, await this.operatorSet(conflict.certificate.epoch), conflict.attestation, await this.operatorSet(conflict.attestation.epoch))
       return [args[2]]

@@ -232,7 +232,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, paymentGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
-    const batches = this.batchRoles(store, networkQuorum, events)
+    const batches = this.batchRoles(store, networkQuorum, events, conflicts)
     this.batcher = batches?.batcher
     this.batchGossip = batches?.gossip
     this.services.push(...this.servers(), this.models, this.streamData)
@@ -263,7 +263,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
    * Batches of tab tasks (issue 15): every full node relays the batches topic; an operator signs
    * proposals that pass its checks; an aggregator batches the certified tab tasks it holds.
    */
-  private batchRoles (store: NodeStore | undefined, networkQuorum: NetworkQuorum | undefined, events: PoiNode): { batcher?: Batcher, gossip: BatchGossip } | undefined {
+  private batchRoles (store: NodeStore | undefined, networkQuorum: NetworkQuorum | undefined, events: PoiNode, conflicts: Conflicts | undefined): { batcher?: Batcher, gossip: BatchGossip } | undefined {
     const { opts } = this
     if (opts.light || store == null) return undefined
     let quorum = networkQuorum
@@ -308,7 +308,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
           .catch(err => { log.error('task %s: could not be queued for a batch: %s', to0xHex(detail.certificate.taskId), (err as Error).message) })
       })
     }
-    gossip = new BatchGossip({ gossip: this.router, epochs: this.epochs, events, verify: async (set) => await this.verifier.verify(set), networkQuorumBps: quorumBps, signer, signed, batcher })
+    gossip = new BatchGossip({ gossip: this.router, epochs: this.epochs, events, verify: async (set) => await this.verifier.verify(set), networkQuorumBps: quorumBps, signer, signed, batcher, conflicts })
     return { batcher, gossip }
   }
 

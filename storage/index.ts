@@ -1,5 +1,5 @@
 export { NodeStore, StorageError, DATA_DIR_MODE, DATA_FILE_MODE, conflictIdOf } from './node-store.js'
-export type { TaskState, TaskRecordStatus, StoredEvidence, ConflictEvidence, StoredConflict, Submission, SubmissionKind, StoreArea } from './node-store.js'
+export type { TaskState, TaskRecordStatus, StoredEvidence, ConflictEvidence, BatchStatement, StoredConflict, Submission, SubmissionKind, StoreArea } from './node-store.js'
 export { BlockStore, BLOCK_AREA } from './block-store.js'
 export type { Block } from './block-store.js'
 export { StreamStore, StreamStoreError, STREAM_STORE_AREA } from './stream-store.js'

@@ -20,6 +20,9 @@ import { Attestation, PoiError, QuorumCertificate, TaskAnnouncement, toHex } fro
  *   conflict/<taskId>/attestation/<epoch>/<operator>
  *                                        JSON of an encoded certificate and an encoded attestation
  *                                        (another result, by an operator the certificate names)
+ *   conflict/<taskId>/batch/<epoch>/<operator>
+ *                                        JSON of a batch signature with its leaf for the task and
+ *                                        an encoded attestation (another result, same operator)
  *   submit/<kind>/<id>                   JSON Submission: on-chain work not yet confirmed
  *
  * Writes that belong together go in one batch, so a SIGKILL at any point
@@ -53,6 +56,27 @@ export interface StoredEvidence {
 export type ConflictEvidence =
   | { kind: 'certificates', taskId: Uint8Array, a: QuorumCertificate, b: QuorumCertificate }
   | { kind: 'certificate-attestation', taskId: Uint8Array, certificate: QuorumCertificate, attestation: Attestation }
+  | { kind: 'batch-attestation', taskId: Uint8Array, batch: BatchStatement, attestation: Attestation }
+
+/**
+ * One operator's signature over a batch (issue 15, point 4: its gossiped BatchSignature) and the
+ * batch's leaf for the evidence's task with the leaf's Merkle proof to the root: what
+ * SlashingManager.submitBatchLeafAndAttestation takes beside the operator's attestation. The
+ * batch need not have settled; the signature over its root is the statement.
+ */
+export interface BatchStatement {
+  root: `0x${string}`
+  epoch: bigint
+  summaryHash: `0x${string}`
+  /** The signer's index in the operator set of `epoch`. */
+  operatorIndex: number
+  /** 96-byte compressed G2 signature over POI_BATCH_V1(chainId, taskManager, root, epoch, summaryHash). */
+  signature: `0x${string}`
+  resultHash: `0x${string}`
+  outputRef: `0x${string}`
+  /** Sibling hashes from the leaf up (BatchTree.proof). */
+  proof: Array<`0x${string}`>
+}
 
 /** Conflict evidence as stored: `id` is its key under `conflict/` and its submission's id. */
 export type StoredConflict = ConflictEvidence & { id: string, foundAt: number }
@@ -419,7 +443,9 @@ export class NodeStore {
     const id = conflictIdOf(e)
     const value = e.kind === 'certificates'
       ? { kind: e.kind, taskId: toHex(e.taskId), a: toHex(QuorumCertificate.encode(e.a)), b: toHex(QuorumCertificate.encode(e.b)), foundAt: Date.now() }
-      : { kind: e.kind, taskId: toHex(e.taskId), certificate: toHex(QuorumCertificate.encode(e.certificate)), attestation: toHex(Attestation.encode(e.attestation)), foundAt: Date.now() }
+      : e.kind === 'certificate-attestation'
+        ? { kind: e.kind, taskId: toHex(e.taskId), certificate: toHex(QuorumCertificate.encode(e.certificate)), attestation: toHex(Attestation.encode(e.attestation)), foundAt: Date.now() }
+        : { kind: e.kind, taskId: toHex(e.taskId), batch: { ...e.batch, epoch: e.batch.epoch.toString() }, attestation: toHex(Attestation.encode(e.attestation)), foundAt: Date.now() }
     const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [{ type: 'put', key: `conflict/${id}`, value: utf8.encode(JSON.stringify(value)) }]
     if (opts.submit === true) ops.push(this.submissionOp(newSubmission('conflict', id)))
     await this.write('store conflicting-certificate evidence', ops)
@@ -562,19 +588,26 @@ function parseEvidence (bytes: Uint8Array): StoredEvidence {
 
 /**
  * Where conflict evidence is kept (and its submission's id): one pair of certificates per task,
- * one certificate-attestation entry per attestation's epoch and operator.
+ * one certificate-attestation entry and one batch-attestation entry per attestation's epoch and
+ * operator (the chain slashes an operator once per task, whatever the evidence).
  */
-export function conflictIdOf (e: { kind: 'certificates', taskId: Uint8Array } | { kind: 'certificate-attestation', taskId: Uint8Array, attestation: { epoch: bigint, operatorIndex: number } }): string {
+export function conflictIdOf (e: { kind: 'certificates', taskId: Uint8Array } | { kind: 'certificate-attestation' | 'batch-attestation', taskId: Uint8Array, attestation: { epoch: bigint, operatorIndex: number } }): string {
   const t = toHex(e.taskId)
-  return e.kind === 'certificates' ? `${t}/certificates` : `${t}/attestation/${e.attestation.epoch}/${opKey(e.attestation.operatorIndex)}`
+  if (e.kind === 'certificates') return `${t}/certificates`
+  return `${t}/${e.kind === 'certificate-attestation' ? 'attestation' : 'batch'}/${e.attestation.epoch}/${opKey(e.attestation.operatorIndex)}`
 }
 
 function parseConflict (id: string, bytes: Uint8Array): StoredConflict {
-  const j = JSON.parse(fromUtf8.decode(bytes)) as { kind: ConflictEvidence['kind'], taskId: string, foundAt: number, a?: string, b?: string, certificate?: string, attestation?: string }
+  const j = JSON.parse(fromUtf8.decode(bytes)) as {
+    kind: ConflictEvidence['kind'], taskId: string, foundAt: number, a?: string, b?: string, certificate?: string, attestation?: string,
+    batch?: Omit<BatchStatement, 'epoch'> & { epoch: string }
+  }
   const taskId = Uint8Array.from(Buffer.from(j.taskId, 'hex'))
   const qc = (hex: string | undefined): QuorumCertificate => QuorumCertificate.decode(Buffer.from(hex ?? '', 'hex'))
+  const attestation = (): Attestation => Attestation.decode(Buffer.from(j.attestation ?? '', 'hex'))
   if (j.kind === 'certificates') return { kind: j.kind, id, taskId, a: qc(j.a), b: qc(j.b), foundAt: j.foundAt }
-  return { kind: 'certificate-attestation', id, taskId, certificate: qc(j.certificate), attestation: Attestation.decode(Buffer.from(j.attestation ?? '', 'hex')), foundAt: j.foundAt }
+  if (j.kind === 'batch-attestation' && j.batch != null) return { kind: j.kind, id, taskId, batch: { ...j.batch, epoch: BigInt(j.batch.epoch) }, attestation: attestation(), foundAt: j.foundAt }
+  return { kind: 'certificate-attestation', id, taskId, certificate: qc(j.certificate), attestation: attestation(), foundAt: j.foundAt }
 }
 
 function newSubmission (kind: SubmissionKind, id: string): Submission {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bytesToHex, type Hex } from 'viem'
+import { bytesToHex, hexToBytes, type Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import {
   BatchAggregation, BufferedVerifier, TaskAggregation, blsPublicKeyOf, signBatch, verifyBatchCertificate,
@@ -202,6 +202,15 @@ describe('batch signing (issue 15)', function () {
       const p = proposalOf(items)
       const leaves = p.leaves.map((l, k) => (k === 2 ? { ...l, resultHash: `0x${'77'.repeat(32)}` as Hex } : l))
       assert.equal(await refusal({ ...p, leaves }), 'certificate-mismatch')
+    })
+
+    it('a leaf whose result this operator attested otherwise (outvoted: the certificate is valid, signing the leaf is slashable)', async function () {
+      const p = proposalOf(items)
+      const outvoted = p.leaves[1]!.taskId.toLowerCase()
+      const ownResults: BatchSignerSource = { ...source, ownResult: async (taskId) => taskId.toLowerCase() === outvoted ? new Uint8Array(32).fill(0x77) : undefined }
+      assert.equal(await refusal(p, { source: ownResults }), 'own-attestation-mismatch')
+      const agreeing: BatchSignerSource = { ...source, ownResult: async (taskId) => hexToBytes(p.leaves.find(l => l.taskId.toLowerCase() === taskId.toLowerCase())!.resultHash) }
+      assert.equal(await refusal(p, { source: agreeing }), 'signed')
     })
 
     it('a root that is not the leaves\' root', async function () {

@@ -19,16 +19,14 @@ import { TaskAggregation, generateBlsSecretKey, signAttestation, verifySignature
 import { ANVIL_PRIVATE_KEYS, readOperatorSet, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import { exampleInput } from '../node/cli/devnet.js'
-import { resolveConfig } from '../node/config.js'
 import { SHIPPED_MODEL_DIR, loadModelDir } from '../node/inference/index.js'
-import { PoiNode } from '../node/poi-node.js'
+import type { PoiNode } from '../node/poi-node.js'
 import { Submitter } from '../node/roles/index.js'
-import type { GossipRouter, TopicHandler } from '../protocols/gossip/index.js'
-import { TOPICS, checkCertificate } from '../protocols/gossip/index.js'
+import { checkCertificate } from '../protocols/gossip/index.js'
 import { decodeQuorumCertificate, encodeAttestation, encodeQuorumCertificate, encodeTaskAnnouncement, signTask, taskIdOf, toHex, type QuorumCertificate } from '../protocols/wire/index.js'
 import { NodeStore, type Submission } from '../storage/index.js'
 import { ETHER, makeOperators, attest, type TaskResult } from './consensus-fixtures.js'
-import { freshKeysAsync } from './helpers/keys.js'
+import { routerOf, startFullNode, topicHandlerOf } from './helpers/network.js'
 import { makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 import { until, waitForEvent } from './helpers/wait.js'
 
@@ -124,14 +122,7 @@ describe('conflicting certificates', function () {
     const stakeOf = async (chainClient: ChainClient, index: number): Promise<bigint> => await chainClient.liveStake(set.operators[index].address)
 
     async function startNode (name: string, opts: { aggregate: boolean, bootstrap: string[], settlement?: ChainClient }): Promise<PoiNode> {
-      const config = resolveConfig({
-        keystore: join(root, name, 'keys'), dataDir: join(root, name, 'data'), genesis: join(root, 'genesis.json'),
-        listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: opts.bootstrap, modelDirs: []
-      })
-      const node = await PoiNode.start({
-        operate: false, aggregate: opts.aggregate, light: false, keystore: await freshKeysAsync(), config, operatorSet: set,
-        settlement: opts.settlement, backupAggregation: false
-      })
+      const node = await startFullNode(root, name, { ...opts, operatorSet: set })
       nodes.push(node)
       return node
     }
@@ -153,13 +144,12 @@ describe('conflicting certificates', function () {
       const b = makeCertificate(set, keys, [1, 2, 3], signedResult(taskId, 'label 2'))
       const before = await Promise.all([0, 1, 2, 3].map(async i => await stakeOf(reporter, i)))
 
-      const router = (n: PoiNode): GossipRouter => (n as unknown as { router: GossipRouter }).router
       const firstSeen = waitForEvent(observer, 'certificate', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'the first certificate at the observer', filter: d => toHex(d.certificate.taskId) === toHex(taskId) })
-      await router(attacker).publish('certificates', encodeQuorumCertificate(a))
+      await routerOf(attacker).publish('certificates', encodeQuorumCertificate(a))
       await firstSeen
       await until(async () => await aggregator.store!.getCertificate(taskId) != null, FOLLOW_UP_TIMEOUT_MS, 'the aggregator storing the first certificate')
       // What the aggregator's validator tells gossipsub about each certificate from the attacker: 'accept' is relayed.
-      const handler = (router(aggregator) as unknown as { handlers: Map<string, TopicHandler> }).handlers.get(TOPICS.certificates)!
+      const handler = topicHandlerOf(aggregator, 'certificates')
       const verdicts: string[] = []
       const validate = handler.validate
       handler.validate = async (data, from) => {
@@ -170,7 +160,7 @@ describe('conflicting certificates', function () {
 
       const atAggregator = waitForEvent(aggregator, 'conflict-evidence', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'conflict evidence at the aggregator' })
       const atObserver = waitForEvent(observer, 'conflict-evidence', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'conflict evidence at the observer (relayed by the aggregator)' })
-      await router(attacker).publish('certificates', encodeQuorumCertificate(b))
+      await routerOf(attacker).publish('certificates', encodeQuorumCertificate(b))
       const evidence = await atAggregator
       assert.equal(evidence.kind, 'certificates')
       assert.deepEqual(evidence.accused, [1, 2])
@@ -203,7 +193,6 @@ describe('conflicting certificates', function () {
       const attacker = await startNode('attacker-2', { aggregate: false, bootstrap: [aggregator.addresses()[0]] })
       await until(() => aggregator.meshPeers('tasks') >= 1 && aggregator.meshPeers('attestations') >= 1 && aggregator.meshPeers('certificates') >= 1 &&
         attacker.meshPeers('certificates') >= 1, FOLLOW_UP_TIMEOUT_MS, 'meshes between the aggregator and the attacker')
-      const router = (n: PoiNode): GossipRouter => (n as unknown as { router: GossipRouter }).router
       // A real task (no operator runs: every signature on the network is the test's).
       const modelId = (await loadModelDir(SHIPPED_MODEL_DIR)).modelId
       const task = await signTask(privateKeyToAccount(generatePrivateKey()), set.domain.taskManager, {
@@ -211,16 +200,16 @@ describe('conflicting certificates', function () {
       })
       const taskId = taskIdOf(task, set.domain.taskManager)
       const tracked = waitForEvent(aggregator, 'task', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'the task at the aggregator', filter: d => toHex(d.taskId) === toHex(taskId) })
-      await router(attacker).publish('tasks', encodeTaskAnnouncement(task))
+      await routerOf(attacker).publish('tasks', encodeTaskAnnouncement(task))
       await tracked
       // Operator 0 attests to one result, then a certificate it signed names another.
       const attested = signedResult(taskId, 'label 5')
       const counted = waitForEvent(aggregator, 'attestation', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'operator 0\'s attestation at the aggregator', filter: d => toHex(d.taskId) === toHex(taskId) })
-      await router(attacker).publish('attestations', encodeAttestation(signAttestation(keys[0], set.domain, { ...attested, epoch: set.epoch, operatorIndex: 0 })))
+      await routerOf(attacker).publish('attestations', encodeAttestation(signAttestation(keys[0], set.domain, { ...attested, epoch: set.epoch, operatorIndex: 0 })))
       await counted
       const before = await stakeOf(reporter, 0)
       const found = waitForEvent(aggregator, 'conflict-evidence', { timeoutMs: FOLLOW_UP_TIMEOUT_MS, what: 'certificate-attestation evidence at the aggregator' })
-      await router(attacker).publish('certificates', encodeQuorumCertificate(makeCertificate(set, keys, [0, 2, 3], signedResult(taskId, 'label 6'))))
+      await routerOf(attacker).publish('certificates', encodeQuorumCertificate(makeCertificate(set, keys, [0, 2, 3], signedResult(taskId, 'label 6'))))
       const evidence = await found
       assert.equal(evidence.kind, 'certificate-attestation')
       assert.deepEqual(evidence.accused, [0])

@@ -32,11 +32,13 @@ export type NodeEventLine =
   | { event: 'no-quorum', taskId: Hex }
   | { event: 'evidence', taskId: Hex, operatorIndex: number }
   /**
-   * Two valid certificates for the task with different results (`certificates`), or a certificate
-   * and an attestation with another result by a signer it names (`certificate-attestation`),
-   * stored as evidence `id` against operators `accused` (indices in the certificate's epoch).
+   * Two valid certificates for the task with different results (`certificates`), a certificate
+   * and an attestation with another result by a signer it names (`certificate-attestation`), or
+   * an operator's batch signature over a leaf (batch `root`) with another result than its
+   * attestation (`batch-attestation`), stored as evidence `id` against operators `accused`
+   * (indices in the certificate's or the batch's epoch).
    */
-  | { event: 'conflict-evidence', taskId: Hex, kind: 'certificates' | 'certificate-attestation', id: string, accused: number[] }
+  | { event: 'conflict-evidence', taskId: Hex, kind: 'certificates' | 'certificate-attestation' | 'batch-attestation', id: string, accused: number[], root?: Hex }
   /** A gossip message this node refused: `reject` penalised the sender, `ignore` did not. */
   | { event: 'rejected', topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
   /** This operator could not attest to a task. */
@@ -172,7 +174,9 @@ export function subscribeNodeEvents (node: NodeEventSource, onLine: (line: NodeE
   })
   on('no-quorum', ({ detail: n }) => { onLine({ event: 'no-quorum', taskId: to0xHex(n.taskId) }) })
   on('evidence', ({ detail: e }) => { onLine({ event: 'evidence', taskId: to0xHex(e.taskId), operatorIndex: e.operatorIndex }) })
-  on('conflict-evidence', ({ detail: c }) => { onLine({ event: 'conflict-evidence', taskId: to0xHex(c.taskId), kind: c.kind, id: c.id, accused: c.accused }) })
+  on('conflict-evidence', ({ detail: c }) => {
+    onLine({ event: 'conflict-evidence', taskId: to0xHex(c.taskId), kind: c.kind, id: c.id, accused: c.accused, ...(c.kind === 'batch-attestation' ? { root: c.batch.root } : {}) })
+  })
   on('rejected', ({ detail: r }) => { onLine({ event: 'rejected', topic: r.topic, reason: r.reason, from: r.from, verdict: r.verdict }) })
   on('batch', ({ detail: b }) => {
     onLine({

@@ -288,7 +288,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   certified: { taskId: hex, resultHash: hex, signerBitmap: hex, at: num },
   'no-quorum': { taskId: hex },
   evidence: { taskId: hex, operatorIndex: num },
-  'conflict-evidence': { taskId: hex, kind: oneOf('certificates', 'certificate-attestation'), id: str, accused: listOf(num) },
+  'conflict-evidence': { taskId: hex, kind: oneOf('certificates', 'certificate-attestation', 'batch-attestation'), id: str, accused: listOf(num), root: optional(hex) },
   rejected: { topic: str, reason: str, from: str, verdict: oneOf('reject', 'ignore') },
   failed: { taskId: hex, reason: str },
   probe: { id: str, at: num },

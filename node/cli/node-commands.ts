@@ -135,6 +135,13 @@ function reportEvents (node: PoiNode, out: CliOutput): void {
   }, { progress: out.json ? 'phase' : 'tenth' })
 }
 
+/** How a person reads each kind of conflict evidence. */
+const CONFLICT_TEXT: Record<Extract<NodeEventLine, { event: 'conflict-evidence' }>['kind'], string> = {
+  certificates: 'conflicting certificates',
+  'certificate-attestation': 'a certificate and a conflicting attestation',
+  'batch-attestation': 'a batch signature over a leaf and a conflicting attestation'
+}
+
 /** What a person reads for a node event (warnings on stderr); undefined: nothing (--json only). */
 function humanLine (e: NodeEventLine): { text: string, warning?: true } | undefined {
   const short = (hex: string): string => hex.length > 18 ? `${hex.slice(0, 18)}…` : hex
@@ -151,7 +158,7 @@ function humanLine (e: NodeEventLine): { text: string, warning?: true } | undefi
     case 'certificate': return { text: `certificate formed for task ${short(e.taskId)}` }
     case 'no-quorum': return { text: `task ${short(e.taskId)} ended with NoQuorum` }
     case 'evidence': return { text: `equivocation by operator ${e.operatorIndex} on task ${short(e.taskId)} stored as evidence` }
-    case 'conflict-evidence': return { text: `${e.kind === 'certificates' ? 'conflicting certificates' : 'a certificate and a conflicting attestation'} on task ${short(e.taskId)} stored as evidence against operators ${e.accused.join(', ')}` }
+    case 'conflict-evidence': return { text: `${CONFLICT_TEXT[e.kind]} on task ${short(e.taskId)} stored as evidence against operators ${e.accused.join(', ')}` }
     // Operators see why a message was refused without turning on debug logs.
     case 'rejected': return { warning: true, text: `${e.verdict === 'reject' ? 'rejected' : 'ignored'} ${e.topic} from ${e.from}: ${e.reason}` }
     // Two processes with one keystore: loud, since the copy can sign what this operator did not run.

@@ -53,6 +53,11 @@ export class AttestationLedger {
     return att == null ? undefined : toHex(att.resultHash)
   }
 
+  /** The first valid attestation by `operatorIndex` for the task (task id as lowercase hex without 0x), if held here. */
+  firstAttestation (taskIdHex: string, operatorIndex: number): Attestation | undefined {
+    return this.first.get(taskIdHex)?.get(operatorIndex)
+  }
+
   /** The first valid attestation of each operator for the task that this node holds (without inline outputs). */
   resultsOf (taskId: Uint8Array): Attestation[] {
     return [...(this.first.get(toHex(taskId))?.values() ?? [])]

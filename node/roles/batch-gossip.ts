@@ -17,6 +17,7 @@ import type { NodeStore } from '../../storage/index.js'
 import type { BatchItem, TaskVoucher } from './batch-contents.js'
 import type { BatchProposalContent, BatchSigner, BatchSignerSource, SignedBatches } from './batch-signer.js'
 import type { Batcher } from './batcher.js'
+import type { Conflicts } from './conflicts.js'
 import type { Epochs } from './epochs.js'
 import type { NodeEvents } from './events.js'
 
@@ -56,7 +57,8 @@ export function storeBatchSource (store: NodeStore, networkQuorumBps: () => numb
     },
     certificate: async (taskId) => await store.getCertificate(hexToBytes(taskId)),
     networkQuorumBps,
-    tabSettled
+    tabSettled,
+    ownResult: async (taskId) => (await store.getOwnAttestation(hexToBytes(taskId)))?.resultHash
   }
 }
 
@@ -72,6 +74,8 @@ export interface BatchGossipComponents {
   signed?: SignedBatches
   /** Aggregators: counts signatures of this node's proposals. */
   batcher?: Batcher
+  /** Full nodes with a store: holds batch signatures against the attestations held here (slashing evidence). */
+  conflicts?: Pick<Conflicts, 'batchProposal' | 'batchSignature'>
 }
 
 export class BatchGossip implements Startable {
@@ -112,6 +116,7 @@ export class BatchGossip implements Startable {
       case 'proposal': {
         const parts = batchProposalParts(message.proposal)
         this.remember(seenKey('proposal', parts.root))
+        await this.watch(parts.root, async (c) => { await c.batchProposal(parts.root, parts.leaves) })
         if (signer != null) await signer.onProposal({ epoch: parts.epoch, seq: parts.seq, root: parts.root, leaves: parts.leaves, summary: parts.summary })
         return
       }
@@ -120,6 +125,9 @@ export class BatchGossip implements Startable {
         const root = bytesToHex(s.root)
         this.remember(seenKey('signature', toHex(s.root), s.operatorIndex))
         await batcher?.addSignature(root, { operatorIndex: s.operatorIndex, blsSig: s.signature })
+        await this.watch(root, async (c) => {
+          await c.batchSignature({ root, epoch: s.epoch, summaryHash: bytesToHex(s.summaryHash), operatorIndex: s.operatorIndex, signature: s.signature })
+        })
         return
       }
       case 'certificate': {
@@ -133,6 +141,7 @@ export class BatchGossip implements Startable {
   /** Gossips this node's proposal; an aggregator that also operates signs it here too (gossip does not deliver own messages). */
   async publishProposal (proposal: BatchProposalContent): Promise<void> {
     this.remember(seenKey('proposal', proposal.root.slice(2).toLowerCase()))
+    await this.watch(proposal.root, async (c) => { await c.batchProposal(proposal.root, proposal.leaves) })
     await this.components.gossip.publish('batches', encodeBatchGossip({ kind: 'proposal', proposal: batchProposalOf(proposal) }))
     await this.components.signer?.onProposal(proposal)
   }
@@ -153,6 +162,17 @@ export class BatchGossip implements Startable {
     const certificate = batchCertificateOf({ root: qc.root, epoch: qc.epoch, summary: proposal.summary, signerBitmap: qc.signerBitmap, signature: qc.aggregateSig })
     batchCertificateParts(certificate) // throws for a summary the wire would refuse, before it leaves
     await this.components.gossip.publish('batches', encodeBatchGossip({ kind: 'certificate', certificate }))
+  }
+
+  /** Hands a batch message to the conflict watch; a failure there (a store write) is logged, never stops the batch path. */
+  private async watch (root: Hex, action: (conflicts: NonNullable<BatchGossipComponents['conflicts']>) => Promise<void>): Promise<void> {
+    const { conflicts } = this.components
+    if (conflicts == null) return
+    try {
+      await action(conflicts)
+    } catch (err) {
+      log.error('batch %s: holding it against the attestations held here failed: %s', root, (err as Error).message)
+    }
   }
 
   private remember (key: string): void {

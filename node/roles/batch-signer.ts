@@ -9,6 +9,11 @@
  *   leaf's result and outputRef: a batch signature must never say more than the task
  *   certificates (issue 15 "Disputes need no new trust": a batch leaf that differs from a task
  *   certificate the operator signed is slashable);
+ * - every leaf's result is the one this operator attested for the task, if it attested: an
+ *   operator outvoted on a task (its model gave another output) holds a valid certificate for
+ *   the quorum's result, but signing that result in a batch beside its own attestation is the
+ *   statement SlashingManager.submitBatchLeafAndAttestation slashes, and full nodes post it
+ *   (node/roles/conflicts.ts);
  * - leaves strictly ascending: the tree's order is fixed (spec15), so one set of leaves has one
  *   root and a reordered or duplicated leaf cannot be slipped in;
  * - a leaf already in another batch this operator signed (unless that batch failed or expired)
@@ -78,6 +83,8 @@ export type BatchRefusalCode =
   | 'no-certificate'
   /** The held certificate has another result, outputRef or epoch than the leaf. */
   | 'certificate-mismatch'
+  /** This operator attested another result for a leaf's task: signing the leaf would be slashable. */
+  | 'own-attestation-mismatch'
   /** A leaf's task carries no voucher (a single task: it settles only singly). */
   | 'not-a-tab-task'
   /** A leaf's task asked for more than the network quorum, which is all a batch certificate carries. */
@@ -109,6 +116,8 @@ export interface BatchSignerSource {
   networkQuorumBps: () => number | undefined
   /** Whether the chain already settled this tab sequence of this requester; absent without a chain. */
   tabSettled?: (requester: Hex, sequence: bigint) => Promise<boolean>
+  /** The result hash this operator attested for the task, if it did; absent: not checked. */
+  ownResult?: (taskId: Hex) => Promise<Uint8Array | undefined>
 }
 
 export type BatchCheck = { ok: true, items: BatchItem[] } | { ok: false, refusal: BatchRefusal }
@@ -195,6 +204,11 @@ export async function reviewBatchProposal (proposal: BatchProposalContent, opera
     if (!bytesEqual(qc.resultHash, hexToBytes(leaf.resultHash)) || !bytesEqual(qc.outputRef, hexToBytes(leaf.outputRef)) || qc.epoch !== proposal.epoch) {
       return refuse('certificate-mismatch', `task ${leaf.taskId}: the leaf says result ${leaf.resultHash}, outputRef ${leaf.outputRef}, epoch ${proposal.epoch}; ` +
         `the certificate held here says ${to0xHex(qc.resultHash)}, ${to0xHex(qc.outputRef)}, epoch ${qc.epoch}`, leaf.taskId)
+    }
+    const own = await source.ownResult?.(leaf.taskId)
+    if (own !== undefined && !bytesEqual(own, hexToBytes(leaf.resultHash))) {
+      return refuse('own-attestation-mismatch', `task ${leaf.taskId}: the leaf says result ${leaf.resultHash}, this operator attested ${to0xHex(own)}; ` +
+        'signing both is slashable (SlashingManager.submitBatchLeafAndAttestation)', leaf.taskId)
     }
     const { task, voucher } = held
     if (voucher === undefined || voucher.sequence !== task.nonce) {

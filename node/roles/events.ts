@@ -35,7 +35,7 @@ export interface PoiNodeEvents {
   certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean, verifyMs?: number }>
   'no-quorum': CustomEvent<{ taskId: Uint8Array }>
   evidence: CustomEvent<EquivocationEvidence>
-  /** Two valid certificates for one task with different results, or a certificate and a conflicting attestation by a signer it names. */
+  /** Two valid certificates for one task with different results, a certificate and a conflicting attestation by a signer it names, or an operator's batch leaf against its attestation. */
   'conflict-evidence': CustomEvent<ConflictReport>
   rejected: CustomEvent<Rejection>
   probe: CustomEvent<{ id: string, at: number }>
@@ -55,7 +55,7 @@ export interface PoiNodeEvents {
   'batch-refused': CustomEvent<BatchRefusal & { root: `0x${string}`, seq: bigint }>
 }
 
-/** What a `conflict-evidence` event carries: the evidence, its stored id, and who it accuses (indices in the first certificate's epoch). */
+/** What a `conflict-evidence` event carries: the evidence, its stored id, and who it accuses (indices in the first certificate's epoch, or the batch's). */
 export type ConflictReport = ConflictEvidence & { id: string, accused: number[] }
 
 /** Where services dispatch the node's events. */

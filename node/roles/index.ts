@@ -8,7 +8,7 @@
  *   open tasks at start; on relay-only full nodes it runs as a backup;
  * - model service: shares models on the DHT, fetches and prefetches them;
  * - stream data: inputs and outputs by reference;
- * - conflicts: conflicting certificates (and a certificate against an attestation) kept as evidence;
+ * - conflicts: conflicting certificates (and a certificate, or a batch signature, against an attestation) kept as evidence;
  * - submitter: gets certificates and evidence on-chain exactly once;
  * - payment gate: on a chain, admits only tasks their requesters' deposits pay for;
  * - batches (issue 15): the batcher (aggregators) closes batches of certified tab tasks and
@@ -18,7 +18,7 @@
 export { createEpochs, Epochs, type EpochsComponents, type EpochsInit } from './epochs.js'
 export { TaskBook, TASK_MEMORY_TTL_MS, type TrackedTask } from './task-book.js'
 export { AttestationLedger, type AttestationLedgerComponents } from './attestation-ledger.js'
-export { Conflicts, type ConflictsComponents } from './conflicts.js'
+export { Conflicts, type ConflictsComponents, type VerifiedBatchSignature } from './conflicts.js'
 export {
   createStreamData, StreamData, InputTooLargeForStreamError, InputNotHeldError, STREAM_CACHE_RETENTION_MS, OUTPUT_CHANNEL, INPUT_CHANNEL,
   type StreamDataComponents

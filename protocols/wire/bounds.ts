@@ -356,4 +356,24 @@ export const EPOCH_MISS_RETRY_MS = 1_000
  */
 export const MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK = 1
 
+// ── batch leaves against attestations: slashing evidence (node/roles/conflicts.ts) ──────────
+/**
+ * Batch proposals (their leaves) a full node keeps in memory to hold gossiped batch signatures
+ * against (issue 15, point 4). A signature arrives within seconds of its proposal (operators sign
+ * what they just received) and an aggregator closes a batch every few seconds at most, so the
+ * last 32 proposals cover every batch still collecting signatures, with room for several
+ * aggregators. Each holds at most MAX_BATCH_LEAVES leaves of 96 bytes: 32 proposals are at most
+ * about 3 MiB of hashes, typically a few KiB. Oldest proposal dropped first.
+ */
+export const MAX_WATCHED_BATCH_PROPOSALS = 32
+/**
+ * Verified batch signatures kept while their proposal has not arrived here yet (gossip may bring
+ * a signature over a shorter path than the proposal). 256 is a quorum's worth of signatures for
+ * two batches at once with 128 operators (the benchmarks' largest set); each is about 200 bytes.
+ * Oldest dropped first: a signature whose proposal never comes costs nothing more.
+ * Batch-attestation evidence needs no bound of its own, as certificate-attestation evidence: one
+ * entry per task and attester (keyed by epoch and operator index), only for signatures verified here.
+ */
+export const MAX_PENDING_BATCH_SIGNATURES = 256
+
 export {}

@@ -5,8 +5,10 @@ import { createOperatorSet, type OperatorSet } from '../../consensus/index.js'
 import { resolveConfig } from '../../node/config.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
 import type { EventStreamInit } from '../../node/api/index.js'
-import { PoiNode } from '../../node/poi-node.js'
+import { PoiNode, type PoiNodeOptions } from '../../node/poi-node.js'
+import { TOPICS, type GossipRouter, type TopicHandler } from '../../protocols/gossip/index.js'
 import { waitForNetwork } from '../../node/requester/index.js'
+import { freshKeysAsync } from './keys.js'
 import { until } from './wait.js'
 import { DEVNET_CHAIN_ID as TEST_CHAIN_ID, DEVNET_TASK_MANAGER as TEST_TASK_MANAGER, STAKE_WEI as STAKE } from '../../node/cli/devnet.js'
 
@@ -118,4 +120,36 @@ export async function startTestNetwork (opts: TestNetworkOptions): Promise<TestN
     await stop()
     throw err
   }
+}
+
+/**
+ * One full node (not operating, no models) in this process on `operatorSet`, with a fresh key and
+ * its data under `root/name`: the aggregator, observer or attacker of the slashing-evidence tests
+ * (conflicting certificates, batch leaves against attestations). With `settlement` and
+ * `aggregate` it is a funded aggregator whose submitter posts the evidence it keeps.
+ */
+export async function startFullNode (
+  root: string, name: string,
+  opts: { operatorSet: OperatorSet, aggregate: boolean, bootstrap: string[], settlement?: PoiNodeOptions['settlement'] }
+): Promise<PoiNode> {
+  const config = resolveConfig({
+    keystore: join(root, name, 'keys'), dataDir: join(root, name, 'data'), genesis: join(root, 'genesis.json'),
+    listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: opts.bootstrap, modelDirs: []
+  })
+  return await PoiNode.start({
+    operate: false, aggregate: opts.aggregate, light: false, keystore: await freshKeysAsync(), config, operatorSet: opts.operatorSet,
+    settlement: opts.settlement, backupAggregation: false
+  })
+}
+
+/** A node's gossip router, to publish what an attacker (or a test standing in for operators) sends. */
+export function routerOf (node: PoiNode): GossipRouter {
+  return (node as unknown as { router: GossipRouter }).router
+}
+
+/** The handler a node runs for a topic's messages, to watch (or wrap) what its validator says and what it handles. */
+export function topicHandlerOf (node: PoiNode, topic: keyof typeof TOPICS): TopicHandler {
+  const handler = (routerOf(node) as unknown as { handlers: Map<string, TopicHandler> }).handlers.get(TOPICS[topic])
+  if (handler === undefined) throw new Error(`the node handles no ${topic} topic`)
+  return handler
 }
