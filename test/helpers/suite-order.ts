@@ -56,7 +56,9 @@ export const SLOWEST_FIRST = [
   'batch-invariant',
   // issue 15: batches on anvil through a network of processes (about 40 s quiet), then through an in-process network (about 20 s)
   'batch-chain',
-  'batch-network'
+  'batch-network',
+  // issue 15: two aggregators on anvil through an in-process network, one posting the other's batch (about 35 s)
+  'batch-backup'
 ]
 
 /**
