@@ -36,7 +36,7 @@ const TASKS_PER_BATCH = 3
  * chain read, a simulation and one anvil transaction: well under a second quiet, a few seconds
  * loaded), so the second test's backup finds the batch settled; short, so the file stays fast.
  */
-const BACKUP_DELAY_MS = 8_000
+const BACKUP_DELAY_MS = 5_000
 /** From the backup taking the certificate in to the batch on chain: its delay, then a read and one transaction. */
 const BACKUP_SETTLE_BOUND_MS = BACKUP_DELAY_MS + 20_000
 const TASK_TIMEOUT_MS = 30_000
