@@ -35,7 +35,7 @@ import {
   AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
   createStreamData, NetworkQuorum, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
   type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData,
-  BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource
+  BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource
 } from './roles/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
@@ -105,6 +105,11 @@ export interface PoiNodeOptions {
   batchSettlement?: BatchSettlementChain
   /** Whether the chain already settled a requester's tab sequence: operators refuse to batch it again (a ChainClient read). */
   tabSettled?: BatchSignerSource['tabSettled']
+  /**
+   * How long a funded aggregator leaves a batch certificate it received to the aggregator that
+   * formed it before posting it itself (default BATCH_BACKUP_DELAY_MS, node/roles/batch-backup.ts); tests shorten it.
+   */
+  batchBackupDelayMs?: number
   /** Reads the chain's current epoch: `GET /health` checks the chain through it (nodes with a chain and `config.http`). */
   chainEpoch?: () => Promise<bigint>
   /** Extra HTTP routes (e.g. /metrics) served with the API when `config.http` is set. */
@@ -174,6 +179,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Aggregators: batches of certified tab tasks (issue 15). */
   readonly batcher: Batcher | undefined
   private readonly batchGossip: BatchGossip | undefined
+  /** Funded aggregators: other aggregators' batch certificates, posted if their aggregator does not. */
+  readonly batchBackup: BatchBackup | undefined
   /** The local control channel (full nodes). */
   readonly control: ControlServer | undefined
   /** The HTTP API (full nodes with `config.http`). */
@@ -235,6 +242,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const batches = this.batchRoles(store, networkQuorum, events, conflicts)
     this.batcher = batches?.batcher
     this.batchGossip = batches?.gossip
+    this.batchBackup = batches?.backup
     this.services.push(...this.servers(), this.models, this.streamData)
     // After the model service: a model published through it is stored and announced by it.
     this.control = store != null && opts.control !== false ? createControlServer(this.controlHandlers(), { path: controlSocketPath(config.dataDir) }) : undefined
@@ -248,6 +256,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (this.http != null) this.services.push(this.http)
     const submitter = this.submitter
     // Resumes the submissions a previous run left pending.
+    // Before the submitter, so stopped after it: a backup's submission in flight then ends 'pending' (kept for the next start) instead of waiting out a retry.
+    if (this.batchBackup != null) this.services.push(this.batchBackup)
     if (submitter != null) this.services.push({ start: async () => { await submitter.start() }, stop: async () => { await submitter.stop() } })
     // Last: it reloads open tasks from the store and acts on them from timers, which then run
     // once start() has returned and the caller's listeners are attached.
@@ -263,7 +273,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
    * Batches of tab tasks (issue 15): every full node relays the batches topic; an operator signs
    * proposals that pass its checks; an aggregator batches the certified tab tasks it holds.
    */
-  private batchRoles (store: NodeStore | undefined, networkQuorum: NetworkQuorum | undefined, events: PoiNode, conflicts: Conflicts | undefined): { batcher?: Batcher, gossip: BatchGossip } | undefined {
+  private batchRoles (store: NodeStore | undefined, networkQuorum: NetworkQuorum | undefined, events: PoiNode, conflicts: Conflicts | undefined): { batcher?: Batcher, backup?: BatchBackup, gossip: BatchGossip } | undefined {
     const { opts } = this
     if (opts.light || store == null) return undefined
     let quorum = networkQuorum
@@ -287,9 +297,10 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       })
       : undefined
     const submitter = this.submitter
+    const batcherArea = store.area('batcher')
     const batcher = opts.aggregate
       ? new Batcher({
-        area: store.area('batcher'),
+        area: batcherArea,
         resolveSet,
         verify: async (set) => await this.verifier.verify(set),
         networkQuorumBps: quorumBps,
@@ -308,8 +319,22 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
           .catch(err => { log.error('task %s: could not be queued for a batch: %s', to0xHex(detail.certificate.taskId), (err as Error).message) })
       })
     }
-    gossip = new BatchGossip({ gossip: this.router, epochs: this.epochs, events, verify: async (set) => await this.verifier.verify(set), networkQuorumBps: quorumBps, signer, signed, batcher, conflicts })
-    return { batcher, gossip }
+    // A funded aggregator posts other aggregators' batch certificates when they do not (a backup, as for task certificates).
+    const batchChain = opts.batchSettlement
+    const backup = batcher != null && submitter?.settlesBatches === true && batchChain != null
+      ? new BatchBackup({
+        area: store.area('batch-backup'),
+        resolveSet,
+        formedHere: async (root) => await batcherArea.get(`batch/${root.toLowerCase()}`) !== undefined,
+        settlement: async (root) => await batchChain.batchSettlement(root),
+        submit: async (batch) => await submitter.submitBatch(batch),
+        tabSettled: opts.tabSettled,
+        onTaken: (taskIds) => { batcher.forget(taskIds).catch(err => { log.error('could not drop tasks batched elsewhere from the batcher: %s', (err as Error).message) }) },
+        onBatch: (report) => { events.safeDispatchEvent('batch', { detail: report }) }
+      }, { delayMs: opts.batchBackupDelayMs })
+      : undefined
+    gossip = new BatchGossip({ gossip: this.router, epochs: this.epochs, events, verify: async (set) => await this.verifier.verify(set), networkQuorumBps: quorumBps, signer, signed, batcher, conflicts, backup })
+    return { batcher, backup, gossip }
   }
 
   /** The request/response servers: a full node serves blocks, stream messages, results and its network; a light one only its held inputs. */

@@ -2,7 +2,9 @@
  * The batches gossip topic in a node (issue 15): every full node validates and relays its
  * messages (protocols/gossip checkBatchMessage), an operator signs the proposals that pass its
  * checks (BatchSigner), an aggregator counts the signatures of its own proposals (Batcher), and
- * a batch certificate seen here marks the batch as certified for the operator's ledger. Also
+ * a batch certificate seen here marks the batch as certified for the operator's ledger, and a
+ * funded aggregator keeps the certificates of other aggregators' batches to post them if their
+ * aggregator does not (BatchBackup). Also
  * the bridge from the node's stores to what the batcher and the signer read.
  */
 import type { Startable } from '@libp2p/interface'
@@ -14,6 +16,7 @@ import {
 } from '../../protocols/gossip/index.js'
 import { bytesToUint256, decodeBatchGossip, encodeBatchGossip, toHex, type BatchGossipMessage, type TaskAnnouncement } from '../../protocols/wire/index.js'
 import type { NodeStore } from '../../storage/index.js'
+import type { BatchBackup } from './batch-backup.js'
 import type { BatchItem, TaskVoucher } from './batch-contents.js'
 import type { BatchProposalContent, BatchSigner, BatchSignerSource, SignedBatches } from './batch-signer.js'
 import type { Batcher } from './batcher.js'
@@ -76,6 +79,8 @@ export interface BatchGossipComponents {
   batcher?: Batcher
   /** Full nodes with a store: holds batch signatures against the attestations held here (slashing evidence). */
   conflicts?: Pick<Conflicts, 'batchProposal' | 'batchSignature'>
+  /** Funded aggregators: keeps other aggregators' batch certificates to post them if they do not. */
+  backup?: BatchBackup
 }
 
 export class BatchGossip implements Startable {
@@ -111,12 +116,13 @@ export class BatchGossip implements Startable {
 
   /** A validated message from the network. */
   private async onMessage (message: BatchGossipMessage): Promise<void> {
-    const { signer, batcher, signed } = this.components
+    const { signer, batcher, signed, backup } = this.components
     switch (message.kind) {
       case 'proposal': {
         const parts = batchProposalParts(message.proposal)
         this.remember(seenKey('proposal', parts.root))
         await this.watch(parts.root, async (c) => { await c.batchProposal(parts.root, parts.leaves) })
+        backup?.onProposal(parts)
         if (signer != null) await signer.onProposal({ epoch: parts.epoch, seq: parts.seq, root: parts.root, leaves: parts.leaves, summary: parts.summary })
         return
       }
@@ -134,6 +140,7 @@ export class BatchGossip implements Startable {
         const root = bytesToHex(message.certificate.root)
         this.remember(seenKey('certificate', toHex(message.certificate.root)))
         await signed?.mark(root, 'certified')
+        await backup?.onCertificate(batchCertificateParts(message.certificate))
       }
     }
   }

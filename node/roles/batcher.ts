@@ -215,6 +215,13 @@ export class Batcher implements Startable {
     batch.graceTimer ??= setTimeout(() => { this.finalize(batch) }, this.init.graceMs)
   }
 
+  /** Tasks in another aggregator's certified batch (a BatchBackup holds it): operators would refuse them in a batch of ours. */
+  async forget (taskIds: readonly Hex[]): Promise<void> {
+    const ids = taskIds.map(id => id.toLowerCase())
+    for (const byId of this.pending.values()) for (const id of ids) byId.delete(id)
+    await this.components.area?.del(ids.map(id => `pending/${id}`))
+  }
+
   /** Closes every pending batch now, whatever its size (tests, the devnet). */
   flush (): void {
     for (const epoch of [...this.pending.keys()]) this.close(epoch)

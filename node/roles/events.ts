@@ -49,7 +49,7 @@ export interface PoiNodeEvents {
   model: CustomEvent<{ modelId: Uint8Array, bytes: number, fromStore: boolean, ms: number }>
   /** Another live process uses this node's peer id (or, seen here, a remote peer's): warn the operator. */
   'duplicate-identity': CustomEvent<DuplicateIdentity>
-  /** A step of a batch this aggregator proposed (issue 15): proposed, certified, settled on chain, failed, or dropped without quorum. */
+  /** A step of a batch this aggregator proposed (issue 15): proposed, certified, settled on chain, failed, or dropped without quorum; or of another aggregator's batch a funded aggregator holds as a backup (certified when received, then settled with settledBy, or failed; node/roles/batch-backup.ts). */
   batch: CustomEvent<BatchReport>
   /** This operator refused to sign a batch proposal, and why (node/roles/batch-signer.ts). */
   'batch-refused': CustomEvent<BatchRefusal & { root: `0x${string}`, seq: bigint }>

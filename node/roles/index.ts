@@ -46,4 +46,5 @@ export {
   type BatcherComponents, type BatcherInit, type BatchReport, type BatchState
 } from './batcher.js'
 export { BatchGossip, storeBatchSource, storedBatchItem, voucherOf } from './batch-gossip.js'
+export { BatchBackup, BATCH_BACKUP_DELAY_MS, type BatchBackupComponents, type BatchBackupInit } from './batch-backup.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type ConflictReport, type Rejection, type DuplicateIdentity } from './events.js'

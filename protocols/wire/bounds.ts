@@ -376,4 +376,26 @@ export const MAX_WATCHED_BATCH_PROPOSALS = 32
  */
 export const MAX_PENDING_BATCH_SIGNATURES = 256
 
+// ── batches a backup aggregator holds for others (node/roles/batch-backup.ts) ───────────────
+/**
+ * Received batch certificates a funded aggregator keeps in its store while it waits to post
+ * them for the aggregator that formed them (in memory only the root and a timer each). Only
+ * certificates that verified against the quorum of their epoch, for a proposal this node saw,
+ * get here, so a peer cannot make them up. The forming aggregator posts within seconds and a
+ * backup holds a batch for BATCH_BACKUP_DELAY_MS plus a chain read, so even a batch closed
+ * every second (far above issue 15's rates) keeps about 30 here; 128 leaves room for an RPC
+ * outage of minutes, and bounds the disk to 128 summaries (tens of KiB at the default 64
+ * leaves, MAX_BATCH_PROPOSAL_BYTES at worst). Past it the oldest is dropped (logged): it has
+ * waited longest, so it is the likeliest to be settled already.
+ */
+export const MAX_BACKUP_BATCHES = 128
+/**
+ * Batch proposals (root, epoch, seq, leaf ids, summary hash) a backup remembers in memory so a
+ * batch certificate that follows can be matched to its leaves: a certificate follows its
+ * proposal within seconds (BATCH_SIGNATURE_TIMEOUT_MS at most), and a proposal that never
+ * certifies is pushed out by newer ones. 64 task ids each by default (about 4 KiB), up to
+ * MAX_BATCH_LEAVES (about 70 KiB): 64 proposals are at most about 4.5 MiB.
+ */
+export const MAX_HELD_BATCH_PROPOSALS = 64
+
 export {}

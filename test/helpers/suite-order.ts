@@ -58,7 +58,9 @@ export const SLOWEST_FIRST = [
   'batch-chain',
   'batch-network',
   // issue 15 point 4: a batch leaf against an attestation, slashed through an in-process network on anvil (about 10 s)
-  'batch-conflicts'
+  'batch-conflicts',
+  // issue 15: two aggregators on anvil through an in-process network, one posting the other's batch (about 35 s)
+  'batch-backup'
 ]
 
 /**
