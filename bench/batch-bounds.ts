@@ -60,8 +60,9 @@ const SETTLE_GRACE_MS = 60_000
 /** How often the batch events are scanned while waiting for a setting's batches. */
 const POLL_MS = 200
 /** An aggregator restart on two busy cores: loading modules and meshing took ~10 s here. */
-const READY_TIMEOUT_MS = 60_000
-const MESH_TIMEOUT_MS = 30_000
+const READY_TIMEOUT_MS = 120_000
+/** Meshing on the loaded machine (load average 13-16 from other engineers' builds) took over the launcher's default 15 s. */
+const MESH_TIMEOUT_MS = 60_000
 /** What the requester deposits per task it will send, as a multiple of the fee: tabs refuse a voucher above the deposit minus what is owed. */
 const DEPOSIT_MARGIN = 2n
 
@@ -215,7 +216,8 @@ async function runSetting (sw: Sweep, aggregator: ChildNode, s: Setting, ratePer
 
 async function sweep (settings: Setting[], rates: number[], durationS: number, log: (s: string) => void): Promise<{ results: SettingResult[], settlementWindowS: number }> {
   const root = await mkdtemp(join(tmpdir(), 'poi-bench-bounds-'))
-  const net = await startLocalNetwork({ root, operators: OPERATORS, chain: true, progress: (s) => log(`  ${s}`), aggregatorArgs: withBounds([], settings[0]) })
+  const net = await startLocalNetwork({ root, operators: OPERATORS, chain: true, progress: (s) => log(`  ${s}`), aggregatorArgs: withBounds([], settings[0]), readyTimeoutMs: READY_TIMEOUT_MS, meshTimeoutMs: MESH_TIMEOUT_MS })
+    .catch(async (err: unknown) => { await rm(root, { recursive: true, force: true }); throw err })
   let aggregator = net.aggregator
   let requester: PoiNode | undefined
   try {
