@@ -96,6 +96,8 @@ interface SettingResult extends Setting {
    * behind earlier batches).
    */
   phasesMs: { toProposed: number, proposedToCertified: number, certifiedToSettled: number }
+  /** Certified tasks in no settled batch by the setting's end, and whether the aggregator printed a certificate for each (without one it never had the task to batch). */
+  unsettled: Array<{ taskId: string, aggregatorCertified: boolean }>
 }
 
 function quantile (xs: number[], q: number): number {
@@ -183,7 +185,9 @@ async function runSetting (sw: Sweep, aggregator: ChildNode, s: Setting, ratePer
   }
   const giveUp = performance.now() + s.maxWaitMs + SETTLE_GRACE_MS
   for (scan(); settledAt.size < certified && performance.now() < giveUp; scan()) await sleep(POLL_MS)
-  if (settledAt.size < certified) log(`    ${certified - settledAt.size} certified tasks not settled within ${s.maxWaitMs + SETTLE_GRACE_MS} ms`)
+  const aggregatorCertified = new Set(aggregator.events.flatMap(e => e.event === 'certificate' ? [e.taskId.toLowerCase()] : []))
+  const unsettled = [...ids.keys()].filter(id => !settledAt.has(id)).map(taskId => ({ taskId, aggregatorCertified: aggregatorCertified.has(taskId) }))
+  if (settledAt.size < certified) log(`    ${certified - settledAt.size} certified tasks not settled within ${s.maxWaitMs + SETTLE_GRACE_MS} ms: ${unsettled.map(u => `${u.taskId} (${u.aggregatorCertified ? 'certified by the aggregator' : 'no certificate at the aggregator'})`).join(', ')}`)
 
   const gas = await Promise.all([...batches.values()].map(async b => {
     if (b.txHash === undefined) throw new SweepError(`batch ${b.root} settled with no transaction hash`)
@@ -210,7 +214,8 @@ async function runSetting (sw: Sweep, aggregator: ChildNode, s: Setting, ratePer
     failedBatches,
     certificateMs: { p50: quantile(certificateMs, 0.5), p95: quantile(certificateMs, 0.95) },
     loadAverage: loadavg()[0],
-    phasesMs: { toProposed: sum(toProposed) / toProposed.length, proposedToCertified: phase('proposed', 'certified'), certifiedToSettled: phase('certified', 'settled') }
+    phasesMs: { toProposed: sum(toProposed) / toProposed.length, proposedToCertified: phase('proposed', 'certified'), certifiedToSettled: phase('certified', 'settled') },
+    unsettled
   }
 }
 
