@@ -53,9 +53,10 @@ export const DEFAULT_BATCH_MAX_LEAVES = 64
  * 31.6k, p50 6.9 s. Every setting settled its tasks far inside the window. 10 s (was 5 s)
  * halves the gas per task for 3.5 s more median latency (14k gas saved per task, 2.9k per second
  * of wait); 20 s would halve it again but saves only 0.8k per second of wait and puts p95 past
- * 20 s. Shorter waits do not buy much latency on a loaded machine either: at 2 tasks/s a 1 s
- * wait gave 6 leaves, 55.9k gas per task and p50 6.8 s (more batches, each with its signatures
- * and transaction, competing for the same cores).
+ * 20 s. Shorter waits buy latency only while the machine keeps up: at 1 task/s a 1 s wait
+ * settled in 1.8 s p50 at 181k gas per task, but at 2 tasks/s under load it gave 6 leaves, 55.9k
+ * gas per task and p50 6.8 s (more batches, each with its signatures and transaction, competing
+ * for the same cores).
  */
 export const DEFAULT_BATCH_MAX_WAIT_MS = 10_000
 /**
