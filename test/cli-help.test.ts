@@ -15,6 +15,7 @@ import { EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from '../node/cli/exit-c
 import { allCommands, createProgram, runCommandLine } from '../node/cli/program.js'
 import { CommandLineError } from '../node/cli/usage-error.js'
 import { KEY_FILES } from '../node/keys.js'
+import { DEFAULT_BATCH_MAX_LEAVES, DEFAULT_BATCH_MAX_WAIT_MS } from '../node/roles/index.js'
 import { installedOnnxruntimeVersion } from '../node/inference/index.js'
 import { CLI, runPoi, runProcess, type CliResult } from './helpers/cli.js'
 
@@ -80,6 +81,14 @@ describe('cli: help, version, refusals and exit codes', function () {
       else assert.match(r.stdout, new RegExp(`Examples?:\\n  \\$ (poi ${path}|npm start)`), `poi ${path} --help shows an example:\n${r.stdout}`)
       assert.equal(r.stderr, '')
     }
+  })
+
+  it('aggregator --help states the batch bounds the Batcher defaults to (bench:batch-bounds measured them)', async () => {
+    const r = await inProcess(['aggregator', '--help'])
+    assert.equal(r.code, EXIT_OK, r.stderr)
+    const help = r.stdout.replace(/\s+/g, ' ')
+    assert.ok(help.includes(`--batch-max-leaves <n> aggregators: a batch of tab tasks closes once it holds this many (default: ${DEFAULT_BATCH_MAX_LEAVES})`), help)
+    assert.ok(help.includes(`--batch-max-wait-ms <ms> aggregators: a batch closes this long after its first task was certified (default: ${DEFAULT_BATCH_MAX_WAIT_MS})`), help)
   })
 
   it('-h and `poi help <command>` are --help too, through the real binary', async () => {

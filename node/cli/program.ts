@@ -102,7 +102,7 @@ function addNodeOptions (cmd: Command, kind: 'operator' | 'aggregator' | 'bootst
     .option('--grace-ms <ms>', 'aggregation grace window after quorum (default: 250)')
   if (role === 'aggregator' || role === 'operator') {
     cmd.option('--batch-max-leaves <n>', 'aggregators: a batch of tab tasks closes once it holds this many (default: 64)')
-    cmd.option('--batch-max-wait-ms <ms>', 'aggregators: a batch closes this long after its first task was certified (default: 5000)')
+    cmd.option('--batch-max-wait-ms <ms>', 'aggregators: a batch closes this long after its first task was certified (default: 10000)')
   }
   cmd
     .option('--json', 'print machine-readable event lines on stdout')

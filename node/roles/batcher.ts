@@ -29,17 +29,36 @@ const log = logger('poi:batcher')
 /**
  * Default size bound: a batch closes as soon as it holds this many tasks. 64 is where issue 15's
  * gas goal is set (under 15k gas per task, payments included): the pairing and the transaction
- * are paid once, so per-task gas falls roughly as 1/n and flattens out beyond ~64, while the
- * proposal (~100 bytes per leaf plus the summary) stays far below gossip's message bound.
+ * are paid once, so per-task gas falls roughly as 1/n (bench:gas, 128 operators, 1 requester:
+ * 19.8k at 16, 4.9k at 64, 1.3k at 256) while the proposal (~100 bytes per leaf plus the
+ * summary) stays far below gossip's message bound. Measured with bench:batch-bounds on
+ * 2026-11-30 (4 operators on anvil, one requester at 2 tasks/s, the 2-core machine at load
+ * average 9.5-20): at rates this low the time bound closes every batch, and a smaller size bound
+ * only costs gas: with a 10 s wait, 8 leaves gave 42.9k gas per task, 16 leaves 21.0k and 64
+ * leaves 16.0k in the same run, for settlement p50s of 5.1, 5.8 and 7.8 s. 64 binds from ~6.4
+ * tasks/s on (64 tasks within the 10 s wait), where batches cost ~5k gas per task.
  */
 export const DEFAULT_BATCH_MAX_LEAVES = 64
 /**
  * Default time bound: a batch closes this long after its first task was certified, however few
  * tasks it holds. Settlement is off the requester's fast path (the per-task certificate over
- * gossip is the proof it acts on), so seconds of waiting cost nothing but let a busy network
- * fill batches; 5 s is also far inside every task's settlement window (minutes).
+ * gossip is the proof it acts on), and the chain accepts a batch until an hour after its tasks'
+ * deadlines (settlementWindow), so the wait trades only settlement latency for gas: below the
+ * size bound a batch holds rate × wait tasks and costs ~320k gas whatever it holds. Measured
+ * with bench:batch-bounds on 2026-11-30 (4 operators on anvil, one requester, tab tasks at a
+ * steady rate for 30-40 s per setting, the 2-core machine at load average 9.5-20 from other
+ * builds). At 2 tasks/s, 5 s, 10 s and 20 s side by side twice in one run: 10.7, 20 and 40
+ * leaves per batch; 30.3k, 16.0k and 7.9k gas per task; announcement → settlement p50 5.2, 8.7
+ * and 12.9 s, p95 8.0, 13.7 and 21.9 s. At 1 task/s: 5 s 52.6k gas per task, p50 4.2 s; 10 s
+ * 31.6k, p50 6.9 s. Every setting settled its tasks far inside the window. 10 s (was 5 s)
+ * halves the gas per task for 3.5 s more median latency (14k gas saved per task, 2.9k per second
+ * of wait); 20 s would halve it again but saves only 0.8k per second of wait and puts p95 past
+ * 20 s. Shorter waits buy latency only while the machine keeps up: at 1 task/s a 1 s wait
+ * settled in 1.8 s p50 at 181k gas per task, but at 2 tasks/s under load it gave 6 leaves, 55.9k
+ * gas per task and p50 6.8 s (more batches, each with its signatures and transaction, competing
+ * for the same cores).
  */
-export const DEFAULT_BATCH_MAX_WAIT_MS = 5_000
+export const DEFAULT_BATCH_MAX_WAIT_MS = 10_000
 /**
  * How long a proposed batch waits for the quorum of batch signatures before it is dropped and
  * its leaves batched again: operators check a proposal in milliseconds (reads, one voucher
