@@ -56,7 +56,10 @@ export const SLOWEST_FIRST = [
   'batch-invariant',
   // issue 15: batches on anvil through a network of processes (about 40 s quiet), then through an in-process network (about 20 s)
   'batch-chain',
-  'batch-network'
+  'batch-network',
+  // issue 15: failed batches re-batched and per-requester order, on one anvil chain (under 30 s quiet), then a stubbed chain (a few seconds)
+  'batch-rebatch-chain',
+  'batch-rebatch'
 ]
 
 /**
