@@ -92,6 +92,8 @@ export type TaskDropCode =
   | 'requester-cannot-pay'
   /** It was in MAX_BATCH_ATTEMPTS batches that failed on chain. */
   | 'attempts-exhausted'
+  /** Its task or certificate is gone from this node's store (after a restart): nothing to batch it from. */
+  | 'unavailable'
 
 export interface TaskDrop { taskId: Hex, code: TaskDropCode, reason: string }
 
@@ -329,13 +331,14 @@ export class Batcher implements Startable {
   /**
    * The pending tasks of `epoch` a batch may take now: not of a requester in a batch in flight,
    * nor of one with tasks waiting in an older epoch (those go first, keeping its sequences in
-   * order across epochs).
+   * order across epochs), stragglers there aside (a batch is of one epoch: one that waits for a
+   * newer task of its own epoch must not hold up the requester's tasks of the next).
    */
   private eligible (epoch: bigint): PendingTask[] {
     const byId = this.pending.get(epoch)
     if (byId === undefined) return []
     const older = new Set<string>()
-    for (const [e, m] of this.pending) if (e < epoch) for (const p of m.values()) older.add(p.requester)
+    for (const [e, m] of this.pending) if (e < epoch) for (const [id, p] of m) if (!this.straggling.has(id)) older.add(p.requester)
     return [...byId.values()].filter(p => !this.busy.has(p.requester) && !older.has(p.requester))
   }
 
@@ -396,8 +399,9 @@ export class Batcher implements Startable {
       const { ready, last } = await this.settleable(requester as Hex, list)
       if (ready.length === 0) continue
       if (ready.length > room && ready[room - 1]!.item.task.nonce <= last) {
-        // no room for all, and the lowest that fit are stragglers whose voucher would be stale:
-        // in a batch of its own the newest task that fits carries them
+        // no room for all, and the lowest that fit are stragglers whose voucher would be stale: in a
+        // batch of its own, room - 1 of them and the requester's first task above lastSequence,
+        // whose voucher carries them
         if (taken.length > 0) continue
         taken.push(...ready.slice(0, room - 1), ready.find(p => p.item.task.nonce > last)!)
       } else {
@@ -417,19 +421,21 @@ export class Batcher implements Startable {
     const { tabs } = this.components
     if (tabs === undefined) return { ready: list, last: 0n }
     let last: bigint
-    let windowMs: number
+    const live: PendingTask[] = []
+    const drops: Array<[PendingTask, TaskDrop]> = []
     try {
-      [last, windowMs] = await Promise.all([tabs.lastSequence(requester), tabs.settlementWindowMs()])
+      const [lastSequence, windowMs] = await Promise.all([tabs.lastSequence(requester), tabs.settlementWindowMs()])
+      last = lastSequence
+      for (const p of list) {
+        const drop = await this.unsettleable(p, last, windowMs)
+        if (drop !== undefined) drops.push([p, drop])
+        else live.push(p)
+      }
     } catch (err) {
       log('requester %s: its tab could not be read (%s); batched as it is, the chain will judge', requester, (err as Error).message)
       return { ready: list, last: 0n }
     }
-    const live: PendingTask[] = []
-    for (const p of list) {
-      const drop = await this.unsettleable(p, last, windowMs)
-      if (drop !== undefined) await this.forget(p, drop)
-      else live.push(p)
-    }
+    for (const [p, drop] of drops) await this.forget(p, drop)
     // the newest task above lastSequence: its voucher carries every straggler with it
     if (live.length === 0 || live.at(-1)!.item.task.nonce > last) return { ready: live, last }
     for (const p of live) {
@@ -612,7 +618,7 @@ export class Batcher implements Startable {
     }
     const tasks = items.map(item => this.pendingOf(item, false, 1))
     const alone = submission.summary.tabs.length === 1
-    const dropped: TaskDrop[] = gone.map(taskId => ({ taskId, code: 'attempts-exhausted', reason: 'its task or certificate is no longer in the store' }))
+    const dropped: TaskDrop[] = gone.map(taskId => ({ taskId, code: 'unavailable', reason: 'its task or certificate is no longer in this node\'s store' }))
     const doomed: PendingTask[] = []
     let explained = revert === 'StaleVoucher' // the tab moved on: the stragglers wait (select)
     let windowMs: number | undefined
