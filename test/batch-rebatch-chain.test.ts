@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bytesToHex, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { batchSummaryHash, generateBlsSecretKey, signBatch as signBatchShare } from '../consensus/index.js'
+import { BufferedVerifier, batchSummaryHash, generateBlsSecretKey, signBatch as signBatchShare } from '../consensus/index.js'
 import { ANVIL_PRIVATE_KEYS, deposit, isTabSequenceSettled, readTab, readVault, submitBatch, type OnChainOperatorSet } from '../contracts/index.js'
 import { ChainClient } from '../node/chain-client.js'
 import type { BatchItem } from '../node/roles/batch-contents.js'
@@ -51,6 +51,7 @@ describe('batcher on anvil: another aggregator settles first (issue 15)', functi
   let store: NodeStore
   let submitter: Submitter
   let batcher: Batcher
+  let verifier: BufferedVerifier
   const reports: BatchReport[] = []
   /** Runs before the operators sign a proposal (the other aggregator's move), once. */
   let beforeSigning: ((proposal: BatchProposalContent) => Promise<void>) | undefined
@@ -95,10 +96,11 @@ describe('batcher on anvil: another aggregator settles first (issue 15)', functi
     dir = await mkdtemp(join(tmpdir(), 'poi-batch-rebatch-chain-'))
     store = await NodeStore.open(join(dir, 'data'))
     submitter = new Submitter(store, client, client)
+    verifier = new BufferedVerifier()
     batcher = new Batcher({
       area: store.area('batcher'),
       resolveSet: async (epoch) => (epoch === set.epoch ? set : undefined),
-      verify: async () => true, // the test signs with the operators' keys; the chain's pairing is the check that counts here
+      verify: async (signatures) => await verifier.verify(signatures),
       networkQuorumBps: () => quorumBps,
       loadItem: async () => undefined,
       publishProposal: async (proposal) => {
@@ -123,6 +125,7 @@ describe('batcher on anvil: another aggregator settles first (issue 15)', functi
   after(async function () {
     await batcher?.stop()
     await submitter?.stop()
+    await verifier?.close()
     await store?.close()
     await chain?.stop()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
