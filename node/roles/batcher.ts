@@ -390,13 +390,15 @@ export class Batcher implements Startable {
       byRequester.set(p.requester, list)
     }
     const taken: PendingTask[] = []
+    let window: Promise<number> | undefined // read once per batch, only when a requester is looked at
+    const windowMs = async (): Promise<number> => await (window ??= this.components.tabs!.settlementWindowMs())
     for (const [requester, list] of byRequester) {
       const room = this.maxLeaves - taken.length
       if (room <= 0) break
       const isolate = list.some(p => p.isolate)
       if (isolate && taken.length > 0) continue
       list.sort((x, y) => (x.item.task.nonce < y.item.task.nonce ? -1 : x.item.task.nonce > y.item.task.nonce ? 1 : 0))
-      const { ready, last } = await this.settleable(requester as Hex, list)
+      const { ready, last } = await this.settleable(requester as Hex, list, windowMs)
       if (ready.length === 0) continue
       if (ready.length > room && ready[room - 1]!.item.task.nonce <= last) {
         // no room for all, and the lowest that fit are stragglers whose voucher would be stale: in a
@@ -417,14 +419,14 @@ export class Batcher implements Startable {
    * sequence order, with at least one above its tab's lastSequence (the voucher the batch
    * carries must be newer); the others stay pending or are dropped.
    */
-  private async settleable (requester: Hex, list: PendingTask[]): Promise<{ ready: PendingTask[], last: bigint }> {
+  private async settleable (requester: Hex, list: PendingTask[], settlementWindowMs: () => Promise<number>): Promise<{ ready: PendingTask[], last: bigint }> {
     const { tabs } = this.components
     if (tabs === undefined) return { ready: list, last: 0n }
     let last: bigint
     const live: PendingTask[] = []
     const drops: Array<[PendingTask, TaskDrop]> = []
     try {
-      const [lastSequence, windowMs] = await Promise.all([tabs.lastSequence(requester), tabs.settlementWindowMs()])
+      const [lastSequence, windowMs] = await Promise.all([tabs.lastSequence(requester), settlementWindowMs()])
       last = lastSequence
       for (const p of list) {
         const drop = await this.unsettleable(p, last, windowMs)
