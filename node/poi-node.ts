@@ -35,7 +35,7 @@ import {
   AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
   createStreamData, NetworkQuorum, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
   type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData,
-  BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource
+  BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs
 } from './roles/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
@@ -308,6 +308,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         publishProposal: async (proposal) => { await gossip?.publishProposal(proposal) },
         publishCertificate: async (proposal, qc) => { await gossip?.publishCertificate(proposal, qc) },
         submit: submitter?.settlesBatches === true ? async (batch) => await submitter.submitBatch(batch) : undefined,
+        tabs: batcherTabs(opts.payments, opts.tabSettled),
         onBatch: (report) => { events.safeDispatchEvent('batch', { detail: report }) }
       }, { maxLeaves: opts.config.batchMaxLeaves, maxWaitMs: opts.config.batchMaxWaitMs, graceMs: opts.config.graceMs })
       : undefined
@@ -329,7 +330,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         settlement: async (root) => await batchChain.batchSettlement(root),
         submit: async (batch) => await submitter.submitBatch(batch),
         tabSettled: opts.tabSettled,
-        onTaken: (taskIds) => { batcher.forget(taskIds).catch(err => { log.error('could not drop tasks batched elsewhere from the batcher: %s', (err as Error).message) }) },
+        onTaken: (taskIds) => { batcher.forgetBatchedElsewhere(taskIds).catch(err => { log.error('could not drop tasks batched elsewhere from the batcher: %s', (err as Error).message) }) },
         onBatch: (report) => { events.safeDispatchEvent('batch', { detail: report }) }
       }, { delayMs: opts.batchBackupDelayMs })
       : undefined
@@ -561,4 +562,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
 
   /** Gossips a latency probe; every node with probes on reports when it arrives. */
   async sendProbe (): Promise<{ id: string, at: number }> { return await this.relay.sendProbe() }
+}
+
+/** What the batcher reads of credit tabs (stragglers, failed batches), from the node's chain reads; undefined without them. */
+function batcherTabs (payments: PaymentChain | undefined, tabSettled: BatchSignerSource['tabSettled']): BatcherTabs | undefined {
+  const reader = payments?.tabs
+  if (payments == null || reader == null || tabSettled == null) return undefined
+  return {
+    lastSequence: async (requester) => (await reader.readTab(requester)).lastSequence,
+    settled: tabSettled,
+    settlementWindowMs: async () => (await payments.paymentTerms()).settlementWindowMs
+  }
 }

@@ -75,9 +75,10 @@ export type NodeEventLine =
   /**
    * A step of a batch this aggregator proposed (issue 15): `proposed` to the operators, `certified`
    * by `signers` of them, `settled` on chain (`txHash`, `gasUsed` when this node sent it, `settledBy`),
-   * `failed` (`reason`: the contract's error) or `dropped` (no quorum in time; its tasks wait for the next batch).
+   * `failed` (`reason`: the contract's error; `requeued` of its tasks wait for another batch, `droppedTasks` never will,
+   * each with its node/roles/batcher.ts TaskDropCode) or `dropped` (no quorum in time; its tasks wait for the next batch).
    */
-  | { event: 'batch', state: 'proposed' | 'certified' | 'settled' | 'failed' | 'dropped', root: Hex, epoch: Decimal, seq: Decimal, leaves: number, taskIds: Hex[], signers?: number, txHash?: Hex, gasUsed?: Decimal, settledBy?: Hex, reason?: string, at: number }
+  | { event: 'batch', state: 'proposed' | 'certified' | 'settled' | 'failed' | 'dropped', root: Hex, epoch: Decimal, seq: Decimal, leaves: number, taskIds: Hex[], signers?: number, txHash?: Hex, gasUsed?: Decimal, settledBy?: Hex, reason?: string, requeued?: number, droppedTasks?: Array<{ taskId: Hex, code: string, reason: string }>, at: number }
   /** This operator refused to sign a batch proposal: `code` (node/roles/batch-signer.ts BatchRefusalCode) and why. */
   | { event: 'batch-refused', root: Hex, seq: Decimal, code: string, reason: string, taskId?: Hex }
 
@@ -183,7 +184,8 @@ export function subscribeNodeEvents (node: NodeEventSource, onLine: (line: NodeE
       event: 'batch', state: b.state, root: b.root, epoch: b.epoch.toString() as Decimal, seq: b.seq.toString() as Decimal, leaves: b.leaves, taskIds: b.taskIds,
       ...(b.signers !== undefined ? { signers: b.signers } : {}), ...(b.txHash !== undefined ? { txHash: b.txHash } : {}),
       ...(b.gasUsed !== undefined ? { gasUsed: b.gasUsed.toString() as Decimal } : {}), ...(b.settledBy !== undefined ? { settledBy: b.settledBy } : {}),
-      ...(b.reason !== undefined ? { reason: b.reason } : {}), at: preciseNow()
+      ...(b.reason !== undefined ? { reason: b.reason } : {}), ...(b.requeued !== undefined ? { requeued: b.requeued } : {}),
+      ...(b.droppedTasks !== undefined ? { droppedTasks: b.droppedTasks.map(d => ({ taskId: d.taskId, code: d.code, reason: d.reason })) } : {}), at: preciseNow()
     })
   })
   on('batch-refused', ({ detail: r }) => {

@@ -398,6 +398,8 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
     gasUsed: optional(decimal),
     settledBy: optional(hex),
     reason: optional(str),
+    requeued: optional(num),
+    droppedTasks: optional(listOf(record<{ taskId: Hex, code: string, reason: string }>({ taskId: hex, code: str, reason: str }))),
     at: num
   },
   'batch-refused': { root: hex, seq: decimal, code: str, reason: str, taskId: optional(hex) },

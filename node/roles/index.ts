@@ -42,8 +42,8 @@ export {
   type BatchProposalContent, type BatchRefusal, type BatchRefusalCode, type BatchSignerSource, type BatchSignerComponents
 } from './batch-signer.js'
 export {
-  Batcher, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_BATCH_MAX_WAIT_MS, BATCH_SIGNATURE_TIMEOUT_MS,
-  type BatcherComponents, type BatcherInit, type BatchReport, type BatchState
+  Batcher, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_BATCH_MAX_WAIT_MS, BATCH_SIGNATURE_TIMEOUT_MS, MAX_BATCH_ATTEMPTS,
+  type BatcherComponents, type BatcherInit, type BatcherTabs, type BatchReport, type BatchState, type TaskDrop, type TaskDropCode
 } from './batcher.js'
 export { BatchGossip, storeBatchSource, storedBatchItem, voucherOf } from './batch-gossip.js'
 export { BatchBackup, BATCH_BACKUP_DELAY_MS, type BatchBackupComponents, type BatchBackupInit } from './batch-backup.js'

@@ -60,7 +60,10 @@ export const SLOWEST_FIRST = [
   // issue 15 point 4: a batch leaf against an attestation, slashed through an in-process network on anvil (about 10 s)
   'batch-conflicts',
   // issue 15: two aggregators on anvil through an in-process network, one posting the other's batch (about 35 s)
-  'batch-backup'
+  'batch-backup',
+  // issue 15: failed batches re-batched and per-requester order, on one anvil chain (under 30 s quiet), then a stubbed chain (a few seconds)
+  'batch-rebatch-chain',
+  'batch-rebatch'
 ]
 
 /**
