@@ -2,7 +2,7 @@
  * Deploys the poi contracts in dependency order (registry → model registry → the ERC-8004
  * Identity Registry and the Validation Registry over it → task manager, which is also the payment
  * vault and the validator that answers tasks naming a validation request, linked to the
- * BatchSettlement library deployed just before it → slashing manager) and
+ * BatchSettlement and TaskManagerGovernance libraries deployed just before it → slashing manager) and
  * makes the slashing manager the registry's slasher and binds the task manager to the model
  * registry (which it pays access purchases into and takes credits from at settlement). Then governance: a TimelockController (as
  * OpenZeppelin ships it) and a PoiGovernor voting with the registry's stake; the governor is the
@@ -16,7 +16,7 @@
  */
 import { encodeDeployData, getAddress, keccak256, toHex, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
-  BatchSettlementBytecode, IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
+  BatchSettlementBytecode, TaskManagerGovernanceBytecode, IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
   SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode, TimelockControllerAbi, TimelockControllerBytecode, ValidationRegistryAbi, ValidationRegistryBytecode
 } from './generated/artifacts.js'
 import { PoiError } from '../protocols/wire/index.js'
@@ -156,14 +156,15 @@ export function deployParameters (params: DeployPoiParameters = {}): Required<De
 }
 
 /** The contracts deployPoi creates, in the order it creates them (each needs only those before it). */
-export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'BatchSettlement', 'TaskManager', 'SlashingManager'] as const
+export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'BatchSettlement', 'TaskManagerGovernance', 'TaskManager', 'SlashingManager'] as const
 
 /**
  * The linked libraries, by solc's fully qualified name: the TaskManager's batch settlement runs in
- * BatchSettlement (an external library, DELEGATECALLed) because both together exceed EIP-170's
- * 24,576 bytes of runtime code.
+ * BatchSettlement and its setParameter in TaskManagerGovernance (external libraries,
+ * DELEGATECALLed) because with them inside, its runtime code would exceed EIP-170's 24,576 bytes.
  */
 export const BATCH_SETTLEMENT_LIBRARY = 'BatchSettlement.sol:BatchSettlement'
+export const TASK_MANAGER_GOVERNANCE_LIBRARY = 'TaskManagerGovernance.sol:TaskManagerGovernance'
 
 /**
  * `bytecode` with each library placeholder solc left in it (`__$` + the first 34 hex digits of
@@ -181,9 +182,9 @@ export function linkBytecode (bytecode: `0x${string}`, libraries: Record<string,
   return linked as `0x${string}`
 }
 
-/** The TaskManager's creation bytecode linked to the BatchSettlement library at `batchSettlement`. */
-export function taskManagerBytecode (batchSettlement: `0x${string}`): `0x${string}` {
-  return linkBytecode(TaskManagerBytecode, { [BATCH_SETTLEMENT_LIBRARY]: batchSettlement })
+/** The TaskManager's creation bytecode linked to the BatchSettlement library at `batchSettlement` and the TaskManagerGovernance library at `governance`. */
+export function taskManagerBytecode (batchSettlement: `0x${string}`, governance: `0x${string}`): `0x${string}` {
+  return linkBytecode(TaskManagerBytecode, { [BATCH_SETTLEMENT_LIBRARY]: batchSettlement, [TASK_MANAGER_GOVERNANCE_LIBRARY]: governance })
 }
 export type PoiContractName = typeof POI_DEPLOY_ORDER[number]
 type DeployedSoFar = Partial<Record<PoiContractName, `0x${string}`>>
@@ -242,10 +243,12 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
       return encodeDeployData({ abi: ValidationRegistryAbi, bytecode: ValidationRegistryBytecode, args: [before('IdentityRegistry')] })
     case 'BatchSettlement':
       return BatchSettlementBytecode
+    case 'TaskManagerGovernance':
+      return TaskManagerGovernanceBytecode
     case 'TaskManager':
       return encodeDeployData({
         abi: TaskManagerAbi,
-        bytecode: taskManagerBytecode(before('BatchSettlement')),
+        bytecode: taskManagerBytecode(before('BatchSettlement'), before('TaskManagerGovernance')),
         args: [before('OperatorRegistry'), before('ModelRegistry'), p.quorumBps, p.maxEpochAge, {
           asset: p.asset,
           treasury,
@@ -265,7 +268,7 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
 /** The gas each deployment of deployPoi is estimated to take, and their sum. */
 export interface DeployPoiGasEstimate {
   perContract: Record<PoiContractName, bigint>
-  /** The seven deployments (the BatchSettlement library included); the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
+  /** The eight deployments (the BatchSettlement and TaskManagerGovernance libraries included); the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
   total: bigint
 }
 

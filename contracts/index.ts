@@ -15,7 +15,7 @@ export {
 } from './deployment.js'
 export {
   deployPoi, deployParameters, estimateDeployPoiGas, DEFAULT_DEPLOY_PARAMETERS, POI_DEPLOY_ORDER, GOVERNED_CONTRACTS, DeployError, type DeployPoiParameters, type DeployPoiGasEstimate,
-  BATCH_SETTLEMENT_LIBRARY, linkBytecode, taskManagerBytecode,
+  BATCH_SETTLEMENT_LIBRARY, TASK_MANAGER_GOVERNANCE_LIBRARY, linkBytecode, taskManagerBytecode,
   type PoiContractName, type PoiDeployment
 } from './deploy.js'
 export {

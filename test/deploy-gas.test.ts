@@ -27,8 +27,8 @@ describe('deployment gas estimate (anvil)', function () {
     await chain?.stop()
   })
 
-  it('estimates each of the seven deployments (the BatchSettlement library included), close to what deployPoi then uses', async () => {
-    // account 1 has deployed nothing yet: its first seven transactions will be the seven contracts
+  it('estimates each of the eight deployments (the two TaskManager libraries included), close to what deployPoi then uses', async () => {
+    // account 1 has deployed nothing yet: its first eight transactions will be the eight contracts
     const wallet = chain.wallets[1]
     const from = wallet.account.address
     const nonce = await chain.publicClient.getTransactionCount({ address: from })
@@ -44,8 +44,9 @@ describe('deployment gas estimate (anvil)', function () {
       ModelRegistry: deployment.modelRegistry,
       IdentityRegistry: deployment.identityRegistry,
       ValidationRegistry: deployment.validationRegistry,
-      // the library is in no deployment record (the TaskManager's code holds its address): where the estimate put it
+      // the libraries are in no deployment record (the TaskManager's code holds their addresses): where the estimate put them
       BatchSettlement: getContractAddress({ from, nonce: BigInt(nonce + POI_DEPLOY_ORDER.indexOf('BatchSettlement')) }),
+      TaskManagerGovernance: getContractAddress({ from, nonce: BigInt(nonce + POI_DEPLOY_ORDER.indexOf('TaskManagerGovernance')) }),
       TaskManager: deployment.taskManager,
       SlashingManager: deployment.slashing
     }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { encodeFunctionData, parseEventLogs, toHex, type TransactionReceipt } from 'viem'
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
-  ANVIL_PRIVATE_KEYS, OperatorRegistryAbi, TaskManagerAbi, TimelockControllerAbi, castVote, claimRewards, delegateVotes, deployPoi, deposit, executeProposal,
+  ANVIL_PRIVATE_KEYS, GOVERNED_PARAMETERS, OperatorRegistryAbi, TaskManagerAbi, TimelockControllerAbi, castVote, claimRewards, delegateVotes, deployPoi, deposit, executeProposal,
   GovernanceError, governedParameter, parameterChangeProposal, parameterContract, parseParameterValue, pauseNetwork, proposalIdOf, proposalState, propose, queueProposal, readGovernorSettings, readOperatorSet, readParameter,
   readPause, readProposal, readVault, readVotes, registerOperator, requestExit, requestWithdrawal, setGuardianDirect, setParameterDirect,
   submitCertificate, unpauseDirect, unpauseProposal, withdraw, withdrawCredit, withdrawStake, type GovernedParameter, type OnChainOperatorSet,
@@ -354,10 +354,20 @@ describe('governance: keepOwner deployments and the setters\' bounds', function 
       ['maxEpochAge', 1n], ['treasury', chain.wallets[3].account.address], ['minTaskFee', 0n], ['withdrawalDelay', 7201n + 3600n],
       ['maxTaskLife', 7200n], ['settlementWindow', 300n], ['slashBps', 1000n], ['reporterBps', 5000n]
     ]
+    // the TaskManager's parameters share two packed slots (written by its TaskManagerGovernance
+    // library) and PaymentVault's withdrawalDelay a third: a change must leave every other one as it was
+    const contractOf = (name: GovernedParameter): string => GOVERNED_PARAMETERS[name].contract
+    const siblingsOf = async (name: GovernedParameter): Promise<Record<string, ParameterValue>> => Object.fromEntries(await Promise.all(
+      (Object.keys(GOVERNED_PARAMETERS) as GovernedParameter[]).filter(n => n !== name && contractOf(n) === contractOf(name))
+        .map(async n => [n, await readParameter(chain.publicClient, d, n)] as const)))
     for (const [name, value] of accepted) {
+      const siblings = await siblingsOf(name)
       const receipt = await setParameterDirect(owner, chain.publicClient, d, name, value)
       assert.deepEqual(await readParameter(chain.publicClient, d, name), value, name)
       assert.equal(receipt.logs.length, 1, `${name}: one ParameterChanged`)
+      // emitted by the governed contract itself (the library's code runs in its context)
+      assert.equal(receipt.logs[0].address.toLowerCase(), parameterContract(d, name).toLowerCase(), `${name}: ParameterChanged from its contract`)
+      assert.deepEqual(await siblingsOf(name), siblings, `${name}: the other parameters of its contract unchanged`)
     }
     // an unknown name reaches the contract as UnknownParameter
     await expectRevert(owner.writeContract({ address: d.taskManager, abi: TaskManagerAbi, functionName: 'setParameter', args: [toHex('asset', { size: 32 }), 1n] }), 'UnknownParameter')

@@ -29,6 +29,12 @@ const REWARD_SCALE = 10n ** 27n
 const BPS = 10_000n
 /** EIP-170: the most runtime code a contract may have. */
 const MAX_CODE_BYTES = 24_576
+/**
+ * Room the TaskManager's runtime code keeps below MAX_CODE_BYTES for the zk-result path the next
+ * issue adds to it (verifier per model, proof and public signals, the prover's pay): what moving
+ * setParameter into the TaskManagerGovernance library bought.
+ */
+const MIN_HEADROOM_BYTES = 3 * 1024
 const MODEL_FEE = 3n * 10n ** 14n
 /** The paid model: a real manifest naming the OWNER account (set in before()). */
 let MODEL: OwnedManifest
@@ -95,9 +101,10 @@ describe('payments: paid certificates in ETH', function () {
   })
   after(async () => { await chain?.stop() })
 
-  it('fits the TaskManager (vault included) under the 24 KiB code limit', async () => {
+  it('fits the TaskManager (vault included) under the 24 KiB code limit, with 3 KiB to spare', async () => {
     const code = await chain.publicClient.getCode({ address: tm() })
-    assert.ok(code !== undefined && (code.length - 2) / 2 < MAX_CODE_BYTES, `TaskManager runtime code is ${((code?.length ?? 2) - 2) / 2} bytes`)
+    const bytes = ((code?.length ?? 2) - 2) / 2
+    assert.ok(bytes > 0 && bytes <= MAX_CODE_BYTES - MIN_HEADROOM_BYTES, `TaskManager runtime code is ${bytes} bytes: ${MAX_CODE_BYTES - bytes} of headroom, under ${MIN_HEADROOM_BYTES}`)
   })
 
   it('splits a paid certificate to the wei: owner, treasury, and each signer\'s claim its stake share', async () => {

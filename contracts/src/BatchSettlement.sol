@@ -5,13 +5,14 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {IValidationRegistry} from "./IValidationRegistry.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
-import {OperatorRegistry} from "./OperatorRegistry.sol";
+import {OperatorRegistry, PoiMessages} from "./OperatorRegistry.sol";
 import {PaymentVault} from "./PaymentVault.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
+import {SettlementRules} from "./SettlementRules.sol";
 import {TaskManager} from "./TaskManager.sol";
+import {TaskManagerGovernance} from "./TaskManagerGovernance.sol";
 
 /// @title BatchSettlement
 /// @notice Settlement of a batch (issue 15, /work/spec15.md): one quorum certificate over a Merkle
@@ -44,7 +45,14 @@ library BatchSettlement {
         mapping(address => mapping(uint256 => uint256)) settled;
     }
 
-    /// @dev The TaskManager's governed parameters and references a batch needs, read by it once.
+    /// @dev What the TaskManager passes besides storage: its immutable references and EIP-712 domain.
+    struct Refs {
+        ModelRegistry models;
+        IValidationRegistry validationRegistry;
+        bytes32 domainSeparator;
+    }
+
+    /// @dev The TaskManager's governed parameters and references a batch needs, read once.
     struct Params {
         ModelRegistry models;
         IValidationRegistry validationRegistry;
@@ -68,43 +76,44 @@ library BatchSettlement {
         uint256[] shareOf;
     }
 
-    uint256 internal constant BPS_DENOMINATOR = 10_000;
-    uint256 internal constant MS_PER_SECOND = 1000;
     /// @dev Sequences per bitmap word (one storage slot of bits).
     uint256 internal constant SEQUENCES_PER_WORD = 256;
-    /// @dev Tags the batch message apart from attestations (POI_ATTESTATION_V1) and proofs of
-    /// possession; consensus/batch.ts BATCH_DOMAIN_TAG.
-    string internal constant BATCH_DOMAIN_TAG = "POI_BATCH_V1";
-    // The TaskManager's public constants of the same names are these (it documents why each is what it is).
-    uint256 internal constant REWARD_SCALE = 1e27;
-    bytes32 internal constant VOUCHER_TYPEHASH =
-        keccak256("TabVoucher(address requester,address taskManager,uint256 cumulative,uint64 sequence)");
-    uint64 internal constant TAB_SEQUENCE_LIMIT = 2 ** 40;
-    uint8 internal constant VALIDATION_RESPONSE = 100;
-    uint256 internal constant VALIDATION_GAS_LIMIT = 300_000;
 
     /// @notice Verifies the batch and settles it: see TaskManager.submitBatch. The caller has
     /// checked that the root is new, the epoch in range and the network not paused.
     function settle(
         State storage self,
+        TaskManagerGovernance.Parameters storage governed,
         mapping(address => PaymentVault.Account) storage accounts,
         mapping(address => uint256) storage credits,
         mapping(uint64 => TaskManager.EpochRewards) storage epochRewards,
         mapping(uint64 => mapping(address => TaskManager.Missed)) storage missed,
-        Params memory p,
+        Refs memory refs,
         OperatorRegistry.Epoch memory ep,
         TaskManager.BatchCertificate calldata qc,
         TaskManager.NonSigner[] calldata nonSigners,
         TaskManager.TabCharge[] calldata tabs,
         TaskManager.Validation[] calldata validations
     ) external {
+        TaskManagerGovernance.Parameters memory g = governed;
+        Params memory p = Params({
+            models: refs.models,
+            validationRegistry: refs.validationRegistry,
+            treasury: g.treasury,
+            quorumBps: g.quorumBps,
+            protocolFeeBps: g.protocolFeeBps,
+            minTaskFee: g.minTaskFee,
+            maxTaskLife: g.maxTaskLife,
+            settlementWindow: g.settlementWindow,
+            domainSeparator: refs.domainSeparator
+        });
         // What the quorum signed: the root (a duplicated, missing or extra leaf is a different root;
         // so is a reordering, unless the commutative node hash maps it to the same root, which is
         // then the same batch the quorum signed) and the summary (changing any tab, charge, bitmap
         // or validation is a different summary). Either way the aggregate signature no longer
         // verifies: InvalidSignature.
         bytes32 summaryHash = keccak256(abi.encode(qc.leafCount, qc.batchRef, tabs, validations));
-        bytes32 digest = keccak256(abi.encode(BATCH_DOMAIN_TAG, block.chainid, address(this), qc.root, qc.epoch, summaryHash));
+        bytes32 digest = PoiMessages.batchDigest(address(this), qc.root, qc.epoch, summaryHash);
         uint256 signedStake = QuorumCertificates.verifyDigest(ep, p.quorumBps, qc.signerBitmap, qc.signature, nonSigners, digest);
 
         uint256 worstCaseOwners;
@@ -137,14 +146,14 @@ library BatchSettlement {
             emit TaskManager.BatchOwnerCredited(qc.root, t.ownerOf[k], t.shareOf[k]);
         }
         uint256 rest = t.charged - t.ownerShares;
-        uint256 protocolShare = rest * p.protocolFeeBps / BPS_DENOMINATOR;
+        uint256 protocolShare = rest * p.protocolFeeBps / SettlementRules.BPS_DENOMINATOR;
         if (protocolShare != 0) credits[p.treasury] += protocolShare;
         uint256 signersShare = rest - protocolShare;
         emit TaskManager.BatchCharged(qc.root, t.charged, t.ownerShares, protocolShare, signersShare);
 
         // The signers' share through the epoch's reward index, once; reputation stays per task:
         // the epoch counts leafCount certificates, and each non-signer missed leafCount of them.
-        uint256 increment = signersShare * REWARD_SCALE / signedStake;
+        uint256 increment = signersShare * SettlementRules.REWARD_SCALE / signedStake;
         TaskManager.EpochRewards memory r = epochRewards[qc.epoch];
         epochRewards[qc.epoch] = TaskManager.EpochRewards({
             index: SafeCast.toUint192(r.index + increment),
@@ -159,7 +168,7 @@ library BatchSettlement {
         if (address(p.validationRegistry) != address(0)) {
             for (uint256 k; k < validations.length; ++k) {
                 TaskManager.Validation calldata v = validations[k];
-                respond(p.validationRegistry, v.taskId, v.requestHash, v.resultHash);
+                SettlementRules.respond(p.validationRegistry, v.taskId, v.requestHash, v.resultHash);
             }
         }
     }
@@ -179,7 +188,7 @@ library BatchSettlement {
         if (tab.sequence <= tabNow.lastSequence) revert TaskManager.StaleVoucher(tab.sequence, tabNow.lastSequence);
         // The voucher's taskManager is this contract by construction (the batch carries no other),
         // so a voucher signed for another TaskManager, chain or requester fails here.
-        bytes32 structHash = keccak256(abi.encode(VOUCHER_TYPEHASH, requester, address(this), tab.cumulative, tab.sequence));
+        bytes32 structHash = keccak256(abi.encode(SettlementRules.VOUCHER_TYPEHASH, requester, address(this), tab.cumulative, tab.sequence));
         (address signer, ECDSA.RecoverError err,) =
             ECDSA.tryRecoverCalldata(MessageHashUtils.toTypedDataHash(p.domainSeparator, structHash), tab.signature);
         if (err != ECDSA.RecoverError.NoError || signer != requester) revert TaskManager.InvalidVoucherSignature(requester);
@@ -194,8 +203,8 @@ library BatchSettlement {
             if (k != 0 && mc.modelKey <= previousKey) revert TaskManager.ModelsOutOfOrder(requester, mc.modelKey);
             previousKey = mc.modelKey;
             if (mc.count == 0) revert TaskManager.MalformedTab(requester);
-            checkDeadline(mc.firstDeadline * uint64(MS_PER_SECOND), p.settlementWindow, p.maxTaskLife);
-            checkDeadline(mc.lastDeadline * uint64(MS_PER_SECOND), p.settlementWindow, p.maxTaskLife);
+            SettlementRules.checkDeadline(mc.firstDeadline * uint64(SettlementRules.MS_PER_SECOND), p.settlementWindow, p.maxTaskLife);
+            SettlementRules.checkDeadline(mc.lastDeadline * uint64(SettlementRules.MS_PER_SECOND), p.settlementWindow, p.maxTaskLife);
             // access for all `count` tasks at once: credits taken, subscription held at the latest deadline
             (address owner, uint256 modelFee) = p.models.useAccessBatch(mc.modelKey, requester, mc.lastDeadline, mc.count);
             uint256 required = uint256(mc.count) * (modelFee + p.minTaskFee);
@@ -238,7 +247,7 @@ library BatchSettlement {
         if (lastWord == 0 || (tab.firstWord == 0 && tab.sequenceBits[0] & 1 != 0)) revert TaskManager.MalformedTab(tab.requester);
         uint256 highest = (uint256(tab.firstWord) + words - 1) * SEQUENCES_PER_WORD + Math.log2(lastWord);
         // the voucher is the tab's highest: it authorises every sequence below it; sequence < 2**40 bounds the words
-        if (highest != tab.sequence || tab.sequence >= TAB_SEQUENCE_LIMIT) {
+        if (highest != tab.sequence || tab.sequence >= SettlementRules.TAB_SEQUENCE_LIMIT) {
             revert TaskManager.VoucherSequenceMismatch(tab.sequence, highest);
         }
         for (uint256 k; k < words; ++k) {
@@ -267,24 +276,5 @@ library BatchSettlement {
         t.ownerOf[t.owners] = owner;
         t.shareOf[t.owners] = share;
         ++t.owners;
-    }
-
-    /// @dev A task's deadline (unix ms) must not have passed by more than the settlement window,
-    /// nor lie more than maxTaskLife ahead (TaskManager._checkDeadline for single certificates).
-    function checkDeadline(uint64 deadline, uint64 settlementWindow, uint64 maxTaskLife) internal view {
-        uint256 nowMs = block.timestamp * MS_PER_SECOND;
-        if (uint256(deadline) + uint256(settlementWindow) * MS_PER_SECOND < nowMs) revert TaskManager.TaskExpired(deadline, nowMs);
-        uint256 latest = nowMs + uint256(maxTaskLife) * MS_PER_SECOND;
-        if (deadline > latest) revert TaskManager.DeadlineTooFar(deadline, latest);
-    }
-
-    /// @dev ERC-8004: the TaskManager, as validator, answers a task's request. Never blocks settlement.
-    function respond(IValidationRegistry validationRegistry, bytes32 taskId, bytes32 requestHash, bytes32 resultHash) internal {
-        string memory uri = string.concat("poi://task/", Strings.toHexString(uint256(taskId), 32));
-        try validationRegistry.validationResponse{gas: VALIDATION_GAS_LIMIT}(
-            requestHash, VALIDATION_RESPONSE, uri, resultHash, "poi-qc"
-        ) {} catch (bytes memory reason) {
-            emit TaskManager.ValidationResponseFailed(taskId, requestHash, reason);
-        }
     }
 }

@@ -22,6 +22,20 @@ library PoiMessages {
         return keccak256(abi.encode("POI_ATTESTATION_V1", block.chainid, taskManager, taskId, resultHash, outputRef, epoch));
     }
 
+    /// @dev keccak256(abi.encode("POI_BATCH_V1", chainid, taskManager, root, uint64 epoch, summaryHash)):
+    /// what operators sign for a batch (consensus/batch.ts batchDigest; the tag sets it apart from
+    /// attestations and proofs of possession). TaskManager's batch settlement verifies it, the
+    /// SlashingManager holds an operator to it.
+    function batchDigest(address taskManager, bytes32 root, uint64 epoch, bytes32 summaryHash) internal view returns (bytes32) {
+        return keccak256(abi.encode("POI_BATCH_V1", block.chainid, taskManager, root, epoch, summaryHash));
+    }
+
+    /// @dev A batch leaf (taskId, resultHash, outputRef), hashed as OpenZeppelin's StandardMerkleTree
+    /// hashes leaves (consensus/batch.ts batchLeafHash): twice, so no inner node passes for a leaf.
+    function batchLeaf(bytes32 taskId, bytes32 resultHash, bytes32 outputRef) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(taskId, resultHash, outputRef))));
+    }
+
     /// @dev keccak256(abi.encode("POI_POP_V1", operator, pubkey)); the key as its 128-byte EIP-2537 words.
     function proofOfPossessionDigest(address operator, BLS.G1Point memory pubkey) internal pure returns (bytes32) {
         return keccak256(abi.encode("POI_POP_V1", operator, pubkey));

@@ -68,8 +68,6 @@ contract SlashingManager is Ownable {
         BLS.G2Point signature;
     }
 
-    /// @dev The tag TaskManager's batch settlement signs under (BatchSettlement.BATCH_DOMAIN_TAG).
-    string internal constant BATCH_DOMAIN_TAG = "POI_BATCH_V1";
     uint256 internal constant BPS_DENOMINATOR = 10_000;
     /// @notice Lowest slashBps governance may set: an equivocation must cost at least a tenth of
     /// the stake, or signing two results becomes a cheap bet.
@@ -228,11 +226,9 @@ contract SlashingManager is Ownable {
         BLS.G1Point memory key = pubkey;
         _checkMember(operator, key, batch.member);
         _checkMember(operator, key, attestation.member);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, batch.resultHash, batch.outputRef))));
+        bytes32 leaf = PoiMessages.batchLeaf(taskId, batch.resultHash, batch.outputRef);
         if (!MerkleProof.verifyCalldata(batch.leafProof, batch.root, leaf)) revert NotInBatch();
-        bytes32 digest = keccak256(
-            abi.encode(BATCH_DOMAIN_TAG, block.chainid, taskManager, batch.root, batch.member.epoch, batch.summaryHash)
-        );
+        bytes32 digest = PoiMessages.batchDigest(address(taskManager), batch.root, batch.member.epoch, batch.summaryHash);
         if (!BLS12381.verify(key, abi.encodePacked(digest), batch.signature)) revert InvalidSignature(0);
         _checkSigned(taskId, attestation, key, 1);
         amount = _slash(operator, taskId, batch.member.epoch);

@@ -16,6 +16,8 @@ import {ModelRegistry} from "./ModelRegistry.sol";
 import {OperatorRegistry, OperatorTree, PoiMessages} from "./OperatorRegistry.sol";
 import {PaymentVault} from "./PaymentVault.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
+import {SettlementRules} from "./SettlementRules.sol";
+import {TaskManagerGovernance} from "./TaskManagerGovernance.sol";
 
 /// @title TaskManager
 /// @notice Verifies quorum certificates, stores each task's certified result and settles its fee.
@@ -31,7 +33,9 @@ import {QuorumCertificates} from "./QuorumCertificates.sol";
 /// hasResult(taskId, result, proof). Tab tasks (nonce < TAB_SEQUENCE_LIMIT) settle only in
 /// batches, other tasks only singly, so no task settles twice.
 /// @dev Governance: the owner (the timelock once deployPoi hands it over) changes the settlement
-/// parameters within bounds (setParameter); the registry's pause (settlementEpoch) stops settlement.
+/// parameters within bounds (setParameter, run by the linked TaskManagerGovernance library); the
+/// registry's pause (settlementEpoch) stops settlement. Constants and rules both settlement paths
+/// share are SettlementRules'.
 contract TaskManager is PaymentVault, EIP712, Ownable {
     using SafeERC20 for IERC20;
 
@@ -163,73 +167,49 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         uint64 count;
     }
 
-    uint256 internal constant BPS_DENOMINATOR = 10_000;
     /// @dev DESIGN §5: at least 3 signers whatever their stake (consensus DEFAULT_MIN_SIGNERS).
     uint256 public constant MIN_SIGNERS = QuorumCertificates.MIN_SIGNERS;
-    /// @notice Fixed-point scale of the reward-per-stake index: with stakes in ether (1e18 wei) a
-    /// certificate's increment keeps 9 more digits than its signers' share, so the rounding lost per
-    /// claim is below one wei per 1e9 wei of stake, and the uint192 index holds 6e57: far beyond
-    /// any sum of fees over stakes.
-    uint256 public constant REWARD_SCALE = BatchSettlement.REWARD_SCALE;
+    /// @notice Fixed-point scale of the reward-per-stake index (SettlementRules says why 1e27).
+    uint256 public constant REWARD_SCALE = SettlementRules.REWARD_SCALE;
     /// @notice ERC-8004 response a certified task gets (0..100 scale: fully validated).
-    uint8 public constant VALIDATION_RESPONSE = BatchSettlement.VALIDATION_RESPONSE;
-    /// @notice Gas the validation registry may use per response: enough for its writes and event,
-    /// small enough that a registry that burns gas cannot make settlement unaffordable.
-    uint256 public constant VALIDATION_GAS_LIMIT = BatchSettlement.VALIDATION_GAS_LIMIT;
-    /// @dev Task deadlines are unix milliseconds (the wire's unit); block timestamps are seconds.
-    uint256 internal constant MS_PER_SECOND = 1000;
+    uint8 public constant VALIDATION_RESPONSE = SettlementRules.VALIDATION_RESPONSE;
+    /// @notice Gas the validation registry may use per response (SettlementRules says why).
+    uint256 public constant VALIDATION_GAS_LIMIT = SettlementRules.VALIDATION_GAS_LIMIT;
     /// @notice EIP-712 type of a task; protocols/wire/task.ts spells the same type.
     bytes32 public constant TASK_TYPEHASH = keccak256(
         "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest)"
     );
 
     /// @notice EIP-712 type of a tab voucher; protocols/wire/voucher.ts spells the same type.
-    bytes32 public constant VOUCHER_TYPEHASH = BatchSettlement.VOUCHER_TYPEHASH;
-    /// @notice Tasks whose nonce is below this are tab tasks: the nonce is their sequence in the
-    /// requester's tab, and they settle only in a batch (single tasks have nonces at or above it,
-    /// and settle only singly), so no task settles twice. 2**40 sequences outlast any requester.
-    uint64 public constant TAB_SEQUENCE_LIMIT = BatchSettlement.TAB_SEQUENCE_LIMIT;
+    bytes32 public constant VOUCHER_TYPEHASH = SettlementRules.VOUCHER_TYPEHASH;
+    /// @notice Tasks whose nonce is below this are tab tasks, which settle only in a batch (the
+    /// nonce is their sequence in the requester's tab); other tasks settle only singly.
+    uint64 public constant TAB_SEQUENCE_LIMIT = SettlementRules.TAB_SEQUENCE_LIMIT;
 
-    /// @notice Lowest network quorum governance may set: two thirds of the stake, the BFT bound
-    /// under which two conflicting certificates of one epoch could both reach quorum.
-    uint16 public constant MIN_QUORUM_BPS = 6667;
-    /// @notice Highest protocol fee governance may set (20 % of what is left after the model
-    /// owner's fee): the signers, who secure the network, keep most of every fee.
-    uint16 public constant MAX_PROTOCOL_FEE_BPS = 2000;
-    /// @notice Shortest maxTaskLife governance may set: the node's longest task TTL (600 s), so
-    /// every task a node accepts can still settle.
-    uint64 public constant MIN_TASK_LIFE = 10 minutes;
-    /// @notice Longest maxTaskLife and settlementWindow governance may set: each lengthens the
-    /// withdrawal delay deposits need (withdrawalDelay > maxTaskLife + settlementWindow).
-    uint64 public constant MAX_TASK_WINDOW = 1 days;
-    /// @notice Shortest settlementWindow governance may set: an aggregator needs a few blocks to
-    /// post a certificate made just before the deadline.
-    uint64 public constant MIN_SETTLEMENT_WINDOW = 5 minutes;
-    /// @notice Longest withdrawalDelay governance may set: deposits must always be able to leave.
-    uint64 public constant MAX_WITHDRAWAL_DELAY = 30 days;
+    // The bounds governance may set the parameters within (TaskManagerGovernance says why each is what it is).
+
+    /// @notice Lowest network quorum governance may set: two thirds of the stake.
+    uint16 public constant MIN_QUORUM_BPS = TaskManagerGovernance.MIN_QUORUM_BPS;
+    /// @notice Highest protocol fee governance may set.
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = TaskManagerGovernance.MAX_PROTOCOL_FEE_BPS;
+    /// @notice Shortest maxTaskLife governance may set.
+    uint64 public constant MIN_TASK_LIFE = TaskManagerGovernance.MIN_TASK_LIFE;
+    /// @notice Longest maxTaskLife and settlementWindow governance may set.
+    uint64 public constant MAX_TASK_WINDOW = TaskManagerGovernance.MAX_TASK_WINDOW;
+    /// @notice Shortest settlementWindow governance may set.
+    uint64 public constant MIN_SETTLEMENT_WINDOW = TaskManagerGovernance.MIN_SETTLEMENT_WINDOW;
+    /// @notice Longest withdrawalDelay governance may set.
+    uint64 public constant MAX_WITHDRAWAL_DELAY = TaskManagerGovernance.MAX_WITHDRAWAL_DELAY;
 
     OperatorRegistry public immutable registry;
     ModelRegistry public immutable models;
     /// @notice ERC-8004 Validation Registry answered on acceptance; address(0) = none.
     IValidationRegistry public immutable validationRegistry;
 
-    // Governed parameters (setParameter), in two slots that every certificate reads: the payment
-    // asset, registry and model registry stay immutable (changing them would orphan balances,
-    // snapshots and fees already recorded).
-
-    /// @notice Receives protocolFeeBps of each fee after the model owner's part (pulled with withdrawCredit).
-    address public treasury;
-    /// @notice The network's quorum, basis points of the epoch's stake (a task may ask for more).
-    uint16 public quorumBps;
-    uint16 public protocolFeeBps;
-    /// @notice A certificate's epoch may be at most this many epochs behind the current one.
-    uint64 public maxEpochAge;
-    /// @notice The network's minimum fee per task, wei, on top of the model's fee.
-    uint128 public minTaskFee;
-    /// @notice Seconds a task's deadline may lie ahead of the block that settles it.
-    uint64 public maxTaskLife;
-    /// @notice Seconds after a task's deadline during which its certificate is still accepted.
-    uint64 public settlementWindow;
+    /// @dev Governed parameters (setParameter), in two slots that every certificate reads; each has
+    /// its getter below. The payment asset, registry and model registry stay immutable (changing
+    /// them would orphan balances, snapshots and fees already recorded).
+    TaskManagerGovernance.Parameters internal _params;
 
     /// @dev taskId → keccak256(abi.encode(resultHash, outputRef, epoch)); zero = no result yet.
     /// One slot instead of three; the values themselves are in the CertificateAccepted event, and
@@ -350,22 +330,57 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         EIP712("poi", "1") // protocols/wire/task.ts TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION
         Ownable(msg.sender)
     {
-        if (quorumBps_ > BPS_DENOMINATOR) revert InvalidBps(quorumBps_);
-        if (quorumBps_ < MIN_QUORUM_BPS) revert QuorumBelowFloor(quorumBps_, MIN_QUORUM_BPS);
-        if (payment.protocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert ProtocolFeeAboveCap(payment.protocolFeeBps, MAX_PROTOCOL_FEE_BPS);
+        TaskManagerGovernance.checkQuorumBps(quorumBps_);
+        TaskManagerGovernance.checkProtocolFeeBps(payment.protocolFeeBps);
         if (registry_ == address(0) || models_ == address(0) || payment.treasury == address(0)) revert ZeroAddress();
-        _checkWithdrawalDelay(payment.withdrawalDelay, payment.maxTaskLife, payment.settlementWindow);
+        TaskManagerGovernance.checkWithdrawalDelay(payment.withdrawalDelay, payment.maxTaskLife, payment.settlementWindow);
         registry = OperatorRegistry(registry_);
-        _checkEpochAge(maxEpochAge_);
+        TaskManagerGovernance.checkEpochAge(OperatorRegistry(registry_), maxEpochAge_);
         models = ModelRegistry(models_);
-        quorumBps = quorumBps_;
-        maxEpochAge = maxEpochAge_;
-        treasury = payment.treasury;
-        protocolFeeBps = payment.protocolFeeBps;
-        minTaskFee = SafeCast.toUint128(payment.minTaskFee);
-        maxTaskLife = payment.maxTaskLife;
-        settlementWindow = payment.settlementWindow;
+        _params = TaskManagerGovernance.Parameters({
+            treasury: payment.treasury,
+            quorumBps: quorumBps_,
+            protocolFeeBps: payment.protocolFeeBps,
+            maxEpochAge: maxEpochAge_,
+            minTaskFee: SafeCast.toUint128(payment.minTaskFee),
+            maxTaskLife: payment.maxTaskLife,
+            settlementWindow: payment.settlementWindow
+        });
         validationRegistry = IValidationRegistry(payment.validationRegistry);
+    }
+
+    /// @notice Receives protocolFeeBps of each fee after the model owner's part (pulled with withdrawCredit).
+    function treasury() external view returns (address) {
+        return _params.treasury;
+    }
+
+    /// @notice The network's quorum, basis points of the epoch's stake (a task may ask for more).
+    function quorumBps() external view returns (uint16) {
+        return _params.quorumBps;
+    }
+
+    function protocolFeeBps() external view returns (uint16) {
+        return _params.protocolFeeBps;
+    }
+
+    /// @notice A certificate's epoch may be at most this many epochs behind the current one.
+    function maxEpochAge() external view returns (uint64) {
+        return _params.maxEpochAge;
+    }
+
+    /// @notice The network's minimum fee per task, wei, on top of the model's fee.
+    function minTaskFee() external view returns (uint128) {
+        return _params.minTaskFee;
+    }
+
+    /// @notice Seconds a task's deadline may lie ahead of the block that settles it.
+    function maxTaskLife() external view returns (uint64) {
+        return _params.maxTaskLife;
+    }
+
+    /// @notice Seconds after a task's deadline during which its certificate is still accepted.
+    function settlementWindow() external view returns (uint64) {
+        return _params.settlementWindow;
     }
 
     /// @notice Governance: sets one parameter by name ("quorumBps", "maxEpochAge", "treasury" as
@@ -373,51 +388,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     /// "withdrawalDelay"), each within its bounds whoever proposes it. A change applies to the
     /// next certificate (and, for withdrawalDelay, the next withdrawal request).
     function setParameter(bytes32 name, uint256 value) external onlyOwner {
-        uint256 old;
-        if (name == "quorumBps") {
-            if (value > BPS_DENOMINATOR) revert InvalidBps(value);
-            if (value < MIN_QUORUM_BPS) revert QuorumBelowFloor(value, MIN_QUORUM_BPS);
-            old = quorumBps;
-            quorumBps = uint16(value);
-        } else if (name == "maxEpochAge") {
-            if (value == 0 || value > type(uint64).max) revert ParameterOutOfBounds(name, value, 1, type(uint64).max);
-            _checkEpochAge(uint64(value));
-            old = maxEpochAge;
-            maxEpochAge = uint64(value);
-        } else if (name == "treasury") {
-            if (value > type(uint160).max) revert ParameterOutOfBounds(name, value, 1, type(uint160).max);
-            if (value == 0) revert ZeroAddress();
-            old = uint160(treasury);
-            treasury = address(uint160(value));
-        } else if (name == "protocolFeeBps") {
-            if (value > MAX_PROTOCOL_FEE_BPS) revert ProtocolFeeAboveCap(value, MAX_PROTOCOL_FEE_BPS);
-            old = protocolFeeBps;
-            protocolFeeBps = uint16(value);
-        } else if (name == "minTaskFee") {
-            if (value > type(uint128).max) revert ParameterOutOfBounds(name, value, 0, type(uint128).max);
-            old = minTaskFee;
-            minTaskFee = uint128(value);
-        } else if (name == "maxTaskLife") {
-            if (value < MIN_TASK_LIFE || value > MAX_TASK_WINDOW) revert ParameterOutOfBounds(name, value, MIN_TASK_LIFE, MAX_TASK_WINDOW);
-            _checkWithdrawalDelay(withdrawalDelay, uint64(value), settlementWindow);
-            old = maxTaskLife;
-            maxTaskLife = uint64(value);
-        } else if (name == "settlementWindow") {
-            if (value < MIN_SETTLEMENT_WINDOW || value > MAX_TASK_WINDOW) {
-                revert ParameterOutOfBounds(name, value, MIN_SETTLEMENT_WINDOW, MAX_TASK_WINDOW);
-            }
-            _checkWithdrawalDelay(withdrawalDelay, maxTaskLife, uint64(value));
-            old = settlementWindow;
-            settlementWindow = uint64(value);
-        } else if (name == "withdrawalDelay") {
-            if (value > MAX_WITHDRAWAL_DELAY) revert ParameterOutOfBounds(name, value, 0, MAX_WITHDRAWAL_DELAY);
-            _checkWithdrawalDelay(uint64(value), maxTaskLife, settlementWindow);
-            old = withdrawalDelay;
-            withdrawalDelay = uint64(value);
-        } else {
-            revert UnknownParameter(name);
-        }
-        emit ParameterChanged(name, old, value);
+        withdrawalDelay = TaskManagerGovernance.setParameter(_params, registry, withdrawalDelay, name, value);
     }
 
     /// @notice Verify `qc` for `task`, record its result and settle the task's fee. Returns false,
@@ -443,12 +414,13 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         _checkDeadline(task.deadline);
         // the requester's access at the task's deadline (seconds); takes a credit under the credits tier
         (address modelOwner, uint256 modelFee) =
-            models.useAccess(keccak256(task.modelId), task.requester, uint64(task.deadline / MS_PER_SECOND));
-        uint256 required = modelFee + minTaskFee;
+            models.useAccess(keccak256(task.modelId), task.requester, uint64(task.deadline / SettlementRules.MS_PER_SECOND));
+        uint256 required = modelFee + _params.minTaskFee;
         if (task.fee < required) revert FeeBelowMinimum(task.fee, required);
 
         _checkEpoch(qc.epoch);
-        uint16 bps = task.quorumBps > quorumBps ? task.quorumBps : quorumBps;
+        uint16 networkBps = _params.quorumBps;
+        uint16 bps = task.quorumBps > networkBps ? task.quorumBps : networkBps;
         uint256 signedStake = QuorumCertificates.verify(registry.getEpoch(qc.epoch), address(this), bps, qc, nonSigners);
 
         _results[qc.taskId] = resultCommitment(Result({resultHash: qc.resultHash, outputRef: qc.outputRef, epoch: qc.epoch}));
@@ -482,19 +454,10 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     ) external returns (bool accepted) {
         if (_batches.epochOf[qc.root] != 0) return false;
         _checkEpoch(qc.epoch);
-        BatchSettlement.Params memory p = BatchSettlement.Params({
-            models: models,
-            validationRegistry: validationRegistry,
-            treasury: treasury,
-            quorumBps: quorumBps,
-            protocolFeeBps: protocolFeeBps,
-            minTaskFee: minTaskFee,
-            maxTaskLife: maxTaskLife,
-            settlementWindow: settlementWindow,
-            domainSeparator: _domainSeparatorV4()
-        });
+        BatchSettlement.Refs memory refs =
+            BatchSettlement.Refs({models: models, validationRegistry: validationRegistry, domainSeparator: _domainSeparatorV4()});
         BatchSettlement.settle(
-            _batches, _accounts, _credits, _epochRewards, _missed, p, registry.getEpoch(qc.epoch), qc, nonSigners, tabs, validations
+            _batches, _params, _accounts, _credits, _epochRewards, _missed, refs, registry.getEpoch(qc.epoch), qc, nonSigners, tabs, validations
         );
         return true;
     }
@@ -502,7 +465,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     /// @notice Whether `result` is certified for `taskId` by a batch: `proof` takes the leaf
     /// (taskId, resultHash, outputRef) to a stored root whose certificate's epoch is result.epoch.
     function hasResult(bytes32 taskId, Result calldata result, bytes32[] calldata proof) external view returns (bool) {
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, result.resultHash, result.outputRef))));
+        bytes32 leaf = PoiMessages.batchLeaf(taskId, result.resultHash, result.outputRef);
         uint64 epoch = _batches.epochOf[MerkleProof.processProofCalldata(proof, leaf)];
         return epoch != 0 && epoch == result.epoch;
     }
@@ -677,8 +640,8 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         uint256 ownerShare = charged < modelFee ? charged : modelFee;
         if (ownerShare != 0) _credits[modelOwner] += ownerShare;
         uint256 rest = charged - ownerShare;
-        uint256 protocolShare = rest * protocolFeeBps / BPS_DENOMINATOR;
-        if (protocolShare != 0) _credits[treasury] += protocolShare;
+        uint256 protocolShare = rest * _params.protocolFeeBps / SettlementRules.BPS_DENOMINATOR;
+        if (protocolShare != 0) _credits[_params.treasury] += protocolShare;
         uint256 signersShare = rest - protocolShare;
 
         // signedStake > 0: quorumBps > 0 of a positive total stake signed
@@ -695,30 +658,18 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
 
     /// @dev ERC-8004: the TaskManager, as validator, answers the task's request. Never blocks settlement.
     function _respond(bytes32 taskId, bytes32 requestHash, bytes32 resultHash) internal {
-        BatchSettlement.respond(validationRegistry, taskId, requestHash, resultHash);
+        SettlementRules.respond(validationRegistry, taskId, requestHash, resultHash);
     }
 
     /// @dev The certificate's epoch must have started, be at most maxEpochAge old, and settlement not paused.
     function _checkEpoch(uint64 epoch) internal view {
         uint64 current = registry.settlementEpoch(); // reverts Paused while the guardian's pause holds
         if (epoch > current) revert FutureEpoch(epoch, current);
-        if (epoch == 0 || uint256(epoch) + maxEpochAge < current) revert StaleEpoch(epoch, current);
-    }
-
-    /// @dev A deposit must not be withdrawable before a task it must pay is settled.
-    function _checkWithdrawalDelay(uint64 delay, uint64 taskLife, uint64 window) internal pure {
-        uint256 minimumDelay = uint256(taskLife) + window;
-        if (delay <= minimumDelay) revert WithdrawalDelayTooShort(delay, minimumDelay + 1);
-    }
-
-    /// @dev No certificate may be accepted for an epoch whose exiting stake the registry may already have paid out.
-    function _checkEpochAge(uint64 age) internal view {
-        uint64 registryMax = registry.maxCertificateAge();
-        if (age > registryMax) revert EpochAgeExceedsRegistry(age, registryMax);
+        if (epoch == 0 || uint256(epoch) + _params.maxEpochAge < current) revert StaleEpoch(epoch, current);
     }
 
     function _checkDeadline(uint64 deadline) internal view {
-        BatchSettlement.checkDeadline(deadline, settlementWindow, maxTaskLife);
+        SettlementRules.checkDeadline(deadline, _params.settlementWindow, _params.maxTaskLife);
     }
 
     /// @dev What `operator` may still claim for `c.epoch` and the index it would have claimed up to.
