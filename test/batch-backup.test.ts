@@ -11,7 +11,7 @@
  * out of reach), so a batch on chain from it can only be the backup's.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Hex } from 'viem'
@@ -40,15 +40,19 @@ const BACKUP_DELAY_MS = 5_000
 /** From the backup taking the certificate in to the batch on chain: its delay, then a read and one transaction. */
 const BACKUP_SETTLE_BOUND_MS = BACKUP_DELAY_MS + 20_000
 const TASK_TIMEOUT_MS = 30_000
-/** anvil account of the requester (0 deploys, 1-4 are the operators). */
-const REQUESTER = privateKeyToAccount(ANVIL_PRIVATE_KEYS[9])
+/**
+ * anvil accounts of the requesters (0 deploys, 1-4 are the operators), one per test: the lost
+ * aggregator of the first test keeps batching its requester's tasks again until it sees them
+ * settled by the backup, and one batch per requester is in flight at a time.
+ */
+const REQUESTERS = [privateKeyToAccount(ANVIL_PRIVATE_KEYS[9]), privateKeyToAccount(ANVIL_PRIVATE_KEYS[8])] as const
 
 describe('a batch whose aggregator never posts it is posted by another aggregator (issue 15)', function () {
   this.timeout(120_000)
   let chain: PoiChain
   let net: TestNetwork
   let backup: PoiNode
-  let tab: RequesterTab
+  const tabs: RequesterTab[] = []
   let fee: bigint
   let modelId: Uint8Array
   let tabDir: string
@@ -88,15 +92,17 @@ describe('a batch whose aggregator never posts it is posted by another aggregato
       reports.set(node, [])
       node.addEventListener('batch', ({ detail }) => { reports.get(node)!.push(detail) })
     }
-    const account = REQUESTER
     const client = net.chainClient!
-    await deposit(walletFor(chain.anvil.rpcUrl, account), chain.publicClient, chain.deployment.taskManager, ETHER)
     fee = (await readTaskFee(client, modelId)).fee
     tabDir = await mkdtemp(join(tmpdir(), 'poi-batch-backup-tab-'))
-    tab = await RequesterTab.open({
-      dir: tabDir, account, chainId: BigInt(chain.anvil.chainId), taskManager: chain.deployment.taskManager,
-      readTab: async (r) => await readTab(chain.publicClient, chain.deployment.taskManager, r)
-    })
+    for (const [k, account] of REQUESTERS.entries()) {
+      await deposit(walletFor(chain.anvil.rpcUrl, account), chain.publicClient, chain.deployment.taskManager, ETHER)
+      await mkdir(join(tabDir, String(k)))
+      tabs.push(await RequesterTab.open({
+        dir: join(tabDir, String(k)), account, chainId: BigInt(chain.anvil.chainId), taskManager: chain.deployment.taskManager,
+        readTab: async (r) => await readTab(chain.publicClient, chain.deployment.taskManager, r)
+      }))
+    }
   })
 
   after(async function () {
@@ -106,9 +112,9 @@ describe('a batch whose aggregator never posts it is posted by another aggregato
   })
 
   /** TASKS_PER_BATCH tab tasks, certified; the root of the batch that holds them (the forming aggregator's 'certified' report). */
-  async function certifiedBatch (): Promise<{ results: RequestResult[], root: Hex }> {
+  async function certifiedBatch (requester: 0 | 1): Promise<{ results: RequestResult[], root: Hex }> {
     const results = await Promise.all(Array.from({ length: TASKS_PER_BATCH }, async () =>
-      await requestInference(net.requester, REQUESTER, { modelId, input: exampleInput(++inputs), timeoutMs: TASK_TIMEOUT_MS, fee, tab })))
+      await requestInference(net.requester, REQUESTERS[requester], { modelId, input: exampleInput(++inputs), timeoutMs: TASK_TIMEOUT_MS, fee, tab: tabs[requester] })))
     const ids = results.map(r => to0xHex(r.taskId).toLowerCase())
     const holds = (r: BatchReport): boolean => ids.every(id => r.taskIds.some(t => t.toLowerCase() === id))
     await until(() => reports.get(net.aggregator)!.some(r => r.state === 'certified' && holds(r)), 30_000,
@@ -134,7 +140,7 @@ describe('a batch whose aggregator never posts it is posted by another aggregato
 
   it('the other aggregator posts the certified batch once its delay is over: every leaf provable on chain', async function () {
     forming.posts = false
-    const { results, root } = await certifiedBatch()
+    const { results, root } = await certifiedBatch(0)
     const backupAccount = net.accountOf(backup)!
     await until(() => step(backup, root, 'certified') !== undefined, 20_000, 'the backup holding the batch certificate')
     const heldAt = Date.now()
@@ -161,7 +167,7 @@ describe('a batch whose aggregator never posts it is posted by another aggregato
     const backupAccount = net.accountOf(backup)!
     const formingAccount = net.accountOf(net.aggregator)!
     const nonceBefore = await chain.publicClient.getTransactionCount({ address: backupAccount })
-    const { results, root } = await certifiedBatch()
+    const { results, root } = await certifiedBatch(1)
     await until(() => step(backup, root, 'settled') !== undefined || step(backup, root, 'failed') !== undefined, BACKUP_SETTLE_BOUND_MS,
       () => `the backup ending its hold of the batch: ${reports.get(backup)!.map(r => `${r.state}${r.reason != null ? ` (${r.reason})` : ''}`).join(', ')}`)
     assert.ok(step(backup, root, 'certified') !== undefined, 'the backup held the batch certificate')

@@ -20,7 +20,7 @@ import { buildBatch, type BatchItem, type TaskVoucher } from '../node/roles/batc
 import { Batcher, type BatchReport } from '../node/roles/batcher.js'
 import type { BatchSubmission } from '../node/roles/submitter.js'
 import {
-  BatchSigner, SignedBatches, reviewBatchProposal,
+  BatchSigner, SIGNED_BATCH_EXPIRY_MS, SignedBatches, reviewBatchProposal,
   type BatchProposalContent, type BatchRefusalCode, type BatchSignerSource
 } from '../node/roles/batch-signer.js'
 import { attest, makeOperators, type TestOperators } from './consensus-fixtures.js'
@@ -234,6 +234,17 @@ describe('batch signing (issue 15)', function () {
       assert.ok('share' in await signer.onProposal(second), 'once the first batch failed, its leaves may be batched again')
       // the same proposal again: the same signature, not a refusal
       assert.ok('share' in await signer.onProposal(second))
+    })
+
+    it('a leaf of a certified batch until SIGNED_BATCH_EXPIRY_MS after signing (it failed on chain or lost its posters), then freed', async function () {
+      const ledger = freshLedger()
+      const [a, b] = [items[0]!.taskId, items[1]!.taskId]
+      const signedAt = 1_000_000
+      await ledger.signed('0x01', [a, b], signedAt)
+      await ledger.mark('0x01', 'certified')
+      assert.equal(await ledger.holder(a, '0x02', signedAt + SIGNED_BATCH_EXPIRY_MS), '0x01', 'held while the batch may still settle')
+      assert.equal(await ledger.holder(a, '0x02', signedAt + SIGNED_BATCH_EXPIRY_MS + 1), undefined, 'freed after the expiry, certified or not')
+      assert.equal(await ledger.holder(b, '0x01', signedAt), undefined, 'its own batch does not hold it')
     })
 
     it('a summary that does not match the leaves', async function () {

@@ -42,11 +42,14 @@ import { buildBatch, compareTaskIds, requesterOf, type BatchItem, type TaskVouch
 const log = logger('poi:batch-signer')
 
 /**
- * How long a batch this operator signed holds its leaves when no certificate for it has been
- * seen: after that the aggregator is taken to have given up (it closes batches within seconds
- * and a batch certificate forms within a few gossip rounds), and the leaves may be signed into
- * another batch. Safe for money: the chain's settled-sequence bitmap refuses a task settled
- * twice, so an expiry that comes too early costs a reverted transaction, never a double charge.
+ * How long a batch this operator signed holds its leaves, from when it signed: after that the
+ * batch is taken to be over, and the leaves may be signed into another batch. Uncertified, the
+ * aggregator gave up (it closes batches within seconds and a batch certificate forms within a
+ * few gossip rounds). Certified but not seen to settle, it failed on chain or lost every poster:
+ * its aggregator posts it at once and backups after BATCH_BACKUP_DELAY_MS (30 s), and the
+ * aggregator batches a failed batch's tasks again, which operators must then be able to sign.
+ * Safe for money: the chain's settled-sequence bitmap refuses a task settled twice, so an expiry
+ * that comes too early costs a reverted simulation, never a double charge.
  */
 export const SIGNED_BATCH_EXPIRY_MS = 120_000
 
@@ -131,7 +134,7 @@ const fromUtf8 = new TextDecoder()
 /**
  * The batches this operator signed and their leaves, in a store area: `leaf/<taskId>` → the root
  * of the batch it was signed into, `batch/<root>` → its state and when. A leaf is free again
- * once its batch failed or expired (SIGNED_BATCH_EXPIRY_MS without a certificate).
+ * once its batch failed or expired (SIGNED_BATCH_EXPIRY_MS after signing, certified or not).
  */
 export class SignedBatches {
   constructor (private readonly area: StoreArea, private readonly expiryMs = SIGNED_BATCH_EXPIRY_MS) {}
@@ -144,7 +147,7 @@ export class SignedBatches {
     if (other.toLowerCase() === root.toLowerCase()) return undefined
     const record = await this.record(other)
     if (record === undefined || record.state === 'failed') return undefined
-    if (record.state === 'signed' && now > record.at + this.expiryMs) return undefined
+    if (now > record.at + this.expiryMs) return undefined
     return other
   }
 
