@@ -223,10 +223,10 @@ describe('batch signing (issue 15)', function () {
         blsSecretKey: ops.secretKeys[3]!, blsPublicKey: blsPublicKeyOf(ops.secretKeys[3]!), source, signed: ledger,
         resolveSet: async (epoch) => (epoch === ops.set.epoch ? ops.set : undefined), publish: async () => {}
       })
-      const first = proposalOf(items.slice(0, 4), 1n)
+      const [first, second] = [proposalOf(items.slice(0, 4), 1n), proposalOf(items.slice(3), 2n)]
+        .sort((x, y) => (BigInt(x.root) < BigInt(y.root) ? -1 : 1)) // the second's root is the higher one
       const signed = await signer.onProposal(first)
       assert.ok('share' in signed, 'the first batch is signed')
-      const second = proposalOf(items.slice(3), 2n)
       const refused = await signer.onProposal(second)
       assert.ok('refusal' in refused && refused.refusal.code === 'leaf-in-other-batch', JSON.stringify(refused))
       assert.equal(refused.refusal.taskId, items[3]!.taskId)
@@ -234,6 +234,18 @@ describe('batch signing (issue 15)', function () {
       assert.ok('share' in await signer.onProposal(second), 'once the first batch failed, its leaves may be batched again')
       // the same proposal again: the same signature, not a refusal
       assert.ok('share' in await signer.onProposal(second))
+    })
+
+    it('a leaf already in another batch it signed is signed again into a batch with a lower root (two aggregators at once: the lowest root gathers every operator)', async function () {
+      const ledger = freshLedger()
+      const signer = new BatchSigner({
+        blsSecretKey: ops.secretKeys[3]!, blsPublicKey: blsPublicKeyOf(ops.secretKeys[3]!), source, signed: ledger,
+        resolveSet: async (epoch) => (epoch === ops.set.epoch ? ops.set : undefined), publish: async () => {}
+      })
+      const [lower, higher] = [proposalOf(items.slice(0, 4), 1n), proposalOf(items.slice(3), 2n)]
+        .sort((x, y) => (BigInt(x.root) < BigInt(y.root) ? -1 : 1))
+      assert.ok('share' in await signer.onProposal(higher), 'the higher root, seen first, is signed')
+      assert.ok('share' in await signer.onProposal(lower), 'the lower root, seen second, is signed too')
     })
 
     it('a leaf of a certified batch until SIGNED_BATCH_EXPIRY_MS after signing (it failed on chain or lost its posters), then freed', async function () {

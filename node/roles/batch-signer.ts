@@ -226,7 +226,13 @@ export async function reviewBatchProposal (proposal: BatchProposalContent, opera
   if (signed !== undefined) {
     for (const leaf of leaves) {
       const other = await signed.holder(leaf.taskId, proposal.root)
-      if (other !== undefined) return refuse('leaf-in-other-batch', `task ${leaf.taskId} is already in batch ${other}, which this node signed`, leaf.taskId)
+      // Two aggregators that batch the same tasks at once propose different roots, and operators
+      // see them in different orders: every operator also signs the lower root, so that one
+      // gathers the whole quorum and the tasks settle (the higher one, if it certifies too,
+      // reverts on chain and its aggregator drops the tasks settled elsewhere).
+      if (other !== undefined && BigInt(proposal.root) >= BigInt(other)) {
+        return refuse('leaf-in-other-batch', `task ${leaf.taskId} is already in batch ${other}, which this node signed (a batch with a lower root would be signed)`, leaf.taskId)
+      }
     }
   }
   if (source.tabSettled !== undefined) {
