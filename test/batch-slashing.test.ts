@@ -8,31 +8,27 @@ import assert from 'node:assert/strict'
 import { bytesToHex, hexToBigInt, parseEventLogs, type Hex } from 'viem'
 import { BatchTree, generateBlsSecretKey, signAttestation, signBatch, type BatchLeaf, type BatchSigningFields } from '../consensus/index.js'
 import {
-  OperatorRegistryAbi, SlashingManagerAbi, batchLeafAndAttestationCalldata, readOperatorSet, submitBatchLeafAndAttestation,
+  SlashingManagerAbi, batchLeafAndAttestationCalldata, submitBatchLeafAndAttestation,
   type OnChainOperatorSet, type SignedBatchLeaf
 } from '../contracts/index.js'
-import { ETHER, taskResult, type TaskResult } from './consensus-fixtures.js'
-import { expectRevert, nextEpoch, registerAll, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { taskResult, type TaskResult } from './consensus-fixtures.js'
+import { expectRevert, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { REPORTER_BPS, SLASH_BPS, startSlashingChain, type SlashingChain } from './helpers/slashing-chain.js'
 
 const CHAIN_TIMEOUT_MS = 60_000
-const EPOCH_SECONDS = 100n
-const SLASH_BPS = 5000n
-const REPORTER_BPS = 1000n
-const STAKE = 10n * ETHER
 /** Any 32 bytes: the batch signature covers the summary hash, which this evidence only repeats. */
 const SUMMARY_HASH: Hex = `0x${'5a'.repeat(32)}`
 
 describe('slashing a batch leaf that contradicts an attestation (issue 15, point 4)', function () {
   this.timeout(CHAIN_TIMEOUT_MS)
   const keys = Array.from({ length: 3 }, () => generateBlsSecretKey())
+  let slashingChain: SlashingChain
   let chain: PoiChain
   let reporter: Wallet
   let set1: OnChainOperatorSet
   let set2: OnChainOperatorSet
   const slashing = (): `0x${string}` => chain.deployment.slashing
-
-  const liveStake = async (index: number): Promise<bigint> =>
-    (await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [set1.operators[index].address] })).stake
+  const liveStake = async (index: number): Promise<bigint> => await slashingChain.liveStake(index)
   const leafOf = (r: TaskResult): BatchLeaf => ({ taskId: bytesToHex(r.taskId), resultHash: bytesToHex(r.resultHash), outputRef: bytesToHex(r.outputRef) })
   /** A three-leaf batch holding `result`'s leaf, signed by operator `index` of `set`. */
   const signedBatch = (set: OnChainOperatorSet, index: number, result: TaskResult): SignedBatchLeaf => {
@@ -43,19 +39,13 @@ describe('slashing a batch leaf that contradicts an attestation (issue 15, point
     const batch: BatchSigningFields = { root: tree.root, epoch: set.epoch, summaryHash: SUMMARY_HASH }
     return { batch, share: signBatch(keys[index], set, batch, index), leaf: leaves[k], proof: tree.proof(k) }
   }
-  const attestation = (set: OnChainOperatorSet, index: number, result: TaskResult): ReturnType<typeof signAttestation> =>
-    signAttestation(keys[index], set.domain, { ...result, epoch: set.epoch, operatorIndex: index })
+  const attestation = (set: OnChainOperatorSet, index: number, result: TaskResult): ReturnType<typeof signAttestation> => slashingChain.attestation(set, index, result)
   const simulate = async (args: ReturnType<typeof batchLeafAndAttestationCalldata>): Promise<unknown> =>
     await chain.publicClient.simulateContract({ account: reporter.account, address: slashing(), abi: SlashingManagerAbi, functionName: 'submitBatchLeafAndAttestation', args })
 
   before(async () => {
-    chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, slashBps: Number(SLASH_BPS), reporterBps: Number(REPORTER_BPS) })
-    reporter = chain.wallets[9]
-    await registerAll(chain, keys, keys.map(() => STAKE))
-    await nextEpoch(chain)
-    set1 = await readOperatorSet(chain.publicClient, chain.deployment, 1n)
-    await nextEpoch(chain)
-    set2 = await readOperatorSet(chain.publicClient, chain.deployment, 2n)
+    slashingChain = await startSlashingChain(keys)
+    ;({ chain, reporter, set1, set2 } = slashingChain)
   })
   after(async () => { await chain?.stop() })
 

@@ -8,45 +8,36 @@ import assert from 'node:assert/strict'
 import { parseEventLogs } from 'viem'
 import { generateBlsSecretKey, signAttestation, verifyEquivocationEvidence, type EquivocationEvidence } from '../consensus/index.js'
 import {
-  ANVIL_PRIVATE_KEYS, OperatorRegistryAbi, SlashingManagerAbi, certificateAndAttestationCalldata, conflictingCertificatesCalldata, evidenceCalldata,
-  readOperatorSet, submitCertificateAndAttestation, submitConflictingCertificates, submitEvidence, type OnChainOperatorSet
+  ANVIL_PRIVATE_KEYS, SlashingManagerAbi, certificateAndAttestationCalldata, conflictingCertificatesCalldata, evidenceCalldata,
+  submitCertificateAndAttestation, submitConflictingCertificates, submitEvidence, type OnChainOperatorSet
 } from '../contracts/index.js'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ChainClient } from '../node/chain-client.js'
-import { ETHER, taskResult, type TaskResult } from './consensus-fixtures.js'
-import { expectRevert, makeCertificate, nextEpoch, registerAll, startPoiChain, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { taskResult, type TaskResult } from './consensus-fixtures.js'
+import { expectRevert, makeCertificate, type PoiChain, type Wallet } from './helpers/poi-chain.js'
+import { REPORTER_BPS, startSlashingChain, type SlashingChain } from './helpers/slashing-chain.js'
 
 const CHAIN_TIMEOUT_MS = 60_000
-const EPOCH_SECONDS = 100n
-const SLASH_BPS = 5000n
-const REPORTER_BPS = 1000n
-const STAKE = 10n * ETHER
 
 describe('slashing holes: cross-epoch equivocation and conflicting certificates', function () {
   this.timeout(CHAIN_TIMEOUT_MS)
   // six equal stakes: with the default quorum (6667 bps) a certificate needs five signers
   const keys = Array.from({ length: 6 }, () => generateBlsSecretKey())
+  let slashingChain: SlashingChain
   let chain: PoiChain
   let reporter: Wallet
   let set1: OnChainOperatorSet
   let set2: OnChainOperatorSet
   const slashing = (): `0x${string}` => chain.deployment.slashing
 
-  const liveStake = async (set: OnChainOperatorSet, index: number): Promise<bigint> =>
-    (await chain.publicClient.readContract({ address: chain.deployment.registry, abi: OperatorRegistryAbi, functionName: 'operators', args: [set.operators[index].address] })).stake
+  const liveStake = async (_set: OnChainOperatorSet, index: number): Promise<bigint> => await slashingChain.liveStake(index)
   const stakes = async (): Promise<bigint[]> => await Promise.all(keys.map(async (_, i) => await liveStake(set1, i)))
-  const attestation = (set: OnChainOperatorSet, index: number, result: TaskResult): ReturnType<typeof signAttestation> =>
-    signAttestation(keys[index], set.domain, { ...result, epoch: set.epoch, operatorIndex: index })
-  const slashedOf = (stake: bigint): bigint => stake * SLASH_BPS / 10_000n
+  const attestation = (set: OnChainOperatorSet, index: number, result: TaskResult): ReturnType<typeof signAttestation> => slashingChain.attestation(set, index, result)
+  const slashedOf = (stake: bigint): bigint => slashingChain.slashedOf(stake)
 
   before(async () => {
-    chain = await startPoiChain({ epochDuration: EPOCH_SECONDS, slashBps: Number(SLASH_BPS), reporterBps: Number(REPORTER_BPS) })
-    reporter = chain.wallets[9]
-    await registerAll(chain, keys, keys.map(() => STAKE))
-    await nextEpoch(chain)
-    set1 = await readOperatorSet(chain.publicClient, chain.deployment, 1n)
-    await nextEpoch(chain)
-    set2 = await readOperatorSet(chain.publicClient, chain.deployment, 2n)
+    slashingChain = await startSlashingChain(keys)
+    ;({ chain, reporter, set1, set2 } = slashingChain)
   })
   after(async () => { await chain?.stop() })
 
