@@ -45,6 +45,8 @@ export type TaskArgs = {
   nonce: bigint
   requester: `0x${string}`
   validationRequest: Hex
+  tier: number
+  inputCommitment: Hex
 }
 
 /** Arguments of TaskManager.submitCertificate(qc, nonSigners, task, requesterSig). */
@@ -151,7 +153,9 @@ export function taskArgs (task: TaskAnnouncement): TaskArgs {
     quorumBps: task.quorumBps,
     nonce: task.nonce,
     requester: getAddress(bytesToHex(task.requester)),
-    validationRequest: optional32(task.validationRequest, 'validationRequest')
+    validationRequest: optional32(task.validationRequest, 'validationRequest'),
+    tier: task.tier,
+    inputCommitment: optional32(task.inputCommitment, 'inputCommitment')
   }
 }
 

@@ -13,7 +13,7 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { bytesToHex, hexToBigInt, parseEventLogs, type Hex, type TransactionReceipt } from 'viem'
 import { BatchTree, generateBlsSecretKey, type BatchSummary } from '../consensus/index.js'
 import {
-  TaskManagerAbi, buyModelAccess, deposit, pauseNetwork, readValidationStatus, registerAgent, requestValidation, hasBatchResult, isTabSequenceSettled, readAccess, readBatchEpoch, readCredit, readOperatorSet,
+  TaskManagerAbi, taskArgs, buyModelAccess, deposit, pauseNetwork, readValidationStatus, registerAgent, requestValidation, hasBatchResult, isTabSequenceSettled, readAccess, readBatchEpoch, readCredit, readOperatorSet,
   readPendingRewards, readTab, readVault, registerModel, setModelAccessTier, setModelFee, simulateBatch, submitBatch, submitCertificate,
   type BatchQuorumCertificate, type OnChainOperatorSet
 } from '../contracts/index.js'
@@ -301,6 +301,17 @@ describe('batches: many tab tasks under one certificate', function () {
     const { accepted } = await submitCertificate(submitter, chain.publicClient, tm(), makeCertificate(set, keys, SIGNERS, resultOf(chain, single, 'single', 'out')), set, single)
     assert.equal(accepted, true)
     assert.equal((await readVault(chain.publicClient, tm(), address(r3))).balance, before - chain.params.minTaskFee)
+  })
+
+  it('a zk or both task (issue 16) does not settle on a certificate alone (TaskNeedsProof); the TaskManager\'s digest of it is its task id', async () => {
+    const r3 = REQUESTERS[2]
+    for (const tier of ['zk', 'both'] as const) {
+      const task = await paidTask(chain, `tier-${tier}`, { requester: r3, tier, inputCommitment: new Uint8Array(32).fill(5) })
+      const digest = await chain.publicClient.readContract({ address: tm(), abi: TaskManagerAbi, functionName: 'taskDigest', args: [taskArgs(task)] })
+      assert.equal(digest, bytesToHex(taskIdOf(task, tm())))
+      const qc = makeCertificate(set, keys, SIGNERS, resultOf(chain, task, `tier-${tier}`, 'out'))
+      await expectRevert(submitCertificate(submitter, chain.publicClient, tm(), qc, set, task), 'TaskNeedsProof')
+    }
   })
 
   it('agrees with consensus BatchTree and @openzeppelin/merkle-tree on random trees, on chain through hasResult', async () => {

@@ -10,7 +10,7 @@ import {
   MAX_ATTESTATION_BYTES, MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES,
   MAX_OPERATORS, MAX_PARAMS_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES,
   MAX_TASK_ANNOUNCEMENT_BYTES, PROTOCOL_VERSION, UINT64_MAX, Attestation, QuorumCertificate,
-  TaskAnnouncement, uint256ToBytes
+  TaskAnnouncement, uint256ToBytes, BN254_SCALAR_FIELD
 } from '../protocols/wire/index.js'
 import {
   attestation, certificate, concat, expectDecodeError, expectEncodeError, filled, prng, randomBytes, task
@@ -53,7 +53,9 @@ describe('wire codecs', () => {
         }),
         task({ fee: new Uint8Array(0), nonce: 0n, params: new Uint8Array(0), quorumBps: 1, deadline: 1n, chainId: 1n, modelId: filled(1, 9) }),
         task({ input: new Uint8Array(0), inputRef: filled(32, 0x09) }),
-        task({ validationRequest: filled(32, 0x0a) })
+        task({ validationRequest: filled(32, 0x0a) }),
+        task({ tier: 1, nonce: 1n << 40n, inputCommitment: uint256ToBytes(BN254_SCALAR_FIELD - 1n) }),
+        task({ tier: 2, nonce: (1n << 64n) - 1n, inputCommitment: filled(32, 0x0b) })
       ]
       roundTrips(cases, encodeTaskAnnouncement, decodeTaskAnnouncement, MAX_TASK_ANNOUNCEMENT_BYTES)
     })
@@ -183,6 +185,12 @@ describe('wire codecs', () => {
       ['inputRef all zero', { input: new Uint8Array(0), inputRef: filled(32, 0) }, 'INVALID_FIELD', 'inputRef'],
       ['validationRequest of 31 bytes', { validationRequest: filled(31, 1) }, 'INVALID_FIELD', 'validationRequest'],
       ['validationRequest all zero', { validationRequest: filled(32, 0) }, 'INVALID_FIELD', 'validationRequest'],
+      ['tier 3', { tier: 3 }, 'INVALID_FIELD', 'tier'],
+      ['a replicated task with an input commitment', { inputCommitment: filled(32, 1) }, 'INVALID_FIELD', 'inputCommitment'],
+      ['a zk task without an input commitment', { tier: 1, nonce: 1n << 40n }, 'INVALID_FIELD', 'inputCommitment'],
+      ['a both task with a 31-byte input commitment', { tier: 2, nonce: 1n << 40n, inputCommitment: filled(31, 1) }, 'INVALID_FIELD', 'inputCommitment'],
+      ['an input commitment not below the BN254 field', { tier: 1, nonce: 1n << 40n, inputCommitment: uint256ToBytes(BN254_SCALAR_FIELD) }, 'INVALID_FIELD', 'inputCommitment'],
+      ['a zk task with a tab sequence for nonce', { tier: 1, nonce: (1n << 40n) - 1n, inputCommitment: filled(32, 1) }, 'INVALID_FIELD', 'nonce'],
       ['params over 4 KiB', { params: filled(MAX_PARAMS_BYTES + 1, 1) }, 'OVERSIZED', 'params'],
       ['fee with a leading zero', { fee: Uint8Array.from([0, 1]) }, 'NON_CANONICAL', 'fee'],
       ['fee of 33 bytes', { fee: filled(33, 1) }, 'OVERSIZED', 'fee'],

@@ -70,6 +70,15 @@ describe('gossip validators (pure functions)', () => {
       assert.match(reasonOf(v), /bad requester signature/)
     })
 
+    it('ignores, naming the tier, a well-signed zk or both task: this node does not prove yet', async () => {
+      for (const tier of ['zk', 'both'] as const) {
+        const task = await signTask(account, TEST_DOMAIN.taskManager, { ...fields, nonce: 1n << 40n, tier, inputCommitment: new Uint8Array(32).fill(3) })
+        const v = await checkTask(encodeTaskAnnouncement(task), taskContext)
+        assert.equal(v.verdict, 'ignore')
+        assert.match(reasonOf(v), new RegExp(`asks for the ${tier} tier.*ask for the replicated tier`))
+      }
+    })
+
     it('ignores, without penalty, a task past its deadline and a task it already knows', async () => {
       const late = await signTask(account, TEST_DOMAIN.taskManager, { ...fields, deadline: BigInt(NOW - 1) })
       const v = await checkTask(encodeTaskAnnouncement(late), taskContext)

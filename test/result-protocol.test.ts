@@ -54,7 +54,9 @@ function taskWithId (nonce: bigint): TaskAnnouncement {
     nonce,
     requester: new Uint8Array(20).fill(0xaa),
     requesterSig: new Uint8Array(65).fill(0x1b),
-    validationRequest: new Uint8Array(0)
+    validationRequest: new Uint8Array(0),
+    tier: 0,
+    inputCommitment: new Uint8Array(0)
   }
 }
 

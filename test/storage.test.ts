@@ -30,7 +30,9 @@ function task (nonce: bigint): TaskAnnouncement {
     nonce,
     requester: bytes(20, 0xaa),
     requesterSig: bytes(65, 0x1b),
-    validationRequest: new Uint8Array(0)
+    validationRequest: new Uint8Array(0),
+    tier: 0,
+    inputCommitment: new Uint8Array(0)
   }
 }
 

@@ -8,7 +8,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import {
   DecodeError, EncodeError, decodeTaskAnnouncement, encodeTaskAnnouncement, MAX_INLINE_INPUT_BYTES,
   PROTOCOL_VERSION, TaskAnnouncement, signTask, taskDomain, taskIdOf, verifyTaskSignature, type TaskFields,
-  uint256ToBytes
+  uint256ToBytes, TASK_TIERS
 } from '../protocols/wire/index.js'
 import { CHAIN_ID, concat, filled, prng, randomBytes } from './helpers/wire-fixtures.js'
 
@@ -44,7 +44,9 @@ describe('task signing (EIP-712)', () => {
     ['quorumBps', { quorumBps: 6668 }],
     ['nonce', { nonce: 2n }],
     ['requester', { requester: Uint8Array.from(Buffer.from(accountB.address.slice(2), 'hex')) }],
-    ['validationRequest', { validationRequest: filled(32, 0x09) }]
+    ['validationRequest', { validationRequest: filled(32, 0x09) }],
+    ['tier', { tier: 1, nonce: 1n << 40n, inputCommitment: filled(32, 0x0c) }],
+    ['inputCommitment', { tier: 2, nonce: 1n << 40n, inputCommitment: filled(32, 0x0d) }]
   ]
 
   it('signs a task that verifies, and survives the wire', async () => {
@@ -55,6 +57,20 @@ describe('task signing (EIP-712)', () => {
     assert.equal(await verifyTaskSignature(signed, TASK_MANAGER), true)
     const received = decodeTaskAnnouncement(encodeTaskAnnouncement(signed))
     assert.equal(await verifyTaskSignature(received, TASK_MANAGER), true)
+  })
+
+  it('signs a zk and a both task with their input commitment (issue 16); refuses one a peer would reject', async () => {
+    for (const tier of ['zk', 'both'] as const) {
+      const signed = await signTask(accountA, TASK_MANAGER, { ...fields, nonce: 1n << 40n, tier, inputCommitment: filled(32, 0x0e) })
+      assert.equal(signed.tier, TASK_TIERS[tier])
+      const received = decodeTaskAnnouncement(encodeTaskAnnouncement(signed))
+      assert.deepEqual([received.tier, received.inputCommitment], [TASK_TIERS[tier], filled(32, 0x0e)])
+      assert.equal(await verifyTaskSignature(received, TASK_MANAGER), true)
+      assert.equal(await verifyTaskSignature({ ...received, tier: TASK_TIERS[tier] === 1 ? 2 : 1 }, TASK_MANAGER), false, 'another tier kept the signature valid')
+    }
+    await assert.rejects(signTask(accountA, TASK_MANAGER, { ...fields, nonce: 1n << 40n, tier: 'zk' }), /inputCommitment/)
+    await assert.rejects(signTask(accountA, TASK_MANAGER, { ...fields, tier: 'zk', inputCommitment: filled(32, 0x0e) }), /nonce.*credit tab/)
+    await assert.rejects(signTask(accountA, TASK_MANAGER, { ...fields, inputCommitment: filled(32, 0x0e) }), /replicated task leaves it empty/)
   })
 
   it('signs tasks with a stream inputRef', async () => {

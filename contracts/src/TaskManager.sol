@@ -81,6 +81,10 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         address requester;
         /// @dev ERC-8004 request hash the TaskManager answers on acceptance; bytes32(0) = none.
         bytes32 validationRequest;
+        /// @dev What proves the result (issue 16): 0 replicated (this certificate), 1 zk (a proof), 2 both.
+        uint8 tier;
+        /// @dev Poseidon commitment of the input (a zk proof's public signal); bytes32(0) when replicated.
+        bytes32 inputCommitment;
     }
 
     /// @notice A batch's quorum certificate (issue 15): operators signed
@@ -177,7 +181,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     uint256 public constant VALIDATION_GAS_LIMIT = SettlementRules.VALIDATION_GAS_LIMIT;
     /// @notice EIP-712 type of a task; protocols/wire/task.ts spells the same type.
     bytes32 public constant TASK_TYPEHASH = keccak256(
-        "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest)"
+        "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest,uint8 tier,bytes32 inputCommitment)"
     );
 
     /// @notice EIP-712 type of a tab voucher; protocols/wire/voucher.ts spells the same type.
@@ -300,6 +304,8 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     error NoCreditsLeft(bytes32 modelKey, address requester);
     /// @notice A tab task (nonce < TAB_SEQUENCE_LIMIT) settles only in a batch (submitBatch).
     error TabTaskSettlesInBatch(bytes32 taskId, uint64 nonce);
+    /// @notice A zk or both task (issue 16) does not settle on a quorum certificate alone.
+    error TaskNeedsProof(bytes32 taskId, uint8 tier);
     /// @notice The voucher is not `requester`'s signature for this TaskManager and chain (another
     /// requester's, another TaskManager's, or altered).
     error InvalidVoucherSignature(address requester);
@@ -406,6 +412,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     ) external returns (bool accepted) {
         if (_results[qc.taskId] != 0) return false;
         if (task.nonce < TAB_SEQUENCE_LIMIT) revert TabTaskSettlesInBatch(qc.taskId, task.nonce);
+        if (task.tier != 0) revert TaskNeedsProof(qc.taskId, task.tier);
 
         bytes32 digest = taskDigest(task);
         if (digest != qc.taskId) revert TaskIdMismatch(qc.taskId, digest);
@@ -589,7 +596,9 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
                     task.quorumBps,
                     task.nonce,
                     task.requester,
-                    task.validationRequest
+                    task.validationRequest,
+                    task.tier,
+                    task.inputCommitment
                 )
             )
         );

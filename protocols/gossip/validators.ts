@@ -14,7 +14,7 @@ import {
 } from '../../consensus/index.js'
 import {
   decodeAttestation, decodeQuorumCertificate, decodeTaskAnnouncement, taskIdOf, toHex, to0xHex, verifyTaskSignature,
-  bytesEqual, DecodeError, MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK, type Attestation, type QuorumCertificate, type TaskAnnouncement
+  bytesEqual, DecodeError, TASK_TIERS, TASK_TIER_NAMES, MAX_CONFLICTING_CERTIFICATE_PAIRS_PER_TASK, type Attestation, type QuorumCertificate, type TaskAnnouncement
 } from '../wire/index.js'
 
 /** What a validator decided: the decoded message, or why not (`reject` penalises the sender). */
@@ -73,6 +73,11 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
     return refuseTask(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`, 'ignore')
   }
   if (!ctx.isModelId(task.modelId)) return refuseTask(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`, 'ignore')
+  // The tier is signed and carried (issue 16); until operators prove, a zk or both task would
+  // only end NoQuorum or in a certificate the TaskManager refuses (TaskNeedsProof): say so now.
+  if (task.tier !== TASK_TIERS.replicated) {
+    return refuseTask(`task ${id} asks for the ${TASK_TIER_NAMES[task.tier]} tier: this node does not produce or check zk proofs yet; ask for the replicated tier`, 'ignore')
+  }
   if (!await verifyTaskSignature(task, ctx.taskManager)) {
     // Not named: anyone can send a task's fields with a bad signature, and its requester's own copy is good.
     return refuse(`task ${id} has a bad requester signature (requester ${to0xHex(task.requester)})`)

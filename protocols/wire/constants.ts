@@ -55,6 +55,19 @@ export const INPUT_REF_BYTES = 32
 export const ADDRESS_BYTES = 20
 /** ERC-8004 validation request hash a task may name (bytes32). */
 export const VALIDATION_REQUEST_BYTES = 32
+/**
+ * What a task asks to be proved by (issue 16, DESIGN §15), signed with it: a quorum certificate
+ * of the operators (`replicated`), a Groth16 proof of the model's circuit (`zk`), or both,
+ * agreeing on the result. The wire carries the number; contracts/src/TaskManager.sol the same.
+ */
+export const TASK_TIERS = { replicated: 0, zk: 1, both: 2 } as const
+export type TaskTier = keyof typeof TASK_TIERS
+/** The tier numbers, by number. */
+export const TASK_TIER_NAMES: readonly TaskTier[] = ['replicated', 'zk', 'both']
+/** A zk or both task's Poseidon commitment of its input: one BN254 field element, as 32 bytes big-endian. */
+export const INPUT_COMMITMENT_BYTES = 32
+/** The BN254 scalar field (Groth16's public signals live below it). */
+export const BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
 /** secp256k1 signature r ‖ s ‖ v, as viem returns it for EIP-712. */
 export const REQUESTER_SIGNATURE_BYTES = 65
 /** Compressed G2 point of the Ethereum BLS12-381 scheme. */

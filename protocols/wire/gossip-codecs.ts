@@ -4,7 +4,7 @@
  * of each message, shared by decoders, encoders and task signing (task.ts).
  */
 import {
-  ADDRESS_BYTES, BLS_SIGNATURE_BYTES, BPS_DENOMINATOR, INPUT_REF_BYTES, MAX_ATTESTATION_BYTES, VALIDATION_REQUEST_BYTES,
+  ADDRESS_BYTES, BLS_SIGNATURE_BYTES, BN254_SCALAR_FIELD, BPS_DENOMINATOR, INPUT_COMMITMENT_BYTES, INPUT_REF_BYTES, TASK_TIERS, TASK_TIER_NAMES, MAX_ATTESTATION_BYTES, VALIDATION_REQUEST_BYTES,
   MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES, MAX_OPERATORS, MAX_PARAMS_BYTES,
   MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES, OUTPUT_REF_BYTES,
   REQUESTER_SIGNATURE_BYTES, RESULT_HASH_BYTES, TASK_ID_BYTES, VOUCHER_SEQUENCE_LIMIT, VOUCHER_SIGNATURE_BYTES
@@ -50,7 +50,26 @@ export function checkTaskAnnouncement (task: TaskAnnouncement, options: TaskChec
     // Signed as bytes32(0) when absent, like inputRef: an all-zero hash would sign the same as none.
     (hasValidationRequest && isAllZero(task.validationRequest) ? violation('INVALID_FIELD', 'validationRequest', 'must not be all zero bytes') : undefined) ??
     (options.signature === false ? undefined : ruleExactBytes('requesterSig', task.requesterSig, REQUESTER_SIGNATURE_BYTES)) ??
+    checkTaskTier(task) ??
     (task.voucher == null ? undefined : checkTaskVoucher(task))
+}
+
+/**
+ * A task's tier (issue 16): 0 replicated with no input commitment; 1 zk or 2 both with a 32-byte
+ * input commitment below the BN254 field (a public signal of the proof), never a tab task (a
+ * proof settles singly, not in a batch).
+ */
+export function checkTaskTier (task: TaskAnnouncement): FieldViolation | undefined {
+  const commitment = task.inputCommitment
+  const bad = ruleUint32('tier', task.tier, 0, TASK_TIER_NAMES.length - 1) ?? ruleBytes('inputCommitment', commitment)
+  if (bad !== undefined) return bad
+  if (task.tier === TASK_TIERS.replicated) {
+    return commitment.length === 0 ? undefined : violation('INVALID_FIELD', 'inputCommitment', 'only a zk or both task commits to its input; a replicated task leaves it empty')
+  }
+  const tier = TASK_TIER_NAMES[task.tier]
+  return ruleExactBytes('inputCommitment', commitment, INPUT_COMMITMENT_BYTES) ??
+    (bytesToUint256(commitment) >= BN254_SCALAR_FIELD ? violation('INVALID_FIELD', 'inputCommitment', 'is not below the BN254 scalar field, so no proof can have it as a public signal') : undefined) ??
+    (task.nonce < VOUCHER_SEQUENCE_LIMIT ? violation('INVALID_FIELD', 'nonce', `a ${tier} task settles singly with its proof, not from a credit tab: its nonce must be at least 2^40`) : undefined)
 }
 
 /**
@@ -117,7 +136,7 @@ const TASK_ANNOUNCEMENT_CODEC = defineCodec<TaskAnnouncement>({
   fields: {
     version: [1, V], chainId: [2, V], modelId: [3, L], input: [4, L], inputRef: [5, L], params: [6, L], fee: [7, L],
     deadline: [8, V], quorumBps: [9, V], nonce: [10, V], requester: [11, L], requesterSig: [12, L],
-    validationRequest: [13, L], voucher: [14, L]
+    validationRequest: [13, L], voucher: [14, L], tier: [15, V], inputCommitment: [16, L]
   },
   proto: TaskAnnouncement,
   check: (task) => checkTaskAnnouncement(task)

@@ -19,6 +19,8 @@ export interface TaskAnnouncement {
   requesterSig: Uint8Array<ArrayBuffer>
   validationRequest: Uint8Array<ArrayBuffer>
   voucher?: TaskVoucher
+  tier: number
+  inputCommitment: Uint8Array<ArrayBuffer>
 }
 
 export namespace TaskAnnouncement {
@@ -101,6 +103,16 @@ export namespace TaskAnnouncement {
           TaskVoucher.codec().encode(obj.voucher, w)
         }
 
+        if ((obj.tier != null && obj.tier !== 0)) {
+          w.uint32(120)
+          w.uint32(obj.tier)
+        }
+
+        if ((obj.inputCommitment != null && obj.inputCommitment.byteLength > 0)) {
+          w.uint32(130)
+          w.bytes(obj.inputCommitment)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -118,7 +130,9 @@ export namespace TaskAnnouncement {
           nonce: 0n,
           requester: uint8ArrayAlloc(0),
           requesterSig: uint8ArrayAlloc(0),
-          validationRequest: uint8ArrayAlloc(0)
+          validationRequest: uint8ArrayAlloc(0),
+          tier: 0,
+          inputCommitment: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -183,6 +197,14 @@ export namespace TaskAnnouncement {
               obj.voucher = TaskVoucher.codec().decode(reader, reader.uint32(), {
                 limits: opts.limits?.voucher
               })
+              break
+            }
+            case 15: {
+              obj.tier = reader.uint32()
+              break
+            }
+            case 16: {
+              obj.inputCommitment = reader.bytes()
               break
             }
             default: {
@@ -298,6 +320,20 @@ export namespace TaskAnnouncement {
 
               break
             }
+            case 15: {
+              yield {
+                field: `${prefix}.tier`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 16: {
+              yield {
+                field: `${prefix}.inputCommitment`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -390,6 +426,16 @@ export namespace TaskAnnouncement {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface TaskAnnouncementTierFieldEvent {
+    field: '$.tier'
+    value: number
+  }
+
+  export interface TaskAnnouncementInputCommitmentFieldEvent {
+    field: '$.inputCommitment'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<TaskAnnouncement>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TaskAnnouncement.codec())
   }
@@ -398,7 +444,7 @@ export namespace TaskAnnouncement {
     return decodeMessage(buf, TaskAnnouncement.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskAnnouncement>): Generator<TaskAnnouncementVersionFieldEvent | TaskAnnouncementChainIdFieldEvent | TaskAnnouncementModelIdFieldEvent | TaskAnnouncementInputFieldEvent | TaskAnnouncementInputRefFieldEvent | TaskAnnouncementParamsFieldEvent | TaskAnnouncementFeeFieldEvent | TaskAnnouncementDeadlineFieldEvent | TaskAnnouncementQuorumBpsFieldEvent | TaskAnnouncementNonceFieldEvent | TaskAnnouncementRequesterFieldEvent | TaskAnnouncementRequesterSigFieldEvent | TaskAnnouncementValidationRequestFieldEvent | TaskAnnouncementVoucherCumulativeFieldEvent | TaskAnnouncementVoucherSequenceFieldEvent | TaskAnnouncementVoucherSignatureFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskAnnouncement>): Generator<TaskAnnouncementVersionFieldEvent | TaskAnnouncementChainIdFieldEvent | TaskAnnouncementModelIdFieldEvent | TaskAnnouncementInputFieldEvent | TaskAnnouncementInputRefFieldEvent | TaskAnnouncementParamsFieldEvent | TaskAnnouncementFeeFieldEvent | TaskAnnouncementDeadlineFieldEvent | TaskAnnouncementQuorumBpsFieldEvent | TaskAnnouncementNonceFieldEvent | TaskAnnouncementRequesterFieldEvent | TaskAnnouncementRequesterSigFieldEvent | TaskAnnouncementValidationRequestFieldEvent | TaskAnnouncementVoucherCumulativeFieldEvent | TaskAnnouncementVoucherSequenceFieldEvent | TaskAnnouncementVoucherSignatureFieldEvent | TaskAnnouncementTierFieldEvent | TaskAnnouncementInputCommitmentFieldEvent> {
     return streamMessage(buf, TaskAnnouncement.codec(), opts)
   }
 }

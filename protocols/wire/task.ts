@@ -13,7 +13,7 @@ import {
   type Hex, type LocalAccount, type TypedDataDomain
 } from 'viem'
 import { DecodeError, EncodeError } from './codec.js'
-import { INPUT_REF_BYTES, PROTOCOL_VERSION, REQUESTER_SIGNATURE_BYTES } from './constants.js'
+import { INPUT_REF_BYTES, PROTOCOL_VERSION, REQUESTER_SIGNATURE_BYTES, TASK_TIERS, type TaskTier } from './constants.js'
 import { checkTaskAnnouncement } from './gossip-codecs.js'
 import { TaskAnnouncement } from './messages.pb.js'
 import { uint256ToBytes, Uint256Error } from './uint256.js'
@@ -26,7 +26,7 @@ export const TASK_DOMAIN_VERSION = String(PROTOCOL_VERSION)
 
 /**
  * The signed struct. `chainId` is in the domain; `version` is the domain version. An absent
- * inputRef or validationRequest is signed as bytes32(0), which is why the codec rejects an
+ * inputRef, validationRequest or inputCommitment is signed as bytes32(0), which is why the codec rejects an
  * all-zero one. contracts/src/TaskManager.sol spells the same type string.
  */
 export const TASK_TYPED_DATA_TYPES = {
@@ -40,7 +40,9 @@ export const TASK_TYPED_DATA_TYPES = {
     { name: 'quorumBps', type: 'uint16' },
     { name: 'nonce', type: 'uint64' },
     { name: 'requester', type: 'address' },
-    { name: 'validationRequest', type: 'bytes32' }
+    { name: 'validationRequest', type: 'bytes32' },
+    { name: 'tier', type: 'uint8' },
+    { name: 'inputCommitment', type: 'bytes32' }
   ]
 } as const
 
@@ -63,6 +65,10 @@ export interface TaskFields {
   nonce: bigint
   /** ERC-8004 validation request hash (32 bytes) the TaskManager answers when the task is certified. */
   validationRequest?: Uint8Array
+  /** What proves the result (issue 16): a quorum certificate (the default), a zk proof, or both. */
+  tier?: TaskTier
+  /** The Poseidon commitment of the input (32 bytes, below the BN254 field): required for zk and both, absent otherwise. */
+  inputCommitment?: Uint8Array
 }
 
 /** secp256k1 group order; signatures with s above half of it are the malleable twin of another. */
@@ -94,7 +100,9 @@ function typedTask (task: TaskAnnouncement, taskManager: Address) {
       quorumBps: task.quorumBps,
       nonce: task.nonce,
       requester: bytesToHex(task.requester),
-      validationRequest: task.validationRequest.length === 0 ? ZERO_BYTES32 : bytesToHex(task.validationRequest)
+      validationRequest: task.validationRequest.length === 0 ? ZERO_BYTES32 : bytesToHex(task.validationRequest),
+      tier: task.tier,
+      inputCommitment: task.inputCommitment.length === 0 ? ZERO_BYTES32 : bytesToHex(task.inputCommitment)
     }
   } as const
 }
@@ -137,7 +145,9 @@ export async function signTask (account: LocalAccount, taskManager: Address, fie
     nonce: fields.nonce,
     requester: new Uint8Array(hexToBytes(account.address)),
     requesterSig: new Uint8Array(0),
-    validationRequest: new Uint8Array(fields.validationRequest ?? [])
+    validationRequest: new Uint8Array(fields.validationRequest ?? []),
+    tier: TASK_TIERS[fields.tier ?? 'replicated'],
+    inputCommitment: new Uint8Array(fields.inputCommitment ?? [])
   }
   const bad = checkTaskAnnouncement(task, { signature: false })
   if (bad !== undefined) throw EncodeError.of('TaskAnnouncement', bad)

@@ -49,6 +49,8 @@ export function task (overrides: Partial<TaskAnnouncement> = {}): TaskAnnounceme
     requester: filled(20, 0x04),
     requesterSig: filled(65, 0x05),
     validationRequest: new Uint8Array(0),
+    tier: 0,
+    inputCommitment: new Uint8Array(0),
     ...overrides
   }
 }
