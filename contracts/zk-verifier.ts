@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { bytesToHex, decodeFunctionResult, encodeFunctionData, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
+import { bytesToHex, decodeFunctionResult, encodeFunctionData, getAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import { mined } from './actions.js'
 import { COMPILER_SETTINGS, loadSolc } from './build.js'
 import { ModelRegistryAbi } from './generated/artifacts.js'
@@ -45,8 +45,9 @@ export const BN254_BASE_FIELD = 218882428718392752222464057452572750886963111572
 /** poi's circuits have exactly these public signals: circuitId, inputCommitment, outputCommitment (spec 16). */
 export const ZK_PUBLIC_SIGNALS = 3
 /**
- * Gas verifyOnChain gives an eth_call of the bare verifier: above its 202,690 (3 signals, measured
- * on anvil, prague), as ZkProofs.VERIFY_GAS is; with less the verifier answers false for a valid proof.
+ * Gas verifyOnChain gives an eth_call of the bare verifier: above the 230,375 such a call needs to
+ * answer true (3 signals, 25,928 of it intrinsic; anvil, prague); with less the verifier answers
+ * false for a valid proof.
  */
 export const VERIFY_CALL_GAS = 300_000n
 /** The contract name of snarkjs's groth16 template, replaced by the circuit's own. */
@@ -223,7 +224,7 @@ export async function deployVerifier (
   const receipt = await mined(publicClient, hash, 'deploying the zk verifier')
   if (receipt.contractAddress == null) throw new ZkVerifierBuildError(`deploying the zk verifier: receipt of ${hash} names no contract address`)
   lap('deploy')
-  return receipt.contractAddress
+  return getAddress(receipt.contractAddress)
 }
 
 /**

@@ -103,6 +103,9 @@ contract ModelRegistry {
     /// @notice Every id register accepts: version (1 byte) + json codec varint (2) + multihash code
     /// (1) + digest length (1) + sha2-256 digest (32).
     uint256 public constant MODEL_ID_LENGTH = 37;
+    /// @notice Gas verifyZkProof gives the model's verifier (ZkProofs.VERIFY_GAS): a verifier that
+    /// needs more answers InvalidZkProof, whatever the proof.
+    uint256 public constant ZK_VERIFY_GAS = ZkProofs.VERIFY_GAS;
 
     /// @dev The multiformats values of the only model id form: CIDv1, json codec, sha2-256.
     uint256 internal constant CID_VERSION = 1;

@@ -68,8 +68,12 @@ interface Snarkjs {
   zKey: {
     newZKey: (r1cs: string, ptau: string, zkey: string) => Promise<unknown>
     exportVerificationKey: (zkey: string) => Promise<Groth16VerificationKey>
+    exportSolidityVerifier: (zkey: string, templates: { groth16: string }) => Promise<string>
   }
-  groth16: { fullProve: (input: Record<string, string>, wasm: string, zkey: string) => Promise<ZkProof> }
+  groth16: {
+    fullProve: (input: Record<string, string>, wasm: string, zkey: string) => Promise<ZkProof>
+    exportSolidityCallData: (proof: ZkProof['proof'], publicSignals: string[]) => Promise<string>
+  }
   curves: { getCurveFromName: (name: string) => Promise<{ terminate: () => Promise<void> }> }
 }
 
