@@ -81,9 +81,8 @@ describe('zk verifier on-chain (snarkjs Groth16 verifier, ModelRegistry.verifyZk
 
   after(async () => {
     await chain?.stop()
-    // exportSolidityVerifier below built snarkjs's curve, whose worker threads keep the process alive
-    const snarkjs = await loadSnarkjs()
-    await (await snarkjs.curves.getCurveFromName('bn128')).terminate()
+    // exportSolidityVerifier below built snarkjs's curve (ffjavascript keeps it on globalThis), whose worker threads keep the process alive
+    await (globalThis as { curve_bn128?: { terminate: () => Promise<void> } }).curve_bn128?.terminate()
     if (Object.keys(measured).length > 0) console.log('      measured: ' + Object.entries(measured).map(([k, v]) => `${k} ${v}`).join(', '))
   })
 
