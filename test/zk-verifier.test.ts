@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { BaseError, decodeErrorResult, encodeFunctionData, zeroAddress, type TransactionReceipt } from 'viem'
 import {
-  BN254_SCALAR_FIELD, GROTH16_VERIFIER_ABI, ModelRegistryAbi, ModelRegistryError, VERIFY_CALL_GAS, ZkProofFormatError, ZkProofRejectedOnChainError, ZkVerifierBuildError,
+  BN254_BASE_FIELD, BN254_SCALAR_FIELD, GROTH16_VERIFIER_ABI, ModelRegistryAbi, ModelRegistryError, VERIFY_CALL_GAS, ZkProofFormatError, ZkProofRejectedOnChainError, ZkVerifierBuildError,
   checkZkProofOnChain, compileVerifier, deployVerifier, modelKeyOf, proofCalldata, readModelZkVerifier, registerModel, setModelZkVerifier, verifierMatchesKey,
   verifierSource, verifyOnChain, type ZkOnChainRejection, type ZkProof
 } from '../contracts/index.js'
@@ -130,6 +130,24 @@ describe('zk verifier on-chain (snarkjs Groth16 verifier, ModelRegistry.verifyZk
     assert.equal(BigInt(answer ?? '0x0'), 0n, 'eth_estimateGas settles on a gas limit at which the pairing fails (issue 16)')
     const { data: full } = await chain.publicClient.call({ to: verifier, data, gas: VERIFY_CALL_GAS })
     assert.equal(BigInt(full ?? '0x0'), 1n)
+  })
+
+  it('the on-chain verifier and snarkjs\'s groth16.verify agree on the proof and on tampered ones', async () => {
+    const snarkjs = await loadSnarkjs()
+    const cases: Array<[string, ZkProof]> = [
+      ['the proof', fixture.proof],
+      ...[0, 1, 2].map((i): [string, ZkProof] => [`signal ${i} + 1`, tampered(p => { p.publicSignals[i] = (BigInt(p.publicSignals[i]) + 1n).toString() })]),
+      ['signal 1 + r', tampered(p => { p.publicSignals[1] = (BigInt(p.publicSignals[1]) + BN254_SCALAR_FIELD).toString() })],
+      ['A negated', tampered(p => { p.proof.pi_a[1] = (BN254_BASE_FIELD - BigInt(p.proof.pi_a[1])).toString() })],
+      ['A and C swapped', tampered(p => { [p.proof.pi_a, p.proof.pi_c] = [p.proof.pi_c, p.proof.pi_a] })],
+      ['C off the curve', tampered(p => { p.proof.pi_c[1] = (BigInt(p.proof.pi_c[1]) + 1n).toString() })]
+    ]
+    for (const [what, proof] of cases) {
+      const offChain = await snarkjs.groth16.verify(fixture.vkey, proof.publicSignals, proof.proof).catch(() => false)
+      const onChain = await verifyOnChain(chain.publicClient, verifier, proof)
+      assert.equal(onChain, offChain, `${what}: on-chain ${String(onChain)}, snarkjs ${String(offChain)}`)
+      assert.equal(onChain, what === 'the proof', what)
+    }
   })
 
   it('the ModelRegistry\'s stipend covers what the verifier needs, measured', async () => {

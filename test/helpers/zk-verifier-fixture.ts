@@ -73,6 +73,7 @@ interface Snarkjs {
   groth16: {
     fullProve: (input: Record<string, string>, wasm: string, zkey: string) => Promise<ZkProof>
     exportSolidityCallData: (proof: ZkProof['proof'], publicSignals: string[]) => Promise<string>
+    verify: (vkey: Groth16VerificationKey, publicSignals: string[], proof: ZkProof['proof']) => Promise<boolean>
   }
   curves: { getCurveFromName: (name: string) => Promise<{ terminate: () => Promise<void> }> }
 }
