@@ -75,6 +75,14 @@ export const GROTH16_VERIFIER_ABI = [{
   outputs: [{ name: '', type: 'bool', internalType: 'bool' }]
 }] as const
 
+/**
+ * ZkProofs' named errors as ABI items (taken from the ModelRegistry's ABI, which carries them).
+ * A contract that calls verifyZkProof (the TaskManager, next) re-raises them without declaring
+ * them, so its own ABI lacks them: add these to the ABI its calls are decoded with, and
+ * zkRejection names the failure.
+ */
+export const ZK_PROOF_ERRORS_ABI = ModelRegistryAbi.filter(item => item.type === 'error' && ZK_ON_CHAIN_REJECTIONS.has(item.name))
+
 /** snarkjs's verification key JSON (`zKey.exportVerificationKey`, vkey.json): decimal strings. */
 export interface Groth16VerificationKey {
   protocol: string

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { BaseError, decodeErrorResult, encodeFunctionData, zeroAddress, type TransactionReceipt } from 'viem'
 import {
-  BN254_BASE_FIELD, BN254_SCALAR_FIELD, GROTH16_VERIFIER_ABI, ModelRegistryAbi, ModelRegistryError, VERIFY_CALL_GAS, ZkProofFormatError, ZkProofRejectedOnChainError, ZkVerifierBuildError,
+  BN254_BASE_FIELD, BN254_SCALAR_FIELD, GROTH16_VERIFIER_ABI, ModelRegistryAbi, ModelRegistryError, VERIFY_CALL_GAS, ZK_ON_CHAIN_REJECTIONS, ZK_PROOF_ERRORS_ABI, ZkProofFormatError, ZkProofRejectedOnChainError, ZkVerifierBuildError,
   checkZkProofOnChain, compileVerifier, deployVerifier, modelKeyOf, proofCalldata, readModelZkVerifier, registerModel, setModelZkVerifier, verifierMatchesKey,
   verifierSource, verifyOnChain, type ZkOnChainRejection, type ZkProof
 } from '../contracts/index.js'
@@ -257,6 +257,8 @@ describe('zk verifier on-chain (snarkjs Groth16 verifier, ModelRegistry.verifyZk
     assert.ok(typeof revertData === 'string' && revertData.startsWith('0x'), failure.message)
     const decoded = decodeErrorResult({ abi: ModelRegistryAbi, data: revertData as `0x${string}` })
     assert.equal(decoded.errorName, 'ZkVerifierOutOfGas')
+    assert.equal(decodeErrorResult({ abi: ZK_PROOF_ERRORS_ABI, data: revertData as `0x${string}` }).errorName, 'ZkVerifierOutOfGas')
+    assert.deepEqual(ZK_PROOF_ERRORS_ABI.map(e => e.type === 'error' ? e.name : '').sort(), [...ZK_ON_CHAIN_REJECTIONS].sort())
     const [gasLeft, gasNeeded] = decoded.args as readonly [bigint, bigint]
     assert.ok(gasLeft < gasNeeded, `${gasLeft} left, ${gasNeeded} needed`)
   })
