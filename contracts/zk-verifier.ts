@@ -192,7 +192,13 @@ function compileOnce (source: string): CompiledVerifier {
     sources: { 'Verifier.sol': { content: source } },
     settings: { ...COMPILER_SETTINGS, outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } } }
   }
-  const output = JSON.parse(loadSolc().compile(JSON.stringify(input), { import: (p: string) => ({ error: `a verifier imports nothing (asked for ${p})` }) })) as {
+  let solc: ReturnType<typeof loadSolc>
+  try {
+    solc = loadSolc()
+  } catch (err) {
+    throw new ZkVerifierBuildError('solc-js is not installed here (package.json lists it as a dev dependency; production images prune it): install `solc` to compile zk verifiers', { cause: err })
+  }
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: (p: string) => ({ error: `a verifier imports nothing (asked for ${p})` }) })) as {
     errors?: Array<{ severity: string, formattedMessage: string }>
     contracts?: Record<string, Record<string, { abi: unknown[], evm: { bytecode: { object: string }, deployedBytecode: { object: string } } }>>
   }
