@@ -54,8 +54,26 @@ interface SolcOutput {
   contracts?: Record<string, Record<string, { abi: unknown[], evm: { bytecode: { object: string } } }>>
 }
 
-/** solc-js as build.ts uses it. */
-type Solc = { compile: (input: string, opts: { import: (p: string) => { contents: string } | { error: string } }) => string, version: () => string }
+/** solc-js as build.ts (and contracts/zk-verifier.ts) use it. */
+export type Solc = { compile: (input: string, opts: { import: (p: string) => { contents: string } | { error: string } }) => string, version: () => string }
+
+/**
+ * The settings every contract compiles with, but for outputSelection: the committed contracts
+ * here, and the per-circuit zk verifiers compiled at runtime (contracts/zk-verifier.ts), so a
+ * verifier's bytecode is as reproducible from its key as the artifacts are from the sources.
+ */
+export const COMPILER_SETTINGS = {
+  evmVersion: EVM_VERSION,
+  optimizer: { enabled: true, runs: OPTIMIZER_RUNS },
+  viaIR: true,
+  // No metadata hash: the bytecode then depends only on the sources and settings.
+  metadata: { bytecodeHash: 'none', appendCBOR: false }
+} as const
+
+/** solc-js, the version package.json pins (loading it takes seconds: the compiler is WebAssembly). */
+export function loadSolc (): Solc {
+  return require('solc') as Solc
+}
 
 /**
  * The compiler's standard-JSON input: every contracts/src/*.sol file and the settings. With
@@ -70,11 +88,7 @@ export async function compilerInput (): Promise<{ files: string[], input: string
     language: 'Solidity',
     sources,
     settings: {
-      evmVersion: EVM_VERSION,
-      optimizer: { enabled: true, runs: OPTIMIZER_RUNS },
-      viaIR: true,
-      // No metadata hash: the bytecode then depends only on the sources and settings.
-      metadata: { bytecodeHash: 'none', appendCBOR: false },
+      ...COMPILER_SETTINGS,
       outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } }
     }
   }
@@ -97,7 +111,7 @@ export function readImport (path: string): { contents: string } | { error: strin
 
 /** The contracts compiled, solc's version, and the contents of every file the sources imported (by import path). */
 export async function compileContracts (): Promise<{ contracts: CompiledContract[], solcVersion: string, imports: Record<string, string> }> {
-  const solc = require('solc') as Solc
+  const solc = loadSolc()
   const { files, input } = await compilerInput()
   const imports: Record<string, string> = {}
   const findImport = (path: string): { contents: string } | { error: string } => {

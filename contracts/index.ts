@@ -41,8 +41,15 @@ export {
   type ModelAccessPolicy, type OnChainModel, type ModelRegistryErrorReason, MODEL_ID_LENGTH, MODEL_ACCESS_POLICY_CODE, ModelRegistryError, ModelReadError,
   modelKeyOf, registerModel, estimateRegisterModel, setModelFee, setModelActive, setModelAccessPolicy, setModelAllowed, transferModelOwnership,
   readModel, isModelUsable, isModelAllowed, listModelIds,
-  type ModelAccessTier, type RequesterAccess, type AccessPurchase, MODEL_ACCESS_TIERS, readAccess, hasModelAccess, setModelAccessTier, buyModelAccess
+  type ModelAccessTier, type RequesterAccess, type AccessPurchase, MODEL_ACCESS_TIERS, readAccess, hasModelAccess, setModelAccessTier, buyModelAccess,
+  type ModelZkVerifier, setModelZkVerifier, readModelZkVerifier
 } from './models.js'
+export {
+  type Groth16VerificationKey, type Groth16Proof, type ZkProof, type ProofCalldata, type CompiledVerifier, type VerifierProgress,
+  BN254_SCALAR_FIELD, BN254_BASE_FIELD, ZK_PUBLIC_SIGNALS, VERIFY_CALL_GAS, GROTH16_VERIFIER_ABI, ZK_PROOF_ERRORS_ABI,
+  verifierSource, verifierContractName, compileVerifier, deployVerifier, verifierMatchesKey, proofCalldata, verifyOnChain, checkZkProofOnChain, zkRejection
+} from './zk-verifier.js'
+export { type ZkOnChainRejection, ZK_ON_CHAIN_REJECTIONS, ZkVerifierBuildError, ZkProofFormatError, ZkProofRejectedOnChainError } from './zk-verifier-errors.js'
 export {
   type ClaimArgs, type VaultAccount, type Reputation, PaymentError,
   requiredTaskFee, readPaymentAsset, deposit, requestWithdrawal, withdraw, withdrawCredit, readVault, readCredit, rewardClaims, readPendingRewards, claimRewards, readReputation

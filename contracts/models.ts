@@ -66,13 +66,15 @@ export type ModelRegistryErrorReason =
   'EmptyModelId' | 'ModelIdNotCidV1' | 'ModelIdNotJsonCodec' | 'ModelIdNotSha256' | 'ModelIdDigestLength' | 'MalformedModelId' |
   'ManifestDigestMismatch' | 'ManifestOwnerUnreadable' | 'UnownedManifest' | 'NotManifestOwner' |
   'AlreadyRegistered' | 'NotRegistered' | 'NotOwner' | 'UnknownAccessPolicy' | 'ZeroOwner' |
-  'ModelInactive' | 'TierNotOffered' | 'InvalidTierTerms' | 'ZeroUnits' | 'NotTaskManager' | 'WrongDepositValue'
+  'ModelInactive' | 'TierNotOffered' | 'InvalidTierTerms' | 'ZeroUnits' | 'NotTaskManager' | 'WrongDepositValue' |
+  'ZkVerifierHasNoCode' | 'ZkCircuitIdOutOfField'
 
 const REASONS: ReadonlySet<string> = new Set<ModelRegistryErrorReason>([
   'EmptyModelId', 'ModelIdNotCidV1', 'ModelIdNotJsonCodec', 'ModelIdNotSha256', 'ModelIdDigestLength', 'MalformedModelId',
   'ManifestDigestMismatch', 'ManifestOwnerUnreadable', 'UnownedManifest', 'NotManifestOwner',
   'AlreadyRegistered', 'NotRegistered', 'NotOwner', 'UnknownAccessPolicy', 'ZeroOwner',
-  'ModelInactive', 'TierNotOffered', 'InvalidTierTerms', 'ZeroUnits', 'NotTaskManager', 'WrongDepositValue'
+  'ModelInactive', 'TierNotOffered', 'InvalidTierTerms', 'ZeroUnits', 'NotTaskManager', 'WrongDepositValue',
+  'ZkVerifierHasNoCode', 'ZkCircuitIdOutOfField'
 ])
 
 /** A ModelRegistry call the contract refused; `reason` is its custom error. */
@@ -284,6 +286,32 @@ export async function isModelAllowed (publicClient: PublicClient, registry: `0x$
   return await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'isAllowed', args: [bytesToHex(modelId), requester] })
 }
 
+/** A model's zk verifier (ModelRegistry.zkVerifierOf): the Groth16 verifier contract and the circuit id its proofs carry as public signal 0. */
+export type ModelZkVerifier = {
+  verifier: `0x${string}`
+  circuitId: bigint
+}
+
+/**
+ * Registers `verifier` (deployVerifier's contract for the model's circuit) and the circuit's id
+ * as the model's zk verifier, replacing any earlier one; owner only. zeroAddress removes it.
+ * Refusals: NotOwner, NotRegistered, ZkVerifierHasNoCode, ZkCircuitIdOutOfField (ModelRegistryError).
+ */
+export async function setModelZkVerifier (
+  walletClient: Wallet, publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array, verifier: `0x${string}`, circuitId: bigint
+): Promise<TransactionReceipt> {
+  const { request } = await refusals(publicClient.simulateContract({
+    account: walletClient.account, address: registry, abi: ModelRegistryAbi, functionName: 'setZkVerifier', args: [bytesToHex(modelId), verifier, circuitId]
+  }), 'setZkVerifier', registry, modelId)
+  return await mined(publicClient, await walletClient.writeContract(request), 'setZkVerifier')
+}
+
+/** The model's zk verifier, or undefined when none is registered (or the model is not). */
+export async function readModelZkVerifier (publicClient: PublicClient, registry: `0x${string}`, modelId: Uint8Array): Promise<ModelZkVerifier | undefined> {
+  const z = await publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'zkVerifierOf', args: [bytesToHex(modelId)] })
+  return isAddressEqual(z.verifier, zeroAddress) ? undefined : { verifier: z.verifier, circuitId: z.circuitId }
+}
+
 /** The model ids registered since `fromBlock` (e.g. the deployment's deployedAtBlock), in registration order. */
 export async function listModelIds (publicClient: PublicClient, registry: `0x${string}`, fromBlock = 0n): Promise<Uint8Array[]> {
   const events = await publicClient.getContractEvents({
@@ -303,7 +331,7 @@ function policyOf (code: number): ModelAccessPolicy | undefined {
   return undefined
 }
 
-type WriteFunction = 'register' | 'setFee' | 'setActive' | 'setAccessPolicy' | 'setAllowed' | 'transferOwnership' | 'setAccessTier' | 'buySubscription' | 'buyCredits'
+type WriteFunction = 'register' | 'setFee' | 'setActive' | 'setAccessPolicy' | 'setAllowed' | 'transferOwnership' | 'setAccessTier' | 'buySubscription' | 'buyCredits' | 'setZkVerifier'
 
 async function mined (publicClient: PublicClient, hash: `0x${string}`, functionName: WriteFunction): Promise<TransactionReceipt> {
   const receipt = await publicClient.waitForTransactionReceipt({ hash })
@@ -359,7 +387,9 @@ function toModelRegistryError (err: unknown, functionName: WriteFunction, regist
     InvalidTierTerms: `${functionName}: terms price ${String(args[1])} wei, period ${String(args[2])} s do not fit tier ${tierName(args[0])}: subscription needs a price and a period, credits a price and no period, pay-per-use a price (the per-task fee), open and allowlist no period`,
     ZeroUnits: `${functionName}: buy at least one period or credit`,
     NotTaskManager: `${functionName}: ${where} has no TaskManager bound (deployed outside deployPoi?), so it cannot take payments; redeploy with \`poi chain deploy\``,
-    WrongDepositValue: `${functionName}: sent ${String(args[0])} wei of ETH for a price of ${String(args[1])} wei (an ERC-20 network takes no ETH: the TaskManager pulls the token)`
+    WrongDepositValue: `${functionName}: sent ${String(args[0])} wei of ETH for a price of ${String(args[1])} wei (an ERC-20 network takes no ETH: the TaskManager pulls the token)`,
+    ZkVerifierHasNoCode: `${functionName}: there is no contract at ${String(args[0])}; deploy the model's verifier first (deployVerifier) and register its address`,
+    ZkCircuitIdOutOfField: `${functionName}: circuit id ${String(args[0])} is not below the BN254 scalar field, so no proof can carry it; use the circuit's id (31 bytes of sha256)`
   }
   return new ModelRegistryError(reason, messages[reason], { cause: err })
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ZkProofs} from "./ZkProofs.sol";
 
 /// @notice The payment side of an access purchase: the TaskManager (its PaymentVault) takes the
 /// price from the payer in the network's payment asset and credits the model owner.
@@ -37,6 +38,11 @@ interface IAccessPayments {
 /// at once to the owner's credit in the TaskManager's vault. A subscription gives access to
 /// tasks whose deadline is before its end; each certified task of a credits model uses one
 /// credit, which only the TaskManager takes (useAccess, at settlement). The owner always has access.
+/// Zero-knowledge tier (issue 16): the owner registers, per model, the Groth16 verifier generated
+/// for its circuit and the circuit's id (setZkVerifier), and changes or removes it as it changes
+/// the fee: the owner already decides what the model is, and a new circuit (a re-run setup, a
+/// re-quantised model) needs a new verifier. verifyZkProof checks a proof against what is
+/// registered when it is called; the ZkVerifierChanged event tells nodes when that changes.
 /// @dev Models are keyed by keccak256(modelId): a fixed-size key whatever the CID's codec and hash,
 /// and the same value a `bytes indexed` topic would carry, so events filter by it.
 contract ModelRegistry {
@@ -62,6 +68,13 @@ contract ModelRegistry {
         /// @dev Unix seconds; the subscription covers tasks whose deadline is before it (0 = never bought).
         uint64 expiresAt;
         uint64 credits;
+    }
+
+    /// @notice A model's zk verifier: a snarkjs Groth16 verifier contract and the circuit id its
+    /// proofs must carry as public signal 0. verifier == address(0): none registered.
+    struct ZkVerifier {
+        address verifier;
+        uint256 circuitId;
     }
 
     /// @notice What a node needs to decide whether `requester` may use a model (accessOf).
@@ -90,6 +103,9 @@ contract ModelRegistry {
     /// @notice Every id register accepts: version (1 byte) + json codec varint (2) + multihash code
     /// (1) + digest length (1) + sha2-256 digest (32).
     uint256 public constant MODEL_ID_LENGTH = 37;
+    /// @notice Gas verifyZkProof gives the model's verifier (ZkProofs.VERIFY_GAS): a verifier that
+    /// needs more answers InvalidZkProof, whatever the proof.
+    uint256 public constant ZK_VERIFY_GAS = ZkProofs.VERIFY_GAS;
 
     /// @dev The multiformats values of the only model id form: CIDv1, json codec, sha2-256.
     uint256 internal constant CID_VERSION = 1;
@@ -117,6 +133,9 @@ contract ModelRegistry {
     /// @dev keccak256(modelId) => requester => bought access. Kept across tier changes: switching
     /// away and back does not take away what a requester paid for.
     mapping(bytes32 => mapping(address => Access)) internal _access;
+    /// @dev keccak256(modelId) => its zk verifier; kept apart from Model so getModel's return
+    /// and the slot the settlement reads stay as they were.
+    mapping(bytes32 => ZkVerifier) internal _zkVerifiers;
 
     /// @notice The account that deployed the registry: it alone binds the TaskManager, once.
     address public immutable deployer;
@@ -136,6 +155,8 @@ contract ModelRegistry {
     /// @notice `requester` bought `credits` credits for `paid` wei (credited to the owner); it now holds `balance`.
     event CreditsPurchased(bytes32 indexed modelKey, address indexed requester, uint64 credits, uint256 paid, uint64 balance);
     event TaskManagerBound(address taskManager);
+    /// @notice setZkVerifier: the model's proofs now verify with `verifier` for `circuitId` ((0, 0): removed).
+    event ZkVerifierChanged(bytes32 indexed modelKey, address indexed verifier, uint256 circuitId);
 
     error EmptyModelId();
     /// @notice The id is not a CIDv1 (`version` 0 for a CIDv0).
@@ -185,6 +206,10 @@ contract ModelRegistry {
     /// @notice Mirrors PaymentVault's error (same selector), raised through a purchase: ETH sent
     /// ≠ the price on an ETH network, or ETH sent on an ERC-20 network.
     error WrongDepositValue(uint256 sent, uint256 amount);
+    /// @notice setZkVerifier: no contract code at `verifier`.
+    error ZkVerifierHasNoCode(address verifier);
+    /// @notice setZkVerifier: a circuit id is a public signal, so below the BN254 scalar field.
+    error ZkCircuitIdOutOfField(uint256 circuitId);
 
     constructor() {
         deployer = msg.sender;
@@ -357,6 +382,44 @@ contract ModelRegistry {
         (bytes32 modelKey, Model storage m) = _owned(modelId);
         m.owner = newOwner;
         emit ModelOwnershipTransferred(modelKey, msg.sender, newOwner);
+    }
+
+    /// @notice Registers `verifier` (a snarkjs Groth16 verifier with three public signals) as the
+    /// model's zk verifier for the circuit `circuitId`, replacing any earlier one; owner only.
+    /// The zero address removes it (circuitId is then ignored and stored as 0).
+    function setZkVerifier(bytes calldata modelId, address verifier, uint256 circuitId) external {
+        (bytes32 modelKey,) = _owned(modelId);
+        if (verifier == address(0)) {
+            delete _zkVerifiers[modelKey];
+            emit ZkVerifierChanged(modelKey, address(0), 0);
+            return;
+        }
+        if (verifier.code.length == 0) revert ZkVerifierHasNoCode(verifier);
+        if (circuitId >= ZkProofs.FIELD) revert ZkCircuitIdOutOfField(circuitId);
+        _zkVerifiers[modelKey] = ZkVerifier({verifier: verifier, circuitId: circuitId});
+        emit ZkVerifierChanged(modelKey, verifier, circuitId);
+    }
+
+    /// @notice The model's zk verifier and circuit id; (address(0), 0) when none is registered.
+    function zkVerifierOf(bytes calldata modelId) external view returns (ZkVerifier memory) {
+        return _zkVerifiers[keccak256(modelId)];
+    }
+
+    /// @notice Reverts unless (a, b, c) is a valid Groth16 proof of `signals` = [circuitId,
+    /// inputCommitment, outputCommitment] under the verifier registered for the model with key
+    /// `modelKey` (keccak256 of its id), and signals[0] is its registered circuit id. Named
+    /// reverts: ZkVerifierNotRegistered, ZkSignalOutOfField, ZkCircuitMismatch, ZkVerifierOutOfGas
+    /// (give the call more gas), InvalidZkProof. The TaskManager's one call per zk result: one
+    /// external call from it, the verifier's lookup and its stipend live here (ZkProofs).
+    function verifyZkProof(
+        bytes32 modelKey,
+        uint256[2] calldata a,
+        uint256[2][2] calldata b,
+        uint256[2] calldata c,
+        uint256[3] calldata signals
+    ) external view {
+        ZkVerifier storage z = _zkVerifiers[modelKey];
+        ZkProofs.check(modelKey, z.verifier, z.circuitId, a, b, c, signals);
     }
 
     /// @notice The model registered as `modelId`; all fields zero (owner == address(0)) if none is.
