@@ -5,8 +5,8 @@ import {
   InferenceRunner, SHIPPED_INT8_MODEL_DIR, SHIPPED_MODEL_DIR, loadModelDir, type TensorData
 } from '../node/inference/index.js'
 import {
-  buildMlpClassifierInt8Manifest, buildMlpClassifierInt8Model, buildSeededQuantisedMlp, encodeQuantisedMlp,
-  buildQuantisedMlpManifest, formatManifestFile, quantiseMlpClassifier, quantiseMlpInput, requantiser
+  buildMlpClassifierInt8Manifest, buildMlpClassifierInt8Model, buildSeededQuantisedMlp, buildSeededQuantisedModel, encodeQuantisedMlp,
+  formatManifestFile, quantiseMlpClassifier, quantiseMlpInput, requantiser
 } from '../node/fixtures/index.js'
 import { toHex } from '../protocols/wire/index.js'
 import { SAMPLE_X, sampleInput, utf8 } from './helpers/shipped-model.js'
@@ -70,11 +70,11 @@ describe('quantised models', function () {
 
   describe('seeded quantised models (benchmarks)', function () {
     it('builds 784→128→10 from a seed, reproducibly, and onnxruntime agrees with the reference', async function () {
-      const q = buildSeededQuantisedMlp({ inputSize: 784, hiddenSize: 128, classes: 10 })
-      const bytes = encodeQuantisedMlp(q)
+      const { model: q, modelBytes: bytes, manifest } = buildSeededQuantisedModel({ inputSize: 784, hiddenSize: 128, classes: 10 })
+      assert.equal(manifest.name, 'fc-int8-784x128x10')
       assert.equal(toHex(bytes), toHex(encodeQuantisedMlp(buildSeededQuantisedMlp({ inputSize: 784, hiddenSize: 128, classes: 10 }))))
       assert.notEqual(toHex(bytes), toHex(encodeQuantisedMlp(buildSeededQuantisedMlp({ inputSize: 784, hiddenSize: 128, classes: 10, seed: 7 }))))
-      const runner = await InferenceRunner.load(bytes, buildQuantisedMlpManifest(bytes, q))
+      const runner = await InferenceRunner.load(bytes, manifest)
       try {
         const x = Array.from({ length: 784 }, (_, i) => ((i * 37) % 256) - 128)
         const { outputs } = await runner.run(int8Input(x))

@@ -45,6 +45,7 @@ const INT8_MAX = 127n
 const INT32_MIN = -(2n ** 31n)
 const INT32_MAX = 2n ** 31n - 1n
 const HALF_FIELD = BN254_SCALAR_FIELD / 2n
+const SUPPORTED_OPS: readonly string[] = ['MatMulInteger', 'Add', 'Mul', 'Div', 'Relu', 'Clip', 'Cast']
 /** Relu on int32 is in the ONNX schema from opset 14. */
 const MIN_INT_RELU_OPSET = 14n
 
@@ -117,7 +118,7 @@ function nodeName (node: NodeProto, index: number): string {
 
 function intDtypeOf (code: number | undefined, where: string, op: string, what: string): IntDtype {
   const dtype = code === undefined ? undefined : dtypeFromOnnxCode(code)
-  if (dtype !== 'int8' && dtype !== 'int32') throw new UnsupportedOnnxError(where, op, `${what} has dtype ${dtype ?? `code ${code}`}, not int8 or int32`)
+  if (dtype !== 'int8' && dtype !== 'int32') throw new UnsupportedOnnxError(where, op, `${what === '' ? '' : `${what} `}has dtype ${dtype ?? `code ${code}`}, not int8 or int32`)
   return dtype
 }
 
@@ -126,7 +127,7 @@ function rowShapeOf (info: ValueInfoProto, what: string): { dtype: IntDtype, siz
   const where = `${what} "${info.name ?? ''}"`
   const tensorType = info.type?.tensorType
   if (tensorType === undefined) throw new UnsupportedOnnxError(where, '', 'is not a tensor')
-  const dtype = intDtypeOf(tensorType.elemType, where, '', 'it')
+  const dtype = intDtypeOf(tensorType.elemType, where, '', '')
   const dims = tensorType.shape?.dim ?? []
   const values = dims.map(d => d.dimValue)
   if (values.length !== 2 || values[0] !== 1n || values[1] === undefined || values[1] < 1n) {
@@ -138,7 +139,7 @@ function rowShapeOf (info: ValueInfoProto, what: string): { dtype: IntDtype, siz
 function decodeConstant (t: TensorProto): Constant {
   const name = t.name ?? ''
   const where = `initializer "${name}"`
-  const dtype = intDtypeOf(t.dataType, where, '', 'it')
+  const dtype = intDtypeOf(t.dataType, where, '', '')
   const dims = t.dims.map(Number)
   const count = dims.reduce((a, b) => a * b, 1)
   const width = dtype === 'int8' ? 1 : 4
@@ -165,6 +166,14 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
   const graph = model.graph
   if (graph === undefined) throw new UnsupportedOnnxError('model', '', 'has no graph')
   const opset = model.opsetImport.find(o => (o.domain ?? '') === '' || o.domain === 'ai.onnx')?.version ?? 0n
+
+  // ops first: "node fc1 (Gemm) is not supported" says more about a float model than its float weights do
+  graph.node.forEach((node, index) => {
+    const op = node.opType ?? ''
+    if (!SUPPORTED_OPS.includes(op)) {
+      throw new UnsupportedOnnxError(nodeName(node, index), op, `is not supported (the subset: ${SUPPORTED_OPS.join(', ')})${op === 'MatMul' || op === 'Gemm' ? '; quantise the model and use MatMulInteger' : ''}`)
+    }
+  })
 
   const constants = new Map<string, Constant>()
   for (const init of graph.initializer) constants.set(init.name ?? '', decodeConstant(init))
@@ -382,7 +391,7 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
         return
       }
       default:
-        refuse(`is not supported (the subset: MatMulInteger, Add, Mul, Div, Relu, Clip, Cast)${op === 'MatMul' || op === 'Gemm' ? '; quantise the model and use MatMulInteger' : ''}`)
+        refuse('is not supported') // unreachable: SUPPORTED_OPS was checked above
     }
 
     function clampBelow (a: Tensor, floor: bigint, name: string, comment: string): Tensor {
