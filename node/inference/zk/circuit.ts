@@ -200,6 +200,15 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
   })
   bounds.push({ tensor: inputName, node: '', op: '', dtype: 'int8', min: INT8_MIN, max: INT8_MAX })
 
+  // how many nodes read each tensor (and the graph output): a Div read only by a Clip can leave its quotient's range check to the Clip's comparator
+  const readers = new Map<string, number>()
+  for (const n of graph.node) for (const name of n.input) readers.set(name, (readers.get(name) ?? 0) + 1)
+  readers.set(outputInfo.name ?? '', (readers.get(outputInfo.name ?? '') ?? 0) + 1)
+  /** Quotient signals whose range check is deferred to the comparator of the Clip that reads them. */
+  const deferredRangeChecks = new Set<string>()
+  /** Signals a comparator (IsNonNegative) has been applied to. */
+  const compared = new Set<string>()
+
   let nextSignal = 0
   const freshSignal = (size: number, comment: string): string => {
     const name = `t${nextSignal++}`
@@ -344,6 +353,9 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
         let t = a
         if (min !== undefined) t = clampBelow(t, min, max === undefined ? outName : `${outName}.min`, `${where}: Clip ${a.name} below at ${min}`)
         if (max !== undefined) t = clampAbove(t, max, outName, `${where}: Clip ${a.name} above at ${max}`)
+        if (deferredRangeChecks.has(a.signal) && !compared.has(a.signal)) {
+          throw new Error(`internal: the quotient ${a.signal} left its range check to Clip "${where}", which applied no comparator to it`)
+        }
         emit({ ...t, name: outName })
         return
       }
@@ -364,11 +376,13 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
         const qhi = a.hi.map(u => u / d)
         const qBits = Math.max(1, bitLength(maxOf(qhi)))
         checkRangeBits(where, op, qBits)
-        const signal = freshSignal(a.lo.length, `${where}: Div ${a.name} by 2^${shift} (floor; dividend ≥ 0)`)
+        const deferred = clipComparesDirectly(graph.node[index + 1], outName, minOf(qlo), maxOf(qhi))
+        const signal = freshSignal(a.lo.length, `${where}: Div ${a.name} by 2^${shift} (floor; dividend ≥ 0)${deferred ? '; the quotient is range-checked by the next Clip\'s comparator' : ''}`)
+        if (deferred) deferredRangeChecks.add(signal)
         body.push(
           `  component ${signal}_div[${a.lo.length}];`,
           `  for (var j = 0; j < ${a.lo.length}; j++) {`,
-          `    ${signal}_div[j] = FloorDivPow2(${shift}, ${qBits});`,
+          `    ${signal}_div[j] = ${deferred ? `FloorDivPow2Unchecked(${shift})` : `FloorDivPow2(${shift}, ${qBits})`};`,
           `    ${signal}_div[j].in <== ${a.signal}[j];`,
           `    ${signal}[j] <== ${signal}_div[j].out;`,
           '  }'
@@ -400,6 +414,7 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
       if (minOf(a.lo) >= floor) return { ...a, name } // nothing to clamp: same signals
       if (maxOf(a.hi) <= floor) return constantTensor(name, a.dtype, lo, comment)
       const bits = comparatorBits(a, floor)
+      compared.add(a.signal)
       const signal = freshSignal(a.lo.length, comment)
       body.push(
         `  component ${signal}_ge[${a.lo.length}];`,
@@ -418,6 +433,7 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
       if (maxOf(a.hi) <= ceiling) return { ...a, name }
       if (minOf(a.lo) >= ceiling) return constantTensor(name, a.dtype, hi, comment)
       const bits = comparatorBits(a, ceiling)
+      compared.add(a.signal)
       const signal = freshSignal(a.lo.length, comment)
       body.push(
         `  component ${signal}_le[${a.lo.length}];`,
@@ -434,6 +450,24 @@ export function compileOnnxToCircom (modelBytes: Uint8Array): CompiledCircuit {
       const signal = freshSignal(values.length, `${comment} (always ${values[0]})`)
       values.forEach((v, j) => body.push(`  ${signal}[${j}] <== ${lit(v)};`))
       return { name, dtype, signal, lo: values, hi: values }
+    }
+
+    /**
+     * Whether `next` is a Clip that alone reads `name` and applies a comparator to it (a bound
+     * strictly inside [lo, hi]). The comparator's Num2Bits confines the quotient to
+     * (pivot - 2^n, pivot + 2^n], far below r, which pins floor division as well as a separate
+     * range check would: in = q·2^s + rem then holds over the integers, so q is unique.
+     */
+    function clipComparesDirectly (next: NodeProto | undefined, name: string, lo: bigint, hi: bigint): boolean {
+      if (next?.opType !== 'Clip' || next.input[0] !== name || readers.get(name) !== 1) return false
+      if (next.attribute.length > 0) return false
+      const scalar = (i: number): bigint | undefined => {
+        const c = constants.get(next.input[i] ?? '')
+        return c !== undefined && c.dtype === 'int32' && c.values.length === 1 ? c.values[0] : undefined
+      }
+      const min = scalar(1)
+      const max = scalar(2)
+      return (min !== undefined && lo < min && hi > min) || (max !== undefined && lo < max && hi > max)
     }
 
     /** n with -2^n ≤ v - pivot < 2^n for every element: IsNonNegative(n) then decides the sign exactly. */
@@ -521,6 +555,19 @@ template FloorDivPow2(s, qBits) {
   remBits.in <== rem;
   component outBits = Num2Bits(qBits);
   outBits.in <== out;
+}
+
+// floor(in / 2^s) for in >= 0 WITHOUT a range check on out: only where a comparator on out follows
+// (a Clip), whose Num2Bits bounds out and so pins the division (see clipComparesDirectly in circuit.ts)
+template FloorDivPow2Unchecked(s) {
+  signal input in;
+  signal output out;
+  signal rem;
+  out <-- in \\ (2 ** s);
+  rem <-- in % (2 ** s);
+  in === out * (2 ** s) + rem;
+  component remBits = Num2Bits(s);
+  remBits.in <== rem;
 }
 
 // h = 0; h = Poseidon([h, ...run]) for each run of up to ${COMMITMENT_ELEMENTS_PER_HASH} elements
