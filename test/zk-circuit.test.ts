@@ -7,13 +7,13 @@ import { poseidon16, poseidon2, poseidon3 } from 'poseidon-lite'
 import {
   InferenceRunner, ModelProto, SHIPPED_INT8_MODEL_DIR, SHIPPED_MODEL_DIR, loadModelDir, type ModelManifest
 } from '../node/inference/index.js'
-import { compileOnnxToCircom, type CompiledCircuit } from '../node/inference/zk/circuit.js'
+import { circuitInputOf, compileOnnxToCircom, publicSignalsOf, type CompiledCircuit } from '../node/inference/zk/circuit.js'
 import {
   BN254_SCALAR_FIELD, commitTensor, packCommitmentElements, tensorCommitmentBytes, toFieldElement
 } from '../node/inference/zk/commitments.js'
 import { CircomError, SignalOutOfField, UnsupportedOnnxError, WitnessError } from '../node/inference/zk/errors.js'
 import {
-  type CompiledCircuitFiles, compileCircuit, computeWitness, readCircuitOutputs, readSignalIndex
+  type CompiledCircuitFiles, compileCircuit, compileModelCircuit, computeWitness, readCircuitOutputs, readSignalIndex
 } from '../node/inference/zk/toolchain.js'
 import {
   buildSeededQuantisedMlp, encodeQuantisedMlp, quantiseMlpClassifier, quantiseMlpInput
@@ -183,9 +183,8 @@ describe('zk circuit: int8 ONNX → Circom', function () {
     before(async function () {
       this.timeout(COMPILE_TIMEOUT_MS)
       dir = await mkdtemp(join(tmpdir(), 'poi-zk-circuit-'))
-      compiled = compileOnnxToCircom(modelBytes)
       const lines: string[] = []
-      files = await compileCircuit(compiled.source, dir, { onProgress: e => lines.push(e.message) })
+      ;({ circuit: compiled, files } = await compileModelCircuit(modelBytes, dir, { onProgress: e => lines.push(e.message) }))
       assert.ok(lines.some(l => /non-linear constraints/.test(l)), 'circom reported its progress')
       runner = await InferenceRunner.load(modelBytes, manifest)
     })
@@ -217,12 +216,9 @@ describe('zk circuit: int8 ONNX → Circom', function () {
       it(`computes onnxruntime's logits exactly: ${label}`, async function () {
         const { outputs } = await runner.run(int8Input(x))
         const logits = outputs.logits.data as Int32Array
-        const witness = await computeWitness(files.wasmPath, {
-          circuitId: compiled.circuitId,
-          inputCommitment: commitTensor(Int8Array.from(x), 'int8'),
-          outputCommitment: commitTensor(logits, 'int32'),
-          x
-        })
+        const input = circuitInputOf(compiled, Int8Array.from(x), logits)
+        assert.deepEqual(publicSignalsOf(input), [compiled.circuitId, commitTensor(Int8Array.from(x), 'int8'), commitTensor(logits, 'int32')].map(String))
+        const witness = await computeWitness(files.wasmPath, input)
         assert.deepEqual(await readCircuitOutputs(files.symPath, witness, 10), Array.from(logits, BigInt))
         assert.deepEqual(Array.from(logits), quantisedMlpReference(q, x).logits)
         // public signals sit at wires 1..3 in spec16's order

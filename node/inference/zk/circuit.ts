@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto'
 import { ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx.pb.js'
 import { ONNX_DTYPE_CODES, dtypeFromOnnxCode } from '../tensor.js'
-import { BN254_SCALAR_FIELD, COMMITMENT_BYTES_PER_ELEMENT, COMMITMENT_ELEMENTS_PER_HASH, type CommittedDtype } from './commitments.js'
+import { BN254_SCALAR_FIELD, COMMITMENT_BYTES_PER_ELEMENT, COMMITMENT_ELEMENTS_PER_HASH, type CommittedDtype, commitTensor } from './commitments.js'
 import { SignalOutOfField, UnsupportedOnnxError } from './errors.js'
 
 /** Public inputs of every compiled circuit, in the order snarkjs lists them (spec16). */
@@ -675,3 +675,34 @@ component main {public [${PUBLIC_SIGNALS.join(', ')}]} = ${MODEL_TEMPLATE}();
 
 /** ONNX code of a committed dtype (for callers mapping manifest specs). */
 export const COMMITTED_DTYPE_CODES: Readonly<Record<IntDtype, number>> = { int8: ONNX_DTYPE_CODES.int8, int32: ONNX_DTYPE_CODES.int32 }
+
+/** What a circuit proves about one run: its public signals and the private input (spec16's order). */
+export interface CircuitInput {
+  circuitId: bigint
+  /** commitTensor(x, 'int8') */
+  inputCommitment: bigint
+  /** commitTensor(output, outputDtype) */
+  outputCommitment: bigint
+  /** The model input (int8 values). */
+  x: ArrayLike<number>
+}
+
+/**
+ * The circuit input for a model run: the circuit id and the commitments to the input and to the
+ * output onnxruntime gave. Throws RangeError if the tensors do not fit the circuit's shapes.
+ */
+export function circuitInputOf (circuit: Pick<CompiledCircuit, 'circuitId' | 'inputShape' | 'outputShape' | 'outputDtype'>, x: Int8Array, output: Int8Array | Int32Array): CircuitInput {
+  if (x.length !== circuit.inputShape[1]) throw new RangeError(`the circuit takes ${circuit.inputShape[1]} input values, got ${x.length}`)
+  if (output.length !== circuit.outputShape[1]) throw new RangeError(`the circuit gives ${circuit.outputShape[1]} output values, got ${output.length}`)
+  return {
+    circuitId: circuit.circuitId,
+    inputCommitment: commitTensor(x, 'int8'),
+    outputCommitment: commitTensor(output, circuit.outputDtype),
+    x
+  }
+}
+
+/** The public signals snarkjs lists for this input: [circuitId, inputCommitment, outputCommitment] as decimal strings. */
+export function publicSignalsOf (input: Pick<CircuitInput, 'circuitId' | 'inputCommitment' | 'outputCommitment'>): [string, string, string] {
+  return [input.circuitId.toString(), input.inputCommitment.toString(), input.outputCommitment.toString()]
+}

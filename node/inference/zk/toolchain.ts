@@ -11,7 +11,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CIRCUIT_OUTPUT_SIGNAL, MODEL_TEMPLATE, PUBLIC_SIGNALS } from './circuit.js'
+import { CIRCUIT_OUTPUT_SIGNAL, type CircuitInput, type CompiledCircuit, MODEL_TEMPLATE, PUBLIC_SIGNALS, compileOnnxToCircom } from './circuit.js'
 import { BN254_SCALAR_FIELD } from './commitments.js'
 import { CircomError, WitnessError } from './errors.js'
 
@@ -90,6 +90,12 @@ export async function compileCircuit (source: string, workDir: string, options: 
   }
 }
 
+/** compileOnnxToCircom then compileCircuit: an ONNX model to r1cs, wasm and sym in workDir. */
+export async function compileModelCircuit (modelBytes: Uint8Array, workDir: string, options: CompileCircuitOptions = {}): Promise<{ circuit: CompiledCircuit, files: CompiledCircuitFiles }> {
+  const circuit = compileOnnxToCircom(modelBytes)
+  return { circuit, files: await compileCircuit(circuit.source, workDir, options) }
+}
+
 async function runCircom (args: string[], options: CompileCircuitOptions): Promise<string> {
   return await new Promise((resolvePromise, reject) => {
     // cwd '/': circom2's WASI preopens map paths relative to it, so absolute paths resolve
@@ -154,15 +160,6 @@ export async function readR1csHeader (r1csPath: string): Promise<R1csHeader> {
     offset += size
   }
   throw new Error('r1cs file has no header section')
-}
-
-/** A circuit input: the public signals and the model input's values. */
-export interface CircuitInput {
-  circuitId: bigint
-  inputCommitment: bigint
-  outputCommitment: bigint
-  /** The model input (int8 values). */
-  x: ArrayLike<number>
 }
 
 interface WitnessCalculator {
