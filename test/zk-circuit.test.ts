@@ -259,6 +259,12 @@ describe('zk circuit: int8 ONNX → Circom', function () {
         await assert.rejects(computeWitness(files.wasmPath, { ...signals, circuitId: compiled.circuitId + 1n, x }), WitnessError)
       })
 
+      it('a public signal outside the field (r + the right commitment would pass modulo r)', async function () {
+        const { logits: _, ...signals } = good()
+        await assert.rejects(computeWitness(files.wasmPath, { ...signals, outputCommitment: signals.outputCommitment + BN254_SCALAR_FIELD, x }),
+          (err: unknown) => err instanceof SignalOutOfField && err.signal === 'outputCommitment')
+      })
+
       it('an input outside int8', async function () {
         const { logits: _, ...signals } = good()
         const wide = [...x]

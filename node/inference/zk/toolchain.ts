@@ -12,7 +12,7 @@ import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CIRCUIT_OUTPUT_SIGNAL, type CircuitInput, type CompiledCircuit, MODEL_TEMPLATE, PUBLIC_SIGNALS, compileOnnxToCircom } from './circuit.js'
-import { BN254_SCALAR_FIELD } from './commitments.js'
+import { BN254_SCALAR_FIELD, toFieldElement } from './commitments.js'
 import { CircomError, WitnessError } from './errors.js'
 
 /** File stem of every compiled circuit in its work directory. */
@@ -185,14 +185,12 @@ async function loadWitnessCalculator (wasmPath: string): Promise<WitnessCalculat
 }
 
 function witnessInput (input: CircuitInput): Record<string, unknown> {
-  for (const name of PUBLIC_SIGNALS) {
-    const v = input[name]
-    if (typeof v !== 'bigint' || v < 0n || v >= BN254_SCALAR_FIELD) throw new WitnessError(`${name} must be a field element in [0, r), got ${String(v)}`)
-  }
+  // the witness calculator would reduce a value ≥ r mod r: refuse it, as the verifier does
+  const [circuitId, inputCommitment, outputCommitment] = PUBLIC_SIGNALS.map(name => toFieldElement(name, input[name]))
   return {
-    circuitId: input.circuitId.toString(),
-    inputCommitment: input.inputCommitment.toString(),
-    outputCommitment: input.outputCommitment.toString(),
+    circuitId: circuitId.toString(),
+    inputCommitment: inputCommitment.toString(),
+    outputCommitment: outputCommitment.toString(),
     x: Array.from(input.x, v => v.toString())
   }
 }
@@ -206,13 +204,15 @@ function witnessFailure (err: unknown): WitnessError {
 }
 
 /**
- * Compute the full witness (every wire, wire 0 = 1) for an input. Throws WitnessError when an
- * input is malformed or a constraint fails (e.g. a wrong output commitment).
+ * Compute the full witness (every wire, wire 0 = 1) for an input. Throws SignalOutOfField for a
+ * public signal outside [0, r), WitnessError when a constraint fails (e.g. a wrong output
+ * commitment or an input value outside int8).
  */
 export async function computeWitness (wasmPath: string, input: CircuitInput): Promise<bigint[]> {
+  const signals = witnessInput(input)
   const calculator = await loadWitnessCalculator(wasmPath)
   try {
-    return await calculator.calculateWitness(witnessInput(input), true)
+    return await calculator.calculateWitness(signals, true)
   } catch (err) {
     throw witnessFailure(err)
   }
@@ -220,10 +220,11 @@ export async function computeWitness (wasmPath: string, input: CircuitInput): Pr
 
 /** Same as computeWitness, written as a .wtns file (what snarkjs's groth16.prove reads). */
 export async function writeWitnessFile (wasmPath: string, input: CircuitInput, wtnsPath: string): Promise<void> {
+  const signals = witnessInput(input)
   const calculator = await loadWitnessCalculator(wasmPath)
   let bin: Uint8Array
   try {
-    bin = await calculator.calculateWTNSBin(witnessInput(input), true)
+    bin = await calculator.calculateWTNSBin(signals, true)
   } catch (err) {
     throw witnessFailure(err)
   }
