@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto'
 import { ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx.pb.js'
-import { ONNX_DTYPE_CODES, dtypeFromOnnxCode } from '../tensor.js'
+import { dtypeFromOnnxCode } from '../tensor.js'
 import { BN254_SCALAR_FIELD, COMMITMENT_BYTES_PER_ELEMENT, COMMITMENT_ELEMENTS_PER_HASH, type CommittedDtype, commitTensor } from './commitments.js'
 import { SignalOutOfField, UnsupportedOnnxError } from './errors.js'
 
@@ -37,7 +37,7 @@ export const CIRCUIT_OUTPUT_SIGNAL = 'y'
 /** Name of the main template; its signals appear as `main.<name>` in the .sym file. */
 export const MODEL_TEMPLATE = 'Model'
 
-/** circomlib's Poseidon is defined up to 16 inputs; Num2Bits above 253 bits can alias mod r. */
+/** Num2Bits of 254 bits or more can alias modulo r (circomlib's Num2Bits_strict exists for that). */
 const MAX_RANGE_BITS = 252
 const CIRCUIT_ID_BYTES = 31
 const INT8_MIN = -128n
@@ -672,9 +672,6 @@ ${p.body.join('\n')}
 component main {public [${PUBLIC_SIGNALS.join(', ')}]} = ${MODEL_TEMPLATE}();
 `
 }
-
-/** ONNX code of a committed dtype (for callers mapping manifest specs). */
-export const COMMITTED_DTYPE_CODES: Readonly<Record<IntDtype, number>> = { int8: ONNX_DTYPE_CODES.int8, int32: ONNX_DTYPE_CODES.int32 }
 
 /** What a circuit proves about one run: its public signals and the private input (spec16's order). */
 export interface CircuitInput {

@@ -124,7 +124,7 @@ async function runCircom (args: string[], options: CompileCircuitOptions): Promi
   })
 }
 
-interface R1csHeader {
+export interface R1csHeader {
   wires: number
   publicOutputs: number
   publicInputs: number
