@@ -67,5 +67,4 @@ export {
 } from './tensor-file.js'
 /** The ONNX protobuf schema (generated), for code that builds or inspects model graphs. */
 export { AttributeProto, ModelProto } from './onnx.pb.js'
-export { DTYPE_BYTES, dtypeFromOnnxCode } from './tensor.js'
 export type { GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto } from './onnx.pb.js'
