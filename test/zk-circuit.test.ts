@@ -7,7 +7,7 @@ import { poseidon16, poseidon2, poseidon3 } from 'poseidon-lite'
 import {
   InferenceRunner, ModelProto, SHIPPED_INT8_MODEL_DIR, SHIPPED_MODEL_DIR, loadModelDir, type ModelManifest
 } from '../node/inference/index.js'
-import { circuitInputOf, compileOnnxToCircom, publicSignalsOf, type CompiledCircuit } from '../node/inference/zk/circuit.js'
+import { circuitInputOf, circuitPublicSignals, compileOnnxToCircom, type CompiledCircuit } from '../node/inference/zk/circuit.js'
 import {
   BN254_SCALAR_FIELD, commitTensor, packCommitmentElements, tensorCommitmentBytes, toFieldElement
 } from '../node/inference/zk/commitments.js'
@@ -24,6 +24,8 @@ import { quantisedMlpReference } from './helpers/quantised-reference.js'
 
 /** circom2 on this 2-core machine compiles the shipped int8 circuit in about 10 s. */
 const COMPILE_TIMEOUT_MS = 120_000
+/** The payee the tests' witnesses name (any 20-byte address). */
+const PROVER = 0xa11ce00000000000000000000000000000000b0bn
 
 const int8Input = (x: readonly number[]): Uint8Array => utf8(JSON.stringify({ x: { dims: [1, x.length], data: x } }))
 
@@ -94,7 +96,7 @@ describe('zk circuit: int8 ONNX → Circom', function () {
       assert.equal(a.circuitId, BigInt(`0x${digest.subarray(0, 31).toString('hex')}`))
       const other = compileOnnxToCircom(encodeQuantisedMlp(buildSeededQuantisedMlp({ inputSize: 16, hiddenSize: 32, classes: 10 })))
       assert.notEqual(other.circuitId, a.circuitId)
-      assert.match(a.source, /component main \{public \[circuitId, inputCommitment, outputCommitment\]\} = Model\(\);/)
+      assert.match(a.source, /component main \{public \[circuitId, inputCommitment, outputCommitment, prover\]\} = Model\(\);/)
     })
 
     it('proves every value stays in int32 and the Div dividend is ≥ 0', function () {
@@ -206,8 +208,8 @@ describe('zk circuit: int8 ONNX → Circom', function () {
       random: Array.from({ length: 16 }, () => (next() % 256) - 128)
     }
 
-    it(`compiles the shipped int8 model to a small circuit with three public inputs`, function () {
-      assert.equal(files.publicInputs, 3)
+    it(`compiles the shipped int8 model to a small circuit with four public inputs`, function () {
+      assert.equal(files.publicInputs, 4)
       assert.ok(files.constraints > 0 && files.constraints < 2 ** 15, `${files.constraints} constraints`)
       this.test!.title += ` (${files.constraints} constraints)`
     })
@@ -216,23 +218,23 @@ describe('zk circuit: int8 ONNX → Circom', function () {
       it(`computes onnxruntime's logits exactly: ${label}`, async function () {
         const { outputs } = await runner.run(int8Input(x))
         const logits = outputs.logits.data as Int32Array
-        const input = circuitInputOf(compiled, Int8Array.from(x), logits)
-        assert.deepEqual(publicSignalsOf(input), [compiled.circuitId, commitTensor(Int8Array.from(x), 'int8'), commitTensor(logits, 'int32')].map(String))
+        const input = circuitInputOf(compiled, Int8Array.from(x), logits, PROVER)
+        assert.deepEqual(circuitPublicSignals(input), [compiled.circuitId, commitTensor(Int8Array.from(x), 'int8'), commitTensor(logits, 'int32'), PROVER].map(String))
         const witness = await computeWitness(files.wasmPath, input)
         assert.deepEqual(await readCircuitOutputs(files.symPath, witness, 10), Array.from(logits, BigInt))
         assert.deepEqual(Array.from(logits), quantisedMlpReference(q, x).logits)
-        // public signals sit at wires 1..3 in spec16's order
+        // public signals sit at wires 1..4 in spec16's order
         const index = await readSignalIndex(files.symPath)
-        assert.deepEqual([index.get('main.circuitId'), index.get('main.inputCommitment'), index.get('main.outputCommitment')], [1, 2, 3])
-        assert.deepEqual(witness.slice(1, 4), [compiled.circuitId, commitTensor(Int8Array.from(x), 'int8'), commitTensor(logits, 'int32')])
+        assert.deepEqual([index.get('main.circuitId'), index.get('main.inputCommitment'), index.get('main.outputCommitment'), index.get('main.prover')], [1, 2, 3, 4])
+        assert.deepEqual(witness.slice(1, 5), [compiled.circuitId, commitTensor(Int8Array.from(x), 'int8'), commitTensor(logits, 'int32'), PROVER])
       })
     }
 
     describe('refuses a witness whose public signals do not match the model run', function () {
       const x = inputs.sample
-      const good = (): { circuitId: bigint, inputCommitment: bigint, outputCommitment: bigint, logits: Int32Array } => {
+      const good = (): { circuitId: bigint, inputCommitment: bigint, outputCommitment: bigint, prover: bigint, logits: Int32Array } => {
         const logits = Int32Array.from(quantisedMlpReference(q, x).logits)
-        return { circuitId: compiled.circuitId, inputCommitment: commitTensor(Int8Array.from(x), 'int8'), outputCommitment: commitTensor(logits, 'int32'), logits }
+        return { circuitId: compiled.circuitId, inputCommitment: commitTensor(Int8Array.from(x), 'int8'), outputCommitment: commitTensor(logits, 'int32'), prover: PROVER, logits }
       }
 
       it('accepts the right signals (so the refusals below are about the one wrong value)', async function () {

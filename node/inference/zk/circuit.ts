@@ -29,8 +29,12 @@ import { dtypeFromOnnxCode } from '../tensor.js'
 import { BN254_SCALAR_FIELD, COMMITMENT_BYTES_PER_ELEMENT, COMMITMENT_ELEMENTS_PER_HASH, type CommittedDtype, commitTensor } from './commitments.js'
 import { SignalOutOfField, UnsupportedOnnxError } from './errors.js'
 
-/** Public inputs of every compiled circuit, in the order snarkjs lists them (spec16). */
-export const PUBLIC_SIGNALS = ['circuitId', 'inputCommitment', 'outputCommitment'] as const
+/**
+ * Public inputs of every compiled circuit, in the order snarkjs lists them (spec16): the circuit,
+ * the input and output commitments, and the prover, the address the TaskManager pays (bound by
+ * the proof, so a copy submitted by someone else still pays the prover).
+ */
+export const PUBLIC_SIGNALS = ['circuitId', 'inputCommitment', 'outputCommitment', 'prover'] as const
 /** The circuit's private input (the model input's values) and the signal array holding its outputs. */
 export const CIRCUIT_INPUT_SIGNAL = 'x'
 export const CIRCUIT_OUTPUT_SIGNAL = 'y'
@@ -648,12 +652,15 @@ template ${MODEL_TEMPLATE}() {
   signal input circuitId;
   signal input inputCommitment;
   signal input outputCommitment;
+  signal input prover;
   signal input ${CIRCUIT_INPUT_SIGNAL}[${p.inputSize}];
   // the model's output; declared before the layers so that --O2, which removes the newest signal
   // of each linear constraint, removes a hidden value rather than this one and it stays readable in the witness
   signal ${CIRCUIT_OUTPUT_SIGNAL}[${p.outputSize}];
 
   circuitId === ${p.circuitId};
+  // the payee takes part in a constraint: an unconstrained public input could be changed in a valid proof
+  signal proverSquare <== prover * prover;
 
   component inputCommit = CommitInt8(${p.inputSize});
   for (var i = 0; i < ${p.inputSize}; i++) { inputCommit.in[i] <== ${CIRCUIT_INPUT_SIGNAL}[i]; }
@@ -680,6 +687,8 @@ export interface CircuitInput {
   inputCommitment: bigint
   /** commitTensor(output, outputDtype) */
   outputCommitment: bigint
+  /** The payee's 20-byte Ethereum address as a number. */
+  prover: bigint
   /** The model input (int8 values). */
   x: ArrayLike<number>
 }
@@ -688,18 +697,20 @@ export interface CircuitInput {
  * The circuit input for a model run: the circuit id and the commitments to the input and to the
  * output onnxruntime gave. Throws RangeError if the tensors do not fit the circuit's shapes.
  */
-export function circuitInputOf (circuit: Pick<CompiledCircuit, 'circuitId' | 'inputShape' | 'outputShape' | 'outputDtype'>, x: Int8Array, output: Int8Array | Int32Array): CircuitInput {
+export function circuitInputOf (circuit: Pick<CompiledCircuit, 'circuitId' | 'inputShape' | 'outputShape' | 'outputDtype'>, x: Int8Array, output: Int8Array | Int32Array, prover: bigint): CircuitInput {
+  if (prover < 0n || prover >= 1n << 160n) throw new RangeError(`the prover must be a 20-byte address, got ${prover}`)
   if (x.length !== circuit.inputShape[1]) throw new RangeError(`the circuit takes ${circuit.inputShape[1]} input values, got ${x.length}`)
   if (output.length !== circuit.outputShape[1]) throw new RangeError(`the circuit gives ${circuit.outputShape[1]} output values, got ${output.length}`)
   return {
     circuitId: circuit.circuitId,
     inputCommitment: commitTensor(x, 'int8'),
     outputCommitment: commitTensor(output, circuit.outputDtype),
+    prover,
     x
   }
 }
 
-/** The public signals snarkjs lists for this input: [circuitId, inputCommitment, outputCommitment] as decimal strings. */
-export function publicSignalsOf (input: Pick<CircuitInput, 'circuitId' | 'inputCommitment' | 'outputCommitment'>): [string, string, string] {
-  return [input.circuitId.toString(), input.inputCommitment.toString(), input.outputCommitment.toString()]
+/** The public signals snarkjs lists for this input: [circuitId, inputCommitment, outputCommitment, prover] as decimal strings. */
+export function circuitPublicSignals (input: Pick<CircuitInput, typeof PUBLIC_SIGNALS[number]>): [string, string, string, string] {
+  return [input.circuitId.toString(), input.inputCommitment.toString(), input.outputCommitment.toString(), input.prover.toString()]
 }

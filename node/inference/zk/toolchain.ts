@@ -186,11 +186,12 @@ async function loadWitnessCalculator (wasmPath: string): Promise<WitnessCalculat
 
 function witnessInput (input: CircuitInput): Record<string, unknown> {
   // the witness calculator would reduce a value ≥ r mod r: refuse it, as the verifier does
-  const [circuitId, inputCommitment, outputCommitment] = PUBLIC_SIGNALS.map(name => toFieldElement(name, input[name]))
+  const [circuitId, inputCommitment, outputCommitment, prover] = PUBLIC_SIGNALS.map(name => toFieldElement(name, input[name]))
   return {
     circuitId: circuitId.toString(),
     inputCommitment: inputCommitment.toString(),
     outputCommitment: outputCommitment.toString(),
+    prover: prover.toString(),
     x: Array.from(input.x, v => v.toString())
   }
 }
