@@ -51,7 +51,7 @@ export { tensorsToTaskInput } from './json-input.js'
 export { parseTaskInput, readTaskInput, tensorFileToTaskInput } from './task-input.js'
 export type { OutputTensor, TensorData, TensorDtype, TensorSpec } from './tensor.js'
 export { ONNX_DTYPE_CODES, TENSOR_DTYPES, isTensorDtype } from './tensor.js'
-export { MANIFEST_FILE, MODEL_FILE, SHIPPED_MODEL_DIR } from './paths.js'
+export { MANIFEST_FILE, MODEL_FILE, SHIPPED_INT8_MODEL_DIR, SHIPPED_MODEL_DIR } from './paths.js'
 export type { NamedTensor } from './tensor-file.js'
 export {
   MAX_TENSOR_NAME_BYTES,

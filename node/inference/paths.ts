@@ -10,9 +10,14 @@ export const MODEL_FILE = 'model.onnx'
  * source (ts runners) from node/inference/; both resolve to <repo>/node/inference/models/mlp-classifier,
  * so the model is versioned once, next to the script that builds it.
  */
-export const SHIPPED_MODEL_DIR: string = (() => {
+const SHIPPED_MODELS_DIR: string = (() => {
   const here = dirname(fileURLToPath(import.meta.url))
   const fromDist = basename(resolve(here, '../..')) === 'dist'
   const inferenceDir = fromDist ? resolve(here, '../../../node/inference') : here
-  return join(inferenceDir, 'models', 'mlp-classifier')
+  return join(inferenceDir, 'models')
 })()
+
+export const SHIPPED_MODEL_DIR: string = join(SHIPPED_MODELS_DIR, 'mlp-classifier')
+
+/** The int8 quantisation of the shipped model (node/fixtures/quantised-model.ts), the zk tier's demo model. */
+export const SHIPPED_INT8_MODEL_DIR: string = join(SHIPPED_MODELS_DIR, 'mlp-classifier-int8')
