@@ -5,6 +5,7 @@
  * about something else, tampered or out of the field rejected with their reason.
  */
 import { strict as assert } from 'node:assert'
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -82,13 +83,15 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
     })
   })
 
-  it('start sizes the powers of tau from the circuit: a circuit above 2^15 is refused, naming its constraints and the cap', async function () {
+  it('start sizes the powers of tau from the circuit: a circuit above 2^15 is refused, naming its constraints and the cap; so is one without poi\'s three public inputs, or a ptau too small', async function () {
     const r1cs = join(root, 'large.r1cs')
     await writeFile(r1cs, r1csHeaderOnly(40_000, 3))
     await rejectsWith(startCeremony(r1cs, undefined, join(root, 'large')), CircuitTooLargeError, (err) => {
       assert.deepEqual([err.constraints, err.power, err.maxPower], [40_000, 16, 15])
       assert.match(err.message, /40000 constraints and needs powers of tau 2\^16, above the 2\^15/)
     })
+    await writeFile(r1cs, r1csHeaderOnly(100, 2))
+    await rejectsWith(startCeremony(r1cs, undefined, join(root, 'two-signals')), CeremonyError, (err) => { assert.match(err.message, /has 2 public inputs and 0 public outputs; poi's circuits have exactly 3/) })
     await rejectsWith(startCeremony(circuit.r1cs, join(root, 'ptau-4', 'powers-of-tau.ptau'), join(root, 'small-ptau')), CeremonyError, (err) => {
       assert.match(err.message, /has power 4, but the circuit .* \(507 constraints\) needs 9/)
     })
@@ -164,6 +167,20 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
       })
     })
     await contributionRejected(finalizeCeremony(copy), 'chain')
+  })
+
+  it('a step cut short leaves nothing recorded: its half-written key and its lock do not stop the next one', async function () {
+    const copy = await copyOfCeremony('crashed')
+    // A contribution killed while writing: its key under the next index, never recorded, and the lock of a process gone.
+    await writeFile(join(copy, 'circuit_0003.zkey'), 'half a key')
+    await writeFile(join(copy, 'ceremony.lock'), String(spawnSync(process.execPath, ['-e', '']).pid))
+    const third = await contribute(copy, { name: 'carol' })
+    assert.deepEqual([third.index, third.file], [3, 'circuit_0003.zkey'])
+    assert.equal(third.zkeySha256, await sha256File(join(copy, third.file)))
+    assert.deepEqual((await readCeremonyRecord(copy)).contributions, [...afterTwo.contributions, third])
+    // A lock held by a running process is respected.
+    await writeFile(join(copy, 'ceremony.lock'), String(process.pid))
+    await rejectsWith(contribute(copy, { name: 'dave' }), CeremonyError, (err) => { assert.match(err.message, /another step of the ceremony .* is running \(process \d+/) })
   })
 
   it('finalize verifies the chain and records the verification key', async function () {

@@ -36,6 +36,8 @@ const CIRCUIT_FILE = 'circuit.r1cs'
 const PTAU_FILE = 'powers-of-tau.ptau'
 const VERIFICATION_KEY_FILE = 'verification_key.json'
 const LOCK_FILE = 'ceremony.lock'
+/** circuitId, inputCommitment, outputCommitment (spec16). */
+const POI_PUBLIC_INPUTS = 3
 /** snarkjs keeps the first 64 bytes of a contributor's name in the key. */
 const MAX_NAME_LENGTH = 64
 
@@ -123,12 +125,18 @@ export async function startCeremony (r1cs: string, ptau: string | undefined, dir
     throw new CeremonyError(`${dir} already holds a ceremony (${CEREMONY_RECORD_FILE}); contribute to it with \`poi model zk-setup contribute --dir ${dir} --name <you>\`, or start in another directory`)
   }
   const header = await readR1csHeader(resolve(r1cs))
+  if (header.publicInputs !== POI_PUBLIC_INPUTS || header.publicOutputs !== 0) {
+    throw new CeremonyError(`${r1cs} has ${header.publicInputs} public inputs and ${header.publicOutputs} public outputs; poi's circuits have exactly ${POI_PUBLIC_INPUTS} public inputs ` +
+      '(circuitId, inputCommitment, outputCommitment) and no public outputs, and their verification keys are checked for that')
+  }
   const power = ptauPowerFor(header)
   if (ptau === undefined && power > MAX_LOCAL_PTAU_POWER) {
     throw new CircuitTooLargeError(power, MAX_LOCAL_PTAU_POWER, { constraints: header.constraints, name: `the circuit ${r1cs}` })
   }
   await mkdir(dir, { recursive: true })
   await withLock(dir, async () => {
+    // Checked again under the lock: another start may have finished since.
+    if (await exists(join(dir, CEREMONY_RECORD_FILE))) throw new CeremonyError(`${dir} already holds a ceremony (${CEREMONY_RECORD_FILE}): another start finished first`)
     await copyAtomically(resolve(r1cs), join(dir, CIRCUIT_FILE))
     let ptauRecord: PtauRecord
     if (ptau === undefined) {

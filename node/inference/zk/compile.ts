@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { CircomError } from './ceremony-errors.js'
 
 const require = createRequire(import.meta.url)
@@ -39,7 +39,7 @@ export interface CompiledCircuit {
 export async function compileCircom (source: string, outDir: string): Promise<CompiledCircuit> {
   const src = resolve(source)
   const out = resolve(outDir)
-  if (!isAbsolute(src) || !src.endsWith('.circom')) throw new CircomError(`${source} is not a .circom file`)
+  if (!src.endsWith('.circom')) throw new CircomError(`${source} is not a .circom file`)
   await mkdir(out, { recursive: true })
   const args = [CIRCOM_CLI, src, '--O2', '--r1cs', '--wasm', '--sym', '-l', INCLUDE_DIR, '-o', out]
   await new Promise<void>((resolvePromise, reject) => {
