@@ -15,7 +15,7 @@ import {
 } from '../node/inference/zk/ceremony.js'
 import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, ProofRejectedError, ProvingError, type ContributionCheck, type ProofRejection } from '../node/inference/zk/ceremony-errors.js'
 import { readPtauHeader } from '../node/inference/zk/headers.js'
-import { BN254_SCALAR_FIELD, parseZkProof, prove, verifyProof, type ZkProof } from '../node/inference/zk/proof.js'
+import { BN254_SCALAR_FIELD, parseZkProof, prove, readVerificationKey, verifyProof, type ZkProof } from '../node/inference/zk/proof.js'
 import { contributeZKey, releaseCurve, type VerificationKey } from '../node/inference/zk/snarkjs.js'
 import { cachedTestPtau, commitInt32, commitInt8, compileTestCircuit, testCircuitInput, testModel, TEST_CIRCUIT_ID, TEST_PTAU_POWER, type TestCircuit } from './helpers/zk-test-circuit.js'
 
@@ -190,6 +190,7 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
     assert.equal(record.final?.zkeyFile, afterTwo.contributions[1].file)
     assert.equal(record.final?.verificationKeySha256, sha256(await readFile(join(dir, record.final.verificationKeyFile))))
     assert.deepEqual(await readCeremonyRecord(dir), record)
+    assert.deepEqual(await readVerificationKey(join(dir, record.final.verificationKeyFile)), verificationKey)
     await rejectsWith(contribute(dir, { name: 'late' }), CeremonyError, (err) => { assert.match(err.message, /finalized/) })
   })
 

@@ -275,7 +275,7 @@ export async function verifyChain (dir: string, record: CeremonyRecord, onProgre
     reject('chain', `${join(dir, last.file)} holds ${inKey.length} contribution(s) where the record has ${recorded.length}, and they differ from contribution ${at + 1} on: ` +
       'the key does not extend the recorded chain (it was made from another key than the previous one); restore the recorded key')
   }
-  onProgress?.(`verified in ${seconds(started)}: ${recorded.length} contribution(s), each extending the previous`)
+  onProgress?.(`verified in ${seconds(started)}: ${recorded.length === 0 ? 'the first key, before any contribution' : `${recorded.length} contribution(s), each extending the previous`}`)
   return last.file
 }
 

@@ -7,6 +7,7 @@
  * trusted (the ceremony's, or one fetched by content id); parseVerificationKey only checks that it
  * is a key for poi's three public signals.
  */
+import { readFile } from 'node:fs/promises'
 import { ProofRejectedError, ProvingError, VerificationKeyError } from './ceremony-errors.js'
 import { BN254_SCALAR_FIELD } from './headers.js'
 import { fullProve, verifyGroth16, type CircuitInput, type Decimal, type Groth16Proof, type VerificationKey } from './snarkjs.js'
@@ -149,4 +150,15 @@ export function parseVerificationKey (json: unknown): VerificationKey {
     if (!Array.isArray(k[field])) fail(`${field} must be an array`)
   }
   return json as VerificationKey
+}
+
+/** Reads and checks a verification key file (`verification_key.json`, as the ceremony's finalize writes it). */
+export async function readVerificationKey (file: string): Promise<VerificationKey> {
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err) {
+    throw new VerificationKeyError(`cannot read the verification key ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  return parseVerificationKey(json)
 }
