@@ -73,7 +73,9 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
   }
 
   it('generates a prepared powers of tau and records who did; refuses powers above the local cap', async function () {
-    const ptau = await timed('generatePtau 2^4', async () => await generatePtau(join(root, 'ptau-4'), 4, { name: 'the test node' }))
+    const progress: string[] = []
+    const ptau = await timed('generatePtau 2^4', async () => await generatePtau(join(root, 'ptau-4'), 4, { name: 'the test node', onProgress: (l) => progress.push(l) }))
+    for (const section of ['tauG1', 'tauG2', 'alphaTauG1', 'betaTauG1']) assert.ok(progress.includes(`powers of tau 2^4: preparing phase 2: ${section}`), progress.join('\n'))
     assert.deepEqual([ptau.power, ptau.source, ptau.generatedBy], [4, 'generated', 'the test node'])
     assert.deepEqual(await readPtauHeader(join(root, 'ptau-4', ptau.file)), { power: 4, prepared: true })
     assert.equal(ptau.sha256, await sha256File(join(root, 'ptau-4', ptau.file)))

@@ -105,7 +105,13 @@ export async function generatePtau (dir: string, power: number, opts: CeremonyOp
     opts.onProgress?.(`powers of tau 2^${power}: contribution by ${name}`)
     await contributePtau(fresh, contributed, name, contributionEntropy())
     opts.onProgress?.(`powers of tau 2^${power}: preparing phase 2 (the longest step)`)
-    await preparePhase2(contributed, prepared)
+    // snarkjs marks each of its four sections (tauG1, tauG2, alphaTauG1, betaTauG1) in a debug line: the only progress of a step of minutes.
+    const sections = collectingLogger()
+    sections.debug = (message) => {
+      const m = /^Starting section: (\w+)/.exec(String(message))
+      if (m !== null) opts.onProgress?.(`powers of tau 2^${power}: preparing phase 2: ${m[1]}`)
+    }
+    await preparePhase2(contributed, prepared, sections)
     await syncAndRename(prepared, file)
   } finally {
     await Promise.all([fresh, contributed, prepared].map(async f => { await rm(f, { force: true }) }))
