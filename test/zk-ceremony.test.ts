@@ -15,12 +15,12 @@ import {
 } from '../node/inference/zk/ceremony.js'
 import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, ProofRejectedError, ProvingError, type ContributionCheck, type ProofRejection } from '../node/inference/zk/ceremony-errors.js'
 import { readPtauHeader } from '../node/inference/zk/headers.js'
-import { BN254_SCALAR_FIELD, parseZkProof, prove, readVerificationKey, verifyProof, type ZkProof } from '../node/inference/zk/proof.js'
+import { BN254_SCALAR_FIELD, parseZkProof, prove, readVerificationKey, verifyProof, type ExpectedSignals, type ZkProof } from '../node/inference/zk/proof.js'
 import { contributeZKey, releaseCurve, type VerificationKey } from '../node/inference/zk/snarkjs.js'
-import { cachedTestPtau, commitInt32, commitInt8, compileTestCircuit, testCircuitInput, testModel, TEST_CIRCUIT_ID, TEST_PTAU_POWER, type TestCircuit } from './helpers/zk-test-circuit.js'
+import { cachedTestPtau, commitInt32, commitInt8, compileTestCircuit, testCircuitInput, testModel, TEST_CIRCUIT_ID, TEST_PROVER, TEST_PTAU_POWER, type TestCircuit } from './helpers/zk-test-circuit.js'
 
-const X = [1, -2, 3, 127]
-const OTHER_X = [0, 0, 0, -128]
+const X = [1, -2, 127]
+const OTHER_X = [0, 0, -128]
 
 /** Times of each step, printed at the end (the issue asks for them). */
 const timings: Record<string, number> = {}
@@ -85,25 +85,25 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
     })
   })
 
-  it('start sizes the powers of tau from the circuit: a circuit above 2^15 is refused, naming its constraints and the cap; so is one without poi\'s three public inputs, or a ptau too small', async function () {
+  it('start sizes the powers of tau from the circuit: a circuit above 2^15 is refused, naming its constraints and the cap; so is one without poi\'s four public inputs, or a ptau too small', async function () {
     const r1cs = join(root, 'large.r1cs')
-    await writeFile(r1cs, r1csHeaderOnly(40_000, 3))
+    await writeFile(r1cs, r1csHeaderOnly(40_000, 4))
     await rejectsWith(startCeremony(r1cs, undefined, join(root, 'large')), CircuitTooLargeError, (err) => {
       assert.deepEqual([err.constraints, err.power, err.maxPower], [40_000, 16, 15])
       assert.match(err.message, /40000 constraints and needs powers of tau 2\^16, above the 2\^15/)
     })
-    await writeFile(r1cs, r1csHeaderOnly(100, 2))
-    await rejectsWith(startCeremony(r1cs, undefined, join(root, 'two-signals')), CeremonyError, (err) => { assert.match(err.message, /has 2 public inputs and 0 public outputs; poi's circuits have exactly 3/) })
+    await writeFile(r1cs, r1csHeaderOnly(100, 3))
+    await rejectsWith(startCeremony(r1cs, undefined, join(root, 'two-signals')), CeremonyError, (err) => { assert.match(err.message, /has 3 public inputs and 0 public outputs; poi's circuits have exactly 4/) })
     await rejectsWith(startCeremony(circuit.r1cs, join(root, 'ptau-4', 'powers-of-tau.ptau'), join(root, 'small-ptau')), CeremonyError, (err) => {
-      assert.match(err.message, /has power 4, but the circuit .* \(507 constraints\) needs 9/)
+      assert.match(err.message, /has power 4, but the circuit .* \(500 constraints\) needs 9/)
     })
   })
 
   it('start copies the circuit and the powers of tau in and records the first key', async function () {
     const ptau = await timed('ptau 2^9 (cached after the first run)', cachedTestPtau)
     const record = await timed('start (groth16 setup)', async () => await startCeremony(circuit.r1cs, ptau, dir, { name: 'poi tests' }))
-    assert.equal(record.circuit.constraints, 507)
-    // snarkjs's domain must exceed constraints + public inputs: 507 + 3 = 510 < 2^9.
+    assert.equal(record.circuit.constraints, 500)
+    // snarkjs's domain must exceed constraints + public inputs: 500 + 4 = 504 < 2^9.
     assert.deepEqual([record.circuit.power, record.ptau.power], [TEST_PTAU_POWER, TEST_PTAU_POWER])
     assert.deepEqual([record.ptau.source, record.ptau.generatedBy], ['supplied', 'poi tests'])
     assert.equal(record.ptau.sha256, await sha256File(join(dir, record.ptau.file)))
@@ -188,7 +188,7 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
   it('finalize verifies the chain and records the verification key', async function () {
     const { verificationKey, record } = await timed('finalize (verify + export)', async () => await finalizeCeremony(dir))
     vkey = verificationKey
-    assert.equal(verificationKey.nPublic, 3)
+    assert.equal(verificationKey.nPublic, 4)
     assert.equal(record.final?.zkeyFile, afterTwo.contributions[1].file)
     assert.equal(record.final?.verificationKeySha256, sha256(await readFile(join(dir, record.final.verificationKeyFile))))
     assert.deepEqual(await readCeremonyRecord(dir), record)
@@ -196,10 +196,10 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
     await rejectsWith(contribute(dir, { name: 'late' }), CeremonyError, (err) => { assert.match(err.message, /finalized/) })
   })
 
-  it('proves an inference and verifies it off-chain against the expected circuit, input and output', async function () {
+  it('proves an inference and verifies it off-chain against the expected circuit, input, output and prover', async function () {
     const zkey = join(dir, afterTwo.contributions[1].file)
     proof = await timed('prove', async () => await prove(circuit.wasm, zkey, testCircuitInput(X)))
-    assert.deepEqual(proof.publicSignals, [TEST_CIRCUIT_ID.toString(), commitInt8(X).toString(), commitInt32(testModel(X)).toString()])
+    assert.deepEqual(proof.publicSignals, [TEST_CIRCUIT_ID.toString(), commitInt8(X).toString(), commitInt32(testModel(X)).toString(), TEST_PROVER.toString()])
     await timed('verify', async () => { await verifyProof(vkey, proof, expected(X)) })
     await verifyProof(vkey, JSON.parse(JSON.stringify(proof)))
   })
@@ -209,13 +209,17 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
     await rejectsWith(prove(circuit.wasm, join(dir, afterTwo.contributions[1].file), input), ProvingError, (err) => { assert.match(err.message, /satisfy the circuit/) })
   })
 
-  it('proofs about another circuit, input or output are rejected with that reason', async function () {
+  it('proofs about another circuit, input, output or prover are rejected with that reason', async function () {
     await proofRejected(verifyProof(vkey, proof, { ...expected(X), circuitId: TEST_CIRCUIT_ID + 1n }), 'circuit')
     await proofRejected(verifyProof(vkey, proof, { ...expected(X), inputCommitment: commitInt8(OTHER_X) }), 'input')
     await proofRejected(verifyProof(vkey, proof, { ...expected(X), outputCommitment: commitInt32(testModel(OTHER_X)) }), 'output')
+    await proofRejected(verifyProof(vkey, proof, { ...expected(X), prover: TEST_PROVER + 1n }), 'prover')
     // The other input's commitment put in the proof's own signals: the pairing no longer holds.
-    const relabelled = { ...proof, publicSignals: [proof.publicSignals[0], commitInt8(OTHER_X).toString(), proof.publicSignals[2]] }
+    const relabelled = { ...proof, publicSignals: [proof.publicSignals[0], commitInt8(OTHER_X).toString(), proof.publicSignals[2], proof.publicSignals[3]] }
     await proofRejected(verifyProof(vkey, relabelled, { ...expected(X), inputCommitment: commitInt8(OTHER_X) }), 'invalid')
+    // Nor can a copy be relabelled to pay someone else: the prover is bound by the proof.
+    const repaid = { ...proof, publicSignals: [...proof.publicSignals.slice(0, 3), (TEST_PROVER + 1n).toString()] }
+    await proofRejected(verifyProof(vkey, repaid, { ...expected(X), prover: TEST_PROVER + 1n }), 'invalid')
   })
 
   it('a tampered proof is rejected as invalid', async function () {
@@ -227,7 +231,7 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
 
   it('a public signal at or above the field modulus is rejected (reason field)', async function () {
     // r + c is c modulo r: without the check the pairing would accept it.
-    const aliased = { ...proof, publicSignals: [proof.publicSignals[0], proof.publicSignals[1], (BigInt(proof.publicSignals[2]) + BN254_SCALAR_FIELD).toString()] }
+    const aliased = { ...proof, publicSignals: [proof.publicSignals[0], proof.publicSignals[1], (BigInt(proof.publicSignals[2]) + BN254_SCALAR_FIELD).toString(), proof.publicSignals[3]] }
     await proofRejected(verifyProof(vkey, aliased), 'field')
     await proofRejected(verifyProof(vkey, { ...proof, publicSignals: [BN254_SCALAR_FIELD.toString(), ...proof.publicSignals.slice(1)] }), 'field')
   })
@@ -235,10 +239,10 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
   it('malformed proof JSON is rejected with what is wrong', () => {
     const cases: Array<[unknown, RegExp]> = [
       [null, /the proof object must be an object/],
-      [{ ...proof, publicSignals: proof.publicSignals.slice(0, 2) }, /publicSignals must be an array of 3/],
-      [{ ...proof, publicSignals: ['1', '2', '0x3'] }, /publicSignals\[2\] \(outputCommitment\) must be a decimal string/],
-      [{ ...proof, publicSignals: ['1', '2', 3] }, /must be a decimal string/],
-      [{ ...proof, publicSignals: ['1', '02', '3'] }, /publicSignals\[1\]/],
+      [{ ...proof, publicSignals: proof.publicSignals.slice(0, 3) }, /publicSignals must be an array of 4/],
+      [{ ...proof, publicSignals: ['1', '2', '0x3', '4'] }, /publicSignals\[2\] \(outputCommitment\) must be a decimal string/],
+      [{ ...proof, publicSignals: ['1', '2', '3', 4] }, /must be a decimal string/],
+      [{ ...proof, publicSignals: ['1', '02', '3', '4'] }, /publicSignals\[1\]/],
       [{ ...proof, proof: { ...proof.proof, protocol: 'plonk' } }, /proof.protocol must be "groth16"/],
       [{ ...proof, proof: { ...proof.proof, pi_b: proof.proof.pi_b.slice(0, 2) } }, /proof.pi_b must be an array of 3/],
       [{ ...proof, proof: { ...proof.proof, pi_c: [proof.proof.pi_c[0], proof.proof.pi_c[1], '0'] } }, /proof.pi_c\[2\] must be "1"/],
@@ -250,8 +254,8 @@ describe('zk ceremony: powers of tau, a chain of contributions, proofs off-chain
   })
 })
 
-function expected (x: number[]): { circuitId: bigint, inputCommitment: bigint, outputCommitment: bigint } {
-  return { circuitId: TEST_CIRCUIT_ID, inputCommitment: commitInt8(x), outputCommitment: commitInt32(testModel(x)) }
+function expected (x: number[]): ExpectedSignals {
+  return { circuitId: TEST_CIRCUIT_ID, inputCommitment: commitInt8(x), outputCommitment: commitInt32(testModel(x)), prover: TEST_PROVER }
 }
 
 function sha256 (bytes: Uint8Array): string {

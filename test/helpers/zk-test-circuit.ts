@@ -1,9 +1,9 @@
 /**
  * A tiny hand-written circuit with the public-signal layout of poi's model circuits (spec16):
- * public inputs circuitId, inputCommitment, outputCommitment in that order; a private int8
- * input x[4]; y = W·x + b (int32 [1, 2]); commitments by spec16's byte packing (int8 v → one
+ * public inputs circuitId, inputCommitment, outputCommitment, prover in that order; a private int8
+ * input x[3]; y = W·x + b (int32 [1, 2]); commitments by spec16's byte packing (int8 v → one
  * byte v+128, int32 v → four bytes big-endian of v+2^31, 31 bytes per field element, Poseidon
- * chain from h0 = 0): 4 and 8 bytes, so one element each and h = Poseidon([0, e0]).
+ * chain from h0 = 0): 3 and 8 bytes, so one element each and h = Poseidon([0, e0]).
  * It lets the ceremony and the prover be tested without the ONNX compiler.
  */
 import { createHash } from 'node:crypto'
@@ -17,7 +17,8 @@ import { generatePtau } from '../../node/inference/zk/ceremony.js'
 import { compileCircom, type CompiledCircuit } from '../../node/inference/zk/compile.js'
 import { readPtauHeader } from '../../node/inference/zk/headers.js'
 
-export const TEST_W: readonly (readonly number[])[] = [[1, -2, 3, 4], [-5, 6, 0, 7]]
+/** Three inputs, not more: with the prover's constraint the circuit has 500 constraints, and with its 4 public inputs it fits a 2^9 powers of tau (a 2^10 one takes twice as long to make). */
+export const TEST_W: readonly (readonly number[])[] = [[1, -2, 4], [-5, 6, 7]]
 export const TEST_B: readonly number[] = [10, -20]
 
 /** Where circuitId's constant goes; sha256 of the source with 0 there names the circuit. */
@@ -31,13 +32,16 @@ template Model() {
     signal input circuitId;
     signal input inputCommitment;
     signal input outputCommitment;
-    signal input x[4];
+    signal input prover;
+    signal input x[3];
 
     circuitId === ${CIRCUIT_ID_SLOT};
+    // the payee takes part in a constraint: an unconstrained public input could be changed in a valid proof
+    signal proverSquare <== prover * prover;
 
-    component range[4];
+    component range[3];
     var packedX = 0;
-    for (var i = 0; i < 4; i++) {
+    for (var i = 0; i < 3; i++) {
         range[i] = Num2Bits(8);
         range[i].in <== x[i] + 128;
         packedX = packedX * 256 + (x[i] + 128);
@@ -47,13 +51,13 @@ template Model() {
     hx.inputs[1] <== packedX;
     inputCommitment === hx.out;
 
-    var W[2][4] = [${TEST_W.map(r => `[${r.join(', ')}]`).join(', ')}];
+    var W[2][3] = [${TEST_W.map(r => `[${r.join(', ')}]`).join(', ')}];
     var b[2] = [${TEST_B.join(', ')}];
     signal y[2];
     var packedY = 0;
     for (var j = 0; j < 2; j++) {
         var acc = b[j];
-        for (var i = 0; i < 4; i++) acc += W[j][i] * x[i];
+        for (var i = 0; i < 3; i++) acc += W[j][i] * x[i];
         y[j] <== acc;
         packedY = packedY * 4294967296 + (y[j] + 2147483648);
     }
@@ -63,7 +67,7 @@ template Model() {
     outputCommitment === hy.out;
 }
 
-component main {public [circuitId, inputCommitment, outputCommitment]} = Model();
+component main {public [circuitId, inputCommitment, outputCommitment, prover]} = Model();
 `
 
 /** spec16's circuit id: the first 31 bytes (big-endian) of sha256 of the source with the id written as 0. */
@@ -87,12 +91,16 @@ export function commitInt32 (values: readonly number[]): bigint {
   return poseidon2([0n, values.reduce((acc, v) => acc * 2n ** 32n + BigInt(v) + 2n ** 31n, 0n)])
 }
 
+/** The prover address the tests' proofs name, unless a test names another. */
+export const TEST_PROVER = 0x00000000000000000000000000000000000000a1n
+
 /** The full witness input of the test circuit for x (the public signals it proves, then x). */
-export function testCircuitInput (x: readonly number[]): Record<string, string | string[]> {
+export function testCircuitInput (x: readonly number[], prover: bigint = TEST_PROVER): Record<string, string | string[]> {
   return {
     circuitId: TEST_CIRCUIT_ID.toString(),
     inputCommitment: commitInt8(x).toString(),
     outputCommitment: commitInt32(testModel(x)).toString(),
+    prover: prover.toString(),
     x: x.map(String)
   }
 }

@@ -50,11 +50,12 @@ export class ContributionRejectedError extends errorWithCode('ERR_ZK_CONTRIBUTIO
 
 /**
  * Why a proof was refused:
- * - `circuit`, `input`, `output`: a valid-looking proof about another circuit, input or output than expected;
+ * - `circuit`, `input`, `output`, `prover`: a valid-looking proof about another circuit, input,
+ *   output or payee than expected;
  * - `invalid`: malformed proof JSON, or the pairing check fails (tampered, or made with another key);
  * - `field`: a public signal is not below the BN254 scalar field modulus.
  */
-export type ProofRejection = 'circuit' | 'input' | 'output' | 'invalid' | 'field'
+export type ProofRejection = 'circuit' | 'input' | 'output' | 'prover' | 'invalid' | 'field'
 
 export class ProofRejectedError extends errorWithCode('ERR_ZK_PROOF_REJECTED') {
   readonly reason: ProofRejection
@@ -68,5 +69,5 @@ export class ProofRejectedError extends errorWithCode('ERR_ZK_PROOF_REJECTED') {
 /** The witness or the proof could not be computed: the input does not satisfy the circuit, or a file is not the circuit's. */
 export class ProvingError extends errorWithCode('ERR_ZK_PROVING') {}
 
-/** A verification key that is not a Groth16 BN254 key with the three public signals poi's circuits have. */
+/** A verification key that is not a Groth16 BN254 key with the four public signals poi's circuits have. */
 export class VerificationKeyError extends errorWithCode('ERR_ZK_VERIFICATION_KEY') {}

@@ -19,7 +19,7 @@ import { hostname, userInfo } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, type ContributionCheck } from './ceremony-errors.js'
 import { ptauPowerFor, readPtauHeader, readR1csHeader } from './headers.js'
-import { parseVerificationKey } from './proof.js'
+import { parseVerificationKey, PUBLIC_SIGNALS } from './proof.js'
 import {
   collectingLogger, contributePtau, contributeZKey, contributionEntropy, exportVerificationKey, newPtauAccumulator, newZKey, preparePhase2, verifyZKeyFromR1cs,
   type VerificationKey
@@ -36,8 +36,8 @@ const CIRCUIT_FILE = 'circuit.r1cs'
 const PTAU_FILE = 'powers-of-tau.ptau'
 const VERIFICATION_KEY_FILE = 'verification_key.json'
 const LOCK_FILE = 'ceremony.lock'
-/** circuitId, inputCommitment, outputCommitment (spec16). */
-const POI_PUBLIC_INPUTS = 3
+/** circuitId, inputCommitment, outputCommitment, prover (proof.ts PUBLIC_SIGNALS). */
+const POI_PUBLIC_INPUTS = PUBLIC_SIGNALS.length
 /** snarkjs keeps the first 64 bytes of a contributor's name in the key. */
 const MAX_NAME_LENGTH = 64
 
@@ -133,7 +133,7 @@ export async function startCeremony (r1cs: string, ptau: string | undefined, dir
   const header = await readR1csHeader(resolve(r1cs))
   if (header.publicInputs !== POI_PUBLIC_INPUTS || header.publicOutputs !== 0) {
     throw new CeremonyError(`${r1cs} has ${header.publicInputs} public inputs and ${header.publicOutputs} public outputs; poi's circuits have exactly ${POI_PUBLIC_INPUTS} public inputs ` +
-      '(circuitId, inputCommitment, outputCommitment) and no public outputs, and their verification keys are checked for that')
+      `(${PUBLIC_SIGNALS.join(', ')}) and no public outputs, and their verification keys are checked for that`)
   }
   const power = ptauPowerFor(header)
   if (ptau === undefined && power > MAX_LOCAL_PTAU_POWER) {

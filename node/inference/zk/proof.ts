@@ -5,7 +5,7 @@
  * Trust: a proof and its public signals come from the network (a stream, gossip, HTTP) and are
  * untrusted: parseZkProof checks their shape before any curve arithmetic. The verification key is
  * trusted (the ceremony's, or one fetched by content id); parseVerificationKey only checks that it
- * is a key for poi's three public signals.
+ * is a key for poi's four public signals.
  */
 import { readFile } from 'node:fs/promises'
 import { ProofRejectedError, ProvingError, VerificationKeyError } from './ceremony-errors.js'
@@ -17,25 +17,37 @@ export { BN254_SCALAR_FIELD } from './headers.js'
 /** The BN254 base field modulus q: every proof coordinate is below it. */
 export const BN254_BASE_FIELD = 21888242871839275222246405745257275088696311157297823662689037894645226208583n
 
-/** poi's circuits have exactly these public inputs, in this order (spec16). */
-export const PUBLIC_SIGNALS = ['circuitId', 'inputCommitment', 'outputCommitment'] as const
+/**
+ * poi's circuits have exactly these public inputs, in this order (spec16): the model's circuit,
+ * the task's input and output commitments, and the prover, the address the TaskManager pays
+ * (a proof names its payee, so a copy submitted by someone else pays the prover all the same).
+ */
+export const PUBLIC_SIGNALS = ['circuitId', 'inputCommitment', 'outputCommitment', 'prover'] as const
 
 /** A field element in decimal has at most 77 digits; a longer string is refused before it is parsed. */
 const MAX_DECIMAL_DIGITS = 78
 const DECIMAL = /^(0|[1-9][0-9]*)$/
 
-/** A proof as snarkjs writes it, with its public signals [circuitId, inputCommitment, outputCommitment]. */
+/** A proof as snarkjs writes it, with its public signals [circuitId, inputCommitment, outputCommitment, prover]. */
 export interface ZkProof {
   proof: Groth16Proof
-  publicSignals: [Decimal, Decimal, Decimal]
+  publicSignals: [Decimal, Decimal, Decimal, Decimal]
 }
 
-/** What a verifier expects the proof to be about: the model's circuit, the task's input and output commitments. */
-export interface ExpectedSignals {
+/** The public signals of a proof, as numbers. */
+export interface PublicSignals {
   circuitId: bigint
   inputCommitment: bigint
   outputCommitment: bigint
+  /** The payee's 20-byte Ethereum address as a number. */
+  prover: bigint
 }
+
+/**
+ * What a verifier expects the proof to be about: the model's circuit, the task's input and
+ * output commitments, and the prover when it matters to the verifier (the TaskManager pays it).
+ */
+export type ExpectedSignals = Omit<PublicSignals, 'prover'> & { prover?: bigint }
 
 export interface ProveOptions { onProgress?: (line: string) => void }
 
@@ -69,9 +81,10 @@ export async function verifyProof (vkey: VerificationKey, proof: unknown, expect
   const p = parseZkProof(proof)
   const signals = publicSignalsOf(p)
   if (expected !== undefined) {
-    for (const [name, reason] of [['circuitId', 'circuit'], ['inputCommitment', 'input'], ['outputCommitment', 'output']] as const) {
-      if (signals[name] !== expected[name]) {
-        throw new ProofRejectedError(reason, `the proof is about another ${reason === 'circuit' ? 'circuit' : reason} (${name} ${signals[name]}, expected ${expected[name]})`)
+    for (const [name, reason] of [['circuitId', 'circuit'], ['inputCommitment', 'input'], ['outputCommitment', 'output'], ['prover', 'prover']] as const) {
+      const want = expected[name]
+      if (want !== undefined && signals[name] !== want) {
+        throw new ProofRejectedError(reason, `the proof is about another ${reason} (${name} ${signals[name]}, expected ${want})`)
       }
     }
   }
@@ -85,13 +98,14 @@ export async function verifyProof (vkey: VerificationKey, proof: unknown, expect
 }
 
 /** The public signals of a checked proof, as numbers. */
-export function publicSignalsOf (proof: ZkProof): ExpectedSignals {
-  return { circuitId: BigInt(proof.publicSignals[0]), inputCommitment: BigInt(proof.publicSignals[1]), outputCommitment: BigInt(proof.publicSignals[2]) }
+export function publicSignalsOf (proof: ZkProof): PublicSignals {
+  const [circuitId, inputCommitment, outputCommitment, prover] = proof.publicSignals.map(BigInt)
+  return { circuitId, inputCommitment, outputCommitment, prover }
 }
 
 /**
  * Checks untrusted proof JSON: snarkjs's Groth16 shape (affine points with z = 1, coordinates in
- * decimal below q) and three public signals in decimal below r. A bad shape is rejected as
+ * decimal below q) and four public signals in decimal below r. A bad shape is rejected as
  * `invalid`, a signal ≥ r as `field`.
  */
 export function parseZkProof (json: unknown): ZkProof {
@@ -134,10 +148,10 @@ export function parseZkProof (json: unknown): ZkProof {
   signals.forEach((s, i) => {
     if (BigInt(s) >= BN254_SCALAR_FIELD) throw new ProofRejectedError('field', `publicSignals[${i}] (${PUBLIC_SIGNALS[i]}) is ${s}, not below the BN254 scalar field modulus r: no circuit can have it as a signal`)
   })
-  return { proof, publicSignals: [signals[0], signals[1], signals[2]] }
+  return { proof, publicSignals: [signals[0], signals[1], signals[2], signals[3]] }
 }
 
-/** Checks that `json` is a Groth16 BN254 verification key with poi's three public signals. */
+/** Checks that `json` is a Groth16 BN254 verification key with poi's four public signals. */
 export function parseVerificationKey (json: unknown): VerificationKey {
   const fail = (what: string): never => { throw new VerificationKeyError(`not a verification key for poi's circuits: ${what}`) }
   if (typeof json !== 'object' || json === null) fail('it must be an object')
