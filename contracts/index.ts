@@ -46,7 +46,7 @@ export {
 } from './models.js'
 export {
   type Groth16VerificationKey, type Groth16Proof, type ZkProof, type ProofCalldata, type CompiledVerifier, type VerifierProgress,
-  BN254_SCALAR_FIELD, BN254_BASE_FIELD, ZK_PUBLIC_SIGNALS, VERIFY_CALL_GAS, GROTH16_VERIFIER_ABI, ZK_PROOF_ERRORS_ABI,
+  ZK_PUBLIC_SIGNALS, VERIFY_CALL_GAS, GROTH16_VERIFIER_ABI, ZK_PROOF_ERRORS_ABI,
   verifierSource, verifierContractName, compileVerifier, deployVerifier, verifierMatchesKey, proofCalldata, verifyOnChain, checkZkProofOnChain, zkRejection
 } from './zk-verifier.js'
 export { type ZkOnChainRejection, ZK_ON_CHAIN_REJECTIONS, ZkVerifierBuildError, ZkProofFormatError, ZkProofRejectedOnChainError } from './zk-verifier-errors.js'

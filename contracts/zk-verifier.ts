@@ -27,6 +27,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { bytesToHex, decodeFunctionResult, encodeFunctionData, getAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
+import { BN254_BASE_FIELD } from '../protocols/wire/index.js'
 import { mined } from './actions.js'
 import { COMPILER_SETTINGS, loadSolc } from './build.js'
 import { ModelRegistryAbi } from './generated/artifacts.js'
@@ -38,10 +39,6 @@ type Wallet = WalletClient<Transport, Chain, Account>
 
 const require = createRequire(import.meta.url)
 
-/** BN254's scalar field r: public signals are its elements (ZkProofs.FIELD). */
-export const BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
-/** BN254's base field q: curve point coordinates are its elements. */
-export const BN254_BASE_FIELD = 21888242871839275222246405745257275088696311157297823662689037894645226208583n
 /** poi's circuits have exactly these public signals: circuitId, inputCommitment, outputCommitment (spec 16). */
 export const ZK_PUBLIC_SIGNALS = 3
 /**

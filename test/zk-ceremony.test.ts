@@ -13,9 +13,10 @@ import { join } from 'node:path'
 import {
   CEREMONY_RECORD_FILE, contribute, finalizeCeremony, generatePtau, readCeremonyRecord, sha256File, startCeremony, type CeremonyRecord
 } from '../node/inference/zk/ceremony.js'
-import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, ProofRejectedError, ProvingError, type ContributionCheck, type ProofRejection } from '../node/inference/zk/ceremony-errors.js'
+import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, ProofRejectedError, ProvingError, type ContributionCheck, type ProofRejection } from '../node/inference/zk/errors.js'
 import { readPtauHeader } from '../node/inference/zk/headers.js'
-import { BN254_SCALAR_FIELD, parseZkProof, prove, readVerificationKey, verifyProof, type ExpectedSignals, type ZkProof } from '../node/inference/zk/proof.js'
+import { parseZkProof, prove, readVerificationKey, verifyProof, type ExpectedSignals, type ZkProof } from '../node/inference/zk/proof.js'
+import { BN254_SCALAR_FIELD } from '../protocols/wire/index.js'
 import { contributeZKey, releaseCurve, type VerificationKey } from '../node/inference/zk/snarkjs.js'
 import { cachedTestPtau, commitInt32, commitInt8, compileTestCircuit, testCircuitInput, testModel, TEST_CIRCUIT_ID, TEST_PROVER, TEST_PTAU_POWER, type TestCircuit } from './helpers/zk-test-circuit.js'
 

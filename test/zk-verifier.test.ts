@@ -13,10 +13,11 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { BaseError, decodeErrorResult, encodeFunctionData, zeroAddress, type TransactionReceipt } from 'viem'
 import {
-  BN254_BASE_FIELD, BN254_SCALAR_FIELD, GROTH16_VERIFIER_ABI, ModelRegistryAbi, ModelRegistryError, VERIFY_CALL_GAS, ZK_ON_CHAIN_REJECTIONS, ZK_PROOF_ERRORS_ABI, ZkProofFormatError, ZkProofRejectedOnChainError, ZkVerifierBuildError,
+  GROTH16_VERIFIER_ABI, ModelRegistryAbi, ModelRegistryError, VERIFY_CALL_GAS, ZK_ON_CHAIN_REJECTIONS, ZK_PROOF_ERRORS_ABI, ZkProofFormatError, ZkProofRejectedOnChainError, ZkVerifierBuildError,
   checkZkProofOnChain, compileVerifier, deployVerifier, modelKeyOf, proofCalldata, readModelZkVerifier, registerModel, setModelZkVerifier, verifierMatchesKey,
   verifierSource, verifyOnChain, type ZkOnChainRejection, type ZkProof
 } from '../contracts/index.js'
+import { BN254_BASE_FIELD, BN254_SCALAR_FIELD } from '../protocols/wire/index.js'
 import { ownedManifest, type OwnedManifest } from './helpers/model-manifests.js'
 import { startPoiChain, type PoiChain } from './helpers/poi-chain.js'
 import { FIXTURE_CIRCUIT_ID, loadSnarkjs, zkVerifierFixture, type ZkVerifierFixture } from './helpers/zk-verifier-fixture.js'

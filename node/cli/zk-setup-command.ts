@@ -3,8 +3,7 @@
  * circuit, in a directory handed from one contributor to the next (node/inference/zk/ceremony.ts).
  */
 import { join, resolve } from 'node:path'
-import { contribute, finalizeCeremony, startCeremony, type CeremonyRecord } from '../inference/zk/ceremony.js'
-import { releaseCurve } from '../inference/zk/snarkjs.js'
+import { contribute, finalizeCeremony, releaseCurve, startCeremony, type CeremonyRecord } from '../inference/zk/index.js'
 import type { OptionValues } from './args.js'
 import { UsageError } from './usage-error.js'
 

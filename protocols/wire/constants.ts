@@ -66,8 +66,10 @@ export type TaskTier = keyof typeof TASK_TIERS
 export const TASK_TIER_NAMES: readonly TaskTier[] = ['replicated', 'zk', 'both']
 /** A zk or both task's Poseidon commitment of its input: one BN254 field element, as 32 bytes big-endian. */
 export const INPUT_COMMITMENT_BYTES = 32
-/** The BN254 scalar field (Groth16's public signals live below it). */
+/** The BN254 scalar field r (Groth16's public signals and circuit values live below it). */
 export const BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
+/** The BN254 base field q (a Groth16 proof's point coordinates live below it). */
+export const BN254_BASE_FIELD = 21888242871839275222246405745257275088696311157297823662689037894645226208583n
 /** secp256k1 signature r ‖ s ‖ v, as viem returns it for EIP-712. */
 export const REQUESTER_SIGNATURE_BYTES = 65
 /** Compressed G2 point of the Ethereum BLS12-381 scheme. */

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { poseidon2 } from 'poseidon-lite'
 import { generatePtau } from '../../node/inference/zk/ceremony.js'
-import { compileCircom, type CompiledCircuit } from '../../node/inference/zk/compile.js'
+import { compileCircuit } from '../../node/inference/zk/toolchain.js'
 import { readPtauHeader } from '../../node/inference/zk/headers.js'
 
 /** Three inputs, not more: with the prover's constraint the circuit has 500 constraints, and with its 4 public inputs it fits a 2^9 powers of tau (a 2^10 one takes twice as long to make). */
@@ -105,7 +105,11 @@ export function testCircuitInput (x: readonly number[], prover: bigint = TEST_PR
   }
 }
 
-export interface TestCircuit extends CompiledCircuit {
+export interface TestCircuit {
+  r1cs: string
+  /** The witness generator. */
+  wasm: string
+  sym: string
   dir: string
   /** Removes the compiled files. */
   remove: () => Promise<void>
@@ -114,13 +118,11 @@ export interface TestCircuit extends CompiledCircuit {
 /** Compiles the test circuit into a fresh temporary directory. */
 export async function compileTestCircuit (): Promise<TestCircuit> {
   const dir = await mkdtemp(join(tmpdir(), 'poi-zk-circuit-'))
-  const source = join(dir, 'model.circom')
-  await writeFile(source, TEST_CIRCUIT_SOURCE)
-  const compiled = await compileCircom(source, dir)
-  return { ...compiled, dir, remove: async () => { await rm(dir, { recursive: true, force: true }) } }
+  const files = await compileCircuit(TEST_CIRCUIT_SOURCE, dir)
+  return { r1cs: files.r1csPath, wasm: files.wasmPath, sym: files.symPath, dir, remove: async () => { await rm(dir, { recursive: true, force: true }) } }
 }
 
-/** The powers of tau the test circuit needs (507 constraints + 3 public inputs < 2^9). */
+/** The powers of tau the test circuit needs (500 constraints + 4 public inputs < 2^9). */
 export const TEST_PTAU_POWER = 9
 
 /** Per machine, outside the repository, shared by test files and worktrees; keyed by power and snarkjs version. */

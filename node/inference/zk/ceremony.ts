@@ -17,7 +17,7 @@ import { createReadStream } from 'node:fs'
 import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'
 import { basename, join, resolve } from 'node:path'
-import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, type ContributionCheck } from './ceremony-errors.js'
+import { CeremonyError, CircuitTooLargeError, ContributionRejectedError, type ContributionCheck } from './errors.js'
 import { ptauPowerFor, readPtauHeader, readR1csHeader } from './headers.js'
 import { parseVerificationKey, PUBLIC_SIGNALS } from './proof.js'
 import {

@@ -14,10 +14,11 @@ import {
   poseidon2, poseidon3, poseidon4, poseidon5, poseidon6, poseidon7, poseidon8, poseidon9,
   poseidon10, poseidon11, poseidon12, poseidon13, poseidon14, poseidon15, poseidon16
 } from 'poseidon-lite'
+import { BN254_SCALAR_FIELD } from '../../../protocols/wire/index.js'
 import { SignalOutOfField } from './errors.js'
 
-/** Order r of BN254's scalar field: every circuit signal is an integer mod r. */
-export const BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
+export { BN254_SCALAR_FIELD }
+
 
 /** Bytes per field element: 31 bytes (248 bits) always fit below r (254 bits). */
 export const COMMITMENT_BYTES_PER_ELEMENT = 31

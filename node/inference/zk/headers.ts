@@ -5,10 +5,9 @@
  * sections of (u32 type, u64 size, data), little-endian.
  */
 import { open, type FileHandle } from 'node:fs/promises'
-import { CeremonyError } from './ceremony-errors.js'
+import { BN254_SCALAR_FIELD } from '../../../protocols/wire/index.js'
+import { CeremonyError } from './errors.js'
 
-/** The BN254 scalar field modulus r: circuits and public signals live in it. */
-export const BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
 
 /** A header is a few dozen bytes; a larger one is not a file of ours. */
 const MAX_HEADER_BYTES = 1024

@@ -8,21 +8,14 @@
  * is a key for poi's four public signals.
  */
 import { readFile } from 'node:fs/promises'
-import { ProofRejectedError, ProvingError, VerificationKeyError } from './ceremony-errors.js'
-import { BN254_SCALAR_FIELD } from './headers.js'
+import { PUBLIC_SIGNALS } from './circuit.js'
+import { ProofRejectedError, ProvingError, VerificationKeyError } from './errors.js'
+import { BN254_BASE_FIELD, BN254_SCALAR_FIELD } from '../../../protocols/wire/index.js'
 import { fullProve, verifyGroth16, type CircuitInput, type Decimal, type Groth16Proof, type VerificationKey } from './snarkjs.js'
 
-export { BN254_SCALAR_FIELD } from './headers.js'
 
-/** The BN254 base field modulus q: every proof coordinate is below it. */
-export const BN254_BASE_FIELD = 21888242871839275222246405745257275088696311157297823662689037894645226208583n
 
-/**
- * poi's circuits have exactly these public inputs, in this order (spec16): the model's circuit,
- * the task's input and output commitments, and the prover, the address the TaskManager pays
- * (a proof names its payee, so a copy submitted by someone else pays the prover all the same).
- */
-export const PUBLIC_SIGNALS = ['circuitId', 'inputCommitment', 'outputCommitment', 'prover'] as const
+export { PUBLIC_SIGNALS }
 
 /** A field element in decimal has at most 77 digits; a longer string is refused before it is parsed. */
 const MAX_DECIMAL_DIGITS = 78

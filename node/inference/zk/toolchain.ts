@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { CIRCUIT_OUTPUT_SIGNAL, type CircuitInput, type CompiledCircuit, MODEL_TEMPLATE, PUBLIC_SIGNALS, compileOnnxToCircom } from './circuit.js'
 import { BN254_SCALAR_FIELD, toFieldElement } from './commitments.js'
 import { CircomError, WitnessError } from './errors.js'
+import { readR1csHeader } from './headers.js'
 
 /** File stem of every compiled circuit in its work directory. */
 export const CIRCUIT_FILE_STEM = 'model'
@@ -124,43 +125,6 @@ async function runCircom (args: string[], options: CompileCircuitOptions): Promi
   })
 }
 
-export interface R1csHeader {
-  wires: number
-  publicOutputs: number
-  publicInputs: number
-  privateInputs: number
-  constraints: number
-}
-
-const R1CS_MAGIC = 'r1cs'
-const R1CS_HEADER_SECTION = 1
-
-/** The header section of an .r1cs file (iden3's binary format: magic, version, sections). */
-export async function readR1csHeader (r1csPath: string): Promise<R1csHeader> {
-  const bytes = await readFile(r1csPath)
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  if (bytes.subarray(0, 4).toString('latin1') !== R1CS_MAGIC) throw new Error('not an r1cs file')
-  const sections = view.getUint32(8, true)
-  let offset = 12
-  for (let s = 0; s < sections; s++) {
-    const type = view.getUint32(offset, true)
-    const size = Number(view.getBigUint64(offset + 4, true))
-    offset += 12
-    if (type === R1CS_HEADER_SECTION) {
-      const fieldBytes = view.getUint32(offset, true)
-      let at = offset + 4 + fieldBytes
-      const wires = view.getUint32(at, true); at += 4
-      const publicOutputs = view.getUint32(at, true); at += 4
-      const publicInputs = view.getUint32(at, true); at += 4
-      const privateInputs = view.getUint32(at, true); at += 4
-      at += 8 // labels
-      const constraints = view.getUint32(at, true)
-      return { wires, publicOutputs, publicInputs, privateInputs, constraints }
-    }
-    offset += size
-  }
-  throw new Error('r1cs file has no header section')
-}
 
 interface WitnessCalculator {
   calculateWitness: (input: Record<string, unknown>, sanityCheck: boolean) => Promise<bigint[]>
