@@ -63,7 +63,14 @@ export const SLOWEST_FIRST = [
   'batch-backup',
   // issue 15: failed batches re-batched and per-requester order, on one anvil chain (under 30 s quiet), then a stubbed chain (a few seconds)
   'batch-rebatch-chain',
-  'batch-rebatch'
+  'batch-rebatch',
+  // issue 16: a Groth16 ceremony with two contributions (the first file to run also makes the
+  // machine's cached 2^9 powers of tau, about 20 s), the same through the CLI (5 processes),
+  // a verifier on anvil, and circuits compiled with circom2 (about 10 s each)
+  'zk-ceremony',
+  'zk-setup-cli',
+  'zk-verifier',
+  'zk-circuit'
 ]
 
 /**
