@@ -96,7 +96,7 @@ describe('a transaction command asks on a terminal (poi chain deploy under a pse
     assert.match(r.output, /about to deploy the poi contracts/)
     // the preview's gas is the eight deployments', each named (BatchSettlement, TaskManagerGovernance: the libraries TaskManager links)
     assert.match(r.output, /gas +\d+ \(estimated\)/)
-    assert.match(r.output, /gas is the sum over the eight deployments \(OperatorRegistry \d+, ModelRegistry \d+, IdentityRegistry \d+, ValidationRegistry \d+, BatchSettlement \d+, TaskManagerGovernance \d+, TaskManager \d+, SlashingManager \d+\)/)
+    assert.match(r.output, /gas is the sum over the eight deployments \(OperatorRegistry \d+, ModelRegistry \d+, IdentityRegistry \d+, ValidationRegistry \d+, BatchSettlement \d+, TaskManagerGovernance \d+, ZkSettlement \d+, TaskManager \d+, SlashingManager \d+\)/)
     assert.ok(r.output.includes(QUESTION), r.output)
     assert.match(r.output, /not sent: .* was declined; nothing changed on the chain/)
     assert.equal(await publicClient.getTransactionCount({ address: deployer }), 0, 'the deployer sent nothing')
