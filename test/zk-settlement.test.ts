@@ -12,11 +12,11 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { bytesToHex, hexToBytes, parseEventLogs, type Hex } from 'viem'
+import { BaseError, bytesToHex, decodeErrorResult, encodeFunctionData, hexToBytes, parseEventLogs, type Hex } from 'viem'
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
   TASK_MANAGER_ZK_ABI, TaskManagerAbi, ZkProofRejectedOnChainError, ZkSettlementRejectedError, deployVerifier, deposit, readCredit, readOperatorSet,
-  readVault, registerModel, setModelZkVerifier, submitCertificateWithProof, submitZkResult, withdrawCredit, zkResultHash,
+  readVault, registerModel, setModelZkVerifier, submitCertificateWithProof, submitZkResult, taskArgs, withdrawCredit, zkResultArgs, zkResultHash,
   type OnChainOperatorSet, type ZkProof
 } from '../contracts/index.js'
 import type { TaskAnnouncement } from '../protocols/wire/index.js'
@@ -200,6 +200,25 @@ describe('zk settlement: submitZkResult and submitCertificateWithProof on anvil'
     assert.equal(accepted, true)
     assert.equal(await readCredit(chain.publicClient, tm(), address(THIEF)), 0n)
     assert.ok((await readCredit(chain.publicClient, tm(), address(PROVER))) > before.prover)
+  })
+
+  it('with too little gas reverts ZkVerifierOutOfGas, not InvalidZkProof; eth_estimateGas gives a limit that verifies', async () => {
+    const task = await zkTask('zk')
+    const data = encodeFunctionData({
+      abi: TaskManagerAbi,
+      functionName: 'submitZkResult',
+      args: [taskArgs(task), bytesToHex(task.requesterSig), zkResultArgs(await proofFor(task), { outputRef: outputRef(), prover: address(PROVER) })]
+    })
+    const account = chain.wallets[SUBMITTER].account
+    const failure = await chain.publicClient.call({ account, to: tm(), data, gas: 250_000n }).then(() => undefined, (err: unknown) => err)
+    assert.ok(failure instanceof BaseError, 'a call with 250,000 gas must revert')
+    const revertData = (failure.walk(e => typeof (e as { data?: unknown }).data === 'string') as { data?: unknown } | null)?.data
+    assert.ok(typeof revertData === 'string' && revertData.startsWith('0x'), failure.message)
+    assert.equal(decodeErrorResult({ abi: TASK_MANAGER_ZK_ABI, data: revertData as Hex }).errorName, 'ZkVerifierOutOfGas')
+    const estimate = await chain.publicClient.estimateGas({ account, to: tm(), data })
+    measured['submitZkResult eth_estimateGas'] = String(estimate)
+    const hash = await chain.wallets[SUBMITTER].sendTransaction({ to: tm(), data, gas: estimate })
+    assert.equal((await chain.publicClient.waitForTransactionReceipt({ hash })).status, 'success')
   })
 
   it('refuses a proof for a replicated task (TaskNotZkTier) and for a task of tier both without its certificate (WrongProofTier)', async () => {
