@@ -16,7 +16,7 @@ import { BaseError, bytesToHex, decodeErrorResult, encodeFunctionData, hexToByte
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
   TASK_MANAGER_ZK_ABI, TaskManagerAbi, ZkProofRejectedOnChainError, ZkSettlementRejectedError, deployVerifier, deposit, readCredit, readOperatorSet,
-  readVault, registerModel, setModelZkVerifier, submitCertificateWithProof, submitZkResult, taskArgs, withdrawCredit, zkResultArgs, zkResultHash,
+  readValidationStatus, readVault, registerAgent, registerModel, requestValidation, setModelZkVerifier, submitCertificateWithProof, submitZkResult, taskArgs, withdrawCredit, zkResultArgs, zkResultHash,
   type OnChainOperatorSet, type ZkProof
 } from '../contracts/index.js'
 import type { TaskAnnouncement } from '../protocols/wire/index.js'
@@ -62,11 +62,13 @@ describe('zk settlement: submitZkResult and submitCertificateWithProof on anvil'
    * A signed task of `tier` for the zk model with a fresh random input commitment below the field
    * (its first byte 0x01..0x2f: the wire codec refuses a commitment with a leading zero byte).
    */
-  const zkTask = async (tier: 'replicated' | 'zk' | 'both'): Promise<TaskAnnouncement> => {
+  const zkTask = async (tier: 'replicated' | 'zk' | 'both', validationRequest?: Hex): Promise<TaskAnnouncement> => {
     const random = randomBytes(32)
     random[0] = 1 + random[0] % 0x2f
     const inputCommitment = tier === 'replicated' ? new Uint8Array(0) : new Uint8Array(random)
-    return await paidTask(chain, `zk-${labels++}`, { requester: REQUESTER, modelId: model.modelId, fee: fee(), tier, inputCommitment })
+    return await paidTask(chain, `zk-${labels++}`, {
+      requester: REQUESTER, modelId: model.modelId, fee: fee(), tier, inputCommitment, ...(validationRequest !== undefined ? { validationRequest: hexToBytes(validationRequest) } : {})
+    })
   }
   const commitmentOf = (task: TaskAnnouncement): bigint => BigInt(bytesToHex(task.inputCommitment))
   const proofFor = async (task: TaskAnnouncement, prover = address(PROVER)): Promise<ZkProof> => await fixtureProof(commitmentOf(task), prover)
@@ -264,6 +266,30 @@ describe('zk settlement: submitZkResult and submitCertificateWithProof on anvil'
       address: tm(), abi: TaskManagerAbi, functionName: 'hasResult', args: [bytesToHex(result.taskId), { resultHash: zkResultHash(output), outputRef: bytesToHex(result.outputRef), epoch: set.epoch }]
     })
     assert.equal(stored, true, 'the certificate\'s result is stored')
+  })
+
+  it('answers the task\'s ERC-8004 request: "poi-zk" for a proof alone, "poi-qc" for a certificate with a proof', async () => {
+    const agent = await registerAgent(chain.wallets[REQUESTER], chain.publicClient, chain.deployment.identityRegistry, 'ipfs://zk-agent')
+    const request = async (): Promise<Hex> => {
+      const requestHash = outputRef()
+      await requestValidation(chain.wallets[REQUESTER], chain.publicClient, chain.deployment.validationRegistry, { validator: tm(), agentId: agent, requestURI: 'ipfs://zk-request', requestHash })
+      return requestHash
+    }
+    const zkRequest = await request()
+    const zk = await zkTask('zk', zkRequest)
+    await submitZkResult(chain.wallets[SUBMITTER], chain.publicClient, tm(), zk, await proofFor(zk), { outputRef: outputRef(), prover: address(PROVER) })
+    const zkStatus = await readValidationStatus(chain.publicClient, chain.deployment.validationRegistry, zkRequest)
+    assert.deepEqual([zkStatus?.response, zkStatus?.responseHash, zkStatus?.tag], [100, zkResultHash(fixtureOutputCommitment(commitmentOf(zk))), 'poi-zk'])
+
+    const bothRequest = await request()
+    const both = await zkTask('both', bothRequest)
+    const output = zkResultHash(fixtureOutputCommitment(commitmentOf(both)))
+    const result = { ...resultOf(chain, both, `both-${labels}`, 'out'), resultHash: hexToBytes(output) }
+    await submitCertificateWithProof(chain.wallets[SUBMITTER], chain.publicClient, tm(), makeCertificate(set, keys, SIGNERS, result), set, both, await proofFor(both), {
+      outputRef: bytesToHex(result.outputRef), prover: address(PROVER)
+    })
+    const bothStatus = await readValidationStatus(chain.publicClient, chain.deployment.validationRegistry, bothRequest)
+    assert.deepEqual([bothStatus?.response, bothStatus?.responseHash, bothStatus?.tag], [100, output, 'poi-qc'])
   })
 
   it('reverts ZkResultMismatch when the certificate and the proof disagree, and moves nothing', async () => {
