@@ -473,6 +473,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     /// ZkVerifierNotRegistered, ZkSignalOutOfField, ZkVerifierOutOfGas) for a proof the model's
     /// verifier does not accept for [r.circuitId, task.inputCommitment, r.outputCommitment, r.prover].
     function submitZkResult(Task calldata, bytes calldata, ZkResult calldata) external returns (bool accepted) {
+        // returns from inside with ZkSettlement.submitZkResult's answer
         _runZkSettlement(ZkSettlement.submitZkResult.selector, 2);
     }
 
@@ -488,6 +489,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         external
         returns (bool accepted)
     {
+        // returns from inside with ZkSettlement.submitCertificateWithProof's answer
         _runZkSettlement(ZkSettlement.submitCertificateWithProof.selector, 4);
     }
 
@@ -657,18 +659,17 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         return PoiMessages.attestationDigest(address(this), taskId, resultHash, outputRef, epoch);
     }
 
-    /// @dev What the linked libraries get besides storage: the immutable references and the EIP-712 domain.
+    /// @dev What BatchSettlement gets besides storage: the immutable references and the EIP-712 domain.
     function _refs() internal view returns (BatchSettlement.Refs memory) {
         return BatchSettlement.Refs({models: models, validationRegistry: validationRegistry, domainSeparator: _domainSeparatorV4()});
     }
 
     /// @dev Runs the linked ZkSettlement function `selector` (DELEGATECALL, on this contract's
     /// storage) and returns from this call with its answer (its return data, a bool); its revert
-    /// propagates. Its arguments are the seven storage
-    /// slots it settles in (a library takes a storage pointer as its slot) followed by this call's
-    /// own arguments as they came: decoding and encoding them again here cost about 1 KB of
-    /// runtime code that the TaskManager does not have under EIP-170 (test/payments.test.ts keeps
-    /// 3 KiB of headroom). The library's parameters after the slots are this function's, in
+    /// propagates. Its arguments are the seven storage slots it settles in (a library takes a
+    /// storage pointer as its slot) followed by this call's own arguments as they came: encoding
+    /// them again here cost about 750 bytes of runtime code that the TaskManager does not have
+    /// under EIP-170 (test/payments.test.ts keeps 3 KiB of headroom; it has 1 byte to spare). The library's parameters after the slots are this function's, in
     /// order, so only the head offsets of the first `dynamicArgs` arguments (the dynamic ones,
     /// before the static ZkResult) move, by the slots' 7 words; offsets inside an argument are
     /// relative to it and stay. The library decodes and checks everything itself; it reads the
