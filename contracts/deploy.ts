@@ -16,7 +16,7 @@
  */
 import { encodeDeployData, getAddress, keccak256, toHex, getContractAddress, isAddress, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import {
-  BatchSettlementBytecode, TaskManagerGovernanceBytecode, IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
+  BatchSettlementBytecode, TaskManagerGovernanceBytecode, ZkSettlementBytecode, IdentityRegistryAbi, IdentityRegistryBytecode, ModelRegistryAbi, ModelRegistryBytecode, OperatorRegistryAbi, OperatorRegistryBytecode, PoiGovernorAbi, PoiGovernorBytecode,
   SlashingManagerAbi, SlashingManagerBytecode, TaskManagerAbi, TaskManagerBytecode, TimelockControllerAbi, TimelockControllerBytecode, ValidationRegistryAbi, ValidationRegistryBytecode
 } from './generated/artifacts.js'
 import { PoiError } from '../protocols/wire/index.js'
@@ -156,15 +156,18 @@ export function deployParameters (params: DeployPoiParameters = {}): Required<De
 }
 
 /** The contracts deployPoi creates, in the order it creates them (each needs only those before it). */
-export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'BatchSettlement', 'TaskManagerGovernance', 'TaskManager', 'SlashingManager'] as const
+export const POI_DEPLOY_ORDER = ['OperatorRegistry', 'ModelRegistry', 'IdentityRegistry', 'ValidationRegistry', 'BatchSettlement', 'TaskManagerGovernance', 'ZkSettlement', 'TaskManager', 'SlashingManager'] as const
 
 /**
  * The linked libraries, by solc's fully qualified name: the TaskManager's batch settlement runs in
- * BatchSettlement and its setParameter in TaskManagerGovernance (external libraries,
- * DELEGATECALLed) because with them inside, its runtime code would exceed EIP-170's 24,576 bytes.
+ * BatchSettlement, its setParameter and reputation views in TaskManagerGovernance and its zk
+ * tier's settlement (submitZkResult, submitCertificateWithProof; issue 16) in ZkSettlement
+ * (external libraries, DELEGATECALLed) because with them inside, its runtime code would exceed
+ * EIP-170's 24,576 bytes.
  */
 export const BATCH_SETTLEMENT_LIBRARY = 'BatchSettlement.sol:BatchSettlement'
 export const TASK_MANAGER_GOVERNANCE_LIBRARY = 'TaskManagerGovernance.sol:TaskManagerGovernance'
+export const ZK_SETTLEMENT_LIBRARY = 'ZkSettlement.sol:ZkSettlement'
 
 /**
  * `bytecode` with each library placeholder solc left in it (`__$` + the first 34 hex digits of
@@ -182,9 +185,9 @@ export function linkBytecode (bytecode: `0x${string}`, libraries: Record<string,
   return linked as `0x${string}`
 }
 
-/** The TaskManager's creation bytecode linked to the BatchSettlement library at `batchSettlement` and the TaskManagerGovernance library at `governance`. */
-export function taskManagerBytecode (batchSettlement: `0x${string}`, governance: `0x${string}`): `0x${string}` {
-  return linkBytecode(TaskManagerBytecode, { [BATCH_SETTLEMENT_LIBRARY]: batchSettlement, [TASK_MANAGER_GOVERNANCE_LIBRARY]: governance })
+/** The TaskManager's creation bytecode linked to the BatchSettlement library at `batchSettlement`, the TaskManagerGovernance library at `governance` and the ZkSettlement library at `zkSettlement`. */
+export function taskManagerBytecode (batchSettlement: `0x${string}`, governance: `0x${string}`, zkSettlement: `0x${string}`): `0x${string}` {
+  return linkBytecode(TaskManagerBytecode, { [BATCH_SETTLEMENT_LIBRARY]: batchSettlement, [TASK_MANAGER_GOVERNANCE_LIBRARY]: governance, [ZK_SETTLEMENT_LIBRARY]: zkSettlement })
 }
 export type PoiContractName = typeof POI_DEPLOY_ORDER[number]
 type DeployedSoFar = Partial<Record<PoiContractName, `0x${string}`>>
@@ -245,10 +248,12 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
       return BatchSettlementBytecode
     case 'TaskManagerGovernance':
       return TaskManagerGovernanceBytecode
+    case 'ZkSettlement':
+      return ZkSettlementBytecode
     case 'TaskManager':
       return encodeDeployData({
         abi: TaskManagerAbi,
-        bytecode: taskManagerBytecode(before('BatchSettlement'), before('TaskManagerGovernance')),
+        bytecode: taskManagerBytecode(before('BatchSettlement'), before('TaskManagerGovernance'), before('ZkSettlement')),
         args: [before('OperatorRegistry'), before('ModelRegistry'), p.quorumBps, p.maxEpochAge, {
           asset: p.asset,
           treasury,
@@ -268,7 +273,7 @@ function creationCode (name: PoiContractName, p: Required<DeployPoiParameters>, 
 /** The gas each deployment of deployPoi is estimated to take, and their sum. */
 export interface DeployPoiGasEstimate {
   perContract: Record<PoiContractName, bigint>
-  /** The eight deployments (the BatchSettlement and TaskManagerGovernance libraries included); the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
+  /** The nine deployments (the BatchSettlement, TaskManagerGovernance and ZkSettlement libraries included); the setSlasher and bindTaskManager calls that follow are not in it (they need the deployed contracts). */
   total: bigint
 }
 

@@ -15,7 +15,7 @@ export {
 } from './deployment.js'
 export {
   deployPoi, deployParameters, estimateDeployPoiGas, DEFAULT_DEPLOY_PARAMETERS, POI_DEPLOY_ORDER, GOVERNED_CONTRACTS, DeployError, type DeployPoiParameters, type DeployPoiGasEstimate,
-  BATCH_SETTLEMENT_LIBRARY, TASK_MANAGER_GOVERNANCE_LIBRARY, linkBytecode, taskManagerBytecode,
+  BATCH_SETTLEMENT_LIBRARY, TASK_MANAGER_GOVERNANCE_LIBRARY, ZK_SETTLEMENT_LIBRARY, linkBytecode, taskManagerBytecode,
   type PoiContractName, type PoiDeployment
 } from './deploy.js'
 export {
@@ -46,9 +46,13 @@ export {
 } from './models.js'
 export {
   type Groth16VerificationKey, type Groth16Proof, type ZkProof, type ProofCalldata, type CompiledVerifier, type VerifierProgress,
-  ZK_PUBLIC_SIGNALS, VERIFY_CALL_GAS, GROTH16_VERIFIER_ABI, ZK_PROOF_ERRORS_ABI,
+  ZK_PUBLIC_SIGNALS, ZK_SIGNAL_INDEX, VERIFY_CALL_GAS, GROTH16_VERIFIER_ABI, ZK_PROOF_ERRORS_ABI,
   verifierSource, verifierContractName, compileVerifier, deployVerifier, verifierMatchesKey, proofCalldata, verifyOnChain, checkZkProofOnChain, zkRejection
 } from './zk-verifier.js'
+export {
+  type ZkResultArgs, type ZkResultOptions, type ZkSettlementOutcome, type ZkSettlementRejection, TASK_MANAGER_ZK_ABI, ZkSettlementRejectedError,
+  zkResultArgs, zkResultHash, submitZkResult, submitCertificateWithProof, zkSettlementError
+} from './zk-settlement.js'
 export { type ZkOnChainRejection, ZK_ON_CHAIN_REJECTIONS, ZkVerifierBuildError, ZkProofFormatError, ZkProofRejectedOnChainError } from './zk-verifier-errors.js'
 export {
   type ClaimArgs, type VaultAccount, type Reputation, PaymentError,

@@ -39,12 +39,17 @@ type Wallet = WalletClient<Transport, Chain, Account>
 
 const require = createRequire(import.meta.url)
 
-/** poi's circuits have exactly these public signals: circuitId, inputCommitment, outputCommitment (spec 16). */
-export const ZK_PUBLIC_SIGNALS = 3
 /**
- * Gas verifyOnChain gives an eth_call of the bare verifier: above the 230,375 such a call needs to
- * answer true (3 signals, 25,928 of it intrinsic; anvil, prague); with less the verifier answers
- * false for a valid proof.
+ * poi's circuits have exactly these public signals: circuitId, inputCommitment, outputCommitment,
+ * prover (spec 16 and its change of 19:20: the payee's address binds the proof to who is paid).
+ */
+export const ZK_PUBLIC_SIGNALS = 4
+/** Where each public signal sits in publicSignals and the verifier's input. */
+export const ZK_SIGNAL_INDEX = { circuitId: 0, inputCommitment: 1, outputCommitment: 2, prover: 3 } as const
+/**
+ * Gas verifyOnChain gives an eth_call of the bare verifier: above the about 237,000 such a call
+ * needs to answer true (4 signals, about 26,000 of it intrinsic; anvil, prague; 230,375 with 3
+ * signals); with less the verifier answers false for a valid proof.
  */
 export const VERIFY_CALL_GAS = 300_000n
 /** The contract name of snarkjs's groth16 template, replaced by the circuit's own. */
@@ -56,7 +61,7 @@ const DECIMAL = /^(0|[1-9][0-9]{0,77})$/
 const TWO_256 = 1n << 256n
 
 /**
- * The ABI every verifier this module generates has (snarkjs's template with 3 public signals):
+ * The ABI every verifier this module generates has (snarkjs's template with 4 public signals):
  * what viem calls it with. compileVerifier checks the compiled ABI has this function.
  */
 export const GROTH16_VERIFIER_ABI = [{
@@ -67,7 +72,7 @@ export const GROTH16_VERIFIER_ABI = [{
     { name: '_pA', type: 'uint256[2]', internalType: 'uint256[2]' },
     { name: '_pB', type: 'uint256[2][2]', internalType: 'uint256[2][2]' },
     { name: '_pC', type: 'uint256[2]', internalType: 'uint256[2]' },
-    { name: '_pubSignals', type: 'uint256[3]', internalType: 'uint256[3]' }
+    { name: '_pubSignals', type: 'uint256[4]', internalType: 'uint256[4]' }
   ],
   outputs: [{ name: '', type: 'bool', internalType: 'bool' }]
 }] as const
@@ -108,13 +113,13 @@ export interface Groth16Proof {
 /** A proof with its public signals, as snarkjs's groth16.fullProve returns them (spec 16's proof object). */
 export interface ZkProof {
   proof: Groth16Proof
-  /** [circuitId, inputCommitment, outputCommitment], decimal strings. */
+  /** [circuitId, inputCommitment, outputCommitment, prover], decimal strings (prover: the payee's address as a number). */
   publicSignals: string[]
 }
 
 type Pair = readonly [bigint, bigint]
 /** verifyProof's arguments: A, B (each Fp2 coordinate as [c1, c0], the order the EVM's pairing takes), C, the signals. */
-export type ProofCalldata = readonly [a: Pair, b: readonly [Pair, Pair], c: Pair, signals: readonly [bigint, bigint, bigint]]
+export type ProofCalldata = readonly [a: Pair, b: readonly [Pair, Pair], c: Pair, signals: readonly [bigint, bigint, bigint, bigint]]
 
 export interface CompiledVerifier {
   contractName: string
@@ -144,7 +149,7 @@ async function groth16Template (): Promise<{ render: (template: string, data: ob
 /**
  * The Solidity source of a Groth16 verifier for `vkey`, contract `contractName`: snarkjs's
  * template rendered with the key, as exportSolidityVerifier renders it from a zkey. Throws
- * ZkVerifierBuildError for a key that is not a BN254 Groth16 key with three public signals, has
+ * ZkVerifierBuildError for a key that is not a BN254 Groth16 key with four public signals, has
  * a coordinate that is not a field element, or a name that is not a Solidity identifier.
  */
 export async function verifierSource (vkey: Groth16VerificationKey, contractName: string): Promise<string> {
@@ -165,8 +170,8 @@ export function verifierContractName (vkey: Groth16VerificationKey): string {
 /**
  * Compiles a verifier's source (one contract) with solc-js and build.ts's settings (prague,
  * optimizer, via IR, no metadata hash: the same key always gives the same bytecode). Synchronous
- * inside: a 3-signal verifier takes a few seconds of CPU. Throws ZkVerifierBuildError when solc
- * reports an error or the contract lacks the 3-signal verifyProof.
+ * inside: a 4-signal verifier takes a few seconds of CPU. Throws ZkVerifierBuildError when solc
+ * reports an error or the contract lacks the 4-signal verifyProof.
  */
 export function compileVerifier (source: string): CompiledVerifier {
   const key = createHash('sha256').update(source).digest('hex')
@@ -207,7 +212,7 @@ function compileOnce (source: string): CompiledVerifier {
   const expected = GROTH16_VERIFIER_ABI[0]
   const found = c.abi.find(f => (f as { name?: string }).name === 'verifyProof') as { inputs?: Array<{ type: string }>, outputs?: Array<{ type: string }> } | undefined
   if (found?.inputs?.map(i => i.type).join() !== expected.inputs.map(i => i.type).join() || found.outputs?.[0]?.type !== 'bool') {
-    throw new ZkVerifierBuildError(`contract ${contractName} has no verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[3]) returning bool: not a 3-signal Groth16 verifier`)
+    throw new ZkVerifierBuildError(`contract ${contractName} has no verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[4]) returning bool: not a ${ZK_PUBLIC_SIGNALS}-signal Groth16 verifier`)
   }
   return { contractName, abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` }
 }
@@ -253,7 +258,7 @@ export async function verifierMatchesKey (publicClient: PublicClient, verifier: 
  * verifyProof's arguments from snarkjs's proof JSON, built from the numbers (not from
  * exportSolidityCallData's text): A and C as (x, y); B's Fp2 coordinates as [c1, c0], the order
  * the template passes to the pairing precompile. Throws ZkProofFormatError for a proof that is
- * not three affine points of decimal numbers with three public signals, or has a number of 2^256
+ * not three affine points of decimal numbers with four public signals, or has a number of 2^256
  * or more (not encodable); numbers above the fields are passed on for the contract to refuse.
  */
 export function proofCalldata (zkProof: ZkProof): ProofCalldata {
@@ -262,7 +267,7 @@ export function proofCalldata (zkProof: ZkProof): ProofCalldata {
   if (proof.protocol !== undefined && proof.protocol !== 'groth16') throw new ZkProofFormatError(`the proof's protocol is ${JSON.stringify(proof.protocol)}, not groth16`)
   if (proof.curve !== undefined && proof.curve !== 'bn128') throw new ZkProofFormatError(`the proof's curve is ${JSON.stringify(proof.curve)}, not bn128 (BN254)`)
   if (!Array.isArray(publicSignals) || publicSignals.length !== ZK_PUBLIC_SIGNALS) {
-    throw new ZkProofFormatError(`the proof has ${Array.isArray(publicSignals) ? publicSignals.length : 'no'} public signals; poi's circuits have ${ZK_PUBLIC_SIGNALS} (circuitId, inputCommitment, outputCommitment)`)
+    throw new ZkProofFormatError(`the proof has ${Array.isArray(publicSignals) ? publicSignals.length : 'no'} public signals; poi's circuits have ${ZK_PUBLIC_SIGNALS} (circuitId, inputCommitment, outputCommitment, prover)`)
   }
   const signals = publicSignals.map((s, i) => uint256(s, `public signal ${i}`))
   const b = proof.pi_b
@@ -270,7 +275,7 @@ export function proofCalldata (zkProof: ZkProof): ProofCalldata {
     throw new ZkProofFormatError('pi_b is not an affine G2 point [[x.c0, x.c1], [y.c0, y.c1], ["1", "0"]]')
   }
   const g2 = (p: string[], what: string): Pair => [uint256(p[1], `${what}.c1`), uint256(p[0], `${what}.c0`)]
-  return [g1(proof.pi_a, 'pi_a'), [g2(b[0], 'pi_b.x'), g2(b[1], 'pi_b.y')], g1(proof.pi_c, 'pi_c'), [signals[0], signals[1], signals[2]]]
+  return [g1(proof.pi_a, 'pi_a'), [g2(b[0], 'pi_b.x'), g2(b[1], 'pi_b.y')], g1(proof.pi_c, 'pi_c'), [signals[0], signals[1], signals[2], signals[3]]]
 }
 
 /**
@@ -329,7 +334,7 @@ function uint256 (value: unknown, what: string): bigint {
 }
 
 /**
- * The key with every number the template prints checked: a BN254 Groth16 key with three public
+ * The key with every number the template prints checked: a BN254 Groth16 key with four public
  * signals and base-field coordinates. Returns a copy holding only what the template reads.
  */
 function checkedVerificationKey (vkey: Groth16VerificationKey): Groth16VerificationKey {

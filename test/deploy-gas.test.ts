@@ -27,8 +27,8 @@ describe('deployment gas estimate (anvil)', function () {
     await chain?.stop()
   })
 
-  it('estimates each of the eight deployments (the two TaskManager libraries included), close to what deployPoi then uses', async () => {
-    // account 1 has deployed nothing yet: its first eight transactions will be the eight contracts
+  it('estimates each of the nine deployments (the three TaskManager libraries included), close to what deployPoi then uses', async () => {
+    // account 1 has deployed nothing yet: its first nine transactions will be the nine contracts
     const wallet = chain.wallets[1]
     const from = wallet.account.address
     const nonce = await chain.publicClient.getTransactionCount({ address: from })
@@ -47,6 +47,7 @@ describe('deployment gas estimate (anvil)', function () {
       // the libraries are in no deployment record (the TaskManager's code holds their addresses): where the estimate put them
       BatchSettlement: getContractAddress({ from, nonce: BigInt(nonce + POI_DEPLOY_ORDER.indexOf('BatchSettlement')) }),
       TaskManagerGovernance: getContractAddress({ from, nonce: BigInt(nonce + POI_DEPLOY_ORDER.indexOf('TaskManagerGovernance')) }),
+      ZkSettlement: getContractAddress({ from, nonce: BigInt(nonce + POI_DEPLOY_ORDER.indexOf('ZkSettlement')) }),
       TaskManager: deployment.taskManager,
       SlashingManager: deployment.slashing
     }

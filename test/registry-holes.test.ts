@@ -134,7 +134,7 @@ describe('registry holes: exiting stake stays slashable while its epochs can sti
       await assert.rejects(deployPoi(chain.wallets[0], chain.publicClient, { maxEpochAge: 3n, maxCertificateAge: 2n }),
         (err: unknown) => err instanceof DeployError && /maxEpochAge \(3\) exceeds the registry's maxCertificateAge \(2\)/.test(err.message))
       // the constructor enforces it too, for deployments that do not go through deployPoi
-      const data = encodeDeployData({ abi: TaskManagerAbi, bytecode: taskManagerBytecode(zeroAddress, zeroAddress), args: [chain.deployment.registry, chain.deployment.modelRegistry, 6667, 3n, {
+      const data = encodeDeployData({ abi: TaskManagerAbi, bytecode: taskManagerBytecode(zeroAddress, zeroAddress, zeroAddress), args: [chain.deployment.registry, chain.deployment.modelRegistry, 6667, 3n, {
         asset: zeroAddress, treasury: chain.wallets[0].account.address, protocolFeeBps: 500, minTaskFee: 0n, maxTaskLife: 3600n, settlementWindow: 3600n, withdrawalDelay: 10_800n, validationRegistry: zeroAddress
       }] })
       const reverted = await chain.publicClient.call({ account: chain.wallets[0].account, data }).then(() => undefined, (err: unknown) => err)

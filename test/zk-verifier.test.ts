@@ -5,7 +5,8 @@
  * reverts with a named error for every bad one (tampered, another circuit, a signal outside the
  * field, no verifier, too little gas). The off-chain pieces are held against snarkjs's own:
  * the source against exportSolidityVerifier (which needs the zkey), the calldata against
- * exportSolidityCallData. The circuit is a three-constraint fixture (helpers/zk-verifier-fixture.ts).
+ * exportSolidityCallData. The circuit is a four-constraint fixture (helpers/zk-verifier-fixture.ts)
+ * with the four public signals (circuitId, inputCommitment, outputCommitment, prover).
  */
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
@@ -26,7 +27,7 @@ const require = createRequire(import.meta.url)
 /** anvil accounts: 0 deploys, 1 owns the models, 2 is a stranger. */
 const OWNER = 1
 const STRANGER = 2
-/** What one verifyZkProof may cost as a transaction (3 signals): the pairing's 181,000, three ecMul/ecAdd, calldata and the registry's reads. */
+/** What one verifyZkProof may cost as a transaction (4 signals): the pairing's 181,000, four ecMul/ecAdd, calldata and the registry's reads. */
 const VERIFY_TX_GAS_BOUND = 260_000n
 /** setZkVerifier writes two fresh slots (2 × 22,100) and an event. */
 const REGISTER_GAS_BOUND = 80_000n
@@ -137,7 +138,7 @@ describe('zk verifier on-chain (snarkjs Groth16 verifier, ModelRegistry.verifyZk
     const snarkjs = await loadSnarkjs()
     const cases: Array<[string, ZkProof]> = [
       ['the proof', fixture.proof],
-      ...[0, 1, 2].map((i): [string, ZkProof] => [`signal ${i} + 1`, tampered(p => { p.publicSignals[i] = (BigInt(p.publicSignals[i]) + 1n).toString() })]),
+      ...[0, 1, 2, 3].map((i): [string, ZkProof] => [`signal ${i} + 1`, tampered(p => { p.publicSignals[i] = (BigInt(p.publicSignals[i]) + 1n).toString() })]),
       ['signal 1 + r', tampered(p => { p.publicSignals[1] = (BigInt(p.publicSignals[1]) + BN254_SCALAR_FIELD).toString() })],
       ['A negated', tampered(p => { p.proof.pi_a[1] = (BN254_BASE_FIELD - BigInt(p.proof.pi_a[1])).toString() })],
       ['A and C swapped', tampered(p => { [p.proof.pi_a, p.proof.pi_c] = [p.proof.pi_c, p.proof.pi_a] })],

@@ -384,7 +384,7 @@ contract ModelRegistry {
         emit ModelOwnershipTransferred(modelKey, msg.sender, newOwner);
     }
 
-    /// @notice Registers `verifier` (a snarkjs Groth16 verifier with three public signals) as the
+    /// @notice Registers `verifier` (a snarkjs Groth16 verifier with four public signals) as the
     /// model's zk verifier for the circuit `circuitId`, replacing any earlier one; owner only.
     /// The zero address removes it (circuitId is then ignored and stored as 0).
     function setZkVerifier(bytes calldata modelId, address verifier, uint256 circuitId) external {
@@ -406,7 +406,7 @@ contract ModelRegistry {
     }
 
     /// @notice Reverts unless (a, b, c) is a valid Groth16 proof of `signals` = [circuitId,
-    /// inputCommitment, outputCommitment] under the verifier registered for the model with key
+    /// inputCommitment, outputCommitment, prover] under the verifier registered for the model with key
     /// `modelKey` (keccak256 of its id), and signals[0] is its registered circuit id. Named
     /// reverts: ZkVerifierNotRegistered, ZkSignalOutOfField, ZkCircuitMismatch, ZkVerifierOutOfGas
     /// (give the call more gas), InvalidZkProof. The TaskManager's one call per zk result: one
@@ -416,7 +416,7 @@ contract ModelRegistry {
         uint256[2] calldata a,
         uint256[2][2] calldata b,
         uint256[2] calldata c,
-        uint256[3] calldata signals
+        uint256[4] calldata signals
     ) external view {
         ZkVerifier storage z = _zkVerifiers[modelKey];
         ZkProofs.check(modelKey, z.verifier, z.circuitId, a, b, c, signals);

@@ -38,7 +38,8 @@ abstract contract PaymentVault is ReentrancyGuardTransient {
     mapping(address => Account) internal _accounts;
     /// @dev Model owners' and the treasury's earnings, withdrawn with withdrawCredit.
     mapping(address => uint256) internal _credits;
-    /// @dev What accepted certificates could not charge a requester, summed (RequesterDefaulted).
+    /// @dev What accepted certificates could not charge a requester, summed (RequesterDefaulted;
+    /// SettlementRules.charge debits deposits and records shortfalls).
     mapping(address => uint256) internal _shortfalls;
 
     event Deposited(address indexed account, uint256 amount, uint256 balance);
@@ -141,24 +142,6 @@ abstract contract PaymentVault is ReentrancyGuardTransient {
     /// @notice Total fees accepted certificates could not charge `requester` (0 = never defaulted).
     function shortfallOf(address requester) external view returns (uint256) {
         return _shortfalls[requester];
-    }
-
-    /// @dev Takes up to `fee` from `requester`'s balance; records and announces any shortfall.
-    function _charge(address requester, bytes32 taskId, uint256 fee) internal returns (uint256 charged) {
-        if (fee == 0) return 0;
-        Account storage a = _accounts[requester];
-        uint256 balance = a.balance;
-        if (balance >= fee) {
-            unchecked {
-                a.balance = uint128(balance - fee);
-            }
-            return fee;
-        }
-        charged = balance;
-        if (charged != 0) a.balance = 0;
-        uint256 shortfall = fee - charged;
-        _shortfalls[requester] += shortfall;
-        emit RequesterDefaulted(requester, taskId, fee, charged, shortfall);
     }
 
     function _payOut(address to, uint256 amount) internal {

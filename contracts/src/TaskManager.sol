@@ -2,7 +2,6 @@
 pragma solidity ^0.8.28;
 
 import {BLS} from "solady/utils/ext/ithaca/BLS.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
@@ -18,6 +17,7 @@ import {PaymentVault} from "./PaymentVault.sol";
 import {QuorumCertificates} from "./QuorumCertificates.sol";
 import {SettlementRules} from "./SettlementRules.sol";
 import {TaskManagerGovernance} from "./TaskManagerGovernance.sol";
+import {ZkSettlement} from "./ZkSettlement.sol";
 
 /// @title TaskManager
 /// @notice Verifies quorum certificates, stores each task's certified result and settles its fee.
@@ -31,7 +31,10 @@ import {TaskManagerGovernance} from "./TaskManagerGovernance.sol";
 /// over a Merkle root of many results, paid from the requesters' credit tabs (one EIP-712 voucher
 /// per requester per batch), run by the linked BatchSettlement library; any leaf is proved with
 /// hasResult(taskId, result, proof). Tab tasks (nonce < TAB_SEQUENCE_LIMIT) settle only in
-/// batches, other tasks only singly, so no task settles twice.
+/// batches, other tasks only singly, so no task settles twice. Tasks of the zk tier (issue 16)
+/// settle on a Groth16 proof (submitZkResult) and pay its prover, tasks of tier both on a
+/// certificate and a proof of the same result (submitCertificateWithProof): the linked
+/// ZkSettlement library runs both.
 /// @dev Governance: the owner (the timelock once deployPoi hands it over) changes the settlement
 /// parameters within bounds (setParameter, run by the linked TaskManagerGovernance library); the
 /// registry's pause (settlementEpoch) stops settlement. Constants and rules both settlement paths
@@ -85,6 +88,22 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         uint8 tier;
         /// @dev Poseidon commitment of the input (a zk proof's public signal); bytes32(0) when replicated.
         bytes32 inputCommitment;
+    }
+
+    /// @notice A zk result (issue 16): a Groth16 proof that the model's circuit `circuitId` maps the
+    /// task's inputCommitment to `outputCommitment`, made for `prover` (the payee: the proof's 4th
+    /// public signal, so a copied proof still pays its prover). a, b, c as the snarkjs verifier
+    /// takes them (b's Fp2 coordinates as [c1, c0]; contracts/zk-verifier.ts proofCalldata).
+    struct ZkResult {
+        uint256[2] a;
+        uint256[2][2] b;
+        uint256[2] c;
+        uint256 circuitId;
+        /// @dev Poseidon commitment of the output; the stored result's resultHash is bytes32 of it.
+        uint256 outputCommitment;
+        /// @dev Stream reference of the output, as a certificate's.
+        bytes32 outputRef;
+        address prover;
     }
 
     /// @notice A batch's quorum certificate (issue 15): operators signed
@@ -180,9 +199,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     /// @notice Gas the validation registry may use per response (SettlementRules says why).
     uint256 public constant VALIDATION_GAS_LIMIT = SettlementRules.VALIDATION_GAS_LIMIT;
     /// @notice EIP-712 type of a task; protocols/wire/task.ts spells the same type.
-    bytes32 public constant TASK_TYPEHASH = keccak256(
-        "TaskAnnouncement(bytes modelId,bytes input,bytes32 inputRef,bytes params,uint256 fee,uint64 deadline,uint16 quorumBps,uint64 nonce,address requester,bytes32 validationRequest,uint8 tier,bytes32 inputCommitment)"
-    );
+    bytes32 public constant TASK_TYPEHASH = SettlementRules.TASK_TYPEHASH;
 
     /// @notice EIP-712 type of a tab voucher; protocols/wire/voucher.ts spells the same type.
     bytes32 public constant VOUCHER_TYPEHASH = SettlementRules.VOUCHER_TYPEHASH;
@@ -249,6 +266,11 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     event BatchOwnerCredited(bytes32 indexed root, address indexed owner, uint256 ownerShare);
     /// @notice A batch's fee split: `charged` left the requesters' deposits; owners, treasury and signers got the shares.
     event BatchCharged(bytes32 indexed root, uint256 charged, uint256 ownerShares, uint256 protocolShare, uint256 signersShare);
+    /// @notice A zk result's proof verified for `taskId` (submitZkResult, or beside a certificate
+    /// in submitCertificateWithProof); `submitter` sent it, `prover` is paid for it.
+    event ZkResultAccepted(bytes32 indexed taskId, uint256 outputCommitment, bytes32 outputRef, address indexed prover, address submitter);
+    /// @notice The prover of an accepted zk result was credited `amount` (withdrawCredit).
+    event ProverPaid(bytes32 indexed taskId, address indexed prover, uint256 amount);
     /// @notice The validation registry refused or failed the response; settlement went on.
     event ValidationResponseFailed(bytes32 indexed taskId, bytes32 indexed requestHash, bytes reason);
     /// @notice A governed parameter changed (`name` as bytes32 of its ASCII name, e.g. "quorumBps";
@@ -306,6 +328,13 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     error TabTaskSettlesInBatch(bytes32 taskId, uint64 nonce);
     /// @notice A zk or both task (issue 16) does not settle on a quorum certificate alone.
     error TaskNeedsProof(bytes32 taskId, uint8 tier);
+    /// @notice A replicated task (tier 0) settles on a certificate (submitCertificate), not with a proof.
+    error TaskNotZkTier(bytes32 taskId, uint8 tier);
+    /// @notice A task of tier both settles on a certificate and a proof (submitCertificateWithProof),
+    /// a task of tier zk on a proof alone (submitZkResult).
+    error WrongProofTier(bytes32 taskId, uint8 tier);
+    /// @notice Tier both: the certificate's result hash is not the proof's output commitment.
+    error ZkResultMismatch(bytes32 qcResult, bytes32 proofResult);
     /// @notice The voucher is not `requester`'s signature for this TaskManager and chain (another
     /// requester's, another TaskManager's, or altered).
     error InvalidVoucherSignature(address requester);
@@ -411,19 +440,8 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         bytes calldata requesterSig
     ) external returns (bool accepted) {
         if (_results[qc.taskId] != 0) return false;
-        if (task.nonce < TAB_SEQUENCE_LIMIT) revert TabTaskSettlesInBatch(qc.taskId, task.nonce);
-        if (task.tier != 0) revert TaskNeedsProof(qc.taskId, task.tier);
-
-        bytes32 digest = taskDigest(task);
-        if (digest != qc.taskId) revert TaskIdMismatch(qc.taskId, digest);
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, requesterSig);
-        if (err != ECDSA.RecoverError.NoError || signer != task.requester) revert InvalidRequesterSignature(task.requester);
-        _checkDeadline(task.deadline);
-        // the requester's access at the task's deadline (seconds); takes a credit under the credits tier
-        (address modelOwner, uint256 modelFee) =
-            models.useAccess(keccak256(task.modelId), task.requester, uint64(task.deadline / SettlementRules.MS_PER_SECOND));
-        uint256 required = modelFee + _params.minTaskFee;
-        if (task.fee < required) revert FeeBelowMinimum(task.fee, required);
+        if (task.tier != SettlementRules.TIER_REPLICATED) revert TaskNeedsProof(qc.taskId, task.tier);
+        (address modelOwner, uint256 modelFee) = SettlementRules.checkTask(models, _params, qc.taskId, taskDigest(task), task, requesterSig);
 
         _checkEpoch(qc.epoch);
         uint16 networkBps = _params.quorumBps;
@@ -432,11 +450,47 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
 
         _results[qc.taskId] = resultCommitment(Result({resultHash: qc.resultHash, outputRef: qc.outputRef, epoch: qc.epoch}));
         emit CertificateAccepted(qc.taskId, qc.resultHash, qc.outputRef, qc.epoch, signedStake, msg.sender);
-        _settle(qc.taskId, qc.epoch, nonSigners, task.requester, task.fee, modelOwner, modelFee, signedStake);
+        SettlementRules.settleSingle(
+            _accounts, _shortfalls, _credits, _params, _epochRewards, _missed,
+            qc.taskId, qc.epoch, nonSigners, task.requester, task.fee, modelOwner, modelFee, signedStake, address(0)
+        );
         if (task.validationRequest != 0 && address(validationRegistry) != address(0)) {
             _respond(qc.taskId, task.validationRequest, qc.resultHash);
         }
         return true;
+    }
+
+    /// @notice Verify the zk result `r` for the zk-tier `task`, record its result (resultHash =
+    /// bytes32(r.outputCommitment), r.outputRef, the current epoch) and settle the task's fee: the
+    /// requester is charged as for a certificate (what its deposit holds, the rest recorded as a
+    /// shortfall), the model owner and the treasury get their shares as for a certificate, and the
+    /// rest (the signers' share of a certificate) is credited to r.prover (withdrawCredit). Returns
+    /// false, changing nothing, when the task already has a result (provers race). Reverts as
+    /// submitCertificate does for the task (TabTaskSettlesInBatch, InvalidRequesterSignature,
+    /// TaskExpired, DeadlineTooFar, NotAllowed, FeeBelowMinimum, ...), TaskNotZkTier for a
+    /// replicated task, WrongProofTier for a task of tier both, ZeroAddress for r.prover 0, Paused
+    /// while settlement is paused, and with ZkProofs' errors (InvalidZkProof, ZkCircuitMismatch,
+    /// ZkVerifierNotRegistered, ZkSignalOutOfField, ZkVerifierOutOfGas) for a proof the model's
+    /// verifier does not accept for [r.circuitId, task.inputCommitment, r.outputCommitment, r.prover].
+    function submitZkResult(Task calldata, bytes calldata, ZkResult calldata) external returns (bool accepted) {
+        // returns from inside with ZkSettlement.submitZkResult's answer
+        _runZkSettlement(ZkSettlement.submitZkResult.selector, 2);
+    }
+
+    /// @notice For a task of tier both: verify `qc` as submitCertificate does and `r` as
+    /// submitZkResult does, require both to name the same result (qc.resultHash ==
+    /// bytes32(r.outputCommitment), else ZkResultMismatch), store the certificate's result and
+    /// settle the fee as a certificate's, except that the signers' share is split: half, rounded
+    /// down, is credited to r.prover (withdrawCredit), the rest goes to the signers pro rata to
+    /// stake (the reward index). Half and half because the task bought both guarantees and
+    /// neither does the larger part of securing the result. Returns false when the task already
+    /// has a result. Reverts TaskNotZkTier for a replicated task, WrongProofTier for a zk task.
+    function submitCertificateWithProof(Certificate calldata, NonSigner[] calldata, Task calldata, bytes calldata, ZkResult calldata)
+        external
+        returns (bool accepted)
+    {
+        // returns from inside with ZkSettlement.submitCertificateWithProof's answer
+        _runZkSettlement(ZkSettlement.submitCertificateWithProof.selector, 4);
     }
 
     /// @notice Verify a batch certificate and settle the batch from its requesters' tabs (issue 15):
@@ -461,10 +515,8 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
     ) external returns (bool accepted) {
         if (_batches.epochOf[qc.root] != 0) return false;
         _checkEpoch(qc.epoch);
-        BatchSettlement.Refs memory refs =
-            BatchSettlement.Refs({models: models, validationRegistry: validationRegistry, domainSeparator: _domainSeparatorV4()});
         BatchSettlement.settle(
-            _batches, _params, _accounts, _credits, _epochRewards, _missed, refs, registry.getEpoch(qc.epoch), qc, nonSigners, tabs, validations
+            _batches, _params, _accounts, _credits, _epochRewards, _missed, _refs(), registry.getEpoch(qc.epoch), qc, nonSigners, tabs, validations
         );
         return true;
     }
@@ -547,26 +599,19 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
 
     /// @notice Certificates `operator` signed and missed in epochs fromEpoch..toEpoch (inclusive),
     /// which the caller knows it was in (EpochStarted), and its slashings over its life.
+    /// @dev Computed by the linked TaskManagerGovernance library (room under EIP-170).
     function reputation(address operator, uint64 fromEpoch, uint64 toEpoch)
-        public
+        external
         view
         returns (uint64 signed, uint64 missed, uint32 slashings)
     {
-        if (fromEpoch == 0 || fromEpoch > toEpoch) revert InvalidEpochRange(fromEpoch, toEpoch);
-        (signed, missed) = _tally(operator, fromEpoch, toEpoch);
-        slashings = registry.operators(operator).slashings;
+        return TaskManagerGovernance.reputation(_epochRewards, _missed, registry, operator, fromEpoch, toEpoch);
     }
 
     /// @notice reputation() over the epochs of the operator's current registration that have
     /// started (from the first epoch that counted it to the last one, or the current one).
     function reputationOf(address operator) external view returns (uint64 signed, uint64 missed, uint32 slashings) {
-        OperatorRegistry.Operator memory op = registry.operators(operator);
-        slashings = op.slashings;
-        if (!op.registered) return (0, 0, slashings);
-        uint64 last = registry.currentEpoch();
-        if (op.exitEpoch != 0 && op.exitEpoch - 1 < last) last = op.exitEpoch - 1;
-        if (op.firstEpoch == 0 || op.firstEpoch > last) return (0, 0, slashings);
-        (signed, missed) = _tally(operator, op.firstEpoch, last);
+        return TaskManagerGovernance.reputationOf(_epochRewards, _missed, registry, operator);
     }
 
     /// @notice The reward index and certificate count of `epoch`.
@@ -583,25 +628,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
 
     /// @notice The EIP-712 digest of `task` on this chain and contract: its task id.
     function taskDigest(Task calldata task) public view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(
-                    TASK_TYPEHASH,
-                    keccak256(task.modelId),
-                    task.inputHash,
-                    task.inputRef,
-                    task.paramsHash,
-                    task.fee,
-                    task.deadline,
-                    task.quorumBps,
-                    task.nonce,
-                    task.requester,
-                    task.validationRequest,
-                    task.tier,
-                    task.inputCommitment
-                )
-            )
-        );
+        return _hashTypedDataV4(SettlementRules.taskStructHash(task));
     }
 
     /// @notice The commitment stored for a task's result (zero when the task has none yet).
@@ -632,37 +659,47 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         return PoiMessages.attestationDigest(address(this), taskId, resultHash, outputRef, epoch);
     }
 
-    /// @dev Debits the fee (what there is of it), credits owner and treasury, raises the epoch's
-    /// index by the signers' share per unit of signed stake and excludes each non-signer from it.
-    function _settle(
-        bytes32 taskId,
-        uint64 epoch,
-        NonSigner[] calldata nonSigners,
-        address requester,
-        uint256 fee,
-        address modelOwner,
-        uint256 modelFee,
-        uint256 signedStake
-    ) internal {
-        uint256 charged = _charge(requester, taskId, fee);
-        // an unregistered model (owner 0) has fee 0: everything after the protocol fee goes to the signers
-        uint256 ownerShare = charged < modelFee ? charged : modelFee;
-        if (ownerShare != 0) _credits[modelOwner] += ownerShare;
-        uint256 rest = charged - ownerShare;
-        uint256 protocolShare = rest * _params.protocolFeeBps / SettlementRules.BPS_DENOMINATOR;
-        if (protocolShare != 0) _credits[_params.treasury] += protocolShare;
-        uint256 signersShare = rest - protocolShare;
+    /// @dev What BatchSettlement gets besides storage: the immutable references and the EIP-712 domain.
+    function _refs() internal view returns (BatchSettlement.Refs memory) {
+        return BatchSettlement.Refs({models: models, validationRegistry: validationRegistry, domainSeparator: _domainSeparatorV4()});
+    }
 
-        // signedStake > 0: quorumBps > 0 of a positive total stake signed
-        uint256 increment = signersShare * REWARD_SCALE / signedStake;
-        EpochRewards memory r = _epochRewards[epoch];
-        _epochRewards[epoch] = EpochRewards({index: SafeCast.toUint192(r.index + increment), certificates: r.certificates + 1});
-        for (uint256 k; k < nonSigners.length; ++k) {
-            Missed storage m = _missed[epoch][nonSigners[k].operator];
-            (uint256 excluded, uint64 count) = (m.excluded, m.count);
-            (m.excluded, m.count) = (uint192(excluded + increment), count + 1);
+    /// @dev Runs the linked ZkSettlement function `selector` (DELEGATECALL, on this contract's
+    /// storage) and returns from this call with its answer (its return data, a bool); its revert
+    /// propagates. Its arguments are the seven storage slots it settles in (a library takes a
+    /// storage pointer as its slot) followed by this call's own arguments as they came: encoding
+    /// them again here cost about 750 bytes of runtime code that the TaskManager does not have
+    /// under EIP-170 (test/payments.test.ts keeps 3 KiB of headroom; it has 1 byte to spare). The library's parameters after the slots are this function's, in
+    /// order, so only the head offsets of the first `dynamicArgs` arguments (the dynamic ones,
+    /// before the static ZkResult) move, by the slots' 7 words; offsets inside an argument are
+    /// relative to it and stay. The library decodes and checks everything itself; it reads the
+    /// TaskManager's references through its getters.
+    function _runZkSettlement(bytes4 selector, uint256 dynamicArgs) internal {
+        address library_ = address(ZkSettlement);
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            mstore(data, selector)
+            // ZkSettlement's storage parameters, in its order
+            mstore(add(data, 0x04), _results.slot)
+            mstore(add(data, 0x24), _accounts.slot)
+            mstore(add(data, 0x44), _shortfalls.slot)
+            mstore(add(data, 0x64), _credits.slot)
+            mstore(add(data, 0x84), _params.slot)
+            mstore(add(data, 0xa4), _epochRewards.slot)
+            mstore(add(data, 0xc4), _missed.slot)
+            let shift := 0xe0
+            let args := add(add(data, 4), shift)
+            let size := sub(calldatasize(), 4)
+            calldatacopy(args, 4, size)
+            for { let i := 0 } lt(i, dynamicArgs) { i := add(i, 1) } {
+                let at := add(args, shl(5, i))
+                mstore(at, add(mload(at), shift))
+            }
+            let ok := delegatecall(gas(), library_, data, add(add(4, shift), size), 0, 0)
+            returndatacopy(data, 0, returndatasize())
+            if iszero(ok) { revert(data, returndatasize()) }
+            return(data, returndatasize())
         }
-        emit TaskCharged(taskId, requester, charged, modelOwner, ownerShare, protocolShare, signersShare);
     }
 
     /// @dev ERC-8004: the TaskManager, as validator, answers the task's request. Never blocks settlement.
@@ -672,13 +709,7 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
 
     /// @dev The certificate's epoch must have started, be at most maxEpochAge old, and settlement not paused.
     function _checkEpoch(uint64 epoch) internal view {
-        uint64 current = registry.settlementEpoch(); // reverts Paused while the guardian's pause holds
-        if (epoch > current) revert FutureEpoch(epoch, current);
-        if (epoch == 0 || uint256(epoch) + _params.maxEpochAge < current) revert StaleEpoch(epoch, current);
-    }
-
-    function _checkDeadline(uint64 deadline) internal view {
-        SettlementRules.checkDeadline(deadline, _params.settlementWindow, _params.maxTaskLife);
+        SettlementRules.checkEpoch(registry, _params.maxEpochAge, epoch);
     }
 
     /// @dev What `operator` may still claim for `c.epoch` and the index it would have claimed up to.
@@ -689,14 +720,5 @@ contract TaskManager is PaymentVault, EIP712, Ownable {
         index = _epochRewards[c.epoch].index - _missed[c.epoch][operator].excluded;
         uint256 claimed = _claimedIndex[c.epoch][operator];
         if (index > claimed) owed = Math.mulDiv(c.stake, index - claimed, REWARD_SCALE);
-    }
-
-    function _tally(address operator, uint64 fromEpoch, uint64 toEpoch) internal view returns (uint64 signed, uint64 missed) {
-        for (uint64 e = fromEpoch; e <= toEpoch; ++e) {
-            uint64 certificates = _epochRewards[e].certificates;
-            uint64 m = _missed[e][operator].count;
-            signed += certificates - m;
-            missed += m;
-        }
     }
 }

@@ -14,7 +14,9 @@ import {TaskManager} from "./TaskManager.sol";
 /// wanted for settlement paths; governance is rare, so the DELEGATECALL costs nothing that matters.
 /// Reverts with TaskManager's errors and emits TaskManager's ParameterChanged (the code runs in its
 /// context), so the TaskManager's ABI describes setParameter completely. The bound checks are
-/// internal: the TaskManager's constructor inlines the same ones into its creation code.
+/// internal: the TaskManager's constructor inlines the same ones into its creation code. It also
+/// computes the TaskManager's reputation views (reputation, reputationOf): read off-chain, rarely,
+/// and their decoding of the registry's operator record took 1.3 KB the zk tier needed.
 library TaskManagerGovernance {
     /// @dev The governed parameters, in the two slots every certificate reads, in the order (and so
     /// at the slots and offsets) the TaskManager's separate state variables had before this struct.
@@ -122,5 +124,53 @@ library TaskManagerGovernance {
     function checkEpochAge(OperatorRegistry registry, uint64 age) internal view {
         uint64 registryMax = registry.maxCertificateAge();
         if (age > registryMax) revert TaskManager.EpochAgeExceedsRegistry(age, registryMax);
+    }
+
+    /// @notice TaskManager.reputation: certificates `operator` signed and missed in epochs
+    /// fromEpoch..toEpoch (inclusive) and its slashings over its life.
+    function reputation(
+        mapping(uint64 => TaskManager.EpochRewards) storage epochRewards,
+        mapping(uint64 => mapping(address => TaskManager.Missed)) storage missed,
+        OperatorRegistry registry,
+        address operator,
+        uint64 fromEpoch,
+        uint64 toEpoch
+    ) external view returns (uint64 signedCount, uint64 missedCount, uint32 slashings) {
+        if (fromEpoch == 0 || fromEpoch > toEpoch) revert TaskManager.InvalidEpochRange(fromEpoch, toEpoch);
+        (signedCount, missedCount) = _tally(epochRewards, missed, operator, fromEpoch, toEpoch);
+        slashings = registry.operators(operator).slashings;
+    }
+
+    /// @notice TaskManager.reputationOf: reputation() over the epochs of the operator's current
+    /// registration that have started (from the first epoch that counted it to the last one, or
+    /// the current one).
+    function reputationOf(
+        mapping(uint64 => TaskManager.EpochRewards) storage epochRewards,
+        mapping(uint64 => mapping(address => TaskManager.Missed)) storage missed,
+        OperatorRegistry registry,
+        address operator
+    ) external view returns (uint64 signedCount, uint64 missedCount, uint32 slashings) {
+        OperatorRegistry.Operator memory op = registry.operators(operator);
+        slashings = op.slashings;
+        if (!op.registered) return (0, 0, slashings);
+        uint64 last = registry.currentEpoch();
+        if (op.exitEpoch != 0 && op.exitEpoch - 1 < last) last = op.exitEpoch - 1;
+        if (op.firstEpoch == 0 || op.firstEpoch > last) return (0, 0, slashings);
+        (signedCount, missedCount) = _tally(epochRewards, missed, operator, op.firstEpoch, last);
+    }
+
+    function _tally(
+        mapping(uint64 => TaskManager.EpochRewards) storage epochRewards,
+        mapping(uint64 => mapping(address => TaskManager.Missed)) storage missed,
+        address operator,
+        uint64 fromEpoch,
+        uint64 toEpoch
+    ) private view returns (uint64 signedCount, uint64 missedCount) {
+        for (uint64 e = fromEpoch; e <= toEpoch; ++e) {
+            uint64 certificates = epochRewards[e].certificates;
+            uint64 m = missed[e][operator].count;
+            signedCount += certificates - m;
+            missedCount += m;
+        }
     }
 }

@@ -2,10 +2,11 @@
 pragma solidity ^0.8.28;
 
 /// @notice The function a snarkjs Groth16 verifier (templates/verifier_groth16.sol.ejs) exposes for
-/// a circuit with poi's three public signals: circuitId, inputCommitment, outputCommitment (issue 16).
+/// a circuit with poi's four public signals: circuitId, inputCommitment, outputCommitment, prover
+/// (issue 16; prover, the payee's address, binds the proof to who is paid for it).
 /// One verifier per circuit, generated from its verification key (contracts/zk-verifier.ts).
 interface IGroth16Verifier {
-    function verifyProof(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[3] calldata signals)
+    function verifyProof(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[4] calldata signals)
         external
         view
         returns (bool);
@@ -25,11 +26,16 @@ library ZkProofs {
     uint256 internal constant FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @notice poi's circuits declare exactly these public inputs, in this order.
     uint256 internal constant CIRCUIT_ID_SIGNAL = 0;
-    uint256 internal constant SIGNALS = 3;
-    /// @notice Gas the verifier call is given. A 3-signal snarkjs verifier needs 204,447 to answer
-    /// true (anvil, prague; test/zk-verifier.test.ts measures it): three ecMul + ecAdd (3 × 6,150),
+    uint256 internal constant INPUT_COMMITMENT_SIGNAL = 1;
+    uint256 internal constant OUTPUT_COMMITMENT_SIGNAL = 2;
+    /// @notice The payee's address as a field element (uint160): a proof copied from the mempool
+    /// pays whoever it names, not its copier.
+    uint256 internal constant PROVER_SIGNAL = 3;
+    uint256 internal constant SIGNALS = 4;
+    /// @notice Gas the verifier call is given. A 4-signal snarkjs verifier needs about 211,000 to
+    /// answer true (anvil, prague; test/zk-verifier.test.ts measures it): four ecMul + ecAdd (4 × 6,150),
     /// a 4-pair pairing (45,000 + 4 × 34,000), the 2,000 it keeps back from each precompile call and
-    /// its own code; the rest (27%) is headroom for a repricing of the BN254 precompiles. Unused
+    /// its own code; the rest (about 23%) is headroom for a repricing of the BN254 precompiles. Unused
     /// gas returns to the caller.
     uint256 internal constant VERIFY_GAS = 260_000;
     /// @notice gasleft() this library asks for before the call: the stipend, the 1/64 that EIP-150
@@ -57,7 +63,7 @@ library ZkProofs {
         uint256[2] calldata a,
         uint256[2][2] calldata b,
         uint256[2] calldata c,
-        uint256[3] calldata signals
+        uint256[4] calldata signals
     ) internal view {
         if (verifier == address(0)) revert ZkVerifierNotRegistered(modelKey);
         for (uint256 i = 0; i < SIGNALS; ++i) {

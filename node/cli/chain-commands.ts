@@ -162,7 +162,7 @@ export async function runDeploy (values: OptionValues<typeof DEPLOY_OPTIONS>): P
     value: 0n,
     gas: gas.total,
     notes: [
-      `gas is the sum over the eight deployments (${POI_DEPLOY_ORDER.map(name => `${name} ${gas.perContract[name]}`).join(', ')}); OperatorRegistry.setSlasher, ModelRegistry.bindTaskManager and OperatorRegistry.setGuardian follow, then governance: a TimelockController and a PoiGovernor are deployed, the governor gets the timelock's proposer and canceller roles, and the three governed contracts' ownership goes to the timelock`,
+      `gas is the sum over the ${POI_DEPLOY_ORDER.length} deployments (${POI_DEPLOY_ORDER.map(name => `${name} ${gas.perContract[name]}`).join(', ')}); OperatorRegistry.setSlasher, ModelRegistry.bindTaskManager and OperatorRegistry.setGuardian follow, then governance: a TimelockController and a PoiGovernor are deployed, the governor gets the timelock's proposer and canceller roles, and the three governed contracts' ownership goes to the timelock`,
       `min stake ${formatEther(params.minStake)} ETH, epoch ≥ ${params.epochDuration} s, exit delay ${params.exitDelay} s, quorum ${params.quorumBps} bps, max epoch age ${params.maxEpochAge}`,
       `protocol fee ${params.protocolFeeBps} bps, min task fee ${formatEther(params.minTaskFee)}, treasury ${params.treasury === '0x0000000000000000000000000000000000000000' ? keystore.account.address : params.treasury}`,
       `writes ${file}`

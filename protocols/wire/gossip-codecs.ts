@@ -15,6 +15,7 @@ import {
 } from './codec.js'
 import { Attestation, QuorumCertificate, TaskAnnouncement } from './messages.pb.js'
 import { bytesToUint256 } from './uint256.js'
+import { to0xHex } from './bytes.js'
 
 export interface TaskCheckOptions {
   /** Check `requesterSig` too (false while signing and when computing the taskId). Default true. */
@@ -68,7 +69,8 @@ export function checkTaskTier (task: TaskAnnouncement): FieldViolation | undefin
   }
   const tier = TASK_TIER_NAMES[task.tier]
   return ruleExactBytes('inputCommitment', commitment, INPUT_COMMITMENT_BYTES) ??
-    (bytesToUint256(commitment) >= BN254_SCALAR_FIELD ? violation('INVALID_FIELD', 'inputCommitment', 'is not below the BN254 scalar field, so no proof can have it as a public signal') : undefined) ??
+    // a field element as 32 bytes big-endian: leading zero bytes are its spelling, not padding
+    (BigInt(to0xHex(commitment)) >= BN254_SCALAR_FIELD ? violation('INVALID_FIELD', 'inputCommitment', 'is not below the BN254 scalar field, so no proof can have it as a public signal') : undefined) ??
     (task.nonce < VOUCHER_SEQUENCE_LIMIT ? violation('INVALID_FIELD', 'nonce', `a ${tier} task settles singly with its proof, not from a credit tab: its nonce must be at least 2^40`) : undefined)
 }
 

@@ -1,6 +1,6 @@
 /**
- * A tiny Groth16 circuit with poi's three public inputs (circuitId, inputCommitment,
- * outputCommitment, in that order), its verification key and one proof: what the on-chain
+ * A tiny Groth16 circuit with poi's four public inputs (circuitId, inputCommitment,
+ * outputCommitment, prover, in that order), its verification key and one proof: what the on-chain
  * verifier tests need, without the ONNX compiler or the ceremony (other parts of issue 16; the
  * lead may replace this with their fixture).
  *
@@ -8,6 +8,8 @@
  * circom2 and snarkjs versions: a cold build (circom2 compile, a 2^8 powers of tau, setup, one
  * proof) takes about ten seconds, a warm one reads four files. Each build writes into its own
  * directory and renames it into place, so parallel test processes never see half a fixture.
+ * fixtureProof proves the circuit for any input commitment and prover (a task's, for settlement
+ * tests) with the cached key: about a second.
  */
 import { createHash } from 'node:crypto'
 import { execFile } from 'node:child_process'
@@ -27,26 +29,35 @@ export const FIXTURE_CIRCUIT_ID = BigInt('0x' + createHash('sha256').update('poi
 const FIXTURE_X = 5n
 export const FIXTURE_INPUT_COMMITMENT = FIXTURE_X + 7n
 export const FIXTURE_OUTPUT_COMMITMENT = FIXTURE_X ** 3n + FIXTURE_INPUT_COMMITMENT
+/** The payee the fixture's one proof names (anvil's account 9; any address works). */
+export const FIXTURE_PROVER: `0x${string}` = '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720'
+/** BN254's scalar field: the circuit's arithmetic is modulo it. */
+const FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
 /** 2^8 = 256 rows: far above the circuit's few constraints, and a ptau that builds in seconds. */
 const PTAU_POWER = 8
 const CACHE_ROOT = join(tmpdir(), 'poi-zk-verifier-fixture')
 
-/** Public inputs declared in the order the spec fixes; x is private. Three constraints. */
+/**
+ * Public inputs declared in the order the spec fixes; x is private. Four constraints: prover is
+ * constrained by its square (spec 16's change: an unconstrained public input would be malleable).
+ */
 const SOURCE = `pragma circom 2.1.0;
 
 template Model() {
     signal input circuitId;
     signal input inputCommitment;
     signal input outputCommitment;
+    signal input prover;
     signal input x;
 
     circuitId === ${FIXTURE_CIRCUIT_ID};
     inputCommitment === x + 7;
     signal square <== x * x;
     outputCommitment - inputCommitment === square * x;
+    signal proverSquare <== prover * prover;
 }
 
-component main {public [circuitId, inputCommitment, outputCommitment]} = Model();
+component main {public [circuitId, inputCommitment, outputCommitment, prover]} = Model();
 `
 
 export interface ZkVerifierFixture {
@@ -54,7 +65,7 @@ export interface ZkVerifierFixture {
   dir: string
   zkeyFile: string
   vkey: Groth16VerificationKey
-  /** snarkjs's JSON: publicSignals = [circuitId, inputCommitment, outputCommitment]. */
+  /** snarkjs's JSON: publicSignals = [circuitId, inputCommitment, outputCommitment, prover]. */
   proof: ZkProof
 }
 
@@ -129,6 +140,29 @@ async function read (dir: string): Promise<ZkVerifierFixture> {
   return { dir, zkeyFile: join(dir, 'circuit.zkey'), vkey: vkey as Groth16VerificationKey, proof: proof as ZkProof }
 }
 
+/** The circuit's inputs for `inputCommitment` (below the field) and `prover`: x = inputCommitment - 7, outputCommitment = x³ + inputCommitment (mod r). */
+function fixtureWitnessInput (inputCommitment: bigint, prover: `0x${string}`): Record<string, string> {
+  const x = ((inputCommitment - 7n) % FIELD + FIELD) % FIELD
+  const output = (x * x % FIELD * x + inputCommitment) % FIELD
+  return { circuitId: FIXTURE_CIRCUIT_ID.toString(), inputCommitment: inputCommitment.toString(), outputCommitment: output.toString(), prover: BigInt(prover).toString(), x: x.toString() }
+}
+
+/** The output commitment the fixture circuit proves for `inputCommitment`. */
+export function fixtureOutputCommitment (inputCommitment: bigint): bigint {
+  return BigInt(fixtureWitnessInput(inputCommitment, FIXTURE_PROVER).outputCommitment)
+}
+
+/**
+ * A proof of the fixture circuit for `inputCommitment` (a task's, below the field) made for
+ * `prover`, with the cached key. snarkjs builds its curve on globalThis (curve_bn128): the caller
+ * terminates it when done, or its worker threads keep the process alive.
+ */
+export async function fixtureProof (inputCommitment: bigint, prover: `0x${string}`): Promise<ZkProof> {
+  const { dir, zkeyFile } = await zkVerifierFixture()
+  const snarkjs = await loadSnarkjs()
+  return await snarkjs.groth16.fullProve(fixtureWitnessInput(inputCommitment, prover), join(dir, 'circuit_js', 'circuit.wasm'), zkeyFile)
+}
+
 async function build (dir: string): Promise<void> {
   const circuit = join(dir, 'circuit.circom')
   await writeFile(circuit, SOURCE)
@@ -146,9 +180,7 @@ async function build (dir: string): Promise<void> {
     const zkey = join(dir, 'circuit.zkey')
     await snarkjs.zKey.newZKey(join(dir, 'circuit.r1cs'), ptau, zkey)
     const vkey = await snarkjs.zKey.exportVerificationKey(zkey)
-    const proof = await snarkjs.groth16.fullProve(
-      { circuitId: FIXTURE_CIRCUIT_ID.toString(), inputCommitment: FIXTURE_INPUT_COMMITMENT.toString(), outputCommitment: FIXTURE_OUTPUT_COMMITMENT.toString(), x: FIXTURE_X.toString() },
-      join(dir, 'circuit_js', 'circuit.wasm'), zkey)
+    const proof = await snarkjs.groth16.fullProve(fixtureWitnessInput(FIXTURE_INPUT_COMMITMENT, FIXTURE_PROVER), join(dir, 'circuit_js', 'circuit.wasm'), zkey)
     await writeFile(join(dir, 'vkey.json'), JSON.stringify(vkey))
     await writeFile(join(dir, 'proof.json'), JSON.stringify(proof))
     await Promise.all([ptau0, ptau1].map(async f => await rm(f)))
