@@ -8,7 +8,7 @@ import {
   ModelRegistryAbi, OperatorRegistryAbi, SlashingManagerAbi, TaskManagerAbi, contractErrorName,
   CalldataError, batchLeafAndAttestationCalldata, certificateAndAttestationCalldata, conflictingCertificatesCalldata, mined, readAccess, readCurrentEpoch, readModel, readQuorumBps,
   readOperatorSet, readTab, simulateBatchLeafAndAttestation, simulateCertificate, simulateCertificateAndAttestation, simulateConflictingCertificates, simulateEvidence,
-  isTabSequenceSettled, readBatchEpoch, simulateBatch,
+  isTabSequenceSettled, readBatchEpoch, simulateBatch, TASK_MANAGER_ZK_ABI, taskArgs, zkSettlementError,
   type OnChainModel, type OnChainOperatorSet, type RequesterAccess, type SignedBatchLeaf
 } from '../contracts/index.js'
 import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../protocols/wire/index.js'
@@ -16,7 +16,7 @@ import type { BatchStatement, StoredConflict, StoredEvidence } from '../storage/
 import type { ChainConfig } from './config.js'
 import {
   PermanentSubmissionError, type BatchSettlementChain, type BatchSubmission, type CreditAccount, type PaymentChain, type PaymentTerms, type RequesterAccount, type Settlement, type SettlementChain, type TabChain,
-  type SubmitOptions, type TxReceipt
+  type SubmitOptions, type TxReceipt, type ZkResultSubmission
 } from './roles/index.js'
 
 const log = logger('poi:chain')
@@ -434,6 +434,60 @@ export class ChainClient implements SettlementChain, BatchSettlementChain, Payme
       return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed, accepted }
     } catch (err) {
       throw classify(err, 'TaskManager.submitCertificate')
+    }
+  }
+
+  /** The zk verifier and circuit id the ModelRegistry holds for a model (issue 16); verifier 0x0…0 when none is registered. */
+  async zkVerifierOf (modelId: Uint8Array): Promise<{ verifier: `0x${string}`, circuitId: bigint }> {
+    const registry = this.config.modelRegistry
+    if (registry == null) throw new PoiError('ERR_NO_MODEL_REGISTRY', 'the deployment names no modelRegistry: zk results need one (it holds the models\' verifiers)')
+    const r = await this.publicClient.readContract({ address: registry, abi: ModelRegistryAbi, functionName: 'zkVerifierOf', args: [bytesToHex(modelId)] })
+    return { verifier: r.verifier, circuitId: r.circuitId }
+  }
+
+  /** Who put the zk task's result on chain (its ZkResultAccepted event), or undefined while it has none (issue 16). */
+  async zkSettlement (taskId: Uint8Array): Promise<Settlement | undefined> {
+    if (!await this.isCertified(taskId)) return undefined
+    const [ev] = await this.publicClient.getContractEvents({
+      address: this.config.taskManager, abi: TaskManagerAbi, eventName: 'ZkResultAccepted', args: { taskId: bytesToHex(taskId) },
+      fromBlock: this.config.deployedAtBlock ?? 0n, toBlock: 'latest', strict: true
+    })
+    if (ev == null) throw new PoiError('ERR_SETTLEMENT_EVENT_MISSING', `task ${bytesToHex(taskId)} is settled on TaskManager ${this.config.taskManager} but the RPC returned no ZkResultAccepted event for it (settled by a certificate, or the endpoint serves no logs from block ${this.config.deployedAtBlock ?? 0n})`)
+    const receipt = await this.publicClient.getTransactionReceipt({ hash: ev.transactionHash })
+    return { by: ev.args.submitter, txHash: ev.transactionHash, gasUsed: receipt.gasUsed, resultHash: `0x${ev.args.outputCommitment.toString(16).padStart(64, '0')}` }
+  }
+
+  /**
+   * Sends TaskManager.submitZkResult for a zk-tier task (issue 16): simulated first (undefined
+   * when the task already has a result: nothing sent), then sent in the account's nonce order;
+   * `accepted` from the receipt's ZkResultAccepted event. The proof names its payee, so the
+   * prover is paid whoever sends it.
+   */
+  async submitZkResult (task: TaskAnnouncement, result: ZkResultSubmission, options: SubmitOptions = {}): Promise<TxReceipt | undefined> {
+    const { wallet, sender } = this.sending()
+    const taskId = result.taskId
+    try {
+      const { circuitId } = await this.zkVerifierOf(task.modelId)
+      const r = { ...result.proof, circuitId, outputCommitment: result.outputCommitment, outputRef: bytesToHex(result.outputRef), prover: result.prover }
+      let simulated
+      try {
+        simulated = await this.publicClient.simulateContract({
+          account: wallet.account, address: this.config.taskManager, abi: TASK_MANAGER_ZK_ABI, functionName: 'submitZkResult', args: [taskArgs(task), bytesToHex(task.requesterSig), r]
+        })
+      } catch (err) {
+        const named = await zkSettlementError(err, this.publicClient, this.config.taskManager, task)
+        throw named instanceof PoiError ? new PermanentSubmissionError(named.message, { cause: err, revert: contractErrorName(err) }) : err
+      }
+      if (!simulated.result) return undefined
+      const request = simulated.request
+      const { gas, fees } = await this.gasAndFees(request, encodeFunctionData({ abi: TASK_MANAGER_ZK_ABI, functionName: 'submitZkResult', args: request.args }))
+      const hash = await sender.send(fees, async (o) => await wallet.writeContract({ ...request, gas, ...o } as typeof request))
+      const receipt = await mined(this.publicClient, hash, 'TaskManager.submitZkResult', { timeout: RECEIPT_TIMEOUT_MS, signal: options.signal })
+      const accepted = parseEventLogs({ abi: TaskManagerAbi, eventName: 'ZkResultAccepted', logs: receipt.logs })
+        .some(l => l.args.taskId.toLowerCase() === bytesToHex(taskId))
+      return { txHash: receipt.transactionHash, gasUsed: receipt.gasUsed, accepted }
+    } catch (err) {
+      throw err instanceof PermanentSubmissionError ? err : classify(err, 'TaskManager.submitZkResult')
     }
   }
 

@@ -17,7 +17,9 @@ import { NetworkInfoServer } from '../protocols/network/index.js'
 import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
-import { PoiError, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import {
+  PoiError, TASK_TIERS, bytesEqual, encodeTaskAnnouncement, encodeZkProofAnnouncement, fromHex, taskIdOf, to0xHex, toHex, type TaskAnnouncement, type ZkProofAnnouncement
+} from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import {
   ControlError, NodeMetrics, controlSocketPath, metricsRoutes, createControlServer, createEventStream, createHttpServer, networkPageRoutes, subscribeNodeEvents,
@@ -56,6 +58,11 @@ export interface PoiNodeOptions {
   operate: boolean
   /** Build certificates from attestations and gossip them. */
   aggregate: boolean
+  /**
+   * Operators: prove zk-tier tasks (issue 16) of models whose manifest names a circuit, naming
+   * the keystore's Ethereum account as the payee (`poi operator --prove`).
+   */
+  prove?: boolean
   /** Light peer: DHT client, no storage, only follows certificates. */
   light: boolean
   keystore: Keystore
@@ -225,7 +232,10 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       ? createAggregator({ ...common, store, submitter: this.submitter, tasks: this.tasks, networkQuorum }, { graceMs: config.graceMs, backup })
       : undefined
     this.operator = opts.operate && store != null
-      ? createOperator({ ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att) })
+      ? createOperator({
+        ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att),
+        prove: opts.prove === true ? { payee: keystore.account.address, onOwnProof: (announcement) => { this.ownProof(announcement) } } : undefined
+      })
       : undefined
     const paymentGate = opts.payments != null && !opts.light ? new PaymentGate(opts.payments) : undefined
     this.paymentGate = paymentGate
@@ -512,6 +522,26 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     await this.verifier.close()
     await this.operator?.stop()
     await this.store?.close()
+  }
+
+  /**
+   * A valid proof of a zk task, gossiped or this prover's own (issue 16): an aggregator whose
+   * chain client settles zk results stores it with a pending submission (the first proof per
+   * task; a restart resumes it) and posts it. The proof names its payee, so any poster pays the prover.
+   */
+  private queueZkResult (announcement: ZkProofAnnouncement): void {
+    const { submitter, store } = this
+    if (submitter == null || store == null || !submitter.settlesZkResults) return
+    const task = this.tasks.get(announcement.taskId)?.task
+    if (task === undefined || task.tier !== TASK_TIERS.zk) return
+    store.putZkProof(announcement.taskId, encodeZkProofAnnouncement(announcement), { submit: true })
+      .then(added => { if (added) submitter.kick('zk', toHex(announcement.taskId)) })
+      .catch(err => { log.error('task %s: could not queue its zk proof for the chain: %s', to0xHex(announcement.taskId), (err as Error).message) })
+  }
+
+  /** This prover's own proof: gossipsub does not deliver it back, so this node's roles hear of it here. */
+  private ownProof (announcement: ZkProofAnnouncement): void {
+    this.queueZkResult(announcement)
   }
 
   /** Whether this node is tracking the task (it arrived by gossip or was announced here, and is not yet forgotten). */

@@ -94,7 +94,7 @@ export type StoredConflict = ConflictEvidence & { id: string, foundAt: number }
 export type SubmissionState = 'pending' | 'confirmed' | 'settled-by-other' | 'failed' | 'moot'
 
 /** Something this node must get on-chain, kept until the chain holds it (from this node or another). */
-export type SubmissionKind = 'certificate' | 'evidence' | 'conflict'
+export type SubmissionKind = 'certificate' | 'evidence' | 'conflict' | 'zk'
 export interface Submission {
   kind: SubmissionKind
   /** certificate: task id hex; evidence: `<taskId hex>/<operator index>`; conflict: StoredConflict.id */
@@ -128,7 +128,7 @@ export interface StoreArea {
 }
 
 /** Key spaces NodeStore itself uses. */
-const RESERVED_AREAS = new Set(['task', 'deadline', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'conflict', 'submit'])
+const RESERVED_AREAS = new Set(['task', 'deadline', 'status', 'att', 'att-op', 'own', 'qc', 'evidence', 'conflict', 'submit', 'zk'])
 
 /** A LevelDB operation failed; the message names the data directory, the action and what to do. */
 export class StorageError extends PoiError {
@@ -378,6 +378,25 @@ export class NodeStore {
     ]
     if (opts.submit === true) ops.push(this.submissionOp(newSubmission('certificate', t)))
     await this.write('store certificate', ops)
+  }
+
+  /**
+   * Keeps the first valid zk proof announcement (its encoded bytes) seen for a task of tier zk and,
+   * with `submit`, a pending submission of it (issue 16). A later proof for the task is not stored:
+   * false then.
+   */
+  async putZkProof (taskId: Uint8Array, announcement: Uint8Array, opts: { submit?: boolean } = {}): Promise<boolean> {
+    const t = toHex(taskId)
+    if (await this.read(`zk/${t}`) != null) return false
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [{ type: 'put', key: `zk/${t}`, value: announcement }]
+    if (opts.submit === true) ops.push(this.submissionOp(newSubmission('zk', t)))
+    await this.write('store zk proof', ops)
+    return true
+  }
+
+  /** The zk proof announcement stored for a task (encoded), if any. */
+  async getZkProof (taskId: Uint8Array): Promise<Uint8Array | undefined> {
+    return await this.read(`zk/${toHex(taskId)}`)
   }
 
   async putSubmission (sub: Submission): Promise<void> {

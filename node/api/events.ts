@@ -25,6 +25,8 @@ export type NodeEventLine =
   /** A valid task arrived; `at` is wall-clock ms (sub-ms, comparable across local processes). */
   | { event: 'task', taskId: Hex, at: number }
   | { event: 'attested', taskId: Hex, resultHash: Hex, inferenceMs: number, signMs: number, at: number }
+  /** This prover (`--prove`) proved a zk task's result (inference and proving times, ms) and gossips the proof. */
+  | { event: 'proved', taskId: Hex, prover: Hex, inferenceMs: number, provingMs: number, at: number }
   /** A quorum certificate this node formed (aggregators). */
   | { event: 'certificate', taskId: Hex, resultHash: Hex, signerBitmap: Hex, verifyMs?: number, at: number }
   /** A valid certificate this node received (formed by another node) and stored: the task is certified here too. */
@@ -55,17 +57,17 @@ export type NodeEventLine =
   /** Gossip mesh sizes, printed when they change: a launcher waits for them instead of sleeping. */
   | { event: 'mesh', tasks: number, attestations: number, certificates: number, attestationSubscribers: number }
   /** A certificate or evidence settled on-chain by this aggregator's own transaction. */
-  | { event: 'submitted', kind: 'certificate' | 'evidence' | 'conflict', id: string, txHash: Hex, gasUsed: Decimal }
+  | { event: 'submitted', kind: SubmissionKind, id: string, txHash: Hex, gasUsed: Decimal }
   /**
    * Not sent (or not the one that counted): the chain already held a result for the task (or had
    * slashed the operator), put there by account `settledBy` in transaction `txHash`; `resultHash`
    * is the result the chain holds (certificates).
    */
-  | { event: 'submission-settled-by-other', kind: 'certificate' | 'evidence' | 'conflict', id: string, settledBy: Hex, txHash: Hex, resultHash?: Hex }
+  | { event: 'submission-settled-by-other', kind: SubmissionKind, id: string, settledBy: Hex, txHash: Hex, resultHash?: Hex }
   /** Never going on-chain: the contract refuses it with custom error `revert`, or its data is gone. */
-  | { event: 'submission-failed', kind: 'certificate' | 'evidence' | 'conflict', id: string, reason: string, revert?: string }
+  | { event: 'submission-failed', kind: SubmissionKind, id: string, reason: string, revert?: string }
   /** An attempt failed for a reason that may pass (RPC, nonce, timeout): retried in `retryInMs`, without end. */
-  | { event: 'submission-retry', kind: 'certificate' | 'evidence' | 'conflict', id: string, attempts: number, retryInMs: number, reason: string }
+  | { event: 'submission-retry', kind: SubmissionKind, id: string, attempts: number, retryInMs: number, reason: string }
   /**
    * Another live process uses a peer id: this node's own (`self`, told by a peer, or seen here),
    * or a remote peer's seen here as two connections with different identify answers. `count`:
@@ -83,6 +85,9 @@ export type NodeEventLine =
   | { event: 'batch-refused', root: Hex, seq: Decimal, code: string, reason: string, taskId?: Hex }
 
 export type NodeEventName = NodeEventLine['event']
+
+/** What a submission posts: a certificate, equivocation evidence, conflicting certificates, or a zk proof (issue 16). */
+export type SubmissionKind = 'certificate' | 'evidence' | 'conflict' | 'zk'
 
 /** What an emitter may pass for a line: bytes where the line has hex, bigints where it has decimals. */
 export type Encodable<T> =
@@ -167,6 +172,9 @@ export function subscribeNodeEvents (node: NodeEventSource, onLine: (line: NodeE
   on('probe', ({ detail: p }) => { onLine({ event: 'probe', id: p.id, at: p.at }) })
   on('attested', ({ detail: a }) => {
     onLine({ event: 'attested', taskId: to0xHex(a.attestation.taskId), resultHash: to0xHex(a.attestation.resultHash), inferenceMs: a.inferenceMs, signMs: a.signMs, at: preciseNow() })
+  })
+  on('proved', ({ detail: p }) => {
+    onLine({ event: 'proved', taskId: to0xHex(p.taskId), prover: p.prover, inferenceMs: p.inferenceMs, provingMs: p.provingMs, at: preciseNow() })
   })
   on('certificate', ({ detail: c }) => {
     const qc = c.certificate

@@ -30,6 +30,7 @@ export const NODE_OPTIONS = {
   rpc: { type: 'string' },
   registry: { type: 'string' },
   aggregate: { type: 'boolean' },
+  prove: { type: 'boolean' },
   probe: { type: 'boolean' },
   http: { type: 'string' }
 } satisfies ParseArgsConfig['options']

@@ -13,6 +13,7 @@ import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 
 import { MAX_INLINE_INPUT_BYTES, PoiError, to0xHex } from '../../protocols/wire/index.js'
 import { resolveConfig } from '../config.js'
 import { NpmModelNotInstalledError, modelDirFromNpm, npmModelSampleInput } from '../fixtures/index.js'
+import { DEVNET_PROVER, DEVNET_ZK_CONTRIBUTORS, formatZkDemo, prepareZkModel, runZkDemo } from './devnet-zk.js'
 import { encodeTensorFile, formatCanonicalOutput, loadModelDir, modelIdToString, SHIPPED_MODEL_DIR } from '../inference/index.js'
 import { TaskManagerAbi, deposit, readVault } from '../../contracts/index.js'
 import { ChainClient, type AcceptedCertificate } from '../chain-client.js'
@@ -90,19 +91,21 @@ export interface DevnetOptions {
   gov?: boolean
   /** After the tasks: tab tasks from two requesters settled in one batch on chain, each leaf proved by Merkle proof (devnet-batch.ts). */
   batch?: boolean
+  /** After the tasks: one zk-tier task, proved by operator 0 and settled on chain with its proof (devnet-zk.ts). */
+  zk?: boolean
 }
 
 /** `poi devnet`'s flags (declared with their help in program.ts). */
 const DEVNET_OPTIONS = {
-  operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' }, gov: { type: 'boolean' }, batch: { type: 'boolean' }
+  operators: { type: 'string' }, keep: { type: 'boolean' }, dir: { type: 'string' }, force: { type: 'boolean' }, offchain: { type: 'boolean' }, 'npm-models': { type: 'string' }, gov: { type: 'boolean' }, batch: { type: 'boolean' }, zk: { type: 'boolean' }
 } as const
 
-/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>] [--gov] [--batch]` */
+/** `poi devnet [--operators <n>] [--keep] [--dir <dir> [--force]] [--offchain] [--npm-models <keys|none>] [--gov] [--batch] [--zk]` */
 export async function runDevnetCommand (values: OptionValues<typeof DEVNET_OPTIONS>): Promise<number> {
   const npm = values['npm-models']
   const npmModels = npm === undefined ? undefined : npm === 'none' ? [] : npm.split(',').map(k => k.trim()).filter(k => k !== '')
   if (values.force === true && values.dir === undefined) throw new UsageError('--force needs --dir: it deletes the devnet in that directory and starts over')
-  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels, gov: values.gov === true, batch: values.batch === true })
+  return await runDevnet({ operators: num(values.operators, 'operators'), keep: values.keep === true, dir: values.dir, force: values.force === true, offchain: values.offchain === true, npmModels, gov: values.gov === true, batch: values.batch === true, zk: values.zk === true })
 }
 
 /** The signals that stop a devnet: Ctrl-C (also what npm passes on), `kill`, and a closed terminal. */
@@ -159,6 +162,7 @@ function resumedOptions (dir: string, record: DevnetRecord, opts: DevnetOptions)
   if (opts.offchain === true && record.chain) throw conflict('--offchain, but the devnet runs on a chain')
   if (opts.batch === true && !record.chain) throw new UsageError(`--batch settles tab tasks on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
   if (opts.gov === true && !record.chain) throw new UsageError(`--gov changes a parameter on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
+  if (opts.zk === true && !record.chain) throw new UsageError(`--zk settles a proof on the devnet's chain, but the devnet in ${dir} runs without one (--offchain); pass --force to start it over on a chain`)
   if (opts.npmModels !== undefined && opts.npmModels.join(',') !== record.npmModels.join(',')) {
     throw conflict(`--npm-models ${opts.npmModels.join(',') || 'none'} differs from the devnet's ${record.npmModels.join(',') || 'none'}`)
   }
@@ -310,7 +314,13 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
   const batchArgs = opts.batch === true
     ? ['--batch-max-leaves', String(DEVNET_BATCH_REQUESTERS * DEVNET_BATCH_TASKS_PER_REQUESTER), '--batch-max-wait-ms', String(DEVNET_BATCH_MAX_WAIT_MS)]
     : []
-  const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels, stateFile, resume, aggregatorArgs: batchArgs })
+  if (opts.zk === true && !chain) throw new UsageError('--zk settles a proof on the devnet\'s chain: leave out --offchain')
+  if (opts.zk === true && n < DEVNET_ZK_CONTRIBUTORS.length) throw new UsageError(`--zk needs at least ${DEVNET_ZK_CONTRIBUTORS.length} operators (they contribute to the circuit's setup)`)
+  // --zk: the quantised model with its circuit (cached setup, or made now) is served by the bootstrap node and registered like the npm models; operator 0 proves.
+  const zk = opts.zk === true ? await prepareZkModel(root, progress) : undefined
+  const served = zk !== undefined ? [...extraModels, { dir: zk.dir, modelId: zk.model.modelId }] : extraModels
+  const operatorArgs = zk !== undefined ? (i: number) => i === DEVNET_PROVER ? ['--no-model-dir', '--prove'] : ['--no-model-dir'] : undefined
+  const net = await startLocalNetwork({ root, operators: n, progress, chain, extraModels: served, stateFile, resume, aggregatorArgs: batchArgs, operatorArgs })
   let requester: PoiNode | undefined
   let code = 1
   try {
@@ -330,7 +340,7 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
     const mlp = modelIdToString(model.modelId)
     // On a chain, operators prefetch every registered model from the start: wait for all of them.
     const prefetched = net.chain != null
-      ? waitForModels(net.operators, [mlp, ...extraModels.map(m => modelIdToString(m.modelId))], MODEL_FETCH_TIMEOUT_MS)
+      ? waitForModels(net.operators, [mlp, ...served.map(m => modelIdToString(m.modelId))], MODEL_FETCH_TIMEOUT_MS)
       : undefined
     prefetched?.catch(() => {}) // awaited below; a failure before then must not go unhandled
     const keys = requesterDir.keys
@@ -360,6 +370,10 @@ async function runDevnetIn (opts: DevnetOptions, n: number, { root, keepDir, res
       }
     }
     for (const m of extraModels) await runExtraModelTask(net, requester, keys.account, m, progress, paid?.chain)
+    if (zk !== undefined && paid != null) {
+      const report = await runZkDemo(net, requester, keys.account, zk, paid, progress)
+      console.log('\n' + formatZkDemo(report, singleGas) + '\n')
+    }
     if (opts.batch === true && net.chain != null) await runBatch(net, requester, keys.account, model, extraModels, singleGas, progress)
     if (opts.gov === true && net.chain != null) {
       await runGovernance(net, progress)

@@ -272,7 +272,7 @@ const nullable = <T>(c: FieldCheck<T>): FieldCheck<T | null> => check<T | null>(
 const record = <T>(fields: { [F in keyof T]-?: FieldCheck<T[F]> }): FieldCheck<T> =>
   check<T>(`an object {${Object.keys(fields).join(', ')}}`, v => isRecord(v) && Object.entries<FieldCheck<unknown>>(fields).every(([k, c]) => c.test(v[k])))
 
-const submissionKind = oneOf('certificate', 'evidence', 'conflict')
+const submissionKind = oneOf('certificate', 'evidence', 'conflict', 'zk')
 /** A record, so a phase added to FetchPhase fails to compile here until it is listed. */
 const FETCH_PHASES: Record<FetchPhase, true> = { finding: true, manifest: true, chunks: true, storing: true, providing: true, done: true }
 
@@ -284,6 +284,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str), announced: listOf(str), http: nullable(str) },
   task: { taskId: hex, at: num },
   attested: { taskId: hex, resultHash: hex, inferenceMs: num, signMs: num, at: num },
+  proved: { taskId: hex, prover: hex, inferenceMs: num, provingMs: num, at: num },
   certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },
   certified: { taskId: hex, resultHash: hex, signerBitmap: hex, at: num },
   'no-quorum': { taskId: hex },

@@ -260,7 +260,7 @@ async function startOwnedAnvil (state: { loadState?: string, dumpState?: string 
 }
 
 /** A reader and the deployer's wallet (anvil's first account) on `anvil`. */
-function anvilClients (anvil: Anvil): { publicClient: PublicClient, deployer: WalletClient<Transport, Chain, PrivateKeyAccount> } {
+export function anvilClients (anvil: Anvil): { publicClient: PublicClient, deployer: WalletClient<Transport, Chain, PrivateKeyAccount> } {
   const chainDef = defineChain({ id: anvil.chainId, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.rpcUrl] } } })
   const transport = http(anvil.rpcUrl)
   const publicClient = createPublicClient({ chain: chainDef, transport, pollingInterval: 100 }) as PublicClient

@@ -112,6 +112,7 @@ function addNodeOptions (cmd: Command, kind: 'operator' | 'aggregator' | 'bootst
   }
   if (role === 'operator') {
     cmd.option('--aggregate', 'also build quorum certificates (an aggregator too)')
+    cmd.option('--prove', 'prove zk-tier tasks of models whose manifest names a circuit (Groth16, in a worker thread); the keystore\'s account is the payee the proof names')
     cmd.addOption(noFlag('--no-prefetch', 'with --chain: fetch a registered model only when a task names it, not at start'))
   }
   return cmd
@@ -279,6 +280,7 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--quorum <bps>', 'stake share the certificate must carry, in basis points (default: 6667)')
     .option('--fee <amount>', 'with a chain: the fee, like 0.01 or 123wei (default: the model\'s fee + the network\'s minimum, from the keystore account\'s deposit)')
     .option('--tab', 'pay from the keystore account\'s credit tab: the task takes the tab\'s next sequence (kept in the keystore directory) and a voucher, and settles in a batch (default: off, the task settles by its own certificate)')
+    .option('--tier <tier>', 'replicated (a quorum certificate) or zk (a Groth16 proof from an operator run with --prove, verified here with the model\'s verification key; the model\'s manifest must name a circuit) (default: replicated)')
     .addHelpText('after', example([
       'poi request --bootstrap <multiaddr> --chain deployment.json --keystore ./keys --input \'{"x":{"data":[0.1, …]}}\'',
       'poi request --bootstrap <multiaddr> --rpc http://127.0.0.1:8545 --model 0x… --input @input.json --json'
@@ -445,7 +447,8 @@ Logs: quiet by default; DEBUG=poi:* for detail.`)
     .option('--npm-models <keys|none>', 'real models from npm to run after the shipped one, comma-separated: silero-vad, ppocr-cls, ppocr-rec (default: ppocr-cls)')
     .addOption(new Option('--gov', 'then change a network parameter through governance: propose, vote with the operators\' stake, queue, execute (anvil\'s clock moved past the voting period and the timelock delay), and print it before and after').conflicts('offchain'))
     .addOption(new Option('--batch', 'then send tab tasks from two requesters (paid from credit tabs), settle them on chain in one batch, prove each leaf with its Merkle proof and print the gas per task').conflicts('offchain'))
-    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none', 'npm start -- --gov', 'npm start -- --batch']))
+    .addOption(new Option('--zk', 'then one zk-tier task: the quantised shipped model\'s circuit, a setup with two operators\' contributions (the powers of tau is made once and cached), its verifier registered on chain, an operator proving with --prove; prints the proof time and the gas').conflicts('offchain'))
+    .addHelpText('after', example(['poi devnet', 'poi devnet --operators 5 --keep --dir ./devnet', 'poi devnet --dir ./devnet   # resumes the devnet kept there', 'npm start -- --offchain --npm-models none', 'npm start -- --gov', 'npm start -- --batch', 'npm start -- --zk']))
     .action(action(async () => (await import('./devnet.js')).runDevnetCommand))
 
   configureTree(program)

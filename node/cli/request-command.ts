@@ -9,8 +9,11 @@ import { resolve } from 'node:path'
 import { hexToBytes } from 'viem'
 import {
   InputError, loadModelDir, modelIdToString, parseModelId, readTaskInput, SHIPPED_MODEL_DIR,
-  type ModelManifest
+  type ModelDir, type ModelManifest
 } from '../inference/index.js'
+import { to0xHex, uint256ToBytes } from '../../protocols/wire/index.js'
+import { outputTensorLines } from '../client/index.js'
+import type { ZkResult } from '../requester/zk.js'
 import { ModelNotFoundError } from '../models/index.js'
 import { DEFAULT_TASK_TIMEOUT_MS, OutputNotFoundError, checkRequestBounds } from '../requester/index.js'
 import { DEFAULT_QUORUM_BPS } from '../../consensus/index.js'
@@ -35,8 +38,12 @@ const REQUEST_OPTIONS = {
   timeout: { type: 'string' },
   quorum: { type: 'string' },
   fee: { type: 'string' },
-  tab: { type: 'boolean' }
+  tab: { type: 'boolean' },
+  tier: { type: 'string' }
 } as const
+
+/** `--tier`: replicated (a quorum certificate), zk (a Groth16 proof, checked here). `both` is not served by this version's nodes. */
+const TIERS = ['replicated', 'zk'] as const
 
 export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>): Promise<void> {
   const out = new CliOutput(values.json === true)
@@ -53,7 +60,11 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
       '--rpc <url> (the bootstrap node names the contracts, checked on that chain) or --genesis <file> (a network without a chain)')
   }
   if (config.chain == null && values.fee !== undefined) throw new UsageError('--fee needs a chain (--chain or --rpc): without one nothing is charged')
-  const { modelId, manifest } = await resolveModel(values.model)
+  const tier = values.tier ?? 'replicated'
+  if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier ${tier}: expected ${TIERS.join(' or ')}${tier === 'both' ? ' (tier both, a certificate and a proof that agree, settles on chain but this version\'s operators do not sign output commitments yet)' : ''}`)
+  if (tier === 'zk' && values.tab === true) throw new UsageError('--tab pays replicated tasks from a credit tab; a zk task is paid from the deposit by its own proof')
+  if (tier === 'zk' && values.quorum !== undefined) throw new UsageError('--quorum is the certificate\'s stake share; a zk task is answered by a proof, not a quorum')
+  const { modelId, manifest, zk } = await resolveModel(values.model)
   const input = await readInput(values.input, manifest)
   const id = modelIdToString(modelId)
   const client = await PoiClient.connect({ bootstrap: config.bootstrap, config, keystore: values.keystore, onProgress: (line) => out.progress(line) })
@@ -61,6 +72,27 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
     // `--fee` is read in the network's payment asset, which only the chain knows.
     const asset = values.fee !== undefined ? await client.paymentAsset() : undefined
     const fee = values.fee !== undefined && asset !== undefined ? parseAmount(values.fee, asset, '--fee', true) : undefined
+    if (tier === 'zk') {
+      let r
+      try {
+        r = await client.requestZk({ model: modelId, input, timeoutMs, fee, manifest, verificationKey: zk?.verificationKey })
+      } catch (err) {
+        throw await inFlagTerms(err, client, modelId)
+      }
+      out.event({
+        event: 'zk-result',
+        taskId: to0xHex(r.taskId),
+        modelId: id,
+        prover: r.prover,
+        inputCommitment: to0xHex(uint256ToBytes(r.inputCommitment)),
+        outputCommitment: to0xHex(uint256ToBytes(r.outputCommitment)),
+        output: outputTensorLines(r.output),
+        latencyMs: Math.round(r.provedAt - r.announcedAt),
+        verifyMs: Math.round(r.verifyMs),
+        fee: r.fee
+      }, formatZkResult(r, id) + `\nfee         ${r.feeDescription}`)
+      return
+    }
     let submitted
     try {
       submitted = await client.submit({ model: modelId, input, timeoutMs, quorumBps, fee, manifest, tab: values.tab === true })
@@ -106,7 +138,7 @@ async function inFlagTerms (err: unknown, client: PoiClient, modelId: Uint8Array
  * `--model` takes a model id, a model directory or nothing (the shipped model); with a
  * directory (or none) the manifest lets the input be checked before it is announced.
  */
-async function resolveModel (model: string | undefined): Promise<{ modelId: Uint8Array, manifest?: ModelManifest }> {
+async function resolveModel (model: string | undefined): Promise<{ modelId: Uint8Array, manifest?: ModelManifest, zk?: ModelDir['zk'] }> {
   if (model === undefined) return await loadModelDir(SHIPPED_MODEL_DIR)
   const isDir = await stat(model).then(s => s.isDirectory(), () => false)
   if (isDir) return await loadModelDir(resolve(model))
@@ -128,3 +160,16 @@ async function readInput (input: string | undefined, manifest?: ModelManifest): 
   }
 }
 
+
+/** A verified zk result as `poi request --tier zk` prints it. */
+export function formatZkResult (r: ZkResult, modelId: string): string {
+  return [
+    `task        ${to0xHex(r.taskId)} (tier zk)`,
+    `model       ${modelId}`,
+    `proof       verified here in ${r.verifyMs.toFixed(0)} ms (Groth16, BN254), ${((r.provedAt - r.announcedAt) / 1000).toFixed(2)} s after the announcement`,
+    `prover      ${r.prover} (paid at settlement)`,
+    `input       commitment ${to0xHex(uint256ToBytes(r.inputCommitment))}`,
+    `output      commitment ${to0xHex(uint256ToBytes(r.outputCommitment))}`,
+    ...(outputTensorLines(r.output) ?? []).map(t => `            ${t.name} ${t.dtype}[${t.shape.join(',')}] ${JSON.stringify(t.values)}`)
+  ].join('\n')
+}

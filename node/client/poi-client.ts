@@ -18,7 +18,9 @@ import { resolveConfig, type NodeConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
 import { InputError, ModelIdError, modelIdToString, parseModelId, parseTaskInput, type ModelManifest } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
-import { fetchManifest } from '../models/index.js'
+import { fetchManifest, fetchVerificationKey } from '../models/index.js'
+import type { VerificationKey } from '../inference/zk/index.js'
+import { NotZkCapableError, requestZkInference, type ZkResult } from '../requester/zk.js'
 import { PoiNode } from '../poi-node.js'
 import {
   CertificateRejectedError, DEFAULT_TASK_TIMEOUT_MS, InputTooLargeError, OutputNotFoundError, ResultNotFoundError, announceTask,
@@ -279,6 +281,39 @@ export class PoiClient {
       taskId: to0xHex(announced.taskId), deadline: announced.deadline, result, fee: fee.fee, feeDescription: fee.description,
       ...(announced.tab !== undefined ? { tab: announced.tab } : {})
     }
+  }
+
+  /**
+   * A zk-tier task (issue 16): the same checks as submit (access, fee, input against the
+   * manifest), then the task commits to its input and the answer is a Groth16 proof verified here
+   * with the model's verification key (the manifest's zk section: `verificationKey` when the
+   * caller holds it, else fetched through the DHT by its content id), not a certificate.
+   * NotZkCapableError for a model without a circuit; NoProofError when no valid proof comes by
+   * the deadline.
+   */
+  async requestZk (request: Omit<TaskRequest, 'quorumBps' | 'tab'> & { verificationKey?: VerificationKey, onProgress?: (line: string) => void }): Promise<ZkResult & { fee: bigint, feeDescription: string }> {
+    this.#checkOpen()
+    const { signal } = request
+    const timeoutMs = request.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
+    checkRequestBounds({ timeoutMs, quorumBps: DEFAULT_QUORUM_BPS })
+    const modelId = modelIdOf(request.model)
+    const id = modelIdToString(modelId)
+    const input = encodeInput(request.input)
+    const refusal = this.#chain != null
+      ? await readChain(`whether the ModelRegistry lets ${this.address} use model ${id}`, this.#chain.config.rpcUrl, async () => await this.#chain!.modelRefusal(modelId, this.address, Date.now() + timeoutMs))
+      : undefined
+    if (refusal !== undefined) throw new ModelRefusedError(refusal)
+    const fee = await this.#taskFee(modelId, request.fee)
+    const manifest = request.manifest ?? await this.manifest(modelId, { signal })
+    parseTaskInput(input, manifest.inputs)
+    if (manifest.zk === undefined) throw new NotZkCapableError(`model ${manifest.name} (${id}) names no zk circuit in its manifest: ask for the replicated tier, or have its owner attach a circuit (poi model zk-attach)`)
+    const circuitId = BigInt(manifest.zk.circuitId)
+    this.#progress(request.verificationKey !== undefined ? 'using the given verification key' : `fetching the verification key of model ${id} through the DHT …`)
+    const verificationKey = request.verificationKey ?? await fetchVerificationKey(this.node.libp2p, manifest, { signal })
+    const result = await requestZkInference(this.node, this.#keystore.account, { modelId, input, manifest, verificationKey, circuitId, timeoutMs, fee: fee.fee }, {
+      onProgress: request.onProgress ?? this.#progress, signal
+    })
+    return { ...result, fee: fee.fee, feeDescription: fee.description }
   }
 
   /** submit() and await its result. */

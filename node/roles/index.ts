@@ -33,8 +33,8 @@ export {
 } from './payment-gate.js'
 export { createRelay, Relay, type RelayComponents, type RelayInit, type ModelGate } from './relay.js'
 export {
-  Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS,
-  type BatchSettlementChain, type BatchSubmission, type BatchOutcome, type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
+  Submitter, PermanentSubmissionError, SubmissionNotSettledError, RETRY_BASE_MS, RETRY_CAP_MS, zkResultSubmissionOf,
+  type ZkResultSubmission, type BatchSettlementChain, type BatchSubmission, type BatchOutcome, type Settlement, type SettlementChain, type SubmitOptions, type SubmitterEvents, type TxReceipt
 } from './submitter.js'
 export { buildBatch, summarize, modelKeyOf, compareTaskIds, NO_BATCH_REF, type BatchItem, type BuiltBatch, type TaskVoucher } from './batch-contents.js'
 export {
@@ -47,4 +47,5 @@ export {
 } from './batcher.js'
 export { BatchGossip, storeBatchSource, storedBatchItem, voucherOf } from './batch-gossip.js'
 export { BatchBackup, BATCH_BACKUP_DELAY_MS, type BatchBackupComponents, type BatchBackupInit } from './batch-backup.js'
+export { Prover, createProver, wantsProof, zkProofBody, proofRefMatches, type ProverComponents } from './prover.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type ConflictReport, type Rejection, type DuplicateIdentity } from './events.js'

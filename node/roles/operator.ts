@@ -9,7 +9,7 @@ import { logger } from '@libp2p/logger'
 import { signAttestation } from '../../consensus/index.js'
 import { outputRefOf, type GossipRouter } from '../../protocols/gossip/index.js'
 import {
-  MAX_INLINE_OUTPUT_BYTES, MAX_STREAM_PAYLOAD_BYTES, encodeAttestation, toHex, type Attestation, type TaskAnnouncement
+  MAX_INLINE_OUTPUT_BYTES, MAX_STREAM_PAYLOAD_BYTES, encodeAttestation, toHex, type Attestation, type TaskAnnouncement, type ZkProofAnnouncement
 } from '../../protocols/wire/index.js'
 import type { NodeStore } from '../../storage/index.js'
 import { InferenceRunner, type ModelDir as LoadedModel } from '../inference/index.js'
@@ -17,6 +17,7 @@ import type { AttestationLedger } from './attestation-ledger.js'
 import type { Epochs } from './epochs.js'
 import type { NodeEvents } from './events.js'
 import type { ModelService } from './model-service.js'
+import { createProver, wantsProof, type Prover } from './prover.js'
 import { OUTPUT_CHANNEL, type StreamData } from './stream-data.js'
 import { testFaultFromEnv, warnTestFault, wrongResult, type TestFault } from './test-faults.js'
 
@@ -33,14 +34,28 @@ export interface OperatorComponents {
   events: NodeEvents
   /** Counts this node's own attestation toward a certificate when it aggregates too. */
   onOwnAttestation?: (attestation: Attestation) => void
+  /**
+   * `--prove` (issue 16): proves tasks of tier zk with the model's circuit, naming this account as
+   * the payee. Without it the operator leaves zk tasks to provers.
+   */
+  prove?: { payee: `0x${string}`, onOwnProof?: (announcement: ZkProofAnnouncement) => void }
 }
 
 export class Operator implements Startable {
   private readonly runners = new Map<string, Promise<InferenceRunner>>()
   /** The chaos suite's byzantine behaviour (node/roles/test-faults.ts); undefined for every real operator. */
   private fault: TestFault | undefined
+  private readonly prover: Prover | undefined
 
-  constructor (private readonly components: OperatorComponents) {}
+  constructor (private readonly components: OperatorComponents) {
+    const { prove, store, gossip, models, streamData, events } = components
+    this.prover = prove !== undefined
+      ? createProver({ store, gossip, models, streamData, events, payee: prove.payee, onOwnProof: prove.onOwnProof, runner: async (model) => await this.runner(model) })
+      : undefined
+  }
+
+  /** Whether this operator proves zk tasks (`--prove`). */
+  get proves (): boolean { return this.prover !== undefined }
 
   /**
    * Loads (and hash-checks) every model given to the node before it joins: a bad model file
@@ -54,6 +69,7 @@ export class Operator implements Startable {
 
   /** Closes every ONNX session; a session that fails to close is logged, not thrown. */
   async stop (): Promise<void> {
+    await this.prover?.stop()
     const runners = [...this.runners.values()]
     this.runners.clear()
     for (const pending of runners) {
@@ -72,6 +88,11 @@ export class Operator implements Startable {
 
   /** Runs the model and gossips a signed result, at most one result per task, ever. */
   async attest (taskId: Uint8Array, task: TaskAnnouncement): Promise<void> {
+    // A zk task is settled by a proof, not a certificate: provers prove it, other operators leave it.
+    if (wantsProof(task)) {
+      await this.prover?.prove(taskId, task)
+      return
+    }
     const { store, gossip, epochs, models, streamData, ledger, events } = this.components
     const operatorIndex = epochs.operatorIndex
     if (operatorIndex == null) return

@@ -1,7 +1,8 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { BatchQuorumCertificate, BatchSummary } from '../../consensus/index.js'
-import { PoiError, type QuorumCertificate, type TaskAnnouncement } from '../../protocols/wire/index.js'
+import { outputRefOf } from '../../protocols/gossip/index.js'
+import { PoiError, bytesToUint256, decodeZkProofAnnouncement, toHex, type QuorumCertificate, type TaskAnnouncement, type ZkProofAnnouncement } from '../../protocols/wire/index.js'
 import type { NodeStore, StoredConflict, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
@@ -75,6 +76,32 @@ export interface SettlementChain {
   conflictSettlement: (conflict: StoredConflict) => Promise<Settlement | undefined>
   /** Posts conflicting certificates (or a certificate and an attestation): SlashingManager slashes every operator they accuse. */
   submitConflict: (conflict: StoredConflict, options?: SubmitOptions) => Promise<TxReceipt>
+  /** Who put a zk task's result on chain, or undefined while it has none (issue 16; chains whose client settles zk results). */
+  zkSettlement?: (taskId: Uint8Array) => Promise<Settlement | undefined>
+  /** Sends TaskManager.submitZkResult; undefined when the simulation shows the task already settled (nothing sent). */
+  submitZkResult?: (task: TaskAnnouncement, result: ZkResultSubmission, options?: SubmitOptions) => Promise<TxReceipt | undefined>
+}
+
+/** A zk task's result as TaskManager.submitZkResult takes it, from a valid proof announcement (the circuit id is the registry's). */
+export interface ZkResultSubmission {
+  taskId: Uint8Array
+  proof: { a: readonly [bigint, bigint], b: readonly [readonly [bigint, bigint], readonly [bigint, bigint]], c: readonly [bigint, bigint] }
+  outputCommitment: bigint
+  /** keccak256 of the canonical output, as a certificate's outputRef: the output in the prover's `outputs` channel. */
+  outputRef: Uint8Array
+  prover: `0x${string}`
+}
+
+/** The submission of a proof announcement: its 256 proof bytes are the calldata's eight words in order (a, b with c1 before c0, c). */
+export function zkResultSubmissionOf (announcement: ZkProofAnnouncement): ZkResultSubmission {
+  const word = (i: number): bigint => bytesToUint256(announcement.proof.subarray(32 * i, 32 * (i + 1)))
+  return {
+    taskId: announcement.taskId,
+    proof: { a: [word(0), word(1)], b: [[word(2), word(3)], [word(4), word(5)]], c: [word(6), word(7)] },
+    outputCommitment: bytesToUint256(announcement.outputCommitment),
+    outputRef: outputRefOf(announcement.output),
+    prover: `0x${toHex(announcement.prover)}`
+  }
 }
 
 /** A batch to settle (issue 15): its certificate and the settlement summary its signers signed. */
@@ -114,6 +141,7 @@ type Target =
   | { kind: 'certificate', qc: QuorumCertificate, task: TaskAnnouncement }
   | { kind: 'evidence', evidence: StoredEvidence }
   | { kind: 'conflict', conflict: StoredConflict }
+  | { kind: 'zk', task: TaskAnnouncement, result: ZkResultSubmission }
 
 /**
  * Gets formed certificates, equivocation evidence and conflicting-certificate evidence on-chain
@@ -248,7 +276,9 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
         ? await this.chain.submitCertificate(target.qc, target.task, { signal })
         : target.kind === 'evidence'
           ? await this.chain.submitEvidence(target.evidence, { signal })
-          : await this.chain.submitConflict(target.conflict, { signal })
+          : target.kind === 'zk'
+            ? await this.zkChain().submitZkResult(target.task, target.result, { signal })
+            : await this.chain.submitConflict(target.conflict, { signal })
       if (receipt != null && receipt.accepted !== false) {
         await this.finish({ ...sub, state: 'confirmed', attempts: sub.attempts + 1, updatedAt: Date.now(), txHash: receipt.txHash, gasUsed: receipt.gasUsed.toString(), lastError: undefined }, 'confirmed')
         return
@@ -290,7 +320,25 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
     }
   }
 
+  /** The chain's zk entry points; a zk submission on a client without them fails for good. */
+  private zkChain (): Required<Pick<SettlementChain, 'zkSettlement' | 'submitZkResult'>> {
+    const { zkSettlement, submitZkResult } = this.chain
+    if (zkSettlement == null || submitZkResult == null) throw new PermanentSubmissionError('this node\'s chain client cannot settle zk results')
+    return { zkSettlement: zkSettlement.bind(this.chain), submitZkResult: submitZkResult.bind(this.chain) }
+  }
+
+  /** Whether this submitter can settle zk results (its chain client implements submitZkResult). */
+  get settlesZkResults (): boolean { return this.chain.submitZkResult != null && this.chain.zkSettlement != null }
+
   private async load (kind: SubmissionKind, id: string): Promise<Target> {
+    if (kind === 'zk') {
+      const taskId = Uint8Array.from(Buffer.from(id, 'hex'))
+      const announcement = await this.store.getZkProof(taskId)
+      if (announcement == null) throw new PermanentSubmissionError(`no zk proof stored for task 0x${id}; the data directory lost it`)
+      const task = await this.store.getTask(taskId)
+      if (task == null) throw new PermanentSubmissionError(`no task stored for zk proof 0x${id}; the data directory lost it`)
+      return { kind, task, result: zkResultSubmissionOf(decodeZkProofAnnouncement(announcement)) }
+    }
     if (kind === 'conflict') {
       const conflict = await this.store.getConflict(id)
       if (conflict == null) throw new PermanentSubmissionError(`no conflicting-certificate evidence stored for ${id}; the data directory lost it`)
@@ -314,6 +362,7 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
   private async settlement (target: Target): Promise<Settlement | undefined> {
     if (target.kind === 'certificate') return await this.chain.certificateSettlement(target.qc.taskId)
     if (target.kind === 'evidence') return await this.chain.evidenceSettlement(target.evidence)
+    if (target.kind === 'zk') return await this.zkChain().zkSettlement(target.result.taskId)
     return await this.chain.conflictSettlement(target.conflict)
   }
 

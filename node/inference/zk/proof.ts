@@ -50,14 +50,15 @@ export interface ProveOptions { onProgress?: (line: string) => void }
  * input that does not satisfy the circuit (a wrong commitment, a value out of range) is a
  * ProvingError.
  */
-export async function prove (wasm: string, zkey: string, input: CircuitInput, opts: ProveOptions = {}): Promise<ZkProof> {
+export async function prove (wasm: string | Uint8Array, zkey: string | Uint8Array, input: CircuitInput, opts: ProveOptions = {}): Promise<ZkProof> {
   const started = Date.now()
   opts.onProgress?.('computing the witness and the proof')
   let result: { proof: unknown, publicSignals: unknown }
   try {
     result = await fullProve(input, wasm, zkey)
   } catch (err) {
-    throw new ProvingError(`no proof for this input with ${wasm} and ${zkey}: ${(err as Error).message.split('\n')[0]} ` +
+    const files = typeof wasm === 'string' && typeof zkey === 'string' ? ` with ${wasm} and ${zkey}` : ''
+    throw new ProvingError(`no proof for this input${files}: ${(err as Error).message.split('\n')[0]} ` +
       '(the input must satisfy the circuit: its public signals the commitments of its own tensors, every value in range)', { cause: err })
   }
   const proof = parseZkProof(result)

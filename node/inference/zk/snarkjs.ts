@@ -74,7 +74,7 @@ interface SnarkjsModule {
     exportVerificationKey: (zkey: string, logger?: SnarkjsLogger) => Promise<unknown>
   }
   groth16: {
-    fullProve: (input: CircuitInput, wasm: string, zkey: string, logger?: SnarkjsLogger) => Promise<{ proof: unknown, publicSignals: unknown }>
+    fullProve: (input: CircuitInput, wasm: FileSource, zkey: FileSource, logger?: SnarkjsLogger) => Promise<{ proof: unknown, publicSignals: unknown }>
     verify: (vkey: VerificationKey, publicSignals: Decimal[], proof: Groth16Proof, logger?: SnarkjsLogger) => Promise<boolean>
   }
 }
@@ -126,9 +126,17 @@ export async function exportVerificationKey (zkey: string, logger?: SnarkjsLogge
   return await (await snarkjs()).zKey.exportVerificationKey(zkey, logger)
 }
 
+/** A file snarkjs reads: a path, or the bytes themselves (fastfile's in-memory file). */
+type FileSource = string | { type: 'mem', data: Uint8Array }
+
+/** A path as is; bytes as fastfile's in-memory file, so a key held in memory is not written to disk to be read. */
+function fileSource (file: string | Uint8Array): FileSource {
+  return typeof file === 'string' ? file : { type: 'mem', data: file }
+}
+
 /** Witness and proof; the result is what snarkjs returned, unchecked (proof.ts checks it). */
-export async function fullProve (input: CircuitInput, wasm: string, zkey: string, logger?: SnarkjsLogger): Promise<{ proof: unknown, publicSignals: unknown }> {
-  return await (await snarkjs()).groth16.fullProve(input, wasm, zkey, logger)
+export async function fullProve (input: CircuitInput, wasm: string | Uint8Array, zkey: string | Uint8Array, logger?: SnarkjsLogger): Promise<{ proof: unknown, publicSignals: unknown }> {
+  return await (await snarkjs()).groth16.fullProve(input, fileSource(wasm), fileSource(zkey), logger)
 }
 
 export async function verifyGroth16 (vkey: VerificationKey, publicSignals: Decimal[], proof: Groth16Proof, logger?: SnarkjsLogger): Promise<boolean> {
