@@ -15,14 +15,15 @@ import { randomBytes } from 'node:crypto'
 import { BaseError, bytesToHex, decodeErrorResult, encodeFunctionData, hexToBytes, parseEventLogs, type Hex } from 'viem'
 import { generateBlsSecretKey } from '../consensus/index.js'
 import {
-  TASK_MANAGER_ZK_ABI, TaskManagerAbi, ZkProofRejectedOnChainError, ZkSettlementRejectedError, deployVerifier, deposit, readCredit, readOperatorSet,
-  readValidationStatus, readVault, registerAgent, registerModel, requestValidation, setModelZkVerifier, submitCertificateWithProof, submitZkResult, taskArgs, withdrawCredit, zkResultArgs, zkResultHash,
+  TASK_MANAGER_ZK_ABI, TaskManagerAbi, ZkProofRejectedOnChainError, ZkSettlementRejectedError, deposit, readCredit, readOperatorSet,
+  readValidationStatus, readVault, registerAgent, requestValidation, submitCertificateWithProof, submitZkResult, taskArgs, withdrawCredit, zkResultArgs, zkResultHash,
   type OnChainOperatorSet, type ZkProof
 } from '../contracts/index.js'
 import type { TaskAnnouncement } from '../protocols/wire/index.js'
 import { ETHER } from './consensus-fixtures.js'
-import { ownedManifest, type OwnedManifest } from './helpers/model-manifests.js'
+import type { OwnedManifest } from './helpers/model-manifests.js'
 import { currentEpoch, makeCertificate, nextEpoch, paidTask, registerAll, resultOf, startPoiChain, type PoiChain } from './helpers/poi-chain.js'
+import { registerZkModel } from './helpers/zk-chain.js'
 import { FIXTURE_CIRCUIT_ID, fixtureOutputCommitment, fixtureProof, zkVerifierFixture } from './helpers/zk-verifier-fixture.js'
 
 const CHAIN_TIMEOUT_MS = 120_000
@@ -110,11 +111,8 @@ describe('zk settlement: submitZkResult and submitCertificateWithProof on anvil'
     await registerAll(chain, keys, STAKES)
     await nextEpoch(chain)
     set = await readOperatorSet(chain.publicClient, chain.deployment, 1n)
-    model = await ownedManifest(address(OWNER), 'zk-settlement')
-    await registerModel(chain.wallets[OWNER], chain.publicClient, chain.deployment.modelRegistry, model.modelId, model.block, MODEL_FEE)
     const { vkey } = await zkVerifierFixture()
-    const verifier = await deployVerifier(chain.wallets[OWNER], chain.publicClient, vkey)
-    await setModelZkVerifier(chain.wallets[OWNER], chain.publicClient, chain.deployment.modelRegistry, model.modelId, verifier, FIXTURE_CIRCUIT_ID)
+    ;({ model } = await registerZkModel(chain, { owner: OWNER, name: 'zk-settlement', fee: MODEL_FEE, vkey, circuitId: FIXTURE_CIRCUIT_ID }))
     await deposit(chain.wallets[REQUESTER], chain.publicClient, tm(), ETHER)
   })
 

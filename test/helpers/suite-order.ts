@@ -66,11 +66,15 @@ export const SLOWEST_FIRST = [
   'batch-rebatch',
   // issue 16: a Groth16 ceremony with two contributions (the first file to run also makes the
   // machine's cached 2^9 powers of tau, about 20 s), the same through the CLI (5 processes),
-  // a verifier and zk settlement on anvil, and circuits compiled with circom2 (about 10 s each)
+  // a verifier and zk settlement on anvil, and circuits compiled with circom2 (about 10 s each);
+  // then the acceptance flow (a ceremony with two contributions, a proof, verified off-chain and settled on
+  // anvil; about 35 s) and hand-made calldata through TaskManager's zk forwarder (about 20 s)
   'zk-ceremony',
   'zk-setup-cli',
   'zk-verifier',
   'zk-settlement',
+  'zk-e2e',
+  'zk-settlement-forwarder',
   'zk-circuit'
 ]
 
