@@ -529,19 +529,18 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
    * chain client settles zk results stores it with a pending submission (the first proof per
    * task; a restart resumes it) and posts it. The proof names its payee, so any poster pays the prover.
    */
-  private queueZkResult (announcement: ZkProofAnnouncement): void {
+  private queueZkResult (verified: VerifiedZkProof): void {
     const { submitter, store } = this
     if (submitter == null || store == null || !submitter.settlesZkResults) return
-    const task = this.tasks.get(announcement.taskId)?.task
+    const task = this.tasks.get(verified.taskId)?.task
     if (task === undefined || task.tier !== TASK_TIERS.zk) return
-    store.putZkProof(announcement.taskId, encodeZkProofAnnouncement(announcement), { submit: true })
-      .then(added => { if (added) submitter.kick('zk', toHex(announcement.taskId)) })
-      .catch(err => { log.error('task %s: could not queue its zk proof for the chain: %s', to0xHex(announcement.taskId), (err as Error).message) })
-  }
-
-  /** This prover's own proof: gossipsub does not deliver it back, so this node's roles hear of it here. */
-  private ownProof (announcement: ZkProofAnnouncement): void {
-    this.queueZkResult(announcement)
+    const body = encodeZkProofBody({
+      version: 1, taskId: verified.taskId, prover: fromHex(verified.prover.slice(2)) as Uint8Array, proof: proofToBytes(verified.proof),
+      outputCommitment: uint256ToBytes32(verified.outputCommitment), output: verified.output
+    })
+    store.putZkProof(verified.taskId, body, { submit: true })
+      .then(added => { if (added) submitter.kick('zk', toHex(verified.taskId)) })
+      .catch(err => { log.error('task %s: could not queue its zk proof for the chain: %s', to0xHex(verified.taskId), (err as Error).message) })
   }
 
   /** Whether this node is tracking the task (it arrived by gossip or was announced here, and is not yet forgotten). */

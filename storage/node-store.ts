@@ -381,20 +381,20 @@ export class NodeStore {
   }
 
   /**
-   * Keeps the first valid zk proof announcement (its encoded bytes) seen for a task of tier zk and,
+   * Keeps the first valid zk proof (its encoded ZkProofBody) seen for a task of tier zk and,
    * with `submit`, a pending submission of it (issue 16). A later proof for the task is not stored:
    * false then.
    */
-  async putZkProof (taskId: Uint8Array, announcement: Uint8Array, opts: { submit?: boolean } = {}): Promise<boolean> {
+  async putZkProof (taskId: Uint8Array, body: Uint8Array, opts: { submit?: boolean } = {}): Promise<boolean> {
     const t = toHex(taskId)
     if (await this.read(`zk/${t}`) != null) return false
-    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [{ type: 'put', key: `zk/${t}`, value: announcement }]
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = [{ type: 'put', key: `zk/${t}`, value: body }]
     if (opts.submit === true) ops.push(this.submissionOp(newSubmission('zk', t)))
     await this.write('store zk proof', ops)
     return true
   }
 
-  /** The zk proof announcement stored for a task (encoded), if any. */
+  /** The zk proof body stored for a task (encoded), if any. */
   async getZkProof (taskId: Uint8Array): Promise<Uint8Array | undefined> {
     return await this.read(`zk/${toHex(taskId)}`)
   }

@@ -18,7 +18,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { deployVerifier, readModel, readModelZkVerifier, registerModel, setModelZkVerifier, verifierMatchesKey } from '../../contracts/index.js'
-import { to0xHex, uint256ToBytes } from '../../protocols/wire/index.js'
+import { to0xHex, uint256ToBytes32 } from '../../protocols/wire/index.js'
 import type { ChainClient } from '../chain-client.js'
 import { readTaskFee, formatAmount, type PaymentAsset } from '../client/index.js'
 import { MANIFEST_FILE, MODEL_FILE, attachZkArtifacts, encodeManifest, loadModelDir, modelIdToString, type ModelDir } from '../inference/index.js'
@@ -217,7 +217,7 @@ export function formatZkDemo (r: ZkDemoReport, certificateGas: bigint | undefine
     `zk task    ${to0xHex(r.result.taskId)} on ${r.zk.model.manifest.name} (${modelIdToString(r.zk.model.modelId)})`,
     `circuit    ${r.zk.constraints.toLocaleString('en-US')} constraints, powers of tau 2^${r.zk.ptauPower}; compile ${s(r.zk.compileMs)}, powers of tau ${s(r.zk.ptauMs)}, setup with ${DEVNET_ZK_CONTRIBUTORS.length} contributions ${s(r.zk.setupMs)}`,
     `proof      ${(r.provingMs / 1000).toFixed(2)} s to prove by operator ${DEVNET_PROVER}${multiple}, inference ${r.inferenceMs.toFixed(2)} ms; verified by the requester in ${r.result.verifyMs.toFixed(0)} ms, ${((r.result.provedAt - r.result.announcedAt) / 1000).toFixed(2)} s after the announcement`,
-    `output     commitment ${to0xHex(uint256ToBytes(r.result.outputCommitment))}, payee ${r.result.prover}`,
+    `output     commitment ${to0xHex(uint256ToBytes32(r.result.outputCommitment))}, payee ${r.result.prover}`,
     `on chain   submitZkResult ${r.settlement.txHash} by ${r.settlement.by}: ${r.settlement.gasUsed.toLocaleString('en-US')} gas (verifier ${r.verifier})` +
       (certificateGas !== undefined ? `; the replicated task's certificate cost ${certificateGas.toLocaleString('en-US')} gas` : '')
   ].join('\n')

@@ -11,7 +11,7 @@ import {
   InputError, loadModelDir, modelIdToString, parseModelId, readTaskInput, SHIPPED_MODEL_DIR,
   type ModelDir, type ModelManifest
 } from '../inference/index.js'
-import { to0xHex, uint256ToBytes } from '../../protocols/wire/index.js'
+import { to0xHex, uint256ToBytes32 } from '../../protocols/wire/index.js'
 import { outputTensorLines } from '../client/index.js'
 import type { ZkResult } from '../requester/zk.js'
 import { ModelNotFoundError } from '../models/index.js'
@@ -84,8 +84,8 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
         taskId: to0xHex(r.taskId),
         modelId: id,
         prover: r.prover,
-        inputCommitment: to0xHex(uint256ToBytes(r.inputCommitment)),
-        outputCommitment: to0xHex(uint256ToBytes(r.outputCommitment)),
+        inputCommitment: to0xHex(uint256ToBytes32(r.inputCommitment)),
+        outputCommitment: to0xHex(uint256ToBytes32(r.outputCommitment)),
         output: outputTensorLines(r.output),
         latencyMs: Math.round(r.provedAt - r.announcedAt),
         verifyMs: Math.round(r.verifyMs),
@@ -168,8 +168,8 @@ export function formatZkResult (r: ZkResult, modelId: string): string {
     `model       ${modelId}`,
     `proof       verified here in ${r.verifyMs.toFixed(0)} ms (Groth16, BN254), ${((r.provedAt - r.announcedAt) / 1000).toFixed(2)} s after the announcement`,
     `prover      ${r.prover} (paid at settlement)`,
-    `input       commitment ${to0xHex(uint256ToBytes(r.inputCommitment))}`,
-    `output      commitment ${to0xHex(uint256ToBytes(r.outputCommitment))}`,
+    `input       commitment ${to0xHex(uint256ToBytes32(r.inputCommitment))}`,
+    `output      commitment ${to0xHex(uint256ToBytes32(r.outputCommitment))}`,
     ...(outputTensorLines(r.output) ?? []).map(t => `            ${t.name} ${t.dtype}[${t.shape.join(',')}] ${JSON.stringify(t.values)}`)
   ].join('\n')
 }

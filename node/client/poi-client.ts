@@ -11,7 +11,7 @@
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { DEFAULT_QUORUM_BPS, verifyCertificate as verifyQuorumCertificate, type OperatorSet } from '../../consensus/index.js'
-import { readVault } from '../../contracts/index.js'
+import { readModelZkVerifier, readVault, verifierMatchesKey } from '../../contracts/index.js'
 import { MAX_STREAM_PAYLOAD_BYTES, fromHex, to0xHex, type QuorumCertificate } from '../../protocols/wire/index.js'
 import type { ChainClient } from '../chain-client.js'
 import { resolveConfig, type NodeConfig } from '../config.js'
@@ -310,6 +310,18 @@ export class PoiClient {
     const circuitId = BigInt(manifest.zk.circuitId)
     this.#progress(request.verificationKey !== undefined ? 'using the given verification key' : `fetching the verification key of model ${id} through the DHT …`)
     const verificationKey = request.verificationKey ?? await fetchVerificationKey(this.node.libp2p, manifest, { signal })
+    const chain = this.#chain
+    if (chain?.config.modelRegistry != null) {
+      // The chain pays the prover on whatever the registered verifier accepts: it must be this key's verifier, or a valid-looking settlement proves nothing.
+      const registry = chain.config.modelRegistry
+      const registered = await readChain(`the zk verifier of model ${id}`, chain.config.rpcUrl, async () => await readModelZkVerifier(chain.publicClient, registry, modelId))
+      if (registered === undefined) throw new NotZkCapableError(`model ${id} has no zk verifier registered in the ModelRegistry ${registry}: its owner registers one (setZkVerifier) before zk tasks can settle`)
+      if (registered.circuitId !== circuitId) throw new NotZkCapableError(`the ModelRegistry names circuit ${registered.circuitId} for model ${id}, but its manifest names ${circuitId}`)
+      this.#progress(`checking that the registered verifier ${registered.verifier} is the manifest's verification key's (solc) …`)
+      if (!await verifierMatchesKey(chain.publicClient, registered.verifier, verificationKey)) {
+        throw new NotZkCapableError(`the verifier ${registered.verifier} registered for model ${id} is not the verifier of the verification key its manifest names: the chain would accept other proofs than this key does, so no zk task is sent`)
+      }
+    }
     const result = await requestZkInference(this.node, this.#keystore.account, { modelId, input, manifest, verificationKey, circuitId, timeoutMs, fee: fee.fee }, {
       onProgress: request.onProgress ?? this.#progress, signal
     })

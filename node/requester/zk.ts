@@ -6,10 +6,11 @@
  * node that relayed the proof is trusted.
  */
 import type { PrivateKeyAccount } from 'viem/accounts'
-import { PoiError, bytesEqual, bytesToUint256, signTask, taskIdOf, to0xHex, uint256ToBytes, type ZkProofAnnouncement } from '../../protocols/wire/index.js'
+import { PoiError, bytesEqual, signTask, taskIdOf, to0xHex, uint256ToBytes32 } from '../../protocols/wire/index.js'
 import { decodeCanonicalOutput, parseTaskInput, type ModelManifest } from '../inference/index.js'
-import { ProofRejectedError, commitTensor, proofFromBytes, verifyProof, type VerificationKey, type ZkProof } from '../inference/zk/index.js'
+import { ProofRejectedError, commitTensor, publicSignalsOf, verifyProof, type VerificationKey, type ZkProof } from '../inference/zk/index.js'
 import { preciseNow, type PoiNode } from '../poi-node.js'
+import type { VerifiedZkProof } from '../roles/index.js'
 import { raceAbort, throwIfAborted } from './abort.js'
 import { DEFAULT_TASK_TIMEOUT_MS } from './constants.js'
 import { AnnounceError, RequestAbortedError, TaskRefusedError, formatDuration } from './errors.js'
@@ -65,7 +66,8 @@ export interface ZkResult {
   /** The payee the proof names. */
   prover: `0x${string}`
   proof: ZkProof
-  announcement: ZkProofAnnouncement
+  /** keccak256 of the proof body in the prover's `proofs` stream channel. */
+  proofRef: Uint8Array
   announcedAt: number
   /** When the valid proof was known here. */
   provedAt: number
@@ -117,7 +119,7 @@ export async function requestZkInference (node: PoiNode, account: PrivateKeyAcco
     quorumBps: 10_000,
     nonce: randomTaskNonce(),
     tier: 'zk',
-    inputCommitment: uint256ToBytes(inputCommitment)
+    inputCommitment: uint256ToBytes32(inputCommitment)
   })
   const taskId = taskIdOf(task, set.domain.taskManager)
   const id = to0xHex(taskId)
@@ -126,26 +128,25 @@ export async function requestZkInference (node: PoiNode, account: PrivateKeyAcco
   const refused: string[] = []
   let settle!: (r: ZkResult | Error) => void
   const done = new Promise<ZkResult | Error>(resolve => { settle = resolve })
-  const onProof = (evt: CustomEvent<{ announcement: ZkProofAnnouncement }>): void => {
-    const announcement = evt.detail.announcement
-    if (!bytesEqual(announcement.taskId, taskId)) return
-    checkProof(announcement).then(settle, (err: unknown) => {
+  const onProof = (evt: CustomEvent<VerifiedZkProof>): void => {
+    if (!bytesEqual(evt.detail.taskId, taskId)) return
+    checkProof(evt.detail).then(settle, (err: unknown) => {
       const reason = err instanceof ProofRejectedError || err instanceof NotZkCapableError ? err.message : String(err)
       refused.push(reason)
       progress(`a proof of task ${id} was refused here: ${reason}`)
     })
   }
-  const checkProof = async (announcement: ZkProofAnnouncement): Promise<ZkResult> => {
-    const outputCommitment = zkOutputCommitment(announcement.output, params.manifest)
-    if (outputCommitment !== bytesToUint256(announcement.outputCommitment)) throw new ProofRejectedError('output', 'the announcement\'s output commitment is not the commitment of the output it carries')
-    const prover = bytesToUint256(announcement.prover)
-    const proof = proofFromBytes(announcement.proof, [params.circuitId, inputCommitment, outputCommitment, prover])
+  // The node that told us checked the proof with the key its model service holds; this requester checks it again with the key it was given.
+  const checkProof = async (verified: VerifiedZkProof): Promise<ZkResult> => {
+    const outputCommitment = zkOutputCommitment(verified.output, params.manifest)
+    if (outputCommitment !== verified.outputCommitment) throw new ProofRejectedError('output', 'the proof\'s output commitment is not the commitment of the output it came with')
     const started = performance.now()
-    await verifyProof(params.verificationKey, proof, { circuitId: params.circuitId, inputCommitment, outputCommitment })
+    await verifyProof(params.verificationKey, verified.proof, { circuitId: params.circuitId, inputCommitment, outputCommitment })
     const verifyMs = performance.now() - started
+    const { prover } = publicSignalsOf(verified.proof)
     return {
-      taskId, output: announcement.output, inputCommitment, outputCommitment, prover: `0x${prover.toString(16).padStart(40, '0')}`,
-      proof, announcement, announcedAt, provedAt: preciseNow(), verifyMs
+      taskId, output: verified.output, inputCommitment, outputCommitment, prover: `0x${prover.toString(16).padStart(40, '0')}`,
+      proof: verified.proof, proofRef: verified.proofRef, announcedAt, provedAt: preciseNow(), verifyMs
     }
   }
   const refusal = watchRefusal(node, taskId)
@@ -157,7 +158,7 @@ export async function requestZkInference (node: PoiNode, account: PrivateKeyAcco
   const announcedAt = preciseNow()
   try {
     await raceAbort(node.announce(task).catch((err: unknown) => { throw new AnnounceError(taskId, err) }), signal, `announcing task ${id}`)
-    progress(`announced zk task ${id} (input commitment ${to0xHex(uint256ToBytes(inputCommitment))}, deadline in ${formatDuration(timeoutMs)})`)
+    progress(`announced zk task ${id} (input commitment ${to0xHex(uint256ToBytes32(inputCommitment))}, deadline in ${formatDuration(timeoutMs)})`)
     const outcome = await done
     if (outcome instanceof TaskRefusedError || outcome instanceof Error) throw outcome
     return outcome

@@ -32,7 +32,7 @@ export interface PoiNodeEvents {
   attested: CustomEvent<{ attestation: Attestation, inferenceMs: number, signMs: number }>
   attestation: CustomEvent<Attestation>
   /** This prover (`--prove`) proved a zk task's result and gossips the proof (node/roles/prover.ts). */
-  proved: CustomEvent<{ taskId: Uint8Array, prover: `0x${string}`, inferenceMs: number, provingMs: number, proofBytes: number }>
+  proved: CustomEvent<{ taskId: Uint8Array, prover: `0x${string}`, inferenceMs: number, provingMs: number }>
   /** `verifyMs`: the longest signature check among the attestations this node counted (aggregators). */
   certificate: CustomEvent<{ certificate: QuorumCertificate, formedHere: boolean, verifyMs?: number }>
   'no-quorum': CustomEvent<{ taskId: Uint8Array }>

@@ -47,5 +47,5 @@ export {
 } from './batcher.js'
 export { BatchGossip, storeBatchSource, storedBatchItem, voucherOf } from './batch-gossip.js'
 export { BatchBackup, BATCH_BACKUP_DELAY_MS, type BatchBackupComponents, type BatchBackupInit } from './batch-backup.js'
-export { Prover, createProver, wantsProof, zkProofBody, proofRefMatches, type ProverComponents } from './prover.js'
+export { Prover, createProver, wantsProof, type ProverComponents } from './prover.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type ConflictReport, type Rejection, type DuplicateIdentity } from './events.js'

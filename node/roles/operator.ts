@@ -9,7 +9,7 @@ import { logger } from '@libp2p/logger'
 import { signAttestation } from '../../consensus/index.js'
 import { outputRefOf, type GossipRouter } from '../../protocols/gossip/index.js'
 import {
-  MAX_INLINE_OUTPUT_BYTES, MAX_STREAM_PAYLOAD_BYTES, encodeAttestation, toHex, type Attestation, type TaskAnnouncement, type ZkProofAnnouncement
+  MAX_INLINE_OUTPUT_BYTES, MAX_STREAM_PAYLOAD_BYTES, encodeAttestation, toHex, type Attestation, type TaskAnnouncement
 } from '../../protocols/wire/index.js'
 import type { NodeStore } from '../../storage/index.js'
 import { InferenceRunner, type ModelDir as LoadedModel } from '../inference/index.js'
@@ -17,7 +17,7 @@ import type { AttestationLedger } from './attestation-ledger.js'
 import type { Epochs } from './epochs.js'
 import type { NodeEvents } from './events.js'
 import type { ModelService } from './model-service.js'
-import { createProver, wantsProof, type Prover } from './prover.js'
+import { createProver, wantsProof, type Prover, type ProverComponents } from './prover.js'
 import { OUTPUT_CHANNEL, type StreamData } from './stream-data.js'
 import { testFaultFromEnv, warnTestFault, wrongResult, type TestFault } from './test-faults.js'
 
@@ -38,7 +38,7 @@ export interface OperatorComponents {
    * `--prove` (issue 16): proves tasks of tier zk with the model's circuit, naming this account as
    * the payee. Without it the operator leaves zk tasks to provers.
    */
-  prove?: { payee: `0x${string}`, onOwnProof?: (announcement: ZkProofAnnouncement) => void }
+  prove?: { payee: `0x${string}`, announce: ProverComponents['announce'] }
 }
 
 export class Operator implements Startable {
@@ -48,9 +48,9 @@ export class Operator implements Startable {
   private readonly prover: Prover | undefined
 
   constructor (private readonly components: OperatorComponents) {
-    const { prove, store, gossip, models, streamData, events } = components
+    const { prove, store, models, streamData, events } = components
     this.prover = prove !== undefined
-      ? createProver({ store, gossip, models, streamData, events, payee: prove.payee, onOwnProof: prove.onOwnProof, runner: async (model) => await this.runner(model) })
+      ? createProver({ store, models, streamData, events, payee: prove.payee, announce: prove.announce, runner: async (model) => await this.runner(model) })
       : undefined
   }
 

@@ -40,8 +40,6 @@ export const STREAM_CACHE_RETENTION_MS = 24 * 60 * 60_000
 const STREAM_CACHE_SWEEP_MS = 10 * 60_000
 /** The stream channel every operator writes its outputs to. */
 export const OUTPUT_CHANNEL = 'outputs'
-/** A prover's channel of zk proofs (issue 16): one message per proved task, named by the proof announcement's proofRef. */
-export const PROOF_CHANNEL = 'proofs'
 /** The stream channel a full node puts the inputs of its own tasks in. */
 export const INPUT_CHANNEL = 'inputs'
 /**

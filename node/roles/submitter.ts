@@ -2,7 +2,7 @@ import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { BatchQuorumCertificate, BatchSummary } from '../../consensus/index.js'
 import { outputRefOf } from '../../protocols/gossip/index.js'
-import { PoiError, bytesToUint256, decodeZkProofAnnouncement, toHex, type QuorumCertificate, type TaskAnnouncement, type ZkProofAnnouncement } from '../../protocols/wire/index.js'
+import { PoiError, bytesToUint256, decodeZkProofBody, toHex, type QuorumCertificate, type TaskAnnouncement, type ZkProofBody } from '../../protocols/wire/index.js'
 import type { NodeStore, StoredConflict, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
@@ -92,15 +92,15 @@ export interface ZkResultSubmission {
   prover: `0x${string}`
 }
 
-/** The submission of a proof announcement: its 256 proof bytes are the calldata's eight words in order (a, b with c1 before c0, c). */
-export function zkResultSubmissionOf (announcement: ZkProofAnnouncement): ZkResultSubmission {
-  const word = (i: number): bigint => bytesToUint256(announcement.proof.subarray(32 * i, 32 * (i + 1)))
+/** The submission of a proof body: its 256 proof bytes are the calldata's eight words in order (a, b with c1 before c0, c). */
+export function zkResultSubmissionOf (body: ZkProofBody): ZkResultSubmission {
+  const word = (i: number): bigint => bytesToUint256(body.proof.subarray(32 * i, 32 * (i + 1)))
   return {
-    taskId: announcement.taskId,
+    taskId: body.taskId,
     proof: { a: [word(0), word(1)], b: [[word(2), word(3)], [word(4), word(5)]], c: [word(6), word(7)] },
-    outputCommitment: bytesToUint256(announcement.outputCommitment),
-    outputRef: outputRefOf(announcement.output),
-    prover: `0x${toHex(announcement.prover)}`
+    outputCommitment: bytesToUint256(body.outputCommitment),
+    outputRef: outputRefOf(body.output),
+    prover: `0x${toHex(body.prover)}`
   }
 }
 
@@ -333,11 +333,11 @@ export class Submitter extends TypedEventEmitter<SubmitterEvents> {
   private async load (kind: SubmissionKind, id: string): Promise<Target> {
     if (kind === 'zk') {
       const taskId = Uint8Array.from(Buffer.from(id, 'hex'))
-      const announcement = await this.store.getZkProof(taskId)
-      if (announcement == null) throw new PermanentSubmissionError(`no zk proof stored for task 0x${id}; the data directory lost it`)
+      const body = await this.store.getZkProof(taskId)
+      if (body == null) throw new PermanentSubmissionError(`no zk proof stored for task 0x${id}; the data directory lost it`)
       const task = await this.store.getTask(taskId)
       if (task == null) throw new PermanentSubmissionError(`no task stored for zk proof 0x${id}; the data directory lost it`)
-      return { kind, task, result: zkResultSubmissionOf(decodeZkProofAnnouncement(announcement)) }
+      return { kind, task, result: zkResultSubmissionOf(decodeZkProofBody(body)) }
     }
     if (kind === 'conflict') {
       const conflict = await this.store.getConflict(id)

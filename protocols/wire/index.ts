@@ -15,7 +15,7 @@ export {
 export { StreamMessage, StreamRequest, StreamResponse } from './stream.pb.js'
 export { ResultRequest, ResultResponse } from './result.pb.js'
 export { NetworkInfo, NetworkInfoRequest } from './network.pb.js'
-export { uint256ToBytes, bytesToUint256, Uint256Error, UINT256_MAX_BYTES } from './uint256.js'
+export { uint256ToBytes, uint256ToBytes32, bytesToUint256, Uint256Error, UINT256_MAX_BYTES } from './uint256.js'
 export * from './constants.js'
 export * from './stream-constants.js'
 export * from './bounds.js'

@@ -19,6 +19,14 @@ export function uint256ToBytes (value: bigint): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.from(hex, 'hex'))
 }
 
+/** A uint256 as exactly 32 bytes big-endian (a bytes32 or a field element on the wire), not the shortest form. */
+export function uint256ToBytes32 (value: bigint): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(32)
+  const be = uint256ToBytes(value)
+  out.set(be, 32 - be.length)
+  return out
+}
+
 export function bytesToUint256 (bytes: Uint8Array): bigint {
   if (bytes.length > UINT256_MAX_BYTES) throw new Uint256Error(`uint256 has ${bytes.length} bytes, at most ${UINT256_MAX_BYTES} allowed`)
   if (bytes.length > 0 && bytes[0] === 0) throw new Uint256Error('uint256 has a leading zero byte (non-canonical)')

@@ -13,7 +13,7 @@ import { ChainClient } from '../../node/chain-client.js'
 import { resolveConfig } from '../../node/config.js'
 import { SHIPPED_MODEL_DIR, encodeManifest, loadModelDir } from '../../node/inference/index.js'
 import { generateKeystore, loadKeystore, type Keystore } from '../../node/keys.js'
-import { PoiNode } from '../../node/poi-node.js'
+import { PoiNode, type PoiNodeOptions } from '../../node/poi-node.js'
 import { ETHER } from '../consensus-fixtures.js'
 import { nextEpoch, registerAll, startPoiChain, walletFor, type PoiChain } from './poi-chain.js'
 
@@ -21,6 +21,9 @@ import { nextEpoch, registerAll, startPoiChain, walletFor, type PoiChain } from 
 const OPERATORS = 3
 
 export interface PaidNodeRole { operate?: boolean, aggregate?: boolean, light?: boolean }
+
+/** More of a node's configuration: its model directories (default: the shipped model) and other node options. */
+export type PaidNodeExtras = { modelDirs?: string[] } & Partial<Pick<PoiNodeOptions, 'prove' | 'settlement'>>
 
 export interface PaidNetwork {
   chain: PoiChain
@@ -38,8 +41,11 @@ export interface PaidNetwork {
   account: (i: number) => PrivateKeyAccount
   /** Deposits `amount` wei for anvil account `i`. */
   fund: (i: number, amount: bigint) => Promise<void>
-  /** Starts a node named `name` (its directory under root) with the given role and keys (fresh ones by default). */
-  start: (name: string, role?: PaidNodeRole, keys?: Keystore) => Promise<PoiNode>
+  /**
+   * Starts a node named `name` (its directory under root) with the given role and keys (fresh
+   * ones by default); `extra` sets its model directories and any other node option (e.g. `prove`, `settlement`).
+   */
+  start: (name: string, role?: PaidNodeRole, keys?: Keystore, extra?: PaidNodeExtras) => Promise<PoiNode>
   stop: () => Promise<void>
 }
 
@@ -62,7 +68,8 @@ export async function startPaidNetwork (prefix: string, modelFee: bigint): Promi
     const set = await client.operatorSet()
     const account = (i: number): PrivateKeyAccount => privateKeyToAccount(ANVIL_PRIVATE_KEYS[i])
 
-    const start = async (name: string, role: PaidNodeRole = {}, keys?: Keystore): Promise<PoiNode> => {
+    const start = async (name: string, role: PaidNodeRole = {}, keys?: Keystore, extra: PaidNodeExtras = {}): Promise<PoiNode> => {
+      const { modelDirs, ...options } = extra
       const dir = join(root, name)
       if (keys == null) {
         await generateKeystore(join(dir, 'keys'))
@@ -76,12 +83,14 @@ export async function startPaidNetwork (prefix: string, modelFee: bigint): Promi
         keystore: keys,
         config: resolveConfig({
           keystore: join(dir, 'keys'), dataDir: join(dir, 'data'), genesis: join(root, 'unused-genesis.json'), chain: client.config,
-          listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes.length > 0 ? [nodes[0].addresses()[0]] : [], graceMs: 250
+          listen: light ? [] : ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes.length > 0 ? [nodes[0].addresses()[0]] : [], graceMs: 250,
+          ...(modelDirs !== undefined ? { modelDirs } : {})
         }),
         operatorSet: set,
         modelGate: client,
         payments: client,
-        backupAggregation: false
+        backupAggregation: false,
+        ...options
       })
       nodes.push(node)
       return node
