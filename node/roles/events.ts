@@ -9,6 +9,7 @@ import type { FetchProgress } from '../models/index.js'
 import type { ConflictEvidence } from '../../storage/index.js'
 import type { BatchReport } from './batcher.js'
 import type { BatchRefusal } from './batch-signer.js'
+import type { VerifiedZkProof } from './zk-proofs.js'
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
@@ -53,6 +54,8 @@ export interface PoiNodeEvents {
   batch: CustomEvent<BatchReport>
   /** This operator refused to sign a batch proposal, and why (node/roles/batch-signer.ts). */
   'batch-refused': CustomEvent<BatchRefusal & { root: `0x${string}`, seq: bigint }>
+  /** The first valid zk proof of a zk or both task, checked here (from gossip) or made here (node/roles/zk-proofs.ts). */
+  proof: CustomEvent<VerifiedZkProof>
 }
 
 /** What a `conflict-evidence` event carries: the evidence, its stored id, and who it accuses (indices in the first certificate's epoch, or the batch's). */

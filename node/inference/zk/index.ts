@@ -25,7 +25,7 @@ export {
   sha256File, localIdentity, type PtauRecord, type ContributionRecord, type CeremonyRecord, type CeremonyOptions
 } from './ceremony.js'
 export {
-  prove, verifyProof, publicSignalsOf, parseZkProof, parseVerificationKey, readVerificationKey,
+  prove, verifyProof, publicSignalsOf, parseZkProof, proofToBytes, proofFromBytes, parseVerificationKey, readVerificationKey,
   type ZkProof, type PublicSignals, type ExpectedSignals, type ProveOptions
 } from './proof.js'
 export { releaseCurve, type Groth16Proof, type VerificationKey } from './snarkjs.js'
