@@ -17,7 +17,7 @@ import { NetworkInfoServer } from '../protocols/network/index.js'
 import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
-import { PoiError, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
+import { PoiError, TASK_TIERS, bytesEqual, encodeTaskAnnouncement, fromHex, taskIdOf, to0xHex, toHex, type TaskAnnouncement } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import {
   ControlError, NodeMetrics, controlSocketPath, metricsRoutes, createControlServer, createEventStream, createHttpServer, networkPageRoutes, subscribeNodeEvents,
@@ -38,7 +38,7 @@ import {
   BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs,
   createZkProofs, type VerifiedZkProof, type ZkProofs
 } from './roles/index.js'
-import type { ZkProof } from './inference/zk/index.js'
+import { ProofVerifier, type ZkProof } from './inference/zk/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
 
@@ -201,6 +201,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
+  /** Groth16 checks of the proofs topic, in a worker started on the first proof. */
+  private readonly proofVerifier = new ProofVerifier()
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
   private readonly services: Startable[] = []
   private stopped = false
@@ -249,7 +251,16 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, paymentGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
-    this.zkProofs = createZkProofs({ gossip: this.router, tasks: this.tasks, events, models: this.models, streamData: this.streamData }, { light: opts.light })
+    this.zkProofs = createZkProofs({
+      gossip: this.router,
+      tasks: this.tasks,
+      events,
+      models: this.models,
+      streamData: this.streamData,
+      check: async (vkey, proof, expected) => { await this.proofVerifier.verify(vkey, proof, expected) }
+    }, { light: opts.light })
+    // A zk or both task's proof follows in seconds: have the verify worker ready for it.
+    this.addEventListener('task', ({ detail }) => { if (detail.task.tier !== TASK_TIERS.replicated) this.proofVerifier.warm() })
     const batches = this.batchRoles(store, networkQuorum, events, conflicts)
     this.batcher = batches?.batcher
     this.batchGossip = batches?.gossip
@@ -521,6 +532,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     await this.libp2p.stop()
     this.metrics?.stop()
     await this.verifier.close()
+    await this.proofVerifier.close()
     await this.operator?.stop()
     await this.store?.close()
   }
@@ -557,6 +569,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Publishes a signed task (requester side) and tracks it like one from gossip. */
   async announce (task: TaskAnnouncement): Promise<Uint8Array> {
     const taskId = taskIdOf(task, this.opts.operatorSet.domain.taskManager)
+    if (task.tier !== TASK_TIERS.replicated) this.proofVerifier.warm()
     await this.relay.announce(taskId, task, encodeTaskAnnouncement(task))
     return taskId
   }

@@ -78,7 +78,7 @@ export interface ZkProofsComponents {
   events: NodeEvents
   models: Pick<ModelService, 'zkVerifier'>
   streamData: StreamData
-  /** How a proof is verified (default: verifyProof on this thread). */
+  /** How a proof is verified (default: verifyProof on this thread; the node passes a ProofVerifier's worker). */
   check?: ProofCheck
 }
 
@@ -197,7 +197,8 @@ export class ZkProofs implements Startable {
       await this.check(verifier.verificationKey, proof, expected)
     } catch (err) {
       if (err instanceof ProofRejectedError) return this.refuse(from, `proof for task ${id} rejected (${err.reason}): ${err.message}`, 'reject')
-      throw err
+      // this node could not check it (its verifier closed or died): not the sender's fault
+      return this.refuse(from, `proof for task ${id}: not checked here: ${(err as Error).message}`, 'ignore')
     }
     const verifyMs = performance.now() - started
     if (!this.init.light) {
