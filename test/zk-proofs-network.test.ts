@@ -35,7 +35,8 @@ const TASK_TTL_MS = 120_000
 const word = (v: bigint): Uint8Array<ArrayBuffer> => { const out = new Uint8Array(32); const be = uint256ToBytes(v); out.set(be, 32 - be.length); return out }
 
 describe('zk proofs on the network', function () {
-  this.timeout(180_000)
+  // the first file to run on a machine builds the fixture (about 90 s on 2 loaded cores)
+  this.timeout(300_000)
   let root: string
   let nodes: PoiNode[] = []
   let full: PoiNode[]

@@ -94,7 +94,7 @@ describe('zk proofs on the wire', function () {
   })
 
   describe('proof bytes (a real proof of the zk test model)', function () {
-    this.timeout(240_000)
+    this.timeout(300_000)
     let proof: ZkProof
 
     before(async function () {

@@ -5,7 +5,7 @@
  * building its own.
  *
  * Built once per machine under the OS temp dir (/tmp/poi-zk-test-cache), keyed by the model's
- * bytes and the circom2 and snarkjs versions: the prepared powers of tau 2^10 is made once (a
+ * bytes, its circuit's source and the circom2, circomlib and snarkjs versions: the prepared powers of tau 2^10 is made once (a
  * lock, so two test files never both make it), the circuit and ceremony once per key. Each build
  * writes into its own directory and renames it into place, under a lock, so parallel test
  * processes wait for one build and never see half a fixture. A warm fixture reads four files.
@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path'
 import { InferenceRunner, type ModelManifest } from '../../node/inference/index.js'
 import { buildSeededQuantisedModel } from '../../node/fixtures/index.js'
 import {
-  circuitInputOf, commitTensor, compileModelCircuit, contribute, finalizeCeremony, generatePtau, parseVerificationKey, prove, readPtauHeader, startCeremony,
+  circuitInputOf, commitTensor, compileModelCircuit, compileOnnxToCircom, contribute, finalizeCeremony, generatePtau, parseVerificationKey, prove, readPtauHeader, startCeremony,
   type VerificationKey, type ZkProof
 } from '../../node/inference/zk/index.js'
 
@@ -73,7 +73,8 @@ function packageVersion (name: string): string {
 async function loadOrBuild (onProgress?: (line: string) => void): Promise<ZkTestModel> {
   const { modelBytes, manifest } = buildSeededQuantisedModel(ZK_TEST_MODEL_SIZES)
   const versions = ['circom2', 'snarkjs', 'circomlib'].map(packageVersion)
-  const key = createHash('sha256').update(modelBytes).update(JSON.stringify(versions)).digest('hex').slice(0, 16)
+  // the circuit's source too: a change of the compiler makes another circuit of the same model
+  const key = createHash('sha256').update(modelBytes).update(compileOnnxToCircom(modelBytes).source).update(JSON.stringify(versions)).digest('hex').slice(0, 16)
   const dir = join(CACHE_DIR, `model-${key}`)
   const cached = await read(dir, modelBytes, manifest).catch(() => undefined)
   if (cached !== undefined) return cached
