@@ -38,7 +38,7 @@ import {
   BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs,
   createZkProofs, type VerifiedZkProof, type ZkProofs
 } from './roles/index.js'
-import { ProofVerifier, type ZkProof } from './inference/zk/index.js'
+import { acquireProofVerifier, type ProofVerifier, type ZkProof } from './inference/zk/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
 
@@ -201,8 +201,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
-  /** Groth16 checks of the proofs topic, in a worker started on the first proof. */
-  private readonly proofVerifier = new ProofVerifier()
+  /** Groth16 checks of the proofs topic, in a worker started on the first zk task (shared by the nodes of a process). */
+  private readonly proofVerifier: ProofVerifier
+  private readonly releaseProofVerifier: () => Promise<void>
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
   private readonly services: Startable[] = []
   private stopped = false
@@ -251,6 +252,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, paymentGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
+    const proofVerifier = acquireProofVerifier()
+    this.proofVerifier = proofVerifier.verifier
+    this.releaseProofVerifier = proofVerifier.release
     this.zkProofs = createZkProofs({
       gossip: this.router,
       tasks: this.tasks,
@@ -532,7 +536,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     await this.libp2p.stop()
     this.metrics?.stop()
     await this.verifier.close()
-    await this.proofVerifier.close()
+    await this.releaseProofVerifier()
     await this.operator?.stop()
     await this.store?.close()
   }

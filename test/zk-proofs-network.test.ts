@@ -15,8 +15,10 @@ import { resolveConfig } from '../node/config.js'
 import { modelIdOf, type ModelDir } from '../node/inference/index.js'
 import { releaseCurve } from '../node/inference/zk/index.js'
 import { PoiNode } from '../node/poi-node.js'
+import { PROOF_CHANNEL } from '../node/roles/index.js'
+import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'
 import {
-  TASK_TIERS, encodeZkProofAnnouncement, proofRefOf, signTask, toHex, uint256ToBytes, zkProofAnnouncementOf, zkProofBodyOf,
+  TASK_TIERS, encodeZkProofAnnouncement, encodeZkProofBody, proofRefOf, signTask, toHex, uint256ToBytes, zkProofAnnouncementOf, zkProofBodyOf,
   type TaskAnnouncement, type ZkProofAnnouncement
 } from '../protocols/wire/index.js'
 import { proofToBytes } from '../node/inference/zk/index.js'
@@ -138,6 +140,9 @@ describe('zk proofs on the network', function () {
     for (const n of [checker1, checker2, light]) assert.equal(toHex(n.proofOf(taskId)?.proofRef ?? new Uint8Array(0)), toHex(proofRef))
     // full nodes hold the body (fetched from whoever forwarded the announcement) and serve it like outputs
     for (const n of full) assert.ok(await n.streams?.getBytesByPayloadRef(proofRef) !== undefined, 'the proof body is in every full node\'s stream store')
+    const served = await fetchStreamMessageByPayload(light.libp2p, checker2.libp2p.peerId, proofRef, { timeoutMs: DELIVERY_TIMEOUT_MS })
+    assert.equal(toHex(served.message.payload), toHex(encodeZkProofBody(zkProofBodyOf(announcementOf(taskId, runA)))))
+    assert.equal(new TextDecoder().decode(served.message.channelName), PROOF_CHANNEL)
     assert.equal(toHex(proofRef), toHex(proofRefOf(zkProofBodyOf(announcementOf(taskId, runA)))))
   })
 

@@ -9,7 +9,26 @@ import type { FetchProgress } from '../models/index.js'
 import type { ConflictEvidence } from '../../storage/index.js'
 import type { BatchReport } from './batcher.js'
 import type { BatchRefusal } from './batch-signer.js'
-import type { VerifiedZkProof } from './zk-proofs.js'
+import type { ZkProof } from '../inference/zk/index.js'
+
+/** A task's proof, checked here (or made here). */
+export interface VerifiedZkProof {
+  taskId: Uint8Array
+  /** The payee, public signal 3. */
+  prover: `0x${string}`
+  /** Public signal 2: the commitment of `output`'s tensor. */
+  outputCommitment: bigint
+  /** The proof with its four public signals, as snarkjs writes it. */
+  proof: ZkProof
+  /** The canonical output the proof is about. */
+  output: Uint8Array
+  /** The proof body's stream reference in its prover's `proofs` channel. */
+  proofRef: Uint8Array
+  /** The Groth16 check's wall time here, ms (0 for a proof made here). */
+  verifyMs: number
+  /** Whether this node made (and announced) the proof. */
+  provedHere: boolean
+}
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }

@@ -33,10 +33,12 @@ import { CanonicalOutputError, decodeCanonicalOutput, type ModelManifest } from 
 import {
   ProofRejectedError, commitTensor, proofFromBytes, proofToBytes, publicSignalsOf, verifyProof, type ZkProof, type VerificationKey
 } from '../inference/zk/index.js'
-import type { NodeEvents } from './events.js'
+import type { NodeEvents, VerifiedZkProof } from './events.js'
 import { displayModelId, type ModelService } from './model-service.js'
 import type { StreamData } from './stream-data.js'
 import type { TaskBook } from './task-book.js'
+
+export type { VerifiedZkProof }
 
 const log = logger('poi:zk-proofs')
 
@@ -49,25 +51,6 @@ export const PROOF_CHANNEL = 'proofs'
  * whatever a sender chooses; the oldest is dropped first.
  */
 export const MAX_REMEMBERED_ZK_PROOFS = MAX_TRACKED_TASKS
-
-/** A task's proof, checked here (or made here). */
-export interface VerifiedZkProof {
-  taskId: Uint8Array
-  /** The payee, public signal 3. */
-  prover: `0x${string}`
-  /** Public signal 2: the commitment of `output`'s tensor. */
-  outputCommitment: bigint
-  /** The proof with its four public signals, as snarkjs writes it. */
-  proof: ZkProof
-  /** The canonical output the proof is about. */
-  output: Uint8Array
-  /** The proof body's stream reference in its prover's `proofs` channel. */
-  proofRef: Uint8Array
-  /** The Groth16 check's wall time here, ms (0 for a proof made here). */
-  verifyMs: number
-  /** Whether this node made (and announced) the proof. */
-  provedHere: boolean
-}
 
 /** Checks one proof against its verification key; resolves, or throws ProofRejectedError. Off the event loop in the node. */
 export type ProofCheck = (vkey: VerificationKey, proof: ZkProof, expected: { circuitId: bigint, inputCommitment: bigint, outputCommitment: bigint, prover: bigint }) => Promise<void>

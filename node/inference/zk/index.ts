@@ -29,7 +29,7 @@ export {
   type ZkProof, type PublicSignals, type ExpectedSignals, type ProveOptions
 } from './proof.js'
 export { releaseCurve, type Groth16Proof, type VerificationKey } from './snarkjs.js'
-export { ProofVerifier, ProofVerifierError } from './proof-verifier.js'
+export { ProofVerifier, ProofVerifierError, acquireProofVerifier } from './proof-verifier.js'
 export {
   UnsupportedOnnxError, SignalOutOfField, CircomError, WitnessError, CircuitTooLargeError, CeremonyError, ContributionRejectedError,
   ProofRejectedError, ProvingError, VerificationKeyError, type ContributionCheck, type ProofRejection

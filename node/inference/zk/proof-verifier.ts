@@ -105,3 +105,27 @@ export class ProofVerifier {
     for (const p of pending) p.reject(err)
   }
 }
+
+/** The process's shared verifier and how many hold it. */
+let shared: { verifier: ProofVerifier, holders: number } | undefined
+
+/**
+ * The verifier every node of this process shares (one worker, one snarkjs load and curve: tests
+ * and embedders run several nodes in one process, and a cold worker takes seconds); `release`
+ * it once done with it, and the last release closes it.
+ */
+export function acquireProofVerifier (): { verifier: ProofVerifier, release: () => Promise<void> } {
+  const entry = shared ??= { verifier: new ProofVerifier(), holders: 0 }
+  entry.holders++
+  let released = false
+  return {
+    verifier: entry.verifier,
+    release: async () => {
+      if (released) return
+      released = true
+      if (--entry.holders > 0) return
+      if (shared === entry) shared = undefined
+      await entry.verifier.close()
+    }
+  }
+}
