@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createOperatorSet, type OperatorSet } from '../consensus/index.js'
 import { resolveConfig } from '../node/config.js'
-import { modelIdOf, type ModelDir } from '../node/inference/index.js'
-import { releaseCurve } from '../node/inference/zk/index.js'
+import { canonicalizeOutputs, modelIdOf, type ModelDir } from '../node/inference/index.js'
+import { commitTensor, releaseCurve } from '../node/inference/zk/index.js'
 import { PoiNode } from '../node/poi-node.js'
 import { PROOF_CHANNEL } from '../node/roles/index.js'
 import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'
@@ -146,7 +146,7 @@ describe('zk proofs on the network', function () {
     assert.equal(toHex(proofRef), toHex(proofRefOf(zkProofBodyOf(announcementOf(taskId, runA)))))
   })
 
-  it('rejects, naming why, a tampered proof, a proof of another input and a wrong output commitment; none is delivered', async function () {
+  it('rejects, naming why, a tampered proof, a proof of another input, a wrong output commitment and an output of another shape; none is delivered', async function () {
     const { task, taskId } = await zkTask(runB, (1n << 40n) + 1n)
     assert.equal(task.tier, TASK_TIERS.zk)
     const checker = full[1]
@@ -164,6 +164,11 @@ describe('zk proofs on the network', function () {
     // runB's proof and output with runA's output commitment
     const wrongCommitment = zkProofAnnouncementOf({ ...zkProofBodyOf(good), outputCommitment: word(runA.outputCommitment) })
     assert.match(await rejectedBy(checker, wrongCommitment, taskId), /outputCommitment is not the commitment of the output/)
+
+    // an output of another shape with its own, consistent commitment (the commitment does not hash the length)
+    const wide = canonicalizeOutputs({ logits: { dtype: 'int32', dims: [1, 3], data: Int32Array.from([...runB.logits, 0]) } }, { agreement: 'exact', outputs: [{ name: 'logits', dtype: 'int32', shape: [1, 3] }] })
+    const wrongShape = zkProofAnnouncementOf({ ...zkProofBodyOf(good), output: Uint8Array.from(wide), outputCommitment: word(commitTensor(Int32Array.from([...runB.logits, 0]), 'int32')) })
+    assert.match(await rejectedBy(checker, wrongShape, taskId), /is not the model's output "logits" int32\[1, 2\]/)
 
     // the honest proof still goes through afterwards
     const told = waitForEvent(light, 'proof', { timeoutMs: DELIVERY_TIMEOUT_MS, what: `the proof of task ${toHex(taskId)}`, filter: (p) => toHex(p.taskId) === toHex(taskId) })
