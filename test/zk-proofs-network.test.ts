@@ -15,7 +15,7 @@ import { resolveConfig } from '../node/config.js'
 import { canonicalizeOutputs, modelIdOf, type ModelDir } from '../node/inference/index.js'
 import { commitTensor, releaseCurve } from '../node/inference/zk/index.js'
 import { PoiNode } from '../node/poi-node.js'
-import { PROOF_CHANNEL } from '../node/roles/index.js'
+import { PROOF_CHANNEL, ZkProofAnnounceError } from '../node/roles/index.js'
 import { fetchStreamMessageByPayload } from '../protocols/stream/index.js'
 import {
   TASK_TIERS, encodeZkProofAnnouncement, encodeZkProofBody, proofRefOf, signTask, toHex, uint256ToBytes, zkProofAnnouncementOf, zkProofBodyOf,
@@ -169,6 +169,10 @@ describe('zk proofs on the network', function () {
     const wide = canonicalizeOutputs({ logits: { dtype: 'int32', dims: [1, 3], data: Int32Array.from([...runB.logits, 0]) } }, { agreement: 'exact', outputs: [{ name: 'logits', dtype: 'int32', shape: [1, 3] }] })
     const wrongShape = zkProofAnnouncementOf({ ...zkProofBodyOf(good), output: Uint8Array.from(wide), outputCommitment: word(commitTensor(Int32Array.from([...runB.logits, 0]), 'int32')) })
     assert.match(await rejectedBy(checker, wrongShape, taskId), /is not the model's output "logits" int32\[1, 2\]/)
+
+    // the prover's own node refuses to announce what every receiver would reject
+    await assert.rejects(prover.announceProof(taskId, runA.proof, runA.output), (err: unknown) => err instanceof ZkProofAnnounceError && /input commitment/.test(err.message))
+    await assert.rejects(prover.announceProof(taskId, runB.proof, runA.output), (err: unknown) => err instanceof ZkProofAnnounceError && /not the one the proof commits to/.test(err.message))
 
     // the honest proof still goes through afterwards
     const told = waitForEvent(light, 'proof', { timeoutMs: DELIVERY_TIMEOUT_MS, what: `the proof of task ${toHex(taskId)}`, filter: (p) => toHex(p.taskId) === toHex(taskId) })

@@ -70,7 +70,7 @@ export interface ZkProofsInit {
   light: boolean
 }
 
-/** A proof cannot be announced: it is not about the task it is announced for, or the output does not fit. */
+/** A proof cannot be announced: from a light node, for another input than its task's, or with an output it does not commit to. */
 export class ZkProofAnnounceError extends PoiError {
   static readonly code = 'ERR_ZK_PROOF_ANNOUNCE'
   declare readonly code: typeof ZkProofAnnounceError.code
@@ -118,6 +118,15 @@ export class ZkProofs implements Startable {
   async announce (taskId: Uint8Array, proof: ZkProof, output: Uint8Array): Promise<{ proofRef: Uint8Array, recipients: number }> {
     if (this.init.light) throw new ZkProofAnnounceError('a light node keeps no stream channel: it cannot serve the proof body its announcement refers to')
     const signals = publicSignalsOf(proof)
+    // what every receiver would reject at once is not sent (the pairing is the receivers' to check)
+    const task = this.components.tasks.get(taskId)?.task
+    if (task != null && fieldElementOf(task.inputCommitment) !== signals.inputCommitment) {
+      throw new ZkProofAnnounceError(`the proof is about input commitment ${signals.inputCommitment}, task ${toHex(taskId)} commits to ${fieldElementOf(task.inputCommitment)}`)
+    }
+    const tensor = outputTensor(output)
+    if (typeof tensor === 'string' || commitTensor(tensor.values, tensor.dtype) !== signals.outputCommitment) {
+      throw new ZkProofAnnounceError(`the output is not the one the proof commits to (${typeof tensor === 'string' ? tensor : 'another commitment'})`)
+    }
     const body: ZkProofBody = {
       version: 1,
       taskId: Uint8Array.from(taskId),
