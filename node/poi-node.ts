@@ -18,7 +18,7 @@ import { ResultServer } from '../protocols/result/index.js'
 import { shardServer } from '../protocols/shard/index.js'
 import { StreamServer } from '../protocols/stream/index.js'
 import {
-  PoiError, TASK_TIERS, bytesEqual, encodeTaskAnnouncement, encodeZkProofAnnouncement, fromHex, taskIdOf, to0xHex, toHex, type TaskAnnouncement, type ZkProofAnnouncement
+  PoiError, TASK_TIERS, bytesEqual, encodeTaskAnnouncement, encodeZkProofBody, fromHex, taskIdOf, to0xHex, toHex, uint256ToBytes32, type TaskAnnouncement
 } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore, StreamStore } from '../storage/index.js'
 import {
@@ -37,8 +37,10 @@ import {
   AttestationLedger, Conflicts, TaskBook, createAggregator, createEpochs, createModelService, createOperator, createRelay,
   createStreamData, NetworkQuorum, PaymentGate, Submitter, type Aggregator, type Epochs, type ModelGate, type ModelService, type Operator,
   type PaymentChain, type PoiNodeEvents, type Relay, type SettlementChain, type StreamData,
-  BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs
+  BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs,
+  createZkProofs, type VerifiedZkProof, type ZkProofs
 } from './roles/index.js'
+import { acquireProofVerifier, type ProofVerifier, type ZkProof } from './inference/zk/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
 
@@ -129,6 +131,12 @@ export interface PoiNodeOptions {
   /** Limits of `GET /v1/events` (node/api/event-stream.ts); tests lower them. */
   eventStream?: EventStreamInit
   /**
+   * Models given in memory, beside `config.modelDirs` (embedders and tests; already
+   * hash-checked). A light peer holds them too: their zk verification keys let it check proofs
+   * without fetching them.
+   */
+  models?: ModelDir[]
+  /**
    * What this operator can claim now from the TaskManager (a ChainClient read): GET /metrics
    * shows it as poi_rewards_claimable, read in the background (node/api/metrics.ts REWARDS_REFRESH_MS).
    */
@@ -183,6 +191,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   private readonly operator: Operator | undefined
   private readonly aggregator: Aggregator | undefined
   private readonly relay: Relay
+  /** Every node: the proofs topic, checked off-chain (node/roles/zk-proofs.ts). */
+  private readonly zkProofs: ZkProofs
   /** Aggregators: batches of certified tab tasks (issue 15). */
   readonly batcher: Batcher | undefined
   private readonly batchGossip: BatchGossip | undefined
@@ -198,6 +208,9 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   readonly paymentGate: PaymentGate | undefined
   private readonly router: GossipRouter
   private readonly verifier: BufferedVerifier
+  /** Groth16 checks of the proofs topic, in a worker started on the first zk task (shared by the nodes of a process). */
+  private readonly proofVerifier: ProofVerifier
+  private readonly releaseProofVerifier: () => Promise<void>
   /** Everything that starts once libp2p has, in start order (stopped in reverse). */
   private readonly services: Startable[] = []
   private stopped = false
@@ -234,7 +247,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     this.operator = opts.operate && store != null
       ? createOperator({
         ...common, blsSecretKey: keystore.blsSecretKey, store, models: this.models, streamData: this.streamData, ledger, onOwnAttestation: (att) => this.aggregator?.add(att),
-        prove: opts.prove === true ? { payee: keystore.account.address, onOwnProof: (announcement) => { this.ownProof(announcement) } } : undefined
+        // Its own proofs reach this node's roles as the `proof` event ZkProofs.announce dispatches.
+        prove: opts.prove === true ? { payee: keystore.account.address, announce: async (taskId, proof, output) => await this.zkProofs.announce(taskId, proof, output) } : undefined
       })
       : undefined
     const paymentGate = opts.payments != null && !opts.light ? new PaymentGate(opts.payments) : undefined
@@ -249,6 +263,21 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       { ...common, tasks: this.tasks, ledger, verifier: this.verifier, store, streamData: this.streamData, models: this.models, operator: this.operator, aggregator: this.aggregator, modelGate: opts.modelGate, paymentGate, conflicts },
       { light: opts.light, subscribeAttestations: opts.aggregate || !opts.operate, maxTaskTtlMs: config.maxTaskTtlMs, probe: opts.probe === true }
     )
+    const proofVerifier = acquireProofVerifier()
+    this.proofVerifier = proofVerifier.verifier
+    this.releaseProofVerifier = proofVerifier.release
+    this.zkProofs = createZkProofs({
+      gossip: this.router,
+      tasks: this.tasks,
+      events,
+      models: this.models,
+      streamData: this.streamData,
+      check: async (vkey, proof, expected) => { await this.proofVerifier.verify(vkey, proof, expected) }
+    }, { light: opts.light })
+    // A zk or both task's proof follows in seconds: have the verify worker ready for it.
+    this.addEventListener('task', ({ detail }) => { if (detail.task.tier !== TASK_TIERS.replicated) this.proofVerifier.warm() })
+    // An aggregator that settles zk results posts the first valid proof of each zk task (its own prover's too).
+    if (this.submitter?.settlesZkResults === true) this.addEventListener('proof', ({ detail }) => { this.queueZkResult(detail) })
     const batches = this.batchRoles(store, networkQuorum, events, conflicts)
     this.batcher = batches?.batcher
     this.batchGossip = batches?.gossip
@@ -481,7 +510,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (opts.operate && !opts.operatorSet.operators.some(o => bytesEqual(o.blsPublicKey, opts.keystore.blsPublicKey))) {
       throw new NotInOperatorSetError(`this node's BLS key ${to0xHex(opts.keystore.blsPublicKey)} is not in the operator set (epoch ${opts.operatorSet.epoch}); ${opts.config.chain == null ? `add it to the genesis file ${opts.config.genesis}` : 'register it with `poi operator register --stake <eth> --chain <deployment.json>` and start the next epoch with `poi epoch advance`'} or run without the operator role`)
     }
-    const models = opts.light ? [] : await Promise.all(opts.config.modelDirs.map(loadModelDir))
+    const models = [...(opts.light ? [] : await Promise.all(opts.config.modelDirs.map(loadModelDir))), ...(opts.models ?? [])]
     const store = opts.light ? undefined : await NodeStore.open(opts.config.dataDir)
     // A light peer (a requester, a gateway) takes a fresh libp2p identity each run: its tasks are
     // signed by the keystore's account, not its peer id, and full nodes keep a departed peer id's
@@ -501,7 +530,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
       // Models load (and are hash-checked) before the node joins; topics are subscribed before
       // it connects, so its first peers learn them in the handshake.
       await node.operator?.start()
-      for (const service of [node.epochs, node.tasks, node.relay]) await service.start()
+      for (const service of [node.epochs, node.tasks, node.relay, node.zkProofs]) await service.start()
       await libp2p.start()
       for (const service of node.services) await service.start()
     } catch (err) {
@@ -516,10 +545,11 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     if (this.stopped) return
     this.stopped = true
     for (const service of [...this.services].reverse()) await service.stop()
-    for (const service of [this.relay, this.tasks, this.epochs]) await service.stop()
+    for (const service of [this.zkProofs, this.relay, this.tasks, this.epochs]) await service.stop()
     await this.libp2p.stop()
     this.metrics?.stop()
     await this.verifier.close()
+    await this.releaseProofVerifier()
     await this.operator?.stop()
     await this.store?.close()
   }
@@ -575,6 +605,7 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
   /** Publishes a signed task (requester side) and tracks it like one from gossip. */
   async announce (task: TaskAnnouncement): Promise<Uint8Array> {
     const taskId = taskIdOf(task, this.opts.operatorSet.domain.taskManager)
+    if (task.tier !== TASK_TIERS.replicated) this.proofVerifier.warm()
     await this.relay.announce(taskId, task, encodeTaskAnnouncement(task))
     return taskId
   }
@@ -591,6 +622,17 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
 
   /** Gossips a latency probe; every node with probes on reports when it arrives. */
   async sendProbe (): Promise<{ id: string, at: number }> { return await this.relay.sendProbe() }
+
+  /** The first valid zk proof this node saw (or made) for a task; the `proof` event announces each. */
+  proofOf (taskId: Uint8Array | string): VerifiedZkProof | undefined { return this.zkProofs.proofOf(taskId) }
+
+  /**
+   * Gossips a proof this (full) node made for a zk or both task, with the canonical output it
+   * proves; its body goes into this node's `proofs` stream channel first (node/roles/zk-proofs.ts).
+   */
+  async announceProof (taskId: Uint8Array, proof: ZkProof, output: Uint8Array): Promise<{ proofRef: Uint8Array, recipients: number }> {
+    return await this.zkProofs.announce(taskId, proof, output)
+  }
 }
 
 /** What the batcher reads of credit tabs (stragglers, failed batches), from the node's chain reads; undefined without them. */

@@ -10,10 +10,10 @@ import {
   MAX_ATTESTATION_BYTES, MAX_INLINE_INPUT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_MODEL_ID_BYTES,
   MAX_OPERATORS, MAX_PARAMS_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_SIGNER_BITMAP_BYTES,
   MAX_TASK_ANNOUNCEMENT_BYTES, PROTOCOL_VERSION, UINT64_MAX, Attestation, QuorumCertificate,
-  TaskAnnouncement, uint256ToBytes, BN254_SCALAR_FIELD
+  TaskAnnouncement, uint256ToBytes, BN254_SCALAR_FIELD, ZkProofBody, decodeZkProofBody, MAX_ZK_PROOF_BODY_BYTES
 } from '../protocols/wire/index.js'
 import {
-  attestation, certificate, concat, expectDecodeError, expectEncodeError, filled, prng, randomBytes, task
+  attestation, certificate, concat, expectDecodeError, expectEncodeError, filled, prng, randomBytes, task, zkProofBody
 } from './helpers/wire-fixtures.js'
 
 const UINT256_MAX = (1n << 256n) - 1n
@@ -22,7 +22,9 @@ const UINT256_MAX = (1n << 256n) - 1n
 const CODECS = [
   { name: 'TaskAnnouncement', valid: () => TaskAnnouncement.encode(task()), decode: decodeTaskAnnouncement, max: MAX_TASK_ANNOUNCEMENT_BYTES, raw: (o: object) => TaskAnnouncement.encode(o) },
   { name: 'Attestation', valid: () => Attestation.encode(attestation()), decode: decodeAttestation, max: MAX_ATTESTATION_BYTES, raw: (o: object) => Attestation.encode(o) },
-  { name: 'QuorumCertificate', valid: () => QuorumCertificate.encode(certificate()), decode: decodeQuorumCertificate, max: MAX_QUORUM_CERTIFICATE_BYTES, raw: (o: object) => QuorumCertificate.encode(o) }
+  { name: 'QuorumCertificate', valid: () => QuorumCertificate.encode(certificate()), decode: decodeQuorumCertificate, max: MAX_QUORUM_CERTIFICATE_BYTES, raw: (o: object) => QuorumCertificate.encode(o) },
+  // the zk announcement's own structural tests are in zk-wire.test.ts (its proofRef makes every payload mutation invalid)
+  { name: 'ZkProofBody', valid: () => ZkProofBody.encode(zkProofBody()), decode: decodeZkProofBody, max: MAX_ZK_PROOF_BODY_BYTES, raw: (o: object) => ZkProofBody.encode(o) }
 ] as const
 
 /** Each case encodes within `maxBytes` and decodes back to itself. */

@@ -70,13 +70,34 @@ describe('gossip validators (pure functions)', () => {
       assert.match(reasonOf(v), /bad requester signature/)
     })
 
-    it('ignores, naming the tier, a well-signed zk or both task: this node does not prove yet', async () => {
-      for (const tier of ['zk', 'both'] as const) {
-        const task = await signTask(account, TEST_DOMAIN.taskManager, { ...fields, nonce: 1n << 40n, tier, inputCommitment: new Uint8Array(32).fill(3) })
-        const v = await checkTask(encodeTaskAnnouncement(task), taskContext)
-        assert.equal(v.verdict, 'ignore')
-        assert.match(reasonOf(v), new RegExp(`asks for the ${tier} tier.*ask for the replicated tier`))
+    it('accepts a well-signed zk or both task when this node can check proofs for its model, and ignores it otherwise, naming what is missing', async () => {
+      const zkModel = Uint8Array.from([1, 85, 18, 32, ...new Uint8Array(32).fill(9)])
+      const asked: string[] = []
+      const zkRefusal = async (id: Uint8Array): Promise<string | undefined> => {
+        asked.push(toHex(id))
+        return toHex(id) === toHex(zkModel) ? undefined : `model ${toHex(id)} has no zk circuit`
       }
+      for (const tier of ['zk', 'both'] as const) {
+        const zk = { ...fields, nonce: 1n << 40n, tier, inputCommitment: new Uint8Array(32).fill(3) }
+        const accepted = await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, { ...zk, modelId: zkModel })), { ...taskContext, zkRefusal })
+        assert.equal(accepted.verdict, 'accept')
+        const plain = await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, zk)), { ...taskContext, zkRefusal })
+        assert.equal(plain.verdict, 'ignore')
+        assert.match(reasonOf(plain), new RegExp(`asks for the ${tier} tier: model ${toHex(modelId)} has no zk circuit`))
+        // a node without the capability at all says so
+        const unable = await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, { ...zk, modelId: zkModel })), taskContext)
+        assert.equal(unable.verdict, 'ignore')
+        assert.match(reasonOf(unable), /this node does not check zk proofs/)
+        // a forged zk task is rejected before any verification key is looked for
+        const before = asked.length
+        const forged = { ...await signTask(account, TEST_DOMAIN.taskManager, { ...zk, modelId: zkModel }), deadline: zk.deadline + 1n }
+        assert.equal((await checkTask(encodeTaskAnnouncement(forged), { ...taskContext, zkRefusal })).verdict, 'reject')
+        assert.equal(asked.length, before)
+      }
+      // replicated tasks never ask
+      const count = asked.length
+      await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, fields)), { ...taskContext, zkRefusal })
+      assert.equal(asked.length, count)
     })
 
     it('ignores, without penalty, a task past its deadline and a task it already knows', async () => {

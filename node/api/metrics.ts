@@ -48,10 +48,12 @@ const TOPIC_LABELS: Record<string, string> = {
   attestation: 'attestations',
   certificate: 'certificates',
   probe: 'probes',
+  proof: 'proofs',
   '/poi/1/tasks/proto': 'tasks',
   '/poi/1/attestations/proto': 'attestations',
   '/poi/1/certificates/proto': 'certificates',
-  '/poi/1/probes/proto': 'probes'
+  '/poi/1/probes/raw': 'probes',
+  '/poi/1/proofs/proto': 'proofs'
 }
 
 /**

@@ -45,6 +45,7 @@ export {
   runtimeVersionAllowed
 } from './runtime-version.js'
 export type { ModelDir } from './model-dir.js'
+export type { ZkArtifacts } from './zk-artifacts.js'
 export { ModelDirError, loadModelDir } from './model-dir.js'
 export { InputError, MAX_INPUT_BYTES } from './input-error.js'
 export { tensorsToTaskInput } from './json-input.js'

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { PoiError } from '../../protocols/wire/index.js'
 import { type ModelManifest, ManifestError, modelIdOf, parseManifest } from './manifest.js'
 import { MANIFEST_FILE, MODEL_FILE } from './paths.js'
+import type { ZkArtifacts } from './zk-artifacts.js'
 
 /** A model directory is missing a file or holds a malformed one. */
 export class ModelDirError extends PoiError {
@@ -21,6 +22,8 @@ export interface ModelDir {
   manifest: ModelManifest
   modelBytes: Uint8Array
   modelId: Uint8Array
+  /** The model's circuit and keys, when it has a zk section (spec16n part A; PLACEHOLDER field of helper "wire": take man's). */
+  zk?: ZkArtifacts
 }
 
 /** Read `manifest.json` and `model.onnx` from a directory. Does not check the hash; `InferenceRunner.load` does. */

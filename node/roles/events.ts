@@ -9,6 +9,26 @@ import type { FetchProgress } from '../models/index.js'
 import type { ConflictEvidence } from '../../storage/index.js'
 import type { BatchReport } from './batcher.js'
 import type { BatchRefusal } from './batch-signer.js'
+import type { ZkProof } from '../inference/zk/index.js'
+
+/** A task's proof, checked here (or made here). */
+export interface VerifiedZkProof {
+  taskId: Uint8Array
+  /** The payee, public signal 3. */
+  prover: `0x${string}`
+  /** Public signal 2: the commitment of `output`'s tensor. */
+  outputCommitment: bigint
+  /** The proof with its four public signals, as snarkjs writes it. */
+  proof: ZkProof
+  /** The canonical output the proof is about. */
+  output: Uint8Array
+  /** The proof body's stream reference in its prover's `proofs` channel. */
+  proofRef: Uint8Array
+  /** The Groth16 check's wall time here, ms (0 for a proof made here). */
+  verifyMs: number
+  /** Whether this node made (and announced) the proof. */
+  provedHere: boolean
+}
 
 /** A message from the network this node refused: `reject` penalised the sender, `ignore` did not. */
 export interface Rejection { topic: string, reason: string, from: string, verdict: 'reject' | 'ignore' }
@@ -55,6 +75,8 @@ export interface PoiNodeEvents {
   batch: CustomEvent<BatchReport>
   /** This operator refused to sign a batch proposal, and why (node/roles/batch-signer.ts). */
   'batch-refused': CustomEvent<BatchRefusal & { root: `0x${string}`, seq: bigint }>
+  /** The first valid zk proof of a zk or both task, checked here (from gossip) or made here (node/roles/zk-proofs.ts). */
+  proof: CustomEvent<VerifiedZkProof>
 }
 
 /** What a `conflict-evidence` event carries: the evidence, its stored id, and who it accuses (indices in the first certificate's epoch, or the batch's). */

@@ -7,7 +7,8 @@
  * - aggregator: counts attestations, forms the quorum certificate, ends tasks NoQuorum; reloads
  *   open tasks at start; on relay-only full nodes it runs as a backup;
  * - model service: shares models on the DHT, fetches and prefetches them;
- * - stream data: inputs and outputs by reference;
+ * - stream data: inputs, outputs and zk proof bodies by reference;
+ * - zk proofs (issue 16): checks proofs of zk and both tasks off-chain, announces this node's own;
  * - conflicts: conflicting certificates (and a certificate, or a batch signature, against an attestation) kept as evidence;
  * - submitter: gets certificates and evidence on-chain exactly once;
  * - payment gate: on a chain, admits only tasks their requesters' deposits pay for;
@@ -23,7 +24,7 @@ export {
   createStreamData, StreamData, InputTooLargeForStreamError, InputNotHeldError, STREAM_CACHE_RETENTION_MS, OUTPUT_CHANNEL, INPUT_CHANNEL,
   type StreamDataComponents
 } from './stream-data.js'
-export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
+export { createModelService, ModelService, NoBlockStoreError, NotZkModelError, type ZkVerifier, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
 export { createOperator, Operator, type OperatorComponents } from './operator.js'
 export { NetworkQuorum, NETWORK_PARAMETERS_REFRESH_MS } from './network-quorum.js'
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
@@ -48,4 +49,5 @@ export {
 export { BatchGossip, storeBatchSource, storedBatchItem, voucherOf } from './batch-gossip.js'
 export { BatchBackup, BATCH_BACKUP_DELAY_MS, type BatchBackupComponents, type BatchBackupInit } from './batch-backup.js'
 export { Prover, createProver, wantsProof, type ProverComponents } from './prover.js'
+export { createZkProofs, ZkProofs, ZkProofAnnounceError, PROOF_CHANNEL, MAX_REMEMBERED_ZK_PROOFS, type VerifiedZkProof, type ProofCheck, type ZkProofsComponents, type ZkProofsInit } from './zk-proofs.js'
 export { preciseNow, type PoiNodeEvents, type NodeEvents, type ConflictReport, type Rejection, type DuplicateIdentity } from './events.js'

@@ -10,6 +10,7 @@ import { logger } from '@libp2p/logger'
 import { PoiError, toHex } from '../../protocols/wire/index.js'
 import type { BlockStore } from '../../storage/index.js'
 import { modelIdToString, type ModelDir as LoadedModel, type ModelManifest } from '../inference/index.js'
+import type { VerificationKey } from '../inference/zk/index.js'
 import {
   ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchLibp2p
 } from '../models/index.js'
@@ -35,6 +36,21 @@ export class NoBlockStoreError extends PoiError {
     super('ERR_NO_BLOCK_STORE', 'a light node cannot fetch models')
   }
 }
+
+/**
+ * PLACEHOLDER (helper "wire"; helper "man" owns ModelService.zkVerifier, spec16n part A): the
+ * model has no zk section, so no proof for it can be checked. On merge, take man's.
+ */
+export class NotZkModelError extends PoiError {
+  static readonly code = 'ERR_NOT_ZK_MODEL'
+  declare readonly code: typeof NotZkModelError.code
+  constructor (readonly modelId: Uint8Array) {
+    super(NotZkModelError.code, `model ${displayModelId(modelId)} has no zk circuit: its manifest names no verification key (attach one with \`poi model zk-attach\`)`)
+  }
+}
+
+/** What a node needs to check proofs for a model (spec16n part A). */
+export interface ZkVerifier { circuitId: bigint, verificationKey: VerificationKey, manifest: ModelManifest }
 
 export interface ModelServiceComponents {
   libp2p: FetchLibp2p & Pick<Libp2p, 'getConnections' | 'addEventListener'>
@@ -147,6 +163,17 @@ export class ModelService implements Startable {
   /** The models this node was given or has fetched. */
   all (): LoadedModel[] {
     return [...this.models.values()]
+  }
+
+  /**
+   * PLACEHOLDER (helper "wire"; take helper "man"'s on merge, spec16n part A): what checking a
+   * proof for the model needs, from a held model's zk artifacts only; NotZkModelError for any
+   * other model. Man's version also fetches the manifest and verification key of a model not held.
+   */
+  async zkVerifier (modelId: Uint8Array, _deadline: number): Promise<ZkVerifier> {
+    const held = this.models.get(toHex(modelId))
+    if (held?.zk == null) throw new NotZkModelError(modelId)
+    return { circuitId: held.zk.circuitId, verificationKey: held.zk.verificationKey, manifest: held.manifest }
   }
 
   /** Whether a task's model id could name a model: one held here, or a CID this node could try to fetch. */

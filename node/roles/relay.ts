@@ -30,7 +30,7 @@ import type { Conflicts } from './conflicts.js'
 import { EarlyAttestations, type EarlyAttestationsInit } from './early-attestations.js'
 import type { Epochs } from './epochs.js'
 import { preciseNow, type NodeEvents } from './events.js'
-import { displayModelId, type ModelService } from './model-service.js'
+import { NotZkModelError, displayModelId, type ModelService } from './model-service.js'
 import { ForgottenTasks, type ForgottenTasksInit } from './forgotten-tasks.js'
 import type { Operator } from './operator.js'
 import type { PaymentGate, PaymentRefusal } from './payment-gate.js'
@@ -175,7 +175,16 @@ export class Relay implements Startable {
       now: Date.now(),
       maxTaskTtlMs: this.init.maxTaskTtlMs,
       isModelId: (id) => models.isModelId(id),
-      displayModelId
+      displayModelId,
+      // A zk or both task is relayed only where its proofs can be checked (node/roles/zk-proofs.ts).
+      zkRefusal: async (modelId, deadline) => {
+        try {
+          await models.zkVerifier(modelId, deadline)
+          return undefined
+        } catch (err) {
+          return err instanceof NotZkModelError ? `model ${displayModelId(modelId)} has no zk circuit` : `cannot get the verification key of model ${displayModelId(modelId)}: ${(err as Error).message.split('\n')[0]}`
+        }
+      }
     })
     if (validation.verdict !== 'accept' && validation.taskId !== undefined) this.refusedTasks.add(validation.taskId, validation.reason)
     const checked = this.verdictOf('task', from, validation)

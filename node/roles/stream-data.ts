@@ -70,6 +70,12 @@ export class InputNotHeldError extends PoiError {
  */
 const PEER_FAULTS: ReadonlySet<string> = new Set(['NOT_FOUND', 'WRONG_HASH', 'INVALID_MESSAGE', 'INVALID_RESPONSE', 'OVERSIZED'])
 
+/**
+ * What gossip refers to by reference: a task's input (by stream msgId), a result's output or a
+ * zk proof's body (by payload reference, the keccak256 of the payload).
+ */
+export type StreamDataKind = 'input' | 'output' | 'proof'
+
 /** Why stream data a message refers to cannot be had, and whether the forwarding peer is at fault (`reject`) or not (`ignore`). */
 export interface Unavailable {
   reason: string
@@ -165,7 +171,7 @@ export class StreamData implements Startable {
    * forwarded the reference, if not. The fetch checks the bytes against the signed reference,
    * so any peer may serve them. Returns why the data is unavailable, or undefined.
    */
-  async hold (kind: 'input' | 'output', ref: Uint8Array, from: string, deadline: number): Promise<Unavailable | undefined> {
+  async hold (kind: StreamDataKind, ref: Uint8Array, from: string, deadline: number): Promise<Unavailable | undefined> {
     const streams = this.components.streams
     if (streams == null) return { reason: `a light node does not hold ${kind}s`, verdict: 'ignore' }
     const held = kind === 'input' ? await streams.getBytes(ref) : await streams.getBytesByPayloadRef(ref)
@@ -208,7 +214,7 @@ export class StreamData implements Startable {
   }
 
   /** Fetches one message from `from` in one of the bounded slots and keeps it, charged to `from`. */
-  private async fetch (kind: 'input' | 'output', ref: Uint8Array, from: string, deadline: number, streams: StreamStore): Promise<void> {
+  private async fetch (kind: StreamDataKind, ref: Uint8Array, from: string, deadline: number, streams: StreamStore): Promise<void> {
     this.fetchesPerPeer.set(from, (this.fetchesPerPeer.get(from) ?? 0) + 1)
     try {
       while (this.running >= this.bounds.maxConcurrentFetches && !this.stopped) await new Promise<void>(resolve => this.queue.push(resolve))

@@ -5,7 +5,7 @@ import { logger } from '@libp2p/logger'
 import {
   GOSSIP_MAX_OUTBOUND_BUFFER_BYTES, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_RPC_CONTROL_ENTRIES, GOSSIP_MAX_RPC_IDONTWANT_IDS,
   GOSSIP_MAX_RPC_MESSAGES, GOSSIP_MAX_RPC_PEER_INFOS, GOSSIP_MAX_RPC_SUBSCRIPTIONS,
-  MAX_ATTESTATION_BYTES, MAX_BATCH_GOSSIP_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES
+  MAX_ATTESTATION_BYTES, MAX_BATCH_GOSSIP_BYTES, MAX_QUORUM_CERTIFICATE_BYTES, MAX_TASK_ANNOUNCEMENT_BYTES, MAX_ZK_PROOF_ANNOUNCEMENT_BYTES
 } from '../wire/index.js'
 import { LOOPBACK_ADDRESSES, peerScoreParams, peerScoreThresholds } from './scoring.js'
 
@@ -18,6 +18,12 @@ export const TOPICS = {
   certificates: '/poi/1/certificates/proto',
   /** Batches (issue 15): aggregators' proposals, operators' signatures of them, formed batch certificates (one BatchGossip each). */
   batches: '/poi/1/batches/proto',
+  /**
+   * Zero-knowledge proofs (issue 16): a prover's Groth16 proof of a zk or both task, with the
+   * output it proves (one ZkProofAnnouncement each). Full nodes check and relay them; light
+   * requesters follow them, as certificates.
+   */
+  proofs: '/poi/1/proofs/proto',
   /**
    * Latency probes: small opaque payloads that nodes started with `--probe`
    * relay and timestamp, to measure how long one gossip message takes to
@@ -54,6 +60,7 @@ const MAX_TOPIC_PAYLOAD_BYTES: Record<string, number> = {
   [TOPICS.attestations]: MAX_ATTESTATION_BYTES,
   [TOPICS.certificates]: MAX_QUORUM_CERTIFICATE_BYTES,
   [TOPICS.batches]: MAX_BATCH_GOSSIP_BYTES,
+  [TOPICS.proofs]: MAX_ZK_PROOF_ANNOUNCEMENT_BYTES,
   [TOPICS.probes]: MAX_PROBE_BYTES
 }
 
@@ -77,8 +84,8 @@ export interface GossipOptions {
  * gossipsub's options for poi. What each bound does in gossipsub 14 (read from its source):
  * - `allowedTopics`: subscriptions to any other topic are dropped before gossipsub records them,
  *   and messages on any other topic before they are hashed or cached (without a penalty:
- *   gossipsub has no hook there). So gossipsub's topic map holds at most poi's 5 topics and a
- *   peer at most 5 subscriptions.
+ *   gossipsub has no hook there). So gossipsub's topic map holds at most poi's 6 topics and a
+ *   peer at most 6 subscriptions.
  * - `decodeRpcLimits`: an RPC with more entries of one kind than allowed fails to decode and is
  *   dropped whole; the stream stays open.
  * - `maxInboundDataLength`: an RPC whose length prefix is larger is not read; gossipsub then

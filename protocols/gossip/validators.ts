@@ -49,6 +49,12 @@ export interface TaskCheckContext {
   isModelId: (modelId: Uint8Array) => boolean
   /** A model id as a log line shows it. */
   displayModelId: (modelId: Uint8Array) => string
+  /**
+   * Why this node cannot check zk proofs for a model (`model <id> has no zk circuit`, or why its
+   * verification key cannot be had by `deadline`, unix ms), or undefined when it can. Asked only
+   * for a signed zk or both task. Without it, such tasks are ignored.
+   */
+  zkRefusal?: (modelId: Uint8Array, deadline: number) => Promise<string | undefined>
 }
 
 /** A task announcement: well-formed, for this chain, live, for a plausible model, signed by its requester. */
@@ -73,14 +79,17 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
     return refuseTask(`task ${id} deadline is ${Math.round((deadline - ctx.now) / 1000)} s away, more than the ${ctx.maxTaskTtlMs / 1000} s this node accepts`, 'ignore')
   }
   if (!ctx.isModelId(task.modelId)) return refuseTask(`task ${id} names unknown model ${ctx.displayModelId(task.modelId)}`, 'ignore')
-  // The tier is signed and carried (issue 16); until operators prove, a zk or both task would
-  // only end NoQuorum or in a certificate the TaskManager refuses (TaskNeedsProof): say so now.
-  if (task.tier !== TASK_TIERS.replicated) {
-    return refuseTask(`task ${id} asks for the ${TASK_TIER_NAMES[task.tier]} tier: this node does not produce or check zk proofs yet; ask for the replicated tier`, 'ignore')
-  }
   if (!await verifyTaskSignature(task, ctx.taskManager)) {
     // Not named: anyone can send a task's fields with a bad signature, and its requester's own copy is good.
     return refuse(`task ${id} has a bad requester signature (requester ${to0xHex(task.requester)})`)
+  }
+  // A zk or both task (issue 16) is relayed only by nodes that can check its proof, so proofs for
+  // it are checked on every hop: the model's manifest must name a circuit (after the signature,
+  // so a forged task cannot make this node fetch a verification key). Ignored, not rejected: a
+  // node that has not fetched the key yet, or whose fetch failed, is not the sender's fault.
+  if (task.tier !== TASK_TIERS.replicated) {
+    const refusal = ctx.zkRefusal === undefined ? 'this node does not check zk proofs' : await ctx.zkRefusal(task.modelId, deadline)
+    if (refusal !== undefined) return refuseTask(`task ${id} asks for the ${TASK_TIER_NAMES[task.tier]} tier: ${refusal}`, 'ignore')
   }
   return { verdict: 'accept', message: { task, taskId } }
 }

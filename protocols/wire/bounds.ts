@@ -22,11 +22,11 @@
 export const GOSSIP_MAX_RPC_BYTES = 1024 * 1024
 
 /**
- * Subscription changes in one RPC (`decodeRpcLimits.maxSubscriptions`). A poi node has 5 topics
+ * Subscription changes in one RPC (`decodeRpcLimits.maxSubscriptions`). A poi node has 6 topics
  * and announces them all in its first RPC, then one per change; 16 leaves room for a next
  * version's topics beside these during an upgrade. An RPC with more is dropped whole, undecoded
  * past the limit. Which topics a peer may subscribe to at all is bounded by `allowedTopics` (only
- * poi's 5): gossipsub then keeps at most 5 topics and 5 subscriptions per peer, however many
+ * poi's 6): gossipsub then keeps at most 6 topics and 6 subscriptions per peer, however many
  * junk subscriptions arrive (182,000 in 90 s cost 150-175 MB of RSS before, and stayed).
  */
 export const GOSSIP_MAX_RPC_SUBSCRIPTIONS = 16
@@ -75,7 +75,7 @@ export const GOSSIP_MAX_OUTBOUND_BUFFER_BYTES = 4 * 1024 * 1024
  * Distinct topics that are not poi's a peer may subscribe to or send on before the node hangs
  * up on it and bans it (node/gossip-guard.ts). allowedTopics drops them anyway; this makes a
  * flood cost the sender its connection. 8 leaves room for a later poi version's topics during
- * an upgrade (poi has 5).
+ * an upgrade (poi has 6).
  */
 export const MAX_FOREIGN_TOPICS_PER_PEER = 8
 

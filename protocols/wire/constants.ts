@@ -70,6 +70,18 @@ export const INPUT_COMMITMENT_BYTES = 32
 export const BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
 /** The BN254 base field q (a Groth16 proof's point coordinates live below it). */
 export const BN254_BASE_FIELD = 21888242871839275222246405745257275088696311157297823662689037894645226208583n
+/**
+ * A Groth16 proof on the wire (ZkProofAnnouncement.proof): 8 coordinates of 32 bytes big-endian,
+ * a.x a.y b.x.c1 b.x.c0 b.y.c1 b.y.c0 c.x c.y, the order of the on-chain verifier's calldata
+ * (contracts/zk-verifier.ts proofCalldata). Each is below BN254_BASE_FIELD.
+ */
+export const ZK_PROOF_BYTES = 256
+/** One coordinate of a proof point, or one field element: 32 bytes big-endian. */
+export const ZK_FIELD_ELEMENT_BYTES = 32
+/** The Poseidon commitment of a zk task's output tensor (public signal 2), below BN254_SCALAR_FIELD. */
+export const OUTPUT_COMMITMENT_BYTES = 32
+/** Stream reference of a proof body in its prover's `proofs` channel: keccak256 of the body. */
+export const PROOF_REF_BYTES = 32
 /** secp256k1 signature r ‖ s ‖ v, as viem returns it for EIP-712. */
 export const REQUESTER_SIGNATURE_BYTES = 65
 /** Compressed G2 point of the Ethereum BLS12-381 scheme. */
@@ -93,6 +105,12 @@ export const MAX_ATTESTATION_BYTES = MAX_INLINE_OUTPUT_BYTES + MESSAGE_HEADROOM_
 
 /** Largest encoded QuorumCertificate: inline output + signer bitmap + fixed fields. Checked before decoding. */
 export const MAX_QUORUM_CERTIFICATE_BYTES = MAX_INLINE_OUTPUT_BYTES + MAX_SIGNER_BITMAP_BYTES + MESSAGE_HEADROOM_BYTES
+
+/** Largest encoded ZkProofBody: inline output + proof + fixed fields. Checked before decoding. */
+export const MAX_ZK_PROOF_BODY_BYTES = MAX_INLINE_OUTPUT_BYTES + ZK_PROOF_BYTES + MESSAGE_HEADROOM_BYTES
+
+/** Largest encoded ZkProofAnnouncement: a body and its 32-byte reference. Checked before decoding. */
+export const MAX_ZK_PROOF_ANNOUNCEMENT_BYTES = MAX_ZK_PROOF_BODY_BYTES + PROOF_REF_BYTES + 2
 
 /** Largest value of a protobuf uint64 field (chainId, deadline, nonce, epoch). */
 export const UINT64_MAX = (1n << 64n) - 1n

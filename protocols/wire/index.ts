@@ -10,7 +10,8 @@
  */
 export {
   TaskAnnouncement, TaskVoucher, Attestation, QuorumCertificate,
-  LeafEntry, ModelChargeEntry, TabChargeEntry, ValidationEntry, BatchProposal, BatchSignature, BatchCertificate, BatchGossip
+  LeafEntry, ModelChargeEntry, TabChargeEntry, ValidationEntry, BatchProposal, BatchSignature, BatchCertificate, BatchGossip,
+  ZkProofBody, ZkProofAnnouncement
 } from './messages.pb.js'
 export { StreamMessage, StreamRequest, StreamResponse } from './stream.pb.js'
 export { ResultRequest, ResultResponse } from './result.pb.js'
@@ -39,6 +40,10 @@ export {
   type BatchGossipMessage, type BatchSummaryFields
 } from './batch-codecs.js'
 export type { TaskCheckOptions } from './gossip-codecs.js'
+export {
+  ZK_PROOF_COORDINATES, fieldElementOf, checkZkProofBody, decodeZkProofBody, encodeZkProofBody, zkProofBodyOf, proofRefOf,
+  checkZkProofAnnouncement, decodeZkProofAnnouncement, encodeZkProofAnnouncement, zkProofAnnouncementOf
+} from './zk-codecs.js'
 export {
   signTask, verifyTaskSignature, taskIdOf, taskDomain, isCanonicalSignature,
   TASK_DOMAIN_NAME, TASK_DOMAIN_VERSION, TASK_TYPED_DATA_TYPES

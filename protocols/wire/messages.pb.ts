@@ -3291,3 +3291,434 @@ export namespace BatchGossip {
     return streamMessage(buf, BatchGossip.codec(), opts)
   }
 }
+
+export interface ZkProofBody {
+  version: number
+  taskId: Uint8Array<ArrayBuffer>
+  prover: Uint8Array<ArrayBuffer>
+  proof: Uint8Array<ArrayBuffer>
+  outputCommitment: Uint8Array<ArrayBuffer>
+  output: Uint8Array<ArrayBuffer>
+}
+
+export namespace ZkProofBody {
+  let _codec: Codec<ZkProofBody>
+
+  export const codec = (): Codec<ZkProofBody> => {
+    if (_codec == null) {
+      _codec = message<ZkProofBody>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.version != null && obj.version !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.version)
+        }
+
+        if ((obj.taskId != null && obj.taskId.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.taskId)
+        }
+
+        if ((obj.prover != null && obj.prover.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.prover)
+        }
+
+        if ((obj.proof != null && obj.proof.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.proof)
+        }
+
+        if ((obj.outputCommitment != null && obj.outputCommitment.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.outputCommitment)
+        }
+
+        if ((obj.output != null && obj.output.byteLength > 0)) {
+          w.uint32(50)
+          w.bytes(obj.output)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          version: 0,
+          taskId: uint8ArrayAlloc(0),
+          prover: uint8ArrayAlloc(0),
+          proof: uint8ArrayAlloc(0),
+          outputCommitment: uint8ArrayAlloc(0),
+          output: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.version = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.taskId = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.prover = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.proof = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.outputCommitment = reader.bytes()
+              break
+            }
+            case 6: {
+              obj.output = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.taskId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.prover`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.proof`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.outputCommitment`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.output`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ZkProofBodyVersionFieldEvent {
+    field: '$.version'
+    value: number
+  }
+
+  export interface ZkProofBodyTaskIdFieldEvent {
+    field: '$.taskId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofBodyProverFieldEvent {
+    field: '$.prover'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofBodyProofFieldEvent {
+    field: '$.proof'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofBodyOutputCommitmentFieldEvent {
+    field: '$.outputCommitment'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofBodyOutputFieldEvent {
+    field: '$.output'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<ZkProofBody>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ZkProofBody.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ZkProofBody>): ZkProofBody {
+    return decodeMessage(buf, ZkProofBody.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ZkProofBody>): Generator<ZkProofBodyVersionFieldEvent | ZkProofBodyTaskIdFieldEvent | ZkProofBodyProverFieldEvent | ZkProofBodyProofFieldEvent | ZkProofBodyOutputCommitmentFieldEvent | ZkProofBodyOutputFieldEvent> {
+    return streamMessage(buf, ZkProofBody.codec(), opts)
+  }
+}
+
+export interface ZkProofAnnouncement {
+  version: number
+  taskId: Uint8Array<ArrayBuffer>
+  prover: Uint8Array<ArrayBuffer>
+  proof: Uint8Array<ArrayBuffer>
+  outputCommitment: Uint8Array<ArrayBuffer>
+  output: Uint8Array<ArrayBuffer>
+  proofRef: Uint8Array<ArrayBuffer>
+}
+
+export namespace ZkProofAnnouncement {
+  let _codec: Codec<ZkProofAnnouncement>
+
+  export const codec = (): Codec<ZkProofAnnouncement> => {
+    if (_codec == null) {
+      _codec = message<ZkProofAnnouncement>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.version != null && obj.version !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.version)
+        }
+
+        if ((obj.taskId != null && obj.taskId.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.taskId)
+        }
+
+        if ((obj.prover != null && obj.prover.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.prover)
+        }
+
+        if ((obj.proof != null && obj.proof.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.proof)
+        }
+
+        if ((obj.outputCommitment != null && obj.outputCommitment.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.outputCommitment)
+        }
+
+        if ((obj.output != null && obj.output.byteLength > 0)) {
+          w.uint32(50)
+          w.bytes(obj.output)
+        }
+
+        if ((obj.proofRef != null && obj.proofRef.byteLength > 0)) {
+          w.uint32(58)
+          w.bytes(obj.proofRef)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          version: 0,
+          taskId: uint8ArrayAlloc(0),
+          prover: uint8ArrayAlloc(0),
+          proof: uint8ArrayAlloc(0),
+          outputCommitment: uint8ArrayAlloc(0),
+          output: uint8ArrayAlloc(0),
+          proofRef: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.version = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.taskId = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.prover = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.proof = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.outputCommitment = reader.bytes()
+              break
+            }
+            case 6: {
+              obj.output = reader.bytes()
+              break
+            }
+            case 7: {
+              obj.proofRef = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.taskId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.prover`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.proof`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.outputCommitment`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.output`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.proofRef`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ZkProofAnnouncementVersionFieldEvent {
+    field: '$.version'
+    value: number
+  }
+
+  export interface ZkProofAnnouncementTaskIdFieldEvent {
+    field: '$.taskId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofAnnouncementProverFieldEvent {
+    field: '$.prover'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofAnnouncementProofFieldEvent {
+    field: '$.proof'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofAnnouncementOutputCommitmentFieldEvent {
+    field: '$.outputCommitment'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofAnnouncementOutputFieldEvent {
+    field: '$.output'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ZkProofAnnouncementProofRefFieldEvent {
+    field: '$.proofRef'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<ZkProofAnnouncement>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ZkProofAnnouncement.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ZkProofAnnouncement>): ZkProofAnnouncement {
+    return decodeMessage(buf, ZkProofAnnouncement.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ZkProofAnnouncement>): Generator<ZkProofAnnouncementVersionFieldEvent | ZkProofAnnouncementTaskIdFieldEvent | ZkProofAnnouncementProverFieldEvent | ZkProofAnnouncementProofFieldEvent | ZkProofAnnouncementOutputCommitmentFieldEvent | ZkProofAnnouncementOutputFieldEvent | ZkProofAnnouncementProofRefFieldEvent> {
+    return streamMessage(buf, ZkProofAnnouncement.codec(), opts)
+  }
+}

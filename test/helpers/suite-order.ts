@@ -75,7 +75,12 @@ export const SLOWEST_FIRST = [
   'zk-settlement',
   'zk-e2e',
   'zk-settlement-forwarder',
-  'zk-circuit'
+  'zk-circuit',
+  // issue 16 part B: an in-process network of four checking real proofs (about 20 s; the first
+  // file to run on a machine also builds the zk test model's fixture: 2^10 ptau, circuit and a
+  // two-contribution ceremony, about 90 s), then the proofs codec with one real proof
+  'zk-proofs-network',
+  'zk-wire'
 ]
 
 /**

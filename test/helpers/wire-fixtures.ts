@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mulberry32 } from '../../node/fixtures/build-model.js'
 import {
   DecodeError, EncodeError, PROTOCOL_VERSION, uint256ToBytes, type Attestation, type DecodeErrorCode,
-  type QuorumCertificate, type TaskAnnouncement
+  type QuorumCertificate, type TaskAnnouncement, type ZkProofBody
 } from '../../protocols/wire/index.js'
 
 export const CHAIN_ID = 31337n
@@ -84,6 +84,19 @@ export function certificate (overrides: Partial<QuorumCertificate> = {}): Quorum
     signedStake: uint256ToBytes(70n * 10n ** 18n),
     totalStake: uint256ToBytes(100n * 10n ** 18n),
     output: filled(50, 0x25),
+    ...overrides
+  }
+}
+
+/** A zk proof body (issue 16): every proof coordinate and the commitment below their fields (0x11… < q, 0x0b… < r). */
+export function zkProofBody (overrides: Partial<ZkProofBody> = {}): ZkProofBody {
+  return {
+    version: PROTOCOL_VERSION,
+    taskId: filled(32, 0x31),
+    prover: filled(20, 0x32),
+    proof: filled(256, 0x11),
+    outputCommitment: filled(32, 0x0b),
+    output: filled(50, 0x35),
     ...overrides
   }
 }

@@ -25,11 +25,12 @@ export {
   sha256File, localIdentity, type PtauRecord, type ContributionRecord, type CeremonyRecord, type CeremonyOptions
 } from './ceremony.js'
 export {
-  prove, verifyProof, publicSignalsOf, parseZkProof, parseVerificationKey, readVerificationKey,
+  prove, verifyProof, publicSignalsOf, parseZkProof, proofToBytes, proofFromBytes, parseVerificationKey, readVerificationKey,
   type ZkProof, type PublicSignals, type ExpectedSignals, type ProveOptions
 } from './proof.js'
 export { releaseCurve, type Groth16Proof, type VerificationKey } from './snarkjs.js'
 export { ProofWorker, type ProvingFiles } from './proof-worker.js'
+export { ProofVerifier, ProofVerifierError, acquireProofVerifier } from './proof-verifier.js'
 export {
   UnsupportedOnnxError, SignalOutOfField, CircomError, WitnessError, CircuitTooLargeError, CeremonyError, ContributionRejectedError,
   ProofRejectedError, ProvingError, VerificationKeyError, type ContributionCheck, type ProofRejection

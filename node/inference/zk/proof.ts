@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises'
 import { PUBLIC_SIGNALS } from './circuit.js'
 import { ProofRejectedError, ProvingError, VerificationKeyError } from './errors.js'
-import { BN254_BASE_FIELD, BN254_SCALAR_FIELD } from '../../../protocols/wire/index.js'
+import { BN254_BASE_FIELD, BN254_SCALAR_FIELD, ZK_FIELD_ELEMENT_BYTES, ZK_PROOF_BYTES, fieldElementOf, uint256ToBytes } from '../../../protocols/wire/index.js'
 import { fullProve, verifyGroth16, type CircuitInput, type Decimal, type Groth16Proof, type VerificationKey } from './snarkjs.js'
 
 
@@ -158,6 +158,48 @@ export function parseVerificationKey (json: unknown): VerificationKey {
     if (!Array.isArray(k[field])) fail(`${field} must be an array`)
   }
   return json as VerificationKey
+}
+
+/**
+ * A proof's points as the 256 bytes the `proofs` topic carries (ZkProofAnnouncement.proof):
+ * a.x a.y b.x.c1 b.x.c0 b.y.c1 b.y.c0 c.x c.y, 32 bytes big-endian each, the order of the
+ * on-chain verifier's calldata (contracts/zk-verifier.ts proofCalldata). The public signals are
+ * not in it: a receiver knows them from the task (circuit, input) and the announcement (output,
+ * prover). Throws ProofRejectedError for a proof parseZkProof refuses.
+ */
+export function proofToBytes (proof: ZkProof): Uint8Array {
+  const { pi_a: a, pi_b: b, pi_c: c } = parseZkProof(proof).proof
+  const coordinates = [a[0], a[1], b[0][1], b[0][0], b[1][1], b[1][0], c[0], c[1]]
+  const bytes = new Uint8Array(ZK_PROOF_BYTES)
+  coordinates.forEach((d, i) => {
+    const be = uint256ToBytes(BigInt(d))
+    // uint256ToBytes writes no leading zero bytes: right-align in the 32-byte slot
+    bytes.set(be, (i + 1) * ZK_FIELD_ELEMENT_BYTES - be.length)
+  })
+  return bytes
+}
+
+/**
+ * The proof object of 256 wire bytes (proofToBytes's layout) and the public signals it is
+ * claimed to prove, checked like any untrusted proof (parseZkProof: coordinates below q, signals
+ * below r). Throws ProofRejectedError (`invalid` for the bytes, `field` for a signal).
+ */
+export function proofFromBytes (bytes: Uint8Array, publicSignals: PublicSignals): ZkProof {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== ZK_PROOF_BYTES) {
+    throw new ProofRejectedError('invalid', `malformed proof: expected ${ZK_PROOF_BYTES} bytes (8 coordinates of ${ZK_FIELD_ELEMENT_BYTES}), got ${bytes instanceof Uint8Array ? bytes.length : typeof bytes}`)
+  }
+  const at = (i: number): Decimal => fieldElementOf(bytes.subarray(i * ZK_FIELD_ELEMENT_BYTES, (i + 1) * ZK_FIELD_ELEMENT_BYTES)).toString()
+  const { circuitId, inputCommitment, outputCommitment, prover } = publicSignals
+  return parseZkProof({
+    proof: {
+      pi_a: [at(0), at(1), '1'],
+      pi_b: [[at(3), at(2)], [at(5), at(4)], ['1', '0']],
+      pi_c: [at(6), at(7), '1'],
+      protocol: 'groth16',
+      curve: 'bn128'
+    },
+    publicSignals: [circuitId, inputCommitment, outputCommitment, prover].map(s => s.toString())
+  })
 }
 
 /** Reads and checks a verification key file (`verification_key.json`, as the ceremony's finalize writes it). */

@@ -60,7 +60,7 @@ interface Curve { terminate: () => Promise<void> }
 
 /** The untyped module's surface poi uses, as snarkjs 0.7.6 defines it. */
 interface SnarkjsModule {
-  curves: { getCurveFromName: (name: string) => Promise<Curve> }
+  curves: { getCurveFromName: (name: string, options?: { singleThread?: boolean }) => Promise<Curve> }
   powersOfTau: {
     newAccumulator: (curve: Curve, power: number, file: string, logger?: SnarkjsLogger) => Promise<Uint8Array>
     contribute: (oldPtau: string, newPtau: string, name: string, entropy: string, logger?: SnarkjsLogger) => Promise<Uint8Array>
@@ -141,6 +141,17 @@ export async function fullProve (input: CircuitInput, wasm: string | Uint8Array,
 
 export async function verifyGroth16 (vkey: VerificationKey, publicSignals: Decimal[], proof: Groth16Proof, logger?: SnarkjsLogger): Promise<boolean> {
   return await (await snarkjs()).groth16.verify(vkey, publicSignals, proof, logger)
+}
+
+/**
+ * Builds a single-threaded bn128 curve and makes it the one snarkjs uses in this thread (helper
+ * "wire", for node/inference/zk/verify-worker.ts): inside a worker_threads worker, snarkjs's
+ * default curve would start worker threads of its own through the web-worker package, which does
+ * not work there. ffjavascript reuses `globalThis.curve_bn128` when one is set.
+ */
+export async function useSingleThreadCurve (): Promise<void> {
+  const curve = await (await snarkjs()).curves.getCurveFromName('bn128', { singleThread: true })
+  ;(globalThis as { curve_bn128?: Curve | null }).curve_bn128 = curve
 }
 
 /**
