@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TypedEventEmitter, type Startable } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -25,7 +26,7 @@ import {
 } from './api/index.js'
 import type { FastifyPluginAsync } from 'fastify'
 import { parseHttpAddress, type NodeConfig } from './config.js'
-import { loadModelDir, type ModelDir } from './inference/index.js'
+import { loadModelDir, readZkFiles, type ModelDir } from './inference/index.js'
 import { listModels } from './models/index.js'
 import type { Keystore } from './keys.js'
 import { networkInfoOf } from './network-info.js'
@@ -359,7 +360,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         } catch (err) {
           throw new ControlError('ERR_PUBLISH', `the node cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (it runs as its own process: the file must be readable by it)`)
         }
-        return await this.models.publish(manifest, bytes, progress)
+        // a manifest with a zk section is published from a model directory: its circuit's files are in zk/ beside the model
+        return await this.models.publish(manifest, bytes, progress, manifest.zk === undefined ? undefined : await readZkFiles(dirname(file)))
       },
       models: async () => ({ models: this.blocks == null ? [] : (await listModels(this.blocks)).map(m => ({ modelId: m.modelId, manifest: m.manifest })) })
     }

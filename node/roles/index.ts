@@ -23,7 +23,7 @@ export {
   createStreamData, StreamData, InputTooLargeForStreamError, InputNotHeldError, STREAM_CACHE_RETENTION_MS, OUTPUT_CHANNEL, INPUT_CHANNEL,
   type StreamDataComponents
 } from './stream-data.js'
-export { createModelService, ModelService, NoBlockStoreError, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
+export { createModelService, ModelService, NoBlockStoreError, NotZkModelError, type ZkVerifier, PREFETCH_TIMEOUT_MS, displayModelId, type ModelServiceComponents, type ModelServiceInit } from './model-service.js'
 export { createOperator, Operator, type OperatorComponents } from './operator.js'
 export { NetworkQuorum, NETWORK_PARAMETERS_REFRESH_MS } from './network-quorum.js'
 export { createAggregator, Aggregator, BACKUP_AGGREGATION_DELAY_MS, type AggregatorComponents, type AggregatorInit } from './aggregator.js'
