@@ -13,8 +13,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { createPoiLibp2p, type PoiLibp2p } from '../node/p2p.js'
-import { attachZkArtifacts, modelIdOf, type ModelManifest } from '../node/inference/index.js'
-import { ModelFetchError, hasModel, manifestBlock, provideModel, storeModel, zkCids } from '../node/models/index.js'
+import { ManifestError, attachZkArtifacts, modelIdOf, zkBlocks, type ModelManifest } from '../node/inference/index.js'
+import { ModelFetchError, chunkModel, hasModel, manifestBlock, modelCids, provideModel, storeModel, zkCids } from '../node/models/index.js'
 import { NotZkModelError, createModelService, type ModelService } from '../node/roles/index.js'
 import type { PoiNodeEvents } from '../node/roles/events.js'
 import { ShardServer } from '../protocols/shard/index.js'
@@ -170,5 +170,25 @@ describe('zk models through the DHT', function () {
     for (const cid of zkCids(evilManifest)) assert.equal(await fresh.blocks.has(cid), false, `${cid.toString()} not stored`)
     const verifier = await fresh.models.zkVerifier(id, deadline())
     assert.equal(verifier.circuitId, zk.circuitId)
+  })
+
+  it('a manifest naming another circuit is refused, naming zk.circuitId, before the proving key is fetched', async function () {
+    const publisher = byName('publisher')
+    const fresh = byName('fresh')
+    const wrong = attachZkArtifacts({ ...zk.manifest, name: 'zk-wrong-circuit' }, { circuitId: zk.circuitId + 1n, ...zk.files }).manifest
+    // storeModel refuses it too; a careless or hostile publisher can still put the blocks out
+    await assert.rejects(storeModel(publisher.blocks, wrong, zk.modelBytes, zk.files), (err: unknown) => err instanceof ManifestError && err.field === 'zk.circuitId')
+    await publisher.blocks.putMany([...chunkModel(zk.modelBytes, wrong.chunkSize), ...zkBlocks(wrong, zk.files), manifestBlock(wrong)])
+    await provideModel(publisher.libp2p, modelCids(wrong))
+    for (const n of nodes) n.served.length = 0
+    await assert.rejects(fresh.models.obtain(modelIdOf(wrong), deadline()), (err: unknown) => {
+      assert.ok(err instanceof ManifestError, String(err))
+      assert.equal(err.field, 'zk.circuitId')
+      assert.match(err.message, /compiles to circuit/)
+      return true
+    })
+    assert.equal(await hasModel(fresh.blocks, modelIdOf(wrong)), false)
+    const served = nodes.flatMap(n => n.served)
+    for (const c of wrong.zk!.zkey.chunks) assert.ok(!served.includes(c), `proving-key chunk ${c} was not fetched`)
   })
 })

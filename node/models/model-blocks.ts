@@ -7,7 +7,7 @@ import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import {
-  DEFAULT_CHUNK_BYTES, ManifestError, ZK_FILES, chunkLayoutOf, encodeManifest, modelIdOf, modelIdToString,
+  DEFAULT_CHUNK_BYTES, ManifestError, ZK_FILES, checkZkCircuit, chunkLayoutOf, encodeManifest, modelIdOf, modelIdToString,
   parseManifest, parseModelId, sha256Hex, zkBlocks, type ModelManifest, type ZkFiles
 } from '../inference/index.js'
 import { type Block, type BlockStore } from '../../storage/index.js'
@@ -99,8 +99,8 @@ export function decodeManifestBlock (modelId: CID, bytes: Uint8Array): ModelMani
 /**
  * Check model bytes (and the zk files, when the manifest has a `zk` section) against a manifest:
  * size, whole-file hash, and each chunk against its CID. Returns the blocks (manifest last)
- * ready to store. A manifest with a `zk` section needs its files: a stored manifest means a
- * complete model.
+ * ready to store. A manifest with a `zk` section needs its files (a stored manifest means a
+ * complete model) and a circuit id that is the model's (a ManifestError naming zk.circuitId).
  */
 export function modelBlocks (manifest: ModelManifest, modelBytes: Uint8Array, zk?: ZkFiles): Block[] {
   const mBlock = manifestBlock(manifest)
@@ -116,6 +116,8 @@ export function modelBlocks (manifest: ModelManifest, modelBytes: Uint8Array, zk
   })
   if (manifest.zk === undefined) return [...chunks, mBlock]
   if (zk === undefined) throw new ModelIntegrityError(id, 'the manifest names zk files (a circuit and its keys) but none were given')
+  // a ManifestError naming zk.circuitId: the manifest names another model's circuit
+  checkZkCircuit(manifest, modelBytes)
   let zkChunks: Block[]
   try {
     zkChunks = zkBlocks(manifest, zk)

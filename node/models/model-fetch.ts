@@ -13,7 +13,7 @@ import type { PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { createHash } from 'node:crypto'
-import { ZK_FILES, type ModelManifest, type ZkFileKey, type ZkFileRef, type ZkFiles } from '../inference/index.js'
+import { ZK_FILES, checkZkCircuit, type ModelManifest, type ZkFileKey, type ZkFileRef, type ZkFiles } from '../inference/index.js'
 import { type BlockStore } from '../../storage/index.js'
 import { MAX_BLOCK_BYTES } from '../../protocols/wire/index.js'
 import { FETCH_BLOCK_TIMEOUT_MS, ShardError, ShardSession } from '../../protocols/shard/index.js'
@@ -97,7 +97,11 @@ export class ModelFetch {
       // every chunk matched its CID, so the manifest itself lists chunks of another file
       `its chunks assemble to ${manifest.size} bytes hashing to ${hash}, not the manifest's ${manifest.modelHash}; the manifest is inconsistent`)
     let zk: ZkFiles | undefined
-    if (manifest.zk !== undefined) zk = await this.zkFiles(manifest, ZK_FILES.map(f => f.key))
+    if (manifest.zk !== undefined) {
+      // before the proving key (the largest file) is fetched: a circuit that is not the model's is a ManifestError naming zk.circuitId
+      checkZkCircuit(manifest, modelBytes)
+      zk = await this.zkFiles(manifest, ZK_FILES.map(f => f.key))
+    }
 
     this.setPhase('storing')
     const mBlock = manifestBlock(manifest)

@@ -11,10 +11,10 @@ import { CID } from 'multiformats/cid'
 import { PoiError, toHex } from '../../protocols/wire/index.js'
 import type { BlockStore } from '../../storage/index.js'
 import {
-  ManifestError, checkZkCircuit, modelIdOf, modelIdToString, verificationKeyOf, zkArtifactsOf,
+  checkZkCircuit, modelIdOf, modelIdToString, verificationKeyOf, zkArtifactsOf,
   type ModelDir as LoadedModel, type ModelManifest, type ZkArtifacts, type ZkFiles
 } from '../inference/index.js'
-import { VerificationKeyError, type VerificationKey } from '../inference/zk/index.js'
+import type { VerificationKey } from '../inference/zk/index.js'
 import {
   ModelIntegrityError, ModelManifestError, ModelNotFoundError, decodeManifestBlock, fetchModel, fetchVerificationKey, importModel, listModels, modelCidOf, modelCids,
   provideModel, type FetchLibp2p
@@ -333,21 +333,16 @@ export function createModelService (components: ModelServiceComponents, init: Mo
 }
 
 /**
- * A model's zk files as artifacts, checked against its manifest (sizes, hashes, a verification
- * key for poi's four public signals) and its circuit id against the model bytes; undefined for a
- * model without a `zk` section. ModelIntegrityError when they do not match.
+ * A model's zk files as artifacts, checked against its manifest (sizes, hashes: a ZkFileError; a
+ * verification key for poi's four public signals: a VerificationKeyError) and its circuit id
+ * against the model bytes (a ManifestError naming zk.circuitId); undefined for a model without a
+ * `zk` section.
  */
 function zkOf (manifest: ModelManifest, modelBytes: Uint8Array, files: ZkFiles | undefined): ZkArtifacts | undefined {
   if (manifest.zk === undefined) return undefined
-  const id = displayModelId(modelIdOf(manifest))
-  if (files === undefined) throw new ModelIntegrityError(id, 'the manifest names zk files (a circuit and its keys) but none were given')
-  try {
-    checkZkCircuit(manifest, modelBytes)
-    return zkArtifactsOf(manifest.zk, files)
-  } catch (err) {
-    if (err instanceof ManifestError || err instanceof VerificationKeyError) throw new ModelIntegrityError(id, err.message)
-    throw err
-  }
+  if (files === undefined) throw new ModelIntegrityError(displayModelId(modelIdOf(manifest)), 'the manifest names zk files (a circuit and its keys) but none were given')
+  checkZkCircuit(manifest, modelBytes)
+  return zkArtifactsOf(manifest.zk, files)
 }
 
 /** The manifest and verification key of a model this node's block store holds (whole, or at least those blocks). */
