@@ -14,7 +14,7 @@ import { ChainClient } from '../chain-client.js'
 import { defaultConfig, type ChainConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
 import {
-  MODEL_FILE, ModelDirError, UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdOf, modelIdToString, parseAgreementRule, parseModelId,
+  MODEL_FILE, ModelDirError, UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdOf, modelIdToString, parseAgreementRule, parseModelId, zkFilesOf,
   type ModelManifest, type TensorSpec, type ZkFiles
 } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
@@ -74,7 +74,7 @@ export async function runModelLs (values: ModelValues): Promise<void> {
   const dataDir = dataDirOf(values)
   const { models, path } = await listStoredModels(dataDir)
   if (path === 'node') console.error(`(from the node running on ${dataDir}, which announces each on the DHT)`)
-  for (const m of models) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
+  for (const m of models) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}${m.manifest.zk !== undefined ? `  zk circuit ${m.manifest.zk.circuitId}` : ''}`)
 }
 
 /** `poi model show <model id> [--data-dir <dir>]`. */
@@ -88,7 +88,7 @@ export async function runModels (values: { config?: string, 'model-dir'?: string
   const config = await nodeConfig(values)
   for (const dir of config.modelDirs) {
     const m = await loadModelDir(dir)
-    console.log(`${modelIdToString(m.modelId)}  ${m.manifest.name}  ${m.manifest.size} bytes  rule ${m.manifest.agreement}  (${dir})`)
+    console.log(`${modelIdToString(m.modelId)}  ${m.manifest.name}  ${m.manifest.size} bytes  rule ${m.manifest.agreement}${m.zk !== undefined ? '  zk' : ''}  (${dir})`)
   }
 }
 
@@ -278,7 +278,7 @@ async function modelOfDir (dir: string, p: PublishParams): Promise<ModelToPublis
     if (account === undefined) throw new PublishError('registering on-chain needs --keystore (its Ethereum account is the model\'s owner and pays the transaction)')
     if (account !== named) throw new PublishError(`the manifest in ${dir} names owner ${named}, not the --keystore account ${account}: only the owner the manifest names can register it; publish without --chain and let ${named} register the id`)
   }
-  return { manifest, bytes: model.modelBytes, zk: model.zk, modelFile: join(dir, MODEL_FILE) }
+  return { manifest, bytes: model.modelBytes, zk: zkFilesOf(model.zk), modelFile: join(dir, MODEL_FILE) }
 }
 
 /** Where `publishModelFile` stores: a running node (control socket) or the store itself, held open from before the registration. */

@@ -52,7 +52,7 @@ export {
 export type { ZkArtifacts, ZkFiles } from './zk-artifacts.js'
 export {
   ZK_DIR, ZK_FILE_NAMES, ZK_VKEY_FILE, ZK_WASM_FILE, ZK_ZKEY_FILE, ZkFileError,
-  attachZkArtifacts, checkZkCircuit, checkZkFile, verificationKeyOf, zkArtifactsOf, zkBlocks
+  attachZkArtifacts, checkZkCircuit, checkZkFile, verificationKeyOf, zkArtifactsOf, zkBlocks, zkFilesOf
 } from './zk-artifacts.js'
 export type { ModelDir } from './model-dir.js'
 export { ModelDirError, loadModelDir, readZkFiles } from './model-dir.js'

@@ -42,8 +42,12 @@ export interface ZkArtifacts {
   wasm: Uint8Array
   zkey: Uint8Array
   verificationKey: VerificationKey
-  /** The verification key file's bytes, as the manifest hashes them (what a holder stores and serves). */
-  vkey: Uint8Array
+  /**
+   * The verification key file's bytes, as the manifest hashes them (what a holder stores and
+   * serves). Set by zkArtifactsOf (model directories, fetched models); optional so that artifacts
+   * built in memory (tests of proving) need not carry them.
+   */
+  vkey?: Uint8Array
 }
 
 /** A zk file's raw blocks (views into `bytes`, not copies). */
@@ -119,6 +123,12 @@ export function checkZkFile (section: ZkManifestSection, key: ZkFileKey, bytes: 
 export function zkArtifactsOf (section: ZkManifestSection, files: ZkFiles): ZkArtifacts {
   for (const { key } of ZK_FILES) checkZkFile(section, key, files[key])
   return { circuitId: BigInt(section.circuitId), wasm: files.wasm, zkey: files.zkey, verificationKey: verificationKeyOf(section, files.vkey), vkey: files.vkey }
+}
+
+/** The raw files of artifacts that carry the verification key's bytes (what a block store holds); undefined otherwise. */
+export function zkFilesOf (artifacts: ZkArtifacts | undefined): ZkFiles | undefined {
+  if (artifacts?.vkey === undefined) return undefined
+  return { wasm: artifacts.wasm, zkey: artifacts.zkey, vkey: artifacts.vkey }
 }
 
 /** The verification key alone (what a node that checks proofs but does not run the model fetches). */

@@ -11,7 +11,7 @@ import { CID } from 'multiformats/cid'
 import { PoiError, toHex } from '../../protocols/wire/index.js'
 import type { BlockStore } from '../../storage/index.js'
 import {
-  checkZkCircuit, modelIdOf, modelIdToString, verificationKeyOf, zkArtifactsOf,
+  checkZkCircuit, modelIdOf, modelIdToString, verificationKeyOf, zkArtifactsOf, zkFilesOf,
   type ModelDir as LoadedModel, type ModelManifest, type ZkArtifacts, type ZkFiles
 } from '../inference/index.js'
 import type { VerificationKey } from '../inference/zk/index.js'
@@ -96,7 +96,7 @@ export class ModelService implements Startable {
     this.stopped = false
     const { blocks, libp2p } = this.components
     if (blocks == null) return
-    for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes, m.zk)
+    for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes, zkFilesOf(m.zk))
     for (const m of await listModels(blocks)) this.stored.add(m.modelId)
     if (this.stored.size === 0) return
     // Provider records need DHT peers: announce once connected, retry what failed, and
