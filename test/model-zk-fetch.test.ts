@@ -147,6 +147,18 @@ describe('zk models through the DHT', function () {
     assert.deepEqual(nodes.flatMap(n => n.served), [])
   })
 
+  it('a node that restarts reads the verification key from its own store, asking no one', async function () {
+    const runner = byName('runner')
+    const restarted = createModelService({ libp2p: runner.libp2p, blocks: runner.blocks, events: new TypedEventEmitter<PoiNodeEvents>() }, { models: [] })
+    assert.equal(restarted.held(modelIdOf(manifest)), undefined, 'not held: the fresh service was given no models')
+    for (const n of nodes) n.served.length = 0
+    const got = await restarted.zkVerifier(modelIdOf(manifest), deadline())
+    assert.equal(got.circuitId, zk.circuitId)
+    assert.equal(got.verificationKey.nPublic, 4)
+    assert.deepEqual(nodes.flatMap(n => n.served), [])
+    restarted.stop()
+  })
+
   it('a model without zk is a NotZkModelError, held or fetched', async function () {
     const publisher = byName('publisher')
     const verifier = byName('verifier')
