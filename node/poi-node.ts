@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TypedEventEmitter, type Startable } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -27,7 +28,7 @@ import {
 } from './api/index.js'
 import type { FastifyPluginAsync } from 'fastify'
 import { parseHttpAddress, type NodeConfig } from './config.js'
-import { loadModelDir, type ModelDir } from './inference/index.js'
+import { loadModelDir, readZkFiles, type ModelDir } from './inference/index.js'
 import { listModels } from './models/index.js'
 import type { Keystore } from './keys.js'
 import { networkInfoOf } from './network-info.js'
@@ -40,7 +41,7 @@ import {
   BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs,
   createZkProofs, type VerifiedZkProof, type ZkProofs
 } from './roles/index.js'
-import { acquireProofVerifier, type ProofVerifier, type ZkProof } from './inference/zk/index.js'
+import { acquireProofVerifier, proofToBytes, type ProofVerifier, type ZkProof } from './inference/zk/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
 
@@ -398,7 +399,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
         } catch (err) {
           throw new ControlError('ERR_PUBLISH', `the node cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (it runs as its own process: the file must be readable by it)`)
         }
-        return await this.models.publish(manifest, bytes, progress)
+        // a manifest with a zk section is published from a model directory: its circuit's files are in zk/ beside the model
+        return await this.models.publish(manifest, bytes, progress, manifest.zk === undefined ? undefined : await readZkFiles(dirname(file)))
       },
       models: async () => ({ models: this.blocks == null ? [] : (await listModels(this.blocks)).map(m => ({ modelId: m.modelId, manifest: m.manifest })) })
     }
@@ -565,8 +567,8 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
     const task = this.tasks.get(verified.taskId)?.task
     if (task === undefined || task.tier !== TASK_TIERS.zk) return
     const body = encodeZkProofBody({
-      version: 1, taskId: verified.taskId, prover: fromHex(verified.prover.slice(2)) as Uint8Array, proof: proofToBytes(verified.proof),
-      outputCommitment: uint256ToBytes32(verified.outputCommitment), output: verified.output
+      version: 1, taskId: Uint8Array.from(verified.taskId), prover: Uint8Array.from(fromHex(verified.prover.slice(2)) ?? []), proof: Uint8Array.from(proofToBytes(verified.proof)),
+      outputCommitment: uint256ToBytes32(verified.outputCommitment), output: Uint8Array.from(verified.output)
     })
     store.putZkProof(verified.taskId, body, { submit: true })
       .then(added => { if (added) submitter.kick('zk', toHex(verified.taskId)) })

@@ -63,7 +63,7 @@ describe('cli: help, version, refusals and exit codes', function () {
     const paths = commands.map(c => c.path)
     for (const expected of ['keys generate', 'keys show', 'genesis create', 'operator', 'operator register', 'operator status', 'operator exit', 'operator withdraw',
       'chain deploy', 'epoch advance', 'aggregator', 'bootstrap', 'request', 'result', 'deposit', 'withdraw', 'rewards', 'network', 'models',
-      'model publish', 'model ls', 'model show', 'devnet']) {
+      'model publish', 'model ls', 'model show', 'model zk-attach', 'devnet']) {
       assert.ok(paths.includes(expected), `poi ${expected} is declared (declared: ${paths.join(', ')})`)
     }
   })

@@ -70,14 +70,19 @@ describe('gossip validators (pure functions)', () => {
       assert.match(reasonOf(v), /bad requester signature/)
     })
 
-    it('accepts a well-signed zk or both task when this node can check proofs for its model, and ignores it otherwise, naming what is missing', async () => {
+    it('accepts a well-signed zk task when this node can check proofs for its model, and ignores it otherwise, naming what is missing; ignores every both task', async () => {
       const zkModel = Uint8Array.from([1, 85, 18, 32, ...new Uint8Array(32).fill(9)])
       const asked: string[] = []
       const zkRefusal = async (id: Uint8Array): Promise<string | undefined> => {
         asked.push(toHex(id))
         return toHex(id) === toHex(zkModel) ? undefined : `model ${toHex(id)} has no zk circuit`
       }
-      for (const tier of ['zk', 'both'] as const) {
+      // tier both: operators do not sign output commitments yet, so no both task is run, model or not
+      const both = { ...fields, nonce: 1n << 40n, tier: 'both' as const, inputCommitment: new Uint8Array(32).fill(3), modelId: zkModel }
+      const refusedBoth = await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, both)), { ...taskContext, zkRefusal })
+      assert.equal(refusedBoth.verdict, 'ignore')
+      assert.match(reasonOf(refusedBoth), /asks for the both tier: this version's operators do not sign output commitments yet/)
+      for (const tier of ['zk'] as const) {
         const zk = { ...fields, nonce: 1n << 40n, tier, inputCommitment: new Uint8Array(32).fill(3) }
         const accepted = await checkTask(encodeTaskAnnouncement(await signTask(account, TEST_DOMAIN.taskManager, { ...zk, modelId: zkModel })), { ...taskContext, zkRefusal })
         assert.equal(accepted.verdict, 'accept')

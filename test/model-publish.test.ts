@@ -22,12 +22,12 @@ import { exampleInput } from '../node/cli/devnet.js'
 import { parseEvent, type EventOf } from '../node/cli/events.js'
 import { resolveConfig } from '../node/config.js'
 import { writeDeployment } from '../node/deployment.js'
-import { MODEL_FILE, SHIPPED_MODEL_DIR, loadModelDir, modelIdToString, parseModelId } from '../node/inference/index.js'
+import { MODEL_FILE, SHIPPED_MODEL_DIR, attachZkArtifacts, loadModelDir, modelIdOf, modelIdToString, parseModelId } from '../node/inference/index.js'
 import { loadKeystore } from '../node/keys.js'
-import { hasModel, listModels } from '../node/models/index.js'
+import { hasModel, listModels, loadModel } from '../node/models/index.js'
 import { PoiNode } from '../node/poi-node.js'
 import { requestInference } from '../node/requester/index.js'
-import { toHex } from '../protocols/wire/index.js'
+import { bytesEqual, toHex } from '../protocols/wire/index.js'
 import { BlockStore, NodeStore } from '../storage/index.js'
 import { runPoi } from './helpers/cli.js'
 import { directResultHash, tensorsOfJsonInput } from './helpers/direct-run.js'
@@ -35,6 +35,7 @@ import { freshKeysAsync } from './helpers/keys.js'
 import { startTestNetwork, TEST_CHAIN_ID, TEST_TASK_MANAGER, type TestNetwork } from './helpers/network.js'
 import { startPoiChain, walletFor, type PoiChain } from './helpers/poi-chain.js'
 import { until } from './helpers/wait.js'
+import { writeModelDir, zkTestModel } from './helpers/zk-model-files.js'
 
 const MODEL = join(SHIPPED_MODEL_DIR, MODEL_FILE)
 /** A CLI run loads onnxruntime and viem: several seconds on a loaded 2-core machine. */
@@ -94,6 +95,23 @@ describe('poi model publish to a running node', function () {
     const result = await requestInference(net.requester, net.requesterKeys.account, { modelId: parseModelId(line.modelId), input, timeoutMs: FETCHING_TASK_TIMEOUT_MS })
     assert.ok(result.signers.length >= 2, `signers: ${result.signers.join(',')}`)
     assert.equal(toHex(result.certificate.resultHash), await directResultHash({ modelBytes: new Uint8Array(await readFile(MODEL)), manifest }, tensorsOfJsonInput(input, manifest)))
+  })
+
+  it('a model directory with zk/ goes through the node with its circuit files, which the node stores and holds', async () => {
+    const zk = zkTestModel('published-live-zk')
+    const manifest = attachZkArtifacts(zk.manifest, { circuitId: zk.circuitId, ...zk.files }).manifest
+    const dir = join(net.root, 'zk-model-dir')
+    await writeModelDir(dir, manifest, zk.modelBytes, zk.files)
+    const line = await publish(net.root, dir, '--data-dir', publisherData)
+    assert.equal(line.via, 'node')
+    assert.equal(line.modelId, modelIdToString(modelIdOf(manifest)))
+    assert.ok(publisher.modelIds.includes(line.modelId))
+    const stored = await loadModel(publisher.blocks!, line.modelId)
+    assert.ok(stored?.zk !== undefined, 'the node stored the zk files with the model')
+    assert.ok(bytesEqual(stored.zk.zkey, zk.files.zkey) && bytesEqual(stored.zk.vkey, zk.files.vkey))
+    const refused = await runPoi(net.root, CLI_TIMEOUT_MS, 'model', 'publish', dir, '--rule', 'exact', '--data-dir', publisherData)
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stderr, /--rule: .* is a model directory/)
   })
 
   it('poi model ls and poi model show ask the running node', async () => {

@@ -20,6 +20,7 @@ import { randomTaskNonce } from '../node/requester/index.js'
 import { TASK_TIERS, signTask, to0xHex, uint256ToBytes32 } from '../protocols/wire/index.js'
 import { startPaidNetwork, type PaidNetwork } from './helpers/paid-network.js'
 import { waitForEvent } from './helpers/wait.js'
+import type { Submission } from '../storage/index.js'
 import { zkTestInput, zkTestModel } from './helpers/zk-test-model.js'
 
 const X = [17, -90]
@@ -33,7 +34,6 @@ describe('zk tasks on a chain: prover, requester, aggregator', function () {
   let prover: PoiNode
   let aggregator: PoiNode
   let requester: PoiNode
-  let verificationKey: ModelDir['zk']
 
   before(async function () {
     const zk = await zkTestModel()
@@ -48,7 +48,6 @@ describe('zk tasks on a chain: prover, requester, aggregator', function () {
     await writeFile(join(dir, 'zk', 'verification_key.json'), zk.vkey)
     await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(attached.manifest))
     model = await loadModelDir(dir)
-    verificationKey = model.zk
     // its owner (anvil account 0, the fixtures' owner) registers it and its verifier
     const owner = net.chain.wallets[0]
     await registerModel(owner, net.chain.publicClient, net.chain.deployment.modelRegistry, model.modelId, encodeManifest(model.manifest), 0n)
@@ -75,7 +74,11 @@ describe('zk tasks on a chain: prover, requester, aggregator', function () {
     const creditBefore = await readCredit(net.chain.publicClient, net.chain.deployment.taskManager, payee)
     const fee = net.chain.params.minTaskFee
     const proved = waitForEvent(prover, 'proved', { timeoutMs: TASK_TIMEOUT_MS, what: 'the prover\'s proof' })
-    const submitted = waitForEvent(aggregator.submitter!, 'confirmed', { timeoutMs: TASK_TIMEOUT_MS, what: 'the aggregator\'s zk submission', filter: (s) => s.kind === 'zk' })
+    const submitted = new Promise<Submission>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error('the aggregator confirmed no zk submission in time')) }, TASK_TIMEOUT_MS)
+      aggregator.submitter?.addEventListener('confirmed', ({ detail }) => { if (detail.kind === 'zk') { clearTimeout(timer); resolve(detail) } })
+      aggregator.submitter?.addEventListener('failed', ({ detail }) => { if (detail.kind === 'zk') { clearTimeout(timer); reject(new Error(`the zk submission failed: ${detail.lastError ?? ''}`)) } })
+    })
     const result = await requestZkInference(requester, net.account(5), {
       modelId: model.modelId, input: zkTestInput(X), manifest: model.manifest, verificationKey: zk.verificationKey, circuitId: zk.circuitId, timeoutMs: TASK_TIMEOUT_MS, fee
     })
@@ -93,7 +96,6 @@ describe('zk tasks on a chain: prover, requester, aggregator', function () {
   })
 
   it('a task whose input commitment is not its input\'s gets no proof, and the prover says why', async function () {
-    const other = await zkTestModel()
     const wrong = uint256ToBytes32(12345n)
     const set = requester.operatorSet
     const task = await signTask(net.account(5), set.domain.taskManager, {
@@ -105,15 +107,14 @@ describe('zk tasks on a chain: prover, requester, aggregator', function () {
     const { reason } = await refused
     assert.match(reason, /cannot prove/)
     assert.equal(prover.proofOf(taskId), undefined)
-    assert.ok(other.verificationKey !== undefined)
   })
 
-  it('the requester gives up at the deadline with NoProofError when nobody proves (a model without a prover)', async function () {
+  it('a requester refuses a proof its own key does not verify, and gives up at the deadline with NoProofError saying why', async function () {
     const zk = await zkTestModel()
     const ask = requestZkInference(requester, net.account(5), {
       modelId: model.modelId, input: zkTestInput([1, 2]), manifest: model.manifest, verificationKey: zk.verificationKey, circuitId: zk.circuitId + 1n, timeoutMs: 8_000, fee: net.chain.params.minTaskFee
     })
-    // the proof arrives but is about circuit id + 1 from this requester's point of view: refused, then the deadline
+    // the requester expects circuit id + 1: the network's valid proof is not about it, so it is refused here, then the deadline
     await assert.rejects(ask, (err: unknown) => err instanceof NoProofError && err.refused.length > 0 && /circuit/.test(err.refused.join(' ')))
   })
 
@@ -124,9 +125,12 @@ describe('zk tasks on a chain: prover, requester, aggregator', function () {
       quorumBps: 6667, nonce: randomTaskNonce(), tier: 'both', inputCommitment: uint256ToBytes32(1n)
     })
     assert.equal(task.tier, TASK_TIERS.both)
-    const ignored = waitForEvent(aggregator, 'rejected', { timeoutMs: TASK_TIMEOUT_MS, what: 'the both task refused', filter: (r) => r.topic === 'tasks' && /both/.test(r.reason) })
-    await requester.announce(task)
+    // the requester's first hop (any full node it is meshed with) refuses it, so it goes no further
+    const full = net.nodes.filter(n => n !== requester)
+    const ignored = Promise.any(full.map(async n => await waitForEvent(n, 'rejected', { timeoutMs: TASK_TIMEOUT_MS, what: 'the both task refused', filter: (r) => r.topic === 'task' && /both tier/.test(r.reason) })))
+    const taskId = await requester.announce(task)
     const { verdict } = await ignored
+    assert.ok(full.every(n => !n.knowsTask(taskId)), 'no full node took the both task')
     assert.equal(verdict, 'ignore')
   })
 })

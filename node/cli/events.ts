@@ -79,6 +79,11 @@ export type PoiEvent =
     /** `poi request`: the fee the task offered (wei of the payment asset). */
     fee?: Decimal
   }
+  /** `poi request --tier zk` (issue 16): a zk task's output, its Groth16 proof verified here with the model's key. */
+  | {
+    event: 'zk-result', taskId: Hex, modelId: string, prover: Hex, inputCommitment: Hex, outputCommitment: Hex, proofRef: Hex, output: Hex,
+    outputTensors: OutputTensorLine[] | null, latencyMs: number, verifyMs: number, fee: Decimal
+  }
   /**
    * The command failed (a refusal, a timeout, a bad option, an unreachable chain): with `--json`
    * this is the last line on stdout, `code` the error's (ERR_…), `message` what stderr says. The
@@ -279,6 +284,14 @@ const FETCH_PHASES: Record<FetchPhase, true> = { finding: true, manifest: true, 
 const REPUTATION_FIELDS = { signed: decimal, missed: decimal, slashings: num }
 const PAYOUT_FIELDS = { amount: decimal, txHash: hex }
 
+const OUTPUT_TENSOR_LINE = record<OutputTensorLine>({
+  name: str,
+  dtype: str,
+  shape: listOf(num),
+  encoding: oneOf('exact', 'grid', 'argmax', 'topk'),
+  values: listOf(check<number | string>('a number or a string', v => typeof v === 'number' || typeof v === 'string'))
+})
+
 /** Every event's fields and their checks; the type makes it list each field of each event. */
 const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'event'>]-?: FieldCheck<EventOf<K>[F]> } } = {
   ready: { role: oneOf('operator', 'aggregator', 'bootstrap'), peerId: str, addrs: listOf(str), operatorIndex: nullable(num), models: listOf(str), announced: listOf(str), http: nullable(str) },
@@ -310,19 +323,26 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   'submission-settled-by-other': { kind: submissionKind, id: str, settledBy: hex, txHash: hex, resultHash: optional(hex) },
   'submission-failed': { kind: submissionKind, id: str, reason: str, revert: optional(str) },
   'submission-retry': { kind: submissionKind, id: str, attempts: num, retryInMs: num, reason: str },
+  'zk-result': {
+    taskId: hex,
+    modelId: str,
+    prover: hex,
+    inputCommitment: hex,
+    outputCommitment: hex,
+    proofRef: hex,
+    output: hex,
+    outputTensors: nullable(listOf(OUTPUT_TENSOR_LINE)),
+    latencyMs: num,
+    verifyMs: num,
+    fee: decimal
+  },
   result: {
     taskId: hex,
     modelId: nullable(str),
     resultHash: hex,
     outputRef: hex,
     output: nullable(hex),
-    outputTensors: nullable(listOf(record<OutputTensorLine>({
-      name: str,
-      dtype: str,
-      shape: listOf(num),
-      encoding: oneOf('exact', 'grid', 'argmax', 'topk'),
-      values: listOf(check<number | string>('a number or a string', v => typeof v === 'number' || typeof v === 'string'))
-    }))),
+    outputTensors: nullable(listOf(OUTPUT_TENSOR_LINE)),
     signers: nullable(listOf(num)),
     signerBitmap: nullable(hex),
     aggregateSig: nullable(hex),

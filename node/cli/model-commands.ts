@@ -2,8 +2,8 @@
  * `poi models`, `poi model publish|ls|show`: the models a node runs, and models stored as
  * content-addressed shards in a node's data directory (and registered on-chain).
  */
-import { readFile } from 'node:fs/promises'
-import { basename, resolve } from 'node:path'
+import { readFile, stat } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { formatEther, formatGwei, isAddress, isAddressEqual, type Account, type Chain, type Transport, type WalletClient } from 'viem'
 import { ModelRegistryError, estimateRegisterModel, registerModel, readModel } from '../../contracts/index.js'
@@ -14,11 +14,11 @@ import { ChainClient } from '../chain-client.js'
 import { defaultConfig, type ChainConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
 import {
-  UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdOf, modelIdToString, parseAgreementRule, parseModelId,
-  type ModelManifest, type TensorSpec
+  MODEL_FILE, ModelDirError, UNOWNED, encodeManifest, installedOnnxruntimeVersion, isTensorDtype, loadModelDir, modelIdOf, modelIdToString, parseAgreementRule, parseModelId, zkFilesOf,
+  type ModelManifest, type TensorSpec, type ZkFiles
 } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
-import { buildManifest, listModels, loadModel, storeModel } from '../models/index.js'
+import { buildManifest, listModels, loadModel, modelCids, storeModel } from '../models/index.js'
 import { UsageError, nodeConfig, type OptionValues } from './args.js'
 import { CliOutput } from './output.js'
 
@@ -41,7 +41,16 @@ const dataDirOf = (values: ModelValues): string => resolve(values['data-dir'] ??
 export async function runModelPublish (values: ModelValues, positionals: string[]): Promise<void> {
   const dataDir = dataDirOf(values)
   const file = positionals[0]
-  if (file === undefined || values.rule === undefined) throw new UsageError('usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--data-dir <node data dir>] [--name <name>] [--keystore <dir>] [--owner <address>] [--chain <deployment.json> [--fee <wei>]] (--chain needs --keystore)')
+  const usage = 'usage: poi model publish <file.onnx> --rule <exact|grid:k|argmax|topk:n> [--name <name>] [--owner <address>] | <model dir>, then [--data-dir <node data dir>] [--keystore <dir>] [--chain <deployment.json> [--fee <wei>]] (--chain needs --keystore)'
+  if (file === undefined) throw new UsageError(usage)
+  const fromDir = await isDirectory(resolve(file))
+  if (fromDir) {
+    for (const flag of ['rule', 'name'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag}: ${resolve(file)} is a model directory, whose manifest.json fixes the ${flag} (and the model id); drop --${flag}, or publish its model.onnx with --${flag}`)
+    }
+  } else if (values.rule === undefined) {
+    throw new UsageError(`--rule is required to publish a .onnx file (${usage})`)
+  }
   if (values.fee !== undefined && !/^\d+$/.test(values.fee)) throw new UsageError(`--fee must be an amount in wei, got ${values.fee}`)
   if (values.owner !== undefined && !isAddress(values.owner, { strict: false })) throw new UsageError(`--owner must be an Ethereum address (0x + 40 hex digits), got ${values.owner}`)
   const fee = values.fee !== undefined ? BigInt(values.fee) : undefined
@@ -49,11 +58,11 @@ export async function runModelPublish (values: ModelValues, positionals: string[
   const keystore = values.keystore !== undefined ? await loadKeystore(resolve(values.keystore)) : undefined
   const out = new CliOutput(values.json === true)
   const owner = values.owner as `0x${string}` | undefined
-  const rerun = `\`${['poi model publish', resolve(file), '--rule', values.rule, '--data-dir', dataDir,
+  const rerun = `\`${['poi model publish', resolve(file), ...(values.rule !== undefined ? ['--rule', values.rule] : []), '--data-dir', dataDir,
     ...(values.name !== undefined ? ['--name', JSON.stringify(values.name)] : []), ...(values.owner !== undefined ? ['--owner', values.owner] : []),
     ...(values.keystore !== undefined ? ['--keystore', resolve(values.keystore)] : []), ...(values.chain !== undefined ? ['--chain', resolve(values.chain)] : []),
     ...(values.fee !== undefined ? ['--fee', values.fee] : [])].join(' ')}\``
-  const r = await publishModelFile({ file, rule: values.rule, dataDir, name: values.name, chain, keystore, owner, fee, rerun }, (line) => out.progress(line))
+  const r = await publishModelFile({ file, rule: values.rule ?? '', dataDir, name: values.name, chain, keystore, owner, fee, rerun }, (line) => out.progress(line))
   out.event({ event: 'published', modelId: r.modelId, owner: r.manifest.owner, chunks: r.chunks, registeredTx: r.registeredTx ?? null, via: r.path, announced: r.announced },
     `${r.modelId}\n${r.path === 'node'
       ? `(published through the node running on ${dataDir}: it serves it and ${r.announced ? 'has announced it on the DHT' : 'announces it on the DHT as soon as it has DHT peers'})`
@@ -65,7 +74,7 @@ export async function runModelLs (values: ModelValues): Promise<void> {
   const dataDir = dataDirOf(values)
   const { models, path } = await listStoredModels(dataDir)
   if (path === 'node') console.error(`(from the node running on ${dataDir}, which announces each on the DHT)`)
-  for (const m of models) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}`)
+  for (const m of models) console.log(`${m.modelId}  ${m.manifest.name}  ${m.manifest.size} bytes  ${m.manifest.chunks.length} chunks  rule ${m.manifest.agreement}${m.manifest.zk !== undefined ? `  zk circuit ${m.manifest.zk.circuitId}` : ''}`)
 }
 
 /** `poi model show <model id> [--data-dir <dir>]`. */
@@ -79,7 +88,7 @@ export async function runModels (values: { config?: string, 'model-dir'?: string
   const config = await nodeConfig(values)
   for (const dir of config.modelDirs) {
     const m = await loadModelDir(dir)
-    console.log(`${modelIdToString(m.modelId)}  ${m.manifest.name}  ${m.manifest.size} bytes  rule ${m.manifest.agreement}  (${dir})`)
+    console.log(`${modelIdToString(m.modelId)}  ${m.manifest.name}  ${m.manifest.size} bytes  rule ${m.manifest.agreement}${m.zk !== undefined ? '  zk' : ''}  (${dir})`)
   }
 }
 
@@ -107,7 +116,9 @@ async function tensorSpecsOf (bytes: Uint8Array, path: string): Promise<{ inputs
 }
 
 export interface PublishParams {
+  /** A .onnx file (the manifest is built from it and `rule`), or a model directory (its manifest as it is, and its zk/ files). */
   file: string
+  /** The agreement rule of a .onnx file; unused for a model directory. */
   rule: string
   dataDir: string
   name?: string
@@ -170,9 +181,57 @@ export type PublishPath = 'node' | 'store'
  * finish (a rerun sees the registration and only stores).
  */
 export async function publishModelFile (p: PublishParams, progress: (line: string) => void = () => {}): Promise<PublishResult> {
-  const owner = publishOwner(p)
   if (p.chain != null && p.chain.modelRegistry == null) throw new PublishError('the deployment names no modelRegistry; redeploy or publish without --chain')
   const path = resolve(p.file)
+  const { manifest, bytes, zk, modelFile } = await isDirectory(path) ? await modelOfDir(path, p) : await modelOfFile(path, p)
+  const owner = manifest.owner
+  const modelIdBytes = modelIdOf(manifest)
+  const modelId = modelIdToString(modelIdBytes)
+  const rerun = p.rerun ?? 'the same `poi model publish` command'
+  const target = await openPublishTarget(p.dataDir)
+  let registeredTx: `0x${string}` | undefined
+  let stored: { path: PublishPath, unannounced: number }
+  try {
+    if (p.chain?.modelRegistry != null && p.keystore != null) {
+      registeredTx = await registerPublished({ chain: p.chain, registry: p.chain.modelRegistry, keystore: p.keystore, modelId: modelIdBytes, manifest, fee: p.fee ?? 0n, rerun }, progress)
+    }
+    try {
+      stored = await target.store(modelFile, manifest, bytes, progress, zk)
+    } catch (err) {
+      if (registeredTx === undefined) throw err
+      throw new PublishError(`${modelId} is registered on-chain (tx ${registeredTx}) but not stored in ${p.dataDir}: ${oneLine(err)}. Fix that and rerun ${rerun}: it finds the registration and only stores the model`, { cause: err })
+    }
+  } finally {
+    await target.close()
+  }
+  if (owner === UNOWNED) {
+    progress(`the manifest names no owner (${UNOWNED}, no --keystore or --owner): nodes can serve ${modelId} off-chain, but no account can register it on a chain; publish with --keystore to own it`)
+  } else if (p.chain == null) {
+    progress(`owner ${owner}: only this account can register ${modelId} on-chain`)
+  }
+  return { modelId, manifest, chunks: manifest.chunks.length, registeredTx, path: stored.path, announced: stored.path === 'node' && stored.unannounced === 0 }
+}
+
+async function isDirectory (path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+interface ModelToPublish {
+  manifest: ModelManifest
+  bytes: Uint8Array
+  /** The circuit's files, for a model directory whose manifest has a zk section. */
+  zk?: ZkFiles
+  /** The model file a running node reads (and, for a zk model, zk/ beside it). */
+  modelFile: string
+}
+
+/** A .onnx file: the manifest is built from its bytes, the rule and the owner publishOwner picks. */
+async function modelOfFile (path: string, p: PublishParams): Promise<ModelToPublish> {
+  const owner = publishOwner(p)
   let bytes: Uint8Array
   try {
     bytes = new Uint8Array(await readFile(path))
@@ -194,36 +253,37 @@ export async function publishModelFile (p: PublishParams, progress: (line: strin
     inputs: specs.inputs,
     outputs: specs.outputs
   })
-  const modelIdBytes = modelIdOf(manifest)
-  const modelId = modelIdToString(modelIdBytes)
-  const rerun = p.rerun ?? 'the same `poi model publish` command'
-  const target = await openPublishTarget(p.dataDir)
-  let registeredTx: `0x${string}` | undefined
-  let stored: { path: PublishPath, unannounced: number }
+  return { manifest, bytes, modelFile: path }
+}
+
+/**
+ * A model directory: its manifest as it is (the owner it names must be --owner's and, with a
+ * chain, the keystore's account), its model and, with a zk section, zk/'s files, all checked by
+ * loadModelDir (sizes, hashes, the circuit id against the model).
+ */
+async function modelOfDir (dir: string, p: PublishParams): Promise<ModelToPublish> {
+  let model
   try {
-    if (p.chain?.modelRegistry != null && p.keystore != null) {
-      registeredTx = await registerPublished({ chain: p.chain, registry: p.chain.modelRegistry, keystore: p.keystore, modelId: modelIdBytes, manifest, fee: p.fee ?? 0n, rerun }, progress)
-    }
-    try {
-      stored = await target.store(path, manifest, bytes, progress)
-    } catch (err) {
-      if (registeredTx === undefined) throw err
-      throw new PublishError(`${modelId} is registered on-chain (tx ${registeredTx}) but not stored in ${p.dataDir}: ${oneLine(err)}. Fix that and rerun ${rerun}: it finds the registration and only stores the model`, { cause: err })
-    }
-  } finally {
-    await target.close()
+    model = await loadModelDir(dir)
+  } catch (err) {
+    if (err instanceof ModelDirError) throw new PublishError(err.message, { cause: err })
+    throw err
   }
-  if (owner === UNOWNED) {
-    progress(`the manifest names no owner (${UNOWNED}, no --keystore or --owner): nodes can serve ${modelId} off-chain, but no account can register it on a chain; publish with --keystore to own it`)
-  } else if (p.chain == null) {
-    progress(`owner ${owner}: only this account can register ${modelId} on-chain`)
+  const { manifest } = model
+  const named = manifest.owner
+  const wanted = p.owner?.toLowerCase()
+  if (wanted !== undefined && wanted !== named) throw new PublishError(`--owner ${wanted}: the manifest in ${dir} names ${named} (its id hashes the owner); drop --owner, or publish the .onnx file`)
+  if (p.chain != null) {
+    const account = p.keystore?.account.address.toLowerCase()
+    if (account === undefined) throw new PublishError('registering on-chain needs --keystore (its Ethereum account is the model\'s owner and pays the transaction)')
+    if (account !== named) throw new PublishError(`the manifest in ${dir} names owner ${named}, not the --keystore account ${account}: only the owner the manifest names can register it; publish without --chain and let ${named} register the id`)
   }
-  return { modelId, manifest, chunks: manifest.chunks.length, registeredTx, path: stored.path, announced: stored.path === 'node' && stored.unannounced === 0 }
+  return { manifest, bytes: model.modelBytes, zk: zkFilesOf(model.zk), modelFile: join(dir, MODEL_FILE) }
 }
 
 /** Where `publishModelFile` stores: a running node (control socket) or the store itself, held open from before the registration. */
 interface PublishTarget {
-  store: (file: string, manifest: ModelManifest, bytes: Uint8Array, progress: (line: string) => void) => Promise<{ path: PublishPath, unannounced: number }>
+  store: (file: string, manifest: ModelManifest, bytes: Uint8Array, progress: (line: string) => void, zk?: ZkFiles) => Promise<{ path: PublishPath, unannounced: number }>
   close: () => Promise<void>
 }
 
@@ -249,10 +309,11 @@ async function openPublishTarget (dataDir: string): Promise<PublishTarget> {
     throw new PublishError(`cannot open the store in ${dataDir}, and no node answers on ${controlSocketPath(dataDir)}: ${oneLine(err)}`, { cause: err })
   }
   return {
-    store: async (_file, manifest, bytes, progress) => {
-      await storeModel(BlockStore.of(store), manifest, bytes)
-      progress(`no node answers on ${controlSocketPath(dataDir)}: stored ${manifest.chunks.length} chunks and the manifest in ${dataDir} directly`)
-      return { path: 'store', unannounced: manifest.chunks.length + 1 }
+    store: async (_file, manifest, bytes, progress, zk) => {
+      const blocks = modelCids(manifest).length
+      await storeModel(BlockStore.of(store), manifest, bytes, zk)
+      progress(`no node answers on ${controlSocketPath(dataDir)}: stored ${blocks - 1} chunks${manifest.zk !== undefined ? ' (the model and its zk circuit files)' : ''} and the manifest in ${dataDir} directly`)
+      return { path: 'store', unannounced: blocks }
     },
     close: async () => { await store.close() }
   }

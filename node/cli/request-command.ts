@@ -86,7 +86,9 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
         prover: r.prover,
         inputCommitment: to0xHex(uint256ToBytes32(r.inputCommitment)),
         outputCommitment: to0xHex(uint256ToBytes32(r.outputCommitment)),
-        output: outputTensorLines(r.output),
+        proofRef: to0xHex(r.proofRef),
+        output: to0xHex(r.output),
+        outputTensors: outputTensorLines(r.output),
         latencyMs: Math.round(r.provedAt - r.announcedAt),
         verifyMs: Math.round(r.verifyMs),
         fee: r.fee

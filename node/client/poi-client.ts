@@ -16,7 +16,7 @@ import { MAX_STREAM_PAYLOAD_BYTES, fromHex, to0xHex, type QuorumCertificate } fr
 import type { ChainClient } from '../chain-client.js'
 import { resolveConfig, type NodeConfig } from '../config.js'
 import { readDeployment } from '../deployment.js'
-import { InputError, ModelIdError, modelIdToString, parseModelId, parseTaskInput, type ModelManifest } from '../inference/index.js'
+import { InputError, ModelIdError, modelIdToString, parseModelId, parseTaskInput, verificationKeyOf, type ModelManifest } from '../inference/index.js'
 import { loadKeystore, type Keystore } from '../keys.js'
 import { fetchManifest, fetchVerificationKey } from '../models/index.js'
 import type { VerificationKey } from '../inference/zk/index.js'
@@ -309,7 +309,7 @@ export class PoiClient {
     if (manifest.zk === undefined) throw new NotZkCapableError(`model ${manifest.name} (${id}) names no zk circuit in its manifest: ask for the replicated tier, or have its owner attach a circuit (poi model zk-attach)`)
     const circuitId = BigInt(manifest.zk.circuitId)
     this.#progress(request.verificationKey !== undefined ? 'using the given verification key' : `fetching the verification key of model ${id} through the DHT …`)
-    const verificationKey = request.verificationKey ?? await fetchVerificationKey(this.node.libp2p, manifest, { signal })
+    const verificationKey = request.verificationKey ?? await this.#verificationKey(modelId, manifest, signal)
     const chain = this.#chain
     if (chain?.config.modelRegistry != null) {
       // The chain pays the prover on whatever the registered verifier accepts: it must be this key's verifier, or a valid-looking settlement proves nothing.
@@ -326,6 +326,14 @@ export class PoiClient {
       onProgress: request.onProgress ?? this.#progress, signal
     })
     return { ...result, fee: fee.fee, feeDescription: fee.description }
+  }
+
+  /** The model's verification key fetched through the DHT by its content id (the manifest's zk section; the manifest is refetched with it). */
+  async #verificationKey (modelId: Uint8Array, manifest: ModelManifest, signal: AbortSignal | undefined): Promise<VerificationKey> {
+    const timeout = AbortSignal.timeout(MANIFEST_LOOKUP_TIMEOUT_MS)
+    const found = await fetchVerificationKey(this.node.libp2p, modelId, { signal: signal !== undefined ? AbortSignal.any([signal, timeout]) : timeout })
+    if (found.manifest.zk === undefined || found.vkey === undefined || manifest.zk === undefined) throw new NotZkCapableError(`model ${modelIdToString(modelId)} names no verification key`)
+    return verificationKeyOf(manifest.zk, found.vkey)
   }
 
   /** submit() and await its result. */

@@ -8,14 +8,19 @@ export { CanonicalizationError, canonicalizeOutputs, gridValue } from './canonic
 export type { DecodedCanonicalOutput, DecodedCanonicalTensor } from './canonical-decode.js'
 export { CanonicalOutputError, decodeCanonicalOutput } from './canonical-decode.js'
 export { formatCanonicalOutput } from './canonical-text.js'
-export type { ChunkLayout, ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig } from './manifest.js'
+export type { ChunkLayout, ExecutionMode, GraphOptimizationLevel, ModelManifest, RuntimeConfig, ZkFileKey, ZkFileRef, ZkManifestSection } from './manifest.js'
 export {
   DEFAULT_CHUNK_BYTES,
   MANIFEST_OWNER_PREFIX,
   MANIFEST_VERSION,
   MAX_CHUNK_BYTES,
   MAX_MODEL_CHUNKS,
+  MAX_ZK_VKEY_BYTES,
+  MAX_ZK_WASM_BYTES,
+  MAX_ZK_ZKEY_BYTES,
   MIN_CHUNK_BYTES,
+  ZK_FILES,
+  circuitIdHex,
   ManifestError,
   ModelIdError,
   canonicalJson,
@@ -44,9 +49,13 @@ export {
   runtimeRefusal,
   runtimeVersionAllowed
 } from './runtime-version.js'
+export type { ZkArtifacts, ZkFiles } from './zk-artifacts.js'
+export {
+  ZK_DIR, ZK_FILE_NAMES, ZK_VKEY_FILE, ZK_WASM_FILE, ZK_ZKEY_FILE, ZkFileError,
+  attachZkArtifacts, checkZkCircuit, checkZkFile, verificationKeyOf, zkArtifactsOf, zkBlocks, zkFilesOf
+} from './zk-artifacts.js'
 export type { ModelDir } from './model-dir.js'
-export type { ZkArtifacts } from './zk-artifacts.js'
-export { ModelDirError, loadModelDir } from './model-dir.js'
+export { ModelDirError, loadModelDir, readZkFiles } from './model-dir.js'
 export { InputError, MAX_INPUT_BYTES } from './input-error.js'
 export { tensorsToTaskInput } from './json-input.js'
 export { parseTaskInput, readTaskInput, tensorFileToTaskInput } from './task-input.js'

@@ -27,7 +27,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import { code as RAW_CODEC } from 'multiformats/codecs/raw'
-import { PoiError, bytesEqual } from '../../protocols/wire/index.js'
+import { BN254_SCALAR_FIELD, PoiError, bytesEqual } from '../../protocols/wire/index.js'
 import { parseAgreementRule, AgreementRuleError, type AgreementRule } from './agreement.js'
 import { TENSOR_DTYPES, isTensorDtype, MAX_TENSORS_PER_SIDE, MAX_TENSOR_RANK, type TensorSpec } from './tensor.js'
 
@@ -97,7 +97,49 @@ export interface ModelManifest {
   agreement: AgreementRule
   inputs: TensorSpec[]
   outputs: TensorSpec[]
+  /** The zero-knowledge tier's files (DESIGN §15): absent for a model without a circuit. */
+  zk?: ZkManifestSection
 }
+
+/**
+ * Largest files a `zk` section may name. The witness generator of the int8 models the compiler
+ * takes is a few hundred KiB (the shipped MLP's: 0.3 MiB); its proving key grows with the
+ * constraints, 2^20 of them (the largest local ceremony, MAX_LOCAL_PTAU_POWER) give a key near
+ * 200 MiB; a verification key for four public signals is about 3 KiB.
+ */
+export const MAX_ZK_WASM_BYTES = 32 * MIB
+export const MAX_ZK_ZKEY_BYTES = 256 * MIB
+export const MAX_ZK_VKEY_BYTES = 64 * KIB
+
+/** One file of the zk section, cut into raw blocks like the model (at the manifest's chunkSize). */
+export interface ZkFileRef {
+  size: number
+  /** '0x' + 64 lowercase hex: sha256 of the whole file. */
+  sha256: string
+  /** Base32 CIDv1 (raw codec, sha2-256) of each chunk, in file order. */
+  chunks: string[]
+}
+
+/**
+ * What a prover and a verifier of the model's circuit need: the circuit id (the first public
+ * signal of every proof), circom's witness generator, the ceremony's final proving key and its
+ * verification key. The model id hashes this section, so the id names the circuit and keys too.
+ */
+export interface ZkManifestSection {
+  /** '0x' + 64 lowercase hex of the circuit id, a field element (< BN254 r). */
+  circuitId: string
+  wasm: ZkFileRef
+  zkey: ZkFileRef
+  vkey: ZkFileRef
+}
+
+/** The files of a zk section and their bounds, in the order they are fetched and stored. */
+export const ZK_FILES = [
+  { key: 'wasm', maxBytes: MAX_ZK_WASM_BYTES },
+  { key: 'zkey', maxBytes: MAX_ZK_ZKEY_BYTES },
+  { key: 'vkey', maxBytes: MAX_ZK_VKEY_BYTES }
+] as const
+export type ZkFileKey = typeof ZK_FILES[number]['key']
 
 /** A manifest field is missing or wrong; `field` is a dotted path such as `runtime.intraOpNumThreads`. */
 export class ManifestError extends PoiError {
@@ -193,18 +235,19 @@ function parseTensorSpecs (v: unknown, field: string): TensorSpec[] {
 /**
  * Chunk CIDs as the manifest writes them: CIDv1, raw codec, sha2-256, in their canonical
  * base32 text. Any other spelling of the same CID is refused so that one model has one manifest.
+ * `field` names the list ('chunks', 'zk.wasm.chunks'); `budget` is how many chunks it may have.
  */
-function parseChunkCids (v: unknown, size: number, chunkSize: number): string[] {
+function parseChunkCids (v: unknown, size: number, chunkSize: number, field = 'chunks', budget = MAX_MODEL_CHUNKS): string[] {
   const expected = Math.ceil(size / chunkSize)
-  if (!Array.isArray(v)) throw new ManifestError('chunks', `must be an array of chunk CIDs, got ${describe(v)}`)
-  if (expected > MAX_MODEL_CHUNKS) {
-    throw new ManifestError('chunks', `would need ${expected} chunks of ${chunkSize} bytes for ${size} bytes, more than the ${MAX_MODEL_CHUNKS} allowed`)
+  if (!Array.isArray(v)) throw new ManifestError(field, `must be an array of chunk CIDs, got ${describe(v)}`)
+  if (expected > budget) {
+    throw new ManifestError(field, `would need ${expected} chunks of ${chunkSize} bytes for ${size} bytes, more than the ${budget} left of the ${MAX_MODEL_CHUNKS} a manifest may list`)
   }
   if (v.length !== expected) {
-    throw new ManifestError('chunks', `must list ${expected} chunk CIDs (size ${size} / chunkSize ${chunkSize}, rounded up), got ${v.length}`)
+    throw new ManifestError(field, `must list ${expected} chunk CIDs (size ${size} / chunkSize ${chunkSize}, rounded up), got ${v.length}`)
   }
   return v.map((item, i) => {
-    const at = `chunks[${i}]`
+    const at = `${field}[${i}]`
     if (typeof item !== 'string') throw new ManifestError(at, `must be a CID string, got ${describe(item)}`)
     let cid: CID
     try {
@@ -242,6 +285,10 @@ export function chunkLayoutOf (modelBytes: Uint8Array, chunkSize: number = DEFAU
 }
 
 const MANIFEST_KEYS = ['version', 'owner', 'name', 'format', 'size', 'modelHash', 'chunkSize', 'chunks', 'runtime', 'agreement', 'inputs', 'outputs'] as const
+/** Keys a manifest may have besides MANIFEST_KEYS. */
+const OPTIONAL_MANIFEST_KEYS = ['zk'] as const
+const ZK_KEYS = ['circuitId', 'wasm', 'zkey', 'vkey'] as const
+const ZK_FILE_KEYS = ['size', 'sha256', 'chunks'] as const
 const RUNTIME_KEYS = ['onnxruntime', 'graphOptimizationLevel', 'intraOpNumThreads', 'interOpNumThreads', 'executionMode'] as const
 
 /**
@@ -249,7 +296,7 @@ const RUNTIME_KEYS = ['onnxruntime', 'graphOptimizationLevel', 'intraOpNumThread
  * Returns a fresh object (no aliasing of the input).
  */
 export function parseManifest (json: unknown): ModelManifest {
-  const o = expectObject(json, '', MANIFEST_KEYS)
+  const o = expectObject(json, '', [...MANIFEST_KEYS, ...OPTIONAL_MANIFEST_KEYS])
   for (const key of MANIFEST_KEYS) {
     if (!(key in o)) throw new ManifestError(key, 'is missing')
   }
@@ -292,7 +339,60 @@ export function parseManifest (json: unknown): ModelManifest {
   const inputs = parseTensorSpecs(o.inputs, 'inputs')
   const outputs = parseTensorSpecs(o.outputs, 'outputs')
   checkRuleFitsOutputs(agreement, outputs)
-  return { version: MANIFEST_VERSION, owner, name, format: 'onnx', size, modelHash: o.modelHash, chunkSize, chunks, runtime, agreement, inputs, outputs }
+  const manifest: ModelManifest = { version: MANIFEST_VERSION, owner, name, format: 'onnx', size, modelHash: o.modelHash, chunkSize, chunks, runtime, agreement, inputs, outputs }
+  if (o.zk !== undefined) manifest.zk = parseZkSection(o.zk, chunkSize, MAX_MODEL_CHUNKS - chunks.length, inputs, outputs)
+  return manifest
+}
+
+/**
+ * The `zk` section. Its files are chunked like the model and count against the same
+ * MAX_MODEL_CHUNKS, so the manifest block stays near its 256 KiB. Whether the circuit id is the
+ * model's compiled circuit needs the model bytes; zk-artifacts.ts checks it when they are loaded.
+ */
+function parseZkSection (v: unknown, chunkSize: number, budget: number, inputs: TensorSpec[], outputs: TensorSpec[]): ZkManifestSection {
+  const o = expectObject(v, 'zk', ZK_KEYS)
+  for (const key of ZK_KEYS) {
+    if (!(key in o)) throw new ManifestError(`zk.${key}`, 'is missing')
+  }
+  // the circuit compiler's subset: one int8 input, one int8 or int32 output
+  if (inputs.length !== 1 || inputs[0].dtype !== 'int8') {
+    throw new ManifestError('zk', `needs a model with one int8 input (the circuits take int8 tensors), got ${inputs.map(i => i.dtype).join(', ')}`)
+  }
+  if (outputs.length !== 1 || (outputs[0].dtype !== 'int8' && outputs[0].dtype !== 'int32')) {
+    throw new ManifestError('zk', `needs a model with one int8 or int32 output, got ${outputs.map(i => i.dtype).join(', ')}`)
+  }
+  if (typeof o.circuitId !== 'string' || !SHA256_HEX.test(o.circuitId)) {
+    throw new ManifestError('zk.circuitId', `must be '0x' followed by 64 lowercase hex digits, got ${describe(o.circuitId)}`)
+  }
+  if (BigInt(o.circuitId) >= BN254_SCALAR_FIELD) throw new ManifestError('zk.circuitId', 'must be a BN254 field element (below r)')
+  const circuitId = o.circuitId
+  let left = budget
+  const file = (key: ZkFileKey, maxBytes: number): ZkFileRef => {
+    const at = `zk.${key}`
+    const f = expectObject(o[key], at, ZK_FILE_KEYS)
+    for (const k of ZK_FILE_KEYS) {
+      if (!(k in f)) throw new ManifestError(`${at}.${k}`, 'is missing')
+    }
+    const size = expectInt(f.size, `${at}.size`, 1, maxBytes)
+    if (typeof f.sha256 !== 'string' || !SHA256_HEX.test(f.sha256)) {
+      throw new ManifestError(`${at}.sha256`, `must be '0x' followed by 64 lowercase hex digits (sha256 of the file), got ${describe(f.sha256)}`)
+    }
+    const chunks = parseChunkCids(f.chunks, size, chunkSize, `${at}.chunks`, left)
+    left -= chunks.length
+    return { size, sha256: f.sha256, chunks }
+  }
+  return {
+    circuitId,
+    wasm: file('wasm', MAX_ZK_WASM_BYTES),
+    zkey: file('zkey', MAX_ZK_ZKEY_BYTES),
+    vkey: file('vkey', MAX_ZK_VKEY_BYTES)
+  }
+}
+
+/** A circuit id in the manifest's spelling: '0x' + 64 lowercase hex digits. */
+export function circuitIdHex (circuitId: bigint): string {
+  if (circuitId < 0n || circuitId >= BN254_SCALAR_FIELD) throw new ManifestError('zk.circuitId', 'must be a BN254 field element (below r)')
+  return `0x${circuitId.toString(16).padStart(64, '0')}`
 }
 
 /** Label rules need a last axis to pick from; catch an impossible rule when the manifest is read, not at the first task. */

@@ -50,3 +50,21 @@ export async function fetchManifest (libp2p: FetchLibp2p, modelId: ModelIdInput,
     fetch.close()
   }
 }
+
+/**
+ * The manifest of `modelId` and, when it has a `zk` section, its verification key file (checked
+ * against the section), and nothing else: what a node that checks proofs of a model it does not
+ * run needs (the wasm and the proving key, up to hundreds of MiB, are not fetched). `vkey` is
+ * undefined for a model without a `zk` section. Rejects like fetchModel.
+ */
+export async function fetchVerificationKey (libp2p: FetchLibp2p, modelId: ModelIdInput, options: FetchModelOptions = {}): Promise<{ manifest: ModelManifest, vkey?: Uint8Array }> {
+  const fetch = new ModelFetch(libp2p, modelCidOf(modelId), options)
+  try {
+    const manifest = await fetch.manifest()
+    if (manifest.zk === undefined) return { manifest }
+    const { vkey } = await fetch.zkFiles(manifest, ['vkey'])
+    return { manifest, vkey }
+  } finally {
+    fetch.close()
+  }
+}

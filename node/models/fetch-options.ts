@@ -1,6 +1,6 @@
 /** Bounds and options of fetching a model (fetch-model.ts), and what a fetch reports. */
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
-import type { ModelManifest } from '../inference/index.js'
+import type { ModelManifest, ZkFiles } from '../inference/index.js'
 import type { ProvideReport } from './provide.js'
 
 /**
@@ -56,6 +56,8 @@ export interface FetchedModel {
   modelId: Uint8Array
   manifest: ModelManifest
   modelBytes: Uint8Array
+  /** The zk files' bytes (checked against the manifest's `zk` section); absent without one. */
+  zk?: ZkFiles
   /** True when this node already held the model and nothing was fetched. */
   fromStore: boolean
   /** Peers that served blocks, with how many. */

@@ -25,13 +25,14 @@ export {
   modelBlocks,
   modelCidOf,
   modelCids,
+  zkCids,
   publishModel,
   storeModel
 } from './model-blocks.js'
 export type { ModelFields, ModelIdInput, ModelSummary, PublishedModel, StoredModel } from './model-blocks.js'
 export { PROVIDE_CONCURRENCY, PROVIDE_TIMEOUT_MS, provideModel } from './provide.js'
 export type { ProvideModelOptions, ProvideReport } from './provide.js'
-export { fetchManifest, fetchModel } from './fetch-model.js'
+export { fetchManifest, fetchModel, fetchVerificationKey } from './fetch-model.js'
 export {
   BAD_SHARD_TAG,
   BAD_SHARD_TAG_TTL_MS,

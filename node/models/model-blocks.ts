@@ -7,8 +7,8 @@ import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { code as JSON_CODEC } from 'multiformats/codecs/json'
 import {
-  DEFAULT_CHUNK_BYTES, ManifestError, chunkLayoutOf, encodeManifest, modelIdOf, modelIdToString,
-  parseManifest, parseModelId, sha256Hex, type ModelManifest
+  DEFAULT_CHUNK_BYTES, ManifestError, ZK_FILES, checkZkCircuit, chunkLayoutOf, encodeManifest, modelIdOf, modelIdToString,
+  parseManifest, parseModelId, sha256Hex, zkBlocks, type ModelManifest, type ZkFiles
 } from '../inference/index.js'
 import { type Block, type BlockStore } from '../../storage/index.js'
 import { blockCid, bytesEqual } from '../../protocols/wire/index.js'
@@ -61,9 +61,16 @@ export function manifestBlock (manifest: ModelManifest): Block {
   return { cid, bytes }
 }
 
-/** Every CID of a model: the manifest first, then the chunks in order. What a holder provides. */
+/** The chunk CIDs of a manifest's zk files (wasm, zkey, vkey in that order); none without a `zk` section. */
+export function zkCids (manifest: ModelManifest): CID[] {
+  const zk = manifest.zk
+  if (zk === undefined) return []
+  return ZK_FILES.flatMap(({ key }) => zk[key].chunks.map(c => CID.parse(c)))
+}
+
+/** Every CID of a model: the manifest first, then the chunks in order, then its zk files' chunks. What a holder provides. */
 export function modelCids (manifest: ModelManifest): CID[] {
-  return [manifestBlock(manifest).cid, ...manifest.chunks.map(c => CID.parse(c))]
+  return [manifestBlock(manifest).cid, ...manifest.chunks.map(c => CID.parse(c)), ...zkCids(manifest)]
 }
 
 /**
@@ -90,10 +97,12 @@ export function decodeManifestBlock (modelId: CID, bytes: Uint8Array): ModelMani
 }
 
 /**
- * Check model bytes against a manifest: size, whole-file hash, and each chunk against its CID.
- * Returns the blocks (manifest last) ready to store.
+ * Check model bytes (and the zk files, when the manifest has a `zk` section) against a manifest:
+ * size, whole-file hash, and each chunk against its CID. Returns the blocks (manifest last)
+ * ready to store. A manifest with a `zk` section needs its files (a stored manifest means a
+ * complete model) and a circuit id that is the model's (a ManifestError naming zk.circuitId).
  */
-export function modelBlocks (manifest: ModelManifest, modelBytes: Uint8Array): Block[] {
+export function modelBlocks (manifest: ModelManifest, modelBytes: Uint8Array, zk?: ZkFiles): Block[] {
   const mBlock = manifestBlock(manifest)
   const id = mBlock.cid.toString()
   if (modelBytes.length !== manifest.size) throw new ModelIntegrityError(id, `model is ${modelBytes.length} bytes but the manifest says ${manifest.size}`)
@@ -105,13 +114,26 @@ export function modelBlocks (manifest: ModelManifest, modelBytes: Uint8Array): B
       throw new ModelIntegrityError(id, `chunk ${i} is ${block.cid.toString()} but the manifest lists ${manifest.chunks[i]}`)
     }
   })
-  return [...chunks, mBlock]
+  if (manifest.zk === undefined) return [...chunks, mBlock]
+  if (zk === undefined) throw new ModelIntegrityError(id, 'the manifest names zk files (a circuit and its keys) but none were given')
+  // a ManifestError naming zk.circuitId: the manifest names another model's circuit
+  checkZkCircuit(manifest, modelBytes)
+  let zkChunks: Block[]
+  try {
+    zkChunks = zkBlocks(manifest, zk)
+  } catch (err) {
+    if (err instanceof ManifestError) throw new ModelIntegrityError(id, err.message)
+    throw err
+  }
+  return [...chunks, ...zkChunks, mBlock]
 }
 
 export interface StoredModel {
   modelId: Uint8Array
   manifest: ModelManifest
   modelBytes: Uint8Array
+  /** The zk files' bytes, checked against the manifest's `zk` section; absent without one. */
+  zk?: ZkFiles
 }
 
 /**
@@ -119,10 +141,27 @@ export interface StoredModel {
  * atomic write: a crash leaves the whole model or nothing, so a stored manifest always means a
  * loadable model.
  */
-export async function storeModel (blockStore: BlockStore, manifest: ModelManifest, modelBytes: Uint8Array): Promise<StoredModel> {
-  const blocks = modelBlocks(manifest, modelBytes)
+export async function storeModel (blockStore: BlockStore, manifest: ModelManifest, modelBytes: Uint8Array, zk?: ZkFiles): Promise<StoredModel> {
+  const blocks = modelBlocks(manifest, modelBytes, zk)
   await blockStore.putMany(blocks)
-  return { modelId: modelIdOf(manifest), manifest, modelBytes }
+  const stored: StoredModel = { modelId: modelIdOf(manifest), manifest, modelBytes }
+  if (manifest.zk !== undefined) stored.zk = zk
+  return stored
+}
+
+/** A stored file's chunks, concatenated; undefined if one is missing. */
+async function readChunks (blockStore: BlockStore, chunks: string[], size: number, what: string): Promise<Uint8Array | undefined> {
+  const parts: Uint8Array[] = []
+  for (const chunk of chunks) {
+    const part = await blockStore.get(CID.parse(chunk))
+    if (part === undefined) {
+      // only possible if blocks were deleted behind the store's back; treat as absent so it is fetched again
+      log.error('%s: manifest stored but chunk %s missing', what, chunk)
+      return undefined
+    }
+    parts.push(part)
+  }
+  return concat(parts, size)
 }
 
 /**
@@ -134,17 +173,18 @@ export async function loadModel (blockStore: BlockStore, id: ModelIdInput): Prom
   const bytes = await blockStore.get(cid)
   if (bytes === undefined) return undefined
   const manifest = decodeManifestBlock(cid, bytes)
-  const parts: Uint8Array[] = []
-  for (const chunk of manifest.chunks) {
-    const part = await blockStore.get(CID.parse(chunk))
-    if (part === undefined) {
-      // only possible if blocks were deleted behind the store's back; treat as absent so it is fetched again
-      log.error('model %s: manifest stored but chunk %s missing', cid, chunk)
-      return undefined
-    }
-    parts.push(part)
+  const modelBytes = await readChunks(blockStore, manifest.chunks, manifest.size, `model ${cid.toString()}`)
+  if (modelBytes === undefined) return undefined
+  const stored: StoredModel = { modelId: cid.bytes, manifest, modelBytes }
+  const zk = manifest.zk
+  if (zk === undefined) return stored
+  const files: Partial<ZkFiles> = {}
+  for (const { key } of ZK_FILES) {
+    files[key] = await readChunks(blockStore, zk[key].chunks, zk[key].size, `model ${cid.toString()} zk.${key}`)
+    if (files[key] === undefined) return undefined
   }
-  return { modelId: cid.bytes, manifest, modelBytes: concat(parts, manifest.size) }
+  stored.zk = files as ZkFiles
+  return stored
 }
 
 /** Whether this node holds the model (manifest block present; chunks are written with it). */
@@ -188,9 +228,9 @@ export async function publishModel (blockStore: BlockStore, modelBytes: Uint8Arr
   return await importModel(blockStore, manifest, modelBytes)
 }
 
-/** Publish a model whose manifest already exists (a model directory, the shipped model). */
-export async function importModel (blockStore: BlockStore, manifest: ModelManifest, modelBytes: Uint8Array): Promise<PublishedModel> {
-  const stored = await storeModel(blockStore, manifest, modelBytes)
+/** Publish a model whose manifest already exists (a model directory, the shipped model), with its zk files if the manifest names them. */
+export async function importModel (blockStore: BlockStore, manifest: ModelManifest, modelBytes: Uint8Array, zk?: ZkFiles): Promise<PublishedModel> {
+  const stored = await storeModel(blockStore, manifest, modelBytes, zk)
   const cids = modelCids(manifest)
   return { modelId: stored.modelId, modelCid: cids[0], manifest, cids }
 }

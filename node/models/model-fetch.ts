@@ -13,7 +13,7 @@ import type { PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { createHash } from 'node:crypto'
-import { type ModelManifest } from '../inference/index.js'
+import { ZK_FILES, checkZkCircuit, type ModelManifest, type ZkFileKey, type ZkFileRef, type ZkFiles } from '../inference/index.js'
 import { type BlockStore } from '../../storage/index.js'
 import { MAX_BLOCK_BYTES } from '../../protocols/wire/index.js'
 import { FETCH_BLOCK_TIMEOUT_MS, ShardError, ShardSession } from '../../protocols/shard/index.js'
@@ -22,7 +22,7 @@ import {
   BAD_SHARD_TAG, BAD_SHARD_TAG_TTL_MS, DEFAULT_FETCH_CONCURRENCY, DEFAULT_PER_PROVIDER_IN_FLIGHT, FIND_PROVIDERS_TIMEOUT_MS,
   type FetchedModel, type FetchLibp2p, type FetchModelOptions, type FetchPhase, type FetchProgress
 } from './fetch-options.js'
-import { decodeManifestBlock, manifestBlock } from './model-blocks.js'
+import { decodeManifestBlock, manifestBlock, zkCids } from './model-blocks.js'
 import { provideModel, type ProvideReport } from './provide.js'
 
 const log = logger('poi:models:fetch')
@@ -87,16 +87,66 @@ export class ModelFetch {
 
   async run (blockStore: BlockStore): Promise<FetchedModel> {
     const manifest = await this.manifest()
-    this.progress.bytesTotal = manifest.size
-    this.progress.chunksTotal = manifest.chunks.length
+    const zkRefs = manifest.zk === undefined ? [] : ZK_FILES.map(({ key }) => (manifest.zk as NonNullable<ModelManifest['zk']>)[key])
+    this.progress.bytesTotal = manifest.size + zkRefs.reduce((sum, ref) => sum + ref.size, 0)
+    this.progress.chunksTotal = manifest.chunks.length + zkRefs.reduce((sum, ref) => sum + ref.chunks.length, 0)
 
     this.setPhase('chunks')
     const chunkCids = manifest.chunks.map(c => CID.parse(c))
-    const { chunkSize, size } = manifest
-    // Chunks are copied into place as they arrive (each verified against its CID first), and
-    // the whole-file hash runs over the longest prefix received so far, overlapping the transfer.
-    const modelBytes = new Uint8Array(size)
-    const chunkAt = (i: number): Uint8Array => modelBytes.subarray(i * chunkSize, Math.min(size, (i + 1) * chunkSize))
+    const modelBytes = await this.file({ size: manifest.size, sha256: manifest.modelHash, chunks: manifest.chunks }, manifest.chunkSize, (hash) =>
+      // every chunk matched its CID, so the manifest itself lists chunks of another file
+      `its chunks assemble to ${manifest.size} bytes hashing to ${hash}, not the manifest's ${manifest.modelHash}; the manifest is inconsistent`)
+    let zk: ZkFiles | undefined
+    if (manifest.zk !== undefined) {
+      // before the proving key (the largest file) is fetched: a circuit that is not the model's is a ManifestError naming zk.circuitId
+      checkZkCircuit(manifest, modelBytes)
+      zk = await this.zkFiles(manifest, ZK_FILES.map(f => f.key))
+    }
+
+    this.setPhase('storing')
+    const mBlock = manifestBlock(manifest)
+    const chunkSize = manifest.chunkSize
+    const blocksOf = (cids: CID[], bytes: Uint8Array): Array<{ cid: CID, bytes: Uint8Array }> => cids.map((c, i) => ({ cid: c, bytes: bytes.subarray(i * chunkSize, (i + 1) * chunkSize) }))
+    const zkBlocks = ZK_FILES.flatMap(({ key }, i) => zk === undefined ? [] : blocksOf(zkRefs[i].chunks.map(c => CID.parse(c)), zk[key]))
+    await blockStore.putMany([...blocksOf(chunkCids, modelBytes), ...zkBlocks, mBlock])
+
+    let provided: ProvideReport | undefined
+    if (this.options.provide !== false) {
+      this.setPhase('providing')
+      provided = await provideModel(this.libp2p, [mBlock.cid, ...chunkCids, ...zkCids(manifest)], { signal: this.options.signal })
+    }
+    this.setPhase('done')
+    const servedBy = [...this.providers.values()].filter(p => p.served > 0).map(p => ({ peer: p.key, blocks: p.served }))
+    log('model %s: %d bytes from %d providers, %d dropped', this.id, manifest.size, servedBy.length, this.droppedList.length)
+    const fetched: FetchedModel = { modelId: this.cid.bytes, manifest, modelBytes, fromStore: false, servedBy, dropped: this.droppedList, provided }
+    if (zk !== undefined) fetched.zk = zk
+    return fetched
+  }
+
+  /**
+   * Some of the files of the manifest's `zk` section, each chunk checked against its CID and the
+   * whole against the section's sha256 (a node that only checks proofs fetches the vkey alone).
+   */
+  async zkFiles<K extends ZkFileKey> (manifest: ModelManifest, keys: readonly K[]): Promise<Pick<ZkFiles, K>> {
+    const zk = manifest.zk
+    if (zk === undefined) throw new ModelIntegrityError(this.id, 'the manifest has no zk section')
+    const out: Partial<ZkFiles> = {}
+    for (const key of keys) {
+      const ref = zk[key]
+      out[key] = await this.file(ref, manifest.chunkSize, (hash) => `the chunks of zk.${key} assemble to ${ref.size} bytes hashing to ${hash}, not the manifest's ${ref.sha256}; the manifest is inconsistent`)
+    }
+    return out as Pick<ZkFiles, K>
+  }
+
+  /**
+   * One file's chunks from the provider pool, each checked against its CID; the whole-file hash
+   * runs over the longest prefix received so far, overlapping the transfer.
+   */
+  private async file (ref: ZkFileRef, chunkSize: number, mismatch: (hash: string) => string): Promise<Uint8Array> {
+    const { size } = ref
+    const chunkCids = ref.chunks.map(c => CID.parse(c))
+    const bytes = new Uint8Array(size)
+    const chunkAt = (i: number): Uint8Array => bytes.subarray(i * chunkSize, Math.min(size, (i + 1) * chunkSize))
     const arrived = new Array<boolean>(chunkCids.length).fill(false)
     const whole = createHash('sha256')
     let hashedUpTo = 0
@@ -107,7 +157,7 @@ export class ModelFetch {
     })), (i, parts) => {
       let offset = i * chunkSize
       for (const part of parts) {
-        modelBytes.set(part, offset)
+        bytes.set(part, offset)
         offset += part.length
       }
       arrived[i] = true
@@ -117,24 +167,8 @@ export class ModelFetch {
       this.report()
     })
     const hash = `0x${whole.digest('hex')}`
-    if (hash !== manifest.modelHash) {
-      // every chunk matched its CID, so the manifest itself lists chunks of another file
-      throw new ModelIntegrityError(this.id, `its chunks assemble to ${size} bytes hashing to ${hash}, not the manifest's ${manifest.modelHash}; the manifest is inconsistent`)
-    }
-
-    this.setPhase('storing')
-    const mBlock = manifestBlock(manifest)
-    await blockStore.putMany([...chunkCids.map((c, i) => ({ cid: c, bytes: chunkAt(i) })), mBlock])
-
-    let provided: ProvideReport | undefined
-    if (this.options.provide !== false) {
-      this.setPhase('providing')
-      provided = await provideModel(this.libp2p, [mBlock.cid, ...chunkCids], { signal: this.options.signal })
-    }
-    this.setPhase('done')
-    const servedBy = [...this.providers.values()].filter(p => p.served > 0).map(p => ({ peer: p.key, blocks: p.served }))
-    log('model %s: %d bytes from %d providers, %d dropped', this.id, manifest.size, servedBy.length, this.droppedList.length)
-    return { modelId: this.cid.bytes, manifest, modelBytes, fromStore: false, servedBy, dropped: this.droppedList, provided }
+    if (hash !== ref.sha256) throw new ModelIntegrityError(this.id, mismatch(hash))
+    return bytes
   }
 
   private setPhase (phase: FetchPhase): void {

@@ -7,12 +7,17 @@
  */
 import type { Libp2p, Startable } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
+import { CID } from 'multiformats/cid'
 import { PoiError, toHex } from '../../protocols/wire/index.js'
 import type { BlockStore } from '../../storage/index.js'
-import { modelIdToString, type ModelDir as LoadedModel, type ModelManifest } from '../inference/index.js'
+import {
+  checkZkCircuit, modelIdOf, modelIdToString, verificationKeyOf, zkArtifactsOf, zkFilesOf,
+  type ModelDir as LoadedModel, type ModelManifest, type ZkArtifacts, type ZkFiles
+} from '../inference/index.js'
 import type { VerificationKey } from '../inference/zk/index.js'
 import {
-  ModelNotFoundError, fetchModel, importModel, listModels, modelCids, provideModel, type FetchLibp2p
+  ModelIntegrityError, ModelManifestError, ModelNotFoundError, decodeManifestBlock, fetchModel, fetchVerificationKey, importModel, listModels, modelCidOf, modelCids,
+  provideModel, type FetchLibp2p
 } from '../models/index.js'
 import type { NodeEvents } from './events.js'
 
@@ -37,20 +42,20 @@ export class NoBlockStoreError extends PoiError {
   }
 }
 
-/**
- * PLACEHOLDER (helper "wire"; helper "man" owns ModelService.zkVerifier, spec16n part A): the
- * model has no zk section, so no proof for it can be checked. On merge, take man's.
- */
+/** A proof was asked to be checked against a model whose manifest has no `zk` section: it has no circuit. */
 export class NotZkModelError extends PoiError {
-  static readonly code = 'ERR_NOT_ZK_MODEL'
-  declare readonly code: typeof NotZkModelError.code
-  constructor (readonly modelId: Uint8Array) {
-    super(NotZkModelError.code, `model ${displayModelId(modelId)} has no zk circuit: its manifest names no verification key (attach one with \`poi model zk-attach\`)`)
+  readonly field = 'model'
+  constructor (readonly modelId: string) {
+    super('ERR_NOT_ZK_MODEL', `model ${modelId} has no zk circuit (its manifest has no \`zk\` section), so no proof can be checked for it; attach one with \`poi model zk-attach\` (a new model id) or use the replicated tier`)
   }
 }
 
-/** What a node needs to check proofs for a model (spec16n part A). */
-export interface ZkVerifier { circuitId: bigint, verificationKey: VerificationKey, manifest: ModelManifest }
+/** What checking a proof of a model needs: its circuit id and verification key, and the manifest they came from. */
+export interface ZkVerifier {
+  circuitId: bigint
+  verificationKey: VerificationKey
+  manifest: ModelManifest
+}
 
 export interface ModelServiceComponents {
   libp2p: FetchLibp2p & Pick<Libp2p, 'getConnections' | 'addEventListener'>
@@ -68,6 +73,12 @@ export class ModelService implements Startable {
   private readonly models = new Map<string, LoadedModel>()
   /** Models being fetched from the network, by model id hex (one fetch per model). */
   private readonly fetching = new Map<string, Promise<LoadedModel>>()
+  /**
+   * Verification keys of models this node checks proofs for without holding them, by model id
+   * hex. A manifest never changes under its id, so a key (or the absence of a circuit) is cached
+   * for good; a failed fetch is forgotten so the next proof tries again.
+   */
+  private readonly verifiers = new Map<string, Promise<ZkVerifier>>()
   /** Every model in the block store (model directories, published, fetched): what this node announces, as CID strings. */
   private readonly stored = new Set<string>()
   private reprovider: NodeJS.Timeout | undefined
@@ -85,7 +96,7 @@ export class ModelService implements Startable {
     this.stopped = false
     const { blocks, libp2p } = this.components
     if (blocks == null) return
-    for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes)
+    for (const m of this.models.values()) await importModel(blocks, m.manifest, m.modelBytes, zkFilesOf(m.zk))
     for (const m of await listModels(blocks)) this.stored.add(m.modelId)
     if (this.stored.size === 0) return
     // Provider records need DHT peers: announce once connected, retry what failed, and
@@ -122,16 +133,20 @@ export class ModelService implements Startable {
    * its bytes are checked against the manifest and stored in one write, the model is held
    * (ready for tasks), and its blocks are announced on the DHT now, so other nodes can fetch it
    * without a restart. Blocks that cannot be announced yet (no DHT peers) are retried in the
-   * background and reported in `unannounced`.
+   * background and reported in `unannounced`. A manifest with a `zk` section needs its files in
+   * `zk` (checked against it, and its circuit id against the model), stored and announced too.
    */
-  async publish (manifest: ModelManifest, modelBytes: Uint8Array, onProgress: (line: string) => void = () => {}): Promise<{ modelId: string, chunks: number, provided: number, unannounced: number }> {
+  async publish (manifest: ModelManifest, modelBytes: Uint8Array, onProgress: (line: string) => void = () => {}, zk?: ZkFiles): Promise<{ modelId: string, chunks: number, provided: number, unannounced: number }> {
     const { blocks, libp2p } = this.components
     if (blocks == null) throw new NoBlockStoreError()
-    const published = await importModel(blocks, manifest, modelBytes)
+    const artifacts = zkOf(manifest, modelBytes, zk)
+    const published = await importModel(blocks, manifest, modelBytes, zk)
     const modelId = modelIdToString(published.modelId)
-    this.models.set(toHex(published.modelId), { manifest, modelBytes, modelId: published.modelId })
+    const model: LoadedModel = { manifest, modelBytes, modelId: published.modelId }
+    if (artifacts !== undefined) model.zk = artifacts
+    this.models.set(toHex(published.modelId), model)
     this.stored.add(modelId)
-    onProgress(`stored ${manifest.chunks.length} chunks and the manifest of ${modelId} in the node's block store`)
+    onProgress(`stored ${published.cids.length - 1} chunks${artifacts !== undefined ? ' (the model and its zk circuit files)' : ''} and the manifest of ${modelId} in the node's block store`)
     let lastTenth = -1
     const report = await provideModel(libp2p, published.cids, {
       signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS),
@@ -147,7 +162,58 @@ export class ModelService implements Startable {
       else libp2p.addEventListener('peer:connect', retry, { once: true })
     }
     this.reprovideLater()
-    return { modelId, chunks: manifest.chunks.length, provided: report.provided, unannounced: report.failed.length }
+    return { modelId, chunks: published.cids.length - 1, provided: report.provided, unannounced: report.failed.length }
+  }
+
+  /**
+   * The circuit id and verification key of `modelId`'s circuit, to check proofs with: from a
+   * model held here, else from this node's block store, else by fetching only the manifest
+   * block and the verification key's chunks from the model's providers (a relay or aggregator
+   * that does not run the model still checks proofs; the wasm and proving key are not fetched).
+   * Cached per model. Throws NotZkModelError for a model without a `zk` section, and like
+   * `obtain` when the model cannot be had (ModelNotFoundError, ModelFetchError, …).
+   */
+  async zkVerifier (modelId: Uint8Array, deadline: number): Promise<ZkVerifier> {
+    const id = toHex(modelId)
+    const held = this.models.get(id)
+    if (held != null) {
+      if (held.zk === undefined) throw new NotZkModelError(displayModelId(modelId))
+      return { circuitId: held.zk.circuitId, verificationKey: held.zk.verificationKey, manifest: held.manifest }
+    }
+    let pending = this.verifiers.get(id)
+    if (pending == null) {
+      pending = this.fetchVerifier(modelId, deadline)
+      this.verifiers.set(id, pending)
+      pending.catch((err: unknown) => { if (!(err instanceof NotZkModelError)) this.verifiers.delete(id) })
+    }
+    return await pending
+  }
+
+  private async fetchVerifier (modelId: Uint8Array, deadline: number): Promise<ZkVerifier> {
+    const { blocks, libp2p } = this.components
+    const display = displayModelId(modelId)
+    const cid = modelCidOf(modelId)
+    let found = blocks == null ? undefined : await verifierFromStore(blocks, cid)
+    while (found == null) {
+      try {
+        found = await fetchVerificationKey(libp2p, modelId, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())) })
+      } catch (err) {
+        // as in fetch: a model published moments ago may not be findable yet
+        if (!(err instanceof ModelNotFoundError) || Date.now() + MODEL_SEARCH_RETRY_MS >= deadline || this.stopped) throw err
+        await new Promise(resolve => setTimeout(resolve, MODEL_SEARCH_RETRY_MS))
+      }
+    }
+    const { manifest, vkey } = found
+    if (manifest.zk === undefined || vkey === undefined) throw new NotZkModelError(display)
+    let verificationKey: VerificationKey
+    try {
+      verificationKey = verificationKeyOf(manifest.zk, vkey)
+    } catch (err) {
+      // the id names a manifest whose key is not poi's: nothing to check proofs against
+      throw new ModelManifestError(display, `names a verification key that is unusable: ${(err as Error).message}`, { cause: err })
+    }
+    log('model %s: verification key of circuit %s ready (%d bytes)', display, manifest.zk.circuitId, vkey.length)
+    return { circuitId: BigInt(manifest.zk.circuitId), verificationKey, manifest }
   }
 
   /** The models this node holds now, as CID strings. */
@@ -163,17 +229,6 @@ export class ModelService implements Startable {
   /** The models this node was given or has fetched. */
   all (): LoadedModel[] {
     return [...this.models.values()]
-  }
-
-  /**
-   * PLACEHOLDER (helper "wire"; take helper "man"'s on merge, spec16n part A): what checking a
-   * proof for the model needs, from a held model's zk artifacts only; NotZkModelError for any
-   * other model. Man's version also fetches the manifest and verification key of a model not held.
-   */
-  async zkVerifier (modelId: Uint8Array, _deadline: number): Promise<ZkVerifier> {
-    const held = this.models.get(toHex(modelId))
-    if (held?.zk == null) throw new NotZkModelError(modelId)
-    return { circuitId: held.zk.circuitId, verificationKey: held.zk.verificationKey, manifest: held.manifest }
   }
 
   /** Whether a task's model id could name a model: one held here, or a CID this node could try to fetch. */
@@ -241,6 +296,8 @@ export class ModelService implements Startable {
     void provideModel(libp2p, modelCids(fetched.manifest), { signal: AbortSignal.timeout(MODEL_PROVIDE_TIMEOUT_MS) })
       .catch((err) => { log('announcing fetched model failed: %s', (err as Error).message) })
     const model: LoadedModel = { manifest: fetched.manifest, modelBytes: fetched.modelBytes, modelId: fetched.modelId }
+    const zk = zkOf(fetched.manifest, fetched.modelBytes, fetched.zk)
+    if (zk !== undefined) model.zk = zk
     this.models.set(toHex(modelId), model)
     this.stored.add(modelIdToString(fetched.modelId))
     this.reprovideLater()
@@ -273,6 +330,34 @@ export class ModelService implements Startable {
 
 export function createModelService (components: ModelServiceComponents, init: ModelServiceInit): ModelService {
   return new ModelService(components, init)
+}
+
+/**
+ * A model's zk files as artifacts, checked against its manifest (sizes, hashes: a ZkFileError; a
+ * verification key for poi's four public signals: a VerificationKeyError) and its circuit id
+ * against the model bytes (a ManifestError naming zk.circuitId); undefined for a model without a
+ * `zk` section.
+ */
+function zkOf (manifest: ModelManifest, modelBytes: Uint8Array, files: ZkFiles | undefined): ZkArtifacts | undefined {
+  if (manifest.zk === undefined) return undefined
+  if (files === undefined) throw new ModelIntegrityError(displayModelId(modelIdOf(manifest)), 'the manifest names zk files (a circuit and its keys) but none were given')
+  checkZkCircuit(manifest, modelBytes)
+  return zkArtifactsOf(manifest.zk, files)
+}
+
+/** The manifest and verification key of a model this node's block store holds (whole, or at least those blocks). */
+async function verifierFromStore (blocks: BlockStore, cid: CID): Promise<{ manifest: ModelManifest, vkey?: Uint8Array } | undefined> {
+  const bytes = await blocks.get(cid)
+  if (bytes === undefined) return undefined
+  const manifest = decodeManifestBlock(cid, bytes)
+  if (manifest.zk === undefined) return { manifest }
+  const parts: Uint8Array[] = []
+  for (const chunk of manifest.zk.vkey.chunks) {
+    const part = await blocks.get(CID.parse(chunk))
+    if (part === undefined) return undefined
+    parts.push(part)
+  }
+  return { manifest, vkey: new Uint8Array(Buffer.concat(parts)) }
 }
 
 /** Whether bytes are a model id (a CID) this node could try to fetch. */

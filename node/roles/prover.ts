@@ -12,7 +12,7 @@
  */
 import { logger } from '@libp2p/logger'
 import {
-  MAX_INLINE_OUTPUT_BYTES, TASK_TIERS, bytesToUint256, fromHex, toHex, to0xHex, type TaskAnnouncement
+  MAX_INLINE_OUTPUT_BYTES, TASK_TIERS, fieldElementOf, fromHex, toHex, to0xHex, type TaskAnnouncement
 } from '../../protocols/wire/index.js'
 import type { NodeStore, StoreArea } from '../../storage/index.js'
 import { parseTaskInput, type InferenceRunner, type ModelDir as LoadedModel } from '../inference/index.js'
@@ -93,7 +93,7 @@ export class Prover {
       const x = parseTaskInput(input, model.manifest.inputs)[inputSpec.name].data
       if (!(x instanceof Int8Array)) throw new Error(`input ${inputSpec.name} is not int8: the circuit takes int8 values`)
       const inputCommitment = commitTensor(x, 'int8')
-      if (inputCommitment !== bytesToUint256(task.inputCommitment)) {
+      if (inputCommitment !== fieldElementOf(task.inputCommitment)) {
         throw new Error(`the task's input commitment ${to0xHex(task.inputCommitment)} is not the commitment of its input: no proof can match it, so none is made`)
       }
       const result = await (await this.components.runner(model)).run(input)

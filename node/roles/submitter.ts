@@ -2,7 +2,7 @@ import { TypedEventEmitter } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { BatchQuorumCertificate, BatchSummary } from '../../consensus/index.js'
 import { outputRefOf } from '../../protocols/gossip/index.js'
-import { PoiError, bytesToUint256, decodeZkProofBody, toHex, type QuorumCertificate, type TaskAnnouncement, type ZkProofBody } from '../../protocols/wire/index.js'
+import { PoiError, decodeZkProofBody, fieldElementOf, toHex, type QuorumCertificate, type TaskAnnouncement, type ZkProofBody } from '../../protocols/wire/index.js'
 import type { NodeStore, StoredConflict, StoredEvidence, Submission, SubmissionKind } from '../../storage/index.js'
 
 const log = logger('poi:submitter')
@@ -94,11 +94,11 @@ export interface ZkResultSubmission {
 
 /** The submission of a proof body: its 256 proof bytes are the calldata's eight words in order (a, b with c1 before c0, c). */
 export function zkResultSubmissionOf (body: ZkProofBody): ZkResultSubmission {
-  const word = (i: number): bigint => bytesToUint256(body.proof.subarray(32 * i, 32 * (i + 1)))
+  const word = (i: number): bigint => fieldElementOf(body.proof.subarray(32 * i, 32 * (i + 1)))
   return {
     taskId: body.taskId,
     proof: { a: [word(0), word(1)], b: [[word(2), word(3)], [word(4), word(5)]], c: [word(6), word(7)] },
-    outputCommitment: bytesToUint256(body.outputCommitment),
+    outputCommitment: fieldElementOf(body.outputCommitment),
     outputRef: outputRefOf(body.output),
     prover: `0x${toHex(body.prover)}`
   }

@@ -87,6 +87,11 @@ export async function checkTask (bytes: Uint8Array, ctx: TaskCheckContext): Prom
   // it are checked on every hop: the model's manifest must name a circuit (after the signature,
   // so a forged task cannot make this node fetch a verification key). Ignored, not rejected: a
   // node that has not fetched the key yet, or whose fetch failed, is not the sender's fault.
+  // Tier both settles a certificate whose result is the proof's output commitment; this version's
+  // operators sign keccak256 of the output, so such a task could only end NoQuorum: said now.
+  if (task.tier === TASK_TIERS.both) {
+    return refuseTask(`task ${id} asks for the both tier: this version's operators do not sign output commitments yet; ask for the zk or the replicated tier`, 'ignore')
+  }
   if (task.tier !== TASK_TIERS.replicated) {
     const refusal = ctx.zkRefusal === undefined ? 'this node does not check zk proofs' : await ctx.zkRefusal(task.modelId, deadline)
     if (refusal !== undefined) return refuseTask(`task ${id} asks for the ${TASK_TIER_NAMES[task.tier]} tier: ${refusal}`, 'ignore')
