@@ -9,7 +9,7 @@
  */
 import type { TypedEventTarget } from '@libp2p/interface'
 import type { TopicName } from '../../protocols/gossip/index.js'
-import { to0xHex } from '../../protocols/wire/index.js'
+import { to0xHex, uint256ToBytes32 } from '../../protocols/wire/index.js'
 import type { FetchPhase } from '../models/index.js'
 import type { PoiLibp2p } from '../p2p.js'
 import { peerIdentityOf } from '../peer-identity.js'
@@ -25,6 +25,8 @@ export type NodeEventLine =
   /** A valid task arrived; `at` is wall-clock ms (sub-ms, comparable across local processes). */
   | { event: 'task', taskId: Hex, at: number }
   | { event: 'attested', taskId: Hex, resultHash: Hex, inferenceMs: number, signMs: number, at: number }
+  /** A valid zk proof of a task, the first this node saw (checked here in `verifyMs`), or made (`provedHere`). */
+  | { event: 'proof', taskId: Hex, prover: Hex, outputCommitment: Hex, verifyMs: number, provedHere: boolean, at: number }
   /** This prover (`--prove`) proved a zk task's result (inference and proving times, ms) and gossips the proof. */
   | { event: 'proved', taskId: Hex, prover: Hex, inferenceMs: number, provingMs: number, at: number }
   /** A quorum certificate this node formed (aggregators). */
@@ -172,6 +174,9 @@ export function subscribeNodeEvents (node: NodeEventSource, onLine: (line: NodeE
   on('probe', ({ detail: p }) => { onLine({ event: 'probe', id: p.id, at: p.at }) })
   on('attested', ({ detail: a }) => {
     onLine({ event: 'attested', taskId: to0xHex(a.attestation.taskId), resultHash: to0xHex(a.attestation.resultHash), inferenceMs: a.inferenceMs, signMs: a.signMs, at: preciseNow() })
+  })
+  on('proof', ({ detail: p }) => {
+    onLine({ event: 'proof', taskId: to0xHex(p.taskId), prover: p.prover, outputCommitment: to0xHex(uint256ToBytes32(p.outputCommitment)), verifyMs: p.verifyMs, provedHere: p.provedHere, at: preciseNow() })
   })
   on('proved', ({ detail: p }) => {
     onLine({ event: 'proved', taskId: to0xHex(p.taskId), prover: p.prover, inferenceMs: p.inferenceMs, provingMs: p.provingMs, at: preciseNow() })

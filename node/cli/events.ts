@@ -298,6 +298,7 @@ const EVENT_FIELDS: { [K in PoiEventName]: { [F in Exclude<keyof EventOf<K>, 'ev
   task: { taskId: hex, at: num },
   attested: { taskId: hex, resultHash: hex, inferenceMs: num, signMs: num, at: num },
   proved: { taskId: hex, prover: hex, inferenceMs: num, provingMs: num, at: num },
+  proof: { taskId: hex, prover: hex, outputCommitment: hex, verifyMs: num, provedHere: bool, at: num },
   certificate: { taskId: hex, resultHash: hex, signerBitmap: hex, verifyMs: optional(num), at: num },
   certified: { taskId: hex, resultHash: hex, signerBitmap: hex, at: num },
   'no-quorum': { taskId: hex },

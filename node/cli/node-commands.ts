@@ -156,6 +156,7 @@ function humanLine (e: NodeEventLine): { text: string, warning?: true } | undefi
     case 'prefetch-failed': return { text: `prefetching model ${e.modelId} failed: ${e.reason} (it is fetched again when a task names it)` }
     case 'failed': return { warning: true, text: `task ${short(e.taskId)}: cannot attest: ${e.reason}` }
     case 'attested': return { text: `attested task ${short(e.taskId)} result ${short(e.resultHash)} (inference ${e.inferenceMs.toFixed(1)} ms)` }
+    case 'proof': return { text: `${e.provedHere ? 'announced our' : 'checked a'} zk proof of task ${short(e.taskId)} by ${e.prover}${e.provedHere ? '' : ` (${e.verifyMs.toFixed(0)} ms)`}` }
     case 'proved': return { text: `proved task ${short(e.taskId)} for payee ${e.prover} (inference ${e.inferenceMs.toFixed(1)} ms, proof ${(e.provingMs / 1000).toFixed(2)} s)` }
     case 'certificate': return { text: `certificate formed for task ${short(e.taskId)}` }
     case 'no-quorum': return { text: `task ${short(e.taskId)} ended with NoQuorum` }

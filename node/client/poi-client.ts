@@ -20,11 +20,10 @@ import { InputError, ModelIdError, modelIdToString, parseModelId, parseTaskInput
 import { loadKeystore, type Keystore } from '../keys.js'
 import { fetchManifest, fetchVerificationKey } from '../models/index.js'
 import type { VerificationKey } from '../inference/zk/index.js'
-import { NotZkCapableError, requestZkInference, type ZkResult } from '../requester/zk.js'
 import { PoiNode } from '../poi-node.js'
 import {
   CertificateRejectedError, DEFAULT_TASK_TIMEOUT_MS, InputTooLargeError, OutputNotFoundError, ResultNotFoundError, announceTask,
-  checkRequestBounds, fetchOutput, readSettlement, waitForNetwork, type PeerFailure, type RequestResult, type SettledResult, type Settlement,
+  checkRequestBounds, fetchOutput, readSettlement, waitForNetwork, NotZkCapableError, requestZkInference, type ZkResult, type PeerFailure, type RequestResult, type SettledResult, type Settlement,
   RequesterTab, type TabReader
 } from '../requester/index.js'
 import { operatorSource, readChain } from './chain-read.js'

@@ -30,3 +30,7 @@ export { readNetworkTaskTtl } from './task-ttl.js'
 export type { NetworkTaskTtl } from './task-ttl.js'
 export type { RequestLimits } from './params.js'
 export * from './constants.js'
+export {
+  requestZkInference, zkInputCommitment, zkOutputCommitment, NoProofError, NotZkCapableError,
+  type ZkRequestParams, type ZkRequestOptions, type ZkResult
+} from './zk.js'

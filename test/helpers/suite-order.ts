@@ -80,6 +80,9 @@ export const SLOWEST_FIRST = [
   // file to run on a machine also builds the zk test model's fixture: 2^10 ptau, circuit and a
   // two-contribution ceremony, about 90 s), then the proofs codec with one real proof
   'zk-proofs-network',
+  // issue 16 part C: the zk path on anvil (prover, requester, aggregator; about 20 s with the fixture built), the proving process
+  'zk-network-chain',
+  'zk-proof-worker',
   'zk-wire'
 ]
 
