@@ -254,6 +254,18 @@ describe('cli: poi commands as a user runs them', function () {
     assertCleanFailure(r, /--stake must be a non-negative integer/, 'poi help')
   })
 
+  it('request --tier takes replicated or zk, says why not both, and refuses flags a zk task has no use for, before connecting', async () => {
+    const base = ['request', '--genesis', genesisPath, '--input', '{"x":{"data":[1]}}']
+    const [both, other, tab] = await Promise.all([
+      poi(root, ...base, '--tier', 'both'),
+      poi(root, ...base, '--tier', 'proof'),
+      poi(root, ...base, '--tier', 'zk', '--tab')
+    ])
+    assertCleanFailure(both, /--tier both: expected replicated or zk \(tier both, a certificate and a proof that agree, settles on chain but this version's operators do not sign output commitments yet\)/)
+    assertCleanFailure(other, /--tier proof: expected replicated or zk$/m)
+    assertCleanFailure(tab, /--tab pays replicated tasks from a credit tab/)
+  })
+
   it('with --json a failure is an error object on stdout, and the exit code is the same as without', async () => {
     const args = ['request', '--genesis', genesisPath, '--input', '{"x":{"data":[1]}}']
     const [plain, json] = await Promise.all([poi(root, ...args), poi(root, ...args, '--json')])

@@ -52,6 +52,10 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
   // The timeout against the network's maximum task TTL is checked once connected (the client
   // asks the nodes over /poi/network/1/), still before the task is announced.
   checkRequestBounds({ timeoutMs, quorumBps })
+  const tier = values.tier ?? 'replicated'
+  if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier ${tier}: expected ${TIERS.join(' or ')}${tier === 'both' ? ' (tier both, a certificate and a proof that agree, settles on chain but this version\'s operators do not sign output commitments yet)' : ''}`)
+  if (tier === 'zk' && values.tab === true) throw new UsageError('--tab pays replicated tasks from a credit tab; a zk task is paid from the deposit by its own proof')
+  if (tier === 'zk' && values.quorum !== undefined) throw new UsageError('--quorum is the certificate\'s stake share; a zk task is answered by a proof, not a quorum')
   // Which contracts were accepted is said even with --json (on stderr): it is what the answer is trusted on.
   const config = await requesterConfig('request', values, (line) => out.notice(line))
   if (config.chain == null && values.genesis === undefined && !await exists(config.genesis)) {
@@ -59,10 +63,6 @@ export async function runRequest (values: OptionValues<typeof REQUEST_OPTIONS>):
       '--rpc <url> (the bootstrap node names the contracts, checked on that chain) or --genesis <file> (a network without a chain)')
   }
   if (config.chain == null && values.fee !== undefined) throw new UsageError('--fee needs a chain (--chain or --rpc): without one nothing is charged')
-  const tier = values.tier ?? 'replicated'
-  if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier ${tier}: expected ${TIERS.join(' or ')}${tier === 'both' ? ' (tier both, a certificate and a proof that agree, settles on chain but this version\'s operators do not sign output commitments yet)' : ''}`)
-  if (tier === 'zk' && values.tab === true) throw new UsageError('--tab pays replicated tasks from a credit tab; a zk task is paid from the deposit by its own proof')
-  if (tier === 'zk' && values.quorum !== undefined) throw new UsageError('--quorum is the certificate\'s stake share; a zk task is answered by a proof, not a quorum')
   const { modelId, manifest, zk } = await resolveModel(values.model)
   const input = await readInput(values.input, manifest)
   const id = modelIdToString(modelId)
