@@ -254,22 +254,8 @@ export class PoiClient {
   async submit (request: TaskRequest): Promise<SubmittedTask> {
     this.#checkOpen()
     const { signal } = request
-    const timeoutMs = request.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
     const quorumBps = request.quorumBps ?? DEFAULT_QUORUM_BPS
-    checkRequestBounds({ timeoutMs, quorumBps })
-    const modelId = modelIdOf(request.model)
-    const id = modelIdToString(modelId)
-    const input = encodeInput(request.input)
-    if (input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(input.length)
-    // Nodes drop tasks for models the registry does not allow; say why now rather than NoQuorum later.
-    const refusal = this.#chain != null
-      ? await readChain(`whether the ModelRegistry lets ${this.address} use model ${id}`, this.#chain.config.rpcUrl, async () => await this.#chain!.modelRefusal(modelId, this.address, Date.now() + timeoutMs))
-      : undefined
-    if (refusal !== undefined) throw new ModelRefusedError(refusal)
-    const fee = await this.#taskFee(modelId, request.fee)
-    // A wrong input is a clear error now instead of NoQuorum at the deadline.
-    const manifest = request.manifest ?? await this.manifest(modelId, { signal })
-    parseTaskInput(input, manifest.inputs)
+    const { timeoutMs, modelId, id, input, fee } = await this.#checked(request, quorumBps)
     const tab = request.tab === true ? await this.#openTab() : undefined
     const announced = await announceTask(this.node, this.#keystore.account, { modelId, input, timeoutMs, quorumBps, fee: fee.fee, tab }, {
       onProgress: this.#progress, signal, chain: this.#chain
@@ -293,18 +279,7 @@ export class PoiClient {
   async requestZk (request: Omit<TaskRequest, 'quorumBps' | 'tab'> & { verificationKey?: VerificationKey, onProgress?: (line: string) => void }): Promise<ZkResult & { fee: bigint, feeDescription: string }> {
     this.#checkOpen()
     const { signal } = request
-    const timeoutMs = request.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
-    checkRequestBounds({ timeoutMs, quorumBps: DEFAULT_QUORUM_BPS })
-    const modelId = modelIdOf(request.model)
-    const id = modelIdToString(modelId)
-    const input = encodeInput(request.input)
-    const refusal = this.#chain != null
-      ? await readChain(`whether the ModelRegistry lets ${this.address} use model ${id}`, this.#chain.config.rpcUrl, async () => await this.#chain!.modelRefusal(modelId, this.address, Date.now() + timeoutMs))
-      : undefined
-    if (refusal !== undefined) throw new ModelRefusedError(refusal)
-    const fee = await this.#taskFee(modelId, request.fee)
-    const manifest = request.manifest ?? await this.manifest(modelId, { signal })
-    parseTaskInput(input, manifest.inputs)
+    const { timeoutMs, modelId, id, input, fee, manifest } = await this.#checked(request, DEFAULT_QUORUM_BPS)
     if (manifest.zk === undefined) throw new NotZkCapableError(`model ${manifest.name} (${id}) names no zk circuit in its manifest: ask for the replicated tier, or have its owner attach a circuit (poi model zk-attach)`)
     const circuitId = BigInt(manifest.zk.circuitId)
     this.#progress(request.verificationKey !== undefined ? 'using the given verification key' : `fetching the verification key of model ${id} through the DHT …`)
@@ -325,6 +300,31 @@ export class PoiClient {
       onProgress: request.onProgress ?? this.#progress, signal
     })
     return { ...result, fee: fee.fee, feeDescription: fee.description }
+  }
+
+  /**
+   * What submit and requestZk check before anything is announced: the bounds, the input's size,
+   * the registry's leave to use the model, the fee, and the input against the model's manifest.
+   */
+  async #checked (request: Pick<TaskRequest, 'model' | 'input' | 'timeoutMs' | 'fee' | 'manifest' | 'signal'>, quorumBps: number): Promise<{
+    timeoutMs: number, modelId: Uint8Array, id: string, input: Uint8Array, fee: { fee: bigint, description: string }, manifest: ModelManifest
+  }> {
+    const timeoutMs = request.timeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
+    checkRequestBounds({ timeoutMs, quorumBps })
+    const modelId = modelIdOf(request.model)
+    const id = modelIdToString(modelId)
+    const input = encodeInput(request.input)
+    if (input.length > MAX_STREAM_PAYLOAD_BYTES) throw new InputTooLargeError(input.length)
+    // Nodes drop tasks for models the registry does not allow; say why now rather than NoQuorum later.
+    const refusal = this.#chain != null
+      ? await readChain(`whether the ModelRegistry lets ${this.address} use model ${id}`, this.#chain.config.rpcUrl, async () => await this.#chain!.modelRefusal(modelId, this.address, Date.now() + timeoutMs))
+      : undefined
+    if (refusal !== undefined) throw new ModelRefusedError(refusal)
+    const fee = await this.#taskFee(modelId, request.fee)
+    // A wrong input is a clear error now instead of NoQuorum at the deadline.
+    const manifest = request.manifest ?? await this.manifest(modelId, { signal: request.signal })
+    parseTaskInput(input, manifest.inputs)
+    return { timeoutMs, modelId, id, input, fee, manifest }
   }
 
   /** The model's verification key fetched through the DHT by its content id (the manifest's zk section; the manifest is refetched with it). */
