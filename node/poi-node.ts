@@ -41,7 +41,7 @@ import {
   BatchBackup, BatchGossip, BatchSigner, Batcher, SignedBatches, storeBatchSource, storedBatchItem, type BatchSettlementChain, type BatchSignerSource, type BatcherTabs,
   createZkProofs, type VerifiedZkProof, type ZkProofs
 } from './roles/index.js'
-import { acquireProofVerifier, proofToBytes, type ProofVerifier, type ZkProof } from './inference/zk/index.js'
+import { acquireProofVerifier, proofToBytes, type ExpectedSignals, type ProofVerifier, type VerificationKey, type ZkProof } from './inference/zk/index.js'
 
 export { preciseNow, type PoiNodeEvents, type Rejection, type ModelGate, type PaymentChain } from './roles/index.js'
 
@@ -624,6 +624,15 @@ export class PoiNode extends TypedEventEmitter<PoiNodeEvents> {
 
   /** Gossips a latency probe; every node with probes on reports when it arrives. */
   async sendProbe (): Promise<{ id: string, at: number }> { return await this.relay.sendProbe() }
+
+  /**
+   * Checks a zk proof with `vkey` against the expected signals in this node's verify worker
+   * (snarkjs on the main thread would stall it and leave curve threads that keep a process
+   * alive); ProofRejectedError says why it does not hold.
+   */
+  async checkZkProof (vkey: VerificationKey, proof: ZkProof, expected: ExpectedSignals): Promise<void> {
+    await this.proofVerifier.verify(vkey, proof, expected)
+  }
 
   /** The first valid zk proof this node saw (or made) for a task; the `proof` event announces each. */
   proofOf (taskId: Uint8Array | string): VerifiedZkProof | undefined { return this.zkProofs.proofOf(taskId) }

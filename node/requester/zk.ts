@@ -8,7 +8,7 @@
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { PoiError, bytesEqual, signTask, taskIdOf, to0xHex, uint256ToBytes32 } from '../../protocols/wire/index.js'
 import { decodeCanonicalOutput, parseTaskInput, type ModelManifest } from '../inference/index.js'
-import { ProofRejectedError, commitTensor, publicSignalsOf, verifyProof, type VerificationKey, type ZkProof } from '../inference/zk/index.js'
+import { ProofRejectedError, commitTensor, publicSignalsOf, type VerificationKey, type ZkProof } from '../inference/zk/index.js'
 import { preciseNow, type PoiNode } from '../poi-node.js'
 import type { VerifiedZkProof } from '../roles/index.js'
 import { raceAbort, throwIfAborted } from './abort.js'
@@ -141,7 +141,7 @@ export async function requestZkInference (node: PoiNode, account: PrivateKeyAcco
     const outputCommitment = zkOutputCommitment(verified.output, params.manifest)
     if (outputCommitment !== verified.outputCommitment) throw new ProofRejectedError('output', 'the proof\'s output commitment is not the commitment of the output it came with')
     const started = performance.now()
-    await verifyProof(params.verificationKey, verified.proof, { circuitId: params.circuitId, inputCommitment, outputCommitment })
+    await node.checkZkProof(params.verificationKey, verified.proof, { circuitId: params.circuitId, inputCommitment, outputCommitment })
     const verifyMs = performance.now() - started
     const { prover } = publicSignalsOf(verified.proof)
     return {
